@@ -1,0 +1,226 @@
+// Collector settings: defaults in one factory, sources (environment, optional MESHLOOK_CONFIG file),
+// and validation that gathers every problem, each naming its setting, before the collector starts.
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import YAML from "yaml";
+
+export type SinkKind = "duckdb" | "snowflake";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface SnowflakeSettings {
+  account?: string;
+  user?: string;
+  role?: string;
+  warehouse?: string;
+  database?: string;
+  schema?: string;
+  privateKeyFile?: string;
+  privateKeyPassphraseFile?: string;
+  authenticator: "SNOWFLAKE_JWT" | "SNOWFLAKE";
+  password?: string;
+  accessUrl?: string;
+}
+
+export interface CollectorConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  spoolDir: string;
+  /** Above this many spooled-but-unloaded bytes, ingest answers 503 + Retry-After. */
+  spoolMaxBytes: number;
+  /** A segment is sealed (and a new one opened) once it grows past this. */
+  spoolSegmentBytes: number;
+  sink: SinkKind;
+  duckdbPath: string;
+  loadIntervalS: number;
+  ingestTokens: string[];
+  ingestTokensFile?: string;
+  authDisabled: boolean;
+  maxBodyBytes: number;
+  /** Event-loop delay beyond which ingest answers 503 (@fastify/under-pressure). */
+  maxEventLoopDelayMs: number;
+  /** Longest a graceful shutdown waits for in-flight requests and the final load. */
+  shutdownTimeoutS: number;
+  logLevel: LogLevel;
+  snowflake: SnowflakeSettings;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid collector configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Raw = string | number | boolean | undefined;
+/** Parses a raw value; throws an Error whose message says what is wrong (the caller adds the name). */
+type Parse<T> = (raw: Raw) => T;
+
+interface Setting {
+  /** Environment suffix after MESHLOOK_; the file key is its lower-case form. */
+  env: string;
+  doc: string;
+  default: string;
+  /** Parses and stores the value; returns the problem, if any. */
+  apply(c: CollectorConfig, raw: Raw): string | undefined;
+}
+
+function setting<T>(env: string, doc: string, def: string, parse: Parse<T>, set: (c: CollectorConfig, v: T) => void): Setting {
+  return {
+    env,
+    doc,
+    default: def,
+    apply(c, raw) {
+      try {
+        set(c, parse(raw));
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+  };
+}
+
+const str: Parse<string> = (raw) => String(raw ?? "").trim();
+const int = (min: number, max: number): Parse<number> => (raw) => {
+  const n = typeof raw === "number" ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n)) throw new Error(`must be an integer, got ${JSON.stringify(raw)}`);
+  if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+const bool: Parse<boolean> = (raw) => {
+  const s = String(raw).trim().toLowerCase();
+  if (s === "true" || s === "1") return true;
+  if (s === "false" || s === "0" || s === "") return false;
+  throw new Error(`must be true or false, got ${JSON.stringify(raw)}`);
+};
+const oneOf = <T extends string>(...allowed: T[]): Parse<T> => (raw) => {
+  const s = String(raw).trim();
+  if (!(allowed as string[]).includes(s)) throw new Error(`must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`);
+  return s as T;
+};
+const list: Parse<string[]> = (raw) => String(raw).split(",").map((t) => t.trim()).filter((t) => t !== "");
+
+const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) =>
+  setting(env, doc, def, str, set);
+
+const MiB = 1 << 20;
+
+/** Every setting, in the order of the reference table in docs/collector.md. */
+export const SETTINGS: readonly Setting[] = [
+  strSetting("HOST", "address to listen on", "0.0.0.0", (c, v) => (c.host = v)),
+  setting("PORT", "TCP port to listen on (0 = any free port)", "8080", int(0, 65535), (c, v) => (c.port = v)),
+  strSetting("DATA_DIR", "directory for the spool, the DuckDB file and a generated token", "./data", (c, v) => (c.dataDir = v)),
+  strSetting("SPOOL_DIR", "spool segment directory", "<data>/spool", (c, v) => (c.spoolDir = v)),
+  setting("SPOOL_MAX_BYTES", "unloaded spool bytes above which ingest answers 503", String(1024 * MiB), int(MiB, Number.MAX_SAFE_INTEGER), (c, v) => (c.spoolMaxBytes = v)),
+  setting("SPOOL_SEGMENT_BYTES", "segment size at which the spool starts a new segment", String(64 * MiB), int(64 * 1024, 1024 * MiB), (c, v) => (c.spoolSegmentBytes = v)),
+  setting("SINK", "warehouse: duckdb or snowflake", "duckdb", oneOf<SinkKind>("duckdb", "snowflake"), (c, v) => (c.sink = v)),
+  strSetting("DUCKDB_PATH", "DuckDB database file", "<data>/meshlook.duckdb", (c, v) => (c.duckdbPath = v)),
+  setting("LOAD_INTERVAL_S", "seconds between warehouse loads", "10", int(1, 3600), (c, v) => (c.loadIntervalS = v)),
+  setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
+  strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
+  setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
+  setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
+  setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
+  setting("SHUTDOWN_TIMEOUT_S", "longest graceful shutdown (in-flight requests + final load)", "30", int(1, 3600), (c, v) => (c.shutdownTimeoutS = v)),
+  setting("LOG_LEVEL", "pino log level", "info", oneOf<LogLevel>("fatal", "error", "warn", "info", "debug", "trace", "silent"), (c, v) => (c.logLevel = v)),
+  strSetting("SNOWFLAKE_ACCOUNT", "Snowflake account identifier", "", (c, v) => (c.snowflake.account = v || undefined)),
+  strSetting("SNOWFLAKE_USER", "Snowflake user", "", (c, v) => (c.snowflake.user = v || undefined)),
+  strSetting("SNOWFLAKE_ROLE", "Snowflake role", "", (c, v) => (c.snowflake.role = v || undefined)),
+  strSetting("SNOWFLAKE_WAREHOUSE", "Snowflake virtual warehouse", "", (c, v) => (c.snowflake.warehouse = v || undefined)),
+  strSetting("SNOWFLAKE_DATABASE", "Snowflake database", "", (c, v) => (c.snowflake.database = v || undefined)),
+  strSetting("SNOWFLAKE_SCHEMA", "Snowflake schema", "", (c, v) => (c.snowflake.schema = v || undefined)),
+  strSetting("SNOWFLAKE_PRIVATE_KEY_FILE", "PEM private key for key-pair (JWT) auth", "", (c, v) => (c.snowflake.privateKeyFile = v || undefined)),
+  strSetting("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE", "file holding the private key passphrase", "", (c, v) => (c.snowflake.privateKeyPassphraseFile = v || undefined)),
+  setting("SNOWFLAKE_AUTHENTICATOR", "SNOWFLAKE_JWT (key pair) or SNOWFLAKE (password, dev only)", "SNOWFLAKE_JWT", oneOf("SNOWFLAKE_JWT", "SNOWFLAKE"), (c, v) => (c.snowflake.authenticator = v)),
+  strSetting("SNOWFLAKE_PASSWORD", "password when the authenticator is SNOWFLAKE", "", (c, v) => (c.snowflake.password = v || undefined)),
+  strSetting("SNOWFLAKE_ACCESS_URL", "override of the account URL (tests, private link)", "", (c, v) => (c.snowflake.accessUrl = v || undefined)),
+];
+
+/** The defaults, before any source is applied; derived paths are filled in by loadConfig. */
+export function defaultConfig(): CollectorConfig {
+  return {
+    host: "0.0.0.0",
+    port: 8080,
+    dataDir: "./data",
+    spoolDir: "",
+    spoolMaxBytes: 1024 * MiB,
+    spoolSegmentBytes: 64 * MiB,
+    sink: "duckdb",
+    duckdbPath: "",
+    loadIntervalS: 10,
+    ingestTokens: [],
+    authDisabled: false,
+    maxBodyBytes: 4 * MiB,
+    maxEventLoopDelayMs: 1000,
+    shutdownTimeoutS: 30,
+    logLevel: "info",
+    snowflake: { authenticator: "SNOWFLAKE_JWT" },
+  };
+}
+
+/** Cross-setting checks; returns every problem found, each naming its setting. */
+export function validate(c: CollectorConfig): string[] {
+  const problems: string[] = [];
+  if (c.sink === "snowflake") {
+    const s = c.snowflake;
+    for (const [k, v] of [["ACCOUNT", s.account], ["USER", s.user], ["DATABASE", s.database], ["SCHEMA", s.schema], ["WAREHOUSE", s.warehouse]] as const) {
+      if (!v) problems.push(`MESHLOOK_SNOWFLAKE_${k}: required when MESHLOOK_SINK=snowflake`);
+    }
+    if (s.authenticator === "SNOWFLAKE_JWT" && !s.privateKeyFile) {
+      problems.push("MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE_JWT");
+    }
+    if (s.authenticator === "SNOWFLAKE" && !s.password) {
+      problems.push("MESHLOOK_SNOWFLAKE_PASSWORD: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE");
+    }
+  }
+  if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
+    problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
+  }
+  return problems;
+}
+
+/**
+ * Builds the configuration: defaults, then the MESHLOOK_CONFIG file (JSON or YAML, keys as the
+ * environment names in lower case without the prefix), then MESHLOOK_* environment variables, which
+ * win. Throws ConfigError listing every problem at once.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): CollectorConfig {
+  const c = defaultConfig();
+  const problems: string[] = [];
+  const byKey = new Map(SETTINGS.map((s) => [s.env.toLowerCase(), s]));
+  if (env.MESHLOOK_CONFIG) {
+    let doc: unknown;
+    try {
+      doc = YAML.parse(readFileSync(env.MESHLOOK_CONFIG, "utf8"));
+    } catch (err) {
+      problems.push(`MESHLOOK_CONFIG: cannot read ${env.MESHLOOK_CONFIG}: ${(err as Error).message}`);
+    }
+    if (doc !== undefined && doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {
+      problems.push(`MESHLOOK_CONFIG: ${env.MESHLOOK_CONFIG} must hold a mapping of settings`);
+    } else if (doc) {
+      for (const [key, value] of Object.entries(doc)) {
+        const s = byKey.get(key);
+        if (!s) {
+          problems.push(`${key} (in ${env.MESHLOOK_CONFIG}): unknown setting`);
+          continue;
+        }
+        const raw = Array.isArray(value) ? value.join(",") : (value as Raw);
+        const err = s.apply(c, raw);
+        if (err) problems.push(`${key} (in ${env.MESHLOOK_CONFIG}): ${err}`);
+      }
+    }
+  }
+  for (const s of SETTINGS) {
+    const raw = env[`MESHLOOK_${s.env}`];
+    if (raw === undefined) continue;
+    const err = s.apply(c, raw);
+    if (err) problems.push(`MESHLOOK_${s.env}: ${err}`);
+  }
+  c.dataDir = resolve(c.dataDir);
+  c.spoolDir = c.spoolDir ? resolve(c.spoolDir) : join(c.dataDir, "spool");
+  c.duckdbPath = c.duckdbPath ? resolve(c.duckdbPath) : join(c.dataDir, "meshlook.duckdb");
+  problems.push(...validate(c));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return c;
+}

@@ -1,0 +1,44 @@
+// The warehouse sink interface: what the collector's loader needs from a warehouse. Implemented by
+// collector/sink/duckdb.ts (embedded default) and collector/sink/snowflake.ts.
+//
+// Contract every implementation keeps:
+//  - the schema comes from shared/schema.ts MIGRATIONS, applied in order and recorded in
+//    `meshlook_schema_version` (createTableSql renders the dialect);
+//  - load() is ONE warehouse transaction: summaries whose (producer_id, seq) is already in
+//    `mesh_load_ledger` are skipped (counted as duplicates), the rest are rolled up with
+//    collector/rollup.ts and written as `mesh_traffic_minute` rows together with their ledger rows.
+//    If it throws, nothing of the batch is visible and the caller retries the whole batch later;
+//    the ledger makes that retry (or a retry by another collector replica) count each summary once.
+//  - the same summary may appear twice within one batch; it is loaded once.
+import type { DecodedSummary } from "../summary.ts";
+
+export type { DecodedSummary } from "../summary.ts";
+
+export interface Sink {
+  readonly kind: "duckdb" | "snowflake";
+  /** Connect and run the numbered migrations that have not run yet. */
+  open(): Promise<void>;
+  /**
+   * One transaction: skip summaries whose (producer_id, seq) is already in the load ledger, roll the
+   * rest up per (minute, series) with collector/rollup.ts, write fact rows + ledger rows.
+   */
+  load(summaries: DecodedSummary[]): Promise<LoadResult>;
+  /** Warehouse reachable (for /readyz); throws when it is not. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface LoadResult {
+  /** Summaries newly loaded by this call. */
+  loaded: number;
+  /** Summaries skipped because the ledger (or the same batch) already had their (producer_id, seq). */
+  duplicates: number;
+  /** Fact rows written. */
+  rows: number;
+}
+
+/**
+ * How collector/main.ts builds a sink: each sink module exports a factory of this shape
+ * (`createDuckDBSink` in duckdb.ts, `createSnowflakeSink` in snowflake.ts). The logger is pino's.
+ */
+export type SinkFactory = (config: import("../config.ts").CollectorConfig, log: import("pino").Logger) => Sink;

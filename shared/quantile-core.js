@@ -1,0 +1,91 @@
+// MESH_QUANTILE and the sketch merge it needs, written once in plain JavaScript.
+//
+// This file is deliberately not a module: it only declares functions, so the very same text can be
+//  - evaluated by shared/quantile.ts in Node (DuckDB scalar UDF, the collector's rollup), and
+//  - pasted as the body of a Snowflake JavaScript UDF followed by `return meshQuantile(SKETCHES, Q);`
+//    (Snowflake exposes the arguments as upper-case variables and runs the body as a function).
+// Keep it to ES5-level syntax that both engines accept, and never reference anything outside the file.
+//
+// Sketch JSON (docs/schema.md): {"s": scale, "z": zero count, "o": index of first bucket, "c": [counts]}.
+// Bucket i holds values v with base^i < v <= base^(i+1), base = 2^(2^-s); 0 goes to the zero count.
+
+/** Parses one sketch given as JSON text or as an already-parsed object; null/undefined stay null. */
+function meshSketchParse(x) {
+  if (x === null || x === undefined) return null;
+  var o = typeof x === "string" ? JSON.parse(x) : x;
+  if (typeof o.s !== "number" || typeof o.z !== "number" || typeof o.o !== "number" || !(o.c instanceof Array)) {
+    throw new Error("MESH_QUANTILE: not a latency sketch (expected {s,z,o,c})");
+  }
+  return o;
+}
+
+/**
+ * Merges sketches exactly: every input is brought down to the smallest scale among them (each step
+ * down maps bucket i to i >> 1, i.e. floor(i / 2), which keeps the (base^i, base^(i+1)] bounds nested),
+ * then counts are added bucket-wise. Returns a new sketch with leading/trailing empty buckets trimmed,
+ * or null when there is no sketch at all.
+ */
+function meshSketchMerge(sketches) {
+  var parsed = [];
+  var scale = Infinity;
+  for (var k = 0; k < sketches.length; k++) {
+    var p = meshSketchParse(sketches[k]);
+    if (p === null) continue;
+    parsed.push(p);
+    if (p.s < scale) scale = p.s;
+  }
+  if (parsed.length === 0) return null;
+  var zero = 0;
+  var lo = Infinity;
+  var hi = -Infinity;
+  for (k = 0; k < parsed.length; k++) {
+    var sk = parsed[k];
+    zero += sk.z;
+    if (sk.c.length === 0) continue;
+    var shift = sk.s - scale;
+    var first = Math.floor(sk.o / Math.pow(2, shift));
+    var last = Math.floor((sk.o + sk.c.length - 1) / Math.pow(2, shift));
+    if (first < lo) lo = first;
+    if (last > hi) hi = last;
+  }
+  var counts = [];
+  if (hi >= lo) {
+    for (var j = lo; j <= hi; j++) counts.push(0);
+    for (k = 0; k < parsed.length; k++) {
+      sk = parsed[k];
+      var div = Math.pow(2, sk.s - scale);
+      for (var b = 0; b < sk.c.length; b++) {
+        if (sk.c[b] !== 0) counts[Math.floor((sk.o + b) / div) - lo] += sk.c[b];
+      }
+    }
+  }
+  var start = 0;
+  while (start < counts.length && counts[start] === 0) start++;
+  var end = counts.length;
+  while (end > start && counts[end - 1] === 0) end--;
+  return { s: scale, z: zero, o: start < end ? lo + start : 0, c: counts.slice(start, end) };
+}
+
+/**
+ * The q-quantile, in microseconds, of the merged sketches: nearest rank r = max(1, ceil(q * n)),
+ * answered with the midpoint base^i * (1 + base) / 2 of the bucket holding rank r (0 for the zero
+ * count). Returns null when the sketches hold no value or q is null; throws on q outside [0, 1].
+ */
+function meshQuantile(sketches, q) {
+  if (q === null || q === undefined || sketches === null || sketches === undefined) return null;
+  if (!(q >= 0 && q <= 1)) throw new Error("MESH_QUANTILE: q must be within [0, 1], got " + q);
+  var m = meshSketchMerge(sketches);
+  if (m === null) return null;
+  var n = m.z;
+  for (var b = 0; b < m.c.length; b++) n += m.c[b];
+  if (n === 0) return null;
+  var rank = Math.max(1, Math.ceil(q * n));
+  if (rank <= m.z) return 0;
+  var seen = m.z;
+  var base = Math.pow(2, Math.pow(2, -m.s));
+  for (b = 0; b < m.c.length; b++) {
+    seen += m.c[b];
+    if (seen >= rank) return Math.pow(base, m.o + b) * (1 + base) / 2;
+  }
+  return null;
+}

@@ -1,0 +1,36 @@
+// Node-side handle on shared/quantile-core.js, the single source of MESH_QUANTILE.
+// The core file is evaluated as text (not imported) so that exactly the same bytes become the Snowflake
+// JavaScript UDF body; see the header of quantile-core.js.
+import { readFileSync } from "node:fs";
+
+/** Sketch JSON as stored in `mesh_traffic_minute.latency_sketch` (docs/schema.md). */
+export interface SketchJson {
+  s: number;
+  z: number;
+  o: number;
+  c: number[];
+}
+
+/** The verbatim text of shared/quantile-core.js. */
+export const MESH_QUANTILE_SOURCE: string = readFileSync(new URL("./quantile-core.js", import.meta.url), "utf8");
+
+const core = new Function(
+  `${MESH_QUANTILE_SOURCE}\nreturn { meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge };`,
+)() as {
+  meshQuantile(sketches: ReadonlyArray<string | SketchJson | null>, q: number | null): number | null;
+  meshSketchMerge(sketches: ReadonlyArray<string | SketchJson | null>): SketchJson | null;
+};
+
+/** MESH_QUANTILE(sketches, q): nearest-rank quantile (µs) over the merged sketches; null when empty. */
+export const meshQuantile = core.meshQuantile;
+/** Exact merge (to the smallest scale, then bucket-wise add); null when given no sketch. */
+export const meshSketchMerge = core.meshSketchMerge;
+
+/**
+ * Body of the Snowflake UDF
+ * `CREATE FUNCTION MESH_QUANTILE(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE LANGUAGE JAVASCRIPT AS $$<body>$$`:
+ * Snowflake passes the arguments as upper-case variables and runs the body as a function.
+ */
+export function snowflakeQuantileUdfBody(): string {
+  return `${MESH_QUANTILE_SOURCE}\nreturn meshQuantile(SKETCHES, Q);\n`;
+}

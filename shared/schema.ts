@@ -1,0 +1,167 @@
+// The warehouse tables, defined once with logical column types. Both sinks (DuckDB, Snowflake) create
+// and upgrade their schema from MIGRATIONS below, rendered for their dialect; the LookML check reads the
+// same definitions. Column names are the contract with looker/ (docs/schema.md): never rename one in
+// place — add a numbered migration.
+
+/** Logical column types and how each dialect spells them. */
+export type LogicalType = "timestamp" | "string" | "int32" | "int64";
+export type Dialect = "duckdb" | "snowflake";
+
+const TYPE_NAMES: Record<Dialect, Record<LogicalType, string>> = {
+  duckdb: { timestamp: "TIMESTAMP", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT" },
+  snowflake: { timestamp: "TIMESTAMP_NTZ", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT" },
+};
+
+export interface Column {
+  name: string;
+  type: LogicalType;
+  nullable?: boolean;
+  doc: string;
+}
+
+export interface Table {
+  name: string;
+  doc: string;
+  columns: readonly Column[];
+  primaryKey?: readonly string[];
+}
+
+/** The string dimensions of the series key, in wire/schema order (docs/schema.md). */
+export const STRING_DIMENSIONS = [
+  "reporter",
+  "source_principal",
+  "source_workload",
+  "source_namespace",
+  "source_canonical_service",
+  "source_canonical_revision",
+  "source_cluster",
+  "destination_principal",
+  "destination_service",
+  "destination_workload",
+  "destination_namespace",
+  "destination_canonical_service",
+  "destination_canonical_revision",
+  "destination_cluster",
+  "request_protocol",
+  "grpc_status",
+  "response_flags",
+  "connection_security_policy",
+  "end_user_principal",
+] as const;
+export type StringDimension = (typeof STRING_DIMENSIONS)[number];
+
+/** Every series dimension (the fact key minus `minute`): the string ones plus `response_code`. */
+export const DIMENSIONS = [...STRING_DIMENSIONS.slice(0, 15), "response_code", ...STRING_DIMENSIONS.slice(15)] as const;
+export type Dimension = (typeof DIMENSIONS)[number];
+
+/** Additive measures of a fact row (SUM them); min/max and the sketch are listed separately. */
+export const SUM_MEASURES = ["requests", "errors", "request_bytes", "response_bytes", "latency_sum_us"] as const;
+export type SumMeasure = (typeof SUM_MEASURES)[number];
+
+const dimensionDocs: Record<Dimension, string> = {
+  reporter: "`destination` (inbound, server side) or `source` (outbound, client side)",
+  source_principal: "SPIFFE ID of the mTLS peer; `unknown` for plaintext",
+  source_workload: "source workload name",
+  source_namespace: "source workload namespace",
+  source_canonical_service: "source canonical service",
+  source_canonical_revision: "source canonical revision",
+  source_cluster: "source cluster id",
+  destination_principal: "SPIFFE ID of the server",
+  destination_service: "destination service host",
+  destination_workload: "destination workload name",
+  destination_namespace: "destination workload namespace",
+  destination_canonical_service: "destination canonical service",
+  destination_canonical_revision: "destination canonical revision",
+  destination_cluster: "destination cluster id",
+  request_protocol: "`http` or `grpc`",
+  response_code: "HTTP status; 0 when no response was sent",
+  grpc_status: "gRPC status as a decimal string; `-` when not gRPC or absent",
+  response_flags: "Envoy response flags, short form, comma separated; `-` when none",
+  connection_security_policy: "`mutual_tls`, `none` or `unknown`",
+  end_user_principal: "JWT principal (`iss/sub`) when enabled; else `unknown`",
+};
+
+export const FACT_TABLE: Table = {
+  name: "mesh_traffic_minute",
+  doc: "One row per (minute, series) per load; consumers always aggregate.",
+  columns: [
+    { name: "minute", type: "timestamp", doc: "start of the UTC minute the requests ended in" },
+    ...DIMENSIONS.map(
+      (d): Column => ({ name: d, type: d === "response_code" ? "int32" : "string", doc: dimensionDocs[d] }),
+    ),
+    { name: "requests", type: "int64", doc: "requests that ended in this minute" },
+    { name: "errors", type: "int64", doc: "requests counted as errors" },
+    { name: "request_bytes", type: "int64", doc: "sum of request sizes" },
+    { name: "response_bytes", type: "int64", doc: "sum of response sizes" },
+    { name: "latency_sum_us", type: "int64", doc: "sum of request durations, µs" },
+    { name: "latency_min_us", type: "int64", doc: "smallest request duration, µs" },
+    { name: "latency_max_us", type: "int64", doc: "largest request duration, µs" },
+    { name: "latency_sketch", type: "string", doc: "latency sketch JSON {s,z,o,c}" },
+    { name: "loaded_at", type: "timestamp", doc: "when this row was written" },
+  ],
+};
+
+export const LEDGER_TABLE: Table = {
+  name: "mesh_load_ledger",
+  doc: "One row per summary ever loaded; a summary whose (producer_id, seq) is here is never loaded again.",
+  columns: [
+    { name: "producer_id", type: "string", doc: "the sidecar instance that produced the summary" },
+    { name: "seq", type: "int64", doc: "the producer's summary sequence number" },
+    { name: "window_start", type: "timestamp", doc: "start of the summary's aggregation window" },
+    { name: "window_end", type: "timestamp", doc: "end of the summary's aggregation window" },
+    { name: "series", type: "int32", doc: "number of series in the summary" },
+    { name: "requests", type: "int64", doc: "requests in the summary (audit against the fact table)" },
+    { name: "loaded_at", type: "timestamp", doc: "when the summary was loaded" },
+  ],
+  primaryKey: ["producer_id", "seq"],
+};
+
+/** Bootstrap table recording which numbered migrations ran; created before any migration. */
+export const SCHEMA_VERSION_TABLE: Table = {
+  name: "meshlook_schema_version",
+  doc: "One row per applied migration.",
+  columns: [
+    { name: "version", type: "int32", doc: "migration number" },
+    { name: "name", type: "string", doc: "what the migration does" },
+    { name: "applied_at", type: "timestamp", doc: "when it ran" },
+  ],
+  primaryKey: ["version"],
+};
+
+/** `CREATE TABLE IF NOT EXISTS` for one table in one dialect. */
+export function createTableSql(table: Table, dialect: Dialect): string {
+  const cols = table.columns.map(
+    (c) => `  ${c.name} ${TYPE_NAMES[dialect][c.type]}${c.nullable ? "" : " NOT NULL"}`,
+  );
+  if (table.primaryKey) cols.push(`  PRIMARY KEY (${table.primaryKey.join(", ")})`);
+  return `CREATE TABLE IF NOT EXISTS ${table.name} (\n${cols.join(",\n")}\n)`;
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** Statements for the dialect, run in order inside one transaction with the version row. */
+  statements(dialect: Dialect): string[];
+  /** Tables as they are after this migration (what looker:check compares against). */
+  tables: readonly Table[];
+}
+
+/**
+ * Numbered migrations, applied in order, each exactly once per warehouse. Append only: a shipped
+ * migration is never edited, a change is a new entry.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "fact table mesh_traffic_minute and load ledger mesh_load_ledger",
+    statements: (d) => [createTableSql(FACT_TABLE, d), createTableSql(LEDGER_TABLE, d)],
+    tables: [FACT_TABLE, LEDGER_TABLE],
+  },
+];
+
+/** The tables (name → column names) that exist once every migration has run. */
+export function tablesAfterMigrations(): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const m of MIGRATIONS) for (const t of m.tables) out.set(t.name, t.columns.map((c) => c.name));
+  return out;
+}
