@@ -1,0 +1,98 @@
+// Ingest authentication: a set of bearer tokens, several valid at once so a token can be rotated
+// without downtime (add the new one, roll the sidecars, drop the old one).
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync, unwatchFile, watchFile, writeFileSync, type Stats } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+
+const digest = (token: string) => createHash("sha256").update(token, "utf8").digest();
+
+/** Tokens from a file: one per line; blank lines and `#` comments ignored. */
+export function parseTokenFile(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+}
+
+/**
+ * The accepted tokens. Comparison is over SHA-256 digests with timingSafeEqual, against every token
+ * without stopping at a match, so neither the token's length nor which token matched shows in timing.
+ */
+export class TokenSet {
+  private digests: Buffer[] = [];
+  private fileTokens: string[] = [];
+  private watching = false;
+
+  constructor(
+    private readonly envTokens: readonly string[],
+    private readonly file?: string,
+    private readonly log?: Logger,
+  ) {
+    if (file) this.fileTokens = parseTokenFile(readFileSync(file, "utf8")); // unreadable at start: fail loudly
+    this.rebuild();
+  }
+
+  get size(): number {
+    return this.digests.length;
+  }
+
+  private rebuild(): void {
+    this.digests = [...new Set([...this.envTokens, ...this.fileTokens])].map(digest);
+  }
+
+  /** Re-reads the token file; keeps the previous set if it cannot be read (a rotation in progress). */
+  reload(): void {
+    if (!this.file) return;
+    try {
+      this.fileTokens = parseTokenFile(readFileSync(this.file, "utf8"));
+      this.rebuild();
+      this.log?.info({ file: this.file, tokens: this.digests.length }, "ingest tokens reloaded");
+    } catch (err) {
+      this.log?.error({ file: this.file, err }, "cannot re-read ingest token file; keeping the previous tokens");
+    }
+  }
+
+  /**
+   * Polls the token file for changes. Polling (stat) rather than inotify, because Kubernetes updates
+   * mounted secrets by swapping a symlink, which inotify on the file itself does not see.
+   */
+  watch(intervalMs = 1000): void {
+    if (!this.file || this.watching) return;
+    this.watching = true;
+    watchFile(this.file, { interval: intervalMs, persistent: false }, (cur: Stats, prev: Stats) => {
+      if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) this.reload();
+    });
+  }
+
+  unwatch(): void {
+    if (this.file && this.watching) unwatchFile(this.file);
+    this.watching = false;
+  }
+
+  /** Does an `Authorization` header carry one of the tokens as `Bearer <token>`? */
+  verify(header: string | undefined): boolean {
+    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) return false;
+    const presented = digest(m[1]);
+    let ok = false;
+    for (const d of this.digests) ok = timingSafeEqual(presented, d) || ok;
+    return ok;
+  }
+}
+
+/**
+ * Secure default for a fresh install: when no token is configured, use `<data>/ingest-token`, creating
+ * it (random, mode 0600) on first start. Returns the file path and whether it was just created; the
+ * token itself is never logged.
+ */
+export function ensureGeneratedToken(dataDir: string): { file: string; created: boolean } {
+  const file = join(dataDir, "ingest-token");
+  try {
+    writeFileSync(file, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
+    return { file, created: true };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return { file, created: false };
+    throw err;
+  }
+}

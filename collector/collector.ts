@@ -1,0 +1,101 @@
+// Wires the pipeline stages into one running collector: spool → ingest → HTTP, and spool → loader →
+// sink. Used by main.ts and by tests that run a collector in-process.
+import { mkdirSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { TokenSet, ensureGeneratedToken } from "./auth.ts";
+import type { CollectorConfig } from "./config.ts";
+import { Ingestor } from "./ingest.ts";
+import { Loader } from "./loader.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { buildServer } from "./server.ts";
+import { Spool } from "./spool.ts";
+import type { Sink } from "./sink/types.ts";
+import { decodeSummary } from "./summary.ts";
+
+export interface RunningCollector {
+  app: FastifyInstance;
+  /** `http://host:port` the server listens on. */
+  url: string;
+  sink: Sink;
+  spool: Spool;
+  loader: Loader;
+  metrics: Metrics;
+  /** Where the ingest token came from, for the startup line (never the token itself). */
+  auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
+  /** Graceful stop: refuse new requests, finish in-flight ones, load the spool, close everything. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Build the sink; defaults to the one named by config.sink. */
+  sink?: Sink;
+  /** Event-loop sampling period of the pressure check; tests shorten it. */
+  pressureSampleIntervalMs?: number;
+  /** Skip listening (tests using inject()). */
+  listen?: boolean;
+}
+
+async function sinkFor(config: CollectorConfig, log: Logger): Promise<Sink> {
+  if (config.sink === "snowflake") {
+    const { createSnowflakeSink } = await import("./sink/snowflake.ts");
+    return createSnowflakeSink(config, log);
+  }
+  const { createDuckDBSink } = await import("./sink/duckdb.ts");
+  return createDuckDBSink(config, log);
+}
+
+export async function startCollector(config: CollectorConfig, log: Logger, opts: StartOptions = {}): Promise<RunningCollector> {
+  mkdirSync(config.dataDir, { recursive: true });
+  let tokens: TokenSet | undefined;
+  let auth: RunningCollector["auth"];
+  if (config.authDisabled) {
+    log.warn("INGEST AUTHENTICATION IS DISABLED (MESHLOOK_AUTH_DISABLED=true): anyone who can reach the collector can write data");
+    auth = { mode: "disabled" };
+  } else if (config.ingestTokens.length === 0 && !config.ingestTokensFile) {
+    const generated = ensureGeneratedToken(config.dataDir);
+    tokens = new TokenSet([], generated.file, log);
+    auth = { mode: "tokens", generatedFile: generated.file, created: generated.created };
+  } else {
+    tokens = new TokenSet(config.ingestTokens, config.ingestTokensFile, log);
+    tokens.watch();
+    auth = { mode: "tokens" };
+  }
+
+  const spool = await Spool.open(config.spoolDir, { segmentBytes: config.spoolSegmentBytes });
+  const metrics = createMetrics(() => spool);
+  const sink = opts.sink ?? (await sinkFor(config, log));
+  await sink.open();
+  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes);
+  const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
+    intervalMs: config.loadIntervalS * 1000,
+    maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
+  });
+  const app = await buildServer({
+    spool,
+    sink,
+    ingestor,
+    tokens,
+    metrics,
+    log,
+    maxBodyBytes: config.maxBodyBytes,
+    maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+    spoolFullRetryAfterS: config.loadIntervalS,
+    pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
+  });
+  let url = "";
+  if (opts.listen !== false) url = await app.listen({ host: config.host, port: config.port });
+  else await app.ready();
+  loader.start();
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      tokens?.unwatch();
+      await app.close(); // stops accepting, waits for in-flight requests (their spool appends included)
+      await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
+      await spool.close();
+      await sink.close();
+    })());
+  return { app, url, sink, spool, loader, metrics, auth, close };
+}

@@ -1,0 +1,20 @@
+// Load-ledger helpers shared by the sinks: a summary is identified by (producer_id, seq).
+import type { DecodedSummary } from "./summary.ts";
+
+export const ledgerKey = (producerId: string, seq: number | bigint) => `${producerId}\u0000${seq}`;
+
+/** Drops repeats of the same (producer_id, seq) within one batch, keeping the first. */
+export function uniqueSummaries(summaries: readonly DecodedSummary[]): { unique: DecodedSummary[]; duplicates: number } {
+  const seen = new Set<string>();
+  const unique: DecodedSummary[] = [];
+  for (const s of summaries) {
+    const k = ledgerKey(s.producerId, s.seq);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    unique.push(s);
+  }
+  return { unique, duplicates: summaries.length - unique.length };
+}
+
+/** Requests a summary carries; stored in the ledger so totals can be audited against the fact table. */
+export const summaryRequests = (s: DecodedSummary) => s.series.reduce((n, x) => n + x.requests, 0);

@@ -1,0 +1,49 @@
+// `npm start`: the collector process. Reads settings (environment + optional MESHLOOK_CONFIG file),
+// starts the pipeline, prints one line saying where it listens and where data goes, and shuts down
+// gracefully on SIGTERM/SIGINT.
+import pino from "pino";
+import { ConfigError, loadConfig } from "./config.ts";
+import { startCollector } from "./collector.ts";
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(2);
+}
+
+// Logs go to stderr as JSON; stdout carries only the startup line.
+const log = pino({ level: config.logLevel, base: { service: "meshlook-collector" } }, pino.destination(2));
+const collector = await startCollector(config, log);
+
+const where = config.sink === "duckdb" ? `DuckDB ${config.duckdbPath}` : `Snowflake ${config.snowflake.account}/${config.snowflake.database}.${config.snowflake.schema}`;
+const auth =
+  collector.auth.mode === "disabled"
+    ? "ingest auth DISABLED"
+    : collector.auth.generatedFile
+      ? `ingest token ${collector.auth.created ? "generated in" : "read from"} ${collector.auth.generatedFile}`
+      : "ingest tokens from configuration";
+process.stdout.write(`meshlook collector listening on ${collector.url}; spool ${config.spoolDir}; warehouse ${where}; ${auth}\n`);
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, "shutting down: finishing in-flight requests and loading the spool");
+  const force = setTimeout(() => {
+    log.error("graceful shutdown timed out; exiting (the spool keeps what was not loaded)");
+    process.exit(1);
+  }, config.shutdownTimeoutS * 1000);
+  force.unref();
+  collector.close().then(
+    () => process.exit(0),
+    (err) => {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    },
+  );
+};
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+process.on("SIGINT", () => shutdown("SIGINT"));

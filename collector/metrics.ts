@@ -1,0 +1,67 @@
+// The collector's Prometheus metrics, on a registry of its own so several collectors can live in one
+// process (tests) without sharing counters.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface SpoolGauges {
+  bytes: number;
+  segmentCount: number;
+  oldestRecordMs(): number | undefined;
+}
+
+export function createMetrics(spool: () => SpoolGauges | undefined) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "meshlook_" });
+  const registers = [registry];
+  const m = {
+    registry,
+    accepted: new Counter({ name: "meshlook_summaries_accepted_total", help: "Summaries acknowledged (durable in the spool)", registers }),
+    seriesUpdates: new Counter({ name: "meshlook_series_updates_total", help: "Series carried by accepted summaries", registers }),
+    rejected: new Counter({ name: "meshlook_summaries_rejected_total", help: "Summaries refused, by reason", labelNames: ["reason"] as const, registers }),
+    dedupHits: new Counter({
+      name: "meshlook_dedup_hits_total",
+      help: "Summaries already seen: at ingest (still in the spool) or at load (already in the warehouse ledger)",
+      labelNames: ["stage"] as const,
+      registers,
+    }),
+    spoolCorruptions: new Counter({ name: "meshlook_spool_corruptions_total", help: "Damaged spool stretches skipped, by reason", labelNames: ["reason"] as const, registers }),
+    replayRejected: new Counter({ name: "meshlook_spool_undecodable_total", help: "Spooled records that no longer decode (skipped at load)", registers }),
+    rollupSeries: new Gauge({ name: "meshlook_rollup_series", help: "Minute rows produced by the last load's rollup", registers }),
+    rowsLoaded: new Counter({ name: "meshlook_rows_loaded_total", help: "Fact rows written to the warehouse", registers }),
+    summariesLoaded: new Counter({ name: "meshlook_summaries_loaded_total", help: "Summaries committed to the warehouse", registers }),
+    loadDuration: new Histogram({
+      name: "meshlook_load_duration_seconds",
+      help: "Warehouse load latency (one transaction)",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    loadFailures: new Counter({ name: "meshlook_load_failures_total", help: "Warehouse loads that failed (retried next interval)", registers }),
+  };
+  new Gauge({
+    name: "meshlook_spool_bytes",
+    help: "Bytes in spool segments not yet removed",
+    registers,
+    collect() {
+      this.set(spool()?.bytes ?? 0);
+    },
+  });
+  new Gauge({
+    name: "meshlook_spool_segments",
+    help: "Spool segment files not yet removed",
+    registers,
+    collect() {
+      this.set(spool()?.segmentCount ?? 0);
+    },
+  });
+  new Gauge({
+    name: "meshlook_oldest_unloaded_age_seconds",
+    help: "Age of the oldest summary received but not yet committed to the warehouse (0 when none)",
+    registers,
+    collect() {
+      const oldest = spool()?.oldestRecordMs();
+      this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+    },
+  });
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

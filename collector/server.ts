@@ -1,0 +1,125 @@
+// HTTP edge of the collector (Fastify): ingest, health, readiness and metrics. Decisions about a
+// summary are in ingest.ts; this module maps them to status codes and the JSON error contract
+// {"error": "<machine_code>", "message": "<human text>"}.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
+import underPressure from "@fastify/under-pressure";
+import type { Logger } from "pino";
+import type { TokenSet } from "./auth.ts";
+import type { Ingestor } from "./ingest.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Sink } from "./sink/types.ts";
+import type { Spool } from "./spool.ts";
+
+export const INGEST_PATH = "/v1/summaries";
+export const SUMMARY_CONTENT_TYPE = "application/x-meshlook-summary";
+
+export interface ServerDeps {
+  spool: Spool;
+  sink: Sink;
+  ingestor: Ingestor;
+  /** undefined only with MESHLOOK_AUTH_DISABLED=true. */
+  tokens: TokenSet | undefined;
+  metrics: Metrics;
+  log: Logger;
+  maxBodyBytes: number;
+  maxEventLoopDelayMs: number;
+  /** Retry-After (s) when the spool is full: about when the next load frees space. */
+  spoolFullRetryAfterS: number;
+  /** Event-loop sampling period of the pressure check; tests shorten it. */
+  pressureSampleIntervalMs?: number;
+}
+
+const OVERLOAD_RETRY_AFTER_S = 2;
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { metrics } = deps;
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.maxBodyBytes,
+    return503OnClosing: true,
+  });
+
+  const reject = (reply: FastifyReply, status: number, error: string, message: string, retryAfterS?: number) => {
+    if (reply.request.url.startsWith(INGEST_PATH)) metrics.rejected.inc({ reason: error });
+    if (retryAfterS !== undefined) reply.header("retry-after", String(retryAfterS));
+    return reply.code(status).send({ error, message });
+  };
+
+  await app.register(underPressure, {
+    maxEventLoopDelay: deps.maxEventLoopDelayMs,
+    sampleInterval: deps.pressureSampleIntervalMs,
+    // Only ingest sheds load: health, readiness and metrics must keep answering under pressure.
+    pressureHandler: (req, reply, type, value) => {
+      if (req.routeOptions.url !== INGEST_PATH) return;
+      void reject(reply, 503, "overloaded", `collector under pressure (${type} = ${Math.round(value ?? 0)}); retry later`, OVERLOAD_RETRY_AFTER_S);
+    },
+  });
+
+  app.addContentTypeParser(SUMMARY_CONTENT_TYPE, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    if (err.statusCode === 413) return reject(reply, 413, "body_too_large", `summary body exceeds ${deps.maxBodyBytes} bytes`);
+    if (err.statusCode === 415) return reject(reply, 415, "unsupported_media_type", `content-type must be ${SUMMARY_CONTENT_TYPE}`);
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reject(reply, err.statusCode, "bad_request", err.message);
+    deps.log.error({ err }, "request failed");
+    return reject(reply, 500, "internal", "internal error");
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}` }));
+
+  app.post(INGEST_PATH, {
+    // Refuse before reading the body: a wrong token or media type costs no upload.
+    onRequest: async (req, reply) => {
+      if (reply.sent) return; // shed by the pressure check
+      if (deps.tokens && !deps.tokens.verify(req.headers.authorization)) {
+        return reject(reply, 401, "unauthorized", "missing or unknown bearer token");
+      }
+      const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+      if (type !== SUMMARY_CONTENT_TYPE) {
+        return reject(reply, 415, "unsupported_media_type", `content-type must be ${SUMMARY_CONTENT_TYPE}`);
+      }
+    },
+    handler: async (req, reply) => {
+      let res;
+      try {
+        res = await deps.ingestor.accept(req.body as Buffer, Date.now());
+      } catch (err) {
+        deps.log.error({ err }, "spool write failed");
+        return reject(reply, 503, "spool_unavailable", "could not store the summary durably; retry later", OVERLOAD_RETRY_AFTER_S);
+      }
+      switch (res.status) {
+        case "accepted":
+          return reply.code(200).send({ status: "accepted" });
+        case "duplicate":
+          return reply.code(200).send({ status: "duplicate" });
+        case "invalid":
+          return reject(reply, 400, res.reason, res.message);
+        case "spool_full":
+          return reject(reply, 503, "spool_full", res.message, deps.spoolFullRetryAfterS);
+      }
+    },
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_req, reply) => {
+    try {
+      await deps.spool.probeWritable();
+    } catch (err) {
+      return reply.code(503).send({ error: "spool_not_writable", message: (err as Error).message });
+    }
+    try {
+      await deps.sink.ping();
+    } catch (err) {
+      return reply.code(503).send({ error: "warehouse_unreachable", message: (err as Error).message });
+    }
+    return { status: "ready" };
+  });
+
+  app.get("/metrics", async (_req, reply) => {
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  return app;
+}

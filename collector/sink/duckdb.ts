@@ -1,0 +1,160 @@
+// DuckDB sink: the embedded warehouse (default ./data/meshlook.duckdb). DuckDB admits one writing
+// process per file, so replicas hand the file over (one stops, the next opens); the load ledger inside
+// the file keeps that hand-over, and any replay, counting each summary once.
+import { DuckDBInstance, DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from "@duckdb/node-api";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import type { CollectorConfig } from "../config.ts";
+import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
+import { rollup, type MinuteRow } from "../rollup.ts";
+import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
+
+const ts = (ms: number) => new DuckDBTimestampValue(BigInt(Math.round(ms)) * 1000n);
+
+export class DuckDBSink implements Sink {
+  readonly kind = "duckdb" as const;
+  private instance?: DuckDBInstance;
+  private conn?: DuckDBConnection;
+
+  constructor(
+    readonly path: string,
+    private readonly log?: Logger,
+  ) {}
+
+  async open(): Promise<void> {
+    if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+    this.instance = await DuckDBInstance.create(this.path);
+    this.conn = await this.instance.connect();
+    registerMeshQuantile(this.conn);
+    await this.migrate();
+    // Keys of the batch being loaded, joined against the ledger inside the load transaction.
+    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
+  }
+
+  /** The open connection (MESH_QUANTILE registered), for queries in the same process. */
+  get connection(): DuckDBConnection {
+    if (!this.conn) throw new Error("DuckDB sink is not open");
+    return this.conn;
+  }
+
+  private async migrate(): Promise<void> {
+    const c = this.connection;
+    await c.run(createTableSql(SCHEMA_VERSION_TABLE, "duckdb"));
+    const done = new Set(
+      (await c.runAndReadAll(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name}`)).getRows().map((r) => Number(r[0])),
+    );
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await this.transaction(async () => {
+        for (const sql of m.statements("duckdb")) await c.run(sql);
+        await c.run(`INSERT INTO ${SCHEMA_VERSION_TABLE.name} VALUES ($1, $2, now()::TIMESTAMP)`, [m.version, m.name]);
+      });
+      this.log?.info({ version: m.version, name: m.name }, "warehouse migration applied");
+    }
+  }
+
+  private async transaction<T>(body: () => Promise<T>): Promise<T> {
+    const c = this.connection;
+    await c.run("BEGIN TRANSACTION");
+    try {
+      const out = await body();
+      await c.run("COMMIT");
+      return out;
+    } catch (err) {
+      await c.run("ROLLBACK").catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async append(table: string, fill: (a: DuckDBAppender) => void): Promise<void> {
+    const a = await this.connection.createAppender(table);
+    try {
+      fill(a);
+      a.flushSync();
+    } finally {
+      a.closeSync();
+    }
+  }
+
+  async load(summaries: DecodedSummary[]): Promise<LoadResult> {
+    const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
+    if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
+    const c = this.connection;
+    return this.transaction(async () => {
+      await c.run("DELETE FROM incoming_keys");
+      await this.append("incoming_keys", (a) => {
+        for (const s of unique) {
+          a.appendVarchar(s.producerId);
+          a.appendBigInt(BigInt(s.seq));
+          a.endRow();
+        }
+      });
+      const seen = new Set(
+        (
+          await c.runAndReadAll(
+            `SELECT i.producer_id, i.seq FROM incoming_keys i JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`,
+          )
+        )
+          .getRows()
+          .map((r) => ledgerKey(String(r[0]), r[1] as bigint)),
+      );
+      const fresh = unique.filter((s) => !seen.has(ledgerKey(s.producerId, s.seq)));
+      const rows = rollup(fresh);
+      const now = ts(Date.now());
+      await this.append(FACT_TABLE.name, (a) => {
+        for (const r of rows) appendFactRow(a, r, now);
+      });
+      await this.append(LEDGER_TABLE.name, (a) => {
+        for (const s of fresh) {
+          a.appendVarchar(s.producerId);
+          a.appendBigInt(BigInt(s.seq));
+          a.appendTimestamp(ts(s.windowStartMs));
+          a.appendTimestamp(ts(s.windowEndMs));
+          a.appendInteger(s.series.length);
+          a.appendBigInt(BigInt(summaryRequests(s)));
+          a.appendTimestamp(now);
+          a.endRow();
+        }
+      });
+      return { loaded: fresh.length, duplicates: inBatch + seen.size, rows: rows.length };
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.connection.run("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    this.conn?.closeSync();
+    this.instance?.closeSync();
+    this.conn = undefined;
+    this.instance = undefined;
+  }
+}
+
+/** Appends one fact row in FACT_TABLE column order (minute, dimensions, measures, loaded_at). */
+function appendFactRow(a: DuckDBAppender, r: MinuteRow, loadedAt: DuckDBTimestampValue): void {
+  a.appendTimestamp(ts(r.minuteMs));
+  for (const d of DIMENSIONS) {
+    if (d === "response_code") a.appendInteger(Number(r.dimensions[d]));
+    else a.appendVarchar(String(r.dimensions[d]));
+  }
+  a.appendBigInt(BigInt(r.requests));
+  a.appendBigInt(BigInt(r.errors));
+  a.appendBigInt(BigInt(r.requestBytes));
+  a.appendBigInt(BigInt(r.responseBytes));
+  a.appendBigInt(BigInt(r.latencySumUs));
+  a.appendBigInt(BigInt(r.latencyMinUs));
+  a.appendBigInt(BigInt(r.latencyMaxUs));
+  a.appendVarchar(JSON.stringify(r.sketch));
+  a.appendTimestamp(loadedAt);
+  a.endRow();
+}
+
+/** Sink factory used by collector/main.ts. */
+export function createDuckDBSink(config: CollectorConfig, log: Logger): Sink {
+  return new DuckDBSink(config.duckdbPath, log);
+}

@@ -1,0 +1,302 @@
+// The spool: an append-only, checksummed log of accepted summaries on local disk, so that a summary is
+// durable before it is acknowledged and survives until the warehouse has committed it. Byte layout and
+// the corruption/resync rules are in docs/spool.md. Like Prometheus' WAL it is an opaque record log
+// (length + CRC framing) with a thin typed layer on top (record type, receive time, body).
+import { crc32 } from "node:zlib";
+import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+
+const SEGMENT_MAGIC = Buffer.from("MLSPOOL\x01", "latin1"); // 7-byte tag + layout version 1
+const RECORD_MAGIC = 0x4d4c5231; // "MLR1"
+const RECORD_MAGIC_BYTES = Buffer.from("MLR1", "latin1");
+const FRAME_BYTES = 12; // magic u32 | payload length u32 | crc32 u32
+const TYPED_HEADER_BYTES = 9; // type u8 | received-at f64 (epoch ms)
+const TYPE_SUMMARY = 1;
+/** Larger than any record the collector writes; a bigger length can only be corruption. */
+const MAX_PAYLOAD_BYTES = 512 << 20;
+
+/** A summary read back from the spool. */
+export interface SpoolRecord {
+  receivedAtMs: number;
+  /** The wire-format body exactly as it was received. */
+  body: Buffer;
+}
+
+/** A damaged stretch of a segment that reading skipped. */
+export interface SpoolCorruption {
+  segment: string;
+  /** Byte offset in the segment file where the damage starts. */
+  offset: number;
+  /** Bytes skipped until the next verifiable record (or the end of the file). */
+  skippedBytes: number;
+  reason: "bad segment header" | "bad record magic" | "impossible length" | "crc mismatch" | "torn tail" | "unknown record type";
+}
+
+export interface SegmentRead {
+  id: number;
+  records: SpoolRecord[];
+  corruptions: SpoolCorruption[];
+}
+
+interface SegmentInfo {
+  bytes: number;
+  /** Receive time of its first record; the segment's age bound for `oldest unloaded`. */
+  firstRecordMs?: number;
+}
+
+interface Pending {
+  frame: Buffer;
+  receivedAtMs: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+const segmentName = (id: number) => `${String(id).padStart(10, "0")}.seg`;
+
+/** Frames one summary body as a spool record (typed header inside the CRC-protected payload). */
+export function encodeRecord(body: Uint8Array, receivedAtMs: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_BYTES + TYPED_HEADER_BYTES + body.length);
+  const payloadLength = TYPED_HEADER_BYTES + body.length;
+  frame.writeUInt32BE(RECORD_MAGIC, 0);
+  frame.writeUInt32BE(payloadLength, 4);
+  frame.writeUInt8(TYPE_SUMMARY, FRAME_BYTES);
+  frame.writeDoubleLE(receivedAtMs, FRAME_BYTES + 1);
+  frame.set(body, FRAME_BYTES + TYPED_HEADER_BYTES);
+  frame.writeUInt32BE(crc32(frame.subarray(FRAME_BYTES), crc32(frame.subarray(4, 8))), 8);
+  return frame;
+}
+
+/** Is a complete, checksum-valid record framed at `at`? Returns its payload length, else the reason not. */
+function checkFrame(buf: Buffer, at: number): number | SpoolCorruption["reason"] {
+  if (buf.length - at < FRAME_BYTES) return "torn tail";
+  if (buf.readUInt32BE(at) !== RECORD_MAGIC) return "bad record magic";
+  const len = buf.readUInt32BE(at + 4);
+  if (len < TYPED_HEADER_BYTES || len > MAX_PAYLOAD_BYTES) return "impossible length";
+  if (at + FRAME_BYTES + len > buf.length) return "torn tail";
+  const payload = buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + len);
+  if (crc32(payload, crc32(buf.subarray(at + 4, at + 8))) !== buf.readUInt32BE(at + 8)) return "crc mismatch";
+  return len;
+}
+
+/**
+ * Parses one segment file's bytes. Damage never hides good records: after a bad frame the reader
+ * resynchronises at the next offset where a complete record with a valid CRC starts (the length of a
+ * damaged frame is not trusted), reporting the skipped stretch with its offset.
+ */
+export function parseSegment(name: string, buf: Buffer): { records: SpoolRecord[]; corruptions: SpoolCorruption[] } {
+  const records: SpoolRecord[] = [];
+  const corruptions: SpoolCorruption[] = [];
+  let at = SEGMENT_MAGIC.length;
+  if (buf.length < SEGMENT_MAGIC.length || !buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) {
+    corruptions.push({ segment: name, offset: 0, skippedBytes: 0, reason: "bad segment header" });
+    at = 0;
+  }
+  while (at < buf.length) {
+    const res = checkFrame(buf, at);
+    if (typeof res === "number") {
+      const payload = buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + res);
+      if (payload[0] === TYPE_SUMMARY) {
+        records.push({ receivedAtMs: payload.readDoubleLE(1), body: payload.subarray(TYPED_HEADER_BYTES) });
+      } else {
+        corruptions.push({ segment: name, offset: at, skippedBytes: FRAME_BYTES + res, reason: "unknown record type" });
+      }
+      at += FRAME_BYTES + res;
+      continue;
+    }
+    let next = at + 1;
+    for (;;) {
+      next = buf.indexOf(RECORD_MAGIC_BYTES, next);
+      if (next < 0 || typeof checkFrame(buf, next) === "number") break;
+      next += 1;
+    }
+    const end = next < 0 ? buf.length : next;
+    corruptions.push({ segment: name, offset: at, skippedBytes: end - at, reason: next < 0 && res !== "crc mismatch" ? "torn tail" : res });
+    at = end;
+  }
+  return { records, corruptions };
+}
+
+export interface SpoolOptions {
+  /** Start a new segment once the active one reaches this size. */
+  segmentBytes: number;
+}
+
+/**
+ * Append side: `append()` resolves once the record is on disk (fsync). Appends that arrive while a
+ * write+fsync is in progress are written together by the next one (group commit), so concurrent
+ * requests share fsyncs. Read side: the loader `seal()`s the active segment, reads sealed segments in
+ * order and `remove()`s them only after the warehouse committed their contents.
+ */
+export class Spool {
+  private readonly segments = new Map<number, SegmentInfo>();
+  private active?: { id: number; fh: FileHandle };
+  private nextId: number;
+  private queue: Pending[] = [];
+  private flushScheduled = false;
+  private chain: Promise<unknown> = Promise.resolve();
+  /** fsyncs of record data so far; with group commit this grows slower than the number of appends. */
+  fsyncs = 0;
+
+  private constructor(readonly dir: string, private readonly opts: SpoolOptions, existing: Map<number, SegmentInfo>) {
+    for (const [id, info] of existing) this.segments.set(id, info);
+    this.nextId = Math.max(0, ...existing.keys()) + 1;
+  }
+
+  /**
+   * Opens (creating) the spool directory. Segments left by an earlier process are kept as sealed and
+   * will be loaded; new records always go to a fresh segment, so a torn tail from a crash is never
+   * appended to.
+   */
+  static async open(dir: string, opts: SpoolOptions): Promise<Spool> {
+    await mkdir(dir, { recursive: true });
+    const existing = new Map<number, SegmentInfo>();
+    for (const name of await readdir(dir)) {
+      const m = /^(\d{10})\.seg$/.exec(name);
+      if (!m) continue;
+      existing.set(Number(m[1]), { bytes: (await stat(join(dir, name))).size });
+    }
+    const spool = new Spool(dir, opts, existing);
+    return spool;
+  }
+
+  /** Total bytes of every segment not yet removed (sealed and active). */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.segments.values()) n += s.bytes;
+    return n;
+  }
+
+  get segmentCount(): number {
+    return this.segments.size;
+  }
+
+  /** Receive time of the oldest record still in the spool, when known. */
+  oldestRecordMs(): number | undefined {
+    let oldest: number | undefined;
+    for (const s of this.segments.values()) {
+      if (s.firstRecordMs !== undefined && (oldest === undefined || s.firstRecordMs < oldest)) oldest = s.firstRecordMs;
+    }
+    return oldest;
+  }
+
+  /** Appends one summary body; resolves when it is durable, rejects if the write or fsync failed. */
+  append(body: Uint8Array, receivedAtMs: number): Promise<void> {
+    const frame = encodeRecord(body, receivedAtMs);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ frame, receivedAtMs, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        void this.serial(() => this.flush());
+      }
+    });
+  }
+
+  /** Runs file operations one at a time, in order (appends, seal, close never interleave). */
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(op);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    try {
+      const active = await this.activeSegment();
+      const info = this.segments.get(active.id)!;
+      const bytes = batch.reduce((n, p) => n + p.frame.length, 0);
+      await active.fh.writev(batch.map((p) => p.frame));
+      await active.fh.datasync();
+      this.fsyncs++;
+      info.bytes += bytes;
+      info.firstRecordMs ??= batch[0].receivedAtMs;
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      // The segment may now end in a partial record; never append after it. Readers skip the torn bytes.
+      await this.closeActive().catch(() => undefined);
+      for (const p of batch) p.reject(err);
+    }
+  }
+
+  private async activeSegment(): Promise<{ id: number; fh: FileHandle }> {
+    if (this.active && this.segments.get(this.active.id)!.bytes >= this.opts.segmentBytes) await this.closeActive();
+    if (this.active) return this.active;
+    const id = this.nextId++;
+    const fh = await open(join(this.dir, segmentName(id)), "wx");
+    try {
+      await fh.write(SEGMENT_MAGIC);
+      await fh.datasync();
+      await this.syncDir(); // the new directory entry must survive a crash too
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    this.segments.set(id, { bytes: SEGMENT_MAGIC.length });
+    this.active = { id, fh };
+    return this.active;
+  }
+
+  private async closeActive(): Promise<void> {
+    const a = this.active;
+    this.active = undefined;
+    if (a) await a.fh.close();
+  }
+
+  private async syncDir(): Promise<void> {
+    const d = await open(this.dir, "r");
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+
+  /**
+   * Closes the active segment so everything acknowledged so far is in sealed segments; returns the
+   * sealed segment ids, oldest first. Appends after this go to a new segment.
+   */
+  seal(): Promise<number[]> {
+    return this.serial(async () => {
+      await this.closeActive();
+      return [...this.segments.keys()].sort((a, b) => a - b);
+    });
+  }
+
+  /** Reads sealed segments (ids from seal()), oldest first. */
+  async read(id: number): Promise<SegmentRead> {
+    const name = segmentName(id);
+    const buf = await readFile(join(this.dir, name));
+    const { records, corruptions } = parseSegment(name, buf);
+    const info = this.segments.get(id);
+    if (info && records.length > 0) info.firstRecordMs = records[0].receivedAtMs;
+    return { id, records, corruptions };
+  }
+
+  /** Deletes segments whose every record is committed in the warehouse. */
+  remove(ids: readonly number[]): Promise<void> {
+    return this.serial(async () => {
+      for (const id of ids) {
+        if (this.active?.id === id) continue;
+        await unlink(join(this.dir, segmentName(id))).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "ENOENT") throw err;
+        });
+        this.segments.delete(id);
+      }
+      await this.syncDir();
+    });
+  }
+
+  /** Checks that the spool directory accepts writes (for /readyz) without touching the segments. */
+  async probeWritable(): Promise<void> {
+    const probe = join(this.dir, ".probe");
+    const fh = await open(probe, "w");
+    await fh.close();
+    await unlink(probe);
+  }
+
+  /** Waits for queued appends, then closes the active segment. */
+  close(): Promise<void> {
+    return this.serial(() => this.closeActive());
+  }
+}
