@@ -1,0 +1,229 @@
+import { isError } from "./errors.ts";
+import type { SimRequest } from "./generator.ts";
+import { expectedSeries, seriesKey, type Reporter, type SeriesDims, type SeriesOptions } from "./series.ts";
+
+/**
+ * Nearest-rank quantile of an ascending array (the schema's definition): the value at sorted position
+ * `max(1, ceil(q·n)) − 1`. NaN for an empty array.
+ */
+export function exactQuantile(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  if (!(q >= 0 && q <= 1)) throw new Error(`quantile must be in [0, 1], got ${q}`);
+  return sorted[Math.max(1, Math.ceil(q * n)) - 1];
+}
+
+/**
+ * Exact statistics of a set of requests: the measures of `mesh_traffic_minute` plus every latency value, so
+ * quantiles are exact. Latencies live in a growable Float64Array (8 bytes per request, no per-value objects).
+ */
+export class Stats {
+  requests = 0;
+  errors = 0;
+  requestBytes = 0;
+  responseBytes = 0;
+  latencySumUs = 0;
+  latencyMinUs = Infinity;
+  latencyMaxUs = -Infinity;
+  private values = new Float64Array(8);
+  private sortedView: Float64Array | null = null;
+
+  add(latencyUs: number, error: boolean, requestBytes: number, responseBytes: number): void {
+    if (this.requests === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.requests++] = latencyUs;
+    if (error) this.errors++;
+    this.requestBytes += requestBytes;
+    this.responseBytes += responseBytes;
+    this.latencySumUs += latencyUs;
+    if (latencyUs < this.latencyMinUs) this.latencyMinUs = latencyUs;
+    if (latencyUs > this.latencyMaxUs) this.latencyMaxUs = latencyUs;
+    this.sortedView = null;
+  }
+
+  merge(other: Stats): void {
+    if (other.requests === 0) return;
+    const need = this.requests + other.requests;
+    if (need > this.values.length) {
+      const grown = new Float64Array(Math.max(need, this.values.length * 2));
+      grown.set(this.values.subarray(0, this.requests));
+      this.values = grown;
+    }
+    this.values.set(other.values.subarray(0, other.requests), this.requests);
+    this.requests = need;
+    this.errors += other.errors;
+    this.requestBytes += other.requestBytes;
+    this.responseBytes += other.responseBytes;
+    this.latencySumUs += other.latencySumUs;
+    this.latencyMinUs = Math.min(this.latencyMinUs, other.latencyMinUs);
+    this.latencyMaxUs = Math.max(this.latencyMaxUs, other.latencyMaxUs);
+    this.sortedView = null;
+  }
+
+  /** Latencies in µs in arrival order (a view; do not keep across `add`). */
+  latencies(): Float64Array {
+    return this.values.subarray(0, this.requests);
+  }
+
+  /** Latencies in µs, ascending (computed once, until the next `add`). */
+  sortedLatencies(): Float64Array {
+    if (!this.sortedView) this.sortedView = Float64Array.from(this.latencies()).sort();
+    return this.sortedView;
+  }
+
+  /** Exact nearest-rank quantile in µs. */
+  quantile(q: number): number {
+    return exactQuantile(this.sortedLatencies(), q);
+  }
+}
+
+export interface TruthRow {
+  /** Start of the UTC minute, Unix ms. */
+  minuteMs: number;
+  /** `seriesKey(dims)` */
+  key: string;
+  dims: SeriesDims;
+  stats: Stats;
+}
+
+export interface TruthOptions extends SeriesOptions {
+  /** Record only these reporters (the filter's `directions`: inbound = destination, outbound = source). */
+  reporters?: Reporter[];
+}
+
+export interface TotalsFilter {
+  reporter?: Reporter;
+  /** Inclusive lower bound on the minute, Unix ms. */
+  fromMinuteMs?: number;
+  /** Exclusive upper bound on the minute, Unix ms. */
+  toMinuteMs?: number;
+}
+
+interface SeriesEntry {
+  key: string;
+  dims: SeriesDims;
+}
+
+/**
+ * Exact ground truth per (minute, series) and reporter, computed from the generator's facts with
+ * `expectedSeries` and `isError` — never with the filter's code.
+ */
+export class GroundTruth {
+  readonly options: TruthOptions;
+  /** Observations recorded (a request seen by both sidecars counts twice). */
+  observations = 0;
+  private readonly recordSource: boolean;
+  private readonly recordDestination: boolean;
+  /** Cheap per-request key (ids and codes) → series index; the full dimension key is built once per series. */
+  private readonly byFacts = new Map<string, number>();
+  private readonly byKey = new Map<string, number>();
+  private readonly series: SeriesEntry[] = [];
+  private readonly minutes = new Map<number, Map<number, Stats>>();
+
+  constructor(options: TruthOptions = {}) {
+    this.options = options;
+    const reporters = options.reporters ?? ["source", "destination"];
+    this.recordSource = reporters.includes("source");
+    this.recordDestination = reporters.includes("destination");
+  }
+
+  record(request: SimRequest): void {
+    if (request.sourceReports && this.recordSource) this.observe(request, "source", request.sourceDurationNs);
+    if (request.destinationReports && this.recordDestination) {
+      this.observe(request, "destination", request.destinationDurationNs);
+    }
+  }
+
+  private observe(request: SimRequest, reporter: Reporter, durationNs: number): void {
+    const facts =
+      `${reporter === "source" ? "s" : "d"}${request.source.id}.${request.destination.id}.${request.service.id}.` +
+      `${request.responseCode}.${request.grpcStatus}.${request.responseFlags}.${request.mtls ? 1 : 0}` +
+      `${request.upstreamConnected ? 1 : 0}.${request.endUser ?? ""}`;
+    let index = this.byFacts.get(facts);
+    if (index === undefined) {
+      const dims = expectedSeries(request, reporter, this.options);
+      const key = seriesKey(dims);
+      index = this.byKey.get(key);
+      if (index === undefined) {
+        index = this.series.length;
+        this.series.push({ key, dims });
+        this.byKey.set(key, index);
+      }
+      this.byFacts.set(facts, index);
+    }
+    let minute = this.minutes.get(request.minuteMs);
+    if (!minute) {
+      minute = new Map();
+      this.minutes.set(request.minuteMs, minute);
+    }
+    let stats = minute.get(index);
+    if (!stats) {
+      stats = new Stats();
+      minute.set(index, stats);
+    }
+    stats.add(
+      Math.floor(durationNs / 1000),
+      isError(request.responseCode, request.grpcStatus, request.responseFlags),
+      request.requestHeaderBytes + request.requestBodyBytes,
+      request.responseHeaderBytes + request.responseBodyBytes,
+    );
+    this.observations++;
+  }
+
+  /** Number of distinct series (over all minutes). */
+  get seriesCount(): number {
+    return this.series.length;
+  }
+
+  /** Minutes that have data, ascending, Unix ms. */
+  minuteList(): number[] {
+    return [...this.minutes.keys()].sort((a, b) => a - b);
+  }
+
+  /** One row per (minute, series), ordered by minute then series key. */
+  rows(): TruthRow[] {
+    const rows: TruthRow[] = [];
+    for (const minuteMs of this.minuteList()) {
+      for (const [index, stats] of this.minutes.get(minuteMs)!) {
+        const { key, dims } = this.series[index];
+        rows.push({ minuteMs, key, dims, stats });
+      }
+    }
+    return rows.sort((a, b) => a.minuteMs - b.minuteMs || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /**
+   * Rows merged by an arbitrary grouping, e.g. per source principal → destination service for a report,
+   * or per series over the whole run (`(row) => row.key`).
+   */
+  aggregate(groupBy: (row: TruthRow) => string): Map<string, Stats> {
+    const groups = new Map<string, Stats>();
+    for (const row of this.rows()) {
+      const g = groupBy(row);
+      let stats = groups.get(g);
+      if (!stats) {
+        stats = new Stats();
+        groups.set(g, stats);
+      }
+      stats.merge(row.stats);
+    }
+    return groups;
+  }
+
+  /** Everything recorded, optionally for one reporter and a range of minutes. */
+  totals(filter: TotalsFilter = {}): Stats {
+    const total = new Stats();
+    for (const [minuteMs, series] of this.minutes) {
+      if (filter.fromMinuteMs !== undefined && minuteMs < filter.fromMinuteMs) continue;
+      if (filter.toMinuteMs !== undefined && minuteMs >= filter.toMinuteMs) continue;
+      for (const [index, stats] of series) {
+        if (filter.reporter && this.series[index].dims.reporter !== filter.reporter) continue;
+        total.merge(stats);
+      }
+    }
+    return total;
+  }
+}
