@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { TokenSet, ensureGeneratedToken, parseTokenFile } from "../../collector/auth.ts";
+import { ConfigError, SETTINGS, loadConfig } from "../../collector/config.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "meshlook-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const problems = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("collector configuration", () => {
+  it("works with no settings at all, deriving paths from the data directory", () => {
+    const c = loadConfig({ MESHLOOK_DATA_DIR: dir });
+    expect(c).toMatchObject({ port: 8080, sink: "duckdb", spoolDir: join(dir, "spool"), duckdbPath: join(dir, "meshlook.duckdb") });
+  });
+
+  it("gathers every problem at once, each naming its setting", () => {
+    expect(
+      problems({ MESHLOOK_PORT: "80a", MESHLOOK_LOAD_INTERVAL_S: "0", MESHLOOK_SINK: "postgres", MESHLOOK_AUTH_DISABLED: "maybe" }),
+    ).toEqual([
+      'MESHLOOK_PORT: must be an integer, got "80a"',
+      "MESHLOOK_SINK: must be one of duckdb, snowflake, got \"postgres\"",
+      "MESHLOOK_LOAD_INTERVAL_S: must be between 1 and 3600, got 0",
+      'MESHLOOK_AUTH_DISABLED: must be true or false, got "maybe"',
+    ]);
+  });
+
+  it("names each missing Snowflake setting", () => {
+    const p = problems({ MESHLOOK_SINK: "snowflake", MESHLOOK_SNOWFLAKE_ACCOUNT: "acme" });
+    expect(p).toContain("MESHLOOK_SNOWFLAKE_USER: required when MESHLOOK_SINK=snowflake");
+    expect(p).toContain("MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE_JWT");
+    expect(p.some((x) => x.startsWith("MESHLOOK_SNOWFLAKE_ACCOUNT"))).toBe(false);
+  });
+
+  it("reads a YAML file with lower-case keys; the environment wins; unknown keys are errors", () => {
+    const file = join(dir, "collector.yaml");
+    writeFileSync(file, "port: 9000\nload_interval_s: 30\ningest_tokens: [a, b]\n");
+    expect(loadConfig({ MESHLOOK_CONFIG: file, MESHLOOK_PORT: "9001" })).toMatchObject({ port: 9001, loadIntervalS: 30, ingestTokens: ["a", "b"] });
+    writeFileSync(file, "prot: 9000\nport: -1\n");
+    expect(problems({ MESHLOOK_CONFIG: file })).toEqual([
+      `prot (in ${file}): unknown setting`,
+      `port (in ${file}): must be between 0 and 65535, got -1`,
+    ]);
+  });
+
+  it("documents every setting in docs/collector.md", () => {
+    const doc = readFileSync(new URL("../../docs/collector.md", import.meta.url), "utf8");
+    for (const s of SETTINGS) expect(doc).toContain(`\`MESHLOOK_${s.env}\``);
+  });
+});
+
+describe("ingest tokens", () => {
+  it("accepts any configured token, rejects others and malformed headers", () => {
+    const t = new TokenSet(["old-token", "new-token"]);
+    expect(t.verify("Bearer old-token")).toBe(true);
+    expect(t.verify("bearer new-token")).toBe(true);
+    expect(t.verify("Bearer other")).toBe(false);
+    expect(t.verify("Bearer old-token-x")).toBe(false);
+    expect(t.verify("Basic old-token")).toBe(false);
+    expect(t.verify(undefined)).toBe(false);
+  });
+
+  it("re-reads the token file so a rotation needs no restart", () => {
+    const file = join(dir, "tokens");
+    writeFileSync(file, "# rotated weekly\nfirst\n\n");
+    const t = new TokenSet(["env-token"], file);
+    expect(parseTokenFile("a\r\n # c\n b \n")).toEqual(["a", "b"]);
+    expect(t.verify("Bearer first")).toBe(true);
+    writeFileSync(file, "second\n");
+    t.reload();
+    expect(t.verify("Bearer first")).toBe(false);
+    expect(t.verify("Bearer second")).toBe(true);
+    expect(t.verify("Bearer env-token")).toBe(true);
+  });
+
+  it("generates a private token file once and reuses it", () => {
+    const first = ensureGeneratedToken(dir);
+    expect(first.created).toBe(true);
+    expect(statSync(first.file).mode & 0o777).toBe(0o600);
+    const token = readFileSync(first.file, "utf8").trim();
+    expect(token.length).toBeGreaterThanOrEqual(40);
+    expect(ensureGeneratedToken(dir)).toEqual({ file: first.file, created: false });
+    expect(new TokenSet([], first.file).verify(`Bearer ${token}`)).toBe(true);
+  });
+});
