@@ -84,6 +84,7 @@ export class TrafficGenerator {
   /** Requests generated so far. */
   generated = 0;
   private offsetNs = 0;
+  private readonly startNs: bigint;
   private readonly rng: Rng;
   private readonly meanGapNs: number;
   private readonly callPicker: WeightedPicker;
@@ -99,6 +100,7 @@ export class TrafficGenerator {
     if (!(this.requestsPerSecond > 0)) throw new Error("requestsPerSecond must be > 0");
     this.startTimeMs = options.startTimeMs ?? DEFAULT_START_TIME_MS;
     if (!Number.isInteger(this.startTimeMs)) throw new Error("startTimeMs must be an integer");
+    this.startNs = BigInt(this.startTimeMs) * 1_000_000n;
     this.meanGapNs = 1e9 / this.requestsPerSecond;
     this.callPicker = new WeightedPicker(model.calls.map((c) => c.weight));
     this.backendPickers = model.services.map((s) => new WeightedPicker(s.backendWeights));
@@ -193,7 +195,7 @@ export class TrafficGenerator {
     const requestBodyBytes = sizeBytes(rng, call.requestBody) + (grpc ? 5 : 0);
     const request: SimRequest = {
       seq: this.generated++,
-      endNs: BigInt(this.startTimeMs) * 1_000_000n + BigInt(offsetNs),
+      endNs: this.startNs + BigInt(offsetNs),
       offsetNs,
       minuteMs: Math.floor((this.startTimeMs + Math.floor(offsetNs / 1e6)) / 60_000) * 60_000,
       source,

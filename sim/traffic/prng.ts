@@ -82,7 +82,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** FNV-1a over UTF-16 code units: lets callers seed with a readable string ("demo", "e2e"). */
-function hashString(text: string): number {
+export function hashString(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

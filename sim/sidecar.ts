@@ -1,0 +1,250 @@
+/**
+ * Glue between the traffic generator and the proxy-wasm host: what an Envoy sidecar (Istio ≥ 1.22) knows
+ * about a generated request, expressed with Envoy's attribute names and types, its header maps, and the
+ * bootstrap node of the sidecar's own workload.
+ *
+ * Attribute sources: Envoy `source/extensions/filters/common/expr/context.cc` (request.*, response.*,
+ * connection.*, upstream.*, source.*, destination.*, xds.*), istio/proxy `extensions/common/metadata_object.h`
+ * (peer metadata fields in filter state `downstream_peer` / `upstream_peer`: workload, name, namespace,
+ * cluster, service, revision, app, version, type), Istio's bootstrap node metadata (NAME, NAMESPACE,
+ * WORKLOAD_NAME, CLUSTER_ID, MESH_ID, SERVICE_ACCOUNT, OWNER, LABELS), Istio's `istio_authn` dynamic
+ * metadata (`request.auth.principal`) and the cluster metadata Istio's stats read the service host from
+ * (`filter_metadata.istio.services[0].host`).
+ */
+import type { StreamAttributes } from "./host/properties.ts";
+import { duration, FieldObject, timestamp, uint, type Attr, type NodeInfo } from "./host/values.ts";
+import type { SimRequest } from "./traffic/generator.ts";
+import { hashString } from "./traffic/prng.ts";
+import type { MeshModel, Service, Workload } from "./traffic/model.ts";
+import type { Reporter } from "./traffic/series.ts";
+
+/** Envoy's `xds.listener_direction` values (envoy.config.core.v3.TrafficDirection). */
+export const TRAFFIC_DIRECTION = { UNSPECIFIED: 0, INBOUND: 1, OUTBOUND: 2 } as const;
+
+export type Pairs = [string, string][];
+
+/** Everything one sidecar needs to replay one request through a filter. */
+export interface StreamInput {
+  requestHeaders: Pairs;
+  /** Body bytes sent by the client (the content is filler; filters here only count it). */
+  requestBodyBytes: number;
+  /** null: no response was sent (the caller hung up, flag DC). */
+  responseHeaders: Pairs | null;
+  responseBodyBytes: number;
+  /** gRPC trailers (grpc-status) when the upstream answered with a body; null otherwise. */
+  responseTrailers: Pairs | null;
+  /** Attributes the host serves through proxy_get_property. */
+  attributes: StreamAttributes;
+}
+
+/** Istio proxy version announced in node metadata. */
+const ISTIO_VERSION = "1.24.2";
+
+/** Pod name of the (single) pod of a workload: the Deployment name plus stable ReplicaSet/pod suffixes. */
+export function podName(w: Workload): string {
+  const h = hashString(w.namespace + "/" + w.name);
+  return `${w.name}-${h.toString(36).padStart(7, "0").slice(0, 7)}-${(h >>> 11).toString(36).slice(0, 5)}`;
+}
+
+/** The bootstrap node Istio's injector gives the sidecar (or gateway) of a workload. */
+export function workloadNode(w: Workload, model: MeshModel): NodeInfo {
+  const pod = podName(w);
+  const labels: Record<string, string> = {
+    app: w.app,
+    "service.istio.io/canonical-name": w.canonicalService,
+    "service.istio.io/canonical-revision": w.canonicalRevision,
+    "security.istio.io/tlsMode": "istio",
+  };
+  if (w.version) labels.version = w.version;
+  return {
+    id: `${w.proxy === "gateway" ? "router" : "sidecar"}~${w.ip}~${pod}.${w.namespace}~${w.namespace}.svc.cluster.local`,
+    cluster: `${w.canonicalService}.${w.namespace}`,
+    metadata: {
+      NAME: pod,
+      NAMESPACE: w.namespace,
+      WORKLOAD_NAME: w.name,
+      CLUSTER_ID: w.cluster,
+      MESH_ID: model.meshId,
+      SERVICE_ACCOUNT: w.serviceAccount,
+      OWNER: `kubernetes://apis/apps/v1/namespaces/${w.namespace}/deployments/${w.name}`,
+      LABELS: labels,
+      INSTANCE_IPS: w.ip,
+      ISTIO_VERSION,
+      INTERCEPTION_MODE: "REDIRECT",
+      PLATFORM_METADATA: {},
+    },
+  };
+}
+
+const peerObjects = new WeakMap<Workload, FieldObject>();
+
+/**
+ * Istio's peer metadata object for a workload, with field access as Envoy's filter-state wrapper gives it.
+ * Immutable, so one object per workload is shared by all its streams.
+ */
+export function peerObject(w: Workload): FieldObject {
+  let peer = peerObjects.get(w);
+  if (!peer) {
+    peer = makePeerObject(w);
+    peerObjects.set(w, peer);
+  }
+  return peer;
+}
+
+function makePeerObject(w: Workload): FieldObject {
+  return new FieldObject({
+    type: "deployment",
+    workload: w.name,
+    name: podName(w),
+    namespace: w.namespace,
+    cluster: w.cluster,
+    service: w.canonicalService,
+    revision: w.canonicalRevision,
+    app: w.app,
+    version: w.version,
+  });
+}
+
+/** The ClusterIP of a service. */
+export function serviceIp(s: Service): string {
+  return `10.96.${(s.id >> 8) & 255}.${(s.id & 255) + 10}`;
+}
+
+const clusterMetadataCache = new WeakMap<Service, Attr>();
+
+/** Cluster metadata as Istio writes it for a service's clusters (shared, never mutated). */
+function clusterMetadata(s: Service): Attr {
+  let m = clusterMetadataCache.get(s);
+  if (!m) {
+    m = { filter_metadata: { istio: { services: [{ host: s.host, name: s.name, namespace: s.namespace }] } } };
+    clusterMetadataCache.set(s, m);
+  }
+  return m;
+}
+
+/** The sidecar that logs a request for a reporter: the source's outbound side or the destination's inbound side. */
+export function reportingWorkload(request: SimRequest, reporter: Reporter): Workload {
+  return reporter === "source" ? request.source : request.destination;
+}
+
+/**
+ * Maps a generated request to what the reporter's sidecar sees. Only call it for a reporter that observes
+ * the request (`sourceReports` / `destinationReports`).
+ */
+export function streamInput(request: SimRequest, reporter: Reporter): StreamInput {
+  const inbound = reporter === "destination";
+  if (inbound ? !request.destinationReports : !request.sourceReports) {
+    throw new Error(`request ${request.seq} is not observed by its ${reporter} sidecar`);
+  }
+  const { source: src, destination: dst, service: svc } = request;
+  const grpc = request.protocol === "grpc";
+  const durationNs = inbound ? request.destinationDurationNs : request.sourceDurationNs;
+  const clientPort = 32768 + ((request.seq * 7919) % 28000);
+  const requestId = requestUuid(request.seq);
+
+  const requestHeaders: Pairs = [
+    [":method", request.method],
+    [":path", request.path],
+    [":authority", request.authority],
+    [":scheme", "http"],
+    ["user-agent", grpc ? "grpc-go/1.64.0" : src.proxy === "none" ? "curl/8.5.0" : "python-requests/2.32.3"],
+    ["x-request-id", requestId],
+  ];
+  if (grpc) requestHeaders.push(["content-type", "application/grpc"], ["te", "trailers"]);
+  else if (request.requestBodyBytes > 0) requestHeaders.push(["content-type", "application/json"]);
+  if (request.requestBodyBytes > 0) requestHeaders.push(["content-length", String(request.requestBodyBytes)]);
+  if (inbound) requestHeaders.push(["x-forwarded-proto", "http"]);
+
+  let responseHeaders: Pairs | null = null;
+  let responseTrailers: Pairs | null = null;
+  if (request.responseCode !== 0) {
+    responseHeaders = [[":status", String(request.responseCode)]];
+    if (grpc) {
+      responseHeaders.push(["content-type", "application/grpc"]);
+      // A body-less gRPC answer (Envoy's local reply, or an error) is trailers-only: status in the headers.
+      if (request.responseBodyBytes === 0) responseHeaders.push(["grpc-status", String(request.grpcStatus)]);
+      else responseTrailers = [["grpc-status", String(request.grpcStatus)]];
+    } else {
+      responseHeaders.push(["content-type", request.responseCodeDetails === "via_upstream" ? "application/json" : "text/plain"]);
+      responseHeaders.push(["content-length", String(request.responseBodyBytes)]);
+    }
+  }
+
+  const mtls = request.mtls;
+  const upstreamTls = mtls && request.upstreamConnected;
+  const attributes: StreamAttributes = {
+    request: {
+      time: timestamp(request.endNs - BigInt(durationNs)),
+      duration: duration(durationNs),
+      protocol: grpc || mtls ? "HTTP/2" : "HTTP/1.1",
+      size: request.requestBodyBytes,
+      total_size: request.requestHeaderBytes + request.requestBodyBytes,
+    },
+    response: {
+      code_details: request.responseCodeDetails,
+      flags: request.responseFlags,
+      size: request.responseBodyBytes,
+      total_size: request.responseHeaderBytes + request.responseBodyBytes,
+    },
+    xds: {
+      cluster_name: inbound ? `inbound|${svc.port}||` : `outbound|${svc.port}||${svc.host}`,
+      cluster_metadata: clusterMetadata(svc),
+      route_name: inbound ? "default" : `${svc.host}:${svc.port}`,
+      listener_direction: inbound ? TRAFFIC_DIRECTION.INBOUND : TRAFFIC_DIRECTION.OUTBOUND,
+    },
+  };
+  if (request.responseCode !== 0) attributes.response!.code = request.responseCode;
+
+  if (inbound) {
+    attributes.source = { address: `${src.ip}:${clientPort}`, port: clientPort };
+    attributes.destination = { address: `${dst.ip}:${svc.port}`, port: svc.port };
+    attributes.connection = { id: uint(request.seq * 2 + 1), mtls };
+    if (mtls) {
+      Object.assign(attributes.connection, {
+        requested_server_name: `outbound_.${svc.port}_._.${svc.host}`,
+        tls_version: "TLSv1.3",
+        uri_san_peer_certificate: src.principal!,
+        uri_san_local_certificate: dst.principal!,
+      });
+    }
+    attributes.upstream = { address: `${dst.ip}:${svc.port}`, port: svc.port };
+    if (src.proxy === "sidecar" || src.proxy === "gateway") attributes.filter_state = { downstream_peer: peerObject(src) };
+    if (request.endUser) {
+      attributes.metadata = { filter_metadata: { istio_authn: { "request.auth.principal": request.endUser } } };
+    }
+  } else {
+    attributes.source = { address: `${src.ip}:${clientPort}`, port: clientPort };
+    attributes.destination = { address: `${serviceIp(svc)}:${svc.port}`, port: svc.port };
+    attributes.connection = { id: uint(request.seq * 2), mtls: false };
+    if (request.upstreamConnected) {
+      attributes.upstream = { address: `${dst.ip}:${svc.port}`, port: svc.port };
+      if (upstreamTls) {
+        Object.assign(attributes.upstream, {
+          tls_version: "TLSv1.3",
+          uri_san_peer_certificate: dst.principal!,
+          uri_san_local_certificate: src.principal!,
+        });
+      }
+      attributes.filter_state = { upstream_peer: peerObject(dst) };
+    } else {
+      attributes.upstream = {
+        transport_failure_reason: request.responseFlags & 0x20 ? "delayed connect error: 111" : "",
+      };
+    }
+  }
+
+  return {
+    requestHeaders,
+    requestBodyBytes: request.requestBodyBytes,
+    responseHeaders,
+    responseBodyBytes: request.responseBodyBytes,
+    responseTrailers,
+    attributes,
+  };
+}
+
+/** A UUID-shaped x-request-id derived from the sequence number, so replays are byte-identical. */
+function requestUuid(seq: number): string {
+  const hex = seq.toString(16).padStart(12, "0");
+  return `6d657368-6c6f-4f6b-8000-${hex.length > 12 ? hex.slice(-12) : hex}`;
+}
