@@ -1,0 +1,390 @@
+// Per request, at stream end: reads what Envoy knows about the request and turns it into a series
+// key (dimension value ids, see interner.ts) and the request's measures. This is the per-request
+// path: it reads only the properties its dimensions need, and copies nothing it does not keep.
+import { HostBytes, readProperty, isValidUtf8, propertyPath } from "./sdk/host";
+import { Config } from "./config";
+import { Dim, DIM_COUNT, NONE, UNKNOWN } from "./dimensions";
+import { Interner, hashBytes, mix64 } from "./interner";
+import { FAILURE_FLAGS, flagsToString } from "./flags";
+
+/** Values longer than this are not identities but garbage (or an attack); they read as `unknown`. */
+export const MAX_VALUE_BYTES = 512;
+
+/**
+ * A property Envoy serves under `xds.<name>` since 1.33 removed the Wasm-only top-level names
+ * (`listener_direction`, `cluster_name`, `node`); older proxies serve only the old name. The path
+ * that answered last time is tried first, so a request costs one read on either.
+ */
+class XdsPath {
+  paths: Array<ArrayBuffer>;
+  first: i32 = 0;
+  constructor(segments: Array<string>) {
+    this.paths = [propertyPath(["xds"].concat(segments)), propertyPath(segments)];
+  }
+  read(into: HostBytes): bool {
+    if (readProperty(this.paths[this.first], into)) return true;
+    if (!readProperty(this.paths[this.first ^ 1], into)) return false;
+    this.first ^= 1;
+    return true;
+  }
+}
+
+const P_DIRECTION = new XdsPath(["listener_direction"]);
+const P_CLUSTER_NAME = new XdsPath(["cluster_name"]);
+// Where Istio's own stats read the service host from.
+const P_SERVICE_HOST = new XdsPath(["cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]);
+const P_DURATION = propertyPath(["request", "duration"]);
+const P_REQUEST_SIZE = propertyPath(["request", "total_size"]);
+const P_RESPONSE_SIZE = propertyPath(["response", "total_size"]);
+const P_RESPONSE_CODE = propertyPath(["response", "code"]);
+const P_GRPC_STATUS = propertyPath(["response", "grpc_status"]);
+const P_RESPONSE_FLAGS = propertyPath(["response", "flags"]);
+const P_CONTENT_TYPE = propertyPath(["request", "headers", "content-type"]);
+const P_HOST = propertyPath(["request", "host"]);
+const P_MTLS = propertyPath(["connection", "mtls"]);
+const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
+const P_DOWN_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);
+const P_UP_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
+const P_UP_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
+const P_END_USER = propertyPath(["metadata", "filter_metadata", "istio_authn", "request.auth.principal"]);
+
+/**
+ * Where a peer's workload labels come from: Istio's peer metadata object in filter state
+ * (`filter_state.downstream_peer.workload`, …), else the legacy metadata-exchange FlatNode
+ * (`downstream_peer.workload_name`, …, the `wasm.downstream_peer` filter state).
+ */
+class PeerPaths {
+  current: Array<ArrayBuffer>;
+  legacy: Array<ArrayBuffer>;
+  constructor(side: string) {
+    // Order: workload, namespace, canonical service, canonical revision, cluster.
+    this.current = [
+      propertyPath(["filter_state", side, "workload"]),
+      propertyPath(["filter_state", side, "namespace"]),
+      propertyPath(["filter_state", side, "service"]),
+      propertyPath(["filter_state", side, "revision"]),
+      propertyPath(["filter_state", side, "cluster"]),
+    ];
+    this.legacy = [
+      propertyPath([side, "workload_name"]),
+      propertyPath([side, "namespace"]),
+      propertyPath([side, "labels", "service.istio.io/canonical-name"]),
+      propertyPath([side, "labels", "service.istio.io/canonical-revision"]),
+      propertyPath([side, "cluster_id"]),
+    ];
+  }
+}
+const DOWNSTREAM_PEER = new PeerPaths("downstream_peer");
+const UPSTREAM_PEER = new PeerPaths("upstream_peer");
+
+/** This proxy's own labels (node metadata), read once per configuration. Values are UTF-8 bytes. */
+export class LocalNode {
+  id: string = "";
+  labels: Array<ArrayBuffer> = []; // same order as PeerPaths
+
+  static read(): LocalNode {
+    let n = new LocalNode();
+    let hb = new HostBytes();
+    if (new XdsPath(["node", "id"]).read(hb)) {
+      n.id = hb.len <= MAX_VALUE_BYTES ? hb.asString("") : "";
+      hb.release();
+    }
+    n.labels.push(firstOf([["node", "metadata", "WORKLOAD_NAME"]]));
+    n.labels.push(firstOf([["node", "metadata", "NAMESPACE"]]));
+    n.labels.push(firstOf([
+      ["node", "metadata", "LABELS", "service.istio.io/canonical-name"],
+      ["node", "metadata", "LABELS", "app.kubernetes.io/name"],
+      ["node", "metadata", "LABELS", "app"],
+      ["node", "metadata", "WORKLOAD_NAME"],
+    ]));
+    n.labels.push(firstOf([
+      ["node", "metadata", "LABELS", "service.istio.io/canonical-revision"],
+      ["node", "metadata", "LABELS", "app.kubernetes.io/version"],
+      ["node", "metadata", "LABELS", "version"],
+    ], "latest"));
+    n.labels.push(firstOf([["node", "metadata", "CLUSTER_ID"]]));
+    return n;
+  }
+}
+
+/** The first of `paths` that holds a usable string, as bytes; `fallback` when none does. */
+function firstOf(paths: Array<Array<string>>, fallback: string = UNKNOWN): ArrayBuffer {
+  let hb = new HostBytes();
+  for (let i = 0; i < paths.length; i++) {
+    if (!new XdsPath(paths[i]).read(hb)) continue;
+    let ok = hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len);
+    let out = ok ? String.UTF8.encode(String.UTF8.decodeUnsafe(hb.ptr, hb.len)) : new ArrayBuffer(0);
+    hb.release();
+    if (ok) return out;
+  }
+  return String.UTF8.encode(fallback);
+}
+
+/** Ids of the strings every window needs; interned first at each window start. */
+export class Sentinels {
+  unknown: i32 = 0;
+  none: i32 = 0;
+  source: i32 = 0;
+  destination: i32 = 0;
+  http: i32 = 0;
+  grpc: i32 = 0;
+  mutualTls: i32 = 0;
+  plaintext: i32 = 0;
+  overflow: i32 = 0;
+
+  intern(t: Interner): void {
+    this.unknown = t.internString(UNKNOWN);
+    this.none = t.internString(NONE);
+    this.source = t.internString("source");
+    this.destination = t.internString("destination");
+    this.http = t.internString("http");
+    this.grpc = t.internString("grpc");
+    this.mutualTls = t.internString("mutual_tls");
+    this.plaintext = t.internString("none");
+    this.overflow = t.internString("__overflow__");
+  }
+}
+
+/** One observed request: its key and measures. Reused for every request (no allocation). */
+export class Observation {
+  /** Dimension value ids; `response_code` holds the code itself. */
+  key: StaticArray<i32> = new StaticArray<i32>(DIM_COUNT);
+  /** Hash of the key's value bytes; stable within a window even for keys that did not fit. */
+  keyHash: u64 = 0;
+  /** A value could not be interned (string table full): the request goes to the overflow series. */
+  spilled: bool = false;
+  inbound: bool = false;
+  error: bool = false;
+  latencyUs: u64 = 0;
+  requestBytes: u64 = 0;
+  responseBytes: u64 = 0;
+}
+
+const hb = new HostBytes();
+
+function readInt(path: ArrayBuffer, fallback: i64): i64 {
+  if (!readProperty(path, hb)) return fallback;
+  let v = hb.asI64(fallback);
+  hb.release();
+  return v;
+}
+
+function readXdsInt(path: XdsPath, fallback: i64): i64 {
+  if (!path.read(hb)) return fallback;
+  let v = hb.asI64(fallback);
+  hb.release();
+  return v;
+}
+
+/** Envoy's TrafficDirection: 1 inbound, 2 outbound. */
+export const enum Direction { Unspecified = 0, Inbound = 1, Outbound = 2 }
+
+export class Observer {
+  local: LocalNode = new LocalNode();
+  sentinels: Sentinels = new Sentinels();
+  private localIds: StaticArray<i32> = new StaticArray<i32>(5);
+  private flagCacheMask: u64 = 0;
+  private flagCacheId: i32 = -1;
+
+  constructor(private config: Config, private strings: Interner) {}
+
+  /** Call after `strings.reset()`: interns the sentinels and this node's labels. */
+  startWindow(): void {
+    this.sentinels.intern(this.strings);
+    for (let i = 0; i < 5; i++) {
+      let b = this.local.labels[i];
+      let id = this.strings.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength));
+      this.localIds[i] = id < 0 ? this.sentinels.unknown : id;
+    }
+    this.flagCacheId = -1;
+  }
+
+  /** Reads the request; false when its direction is not reported. */
+  observe(o: Observation): bool {
+    let c = this.config;
+    let s = this.sentinels;
+    let direction = readXdsInt(P_DIRECTION, Direction.Unspecified);
+    // Envoy leaves the direction unspecified on listeners that are neither; Istio's gateways and
+    // sidecar outbound listeners act as clients, so anything but inbound reports as the source.
+    let inbound = direction == Direction.Inbound;
+    if (inbound ? !c.inbound : !c.outbound) return false;
+    o.inbound = inbound;
+    this.spill = false;
+    this.spillHash = 0;
+    let key = o.key;
+    for (let i = 0; i < DIM_COUNT; i++) unchecked(key[i] = s.unknown);
+    key[Dim.Reporter] = inbound ? s.destination : s.source;
+
+    let dims = c.dimensions;
+    let peerSide = inbound ? DOWNSTREAM_PEER : UPSTREAM_PEER;
+    let peerBase = inbound ? Dim.SourceWorkload : Dim.DestinationWorkload;
+    let localBase = inbound ? Dim.DestinationWorkload : Dim.SourceWorkload;
+    for (let i = 0; i < 5; i++) if (dims[localBase + i]) key[localBase + i] = this.localIds[i];
+    this.readPeer(peerSide, peerBase, key);
+
+    if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(inbound ? P_DOWN_PEER_SAN : P_UP_LOCAL_SAN, s.unknown);
+    if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(inbound ? P_DOWN_LOCAL_SAN : P_UP_PEER_SAN, s.unknown);
+    if (dims[Dim.DestinationService]) key[Dim.DestinationService] = this.destinationService();
+
+    let grpc = false;
+    if (readProperty(P_CONTENT_TYPE, hb)) {
+      grpc = startsWithGrpc(hb.ptr, hb.len);
+      hb.release();
+    }
+    if (dims[Dim.RequestProtocol]) key[Dim.RequestProtocol] = grpc ? s.grpc : s.http;
+
+    let code = readInt(P_RESPONSE_CODE, 0);
+    if (code < 0 || code > 999) code = 0;
+    key[Dim.ResponseCode] = dims[Dim.ResponseCode] ? <i32>code : 0;
+
+    let grpcStatus: i64 = -1;
+    if (grpc) {
+      grpcStatus = readInt(P_GRPC_STATUS, -1);
+      if (grpcStatus > 16) grpcStatus = 2; // not a gRPC code: UNKNOWN, as gRPC maps it
+      if (grpcStatus < -1) grpcStatus = -1;
+    }
+    if (dims[Dim.GrpcStatus]) key[Dim.GrpcStatus] = grpcStatus < 0 ? s.none : this.decimal(<i32>grpcStatus);
+
+    let flags = <u64>readInt(P_RESPONSE_FLAGS, 0);
+    if (dims[Dim.ResponseFlags]) key[Dim.ResponseFlags] = this.flagsId(flags);
+
+    if (dims[Dim.ConnectionSecurityPolicy] && inbound) {
+      let policy = s.unknown;
+      if (readProperty(P_MTLS, hb)) {
+        if (hb.len == 1) policy = load<u8>(hb.ptr) != 0 ? s.mutualTls : s.plaintext;
+        hb.release();
+      }
+      key[Dim.ConnectionSecurityPolicy] = policy;
+    }
+    if (dims[Dim.EndUserPrincipal] && inbound) key[Dim.EndUserPrincipal] = this.stringOf(P_END_USER, s.unknown);
+
+    o.error = (code >= 500 && code <= 599) || grpcStatus > 0 || (flags & FAILURE_FLAGS) != 0;
+    let ns = readInt(P_DURATION, 0);
+    o.latencyUs = ns > 0 ? <u64>(ns / 1000) : 0;
+    let reqSize = readInt(P_REQUEST_SIZE, 0);
+    let respSize = readInt(P_RESPONSE_SIZE, 0);
+    o.requestBytes = reqSize > 0 ? <u64>reqSize : 0;
+    o.responseBytes = respSize > 0 ? <u64>respSize : 0;
+
+    // Ids identify values within the window; values that did not fit have no id, so their bytes'
+    // hashes go in instead, keeping distinct overflowed keys distinct for the estimate.
+    let h: u64 = this.spillHash;
+    for (let i = 0; i < DIM_COUNT; i++) h = mix64(h ^ (<u64>unchecked(key[i]) * 0xff51afd7ed558ccd + <u64>i));
+    o.keyHash = h;
+    o.spilled = this.spill;
+    return true;
+  }
+
+  /** Id of the string at `path`, `fallback` when absent or unusable; marks a spill when full. */
+  private stringOf(path: ArrayBuffer, fallback: i32): i32 {
+    if (!readProperty(path, hb)) return fallback;
+    let id = this.internHeld(fallback);
+    hb.release();
+    return id;
+  }
+
+  private internHeld(fallback: i32): i32 {
+    if (hb.len == 0 || hb.len > MAX_VALUE_BYTES || !isValidUtf8(hb.ptr, hb.len)) return fallback;
+    return this.internRange(hb.ptr, hb.len, fallback);
+  }
+
+  private spill: bool = false;
+  private spillHash: u64 = 0;
+
+  private internRange(ptr: usize, len: i32, fallback: i32): i32 {
+    let h = hashBytes(ptr, len);
+    let id = this.strings.intern(ptr, len, h);
+    if (id < 0) {
+      this.spill = true;
+      this.spillHash = mix64(this.spillHash ^ h);
+      return fallback;
+    }
+    return id;
+  }
+
+  private readPeer(peer: PeerPaths, base: i32, key: StaticArray<i32>): void {
+    let dims = this.config.dimensions;
+    // One read decides which source holds the peer's labels, so a request from a caller without
+    // peer metadata (plaintext, proxyless) costs two reads, not ten.
+    let paths: Array<ArrayBuffer> | null = null;
+    if (readProperty(peer.current[0], hb)) paths = peer.current;
+    else if (readProperty(peer.legacy[0], hb)) paths = peer.legacy;
+    if (paths === null) return;
+    if (dims[base]) key[base] = this.internHeld(this.sentinels.unknown);
+    hb.release();
+    for (let i = 1; i < 5; i++) if (dims[base + i]) key[base + i] = this.stringOf(paths[i], this.sentinels.unknown);
+  }
+
+  /**
+   * The service host: Istio's cluster metadata, else the host of an Istio cluster name
+   * `dir|port|subset|host` (inbound clusters have none), else the request's host.
+   */
+  private destinationService(): i32 {
+    let u = this.sentinels.unknown;
+    if (P_SERVICE_HOST.read(hb)) {
+      let id = this.internHeld(u);
+      hb.release();
+      if (id != u) return id;
+    }
+    if (P_CLUSTER_NAME.read(hb)) {
+      let ptr = hb.ptr;
+      let len = hb.len;
+      let bars = 0;
+      let start = -1;
+      for (let i = 0; i < len; i++) {
+        if (load<u8>(ptr + i) == 0x7c) {
+          bars++;
+          if (bars == 3) start = i + 1;
+        }
+      }
+      let id = -1;
+      if (bars == 3 && start < len && len <= MAX_VALUE_BYTES && isValidUtf8(ptr + start, len - start)) {
+        id = this.internRange(ptr + start, len - start, u);
+      }
+      hb.release();
+      if (id >= 0 && id != u) return id;
+    }
+    if (!readProperty(P_HOST, hb)) return u;
+    let len = hostWithoutPort(hb.ptr, hb.len);
+    let id = len > 0 && len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, len) ? this.internRange(hb.ptr, len, u) : u;
+    hb.release();
+    return id;
+  }
+
+  private decimal(v: i32): i32 {
+    let b = String.UTF8.encode(v.toString());
+    return this.internRange(changetype<usize>(b), b.byteLength, this.sentinels.unknown);
+  }
+
+  private flagsId(flags: u64): i32 {
+    if ((flags & ((<u64>1 << 27) - 1)) == 0) return this.sentinels.none;
+    if (flags == this.flagCacheMask && this.flagCacheId >= 0) return this.flagCacheId;
+    let b = String.UTF8.encode(flagsToString(flags));
+    let id = this.internRange(changetype<usize>(b), b.byteLength, this.sentinels.unknown);
+    this.flagCacheMask = flags;
+    this.flagCacheId = id;
+    return id;
+  }
+}
+
+function startsWithGrpc(ptr: usize, len: i32): bool {
+  // "application/grpc" (also +proto, +json, -web variants), case-insensitive as media types are.
+  let prefix = "application/grpc";
+  if (len < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    let c = <i32>load<u8>(ptr + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c != prefix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Length of `host[:port]` without the port (IPv6 literals in brackets keep their colons). */
+function hostWithoutPort(ptr: usize, len: i32): i32 {
+  for (let i = len - 1; i >= 0; i--) {
+    let c = load<u8>(ptr + i);
+    if (c == 0x3a) return i;
+    if (c < 0x30 || c > 0x39) return len;
+  }
+  return len;
+}
