@@ -1,0 +1,93 @@
+// The filter's retry outbox, run as TypeScript (portable AssemblyScript): ordering, acknowledgement,
+// backoff, Retry-After, and exact drop accounting under the byte budget.
+import "assemblyscript/std/portable/index";
+import { describe, expect, it } from "vitest";
+import { Outbox, Pending } from "../../filter/outbox.ts";
+
+const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0]) =>
+  new Pending(seq, new Uint8Array(bytes), requests, drops[0], drops[1]);
+
+describe("filter outbox", () => {
+  it("sends oldest first, one at a time, and moves on after a 2xx", () => {
+    const o = new Outbox(1000, 1000, 300_000, 10_000);
+    o.push(summary(0, 10, 1));
+    o.push(summary(1, 10, 1));
+    expect(o.next(0)!.seq).toBe(0);
+    o.sent(0);
+    expect(o.next(1)).toBeNull();
+    o.acknowledged();
+    expect(o.next(2)!.seq).toBe(1);
+    o.sent(2);
+    o.acknowledged();
+    expect(o.next(3)).toBeNull();
+    expect(o.bytes).toBe(0);
+  });
+
+  it("backs off exponentially on failures, capped, and resets after a success", () => {
+    const o = new Outbox(1000, 1000, 4000, 10_000);
+    o.push(summary(0, 10, 1));
+    const waits: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 5; i++) {
+      o.sent(now);
+      o.failed(now, -1);
+      let t = now;
+      while (o.next(t) === null) t += 100;
+      waits.push(t - now);
+      now = t;
+    }
+    expect(waits).toEqual([1000, 2000, 4000, 4000, 4000]);
+    o.sent(now);
+    o.acknowledged();
+    o.push(summary(1, 10, 1));
+    o.sent(now);
+    o.failed(now, -1);
+    expect(o.next(now + 999)).toBeNull();
+    expect(o.next(now + 1000)!.seq).toBe(1);
+  });
+
+  it("waits exactly Retry-After when the collector gives it", () => {
+    const o = new Outbox(1000, 1000, 300_000, 10_000);
+    o.push(summary(0, 10, 1));
+    o.sent(0);
+    o.failed(0, 7000);
+    expect(o.next(6999)).toBeNull();
+    expect(o.next(7000)!.seq).toBe(0);
+  });
+
+  it("treats a call never answered as failed after the deadline", () => {
+    const o = new Outbox(1000, 1000, 300_000, 10_000);
+    o.push(summary(0, 10, 1));
+    o.sent(0);
+    expect(o.next(10_000)).toBeNull();
+    expect(o.next(10_001)).toBeNull(); // failed now, retry after the first backoff
+    expect(o.next(11_001)!.seq).toBe(0);
+  });
+
+  it("drops the oldest summaries beyond the budget, never the one in flight, and counts every drop once", () => {
+    const o = new Outbox(100, 1000, 300_000, 10_000);
+    o.push(summary(0, 40, 5));
+    o.sent(0); // seq 0 in flight
+    o.push(summary(1, 40, 7));
+    o.push(summary(2, 40, 11)); // 120 > 100: drop seq 1 (oldest not in flight)
+    expect(o.length).toBe(2);
+    expect([o.droppedRequests, o.droppedWindows]).toEqual([7, 1]);
+    // The next summary takes the report; if it is dropped in turn, its report comes back.
+    const drops = o.takeDrops();
+    expect(drops).toEqual([7, 1]);
+    o.push(summary(3, 40, 13, drops)); // 120: drop seq 2
+    expect([o.droppedRequests, o.droppedWindows]).toEqual([11, 1]);
+    o.push(summary(4, 40, 17)); // drop seq 3 and the report it carried
+    expect([o.droppedRequests, o.droppedWindows]).toEqual([11 + 13 + 7, 3]);
+    o.acknowledged(); // seq 0 arrives after all
+    expect(o.next(0)!.seq).toBe(4);
+    expect(o.bytes).toBe(40);
+  });
+
+  it("drops a summary larger than the whole budget", () => {
+    const o = new Outbox(100, 1000, 300_000, 10_000);
+    o.push(summary(0, 150, 3));
+    expect(o.length).toBe(0);
+    expect([o.droppedRequests, o.droppedWindows]).toEqual([3, 1]);
+  });
+});
