@@ -1,0 +1,97 @@
+// Builders for the Istio- and Envoy-specific attribute values a mesh stream carries: Istio's peer
+// metadata filter state, Envoy's response flag bits, and dynamic metadata.
+import { encodeStruct, Message, ProtoWriter, structToAttr, type Attr } from "./values.ts";
+
+/**
+ * Peer workload metadata as Istio's peer_metadata filter stores it under the filter-state keys
+ * downstream_peer / upstream_peer (istio/proxy: a CelState holding WorkloadMetadataObject's
+ * serializeAsProto() Struct). Field names are Istio's: type, workload, name, cluster, namespace,
+ * service (canonical name), revision (canonical revision), app, version, identity, region,
+ * availability_zone, labels. Empty fields are left out, as Istio leaves them out.
+ */
+export interface PeerInfo {
+  workload?: string;
+  namespace?: string;
+  cluster?: string;
+  service?: string;
+  revision?: string;
+  app?: string;
+  version?: string;
+  identity?: string;
+  type?: "pod" | "deployment" | "job" | "cronjob";
+  name?: string;
+  region?: string;
+  availability_zone?: string;
+  labels?: Record<string, string>;
+}
+
+/** The filter-state value for a peer: a map a filter reads field by field (filter_state → downstream_peer → workload). */
+export function peerInfo(p: PeerInfo): Attr {
+  const out: Record<string, Attr> = {};
+  for (const [k, v] of Object.entries(p)) {
+    if (k === "labels") {
+      if (v && Object.keys(v).length > 0) out.labels = { ...(v as Record<string, string>) };
+    } else if (typeof v === "string" && v !== "") out[k] = v;
+  }
+  return out;
+}
+
+/** Envoy's legacy response flag bits (StreamInfo::ResponseFlag), by their short access-log names. */
+export const RESPONSE_FLAGS: Readonly<Record<string, number>> = {
+  LH: 0x1,
+  UH: 0x2,
+  UT: 0x4,
+  LR: 0x8,
+  UR: 0x10,
+  UF: 0x20,
+  UC: 0x40,
+  UO: 0x80,
+  NR: 0x100,
+  DI: 0x200,
+  FI: 0x400,
+  RL: 0x800,
+  UAEX: 0x1000,
+  RLSE: 0x2000,
+  DC: 0x4000,
+  URX: 0x8000,
+  SI: 0x10000,
+  IH: 0x20000,
+  DPE: 0x40000,
+  UMSDR: 0x80000,
+  RFCF: 0x100000,
+  NFCF: 0x200000,
+  DT: 0x400000,
+  UPE: 0x800000,
+  NC: 0x1000000,
+  OM: 0x2000000,
+  DF: 0x4000000,
+  DO: 0x8000000,
+};
+
+/** The response.flags value (int64 bitmask) for a list of short flag names, e.g. ["UH", "UF"]. */
+export function responseFlags(names: readonly string[]): number {
+  let bits = 0;
+  for (const n of names) {
+    const bit = RESPONSE_FLAGS[n];
+    if (bit === undefined) throw new RangeError(`unknown Envoy response flag "${n}"`);
+    bits |= bit;
+  }
+  return bits;
+}
+
+/**
+ * Dynamic metadata (envoy.config.core.v3.Metadata, filter_metadata = 1): readable field by field
+ * (metadata → filter_metadata → <namespace> → <key>), protobuf-encoded when read whole.
+ */
+export function metadataMessage(filterMetadata: Record<string, Record<string, unknown>>): Message {
+  return new Message({ filter_metadata: structToAttr(filterMetadata) }, () => {
+    const w = new ProtoWriter();
+    for (const ns of Object.keys(filterMetadata).sort()) {
+      const entry = new ProtoWriter();
+      entry.string(1, ns);
+      entry.bytes(2, encodeStruct(filterMetadata[ns]));
+      w.bytes(1, entry.finish());
+    }
+    return w.finish();
+  });
+}

@@ -1,0 +1,518 @@
+// A simulated Envoy sidecar running one proxy-wasm HTTP filter plugin: it loads and checks the module
+// as Envoy does, runs Envoy's configuration canary, starts one VM per worker thread, and drives HTTP
+// streams, ticks and callouts through them. See docs/host.md for what is modelled and what is not.
+import http from "node:http";
+import { readFile } from "node:fs/promises";
+import { checkModule, WasmLoadError, type CheckedModule } from "./abi.ts";
+import { ManualClock, type Clock, type Timer } from "./clock.ts";
+import { HeaderMap, type HeaderInput } from "./headers.ts";
+import { parseTarget, sendHttpCall, type CallTarget } from "./http-call.ts";
+import { Phase, type PluginView, type StreamAttributes } from "./properties.ts";
+import {
+  LOG_LEVELS,
+  SharedData,
+  SharedQueues,
+  type LogEntry,
+  type LogLevel,
+  type Metric,
+  type MetricType,
+} from "./shared.ts";
+import { nodeMessage, type NodeInfo } from "./values.ts";
+import { R, Vm, type PendingCall, type StreamState, type VmHost } from "./vm.ts";
+
+export type FailStrategy = "FAIL_OPEN" | "FAIL_CLOSE" | "FAIL_RELOAD";
+
+export interface SidecarOptions {
+  /** The module: bytes, a path to a .wasm file, or an already compiled module (shared across sidecars). */
+  wasm: Uint8Array | string | WebAssembly.Module;
+  /** Plugin root id (Istio WasmPlugin pluginName → Envoy root_id); matched by the SDK's registerRootContext. */
+  rootId?: string;
+  /** plugin_name property; defaults to the root id. */
+  pluginName?: string;
+  /** VM id: scopes shared data and queues; plugin_vm_id property. */
+  vmId?: string;
+  /** Plugin configuration (WasmPlugin pluginConfig as JSON text). */
+  pluginConfig?: string | Uint8Array;
+  /** VM configuration (vm_config.configuration). */
+  vmConfig?: string | Uint8Array;
+  /** VM environment variables (WasmPlugin vmConfig.env), read by the module through WASI environ_get. */
+  env?: Record<string, string>;
+  /** Cluster name → "host:port" the callout connects to, e.g. {"outbound|8080||collector.ns.svc.cluster.local": "127.0.0.1:8080"}. */
+  clusters?: Record<string, string | CallTarget>;
+  /** Worker threads, each with its own VM (Envoy --concurrency; Istio sidecars default to 2). */
+  workers?: number;
+  /** Bootstrap node: id, cluster, and Istio's node metadata (NAME, NAMESPACE, WORKLOAD_NAME, LABELS, …). */
+  node?: NodeInfo;
+  /** Time source; a ManualClock is created when omitted. */
+  clock?: Clock;
+  /** Envoy's wasm log level: messages below it are discarded before decoding (default "info"). */
+  logLevel?: LogLevel;
+  /** What a VM failure means for traffic (Istio WasmPlugin failStrategy; default FAIL_OPEN). */
+  failStrategy?: FailStrategy;
+  /** Also answer the Wasm-only names Envoy removed in 1.33 (node, cluster_name, route_name, …); default false. */
+  legacyAttributes?: boolean;
+  /** Run Envoy's configuration canary (a throwaway VM that must start and configure); default true. */
+  canary?: boolean;
+  /** Keep at most this many log entries (oldest dropped first; default 100 000). */
+  maxLogEntries?: number;
+  /** Called for every captured log entry (e.g. to print them in the demo). */
+  onLog?: (entry: LogEntry) => void;
+}
+
+export interface StreamInput {
+  /** Request headers including the pseudo-headers :method, :path, :authority (and :scheme). */
+  requestHeaders: HeaderInput;
+  requestBody?: string | Uint8Array;
+  requestTrailers?: HeaderInput;
+  /** Response headers with :status; omit for a stream that ends without a response (reset, timeout). */
+  responseHeaders?: HeaderInput;
+  responseBody?: string | Uint8Array;
+  responseTrailers?: HeaderInput;
+  /** Stream info the filter reads as properties: request.time/duration/protocol, connection.*, source.*, … */
+  attributes?: StreamAttributes;
+  /** Worker (VM) to run on; round-robin when omitted. */
+  worker?: number;
+}
+
+export interface StreamResult {
+  worker: number;
+  /** The filter did not run: the plugin's VM had failed (FAIL_OPEN skips the filter). */
+  skipped: boolean;
+  /** The VM trapped during this stream. */
+  trapped: boolean;
+  /** Request headers as they leave the filter (towards the upstream). */
+  requestHeaders: [string, string][];
+  requestBody: Uint8Array;
+  /** Response headers as they leave the filter (towards the client); empty when there was no response. */
+  responseHeaders: [string, string][];
+  responseBody: Uint8Array;
+  /** Set when the filter (or FAIL_CLOSE) answered with a local reply instead of the upstream response. */
+  localReply: { code: number; details: string; body: Uint8Array; headers: [string, string][] } | null;
+  /** Filter statuses returned by each callback that ran (0 = Continue). */
+  statuses: Partial<Record<"requestHeaders" | "requestBody" | "requestTrailers" | "responseHeaders" | "responseBody" | "responseTrailers", number>>;
+}
+
+export interface TrapRecord {
+  worker: number | "canary";
+  /** The exported function that was running, e.g. proxy_on_request_headers. */
+  function: string;
+  /** Envoy's message: "Function: <name> failed: <trap message>". */
+  message: string;
+  error: unknown;
+}
+
+export interface CalloutRecord {
+  worker: number | "canary";
+  cluster: string;
+  headers: [string, string][];
+  body: Uint8Array;
+  timeoutMs: number;
+  /** What the filter was handed: a response (possibly Envoy's 503/504 local reply) or a reset (zero headers). */
+  outcome?: { status: number | null; body: Uint8Array };
+}
+
+const enc = new TextEncoder();
+const toBytes = (v: string | Uint8Array | undefined) => (v === undefined ? new Uint8Array(0) : typeof v === "string" ? enc.encode(v) : v);
+
+/** Loads, checks and starts a plugin; throws WasmLoadError when Envoy would refuse it. */
+export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
+  let bytes: Uint8Array | undefined;
+  let module: WebAssembly.Module;
+  if (opts.wasm instanceof WebAssembly.Module) {
+    module = opts.wasm;
+  } else {
+    bytes = typeof opts.wasm === "string" ? new Uint8Array(await readFile(opts.wasm)) : opts.wasm;
+    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  }
+  const checked = checkedModules.get(module) ?? checkModule(bytes!);
+  checkedModules.set(module, checked);
+  const sidecar = new Sidecar(opts, module, checked);
+  sidecar.start();
+  return sidecar;
+}
+
+/** Compiles a module once so many sidecars can share it (the check result is cached with it). */
+export async function compileModule(wasm: Uint8Array | string): Promise<WebAssembly.Module> {
+  const bytes = typeof wasm === "string" ? new Uint8Array(await readFile(wasm)) : wasm;
+  const checked = checkModule(bytes);
+  const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  checkedModules.set(module, checked);
+  return module;
+}
+
+const checkedModules = new WeakMap<WebAssembly.Module, CheckedModule>();
+
+export class Sidecar {
+  readonly clock: Clock;
+  /** Captured log entries at or above the log level, oldest first. */
+  readonly logs: LogEntry[] = [];
+  /** Custom metrics by name (without Envoy's "wasmcustom." prefix), shared by all workers. */
+  readonly metrics = new Map<string, Metric>();
+  readonly traps: TrapRecord[] = [];
+  readonly callouts: CalloutRecord[] = [];
+  /** Per worker: how many times its VM was recreated after a failure (FAIL_RELOAD). */
+  readonly reloads: number[];
+  readonly failStrategy: FailStrategy;
+
+  private readonly vms: Vm[] = [];
+  private readonly host: VmHost;
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly timers = new Map<Vm, Map<number, { timer: Timer; period: number }>>();
+  private readonly clusters: Map<string, CallTarget>;
+  private readonly agent = new http.Agent({ keepAlive: true });
+  private readonly maxLogs: number;
+  private nextWorker = 0;
+  private closed = false;
+
+  constructor(
+    private readonly opts: SidecarOptions,
+    private readonly module: WebAssembly.Module,
+    private readonly checked: CheckedModule,
+  ) {
+    this.clock = opts.clock ?? new ManualClock();
+    this.failStrategy = opts.failStrategy ?? "FAIL_OPEN";
+    this.maxLogs = opts.maxLogEntries ?? 100_000;
+    const workers = opts.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be a positive integer, got ${workers}`);
+    this.reloads = new Array(workers).fill(0);
+    this.clusters = new Map(Object.entries(opts.clusters ?? {}).map(([k, v]) => [k, parseTarget(v)]));
+    const rootId = opts.rootId ?? "";
+    const plugin: PluginView = {
+      pluginName: opts.pluginName ?? rootId,
+      rootId,
+      vmId: opts.vmId ?? "",
+      node: nodeMessage(opts.node ?? {}),
+      legacyAttributes: opts.legacyAttributes ?? false,
+    };
+    const logLevel = LOG_LEVELS.indexOf(opts.logLevel ?? "info");
+    if (logLevel < 0) throw new RangeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
+    const sharedData = new SharedData();
+    const queues = new SharedQueues();
+    const clock = this.clock;
+    this.host = {
+      plugin,
+      vmConfig: toBytes(opts.vmConfig),
+      pluginConfig: toBytes(opts.pluginConfig),
+      env: Object.entries(opts.env ?? {}),
+      logLevel,
+      nowNs: () => clock.nowNs(),
+      monotonicNs: () => clock.monotonicNs(),
+      log: (worker, level, message, source) => this.addLog({ level, message, worker, source }),
+      failed: (vm, fn, error) => this.onVmFailed(vm, fn, error),
+      setTickPeriod: (vm, rootId, period) => this.setTickPeriod(vm, rootId, period),
+      metrics: {
+        define: (type, name) => this.defineMetric(type, name),
+        add: (name, delta) => (this.metrics.get(name)!.value += delta),
+        set: (name, value) => (this.metrics.get(name)!.value = value),
+        record: (name, value) => this.metrics.get(name)!.samples.push(value),
+        get: (name) => this.metrics.get(name)!.value,
+      },
+      sharedData,
+      queues,
+      httpCall: (vm, cluster, headers, body, timeoutMs) => this.httpCall(vm, cluster, headers, body, timeoutMs),
+      track: (p) => this.track(p),
+    };
+  }
+
+  /** Envoy's order: a canary VM must start and configure, then one VM per worker does the same. */
+  start() {
+    if (this.opts.canary ?? true) {
+      const canary = this.startVm("canary");
+      canary.shutdown();
+      this.clearTimers(canary);
+    }
+    for (let w = 0; w < this.reloads.length; w++) this.vms.push(this.startVm(w));
+  }
+
+  private startVm(worker: number | "canary"): Vm {
+    let vm: Vm;
+    try {
+      vm = new Vm(this.module, this.checked, this.host, worker);
+    } catch (err) {
+      if (err instanceof WasmLoadError) throw err;
+      throw new WasmLoadError(`Failed to initialize Wasm code: ${(err as Error).message}`, "start");
+    }
+    vm.startVm();
+    if (vm.failed) throw new WasmLoadError(`Failed to initialize Wasm code: ${vm.failure}`, "start");
+    const state = vm.startPlugin();
+    if (state === "start_failed") {
+      this.clearTimers(vm);
+      throw new WasmLoadError(vm.failure ?? "Failed to start base Wasm", "start");
+    }
+    if (state === "configure_failed") {
+      this.clearTimers(vm);
+      vm.cancelCalls();
+      throw new WasmLoadError(vm.failure ?? "Failed to configure base Wasm plugin", "configure");
+    }
+    return vm;
+  }
+
+  /** Whether each worker's VM is healthy (false after a trap until FAIL_RELOAD replaces it). */
+  get healthy(): boolean[] {
+    return this.vms.map((vm) => !vm.failed);
+  }
+
+  // ------------------------------------------------------------------------------- streams
+
+  /**
+   * Runs one HTTP stream through the filter, as Envoy's HTTP filter chain does: context creation,
+   * request headers/body/trailers, response headers/body/trailers, then on_done, on_log, on_delete.
+   * Bodies arrive in one piece. Synchronous: callouts started by the filter complete later (settle()).
+   */
+  stream(input: StreamInput): StreamResult {
+    if (this.closed) throw new Error("sidecar is closed");
+    const worker = input.worker ?? this.nextWorker++ % this.vms.length;
+    if (!(worker >= 0 && worker < this.vms.length)) throw new RangeError(`worker ${worker} out of range`);
+    let vm = this.vms[worker];
+    if (vm.failed && this.failStrategy === "FAIL_RELOAD") vm = this.reload(worker);
+
+    const now = this.clock.nowNs();
+    const s: StreamState = {
+      phase: Phase.Created,
+      attrs: input.attributes ?? {},
+      requestHeaders: new HeaderMap(input.requestHeaders),
+      requestTrailers: input.requestTrailers ? new HeaderMap(input.requestTrailers) : null,
+      responseHeaders: null,
+      responseTrailers: null,
+      bytesReceived: 0,
+      bytesSent: 0,
+      startNs: now,
+      nowNs: () => this.clock.nowNs(),
+      localReplyDetails: null,
+      wasmState: new Map(),
+      requestBody: toBytes(input.requestBody),
+      responseBody: toBytes(input.responseBody),
+      localReply: null,
+      continued: 0,
+      closed: 0,
+    };
+    const result: StreamResult = {
+      worker,
+      skipped: false,
+      trapped: false,
+      requestHeaders: [],
+      requestBody: s.requestBody,
+      responseHeaders: [],
+      responseBody: s.responseBody,
+      localReply: null,
+      statuses: {},
+    };
+    if (vm.failed) {
+      return this.passThrough(s, input, result, this.failStrategy === "FAIL_CLOSE");
+    }
+
+    const ctx = vm.newContext(vm.rootContextId, s);
+    const id = ctx.id;
+    const run = (phase: Phase, name: string, key: keyof StreamResult["statuses"], ...args: number[]) => {
+      s.phase = phase;
+      vm.stopIteration = false;
+      const status = vm.call(name, ctx, id, ...args);
+      if (status !== undefined) result.statuses[key] = vm.stopIteration ? 3 : status;
+    };
+    vm.call("proxy_on_context_create", ctx, id, vm.rootContextId);
+    ctx.createdInVm = true;
+
+    const reqBody = s.requestBody.length > 0;
+    const reqTrailers = s.requestTrailers !== null;
+    run(Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, reqBody || reqTrailers ? 0 : 1);
+    if (reqBody && !s.localReply) {
+      s.bytesReceived = s.requestBody.length;
+      run(Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, reqTrailers ? 0 : 1);
+    }
+    if (reqTrailers && !s.localReply) run(Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers!.size);
+    result.requestHeaders = s.requestHeaders.entries();
+    result.requestBody = s.requestBody;
+
+    if (s.localReply) this.applyLocalReply(s);
+    else if (input.responseHeaders) {
+      s.responseHeaders = new HeaderMap(input.responseHeaders);
+      s.responseTrailers = input.responseTrailers ? new HeaderMap(input.responseTrailers) : null;
+    }
+    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
+    if (s.responseHeaders) {
+      const respBody = s.responseBody.length > 0;
+      const respTrailers = s.responseTrailers !== null;
+      run(Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, respBody || respTrailers ? 0 : 1);
+      if (respBody) {
+        s.bytesSent = s.responseBody.length;
+        run(Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, respTrailers ? 0 : 1);
+      }
+      if (respTrailers) run(Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers!.size);
+    }
+    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
+
+    s.phase = Phase.Done;
+    vm.call("proxy_on_done", ctx, id);
+    s.phase = Phase.Log;
+    vm.call("proxy_on_log", ctx, id);
+    vm.call("proxy_on_delete", ctx, id);
+    vm.deleteContext(ctx);
+    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
+    return this.finish(s, result);
+  }
+
+  private finish(s: StreamState, result: StreamResult): StreamResult {
+    result.responseHeaders = s.responseHeaders?.entries() ?? [];
+    result.responseBody = s.responseBody;
+    if (s.localReply) {
+      const { code, details, body, headers } = s.localReply;
+      result.localReply = { code, details, body, headers };
+    }
+    return result;
+  }
+
+  /** The response a local reply produces, as Envoy's sendLocalReply builds it. */
+  private applyLocalReply(s: StreamState) {
+    const lr = s.localReply!;
+    const headers: [string, string][] = [[":status", String(lr.code)]];
+    if (lr.body.length > 0) headers.push(["content-length", String(lr.body.length)], ["content-type", "text/plain"]);
+    headers.push(...lr.headers);
+    s.responseHeaders = new HeaderMap(headers);
+    s.responseTrailers = null;
+    s.responseBody = lr.body;
+    s.localReplyDetails = lr.details;
+  }
+
+  /** A stream that meets a failed VM: FAIL_OPEN passes it untouched, FAIL_CLOSE answers 503. */
+  private passThrough(s: StreamState, input: StreamInput, result: StreamResult, failClose: boolean): StreamResult {
+    result.skipped = true;
+    result.requestHeaders = s.requestHeaders.entries();
+    if (failClose) {
+      s.localReply = { code: 503, details: "wasm_fail_stream", body: new Uint8Array(0), headers: [], grpcStatus: 14 };
+      this.applyLocalReply(s);
+    } else if (input.responseHeaders) {
+      s.responseHeaders = new HeaderMap(input.responseHeaders);
+    }
+    return this.finish(s, result);
+  }
+
+  /** The rest of a stream whose VM trapped: the filter is skipped from here on (CHECK_FAIL_HTTP). */
+  private afterTrap(vm: Vm, ctx: { id: number }, s: StreamState, input: StreamInput, result: StreamResult): StreamResult {
+    vm.deleteContext(ctx as never);
+    result.trapped = true;
+    result.requestHeaders = s.requestHeaders.entries();
+    if (this.failStrategy === "FAIL_CLOSE") {
+      s.localReply = { code: 503, details: "wasm_fail_stream", body: new Uint8Array(0), headers: [], grpcStatus: 14 };
+      this.applyLocalReply(s);
+    } else if (!s.responseHeaders && input.responseHeaders && !s.localReply) {
+      s.responseHeaders = new HeaderMap(input.responseHeaders);
+    }
+    return this.finish(s, result);
+  }
+
+  private reload(worker: number): Vm {
+    const old = this.vms[worker];
+    this.clearTimers(old);
+    old.cancelCalls();
+    const vm = this.startVm(worker);
+    this.vms[worker] = vm;
+    this.reloads[worker]++;
+    return vm;
+  }
+
+  private onVmFailed(vm: Vm, fn: string, error: unknown) {
+    const message = vm.failure ?? `Function: ${fn} failed`;
+    this.traps.push({ worker: vm.worker, function: fn, message, error });
+    this.addLog({ level: "critical", message, worker: "host", source: "host" });
+    this.clearTimers(vm);
+  }
+
+  // ------------------------------------------------------------------------------- ticks
+
+  private setTickPeriod(vm: Vm, rootId: number, period: number) {
+    let perVm = this.timers.get(vm);
+    if (!perVm) this.timers.set(vm, (perVm = new Map()));
+    perVm.get(rootId)?.timer.cancel();
+    if (period === 0) {
+      perVm.delete(rootId);
+      return;
+    }
+    const arm = () => {
+      const entry = {
+        period,
+        timer: this.clock.setTimer(period, () => {
+          if (vm.failed || this.closed) return;
+          vm.tick(rootId);
+          // The handler re-arms with the current period, unless the tick changed or cleared it.
+          if (perVm!.get(rootId) === entry && !vm.failed && !this.closed) arm();
+        }),
+      };
+      perVm!.set(rootId, entry);
+    };
+    arm();
+  }
+
+  private clearTimers(vm: Vm) {
+    const perVm = this.timers.get(vm);
+    if (!perVm) return;
+    for (const { timer } of perVm.values()) timer.cancel();
+    this.timers.delete(vm);
+  }
+
+  // ------------------------------------------------------------------------------- callouts
+
+  private httpCall(vm: Vm, cluster: string, headers: [string, string][], body: Uint8Array, timeoutMs: number): R | PendingCall {
+    const target = this.clusters.get(cluster);
+    if (!target) return R.BadArgument;
+    const has = (k: string) => headers.some(([hk]) => hk === k);
+    if (!has(":path") || !has(":method") || !has(":authority")) return R.BadArgument;
+    const record: CalloutRecord = { worker: vm.worker, cluster, headers, body, timeoutMs };
+    this.callouts.push(record);
+    const call = sendHttpCall(target, headers, body, timeoutMs, this.clock, this.agent);
+    return {
+      done: call.done.then((outcome) => {
+        record.outcome =
+          outcome.kind === "reset"
+            ? { status: null, body: new Uint8Array(0) }
+            : { status: Number(outcome.headers[0][1]), body: outcome.body };
+        return outcome;
+      }),
+      cancel: call.cancel,
+    };
+  }
+
+  private track(p: Promise<unknown>) {
+    const tracked = p.catch((err) => this.addLog({ level: "error", message: `host: ${(err as Error).message}`, worker: "host", source: "host" }));
+    this.pending.add(tracked);
+    tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Resolves once every outstanding callout and queue notification has been delivered to the module. */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  // ------------------------------------------------------------------------------- logs and metrics
+
+  private addLog(entry: LogEntry) {
+    this.logs.push(entry);
+    if (this.logs.length > this.maxLogs) this.logs.splice(0, this.logs.length - this.maxLogs);
+    this.opts.onLog?.(entry);
+  }
+
+  /** Messages logged at the given level (or at it and above with `andAbove`). */
+  logMessages(level: LogLevel, andAbove = false): string[] {
+    const min = LOG_LEVELS.indexOf(level);
+    return this.logs
+      .filter((e) => (andAbove ? LOG_LEVELS.indexOf(e.level) >= min : e.level === level))
+      .map((e) => e.message);
+  }
+
+  private defineMetric(type: MetricType, name: string) {
+    if (!this.metrics.has(name)) this.metrics.set(name, { name, type, value: 0n, samples: [] });
+  }
+
+  // ------------------------------------------------------------------------------- shutdown
+
+  /** Shuts the plugin down (on_done/on_delete per VM), cancels timers and callouts. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const vm of this.vms) {
+      vm.shutdown();
+      this.clearTimers(vm);
+    }
+    this.closed = true;
+    await this.settle();
+    this.agent.destroy();
+  }
+}

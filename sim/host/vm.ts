@@ -1,0 +1,956 @@
+// One instance of the module, as one Envoy worker thread holds it: the host functions (the import
+// table of abi.json, implemented as proxy-wasm-cpp-host and Envoy's Context do), the contexts (a
+// root context for the plugin, one context per stream), and the calls into the module with trap
+// capture. A trap marks the VM failed, as V8 in Envoy does: no further calls enter it.
+import { hostFunctions, type CheckedModule } from "./abi.ts";
+import { HeaderMap } from "./headers.ts";
+import { getProperty, Phase, type PluginView, type StreamView } from "./properties.ts";
+import { decodePairs, type Encoded } from "./values.ts";
+import type { LogLevel, MetricType, QueueOwner } from "./shared.ts";
+import { LOG_LEVELS, METRIC_TYPES } from "./shared.ts";
+import type { CallOutcome } from "./http-call.ts";
+
+export interface PendingCall {
+  done: Promise<CallOutcome>;
+  cancel(): void;
+}
+
+/** WasmResult codes of the proxy-wasm ABI. */
+export const enum R {
+  Ok = 0,
+  NotFound = 1,
+  BadArgument = 2,
+  SerializationFailure = 3,
+  ParseFailure = 4,
+  InvalidMemoryAccess = 6,
+  Empty = 7,
+  CasMismatch = 8,
+  InternalFailure = 10,
+  Unimplemented = 12,
+}
+
+/** Buffer types of the ABI. */
+const enum Buf {
+  HttpRequestBody = 0,
+  HttpResponseBody = 1,
+  NetworkDownstreamData = 2,
+  NetworkUpstreamData = 3,
+  HttpCallResponseBody = 4,
+  GrpcReceiveBuffer = 5,
+  VmConfiguration = 6,
+  PluginConfiguration = 7,
+  CallData = 8,
+}
+
+/** Everything a VM needs from its sidecar. */
+export interface VmHost {
+  readonly plugin: PluginView;
+  readonly vmConfig: Uint8Array;
+  readonly pluginConfig: Uint8Array;
+  readonly env: [string, string][];
+  readonly logLevel: number;
+  nowNs(): bigint;
+  monotonicNs(): bigint;
+  log(worker: number | "canary", level: LogLevel, message: string, source: "proxy_log" | "stdout" | "stderr"): void;
+  /** Reports a trap or other VM failure; the VM has already marked itself failed. */
+  failed(vm: Vm, fn: string, error: unknown): void;
+  setTickPeriod(vm: Vm, rootId: number, periodMs: number): void;
+  metrics: {
+    define(type: MetricType, name: string): void;
+    add(name: string, delta: bigint): void;
+    set(name: string, value: bigint): void;
+    record(name: string, value: bigint): void;
+    get(name: string): bigint;
+  };
+  sharedData: { get(vmId: string, key: string): { value: Uint8Array; cas: number } | undefined; set(vmId: string, key: string, value: Uint8Array, cas: number): 0 | 8 };
+  queues: {
+    register(vmId: string, name: string, owner: QueueOwner): number;
+    resolve(vmId: string, name: string): number | undefined;
+    dequeue(token: number): Uint8Array | 1 | 7;
+    enqueue(token: number, data: Uint8Array): 0 | 1;
+  };
+  /**
+   * Starts a callout. Returns BadArgument, as Envoy does, for an unknown cluster or when :path,
+   * :method or :authority is missing; else the pending outcome.
+   */
+  httpCall(vm: Vm, cluster: string, headers: [string, string][], body: Uint8Array, timeoutMs: number): R | PendingCall;
+  /** Tracks async work (callout responses, queue notifications) so settle() can await it. */
+  track(p: Promise<unknown>): void;
+}
+
+/** A live HTTP stream as the host functions see it. */
+export interface StreamState extends StreamView {
+  requestBody: Uint8Array;
+  responseBody: Uint8Array;
+  localReply: { code: number; details: string; body: Uint8Array; headers: [string, string][]; grpcStatus: number } | null;
+  continued: number;
+  closed: number;
+}
+
+interface Ctx {
+  id: number;
+  rootId: number;
+  stream: StreamState | null;
+  createdInVm: boolean;
+  /** Set on the root context while proxy_on_http_call_response runs. */
+  callResponse: Extract<CallOutcome, { kind: "response" }> | null;
+  status: { code: number; message: string };
+  pendingDone?: boolean;
+}
+
+const WASI_ENOSYS = 52;
+const WASI_EBADF = 8;
+const WASI_EFAULT = 21;
+const WASI_ENOTSUP = 58;
+const WASI_EINVAL = 28;
+const WASI_NOENT = 44;
+const WASI_ENOTDIR = 20;
+
+/** Host functions the module may call while Envoy runs _initialize/_start (startVm). */
+const START_ALLOWED = new Set(
+  [
+    "env.emscripten_notify_memory_growth",
+    "env.proxy_log",
+    ...[
+      "fd_write", "args_sizes_get", "args_get", "environ_sizes_get", "environ_get", "clock_time_get", "clock_res_get",
+      "random_get", "poll_oneoff", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_advise", "fd_allocate", "fd_datasync",
+      "fd_fdstat_set_rights", "fd_filestat_get", "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread",
+      "fd_prestat_dir_name", "fd_prestat_get", "fd_pwrite", "fd_readdir", "fd_renumber", "fd_sync", "fd_tell",
+      "path_create_directory", "path_filestat_get", "path_filestat_set_times", "path_link", "path_readlink",
+      "path_remove_directory", "path_rename", "path_symlink", "path_unlink_file", "sock_accept", "sock_recv",
+      "sock_send", "sock_shutdown",
+    ].flatMap((f) => [`wasi_unstable.${f}`, `wasi_snapshot_preview1.${f}`]),
+  ],
+);
+/** Host functions allowed while the host runs the module's allocator (allocMemory). */
+const MALLOC_ALLOWED = new Set([
+  "env.proxy_log",
+  "wasi_unstable.fd_write", "wasi_snapshot_preview1.fd_write",
+  "wasi_unstable.clock_time_get", "wasi_snapshot_preview1.clock_time_get",
+  "wasi_unstable.poll_oneoff", "wasi_snapshot_preview1.poll_oneoff",
+]);
+
+class RestrictedCall extends Error {
+  constructor() {
+    super("restricted_callback");
+  }
+}
+
+const dec = new TextDecoder();
+const te = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+export class Vm implements QueueOwner {
+  readonly instance: WebAssembly.Instance;
+  failed = false;
+  failure: string | null = null;
+  /** Root context id of the plugin once started. */
+  rootContextId = 0;
+
+  private readonly exports: Record<string, (...args: any[]) => any>;
+  private readonly memory: WebAssembly.Memory;
+  private buf: ArrayBuffer;
+  private u8: Uint8Array;
+  private dv: DataView;
+  private readonly contexts = new Map<number, Ctx>();
+  private nextContextId = 1;
+  private nextCallId = 0;
+  private readonly metricNames = new Map<number, string>();
+  private readonly metricIds = { counter: 0, gauge: 1, histogram: 2 };
+  private readonly calls = new Map<number, { cancel: () => void }>();
+  /** Context stack: the context each active call into the VM runs for (Envoy's current_context_). */
+  private current: Ctx | null = null;
+  private effective = 0;
+  private restricted: Set<string> | null = null;
+  /** Set by proxy_send_local_response: the callback's status is overridden to stop iteration. */
+  stopIteration = false;
+  /** The plugin configuration is visible only during configure, as Envoy's temp_plugin_. */
+  private pluginConfigVisible = false;
+
+  constructor(
+    module: WebAssembly.Module,
+    private readonly checked: CheckedModule,
+    private readonly host: VmHost,
+    readonly worker: number | "canary",
+  ) {
+    const imports: Record<string, Record<string, (...args: any[]) => any>> = {};
+    const impls = this.hostImpls();
+    for (const key of hostFunctions(checked.abiVersion).keys()) {
+      const [mod, name] = key.split(".");
+      const impl = impls[mod === "env" ? name : `wasi.${name}`];
+      (imports[mod] ??= {})[name] = this.guard(key, impl);
+    }
+    this.instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports);
+    this.exports = this.instance.exports as Record<string, (...args: any[]) => any>;
+    this.memory = this.instance.exports.memory as WebAssembly.Memory;
+    this.buf = this.memory.buffer;
+    this.u8 = new Uint8Array(this.buf);
+    this.dv = new DataView(this.buf);
+  }
+
+  // ---------------------------------------------------------------- calls into the module
+
+  private guard(key: string, impl: ((...args: any[]) => any) | undefined) {
+    if (!impl) throw new Error(`host function ${key} has no implementation`);
+    return (...args: any[]) => {
+      if (this.restricted !== null && !this.restricted.has(key)) throw new RestrictedCall();
+      return impl(...args);
+    };
+  }
+
+  has(name: string): boolean {
+    return this.checked.callbacks.has(name);
+  }
+
+  /**
+   * Calls an exported callback for a context, as proxy-wasm-cpp-host does (SaveRestoreContext); a
+   * trap fails the VM and returns undefined.
+   */
+  call(name: string, ctx: Ctx | null, ...args: (number | bigint)[]): any {
+    if (this.failed || !this.checked.callbacks.has(name)) return undefined;
+    const saved = this.current;
+    const savedEffective = this.effective;
+    this.current = ctx;
+    this.effective = 0;
+    try {
+      return this.exports[name](...args);
+    } catch (err) {
+      this.fail(name, err);
+      return undefined;
+    } finally {
+      this.current = saved;
+      this.effective = savedEffective;
+    }
+  }
+
+  fail(fn: string, err: unknown) {
+    if (this.failed) return;
+    this.failed = true;
+    const reason = err instanceof RestrictedCall ? "restricted_callback" : (err as Error)?.message ?? String(err);
+    this.failure = `Function: ${fn} failed: ${reason}`;
+    for (const c of this.calls.values()) c.cancel();
+    this.calls.clear();
+    this.host.failed(this, fn, err);
+  }
+
+  /** Runs _initialize (+ main/__main_void) or _start with the restricted callback set of startVm. */
+  startVm(): void {
+    this.restricted = START_ALLOWED;
+    try {
+      if (this.has("_initialize")) {
+        this.call("_initialize", null);
+        if (this.has("main")) this.call("main", null, 0, 0);
+        else if (this.has("__main_void")) this.call("__main_void", null);
+      } else if (this.has("_start")) {
+        this.call("_start", null);
+      }
+    } finally {
+      this.restricted = null;
+    }
+  }
+
+  /** Creates the plugin's root context: on_context_create, proxy_on_vm_start, then proxy_on_configure. */
+  startPlugin(): "ok" | "start_failed" | "configure_failed" {
+    const root = this.newContext(0, null);
+    this.rootContextId = root.id;
+    try {
+      this.pluginConfigVisible = true;
+      this.call("proxy_on_context_create", root, root.id, 0);
+      this.pluginConfigVisible = false;
+      root.createdInVm = true;
+      if (this.has("proxy_on_vm_start")) {
+        const ok = this.call("proxy_on_vm_start", root, root.id, this.host.vmConfig.length);
+        if (this.failed || !ok) return "start_failed";
+      }
+      if (this.failed) return "start_failed";
+      if (this.has("proxy_on_configure")) {
+        this.pluginConfigVisible = true;
+        const ok = this.call("proxy_on_configure", root, root.id, this.host.pluginConfig.length);
+        if (this.failed || !ok) return "configure_failed";
+      }
+    } finally {
+      this.pluginConfigVisible = false;
+    }
+    return this.failed ? "configure_failed" : "ok";
+  }
+
+  newContext(rootId: number, stream: StreamState | null): Ctx {
+    const ctx: Ctx = {
+      id: this.nextContextId++,
+      rootId,
+      stream,
+      createdInVm: false,
+      callResponse: null,
+      status: { code: 0, message: "" },
+    };
+    this.contexts.set(ctx.id, ctx);
+    return ctx;
+  }
+
+  deleteContext(ctx: Ctx) {
+    this.contexts.delete(ctx.id);
+  }
+
+  tick(rootId: number) {
+    const root = this.contexts.get(rootId);
+    if (root && !this.failed) this.call("proxy_on_tick", root, rootId);
+  }
+
+  /** QueueOwner: Envoy posts onQueueReady to the registering VM's dispatcher. */
+  notify(token: number) {
+    this.host.track(
+      Promise.resolve().then(() => {
+        const root = this.contexts.get(this.rootContextId);
+        if (root && !this.failed) this.call("proxy_on_queue_ready", root, root.id, token);
+      }),
+    );
+  }
+
+  /** Delivers a callout result to the root context that issued it. */
+  deliverCall(rootId: number, token: number, outcome: CallOutcome) {
+    if (!this.calls.delete(token) || this.failed) return;
+    const root = this.contexts.get(rootId);
+    if (!root) return;
+    if (outcome.kind === "reset") {
+      root.status = { code: 11, message: "reset" };
+      this.call("proxy_on_http_call_response", root, root.id, token, 0, 0, 0);
+      return;
+    }
+    root.callResponse = outcome;
+    try {
+      this.call("proxy_on_http_call_response", root, root.id, token, outcome.headers.length, outcome.body.length, outcome.trailers.length);
+    } finally {
+      root.callResponse = null;
+    }
+  }
+
+  cancelCalls() {
+    for (const c of this.calls.values()) c.cancel();
+    this.calls.clear();
+  }
+
+  /** Tears the plugin down as Envoy does on shutdown: on_done, then on_delete unless the plugin defers with proxy_done. */
+  shutdown() {
+    const root = this.contexts.get(this.rootContextId);
+    this.cancelCalls();
+    if (!root || this.failed) return;
+    const done = this.call("proxy_on_done", root, root.id);
+    if (done === 0) {
+      root.pendingDone = true;
+      return;
+    }
+    this.call("proxy_on_delete", root, root.id);
+    this.contexts.delete(root.id);
+  }
+
+  // ---------------------------------------------------------------- memory helpers
+
+  private view() {
+    if (this.memory.buffer !== this.buf) {
+      this.buf = this.memory.buffer;
+      this.u8 = new Uint8Array(this.buf);
+      this.dv = new DataView(this.buf);
+    }
+  }
+
+  private inBounds(ptr: number, size: number): boolean {
+    this.view();
+    return ptr + size <= this.u8.length;
+  }
+
+  /** The module's memory at [ptr, ptr+size), or null when out of bounds (InvalidMemoryAccess). */
+  private bytesAt(ptr: number, size: number): Uint8Array | null {
+    ptr >>>= 0;
+    size >>>= 0;
+    if (!this.inBounds(ptr, size)) return null;
+    return this.u8.subarray(ptr, ptr + size);
+  }
+
+  private stringAt(ptr: number, size: number): string | null {
+    const b = this.bytesAt(ptr, size);
+    return b === null ? null : dec.decode(b);
+  }
+
+  private setU32(ptr: number, v: number): boolean {
+    ptr >>>= 0;
+    if (!this.inBounds(ptr, 4)) return false;
+    this.dv.setUint32(ptr, v >>> 0, true);
+    return true;
+  }
+
+  private setU64(ptr: number, v: bigint): boolean {
+    ptr >>>= 0;
+    if (!this.inBounds(ptr, 8)) return false;
+    this.dv.setBigUint64(ptr, BigInt.asUintN(64, v), true);
+    return true;
+  }
+
+  /** allocMemory: calls the module's allocator with the restricted callback set; 0 on failure. */
+  private alloc(size: number): number {
+    const saved = this.restricted;
+    this.restricted = MALLOC_ALLOWED;
+    let ptr = 0;
+    try {
+      ptr = this.call(this.checked.malloc, null, size) >>> 0;
+    } finally {
+      this.restricted = saved;
+    }
+    if (!ptr || !this.inBounds(ptr, size)) return 0;
+    return ptr;
+  }
+
+  /** copyToPointerSize: allocate in the VM, copy, and write the pointer and size. */
+  private copyOut(data: Encoded, ptrPtr: number, sizePtr: number): R {
+    let size: number;
+    let ptr = 0;
+    if (typeof data === "string") {
+      size = Buffer.byteLength(data);
+      if (size > 0) {
+        ptr = this.alloc(size);
+        if (!ptr) return R.InvalidMemoryAccess;
+        te.encodeInto(data, this.u8.subarray(ptr, ptr + size));
+      }
+    } else {
+      size = data.length;
+      if (size > 0) {
+        ptr = this.alloc(size);
+        if (!ptr) return R.InvalidMemoryAccess;
+        this.u8.set(data, ptr);
+      }
+    }
+    if (!this.setU32(ptrPtr, ptr) || !this.setU32(sizePtr, size)) return R.InvalidMemoryAccess;
+    return R.Ok;
+  }
+
+  // ---------------------------------------------------------------- context helpers
+
+  /** contextOrEffectiveContext(). */
+  private ctx(): Ctx | null {
+    if (this.effective !== 0) {
+      const e = this.contexts.get(this.effective);
+      if (e) return e;
+    }
+    return this.current;
+  }
+
+  private rootOf(c: Ctx | null): Ctx | null {
+    if (!c) return this.contexts.get(this.rootContextId) ?? null;
+    return c.rootId === 0 ? c : (this.contexts.get(c.rootId) ?? null);
+  }
+
+  /** Envoy's getConstMap: header maps readable by the current context. */
+  private constMap(type: number): HeaderMap | null {
+    const c = this.ctx();
+    const s = c?.stream;
+    switch (type) {
+      case 0:
+        return s ? s.requestHeaders : null;
+      case 1:
+        return s?.requestTrailers ?? null;
+      case 2:
+        return s && s.phase >= Phase.ResponseHeaders ? s.responseHeaders : null;
+      case 3:
+        return s && s.phase >= Phase.ResponseHeaders ? s.responseTrailers : null;
+      case 6: {
+        const resp = this.rootOf(c)?.callResponse;
+        return resp ? new HeaderMap(resp.headers) : null;
+      }
+      case 7: {
+        const resp = this.rootOf(c)?.callResponse;
+        return resp && resp.trailers.length > 0 ? new HeaderMap(resp.trailers) : null;
+      }
+    }
+    return null;
+  }
+
+  /** Envoy's getMap: only the stream's own maps are mutable. */
+  private mutableMap(type: number): HeaderMap | null {
+    return type <= 3 ? this.constMap(type) : null;
+  }
+
+  private bodyOf(s: StreamState, type: number): Uint8Array {
+    if (type === Buf.HttpRequestBody) return s.phase >= Phase.RequestBody ? s.requestBody : EMPTY;
+    return s.phase >= Phase.ResponseBody ? s.responseBody : EMPTY;
+  }
+
+  /** Envoy's getBuffer; null is NotFound. */
+  private buffer(type: number): Uint8Array | null {
+    const c = this.ctx();
+    switch (type) {
+      case Buf.VmConfiguration:
+        return this.host.vmConfig;
+      case Buf.PluginConfiguration:
+        return this.pluginConfigVisible ? this.host.pluginConfig : null;
+      case Buf.HttpCallResponseBody: {
+        const resp = this.rootOf(c)?.callResponse;
+        return resp ? resp.body : null;
+      }
+      case Buf.HttpRequestBody:
+      case Buf.HttpResponseBody:
+        return c?.stream ? this.bodyOf(c.stream, type) : EMPTY;
+      default:
+        return EMPTY;
+    }
+  }
+
+  private metricName(id: number): string | undefined {
+    return this.metricNames.get(id);
+  }
+
+  // ---------------------------------------------------------------- host functions
+
+  private hostImpls(): Record<string, (...a: any[]) => any> {
+    const host = this.host;
+    const plugin = host.plugin;
+    const vmId = plugin.vmId;
+    const fdWrite = (fd: number, iovs: number, iovsLen: number, nwrittenPtr: number): number => {
+      if (fd !== 1 && fd !== 2) return WASI_EBADF;
+      let s = "";
+      for (let i = 0; i < iovsLen >>> 0; i++) {
+        const iov = this.bytesAt(iovs + i * 8, 8);
+        if (!iov) return WASI_EFAULT;
+        const dv = new DataView(iov.buffer, iov.byteOffset, 8);
+        const len = dv.getUint32(4, true);
+        if (len) {
+          const part = this.stringAt(dv.getUint32(0, true), len);
+          if (part === null) return WASI_EFAULT;
+          s += part;
+        }
+      }
+      const written = Buffer.byteLength(s);
+      if (written) {
+        host.log(this.worker, fd === 1 ? "info" : "error", s.endsWith("\n") ? s.slice(0, -1) : s, fd === 1 ? "stdout" : "stderr");
+      }
+      return this.setU32(nwrittenPtr, written) ? 0 : WASI_EFAULT;
+    };
+    const stdFdOnly = (fd: number) => (fd === 1 || fd === 2 ? 0 : WASI_EBADF);
+    const traceError = (msg: string) => host.log(this.worker, "trace", msg, "stdout");
+
+    return {
+      // ---- logging, status, time
+      proxy_log: (level: number, ptr: number, size: number) => {
+        if (level >>> 0 > 5) return R.BadArgument;
+        const b = this.bytesAt(ptr, size);
+        if (!b) return R.InvalidMemoryAccess;
+        if (level >= host.logLevel) host.log(this.worker, LOG_LEVELS[level], dec.decode(b), "proxy_log");
+        return R.Ok;
+      },
+      proxy_get_log_level: (ptr: number) => (this.setU32(ptr, host.logLevel) ? R.Ok : R.InvalidMemoryAccess),
+      proxy_get_status: (codePtr: number, msgPtrPtr: number, msgSizePtr: number) => {
+        const st = this.ctx()?.status ?? { code: 0, message: "" };
+        if (!this.setU32(codePtr, st.code)) return R.InvalidMemoryAccess;
+        return this.copyOut(st.message, msgPtrPtr, msgSizePtr);
+      },
+      proxy_get_current_time_nanoseconds: (ptr: number) => (this.setU64(ptr, host.nowNs()) ? R.Ok : R.InvalidMemoryAccess),
+      proxy_set_tick_period_milliseconds: (period: number) => {
+        const root = this.rootOf(this.ctx());
+        if (root) host.setTickPeriod(this, root.id, period >>> 0);
+        return R.Ok;
+      },
+
+      // ---- properties
+      proxy_get_property: (pathPtr: number, pathSize: number, valuePtrPtr: number, valueSizePtr: number) => {
+        const path = this.stringAt(pathPtr, pathSize);
+        if (path === null) return R.InvalidMemoryAccess;
+        const c = this.ctx();
+        const res = getProperty(path, plugin, c?.stream ?? null);
+        if (!res.ok) return res.code;
+        return this.copyOut(res.value, valuePtrPtr, valueSizePtr);
+      },
+      proxy_set_property: (pathPtr: number, pathSize: number, valuePtr: number, valueSize: number) => {
+        const path = this.stringAt(pathPtr, pathSize);
+        const value = this.bytesAt(valuePtr, valueSize);
+        if (path === null || value === null) return R.InvalidMemoryAccess;
+        const s = this.ctx()?.stream;
+        if (!s) return R.NotFound;
+        s.wasmState.set(`wasm.${path}`, value.slice());
+        return R.Ok;
+      },
+
+      // ---- stream control
+      proxy_continue_stream: (type: number) => {
+        if (type >>> 0 > 3) return R.BadArgument;
+        const s = this.ctx()?.stream;
+        if (s) s.continued++;
+        return R.Ok;
+      },
+      proxy_close_stream: (type: number) => {
+        if (type >>> 0 > 3) return R.BadArgument;
+        const s = this.ctx()?.stream;
+        if (s) s.closed++;
+        return R.Ok;
+      },
+      proxy_send_local_response: (
+        code: number, detailsPtr: number, detailsSize: number, bodyPtr: number, bodySize: number,
+        headersPtr: number, headersSize: number, grpcStatus: number,
+      ) => {
+        const details = this.stringAt(detailsPtr, detailsSize);
+        const body = this.bytesAt(bodyPtr, bodySize);
+        const pairs = this.bytesAt(headersPtr, headersSize);
+        if (details === null || body === null || pairs === null) return R.InvalidMemoryAccess;
+        const s = this.ctx()?.stream;
+        if (s) {
+          s.localReply = { code: code >>> 0, details, body: body.slice(), headers: decodePairs(pairs), grpcStatus };
+        }
+        this.stopIteration = true;
+        return R.Ok;
+      },
+      proxy_set_effective_context: (id: number) => {
+        if (!this.contexts.has(id >>> 0)) return R.BadArgument;
+        this.effective = id >>> 0;
+        return R.Ok;
+      },
+      proxy_done: () => {
+        const root = this.rootOf(this.ctx());
+        if (!root?.pendingDone) return R.NotFound;
+        root.pendingDone = false;
+        host.track(
+          Promise.resolve().then(() => {
+            this.call("proxy_on_delete", root, root.id);
+            this.contexts.delete(root.id);
+          }),
+        );
+        return R.Ok;
+      },
+      proxy_call_foreign_function: (namePtr: number, nameSize: number, argsPtr: number, argsSize: number) => {
+        if (this.bytesAt(namePtr, nameSize) === null || this.bytesAt(argsPtr, argsSize) === null) return R.InvalidMemoryAccess;
+        return R.NotFound;
+      },
+
+      // ---- header maps
+      proxy_get_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtrPtr: number, valueSizePtr: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const key = this.stringAt(keyPtr, keySize);
+        if (key === null) return R.InvalidMemoryAccess;
+        const map = this.constMap(type);
+        if (!map) return this.ctx()?.stream?.phase === Phase.Log ? R.NotFound : R.BadArgument;
+        const v = map.get(key);
+        if (v === undefined) return R.NotFound;
+        return this.copyOut(v, valuePtrPtr, valueSizePtr);
+      },
+      proxy_add_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const key = this.stringAt(keyPtr, keySize);
+        const value = this.stringAt(valuePtr, valueSize);
+        if (key === null || value === null) return R.InvalidMemoryAccess;
+        const map = this.mutableMap(type);
+        if (!map) return R.BadArgument;
+        map.add(key, value);
+        return R.Ok;
+      },
+      proxy_replace_header_map_value: (type: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const key = this.stringAt(keyPtr, keySize);
+        const value = this.stringAt(valuePtr, valueSize);
+        if (key === null || value === null) return R.InvalidMemoryAccess;
+        const map = this.mutableMap(type);
+        if (!map) return R.BadArgument;
+        map.replace(key, value);
+        return R.Ok;
+      },
+      proxy_remove_header_map_value: (type: number, keyPtr: number, keySize: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const key = this.stringAt(keyPtr, keySize);
+        if (key === null) return R.InvalidMemoryAccess;
+        const map = this.mutableMap(type);
+        if (!map) return R.BadArgument;
+        map.remove(key);
+        return R.Ok;
+      },
+      proxy_get_header_map_pairs: (type: number, ptrPtr: number, sizePtr: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const map = this.constMap(type);
+        if (!map || map.size === 0) return this.copyOut(EMPTY, ptrPtr, sizePtr);
+        return this.copyOut(map.pairs(), ptrPtr, sizePtr);
+      },
+      proxy_set_header_map_pairs: (type: number, ptr: number, size: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const data = this.bytesAt(ptr, size);
+        if (data === null) return R.InvalidMemoryAccess;
+        const map = this.mutableMap(type);
+        if (!map) return R.BadArgument;
+        map.setAll(decodePairs(data));
+        return R.Ok;
+      },
+      proxy_get_header_map_size: (type: number, resultPtr: number) => {
+        if (type >>> 0 > 7) return R.BadArgument;
+        const map = this.mutableMap(type);
+        if (!map) return R.BadArgument;
+        return this.setU32(resultPtr, map.byteSize()) ? R.Ok : R.InvalidMemoryAccess;
+      },
+
+      // ---- buffers
+      proxy_get_buffer_status: (type: number, lengthPtr: number, flagsPtr: number) => {
+        if (type >>> 0 > 8) return R.BadArgument;
+        const b = this.buffer(type);
+        if (!b) return R.NotFound;
+        if (!this.setU32(lengthPtr, b.length) || !this.setU32(flagsPtr, 0)) return R.InvalidMemoryAccess;
+        return R.Ok;
+      },
+      proxy_get_buffer_bytes: (type: number, start: number, length: number, ptrPtr: number, sizePtr: number) => {
+        if (type >>> 0 > 8) return R.BadArgument;
+        const b = this.buffer(type);
+        if (!b) return R.NotFound;
+        start >>>= 0;
+        length >>>= 0;
+        if (start + length > 0xffffffff) return R.BadArgument;
+        if (start > b.length) length = 0;
+        else if (start + length > b.length) length = b.length - start;
+        if (length === 0) {
+          return this.setU32(ptrPtr, 0) && this.setU32(sizePtr, 0) ? R.Ok : R.InvalidMemoryAccess;
+        }
+        return this.copyOut(b.subarray(start, start + length), ptrPtr, sizePtr);
+      },
+      proxy_set_buffer_bytes: (type: number, start: number, length: number, dataPtr: number, dataSize: number) => {
+        if (type >>> 0 > 8) return R.BadArgument;
+        const b = this.buffer(type);
+        if (!b) return R.NotFound;
+        const data = this.bytesAt(dataPtr, dataSize);
+        if (data === null) return R.InvalidMemoryAccess;
+        const s = this.ctx()?.stream;
+        const isBody = (type === Buf.HttpRequestBody || type === Buf.HttpResponseBody) && s && b !== EMPTY;
+        if (!isBody) return R.BadArgument;
+        start >>>= 0;
+        length >>>= 0;
+        let next: Uint8Array;
+        if (start === 0 && length === 0) next = concat(data, b);
+        else if (start === 0 && length >= b.length) next = data.slice();
+        else if (start >= b.length) next = concat(b, data);
+        else return R.BadArgument;
+        if (type === Buf.HttpRequestBody) s.requestBody = next;
+        else s.responseBody = next;
+        return R.Ok;
+      },
+
+      // ---- HTTP and gRPC callouts
+      proxy_http_call: (
+        uriPtr: number, uriSize: number, headersPtr: number, headersSize: number, bodyPtr: number, bodySize: number,
+        trailersPtr: number, trailersSize: number, timeoutMs: number, tokenPtr: number,
+      ) => {
+        const root = this.rootOf(this.ctx());
+        const cluster = this.stringAt(uriPtr, uriSize);
+        const body = this.bytesAt(bodyPtr, bodySize);
+        const headerPairs = this.bytesAt(headersPtr, headersSize);
+        const trailerPairs = this.bytesAt(trailersPtr, trailersSize);
+        if (cluster === null || body === null || headerPairs === null || trailerPairs === null) return R.InvalidMemoryAccess;
+        if (!this.setU32(tokenPtr, 0)) return R.InvalidMemoryAccess;
+        if (!root) return R.BadArgument;
+        if ((timeoutMs | 0) < 0) return R.BadArgument;
+        const headers = decodePairs(headerPairs).map(([k, v]) => [k.toLowerCase(), v] as [string, string]);
+        const started = host.httpCall(this, cluster, headers, body.slice(), timeoutMs >>> 0);
+        if (typeof started === "number") return started;
+        this.nextCallId += 4;
+        const token = this.nextCallId;
+        const rootId = root.id;
+        this.calls.set(token, started);
+        host.track(started.done.then((outcome) => this.deliverCall(rootId, token, outcome)));
+        this.setU32(tokenPtr, token);
+        return R.Ok;
+      },
+      proxy_grpc_call: () => R.ParseFailure,
+      proxy_grpc_stream: () => R.ParseFailure,
+      proxy_grpc_cancel: () => R.NotFound,
+      proxy_grpc_close: () => R.NotFound,
+      proxy_grpc_send: () => R.NotFound,
+
+      // ---- metrics
+      proxy_define_metric: (type: number, namePtr: number, nameSize: number, idPtr: number) => {
+        const name = this.stringAt(namePtr, nameSize);
+        if (name === null) return R.InvalidMemoryAccess;
+        const t = METRIC_TYPES[type >>> 0];
+        if (!t) return R.BadArgument;
+        this.metricIds[t] += 4;
+        const id = this.metricIds[t];
+        this.metricNames.set(id, name);
+        host.metrics.define(t, name);
+        return this.setU32(idPtr, id) ? R.Ok : R.InvalidMemoryAccess;
+      },
+      proxy_increment_metric: (id: number, offset: bigint) => {
+        const type = METRIC_TYPES[(id >>> 0) & 3];
+        const name = this.metricName(id >>> 0);
+        if (type === "counter") {
+          if (!name) return R.NotFound;
+          if (offset <= 0n) return R.BadArgument;
+          host.metrics.add(name, offset);
+          return R.Ok;
+        }
+        if (type === "gauge") {
+          if (!name) return R.NotFound;
+          host.metrics.add(name, offset);
+          return R.Ok;
+        }
+        return R.BadArgument;
+      },
+      proxy_record_metric: (id: number, value: bigint) => {
+        const type = METRIC_TYPES[(id >>> 0) & 3];
+        const name = this.metricName(id >>> 0);
+        if (!type) return R.BadArgument;
+        if (!name) return R.NotFound;
+        const v = BigInt.asUintN(64, value);
+        if (type === "counter") host.metrics.add(name, v);
+        else if (type === "gauge") host.metrics.set(name, v);
+        else host.metrics.record(name, v);
+        return R.Ok;
+      },
+      proxy_get_metric: (id: number, resultPtr: number) => {
+        const type = METRIC_TYPES[(id >>> 0) & 3];
+        const name = this.metricName(id >>> 0);
+        if (type !== "counter" && type !== "gauge") return R.BadArgument;
+        if (!name) return R.NotFound;
+        return this.setU64(resultPtr, host.metrics.get(name)) ? R.Ok : R.InvalidMemoryAccess;
+      },
+
+      // ---- shared data and queues
+      proxy_get_shared_data: (keyPtr: number, keySize: number, valuePtrPtr: number, valueSizePtr: number, casPtr: number) => {
+        const key = this.stringAt(keyPtr, keySize);
+        if (key === null) return R.InvalidMemoryAccess;
+        const entry = host.sharedData.get(vmId, key);
+        if (!entry) return R.NotFound;
+        const r = this.copyOut(entry.value, valuePtrPtr, valueSizePtr);
+        if (r !== R.Ok) return r;
+        return this.setU32(casPtr, entry.cas) ? R.Ok : R.InvalidMemoryAccess;
+      },
+      proxy_set_shared_data: (keyPtr: number, keySize: number, valuePtr: number, valueSize: number, cas: number) => {
+        const key = this.stringAt(keyPtr, keySize);
+        const value = this.bytesAt(valuePtr, valueSize);
+        if (key === null || value === null) return R.InvalidMemoryAccess;
+        return host.sharedData.set(vmId, key, value.slice(), cas >>> 0);
+      },
+      proxy_register_shared_queue: (namePtr: number, nameSize: number, tokenPtr: number) => {
+        const name = this.stringAt(namePtr, nameSize);
+        if (name === null) return R.InvalidMemoryAccess;
+        const token = host.queues.register(vmId, name, this);
+        return this.setU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
+      },
+      proxy_resolve_shared_queue: (vmPtr: number, vmSize: number, namePtr: number, nameSize: number, tokenPtr: number) => {
+        const vm = this.stringAt(vmPtr, vmSize);
+        const name = this.stringAt(namePtr, nameSize);
+        if (vm === null || name === null) return R.InvalidMemoryAccess;
+        const token = host.queues.resolve(vm === "" ? vmId : vm, name);
+        if (token === undefined || this.failed) return R.NotFound;
+        return this.setU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
+      },
+      proxy_dequeue_shared_queue: (token: number, dataPtrPtr: number, dataSizePtr: number) => {
+        const r = host.queues.dequeue(token >>> 0);
+        if (typeof r === "number") return r;
+        return this.copyOut(r, dataPtrPtr, dataSizePtr);
+      },
+      proxy_enqueue_shared_queue: (token: number, dataPtr: number, dataSize: number) => {
+        const data = this.bytesAt(dataPtr, dataSize);
+        if (data === null) return R.InvalidMemoryAccess;
+        return host.queues.enqueue(token >>> 0, data.slice());
+      },
+
+      // ---- emscripten leftovers Envoy links
+      pthread_equal: (a: number, b: number) => (a === b ? 1 : 0),
+      emscripten_notify_memory_growth: () => {},
+
+      // ---- WASI, as proxy-wasm-cpp-host implements it
+      "wasi.fd_write": fdWrite,
+      "wasi.fd_pwrite": (fd: number, iovs: number, iovsLen: number, _offset: bigint, nwrittenPtr: number) =>
+        fd === 1 || fd === 2 ? fdWrite(fd, iovs, iovsLen, nwrittenPtr) : WASI_EBADF,
+      "wasi.fd_read": () => WASI_ENOSYS,
+      "wasi.fd_pread": () => WASI_ENOSYS,
+      "wasi.fd_seek": () => (traceError("wasi_unstable fd_seek"), 0),
+      "wasi.fd_close": () => (traceError("wasi_unstable fd_close"), 0),
+      "wasi.fd_fdstat_get": (fd: number, statPtr: number) => {
+        if (fd !== 1 && fd !== 2) return WASI_EBADF;
+        const b = this.bytesAt(statPtr, 24);
+        if (b) {
+          b.fill(0);
+          new DataView(b.buffer, b.byteOffset, 24).setBigUint64(8, 64n, true);
+        }
+        return 0;
+      },
+      "wasi.fd_fdstat_set_flags": () => WASI_ENOSYS,
+      "wasi.fd_fdstat_set_rights": stdFdOnly,
+      "wasi.fd_advise": () => 0,
+      "wasi.fd_allocate": stdFdOnly,
+      "wasi.fd_datasync": stdFdOnly,
+      "wasi.fd_filestat_set_size": stdFdOnly,
+      "wasi.fd_filestat_set_times": stdFdOnly,
+      "wasi.fd_sync": stdFdOnly,
+      "wasi.fd_filestat_get": () => WASI_EBADF,
+      "wasi.fd_prestat_get": () => WASI_EBADF,
+      "wasi.fd_prestat_dir_name": () => WASI_ENOSYS,
+      "wasi.fd_readdir": (_fd: number, _buf: number, _len: number, _cookie: bigint, nreadPtr: number) =>
+        this.setU32(nreadPtr, 0) ? WASI_ENOTDIR : WASI_EFAULT,
+      "wasi.fd_renumber": (fd: number, to: number) => (stdFdOnly(fd) || stdFdOnly(to) ? WASI_EBADF : WASI_ENOTSUP),
+      "wasi.fd_tell": (fd: number, retPtr: number) => {
+        if (fd !== 1 && fd !== 2) return WASI_EBADF;
+        return this.setU64(retPtr, 0n) ? 0 : WASI_EFAULT;
+      },
+      "wasi.path_open": () => WASI_NOENT,
+      "wasi.path_filestat_get": () => WASI_ENOTSUP,
+      "wasi.path_create_directory": () => WASI_ENOTSUP,
+      "wasi.path_filestat_set_times": () => WASI_ENOTSUP,
+      "wasi.path_link": () => WASI_ENOTSUP,
+      "wasi.path_readlink": (_fd: number, _p: number, _l: number, _b: number, _bl: number, retPtr: number) =>
+        this.setU32(retPtr, 0) ? WASI_ENOTSUP : WASI_EFAULT,
+      "wasi.path_remove_directory": () => WASI_ENOTSUP,
+      "wasi.path_rename": () => WASI_ENOTSUP,
+      "wasi.path_symlink": () => WASI_ENOTSUP,
+      "wasi.path_unlink_file": () => WASI_ENOTSUP,
+      "wasi.sock_accept": (_fd: number, _flags: number, retPtr: number) => (this.setU32(retPtr, 0) ? WASI_ENOTSUP : WASI_EFAULT),
+      "wasi.sock_recv": (_fd: number, _p: number, _l: number, _f: number, ret0: number, ret1: number) => {
+        if (!this.setU32(ret0, 0)) return WASI_EFAULT;
+        const b = this.bytesAt(ret1, 2);
+        if (!b) return WASI_EFAULT;
+        b.fill(0);
+        return WASI_ENOTSUP;
+      },
+      "wasi.sock_send": (_fd: number, _p: number, _l: number, _f: number, ret0: number) => (this.setU32(ret0, 0) ? WASI_ENOTSUP : WASI_EFAULT),
+      "wasi.sock_shutdown": () => WASI_ENOTSUP,
+      "wasi.environ_get": (arrayPtr: number, bufPtr: number) => {
+        for (const [k, v] of host.env) {
+          if (!this.setU32(arrayPtr, bufPtr)) return WASI_EFAULT;
+          const data = te.encode(`${k}=${v}\0`);
+          const dst = this.bytesAt(bufPtr, data.length);
+          if (!dst) return WASI_EFAULT;
+          dst.set(data);
+          bufPtr += data.length;
+          arrayPtr += 4;
+        }
+        return 0;
+      },
+      "wasi.environ_sizes_get": (countPtr: number, sizePtr: number) => {
+        if (!this.setU32(countPtr, host.env.length)) return WASI_EFAULT;
+        let size = 0;
+        for (const [k, v] of host.env) size += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+        return this.setU32(sizePtr, size) ? 0 : WASI_EFAULT;
+      },
+      "wasi.args_get": () => 0,
+      "wasi.args_sizes_get": (argcPtr: number, sizePtr: number) => (this.setU32(argcPtr, 0) && this.setU32(sizePtr, 0) ? 0 : WASI_EFAULT),
+      "wasi.clock_time_get": (id: number, _precision: bigint, resultPtr: number) => {
+        let t: bigint;
+        if (id === 0) t = host.nowNs();
+        else if (id === 1) t = host.monotonicNs();
+        else return WASI_ENOTSUP;
+        return this.setU64(resultPtr, t) ? 0 : WASI_EFAULT;
+      },
+      "wasi.clock_res_get": (id: number, resultPtr: number) => {
+        if (id !== 0 && id !== 1) return WASI_ENOTSUP;
+        return this.setU64(resultPtr, 1n) ? 0 : WASI_EFAULT;
+      },
+      "wasi.random_get": (ptr: number, len: number) => {
+        len >>>= 0;
+        if (len > 64 * 1024) return WASI_EINVAL;
+        if (len === 0) return 0;
+        const b = this.bytesAt(ptr, len);
+        if (!b) return WASI_EFAULT;
+        crypto.getRandomValues(b);
+        return 0;
+      },
+      "wasi.sched_yield": () => 0,
+      "wasi.poll_oneoff": (_in: number, _out: number, _n: number, neventsPtr: number) => (this.setU32(neventsPtr, 0) ? 0 : WASI_EFAULT),
+      "wasi.proc_exit": () => traceError("wasi_unstable proc_exit"),
+    };
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
