@@ -185,6 +185,8 @@ export class Observer {
   private localIds: StaticArray<i32> = new StaticArray<i32>(5);
   private flagCacheMask: u64 = 0;
   private flagCacheId: i32 = -1;
+  // Ids of "0".."16" in this window, -1 until first seen.
+  private grpcIds: StaticArray<i32> = new StaticArray<i32>(17);
 
   constructor(private config: Config, private strings: Interner) {}
 
@@ -197,6 +199,7 @@ export class Observer {
       this.localIds[i] = id < 0 ? this.sentinels.unknown : id;
     }
     this.flagCacheId = -1;
+    for (let i = 0; i < 17; i++) this.grpcIds[i] = -1;
   }
 
   /** Reads the request; false when its direction is not reported. */
@@ -351,9 +354,14 @@ export class Observer {
     return id;
   }
 
+  /** Id of a gRPC status code (0..16) as a decimal string. */
   private decimal(v: i32): i32 {
+    let id = this.grpcIds[v];
+    if (id >= 0) return id;
     let b = String.UTF8.encode(v.toString());
-    return this.internRange(changetype<usize>(b), b.byteLength, this.sentinels.unknown);
+    id = this.internRange(changetype<usize>(b), b.byteLength, this.sentinels.unknown);
+    if (!this.spill) this.grpcIds[v] = id;
+    return id;
   }
 
   private flagsId(flags: u64): i32 {
@@ -361,8 +369,10 @@ export class Observer {
     if (flags == this.flagCacheMask && this.flagCacheId >= 0) return this.flagCacheId;
     let b = String.UTF8.encode(flagsToString(flags));
     let id = this.internRange(changetype<usize>(b), b.byteLength, this.sentinels.unknown);
-    this.flagCacheMask = flags;
-    this.flagCacheId = id;
+    if (!this.spill) {
+      this.flagCacheMask = flags;
+      this.flagCacheId = id;
+    }
     return id;
   }
 }

@@ -1,0 +1,145 @@
+// pluginConfig validation in the real filter: every invalid field refuses configure with one log
+// line naming the field; a minimal configuration works with the documented defaults.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createSidecar, ManualClock, WasmLoadError } from "../../sim/host/index.ts";
+import type { LogEntry } from "../../sim/host/index.ts";
+
+const wasm = new Uint8Array(readFileSync(join(import.meta.dirname, "..", "..", "dist", "meshlook.wasm")));
+const CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
+
+async function configure(pluginConfig: string, env: Record<string, string> = { MESHLOOK_INGEST_TOKEN: "t" }) {
+  const logs: LogEntry[] = [];
+  try {
+    const sidecar = await createSidecar({ wasm, rootId: "meshlook", pluginConfig, env, onLog: (e) => logs.push(e), canary: false });
+    await sidecar.close();
+    return { ok: true, logs };
+  } catch (err) {
+    if (err instanceof WasmLoadError && err.stage === "configure") return { ok: false, logs };
+    throw err;
+  }
+}
+
+const base = () => ({
+  collector: { cluster: CLUSTER, authority: "a", path: "/v1/summaries", timeout_ms: 5000 },
+  flush_interval_s: 10,
+  max_series: 2000,
+  max_pending_bytes: 1048576,
+  directions: ["inbound", "outbound"],
+  dimensions: ["reporter", "source_principal"],
+  end_user_principal: false,
+  sketch_scale: 6,
+});
+
+describe("filter configuration", () => {
+  it("accepts the full documented configuration", async () => {
+    const { ok, logs } = await configure(JSON.stringify(base()));
+    expect(ok).toBe(true);
+    expect(logs.filter((l) => l.level === "error")).toEqual([]);
+  });
+
+  it.each<[string, (c: any) => void]>([
+    ["collector.cluster", (c) => delete c.collector.cluster],
+    ["collector.cluster", (c) => (c.collector.cluster = "")],
+    ["collector.cluster", (c) => (c.collector.cluster = 8080)],
+    ["collector", (c) => (c.collector = "x")],
+    ["collector.authority", (c) => (c.collector.authority = "")],
+    ["collector.path", (c) => (c.collector.path = "v1/summaries")],
+    ["collector.timeout_ms", (c) => (c.collector.timeout_ms = 0)],
+    ["collector.timeout_ms", (c) => (c.collector.timeout_ms = 1.5)],
+    ["collector.port", (c) => (c.collector.port = 8080)],
+    ["flush_interval_s", (c) => (c.flush_interval_s = 0)],
+    ["flush_interval_s", (c) => (c.flush_interval_s = "10")],
+    ["max_series", (c) => (c.max_series = 5)],
+    ["max_series", (c) => (c.max_series = 1e9)],
+    ["max_pending_bytes", (c) => (c.max_pending_bytes = 10)],
+    ["directions", (c) => (c.directions = [])],
+    ["directions", (c) => (c.directions = "inbound")],
+    ["directions[1]", (c) => (c.directions = ["inbound", "sideways"])],
+    ["directions[1]", (c) => (c.directions = ["inbound", "inbound"])],
+    ["dimensions", (c) => (c.dimensions = {})],
+    ["dimensions[2]", (c) => (c.dimensions = ["reporter", "source_workload", "pod_name"])],
+    ["dimensions[1]", (c) => (c.dimensions = ["reporter", "reporter"])],
+    ["dimensions[0]", (c) => (c.dimensions = ["end_user_principal"])],
+    ["end_user_principal", (c) => (c.end_user_principal = "yes")],
+    ["sketch_scale", (c) => (c.sketch_scale = 9)],
+    ["sketch_scale", (c) => (c.sketch_scale = -1)],
+    ["max_serie", (c) => (c.max_serie = 10)],
+  ])("refuses a bad %s and names it in one log line", async (field, breakIt) => {
+    const config = base();
+    breakIt(config);
+    const { ok, logs } = await configure(JSON.stringify(config));
+    expect(ok).toBe(false);
+    const errors = logs.filter((l) => l.source === "proxy_log" && l.level === "error").map((l) => l.message);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain(`field "${field}"`);
+  });
+
+  it.each([
+    ["", "collector.cluster"],
+    ["{", "(root)"],
+    ["[1]", "(root)"],
+    ['{"collector": {"cluster": "a"}} x', "(root)"],
+    ['{"collector": {"cluster": "a", "cluster": "b"}}', "(root)"],
+    ['{"max_series": 100}', "collector.cluster"],
+  ])("refuses malformed configuration %j", async (text, field) => {
+    const { ok, logs } = await configure(text);
+    expect(ok).toBe(false);
+    expect(logs.filter((l) => l.level === "error").map((l) => l.message).join("\n")).toContain(`field "${field}"`);
+  });
+
+  it("refuses invalid UTF-8 without trapping", async () => {
+    const { ok } = await configure(Buffer.from([0x7b, 0xff, 0x7d]).toString("latin1"));
+    expect(ok).toBe(false);
+  });
+
+  it("works with only the cluster: POSTs to the default path and derived authority every 10 s", async () => {
+    const clock = new ManualClock();
+    const sidecar = await createSidecar({
+      wasm,
+      rootId: "meshlook",
+      clock,
+      pluginConfig: JSON.stringify({ collector: { cluster: CLUSTER } }),
+      env: { MESHLOOK_INGEST_TOKEN: "s3cret" },
+      clusters: { [CLUSTER]: "127.0.0.1:9" },
+    });
+    sidecar.stream({
+      requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "reviews"]],
+      responseHeaders: [[":status", "200"]],
+      attributes: { xds: { listener_direction: 1 } },
+    });
+    clock.advance(9_000);
+    expect(sidecar.callouts).toHaveLength(0);
+    clock.advance(1_000);
+    expect(sidecar.callouts).toHaveLength(1);
+    const headers = Object.fromEntries(sidecar.callouts[0].headers);
+    expect(headers).toMatchObject({
+      ":method": "POST",
+      ":path": "/v1/summaries",
+      ":authority": "meshlook-collector.meshlook.svc.cluster.local",
+      "content-type": "application/x-meshlook-summary",
+      authorization: "Bearer s3cret",
+    });
+    expect(sidecar.callouts[0].timeoutMs).toBe(5000);
+    await sidecar.close();
+  });
+
+  it("without a token logs one error and still aggregates and sends", async () => {
+    const clock = new ManualClock();
+    const sidecar = await createSidecar({
+      wasm,
+      rootId: "meshlook",
+      clock,
+      pluginConfig: JSON.stringify({ collector: { cluster: CLUSTER }, flush_interval_s: 1 }),
+      clusters: { [CLUSTER]: "127.0.0.1:9" },
+      canary: false,
+    });
+    expect(sidecar.logMessages("error").filter((m) => m.includes("MESHLOOK_INGEST_TOKEN"))).toHaveLength(1);
+    sidecar.stream({ requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "r"]], responseHeaders: [[":status", "200"]] });
+    clock.advance(1_000);
+    expect(sidecar.callouts).toHaveLength(1);
+    expect(sidecar.callouts[0].headers.map(([k]) => k)).not.toContain("authorization");
+    await sidecar.close();
+  });
+});
