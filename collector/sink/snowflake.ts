@@ -1,0 +1,474 @@
+// Snowflake sink: the production warehouse, loaded with snowflake-sdk over key-pair (JWT) auth.
+//
+// Exactly-once across retries and replicas (docs/snowflake.md has the full argument):
+//  1. outside any transaction, the batch's ledger rows go into a session-private temporary table
+//     (array-bound INSERTs), and the rows whose (producer_id, seq) the ledger already holds are deleted
+//     from it: what is left are the candidates C;
+//  2. BEGIN; MERGE the temporary table into mesh_load_ledger (WHEN NOT MATCHED THEN INSERT). The MERGE
+//     takes the ledger's table lock, held to COMMIT, so a second replica's MERGE waits and then runs
+//     against the committed ledger. It inserts only candidates, so when it reports |C| inserted rows
+//     this transaction has claimed all of C; if fewer (another replica committed some of C in between)
+//     it rolls back and starts again from 1;
+//  3. the fact rows for C (rolled up by collector/rollup.ts) are inserted, then COMMIT.
+// A crash or lost response after COMMIT leaves the ledger rows in place, so the retried batch finds
+// every summary in step 1 and loads nothing twice.
+import { createPrivateKey, createPublicKey, createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import type { Logger } from "pino";
+import snowflake from "snowflake-sdk";
+import { snowflakeQuantileUdfBody } from "../../shared/quantile.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
+import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
+import { rollup, type MinuteRow } from "../rollup.ts";
+import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
+
+/**
+ * Load interval the collector should use with this sink when none is configured: an X-Small warehouse
+ * with AUTO_SUSPEND = 60 is then resumed 4 times an hour (docs/snowflake.md, "Cost").
+ */
+export const SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S = 900;
+
+/**
+ * Most values bound in one statement. Above the driver's array-binding threshold snowflake-sdk would
+ * upload the binds to a stage instead; Snowflake announces 65280 (CLIENT_STAGE_ARRAY_BINDING_THRESHOLD)
+ * and the sink pins the driver to the same value, then chunks below it.
+ */
+export const MAX_BINDS_PER_STATEMENT = 65280;
+
+/** Why a Snowflake operation failed, as the collector labels its load-failure metric. */
+export type SnowflakeFailure = "config" | "auth" | "transient" | "sql" | "conflict";
+
+export class SnowflakeSinkError extends Error {
+  constructor(
+    readonly reason: SnowflakeFailure,
+    message: string,
+    /** Snowflake or driver error code, when there is one. */
+    readonly code?: string,
+    readonly sqlState?: string,
+  ) {
+    super(message);
+    this.name = "SnowflakeSinkError";
+  }
+
+  /** Worth retrying soon: the same load may well succeed. */
+  get transient(): boolean {
+    return this.reason === "transient" || this.reason === "conflict";
+  }
+}
+
+export interface SnowflakeSinkOptions {
+  /** Attempts per load() for transient failures and ledger conflicts before the error surfaces. Default 4. */
+  maxAttempts?: number;
+  /** First backoff (doubled per attempt, with jitter, capped at 30 s). Default 1000 ms. */
+  backoffMs?: number;
+  /** Largest number of bound values per statement (tests lower it to exercise chunking). */
+  maxBindsPerStatement?: number;
+  /** Called for every failure that load()/open() retries: what the collector counts as retries. */
+  onRetry?: (err: SnowflakeSinkError, attempt: number) => void;
+}
+
+const BATCH_TABLE = "mesh_load_batch";
+const LEDGER_COLUMNS = LEDGER_TABLE.columns.map((c) => c.name);
+const FACT_COLUMNS = FACT_TABLE.columns.map((c) => c.name);
+
+// Codes after which a new session (and a retry) is the remedy: expired or lost session, network.
+const SESSION_CODES = new Set(["390104", "390111", "390112", "390114", "401001", "401002", "401003", "401004", "407001", "407002"]);
+// Login refusals: wrong key or password, disabled or locked user, role not granted.
+const AUTH_CODES = new Set(["390100", "390101", "390102", "390144", "390186", "390191", "394304"]);
+// Statement-level conditions that clear up by themselves: lock waits, timeouts, cancellation, internal.
+const TRANSIENT_QUERY_CODES = new Set(["000625", "000630", "000604", "000603", "000605", "000606", "090073"]);
+
+/** Classifies a driver error without copying anything from the request into the message. */
+function classify(err: unknown, doing: string): SnowflakeSinkError {
+  if (err instanceof SnowflakeSinkError) return err;
+  const e = err as { code?: unknown; sqlState?: string; message?: string };
+  const code = e.code === undefined ? undefined : String(e.code);
+  const msg = `${doing}: ${e.message ?? String(err)}${code ? ` (code ${code}${e.sqlState ? `, SQLSTATE ${e.sqlState}` : ""})` : ""}`;
+  if (code && AUTH_CODES.has(code)) return new SnowflakeSinkError("auth", msg, code, e.sqlState);
+  if (code && (SESSION_CODES.has(code) || TRANSIENT_QUERY_CODES.has(code))) return new SnowflakeSinkError("transient", msg, code, e.sqlState);
+  if (e.sqlState?.startsWith("42") || e.sqlState?.startsWith("22")) return new SnowflakeSinkError("sql", msg, code, e.sqlState);
+  // Unknown failures are retried: the data stays spooled either way, and a retry costs one statement.
+  return new SnowflakeSinkError("transient", msg, code, e.sqlState);
+}
+
+const sqlTimestamp = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+/** Every statement the sink sends, fixed text with `?` placeholders: values are only ever bound. */
+export const SNOWFLAKE_SQL = {
+  // A replica that dies inside a load transaction keeps the ledger lock until Snowflake ends its
+  // session; waiters give up after LOCK_TIMEOUT (transient, retried) instead of hanging for hours.
+  lockTimeout: "ALTER SESSION SET LOCK_TIMEOUT = 120",
+  statementTimeout: "ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = 600",
+  schemaVersionTable: createTableSql(SCHEMA_VERSION_TABLE, "snowflake"),
+  appliedVersions: `SELECT version FROM ${SCHEMA_VERSION_TABLE.name}`,
+  recordVersion:
+    `MERGE INTO ${SCHEMA_VERSION_TABLE.name} AS v USING (SELECT ? AS version, ? AS name, ? AS applied_at) AS m ON v.version = m.version ` +
+    `WHEN NOT MATCHED THEN INSERT (version, name, applied_at) VALUES (m.version, m.name, m.applied_at)`,
+  createBatchTable: createTableSql({ ...LEDGER_TABLE, name: BATCH_TABLE, primaryKey: undefined }, "snowflake").replace(
+    /^CREATE TABLE/,
+    "CREATE TEMPORARY TABLE",
+  ),
+  clearBatch: `DELETE FROM ${BATCH_TABLE}`,
+  fillBatch: `INSERT INTO ${BATCH_TABLE} (${LEDGER_COLUMNS.join(", ")}) VALUES (${placeholders(LEDGER_COLUMNS.length)})`,
+  dropLedgered:
+    `DELETE FROM ${BATCH_TABLE} USING ${LEDGER_TABLE.name} ` +
+    `WHERE ${LEDGER_TABLE.name}.producer_id = ${BATCH_TABLE}.producer_id AND ${LEDGER_TABLE.name}.seq = ${BATCH_TABLE}.seq`,
+  candidates: `SELECT producer_id, seq FROM ${BATCH_TABLE}`,
+  begin: "BEGIN TRANSACTION",
+  claim:
+    `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq ` +
+    `WHEN NOT MATCHED THEN INSERT (${LEDGER_COLUMNS.join(", ")}) VALUES (${LEDGER_COLUMNS.map((c) => `b.${c}`).join(", ")})`,
+  insertFacts: `INSERT INTO ${FACT_TABLE.name} (${FACT_COLUMNS.join(", ")}) VALUES (${placeholders(FACT_COLUMNS.length)})`,
+  commit: "COMMIT",
+  rollback: "ROLLBACK",
+} as const;
+
+/**
+ * `CREATE OR REPLACE FUNCTION MESH_QUANTILE` with the body of shared/quantile-core.js — the same source
+ * the DuckDB UDF runs, so the two warehouses cannot disagree on a percentile.
+ */
+export function meshQuantileUdfSql(): string {
+  const body = snowflakeQuantileUdfBody();
+  // A `$$` inside the body would end Snowflake's dollar-quoted literal early.
+  if (body.includes("$$")) throw new Error("shared/quantile-core.js must not contain $$ (it is a Snowflake $$-literal)");
+  return `CREATE OR REPLACE FUNCTION MESH_QUANTILE(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE LANGUAGE JAVASCRIPT AS $$\n${body}$$`;
+}
+
+/** The Snowflake DDL of every numbered migration, in order (schema-version table first). */
+export function snowflakeMigrationSql(): { version: number; name: string; statements: string[] }[] {
+  return MIGRATIONS.map((m) => ({ version: m.version, name: m.name, statements: m.statements("snowflake") }));
+}
+
+interface Credential {
+  /** Detects a changed key or passphrase file without reading it. */
+  stamp: string;
+  /** Unencrypted PKCS#8 PEM handed to the driver; never logged. */
+  privateKey?: string;
+  /** SHA256:<base64> of the public key, the form Snowflake shows as RSA_PUBLIC_KEY_FP. */
+  fingerprint?: string;
+}
+
+function fileStamp(path: string): string {
+  const s = statSync(path);
+  return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+}
+
+/** Problems with the Snowflake settings, each naming its setting; [] when they are usable. */
+export function checkSnowflakeSettings(s: SnowflakeSettings): string[] {
+  const problems: string[] = [];
+  for (const [k, v] of [["ACCOUNT", s.account], ["USER", s.user], ["DATABASE", s.database], ["SCHEMA", s.schema], ["WAREHOUSE", s.warehouse]] as const) {
+    if (!v) problems.push(`MESHLOOK_SNOWFLAKE_${k}: required when MESHLOOK_SINK=snowflake`);
+  }
+  if (s.account && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(s.account)) {
+    problems.push(`MESHLOOK_SNOWFLAKE_ACCOUNT: not an account identifier (expected e.g. myorg-myaccount), got ${JSON.stringify(s.account)}`);
+  }
+  if (s.accessUrl) {
+    try {
+      const u = new URL(s.accessUrl);
+      if (u.protocol !== "https:" && !(u.protocol === "http:" && (u.hostname === "127.0.0.1" || u.hostname === "localhost"))) {
+        problems.push("MESHLOOK_SNOWFLAKE_ACCESS_URL: must be https:// (plain http only to loopback, for tests)");
+      }
+    } catch {
+      problems.push(`MESHLOOK_SNOWFLAKE_ACCESS_URL: not a URL: ${JSON.stringify(s.accessUrl)}`);
+    }
+  }
+  if (s.authenticator === "SNOWFLAKE_JWT") {
+    if (!s.privateKeyFile) problems.push("MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE_JWT");
+    else {
+      try {
+        readCredential(s);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+  } else if (!s.password) {
+    problems.push("MESHLOOK_SNOWFLAKE_PASSWORD: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE");
+  }
+  return problems;
+}
+
+/** Reads and decrypts the private key; errors name the setting and never carry key material. */
+function readCredential(s: SnowflakeSettings): Credential {
+  const keyFile = s.privateKeyFile!;
+  let stamp: string;
+  let pem: Buffer;
+  try {
+    stamp = fileStamp(keyFile);
+    pem = readFileSync(keyFile);
+  } catch (err) {
+    throw new SnowflakeSinkError("config", `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: cannot read ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+  let passphrase: string | undefined;
+  if (s.privateKeyPassphraseFile) {
+    try {
+      stamp += `|${fileStamp(s.privateKeyPassphraseFile)}`;
+      passphrase = readFileSync(s.privateKeyPassphraseFile, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new SnowflakeSinkError(
+        "config",
+        `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: cannot read ${s.privateKeyPassphraseFile}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+      );
+    }
+  }
+  let key;
+  try {
+    key = createPrivateKey({ key: pem, format: "pem", passphrase: passphrase ?? "" });
+  } catch {
+    throw new SnowflakeSinkError(
+      "config",
+      `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: ${keyFile} is not a PEM private key that ` +
+        (passphrase === undefined ? "opens without a passphrase (set MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE if it is encrypted)" : "the passphrase in MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE opens"),
+    );
+  }
+  if (key.asymmetricKeyType !== "rsa") throw new SnowflakeSinkError("config", `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: ${keyFile} holds a ${key.asymmetricKeyType} key; Snowflake key-pair auth needs RSA`);
+  const der = createPublicKey(key).export({ format: "der", type: "spki" });
+  return {
+    stamp,
+    privateKey: key.export({ format: "pem", type: "pkcs8" }).toString(),
+    fingerprint: "SHA256:" + createHash("sha256").update(der).digest("base64"),
+  };
+}
+
+let driverConfigured = false;
+/** The driver logs to ./snowflake.log at INFO by default; route its warnings and errors to our logger. */
+function configureDriver(log?: Logger): void {
+  if (driverConfigured) return;
+  driverConfigured = true;
+  const child = log?.child({ component: "snowflake-sdk" });
+  const drop = () => undefined;
+  snowflake.configure({
+    logLevel: "WARN",
+    customLogger: {
+      error: (m: string) => child?.error(m),
+      warn: (m: string) => child?.warn(m),
+      info: drop,
+      debug: drop,
+      trace: drop,
+    },
+  } as Parameters<typeof snowflake.configure>[0]);
+}
+
+type Row = Record<string, unknown>;
+
+export class SnowflakeSink implements Sink {
+  readonly kind = "snowflake" as const;
+  private conn?: snowflake.Connection;
+  private credential?: Credential;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+  private readonly maxBinds: number;
+
+  constructor(
+    readonly settings: SnowflakeSettings,
+    private readonly log?: Logger,
+    private readonly options: SnowflakeSinkOptions = {},
+  ) {
+    this.maxAttempts = options.maxAttempts ?? 4;
+    this.backoffMs = options.backoffMs ?? 1000;
+    this.maxBinds = Math.min(options.maxBindsPerStatement ?? MAX_BINDS_PER_STATEMENT, MAX_BINDS_PER_STATEMENT);
+    configureDriver(log);
+  }
+
+  async open(): Promise<void> {
+    const problems = checkSnowflakeSettings(this.settings);
+    if (problems.length > 0) throw new SnowflakeSinkError("config", `invalid Snowflake settings:\n  - ${problems.join("\n  - ")}`);
+    await this.withRetries("migrate", async () => {
+      const c = await this.connection();
+      await this.exec(c, SNOWFLAKE_SQL.schemaVersionTable);
+      const applied = new Set((await this.exec(c, SNOWFLAKE_SQL.appliedVersions)).rows.map((r) => Number(r.VERSION)));
+      for (const m of snowflakeMigrationSql()) {
+        if (applied.has(m.version)) continue;
+        // Snowflake commits DDL on its own, so a migration cannot share a transaction with its version
+        // row: its statements are idempotent (IF NOT EXISTS) and the version row is merged after them,
+        // which also makes two replicas migrating at once harmless.
+        for (const sql of m.statements) await this.exec(c, sql);
+        await this.exec(c, SNOWFLAKE_SQL.recordVersion, [m.version, m.name, sqlTimestamp(Date.now())]);
+        this.log?.info({ version: m.version, name: m.name }, "warehouse migration applied");
+      }
+      // Replaced on every start so the UDF always matches the quantile code this collector ships.
+      await this.exec(c, meshQuantileUdfSql());
+    });
+  }
+
+  async load(summaries: DecodedSummary[]): Promise<LoadResult> {
+    const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
+    if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
+    const out = await this.withRetries("load", () => this.loadOnce(unique));
+    return { ...out, duplicates: out.duplicates + inBatch };
+  }
+
+  private async loadOnce(unique: DecodedSummary[]): Promise<LoadResult> {
+    const c = await this.connection();
+    const loadedAt = sqlTimestamp(Date.now());
+    // Step 1 (no transaction: the temporary table is private to this session).
+    await this.exec(c, SNOWFLAKE_SQL.clearBatch);
+    const ledgerRows = unique.map((s) => [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt]);
+    await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, LEDGER_COLUMNS.length, ledgerRows);
+    await this.exec(c, SNOWFLAKE_SQL.dropLedgered);
+    const candidates = new Set((await this.exec(c, SNOWFLAKE_SQL.candidates)).rows.map((r) => ledgerKey(String(r.PRODUCER_ID), Number(r.SEQ))));
+    const fresh = unique.filter((s) => candidates.has(ledgerKey(s.producerId, s.seq)));
+    if (fresh.length === 0) return { loaded: 0, duplicates: unique.length, rows: 0 };
+    // Steps 2 and 3.
+    await this.exec(c, SNOWFLAKE_SQL.begin);
+    try {
+      const claimed = (await this.exec(c, SNOWFLAKE_SQL.claim)).updated;
+      if (claimed !== fresh.length) {
+        throw new SnowflakeSinkError("conflict", `load: another collector claimed ${fresh.length - claimed} of ${fresh.length} summaries meanwhile; retrying`);
+      }
+      const rows = rollup(fresh);
+      await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, FACT_COLUMNS.length, rows.map((r) => factRow(r, loadedAt)));
+      await this.exec(c, SNOWFLAKE_SQL.commit);
+      return { loaded: fresh.length, duplicates: unique.length - fresh.length, rows: rows.length };
+    } catch (err) {
+      await this.exec(c, SNOWFLAKE_SQL.rollback).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async insertChunked(c: snowflake.Connection, sql: string, columns: number, rows: unknown[][]): Promise<void> {
+    const perStatement = Math.max(1, Math.floor(this.maxBinds / columns));
+    for (const chunk of chunks(rows, perStatement)) await this.exec(c, sql, chunk);
+  }
+
+  /** Checks that the warehouse is reachable without resuming it: a session heartbeat needs no warehouse. */
+  async ping(): Promise<void> {
+    try {
+      const c = await this.connection();
+      if (!(await c.isValidAsync())) throw new SnowflakeSinkError("transient", "ping: Snowflake session heartbeat failed");
+    } catch (err) {
+      this.dropConnection();
+      throw classify(err, "ping");
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.conn;
+    this.conn = undefined;
+    if (c) await new Promise<void>((resolve) => c.destroy(() => resolve()));
+  }
+
+  /**
+   * The connection to use now. The key file (and passphrase file) is checked on every call; when it
+   * changed, a new session is opened with the new key, so a rotated key takes effect without a restart.
+   */
+  private async connection(): Promise<snowflake.Connection> {
+    const s = this.settings;
+    let fresh: Credential | undefined;
+    if (s.authenticator === "SNOWFLAKE_JWT") {
+      let stamp: string | undefined;
+      try {
+        stamp = fileStamp(s.privateKeyFile!) + (s.privateKeyPassphraseFile ? `|${fileStamp(s.privateKeyPassphraseFile)}` : "");
+      } catch {
+        stamp = undefined; // readCredential below reports which file is missing
+      }
+      if (stamp === undefined || stamp !== this.credential?.stamp) fresh = readCredential(s);
+    }
+    if (fresh && this.credential && fresh.fingerprint !== this.credential.fingerprint) {
+      this.log?.info({ from: this.credential.fingerprint, to: fresh.fingerprint }, "Snowflake private key changed; opening a new session with it");
+      this.dropConnection();
+    }
+    if (fresh) this.credential = fresh;
+    if (this.conn?.isUp()) return this.conn;
+    this.dropConnection();
+    const conn = snowflake.createConnection({
+      account: s.account!,
+      username: s.user!,
+      role: s.role,
+      warehouse: s.warehouse,
+      database: s.database,
+      schema: s.schema,
+      accessUrl: s.accessUrl,
+      application: "meshlook",
+      authenticator: s.authenticator,
+      ...(s.authenticator === "SNOWFLAKE_JWT" ? { privateKey: this.credential!.privateKey } : { password: s.password }),
+      arrayBindingThreshold: MAX_BINDS_PER_STATEMENT,
+      // Hourly heartbeats keep the session (not the warehouse) alive between infrequent loads.
+      clientSessionKeepAlive: true,
+    } as snowflake.ConnectionOptions);
+    try {
+      await conn.connectAsync(() => undefined);
+    } catch (err) {
+      throw classify(err, `connect as ${s.user} to account ${s.account}`);
+    }
+    this.conn = conn;
+    this.log?.info({ account: s.account, user: s.user, fingerprint: this.credential?.fingerprint }, "Snowflake session opened");
+    await this.exec(conn, SNOWFLAKE_SQL.lockTimeout);
+    await this.exec(conn, SNOWFLAKE_SQL.statementTimeout);
+    await this.exec(conn, SNOWFLAKE_SQL.createBatchTable);
+    return conn;
+  }
+
+  private dropConnection(): void {
+    const c = this.conn;
+    this.conn = undefined;
+    if (c?.isUp()) c.destroy(() => undefined);
+  }
+
+  private exec(c: snowflake.Connection, sqlText: string, binds?: unknown[]): Promise<{ rows: Row[]; updated: number }> {
+    return new Promise((resolve, reject) => {
+      c.execute({
+        sqlText,
+        binds: binds as snowflake.Binds,
+        complete: (err, stmt, rows) => {
+          // The message names the statement's verb only: bound values never reach logs or errors.
+          if (err) reject(classify(err, `Snowflake ${sqlText.split(/\s/, 2).join(" ")}`));
+          else resolve({ rows: (rows ?? []) as Row[], updated: Number(stmt.getNumUpdatedRows() ?? -1) });
+        },
+      });
+    });
+  }
+
+  /** Runs `body`, retrying transient failures with exponential backoff and jitter; a new session on each. */
+  private async withRetries<T>(what: string, body: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await body();
+      } catch (raw) {
+        const err = classify(raw, what);
+        if (!err.transient || attempt >= this.maxAttempts) {
+          this.log?.error({ reason: err.reason, code: err.code, sqlState: err.sqlState, attempt }, err.message);
+          throw err;
+        }
+        this.options.onRetry?.(err, attempt);
+        this.log?.warn({ reason: err.reason, code: err.code, attempt }, `${err.message}; retrying`);
+        if (err.reason === "transient") this.dropConnection();
+        // A ledger conflict means another replica just committed: retry at once, it will not recur.
+        if (err.reason === "transient") {
+          const delay = Math.min(30_000, this.backoffMs * 2 ** (attempt - 1));
+          await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * (delay / 2)));
+        }
+      }
+    }
+  }
+}
+
+/** Bound values of one fact row, in FACT_TABLE column order. */
+function factRow(r: MinuteRow, loadedAt: string): unknown[] {
+  return [
+    sqlTimestamp(r.minuteMs),
+    ...DIMENSIONS.map((d) => (d === "response_code" ? Number(r.dimensions[d]) : String(r.dimensions[d]))),
+    r.requests,
+    r.errors,
+    r.requestBytes,
+    r.responseBytes,
+    r.latencySumUs,
+    r.latencyMinUs,
+    r.latencyMaxUs,
+    JSON.stringify(r.sketch),
+    loadedAt,
+  ];
+}
+
+/** Sink factory used by collector/main.ts when MESHLOOK_SINK=snowflake. */
+export function createSnowflakeSink(config: CollectorConfig, log: Logger, options?: SnowflakeSinkOptions): Sink {
+  return new SnowflakeSink(config.snowflake, log, options);
+}
