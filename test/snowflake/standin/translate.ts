@@ -101,7 +101,7 @@ export function translate(sql: string): Translated {
       });
     return { kind: "js-udf", udf: { name: objectName(udf[1]), params, returns: udf[3].toUpperCase(), body: udf[4] } };
   }
-  const out = polyglot.transpile(trimmed, "snowflake", "duckdb");
+  const out = polyglot.transpile(trimmed, polyglot.Dialect.Snowflake, polyglot.Dialect.DuckDB);
   if (!out.success || !out.sql || out.sql.length !== 1) {
     throw new TranslationError(`stand-in cannot translate this statement to DuckDB: ${out.error ?? "not exactly one statement"}`);
   }
