@@ -1,0 +1,162 @@
+// Structural checks of the LookML project. Each returns a list of problems (empty when the project is
+// sound) so the tests can show both the clean project and a broken variant being caught.
+import { named, type Lkml, type Project, type View } from "./project.ts";
+import { SqlRenderer, type ExploreQuery } from "./render.ts";
+
+/** Column name → its table's columns, as the warehouse has them (lower case). */
+export type Columns = Map<string, Set<string>>;
+
+/** `${TABLE}.column` references of a view's fields. */
+export function tableColumnRefs(view: View): { field: string; column: string }[] {
+  const refs: { field: string; column: string }[] = [];
+  for (const f of view.fields.values()) {
+    for (const m of (f.sql ?? "").matchAll(/\$\{TABLE\}\.(\w+)/g)) refs.push({ field: f.name, column: m[1].toLowerCase() });
+  }
+  return refs;
+}
+
+/** The warehouse table a view reads (`DB.SCHEMA.table` → `table`), undefined for derived tables. */
+export function viewTable(view: View): string | undefined {
+  return view.table?.split(".").pop()?.toLowerCase();
+}
+
+/**
+ * Drift between the views and the warehouse: a view on a missing table, or a field reading a column the
+ * table (or the derived table's SELECT) does not have. `derived` holds the output columns of each
+ * derived-table view.
+ */
+export function schemaDrift(project: Project, tables: Columns, derived: Columns): string[] {
+  const problems: string[] = [];
+  for (const view of project.views.values()) {
+    const table = viewTable(view);
+    const columns = table ? tables.get(table) : derived.get(view.name);
+    if (!columns) {
+      problems.push(`view ${view.name}: ${table ? `table ${table} does not exist` : "derived table has no known columns"}`);
+      continue;
+    }
+    for (const { field, column } of tableColumnRefs(view)) {
+      if (!columns.has(column)) problems.push(`${view.name}.${field} reads ${table ?? view.name}.${column}, which does not exist`);
+    }
+  }
+  return problems;
+}
+
+/** Columns of `table` that no field of any view on that table reads. */
+export function unexposedColumns(project: Project, table: string, columns: Set<string>): string[] {
+  const read = new Set<string>();
+  for (const view of project.views.values()) {
+    if (viewTable(view) === table) for (const r of tableColumnRefs(view)) read.add(r.column);
+  }
+  return [...columns].filter((c) => !read.has(c));
+}
+
+/** Fields without a description (Looker shows it as the field's help text). */
+export function missingDescriptions(project: Project): string[] {
+  const out: string[] = [];
+  for (const view of project.views.values()) {
+    for (const f of view.fields.values()) {
+      if (!f.description || !f.description.trim()) out.push(`${view.name}.${f.name}`);
+    }
+  }
+  return out;
+}
+
+/** A renderer that holds every access grant the model defines (for checks that are not about access). */
+export function privilegedRenderer(project: Project, attributes: Record<string, string> = {}): SqlRenderer {
+  const all: Record<string, string> = { meshlook_allowed_namespaces: "%" };
+  for (const [, grant] of named(project.model.access_grant)) all[grant.user_attribute] = grant.allowed_values[0];
+  return new SqlRenderer(project, { attributes: { ...all, ...attributes } });
+}
+
+export interface TileQuery {
+  dashboard: string;
+  tile: string;
+  query: ExploreQuery;
+}
+
+/**
+ * The explore query of every dashboard tile: its fields, sorts, limit and own filters, plus the values of
+ * the dashboard filters it listens to (their defaults, or `filterValues` by filter name).
+ */
+export function tileQueries(project: Project, filterValues: Record<string, string> = {}): TileQuery[] {
+  const out: TileQuery[] = [];
+  for (const { dashboard } of project.dashboards) {
+    const defaults = new Map<string, string>(
+      ((dashboard.filters ?? []) as Lkml[]).map((f) => [f.name, String(f.default_value ?? "")]),
+    );
+    for (const el of (dashboard.elements ?? []) as Lkml[]) {
+      if (!el.explore) continue; // text tiles
+      const filters: Record<string, string> = { ...(el.filters ?? {}) };
+      for (const [filterName, field] of Object.entries((el.listen ?? {}) as Record<string, string>)) {
+        const value = filterValues[filterName] ?? defaults.get(filterName) ?? "";
+        if (value !== "") filters[field] = value;
+      }
+      out.push({
+        dashboard: dashboard.dashboard,
+        tile: el.title ?? el.name,
+        query: { explore: el.explore, fields: el.fields ?? [], filters, sorts: el.sorts, limit: el.limit },
+      });
+    }
+  }
+  return out;
+}
+
+/** Dashboard references that would break in Looker: unknown model, explore, field or dashboard filter. */
+export function dashboardProblems(project: Project): string[] {
+  const problems: string[] = [];
+  const renderer = privilegedRenderer(project);
+  const fieldOk = (where: string, explore: string, scoped: string) => {
+    try {
+      renderer.render({ explore, fields: [scoped], filters: {}, sorts: [scoped] });
+    } catch (err) {
+      // A filter-only field cannot be selected but can be filtered on.
+      try {
+        const f = renderer.field(scoped);
+        if (f.category === "filter" && f.view === explore) return;
+      } catch {
+        /* reported below */
+      }
+      problems.push(`${where}: ${scoped}: ${(err as Error).message}`);
+    }
+  };
+  for (const { file, dashboard } of project.dashboards) {
+    const at = `${file} ${dashboard.dashboard}`;
+    if (!dashboard.dashboard || !dashboard.title) problems.push(`${file}: a dashboard needs dashboard and title`);
+    const filterNames = new Set<string>();
+    for (const f of (dashboard.filters ?? []) as Lkml[]) {
+      filterNames.add(f.name);
+      if (f.model !== project.modelName) problems.push(`${at} filter ${f.name}: model ${f.model}`);
+      else if (!project.explores.has(f.explore)) problems.push(`${at} filter ${f.name}: no explore ${f.explore}`);
+      else fieldOk(`${at} filter ${f.name}`, f.explore, f.field);
+      for (const l of (f.listens_to_filters ?? []) as string[]) {
+        if (!((dashboard.filters ?? []) as Lkml[]).some((o) => o.name === l)) problems.push(`${at} filter ${f.name}: listens to unknown ${l}`);
+      }
+    }
+    for (const el of (dashboard.elements ?? []) as Lkml[]) {
+      const where = `${at} tile ${el.title ?? el.name}`;
+      if (!el.explore) continue;
+      if (el.model !== project.modelName) {
+        problems.push(`${where}: model ${el.model}`);
+        continue;
+      }
+      if (!project.explores.has(el.explore)) {
+        problems.push(`${where}: no explore ${el.explore}`);
+        continue;
+      }
+      const fields = (el.fields ?? []) as string[];
+      if (!fields.length) problems.push(`${where}: no fields`);
+      for (const f of fields) fieldOk(where, el.explore, f);
+      for (const p of (el.pivots ?? []) as string[]) if (!fields.includes(p)) problems.push(`${where}: pivot ${p} is not a tile field`);
+      for (const s of (el.sorts ?? []) as string[]) {
+        const name = s.split(/\s+/)[0];
+        if (!fields.includes(name)) problems.push(`${where}: sort ${name} is not a tile field`);
+      }
+      for (const f of Object.keys(el.filters ?? {})) fieldOk(where, el.explore, f);
+      for (const [filterName, field] of Object.entries((el.listen ?? {}) as Record<string, string>)) {
+        if (!filterNames.has(filterName)) problems.push(`${where}: listens to unknown dashboard filter ${filterName}`);
+        fieldOk(where, el.explore, field);
+      }
+    }
+  }
+  return problems;
+}

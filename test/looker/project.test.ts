@@ -1,0 +1,199 @@
+// The LookML project parses, is laid out as a Looker block, documents every field, and its dashboards,
+// data tests, access rules and README all refer to things that exist.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dashboardProblems, missingDescriptions, privilegedRenderer, tileQueries } from "./checks.ts";
+import { parseSnowflake } from "./dialect.ts";
+import { expressionFields } from "./expression.ts";
+import { LOOKER_DIR, loadProject, named, type Project } from "./project.ts";
+import { dataTestQuery, SqlRenderer } from "./render.ts";
+
+let project: Project;
+beforeAll(async () => {
+  project = await loadProject();
+});
+
+describe("LookML project layout", () => {
+  it("has a manifest with overridable connection, database and schema constants", () => {
+    for (const c of ["CONNECTION_NAME", "DATABASE", "SCHEMA"]) {
+      expect(project.constants[c], c).toBeTruthy();
+    }
+    const manifest = readFileSync(join(LOOKER_DIR, "manifest.lkml"), "utf8");
+    expect(manifest).toMatch(/export:\s*override_optional/);
+    expect(project.model.connection).toBe("@{CONNECTION_NAME}");
+  });
+
+  it("keeps one model, views, explores, dashboards and tests in their folders", () => {
+    const byFolder = (re: RegExp) => project.files.filter((f) => re.test(f));
+    expect(byFolder(/\.model\.lkml$/)).toEqual(["meshlook.model.lkml"]);
+    expect(byFolder(/^views\/.+\.view\.lkml$/).length).toBe(project.views.size);
+    expect(byFolder(/^explores\/.+\.explore\.lkml$/).length).toBe(project.explores.size);
+    expect(byFolder(/^dashboards\/.+\.dashboard\.lookml$/).length).toBeGreaterThanOrEqual(2);
+    expect(project.files.every((f) => /^(manifest|meshlook\.model)\.lkml$|^(views|explores|dashboards|tests)\//.test(f))).toBe(true);
+  });
+
+  it("reads tables only through the DATABASE and SCHEMA constants", () => {
+    for (const view of project.views.values()) {
+      const raw = view.raw.sql_table_name ?? view.raw.derived_table.sql;
+      for (const m of String(raw).matchAll(/(?:FROM|JOIN)\s+([\w.@{}]+)/gi)) {
+        expect(m[1], view.name).toMatch(/^@\{DATABASE\}\.@\{SCHEMA\}\.\w+$/);
+      }
+      if (view.raw.sql_table_name) expect(view.raw.sql_table_name.trim()).toMatch(/^@\{DATABASE\}\.@\{SCHEMA\}\.\w+$/);
+    }
+  });
+
+  it("gives every field a description", () => {
+    expect(missingDescriptions(project)).toEqual([]);
+  });
+
+  it("renders every field of every explore as Snowflake SQL", () => {
+    const renderer = privilegedRenderer(project);
+    let rendered = 0;
+    for (const [explore] of project.explores) {
+      for (const f of project.views.get(explore)!.fields.values()) {
+        if (f.category === "filter") continue;
+        const scoped = `${explore}.${f.name}`;
+        try {
+          parseSnowflake(renderer.render({ explore, fields: [scoped] }));
+          rendered++;
+        } catch (err) {
+          // Explores may expose a subset of their view (fields: [...]); anything else is a failure.
+          expect((err as Error).message, scoped).toMatch(/does not expose/);
+        }
+      }
+    }
+    expect(rendered).toBeGreaterThan(80);
+  });
+});
+
+describe("LookML parsing is a real check", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "meshlook-lkml-"));
+    cpSync(LOOKER_DIR, dir, { recursive: true });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("names the file that does not parse", async () => {
+    const file = join(dir, "views", "mesh_loads.view.lkml");
+    writeFileSync(file, readFileSync(file, "utf8").replace("dimension: seq {", "dimension: seq {{"));
+    await expect(loadProject({}, dir)).rejects.toThrow(/mesh_loads\.view/);
+  });
+
+  it("rejects a dashboard that is not YAML", async () => {
+    const fresh = mkdtempSync(join(tmpdir(), "meshlook-lkml-"));
+    try {
+      cpSync(LOOKER_DIR, fresh, { recursive: true });
+      writeFileSync(join(fresh, "dashboards", "broken.dashboard.lookml"), "- dashboard: x\n  title: [unclosed\n");
+      await expect(loadProject({}, fresh)).rejects.toThrow(/broken\.dashboard\.lookml: not valid YAML/);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("dashboards", () => {
+  it("exist for golden signals and identity access", () => {
+    expect(project.dashboards.map((d) => d.dashboard.title).sort()).toEqual(["Identity access", "Mesh golden signals"]);
+  });
+
+  it("refer only to explores, fields and filters that exist", () => {
+    expect(dashboardProblems(project)).toEqual([]);
+  });
+
+  it("catch a tile that refers to a field the explore does not have", () => {
+    const broken: Project = {
+      ...project,
+      dashboards: project.dashboards.map(({ file, dashboard }) => ({
+        file,
+        dashboard: {
+          ...dashboard,
+          elements: dashboard.elements.map((e: Record<string, unknown>, i: number) =>
+            i === 0 ? { ...e, fields: ["mesh_traffic.requests_total"] } : e,
+          ),
+        },
+      })),
+    };
+    expect(dashboardProblems(broken).join("\n")).toMatch(/requests_total/);
+  });
+
+  it("render every tile query as Snowflake SQL", () => {
+    const renderer = privilegedRenderer(project);
+    const tiles = tileQueries(project);
+    expect(tiles.length).toBeGreaterThanOrEqual(15);
+    for (const t of tiles) expect(() => parseSnowflake(renderer.render(t.query)), `${t.dashboard}: ${t.tile}`).not.toThrow();
+  });
+});
+
+describe("LookML data tests", () => {
+  it("cover the key measures", () => {
+    const covered = new Set([...project.tests.values()].flatMap((t) => dataTestQuery(t).query.fields));
+    for (const m of ["requests", "errors", "error_rate", "success_rate", "latency_p50_ms", "latency_p99_ms", "latency_p999_ms", "latency_mean_ms", "latency_max_ms"]) {
+      expect(covered.has(`mesh_traffic.${m}`), m).toBe(true);
+    }
+  });
+
+  it("assert only on columns their query selects, and render", () => {
+    const renderer = privilegedRenderer(project);
+    for (const [name, test] of project.tests) {
+      const { query, asserts } = dataTestQuery(test);
+      expect(asserts.length, name).toBeGreaterThan(0);
+      for (const [, expression] of asserts) {
+        for (const f of expressionFields(expression)) expect(query.fields, `${name}: ${f}`).toContain(f);
+      }
+      expect(() => parseSnowflake(renderer.render(query)), name).not.toThrow();
+    }
+  });
+});
+
+describe("governed access", () => {
+  const traffic = { explore: "mesh_traffic", fields: ["mesh_traffic.requests"] };
+
+  it("scopes every traffic explore to the user's namespaces", () => {
+    for (const name of ["mesh_traffic", "service_edges", "identity_access"]) {
+      const af = project.explores.get(name)!.access_filter;
+      expect(af, name).toEqual(expect.objectContaining({ field: `${name}.destination_namespace`, user_attribute: "meshlook_allowed_namespaces" }));
+    }
+  });
+
+  it("denies a user without the namespace attribute", () => {
+    expect(() => new SqlRenderer(project, { attributes: {} }).render(traffic)).toThrow(/meshlook_allowed_namespaces has no value/);
+  });
+
+  it("puts the user's namespaces into the WHERE clause", () => {
+    const sql = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "shop,payments" } }).render(traffic);
+    expect(sql).toContain("mesh_traffic.destination_namespace IN ('shop', 'payments')");
+  });
+
+  it("hides end-user principals and the load ledger without their grants", () => {
+    const user = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "%" } });
+    expect(() => user.render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).toThrow(/can_see_end_users/);
+    expect(() => user.render({ explore: "mesh_loads", fields: ["mesh_loads.summaries"] })).toThrow(/can_see_collector_loads/);
+    expect(() => privilegedRenderer(project).render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).not.toThrow();
+  });
+});
+
+describe("looker/README.md", () => {
+  const readme = () => readFileSync(join(LOOKER_DIR, "README.md"), "utf8");
+
+  it("documents every user attribute the model uses", () => {
+    const attributes = new Set<string>();
+    for (const [, g] of named(project.model.access_grant)) attributes.add(g.user_attribute);
+    for (const e of project.explores.values()) if (e.access_filter) attributes.add(e.access_filter.user_attribute);
+    for (const a of attributes) expect(readme(), a).toContain(a);
+  });
+
+  it("describes every dashboard and every tile", () => {
+    const text = readme();
+    for (const { dashboard } of project.dashboards) {
+      expect(text, dashboard.title).toContain(dashboard.title);
+      for (const el of dashboard.elements) expect(text, `${dashboard.title}: ${el.title}`).toContain(el.title);
+    }
+  });
+
+  it("names the constants an installation sets", () => {
+    for (const c of Object.keys(project.constants)) expect(readme(), c).toContain(c);
+  });
+});
