@@ -51,18 +51,13 @@ const descriptor = ({ mediaType, digest, size }: Blob) => ({ mediaType, digest, 
 /** A one-file tar with every header field that could vary between machines pinned. */
 async function tarOneFile(name: string, content: Buffer): Promise<Buffer> {
   const p = pack();
-  const chunks: Buffer[] = [];
-  p.on("data", (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((resolve, reject) => {
-    p.on("end", resolve);
-    p.on("error", reject);
-  });
   p.entry(
     { name, size: content.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0, uname: "", gname: "", type: "file" },
     content,
   );
   p.finalize();
-  await done;
+  const chunks: Buffer[] = [];
+  for await (const c of p) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
 

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, SETTINGS } from "../../collector/config.ts";
+import { INGEST_PATH } from "../../collector/server.ts";
 import { CrdValidator, celRulesEvaluated, type Resource } from "./crd-validator.ts";
 import { kustomizations, render, requireKubectl, root } from "./render.ts";
 
@@ -237,6 +238,7 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
     const svc = one(dir, "Service");
     const fqdn = `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`;
     const ingestPath = one(dir, "AuthorizationPolicy").spec.rules[0].to[0].operation.paths[0];
+    expect(ingestPath).toBe(INGEST_PATH);
     for (const o of istioOverlays) {
       const { collector } = one(o, "WasmPlugin").spec.pluginConfig;
       expect(collector.cluster, o).toBe(`outbound|${svc.spec.ports[0].port}||${fqdn}`);
