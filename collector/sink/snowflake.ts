@@ -395,7 +395,10 @@ export class SnowflakeSink implements Sink {
       clientSessionKeepAlive: true,
     } as snowflake.ConnectionOptions);
     try {
-      await conn.connectAsync(() => undefined);
+      // connectAsync reports a refused login only through its callback; its promise resolves regardless.
+      await new Promise<void>((resolve, reject) => {
+        conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
+      });
     } catch (err) {
       throw classify(err, `connect as ${s.user} to account ${s.account}`);
     }

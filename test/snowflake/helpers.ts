@@ -42,7 +42,7 @@ export interface Stand {
 /** A stand-in whose user LOADER has one registered key, and that key written to a file. */
 export async function stand(options: StandinOptions = {}): Promise<Stand> {
   const key = rsaKeyPair();
-  const sf = await startStandin({ ...options, users: { LOADER: { publicKeys: [key.publicKey], password: "dev-only-password" }, ...options.users } });
+  const sf = await startStandin({ ...options, users: { LOADER: { publicKeys: [key.publicKey] }, ...options.users } });
   const dir = mkdtempSync(join(tmpdir(), "meshlook-sf-"));
   const keyFile = join(dir, "rsa_key.p8");
   writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
@@ -192,7 +192,9 @@ export async function readerConnection(s: Stand): Promise<{ query(sql: string): 
     schema: "TRAFFIC",
     warehouse: "LOOKER_WH",
   } as snowflake.ConnectionOptions);
-  await conn.connectAsync(() => undefined);
+  await new Promise<void>((resolve, reject) => {
+    conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
+  });
   return {
     query: (sqlText) =>
       new Promise((resolve, reject) =>

@@ -342,12 +342,16 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     const keys = binds ? Object.keys(binds).sort((a, b) => Number(a) - Number(b)) : [];
     const arrayRows = keys.length > 0 && Array.isArray(binds![keys[0]].value) ? (binds![keys[0]].value as unknown[]).length : -1;
     if (arrayRows >= 0) {
-      if (t.verb !== "insert") throw new SfError("002014", "22000", "Array binding is supported for INSERT only");
-      const prepared = await s.conn.prepare(t.duck);
+      const values = /^([\s\S]*\bVALUES\s*)(\([^()]*\))\s*$/i.exec(t.duck);
+      if (t.verb !== "insert" || !values) throw new SfError("002014", "22000", "Array binding is supported for INSERT ... VALUES (...) only");
+      // Snowflake runs an array-bound INSERT as one statement; so does the stand-in, as a multi-row VALUES.
       let inserted = 0;
-      for (let r = 0; r < arrayRows; r++) {
-        prepared.bind(keys.map((k) => bindValue(binds![k].type, (binds![k].value as unknown[])[r])) as never);
-        inserted += (await prepared.run()).rowsChanged;
+      for (let from = 0; from < arrayRows; from += 500) {
+        const n = Math.min(500, arrayRows - from);
+        const flat: unknown[] = [];
+        for (let r = from; r < from + n; r++) for (const k of keys) flat.push(bindValue(binds![k].type, (binds![k].value as unknown[])[r]));
+        const sql = values[1] + Array.from({ length: n }, () => values[2]).join(", ");
+        inserted += (await s.conn.run(sql, flat as never)).rowsChanged;
       }
       return { rowtype: [column(DML_COLUMN.insert!, "fixed", 0, 38)], rowset: [[String(inserted)]], statementTypeId: STATEMENT_TYPE.insert };
     }

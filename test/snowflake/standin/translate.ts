@@ -80,8 +80,20 @@ function verbOf(sql: string): { verb: Verb; target?: string } {
   }
 }
 
-/** Classifies one Snowflake statement and, for plain SQL, translates it to DuckDB. */
+const cache = new Map<string, Translated>();
+
+/** Classifies one Snowflake statement and, for plain SQL, translates it to DuckDB (memoized: loads repeat their statements). */
 export function translate(sql: string): Translated {
+  let t = cache.get(sql);
+  if (t === undefined) {
+    t = translateOnce(sql);
+    if (cache.size > 500) cache.clear();
+    cache.set(sql, t);
+  }
+  return t;
+}
+
+function translateOnce(sql: string): Translated {
   const syntax = snowflakeSyntaxError(sql);
   if (syntax !== undefined) throw new TranslationError(`SQL compilation error: ${syntax}`);
   const trimmed = sql.trim().replace(/;\s*$/, "");
