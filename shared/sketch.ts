@@ -1,0 +1,350 @@
+// The latency sketch: an exponential histogram in the scheme of OpenTelemetry's ExponentialHistogram
+// and Prometheus native histograms, over whole microseconds (docs/schema.md, "The latency sketch").
+//
+// Portable AssemblyScript: this file compiles with asc into the filter and runs as TypeScript in Node
+// after `import "assemblyscript/std/portable/index.js"` (see shared/README.md for the rules it follows).
+//
+// With base = 2^(2^-scale), bucket index i holds values v with base^i < v <= base^(i+1); 0 goes to the
+// zero count. Counts are f64 (exact to 2^53), so merging never overflows and needs no checks.
+
+/** Default scale: base 2^(1/64), relative error of a bucket midpoint <= (base-1)/(base+1) ~ 0.54 %. */
+export const DEFAULT_SCALE: i32 = 6;
+/** Smallest scale a sketch may have on the wire. */
+export const MIN_SCALE: i32 = 0;
+/** Largest scale (base 2^(1/256), 0.14 %); the index table below is built for it. */
+export const MAX_SCALE: i32 = 8;
+/**
+ * Most buckets one sketch spans (lowest to highest non-empty bucket). A value that would widen the span
+ * beyond it makes the sketch downscale (halve its resolution) until it fits. Values are clamped to
+ * [1, MAX_VALUE_US], i.e. indices [-1, 40 * 2^scale), so at scale <= 6 this never happens; at 7 and 8 only
+ * when a window holds both microsecond and multi-hour latencies.
+ */
+export const MAX_SPAN: i32 = 4096;
+/** Largest latency a sketch records, in microseconds (2^40 - 1, about 12.7 days); larger ones are clamped. */
+export const MAX_VALUE_US: f64 = 1099511627775.0;
+
+// Bucket indices are computed at TABLE_SCALE and shifted down to the sketch's scale: bucket i at scale s
+// is exactly the union of buckets [i << d, (i + 1) << d) at scale s + d, so the shift is exact.
+const TABLE_SCALE: i32 = 8;
+// THRESHOLDS[k] for 1 <= k <= 255 is the smallest double strictly greater than 2^(k/256), so for any
+// double m: m >= THRESHOLDS[k] <=> m > 2^(k/256), with no rounding doubt. Entry 0 is unused, entry 256
+// (2.0) is a sentinel no mantissa reaches. test/shared/sketch.test.ts re-derives every entry with exact
+// integer arithmetic.
+const THRESHOLDS: f64[] = [
+  1.0, 1.0027112750502025, 1.005429901112803, 1.0081558981184175,
+  1.0108892860517005, 1.0136300849514897, 1.016378314910953, 1.0191339960777381,
+  1.0218971486541168, 1.0246677928971357, 1.0274459491187637, 1.0302316376860412,
+  1.0330248790212286, 1.0358256936019572, 1.038634101961379, 1.0414501246883163,
+  1.044273782427414, 1.04710509587929, 1.0499440858006874, 1.0527907730046264,
+  1.0556451783605574, 1.0585073227945128, 1.061377227289262, 1.0642549128844647,
+  1.0671404006768237, 1.0700337118202419, 1.0729348675259756, 1.075843889062791,
+  1.0787607977571199, 1.0816856149932152, 1.0846183622133094, 1.0875590609177699,
+  1.0905077326652577, 1.093464399072886, 1.0964290818163769, 1.0994018026302221,
+  1.1023825833078411, 1.1053714457017414, 1.1083684117236787, 1.1113735033448178,
+  1.1143867425958927, 1.1174081515673693, 1.1204377524096067, 1.12347556733302,
+  1.126521618608242, 1.1295759285662883, 1.1326385195987194, 1.1357094141578057,
+  1.1387886347566918, 1.1418762039695618, 1.1449721444318044, 1.1480764788401792,
+  1.151189229952983, 1.1543104205902162, 1.1574400736337511, 1.1605782120274988,
+  1.1637248587775777, 1.1668800369524817, 1.1700437696832502, 1.1732160801636373,
+  1.1763969916502814, 1.179586527462876, 1.1827847109843412, 1.1859915656609938,
+  1.1892071150027212, 1.1924313825831514, 1.1956643920398276, 1.1989061670743806,
+  1.2021567314527033, 1.2054161090051239, 1.2086843236265816, 1.2119613992768012,
+  1.215247359980469, 1.2185422298274085, 1.2218460329727576, 1.2251587936371455,
+  1.22848053610687, 1.231811284734076, 1.2351510639369334, 1.2384998981998168,
+  1.2418578120734842, 1.245224830175258, 1.2486009771892048, 1.2519862778663164,
+  1.255380757024691, 1.2587844395497165, 1.2621973503942507, 1.2656195145788065,
+  1.2690509571917334, 1.2724917033894028, 1.2759417783963922, 1.2794012075056693,
+  1.2828700160787785, 1.2863482295460256, 1.289835873406666, 1.2933329732290895,
+  1.2968395546510099, 1.3003556433796508, 1.303881265191936, 1.3074164459346773,
+  1.3109612115247644, 1.3145155879493549, 1.318079601266064, 1.3216532776031575,
+  1.3252366431597413, 1.3288297242059546, 1.3324325470831615, 1.3360451382041458,
+  1.3396675240533031, 1.3432997311868353, 1.346941786232946, 1.3505937158920345,
+  1.3542555469368929, 1.3579273062129011, 1.361609020638225, 1.365300717204012,
+  1.3690024229745907, 1.3727141650876684, 1.3764359707545302, 1.3801678672602382,
+  1.383909881963832, 1.3876620422985293, 1.3914243757719262, 1.3951969099662003,
+  1.3989796725383112, 1.4027726912202048, 1.4065759938190157, 1.4103896082172709,
+  1.4142135623730951, 1.4180478843204154, 1.4218926021691656, 1.4257477441054944,
+  1.42961333839197, 1.433489413367789, 1.4373759974489824, 1.4412731191286259,
+  1.4451808069770467, 1.449099089642035, 1.4530279958490526, 1.456967554401444,
+  1.460917794180647, 1.464878744146406, 1.468850433336982, 1.4728328908693678,
+  1.4768261459394993, 1.4808302278224719, 1.4848451658727526, 1.4888709895243972,
+  1.492907728291265, 1.4969554117672355, 1.5010140696264256, 1.5050837316234067,
+  1.5091644275934228, 1.51325618745261, 1.5173590411982147, 1.5214730189088146,
+  1.5255981507445384, 1.5297344669472872, 1.5338819978409561, 1.538040773831657,
+  1.542210825407941, 1.5463921831410217, 1.550584877685, 1.5547889397770887,
+  1.5590044002378372, 1.5632312899713579, 1.567469639965553, 1.5717194812923414,
+  1.5759808451078865, 1.5802537626528246, 1.5845382652524937, 1.588834384317164,
+  1.593142151342267, 1.5974615979086273, 1.6017927556826934, 1.606135656416771,
+  1.6104903319492545, 1.6148568142048607, 1.619235135194864, 1.6236253270173289,
+  1.6280274218573478, 1.6324414519872752, 1.6368674497669646, 1.6413054476440063,
+  1.645755478153965, 1.650217573920618, 1.6546917676561945, 1.6591780921616162,
+  1.6636765803267366, 1.6681872651305827, 1.6727101796415966, 1.6772453570178787,
+  1.6817928305074292, 1.6863526334483934, 1.6909247992693053, 1.6955093614893328,
+  1.7001063537185235, 1.7047158096580513, 1.709337763100463, 1.7139722479299262,
+  1.718619298122478, 1.723278947746274, 1.7279512309618377, 1.732636182022311,
+  1.7373338352737064, 1.7420442251551564, 1.746767386199169, 1.7515033530318782,
+  1.7562521603732997, 1.761013843037584, 1.765788435933273, 1.770575974063555,
+  1.7753764925265214, 1.7801900265154245, 1.7850166113189352, 1.789856282321401,
+  1.7947090750031074, 1.7995750249405351, 1.804454167806624, 1.809346539371032,
+  1.8142521755003989, 1.8191711121586087, 1.8241033854070534, 1.8290490314048975,
+  1.8340080864093427, 1.838980586775894, 1.843966568958626, 1.848966069510451,
+  1.8539791250833857, 1.8590057724288205, 1.8640460483977892, 1.8690999899412386,
+  1.8741676341103, 1.8792490180565602, 1.8843441790323345, 1.8894531543909392,
+  1.8945759815869658, 1.8997126981765553, 1.9048633418176744, 1.9100279502703899,
+  1.9152065613971474, 1.9203992131630476, 1.925605943636125, 1.9308267909876273,
+  1.9360617934922946, 1.9413109895286405, 1.9465744175792334, 1.9518521162309783,
+  1.9571441241754004, 1.9624504802089275, 1.9677712232331759, 1.9731063922552343,
+  1.9784560263879511, 1.9838201648502194, 1.9891988469672666, 1.9945921121709405,
+  2.0,
+];
+// CELL[c] = number of thresholds k >= 1 with THRESHOLDS[k] <= 1 + c/1024. Thresholds are at least
+// 0.0027 apart and cells 0.00098 wide, so a mantissa in cell c passes either CELL[c] thresholds or one more.
+const CELL_BITS: i32 = 10;
+const CELL: Uint8Array = new Uint8Array(1 << CELL_BITS);
+// POW2_NEG[e] = 2^-e, exact; scaling by it isolates the mantissa without reading float bits.
+const POW2_NEG: Float64Array = new Float64Array(41);
+initTables();
+
+function initTables(): void {
+  let k: i32 = 1;
+  for (let c: i32 = 0; c < 1 << CELL_BITS; c++) {
+    const start: f64 = 1.0 + f64(c) / f64(1 << CELL_BITS);
+    while (k < 256 && THRESHOLDS[k] <= start) k++;
+    CELL[c] = u8(k - 1);
+  }
+  let p: f64 = 1.0;
+  for (let e: i32 = 0; e < POW2_NEG.length; e++) {
+    POW2_NEG[e] = p;
+    p = p * 0.5;
+  }
+}
+
+/**
+ * Index of the bucket holding `v` at `scale`: the i with base^i < v <= base^(i+1). `v` must be a whole
+ * number in [1, MAX_VALUE_US] (use wholeMicros() first). Exact: no logarithm, no per-call allocation.
+ */
+export function bucketIndex(v: f64, scale: i32): i32 {
+  // e = floor(log2 v), from the leading zeros of the integer.
+  let e: i32;
+  if (v < 2147483648.0) e = 31 - clz(i32(v));
+  else e = 63 - clz(i32(v * 2.3283064365386963e-10)); // v / 2^32 < 2^8 for v <= MAX_VALUE_US
+  const m: f64 = v * unchecked(POW2_NEG[e]); // the mantissa, in [1, 2)
+  if (m == 1.0) return ((e << TABLE_SCALE) - 1) >> (TABLE_SCALE - scale); // exact power of two: upper bound
+  let j: i32 = i32(unchecked(CELL[i32((m - 1.0) * f64(1 << CELL_BITS))]));
+  if (m >= unchecked(THRESHOLDS[j + 1])) j++;
+  return ((e << TABLE_SCALE) + j) >> (TABLE_SCALE - scale);
+}
+
+/** Largest bucket index a sketch of `scale` can hold (the bucket of MAX_VALUE_US). */
+export function maxBucketIndex(scale: i32): i32 {
+  return (40 << scale) - 1;
+}
+
+/** A latency as the sketch records it: whole microseconds in [0, MAX_VALUE_US]; NaN and negatives are 0. */
+export function wholeMicros(v: f64): f64 {
+  if (!(v >= 1.0)) return 0.0;
+  if (v >= MAX_VALUE_US) return MAX_VALUE_US;
+  return Math.floor(v);
+}
+
+/** Midpoint base^i * (1 + base) / 2 of bucket `index` at `scale`: the value a quantile reports. */
+export function bucketMidpoint(index: i32, scale: i32): f64 {
+  const base: f64 = Math.pow(2.0, Math.pow(2.0, -f64(scale)));
+  return (Math.pow(base, f64(index)) * (1.0 + base)) / 2.0;
+}
+
+const EMPTY_LO: i32 = 2147483647;
+const EMPTY_HI: i32 = -2147483648;
+const INITIAL_CAPACITY: i32 = 16;
+
+/**
+ * A growable dense exponential histogram. Storage is one Float64Array window `counts` over bucket
+ * indices [offset, offset + counts.length); `lo`/`hi` are the lowest/highest non-empty indices
+ * (lo > hi while no value is in a bucket). Recording allocates only when the window must grow.
+ */
+export class Sketch {
+  /** Current scale; lower than the constructor's only after a downscale (see MAX_SPAN). */
+  scale: i32;
+  /** Values recorded as 0 (sub-microsecond). */
+  zeroCount: f64 = 0.0;
+  /** All values recorded, zero count included. */
+  count: f64 = 0.0;
+  /** Bucket index of counts[0]. */
+  offset: i32 = 0;
+  counts: Float64Array;
+  lo: i32 = EMPTY_LO;
+  hi: i32 = EMPTY_HI;
+  private initialScale: i32;
+
+  constructor(scale: i32 = DEFAULT_SCALE) {
+    this.scale = scale;
+    this.initialScale = scale;
+    this.counts = new Float64Array(0);
+  }
+
+  /** Records one latency (microseconds; sanitised by wholeMicros). */
+  record(valueUs: f64): void {
+    const v = wholeMicros(valueUs);
+    this.count += 1.0;
+    if (v == 0.0) {
+      this.zeroCount += 1.0;
+      return;
+    }
+    this.addToBucket(bucketIndex(v, this.scale), 1.0);
+  }
+
+  /** Count held by bucket `index` at the current scale (0 outside the stored window). */
+  bucket(index: i32): f64 {
+    const i = index - this.offset;
+    if (i < 0 || i >= this.counts.length) return 0.0;
+    return this.counts[i];
+  }
+
+  /** Number of non-empty buckets. */
+  nonEmptyBuckets(): i32 {
+    let n: i32 = 0;
+    for (let i = this.lo; i <= this.hi; i++) if (unchecked(this.counts[i - this.offset]) != 0.0) n++;
+    return n;
+  }
+
+  /**
+   * Adds `n` values to bucket `index` (at the current scale), growing or downscaling as needed. Public
+   * for the decoder and merge; recording goes through record().
+   */
+  addToBucket(index: i32, n: f64): void {
+    let i = index;
+    if (i < this.offset || i >= this.offset + this.counts.length) i = this.makeRoom(i);
+    const k = i - this.offset;
+    unchecked((this.counts[k] = this.counts[k] + n));
+    if (i < this.lo) this.lo = i;
+    if (i > this.hi) this.hi = i;
+    this.count += n;
+  }
+
+  /** Adds `n` values to the zero count. */
+  addZero(n: f64): void {
+    this.zeroCount += n;
+    this.count += n;
+  }
+
+  /** Sizes the window to exactly [lo, hi] while empty (lets the decoder allocate once). */
+  reserve(lo: i32, hi: i32): void {
+    if (this.lo <= this.hi || hi < lo) return;
+    if (this.counts.length < hi - lo + 1) this.counts = new Float64Array(hi - lo + 1);
+    this.offset = lo;
+  }
+
+  /**
+   * Adds every value of `other` (exact): both are brought to the smaller scale (index i -> i >> d), and
+   * further down if the union would exceed MAX_SPAN, then counts add bucket-wise.
+   */
+  merge(other: Sketch): void {
+    if (other.lo <= other.hi) {
+      let s = this.scale < other.scale ? this.scale : other.scale;
+      while (s > -8) {
+        let lo = other.lo >> (other.scale - s);
+        let hi = other.hi >> (other.scale - s);
+        if (this.lo <= this.hi) {
+          const a = this.lo >> (this.scale - s);
+          const b = this.hi >> (this.scale - s);
+          if (a < lo) lo = a;
+          if (b > hi) hi = b;
+        }
+        if (hi - lo < MAX_SPAN) break;
+        s--;
+      }
+      if (s < this.scale) this.downscale(this.scale - s);
+      const d = other.scale - s;
+      for (let i = other.lo; i <= other.hi; i++) {
+        const c = unchecked(other.counts[i - other.offset]);
+        if (c != 0.0) this.addToBucket(i >> d, c);
+      }
+    }
+    this.addZero(other.zeroCount);
+  }
+
+  /**
+   * The q-quantile in microseconds: nearest rank r = max(1, ceil(q * count)), answered with the midpoint
+   * of the bucket holding rank r (0 for the zero count). NaN when empty or q is outside [0, 1].
+   */
+  quantile(q: f64): f64 {
+    if (this.count == 0.0 || !(q >= 0.0 && q <= 1.0)) return NaN;
+    let rank = Math.ceil(q * this.count);
+    if (rank < 1.0) rank = 1.0;
+    if (rank <= this.zeroCount) return 0.0;
+    let seen = this.zeroCount;
+    for (let i = this.lo; i <= this.hi; i++) {
+      seen += unchecked(this.counts[i - this.offset]);
+      if (seen >= rank) return bucketMidpoint(i, this.scale);
+    }
+    return NaN;
+  }
+
+  /** Empties the sketch for the next window, keeping its storage and restoring the initial scale. */
+  reset(): void {
+    for (let i = this.lo; i <= this.hi; i++) unchecked((this.counts[i - this.offset] = 0.0));
+    this.lo = EMPTY_LO;
+    this.hi = EMPTY_HI;
+    this.count = 0.0;
+    this.zeroCount = 0.0;
+    this.scale = this.initialScale;
+  }
+
+  // Makes `index` storable; returns where it landed (it moves when the sketch had to downscale).
+  private makeRoom(index: i32): i32 {
+    const cap = this.counts.length;
+    if (this.lo > this.hi) {
+      // Empty: re-centre the existing window on the first value instead of reallocating.
+      if (cap == 0) this.counts = new Float64Array(INITIAL_CAPACITY);
+      this.offset = index - (this.counts.length >> 1);
+      return index;
+    }
+    let i = index;
+    let lo = i < this.lo ? i : this.lo;
+    let hi = i > this.hi ? i : this.hi;
+    if (hi - lo >= MAX_SPAN) {
+      let d: i32 = 0;
+      while ((hi >> d) - (lo >> d) >= MAX_SPAN) d++;
+      this.downscale(d);
+      i = i >> d;
+      lo = lo >> d;
+      hi = hi >> d;
+      if (i >= this.offset && i < this.offset + this.counts.length) return i;
+    }
+    let size = cap * 2;
+    if (size < hi - lo + 1) size = hi - lo + 1;
+    if (size > MAX_SPAN) size = MAX_SPAN;
+    // Leave the spare room on the side the sketch is growing towards.
+    const offset = i < this.lo ? hi - size + 1 : lo;
+    this.relocate(offset, size);
+    return i;
+  }
+
+  private relocate(offset: i32, size: i32): void {
+    const next = new Float64Array(size);
+    for (let i = this.lo; i <= this.hi; i++) unchecked((next[i - offset] = this.counts[i - this.offset]));
+    this.counts = next;
+    this.offset = offset;
+  }
+
+  // Lowers the scale by d: bucket i becomes i >> d (exact, buckets nest).
+  private downscale(d: i32): void {
+    if (d <= 0) return;
+    this.scale -= d;
+    if (this.lo > this.hi) return;
+    const lo = this.lo >> d;
+    const hi = this.hi >> d;
+    const next = new Float64Array(this.counts.length > hi - lo + 1 ? this.counts.length : hi - lo + 1);
+    for (let i = this.lo; i <= this.hi; i++) {
+      const c = unchecked(this.counts[i - this.offset]);
+      if (c != 0.0) {
+        const k = (i >> d) - lo;
+        unchecked((next[k] = next[k] + c));
+      }
+    }
+    this.counts = next;
+    this.offset = lo;
+    this.lo = lo;
+    this.hi = hi;
+  }
+}

@@ -1,0 +1,674 @@
+// Wire format v1 (docs/wire-format.md): the summary a sidecar POSTs to the collector every flush.
+// One source for both ends: the filter links the encoder (asc), the collector runs the decoder as
+// TypeScript (shared/node.ts). Portable AssemblyScript; the decoder never throws and never recurses — any
+// input yields either a summary or a reason code.
+import { ByteWriter, crc32, toValidUtf8 } from "./bytes";
+import { SeriesStats, MAX_COUNTER } from "./series";
+import { MAX_SCALE, MIN_SCALE, MAX_VALUE_US, Sketch, bucketIndex, maxBucketIndex } from "./sketch";
+
+/** Content type of a v1 summary body. */
+export const CONTENT_TYPE: string = "application/x-meshlook-summary";
+/** Format version this code writes and reads. */
+export const WIRE_VERSION: i32 = 1;
+/** Magic bytes "MLSU". */
+export const MAGIC_0: i32 = 0x4d;
+export const MAGIC_1: i32 = 0x4c;
+export const MAGIC_2: i32 = 0x53;
+export const MAGIC_3: i32 = 0x55;
+
+/** Flag: the cardinality guard folded requests into an overflow series this window. */
+export const FLAG_OVERFLOW: i32 = 1;
+/** Flag: last window of this producer (the VM is stopping). */
+export const FLAG_FINAL: i32 = 2;
+const KNOWN_FLAGS: i32 = FLAG_OVERFLOW | FLAG_FINAL;
+
+/** Number of dimension codes v1 knows: positions in docs/schema.md's dimension table (shared/schema.ts DIMENSIONS). */
+export const DIMENSION_COUNT: i32 = 20;
+export const MAX_DIMENSIONS: i32 = DIMENSION_COUNT;
+export const MAX_PRODUCER_ID_BYTES: i32 = 256;
+/** Longest dimension value (bytes); the encoder cuts longer ones at a character boundary. */
+export const MAX_STRING_BYTES: i32 = 2048;
+export const MAX_STRINGS: i32 = 1048576;
+export const MAX_SERIES: i32 = 65536;
+// Decoded sketches are dense, so a few input bytes can describe a wide one; the summed span of all
+// sketches in one summary is capped at SPAN_BUDGET_BASE + SPAN_BUDGET_PER_BYTE * input length.
+const SPAN_BUDGET_BASE: f64 = 1048576.0;
+const SPAN_BUDGET_PER_BYTE: f64 = 16.0;
+// magic (4) + version (1) + body length (>= 1) + CRC (4)
+const MIN_LENGTH: i32 = 10;
+
+// Rejection reasons; names (reasonName) are the machine codes the collector returns.
+export const OK: i32 = 0;
+export const TRUNCATED: i32 = 1;
+export const BAD_MAGIC: i32 = 2;
+export const UNSUPPORTED_VERSION: i32 = 3;
+export const BAD_VARINT: i32 = 4;
+export const BAD_CHECKSUM: i32 = 5;
+export const TRAILING_BYTES: i32 = 6;
+export const BAD_PRODUCER_ID: i32 = 7;
+export const BAD_FLAGS: i32 = 8;
+export const TOO_MANY_DIMENSIONS: i32 = 9;
+export const UNKNOWN_DIMENSION: i32 = 10;
+export const DUPLICATE_DIMENSION: i32 = 11;
+export const TOO_MANY_STRINGS: i32 = 12;
+export const STRING_TOO_LONG: i32 = 13;
+export const TOO_MANY_SERIES: i32 = 14;
+export const BAD_DIMENSION_MASK: i32 = 15;
+export const BAD_STRING_REF: i32 = 16;
+export const EMPTY_SERIES: i32 = 17;
+export const ERRORS_EXCEED_REQUESTS: i32 = 18;
+export const BAD_SCALE: i32 = 19;
+export const BAD_SKETCH: i32 = 20;
+export const COUNT_MISMATCH: i32 = 21;
+export const BAD_LATENCY: i32 = 22;
+export const SKETCH_TOO_WIDE: i32 = 23;
+export const REASON_COUNT: i32 = 24;
+
+const REASON_NAMES: string[] = [
+  "ok",
+  "truncated",
+  "bad_magic",
+  "unsupported_version",
+  "bad_varint",
+  "bad_checksum",
+  "trailing_bytes",
+  "bad_producer_id",
+  "bad_flags",
+  "too_many_dimensions",
+  "unknown_dimension",
+  "duplicate_dimension",
+  "too_many_strings",
+  "string_too_long",
+  "too_many_series",
+  "bad_dimension_mask",
+  "bad_string_ref",
+  "empty_series",
+  "errors_exceed_requests",
+  "bad_scale",
+  "bad_sketch",
+  "count_mismatch",
+  "bad_latency",
+  "sketch_too_wide",
+];
+
+/** Machine-readable name of a reason code. */
+export function reasonName(reason: i32): string {
+  return reason >= 0 && reason < REASON_COUNT ? REASON_NAMES[reason] : "unknown";
+}
+
+function clampCounter(v: f64): f64 {
+  if (!(v >= 0.0)) return 0.0;
+  return v >= MAX_COUNTER ? MAX_COUNTER : Math.floor(v);
+}
+
+const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+/**
+ * Builds one summary: begin(), addSeries() per series, finish(). Dimension values are interned (each
+ * distinct value is written once) and repaired to valid UTF-8 of at most MAX_STRING_BYTES. Reusable:
+ * begin() starts over and keeps the buffers.
+ */
+export class SummaryEncoder {
+  private dimensions: i32[];
+  private header: ByteWriter = new ByteWriter(256);
+  private records: ByteWriter = new ByteWriter(4096);
+  private out: ByteWriter = new ByteWriter(4096);
+  private strings: Array<Uint8Array> = new Array<Uint8Array>();
+  private slots: Int32Array = new Int32Array(1024);
+  private previous: Int32Array;
+  private refs: Int32Array;
+  private seriesCount: i32 = 0;
+
+  /** `dimensions`: the dimension codes every series carries, in the order addSeries() gets values. */
+  constructor(dimensions: i32[]) {
+    this.dimensions = dimensions;
+    this.previous = new Int32Array(dimensions.length);
+    this.refs = new Int32Array(dimensions.length);
+  }
+
+  /**
+   * Starts a summary. `producerId` (1..256 bytes; longer is cut) names the sending VM uniquely across
+   * restarts; `seq` counts its summaries; the window is [windowStartMs, windowEndMs) in Unix ms;
+   * `flags` is FLAG_* bits; the three counters report data the producer could not send or key.
+   */
+  begin(
+    producerId: Uint8Array,
+    seq: f64,
+    windowStartMs: f64,
+    windowEndMs: f64,
+    flags: i32,
+    droppedRequests: f64,
+    droppedWindows: f64,
+    overflowKeys: f64,
+  ): void {
+    const h = this.header;
+    h.reset();
+    this.records.reset();
+    this.strings.length = 0;
+    this.slots.fill(0);
+    this.seriesCount = 0;
+    const id = producerId.length > MAX_PRODUCER_ID_BYTES ? producerId.subarray(0, MAX_PRODUCER_ID_BYTES) : producerId;
+    h.varint(f64(id.length));
+    h.bytes(id);
+    h.varint(clampCounter(seq));
+    const start = clampCounter(windowStartMs);
+    h.varint(start);
+    h.varint(clampCounter(windowEndMs - start));
+    h.varint(f64(flags & KNOWN_FLAGS));
+    h.varint(clampCounter(droppedRequests));
+    h.varint(clampCounter(droppedWindows));
+    h.varint(clampCounter(overflowKeys));
+    h.varint(f64(this.dimensions.length));
+    for (let j = 0; j < this.dimensions.length; j++) h.varint(f64(this.dimensions[j]));
+  }
+
+  /**
+   * Adds one series: `values[j]` is the UTF-8 value of dimension `dimensions[j]` (missing entries are
+   * empty). A series without requests is skipped (the decoder rejects empty series).
+   */
+  addSeries(values: Array<Uint8Array>, stats: SeriesStats): void {
+    if (stats.requests < 1.0 || this.seriesCount >= MAX_SERIES) return;
+    const k = this.dimensions.length;
+    let mask: i32 = 0;
+    for (let j = 0; j < k; j++) {
+      const ref = this.intern(j < values.length ? values[j] : EMPTY_BYTES);
+      this.refs[j] = ref;
+      if (this.seriesCount == 0 || ref != this.previous[j]) mask |= 1 << j;
+    }
+    const r = this.records;
+    r.varint(f64(mask));
+    for (let j = 0; j < k; j++) {
+      if ((mask & (1 << j)) != 0) r.varint(f64(this.refs[j]));
+      this.previous[j] = this.refs[j];
+    }
+    r.varint(clampCounter(stats.requests));
+    r.varint(clampCounter(stats.errors));
+    r.varint(clampCounter(stats.requestBytes));
+    r.varint(clampCounter(stats.responseBytes));
+    r.varint(clampCounter(stats.latencySumUs));
+    r.varint(clampCounter(stats.latencyMinUs));
+    r.varint(clampCounter(stats.latencyMaxUs));
+    writeSketch(r, stats.sketch);
+    this.seriesCount++;
+  }
+
+  /** Number of series added since begin(). */
+  get series(): i32 {
+    return this.seriesCount;
+  }
+
+  /** The encoded summary (a fresh copy; the encoder may be reused). */
+  finish(): Uint8Array {
+    const o = this.out;
+    o.reset();
+    o.byte(MAGIC_0);
+    o.byte(MAGIC_1);
+    o.byte(MAGIC_2);
+    o.byte(MAGIC_3);
+    o.byte(WIRE_VERSION);
+    let bodyLength = this.header.length + this.records.length + varintLength(f64(this.strings.length));
+    bodyLength += varintLength(f64(this.seriesCount));
+    for (let i = 0; i < this.strings.length; i++) {
+      const s = this.strings[i];
+      bodyLength += varintLength(f64(s.length)) + s.length;
+    }
+    o.varint(f64(bodyLength));
+    o.bytes(this.header.buf.subarray(0, this.header.length));
+    o.varint(f64(this.strings.length));
+    for (let i = 0; i < this.strings.length; i++) {
+      const s = this.strings[i];
+      o.varint(f64(s.length));
+      o.bytes(s);
+    }
+    o.varint(f64(this.seriesCount));
+    o.bytes(this.records.buf.subarray(0, this.records.length));
+    o.u32le(crc32(o.buf, 0, o.length));
+    return o.toBytes();
+  }
+
+  // Reference of `raw` in the string table, adding it on first sight (open addressing on a 31-hash).
+  private intern(raw: Uint8Array): i32 {
+    const value = toValidUtf8(raw, MAX_STRING_BYTES);
+    if (this.strings.length * 2 >= this.slots.length) this.rehash(this.slots.length * 2);
+    const mask = this.slots.length - 1;
+    let slot = hashBytes(value) & mask;
+    while (true) {
+      const entry = unchecked(this.slots[slot]);
+      if (entry == 0) break;
+      if (sameBytes(this.strings[entry - 1], value)) return entry - 1;
+      slot = (slot + 1) & mask;
+    }
+    // A value repaired to valid UTF-8 is a fresh copy; an untouched one must be copied before keeping it,
+    // since the caller may reuse its buffer.
+    this.strings.push(value == raw ? value.slice(0) : value);
+    this.slots[slot] = this.strings.length;
+    return this.strings.length - 1;
+  }
+
+  private rehash(size: i32): void {
+    this.slots = new Int32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < this.strings.length; i++) {
+      let slot = hashBytes(this.strings[i]) & mask;
+      while (this.slots[slot] != 0) slot = (slot + 1) & mask;
+      this.slots[slot] = i + 1;
+    }
+  }
+}
+
+function hashBytes(b: Uint8Array): i32 {
+  let h: i32 = b.length;
+  for (let i = 0; i < b.length; i++) h = i32(h * 31 + i32(unchecked(b[i])));
+  return h ^ (h >>> 15);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): bool {
+  if (a.length != b.length) return false;
+  for (let i = 0; i < a.length; i++) if (unchecked(a[i]) != unchecked(b[i])) return false;
+  return true;
+}
+
+function varintLength(v: f64): i32 {
+  let n: i32 = 1;
+  let x = v;
+  while (x >= 128.0) {
+    x = Math.floor(x / 128.0);
+    n++;
+  }
+  return n;
+}
+
+function zigzagValue(d: f64): f64 {
+  return d < 0.0 ? -2.0 * d - 1.0 : 2.0 * d;
+}
+
+// Sketch: scale, zero count, number of non-empty buckets, index of the first, then one token per
+// non-empty bucket: token = 8 * zigzag(count - previous count) + min(gap, 7), followed by a varint
+// gap - 7 when gap >= 7 (gap = empty buckets skipped since the previous non-empty one).
+function writeSketch(w: ByteWriter, s: Sketch): void {
+  w.zigzag(f64(s.scale));
+  w.varint(s.zeroCount);
+  const n = s.nonEmptyBuckets();
+  w.varint(f64(n));
+  if (n == 0) return;
+  w.zigzag(f64(s.lo));
+  let previousIndex = s.lo - 1;
+  let previousCount: f64 = 0.0;
+  for (let i = s.lo; i <= s.hi; i++) {
+    const c = unchecked(s.counts[i - s.offset]);
+    if (c == 0.0) continue;
+    const gap = i - previousIndex - 1;
+    w.varint(zigzagValue(c - previousCount) * 8.0 + f64(gap < 7 ? gap : 7));
+    if (gap >= 7) w.varint(f64(gap - 7));
+    previousIndex = i;
+    previousCount = c;
+  }
+}
+
+/** One decoded series: `refs[j]` indexes WireSummary.strings for dimension `dimensions[j]`. */
+export class WireSeries {
+  constructor(
+    public refs: Int32Array,
+    public stats: SeriesStats,
+  ) {}
+}
+
+/** A decoded, fully validated summary (string values still UTF-8 bytes; shared/node.ts converts). */
+export class WireSummary {
+  producerId: Uint8Array = EMPTY_BYTES;
+  seq: f64 = 0.0;
+  windowStartMs: f64 = 0.0;
+  windowEndMs: f64 = 0.0;
+  flags: i32 = 0;
+  droppedRequests: f64 = 0.0;
+  droppedWindows: f64 = 0.0;
+  overflowKeys: f64 = 0.0;
+  /** Dimension codes present, in record order. */
+  dimensions: Int32Array = new Int32Array(0);
+  /** The string table: views into the input. */
+  strings: Array<Uint8Array> = new Array<Uint8Array>();
+  series: Array<WireSeries> = new Array<WireSeries>();
+}
+
+/** Outcome of decodeWire: reason OK with a summary, or a reason code, a message and the byte offset. */
+export class DecodeResult {
+  constructor(
+    public reason: i32,
+    public message: string,
+    public offset: i32,
+    public summary: WireSummary | null,
+  ) {}
+}
+
+// Reads from [pos, end); the first failure is sticky: later reads return 0 without moving.
+class Cursor {
+  pos: i32;
+  reason: i32 = OK;
+  message: string = "";
+  at: i32 = 0;
+
+  constructor(
+    public buf: Uint8Array,
+    start: i32,
+    public end: i32,
+  ) {
+    this.pos = start;
+  }
+
+  fail(reason: i32, message: string): void {
+    if (this.reason != OK) return;
+    this.reason = reason;
+    this.message = message;
+    this.at = this.pos;
+    this.pos = this.end;
+  }
+
+  get failed(): bool {
+    return this.reason != OK;
+  }
+
+  remaining(): i32 {
+    return this.end - this.pos;
+  }
+
+  varint(what: string): f64 {
+    if (this.pos >= this.end) {
+      this.fail(TRUNCATED, "input ends inside " + what);
+      return 0.0;
+    }
+    let b = i32(unchecked(this.buf[this.pos]));
+    if (b < 0x80) {
+      this.pos++;
+      return f64(b);
+    }
+    const start = this.pos;
+    let result: f64 = 0.0;
+    let scale: f64 = 1.0;
+    for (let i: i32 = 0; i < 8; i++) {
+      if (this.pos >= this.end) {
+        this.fail(TRUNCATED, "input ends inside " + what);
+        return 0.0;
+      }
+      b = i32(unchecked(this.buf[this.pos]));
+      this.pos++;
+      result += f64(b & 0x7f) * scale;
+      if (b < 0x80) {
+        if (b == 0) {
+          this.pos = start;
+          this.fail(BAD_VARINT, what + " has a non-minimal varint encoding");
+          return 0.0;
+        }
+        if (result > MAX_COUNTER) {
+          this.pos = start;
+          this.fail(BAD_VARINT, what + " exceeds 2^53 - 1");
+          return 0.0;
+        }
+        return result;
+      }
+      scale *= 128.0;
+    }
+    this.pos = start;
+    this.fail(BAD_VARINT, what + " is a varint longer than 8 bytes");
+    return 0.0;
+  }
+
+  /** A varint that must be <= max (an i32 bound), else fails with `reason`. */
+  bounded(what: string, max: i32, reason: i32): i32 {
+    const start = this.pos;
+    const v = this.varint(what);
+    if (v > f64(max)) {
+      this.pos = start;
+      this.fail(reason, what + " is " + (v < 2147483648.0 ? i32(v).toString() : "> 2^31") + ", above " + max.toString());
+      return 0;
+    }
+    return i32(v);
+  }
+
+  /** A zigzag varint within [min, max], else fails with `reason`. */
+  signed(what: string, min: i32, max: i32, reason: i32): i32 {
+    const start = this.pos;
+    const z = this.varint(what);
+    const half = Math.floor(z / 2.0);
+    const v = z - half * 2.0 == 0.0 ? half : -half - 1.0;
+    if (v < f64(min) || v > f64(max)) {
+      this.pos = start;
+      this.fail(reason, what + " is outside [" + min.toString() + ", " + max.toString() + "]");
+      return 0;
+    }
+    return i32(v);
+  }
+}
+
+/**
+ * Decodes and validates a v1 summary. Never throws on any input; on failure the result carries a reason
+ * code (reasonName), a message and the byte offset where decoding stopped.
+ */
+export function decodeWire(input: Uint8Array): DecodeResult {
+  const len = input.length;
+  const magicLength = len < 4 ? len : 4;
+  for (let i = 0; i < magicLength; i++) {
+    const expected = i == 0 ? MAGIC_0 : i == 1 ? MAGIC_1 : i == 2 ? MAGIC_2 : MAGIC_3;
+    if (i32(input[i]) != expected) return new DecodeResult(BAD_MAGIC, "not a meshlook summary (magic)", i, null);
+  }
+  if (len >= 5 && i32(input[4]) != WIRE_VERSION) {
+    return new DecodeResult(UNSUPPORTED_VERSION, "version " + i32(input[4]).toString() + " (this decoder reads 1)", 4, null);
+  }
+  if (len < MIN_LENGTH) return new DecodeResult(TRUNCATED, "shorter than the smallest summary", len, null);
+  const head = new Cursor(input, 5, len);
+  const bodyLength = head.varint("body length");
+  if (head.failed) return new DecodeResult(head.reason, head.message, head.at, null);
+  const bodyStart = head.pos;
+  const expectedLength = f64(bodyStart) + bodyLength + 4.0;
+  if (f64(len) < expectedLength) return new DecodeResult(TRUNCATED, "input ends before the declared body length", len, null);
+  const bodyEnd = bodyStart + i32(bodyLength);
+  if (len > bodyEnd + 4) return new DecodeResult(TRAILING_BYTES, "bytes after the checksum", bodyEnd + 4, null);
+  const stored =
+    i32(input[bodyEnd]) | (i32(input[bodyEnd + 1]) << 8) | (i32(input[bodyEnd + 2]) << 16) | (i32(input[bodyEnd + 3]) << 24);
+  if (stored != crc32(input, 0, bodyEnd)) return new DecodeResult(BAD_CHECKSUM, "CRC-32 mismatch", bodyEnd, null);
+
+  const c = new Cursor(input, bodyStart, bodyEnd);
+  const summary = decodeBody(c, f64(len));
+  if (!c.failed && c.pos != bodyEnd) c.fail(TRAILING_BYTES, "bytes after the last series inside the body");
+  if (c.failed) return new DecodeResult(c.reason, c.message, c.at, null);
+  return new DecodeResult(OK, "", bodyEnd + 4, summary);
+}
+
+function decodeBody(c: Cursor, inputLength: f64): WireSummary {
+  const s = new WireSummary();
+  const idStart = c.pos;
+  const idLength = c.bounded("producer id length", MAX_PRODUCER_ID_BYTES, BAD_PRODUCER_ID);
+  if (idLength == 0 && !c.failed) {
+    c.pos = idStart;
+    c.fail(BAD_PRODUCER_ID, "producer id is empty");
+  }
+  if (idLength > c.remaining()) c.fail(TRUNCATED, "input ends inside the producer id");
+  if (c.failed) return s;
+  s.producerId = c.buf.subarray(c.pos, c.pos + idLength);
+  c.pos += idLength;
+  s.seq = c.varint("seq");
+  s.windowStartMs = c.varint("window start");
+  const windowLength = c.varint("window length");
+  s.windowEndMs = s.windowStartMs + windowLength;
+  if (s.windowEndMs > MAX_COUNTER) c.fail(BAD_VARINT, "window end exceeds 2^53 - 1");
+  const flagsStart = c.pos;
+  const flags = c.varint("flags");
+  if (flags > f64(KNOWN_FLAGS) || (i32(flags) & ~KNOWN_FLAGS) != 0) {
+    c.pos = flagsStart;
+    c.fail(BAD_FLAGS, "unknown flag bits");
+  }
+  s.flags = c.failed ? 0 : i32(flags);
+  s.droppedRequests = c.varint("dropped requests");
+  s.droppedWindows = c.varint("dropped windows");
+  s.overflowKeys = c.varint("overflow keys");
+
+  const k = c.bounded("dimension count", MAX_DIMENSIONS, TOO_MANY_DIMENSIONS);
+  if (c.failed) return s;
+  s.dimensions = new Int32Array(k);
+  let seen: i32 = 0;
+  for (let j = 0; j < k && !c.failed; j++) {
+    const at = c.pos;
+    const code = c.bounded("dimension code", DIMENSION_COUNT - 1, UNKNOWN_DIMENSION);
+    if ((seen & (1 << code)) != 0) {
+      c.pos = at;
+      c.fail(DUPLICATE_DIMENSION, "dimension code " + code.toString() + " listed twice");
+    }
+    seen |= 1 << code;
+    s.dimensions[j] = code;
+  }
+
+  const n = c.bounded("string count", MAX_STRINGS, TOO_MANY_STRINGS);
+  if (n > c.remaining()) c.fail(TRUNCATED, "string count exceeds the remaining bytes");
+  for (let i = 0; i < n && !c.failed; i++) {
+    const l = c.bounded("string length", MAX_STRING_BYTES, STRING_TOO_LONG);
+    if (l > c.remaining()) c.fail(TRUNCATED, "input ends inside string " + i.toString());
+    if (c.failed) break;
+    s.strings.push(c.buf.subarray(c.pos, c.pos + l));
+    c.pos += l;
+  }
+
+  const m = c.bounded("series count", MAX_SERIES, TOO_MANY_SERIES);
+  if (m > c.remaining()) c.fail(TRUNCATED, "series count exceeds the remaining bytes");
+  const fullMask: f64 = f64((1 << k) - 1);
+  const refs = new Int32Array(k);
+  let spanBudget = SPAN_BUDGET_BASE + SPAN_BUDGET_PER_BYTE * inputLength;
+  for (let i = 0; i < m && !c.failed; i++) {
+    const maskAt = c.pos;
+    const mask = c.varint("dimension mask");
+    if (mask > fullMask || (i == 0 && mask != fullMask)) {
+      c.pos = maskAt;
+      c.fail(BAD_DIMENSION_MASK, "series " + i.toString() + ": dimension mask names absent dimensions or omits one in the first series");
+      break;
+    }
+    const bits = i32(mask);
+    for (let j = 0; j < k; j++) {
+      if ((bits & (1 << j)) == 0) continue;
+      const ref = c.bounded("string reference", n - 1, BAD_STRING_REF);
+      refs[j] = ref;
+    }
+    const stats = decodeSeries(c, i);
+    if (c.failed) break;
+    const width = stats.sketch.lo <= stats.sketch.hi ? f64(stats.sketch.hi - stats.sketch.lo + 1) : 0.0;
+    spanBudget -= width;
+    if (spanBudget < 0.0) {
+      c.fail(SKETCH_TOO_WIDE, "sketches span more buckets than the input size allows");
+      break;
+    }
+    s.series.push(new WireSeries(refs.slice(0), stats));
+  }
+  return s;
+}
+
+// Messages name the series; built only on failure so that decoding allocates no strings.
+function inSeries(i: i32, text: string): string {
+  return "series " + i.toString() + ": " + text;
+}
+
+function decodeSeries(c: Cursor, i: i32): SeriesStats {
+  const requestsAt = c.pos;
+  const requests = c.varint("requests");
+  if (requests == 0.0) {
+    c.pos = requestsAt;
+    c.fail(EMPTY_SERIES, inSeries(i, "no requests"));
+  }
+  const errorsAt = c.pos;
+  const errors = c.varint("errors");
+  if (errors > requests) {
+    c.pos = errorsAt;
+    c.fail(ERRORS_EXCEED_REQUESTS, inSeries(i, "more errors than requests"));
+  }
+  const requestBytes = c.varint("request bytes");
+  const responseBytes = c.varint("response bytes");
+  const latencyAt = c.pos;
+  const sum = c.varint("latency sum");
+  const min = c.varint("latency min");
+  const max = c.varint("latency max");
+  const scale = c.signed("sketch scale", MIN_SCALE, MAX_SCALE, BAD_SCALE);
+  const zeroAt = c.pos;
+  const zero = c.varint("zero count");
+  if (zero > requests) {
+    c.pos = zeroAt;
+    c.fail(COUNT_MISMATCH, inSeries(i, "zero count exceeds requests"));
+  }
+  const nb = c.bounded("bucket count", maxBucketIndex(scale) + 2, BAD_SKETCH);
+  if (f64(nb) > requests - zero || nb > c.remaining()) {
+    c.fail(COUNT_MISMATCH, inSeries(i, "more non-empty buckets than values"));
+  }
+  const stats = new SeriesStats(scale);
+  if (c.failed) return stats;
+  stats.requests = requests;
+  stats.errors = errors;
+  stats.requestBytes = requestBytes;
+  stats.responseBytes = responseBytes;
+  stats.latencySumUs = sum;
+  stats.latencyMinUs = min;
+  stats.latencyMaxUs = max;
+  const sk = stats.sketch;
+  sk.addZero(zero);
+  if (nb > 0) {
+    const first = c.signed("first bucket index", -1, maxBucketIndex(scale), BAD_SKETCH);
+    if (c.failed) return stats;
+    // Pass 1 validates and finds the last index; pass 2 re-reads the same bytes into a sketch sized once.
+    const tokensAt = c.pos;
+    const last = readBuckets(c, i, scale, first, nb, requests - zero, null);
+    if (c.failed) return stats;
+    sk.reserve(first, last);
+    c.pos = tokensAt;
+    readBuckets(c, i, scale, first, nb, requests - zero, sk);
+  }
+  if (sk.count != requests) c.fail(COUNT_MISMATCH, inSeries(i, "sketch holds a different number of values than requests"));
+  else checkLatency(c, i, stats, latencyAt);
+  return stats;
+}
+
+// Reads `nb` bucket tokens; returns the last index. With a sketch, adds the counts to it.
+function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget: f64, sk: Sketch | null): i32 {
+  const maxIndex = f64(maxBucketIndex(scale));
+  let index: f64 = f64(first) - 1.0;
+  let count: f64 = 0.0;
+  let total: f64 = 0.0;
+  for (let b = 0; b < nb; b++) {
+    const token = c.varint("bucket token");
+    const zz = Math.floor(token / 8.0);
+    let gap = token - zz * 8.0;
+    if (gap == 7.0) gap += c.varint("bucket gap");
+    const half = Math.floor(zz / 2.0);
+    count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
+    index += gap + 1.0;
+    total += count;
+    if (c.failed) return 0;
+    if (index > maxIndex) {
+      c.fail(BAD_SKETCH, inSeries(i, "bucket index beyond the largest latency"));
+      return 0;
+    }
+    if (count < 1.0 || total > budget) {
+      c.fail(COUNT_MISMATCH, inSeries(i, "bucket counts do not add up to requests"));
+      return 0;
+    }
+    if (sk !== null) sk.addToBucket(i32(index), count);
+  }
+  return i32(index);
+}
+
+// min <= max, each in the bucket the sketch says, and min * n <= sum <= max * n (sum may saturate).
+function checkLatency(c: Cursor, i: i32, s: SeriesStats, at: i32): void {
+  const sk = s.sketch;
+  const min = s.latencyMinUs;
+  const max = s.latencyMaxUs;
+  let ok = min <= max && max <= MAX_VALUE_US;
+  if (ok) {
+    if (sk.zeroCount > 0.0) ok = min == 0.0;
+    else ok = min >= 1.0 && bucketIndex(min, sk.scale) == sk.lo;
+  }
+  if (ok) {
+    if (sk.lo <= sk.hi) ok = max >= 1.0 && bucketIndex(max, sk.scale) == sk.hi;
+    else ok = max == 0.0;
+  }
+  if (ok) {
+    const sum = s.latencySumUs;
+    ok = sum <= max * s.requests && (sum >= min * s.requests || sum == MAX_COUNTER);
+  }
+  if (!ok) {
+    c.pos = at;
+    c.fail(BAD_LATENCY, inSeries(i, "latency sum/min/max disagree with each other or with the sketch"));
+  }
+}
