@@ -47,6 +47,46 @@ describe("kustomize", () => {
   });
 });
 
+/**
+ * The Kubernetes API schema of a built-in object (kubernetes-models, generated from Kubernetes' OpenAPI),
+ * or of the Prometheus Operator's ServiceMonitor. Types, enums and required fields; not unknown fields,
+ * which the security and wiring checks below pin where they matter.
+ */
+async function kubeModel(r: Resource): Promise<{ validate(): void }> {
+  const [group, version] = r.apiVersion.includes("/") ? r.apiVersion.split("/") : ["", r.apiVersion];
+  const path =
+    group === "monitoring.coreos.com" ? `@kubernetes-models/prometheus-operator/${r.apiVersion}/${r.kind}`
+    : `kubernetes-models/${group ? `${group}/` : ""}${version}/${r.kind}`;
+  const Model = (await import(path))[r.kind];
+  return new Model(r);
+}
+
+describe("Kubernetes resources against the Kubernetes API schemas", () => {
+  it("validate", async () => {
+    const problems: string[] = [];
+    let checked = 0;
+    for (const [dir, objects] of rendered) {
+      for (const r of objects.filter((o) => !isIstio(o))) {
+        try {
+          (await kubeModel(r)).validate();
+        } catch (err) {
+          problems.push(`${dir} ${r.kind}/${r.metadata.name}: ${(err as Error).message}`);
+        }
+        checked++;
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(checked).toBeGreaterThanOrEqual(2 * 5 + 1);
+  });
+
+  it("refuse a StatefulSet with a wrongly typed field", async () => {
+    const sts = structuredClone(one("deploy/collector/overlays/duckdb", "StatefulSet"));
+    sts.spec.template.spec.containers[0].ports[0].containerPort = "8080";
+    const model = await kubeModel(sts);
+    expect(() => model.validate()).toThrow(/containerPort must be integer/);
+  });
+});
+
 describe("Istio resources against the CRD schemas", () => {
   it("validate, including every CEL rule on their path", () => {
     const problems: string[] = [];
