@@ -137,6 +137,10 @@ describe("pinned WasmPlugins", () => {
       expect(`sha256:${plugin.spec.sha256}`, o).toBe(release.image.manifestDigest);
       expect(plugin.metadata.labels?.["app.kubernetes.io/version"], o).toBe(version);
       expect(crds.validate(plugin), o).toEqual([]);
+      // The release layer changes the pin and nothing else (a label added to a selector would detach it).
+      const [source] = render(join(root, "deploy", "istio", "overlays", o)).filter((r) => r.kind === "WasmPlugin");
+      expect({ ...plugin.spec, url: undefined, sha256: undefined }, o).toEqual({ ...source.spec, url: undefined, sha256: undefined });
+      expect(plugin.metadata.name, o).toBe(source.metadata.name);
     }
     // What Istio then checks, end to end: the manifest the digest names unpacks to the built module.
     expect(release.image.manifestDigest).toBe(JSON.parse(readFileSync(join(out, "oci", "index.json"), "utf8")).manifests[0].digest);
