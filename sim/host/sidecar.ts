@@ -18,7 +18,7 @@ import {
   type MetricType,
 } from "./shared.ts";
 import { nodeMessage, type NodeInfo } from "./values.ts";
-import { R, Vm, type PendingCall, type StreamState, type VmHost } from "./vm.ts";
+import { R, Vm, type Ctx, type PendingCall, type StreamState, type VmHost } from "./vm.ts";
 
 export type FailStrategy = "FAIL_OPEN" | "FAIL_CLOSE" | "FAIL_RELOAD";
 
@@ -162,6 +162,7 @@ export class Sidecar {
   private readonly agent = new http.Agent({ keepAlive: true });
   private readonly maxLogs: number;
   private nextWorker = 0;
+  private readonly nowNs = () => this.clock.nowNs();
   private closed = false;
 
   constructor(
@@ -277,7 +278,7 @@ export class Sidecar {
       bytesReceived: 0,
       bytesSent: 0,
       startNs: now,
-      nowNs: () => this.clock.nowNs(),
+      nowNs: this.nowNs,
       localReplyDetails: null,
       wasmState: new Map(),
       requestBody: toBytes(input.requestBody),
@@ -303,23 +304,19 @@ export class Sidecar {
 
     const ctx = vm.newContext(vm.rootContextId, s);
     const id = ctx.id;
-    const run = (phase: Phase, name: string, key: keyof StreamResult["statuses"], ...args: number[]) => {
-      s.phase = phase;
-      vm.stopIteration = false;
-      const status = vm.call(name, ctx, id, ...args);
-      if (status !== undefined) result.statuses[key] = vm.stopIteration ? 3 : status;
-    };
     vm.call("proxy_on_context_create", ctx, id, vm.rootContextId);
     ctx.createdInVm = true;
 
     const reqBody = s.requestBody.length > 0;
     const reqTrailers = s.requestTrailers !== null;
-    run(Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, reqBody || reqTrailers ? 0 : 1);
+    this.phase(vm, ctx, s, result, Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, reqBody || reqTrailers ? 0 : 1);
     if (reqBody && !s.localReply) {
       s.bytesReceived = s.requestBody.length;
-      run(Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, reqTrailers ? 0 : 1);
+      this.phase(vm, ctx, s, result, Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, reqTrailers ? 0 : 1);
     }
-    if (reqTrailers && !s.localReply) run(Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers!.size);
+    if (reqTrailers && !s.localReply) {
+      this.phase(vm, ctx, s, result, Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers!.size);
+    }
     result.requestHeaders = s.requestHeaders.entries();
     result.requestBody = s.requestBody;
 
@@ -332,12 +329,14 @@ export class Sidecar {
     if (s.responseHeaders) {
       const respBody = s.responseBody.length > 0;
       const respTrailers = s.responseTrailers !== null;
-      run(Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, respBody || respTrailers ? 0 : 1);
+      this.phase(vm, ctx, s, result, Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, respBody || respTrailers ? 0 : 1);
       if (respBody) {
         s.bytesSent = s.responseBody.length;
-        run(Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, respTrailers ? 0 : 1);
+        this.phase(vm, ctx, s, result, Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, respTrailers ? 0 : 1);
       }
-      if (respTrailers) run(Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers!.size);
+      if (respTrailers) {
+        this.phase(vm, ctx, s, result, Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers!.size);
+      }
     }
     if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
 
@@ -349,6 +348,17 @@ export class Sidecar {
     vm.deleteContext(ctx);
     if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
     return this.finish(s, result);
+  }
+
+  /** Runs one filter callback of a stream and records its status (a local reply forces StopIteration). */
+  private phase(
+    vm: Vm, ctx: Ctx, s: StreamState, result: StreamResult, phase: Phase, name: string,
+    key: keyof StreamResult["statuses"], size: number, endOfStream?: number,
+  ) {
+    s.phase = phase;
+    vm.stopIteration = false;
+    const status = vm.call(name, ctx, ctx.id, size, endOfStream);
+    if (status !== undefined) result.statuses[key] = vm.stopIteration ? 3 : status;
   }
 
   private finish(s: StreamState, result: StreamResult): StreamResult {
@@ -387,8 +397,8 @@ export class Sidecar {
   }
 
   /** The rest of a stream whose VM trapped: the filter is skipped from here on (CHECK_FAIL_HTTP). */
-  private afterTrap(vm: Vm, ctx: { id: number }, s: StreamState, input: StreamInput, result: StreamResult): StreamResult {
-    vm.deleteContext(ctx as never);
+  private afterTrap(vm: Vm, ctx: Ctx, s: StreamState, input: StreamInput, result: StreamResult): StreamResult {
+    vm.deleteContext(ctx);
     result.trapped = true;
     result.requestHeaders = s.requestHeaders.entries();
     if (this.failStrategy === "FAIL_CLOSE") {

@@ -87,7 +87,7 @@ export interface StreamState extends StreamView {
   closed: number;
 }
 
-interface Ctx {
+export interface Ctx {
   id: number;
   rootId: number;
   stream: StreamState | null;
@@ -148,6 +148,8 @@ export class Vm implements QueueOwner {
   rootContextId = 0;
 
   private readonly exports: Record<string, (...args: any[]) => any>;
+  /** Exported callbacks Envoy would call, resolved once (absent ones are not called). */
+  private readonly fns = new Map<string, (...args: any[]) => any>();
   private readonly memory: WebAssembly.Memory;
   private buf: ArrayBuffer;
   private u8: Uint8Array;
@@ -182,6 +184,7 @@ export class Vm implements QueueOwner {
     }
     this.instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports);
     this.exports = this.instance.exports as Record<string, (...args: any[]) => any>;
+    for (const name of checked.callbacks) this.fns.set(name, this.exports[name]);
     this.memory = this.instance.exports.memory as WebAssembly.Memory;
     this.buf = this.memory.buffer;
     this.u8 = new Uint8Array(this.buf);
@@ -206,14 +209,15 @@ export class Vm implements QueueOwner {
    * Calls an exported callback for a context, as proxy-wasm-cpp-host does (SaveRestoreContext); a
    * trap fails the VM and returns undefined.
    */
-  call(name: string, ctx: Ctx | null, ...args: (number | bigint)[]): any {
-    if (this.failed || !this.checked.callbacks.has(name)) return undefined;
+  call(name: string, ctx: Ctx | null, a?: number, b?: number, c?: number, d?: number, e?: number): any {
+    const fn = this.fns.get(name);
+    if (this.failed || fn === undefined) return undefined;
     const saved = this.current;
     const savedEffective = this.effective;
     this.current = ctx;
     this.effective = 0;
     try {
-      return this.exports[name](...args);
+      return fn(a, b, c, d, e);
     } catch (err) {
       this.fail(name, err);
       return undefined;
@@ -346,7 +350,9 @@ export class Vm implements QueueOwner {
   // ---------------------------------------------------------------- memory helpers
 
   private view() {
-    if (this.memory.buffer !== this.buf) {
+    // memory.grow detaches the old ArrayBuffer (its length drops to 0); reading memory.buffer on every
+    // access would cost more than the rest of a host call.
+    if (this.u8.byteLength === 0) {
       this.buf = this.memory.buffer;
       this.u8 = new Uint8Array(this.buf);
       this.dv = new DataView(this.buf);
@@ -530,9 +536,8 @@ export class Vm implements QueueOwner {
       // ---- logging, status, time
       proxy_log: (level: number, ptr: number, size: number) => {
         if (level >>> 0 > 5) return R.BadArgument;
-        const b = this.bytesAt(ptr, size);
-        if (!b) return R.InvalidMemoryAccess;
-        if (level >= host.logLevel) host.log(this.worker, LOG_LEVELS[level], dec.decode(b), "proxy_log");
+        if (!this.inBounds(ptr >>> 0, size >>> 0)) return R.InvalidMemoryAccess;
+        if (level >= host.logLevel) host.log(this.worker, LOG_LEVELS[level], this.stringAt(ptr, size)!, "proxy_log");
         return R.Ok;
       },
       proxy_get_log_level: (ptr: number) => (this.setU32(ptr, host.logLevel) ? R.Ok : R.InvalidMemoryAccess),
