@@ -185,12 +185,8 @@ export class Sketch {
   /** Records one latency (microseconds; sanitised by wholeMicros). */
   record(valueUs: f64): void {
     const v = wholeMicros(valueUs);
-    this.count += 1.0;
-    if (v == 0.0) {
-      this.zeroCount += 1.0;
-      return;
-    }
-    this.addToBucket(bucketIndex(v, this.scale), 1.0);
+    if (v == 0.0) this.addZero(1.0);
+    else this.addToBucket(bucketIndex(v, this.scale), 1.0);
   }
 
   /** Count held by bucket `index` at the current scale (0 outside the stored window). */

@@ -1,0 +1,142 @@
+// The latency sketch against exact arithmetic: bucket indices against BigInt powers (the mathematical
+// definition base^i < v <= base^(i+1)), quantiles against sorted data, merges against recording the union.
+import { describe, expect, it } from "vitest";
+import { MAX_VALUE_US, SeriesStats, Sketch, bucketIndex, sketchFromJson, sketchToJson } from "../../shared/node.ts";
+import { meshQuantile } from "../../shared/quantile.ts";
+import { lognormal, mulberry32, pareto } from "./random.ts";
+
+// Exact index of whole v >= 1 at scale s: base^i < v <=> 2^i < v^(2^s), so i = ceil(log2(v^(2^s))) - 1,
+// which is bitLength(v^(2^s) - 1) - 1.
+function exactIndex(v: number, scale: number): number {
+  const p = BigInt(v) ** (1n << BigInt(scale));
+  return (p - 1n).toString(2).length - (p === 1n ? 2 : 1);
+}
+
+// floor(2^(x / 256)) exactly: the largest integer v with v^256 <= 2^x.
+function floorPow2(x: number): number {
+  let v = BigInt(Math.floor(2 ** (x / 256)));
+  const limit = 1n << BigInt(x);
+  while (v ** 256n > limit) v--;
+  while ((v + 1n) ** 256n <= limit) v++;
+  return Number(v);
+}
+
+describe("bucketIndex", () => {
+  it("matches the definition on both sides of every scale-8 bucket boundary up to MAX_VALUE_US", () => {
+    // bucketIndex is non-decreasing in v, so agreeing with the exact step function on the last integer
+    // below and the first above each boundary 2^(x/256) proves agreement on every integer in between.
+    let checked = 0;
+    for (let x = 0; x < 40 * 256; x++) {
+      const below = floorPow2(x);
+      for (const v of [below, below + 1]) {
+        if (v < 1 || v > MAX_VALUE_US) continue;
+        const want = exactIndex(v, 8);
+        if (bucketIndex(v, 8) !== want) expect.fail(`v=${v} x=${x}: got ${bucketIndex(v, 8)}, want ${want}`);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(15_000);
+  });
+
+  it("puts powers of two on the upper edge of their bucket at every scale", () => {
+    for (let scale = 0; scale <= 8; scale++) {
+      for (let e = 0; e < 40; e++) {
+        expect(bucketIndex(2 ** e, scale)).toBe((e << scale) - 1);
+        // 1 + 2^-e lies in the first sub-bucket above 2^e once 2^-e < 2^(1/256) - 1.
+        if (e >= 9) expect(bucketIndex(2 ** e + 1, scale)).toBe(e << scale);
+      }
+    }
+  });
+
+  it("matches the definition at scales 0..7 on random values of every magnitude", () => {
+    const rnd = mulberry32(7);
+    for (let n = 0; n < 3000; n++) {
+      const v = Math.max(1, Math.floor(2 ** (rnd() * 40)));
+      const scale = n % 8;
+      expect(bucketIndex(v, scale), `v=${v} scale=${scale}`).toBe(exactIndex(v, scale));
+    }
+  });
+});
+
+describe("Sketch", () => {
+  const rnd = mulberry32(42);
+  const data = [
+    ["lognormal", Array.from({ length: 100_000 }, () => Math.floor(lognormal(rnd, Math.log(20_000), 1.2)))],
+    ["pareto", Array.from({ length: 100_000 }, () => Math.floor(pareto(rnd, 500, 1.1)))],
+  ] as const;
+
+  for (const [name, values] of data) {
+    it(`answers quantiles of a ${name} distribution within 0.54 % of the exact nearest rank`, () => {
+      const sk = new Sketch(6);
+      for (const v of values) sk.record(v);
+      const sorted = [...values].sort((a, b) => a - b);
+      for (const q of [0.01, 0.5, 0.9, 0.99, 0.999, 1]) {
+        const exact = sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1];
+        const got = sk.quantile(q);
+        expect(Math.abs(got - exact) / exact, `q=${q}`).toBeLessThanOrEqual(0.0054);
+        // MESH_QUANTILE (the warehouse's JavaScript) reads the same answer from the JSON form.
+        expect(meshQuantile([JSON.stringify(sketchToJson(sk))], q)).toBeCloseTo(got, 6);
+      }
+    });
+  }
+
+  it("merges exactly: split data merged equals the whole, also across scales", () => {
+    const values = data[0][1];
+    const whole = new Sketch(6);
+    for (const v of values) whole.record(v);
+    const parts = [new Sketch(8), new Sketch(6), new Sketch(7)];
+    values.forEach((v, i) => parts[i % 3].record(v));
+    const merged = new Sketch(8);
+    for (const p of parts) merged.merge(p);
+    expect(sketchToJson(merged)).toEqual(sketchToJson(whole));
+  });
+
+  it("counts zero and sanitises NaN, negatives and huge values", () => {
+    const sk = new Sketch(6);
+    for (const v of [0, 0.7, -5, Number.NaN, 1e300, 1]) sk.record(v);
+    expect(sk.zeroCount).toBe(4);
+    expect(sk.count).toBe(6);
+    expect(sketchToJson(sk)).toEqual({ s: 6, z: 4, o: -1, c: [1, ...new Array(40 * 64 - 1).fill(0), 1] });
+    expect(sk.quantile(0.5)).toBe(0);
+  });
+
+  it("downscales when a window spans more than MAX_SPAN buckets, keeping every value", () => {
+    const sk = new Sketch(8);
+    sk.record(1);
+    sk.record(MAX_VALUE_US);
+    expect(sk.scale).toBe(6);
+    const direct = new Sketch(6);
+    direct.record(1);
+    direct.record(MAX_VALUE_US);
+    expect(sketchToJson(sk)).toEqual(sketchToJson(direct));
+    sk.reset();
+    expect(sk.scale).toBe(8);
+    sk.record(1000);
+    expect(sketchToJson(sk)).toEqual({ s: 8, z: 0, o: bucketIndex(1000, 8), c: [1] });
+  });
+
+  it("grows its window in both directions without losing counts", () => {
+    const sk = new Sketch(6);
+    const values = [5000, 4000, 100000, 3, 7, 2_000_000, 5000];
+    for (const v of values) sk.record(v);
+    const json = sketchToJson(sk);
+    expect(json.c.reduce((a, b) => a + b, 0)).toBe(values.length);
+    for (const v of values) expect(json.c[bucketIndex(v, 6) - json.o]).toBeGreaterThan(0);
+    expect(sketchToJson(sketchFromJson(json))).toEqual(json);
+  });
+});
+
+describe("SeriesStats", () => {
+  it("keeps counters, min/max/sum and the sketch consistent", () => {
+    const a = new SeriesStats();
+    const b = new SeriesStats();
+    a.record(1500.9, 100, 2000, false);
+    a.record(-3, Number.NaN, 1e30, true);
+    b.record(99, 10, 20, true);
+    a.merge(b);
+    expect([a.requests, a.errors, a.latencyMinUs, a.latencyMaxUs, a.latencySumUs]).toEqual([3, 2, 0, 1500, 1599]);
+    expect([a.requestBytes, a.responseBytes]).toEqual([110, 2 ** 53 - 1]);
+    expect(a.sketch.count).toBe(3);
+    expect(a.sketch.zeroCount).toBe(1);
+  });
+});
