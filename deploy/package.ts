@@ -51,7 +51,7 @@ function checkWasmUrl(u: string): void {
 }
 
 function checkImage(image: string): void {
-  // A tag or digest here would fight the version tag we add; the registry host needs a dot or a port.
+  // A tag or digest here would fight the version tag the package adds.
   if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)+$/.test(image)) {
     throw new Error(`--image must be REGISTRY/REPOSITORY without tag, got ${JSON.stringify(image)}`);
   }
@@ -92,9 +92,12 @@ export async function packageRelease(opts: PackageOptions): Promise<Release> {
   checkImage(image);
   if (opts.wasmUrl) checkWasmUrl(opts.wasmUrl);
 
-  rmSync(opts.outDir, { recursive: true, force: true });
-  mkdirSync(opts.outDir, { recursive: true });
   const wasmFile = "meshlook.wasm";
+  // Only what a previous run wrote: --out may name a directory that holds other things.
+  for (const own of [wasmFile, `${wasmFile}.sha256`, "oci", "istio", "release.json"]) {
+    rmSync(join(opts.outDir, own), { recursive: true, force: true });
+  }
+  mkdirSync(opts.outDir, { recursive: true });
   const wasmSha = sha256Hex(wasm);
   copyFileSync(opts.wasmPath, join(opts.outDir, wasmFile));
   writeFileSync(join(opts.outDir, `${wasmFile}.sha256`), `${wasmSha}  ${wasmFile}\n`);
