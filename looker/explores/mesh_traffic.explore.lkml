@@ -7,7 +7,14 @@ explore: mesh_traffic {
   # Sidecar-to-sidecar requests are counted by both proxies; defaulting to one reporter keeps totals
   # right unless the analyst deliberately asks for the other side.
   always_filter: {
-    filters: [mesh_traffic.reporter: "destination", mesh_traffic.traffic_date: "7 days"]
+    filters: [mesh_traffic.reporter: "destination"]
+  }
+
+  # A default time bound so a first query does not scan all history; any time filter replaces it.
+  conditionally_filter: {
+    filters: [mesh_traffic.traffic_date: "7 days"]
+    unless: [mesh_traffic.traffic_raw, mesh_traffic.traffic_minute, mesh_traffic.traffic_hour,
+      mesh_traffic.traffic_week, mesh_traffic.traffic_month]
   }
 
   access_filter: {

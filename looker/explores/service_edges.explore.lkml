@@ -6,7 +6,13 @@ explore: service_edges {
   fields: [service_edges.edge_fields*]
 
   always_filter: {
-    filters: [service_edges.reporter: "destination", service_edges.traffic_date: "7 days"]
+    filters: [service_edges.reporter: "destination"]
+  }
+
+  conditionally_filter: {
+    filters: [service_edges.traffic_date: "7 days"]
+    unless: [service_edges.traffic_raw, service_edges.traffic_minute, service_edges.traffic_hour,
+      service_edges.traffic_week, service_edges.traffic_month]
   }
 
   access_filter: {

@@ -29,19 +29,26 @@ function strftimeFormat(snowflake: string): string {
   return out;
 }
 
-// Walks the AST JSON and rewrites TO_CHAR(x, '<literal format>') format strings in place.
-function rewriteToChar(node: unknown): void {
+// Walks the AST JSON and patches two spots where polyglot's DuckDB output is wrong, in place:
+//  - TO_CHAR(x, '<format>'): the Snowflake format string becomes a strftime one;
+//  - DATEADD(unit, -n, x): becomes `x + INTERVAL -n DAY`, which DuckDB cannot parse; a parenthesised
+//    amount comes out as `INTERVAL (-n) DAY`, which it can.
+function patchForDuckDB(node: unknown): void {
   if (Array.isArray(node)) {
-    for (const n of node) rewriteToChar(n);
+    for (const n of node) patchForDuckDB(n);
     return;
   }
   if (node === null || typeof node !== "object") return;
-  const fn = (node as { function?: { name?: string; args?: unknown[] } }).function;
-  if (fn && typeof fn.name === "string" && fn.name.toUpperCase() === "TO_CHAR" && fn.args?.length === 2) {
-    const lit = (fn.args[1] as { literal?: { literal_type: string; value: string } }).literal;
+  const fn = (node as { function?: { name?: string; args?: Record<string, unknown>[] } }).function;
+  const name = typeof fn?.name === "string" ? fn.name.toUpperCase() : "";
+  if (name === "TO_CHAR" && fn!.args?.length === 2) {
+    const lit = (fn!.args[1] as { literal?: { literal_type: string; value: string } }).literal;
     if (lit?.literal_type === "string") lit.value = strftimeFormat(lit.value);
   }
-  for (const v of Object.values(node)) rewriteToChar(v);
+  if (name === "DATEADD" && fn!.args?.length === 3 && "neg" in fn!.args[1]) {
+    fn!.args[1] = { paren: { this: fn!.args[1] } };
+  }
+  for (const v of Object.values(node)) patchForDuckDB(v);
 }
 
 /** Parses Snowflake SQL; throws with polyglot's message when it is not valid Snowflake SQL. */
@@ -55,11 +62,12 @@ export function parseSnowflake(sql: string): unknown[] {
 export function snowflakeToDuckDB(sql: string): string {
   const ast = parseSnowflake(sql);
   if (ast.length !== 1) throw new Error(`expected one statement, got ${ast.length}`);
-  rewriteToChar(ast);
+  patchForDuckDB(ast);
   // generate() only prints an AST; the Snowflake → DuckDB rewrites happen in transpile().
   const fixed = generate(ast, Dialect.Snowflake);
   if (!fixed.success || !fixed.sql?.length) throw new Error(`cannot regenerate Snowflake SQL: ${fixed.error}\n${sql}`);
   const r = transpile(fixed.sql[0], Dialect.Snowflake, Dialect.DuckDB);
   if (!r.success || !r.sql?.length) throw new Error(`cannot translate to DuckDB: ${r.error}\n${sql}`);
-  return r.sql[0];
+  // polyglot prints CURRENT_TIMESTAMP() with parentheses, which DuckDB rejects (it is a keyword there).
+  return r.sql[0].replace(/\bCURRENT_TIMESTAMP\(\)/g, "CURRENT_TIMESTAMP");
 }

@@ -142,6 +142,13 @@ export class SqlRenderer {
     return filterCondition(this.filterKind(f), target, expr);
   }
 
+  /** A derived table's SQL with its templated filters applied (`{% condition %}` → 1=1 when unset). */
+  derivedTableSql(viewName: string, filters: Map<string, string> = new Map()): string {
+    const view = this.view(viewName);
+    if (!view.derivedSql) throw new Error(`view ${viewName} is not a derived table`);
+    return this.templated(view, view.derivedSql, filters);
+  }
+
   /** `{% condition filter %} expr {% endcondition %}` → the filter's condition on expr, or 1=1 when unset. */
   private templated(view: View, sql: string, filters: Map<string, string>): string {
     const out = sql.replace(
@@ -181,12 +188,21 @@ export class SqlRenderer {
     return allowed;
   }
 
-  /** The filters the query runs with: its own, plus always_filter defaults it does not override. */
+  /**
+   * The filters the query runs with: its own, plus always_filter defaults it does not override, plus
+   * conditionally_filter defaults unless it filters on one of their fields or the `unless` fields.
+   */
   effectiveFilters(query: ExploreQuery): Map<string, string> {
     const explore = this.explore(query.explore);
     const filters = new Map(Object.entries(query.filters ?? {}));
     for (const [field, value] of filterEntries(explore.always_filter?.filters)) {
       if (!filters.has(field)) filters.set(field, value);
+    }
+    const conditional = explore.conditionally_filter;
+    if (conditional) {
+      const defaults = filterEntries(conditional.filters);
+      const releasing = [...defaults.map(([f]) => f), ...((conditional.unless ?? []) as string[])];
+      if (!releasing.some((f) => query.filters?.[f] !== undefined)) for (const [f, v] of defaults) filters.set(f, v);
     }
     return filters;
   }
@@ -241,7 +257,7 @@ export class SqlRenderer {
     if (view.table) {
       from = `${view.table} AS ${viewName}`;
     } else if (view.derivedSql) {
-      withClause = `WITH ${viewName} AS (${this.templated(view, view.derivedSql, filters)})\n`;
+      withClause = `WITH ${viewName} AS (${this.derivedTableSql(viewName, filters)})\n`;
       from = viewName;
     } else {
       throw new Error(`view ${viewName} has neither sql_table_name nor derived_table.sql`);
