@@ -37,6 +37,8 @@ export interface Stand {
   keyFile: string;
   /** Sink settings for the stand-in's LOADER user with key-pair auth; override any field. */
   settings(over?: Partial<SnowflakeSettings>): SnowflakeSettings;
+  /** The same as collector environment variables, for a collector process loading into the stand-in. */
+  env(): Record<string, string>;
 }
 
 /** A stand-in whose user LOADER has one registered key, and that key written to a file. */
@@ -63,6 +65,21 @@ export async function stand(options: StandinOptions = {}): Promise<Stand> {
       accessUrl: sf.url,
       ...over,
     }),
+    env() {
+      const st = this.settings();
+      return {
+        MESHLOOK_SINK: "snowflake",
+        MESHLOOK_SNOWFLAKE_ACCOUNT: st.account!,
+        MESHLOOK_SNOWFLAKE_USER: st.user!,
+        MESHLOOK_SNOWFLAKE_ROLE: st.role!,
+        MESHLOOK_SNOWFLAKE_WAREHOUSE: st.warehouse!,
+        MESHLOOK_SNOWFLAKE_DATABASE: st.database!,
+        MESHLOOK_SNOWFLAKE_SCHEMA: st.schema!,
+        MESHLOOK_SNOWFLAKE_AUTHENTICATOR: st.authenticator,
+        MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: st.privateKeyFile!,
+        MESHLOOK_SNOWFLAKE_ACCESS_URL: st.accessUrl!,
+      };
+    },
   };
 }
 

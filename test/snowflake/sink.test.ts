@@ -88,6 +88,9 @@ describe("Snowflake sink load mechanics", () => {
   let s: Stand;
   beforeAll(async () => {
     s = await stand();
+    const migrate = new SnowflakeSink(s.settings());
+    await migrate.open();
+    await migrate.close();
   });
   afterAll(async () => {
     expectSnowflakeSyntax(s.sf.statements);
@@ -108,6 +111,37 @@ describe("Snowflake sink load mechanics", () => {
     for (const st of inserts) expect(st.bindRows * FACT_TABLE.columns.length).toBeLessThanOrEqual(300);
     expect(inserts.reduce((n, st) => n + st.bindRows, 0)).toBe(r.rows);
     expect(await requestsIn()).toBe(t.requests);
+  });
+
+  it("stays below the driver's array-binding threshold with the default chunk size", async () => {
+    // One summary with more series than one INSERT may carry (⌊65280 / 30⌋ = 2176 rows).
+    const [base] = traffic(7, 1, 1).summaries;
+    const series = Array.from({ length: 2300 }, (_, i) => ({ ...base.series[0], dimensions: { ...base.series[0].dimensions, source_workload: `w${i}` } }));
+    const big = { ...base, producerId: "wide-sidecar", series };
+    const before = await requestsIn();
+    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
+    await sink.open();
+    const from = s.sf.statements.length;
+    expect((await sink.load([big])).rows).toBe(2300);
+    await sink.close();
+    const sent = s.sf.statements.slice(from);
+    expect(sent.some((st) => /^PUT\b/i.test(st.sql))).toBe(false);
+    const inserts = sent.filter((st) => /^INSERT INTO mesh_traffic_minute/.test(st.sql)).map((st) => st.bindRows);
+    expect(inserts).toEqual([2176, 124]);
+    expect((await requestsIn()) - before).toBe(2300 * base.series[0].requests);
+  });
+
+  it("rides out HTTP 503s: the driver retries the request under the same id", async () => {
+    const t = traffic(8, 1, 2);
+    const before = await requestsIn();
+    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
+    await sink.open();
+    s.sf.inject({ kind: "http", status: 503, match: /^MERGE INTO mesh_load_ledger/ });
+    expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+    const [refused, retried] = s.sf.statements.filter((st) => /^MERGE INTO mesh_load_ledger/.test(st.sql)).slice(-2);
+    expect(retried.requestId).toBe(refused.requestId);
+    expect((await requestsIn()) - before).toBe(t.requests);
+    await sink.close();
   });
 
   it("retries a transient failure inside the transaction without counting anything twice", async () => {

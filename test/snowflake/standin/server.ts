@@ -59,7 +59,9 @@ export interface CapturedStatement {
   sql: string;
   /** Rows bound: 0 without bindings, 1 for scalar bindings, n for array bindings. */
   bindRows: number;
-  /** The request id was seen before: a driver retry, answered from the first execution. */
+  /** The driver's request id; its retries of one statement carry the same one. */
+  requestId: string;
+  /** The request id was executed before: a driver retry, answered from the first execution. */
   retry: boolean;
 }
 
@@ -538,13 +540,16 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     }
     if (path !== "/queries/v1/query-request") return { status: 404, raw: "not found" };
 
+    // The driver stages binds (PUT, then bindStage) above its array-binding threshold; the sink must
+    // stay below it, so a staged bind is refused here rather than emulated.
+    if (body.bindStage) return { status: 200, body: sfError("002003", "SQL compilation error: stage binding is not available on the stand-in", { sqlState: "02000" }) };
     const sql = String(body.sqlText ?? "");
     const binds = body.bindings as Record<string, { type: string; value: unknown }> | undefined;
     const requestId = url.searchParams.get("requestId") ?? randomUUID();
     const firstKey = binds ? Object.keys(binds)[0] : undefined;
     const bindRows = !binds || firstKey === undefined ? 0 : Array.isArray(binds[firstKey].value) ? (binds[firstKey].value as unknown[]).length : 1;
     const previous = s.requests.get(requestId);
-    statements.push({ sessionId: s.id, user: s.user, sql, bindRows, retry: previous !== undefined });
+    statements.push({ sessionId: s.id, user: s.user, sql, bindRows, requestId, retry: previous !== undefined });
     // Snowflake answers a retried request id with the outcome of its first execution.
     if (previous) return { status: 200, body: await previous };
     const fault = takeFault(sql);
