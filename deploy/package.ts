@@ -149,7 +149,8 @@ async function main(): Promise<void> {
   console.log(`OCI layout ${rel}/oci, manifest ${r.image.manifestDigest}, tag ${r.version}`);
   console.log(`WasmPlugin url ${r.wasmPlugin.url}`);
   console.log(`           sha256 ${r.wasmPlugin.sha256}`);
-  console.log(`push:  oras cp --from-oci-layout ${rel}/oci:${r.version} ${r.image.reference}`);
+  if (values["wasm-url"]) console.log(`publish: ${rel}/${r.wasm.file} at ${r.wasmPlugin.url}`);
+  else console.log(`push:  oras cp --from-oci-layout ${rel}/oci:${r.version} ${r.image.reference}`);
   console.log(`apply: kubectl apply -k ${rel}/istio/<${r.overlays.join("|")}>`);
 }
 
