@@ -37,11 +37,6 @@ export class Interner {
     this.mask = size - 1;
   }
 
-  /** Linear memory this table holds, for the documented bound. */
-  footprint(): i32 {
-    return this.maxBytes + this.maxStrings * 16 + (this.mask + 1) * 4;
-  }
-
   reset(): void {
     this.slots.fill(0);
     this.count = 0;

@@ -1,11 +1,11 @@
-// The aggregation table of one window: at most `maxSeries` series, each with its counters and latency
-// sketch, in preallocated column arrays so that recording a request allocates nothing (sketches grow
-// their bucket window at most a few times per series). Requests whose key does not fit — the series
-// cap is reached, or one of its values did not fit in the string table — are folded into one overflow
-// series per reporter, whose string dimensions other than `reporter` are `__overflow__`, so totals
-// stay exact. The number of distinct keys folded is estimated with a HyperLogLog (HLL_REGISTERS
+// The aggregation table of one window: at most `maxSeries` series, each a shared SeriesStats (counters
+// and latency sketch). Keys and the hash index are preallocated, and series aggregates are reused
+// across windows, so recording a request allocates nothing once a series' sketch has grown.
+// Requests whose key does not fit — the series cap is reached, or one of its values did not fit in the
+// string table — are folded into one overflow series per reporter, whose string dimensions other than
+// `reporter` are `__overflow__`, so totals stay exact. The number of distinct keys folded is estimated with a HyperLogLog (HLL_REGISTERS
 // registers: about 1.04/sqrt(256) = 6.5 % standard error).
-import { Sketch } from "../shared/sketch";
+import { SeriesStats } from "../shared";
 import { DIM_COUNT, Dim } from "./dimensions";
 import { Observation } from "./observe";
 
@@ -15,17 +15,10 @@ export const HLL_REGISTERS: i32 = 1 << HLL_BITS;
 export class SeriesTable {
   /** Series in this window, overflow series included. */
   count: i32 = 0;
-  /** Requests folded into an overflow series, and the estimated number of distinct keys among them. */
+  /** Requests folded into an overflow series this window. */
   overflowRequests: f64 = 0;
   keys: Int32Array;
-  requests: Float64Array;
-  errors: Float64Array;
-  requestBytes: Float64Array;
-  responseBytes: Float64Array;
-  latencySum: Float64Array;
-  latencyMin: Float64Array;
-  latencyMax: Float64Array;
-  sketches: Array<Sketch>;
+  stats: Array<SeriesStats>;
   private hashes: Uint64Array;
   private slots: Int32Array; // series index + 1; 0 = empty
   private mask: i32;
@@ -41,15 +34,8 @@ export class SeriesTable {
   constructor(readonly maxSeries: i32, reservedOverflow: i32, private scale: i32) {
     this.regularLimit = maxSeries - reservedOverflow;
     this.keys = new Int32Array(maxSeries * DIM_COUNT);
-    this.requests = new Float64Array(maxSeries);
-    this.errors = new Float64Array(maxSeries);
-    this.requestBytes = new Float64Array(maxSeries);
-    this.responseBytes = new Float64Array(maxSeries);
-    this.latencySum = new Float64Array(maxSeries);
-    this.latencyMin = new Float64Array(maxSeries);
-    this.latencyMax = new Float64Array(maxSeries);
     this.hashes = new Uint64Array(maxSeries);
-    this.sketches = new Array<Sketch>(0);
+    this.stats = new Array<SeriesStats>(0);
     let size = 16;
     while (size < maxSeries * 2) size <<= 1;
     this.slots = new Int32Array(size);
@@ -57,9 +43,9 @@ export class SeriesTable {
     this.reset();
   }
 
-  /** Empties the table for the next window. Sketches keep their storage. */
+  /** Empties the table for the next window. Series aggregates (and their sketches) keep their storage. */
   reset(): void {
-    for (let i = 0; i < this.count; i++) this.sketches[i].reset();
+    for (let i = 0; i < this.count; i++) this.stats[i].reset();
     this.slots.fill(0);
     this.count = 0;
     this.overflowRequests = 0;
@@ -72,15 +58,7 @@ export class SeriesTable {
   record(o: Observation, overflowId: i32): void {
     let s = o.spilled ? -1 : this.find(o);
     if (s < 0) s = this.overflow(o, overflowId);
-    unchecked(this.requests[s] += 1);
-    if (o.error) unchecked(this.errors[s] += 1);
-    unchecked(this.requestBytes[s] += <f64>o.requestBytes);
-    unchecked(this.responseBytes[s] += <f64>o.responseBytes);
-    let us = <f64>o.latencyUs;
-    unchecked(this.latencySum[s] += us);
-    if (us < unchecked(this.latencyMin[s])) unchecked(this.latencyMin[s] = us);
-    if (us > unchecked(this.latencyMax[s])) unchecked(this.latencyMax[s] = us);
-    unchecked(this.sketches[s]).record(us);
+    unchecked(this.stats[s]).record(<f64>o.latencyUs, <f64>o.requestBytes, <f64>o.responseBytes, o.error);
   }
 
   /** Estimated number of distinct keys folded into overflow series this window (HyperLogLog). */
@@ -99,11 +77,6 @@ export class SeriesTable {
     if (estimate <= 2.5 * m && zeros > 0) estimate = m * Math.log(m / <f64>zeros);
     let rounded = Math.round(estimate);
     return rounded < 1 ? 1 : rounded;
-  }
-
-  /** Linear memory held by the table without its sketches, for the documented bound. */
-  footprint(): i32 {
-    return this.maxSeries * (DIM_COUNT * 4 + 8 * 8) + (this.mask + 1) * 4 + HLL_REGISTERS;
   }
 
   private find(o: Observation): i32 {
@@ -133,14 +106,7 @@ export class SeriesTable {
     let base = s * DIM_COUNT;
     for (let i = 0; i < DIM_COUNT; i++) unchecked(this.keys[base + i] = key[i]);
     this.hashes[s] = h;
-    this.requests[s] = 0;
-    this.errors[s] = 0;
-    this.requestBytes[s] = 0;
-    this.responseBytes[s] = 0;
-    this.latencySum[s] = 0;
-    this.latencyMin[s] = Infinity;
-    this.latencyMax[s] = 0;
-    if (s == this.sketches.length) this.sketches.push(new Sketch(this.scale));
+    if (s == this.stats.length) this.stats.push(new SeriesStats(this.scale));
     return s;
   }
 
