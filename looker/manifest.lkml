@@ -9,14 +9,15 @@ constant: CONNECTION_NAME {
   export: override_optional
 }
 
-# Database and schema the meshlook collector loads into (MESHLOOK_SNOWFLAKE_DATABASE / _SCHEMA).
+# Database and schema the meshlook collector loads into (MESHLOOK_SNOWFLAKE_DATABASE / _SCHEMA;
+# docs/snowflake.md sets up MESHLOOK.TRAFFIC).
 constant: DATABASE {
   value: "MESHLOOK"
   export: override_optional
 }
 
 constant: SCHEMA {
-  value: "PUBLIC"
+  value: "TRAFFIC"
   export: override_optional
 }
 
