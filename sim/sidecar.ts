@@ -11,8 +11,9 @@
  * metadata (`request.auth.principal`) and the cluster metadata Istio's stats read the service host from
  * (`filter_metadata.istio.services[0].host`).
  */
-import type { StreamAttributes } from "./host/properties.ts";
-import { duration, FieldObject, timestamp, uint, type Attr, type NodeInfo } from "./host/values.ts";
+import { metadataMessage, peerInfo } from "./host/istio.ts";
+import type { StreamInput } from "./host/sidecar.ts";
+import { duration, timestamp, uint, type Attr, type NodeInfo } from "./host/values.ts";
 import type { SimRequest } from "./traffic/generator.ts";
 import { hashString } from "./traffic/prng.ts";
 import type { MeshModel, Service, Workload } from "./traffic/model.ts";
@@ -21,21 +22,7 @@ import type { Reporter } from "./traffic/series.ts";
 /** Envoy's `xds.listener_direction` values (envoy.config.core.v3.TrafficDirection). */
 export const TRAFFIC_DIRECTION = { UNSPECIFIED: 0, INBOUND: 1, OUTBOUND: 2 } as const;
 
-export type Pairs = [string, string][];
-
-/** Everything one sidecar needs to replay one request through a filter. */
-export interface StreamInput {
-  requestHeaders: Pairs;
-  /** Body bytes sent by the client (the content is filler; filters here only count it). */
-  requestBodyBytes: number;
-  /** null: no response was sent (the caller hung up, flag DC). */
-  responseHeaders: Pairs | null;
-  responseBodyBytes: number;
-  /** gRPC trailers (grpc-status) when the upstream answered with a body; null otherwise. */
-  responseTrailers: Pairs | null;
-  /** Attributes the host serves through proxy_get_property. */
-  attributes: StreamAttributes;
-}
+type Pairs = [string, string][];
 
 /** Istio proxy version announced in node metadata. */
 const ISTIO_VERSION = "1.24.2";
@@ -76,13 +63,13 @@ export function workloadNode(w: Workload, model: MeshModel): NodeInfo {
   };
 }
 
-const peerObjects = new WeakMap<Workload, FieldObject>();
+const peerObjects = new WeakMap<Workload, Attr>();
 
 /**
- * Istio's peer metadata object for a workload, with field access as Envoy's filter-state wrapper gives it.
- * Immutable, so one object per workload is shared by all its streams.
+ * Istio's peer metadata filter-state object for a workload (host `peerInfo`). Never mutated, so one value
+ * per workload is shared by all its streams.
  */
-export function peerObject(w: Workload): FieldObject {
+export function peerObject(w: Workload): Attr {
   let peer = peerObjects.get(w);
   if (!peer) {
     peer = makePeerObject(w);
@@ -91,8 +78,8 @@ export function peerObject(w: Workload): FieldObject {
   return peer;
 }
 
-function makePeerObject(w: Workload): FieldObject {
-  return new FieldObject({
+function makePeerObject(w: Workload): Attr {
+  return peerInfo({
     type: "deployment",
     workload: w.name,
     name: podName(w),
@@ -116,7 +103,7 @@ const clusterMetadataCache = new WeakMap<Service, Attr>();
 function clusterMetadata(s: Service): Attr {
   let m = clusterMetadataCache.get(s);
   if (!m) {
-    m = { filter_metadata: { istio: { services: [{ host: s.host, name: s.name, namespace: s.namespace }] } } };
+    m = metadataMessage({ istio: { services: [{ host: s.host, name: s.name, namespace: s.namespace }] } });
     clusterMetadataCache.set(s, m);
   }
   return m;
@@ -128,10 +115,13 @@ export function reportingWorkload(request: SimRequest, reporter: Reporter): Work
 }
 
 /**
- * Maps a generated request to what the reporter's sidecar sees. Only call it for a reporter that observes
- * the request (`sourceReports` / `destinationReports`).
+ * Maps a generated request to the host's stream input for the reporter's sidecar. Only call it for a
+ * reporter that observes the request (`sourceReports` / `destinationReports`). Bodies are not included:
+ * `request.size`/`total_size` and `response.size`/`total_size` are given as attributes, so a filter sees the
+ * generator's sizes without the host copying filler bytes; pass `withBodies` to send filler bodies too
+ * (for filters that inspect body callbacks).
  */
-export function streamInput(request: SimRequest, reporter: Reporter): StreamInput {
+export function streamInput(request: SimRequest, reporter: Reporter, withBodies = false): StreamInput {
   const inbound = reporter === "destination";
   if (inbound ? !request.destinationReports : !request.sourceReports) {
     throw new Error(`request ${request.seq} is not observed by its ${reporter} sidecar`);
@@ -172,7 +162,7 @@ export function streamInput(request: SimRequest, reporter: Reporter): StreamInpu
 
   const mtls = request.mtls;
   const upstreamTls = mtls && request.upstreamConnected;
-  const attributes: StreamAttributes = {
+  const attributes: NonNullable<StreamInput["attributes"]> = {
     request: {
       time: timestamp(request.endNs - BigInt(durationNs)),
       duration: duration(durationNs),
@@ -210,7 +200,7 @@ export function streamInput(request: SimRequest, reporter: Reporter): StreamInpu
     attributes.upstream = { address: `${dst.ip}:${svc.port}`, port: svc.port };
     if (src.proxy === "sidecar" || src.proxy === "gateway") attributes.filter_state = { downstream_peer: peerObject(src) };
     if (request.endUser) {
-      attributes.metadata = { filter_metadata: { istio_authn: { "request.auth.principal": request.endUser } } };
+      attributes.metadata = metadataMessage({ istio_authn: { "request.auth.principal": request.endUser } });
     }
   } else {
     attributes.source = { address: `${src.ip}:${clientPort}`, port: clientPort };
@@ -233,14 +223,21 @@ export function streamInput(request: SimRequest, reporter: Reporter): StreamInpu
     }
   }
 
-  return {
-    requestHeaders,
-    requestBodyBytes: request.requestBodyBytes,
-    responseHeaders,
-    responseBodyBytes: request.responseBodyBytes,
-    responseTrailers,
-    attributes,
-  };
+  const input: StreamInput = { requestHeaders, attributes };
+  if (responseHeaders) input.responseHeaders = responseHeaders;
+  if (responseTrailers) input.responseTrailers = responseTrailers;
+  if (withBodies) {
+    input.requestBody = filler(request.requestBodyBytes);
+    input.responseBody = filler(request.responseBodyBytes);
+  }
+  return input;
+}
+
+const FILLER = new Uint8Array(1 << 16).fill(0x78);
+
+/** `n` filler bytes (a view into one shared buffer when small enough). */
+function filler(n: number): Uint8Array {
+  return n <= FILLER.length ? FILLER.subarray(0, n) : new Uint8Array(n).fill(0x78);
 }
 
 /** A UUID-shaped x-request-id derived from the sequence number, so replays are byte-identical. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { peerObject, streamInput, workloadNode, type StreamInput } from "../../sim/sidecar.ts";
+import { peerObject, streamInput, workloadNode } from "../../sim/sidecar.ts";
+import type { StreamInput } from "../../sim/host/index.ts";
 import { FieldObject, Message, Typed } from "../../sim/host/values.ts";
 import { bookinfo, expectedSeries, mixed, TrafficGenerator, type Reporter } from "../../sim/traffic/index.ts";
 import { readSeries, type Lookup } from "./istio-reading.ts";
@@ -9,12 +10,16 @@ function directLookup(input: StreamInput, node: Record<string, unknown>): Lookup
   return (...path) => {
     if (path[0] === "xds" && path[1] === "node") return walk({ metadata: node }, path.slice(2));
     if (path[0] === "response" && path[1] === "grpc_status") {
-      const all = [...(input.responseTrailers ?? []), ...(input.responseHeaders ?? [])];
+      const all = [...pairs(input.responseTrailers), ...pairs(input.responseHeaders)];
       const s = all.find(([k]) => k === "grpc-status");
       return s ? Number(s[1]) : undefined;
     }
     return walk(input.attributes, path);
   };
+}
+
+function pairs(h: StreamInput["requestHeaders"] | undefined): [string, string][] {
+  return h === undefined ? [] : (h as [string, string][]);
 }
 
 function walk(root: unknown, path: string[]): string | number | bigint | boolean | undefined {
@@ -40,7 +45,7 @@ function checkAll(model = mixed(), n = 20_000) {
       const input = streamInput(r, reporter);
       const w = reporter === "source" ? r.source : r.destination;
       const node = workloadNode(w, model).metadata!;
-      const header = (name: string) => input.requestHeaders.find(([k]) => k === name)?.[1];
+      const header = (name: string) => pairs(input.requestHeaders).find(([k]) => k === name)?.[1];
       for (const endUser of [false, true]) {
         const got = readSeries(directLookup(input, node), header, endUser);
         const want = expectedSeries(r, reporter, { endUserPrincipal: endUser });
@@ -69,7 +74,7 @@ describe("streamInput", () => {
     const model = bookinfo();
     const r = new TrafficGenerator(model, { seed: 1 }).take(200).find((x) => x.sourceReports && x.destinationReports)!;
     for (const reporter of ["source", "destination"] as Reporter[]) {
-      const a = streamInput(r, reporter).attributes;
+      const a = streamInput(r, reporter).attributes!;
       const dur = reporter === "source" ? r.sourceDurationNs : r.destinationDurationNs;
       expect(a.request!.duration).toEqual(new Typed("duration", BigInt(dur)));
       // request.time + request.duration is the request's end, the moment both sidecars log it.
@@ -87,6 +92,6 @@ describe("streamInput", () => {
   it("shares one immutable peer object per workload", () => {
     const w = bookinfo().workloads[2];
     expect(peerObject(w)).toBe(peerObject(w));
-    expect(peerObject(w).fields.workload).toBe(w.name);
+    expect((peerObject(w) as Record<string, unknown>).workload).toBe(w.name);
   });
 });
