@@ -1,6 +1,6 @@
 // Builders for the Istio- and Envoy-specific attribute values a mesh stream carries: Istio's peer
 // metadata filter state, Envoy's response flag bits, and dynamic metadata.
-import { encodeStruct, Message, ProtoWriter, structToAttr, type Attr } from "./values.ts";
+import { encodeStringMap, encodeStruct, Message, structToAttr, type Attr } from "./values.ts";
 
 /**
  * Peer workload metadata as Istio's peer_metadata filter stores it under the filter-state keys
@@ -84,14 +84,5 @@ export function responseFlags(names: readonly string[]): number {
  * (metadata → filter_metadata → <namespace> → <key>), protobuf-encoded when read whole.
  */
 export function metadataMessage(filterMetadata: Record<string, Record<string, unknown>>): Message {
-  return new Message({ filter_metadata: structToAttr(filterMetadata) }, () => {
-    const w = new ProtoWriter();
-    for (const ns of Object.keys(filterMetadata).sort()) {
-      const entry = new ProtoWriter();
-      entry.string(1, ns);
-      entry.bytes(2, encodeStruct(filterMetadata[ns]));
-      w.bytes(1, entry.finish());
-    }
-    return w.finish();
-  });
+  return new Message({ filter_metadata: structToAttr(filterMetadata) }, () => encodeStringMap(filterMetadata, encodeStruct));
 }

@@ -214,7 +214,7 @@ export function child(v: Attr | undefined, key: string): Attr | undefined {
 // ---- protobuf wire format, for message values read whole (xds.node) ----
 
 /** Minimal protobuf wire-format writer. */
-export class ProtoWriter {
+class ProtoWriter {
   private chunks: number[] = [];
   varint(n: number | bigint) {
     let x = BigInt(n);
@@ -267,17 +267,23 @@ function encodeProtoValue(v: unknown): Uint8Array {
   return w.finish();
 }
 
-/** google.protobuf.Struct: map<string, Value> fields = 1, keys sorted for a deterministic encoding. */
-export function encodeStruct(obj: Record<string, unknown>): Uint8Array {
+/**
+ * A message whose field 1 is a map<string, V> (Struct.fields, Metadata.filter_metadata), keys sorted
+ * for a deterministic encoding.
+ */
+export function encodeStringMap<V>(obj: Record<string, V>, encodeValue: (v: V) => Uint8Array): Uint8Array {
   const w = new ProtoWriter();
   for (const key of Object.keys(obj).sort()) {
     const entry = new ProtoWriter();
     entry.string(1, key);
-    entry.bytes(2, encodeProtoValue(obj[key]));
+    entry.bytes(2, encodeValue(obj[key]));
     w.bytes(1, entry.finish());
   }
   return w.finish();
 }
+
+/** google.protobuf.Struct. */
+export const encodeStruct = (obj: Record<string, unknown>): Uint8Array => encodeStringMap(obj, encodeProtoValue);
 
 /** JSON-like metadata (google.protobuf.Struct semantics: every number is a double) as attributes. */
 export function structToAttr(v: unknown): Attr {

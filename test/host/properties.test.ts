@@ -193,3 +193,17 @@ describe("legacy attribute names (Envoy before 1.33)", () => {
     await legacy.close();
   });
 });
+
+describe("messages read whole", () => {
+  it("xds.node serializes as the envoy.config.core.v3.Node protobuf", async () => {
+    const s = await createSidecar({
+      wasm: "dist/fixtures/properties.wasm",
+      rootId: "conformance",
+      pluginConfig: "xds|node",
+      node: { id: "n", cluster: "c", metadata: { A: "b" } },
+    });
+    // id (1) "n", cluster (2) "c", metadata (3): Struct{fields (1): entry{key (1) "A", value (2): Value{string_value (3) "b"}}}
+    expect(s.logMessages("info")).toContain("root xds|node ok 0a016e1201631a0a0a080a014112031a0162");
+    await s.close();
+  });
+});
