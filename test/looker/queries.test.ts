@@ -8,7 +8,8 @@ import { parseSnowflake, snowflakeToDuckDB } from "./dialect.ts";
 import { evaluate } from "./expression.ts";
 import { loadProject, substituteConstants, type Project } from "./project.ts";
 import { dataTestQuery, SqlRenderer, type ExploreQuery } from "./render.ts";
-import { loadWarehouse, query, type Warehouse } from "./warehouse.ts";
+import { loadWarehouse, minuteSummary, query, type Warehouse } from "./warehouse.ts";
+import { SeriesStats } from "../../shared/node.ts";
 import { Stats, type TruthRow } from "../../sim/traffic/index.ts";
 
 let w: Warehouse;
@@ -372,27 +373,9 @@ describe("caching datagroup", () => {
     // A late summary for one series: the trigger value must move so Looker drops cached results.
     const [sample] = w.truth.rows();
     await new Promise((r) => setTimeout(r, 5));
-    await w.sink.load([
-      {
-        producerId: "looker-check-late",
-        seq: 1,
-        windowStartMs: sample.minuteMs,
-        windowEndMs: sample.minuteMs + 60_000,
-        series: [
-          {
-            dimensions: sample.dims,
-            requests: 1,
-            errors: 0,
-            requestBytes: 10,
-            responseBytes: 10,
-            latencySumUs: 1000,
-            latencyMinUs: 1000,
-            latencyMaxUs: 1000,
-            sketch: { s: 6, z: 0, o: 637, c: [1] },
-          },
-        ],
-      },
-    ]);
+    const late = new SeriesStats();
+    late.record(1000, 10, 10, false);
+    await w.sink.load([minuteSummary("looker-check-late", 1, sample.minuteMs, [{ dims: sample.dims, stats: late }])]);
     const after = await read();
     expect(after.getTime()).toBeGreaterThan(before.getTime());
   });

@@ -1,17 +1,18 @@
-// An embedded warehouse filled with generated mesh traffic through the real DuckDB sink (migrations,
-// rollup, ledger), next to the generator's exact ground truth for the same requests.
+// An embedded warehouse filled with generated mesh traffic the way production fills it: requests are
+// aggregated per series with the filter's SeriesStats, encoded with the wire codec, decoded by the
+// collector's decoder and loaded by the real DuckDB sink (migrations, rollup, ledger). Next to it, the
+// generator's exact ground truth for the same requests.
 //
 // Each (minute, series) is delivered in two summaries by two producers, and the second producer's
 // summaries are loaded in a later batch: the fact table then holds several rows per (minute, series),
 // as it does when summaries arrive late, so every measure has to aggregate and merge sketches.
-import "assemblyscript/std/portable/index";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SketchJson } from "../../shared/quantile.ts";
-import { DEFAULT_SCALE, Sketch } from "../../shared/sketch.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
+import { decodeSummary, type DecodedSummary } from "../../collector/summary.ts";
+import { DIMENSIONS } from "../../shared/schema.ts";
+import { DEFAULT_SCALE, SeriesStats, encodeSummary, sketchToJson } from "../../shared/node.ts";
 import {
   GroundTruth,
   TrafficGenerator,
@@ -37,51 +38,46 @@ export interface Warehouse {
   close(): Promise<void>;
 }
 
-interface Acc {
+export interface SeriesInput {
   dims: SeriesDims;
-  requests: number;
-  errors: number;
-  requestBytes: number;
-  responseBytes: number;
-  latencySumUs: number;
-  latencyMinUs: number;
-  latencyMaxUs: number;
-  sketch: Sketch;
+  stats: SeriesStats;
 }
 
-function sketchJson(s: Sketch): SketchJson {
-  const c: number[] = [];
-  for (let i = s.lo; i <= s.hi; i++) c.push(s.bucket(i));
-  return { s: s.scale, z: s.zeroCount, o: c.length ? s.lo : 0, c };
+/**
+ * One summary for the minute starting at `minuteMs`, through the wire: encoded as a sidecar would send
+ * it and decoded as the collector does, so the sink loads exactly what it loads in production.
+ */
+export function minuteSummary(producerId: string, seq: number, minuteMs: number, series: SeriesInput[]): DecodedSummary {
+  const bytes = encodeSummary({
+    producerId,
+    seq,
+    windowStartMs: minuteMs,
+    windowEndMs: minuteMs + MINUTE_MS,
+    reported: [...DIMENSIONS],
+    series: series.map(({ dims, stats }) => ({
+      dimensions: dims,
+      requests: stats.requests,
+      errors: stats.errors,
+      requestBytes: stats.requestBytes,
+      responseBytes: stats.responseBytes,
+      latencySumUs: stats.latencySumUs,
+      latencyMinUs: stats.latencyMinUs,
+      latencyMaxUs: stats.latencyMaxUs,
+      sketch: sketchToJson(stats.sketch),
+    })),
+  });
+  const decoded = decodeSummary(bytes);
+  if (!decoded.ok) throw new Error(`generated summary does not decode: ${decoded.reason} ${decoded.message}`);
+  return decoded.summary;
 }
 
-function toSeries(a: Acc): DecodedSeries {
-  return {
-    dimensions: a.dims,
-    requests: a.requests,
-    errors: a.errors,
-    requestBytes: a.requestBytes,
-    responseBytes: a.responseBytes,
-    latencySumUs: a.latencySumUs,
-    latencyMinUs: a.latencyMinUs,
-    latencyMaxUs: a.latencyMaxUs,
-    sketch: sketchJson(a.sketch),
-  };
-}
-
-/** Per producer: minute → series key → accumulator; one summary per (producer, minute). */
-type Producer = Map<number, Map<string, Acc>>;
+/** Per producer: minute → series key → aggregate; one summary per (producer, minute). */
+type Producer = Map<number, Map<string, SeriesInput>>;
 
 function summaries(producerId: string, producer: Producer): DecodedSummary[] {
   return [...producer.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([minuteMs, series], i) => ({
-      producerId,
-      seq: i + 1,
-      windowStartMs: minuteMs,
-      windowEndMs: minuteMs + MINUTE_MS,
-      series: [...series.values()].map(toSeries),
-    }));
+    .map(([minuteMs, series], i) => minuteSummary(producerId, i + 1, minuteMs, [...series.values()]));
 }
 
 export interface WarehouseOptions {
@@ -106,30 +102,14 @@ export async function loadWarehouse(options: WarehouseOptions = {}): Promise<War
       const producer = producers[i % 3 === 0 ? 1 : 0];
       let minute = producer.get(req.minuteMs);
       if (!minute) producer.set(req.minuteMs, (minute = new Map()));
-      let acc = minute.get(key);
-      if (!acc) {
-        acc = {
-          dims,
-          requests: 0,
-          errors: 0,
-          requestBytes: 0,
-          responseBytes: 0,
-          latencySumUs: 0,
-          latencyMinUs: Infinity,
-          latencyMaxUs: -Infinity,
-          sketch: new Sketch(DEFAULT_SCALE),
-        };
-        minute.set(key, acc);
-      }
-      const us = Math.floor(durationNs / 1000);
-      acc.requests++;
-      if (isError(req.responseCode, req.grpcStatus, req.responseFlags)) acc.errors++;
-      acc.requestBytes += req.requestHeaderBytes + req.requestBodyBytes;
-      acc.responseBytes += req.responseHeaderBytes + req.responseBodyBytes;
-      acc.latencySumUs += us;
-      acc.latencyMinUs = Math.min(acc.latencyMinUs, us);
-      acc.latencyMaxUs = Math.max(acc.latencyMaxUs, us);
-      acc.sketch.record(us);
+      let entry = minute.get(key);
+      if (!entry) minute.set(key, (entry = { dims, stats: new SeriesStats(DEFAULT_SCALE) }));
+      entry.stats.record(
+        Math.floor(durationNs / 1000),
+        req.requestHeaderBytes + req.requestBodyBytes,
+        req.responseHeaderBytes + req.responseBodyBytes,
+        isError(req.responseCode, req.grpcStatus, req.responseFlags),
+      );
     };
     if (req.sourceReports) observe("source", req.sourceDurationNs);
     if (req.destinationReports) observe("destination", req.destinationDurationNs);
