@@ -7,8 +7,8 @@ import { SeriesStats } from "./series";
 import { MAX_SCALE, MIN_SCALE, Sketch } from "./sketch";
 import { DIMENSION_COUNT, OK, SummaryEncoder, decodeWire, reasonName } from "./wire";
 
-export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, WIRE_VERSION, reasonName } from "./wire";
-export { crc32 } from "./bytes";
+export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, REASON_COUNT, WIRE_VERSION, decodeWire, reasonName } from "./wire";
+export { crc32, toValidUtf8 } from "./bytes";
 export { Sketch, SeriesStats };
 export { bucketIndex, bucketMidpoint, DEFAULT_SCALE, MAX_SCALE, MIN_SCALE, MAX_VALUE_US } from "./sketch";
 

@@ -1,0 +1,55 @@
+// The shared codec as asc compiles it (test/fixtures/filters/codec_wire.ts -> dist/fixtures/codec_wire.wasm),
+// instantiated with @assemblyscript/loader, for the tests and bench/codec.ts.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import loader from "@assemblyscript/loader";
+
+interface CodecExports {
+  memory: WebAssembly.Memory;
+  inputPointer(length: number): number;
+  outputPointer(): number;
+  outputLength(): number;
+  decodeReason(): number;
+  decodeSeriesCount(): number;
+  reencode(): number;
+  bucketIndexOf(v: number, scale: number): number;
+}
+
+export interface WasmCodec {
+  /** Reason code of the wasm decoder for `bytes` (0 = valid). */
+  decodeReason(bytes: Uint8Array): number;
+  /** Series count, or -reason (the benchmark's decode call). */
+  decodeSeriesCount(bytes: Uint8Array): number;
+  /** decode + encode inside wasm: the re-encoded bytes, or the reason code when invalid. */
+  reencode(bytes: Uint8Array): Uint8Array | number;
+  bucketIndex(v: number, scale: number): number;
+}
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const wasmPath = `${root}dist/fixtures/codec_wire.wasm`;
+
+/** Instantiates the wasm codec, building it first when missing (the build is content-hashed). */
+export function loadWasmCodec(): WasmCodec {
+  if (!existsSync(wasmPath)) execFileSync(process.execPath, [`${root}scripts/build-wasm.mjs`], { cwd: root, stdio: "inherit" });
+  const { exports } = loader.instantiateSync<Record<string, unknown>>(readFileSync(wasmPath), {});
+  const x = exports as unknown as CodecExports;
+  const put = (bytes: Uint8Array) => new Uint8Array(x.memory.buffer, x.inputPointer(bytes.length), bytes.length).set(bytes);
+  return {
+    decodeReason(bytes) {
+      put(bytes);
+      return x.decodeReason();
+    },
+    decodeSeriesCount(bytes) {
+      put(bytes);
+      return x.decodeSeriesCount();
+    },
+    reencode(bytes) {
+      put(bytes);
+      const reason = x.reencode();
+      if (reason !== 0) return reason;
+      return new Uint8Array(x.memory.buffer, x.outputPointer(), x.outputLength()).slice();
+    },
+    bucketIndex: (v, scale) => x.bucketIndexOf(v, scale),
+  };
+}

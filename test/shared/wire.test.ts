@@ -1,0 +1,244 @@
+// Wire format v1 against its document (an independent writer, wire-builder.ts), the golden vectors,
+// the codec compiled into wasm, and a stream of mutated inputs.
+import { readdirSync, readFileSync } from "node:fs";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  MAX_STRING_BYTES,
+  REASON_COUNT,
+  SeriesStats,
+  bucketIndex,
+  decodeSummary,
+  decodeWire,
+  encodeSummary,
+  reasonName,
+  sketchToJson,
+  toValidUtf8,
+  type DecodedSummary,
+} from "../../shared/node.ts";
+import { DIMENSIONS, type Dimension } from "../../shared/schema.ts";
+import { goldenVectors } from "../fixtures/wire/vectors.ts";
+import { loadWasmCodec, type WasmCodec } from "./codec-wasm.ts";
+import { lognormal, mulberry32 } from "./random.ts";
+import { body, frame, mutated, sketchBuckets, validRaw, varint } from "./wire-builder.ts";
+
+const dir = new URL("../fixtures/wire/", import.meta.url);
+const read = (name: string) => new Uint8Array(readFileSync(new URL(name, dir)));
+const valid = readdirSync(dir).filter((f) => f.endsWith(".bin")).map((f) => f.slice(0, -4));
+const rejects = readdirSync(new URL("reject/", dir)).map((f) => f.slice(0, -4));
+const NODE_EDGE_REASONS = ["bad_utf8", "bad_dimension_value"];
+
+let wasm: WasmCodec;
+beforeAll(() => {
+  wasm = loadWasmCodec();
+});
+
+describe("golden vectors", () => {
+  it("are current: regenerating them gives the checked-in bytes", () => {
+    const fresh = goldenVectors();
+    expect(Object.keys(fresh).sort()).toEqual([...valid, ...rejects.map((r) => `reject/${r}`)].sort());
+    for (const [name, bytes] of Object.entries(fresh)) expect(Buffer.from(bytes).equals(read(`${name}.bin`)), name).toBe(true);
+  });
+
+  for (const name of valid) {
+    it(`${name}: Node decodes to the JSON, Node and wasm encoders reproduce the bytes`, () => {
+      const bytes = read(`${name}.bin`);
+      const json = JSON.parse(readFileSync(new URL(`${name}.json`, dir), "utf8")) as DecodedSummary;
+      const decoded = decodeSummary(bytes);
+      expect(decoded).toEqual({ ok: true, summary: json });
+      expect(Buffer.from(encodeSummary(json)).equals(Buffer.from(bytes))).toBe(true);
+      const again = wasm.reencode(bytes);
+      expect(again instanceof Uint8Array && Buffer.from(again).equals(Buffer.from(bytes))).toBe(true);
+    });
+  }
+
+  it("minimal.bin, written from docs/wire-format.md by hand, holds the values it was written with", () => {
+    const r = decodeSummary(read("minimal.bin"));
+    if (!r.ok) expect.fail(r.reason);
+    const { series, ...header } = r.summary;
+    expect(header).toEqual({
+      producerId: "sidecar-a/1764000000000000000",
+      seq: 3,
+      windowStartMs: 1764000000000,
+      windowEndMs: 1764000010000,
+      flags: 0,
+      droppedRequests: 0,
+      droppedWindows: 0,
+      overflowKeys: 0,
+      reported: ["reporter", "response_code"],
+    });
+    expect(series).toHaveLength(1);
+    const { dimensions, ...numbers } = series[0];
+    expect(dimensions.reporter).toBe("destination");
+    expect(dimensions.response_code).toBe(200);
+    expect(dimensions.source_workload).toBe("unknown");
+    expect(numbers).toEqual({
+      requests: 3,
+      errors: 1,
+      requestBytes: 900,
+      responseBytes: 4000,
+      latencySumUs: 2000,
+      latencyMinUs: 0,
+      latencyMaxUs: 1000,
+      sketch: { s: 6, z: 1, o: 637, c: [2] },
+    });
+  });
+
+  for (const reason of rejects) {
+    it(`reject/${reason}.bin is refused with ${reason} (Node${NODE_EDGE_REASONS.includes(reason) ? "" : " and wasm"})`, () => {
+      const bytes = read(`reject/${reason}.bin`);
+      const r = decodeSummary(bytes);
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.reason).toBe(reason);
+        expect(r.message.length).toBeGreaterThan(5);
+      }
+      expect(reasonName(wasm.decodeReason(bytes))).toBe(NODE_EDGE_REASONS.includes(reason) ? "ok" : reason);
+    });
+  }
+
+  it("covers every reason the decoder knows", () => {
+    const all = Array.from({ length: REASON_COUNT - 1 }, (_, i) => reasonName(i + 1));
+    expect([...rejects].sort()).toEqual([...all, ...NODE_EDGE_REASONS].sort());
+  });
+});
+
+function randomSummary(rnd: () => number): DecodedSummary {
+  const reported = DIMENSIONS.filter(() => rnd() < 0.6);
+  const pool = ["", "a", "ünï", "spiffe://cluster.local/ns/x/sa/y", "𝄞 music", "x".repeat(300)];
+  const series = Array.from({ length: Math.floor(rnd() * 8) }, () => {
+    const stats = new SeriesStats(Math.floor(rnd() * 9));
+    const n = 1 + Math.floor(rnd() * 60);
+    for (let i = 0; i < n; i++) stats.record(rnd() < 0.05 ? 0 : lognormal(rnd, 3 + rnd() * 10, rnd() * 2), rnd() * 1e6, rnd() * 1e9, rnd() < 0.2);
+    const dimensions = {} as Record<Dimension, string | number>;
+    for (const d of DIMENSIONS) {
+      if (d === "response_code") dimensions[d] = reported.includes(d) ? Math.floor(rnd() * 600) : 0;
+      else dimensions[d] = reported.includes(d) ? pool[Math.floor(rnd() * pool.length)] : "unknown";
+    }
+    const s = { dimensions, ...stats, sketch: sketchToJson(stats.sketch) };
+    return {
+      dimensions,
+      requests: s.requests,
+      errors: s.errors,
+      requestBytes: s.requestBytes,
+      responseBytes: s.responseBytes,
+      latencySumUs: s.latencySumUs,
+      latencyMinUs: s.latencyMinUs,
+      latencyMaxUs: s.latencyMaxUs,
+      sketch: s.sketch,
+    };
+  });
+  return {
+    producerId: `p${Math.floor(rnd() * 1e9)}`,
+    seq: Math.floor(rnd() * 2 ** 53),
+    windowStartMs: Math.floor(rnd() * 2 ** 45),
+    windowEndMs: 0,
+    flags: Math.floor(rnd() * 4),
+    droppedRequests: Math.floor(rnd() * 1e6),
+    droppedWindows: Math.floor(rnd() * 5),
+    overflowKeys: Math.floor(rnd() * 1e5),
+    reported,
+    series,
+  };
+}
+
+describe("codec", () => {
+  it("round-trips random summaries exactly, in Node and through wasm", () => {
+    const rnd = mulberry32(99);
+    for (let i = 0; i < 300; i++) {
+      const s = randomSummary(rnd);
+      s.windowEndMs = s.windowStartMs + Math.floor(rnd() * 60_000);
+      const bytes = encodeSummary(s);
+      expect(decodeSummary(bytes)).toEqual({ ok: true, summary: s });
+      const again = wasm.reencode(bytes);
+      expect(again instanceof Uint8Array && Buffer.from(again).equals(Buffer.from(bytes))).toBe(true);
+    }
+  });
+
+  it("stores a repeated value once and an unchanged one not at all", () => {
+    const base = decodeSummary(read("mesh.bin"));
+    if (!base.ok) expect.fail(base.reason);
+    const one = encodeSummary({ ...base.summary, series: base.summary.series.slice(0, 1) }).length;
+    const twice = encodeSummary({ ...base.summary, series: [base.summary.series[0], base.summary.series[0]] }).length;
+    const sketchAndCounters = one - encodeSummary({ ...base.summary, series: [] }).length;
+    // the second copy costs a 3-byte empty mask plus counters and sketch, no dimension refs
+    expect(twice - one).toBeLessThan(sketchAndCounters - 20);
+  });
+
+  it("repairs invalid UTF-8 and over-long values so the collector accepts them", () => {
+    const rnd = mulberry32(5);
+    const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    for (let i = 0; i < 2000; i++) {
+      const raw = Uint8Array.from({ length: Math.floor(rnd() * 40) }, () => (rnd() < 0.5 ? Math.floor(rnd() * 256) : 0x80 + Math.floor(rnd() * 64)));
+      const max = 1 + Math.floor(rnd() * 50);
+      const fixed = toValidUtf8(raw, max);
+      expect(fixed.length).toBeLessThanOrEqual(Math.max(max, 0));
+      expect(() => strict.decode(fixed)).not.toThrow();
+    }
+    const text = new TextEncoder().encode("ok ü 𝄞 €");
+    expect(toValidUtf8(text, 100)).toBe(text);
+    expect(new TextDecoder().decode(toValidUtf8(text, 6))).toBe("ok ü ");
+    expect(new TextDecoder().decode(toValidUtf8(Uint8Array.from([0x61, 0xc0, 0xaf, 0x62]), 100))).toBe("a\ufffd\ufffdb");
+    const long = "é".repeat(MAX_STRING_BYTES);
+    const r = decodeSummary(encodeSummary({ ...decodedMinimal(), series: decodedMinimal().series.map((s) => ({ ...s, dimensions: { ...s.dimensions, reporter: long } })) }));
+    expect(r.ok && r.summary.series[0].dimensions.reporter).toBe("é".repeat(MAX_STRING_BYTES / 2));
+  });
+
+  it("accepts counters up to 2^53 - 1 and refuses larger, overlong or 9-byte varints", () => {
+    const max = 2 ** 53 - 1;
+    const big = frame(body({ ...validRaw(), seq: max }));
+    expect(decodeSummary(big).ok && (decodeSummary(big) as { summary: DecodedSummary }).summary.seq).toBe(max);
+    for (const seqBytes of [varint(2n ** 53n), [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], [0x80, 0x80, 0x00]]) {
+      const b = body(validRaw());
+      const r = decodeSummary(frame([...b.slice(0, 30), ...seqBytes, ...b.slice(31)]));
+      expect(r.ok ? "ok" : r.reason).toBe("bad_varint");
+    }
+  });
+
+  it("reads gaps of 7 and more and falling counts as the document says", () => {
+    const raw = validRaw();
+    raw.series[0] = { ...raw.series[0], requests: 9, zero: 0, min: 10, max: 5000, sum: 9 * 1000 };
+    const buckets: Array<[number, number]> = [
+      [bucketIndex(10, 6), 5],
+      [bucketIndex(12, 6), 1],
+      [bucketIndex(5000, 6), 3],
+    ];
+    raw.series[0].buckets = sketchBuckets(buckets);
+    const r = decodeSummary(frame(body(raw)));
+    if (!r.ok) expect.fail(`${r.reason}: ${r.message}`);
+    const sk = r.summary.series[0].sketch;
+    expect(sk.o).toBe(buckets[0][0]);
+    for (const [index, count] of buckets) expect(sk.c[index - sk.o]).toBe(count);
+    expect(sk.c.reduce((a, b) => a + b, 0)).toBe(9);
+  });
+
+  it("never throws on mutated input, and wasm gives the same reason as Node", () => {
+    const bases = [read("mesh.bin"), read("edges.bin"), read("minimal.bin")];
+    const rnd = mulberry32(1234);
+    const seen = new Set<string>();
+    for (let i = 0; i < 20_000; i++) {
+      const base = bases[i % bases.length];
+      let input: Uint8Array;
+      if (i % 10 === 9) input = base.subarray(0, Math.floor(rnd() * base.length));
+      else input = mutated(base, Math.floor(rnd() * base.length), Math.floor(rnd() * 256), rnd() < 0.8);
+      const r = decodeSummary(input);
+      seen.add(r.ok ? "ok" : r.reason);
+      if (i % 8 === 0) expect(wasm.decodeReason(input), `input ${i}`).toBe(decodeWire(input).reason);
+    }
+    expect(seen.size).toBeGreaterThan(8);
+  });
+
+  it("wasm computes the same bucket indices as Node", () => {
+    const rnd = mulberry32(77);
+    for (let i = 0; i < 20_000; i++) {
+      const v = Math.max(1, Math.floor(2 ** (rnd() * 40)));
+      const scale = i % 9;
+      if (wasm.bucketIndex(v, scale) !== bucketIndex(v, scale)) expect.fail(`v=${v} scale=${scale}`);
+    }
+  });
+});
+
+function decodedMinimal(): DecodedSummary {
+  const r = decodeSummary(read("minimal.bin"));
+  if (!r.ok) throw new Error(r.reason);
+  return r.summary;
+}
