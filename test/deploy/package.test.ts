@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { packageRelease, type Release } from "../../deploy/package.ts";
+import { DEFAULT_IMAGE, packageRelease, type Release } from "../../deploy/package.ts";
 import { CrdValidator } from "./crd-validator.ts";
 import { render, requireKubectl, root } from "./render.ts";
 
@@ -144,6 +144,13 @@ describe("pinned WasmPlugins", () => {
     }
     // What Istio then checks, end to end: the manifest the digest names unpacks to the built module.
     expect(release.image.manifestDigest).toBe(JSON.parse(readFileSync(join(out, "oci", "index.json"), "utf8")).manifests[0].digest);
+  });
+
+  it("replace a placeholder that already names this version's default image", () => {
+    // Applied without the release layer, an overlay still points at the image of the same version.
+    const [base] = render(join(root, "deploy", "istio", "base")).filter((r) => r.kind === "WasmPlugin");
+    expect(base.spec.url).toBe(`oci://${DEFAULT_IMAGE}:${version}`);
+    expect(base.spec.sha256).toBeUndefined();
   });
 
   it("pin the built wasm's own sha256 on an https:// url", async () => {
