@@ -195,6 +195,8 @@ export class Mesh {
       }
       if (manual) {
         if (endMs > manual.nowMs()) manual.advanceTo(endMs);
+      } else if (endMs > Date.now()) {
+        await sleep(endMs - Date.now());
       }
       this.deliver(request);
       options.truth?.record(request);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
 import { DIMENSIONS } from "../../shared/schema.ts";
 import { Mesh } from "../../sim/mesh.ts";
-import { ManualClock } from "../../sim/host/index.ts";
+import { ManualClock, RealClock } from "../../sim/host/index.ts";
 import {
   bookinfo,
   expectedSeries,
@@ -203,3 +203,29 @@ describe("Mesh with the meshlook filter", () => {
   });
 });
 
+
+describe("Mesh on the wall clock", () => {
+  it("delivers each request once its end time has come and records exactly what it delivered", async () => {
+    const model = bookinfo();
+    const mesh = await Mesh.create({
+      model,
+      wasm: "dist/fixtures/noop.wasm",
+      rootId: "noop",
+      pluginConfig: "{}",
+      clock: new RealClock(),
+      canary: false,
+    });
+    try {
+      const gen = new TrafficGenerator(model, { seed: 3, requestsPerSecond: 400, startTimeMs: Date.now() });
+      const truth = new GroundTruth();
+      const done = await mesh.run(gen, { durationS: 0.4, truth, stepMs: 100 });
+      expect(done.requests).toBeGreaterThan(50);
+      expect(done.streams).toBe(truth.observations);
+      // Never ahead of time: the last delivered request had ended by the time the run returned.
+      expect(Date.now()).toBeGreaterThanOrEqual(gen.startTimeMs + 0.4 * 0.9 * 1000);
+      expect(done.trapped + done.skipped).toBe(0);
+    } finally {
+      await mesh.close();
+    }
+  });
+});
