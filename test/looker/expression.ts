@@ -76,26 +76,25 @@ export function evaluate(src: string, row: Record<string, unknown>): Value {
     }
     throw new Error(`unsupported token ${t} in ${src}`);
   }
-  function product(): Value {
-    let v = primary();
-    while (peek() === "*" || peek() === "/") {
-      const op = take();
-      const r = num(primary());
-      const l = num(v);
-      v = l === null || r === null ? null : op === "*" ? l * r : r === 0 ? null : l / r;
+  // Left-associative chain of `ops` over operands parsed by `next`.
+  function chain(ops: string[], next: () => Value, apply: (op: string, l: Value, r: Value) => Value): Value {
+    let v = next();
+    while (peek() !== undefined && ops.includes(peek().toUpperCase())) {
+      const op = take().toUpperCase();
+      v = apply(op, v, next());
     }
     return v;
   }
-  function sum(): Value {
-    let v = product();
-    while (peek() === "+" || peek() === "-") {
-      const op = take();
-      const r = num(product());
-      const l = num(v);
-      v = l === null || r === null ? null : op === "+" ? l + r : l - r;
-    }
-    return v;
-  }
+  const arithmetic = (op: string, a: Value, b: Value): Value => {
+    const l = num(a);
+    const r = num(b);
+    if (l === null || r === null) return null;
+    if (op === "*") return l * r;
+    if (op === "/") return r === 0 ? null : l / r;
+    return op === "+" ? l + r : l - r;
+  };
+  const product = () => chain(["*", "/"], primary, arithmetic);
+  const sum = () => chain(["+", "-"], product, arithmetic);
   function comparison(): Value {
     const l = sum();
     const op = peek();
@@ -127,23 +126,10 @@ export function evaluate(src: string, row: Record<string, unknown>): Value {
     }
     return comparison();
   }
-  function and(): Value {
-    let v = not();
-    while (peek()?.toUpperCase() === "AND") {
-      take();
-      const r = not();
-      v = v === false || r === false ? false : v === null || r === null ? null : true;
-    }
-    return v;
-  }
+  // SQL three-valued logic: false AND null is false, true OR null is true, otherwise null wins.
+  const and = () => chain(["AND"], not, (_, l, r) => (l === false || r === false ? false : l === null || r === null ? null : true));
   function or(): Value {
-    let v = and();
-    while (peek()?.toUpperCase() === "OR") {
-      take();
-      const r = and();
-      v = v === true || r === true ? true : v === null || r === null ? null : false;
-    }
-    return v;
+    return chain(["OR"], and, (_, l, r) => (l === true || r === true ? true : l === null || r === null ? null : false));
   }
 
   const value = or();
