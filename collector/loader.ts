@@ -7,6 +7,7 @@ import type { Metrics } from "./metrics.ts";
 import type { Sink } from "./sink/types.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
+import { Yielder } from "./yielder.ts";
 
 export interface LoaderOptions {
   intervalMs: number;
@@ -63,6 +64,7 @@ export class Loader {
     const batch: number[] = [];
     let bytes = 0;
     const summaries: DecodedSummary[] = [];
+    const yielder = new Yielder();
     for (const id of sealed) {
       if (batch.length > 0 && bytes >= this.opts.maxBatchBytes) break;
       const seg = await this.spool.read(id);
@@ -79,6 +81,7 @@ export class Loader {
           this.metrics.replayRejected.inc();
           this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
         }
+        await yielder.maybe();
       }
     }
     if (batch.length === 0) return false;

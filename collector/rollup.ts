@@ -6,26 +6,16 @@
 // window that straddles a minute boundary would have to guess; the filter aligns its flush windows to
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
-import { DIMENSIONS, type Dimension } from "../shared/schema.ts";
+import { DIMENSIONS } from "../shared/schema.ts";
 import { meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
-import type { DecodedSummary } from "./summary.ts";
+import type { DecodedSeries, DecodedSummary } from "./summary.ts";
 
 const MINUTE_MS = 60_000;
 
-/** One fact row before the sink adds `loaded_at`: columns of `mesh_traffic_minute`. */
-export interface MinuteRow {
+/** One fact row before the sink adds `loaded_at`: a series' numbers summed over its minute. */
+export interface MinuteRow extends DecodedSeries {
   /** Start of the UTC minute, epoch milliseconds. */
   minuteMs: number;
-  dimensions: Record<Dimension, string | number>;
-  requests: number;
-  errors: number;
-  requestBytes: number;
-  responseBytes: number;
-  latencySumUs: number;
-  latencyMinUs: number;
-  latencyMaxUs: number;
-  /** Merged latency sketch, ready to store in `latency_sketch`. */
-  sketch: SketchJson;
 }
 
 /** The minute (epoch ms of its start) a summary window is attributed to. */
@@ -34,34 +24,26 @@ export function attributedMinute(windowEndMs: number): number {
 }
 
 /**
- * Merges summaries into minute rows, one per (minute, series): counters add, min/max take the extremes,
- * sketches merge exactly (shared/quantile-core.js). Input order does not matter. Callers dedupe by
- * (producerId, seq) first — the rollup counts whatever it is given.
+ * Incremental form of rollup(): add() summaries one at a time (so a caller can yield to the event loop
+ * between them), then take rows(). Counters add, min/max take the extremes, sketches merge exactly
+ * (shared/quantile-core.js). Input order does not matter. Callers dedupe by (producerId, seq) first —
+ * the rollup counts whatever it is given.
  */
-export function rollup(summaries: readonly DecodedSummary[]): MinuteRow[] {
-  const rows = new Map<string, { row: MinuteRow; sketches: SketchJson[] }>();
-  for (const summary of summaries) {
+export class MinuteRollup {
+  private readonly acc = new Map<string, { row: MinuteRow; sketches: SketchJson[] }>();
+
+  get size(): number {
+    return this.acc.size;
+  }
+
+  add(summary: DecodedSummary): void {
     const minuteMs = attributedMinute(summary.windowEndMs);
     for (const s of summary.series) {
       let key = String(minuteMs);
       for (const d of DIMENSIONS) key += "\u0000" + s.dimensions[d];
-      const acc = rows.get(key);
+      const acc = this.acc.get(key);
       if (acc === undefined) {
-        rows.set(key, {
-          row: {
-            minuteMs,
-            dimensions: s.dimensions,
-            requests: s.requests,
-            errors: s.errors,
-            requestBytes: s.requestBytes,
-            responseBytes: s.responseBytes,
-            latencySumUs: s.latencySumUs,
-            latencyMinUs: s.latencyMinUs,
-            latencyMaxUs: s.latencyMaxUs,
-            sketch: s.sketch,
-          },
-          sketches: [s.sketch],
-        });
+        this.acc.set(key, { row: { ...s, minuteMs }, sketches: [s.sketch] });
         continue;
       }
       const r = acc.row;
@@ -75,11 +57,19 @@ export function rollup(summaries: readonly DecodedSummary[]): MinuteRow[] {
       acc.sketches.push(s.sketch);
     }
   }
-  const out: MinuteRow[] = [];
-  for (const { row, sketches } of rows.values()) {
-    // Merge once per row at the end: merging pairwise as summaries arrive would re-copy bucket arrays.
-    if (sketches.length > 1) row.sketch = meshSketchMerge(sketches)!;
-    out.push(row);
+
+  /** The rows, one per (minute, series); each sketch is merged here, once per row, not per add(). */
+  *rows(): Generator<MinuteRow> {
+    for (const { row, sketches } of this.acc.values()) {
+      if (sketches.length > 1) row.sketch = meshSketchMerge(sketches)!;
+      yield row;
+    }
   }
-  return out;
+}
+
+/** Merges summaries into one row per (minute, series); see MinuteRollup. */
+export function rollup(summaries: readonly DecodedSummary[]): MinuteRow[] {
+  const r = new MinuteRollup();
+  for (const s of summaries) r.add(s);
+  return [...r.rows()];
 }

@@ -82,7 +82,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     handler: async (req, reply) => {
       let res;
       try {
-        res = await deps.ingestor.accept(req.body as Buffer, Date.now());
+        // An empty body never reaches the content parser; the decoder refuses it as truncated.
+        res = await deps.ingestor.accept(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), Date.now());
       } catch (err) {
         deps.log.error({ err }, "spool write failed");
         return reject(reply, 503, "spool_unavailable", "could not store the summary durably; retry later", OVERLOAD_RETRY_AFTER_S);

@@ -9,7 +9,8 @@ import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
-import { rollup, type MinuteRow } from "../rollup.ts";
+import { MinuteRollup, type MinuteRow } from "../rollup.ts";
+import { Yielder } from "../yielder.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
 const ts = (ms: number) => new DuckDBTimestampValue(BigInt(Math.round(ms)) * 1000n);
@@ -69,10 +70,10 @@ export class DuckDBSink implements Sink {
     }
   }
 
-  private async append(table: string, fill: (a: DuckDBAppender) => void): Promise<void> {
+  private async append(table: string, fill: (a: DuckDBAppender) => void | Promise<void>): Promise<void> {
     const a = await this.connection.createAppender(table);
     try {
-      fill(a);
+      await fill(a);
       a.flushSync();
     } finally {
       a.closeSync();
@@ -102,10 +103,20 @@ export class DuckDBSink implements Sink {
           .map((r) => ledgerKey(String(r[0]), r[1] as bigint)),
       );
       const fresh = unique.filter((s) => !seen.has(ledgerKey(s.producerId, s.seq)));
-      const rows = rollup(fresh);
+      const yielder = new Yielder();
+      const minutes = new MinuteRollup();
+      for (const s of fresh) {
+        minutes.add(s);
+        await yielder.maybe();
+      }
       const now = ts(Date.now());
-      await this.append(FACT_TABLE.name, (a) => {
-        for (const r of rows) appendFactRow(a, r, now);
+      let rows = 0;
+      await this.append(FACT_TABLE.name, async (a) => {
+        for (const r of minutes.rows()) {
+          appendFactRow(a, r, now);
+          rows++;
+          await yielder.maybe();
+        }
       });
       await this.append(LEDGER_TABLE.name, (a) => {
         for (const s of fresh) {
@@ -119,7 +130,7 @@ export class DuckDBSink implements Sink {
           a.endRow();
         }
       });
-      return { loaded: fresh.length, duplicates: inBatch + seen.size, rows: rows.length };
+      return { loaded: fresh.length, duplicates: inBatch + seen.size, rows };
     });
   }
 

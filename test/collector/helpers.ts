@@ -1,5 +1,6 @@
 // Test-side builders with independent math (straight from docs/schema.md), shared by the collector tests.
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
+import { encodeSummary } from "../../shared/node.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
 import { DIMENSIONS, type Dimension } from "../../shared/schema.ts";
 
@@ -43,9 +44,51 @@ export function series(service: string, values: number[], scale = 6): DecodedSer
 }
 export const summary = (seq: number, endMs: number, s: DecodedSeries[], producerId = "p1"): DecodedSummary => ({
   producerId,
+  flags: 0,
+  droppedRequests: 0,
+  droppedWindows: 0,
+  overflowKeys: 0,
+  reported: [...DIMENSIONS],
   seq,
   windowStartMs: endMs - 10_000,
   windowEndMs: endMs,
   series: s,
 });
 
+
+/** Expected warehouse totals per destination_service, computed from the input summaries. */
+export function totals(summaries: readonly DecodedSummary[]): Record<string, { requests: number; latencySumUs: number }> {
+  const out: Record<string, { requests: number; latencySumUs: number }> = {};
+  for (const s of summaries) {
+    for (const x of s.series) {
+      const t = (out[String(x.dimensions.destination_service)] ??= { requests: 0, latencySumUs: 0 });
+      t.requests += x.requests;
+      t.latencySumUs += x.latencySumUs;
+    }
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** Wire-format bytes of a summary, from the shared encoder the filter runs. */
+export const encode = (s: DecodedSummary): Uint8Array => encodeSummary(s);
+
+/** Bodies the decoder must refuse, derived from a valid one, with the reason each must give. */
+export function invalidBodies(valid: Uint8Array): [Uint8Array, string][] {
+  const mutate = (f: (b: Uint8Array) => void) => {
+    const b = Uint8Array.from(valid);
+    f(b);
+    return b;
+  };
+  const badCode = summary(99, 60_000, [series("a", [10])]);
+  badCode.series[0].dimensions.response_code = "OK";
+  return [
+    [mutate((b) => (b[0] ^= 0xff)), "bad_magic"],
+    [mutate((b) => (b[4] = 9)), "unsupported_version"],
+    [mutate((b) => (b[b.length >> 1] ^= 0x10)), "bad_checksum"],
+    [valid.subarray(0, valid.length - 5), "truncated"],
+    [valid.subarray(0, 3), "truncated"],
+    [new Uint8Array(0), "truncated"],
+    [Buffer.concat([valid, Buffer.from([0])]), "trailing_bytes"],
+    [encode(badCode), "bad_dimension_value"],
+  ];
+}

@@ -1,0 +1,156 @@
+// The collector in-process over Fastify inject(): every ingest outcome with its status and reason, and
+// that refusals leave good summaries untouched.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import parsePrometheus from "parse-prometheus-text-format";
+import { afterAll, describe, expect, it } from "vitest";
+import { startCollector, type RunningCollector } from "../../collector/collector.ts";
+import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
+import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
+import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
+import { encode, invalidBodies, latencies, series, summary, totals } from "./helpers.ts";
+
+const dirs: string[] = [];
+const running: RunningCollector[] = [];
+afterAll(async () => {
+  for (const c of running) await c.close().catch(() => undefined);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function collector(overrides: Partial<CollectorConfig> = {}, pressureSampleIntervalMs?: number) {
+  const dataDir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));
+  dirs.push(dataDir);
+  const config: CollectorConfig = {
+    ...defaultConfig(),
+    dataDir,
+    spoolDir: join(dataDir, "spool"),
+    duckdbPath: join(dataDir, "meshlook.duckdb"),
+    ingestTokens: ["token-old", "token-new"],
+    loadIntervalS: 3600, // loads happen when the test says so
+    ...overrides,
+  };
+  const c = await startCollector(config, pino({ level: "silent" }), { listen: false, pressureSampleIntervalMs });
+  running.push(c);
+  return c;
+}
+
+const post = (c: RunningCollector, body: Uint8Array | string, headers: Record<string, string> = {}) =>
+  c.app.inject({
+    method: "POST",
+    url: "/v1/summaries",
+    payload: Buffer.from(body),
+    headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer token-new", ...headers },
+  });
+
+async function metricValues(c: RunningCollector): Promise<Map<string, number>> {
+  const res = await c.app.inject({ method: "GET", url: "/metrics" });
+  expect(res.statusCode).toBe(200);
+  const out = new Map<string, number>();
+  for (const fam of parsePrometheus(res.body)) {
+    for (const m of fam.metrics) {
+      const labels = Object.entries(m.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+      out.set(labels ? `${fam.name}{${labels}}` : fam.name, Number(m.value ?? m.count));
+    }
+  }
+  return out;
+}
+
+async function warehouseTotals(c: RunningCollector) {
+  const conn = (c.sink as DuckDBSink).connection;
+  const rows = (await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")).getRowObjectsJS();
+  return Object.fromEntries(rows.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]));
+}
+
+describe("ingest", () => {
+  it("answers every refusal with its status and reason, and loads the good summaries exactly once", async () => {
+    const c = await collector({ maxBodyBytes: 64 * 1024 });
+    const good1 = summary(1, 60_000, [series("a", latencies(300)), series("b", latencies(50))]);
+    const good2 = summary(2, 70_000, [series("a", latencies(200))]);
+    const body1 = encode(good1);
+    const refusals: [Promise<{ statusCode: number; json(): unknown; headers: Record<string, unknown> }>, number, string][] = [
+      [post(c, body1, { authorization: "" }), 401, "unauthorized"],
+      [post(c, body1, { authorization: "Bearer token-retired" }), 401, "unauthorized"],
+      [post(c, body1, { authorization: "token-new" }), 401, "unauthorized"],
+      [post(c, body1, { "content-type": "application/json" }), 415, "unsupported_media_type"],
+      [post(c, body1, { "content-type": "application/octet-stream" }), 415, "unsupported_media_type"],
+      [post(c, Buffer.alloc(65 * 1024, 1)), 413, "body_too_large"],
+    ];
+    const okResponses = await Promise.all([post(c, body1), ...refusals.map((r) => r[0]), post(c, encode(good2))]);
+    expect([okResponses[0].statusCode, okResponses.at(-1)!.statusCode]).toEqual([200, 200]);
+    for (let i = 0; i < refusals.length; i++) {
+      const res = okResponses[i + 1];
+      expect([res.statusCode, (res.json() as { error: string }).error]).toEqual([refusals[i][1], refusals[i][2]]);
+      expect((res.json() as { message: string }).message.length).toBeGreaterThan(0);
+    }
+    for (const [body, reason] of invalidBodies(body1)) {
+      const res = await post(c, body);
+      expect([res.statusCode, res.json().error]).toEqual([400, reason]);
+    }
+    const again = await post(c, body1);
+    expect([again.statusCode, again.json()]).toEqual([200, { status: "duplicate" }]);
+
+    await c.loader.loadNow();
+    expect(await warehouseTotals(c)).toEqual(totals([good1, good2]));
+
+    const m = await metricValues(c);
+    expect(m.get("meshlook_summaries_accepted_total")).toBe(2);
+    expect(m.get("meshlook_series_updates_total")).toBe(3);
+    expect(m.get("meshlook_summaries_rejected_total{reason=unauthorized}")).toBe(3);
+    expect(m.get("meshlook_summaries_rejected_total{reason=unsupported_media_type}")).toBe(2);
+    expect(m.get("meshlook_summaries_rejected_total{reason=body_too_large}")).toBe(1);
+    expect(m.get("meshlook_dedup_hits_total{stage=ingest}")).toBe(1);
+    expect(m.get("meshlook_summaries_loaded_total")).toBe(2);
+    expect(m.get("meshlook_rows_loaded_total")).toBe(3);
+    expect(m.get("meshlook_spool_bytes")).toBe(0);
+
+    // After the load the collector no longer holds the key: the ledger catches the retry instead.
+    expect((await post(c, body1)).statusCode).toBe(200);
+    await c.loader.loadNow();
+    expect(await warehouseTotals(c)).toEqual(totals([good1, good2]));
+    expect((await metricValues(c)).get("meshlook_dedup_hits_total{stage=load}")).toBe(1);
+  });
+
+  it("answers 503 spool_full with Retry-After while the spool is over its limit, and recovers after a load", async () => {
+    const c = await collector({ spoolMaxBytes: 1, loadIntervalS: 7 });
+    expect((await post(c, encode(summary(1, 60_000, [series("a", [10])])))).statusCode).toBe(200);
+    const full = await post(c, encode(summary(2, 60_000, [series("a", [10])])));
+    expect([full.statusCode, full.json().error, full.headers["retry-after"]]).toEqual([503, "spool_full", "7"]);
+    await c.loader.loadNow();
+    expect((await post(c, encode(summary(2, 60_000, [series("a", [10])])))).statusCode).toBe(200);
+  });
+
+  it("sheds ingest with 503 overloaded when the event loop is saturated, but keeps health and metrics up", async () => {
+    const c = await collector({ maxEventLoopDelayMs: 20 }, 200);
+    const body = encode(summary(1, 60_000, [series("a", [10])]));
+    let shed: Awaited<ReturnType<typeof post>> | undefined;
+    for (let attempt = 0; attempt < 5 && !shed; attempt++) {
+      const until = performance.now() + 600;
+      while (performance.now() < until); // saturate the event loop
+      await new Promise((r) => setTimeout(r, 0)); // let the pressure sampler see it
+      const res = await post(c, body);
+      if (res.statusCode === 503) shed = res;
+    }
+    expect(shed).toBeDefined();
+    expect([shed!.json().error, shed!.headers["retry-after"]]).toEqual(["overloaded", "2"]);
+    expect((await c.app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    expect((await metricValues(c)).get("meshlook_summaries_rejected_total{reason=overloaded}")).toBeGreaterThanOrEqual(1);
+    let ok = 0;
+    while (ok !== 200) {
+      await new Promise((r) => setTimeout(r, 50));
+      ok = (await post(c, body)).statusCode;
+    }
+  });
+
+  it("reports readiness from the spool and the warehouse", async () => {
+    const c = await collector();
+    expect((await c.app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({ status: "ok" });
+    expect((await c.app.inject({ method: "GET", url: "/readyz" })).json()).toEqual({ status: "ready" });
+    await c.sink.close();
+    const res = await c.app.inject({ method: "GET", url: "/readyz" });
+    expect([res.statusCode, res.json().error]).toEqual([503, "warehouse_unreachable"]);
+    const nf = await c.app.inject({ method: "GET", url: "/nope" });
+    expect([nf.statusCode, nf.json().error]).toEqual([404, "not_found"]);
+  });
+});
