@@ -13,6 +13,11 @@ export const UNKNOWN = "unknown";
 export interface SeriesOptions {
   /** Mirrors the filter's `end_user_principal` setting; when false the dimension is always `unknown`. */
   endUserPrincipal?: boolean;
+  /**
+   * Mirrors the filter's `dimensions` setting: a dimension left out reads `unknown` (`response_code` 0).
+   * `reporter` is always kept and `end_user_principal` follows `endUserPrincipal`. Default: all.
+   */
+  dimensions?: readonly Dimension[];
 }
 
 /**
@@ -31,6 +36,19 @@ export interface SeriesOptions {
  *   `grpc_status` decimal or `-`; `response_flags` Envoy's short form or `-`.
  */
 export function expectedSeries(request: SimRequest, reporter: Reporter, options: SeriesOptions = {}): SeriesDims {
+  const dims = allDimensions(request, reporter, options);
+  if (options.dimensions) {
+    const kept = new Set<Dimension>(options.dimensions);
+    for (const d of DIMENSIONS) {
+      if (d === "reporter" || d === "end_user_principal" || kept.has(d)) continue;
+      if (d === "response_code") dims.response_code = 0;
+      else dims[d] = UNKNOWN;
+    }
+  }
+  return dims;
+}
+
+function allDimensions(request: SimRequest, reporter: Reporter, options: SeriesOptions): SeriesDims {
   const src = request.source;
   const dst = request.destination;
   const inbound = reporter === "destination";

@@ -261,3 +261,23 @@ describe("exactQuantile", () => {
     expect(exactQuantile([], 0.5)).toBeNaN();
   });
 });
+
+describe("dimension selection", () => {
+  it("reports left-out dimensions as unknown (response_code 0) and merges the series they split", () => {
+    const reqs = run(mixed(), 5, 20_000);
+    const narrow = new GroundTruth({ dimensions: ["destination_service", "response_code"] });
+    const full = new GroundTruth();
+    reqs.forEach((r) => {
+      narrow.record(r);
+      full.record(r);
+    });
+    const rows = narrow.rows();
+    expect(rows.every((r) => r.dims.source_workload === "unknown" && r.dims.response_flags === "unknown")).toBe(true);
+    expect(new Set(rows.map((r) => r.dims.response_code)).size).toBeGreaterThan(3);
+    expect(narrow.seriesCount).toBeLessThan(full.seriesCount);
+    expect(narrow.totals().requests).toBe(full.totals().requests);
+    const dropped = expectedSeries(reqs[0], "destination", { dimensions: ["destination_service"] });
+    expect(dropped.response_code).toBe(0);
+    expect(dropped.reporter).toBe("destination");
+  });
+});
