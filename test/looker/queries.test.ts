@@ -178,6 +178,40 @@ describe("mesh traffic explore", () => {
     }
   });
 
+  it("time frames coarser than a minute label and sum the same traffic", async () => {
+    const rows = await run({
+      explore: "mesh_traffic",
+      fields: ["mesh_traffic.traffic_hour", "mesh_traffic.traffic_date", "mesh_traffic.traffic_week", "mesh_traffic.traffic_month", "mesh_traffic.traffic_hour_of_day", "mesh_traffic.requests"],
+      filters: { "mesh_traffic.traffic_minute": window },
+    });
+    // The generated traffic lies within the first minutes of Thursday 2026-01-01 (UTC).
+    expect(rows).toEqual([
+      {
+        "mesh_traffic.traffic_hour": "2026-01-01 00",
+        "mesh_traffic.traffic_date": "2026-01-01",
+        "mesh_traffic.traffic_week": "2025-12-29",
+        "mesh_traffic.traffic_month": "2026-01",
+        "mesh_traffic.traffic_hour_of_day": 0,
+        "mesh_traffic.requests": w.truth.totals({ reporter: "destination" }).requests,
+      },
+    ]);
+  });
+
+  it("derives the caller's service account from its SPIFFE ID, and excludes plaintext callers by filter", async () => {
+    const rows = await run({
+      explore: "mesh_traffic",
+      fields: ["mesh_traffic.source_principal", "mesh_traffic.source_service_account", "mesh_traffic.requests"],
+      filters: { "mesh_traffic.traffic_minute": window, "mesh_traffic.source_principal": "-unknown" },
+    });
+    const expected = truth((r) => server(r) && r.dims.source_principal !== "unknown", (r) => r.dims.source_principal);
+    expect(rows.length).toBe(expected.size);
+    for (const row of rows) {
+      const principal = String(row["mesh_traffic.source_principal"]);
+      expect(row["mesh_traffic.source_service_account"], principal).toBe(principal.split("/sa/")[1]);
+      expect(Number(row["mesh_traffic.requests"]), principal).toBe(expected.get(principal)!.requests);
+    }
+  });
+
   it("shows end-user principals to users holding the grant", async () => {
     const rows = await run({
       explore: "mesh_traffic",
