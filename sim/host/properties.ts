@@ -39,6 +39,7 @@ export const ATTRIBUTE_KINDS: Record<string, Kind> = {
   "response.backend_latency": "duration",
   "connection.mtls": "bool",
   "connection.id": "uint",
+  connection_id: "uint",
   "source.port": "int",
   "destination.port": "int",
   "upstream.port": "int",
@@ -86,6 +87,8 @@ export interface PluginView {
   node: Message;
   /** Serve the Wasm-specific names Envoy removed in 1.33 (node, cluster_name, route_name, …). */
   legacyAttributes: boolean;
+  /** Answers for paths that depend only on the plugin (xds.node…, plugin_*). */
+  cache: Map<string, PropertyResult>;
 }
 
 export type PropertyResult = { ok: true; value: Encoded } | { ok: false; code: 1 | 3 };
@@ -128,7 +131,7 @@ function responseCode(s: StreamView): number | undefined {
 /** request.* as Envoy's RequestWrapper computes it. */
 function requestField(s: StreamView, key: string): Attr | undefined {
   const h = s.requestHeaders;
-  const path = h.get(":path");
+  const path = key === "path" || key === "url_path" || key === "query" ? h.get(":path") : undefined;
   switch (key) {
     case "headers":
       return h.toMap();
@@ -246,27 +249,61 @@ function streamTop(s: StreamView, top: string, key: string | undefined): Attr | 
   return undefined;
 }
 
-const LEGACY: Record<string, string> = {
-  cluster_name: "cluster_name",
-  cluster_metadata: "cluster_metadata",
-  route_name: "route_name",
-  route_metadata: "route_metadata",
-  listener_direction: "listener_direction",
-  listener_metadata: "listener_metadata",
-  upstream_host_metadata: "upstream_host_metadata",
-};
+/** Wasm-only top-level names Envoy removed in 1.33; served from attributes.xds when enabled. */
+const LEGACY = new Set([
+  "cluster_name", "cluster_metadata", "route_name", "route_metadata", "listener_direction", "listener_metadata",
+  "upstream_host_metadata",
+]);
+
+const STREAM_TOPS = new Set([
+  "request", "response", "connection", "upstream", "source", "destination", "metadata", "filter_state", "upstream_filter_state",
+]);
+
+interface ParsedPath {
+  parts: string[];
+  /** How many leading segments the top-level lookup consumes (the rest walk into the value). */
+  consumed: number;
+  /** Envoy's CEL type for the leaf when it is a well-known attribute. */
+  kind: Kind | undefined;
+  /** The answer depends only on the plugin (xds.node…, plugin_*), so it can be cached per sidecar. */
+  static: boolean;
+}
+
+const parsedPaths = new Map<string, ParsedPath>();
+
+function parsePath(path: string): ParsedPath {
+  let p = parsedPaths.get(path);
+  if (p) return p;
+  const parts = path.split("\0");
+  if (parts[parts.length - 1] === "") parts.pop();
+  const top = parts[0] ?? "";
+  const two = top === "xds" || STREAM_TOPS.has(top);
+  const consumed = two && parts.length > 1 ? 2 : 1;
+  const kindPath = parts.length === consumed ? parts.slice(0, consumed).join(".") : "";
+  p = {
+    parts,
+    consumed,
+    kind: ATTRIBUTE_KINDS[kindPath],
+    static: top.startsWith("plugin_") || (top === "xds" && parts[1] === "node"),
+  };
+  if (parsedPaths.size < 10_000) parsedPaths.set(path, p);
+  return p;
+}
 
 /**
  * Resolves a NUL-separated property path for a context: `stream` is null for root contexts, which,
  * as in Envoy, see only xds.node and the plugin_* names.
  */
 export function getProperty(path: string, plugin: PluginView, stream: StreamView | null): PropertyResult {
-  const parts = path.split("\0");
-  if (parts[parts.length - 1] === "") parts.pop();
+  const parsed = parsePath(path);
+  if (parsed.static) {
+    const cached = plugin.cache.get(path);
+    if (cached) return cached;
+  }
+  const { parts, consumed } = parsed;
   if (parts.length === 0) return NOT_FOUND;
   const top = parts[0];
   let value: Attr | undefined;
-  let consumed = 1;
   switch (top) {
     case "plugin_name":
       value = plugin.pluginName;
@@ -281,13 +318,8 @@ export function getProperty(path: string, plugin: PluginView, stream: StreamView
       value = stream?.attrs.connection?.id;
       break;
     case "xds":
-      if (parts[1] === "node") {
-        value = plugin.node;
-        consumed = 2;
-      } else if (stream && parts.length > 1) {
-        value = stream.attrs.xds?.[parts[1]];
-        consumed = 2;
-      }
+      if (parts[1] === "node") value = plugin.node;
+      else if (stream && parts.length > 1) value = stream.attrs.xds?.[parts[1]];
       break;
     case "request":
     case "response":
@@ -300,21 +332,22 @@ export function getProperty(path: string, plugin: PluginView, stream: StreamView
     case "upstream_filter_state":
       if (!stream) return NOT_FOUND;
       value = streamTop(stream, top, parts[1]);
-      consumed = parts.length > 1 ? 2 : 1;
       break;
     default:
       if (plugin.legacyAttributes && top === "node") value = plugin.node;
-      else if (plugin.legacyAttributes && top in LEGACY) value = stream?.attrs.xds?.[LEGACY[top]];
+      else if (plugin.legacyAttributes && LEGACY.has(top)) value = stream?.attrs.xds?.[top];
       else if (stream) value = stream.wasmState.get(`wasm.${top}`) ?? stream.attrs.filter_state?.[`wasm.${top}`];
   }
-  let kindPath = consumed === 2 ? `${top}.${parts[1]}` : top;
-  for (let i = consumed; i < parts.length && value !== undefined; i++) {
-    value = child(value, parts[i]);
-    kindPath = "";
+  const walkFrom = top === "xds" && parts[1] === "node" ? 2 : consumed;
+  for (let i = walkFrom; i < parts.length && value !== undefined; i++) value = child(value, parts[i]);
+  let result: PropertyResult;
+  if (value === undefined) result = NOT_FOUND;
+  else if (value === NULL_VALUE) result = SERIALIZATION_FAILURE;
+  else {
+    const kind = parsed.kind && !(isPlainObject(value) || Array.isArray(value)) ? parsed.kind : undefined;
+    const encoded = serialize(value, kind);
+    result = encoded === undefined ? SERIALIZATION_FAILURE : { ok: true, value: encoded };
   }
-  if (value === undefined) return NOT_FOUND;
-  if (value === NULL_VALUE) return SERIALIZATION_FAILURE;
-  const kind = ATTRIBUTE_KINDS[kindPath];
-  const encoded = serialize(value, kind && !(isPlainObject(value) || Array.isArray(value)) ? kind : undefined);
-  return encoded === undefined ? SERIALIZATION_FAILURE : { ok: true, value: encoded };
+  if (parsed.static) plugin.cache.set(path, result);
+  return result;
 }

@@ -53,7 +53,7 @@ export interface SidecarOptions {
   legacyAttributes?: boolean;
   /** Run Envoy's configuration canary (a throwaway VM that must start and configure); default true. */
   canary?: boolean;
-  /** Keep at most this many log entries (oldest dropped first; default 100 000). */
+  /** Keep at most this many log entries (the oldest tenth is dropped when full; default 100 000). */
   maxLogEntries?: number;
   /** Called for every captured log entry (e.g. to print them in the demo). */
   onLog?: (entry: LogEntry) => void;
@@ -184,6 +184,7 @@ export class Sidecar {
       vmId: opts.vmId ?? "",
       node: nodeMessage(opts.node ?? {}),
       legacyAttributes: opts.legacyAttributes ?? false,
+      cache: new Map(),
     };
     const logLevel = LOG_LEVELS.indexOf(opts.logLevel ?? "info");
     if (logLevel < 0) throw new RangeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
@@ -496,7 +497,8 @@ export class Sidecar {
 
   private addLog(entry: LogEntry) {
     this.logs.push(entry);
-    if (this.logs.length > this.maxLogs) this.logs.splice(0, this.logs.length - this.maxLogs);
+    // Trim a tenth at a time: dropping one entry per log line would copy the whole array each time.
+    if (this.logs.length > this.maxLogs) this.logs.splice(0, this.logs.length - Math.floor(this.maxLogs * 0.9));
     this.opts.onLog?.(entry);
   }
 

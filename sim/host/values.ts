@@ -66,12 +66,15 @@ export const timestamp = (t: Date | number | bigint) =>
 export type Encoded = Uint8Array | string;
 
 const enc = new TextEncoder();
-const scratch = new DataView(new ArrayBuffer(8));
+// One 8-byte scratch word viewed as each fixed-width type; results are copied out with slice().
+const scratchF64 = new Float64Array(1);
+const scratchI64 = new BigInt64Array(scratchF64.buffer);
+const scratchU64 = new BigUint64Array(scratchF64.buffer);
+const scratchBytes = new Uint8Array(scratchF64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+if (!LITTLE_ENDIAN) throw new Error("the proxy-wasm host assumes a little-endian platform, as WebAssembly memory is");
 
-function fixed8(write: (dv: DataView) => void): Uint8Array {
-  write(scratch);
-  return new Uint8Array(scratch.buffer.slice(0));
-}
+const toBigInt = (v: unknown) => (typeof v === "bigint" ? v : BigInt(v as number));
 
 export function isPlainObject(v: unknown): v is { [key: string]: Attr | undefined } {
   return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
@@ -86,15 +89,17 @@ export function encodeScalar(kind: Kind, value: unknown): Encoded {
       return value instanceof Uint8Array ? value : enc.encode(String(value));
     case "int":
     case "duration":
-      return fixed8((dv) => dv.setBigInt64(0, BigInt(value as number), true));
+      scratchI64[0] = BigInt.asIntN(64, toBigInt(value));
+      return scratchBytes.slice();
     case "timestamp":
-      return fixed8((dv) =>
-        dv.setBigInt64(0, value instanceof Date ? BigInt(value.getTime()) * 1_000_000n : BigInt(value as number), true),
-      );
+      scratchI64[0] = value instanceof Date ? BigInt(value.getTime()) * 1_000_000n : BigInt.asIntN(64, toBigInt(value));
+      return scratchBytes.slice();
     case "uint":
-      return fixed8((dv) => dv.setBigUint64(0, BigInt(value as number), true));
+      scratchU64[0] = BigInt.asUintN(64, toBigInt(value));
+      return scratchBytes.slice();
     case "double":
-      return fixed8((dv) => dv.setFloat64(0, Number(value), true));
+      scratchF64[0] = Number(value);
+      return scratchBytes.slice();
     case "bool":
       return new Uint8Array([value ? 1 : 0]);
   }

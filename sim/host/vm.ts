@@ -158,6 +158,7 @@ export class Vm implements QueueOwner {
   private nextContextId = 1;
   private nextCallId = 0;
   private readonly metricNames = new Map<number, string>();
+  private readonly paths = new Map<number, { bytes: Uint8Array; path: string }>();
   private readonly metricIds = { counter: 0, gauge: 1, histogram: 2 };
   private readonly calls = new Map<number, { cancel: () => void }>();
   /** Context stack: the context each active call into the VM runs for (Envoy's current_context_). */
@@ -372,9 +373,44 @@ export class Vm implements QueueOwner {
     return this.u8.subarray(ptr, ptr + size);
   }
 
+  /**
+   * Property paths repeat on every stream: they are recognised by a hash of their bytes and reuse one
+   * string, so the parsed-path cache hits without building and hashing a new string per call.
+   */
+  private pathAt(ptr: number, size: number): string | null {
+    ptr >>>= 0;
+    size >>>= 0;
+    if (!this.inBounds(ptr, size)) return null;
+    const u8 = this.u8;
+    let h = 0x811c9dc5;
+    for (let i = ptr; i < ptr + size; i++) h = Math.imul(h ^ u8[i], 0x01000193);
+    const hit = this.paths.get(h);
+    if (hit && hit.bytes.length === size) {
+      let same = true;
+      for (let i = 0; i < size && same; i++) same = hit.bytes[i] === u8[ptr + i];
+      if (same) return hit.path;
+    }
+    const path = this.stringAt(ptr, size)!;
+    if (this.paths.size < 4096) this.paths.set(h, { bytes: u8.slice(ptr, ptr + size), path });
+    return path;
+  }
+
+  /** Short ASCII strings (header names, property paths) are built directly; TextDecoder costs more per call. */
   private stringAt(ptr: number, size: number): string | null {
-    const b = this.bytesAt(ptr, size);
-    return b === null ? null : dec.decode(b);
+    ptr >>>= 0;
+    size >>>= 0;
+    if (!this.inBounds(ptr, size)) return null;
+    const u8 = this.u8;
+    if (size <= 64) {
+      let s = "";
+      for (let i = ptr; i < ptr + size; i++) {
+        const c = u8[i];
+        if (c >= 0x80) return dec.decode(u8.subarray(ptr, ptr + size));
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return dec.decode(u8.subarray(ptr, ptr + size));
   }
 
   private setU32(ptr: number, v: number): boolean {
@@ -555,7 +591,7 @@ export class Vm implements QueueOwner {
 
       // ---- properties
       proxy_get_property: (pathPtr: number, pathSize: number, valuePtrPtr: number, valueSizePtr: number) => {
-        const path = this.stringAt(pathPtr, pathSize);
+        const path = this.pathAt(pathPtr, pathSize);
         if (path === null) return R.InvalidMemoryAccess;
         const c = this.ctx();
         const res = getProperty(path, plugin, c?.stream ?? null);
