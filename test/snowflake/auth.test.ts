@@ -5,10 +5,10 @@ import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SnowflakeSink, SnowflakeSinkError, checkSnowflakeSettings } from "../../collector/sink/snowflake.ts";
 import { publicKeyFingerprint } from "./standin/jwt.ts";
-import { expectSnowflakeSyntax, rsaKeyPair, stand, traffic, type Stand } from "./helpers.ts";
+import { rsaKeyPair, standForSuite, traffic } from "./helpers.ts";
 
 function capturingLogger(): { log: pino.Logger; text: () => string } {
   const lines: string[] = [];
@@ -31,14 +31,7 @@ function replaceFile(path: string, content: string): void {
 const secretBits = (pem: string) => pem.split("\n").filter((l) => l.length > 40);
 
 describe("Snowflake key-pair auth", () => {
-  let s: Stand;
-  beforeAll(async () => {
-    s = await stand();
-  });
-  afterAll(async () => {
-    expectSnowflakeSyntax(s.sf.statements);
-    await s.sf.stop();
-  });
+  const s = standForSuite();
 
   it("refuses a wrong key with a clear auth error and does not retry it", async () => {
     const wrong = rsaKeyPair();

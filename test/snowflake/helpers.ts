@@ -5,10 +5,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import snowflake from "snowflake-sdk";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { SnowflakeSettings } from "../../collector/config.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { DIMENSIONS, STRING_DIMENSIONS, type Dimension } from "../../shared/schema.ts";
+import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
+import { mulberry32 } from "../shared/random.ts";
 import { startStandin, type CapturedStatement, type Standin, type StandinOptions } from "./standin/server.ts";
 import { snowflakeSyntaxError } from "./standin/translate.ts";
 
@@ -48,25 +50,26 @@ export async function stand(options: StandinOptions = {}): Promise<Stand> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-sf-"));
   const keyFile = join(dir, "rsa_key.p8");
   writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+  const settings = (over: Partial<SnowflakeSettings> = {}): SnowflakeSettings => ({
+    account: sf.account.toLowerCase(),
+    user: "loader",
+    role: "MESHLOOK_LOADER",
+    warehouse: "MESHLOOK_WH",
+    database: "MESHLOOK",
+    schema: "TRAFFIC",
+    authenticator: "SNOWFLAKE_JWT",
+    privateKeyFile: keyFile,
+    accessUrl: sf.url,
+    ...over,
+  });
   return {
     sf,
     dir,
     key,
     keyFile,
-    settings: (over = {}) => ({
-      account: sf.account.toLowerCase(),
-      user: "loader",
-      role: "MESHLOOK_LOADER",
-      warehouse: "MESHLOOK_WH",
-      database: "MESHLOOK",
-      schema: "TRAFFIC",
-      authenticator: "SNOWFLAKE_JWT",
-      privateKeyFile: keyFile,
-      accessUrl: sf.url,
-      ...over,
-    }),
+    settings,
     env() {
-      const st = this.settings();
+      const st = settings();
       return {
         MESHLOOK_SINK: "snowflake",
         MESHLOOK_SNOWFLAKE_ACCOUNT: st.account!,
@@ -83,23 +86,33 @@ export async function stand(options: StandinOptions = {}): Promise<Stand> {
   };
 }
 
+/**
+ * One stand-in for a describe block: started (and, with `migrate`, brought to the current schema by a
+ * sink) before its tests, and after them checked — every statement it received must parse as Snowflake
+ * SQL — and stopped. The returned object is filled in before the first test runs.
+ */
+export function standForSuite(options: StandinOptions & { migrate?: boolean } = {}): Stand {
+  const s = {} as Stand;
+  beforeAll(async () => {
+    Object.assign(s, await stand(options));
+    if (options.migrate) {
+      const sink = new SnowflakeSink(s.settings());
+      await sink.open();
+      await sink.close();
+    }
+  });
+  afterAll(async () => {
+    expectSnowflakeSyntax(s.sf.statements);
+    await s.sf.stop();
+  });
+  return s;
+}
+
 /** Fails the test if any statement the stand-in received does not parse as Snowflake SQL. */
 export function expectSnowflakeSyntax(statements: readonly CapturedStatement[]): void {
   expect(statements.length).toBeGreaterThan(0);
   const bad = statements.map((s) => ({ sql: s.sql, error: snowflakeSyntaxError(s.sql) })).filter((s) => s.error !== undefined);
   expect(bad).toEqual([]);
-}
-
-/** Deterministic PRNG (mulberry32) so every run loads the same traffic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Sketch of whole-microsecond values at `scale`, per docs/schema.md (bucket i holds (base^i, base^(i+1)]). */
@@ -148,7 +161,7 @@ const BASE_MINUTE = Date.UTC(2026, 10, 27, 12, 0, 0);
  * dimension values drawn from realistic names plus HOSTILE_VALUES.
  */
 export function traffic(seed: number, producers: number, perProducer: number): Traffic {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)];
   const summaries: DecodedSummary[] = [];
   const latencies: number[] = [];
@@ -184,7 +197,9 @@ export function traffic(seed: number, producers: number, perProducer: number): T
           sketch: sketchOf(vals),
         });
       }
-      summaries.push({ producerId, seq, windowStartMs, windowEndMs: windowStartMs + 10_000, series });
+      // Built aside, then pushed: the decoder's form may carry more fields than the sink reads.
+      const summary = { producerId, seq, windowStartMs, windowEndMs: windowStartMs + 10_000, flags: 0, droppedRequests: 0, droppedWindows: 0, overflowKeys: 0, reported: [...DIMENSIONS], series };
+      summaries.push(summary);
     }
   }
   return { summaries, latencies, requests, errors };

@@ -4,12 +4,13 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SnowflakeSettings } from "../../collector/config.ts";
 import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
 import { FACT_TABLE, LEDGER_TABLE } from "../../shared/schema.ts";
-import { expectSnowflakeSyntax, prng, stand, traffic, type Stand } from "./helpers.ts";
+import { mulberry32 } from "../shared/random.ts";
+import { standForSuite, traffic } from "./helpers.ts";
 
 interface Worker {
   child: ChildProcessWithoutNullStreams;
@@ -48,18 +49,8 @@ function startWorker(dir: string, name: string, settings: SnowflakeSettings, bat
 }
 
 describe("Snowflake sink across collector processes", () => {
-  let s: Stand;
-  beforeAll(async () => {
-    // A little latency per statement keeps both processes' transactions overlapping.
-    s = await stand({ statementDelayMs: 5 });
-    const init = new SnowflakeSink(s.settings());
-    await init.open();
-    await init.close();
-  });
-  afterAll(async () => {
-    expectSnowflakeSyntax(s.sf.statements);
-    await s.sf.stop();
-  });
+  // A little latency per statement keeps both processes' transactions overlapping.
+  const s = standForSuite({ statementDelayMs: 5, migrate: true });
 
   const totals = async () =>
     (await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS requests, COUNT(*) AS rows FROM ${FACT_TABLE.name}`))[0];
@@ -68,7 +59,7 @@ describe("Snowflake sink across collector processes", () => {
 
   it("counts each summary once when two processes load overlapping batches at the same time", async () => {
     const t = traffic(21, 4, 12);
-    const rnd = prng(7);
+    const rnd = mulberry32(7);
     const batchesOf = (xs: DecodedSummary[], size: number) => Array.from({ length: Math.ceil(xs.length / size) }, (_, i) => xs.slice(i * size, (i + 1) * size));
     // Replica A sees every summary in order; replica B sees every summary again (a sidecar's retries
     // landing on the other replica), shuffled and batched differently.

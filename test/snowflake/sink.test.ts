@@ -1,11 +1,11 @@
 // The Snowflake sink against the stand-in: same totals and percentiles as the DuckDB sink, idempotent
 // retries (including a response lost after COMMIT), chunked array binds, hostile values round-tripping,
 // and every statement sent parsing as Snowflake SQL.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { SnowflakeSink, SnowflakeSinkError } from "../../collector/sink/snowflake.ts";
+import { SnowflakeSink, SnowflakeSinkError, type SnowflakeSinkOptions } from "../../collector/sink/snowflake.ts";
 import { FACT_TABLE } from "../../shared/schema.ts";
-import { HOSTILE_VALUES, TOTALS_SQL, exactQuantile, expectSnowflakeSyntax, readerConnection, stand, traffic, type Stand } from "./helpers.ts";
+import { HOSTILE_VALUES, TOTALS_SQL, exactQuantile, readerConnection, standForSuite, traffic, type Stand } from "./helpers.ts";
 
 const quiet = { maxAttempts: 4, backoffMs: 10 };
 
@@ -19,14 +19,7 @@ async function totalsVia(s: Stand): Promise<Record<string, unknown>[]> {
 }
 
 describe("Snowflake sink on the stand-in", () => {
-  let s: Stand;
-  beforeAll(async () => {
-    s = await stand();
-  });
-  afterAll(async () => {
-    expectSnowflakeSyntax(s.sf.statements);
-    await s.sf.stop();
-  });
+  const s = standForSuite();
 
   it("loads the same totals and percentiles as the DuckDB sink, and both match the exact input", async () => {
     const t = traffic(1, 6, 9);
@@ -85,122 +78,100 @@ describe("Snowflake sink on the stand-in", () => {
 });
 
 describe("Snowflake sink load mechanics", () => {
-  let s: Stand;
-  beforeAll(async () => {
-    s = await stand();
-    const migrate = new SnowflakeSink(s.settings());
-    await migrate.open();
-    await migrate.close();
-  });
-  afterAll(async () => {
-    expectSnowflakeSyntax(s.sf.statements);
-    await s.sf.stop();
-  });
+  const s = standForSuite({ migrate: true });
 
   const requestsIn = async () => Number((await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`))[0].n);
 
+  /** Opens a sink, runs `body` with it, then checks the facts grew by exactly the expected requests. */
+  async function trial(options: SnowflakeSinkOptions, expected: number, body: (sink: SnowflakeSink) => Promise<void>): Promise<void> {
+    const before = await requestsIn();
+    const sink = new SnowflakeSink(s.settings(), undefined, { ...quiet, ...options });
+    await sink.open();
+    try {
+      await body(sink);
+    } finally {
+      await sink.close();
+    }
+    expect((await requestsIn()) - before).toBe(expected);
+  }
+
   it("chunks array binds below the statement limit", async () => {
     const t = traffic(2, 10, 6);
-    const sink = new SnowflakeSink(s.settings(), undefined, { ...quiet, maxBindsPerStatement: 300 });
-    await sink.open();
     const from = s.sf.statements.length;
-    const r = await sink.load(t.summaries);
-    await sink.close();
+    let rows = 0;
+    await trial({ maxBindsPerStatement: 300 }, t.requests, async (sink) => {
+      rows = (await sink.load(t.summaries)).rows;
+    });
     const inserts = s.sf.statements.slice(from).filter((st) => /^INSERT INTO mesh_traffic_minute/.test(st.sql));
     expect(inserts.length).toBeGreaterThan(1);
     for (const st of inserts) expect(st.bindRows * FACT_TABLE.columns.length).toBeLessThanOrEqual(300);
-    expect(inserts.reduce((n, st) => n + st.bindRows, 0)).toBe(r.rows);
-    expect(await requestsIn()).toBe(t.requests);
+    expect(inserts.reduce((n, st) => n + st.bindRows, 0)).toBe(rows);
   });
 
   it("stays below the driver's array-binding threshold with the default chunk size", async () => {
     // One summary with more series than one INSERT may carry (⌊65280 / 30⌋ = 2176 rows).
     const [base] = traffic(7, 1, 1).summaries;
     const series = Array.from({ length: 2300 }, (_, i) => ({ ...base.series[0], dimensions: { ...base.series[0].dimensions, source_workload: `w${i}` } }));
-    const big = { ...base, producerId: "wide-sidecar", series };
-    const before = await requestsIn();
-    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
-    await sink.open();
     const from = s.sf.statements.length;
-    expect((await sink.load([big])).rows).toBe(2300);
-    await sink.close();
+    await trial({}, 2300 * base.series[0].requests, async (sink) => {
+      expect((await sink.load([{ ...base, producerId: "wide-sidecar", series }])).rows).toBe(2300);
+    });
     const sent = s.sf.statements.slice(from);
     expect(sent.some((st) => /^PUT\b/i.test(st.sql))).toBe(false);
-    const inserts = sent.filter((st) => /^INSERT INTO mesh_traffic_minute/.test(st.sql)).map((st) => st.bindRows);
-    expect(inserts).toEqual([2176, 124]);
-    expect((await requestsIn()) - before).toBe(2300 * base.series[0].requests);
+    expect(sent.filter((st) => /^INSERT INTO mesh_traffic_minute/.test(st.sql)).map((st) => st.bindRows)).toEqual([2176, 124]);
   });
 
   it("rides out HTTP 503s: the driver retries the request under the same id", async () => {
     const t = traffic(8, 1, 2);
-    const before = await requestsIn();
-    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
-    await sink.open();
-    s.sf.inject({ kind: "http", status: 503, match: /^MERGE INTO mesh_load_ledger/ });
-    expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+    await trial({}, t.requests, async (sink) => {
+      s.sf.inject({ kind: "http", status: 503, match: /^MERGE INTO mesh_load_ledger/ });
+      expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+    });
     const [refused, retried] = s.sf.statements.filter((st) => /^MERGE INTO mesh_load_ledger/.test(st.sql)).slice(-2);
     expect(retried.requestId).toBe(refused.requestId);
-    expect((await requestsIn()) - before).toBe(t.requests);
-    await sink.close();
   });
 
   it("retries a transient failure inside the transaction without counting anything twice", async () => {
     const t = traffic(3, 3, 4);
-    const before = await requestsIn();
     const retries: string[] = [];
-    const sink = new SnowflakeSink(s.settings(), undefined, { ...quiet, onRetry: (e) => retries.push(`${e.reason}:${e.code}`) });
-    await sink.open();
-    s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "000625", sqlState: "57014", message: "Statement reached its statement or warehouse timeout" });
-    const r = await sink.load(t.summaries);
+    await trial({ onRetry: (e) => retries.push(`${e.reason}:${e.code}`) }, t.requests, async (sink) => {
+      s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "000625", sqlState: "57014", message: "Statement reached its statement or warehouse timeout" });
+      expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+    });
     expect(retries).toEqual(["transient:000625"]);
-    expect(r.loaded).toBe(t.summaries.length);
-    expect((await requestsIn()) - before).toBe(t.requests);
-    await sink.close();
   });
 
   it("surfaces a permanent error, leaves nothing behind, and loads everything on the next try", async () => {
     const t = traffic(4, 2, 3);
-    const before = await requestsIn();
-    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
-    await sink.open();
-    s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "003001", sqlState: "42501", message: "Insufficient privileges to operate on table" });
-    const err = (await sink.load(t.summaries).catch((e) => e)) as SnowflakeSinkError;
-    expect(err).toBeInstanceOf(SnowflakeSinkError);
-    expect(err.reason).toBe("sql");
-    expect(err.code).toBe("003001");
-    expect(await requestsIn()).toBe(before);
-    const r = await sink.load(t.summaries);
-    expect(r.loaded).toBe(t.summaries.length);
-    expect((await requestsIn()) - before).toBe(t.requests);
-    await sink.close();
+    await trial({}, t.requests, async (sink) => {
+      const before = await requestsIn();
+      s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "003001", sqlState: "42501", message: "Insufficient privileges to operate on table" });
+      const err = (await sink.load(t.summaries).catch((e) => e)) as SnowflakeSinkError;
+      expect(err).toBeInstanceOf(SnowflakeSinkError);
+      expect(err.reason).toBe("sql");
+      expect(err.code).toBe("003001");
+      expect(await requestsIn()).toBe(before);
+      expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+    });
   });
 
   it("survives a response lost after COMMIT: the driver's retry is answered from the first execution", async () => {
     const t = traffic(5, 2, 3);
-    const before = await requestsIn();
-    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
-    await sink.open();
-    s.sf.inject({ kind: "drop-after", match: /^COMMIT/ });
-    const r = await sink.load(t.summaries);
-    expect(r.loaded).toBe(t.summaries.length);
-    expect(s.sf.statements.some((st) => st.retry && st.sql === "COMMIT")).toBe(true);
-    expect((await requestsIn()) - before).toBe(t.requests);
-    // And the collector retrying the whole batch (it never learned the outcome) loads nothing twice.
-    const again = await sink.load(t.summaries);
-    expect(again).toEqual({ loaded: 0, duplicates: t.summaries.length, rows: 0 });
-    expect((await requestsIn()) - before).toBe(t.requests);
-    await sink.close();
+    await trial({}, t.requests, async (sink) => {
+      s.sf.inject({ kind: "drop-after", match: /^COMMIT/ });
+      expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+      expect(s.sf.statements.some((st) => st.retry && st.sql === "COMMIT")).toBe(true);
+      // And the collector retrying the whole batch (it never learned the outcome) loads nothing twice.
+      expect(await sink.load(t.summaries)).toEqual({ loaded: 0, duplicates: t.summaries.length, rows: 0 });
+    });
   });
 
   it("renews an expired session token and keeps loading", async () => {
     const t = traffic(6, 1, 2);
-    const sink = new SnowflakeSink(s.settings(), undefined, quiet);
-    await sink.open();
-    s.sf.expireSessionTokens();
-    const before = await requestsIn();
-    expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
-    expect((await requestsIn()) - before).toBe(t.requests);
-    await sink.ping();
-    await sink.close();
+    await trial({}, t.requests, async (sink) => {
+      s.sf.expireSessionTokens();
+      expect((await sink.load(t.summaries)).loaded).toBe(t.summaries.length);
+      await sink.ping();
+    });
   });
 });
