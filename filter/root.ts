@@ -2,7 +2,7 @@
 // drives the flush on ticks. Stream contexts own nothing: at stream end they call onStreamLog.
 import { Root } from "./sdk/exports";
 import { HostBytes, HeaderList, LogLevel, httpCall, log, nowNanos, readHttpCallResponseHeader, setTickPeriodMs } from "./sdk/host";
-import { getEnv } from "./sdk/env";
+import { getEnv, randomU64 } from "./sdk/wasi";
 import { Config, parseConfig } from "./config";
 import { Interner } from "./interner";
 import { LocalNode, Observation, Observer } from "./observe";
@@ -23,6 +23,9 @@ const MAX_RETRY_AFTER_S: f64 = 3600;
 
 /** Time the VM started, ns: part of every producer id, so a restarted VM is a new producer. */
 let vmStartNs: u64 = 0;
+// Envoy starts one VM per worker thread at once, and their start times can be equal (they are in the
+// simulated sidecar), as are their root context ids: a random nonce per VM keeps producer ids apart.
+let vmNonce: u64 = 0;
 
 const STATUS_HEADER = String.UTF8.encode(":status");
 const RETRY_AFTER_HEADER = String.UTF8.encode("retry-after");
@@ -45,6 +48,7 @@ export class MeshlookRoot extends Root {
 
   onVmStart(): bool {
     if (vmStartNs == 0) vmStartNs = nowNanos();
+    if (vmNonce == 0) vmNonce = randomU64();
     return true;
   }
 
@@ -57,6 +61,7 @@ export class MeshlookRoot extends Root {
     }
     let now = nowNanos();
     if (vmStartNs == 0) vmStartNs = now;
+    if (vmNonce == 0) vmNonce = randomU64();
     // A reconfiguration closes the running window under the old settings; nothing is lost.
     if (this.config !== null) this.closeWindow(now);
 
@@ -79,7 +84,8 @@ export class MeshlookRoot extends Root {
     // Node id first for readability; cut so the unique tail always fits the wire's 256 bytes.
     let node = observer.local.id.length > 0 ? observer.local.id : "unknown";
     if (node.length > 200) node = node.substring(0, 200);
-    this.producerId = Uint8Array.wrap(String.UTF8.encode(node + "/" + vmStartNs.toString() + "/" + this.id.toString()));
+    let id = node + "/" + vmStartNs.toString() + "/" + this.id.toString() + "/" + vmNonce.toString(16);
+    this.producerId = Uint8Array.wrap(String.UTF8.encode(id));
     this.writer = new SummaryWriter(c);
     this.cluster = String.UTF8.encode(c.cluster);
     this.headers = this.requestHeaders(c);

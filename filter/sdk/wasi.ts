@@ -1,5 +1,6 @@
-// VM environment variables (Istio `vmConfig.env`), read through WASI, which Envoy provides.
-import { environ_get, environ_sizes_get } from "bindings/wasi_snapshot_preview1";
+// What the filter takes from WASI, which Envoy provides (wasi_snapshot_preview1 is in its import table):
+// VM environment variables (Istio `vmConfig.env`) and random bytes.
+import { environ_get, environ_sizes_get, random_get } from "bindings/wasi_snapshot_preview1";
 
 /** The value of environment variable `name`, or null when it is unset or unreadable. */
 export function getEnv(name: string): string | null {
@@ -27,4 +28,14 @@ export function getEnv(name: string): string | null {
     return String.UTF8.decodeUnsafe(entry + plen, len - plen);
   }
   return null;
+}
+
+/**
+ * 64 random bits from the host (WASI random_get, not Math.random, whose seed import Envoy lacks);
+ * 0 if the host refuses.
+ */
+export function randomU64(): u64 {
+  let buf = new ArrayBuffer(8);
+  if (random_get(changetype<usize>(buf), 8) != 0) return 0;
+  return load<u64>(changetype<usize>(buf));
 }
