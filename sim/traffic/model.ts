@@ -286,6 +286,10 @@ export function defineMesh(spec: MeshSpec): MeshModel {
     };
   });
 
+  // The ground truth packs workload and service ids into one exact integer key.
+  if (workloads.length > 65536) throw new Error(`mesh ${spec.name}: at most 65536 workloads`);
+  if (services.length > 4096) throw new Error(`mesh ${spec.name}: at most 4096 services`);
+
   for (const s of spec.scenarios ?? []) {
     if (!workloads.some((w) => w.name === s.workload)) {
       throw new Error(`mesh ${spec.name}: scenario ${s.kind} names unknown workload ${s.workload}`);
