@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import loader from "@assemblyscript/loader";
+import { instantiateSync } from "@assemblyscript/loader";
 
 interface CodecExports {
   memory: WebAssembly.Memory;
@@ -32,7 +32,7 @@ const wasmPath = `${root}dist/fixtures/codec_wire.wasm`;
 /** Instantiates the wasm codec, building it first when missing (the build is content-hashed). */
 export function loadWasmCodec(): WasmCodec {
   if (!existsSync(wasmPath)) execFileSync(process.execPath, [`${root}scripts/build-wasm.mjs`], { cwd: root, stdio: "inherit" });
-  const { exports } = loader.instantiateSync<Record<string, unknown>>(readFileSync(wasmPath), {});
+  const { exports } = instantiateSync<Record<string, unknown>>(readFileSync(wasmPath), {});
   const x = exports as unknown as CodecExports;
   const put = (bytes: Uint8Array) => new Uint8Array(x.memory.buffer, x.inputPointer(bytes.length), bytes.length).set(bytes);
   return {
