@@ -262,6 +262,7 @@ type Row = Record<string, unknown>;
 export class SnowflakeSink implements Sink {
   readonly kind = "snowflake" as const;
   private conn?: snowflake.Connection;
+  private connecting?: Promise<snowflake.Connection>;
   private credential?: Credential;
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
@@ -342,7 +343,8 @@ export class SnowflakeSink implements Sink {
   /** Checks that the warehouse is reachable without resuming it: a session heartbeat needs no warehouse. */
   async ping(): Promise<void> {
     try {
-      const c = await this.connection();
+      // The live session if there is one: checking the key file here could swap the session under a load.
+      const c = this.conn?.isUp() ? this.conn : await this.connection();
       if (!(await c.isValidAsync())) throw new SnowflakeSinkError("transient", "ping: Snowflake session heartbeat failed");
     } catch (err) {
       this.dropConnection();
@@ -359,8 +361,14 @@ export class SnowflakeSink implements Sink {
   /**
    * The connection to use now. The key file (and passphrase file) is checked on every call; when it
    * changed, a new session is opened with the new key, so a rotated key takes effect without a restart.
+   * Concurrent callers (a load and a health check) share one connection attempt.
    */
-  private async connection(): Promise<snowflake.Connection> {
+  private connection(): Promise<snowflake.Connection> {
+    this.connecting ??= this.connectOrReuse().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async connectOrReuse(): Promise<snowflake.Connection> {
     const s = this.settings;
     let fresh: Credential | undefined;
     if (s.authenticator === "SNOWFLAKE_JWT") {
