@@ -111,6 +111,45 @@ describe("Mesh with the properties conformance filter", () => {
   });
 });
 
+describe("Mesh routing", () => {
+  it("keeps a client's requests on one worker with connection routing, and spreads them round-robin otherwise", async () => {
+    const model = bookinfo();
+    const workersBySidecarAndClient = async (routing: "connection" | "round-robin") => {
+      let seen: number[] = [];
+      const mesh = await Mesh.create({
+        model,
+        wasm: "dist/fixtures/properties.wasm",
+        rootId: "conformance",
+        pluginConfig: "xds|listener_direction",
+        workers: 3,
+        canary: false,
+        routing,
+        onLog: (e) => {
+          if (e.message.startsWith("log ") && typeof e.worker === "number") seen.push(e.worker);
+        },
+      });
+      const workers = new Map<string, Set<number>>();
+      try {
+        const gen = new TrafficGenerator(model, { seed: 8 });
+        for (const r of gen.take(600)) {
+          seen = [];
+          mesh.deliver(r);
+          const sides = [r.sourceReports && "source", r.destinationReports && "destination"].filter(Boolean);
+          sides.forEach((side, k) => {
+            const key = side === "source" ? `out:${r.source.id}` : `in:${r.destination.id}<-${r.source.id}`;
+            workers.set(key, (workers.get(key) ?? new Set()).add(seen[k]));
+          });
+        }
+      } finally {
+        await mesh.close();
+      }
+      return [...workers.values()].map((s) => s.size);
+    };
+    expect(new Set(await workersBySidecarAndClient("connection"))).toEqual(new Set([1]));
+    expect(Math.max(...(await workersBySidecarAndClient("round-robin")))).toBe(3);
+  });
+});
+
 describe("Mesh with the meshlook filter", () => {
   const bodies: Uint8Array[] = [];
   let server: http.Server;
