@@ -207,3 +207,25 @@ describe("messages read whole", () => {
     await s.close();
   });
 });
+
+describe("Istio 1.22-era peer objects (filter state with field support)", () => {
+  it("answer field reads, and read whole as an empty map", async () => {
+    const { FieldObject } = await import("../../sim/host/index.ts");
+    const s = await createSidecar({
+      wasm: "dist/fixtures/properties.wasm",
+      rootId: "conformance",
+      pluginConfig: "filter_state|downstream_peer|workload\nfilter_state|downstream_peer\nresponse|grpc_status",
+    });
+    s.stream({
+      requestHeaders: { ":method": "POST", ":path": "/pkg.Svc/M", ":authority": "a", "content-type": "application/grpc" },
+      responseHeaders: { ":status": "200", "content-type": "application/grpc" },
+      responseTrailers: { "grpc-status": "5" },
+      attributes: { filter_state: { downstream_peer: new FieldObject({ workload: "ratings-v1" }) } },
+    });
+    const lines = s.logMessages("info");
+    expect(lines).toContain(`log filter_state|downstream_peer|workload ok ${hex("ratings-v1")}`);
+    expect(lines).toContain("log filter_state|downstream_peer ok 00000000");
+    expect(lines).toContain(`log response|grpc_status ok ${i64(5)}`); // from the trailer, not the HTTP 200
+    await s.close();
+  });
+});
