@@ -1,0 +1,51 @@
+// The collector configured with MESHLOOK_SINK=snowflake (environment variables only, as in a
+// deployment): summaries posted in the wire format are spooled, loaded into the stand-in, readable with
+// exact totals — hostile dimension values intact — and a retried post is counted once.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import { startCollector } from "../../collector/collector.ts";
+import { loadConfig } from "../../collector/config.ts";
+import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
+import { encodeSummary } from "../../shared/node.ts";
+import { FACT_TABLE } from "../../shared/schema.ts";
+import { HOSTILE_VALUES, standForSuite, traffic } from "./helpers.ts";
+
+describe("collector with the Snowflake sink", () => {
+  const s = standForSuite();
+
+  it("ingests, spools and loads into Snowflake, counting a retried summary once", async () => {
+    const config = loadConfig({
+      ...s.env(),
+      MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-sfc-")),
+      MESHLOOK_INGEST_TOKENS: "t0ken",
+      MESHLOOK_LOAD_INTERVAL_S: "3600", // loads happen when the test says so
+    });
+    expect(config.sink).toBe("snowflake");
+    const c = await startCollector(config, pino({ level: "silent" }), { listen: false });
+    try {
+      expect(c.sink.kind).toBe("snowflake");
+      const t = traffic(31, 3, 4);
+      const post = (body: Uint8Array) =>
+        c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(body), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" } });
+      for (const summary of t.summaries) expect((await post(encodeSummary(summary))).statusCode).toBeLessThan(300);
+      // A sidecar retry of an acknowledged summary, after the first copy was loaded.
+      await c.loader.loadNow();
+      expect((await post(encodeSummary(t.summaries[0]))).statusCode).toBeLessThan(300);
+      await c.loader.loadNow();
+      expect((await c.app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+
+      const [row] = await s.sf.query(`SELECT SUM(requests) AS requests, SUM(errors) AS errors FROM ${FACT_TABLE.name}`);
+      expect(Number(row.requests)).toBe(t.requests);
+      expect(Number(row.errors)).toBe(t.errors);
+      const stored = new Set((await s.sf.query(`SELECT DISTINCT source_workload AS v FROM ${FACT_TABLE.name}`)).map((r) => r.v));
+      const sent = new Set(t.summaries.flatMap((x) => x.series.map((se) => se.dimensions.source_workload)));
+      expect(stored).toEqual(sent);
+      expect([...sent].some((v) => HOSTILE_VALUES.includes(String(v)))).toBe(true);
+    } finally {
+      await c.close();
+    }
+  });
+});
