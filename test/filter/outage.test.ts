@@ -1,0 +1,136 @@
+// The collector goes away and comes back: every window within the pending budget arrives exactly
+// once (by producer id and seq), windows beyond the budget are dropped oldest first and reported by
+// a later summary, a 429 with Retry-After delays the retry by exactly that, and a missing ingest
+// token (401) is retried like any other failure.
+import { describe, expect, it } from "vitest";
+import { createSidecar, ManualClock, type Sidecar } from "../../sim/host/index.ts";
+import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
+import { COLLECTOR_CLUSTER, LOCAL_NODE, loadModule, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
+
+async function setup(config: object, reply: (body: Uint8Array, index: number, nowMs: number) => CollectorReply) {
+  const clock = new ManualClock();
+  const collector = await startCollector((body, index) => reply(body, index, clock.nowMs()));
+  const sidecar = await createSidecar({
+    wasm: await loadModule(),
+    rootId: "meshlook",
+    clock,
+    canary: false,
+    node: LOCAL_NODE,
+    pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 1, ...config }),
+    env: { MESHLOOK_INGEST_TOKEN: "t" },
+    clusters: { [COLLECTOR_CLUSTER]: collector.address },
+  });
+  return { clock, collector, sidecar };
+}
+
+/** One simulated second: `n` requests with distinct principals (so summaries have size), then the tick. */
+async function second(sidecar: Sidecar, clock: ManualClock, n: number, tag: number) {
+  for (let i = 0; i < n; i++) {
+    sidecar.stream(syntheticStream({ principal: `spiffe://cluster.local/ns/a/sa/s${tag}-${i}`, durationNs: 2e6 + i * 1000 }));
+  }
+  clock.advance(1000);
+  await sidecar.settle();
+}
+
+const decodeAll = (bodies: { body: Uint8Array; status: number }[]) =>
+  bodies.map(({ body, status }) => {
+    const r = decodeSummary(body);
+    if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
+    return { summary: r.summary, status };
+  });
+
+const requestsOf = (s: DecodedSummary) => s.series.reduce((a, x) => a + x.requests, 0);
+
+describe("filter when the collector is unavailable", () => {
+  it("delivers every window exactly once after an outage within the budget", async () => {
+    let down = true;
+    const { clock, collector, sidecar } = await setup({}, () => (down ? { status: 503 } : { status: 200 }));
+    let sent = 0;
+    for (let t = 0; t < 12; t++) {
+      await second(sidecar, clock, 10 + t, t);
+      sent += 10 + t;
+    }
+    down = false;
+    for (let t = 0; t < 40; t++) {
+      clock.advance(1000);
+      await sidecar.settle();
+    }
+    await sidecar.close();
+    await collector.close();
+    const all = decodeAll(collector.bodies);
+    expect(all.some((x) => x.status === 503)).toBe(true);
+    const acked = all.filter((x) => x.status === 200).map((x) => x.summary);
+    const seqs = acked.map((s) => s.seq);
+    expect(seqs).toEqual([...Array(12).keys()]); // in order, each once
+    expect(new Set(acked.map((s) => s.producerId)).size).toBe(1);
+    expect(acked.reduce((a, s) => a + requestsOf(s), 0)).toBe(sent);
+    expect(acked.every((s) => s.droppedWindows === 0 && s.droppedRequests === 0)).toBe(true);
+    // Retries back off: far fewer attempts than one per second of outage.
+    expect(all.filter((x) => x.status === 503).length).toBeLessThan(12);
+  });
+
+  it("drops the oldest windows beyond max_pending_bytes and reports them in a later summary", async () => {
+    let down = true;
+    const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => (down ? { status: 503 } : { status: 200 }));
+    let sent = 0;
+    for (let t = 0; t < 30; t++, sent += 40) await second(sidecar, clock, 40, t);
+    down = false;
+    for (let t = 0; t < 400; t++) {
+      if (t === 200) {
+        await second(sidecar, clock, 40, 1000); // a window after recovery carries the drop report
+        sent += 40;
+      } else {
+        clock.advance(1000);
+        await sidecar.settle();
+      }
+    }
+    await sidecar.close();
+    await collector.close();
+    const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary);
+    const seqs = acked.map((s) => s.seq);
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const droppedWindows = acked.reduce((a, s) => a + s.droppedWindows, 0);
+    const droppedRequests = acked.reduce((a, s) => a + s.droppedRequests, 0);
+    expect(droppedWindows).toBeGreaterThan(0);
+    // Every window is either delivered or counted as dropped; every request likewise.
+    expect(seqs.length + droppedWindows).toBe(Math.max(...seqs) + 1);
+    expect(acked.reduce((a, s) => a + requestsOf(s), 0) + droppedRequests).toBe(sent);
+  });
+
+  it("waits for Retry-After on 429 before trying again", async () => {
+    const attempts: number[] = [];
+    const { clock, collector, sidecar } = await setup({}, (_b, index, nowMs) => {
+      attempts.push(nowMs);
+      return index === 0 ? { status: 429, headers: { "retry-after": "30" } } : { status: 200 };
+    });
+    await second(sidecar, clock, 5, 0);
+    for (let t = 0; t < 40; t++) {
+      clock.advance(1000);
+      await sidecar.settle();
+    }
+    await sidecar.close();
+    await collector.close();
+    const all = decodeAll(collector.bodies);
+    expect(all[0].status).toBe(429);
+    expect(all[1].summary.seq).toBe(0); // the same summary again
+    expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(30_000);
+    expect(attempts[1] - attempts[0]).toBeLessThanOrEqual(31_000);
+  });
+
+  it("keeps summaries refused for a missing token (401) and sends them once the collector accepts", async () => {
+    let accept = false;
+    const { clock, collector, sidecar } = await setup({}, () => (accept ? { status: 200 } : { status: 401 }));
+    for (let t = 0; t < 3; t++) await second(sidecar, clock, 5, t);
+    accept = true;
+    for (let t = 0; t < 20; t++) {
+      clock.advance(1000);
+      await sidecar.settle();
+    }
+    await sidecar.close();
+    await collector.close();
+    const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary.seq);
+    expect(acked).toEqual([0, 1, 2]);
+    expect(sidecar.logMessages("warn").some((m) => m.includes("HTTP 401"))).toBe(true);
+  });
+});
