@@ -184,6 +184,7 @@ describe("governed access", () => {
     const user = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "%" } });
     expect(() => user.render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).toThrow(/can_see_end_users/);
     expect(() => user.render({ explore: "mesh_loads", fields: ["mesh_loads.summaries"] })).toThrow(/can_see_collector_loads/);
+    expect(() => user.render({ explore: "schema_migrations", fields: ["schema_migrations.latest_version"] })).toThrow(/can_see_collector_loads/);
     expect(() => privilegedRenderer(project).render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).not.toThrow();
   });
 });

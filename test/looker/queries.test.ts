@@ -10,7 +10,7 @@ import { loadProject, substituteConstants, type Project } from "./project.ts";
 import { dataTestQuery, SqlRenderer, type ExploreQuery } from "./render.ts";
 import { loadWarehouse, minuteSummary, query, type Warehouse } from "./warehouse.ts";
 import { SeriesStats } from "../../shared/node.ts";
-import { DIMENSIONS } from "../../shared/schema.ts";
+import { DIMENSIONS, MIGRATIONS } from "../../shared/schema.ts";
 import { Stats, type TruthRow } from "../../sim/traffic/index.ts";
 
 let w: Warehouse;
@@ -391,6 +391,25 @@ describe("LookML data tests on the warehouse", () => {
     };
     expect(evaluate(asserts[0][1], row)).toBe(false);
     expect(evaluate(asserts[0][1], { ...row, "mesh_traffic.latency_p90_ms": 12.5 })).toBe(true);
+  });
+});
+
+describe("operator explores", () => {
+  it("the load ledger accounts for every request loaded", async () => {
+    const [row] = await run({
+      explore: "mesh_loads",
+      fields: ["mesh_loads.summaries", "mesh_loads.producers", "mesh_loads.requests", "mesh_loads.series"],
+    });
+    const [facts] = await query(w, "SELECT COUNT(DISTINCT minute) AS minutes FROM mesh_traffic_minute");
+    expect(Number(row["mesh_loads.requests"])).toBe(w.truth.observations);
+    expect(Number(row["mesh_loads.producers"])).toBe(2);
+    // One summary per producer and minute; both producers see traffic in every minute.
+    expect(Number(row["mesh_loads.summaries"])).toBe(2 * Number(facts.minutes));
+  });
+
+  it("the warehouse reports the latest schema migration", async () => {
+    const [row] = await run({ explore: "schema_migrations", fields: ["schema_migrations.latest_version"] });
+    expect(Number(row["schema_migrations.latest_version"])).toBe(Math.max(...MIGRATIONS.map((m) => m.version)));
   });
 });
 
