@@ -72,12 +72,13 @@ const BATCH_TABLE = "mesh_load_batch";
 const LEDGER_COLUMNS = LEDGER_TABLE.columns.map((c) => c.name);
 const FACT_COLUMNS = FACT_TABLE.columns.map((c) => c.name);
 
-// Codes after which a new session (and a retry) is the remedy: expired or lost session, network.
-const SESSION_CODES = new Set(["390104", "390111", "390112", "390114", "401001", "401002", "401003", "401004", "407001", "407002"]);
 // Login refusals: wrong key or password, disabled or locked user, role not granted.
 const AUTH_CODES = new Set(["390100", "390101", "390102", "390144", "390186", "390191", "394304"]);
-// Statement-level conditions that clear up by themselves: lock waits, timeouts, cancellation, internal.
-const TRANSIENT_QUERY_CODES = new Set(["000625", "000630", "000604", "000603", "000605", "000606", "090073"]);
+// Mistakes a retry cannot fix: no usable warehouse (000606), SQL compilation (42xxx), data (22xxx),
+// unsupported feature (0Axxx). Everything else — network, lost or expired session, lock and statement
+// timeouts, cancellation, internal errors — is worth retrying.
+const PERMANENT_CODES = new Set(["000606"]);
+const PERMANENT_SQLSTATE = /^(42|22|0A)/;
 
 /** Classifies a driver error without copying anything from the request into the message. */
 function classify(err: unknown, doing: string): SnowflakeSinkError {
@@ -86,9 +87,7 @@ function classify(err: unknown, doing: string): SnowflakeSinkError {
   const code = e.code === undefined ? undefined : String(e.code);
   const msg = `${doing}: ${e.message ?? String(err)}${code ? ` (code ${code}${e.sqlState ? `, SQLSTATE ${e.sqlState}` : ""})` : ""}`;
   if (code && AUTH_CODES.has(code)) return new SnowflakeSinkError("auth", msg, code, e.sqlState);
-  if (code && (SESSION_CODES.has(code) || TRANSIENT_QUERY_CODES.has(code))) return new SnowflakeSinkError("transient", msg, code, e.sqlState);
-  if (e.sqlState?.startsWith("42") || e.sqlState?.startsWith("22")) return new SnowflakeSinkError("sql", msg, code, e.sqlState);
-  // Unknown failures are retried: the data stays spooled either way, and a retry costs one statement.
+  if ((code && PERMANENT_CODES.has(code)) || PERMANENT_SQLSTATE.test(e.sqlState ?? "")) return new SnowflakeSinkError("sql", msg, code, e.sqlState);
   return new SnowflakeSinkError("transient", msg, code, e.sqlState);
 }
 
@@ -378,7 +377,15 @@ export class SnowflakeSink implements Sink {
       } catch {
         stamp = undefined; // readCredential below reports which file is missing
       }
-      if (stamp === undefined || stamp !== this.credential?.stamp) fresh = readCredential(s);
+      if (stamp === undefined || stamp !== this.credential?.stamp) {
+        try {
+          fresh = readCredential(s);
+        } catch (err) {
+          // Mid-swap or broken secret: keep loading on the live session, if any, until a key reads.
+          if (!this.conn?.isUp()) throw err;
+          this.log?.warn((err as Error).message + "; keeping the current Snowflake session");
+        }
+      }
     }
     if (fresh && this.credential && fresh.fingerprint !== this.credential.fingerprint) {
       this.log?.info({ from: this.credential.fingerprint, to: fresh.fingerprint }, "Snowflake private key changed; opening a new session with it");
