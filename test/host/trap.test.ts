@@ -31,6 +31,17 @@ describe("traps", () => {
     await sidecar.close();
   });
 
+  it("an AssemblyScript throw logs its message through abort, then traps", async () => {
+    const sidecar = await start("FAIL_OPEN", 1);
+    const r = sidecar.stream({ ...ok, requestHeaders: { ...ok.requestHeaders, "x-throw": "1" } });
+    expect(r.trapped).toBe(true);
+    expect(sidecar.logs.find((e) => e.source === "proxy_log" && e.level === "critical")?.message).toMatch(
+      /^conformance throw at: test\/fixtures\/filters\/trap\.ts\(\d+:\d+\)$/,
+    );
+    expect(sidecar.traps[0].message).toMatch(/^Function: proxy_on_request_headers failed: unreachable/);
+    await sidecar.close();
+  });
+
   it("FAIL_CLOSE answers 503 on a failed VM", async () => {
     const sidecar = await start("FAIL_CLOSE", 1);
     const trapped = sidecar.stream(trapping);
