@@ -160,3 +160,77 @@ export function dashboardProblems(project: Project): string[] {
   }
   return problems;
 }
+
+// LookML parameters per object, as Looker's reference documents them, limited to the ones a meshlook
+// project plausibly uses. lookml-parser accepts any name, so a misspelt parameter (`descripton:`) would
+// parse and only fail in Looker's validator; this list catches it here. Extend it when a new, valid
+// parameter is used.
+const FIELD_COMMON = ["type", "sql", "label", "group_label", "description", "hidden", "value_format_name", "required_access_grants", "view_label", "tags"];
+const PARAMETERS: Record<string, string[]> = {
+  model: ["connection", "label", "include", "datagroup", "persist_with", "access_grant", "view", "explore", "test"],
+  view: ["sql_table_name", "derived_table", "label", "extends", "extension", "dimension", "dimension_group", "measure", "filter", "set", "include"],
+  derived_table: ["sql", "datagroup_trigger", "persist_for"],
+  dimension: [...FIELD_COMMON, "primary_key"],
+  dimension_group: [...FIELD_COMMON, "timeframes", "convert_tz", "datatype"],
+  measure: [...FIELD_COMMON],
+  filter: [...FIELD_COMMON],
+  set: ["fields"],
+  explore: ["label", "description", "fields", "always_filter", "conditionally_filter", "access_filter", "required_access_grants", "include"],
+  always_filter: ["filters"],
+  conditionally_filter: ["filters", "unless"],
+  access_filter: ["field", "user_attribute"],
+  datagroup: ["label", "description", "sql_trigger", "max_cache_age", "interval_trigger"],
+  access_grant: ["user_attribute", "allowed_values"],
+  test: ["explore_source", "assert"],
+  explore_source: ["column", "filters"],
+  column: ["field"],
+  assert: ["expression"],
+  dashboard: ["dashboard", "title", "description", "layout", "preferred_viewer", "crossfilter_enabled", "refresh", "filters", "elements"],
+  dashboard_filter: ["name", "title", "type", "default_value", "allow_multiple_values", "required", "ui_config", "model", "explore", "listens_to_filters", "field"],
+  element: ["title", "name", "model", "explore", "type", "fields", "pivots", "sorts", "limit", "filters", "listen", "stacking", "note_text", "row", "col", "width", "height"],
+};
+
+function unknownKeys(kind: string, where: string, obj: Lkml, out: string[]): void {
+  const allowed = PARAMETERS[kind];
+  for (const key of Object.keys(obj)) {
+    if (key.startsWith("$")) continue;
+    if (!allowed.includes(key)) out.push(`${where}: unknown ${kind} parameter ${key}`);
+  }
+}
+
+/** Parameters the project uses that are not (known) LookML parameters of their object. */
+export function unknownParameters(project: Project): string[] {
+  const out: string[] = [];
+  unknownKeys("model", "model", project.model, out);
+  for (const view of project.views.values()) {
+    const v = view.raw;
+    unknownKeys("view", `view ${view.name}`, v, out);
+    if (v.derived_table) unknownKeys("derived_table", `view ${view.name}`, v.derived_table, out);
+    for (const kind of ["dimension", "dimension_group", "measure", "filter", "set"]) {
+      for (const [name, def] of named(v[kind])) unknownKeys(kind, `${view.name}.${name}`, def, out);
+    }
+  }
+  for (const [name, e] of project.explores) {
+    unknownKeys("explore", `explore ${name}`, e, out);
+    for (const kind of ["always_filter", "conditionally_filter", "access_filter"]) {
+      for (const block of [e[kind] ?? []].flat() as Lkml[]) unknownKeys(kind, `explore ${name}`, block, out);
+    }
+  }
+  for (const kind of ["datagroup", "access_grant"]) {
+    for (const [name, def] of named(project.model[kind])) unknownKeys(kind, `${kind} ${name}`, def, out);
+  }
+  for (const [name, t] of project.tests) {
+    unknownKeys("test", `test ${name}`, t, out);
+    for (const [, src] of named(t.explore_source)) {
+      unknownKeys("explore_source", `test ${name}`, src, out);
+      for (const [c, col] of named(src.column)) unknownKeys("column", `test ${name} column ${c}`, col, out);
+    }
+    for (const [a, assert] of named(t.assert)) unknownKeys("assert", `test ${name} assert ${a}`, assert, out);
+  }
+  for (const { dashboard } of project.dashboards) {
+    unknownKeys("dashboard", `dashboard ${dashboard.dashboard}`, dashboard, out);
+    for (const f of (dashboard.filters ?? []) as Lkml[]) unknownKeys("dashboard_filter", `dashboard ${dashboard.dashboard} filter ${f.name}`, f, out);
+    for (const el of (dashboard.elements ?? []) as Lkml[]) unknownKeys("element", `dashboard ${dashboard.dashboard} tile ${el.title}`, el, out);
+  }
+  return out;
+}

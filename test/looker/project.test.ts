@@ -1,10 +1,10 @@
 // The LookML project parses, is laid out as a Looker block, documents every field, and its dashboards,
 // data tests, access rules and README all refer to things that exist.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dashboardProblems, missingDescriptions, privilegedRenderer, tileQueries } from "./checks.ts";
+import { dashboardProblems, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
 import { parseSnowflake } from "./dialect.ts";
 import { expressionFields } from "./expression.ts";
 import { LOOKER_DIR, loadProject, named, type Project } from "./project.ts";
@@ -14,6 +14,20 @@ let project: Project;
 beforeAll(async () => {
   project = await loadProject();
 });
+
+// Copies of looker/ with one deliberate defect, to show each check failing; removed at the end.
+const copies: string[] = [];
+afterAll(() => {
+  for (const dir of copies) rmSync(dir, { recursive: true, force: true });
+});
+function brokenCopy(file: string, edit: (text: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), "meshlook-lkml-"));
+  copies.push(dir);
+  cpSync(LOOKER_DIR, dir, { recursive: true });
+  const path = join(dir, file);
+  writeFileSync(path, edit(existsSync(path) ? readFileSync(path, "utf8") : ""));
+  return dir;
+}
 
 describe("LookML project layout", () => {
   it("has a manifest with overridable connection, database and schema constants", () => {
@@ -42,6 +56,15 @@ describe("LookML project layout", () => {
       }
       if (view.raw.sql_table_name) expect(view.raw.sql_table_name.trim()).toMatch(/^@\{DATABASE\}\.@\{SCHEMA\}\.\w+$/);
     }
+  });
+
+  it("uses only known LookML parameters", () => {
+    expect(unknownParameters(project)).toEqual([]);
+  });
+
+  it("catches a misspelt parameter that the parser accepts", async () => {
+    const dir = brokenCopy("views/mesh_loads.view.lkml", (t) => t.replace('description: "Summaries loaded."', 'descripton: "Summaries loaded."'));
+    expect(unknownParameters(await loadProject({}, dir))).toEqual(["mesh_loads.summaries: unknown measure parameter descripton"]);
   });
 
   it("gives every field a description", () => {
@@ -82,28 +105,14 @@ describe("LookML project layout", () => {
 });
 
 describe("LookML parsing is a real check", () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), "meshlook-lkml-"));
-    cpSync(LOOKER_DIR, dir, { recursive: true });
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
   it("names the file that does not parse", async () => {
-    const file = join(dir, "views", "mesh_loads.view.lkml");
-    writeFileSync(file, readFileSync(file, "utf8").replace("dimension: seq {", "dimension: seq {{"));
+    const dir = brokenCopy("views/mesh_loads.view.lkml", (t) => t.replace("dimension: seq {", "dimension: seq {{"));
     await expect(loadProject({}, dir)).rejects.toThrow(/mesh_loads\.view/);
   });
 
   it("rejects a dashboard that is not YAML", async () => {
-    const fresh = mkdtempSync(join(tmpdir(), "meshlook-lkml-"));
-    try {
-      cpSync(LOOKER_DIR, fresh, { recursive: true });
-      writeFileSync(join(fresh, "dashboards", "broken.dashboard.lookml"), "- dashboard: x\n  title: [unclosed\n");
-      await expect(loadProject({}, fresh)).rejects.toThrow(/broken\.dashboard\.lookml: not valid YAML/);
-    } finally {
-      rmSync(fresh, { recursive: true, force: true });
-    }
+    const dir = brokenCopy("dashboards/broken.dashboard.lookml", () => "- dashboard: x\n  title: [unclosed\n");
+    await expect(loadProject({}, dir)).rejects.toThrow(/broken\.dashboard\.lookml: not valid YAML/);
   });
 });
 
