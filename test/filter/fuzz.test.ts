@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createSidecar, ManualClock, bytes, int, uint, bool, double, str } from "../../sim/host/index.ts";
 import type { Attr, NodeInfo } from "../../sim/host/index.ts";
+import { decodeSummary } from "../../shared/node.ts";
+import { COLLECTOR_CLUSTER, startCollector } from "./fixtures.ts";
 
 const wasm = new Uint8Array(readFileSync(join(import.meta.dirname, "..", "..", "dist", "meshlook.wasm")));
 
@@ -93,8 +95,9 @@ function hostileNode(r: Rng): NodeInfo {
 }
 
 describe("filter under hostile properties", () => {
-  it("never traps over 10 000 random streams and keeps every stream untouched", async () => {
+  it("never traps over 10 000 random streams, keeps every stream untouched and counts each once", async () => {
     const r = prng(0xfeed);
+    const collector = await startCollector();
     let streams = 0;
     for (const legacyAttributes of [false, true]) {
       const clock = new ManualClock();
@@ -106,9 +109,9 @@ describe("filter under hostile properties", () => {
         node: hostileNode(r),
         workers: 2,
         canary: false,
-        // The collector cluster is unknown to this Envoy: every flush fails and is retried.
-        pluginConfig: JSON.stringify({ collector: { cluster: "outbound|1||nowhere" }, max_series: 50, flush_interval_s: 1, end_user_principal: true }),
+        pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, max_series: 50, flush_interval_s: 1, end_user_principal: true }),
         env: { MESHLOOK_INGEST_TOKEN: "t" },
+        clusters: { [COLLECTOR_CLUSTER]: collector.address },
       });
       for (let i = 0; i < 5000; i++, streams++) {
         const input = stream(r);
@@ -116,13 +119,27 @@ describe("filter under hostile properties", () => {
         expect(result.trapped).toBe(false);
         expect(Object.values(result.statuses).every((s) => s === 0)).toBe(true);
         expect(result.requestHeaders).toEqual(input.requestHeaders);
-        if (i % 100 === 99) clock.advance(1000);
+        if (i % 100 === 99) {
+          clock.advance(1000);
+          await sidecar.settle();
+        }
       }
       clock.advance(5000);
+      await sidecar.settle();
       expect(sidecar.traps).toEqual([]);
       expect(sidecar.healthy).toEqual([true, true]);
       await sidecar.close();
     }
     expect(streams).toBe(10_000);
+    await collector.close();
+    // Whatever the properties held, every summary decodes and every stream is counted exactly once
+    // (both directions are reported, so no stream is skipped).
+    let counted = 0;
+    for (const { body } of collector.bodies) {
+      const d = decodeSummary(body);
+      expect(d.ok && d.summary.series.length).toBeTruthy();
+      if (d.ok) counted += d.summary.series.reduce((a, x) => a + x.requests, 0);
+    }
+    expect(counted).toBe(streams);
   });
 });
