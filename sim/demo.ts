@@ -1,0 +1,192 @@
+/**
+ * `npm run demo`: the whole meshlook path on one machine, no cluster. Starts the collector (its own
+ * process, `collector/main.ts`) on a fresh DuckDB file, runs a bookinfo-like mesh through the real
+ * `dist/meshlook.wasm` in simulated Envoy sidecars (several VMs each) on an accelerated clock, lets the
+ * filters flush their last windows, stops the collector gracefully (its final load), then reads the
+ * warehouse back with SQL and checks it against the traffic generator's ground truth.
+ *
+ *   npm run demo -- --duration 60 --rps 1000 --seed 42 --workers 2
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import cliProgress from "cli-progress";
+import { ManualClock } from "./host/index.ts";
+import { Mesh } from "./mesh.ts";
+import { startCollectorProcess } from "./collector-process.ts";
+import { bytes, formatTable, int, ms, percent } from "./report.ts";
+import { GroundTruth, TrafficGenerator, bookinfo } from "./traffic/index.ts";
+import { Warehouse, compareSeries, exactFields, truthMeasures } from "./warehouse.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const WASM = join(ROOT, "dist", "meshlook.wasm");
+const COLLECTOR_CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
+/** The filter's default flush interval (docs/filter-config.md); the drain waits out one more window. */
+const FLUSH_INTERVAL_S = 10;
+const QUANTILES = [0.5, 0.9, 0.99];
+
+const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--workers N] [--data-dir DIR]
+  --duration  simulated seconds of traffic (default 60)
+  --rps       requests per simulated second across the mesh (default 1000)
+  --seed      traffic seed; the same seed gives the same requests (default 42)
+  --workers   Envoy worker threads, i.e. filter VMs, per sidecar (default 2)
+  --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)`;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: "string", default: "60" },
+      rps: { type: "string", default: "1000" },
+      seed: { type: "string", default: "42" },
+      workers: { type: "string", default: "2" },
+      "data-dir": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const positive = (name: string, raw: string, max: number) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || n > max) {
+      console.error(`--${name}: must be a number in (0, ${max}], got "${raw}"\n${USAGE}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+  return {
+    durationS: positive("duration", values.duration, 86_400),
+    rps: positive("rps", values.rps, 1_000_000),
+    seed: Math.trunc(positive("seed", values.seed, 2 ** 31)),
+    workers: Math.trunc(positive("workers", values.workers, 64)),
+    dataDir: values["data-dir"] ?? join("data", `demo-${stamp}`),
+  };
+}
+
+async function main() {
+  const opts = options();
+  if (!existsSync(WASM)) throw new Error(`${WASM} is missing: run \`npm run build\` (npm run demo does it)`);
+  if (existsSync(join(opts.dataDir, "meshlook.duckdb"))) throw new Error(`${opts.dataDir} already holds a warehouse; pick a fresh --data-dir`);
+  mkdirSync(opts.dataDir, { recursive: true });
+  const token = randomBytes(24).toString("base64url");
+
+  const collector = await startCollectorProcess({ dataDir: opts.dataDir, token });
+  console.log(`collector   ${collector.url} (pid ${collector.child.pid}), warehouse ${relative(process.cwd(), collector.duckdbPath)}`);
+
+  // Simulated time starts at the minute boundary before the run, so the rows land in recent minutes.
+  const startMs = Math.floor((Date.now() - opts.durationS * 1000) / 60_000) * 60_000;
+  const model = bookinfo({ durationS: opts.durationS });
+  const generator = new TrafficGenerator(model, { seed: opts.seed, requestsPerSecond: opts.rps, startTimeMs: startMs });
+  const truth = new GroundTruth();
+  const mesh = await Mesh.create({
+    model,
+    wasm: WASM,
+    pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER } },
+    clusters: { [COLLECTOR_CLUSTER]: collector.address },
+    env: { MESHLOOK_INGEST_TOKEN: token },
+    workers: opts.workers,
+    clock: new ManualClock(startMs),
+  });
+  const namespaces = new Set(model.workloads.map((w) => w.namespace));
+  console.log(
+    `mesh        ${model.name}: ${model.workloads.length} workloads in ${namespaces.size} namespaces, ` +
+      `${mesh.sidecars.size} sidecars × ${opts.workers} filter VMs; error burst on reviews-v3, slow ratings, plaintext legacy-batch`,
+  );
+  console.log(`traffic     ${opts.durationS} s simulated at ${int(opts.rps)} req/s, seed ${opts.seed}, clock accelerated\n`);
+
+  const bar = new cliProgress.SingleBar(
+    {
+      format: "{bar} {percentage}% | {sim}/{total} s simulated | {requests} requests | summaries {acked} acknowledged / {callouts} sent",
+      hideCursor: true,
+      clearOnComplete: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const total = opts.durationS + FLUSH_INTERVAL_S + 5;
+  bar.start(total, 0, { sim: 0, requests: 0, acked: 0, callouts: 0 });
+  const show = (p: ReturnType<Mesh["progress"]>) => {
+    const sim = Math.min(total, Math.round((p.nowMs - startMs) / 1000));
+    bar.update(sim, { sim, requests: int(p.requests), acked: int(p.acknowledged), callouts: int(p.callouts) });
+  };
+  const wallStart = performance.now();
+  await mesh.run(generator, { durationS: opts.durationS, truth, onStep: show });
+  // Ticks close the last windows; their summaries (and any retries) go out during the drain.
+  let progress = await mesh.drain(FLUSH_INTERVAL_S + 5, 1000, show);
+  for (let extra = 0; progress.acknowledged + progress.rejected < progress.callouts && extra < 6; extra++) {
+    progress = await mesh.drain(FLUSH_INTERVAL_S, 1000, show);
+  }
+  bar.update(total);
+  bar.stop();
+  await mesh.close();
+  const wallS = (performance.now() - wallStart) / 1000;
+  console.log(
+    `\n${int(progress.requests)} requests (${int(progress.streams)} sidecar streams) in ${wallS.toFixed(1)} s wall; ` +
+      `${int(progress.callouts)} summaries POSTed, ${int(progress.acknowledged)} acknowledged, ${progress.rejected} refused; ` +
+      `${progress.trapped} traps`,
+  );
+
+  // SIGTERM: the collector finishes in-flight requests and loads its spool one last time.
+  await collector.stop();
+  const warehouse = await Warehouse.open(collector.duckdbPath);
+  try {
+    await report(warehouse, truth, progress.acknowledged, collector.duckdbPath);
+  } finally {
+    warehouse.close();
+  }
+}
+
+async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: number, duckdbPath: string) {
+  const edges = await warehouse.edges(QUANTILES);
+  console.log("\nTraffic by source identity → destination service, read back from the warehouse (latency in ms):\n");
+  console.log(
+    formatTable(
+      ["seen by", "source identity", "source workload", "destination service", "requests", "error %", "p50", "p90", "p99", "bytes"],
+      edges.map((e) => [
+        e.reporter,
+        e.sourcePrincipal === "unknown" ? "unknown (no mTLS peer)" : e.sourcePrincipal,
+        e.sourceWorkload,
+        e.destinationService,
+        int(e.requests),
+        percent(e.errors, e.requests),
+        ...e.quantilesUs.map(ms),
+        bytes(e.requestBytes + e.responseBytes),
+      ]),
+      ["left", "left", "left", "left", "right", "right", "right", "right", "right", "right"],
+    ),
+  );
+
+  const got = await warehouse.totals();
+  const want = truthMeasures(truth.totals());
+  const comparison = compareSeries(await warehouse.series(), truth);
+  const ledger = await warehouse.ledger();
+  const labels = ["requests", "errors", "request bytes", "response bytes", "latency sum µs", "latency min µs", "latency max µs"];
+  const g = exactFields(got);
+  const w = exactFields(want);
+  const totalsMatch = g.every((v, i) => v === w[i]);
+  const exact = totalsMatch && comparison.mismatches.length === 0 && ledger.distinct === ledger.summaries && ledger.summaries === acknowledged;
+  console.log("\nWarehouse vs the generator's ground truth:");
+  console.log(formatTable(["measure", "warehouse", "ground truth", ""], labels.map((l, i) => [l, int(g[i]), int(w[i]), g[i] === w[i] ? "=" : "DIFFERS"]), ["left", "right", "right", "left"]));
+  console.log(
+    `series: ${comparison.warehouseSeries} in the warehouse, ${comparison.truthSeries} in the ground truth, ` +
+      `${comparison.mismatches.length} differ; load ledger: ${ledger.summaries} summaries from ${ledger.producers} filter VMs ` +
+      `(${ledger.distinct} distinct, ${acknowledged} acknowledged)`,
+  );
+  for (const m of comparison.mismatches.slice(0, 10)) console.log(`  ${m}`);
+  console.log(exact ? "RESULT: warehouse totals match the ground truth exactly." : "RESULT: MISMATCH between the warehouse and the ground truth.");
+
+  const file = relative(process.cwd(), duckdbPath);
+  console.log(`
+Open the data:
+  DuckDB file     ${file}
+  query it        npx tsx sim/query.ts ${file} "SELECT destination_service, SUM(requests) AS requests,
+                    MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) / 1000 AS p99_ms
+                    FROM mesh_traffic_minute WHERE reporter = 'destination' GROUP BY 1 ORDER BY 2 DESC"
+                  (any DuckDB client works too; MESH_QUANTILE is registered per connection, see docs/collector.md)
+  LookML project  looker/ (explores, dashboards; looker/README.md)`);
+  if (!exact) process.exitCode = 1;
+}
+
+await main();
