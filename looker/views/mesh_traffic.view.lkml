@@ -251,7 +251,7 @@ view: mesh_traffic {
   measure: request_bytes {
     type: sum
     label: "Bytes In"
-    description: "Sum of request sizes, headers and body, in bytes (what the server received)."
+    description: "Sum of request sizes, headers and body, in bytes: what callers sent."
     sql: ${TABLE}.request_bytes ;;
     value_format_name: decimal_0
   }
@@ -259,7 +259,7 @@ view: mesh_traffic {
   measure: response_bytes {
     type: sum
     label: "Bytes Out"
-    description: "Sum of response sizes, headers and body, in bytes (what the server sent)."
+    description: "Sum of response sizes, headers and body, in bytes: what servers answered."
     sql: ${TABLE}.response_bytes ;;
     value_format_name: decimal_0
   }
