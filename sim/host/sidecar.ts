@@ -285,8 +285,6 @@ export class Sidecar {
       requestBody: toBytes(input.requestBody),
       responseBody: toBytes(input.responseBody),
       localReply: null,
-      continued: 0,
-      closed: 0,
     };
     const result: StreamResult = {
       worker,
@@ -306,7 +304,6 @@ export class Sidecar {
     const ctx = vm.newContext(vm.rootContextId, s);
     const id = ctx.id;
     vm.call("proxy_on_context_create", ctx, id, vm.rootContextId);
-    ctx.createdInVm = true;
 
     const reqBody = s.requestBody.length > 0;
     const reqTrailers = s.requestTrailers !== null;

@@ -83,15 +83,12 @@ export interface StreamState extends StreamView {
   requestBody: Uint8Array;
   responseBody: Uint8Array;
   localReply: { code: number; details: string; body: Uint8Array; headers: [string, string][]; grpcStatus: number } | null;
-  continued: number;
-  closed: number;
 }
 
 export interface Ctx {
   id: number;
   rootId: number;
   stream: StreamState | null;
-  createdInVm: boolean;
   /** Set on the root context while proxy_on_http_call_response runs. */
   callResponse: Extract<CallOutcome, { kind: "response" }> | null;
   status: { code: number; message: string };
@@ -262,7 +259,6 @@ export class Vm implements QueueOwner {
       this.pluginConfigVisible = true;
       this.call("proxy_on_context_create", root, root.id, 0);
       this.pluginConfigVisible = false;
-      root.createdInVm = true;
       if (this.has("proxy_on_vm_start")) {
         const ok = this.call("proxy_on_vm_start", root, root.id, this.host.vmConfig.length);
         if (this.failed || !ok) return "start_failed";
@@ -284,7 +280,6 @@ export class Vm implements QueueOwner {
       id: this.nextContextId++,
       rootId,
       stream,
-      createdInVm: false,
       callResponse: null,
       status: { code: 0, message: "" },
     };
@@ -609,18 +604,9 @@ export class Vm implements QueueOwner {
       },
 
       // ---- stream control
-      proxy_continue_stream: (type: number) => {
-        if (type >>> 0 > 3) return R.BadArgument;
-        const s = this.ctx()?.stream;
-        if (s) s.continued++;
-        return R.Ok;
-      },
-      proxy_close_stream: (type: number) => {
-        if (type >>> 0 > 3) return R.BadArgument;
-        const s = this.ctx()?.stream;
-        if (s) s.closed++;
-        return R.Ok;
-      },
+      // Streams are never held (docs/host.md), so there is nothing to resume or close.
+      proxy_continue_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
+      proxy_close_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
       proxy_send_local_response: (
         code: number, detailsPtr: number, detailsSize: number, bodyPtr: number, bodySize: number,
         headersPtr: number, headersSize: number, grpcStatus: number,
