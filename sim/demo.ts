@@ -7,21 +7,16 @@
  *
  *   npm run demo -- --duration 60 --rps 1000 --seed 42 --workers 2
  */
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
-import { ManualClock } from "./host/index.ts";
-import { Mesh } from "./mesh.ts";
-import { startCollectorProcess } from "./collector-process.ts";
+import type { MeshProgress } from "./mesh.ts";
+import { RELEASE_WASM, runPipeline } from "./pipeline.ts";
 import { bytes, formatTable, int, ms, percent } from "./report.ts";
 import { GroundTruth, TrafficGenerator, bookinfo } from "./traffic/index.ts";
 import { Warehouse, compareSeries, exactFields, truthMeasures } from "./warehouse.ts";
 
-const ROOT = join(import.meta.dirname, "..");
-const WASM = join(ROOT, "dist", "meshlook.wasm");
-const COLLECTOR_CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
 /** The filter's default flush interval (docs/filter-config.md); the drain waits out one more window. */
 const FLUSH_INTERVAL_S = 10;
 const QUANTILES = [0.5, 0.9, 0.99];
@@ -68,71 +63,59 @@ function options() {
 
 async function main() {
   const opts = options();
-  if (!existsSync(WASM)) throw new Error(`${WASM} is missing: run \`npm run build\` (npm run demo does it)`);
+  if (!existsSync(RELEASE_WASM)) throw new Error(`${RELEASE_WASM} is missing: run \`npm run build\` (npm run demo does it)`);
   if (existsSync(join(opts.dataDir, "meshlook.duckdb"))) throw new Error(`${opts.dataDir} already holds a warehouse; pick a fresh --data-dir`);
   mkdirSync(opts.dataDir, { recursive: true });
-  const token = randomBytes(24).toString("base64url");
-
-  const collector = await startCollectorProcess({ dataDir: opts.dataDir, token });
-  console.log(`collector   ${collector.url} (pid ${collector.child.pid}), warehouse ${relative(process.cwd(), collector.duckdbPath)}`);
 
   // Simulated time starts at the minute boundary before the run, so the rows land in recent minutes.
   const startMs = Math.floor((Date.now() - opts.durationS * 1000) / 60_000) * 60_000;
   const model = bookinfo({ durationS: opts.durationS });
   const generator = new TrafficGenerator(model, { seed: opts.seed, requestsPerSecond: opts.rps, startTimeMs: startMs });
   const truth = new GroundTruth();
-  const mesh = await Mesh.create({
-    model,
-    wasm: WASM,
-    pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER } },
-    clusters: { [COLLECTOR_CLUSTER]: collector.address },
-    env: { MESHLOOK_INGEST_TOKEN: token },
-    workers: opts.workers,
-    clock: new ManualClock(startMs),
-  });
-  const namespaces = new Set(model.workloads.map((w) => w.namespace));
-  console.log(
-    `mesh        ${model.name}: ${model.workloads.length} workloads in ${namespaces.size} namespaces, ` +
-      `${mesh.sidecars.size} sidecars × ${opts.workers} filter VMs; error burst on reviews-v3, slow ratings, plaintext legacy-batch`,
-  );
-  console.log(`traffic     ${opts.durationS} s simulated at ${int(opts.rps)} req/s, seed ${opts.seed}, clock accelerated\n`);
 
   const bar = new cliProgress.SingleBar(
     {
       format: "{bar} {percentage}% | {sim}/{total} s simulated | {requests} requests | summaries {acked} acknowledged / {callouts} sent",
       hideCursor: true,
-      clearOnComplete: false,
     },
     cliProgress.Presets.shades_classic,
   );
   const total = opts.durationS + FLUSH_INTERVAL_S + 5;
-  bar.start(total, 0, { sim: 0, requests: 0, acked: 0, callouts: 0 });
-  const show = (p: ReturnType<Mesh["progress"]>) => {
+  const show = (p: MeshProgress) => {
     const sim = Math.min(total, Math.round((p.nowMs - startMs) / 1000));
     bar.update(sim, { sim, requests: int(p.requests), acked: int(p.acknowledged), callouts: int(p.callouts) });
   };
-  const wallStart = performance.now();
-  await mesh.run(generator, { durationS: opts.durationS, truth, onStep: show });
-  // Ticks close the last windows; their summaries (and any retries) go out during the drain.
-  let progress = await mesh.drain(FLUSH_INTERVAL_S + 5, 1000, show);
-  for (let extra = 0; progress.acknowledged + progress.rejected < progress.callouts && extra < 6; extra++) {
-    progress = await mesh.drain(FLUSH_INTERVAL_S, 1000, show);
-  }
+  const result = await runPipeline({
+    model,
+    generator,
+    truth,
+    workers: opts.workers,
+    dataDir: opts.dataDir,
+    durationS: opts.durationS,
+    onStart(collector, mesh) {
+      const namespaces = new Set(model.workloads.map((w) => w.namespace));
+      console.log(`collector   ${collector.url} (pid ${collector.child.pid}), warehouse ${relative(process.cwd(), collector.duckdbPath)}`);
+      console.log(
+        `mesh        ${model.name}: ${model.workloads.length} workloads in ${namespaces.size} namespaces, ` +
+          `${mesh.sidecars.size} sidecars × ${opts.workers} filter VMs; error burst on reviews-v3, slow ratings, plaintext legacy-batch`,
+      );
+      console.log(`traffic     ${opts.durationS} s simulated at ${int(opts.rps)} req/s, seed ${opts.seed}, clock accelerated\n`);
+      bar.start(total, 0, { sim: 0, requests: 0, acked: 0, callouts: 0 });
+    },
+    onStep: show,
+  });
   bar.update(total);
   bar.stop();
-  await mesh.close();
-  const wallS = (performance.now() - wallStart) / 1000;
+  const p = result.progress;
   console.log(
-    `\n${int(progress.requests)} requests (${int(progress.streams)} sidecar streams) in ${wallS.toFixed(1)} s wall; ` +
-      `${int(progress.callouts)} summaries POSTed, ${int(progress.acknowledged)} acknowledged, ${progress.rejected} refused; ` +
-      `${progress.trapped} traps`,
+    `\n${int(p.requests)} requests (${int(p.streams)} sidecar streams) in ${result.wallS.toFixed(1)} s wall; ` +
+      `${int(result.sent.size)} summaries POSTed (${int(result.callouts)} calls), ${int(result.acknowledged.size)} acknowledged; ` +
+      `${p.trapped} traps; collector stopped (final load done)`,
   );
 
-  // SIGTERM: the collector finishes in-flight requests and loads its spool one last time.
-  await collector.stop();
-  const warehouse = await Warehouse.open(collector.duckdbPath);
+  const warehouse = await Warehouse.open(result.duckdbPath);
   try {
-    await report(warehouse, truth, progress.acknowledged, collector.duckdbPath);
+    await report(warehouse, truth, result.acknowledged.size, result.duckdbPath);
   } finally {
     warehouse.close();
   }

@@ -1,0 +1,104 @@
+/**
+ * The whole meshlook path in one call: a collector process on a fresh data directory, a simulated mesh
+ * whose sidecars run the release filter and POST to it, traffic until the run's limit, a drain that
+ * lets every filter flush its last window and get it acknowledged, and a graceful collector stop (its
+ * final load), after which the DuckDB file is complete and can be opened read-only.
+ * Shared by the demo and the end-to-end tests.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { decodeSummary } from "../shared/node.ts";
+import { startCollectorProcess, type CollectorProcess } from "./collector-process.ts";
+import { ManualClock } from "./host/index.ts";
+import { Mesh, type MeshProgress } from "./mesh.ts";
+import type { GroundTruth, MeshModel, TrafficGenerator } from "./traffic/index.ts";
+
+export const RELEASE_WASM = join(import.meta.dirname, "..", "dist", "meshlook.wasm");
+export const COLLECTOR_CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
+
+export interface PipelineOptions {
+  model: MeshModel;
+  generator: TrafficGenerator;
+  /** Records every delivered request (configure it like the filter: directions, end user, dimensions). */
+  truth: GroundTruth;
+  /** pluginConfig fields besides `collector` (docs/filter-config.md). */
+  filterConfig?: Record<string, unknown>;
+  /** Filter VMs per sidecar. Default 2. */
+  workers?: number;
+  dataDir: string;
+  /** Extra collector settings (`MESHLOOK_*`). */
+  collectorSettings?: Record<string, string>;
+  durationS?: number;
+  requests?: number;
+  onStart?: (collector: CollectorProcess, mesh: Mesh) => void;
+  onStep?: (progress: MeshProgress) => void;
+}
+
+export interface PipelineResult {
+  progress: MeshProgress;
+  /** `producer#seq` of every distinct summary the filters POSTed, and of those answered with a 2xx. */
+  sent: Set<string>;
+  acknowledged: Set<string>;
+  /** Callouts in total (retries included). */
+  callouts: number;
+  duckdbPath: string;
+  /** Wall seconds from the first request to the last acknowledgement. */
+  wallS: number;
+}
+
+const summaryId = (body: Uint8Array) => {
+  const decoded = decodeSummary(body);
+  if (!decoded.ok) throw new Error(`the filter POSTed an undecodable summary: ${decoded.reason}: ${decoded.message}`);
+  return `${decoded.summary.producerId}#${decoded.summary.seq}`;
+};
+
+export async function runPipeline(options: PipelineOptions): Promise<PipelineResult> {
+  const token = randomBytes(24).toString("base64url");
+  const collector = await startCollectorProcess({ dataDir: options.dataDir, token, settings: options.collectorSettings });
+  let mesh: Mesh | undefined;
+  try {
+    const flushIntervalS = Number(options.filterConfig?.flush_interval_s ?? 10);
+    mesh = await Mesh.create({
+      model: options.model,
+      wasm: RELEASE_WASM,
+      pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER }, ...options.filterConfig },
+      clusters: { [COLLECTOR_CLUSTER]: collector.address },
+      env: { MESHLOOK_INGEST_TOKEN: token },
+      workers: options.workers ?? 2,
+      // Windows line up with minutes when the clock starts on one (the generator's start is a whole minute).
+      clock: new ManualClock(options.generator.startTimeMs),
+    });
+    options.onStart?.(collector, mesh);
+    const wallStart = performance.now();
+    await mesh.run(options.generator, {
+      durationS: options.durationS,
+      requests: options.requests,
+      truth: options.truth,
+      onStep: options.onStep,
+    });
+    // Ticks close the last windows; their summaries, and any retries, go out while simulated time runs on.
+    let progress = await mesh.drain(flushIntervalS + 5, 1000, options.onStep);
+    for (let extra = 0; progress.acknowledged < progress.callouts && extra < 10; extra++) {
+      progress = await mesh.drain(flushIntervalS, 1000, options.onStep);
+    }
+    const wallS = (performance.now() - wallStart) / 1000;
+    const sent = new Set<string>();
+    const acknowledged = new Set<string>();
+    for (const sidecar of mesh.sidecars.values()) {
+      for (const c of sidecar.callouts) {
+        if (c.worker === "canary") continue;
+        const id = summaryId(c.body);
+        sent.add(id);
+        const status = c.outcome?.status;
+        if (status !== undefined && status !== null && status >= 200 && status <= 299) acknowledged.add(id);
+      }
+    }
+    await mesh.close();
+    mesh = undefined;
+    await collector.stop();
+    return { progress, sent, acknowledged, callouts: progress.callouts, duckdbPath: collector.duckdbPath, wallS };
+  } finally {
+    await mesh?.close();
+    if (collector.child.exitCode === null) collector.child.kill("SIGKILL");
+  }
+}
