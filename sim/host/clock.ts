@@ -57,11 +57,13 @@ export class ManualClock implements Clock {
     if (!(ms >= 0)) throw new RangeError(`advance(ms): ms must be a non-negative number, got ${ms}`);
     const target = this.ms + ms;
     for (;;) {
-      this.pending = this.pending.filter((p) => !p.cancelled);
       let next: Pending | undefined;
+      let cancelled = false;
       for (const p of this.pending) {
-        if (p.due <= target && (!next || p.due < next.due || (p.due === next.due && p.seq < next.seq))) next = p;
+        if (p.cancelled) cancelled = true;
+        else if (p.due <= target && (!next || p.due < next.due || (p.due === next.due && p.seq < next.seq))) next = p;
       }
+      if (cancelled) this.pending = this.pending.filter((p) => !p.cancelled);
       if (!next) break;
       this.pending.splice(this.pending.indexOf(next), 1);
       this.ms = next.due;
