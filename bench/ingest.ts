@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { DIMENSIONS } from "../shared/schema.ts";
-import { SeriesStats, encodeSummary, sketchToJson, type DecodedSeries, type SummaryInput } from "../shared/node.ts";
+import { SeriesStats, decodeSummary, encodeSummary, sketchToJson, type DecodedSeries, type SummaryInput } from "../shared/node.ts";
 
 const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 4000);
 const SERIES = Number(process.env.BENCH_SERIES ?? 100);
@@ -57,6 +57,12 @@ function cpuSeconds(pid: number): number {
 
 async function main() {
   const bodies = Array.from({ length: SUMMARIES }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
+  // Baseline, in this process: the shared decoder alone over the same bodies (the collector decodes each
+  // summary twice: to validate it before the acknowledgement, and again from the spool at load time).
+  const decode0 = process.cpuUsage();
+  for (const b of bodies) if (!decodeSummary(b).ok) throw new Error("bench summary does not decode");
+  const decodeCpu = process.cpuUsage(decode0);
+  const decodeSeriesPerCpuS = (SUMMARIES * SERIES) / ((decodeCpu.user + decodeCpu.system) / 1e6);
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
   const child = spawn(process.execPath, ["--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
@@ -102,6 +108,7 @@ async function main() {
   console.log(`  series-updates per CPU-s:    ${((ok * SERIES) / cpuS).toFixed(0)}   (target ≥ 200000 per core)`);
   console.log(`  ack latency ms p50/p99/max:  ${ingest.latency.p50} / ${ingest.latency.p99} / ${ingest.latency.max}`);
   console.log(`  baseline GET /healthz req/s: ${baseline.requests.average.toFixed(0)}; ingest/baseline request rate ${(ok / wallS / baseline.requests.average).toFixed(3)}`);
+  console.log(`  baseline decode only:        ${decodeSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode-only ratio ${((ok * SERIES) / cpuS / decodeSeriesPerCpuS).toFixed(3)}`);
 }
 
 await main();

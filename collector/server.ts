@@ -1,7 +1,7 @@
 // HTTP edge of the collector (Fastify): ingest, health, readiness and metrics. Decisions about a
 // summary are in ingest.ts; this module maps them to status codes and the JSON error contract
 // {"error": "<machine_code>", "message": "<human text>"}.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import underPressure from "@fastify/under-pressure";
 import type { Logger } from "pino";
 import type { TokenSet } from "./auth.ts";
@@ -35,9 +35,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { metrics } = deps;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }), // one log line per request is noise at this rate
     bodyLimit: deps.maxBodyBytes,
-    return503OnClosing: true,
+    return503OnClosing: false, // answered below, in the JSON error contract and with Retry-After
+  });
+
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onRequest", async (req, reply) => {
+    if (closing && req.url.startsWith(INGEST_PATH)) {
+      return reject(reply, 503, "shutting_down", "collector is shutting down; retry on another replica or later", OVERLOAD_RETRY_AFTER_S);
+    }
   });
 
   const reject = (reply: FastifyReply, status: number, error: string, message: string, retryAfterS?: number) => {

@@ -66,6 +66,8 @@ async function warehouseTotals(c: RunningCollector) {
 describe("ingest", () => {
   it("answers every refusal with its status and reason, and loads the good summaries exactly once", async () => {
     const c = await collector({ maxBodyBytes: 64 * 1024 });
+    const before = await metricValues(c);
+    expect([before.get("meshlook_summaries_accepted_total"), before.get("meshlook_rows_loaded_total")]).toEqual([0, 0]);
     const good1 = summary(1, 60_000, [series("a", latencies(300)), series("b", latencies(50))]);
     const good2 = summary(2, 70_000, [series("a", latencies(200))]);
     const body1 = encode(good1);

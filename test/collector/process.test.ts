@@ -86,7 +86,7 @@ async function warehouse() {
 
 describe("collector process", () => {
   it("loses nothing and doubles nothing across SIGKILL, restart, re-sends and a second process taking over the file", async () => {
-    const values: number[] = [];
+    const values: number[] = []; // every latency behind the fleet-wide p99 below
     const input = Array.from({ length: 24 }, (_, i) => {
       const v = latencies(40);
       values.push(...v);
@@ -108,6 +108,10 @@ describe("collector process", () => {
     expect(b.line).toContain(`ingest token read from ${join(dir, "ingest-token")}`);
     while ((await metric(b.url, "meshlook_summaries_loaded_total")) < input.length) await new Promise((r) => setTimeout(r, 50));
     await postAll(b.url, input.slice(0, 6));
+    const lateValues = latencies(10);
+    values.push(...lateValues);
+    const late = summary(1000, 240_000, [series("svc-late", lateValues)], "pod-late");
+    await postAll(b.url, [late]); // only the final load at SIGTERM can bring this one to the warehouse
     b.child.kill("SIGTERM");
     expect(await b.exited).toBe(0);
 
@@ -119,8 +123,8 @@ describe("collector process", () => {
     expect(await c.exited).toBe(0);
 
     const w = await warehouse();
-    expect(w.ledger).toBe(input.length);
-    expect(w.totals).toEqual(totals(input));
+    expect(w.ledger).toBe(input.length + 1);
+    expect(w.totals).toEqual(totals([...input, late]));
     const sorted = values.sort((x, y) => x - y);
     const exact = sorted[Math.ceil(0.99 * sorted.length) - 1];
     expect(Math.abs(w.p99! - exact) / exact).toBeLessThan(0.01);
