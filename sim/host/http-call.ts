@@ -55,7 +55,8 @@ export function sendHttpCall(
     if (k === ":method") method = v;
     else if (k === ":path") path = v;
     else if (k === ":authority") out.push(["host", v]);
-    else if (!k.startsWith(":")) out.push([k, v]);
+    // Envoy sets content-length from a non-empty body, replacing any the filter gave.
+    else if (!k.startsWith(":") && !(k === "content-length" && body.length > 0)) out.push([k, v]);
   }
   if (body.length > 0) out.push(["content-length", String(body.length)]);
 
