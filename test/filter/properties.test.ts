@@ -1,0 +1,162 @@
+// Where each dimension comes from (docs/filter-config.md, "Where the dimensions come from"): known
+// attribute sets, one request each, and the decoded series they must produce — Istio's peer metadata
+// object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
+// must refuse.
+import { describe, expect, it } from "vitest";
+import { createSidecar, ManualClock, FieldObject, duration, uint, type StreamInput } from "../../sim/host/index.ts";
+import { decodeSummary, type DecodedSeries } from "../../shared/node.ts";
+import { COLLECTOR_CLUSTER, LOCAL_NODE, loadModule, startCollector } from "./fixtures.ts";
+
+const CALLER = "spiffe://cluster.local/ns/shop/sa/productpage";
+const SELF = "spiffe://cluster.local/ns/shop/sa/reviews";
+
+async function seriesOf(inputs: StreamInput[], options: { config?: object } = {}): Promise<DecodedSeries[]> {
+  const collector = await startCollector();
+  const clock = new ManualClock();
+  const sidecar = await createSidecar({
+    wasm: await loadModule(),
+    rootId: "meshlook",
+    clock,
+    canary: false,
+    node: LOCAL_NODE,
+    pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 1, ...options.config }),
+    env: { MESHLOOK_INGEST_TOKEN: "t" },
+    clusters: { [COLLECTOR_CLUSTER]: collector.address },
+  });
+  for (const input of inputs) sidecar.stream(input);
+  clock.advance(1000);
+  await sidecar.settle();
+  await sidecar.close();
+  await collector.close();
+  return collector.bodies.flatMap(({ body }) => {
+    const r = decodeSummary(body);
+    if (!r.ok) throw new Error(r.message);
+    return r.summary.series;
+  });
+}
+
+const peer = new FieldObject({ workload: "productpage-v1", namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
+
+function inbound(extra: Partial<StreamInput["attributes"]> = {}, headers: [string, string][] = []): StreamInput {
+  return {
+    requestHeaders: [[":method", "GET"], [":path", "/r"], [":authority", "reviews.shop.svc.cluster.local:9080"], ...headers],
+    responseHeaders: [[":status", "200"]],
+    attributes: {
+      request: { duration: duration(1_234_567) },
+      xds: { listener_direction: 1, cluster_name: "inbound|9080||" },
+      connection: { id: uint(7), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF },
+      filter_state: { downstream_peer: peer },
+      ...extra,
+    },
+  };
+}
+
+const SELF_LABELS = {
+  destination_workload: "reviews-v1",
+  destination_namespace: "shop",
+  destination_canonical_service: "reviews",
+  destination_canonical_revision: "v1",
+  destination_cluster: "east",
+};
+
+describe("filter dimension sources", () => {
+  it("reads an inbound mTLS request from peer metadata, certificates and node metadata", async () => {
+    const [s] = await seriesOf([inbound()]);
+    expect(s.dimensions).toEqual({
+      reporter: "destination",
+      source_principal: CALLER,
+      source_workload: "productpage-v1",
+      source_namespace: "shop",
+      source_canonical_service: "productpage",
+      source_canonical_revision: "v1",
+      source_cluster: "east",
+      destination_principal: SELF,
+      destination_service: "reviews.shop.svc.cluster.local", // request host, port cut (inbound cluster has no host)
+      ...SELF_LABELS,
+      request_protocol: "http",
+      response_code: 200,
+      grpc_status: "-",
+      response_flags: "-",
+      connection_security_policy: "mutual_tls",
+      end_user_principal: "unknown",
+    });
+    expect([s.requests, s.errors, s.latencySumUs]).toEqual([1, 0, 1234]);
+  });
+
+  it("gives the same series from the legacy metadata-exchange peer fields (wasm.downstream_peer)", async () => {
+    const legacy = inbound({
+      filter_state: {
+        "wasm.downstream_peer": {
+          workload_name: "productpage-v1", namespace: "shop", cluster_id: "east",
+          labels: { "service.istio.io/canonical-name": "productpage", "service.istio.io/canonical-revision": "v1" },
+        },
+      },
+    });
+    const [modern] = await seriesOf([inbound()]);
+    const [old] = await seriesOf([legacy]);
+    expect(old.dimensions).toEqual(modern.dimensions);
+  });
+
+  it("reads an outbound request from the upstream side and Istio's cluster metadata", async () => {
+    const [s] = await seriesOf([{
+      requestHeaders: [[":method", "POST"], [":path", "/x"], [":authority", "ratings"], ["content-type", "application/grpc+proto"]],
+      responseHeaders: [[":status", "200"]],
+      responseTrailers: [["grpc-status", "14"]],
+      attributes: {
+        request: { duration: duration(5_000_000) },
+        response: { flags: 0x20 | 0x8000 },
+        xds: {
+          listener_direction: 2,
+          cluster_name: "outbound|9080||ratings.shop.svc.cluster.local",
+          cluster_metadata: { filter_metadata: { istio: { services: [{ host: "ratings.shop.svc.cluster.local" }] } } },
+        },
+        upstream: { uri_san_peer_certificate: "spiffe://cluster.local/ns/shop/sa/ratings", uri_san_local_certificate: SELF },
+        filter_state: { upstream_peer: new FieldObject({ workload: "ratings-v1", namespace: "shop", service: "ratings", revision: "v1", cluster: "west" }) },
+      },
+    }]);
+    expect(s.dimensions).toMatchObject({
+      reporter: "source",
+      source_principal: SELF,
+      source_workload: "reviews-v1",
+      source_canonical_service: "reviews",
+      destination_principal: "spiffe://cluster.local/ns/shop/sa/ratings",
+      destination_service: "ratings.shop.svc.cluster.local",
+      destination_workload: "ratings-v1",
+      destination_cluster: "west",
+      request_protocol: "grpc",
+      grpc_status: "14",
+      response_flags: "UF,URX",
+      connection_security_policy: "unknown",
+    });
+    expect(s.errors).toBe(1);
+  });
+
+  it("counts 5xx, non-OK gRPC and failure flags as errors, but not 4xx or DI", async () => {
+    const series = await seriesOf([
+      inbound({ response: { code: 503 } }),
+      inbound({ response: { code: 404 } }),
+      inbound({ response: { flags: 0x200 } }),
+      inbound({ response: { flags: 0x4000 } }),
+      inbound({}, [["content-type", "application/grpc"]]),
+    ]);
+    const errorsBy = Object.fromEntries(series.map((s) => [`${s.dimensions.response_code}/${s.dimensions.response_flags}/${s.dimensions.request_protocol}`, s.errors]));
+    expect(errorsBy).toEqual({ "503/-/http": 1, "404/-/http": 0, "200/DI/http": 0, "200/DC/http": 1, "200/-/grpc": 1 });
+  });
+
+  it("reports plaintext callers without peer metadata as unknown, and refuses oversized or broken values", async () => {
+    const plaintext = inbound({ connection: { id: uint(8), mtls: false }, filter_state: {} });
+    const huge = inbound({ connection: { id: uint(9), mtls: true, uri_san_peer_certificate: "spiffe://x/" + "a".repeat(65536) } });
+    const series = await seriesOf([plaintext, huge]);
+    const byPolicy = Object.fromEntries(series.map((s) => [s.dimensions.connection_security_policy, s.dimensions]));
+    expect(byPolicy.none).toMatchObject({ source_principal: "unknown", source_workload: "unknown", source_cluster: "unknown" });
+    expect(byPolicy.mutual_tls).toMatchObject({ source_principal: "unknown", destination_principal: "unknown", source_workload: "productpage-v1" });
+  });
+
+  it("reports the end-user principal only when switched on, and only configured dimensions", async () => {
+    const withUser = inbound({ metadata: { filter_metadata: { istio_authn: { "request.auth.principal": "https://issuer/u1" } } } });
+    const [off] = await seriesOf([withUser]);
+    const [on] = await seriesOf([withUser], { config: { end_user_principal: true, dimensions: ["reporter", "source_workload", "response_code"] } });
+    expect(off.dimensions.end_user_principal).toBe("unknown");
+    expect(on.dimensions).toMatchObject({ end_user_principal: "https://issuer/u1", source_workload: "productpage-v1", response_code: 200, source_principal: "unknown", destination_workload: "unknown" });
+  });
+});
