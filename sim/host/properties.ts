@@ -341,7 +341,7 @@ export function getProperty(path: string, plugin: PluginView, stream: StreamView
   const walkFrom = top === "xds" && parts[1] === "node" ? 2 : consumed;
   for (let i = walkFrom; i < parts.length && value !== undefined; i++) value = child(value, parts[i]);
   let result: PropertyResult;
-  if (value === undefined) result = NOT_FOUND;
+  if (value === undefined || value === null) result = NOT_FOUND;
   else if (value === NULL_VALUE) result = SERIALIZATION_FAILURE;
   else {
     const kind = parsed.kind && !(isPlainObject(value) || Array.isArray(value)) ? parsed.kind : undefined;
