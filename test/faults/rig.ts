@@ -1,0 +1,374 @@
+// The fault rig: the release filter in simulated sidecars, collector replicas as real child processes
+// (`collector/main.ts`, configured by environment as in a deployment), a loopback front proxy that plays
+// the Kubernetes Service in front of them (and can lose acknowledgements or be unreachable), and the
+// comparison of a warehouse with the traffic generator's ground truth. Shared by the short fault tests
+// and `npm run soak`.
+import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { ManualClock } from "../../sim/host/index.ts";
+import { Mesh, type MeshProgress } from "../../sim/mesh.ts";
+import { GroundTruth, TrafficGenerator, bookinfo, seriesKey, type SeriesDims } from "../../sim/traffic/index.ts";
+import { decodeSummary } from "../../shared/node.ts";
+import { DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+
+export const ROOT = join(import.meta.dirname, "..", "..");
+export const RELEASE_WASM = join(ROOT, "dist", "meshlook.wasm");
+export const CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
+export const INGEST_PATH = "/v1/summaries";
+export const SUMMARY_TYPE = "application/x-meshlook-summary";
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** One collector process that can be SIGKILLed and started again on the same data directory. */
+export class CollectorReplica {
+  child?: ChildProcess;
+  url?: string;
+  kills = 0;
+  starts = 0;
+  private exited?: Promise<number | null>;
+  private stderr = "";
+
+  constructor(
+    readonly name: string,
+    readonly env: Record<string, string>,
+  ) {}
+
+  get up(): boolean {
+    return this.url !== undefined;
+  }
+
+  /** Spawns the collector and resolves once it printed its startup line (or rejects with its stderr). */
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "collector", "main.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_LOG_LEVEL: "warn", ...this.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    this.stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-20_000)));
+    this.exited = new Promise((resolve) =>
+      child.once("exit", (code) => {
+        if (this.child === child) this.url = undefined;
+        resolve(code);
+      }),
+    );
+    const line = await Promise.race([
+      new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve)),
+      this.exited.then((code) => {
+        throw new Error(`collector ${this.name} exited (${code}) before listening:\n${this.stderr}`);
+      }),
+    ]);
+    this.url = /listening on (http:\/\/\S+);/.exec(line)![1];
+    this.starts++;
+  }
+
+  /** The collector's JSON log lines (stderr) since the last start. */
+  logs(): string {
+    return this.stderr;
+  }
+
+  async kill(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.url = undefined;
+    this.child.kill("SIGKILL");
+    await this.exited;
+    this.kills++;
+  }
+
+  /** Graceful stop: the collector loads what it holds before exiting; throws on a non-zero exit. */
+  async stop(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill("SIGTERM");
+    const code = await this.exited;
+    this.url = undefined;
+    if (code !== 0) throw new Error(`collector ${this.name} exited ${code} on SIGTERM:\n${this.stderr}`);
+  }
+
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    return Number(new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  }
+}
+
+export interface FrontOptions {
+  /** `alternate`: each request to the next live replica; `first`: the first live one (fail-over). */
+  policy?: "alternate" | "first";
+  /** Called for each upstream 2xx; true = cut the sidecar's connection instead (a lost acknowledgement). */
+  loseAck?: () => boolean;
+}
+
+/**
+ * Loopback proxy in front of the replicas, as a Service would be. A request to no live replica, or one
+ * whose replica dies mid-request, has its connection cut — the sidecar's Envoy then answers the filter
+ * with its 503 local reply. Every summary a replica acknowledged is decoded to record what the filter
+ * reported dropped, once per (producer, seq).
+ */
+export class Front {
+  unreachable = false;
+  readonly acked = new Map<string, { droppedRequests: number; droppedWindows: number }>();
+  requests = 0;
+  lostAcks = 0;
+  cut = 0;
+  private server?: http.Server;
+  private next = 0;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly replicas: CollectorReplica[],
+    private readonly options: FrontOptions = {},
+  ) {}
+
+  async listen(): Promise<string> {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.on("connection", (s: Socket) => {
+      this.sockets.add(s);
+      s.once("close", () => this.sockets.delete(s));
+    });
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** The filter's reported drops over every acknowledged summary. */
+  dropped(): { requests: number; windows: number } {
+    let requests = 0;
+    let windows = 0;
+    for (const d of this.acked.values()) {
+      requests += d.droppedRequests;
+      windows += d.droppedWindows;
+    }
+    return { requests, windows };
+  }
+
+  private pick(): CollectorReplica | undefined {
+    const live = this.replicas.filter((r) => r.up);
+    if (this.unreachable || live.length === 0) return undefined;
+    if (this.options.policy !== "alternate") return live[0];
+    return live[this.next++ % live.length];
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.requests++;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const target = this.pick();
+    if (!target) return this.cutConnection(req);
+    let status: number;
+    let headers: Headers;
+    let answer: Buffer;
+    try {
+      const up = await fetch(target.url + (req.url ?? "/"), {
+        method: req.method,
+        headers: { "content-type": req.headers["content-type"] ?? "", authorization: req.headers.authorization ?? "" },
+        body: req.method === "POST" ? body : undefined,
+        signal: AbortSignal.timeout(30_000),
+      });
+      status = up.status;
+      headers = up.headers;
+      answer = Buffer.from(await up.arrayBuffer());
+    } catch {
+      return this.cutConnection(req);
+    }
+    if (status >= 200 && status < 300 && req.url === INGEST_PATH) {
+      const d = decodeSummary(body);
+      if (d.ok) {
+        const s = d.summary;
+        this.acked.set(`${s.producerId}\u0000${s.seq}`, { droppedRequests: s.droppedRequests, droppedWindows: s.droppedWindows });
+      }
+      if (this.options.loseAck?.()) {
+        this.lostAcks++;
+        return this.cutConnection(req);
+      }
+    }
+    const out: Record<string, string> = { "content-type": headers.get("content-type") ?? "application/json" };
+    const retryAfter = headers.get("retry-after");
+    if (retryAfter) out["retry-after"] = retryAfter;
+    res.writeHead(status, out).end(answer);
+  }
+
+  private cutConnection(req: http.IncomingMessage): void {
+    this.cut++;
+    req.socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+export interface TrafficOptions {
+  seed: number;
+  /** Simulated seconds of traffic. */
+  durationS: number;
+  requestsPerSecond: number;
+  /** Filter flush interval; a divisor of 60 keeps per-minute attribution exact. */
+  flushS: number;
+  /** The filter's budget for unacknowledged summaries. */
+  maxPendingBytes?: number;
+  /** `host:port` the sidecars' collector cluster points at (the Front). */
+  collector: string;
+  token: string;
+  /** Called after each simulated second, with its number (from 1); may be async (the run waits). */
+  onSecond?: (second: number, progress: MeshProgress) => void | Promise<void>;
+  /** Simulated seconds of quiet after the traffic, so the last windows (and retries) are delivered. */
+  drainS?: number;
+  /** Awaited after the traffic, before the quiet period (e.g. until a restarting collector is up). */
+  beforeDrain?: () => Promise<void>;
+  /** Simulated seconds per wall second during the traffic (default: as fast as the CPU allows). */
+  speed?: number;
+}
+
+export interface TrafficRun {
+  truth: GroundTruth;
+  progress: MeshProgress;
+  mesh: Mesh;
+}
+
+/**
+ * Bookinfo traffic through the release filter (two VMs per sidecar) with exact ground truth. The mesh
+ * runs in simulated time; each simulated second it waits for its callouts to be answered.
+ */
+export async function runTraffic(o: TrafficOptions): Promise<TrafficRun> {
+  const gen = new TrafficGenerator(bookinfo({ durationS: o.durationS }), { seed: o.seed, requestsPerSecond: o.requestsPerSecond });
+  const truth = new GroundTruth();
+  const mesh = await Mesh.create({
+    model: gen.model,
+    wasm: RELEASE_WASM,
+    pluginConfig: {
+      collector: { cluster: CLUSTER, timeout_ms: 30_000 },
+      flush_interval_s: o.flushS,
+      ...(o.maxPendingBytes ? { max_pending_bytes: o.maxPendingBytes } : {}),
+    },
+    clusters: { [CLUSTER]: o.collector },
+    env: { MESHLOOK_INGEST_TOKEN: o.token },
+    clock: new ManualClock(gen.startTimeMs),
+    workers: 2,
+  });
+  let second = 0;
+  const pending: Promise<void>[] = [];
+  // onStep is synchronous; an async handler is awaited at the next request boundary via the clock step.
+  const onStep = (p: MeshProgress) => {
+    second++;
+    const r = o.onSecond?.(second, p);
+    if (r) pending.push(r);
+  };
+  await runInSteps(mesh, gen, o.durationS, truth, onStep, pending, o.speed);
+  await o.beforeDrain?.();
+  let progress = await mesh.drain(o.drainS ?? o.flushS + 5, 1000, onStep);
+  await Promise.all(pending);
+  progress = mesh.progress();
+  await mesh.close();
+  return { truth, progress, mesh };
+}
+
+/** Runs the generator one simulated second at a time so asynchronous fault actions finish in between. */
+async function runInSteps(
+  mesh: Mesh,
+  gen: TrafficGenerator,
+  durationS: number,
+  truth: GroundTruth,
+  onStep: (p: MeshProgress) => void,
+  pending: Promise<void>[],
+  speed: number | undefined,
+): Promise<void> {
+  for (let s = 1; s <= durationS; s++) {
+    await mesh.run(gen, { durationS: s, truth, speed });
+    onStep(mesh.progress());
+    while (pending.length) await pending.shift();
+  }
+}
+
+export interface WarehouseRow {
+  minuteMs: number;
+  key: string;
+  requests: number;
+  errors: number;
+  requestBytes: number;
+  responseBytes: number;
+  latencySumUs: number;
+}
+
+/** Per (minute, series) sums; the same SQL runs on DuckDB and on the Snowflake stand-in (DuckDB inside). */
+export const WAREHOUSE_SQL = `SELECT epoch_ms(minute) AS minute_ms, ${DIMENSIONS.join(", ")},
+  SUM(requests) AS requests, SUM(errors) AS errors, SUM(request_bytes) AS request_bytes,
+  SUM(response_bytes) AS response_bytes, SUM(latency_sum_us) AS latency_sum_us
+FROM ${FACT_TABLE.name} GROUP BY ALL`;
+
+export function warehouseRows(raw: Record<string, unknown>[]): WarehouseRow[] {
+  return raw.map((r) => {
+    const lower = Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v]));
+    const dims = Object.fromEntries(DIMENSIONS.map((d) => [d, d === "response_code" ? Number(lower[d]) : String(lower[d])])) as unknown as SeriesDims;
+    return {
+      minuteMs: Number(lower.minute_ms),
+      key: seriesKey(dims),
+      requests: Number(lower.requests),
+      errors: Number(lower.errors),
+      requestBytes: Number(lower.request_bytes),
+      responseBytes: Number(lower.response_bytes),
+      latencySumUs: Number(lower.latency_sum_us),
+    };
+  });
+}
+
+/** Reads a DuckDB warehouse file (no collector may hold it). */
+export async function readDuckDB(path: string): Promise<WarehouseRow[]> {
+  const instance = await DuckDBInstance.create(path);
+  const conn = await instance.connect();
+  try {
+    const reader = await conn.runAndReadAll(WAREHOUSE_SQL);
+    return warehouseRows(reader.getRowObjectsJS() as Record<string, unknown>[]);
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
+
+export interface Comparison {
+  truthRequests: number;
+  warehouseRequests: number;
+  /** (minute, series) rows whose sums differ from the truth, or that exist on one side only. */
+  mismatched: number;
+  /** Rows where the warehouse holds more than the truth (double counting): must always be 0. */
+  excess: number;
+  /** Requests the warehouse lacks. */
+  missingRequests: number;
+}
+
+/** Compares every (minute, series) of the warehouse with the ground truth. */
+export function compare(rows: WarehouseRow[], truth: GroundTruth): Comparison {
+  const want = new Map(truth.rows().map((r) => [`${r.minuteMs}|${r.key}`, r.stats]));
+  const got = new Map(rows.map((r) => [`${r.minuteMs}|${r.key}`, r]));
+  let mismatched = 0;
+  let excess = 0;
+  let missingRequests = 0;
+  let truthRequests = 0;
+  let warehouseRequests = 0;
+  for (const [k, t] of want) {
+    truthRequests += t.requests;
+    const w = got.get(k);
+    const same =
+      w !== undefined &&
+      w.requests === t.requests &&
+      w.errors === t.errors &&
+      w.requestBytes === t.requestBytes &&
+      w.responseBytes === t.responseBytes &&
+      w.latencySumUs === t.latencySumUs;
+    if (!same) mismatched++;
+    if (w && (w.requests > t.requests || w.errors > t.errors || w.requestBytes > t.requestBytes)) excess++;
+    missingRequests += t.requests - Math.min(t.requests, w?.requests ?? 0);
+  }
+  for (const [k, w] of got) {
+    warehouseRequests += w.requests;
+    if (!want.has(k)) {
+      mismatched++;
+      excess++;
+    }
+  }
+  return { truthRequests, warehouseRequests, mismatched, excess, missingRequests };
+}
