@@ -5,10 +5,10 @@
 //     (array-bound INSERTs), and the rows whose (producer_id, seq) the ledger already holds are deleted
 //     from it: what is left are the candidates C;
 //  2. BEGIN; MERGE the temporary table into mesh_load_ledger (WHEN NOT MATCHED THEN INSERT). The MERGE
-//     takes the ledger's table lock, held to COMMIT, so a second replica's MERGE waits and then runs
-//     against the committed ledger. It inserts only candidates, so when it reports |C| inserted rows
-//     this transaction has claimed all of C; if fewer (another replica committed some of C in between)
-//     it rolls back and starts again from 1;
+//     takes the ledger's table lock, held to COMMIT, so a second replica's MERGE waits for the first to
+//     commit. It inserts only candidates, so when it reports |C| inserted rows and a count read after it
+//     finds each candidate in the ledger exactly once, this transaction has claimed all of C; otherwise
+//     (another replica committed some of C in between) it rolls back and starts again from 1;
 //  3. the fact rows for C (rolled up by collector/rollup.ts) are inserted, then COMMIT.
 // A crash or lost response after COMMIT leaves the ledger rows in place, so the retried batch finds
 // every summary in step 1 and loads nothing twice.
@@ -126,6 +126,8 @@ export const SNOWFLAKE_SQL = {
   claim:
     `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq ` +
     `WHEN NOT MATCHED THEN INSERT (${LEDGER_COLUMNS.join(", ")}) VALUES (${LEDGER_COLUMNS.map((c) => `b.${c}`).join(", ")})`,
+  claimedRows:
+    `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq`,
   insertFacts: `INSERT INTO ${FACT_TABLE.name} (${FACT_COLUMNS.join(", ")}) VALUES (${placeholders(FACT_COLUMNS.length)})`,
   commit: "COMMIT",
   rollback: "ROLLBACK",
@@ -321,8 +323,12 @@ export class SnowflakeSink implements Sink {
     await this.exec(c, SNOWFLAKE_SQL.begin);
     try {
       const claimed = (await this.exec(c, SNOWFLAKE_SQL.claim)).updated;
-      if (claimed !== fresh.length) {
-        throw new SnowflakeSinkError("conflict", `load: another collector claimed ${fresh.length - claimed} of ${fresh.length} summaries meanwhile; retrying`);
+      // Read after the MERGE, under its lock: every candidate must be in the ledger exactly once. This
+      // holds even if a MERGE that waited for the lock had read an older ledger, because this SELECT
+      // starts after the lock holder committed.
+      const inLedger = Number((await this.exec(c, SNOWFLAKE_SQL.claimedRows)).rows[0]?.N);
+      if (claimed !== fresh.length || inLedger !== fresh.length) {
+        throw new SnowflakeSinkError("conflict", `load: another collector claimed some of ${fresh.length} summaries meanwhile; retrying`);
       }
       const rows = rollup(fresh);
       await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, FACT_COLUMNS.length, rows.map((r) => factRow(r, loadedAt)));
