@@ -2,9 +2,8 @@
 // max_series series, the excess is folded into the overflow series with exact totals, the number of
 // folded keys is estimated, and linear memory stays under the documented bound across windows.
 import { describe, expect, it } from "vitest";
-import { createSidecar, ManualClock } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { COLLECTOR_CLUSTER, LOCAL_NODE, linearMemoryBytes, loadModule, startCollector, syntheticStream } from "./fixtures.ts";
+import { linearMemoryBytes, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
 
 const ATTACKERS = 100_000;
 const MAX_SERIES = 2000;
@@ -14,17 +13,7 @@ const MEMORY_BOUND = 16 * 1024 * 1024;
 describe("filter under a cardinality attack", () => {
   it("caps live series, keeps totals exact via overflow, and holds memory flat over windows", async () => {
     const collector = await startCollector();
-    const clock = new ManualClock();
-    const sidecar = await createSidecar({
-      wasm: await loadModule(),
-      rootId: "meshlook",
-      clock,
-      canary: false,
-      node: LOCAL_NODE,
-      pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, max_series: MAX_SERIES }),
-      env: { MESHLOOK_INGEST_TOKEN: "t" },
-      clusters: { [COLLECTOR_CLUSTER]: collector.address },
-    });
+    const { clock, sidecar } = await meshlookSidecar({ max_series: MAX_SERIES }, collector.address);
     const memory: number[] = [];
     const sent: { requests: number; errors: number; requestBytes: number; responseBytes: number; keys: number }[] = [];
     for (let window = 0; window < 4; window++) {

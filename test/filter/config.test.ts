@@ -3,11 +3,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createSidecar, ManualClock, WasmLoadError } from "../../sim/host/index.ts";
+import { createSidecar, WasmLoadError } from "../../sim/host/index.ts";
 import type { LogEntry } from "../../sim/host/index.ts";
+import { COLLECTOR_CLUSTER as CLUSTER, meshlookSidecar } from "./fixtures.ts";
 
 const wasm = new Uint8Array(readFileSync(join(import.meta.dirname, "..", "..", "dist", "meshlook.wasm")));
-const CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
 
 async function configure(pluginConfig: string, env: Record<string, string> = { MESHLOOK_INGEST_TOKEN: "t" }) {
   const logs: LogEntry[] = [];
@@ -95,15 +95,7 @@ describe("filter configuration", () => {
   });
 
   it("works with only the cluster: POSTs to the default path and derived authority every 10 s", async () => {
-    const clock = new ManualClock();
-    const sidecar = await createSidecar({
-      wasm,
-      rootId: "meshlook",
-      clock,
-      pluginConfig: JSON.stringify({ collector: { cluster: CLUSTER } }),
-      env: { MESHLOOK_INGEST_TOKEN: "s3cret" },
-      clusters: { [CLUSTER]: "127.0.0.1:9" },
-    });
+    const { clock, sidecar } = await meshlookSidecar({}, "127.0.0.1:9", { env: { MESHLOOK_INGEST_TOKEN: "s3cret" }, canary: true });
     sidecar.stream({
       requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "reviews"]],
       responseHeaders: [[":status", "200"]],
@@ -126,15 +118,7 @@ describe("filter configuration", () => {
   });
 
   it("without a token logs one error and still aggregates and sends", async () => {
-    const clock = new ManualClock();
-    const sidecar = await createSidecar({
-      wasm,
-      rootId: "meshlook",
-      clock,
-      pluginConfig: JSON.stringify({ collector: { cluster: CLUSTER }, flush_interval_s: 1 }),
-      clusters: { [CLUSTER]: "127.0.0.1:9" },
-      canary: false,
-    });
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, "127.0.0.1:9", { env: {} });
     expect(sidecar.logMessages("error").filter((m) => m.includes("MESHLOOK_INGEST_TOKEN"))).toHaveLength(1);
     sidecar.stream({ requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "r"]], responseHeaders: [[":status", "200"]] });
     clock.advance(1_000);

@@ -7,22 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSidecar, ManualClock, type Sidecar } from "../../sim/host/index.ts";
 import { reportingWorkload, streamInput, workloadNode } from "../../sim/sidecar.ts";
 import { GroundTruth, TrafficGenerator, mixed, seriesKey, type Reporter, type SeriesDims, type Stats, type Workload } from "../../sim/traffic/index.ts";
-import { decodeSummary, sketchFromJson, type DecodedSummary, type Sketch } from "../../shared/node.ts";
+import { decodeSummary, SeriesStats, statsOf, type DecodedSummary, type Sketch } from "../../shared/node.ts";
 import { COLLECTOR_CLUSTER, loadModule, startCollector } from "./fixtures.ts";
 
 const REQUESTS = 100_000;
 const QUANTILES = [0.5, 0.9, 0.99, 0.999];
-
-interface Merged {
-  requests: number;
-  errors: number;
-  requestBytes: number;
-  responseBytes: number;
-  latencySumUs: number;
-  latencyMinUs: number;
-  latencyMaxUs: number;
-  sketch: Sketch;
-}
 
 let summaries: DecodedSummary[] = [];
 let truth: GroundTruth;
@@ -92,25 +81,15 @@ afterAll(() => {
   summaries = [];
 });
 
-function mergeSeries(): Map<string, Merged> {
-  const out = new Map<string, Merged>();
+/** Every decoded series merged per key with the shared aggregate (exact merge, as the collector rolls up). */
+function mergeSeries(): Map<string, SeriesStats> {
+  const out = new Map<string, SeriesStats>();
   for (const summary of summaries) {
     for (const s of summary.series) {
       const key = seriesKey(s.dimensions as unknown as SeriesDims);
-      const sketch = sketchFromJson(s.sketch);
       const m = out.get(key);
-      if (!m) {
-        out.set(key, { ...s, sketch });
-        continue;
-      }
-      m.requests += s.requests;
-      m.errors += s.errors;
-      m.requestBytes += s.requestBytes;
-      m.responseBytes += s.responseBytes;
-      m.latencySumUs += s.latencySumUs;
-      m.latencyMinUs = Math.min(m.latencyMinUs, s.latencyMinUs);
-      m.latencyMaxUs = Math.max(m.latencyMaxUs, s.latencyMaxUs);
-      m.sketch.merge(sketch);
+      if (m) m.merge(statsOf(s));
+      else out.set(key, statsOf(s));
     }
   }
   return out;
@@ -156,9 +135,9 @@ describe("filter exactness on a mixed mesh", () => {
     for (const [key, t] of truth.aggregate((row) => row.key)) check(key, merged.get(key)!.sketch, t);
     for (const reporter of ["source", "destination"]) {
       const all = [...merged.entries()].filter(([k]) => k.startsWith(reporter + "\u0001"));
-      const sketch = sketchFromJson({ s: 6, z: 0, o: 0, c: [] });
-      for (const [, m] of all) sketch.merge(m.sketch);
-      check(reporter, sketch, truth.aggregate((row) => row.dims.reporter).get(reporter)!);
+      const total = new SeriesStats(6);
+      for (const [, m] of all) total.merge(m);
+      check(reporter, total.sketch, truth.aggregate((row) => row.dims.reporter).get(reporter)!);
     }
   });
 });

@@ -4,7 +4,7 @@ import http from "node:http";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { compileModule, duration, FieldObject, uint, type Sidecar, type StreamInput } from "../../sim/host/index.ts";
+import { compileModule, createSidecar, duration, FieldObject, ManualClock, uint, type Sidecar, type SidecarOptions, type StreamInput } from "../../sim/host/index.ts";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const RELEASE_WASM = join(ROOT, "dist", "meshlook.wasm");
@@ -111,4 +111,32 @@ export async function startCollector(reply: (body: Uint8Array, index: number) =>
     bodies,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * The release filter in a one-worker sidecar with a ManualClock, configured with the collector
+ * cluster plus `config`, and pointed at `collectorAddress` when given.
+ */
+export async function meshlookSidecar(config: object = {}, collectorAddress?: string, options: Partial<SidecarOptions> = {}) {
+  const clock = new ManualClock();
+  const sidecar = await createSidecar({
+    wasm: await loadModule(),
+    rootId: "meshlook",
+    clock,
+    canary: false,
+    node: LOCAL_NODE,
+    pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, ...config }),
+    env: { MESHLOOK_INGEST_TOKEN: "t" },
+    clusters: collectorAddress ? { [COLLECTOR_CLUSTER]: collectorAddress } : {},
+    ...options,
+  });
+  return { clock, sidecar };
+}
+
+/** Lets `seconds` of simulated time pass one tick at a time, delivering callout responses as they come. */
+export async function idle(sidecar: Sidecar, clock: ManualClock, seconds: number) {
+  for (let t = 0; t < seconds; t++) {
+    clock.advance(1000);
+    await sidecar.settle();
+  }
 }

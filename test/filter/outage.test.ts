@@ -3,23 +3,15 @@
 // a later summary, a 429 with Retry-After delays the retry by exactly that, and a missing ingest
 // token (401) is retried like any other failure.
 import { describe, expect, it } from "vitest";
-import { createSidecar, ManualClock, type Sidecar } from "../../sim/host/index.ts";
+import type { ManualClock, Sidecar } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { COLLECTOR_CLUSTER, LOCAL_NODE, loadModule, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
+import { idle, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
 
 async function setup(config: object, reply: (body: Uint8Array, index: number, nowMs: number) => CollectorReply) {
-  const clock = new ManualClock();
-  const collector = await startCollector((body, index) => reply(body, index, clock.nowMs()));
-  const sidecar = await createSidecar({
-    wasm: await loadModule(),
-    rootId: "meshlook",
-    clock,
-    canary: false,
-    node: LOCAL_NODE,
-    pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 1, ...config }),
-    env: { MESHLOOK_INGEST_TOKEN: "t" },
-    clusters: { [COLLECTOR_CLUSTER]: collector.address },
-  });
+  let clockRef: ManualClock | undefined;
+  const collector = await startCollector((body, index) => reply(body, index, clockRef!.nowMs()));
+  const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, ...config }, collector.address);
+  clockRef = clock;
   return { clock, collector, sidecar };
 }
 
@@ -51,10 +43,7 @@ describe("filter when the collector is unavailable", () => {
       sent += 10 + t;
     }
     down = false;
-    for (let t = 0; t < 40; t++) {
-      clock.advance(1000);
-      await sidecar.settle();
-    }
+    await idle(sidecar, clock, 40);
     await sidecar.close();
     await collector.close();
     const all = decodeAll(collector.bodies);
@@ -73,17 +62,15 @@ describe("filter when the collector is unavailable", () => {
     let down = true;
     const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => (down ? { status: 503 } : { status: 200 }));
     let sent = 0;
-    for (let t = 0; t < 30; t++, sent += 40) await second(sidecar, clock, 40, t);
-    down = false;
-    for (let t = 0; t < 400; t++) {
-      if (t === 200) {
-        await second(sidecar, clock, 40, 1000); // a window after recovery carries the drop report
-        sent += 40;
-      } else {
-        clock.advance(1000);
-        await sidecar.settle();
-      }
+    for (let t = 0; t < 30; t++) {
+      await second(sidecar, clock, 40, t);
+      sent += 40;
     }
+    down = false;
+    await idle(sidecar, clock, 200);
+    await second(sidecar, clock, 40, 1000); // a window after recovery carries the drop report
+    sent += 40;
+    await idle(sidecar, clock, 200);
     await sidecar.close();
     await collector.close();
     const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary);
@@ -105,10 +92,7 @@ describe("filter when the collector is unavailable", () => {
       return index === 0 ? { status: 429, headers: { "retry-after": "30" } } : { status: 200 };
     });
     await second(sidecar, clock, 5, 0);
-    for (let t = 0; t < 40; t++) {
-      clock.advance(1000);
-      await sidecar.settle();
-    }
+    await idle(sidecar, clock, 40);
     await sidecar.close();
     await collector.close();
     const all = decodeAll(collector.bodies);
@@ -123,10 +107,7 @@ describe("filter when the collector is unavailable", () => {
     const { clock, collector, sidecar } = await setup({}, () => (accept ? { status: 200 } : { status: 401 }));
     for (let t = 0; t < 3; t++) await second(sidecar, clock, 5, t);
     accept = true;
-    for (let t = 0; t < 20; t++) {
-      clock.advance(1000);
-      await sidecar.settle();
-    }
+    await idle(sidecar, clock, 20);
     await sidecar.close();
     await collector.close();
     const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary.seq);

@@ -3,26 +3,16 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { createSidecar, ManualClock, FieldObject, duration, uint, type StreamInput } from "../../sim/host/index.ts";
+import { FieldObject, duration, uint, type StreamInput } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSeries } from "../../shared/node.ts";
-import { COLLECTOR_CLUSTER, LOCAL_NODE, loadModule, startCollector } from "./fixtures.ts";
+import { meshlookSidecar, startCollector } from "./fixtures.ts";
 
 const CALLER = "spiffe://cluster.local/ns/shop/sa/productpage";
 const SELF = "spiffe://cluster.local/ns/shop/sa/reviews";
 
 async function seriesOf(inputs: StreamInput[], options: { config?: object } = {}): Promise<DecodedSeries[]> {
   const collector = await startCollector();
-  const clock = new ManualClock();
-  const sidecar = await createSidecar({
-    wasm: await loadModule(),
-    rootId: "meshlook",
-    clock,
-    canary: false,
-    node: LOCAL_NODE,
-    pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 1, ...options.config }),
-    env: { MESHLOOK_INGEST_TOKEN: "t" },
-    clusters: { [COLLECTOR_CLUSTER]: collector.address },
-  });
+  const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, ...options.config }, collector.address);
   for (const input of inputs) sidecar.stream(input);
   clock.advance(1000);
   await sidecar.settle();
