@@ -125,7 +125,8 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
   v = root.get("max_series");
   if (v !== null) {
     // Lower bound: room for the overflow series (one per direction) plus real series.
-    problem = integer(v, 10, 100000);
+    // Upper bound: the most series one wire format v1 summary carries.
+    problem = integer(v, 10, 65536);
     if (problem.length) return fail("max_series", problem);
     c.maxSeries = <i32>intOut;
   }

@@ -81,11 +81,7 @@ export class MeshlookRoot extends Root {
     outbox.maxBytes = c.maxPendingBytes;
     outbox.callDeadlineMs = deadline;
 
-    // Node id first for readability; cut so the unique tail always fits the wire's 256 bytes.
-    let node = observer.local.id.length > 0 ? observer.local.id : "unknown";
-    if (node.length > 200) node = node.substring(0, 200);
-    let id = node + "/" + vmStartNs.toString() + "/" + this.id.toString() + "/" + vmNonce.toString(16);
-    this.producerId = Uint8Array.wrap(String.UTF8.encode(id));
+    this.producerId = producerId(observer.local.id, vmStartNs, this.id, vmNonce);
     this.writer = new SummaryWriter(c);
     this.cluster = String.UTF8.encode(c.cluster);
     this.headers = this.requestHeaders(c);
@@ -206,6 +202,26 @@ export class MeshlookRoot extends Root {
     }
     return h.serialize();
   }
+}
+
+const MAX_NODE_ID_BYTES = 180;
+
+/**
+ * `<node id>/<VM start ns>/<root context id>/<nonce hex>`. The node id comes first for readability and
+ * is cut (at a character boundary) so the unique tail always fits the wire's 256-byte producer id.
+ */
+function producerId(nodeId: string, startNs: u64, rootId: u32, nonce: u64): Uint8Array {
+  let node = Uint8Array.wrap(String.UTF8.encode(nodeId.length > 0 ? nodeId : "unknown"));
+  let cut = node.length;
+  if (cut > MAX_NODE_ID_BYTES) {
+    cut = MAX_NODE_ID_BYTES;
+    while (cut > 0 && (node[cut] & 0xc0) == 0x80) cut--;
+  }
+  let tail = Uint8Array.wrap(String.UTF8.encode("/" + startNs.toString() + "/" + rootId.toString() + "/" + nonce.toString(16)));
+  let out = new Uint8Array(cut + tail.length);
+  out.set(node.subarray(0, cut));
+  out.set(tail, cut);
+  return out;
 }
 
 /** A decimal header of the HTTP call response, or -1. */

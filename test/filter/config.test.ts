@@ -52,7 +52,7 @@ describe("filter configuration", () => {
     ["flush_interval_s", (c) => (c.flush_interval_s = 0)],
     ["flush_interval_s", (c) => (c.flush_interval_s = "10")],
     ["max_series", (c) => (c.max_series = 5)],
-    ["max_series", (c) => (c.max_series = 1e9)],
+    ["max_series", (c) => (c.max_series = 65537)],
     ["max_pending_bytes", (c) => (c.max_pending_bytes = 10)],
     ["directions", (c) => (c.directions = [])],
     ["directions", (c) => (c.directions = "inbound")],

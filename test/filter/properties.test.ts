@@ -3,26 +3,31 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { FieldObject, duration, uint, type StreamInput } from "../../sim/host/index.ts";
-import { decodeSummary, type DecodedSeries } from "../../shared/node.ts";
+import { FieldObject, duration, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
+import { decodeSummary, type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
 import { meshlookSidecar, startCollector } from "./fixtures.ts";
 
 const CALLER = "spiffe://cluster.local/ns/shop/sa/productpage";
 const SELF = "spiffe://cluster.local/ns/shop/sa/reviews";
 
-async function seriesOf(inputs: StreamInput[], options: { config?: object } = {}): Promise<DecodedSeries[]> {
+async function summariesOf(inputs: StreamInput[], options: { config?: object; node?: NodeInfo } = {}): Promise<DecodedSummary[]> {
   const collector = await startCollector();
-  const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, ...options.config }, collector.address);
+  const extra = options.node ? { node: options.node, workers: 2 } : {};
+  const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, ...options.config }, collector.address, extra);
   for (const input of inputs) sidecar.stream(input);
   clock.advance(1000);
   await sidecar.settle();
   await sidecar.close();
   await collector.close();
-  return collector.bodies.flatMap(({ body }) => {
+  return collector.bodies.map(({ body }) => {
     const r = decodeSummary(body);
     if (!r.ok) throw new Error(r.message);
-    return r.summary.series;
+    return r.summary;
   });
+}
+
+async function seriesOf(inputs: StreamInput[], options: { config?: object } = {}): Promise<DecodedSeries[]> {
+  return (await summariesOf(inputs, options)).flatMap((s) => s.series);
 }
 
 const peer = new FieldObject({ workload: "productpage-v1", namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
@@ -148,5 +153,16 @@ describe("filter dimension sources", () => {
     const [on] = await seriesOf([withUser], { config: { end_user_principal: true, dimensions: ["reporter", "source_workload", "response_code"] } });
     expect(off.dimensions.end_user_principal).toBe("unknown");
     expect(on.dimensions).toMatchObject({ end_user_principal: "https://issuer/u1", source_workload: "productpage-v1", response_code: 200, source_principal: "unknown", destination_workload: "unknown" });
+  });
+
+  it("names each worker VM's producer uniquely, keeping the unique tail for a long node id", async () => {
+    const node = { id: "sidecar~" + "é".repeat(200), metadata: { WORKLOAD_NAME: "w" } };
+    const summaries = await summariesOf([inbound(), inbound(), inbound(), inbound()], { node });
+    const ids = [...new Set(summaries.map((s) => s.producerId))];
+    expect(ids).toHaveLength(2);
+    for (const id of ids) {
+      expect(Buffer.byteLength(id)).toBeLessThanOrEqual(256);
+      expect(id).toMatch(/^sidecar~é+\/\d+\/\d+\/[0-9a-f]+$/);
+    }
   });
 });
