@@ -184,7 +184,9 @@ export function statsOf(s: Omit<DecodedSeries, "dimensions">): SeriesStats {
 export function sketchToJson(sk: Sketch): SketchJson {
   if (sk.lo > sk.hi) return { s: sk.scale, z: sk.zeroCount, o: 0, c: [] };
   const from = sk.lo - sk.offset;
-  return { s: sk.scale, z: sk.zeroCount, o: sk.lo, c: Array.from(sk.counts.subarray(from, from + sk.hi - sk.lo + 1)) };
+  const c: number[] = new Array(sk.hi - sk.lo + 1);
+  for (let i = 0; i < c.length; i++) c[i] = sk.counts[from + i];
+  return { s: sk.scale, z: sk.zeroCount, o: sk.lo, c };
 }
 
 /** A sketch from its JSON form; throws on a malformed one (wrong types, scale out of range, negative counts). */
@@ -194,7 +196,7 @@ export function sketchFromJson(j: SketchJson): Sketch {
   if (!whole(j.z) || !Number.isSafeInteger(j.o) || !Array.isArray(j.c) || !j.c.every(whole)) throw new Error("malformed sketch JSON");
   const sk = new Sketch(j.s);
   sk.addZero(j.z);
-  sk.reserve(j.o, j.o + j.c.length - 1);
+  if (j.c.length > 0) sk.adopt(new Float64Array(j.c.length), j.o, j.o + j.c.length - 1);
   for (let b = 0; b < j.c.length; b++) if (j.c[b] !== 0) sk.addToBucket(j.o + b, j.c[b]);
   return sk;
 }

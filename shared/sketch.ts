@@ -156,6 +156,8 @@ export function bucketMidpoint(index: i32, scale: i32): f64 {
 const EMPTY_LO: i32 = 2147483647;
 const EMPTY_HI: i32 = -2147483648;
 const INITIAL_CAPACITY: i32 = 16;
+// Shared by every sketch that has no bucket yet; it has no room, so the first record replaces it.
+const NO_COUNTS: Float64Array = new Float64Array(0);
 
 /**
  * A growable dense exponential histogram. Storage is one Float64Array window `counts` over bucket
@@ -179,7 +181,7 @@ export class Sketch {
   constructor(scale: i32 = DEFAULT_SCALE) {
     this.scale = scale;
     this.initialScale = scale;
-    this.counts = new Float64Array(0);
+    this.counts = NO_COUNTS;
   }
 
   /** Records one latency (microseconds; sanitised by wholeMicros). */
@@ -223,10 +225,13 @@ export class Sketch {
     this.count += n;
   }
 
-  /** Sizes the window to exactly [lo, hi] while empty (lets the decoder allocate once). */
-  reserve(lo: i32, hi: i32): void {
-    if (this.lo <= this.hi || hi < lo) return;
-    if (this.counts.length < hi - lo + 1) this.counts = new Float64Array(hi - lo + 1);
+  /**
+   * While empty, takes `counts` (zeroed, at least hi - lo + 1 long) as the window for [lo, hi]: the
+   * decoder hands out slices of one shared block instead of allocating per sketch.
+   */
+  adopt(counts: Float64Array, lo: i32, hi: i32): void {
+    if (this.lo <= this.hi || counts.length < hi - lo + 1) return;
+    this.counts = counts;
     this.offset = lo;
   }
 

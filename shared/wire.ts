@@ -330,6 +330,22 @@ export class WireSummary {
   series: Array<WireSeries> = new Array<WireSeries>();
 }
 
+// Hands out zeroed slices of large blocks, so decoded sketches share a few allocations.
+class Arena {
+  block: Float64Array = new Float64Array(0);
+  used: i32 = 0;
+
+  take(n: i32): Float64Array {
+    if (this.used + n > this.block.length) {
+      this.block = new Float64Array(n > 4096 ? n : 4096);
+      this.used = 0;
+    }
+    const slice = this.block.subarray(this.used, this.used + n);
+    this.used += n;
+    return slice;
+  }
+}
+
 /** Outcome of decodeWire: reason OK with a summary, or a reason code, a message and the byte offset. */
 export class DecodeResult {
   constructor(
@@ -530,6 +546,7 @@ function decodeBody(c: Cursor, inputLength: f64): WireSummary {
   if (m > c.remaining()) c.fail(TRUNCATED, "series count exceeds the remaining bytes");
   const fullMask: f64 = f64((1 << k) - 1);
   const refs = new Int32Array(k);
+  const arena = new Arena();
   let spanBudget = SPAN_BUDGET_BASE + SPAN_BUDGET_PER_BYTE * inputLength;
   for (let i = 0; i < m && !c.failed; i++) {
     const maskAt = c.pos;
@@ -545,7 +562,7 @@ function decodeBody(c: Cursor, inputLength: f64): WireSummary {
       const ref = c.bounded("string reference", n - 1, BAD_STRING_REF);
       refs[j] = ref;
     }
-    const stats = decodeSeries(c, i);
+    const stats = decodeSeries(c, i, arena);
     if (c.failed) break;
     const width = stats.sketch.lo <= stats.sketch.hi ? f64(stats.sketch.hi - stats.sketch.lo + 1) : 0.0;
     spanBudget -= width;
@@ -563,7 +580,7 @@ function inSeries(i: i32, text: string): string {
   return "series " + i.toString() + ": " + text;
 }
 
-function decodeSeries(c: Cursor, i: i32): SeriesStats {
+function decodeSeries(c: Cursor, i: i32, arena: Arena): SeriesStats {
   const requestsAt = c.pos;
   const requests = c.varint("requests");
   if (requests == 0.0) {
@@ -611,7 +628,7 @@ function decodeSeries(c: Cursor, i: i32): SeriesStats {
     const tokensAt = c.pos;
     const last = readBuckets(c, i, scale, first, nb, requests - zero, null);
     if (c.failed) return stats;
-    sk.reserve(first, last);
+    sk.adopt(arena.take(last - first + 1), first, last);
     c.pos = tokensAt;
     readBuckets(c, i, scale, first, nb, requests - zero, sk);
   }
@@ -628,11 +645,20 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
   let total: f64 = 0.0;
   for (let b = 0; b < nb; b++) {
     const token = c.varint("bucket token");
-    const zz = Math.floor(token / 8.0);
-    let gap = token - zz * 8.0;
+    let gap: f64;
+    if (token < 2147483648.0) {
+      // the common case, in integer arithmetic
+      const t = i32(token);
+      const zz = t >>> 3;
+      gap = f64(t & 7);
+      count += f64((zz >>> 1) ^ -(zz & 1));
+    } else {
+      const zz = Math.floor(token / 8.0);
+      gap = token - zz * 8.0;
+      const half = Math.floor(zz / 2.0);
+      count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
+    }
     if (gap == 7.0) gap += c.varint("bucket gap");
-    const half = Math.floor(zz / 2.0);
-    count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
     index += gap + 1.0;
     total += count;
     if (c.failed) return 0;

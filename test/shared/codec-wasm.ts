@@ -14,6 +14,8 @@ interface CodecExports {
   decodeSeriesCount(): number;
   reencode(): number;
   bucketIndexOf(v: number, scale: number): number;
+  recordValues(n: number): number;
+  baselineValues(n: number): number;
 }
 
 export interface WasmCodec {
@@ -24,6 +26,10 @@ export interface WasmCodec {
   /** decode + encode inside wasm: the re-encoded bytes, or the reason code when invalid. */
   reencode(bytes: Uint8Array): Uint8Array | number;
   bucketIndex(v: number, scale: number): number;
+  /** Records `n` generated latencies into a SeriesStats inside wasm (bench/codec.ts). */
+  recordValues(n: number): number;
+  /** The same generator without recording: the baseline for recordValues. */
+  baselineValues(n: number): number;
 }
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -51,5 +57,7 @@ export function loadWasmCodec(): WasmCodec {
       return new Uint8Array(x.memory.buffer, x.outputPointer(), x.outputLength()).slice();
     },
     bucketIndex: (v, scale) => x.bucketIndexOf(v, scale),
+    recordValues: (n) => x.recordValues(n),
+    baselineValues: (n) => x.baselineValues(n),
   };
 }
