@@ -85,8 +85,8 @@ export class Outbox {
     this.inFlight = false;
     this.failures = 0;
     this.nextAttemptMs = 0;
-    const head = this.queue.shift();
-    this.bytes -= head.body.length;
+    this.bytes -= this.queue[0].body.length;
+    this.queue.shift();
   }
 
   /** The call for the head summary failed; `retryAfterMs` < 0 when the collector gave none. */
