@@ -2,8 +2,9 @@
 // portable codec run as TypeScript in Node versus the same code compiled to wasm and called through
 // @assemblyscript/loader, and the per-request cost of recording into a series.
 // Run: `npx tsx bench/codec.ts` (builds dist/fixtures/codec_wire.wasm when missing).
-import { SeriesStats, decodeSummary, decodeWire, encodeSummary, sketchToJson, type DecodedSeries, type DecodedSummary } from "../shared/node.ts";
-import { DIMENSIONS, type Dimension } from "../shared/schema.ts";
+import { SeriesStats, decodeSummary, decodeWire, encodeSummary, seriesOf, type DecodedSeries, type DecodedSummary } from "../shared/node.ts";
+import { DIMENSIONS } from "../shared/schema.ts";
+import { inboundDims } from "../test/fixtures/wire/vectors.ts";
 import { loadWasmCodec } from "../test/shared/codec-wasm.ts";
 import { lognormal, mulberry32 } from "../test/shared/random.ts";
 
@@ -40,33 +41,8 @@ function window(series: number, perSeries: number, seed: number): DecodedSummary
     for (let r = 0; r < perSeries; r++) {
       stats.record(Math.floor(lognormal(rnd, Math.log(5000), 0.8)), 200 + Math.floor(rnd() * 600), 500 + Math.floor(rnd() * 20000), rnd() < 0.01);
     }
-    const caller = `caller-${i % 40}`;
     const code = [200, 200, 404, 503][Math.floor(i / 40) % 4];
-    const dims: Record<Dimension, string | number> = {
-      reporter: "destination",
-      source_principal: `spiffe://cluster.local/ns/tenants/sa/${caller}`,
-      source_workload: caller,
-      source_namespace: "tenants",
-      source_canonical_service: caller,
-      source_canonical_revision: "v1",
-      source_cluster: "Kubernetes",
-      destination_principal: "spiffe://cluster.local/ns/shop/sa/reviews",
-      destination_service: "reviews.shop.svc.cluster.local",
-      destination_workload: "reviews-v2",
-      destination_namespace: "shop",
-      destination_canonical_service: "reviews",
-      destination_canonical_revision: "v2",
-      destination_cluster: "Kubernetes",
-      request_protocol: i % 7 === 0 ? "grpc" : "http",
-      response_code: code,
-      grpc_status: i % 7 === 0 ? "0" : "-",
-      response_flags: code === 503 ? "UF" : "-",
-      connection_security_policy: "mutual_tls",
-      end_user_principal: "unknown",
-    };
-    out.push({ dimensions: dims, requests: stats.requests, errors: stats.errors, requestBytes: stats.requestBytes,
-      responseBytes: stats.responseBytes, latencySumUs: stats.latencySumUs, latencyMinUs: stats.latencyMinUs,
-      latencyMaxUs: stats.latencyMaxUs, sketch: sketchToJson(stats.sketch) });
+    out.push(seriesOf(inboundDims(`caller-${i % 40}`, { code, grpc: i % 7 === 0, plaintext: false }), stats));
   }
   return { producerId: "sidecar~10.0.3.7~reviews-v2-5d9f.shop~shop.svc.cluster.local/1764000000123456789", seq: 1,
     windowStartMs: 1764000000000, windowEndMs: 1764000010000, flags: 0, droppedRequests: 0, droppedWindows: 0,

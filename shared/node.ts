@@ -166,6 +166,23 @@ export function encodeSummary(summary: SummaryInput): Uint8Array {
   return enc.finish();
 }
 
+/** A series from its dimensions (absent ones get their sentinel) and an aggregate, e.g. to encode it. */
+export function seriesOf(dimensions: Partial<Record<Dimension, string | number>>, stats: SeriesStats): DecodedSeries {
+  const all = {} as Record<Dimension, string | number>;
+  for (const d of DIMENSIONS) all[d] = dimensions[d] ?? absentValue(d);
+  return {
+    dimensions: all,
+    requests: stats.requests,
+    errors: stats.errors,
+    requestBytes: stats.requestBytes,
+    responseBytes: stats.responseBytes,
+    latencySumUs: stats.latencySumUs,
+    latencyMinUs: stats.latencyMinUs,
+    latencyMaxUs: stats.latencyMaxUs,
+    sketch: sketchToJson(stats.sketch),
+  };
+}
+
 /** The portable aggregate holding a decoded series' numbers. */
 export function statsOf(s: Omit<DecodedSeries, "dimensions">): SeriesStats {
   const stats = new SeriesStats(s.sketch.s);

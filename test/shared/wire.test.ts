@@ -11,7 +11,7 @@ import {
   decodeWire,
   encodeSummary,
   reasonName,
-  sketchToJson,
+  seriesOf,
   toValidUtf8,
   type DecodedSummary,
 } from "../../shared/node.ts";
@@ -109,23 +109,9 @@ function randomSummary(rnd: () => number): DecodedSummary {
     const stats = new SeriesStats(Math.floor(rnd() * 9));
     const n = 1 + Math.floor(rnd() * 60);
     for (let i = 0; i < n; i++) stats.record(rnd() < 0.05 ? 0 : lognormal(rnd, 3 + rnd() * 10, rnd() * 2), rnd() * 1e6, rnd() * 1e9, rnd() < 0.2);
-    const dimensions = {} as Record<Dimension, string | number>;
-    for (const d of DIMENSIONS) {
-      if (d === "response_code") dimensions[d] = reported.includes(d) ? Math.floor(rnd() * 600) : 0;
-      else dimensions[d] = reported.includes(d) ? pool[Math.floor(rnd() * pool.length)] : "unknown";
-    }
-    const s = { dimensions, ...stats, sketch: sketchToJson(stats.sketch) };
-    return {
-      dimensions,
-      requests: s.requests,
-      errors: s.errors,
-      requestBytes: s.requestBytes,
-      responseBytes: s.responseBytes,
-      latencySumUs: s.latencySumUs,
-      latencyMinUs: s.latencyMinUs,
-      latencyMaxUs: s.latencyMaxUs,
-      sketch: s.sketch,
-    };
+    const dimensions: Partial<Record<Dimension, string | number>> = {};
+    for (const d of reported) dimensions[d] = d === "response_code" ? Math.floor(rnd() * 600) : pool[Math.floor(rnd() * pool.length)];
+    return seriesOf(dimensions, stats);
   });
   return {
     producerId: `p${Math.floor(rnd() * 1e9)}`,
