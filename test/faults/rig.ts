@@ -95,18 +95,36 @@ export class CollectorReplica {
   }
 }
 
+/** What the front proxies to: a collector replica, or any HTTP service that is up at some URL. */
+export interface Upstream {
+  readonly up: boolean;
+  readonly url?: string;
+}
+
 export interface FrontOptions {
-  /** `alternate`: each request to the next live replica; `first`: the first live one (fail-over). */
+  /** `alternate`: each request to the next live upstream; `first`: the first live one (fail-over). */
   policy?: "alternate" | "first";
-  /** Called for each upstream 2xx; true = cut the sidecar's connection instead (a lost acknowledgement). */
+  /** Called for each upstream 2xx to ingest; true = cut the sidecar's connection instead (a lost ack). */
   loseAck?: () => boolean;
+  /** While unreachable, answer with this status instead of cutting the connection. */
+  unreachableStatus?: number;
+}
+
+const HOP_BY_HOP = new Set(["host", "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"]);
+
+function forwardable(headers: http.IncomingHttpHeaders | Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  const entries = headers instanceof Headers ? [...headers.entries()] : Object.entries(headers);
+  for (const [k, v] of entries) if (v !== undefined && !HOP_BY_HOP.has(k.toLowerCase())) out[k] = Array.isArray(v) ? v.join(", ") : v;
+  return out;
 }
 
 /**
- * Loopback proxy in front of the replicas, as a Service would be. A request to no live replica, or one
- * whose replica dies mid-request, has its connection cut — the sidecar's Envoy then answers the filter
- * with its 503 local reply. Every summary a replica acknowledged is decoded to record what the filter
- * reported dropped, once per (producer, seq).
+ * Loopback proxy in front of collector replicas, as a Service would be (or in front of the Snowflake
+ * stand-in, as the network would be). A request to no live upstream, or one whose upstream dies
+ * mid-request, has its connection cut — for a sidecar, Envoy then answers the filter with its 503 local
+ * reply. Every summary a replica acknowledged is decoded to record what the filter reported dropped,
+ * once per (producer, seq).
  */
 export class Front {
   unreachable = false;
@@ -119,7 +137,7 @@ export class Front {
   private readonly sockets = new Set<Socket>();
 
   constructor(
-    readonly replicas: CollectorReplica[],
+    readonly upstreams: Upstream[],
     private readonly options: FrontOptions = {},
   ) {}
 
@@ -144,9 +162,9 @@ export class Front {
     return { requests, windows };
   }
 
-  private pick(): CollectorReplica | undefined {
-    const live = this.replicas.filter((r) => r.up);
-    if (this.unreachable || live.length === 0) return undefined;
+  private pick(): Upstream | undefined {
+    const live = this.upstreams.filter((r) => r.up);
+    if (live.length === 0) return undefined;
     if (this.options.policy !== "alternate") return live[0];
     return live[this.next++ % live.length];
   }
@@ -156,25 +174,26 @@ export class Front {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
-    const target = this.pick();
+    if (this.unreachable && this.options.unreachableStatus) {
+      res.writeHead(this.options.unreachableStatus, { "content-type": "text/plain" }).end("unavailable");
+      return;
+    }
+    const target = this.unreachable ? undefined : this.pick();
     if (!target) return this.cutConnection(req);
-    let status: number;
-    let headers: Headers;
+    let up: Response;
     let answer: Buffer;
     try {
-      const up = await fetch(target.url + (req.url ?? "/"), {
+      up = await fetch(target.url + (req.url ?? "/"), {
         method: req.method,
-        headers: { "content-type": req.headers["content-type"] ?? "", authorization: req.headers.authorization ?? "" },
-        body: req.method === "POST" ? body : undefined,
-        signal: AbortSignal.timeout(30_000),
+        headers: forwardable(req.headers),
+        body: req.method === "GET" || req.method === "HEAD" ? undefined : body,
+        signal: AbortSignal.timeout(60_000),
       });
-      status = up.status;
-      headers = up.headers;
       answer = Buffer.from(await up.arrayBuffer());
     } catch {
       return this.cutConnection(req);
     }
-    if (status >= 200 && status < 300 && req.url === INGEST_PATH) {
+    if (up.ok && req.url === INGEST_PATH) {
       const d = decodeSummary(body);
       if (d.ok) {
         const s = d.summary;
@@ -185,10 +204,7 @@ export class Front {
         return this.cutConnection(req);
       }
     }
-    const out: Record<string, string> = { "content-type": headers.get("content-type") ?? "application/json" };
-    const retryAfter = headers.get("retry-after");
-    if (retryAfter) out["retry-after"] = retryAfter;
-    res.writeHead(status, out).end(answer);
+    res.writeHead(up.status, forwardable(up.headers)).end(answer);
   }
 
   private cutConnection(req: http.IncomingMessage): void {
