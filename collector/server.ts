@@ -34,7 +34,8 @@ const OVERLOAD_RETRY_AFTER_S = 2;
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { metrics } = deps;
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
+    // Fastify's own info lines (one per listening address) would repeat the startup line on stderr.
+    loggerInstance: deps.log.child({ component: "http" }, { level: deps.log.levelVal < 40 ? "warn" : deps.log.level }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // one log line per request is noise at this rate
     bodyLimit: deps.maxBodyBytes,
     return503OnClosing: false, // answered below, in the JSON error contract and with Retry-After

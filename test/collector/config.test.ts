@@ -83,6 +83,17 @@ describe("ingest tokens", () => {
     expect(t.verify("Bearer env-token")).toBe(true);
   });
 
+  it("notices a changed token file by itself", async () => {
+    const file = join(dir, "watched-tokens");
+    writeFileSync(file, "before\n");
+    const t = new TokenSet([], file);
+    t.watch(20);
+    writeFileSync(file, "after-rotation\n");
+    while (!t.verify("Bearer after-rotation")) await new Promise((r) => setTimeout(r, 20));
+    expect(t.verify("Bearer before")).toBe(false);
+    t.unwatch();
+  });
+
   it("generates a private token file once and reuses it", () => {
     const first = ensureGeneratedToken(dir);
     expect(first.created).toBe(true);

@@ -41,6 +41,12 @@ describe("DuckDB sink", () => {
     expect(await sink.load([s1, s1])).toEqual({ loaded: 1, duplicates: 1, rows: 2 });
     expect(await sink.load([s1, s2])).toEqual({ loaded: 1, duplicates: 1, rows: 1 });
     expect(await sink.load([s2])).toEqual({ loaded: 0, duplicates: 1, rows: 0 });
+    // A late summary for the already-loaded first minute adds to it.
+    const late = latencies(30);
+    expect(await sink.load([summary(3, 55_000, [series("b", late)])])).toEqual({ loaded: 1, duplicates: 0, rows: 1 });
+    expect(await rows(sink, "SELECT SUM(requests) AS n FROM mesh_traffic_minute WHERE destination_service = 'b' AND minute = TIMESTAMP '1970-01-01 00:00:00'")).toEqual([
+      { n: BigInt(b.length + late.length) },
+    ]);
 
     const [tot] = await rows(
       sink,
@@ -59,9 +65,10 @@ describe("DuckDB sink", () => {
     expect(await rows(sink, "SELECT producer_id, seq, series, requests FROM mesh_load_ledger ORDER BY seq")).toEqual([
       { producer_id: "p1", seq: 1n, series: 2, requests: 500n },
       { producer_id: "p1", seq: 2n, series: 1, requests: 600n },
+      { producer_id: "p1", seq: 3n, series: 1, requests: 30n },
     ]);
     expect(await rows(sink, "SELECT strftime(minute, '%H:%M') AS m, COUNT(*) AS c FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")).toEqual([
-      { m: "00:00", c: 2n },
+      { m: "00:00", c: 3n },
       { m: "00:01", c: 1n },
     ]);
     await sink.close();
