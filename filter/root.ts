@@ -11,7 +11,7 @@ import { Outbox, Pending } from "./outbox";
 import { SummaryWriter, WindowInfo } from "./summary";
 import { CONTENT_TYPE } from "../shared";
 
-export const TOKEN_ENV = "MESHLOOK_INGEST_TOKEN";
+const TOKEN_ENV = "MESHLOOK_INGEST_TOKEN";
 const TICK_MS: u32 = 1000;
 // Ticks are not exact; a window closes at the first tick no earlier than this before its end.
 const TICK_SLACK_NS: u64 = 500_000_000;
@@ -26,6 +26,11 @@ let vmStartNs: u64 = 0;
 // Envoy starts one VM per worker thread at once, and their start times can be equal (they are in the
 // simulated sidecar), as are their root context ids: a random nonce per VM keeps producer ids apart.
 let vmNonce: u64 = 0;
+
+function markVmStart(now: u64): void {
+  if (vmStartNs == 0) vmStartNs = now;
+  if (vmNonce == 0) vmNonce = randomU64();
+}
 
 const STATUS_HEADER = String.UTF8.encode(":status");
 const RETRY_AFTER_HEADER = String.UTF8.encode("retry-after");
@@ -47,8 +52,7 @@ export class MeshlookRoot extends Root {
   private tokenWarned: bool = false;
 
   onVmStart(): bool {
-    if (vmStartNs == 0) vmStartNs = nowNanos();
-    if (vmNonce == 0) vmNonce = randomU64();
+    markVmStart(nowNanos());
     return true;
   }
 
@@ -60,8 +64,7 @@ export class MeshlookRoot extends Root {
       return false;
     }
     let now = nowNanos();
-    if (vmStartNs == 0) vmStartNs = now;
-    if (vmNonce == 0) vmNonce = randomU64();
+    markVmStart(now);
     // A reconfiguration closes the running window under the old settings; nothing is lost.
     if (this.config !== null) this.closeWindow(now);
 
