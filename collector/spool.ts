@@ -206,7 +206,10 @@ export class Spool {
       const active = await this.activeSegment();
       const info = this.segments.get(active.id)!;
       const bytes = batch.reduce((n, p) => n + p.frame.length, 0);
-      await active.fh.writev(batch.map((p) => p.frame));
+      const { bytesWritten } = await active.fh.writev(batch.map((p) => p.frame));
+      // A filesystem that fills up mid-write returns a short count instead of an error; the records
+      // past it are not on disk and must not be acknowledged.
+      if (bytesWritten !== bytes) throw new Error(`short write to spool segment ${segmentName(active.id)}: ${bytesWritten} of ${bytes} bytes (disk full?)`);
       await active.fh.datasync();
       this.fsyncs++;
       info.bytes += bytes;
