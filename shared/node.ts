@@ -4,7 +4,7 @@
 import "assemblyscript/std/portable/index";
 import { DIMENSIONS, type Dimension } from "./schema.ts";
 import { SeriesStats } from "./series";
-import { MAX_SCALE, MIN_SCALE, Sketch } from "./sketch";
+import { MAX_SCALE, MIN_SCALE, Sketch, maxBucketIndex } from "./sketch";
 import { DIMENSION_COUNT, OK, SummaryEncoder, decodeWire, reasonName } from "./wire";
 
 export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, REASON_COUNT, WIRE_VERSION, decodeWire, reasonName } from "./wire";
@@ -211,6 +211,9 @@ export function sketchFromJson(j: SketchJson): Sketch {
   const whole = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   if (!Number.isInteger(j.s) || j.s < MIN_SCALE || j.s > MAX_SCALE) throw new Error(`sketch scale ${j.s} outside [${MIN_SCALE}, ${MAX_SCALE}]`);
   if (!whole(j.z) || !Number.isSafeInteger(j.o) || !Array.isArray(j.c) || !j.c.every(whole)) throw new Error("malformed sketch JSON");
+  if (j.c.length > 0 && (j.o < -1 || j.o + j.c.length - 1 > maxBucketIndex(j.s))) {
+    throw new Error(`sketch buckets ${j.o}..${j.o + j.c.length - 1} outside the latency range of scale ${j.s}`);
+  }
   const sk = new Sketch(j.s);
   sk.addZero(j.z);
   if (j.c.length > 0) sk.adopt(new Float64Array(j.c.length), j.o, j.o + j.c.length - 1);

@@ -242,7 +242,8 @@ export class Sketch {
   merge(other: Sketch): void {
     if (other.lo <= other.hi) {
       let s = this.scale < other.scale ? this.scale : other.scale;
-      while (s > -8) {
+      // Each step down halves the union's span; indices are bounded, so this ends within a few steps.
+      while (true) {
         let lo = other.lo >> (other.scale - s);
         let hi = other.hi >> (other.scale - s);
         if (this.lo <= this.hi) {

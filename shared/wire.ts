@@ -164,10 +164,11 @@ export class SummaryEncoder {
 
   /**
    * Adds one series: `values[j]` is the UTF-8 value of dimension `dimensions[j]` (missing entries are
-   * empty). A series without requests is skipped (the decoder rejects empty series).
+   * empty). Returns false, adding nothing, for a series without requests (the decoder rejects empty
+   * series) or beyond MAX_SERIES.
    */
-  addSeries(values: Array<Uint8Array>, stats: SeriesStats): void {
-    if (stats.requests < 1.0 || this.seriesCount >= MAX_SERIES) return;
+  addSeries(values: Array<Uint8Array>, stats: SeriesStats): bool {
+    if (stats.requests < 1.0 || this.seriesCount >= MAX_SERIES) return false;
     const k = this.dimensions.length;
     let mask: i32 = 0;
     for (let j = 0; j < k; j++) {
@@ -190,6 +191,7 @@ export class SummaryEncoder {
     r.varint(clampCounter(stats.latencyMaxUs));
     writeSketch(r, stats.sketch);
     this.seriesCount++;
+    return true;
   }
 
   /** Number of series added since begin(). */

@@ -2,7 +2,7 @@
 // definition base^i < v <= base^(i+1)), quantiles against sorted data, merges against recording the union.
 import { describe, expect, it } from "vitest";
 import { MAX_VALUE_US, SeriesStats, Sketch, bucketIndex, sketchFromJson, sketchToJson } from "../../shared/node.ts";
-import { meshQuantile } from "../../shared/quantile.ts";
+import { meshQuantile, meshSketchMerge } from "../../shared/quantile.ts";
 import { lognormal, mulberry32, pareto } from "./random.ts";
 
 // Exact index of whole v >= 1 at scale s: base^i < v <=> 2^i < v^(2^s), so i = ceil(log2(v^(2^s))) - 1,
@@ -89,6 +89,24 @@ describe("Sketch", () => {
     const merged = new Sketch(8);
     for (const p of parts) merged.merge(p);
     expect(sketchToJson(merged)).toEqual(sketchToJson(whole));
+  });
+
+  it("merges like MESH_QUANTILE's JSON merge (the warehouse's copy of the rule)", () => {
+    const rnd = mulberry32(3);
+    const sketches = [4, 6, 8, 6].map((scale) => {
+      const sk = new Sketch(scale);
+      for (let i = 0; i < 500; i++) sk.record(rnd() < 0.02 ? 0 : lognormal(rnd, 8 + scale, 1.5));
+      return sk;
+    });
+    const merged = new Sketch(8);
+    for (const sk of sketches) merged.merge(sk);
+    expect(sketchToJson(merged)).toEqual(meshSketchMerge(sketches.map(sketchToJson)));
+  });
+
+  it("refuses JSON sketches outside the latency range", () => {
+    expect(() => sketchFromJson({ s: 6, z: 0, o: 40 * 64, c: [1] })).toThrow(/outside/);
+    expect(() => sketchFromJson({ s: 9, z: 0, o: 0, c: [1] })).toThrow(/scale/);
+    expect(() => sketchFromJson({ s: 6, z: -1, o: 0, c: [1] })).toThrow(/malformed/);
   });
 
   it("counts zero and sanitises NaN, negatives and huge values", () => {
