@@ -44,7 +44,7 @@ const P_HOST = propertyPath(["request", "host"]);
 const P_MTLS = propertyPath(["connection", "mtls"]);
 const P_CONNECTION_ID = propertyPath(["connection", "id"]);
 
-const CONN_SLOTS = 512;
+const CONN_SLOTS = 2048;
 // Dimensions fixed by the downstream connection, in cache order.
 const CONN_DIMS: StaticArray<i32> = [
   Dim.SourcePrincipal, Dim.SourceWorkload, Dim.SourceNamespace, Dim.SourceCanonicalService,
@@ -184,6 +184,54 @@ function readXdsInt(path: XdsPath, fallback: i64): i64 {
   return v;
 }
 
+/**
+ * What a downstream connection fixes for all its requests — the listener's direction and, inbound, the
+ * caller's principal and peer metadata, this proxy's principal and the mTLS state — cached per
+ * `connection.id` for the window (ids are window-scoped), so a request on a known keep-alive or HTTP/2
+ * connection costs one read for them instead of up to ten. Direct-mapped; a collision only costs a re-read.
+ */
+class ConnectionCache {
+  private epoch: u32 = 1;
+  private epochs: StaticArray<u32> = new StaticArray<u32>(CONN_SLOTS);
+  private ids: StaticArray<u64> = new StaticArray<u64>(CONN_SLOTS);
+  private directions: StaticArray<i32> = new StaticArray<i32>(CONN_SLOTS);
+  private hasFacts: StaticArray<bool> = new StaticArray<bool>(CONN_SLOTS);
+  private values: StaticArray<i32> = new StaticArray<i32>(CONN_SLOTS * CONN_DIMS.length);
+
+  /** Forgets every entry (their value ids belong to the closed window). */
+  clear(): void {
+    this.epoch++;
+  }
+
+  /** The slot holding connection `id`, or -1. */
+  find(id: u64): i32 {
+    let slot = <i32>(mix64(id) & (CONN_SLOTS - 1));
+    return this.epochs[slot] == this.epoch && this.ids[slot] == id ? slot : -1;
+  }
+
+  direction(slot: i32): i64 {
+    return this.directions[slot];
+  }
+
+  /** Copies the cached facts into `key`; a slot without facts (outbound) leaves it alone. */
+  restore(slot: i32, key: StaticArray<i32>): void {
+    if (!this.hasFacts[slot]) return;
+    let base = slot * CONN_DIMS.length;
+    for (let i = 0; i < CONN_DIMS.length; i++) key[CONN_DIMS[i]] = this.values[base + i];
+  }
+
+  store(id: u64, direction: i64, key: StaticArray<i32> | null): void {
+    let slot = <i32>(mix64(id) & (CONN_SLOTS - 1));
+    this.epochs[slot] = this.epoch;
+    this.ids[slot] = id;
+    this.directions[slot] = <i32>direction;
+    this.hasFacts[slot] = key !== null;
+    if (key === null) return;
+    let base = slot * CONN_DIMS.length;
+    for (let i = 0; i < CONN_DIMS.length; i++) this.values[base + i] = key[CONN_DIMS[i]];
+  }
+}
+
 /** Envoy's TrafficDirection: 1 inbound, 2 outbound. */
 export const enum Direction { Unspecified = 0, Inbound = 1, Outbound = 2 }
 
@@ -196,11 +244,7 @@ export class Observer {
   // Ids of "0".."16" in this window, -1 until first seen.
   private grpcIds: StaticArray<i32> = new StaticArray<i32>(17);
 
-  // Downstream connection cache (see readDownstreamConnection); entries of older windows are stale.
-  private epoch: u32 = 0;
-  private connEpoch: StaticArray<u32> = new StaticArray<u32>(CONN_SLOTS);
-  private connIds: StaticArray<u64> = new StaticArray<u64>(CONN_SLOTS);
-  private connValues: StaticArray<i32> = new StaticArray<i32>(CONN_SLOTS * 8);
+  private connections: ConnectionCache = new ConnectionCache();
 
   constructor(private config: Config, private strings: Interner) {}
 
@@ -214,18 +258,34 @@ export class Observer {
     }
     this.flagCacheId = -1;
     for (let i = 0; i < 17; i++) this.grpcIds[i] = -1;
-    this.epoch++;
+    this.connections.clear();
   }
 
   /** Reads the request; false when its direction is not reported. */
   observe(o: Observation): bool {
     let c = this.config;
     let s = this.sentinels;
-    let direction = readXdsInt(P_DIRECTION, Direction.Unspecified);
+    let cache = this.connections;
+    let slot = -1;
+    let haveId = false;
+    let connId: u64 = 0;
+    if (readProperty(P_CONNECTION_ID, hb)) {
+      if (hb.len == 8) {
+        connId = load<u64>(hb.ptr);
+        haveId = true;
+        slot = cache.find(connId);
+      }
+      hb.release();
+    }
+    // The listener, hence the direction, is fixed by the downstream connection.
+    let direction = slot >= 0 ? cache.direction(slot) : readXdsInt(P_DIRECTION, Direction.Unspecified);
     // Envoy leaves the direction unspecified on listeners that are neither; Istio's gateways and
     // sidecar outbound listeners act as clients, so anything but inbound reports as the source.
     let inbound = direction == Direction.Inbound;
-    if (inbound ? !c.inbound : !c.outbound) return false;
+    if (inbound ? !c.inbound : !c.outbound) {
+      if (haveId && slot < 0) cache.store(connId, direction, null);
+      return false;
+    }
     o.inbound = inbound;
     this.spill = false;
     this.spillHash = 0;
@@ -236,8 +296,15 @@ export class Observer {
     let dims = c.dimensions;
     let localBase = inbound ? Dim.DestinationWorkload : Dim.SourceWorkload;
     for (let i = 0; i < 5; i++) if (dims[localBase + i]) key[localBase + i] = this.localIds[i];
-    if (inbound) this.readDownstreamConnection(key);
-    else {
+    if (inbound) {
+      if (slot >= 0) cache.restore(slot, key);
+      else {
+        this.readDownstreamFacts(key);
+        // A value that did not fit has no id to cache; the next request reads it again.
+        if (haveId && !this.spill) cache.store(connId, direction, key);
+      }
+    } else {
+      if (haveId && slot < 0) cache.store(connId, direction, null);
       this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
       if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
       if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
@@ -285,28 +352,8 @@ export class Observer {
     return true;
   }
 
-  /**
-   * The downstream connection's facts (caller principal and peer metadata, own principal, mTLS):
-   * fixed for the life of a connection, so they are read once per connection and window and then
-   * served from a small cache keyed by `connection.id` — one read instead of nine on keep-alive and
-   * HTTP/2 connections, where most requests arrive.
-   */
-  private readDownstreamConnection(key: StaticArray<i32>): void {
-    let haveId = false;
-    let connId: u64 = 0;
-    if (readProperty(P_CONNECTION_ID, hb)) {
-      if (hb.len == 8) {
-        connId = load<u64>(hb.ptr);
-        haveId = true;
-      }
-      hb.release();
-    }
-    let slot = <i32>(mix64(connId) & (CONN_SLOTS - 1));
-    let base = slot * CONN_DIMS.length;
-    if (haveId && this.connEpoch[slot] == this.epoch && this.connIds[slot] == connId) {
-      for (let i = 0; i < CONN_DIMS.length; i++) key[CONN_DIMS[i]] = this.connValues[base + i];
-      return;
-    }
+  /** The downstream connection's facts: caller principal and peer metadata, own principal, mTLS. */
+  private readDownstreamFacts(key: StaticArray<i32>): void {
     let dims = this.config.dimensions;
     let s = this.sentinels;
     this.readPeer(DOWNSTREAM_PEER, Dim.SourceWorkload, key);
@@ -320,11 +367,6 @@ export class Observer {
       }
       key[Dim.ConnectionSecurityPolicy] = policy;
     }
-    // A value that did not fit has no id to cache; the next request reads it again.
-    if (!haveId || this.spill) return;
-    this.connEpoch[slot] = this.epoch;
-    this.connIds[slot] = connId;
-    for (let i = 0; i < CONN_DIMS.length; i++) this.connValues[base + i] = key[CONN_DIMS[i]];
   }
 
   /** Id of the string at `path`, `fallback` when absent or unusable; marks a spill when full. */
