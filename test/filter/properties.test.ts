@@ -165,4 +165,27 @@ describe("filter dimension sources", () => {
       expect(id).toMatch(/^sidecar~é+\/\d+\/\d+\/[0-9a-f]+$/);
     }
   });
+
+  it("serves connection facts from the cache only within a window", async () => {
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, collector.address);
+    const on = (id: number, principal: string) =>
+      inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: principal, uri_san_local_certificate: SELF } });
+    for (const [id, p] of [[1, "spiffe://a"], [2, "spiffe://b"], [1, "spiffe://a"], [2, "spiffe://b"], [1, "spiffe://a"]] as const) sidecar.stream(on(id, p));
+    clock.advance(1000);
+    await sidecar.settle();
+    // Next window: a new caller takes the first value id; connection 1 must still read as caller a.
+    sidecar.stream(on(3, "spiffe://c"));
+    sidecar.stream(on(1, "spiffe://a"));
+    clock.advance(1000);
+    await sidecar.settle();
+    await sidecar.close();
+    await collector.close();
+    const windows = collector.bodies.map(({ body }) => {
+      const r = decodeSummary(body);
+      if (!r.ok) throw new Error(r.message);
+      return Object.fromEntries(r.summary.series.map((x) => [x.dimensions.source_principal, x.requests]));
+    });
+    expect(windows).toEqual([{ "spiffe://a": 3, "spiffe://b": 2 }, { "spiffe://c": 1, "spiffe://a": 1 }]);
+  });
 });
