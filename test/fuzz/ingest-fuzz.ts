@@ -1,0 +1,98 @@
+// Drives hostile bodies (wire-cases.ts) through the decoder and the collector's ingest route (in
+// process, real spool and DuckDB warehouse) and checks the contract case by case: never a 5xx, never a
+// throw, a 400 exactly when the decoder refuses, a JSON refusal that names a reason and echoes nothing
+// of the body — and, at the end, every acknowledged summary is in the warehouse, counted once.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { startCollector } from "../../collector/collector.ts";
+import { loadConfig } from "../../collector/config.ts";
+import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
+import { decodeSummary } from "../../shared/node.ts";
+import { FACT_TABLE, LEDGER_TABLE } from "../../shared/schema.ts";
+import { mulberry32 } from "../shared/random.ts";
+import { wireCase } from "./wire-cases.ts";
+
+const TOKEN = "fuzz-token";
+const LOAD_EVERY = 20_000;
+
+export interface IngestFuzzResult {
+  cases: number;
+  statuses: Record<number, number>;
+  reasons: Record<string, number>;
+  /** Distinct (producer, seq) acknowledged, and what the warehouse holds after the last load. */
+  acknowledged: number;
+  ledgerRows: number;
+  acknowledgedRequests: number;
+  loadedRequests: number;
+  /** Contract violations, each with the case number and its body in hex (replay with the seed). */
+  failures: string[];
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b.subarray(0, 256)).toString("hex") + (b.length > 256 ? `… (${b.length} bytes)` : "");
+
+export async function fuzzIngest(cases: number, seed: number, onProgress?: (done: number) => void): Promise<IngestFuzzResult> {
+  const dir = mkdtempSync(join(tmpdir(), "meshlook-fuzz-"));
+  const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600" });
+  const collector = await startCollector(config, pino({ level: "silent" }), { listen: false });
+  const rnd = mulberry32(seed);
+  const out: IngestFuzzResult = { cases, statuses: {}, reasons: {}, acknowledged: 0, ledgerRows: 0, acknowledgedRequests: 0, loadedRequests: 0, failures: [] };
+  const acked = new Map<string, number>();
+  const fail = (i: number, what: string, b: Uint8Array) => {
+    if (out.failures.length < 20) out.failures.push(`case ${i}: ${what}; body ${hex(b)}`);
+  };
+  const drain = async () => {
+    while (await collector.loader.loadNow());
+  };
+  try {
+    for (let i = 0; i < cases; i++) {
+      const b = wireCase(rnd);
+      let decoded;
+      try {
+        decoded = decodeSummary(b);
+      } catch (err) {
+        fail(i, `decoder threw ${(err as Error).message}`, b);
+        continue;
+      }
+      const res = await collector.app.inject({
+        method: "POST",
+        url: "/v1/summaries",
+        headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${TOKEN}` },
+        payload: Buffer.from(b),
+      });
+      out.statuses[res.statusCode] = (out.statuses[res.statusCode] ?? 0) + 1;
+      if (res.statusCode >= 500) fail(i, `HTTP ${res.statusCode} ${res.body}`, b);
+      else if (res.statusCode === 200) {
+        if (!decoded.ok) fail(i, "acknowledged a body the decoder refuses", b);
+        else {
+          const s = decoded.summary;
+          const key = `${s.producerId}\u0000${s.seq}`;
+          if (!acked.has(key)) acked.set(key, s.series.reduce((n, x) => n + x.requests, 0));
+        }
+      } else {
+        const err = res.json() as { error?: string; message?: string };
+        out.reasons[err.error ?? "?"] = (out.reasons[err.error ?? "?"] ?? 0) + 1;
+        if (decoded.ok) fail(i, `refused (${res.statusCode}) a body the decoder accepts`, b);
+        else if (res.statusCode !== 400 || err.error !== decoded.reason) fail(i, `status ${res.statusCode} ${err.error}, decoder says ${decoded.reason}`, b);
+        if (!/^[a-z][a-z0-9_]*$/.test(err.error ?? "") || typeof err.message !== "string") fail(i, `refusal is not {error, message}: ${res.body}`, b);
+      }
+      if (i % LOAD_EVERY === LOAD_EVERY - 1) {
+        await drain();
+        onProgress?.(i + 1);
+      }
+    }
+    await drain();
+    const conn = (collector.sink as DuckDBSink).connection;
+    const [ledger] = (await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name}`)).getRowObjectsJS();
+    const [facts] = (await conn.runAndReadAll(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`)).getRowObjectsJS();
+    out.acknowledged = acked.size;
+    out.ledgerRows = Number(ledger.n);
+    out.acknowledgedRequests = [...acked.values()].reduce((a, b) => a + b, 0);
+    out.loadedRequests = Number(facts.n);
+  } finally {
+    await collector.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}

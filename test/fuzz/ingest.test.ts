@@ -1,0 +1,17 @@
+// 10 000 hostile bodies through the decoder and the ingest route (npm run fuzz runs a million): no 5xx,
+// no throw, refusals are 400s naming the decoder's reason, and every acknowledged summary is loaded once.
+import { describe, expect, it } from "vitest";
+import { fuzzIngest } from "./ingest-fuzz.ts";
+
+describe("ingest route under hostile bodies", () => {
+  it("refuses every malformed body with a 4xx and loads every acknowledged one", async () => {
+    const r = await fuzzIngest(10_000, 0x5eed);
+    expect(r.failures).toEqual([]);
+    expect(Object.keys(r.statuses).map(Number).every((s) => s === 200 || (s >= 400 && s < 500))).toBe(true);
+    // The cases reach deep into the decoder, not only its checksum.
+    expect(Object.keys(r.reasons).length).toBeGreaterThanOrEqual(15);
+    expect(r.acknowledged).toBeGreaterThan(0);
+    expect(r.ledgerRows).toBe(r.acknowledged);
+    expect(r.loadedRequests).toBe(r.acknowledgedRequests);
+  });
+});
