@@ -1,0 +1,41 @@
+// The collector ingest benchmark (bench/ingest.ts: autocannon posting realistic summaries to a collector
+// process, spool fsync on) run as it is, its printed figures read back for the summary table.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+export interface IngestFigures {
+  summariesPerS: number;
+  seriesUpdatesPerCpuS: number;
+  healthzPerS: number;
+  /** The same summaries decoded only, in the benchmark process: the floor of the collector's work. */
+  decodeOnlyPerCpuS: number;
+  ackP99Ms: number;
+  output: string;
+}
+
+export async function measureIngest(summaries = 2000): Promise<IngestFigures> {
+  const root = join(import.meta.dirname, "..", "..");
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(root, "bench", "ingest.ts")], {
+    cwd: root,
+    env: { ...process.env, BENCH_SUMMARIES: String(summaries) },
+    maxBuffer: 16 << 20,
+  });
+  const figure = (label: RegExp) => {
+    const m = label.exec(stdout);
+    if (!m) throw new Error(`bench/ingest.ts printed no ${label}:\n${stdout}`);
+    return Number(m[1]);
+  };
+  const accepted = /accepted \(2xx \/ collector count\): (\d+) \/ (\d+), non-2xx (\d+)/.exec(stdout);
+  if (!accepted || Number(accepted[1]) === 0 || Number(accepted[3]) > 0) {
+    throw new Error(`bench/ingest.ts: summaries refused (${accepted?.[0] ?? "no acceptance line"})`);
+  }
+  return {
+    summariesPerS: figure(/summaries\/s:\s+([\d.]+)/),
+    seriesUpdatesPerCpuS: figure(/series-updates per CPU-s:\s+([\d.]+)/),
+    healthzPerS: figure(/baseline GET \/healthz req\/s:\s+([\d.]+)/),
+    decodeOnlyPerCpuS: figure(/baseline decode only:\s+([\d.]+)/),
+    ackP99Ms: figure(/ack latency ms p50\/p99\/max:\s+[\d.]+ \/ ([\d.]+)/),
+    output: stdout,
+  };
+}

@@ -1,0 +1,140 @@
+// One bookinfo run through the release filter (simulated sidecars, loopback collector recording every
+// POST) measures what meshlook ships, next to what Istio's Prometheus stats would expose for the same
+// requests over the same interval, and compares latency quantiles: meshlook's merged sketches and
+// Envoy's default buckets under histogram_quantile, both against the exact values of the ground truth.
+import { decodeSummary, sketchFromJson, type Sketch } from "../../shared/node.ts";
+import { ManualClock } from "../../sim/host/index.ts";
+import { Mesh } from "../../sim/mesh.ts";
+import { COLLECTOR_CLUSTER, RELEASE_WASM } from "../../sim/pipeline.ts";
+import { reportingWorkload } from "../../sim/sidecar.ts";
+import { GroundTruth, TrafficGenerator, bookinfo, expectedSeries, seriesKey, type Reporter, type SeriesDims } from "../../sim/traffic/index.ts";
+import { startCollector } from "../../test/filter/fixtures.ts";
+import { IstioStats, histogramQuantile } from "./prometheus.ts";
+
+export const QUANTILES = [0.5, 0.9, 0.99, 0.999];
+
+export interface WireFigures {
+  requests: number;
+  /** Sidecar observations (a request seen by both sidecars counts twice): the unit "per request" means here. */
+  observations: number;
+  summaries: number;
+  meshlookBytes: number;
+  prometheusBytes: number;
+  prometheusGzipBytes: number;
+  scrapes: number;
+  flushIntervalS: number;
+  /** Per quantile: worst and mean relative error over the series with enough samples. */
+  quantileError: { q: number; meshlookMax: number; meshlookMean: number; envoyMax: number; envoyMean: number }[];
+  seriesCompared: number;
+}
+
+export async function measureWire(options: { rps?: number; durationS?: number; seed?: number } = {}): Promise<WireFigures> {
+  const rps = options.rps ?? 1000;
+  const durationS = options.durationS ?? 60;
+  const flushIntervalS = 10;
+  const model = bookinfo({ durationS });
+  const generator = new TrafficGenerator(model, { seed: options.seed ?? 11, requestsPerSecond: rps });
+  const truth = new GroundTruth();
+  const collector = await startCollector();
+  const mesh = await Mesh.create({
+    model,
+    wasm: RELEASE_WASM,
+    pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: flushIntervalS },
+    clusters: { [COLLECTOR_CLUSTER]: collector.address },
+    env: { MESHLOOK_INGEST_TOKEN: "bench" },
+    clock: new ManualClock(generator.startTimeMs),
+  });
+
+  // Istio's stats for the same requests: one exposition per sidecar, scraped every flush interval.
+  const istio = new Map<number, IstioStats>();
+  let prometheusBytes = 0;
+  let prometheusGzipBytes = 0;
+  let scrapes = 0;
+  const scrapeAll = async () => {
+    for (const stats of istio.values()) {
+      const s = await stats.scrape();
+      prometheusBytes += s.bytes;
+      prometheusGzipBytes += s.gzipBytes;
+      scrapes++;
+    }
+  };
+  const recordingTruth = {
+    record(request: Parameters<GroundTruth["record"]>[0]) {
+      truth.record(request);
+      for (const reporter of ["source", "destination"] as Reporter[]) {
+        if (!(reporter === "source" ? request.sourceReports : request.destinationReports)) continue;
+        const w = reportingWorkload(request, reporter);
+        let stats = istio.get(w.id);
+        if (!stats) istio.set(w.id, (stats = new IstioStats()));
+        const durationNs = reporter === "source" ? request.sourceDurationNs : request.destinationDurationNs;
+        stats.record(
+          expectedSeries(request, reporter),
+          Math.floor(durationNs / 1000),
+          request.requestHeaderBytes + request.requestBodyBytes,
+          request.responseHeaderBytes + request.responseBodyBytes,
+        );
+      }
+    },
+  } as GroundTruth;
+  // Prometheus scrapes every sidecar at the end of each interval: run the mesh interval by interval.
+  const windows = Math.ceil(durationS / flushIntervalS);
+  for (let w = 1; w <= windows; w++) {
+    await mesh.run(generator, { durationS: Math.min(durationS, w * flushIntervalS), truth: recordingTruth });
+    await scrapeAll();
+  }
+  const progress = await mesh.drain(flushIntervalS + 5);
+  await mesh.close();
+  await collector.close();
+  if (progress.acknowledged !== progress.callouts) throw new Error("the loopback collector did not acknowledge every summary");
+
+  // The filter's sketches, merged per series over every summary.
+  const sketches = new Map<string, Sketch>();
+  let meshlookBytes = 0;
+  for (const { body } of collector.bodies) {
+    meshlookBytes += body.length;
+    const decoded = decodeSummary(body);
+    if (!decoded.ok) throw new Error(`undecodable summary: ${decoded.reason}`);
+    for (const s of decoded.summary.series) {
+      const key = seriesKey(s.dimensions as unknown as SeriesDims);
+      const sketch = sketchFromJson(s.sketch);
+      const merged = sketches.get(key);
+      if (merged) merged.merge(sketch);
+      else sketches.set(key, sketch);
+    }
+  }
+
+  const errors = QUANTILES.map(() => ({ meshlook: [] as number[], envoy: [] as number[] }));
+  let seriesCompared = 0;
+  for (const [key, stats] of truth.aggregate((row) => row.key)) {
+    if (stats.requests < 500) continue;
+    const sketch = sketches.get(key);
+    if (!sketch) throw new Error(`series missing from the summaries: ${key}`);
+    const valuesMs = Float64Array.from(stats.latencies(), (us) => us / 1000);
+    seriesCompared++;
+    QUANTILES.forEach((q, i) => {
+      const exact = stats.quantile(q);
+      if (exact === 0) return;
+      errors[i].meshlook.push(Math.abs(sketch.quantile(q) - exact) / exact);
+      errors[i].envoy.push(Math.abs(histogramQuantile(valuesMs, q) * 1000 - exact) / exact);
+    });
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    requests: progress.requests,
+    observations: truth.observations,
+    summaries: collector.bodies.length,
+    meshlookBytes,
+    prometheusBytes,
+    prometheusGzipBytes,
+    scrapes,
+    flushIntervalS,
+    quantileError: QUANTILES.map((q, i) => ({
+      q,
+      meshlookMax: Math.max(...errors[i].meshlook),
+      meshlookMean: mean(errors[i].meshlook),
+      envoyMax: Math.max(...errors[i].envoy),
+      envoyMean: mean(errors[i].envoy),
+    })),
+    seriesCompared,
+  };
+}

@@ -1,0 +1,210 @@
+// `npm run bench`: every figure meshlook claims, each next to a baseline measured in the same run, in one
+// table; written with the machine and commit to bench/RESULTS.md. The component benchmarks
+// (bench/filter.ts, bench/host-floor.ts, bench/ingest.ts) run too; their full output goes to the details.
+//   npm run bench              # everything (a few minutes on 2 cores)
+//   npm run bench -- --quick   # smaller runs, for a smoke test
+import { execFile, execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { formatTable, markdownTable, type Align } from "../sim/report.ts";
+import { measureFilterCost } from "./lib/filter-cost.ts";
+import { measureFreshness } from "./lib/freshness.ts";
+import { measureIngest } from "./lib/ingest.ts";
+import { mean } from "./lib/stats.ts";
+import { measureWarehouseLoad } from "./lib/warehouse-load.ts";
+import { measureWire } from "./lib/wire.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const quick = process.argv.includes("--quick");
+
+interface Row {
+  figure: string;
+  ours: string;
+  baseline: string;
+  baselineIs: string;
+  ratio: string;
+}
+
+const rows: Row[] = [];
+const details: string[] = [];
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "-");
+const ratio = (ours: number, baseline: number) => {
+  if (baseline === 0) return "-";
+  const r = ours / baseline;
+  return r < 0.1 ? `${fmt(r, 4)}× (1/${fmt(1 / r)})` : `${fmt(r, 2)}×`;
+};
+const pct = (x: number) => `${fmt(100 * x, 2)} %`;
+
+/** Runs one benchmark; a failure becomes a row saying so instead of ending the whole run. */
+async function section(name: string, body: () => Promise<void>) {
+  const t0 = performance.now();
+  process.stderr.write(`bench: ${name} …`);
+  try {
+    await body();
+    process.stderr.write(` ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  } catch (err) {
+    process.stderr.write(` FAILED\n`);
+    const message = (err as Error).message.split("\n")[0];
+    rows.push({ figure: name, ours: "failed", baseline: "-", baselineIs: message.slice(0, 120), ratio: "-" });
+    details.push(`### ${name}: failed\n\n\`\`\`\n${(err as Error).stack ?? message}\n\`\`\``);
+  }
+}
+
+async function script(file: string, env: Record<string, string> = {}) {
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(ROOT, file)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    maxBuffer: 16 << 20,
+  });
+  details.push(`### \`${file}\`\n\n\`\`\`\n${stdout.trimEnd()}\n\`\`\``);
+}
+
+const startedAt = new Date();
+/** From the filter-cost run, for the wire-bytes comparison. */
+let accessLogLineBytes = NaN;
+const load0 = loadavg()[0];
+
+await section("filter cost", async () => {
+  const c = await measureFilterCost(quick ? 3000 : 10_000, quick ? 3 : 7);
+  rows.push({
+    figure: "filter CPU ns/request (bookinfo streams)",
+    ours: `${fmt(c.meshlookNs)} (+${fmt(c.meshlookNs - c.noopNs)} added)`,
+    baseline: fmt(c.noopNs),
+    baselineIs: "do-nothing proxy-runtime filter",
+    ratio: ratio(c.meshlookNs, c.noopNs),
+  });
+  rows.push({
+    figure: "filter CPU ns/request added over the no-op",
+    ours: fmt(c.meshlookNs - c.noopNs),
+    baseline: fmt(c.accessLogNs - c.noopNs),
+    baselineIs: "access-log filter: one JSON line per request to the host",
+    ratio: ratio(c.meshlookNs - c.noopNs, c.accessLogNs - c.noopNs),
+  });
+  details.push(
+    `### filter cost\n\n${c.streams} streams × ${c.rounds} rounds, median CPU time per stream: no-op ${fmt(c.noopNs)} ns, meshlook ${fmt(c.meshlookNs)} ns, ` +
+      `access log ${fmt(c.accessLogNs)} ns per stream. Sample access-log line (${fmt(c.accessLogLineBytes)} bytes on average):\n\n\`\`\`json\n${c.accessLogSample}\n\`\`\``,
+  );
+  accessLogLineBytes = c.accessLogLineBytes;
+});
+
+await section("wire bytes and quantile error", async () => {
+  const w = await measureWire({ rps: 1000, durationS: quick ? 30 : 60 });
+  const perRequest = w.meshlookBytes / w.observations;
+  rows.push({
+    figure: "wire bytes/request",
+    ours: fmt(perRequest, 3),
+    baseline: fmt(accessLogLineBytes),
+    baselineIs: "JSON access-log line with the same fields",
+    ratio: ratio(perRequest, accessLogLineBytes),
+  });
+  rows.push({
+    figure: "wire bytes/request",
+    ours: fmt(perRequest, 3),
+    baseline: `${fmt(w.prometheusBytes / w.observations)} (gzip ${fmt(w.prometheusGzipBytes / w.observations, 1)})`,
+    baselineIs: `Istio stats as Prometheus text, Envoy default buckets, scraped every ${w.flushIntervalS} s`,
+    ratio: ratio(perRequest, w.prometheusBytes / w.observations),
+  });
+  for (const e of w.quantileError) {
+    rows.push({
+      figure: `p${e.q * 100} relative error, worst series`,
+      ours: pct(e.meshlookMax),
+      baseline: pct(e.envoyMax),
+      baselineIs: "Envoy default buckets + histogram_quantile",
+      ratio: ratio(e.meshlookMax, e.envoyMax),
+    });
+  }
+  details.push(
+    `### wire bytes and quantile error\n\nbookinfo at 1000 req/s for ${quick ? 30 : 60} s simulated, 2 VMs per sidecar: ${fmt(w.requests)} requests, ` +
+      `${fmt(w.observations)} sidecar observations; ${w.summaries} summaries, ${fmt(w.meshlookBytes)} bytes. Prometheus: ${w.scrapes} scrapes, ` +
+      `${fmt(w.prometheusBytes)} bytes (${fmt(w.prometheusGzipBytes)} gzip). Quantile errors over ${w.seriesCompared} series with ≥ 500 requests ` +
+      `(mean meshlook / Envoy buckets): ${w.quantileError.map((e) => `p${e.q * 100} ${pct(e.meshlookMean)} / ${pct(e.envoyMean)}`).join(", ")}.`,
+  );
+});
+
+await section("collector ingest", async () => {
+  const i = await measureIngest(quick ? 500 : 2000);
+  rows.push({
+    figure: "collector ingest series-updates/s per core",
+    ours: fmt(i.seriesUpdatesPerCpuS),
+    baseline: fmt(i.decodeOnlyPerCpuS),
+    baselineIs: "decoding the same summaries only (same run)",
+    ratio: ratio(i.seriesUpdatesPerCpuS, i.decodeOnlyPerCpuS),
+  });
+  details.push(`### \`bench/ingest.ts\`\n\n\`\`\`\n${i.output.trimEnd()}\n\`\`\``);
+});
+
+await section("warehouse load", async () => {
+  const l = await measureWarehouseLoad(quick ? { summaries: 100 } : {});
+  rows.push({
+    figure: "warehouse load rows/s (DuckDB)",
+    ours: fmt(l.sinkRowsPerS),
+    baseline: fmt(l.appenderRowsPerS),
+    baselineIs: "bare appender insert of the same rows (no dedup, rollup, ledger)",
+    ratio: ratio(l.sinkRowsPerS, l.appenderRowsPerS),
+  });
+  details.push(
+    `### warehouse load\n\n${l.summaries} summaries, ${fmt(l.rows)} fact rows; the sink loads ${fmt(l.sinkSeriesPerS)} summary series/s ` +
+      `(ledger check, minute rollup, fact + ledger rows in one transaction per 100 summaries).`,
+  );
+});
+
+await section("freshness", async () => {
+  const f = await measureFreshness(quick ? 1 : 3);
+  rows.push({
+    figure: "freshness: request → queryable, s",
+    ours: fmt(mean(f.queryableS), 1),
+    baseline: fmt(mean(f.acknowledgedS), 1),
+    baselineIs: "request → summary acknowledged (spooled); defaults: 10 s flush, 10 s load",
+    ratio: ratio(mean(f.queryableS), mean(f.acknowledgedS)),
+  });
+  details.push(
+    `### freshness\n\nReal time, default settings. Request → queryable: ${f.queryableS.map((s) => s.toFixed(1)).join(", ")} s; ` +
+      `request → acknowledged: ${f.acknowledgedS.map((s) => s.toFixed(1)).join(", ")} s.`,
+  );
+});
+
+if (!quick) {
+  await section("component benchmarks", async () => {
+    await script("bench/host-floor.ts");
+    await script("bench/filter.ts");
+  });
+}
+
+const headers = ["figure", "meshlook", "baseline", "baseline is", "ratio"];
+const align: Align[] = ["left", "right", "right", "left", "right"];
+const cells = rows.map((r) => [r.figure, r.ours, r.baseline, r.baselineIs, r.ratio]);
+console.log(`\n${formatTable(headers, cells, align)}\n`);
+
+const commit = (() => {
+  try {
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${sha} (with uncommitted changes)` : sha;
+  } catch {
+    return "unknown";
+  }
+})();
+const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start`;
+const results = `# Benchmark results
+
+Written by \`npm run bench${quick ? " -- --quick" : ""}\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run;
+ratio = meshlook ÷ baseline.
+
+- date: ${startedAt.toISOString()}
+- machine: ${machine}
+- commit: ${commit}
+
+${markdownTable(headers, cells, align)}
+
+Per request means per sidecar observation (a request seen by both sidecars of a hop counts twice). Quantile
+errors are relative to the exact nearest-rank quantile of the same latencies (ground truth of the traffic
+generator); "worst series" is the largest error over the series with at least 500 requests.
+
+## Details
+
+${details.join("\n\n")}
+`;
+writeFileSync(join(ROOT, "bench", "RESULTS.md"), results);
+console.log(`written to bench/RESULTS.md (${machine}; commit ${commit})`);
