@@ -3,7 +3,7 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { FieldObject, duration, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
+import { FieldObject, duration, int, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
 import { meshlookSidecar, startCollector } from "./fixtures.ts";
 
@@ -187,5 +187,15 @@ describe("filter dimension sources", () => {
       return Object.fromEntries(r.summary.series.map((x) => [x.dimensions.source_principal, x.requests]));
     });
     expect(windows).toEqual([{ "spiffe://a": 3, "spiffe://b": 2 }, { "spiffe://c": 1, "spiffe://a": 1 }]);
+  });
+
+  it("falls back to the pre-1.33 top-level name when xds.listener_direction is absent", async () => {
+    // The host answers an unknown top-level name from filter state "wasm.<name>": a proxy that serves
+    // only the old `listener_direction` name.
+    const old = inbound({ xds: { cluster_name: "inbound|9080||" }, filter_state: { downstream_peer: peer, "wasm.listener_direction": int(1) } });
+    const missing = inbound({ xds: { cluster_name: "inbound|9080||" } });
+    (missing.attributes!.connection as any).id = uint(99);
+    const series = await seriesOf([old, missing]);
+    expect(series.map((s) => s.dimensions.reporter).sort()).toEqual(["destination", "source"]);
   });
 });
