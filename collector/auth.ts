@@ -1,10 +1,11 @@
 // Ingest authentication: a set of bearer tokens, several valid at once so a token can be rotated
 // without downtime (add the new one, roll the sidecars, drop the old one).
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { readFileSync, unwatchFile, watchFile, writeFileSync, type Stats } from "node:fs";
+import { readFileSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 
+const stampOf = (st: Stats) => `${st.ino}:${st.size}:${st.mtimeMs}`;
 const digest = (token: string) => createHash("sha256").update(token, "utf8").digest();
 
 /** Tokens from a file: one per line; blank lines and `#` comments ignored. */
@@ -22,14 +23,16 @@ export function parseTokenFile(text: string): string[] {
 export class TokenSet {
   private digests: Buffer[] = [];
   private fileTokens: string[] = [];
-  private watching = false;
+  /** The file's identity (inode, size, mtime) when it was last read. */
+  private fileStamp = "";
+  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly envTokens: readonly string[],
     private readonly file?: string,
     private readonly log?: Logger,
   ) {
-    if (file) this.fileTokens = parseTokenFile(readFileSync(file, "utf8")); // unreadable at start: fail loudly
+    if (file) this.readTokenFile(file); // unreadable at start: fail loudly
     this.rebuild();
   }
 
@@ -41,11 +44,18 @@ export class TokenSet {
     this.digests = [...new Set([...this.envTokens, ...this.fileTokens])].map(digest);
   }
 
+  private readTokenFile(file: string): void {
+    // Stamp first: a change landing between stat and read is then seen again by the next poll.
+    const stamp = stampOf(statSync(file));
+    this.fileTokens = parseTokenFile(readFileSync(file, "utf8"));
+    this.fileStamp = stamp;
+  }
+
   /** Re-reads the token file; keeps the previous set if it cannot be read (a rotation in progress). */
   reload(): void {
     if (!this.file) return;
     try {
-      this.fileTokens = parseTokenFile(readFileSync(this.file, "utf8"));
+      this.readTokenFile(this.file);
       this.rebuild();
       this.log?.info({ file: this.file, tokens: this.digests.length }, "ingest tokens reloaded");
     } catch (err) {
@@ -54,20 +64,28 @@ export class TokenSet {
   }
 
   /**
-   * Polls the token file for changes. Polling (stat) rather than inotify, because Kubernetes updates
-   * mounted secrets by swapping a symlink, which inotify on the file itself does not see.
+   * Polls the token file for changes (stat, compared with the stat taken when it was last read).
+   * Polling rather than inotify, because Kubernetes updates mounted secrets by swapping a symlink,
+   * which inotify on the file itself does not see.
    */
   watch(intervalMs = 1000): void {
-    if (!this.file || this.watching) return;
-    this.watching = true;
-    watchFile(this.file, { interval: intervalMs, persistent: false }, (cur: Stats, prev: Stats) => {
-      if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) this.reload();
-    });
+    const file = this.file;
+    if (!file || this.timer) return;
+    this.timer = setInterval(() => {
+      let stamp: string;
+      try {
+        stamp = stampOf(statSync(file));
+      } catch {
+        return; // mid-rotation or gone: keep the tokens we have
+      }
+      if (stamp !== this.fileStamp) this.reload();
+    }, intervalMs);
+    this.timer.unref();
   }
 
   unwatch(): void {
-    if (this.file && this.watching) unwatchFile(this.file);
-    this.watching = false;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /** Does an `Authorization` header carry one of the tokens as `Bearer <token>`? */

@@ -1,6 +1,8 @@
 // Ingest stage: a received body becomes a durable, acknowledged summary, or is refused with a reason.
 // HTTP concerns (status codes, headers) stay in server.ts; this module decides.
+import { ledgerEntry, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
+import { MinuteRollup } from "./rollup.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
 
@@ -12,8 +14,16 @@ export type AcceptResult =
 
 /** Beyond this many tracked keys, duplicates are still caught, but only by the warehouse ledger. */
 const MAX_TRACKED = 1_000_000;
+/** Beyond this many folded rows (all segments), new segments are not folded and load from disk. */
+const MAX_FOLDED_ROWS = 2_000_000;
 
 export const summaryKey = (s: { producerId: string; seq: number }) => `${s.producerId}\u0000${s.seq}`;
+
+/** The summaries acknowledged into one spool segment, already rolled up (see Ingestor.takeFold). */
+export interface SegmentFold {
+  rollup: MinuteRollup;
+  ledger: LedgerEntry[];
+}
 
 export class Ingestor {
   /**
@@ -21,7 +31,14 @@ export class Ingestor {
    * of one of them is acknowledged once the original is durable, without spooling a second copy. Retries
    * of already-loaded summaries are spooled again and dropped by the load ledger.
    */
-  private readonly unloaded = new Map<string, Promise<void>>();
+  private readonly unloaded = new Map<string, Promise<unknown>>();
+  /**
+   * Per spool segment, the rollup of the summaries acknowledged into it, so the loader need not decode
+   * the segment again. The segment on disk stays the source of truth: the loader uses a fold only when
+   * it holds exactly as many summaries as the spool wrote to the segment.
+   */
+  private readonly folds = new Map<number, SegmentFold>();
+  private foldedRows = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -35,7 +52,7 @@ export class Ingestor {
       return { status: "spool_full", message: `spool holds ${this.spool.bytes} unloaded bytes (limit ${this.spoolMaxBytes})` };
     }
     const decoded = this.decode(body);
-    if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message ?? decoded.reason };
+    if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
     const key = summaryKey(summary);
     const earlier = this.unloaded.get(key);
@@ -46,19 +63,46 @@ export class Ingestor {
     }
     const durable = this.spool.append(body, receivedAtMs);
     if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, durable);
+    let segment: number;
     try {
-      await durable;
+      segment = await durable;
     } catch (err) {
       this.unloaded.delete(key);
       throw err;
     }
+    this.fold(segment, summary);
     this.metrics.accepted.inc();
     this.metrics.seriesUpdates.inc(summary.series.length);
     return { status: "accepted", summary };
   }
 
+  private fold(segment: number, summary: DecodedSummary): void {
+    let f = this.folds.get(segment);
+    if (!f) {
+      if (this.foldedRows >= MAX_FOLDED_ROWS) return; // this segment will load from disk
+      f = { rollup: new MinuteRollup(), ledger: [] };
+      this.folds.set(segment, f);
+    }
+    const before = f.rollup.size;
+    f.rollup.add(summary);
+    f.ledger.push(ledgerEntry(summary));
+    this.foldedRows += f.rollup.size - before;
+  }
+
+  /**
+   * Hands the loader a segment's fold if it covers every record the spool wrote there (`records`), and
+   * forgets it either way.
+   */
+  takeFold(segment: number, records: number | undefined): SegmentFold | undefined {
+    const f = this.folds.get(segment);
+    if (!f) return undefined;
+    this.folds.delete(segment);
+    this.foldedRows -= f.rollup.size;
+    return f.ledger.length === records ? f : undefined;
+  }
+
   /** Called by the loader once summaries are committed in the warehouse. */
-  forget(summaries: readonly DecodedSummary[]): void {
+  forget(summaries: readonly { producerId: string; seq: number }[]): void {
     for (const s of summaries) this.unloaded.delete(summaryKey(s));
   }
 }

@@ -3,6 +3,27 @@ import type { DecodedSummary } from "./summary.ts";
 
 export const ledgerKey = (producerId: string, seq: number | bigint) => `${producerId}\u0000${seq}`;
 
+/** What `mesh_load_ledger` records about one loaded summary. */
+export interface LedgerEntry {
+  producerId: string;
+  seq: number;
+  windowStartMs: number;
+  windowEndMs: number;
+  series: number;
+  requests: number;
+}
+
+export function ledgerEntry(s: DecodedSummary): LedgerEntry {
+  return {
+    producerId: s.producerId,
+    seq: s.seq,
+    windowStartMs: s.windowStartMs,
+    windowEndMs: s.windowEndMs,
+    series: s.series.length,
+    requests: summaryRequests(s),
+  };
+}
+
 /** Drops repeats of the same (producer_id, seq) within one batch, keeping the first. */
 export function uniqueSummaries(summaries: readonly DecodedSummary[]): { unique: DecodedSummary[]; duplicates: number } {
   const seen = new Set<string>();

@@ -1,10 +1,17 @@
-// Load stage: every load interval, seal the spool, read the sealed segments, load their summaries into
-// the warehouse in one sink transaction, and only then delete the segments. A crash anywhere before
-// the delete replays the segments; the sink's ledger makes the replay count each summary once.
+// Load stage: every load interval, seal the spool, load the sealed segments' summaries into the
+// warehouse in one sink transaction, and only then delete the segments. A crash anywhere before the
+// delete replays the segments; the sink's ledger makes the replay count each summary once.
+//
+// Two ways to get a batch's rows: segments this process wrote were rolled up as their summaries were
+// acknowledged (Ingestor folds), so they load without decoding anything again; segments from an earlier
+// process, or whose fold is incomplete, or whose summaries the ledger already knows, are read back from
+// disk, decoded and loaded summary by summary. Both produce the same rows.
 import type { Logger } from "pino";
-import type { Ingestor } from "./ingest.ts";
+import type { Ingestor, SegmentFold } from "./ingest.ts";
+import type { LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
-import type { Sink } from "./sink/types.ts";
+import { MinuteRollup, type MinuteRow } from "./rollup.ts";
+import type { LoadResult, Sink } from "./sink/types.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
 import { Yielder } from "./yielder.ts";
@@ -32,7 +39,7 @@ export class Loader {
 
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
   start(): void {
-    this.schedule(0);
+    void this.loadNow().then((more) => this.schedule(more ? 0 : this.opts.intervalMs));
   }
 
   private schedule(delayMs: number): void {
@@ -63,18 +70,52 @@ export class Loader {
     const sealed = await this.spool.seal();
     const batch: number[] = [];
     let bytes = 0;
-    const summaries: DecodedSummary[] = [];
-    const yielder = new Yielder();
     for (const id of sealed) {
       if (batch.length > 0 && bytes >= this.opts.maxBatchBytes) break;
-      const seg = await this.spool.read(id);
       batch.push(id);
+      bytes += this.spool.sizeOf(id);
+    }
+    if (batch.length === 0) return false;
+    const folds = batch.map((id) => this.ingestor?.takeFold(id, this.spool.recordCount(id)));
+    const end = this.metrics.loadDuration.startTimer();
+    const loaded = (await this.loadFolded(folds)) ?? (await this.loadFromDisk(batch));
+    end();
+    const { res, keys } = loaded;
+    this.metrics.summariesLoaded.inc(res.loaded);
+    this.metrics.rowsLoaded.inc(res.rows);
+    this.metrics.rollupSeries.set(res.rows);
+    if (res.duplicates > 0) this.metrics.dedupHits.inc({ stage: "load" }, res.duplicates);
+    this.log.debug({ segments: batch.length, ...res }, "loaded");
+    await this.spool.remove(batch);
+    this.ingestor?.forget(keys);
+    return batch.length < sealed.length;
+  }
+
+  /** The fast path: every segment of the batch has a complete fold. null → load from disk instead. */
+  private async loadFolded(folds: (SegmentFold | undefined)[]) {
+    if (!this.sink.loadRollup || !folds.every((f) => f !== undefined)) return null;
+    let rows: Iterable<MinuteRow> = folds[0].rollup.rows();
+    if (folds.length > 1) {
+      const merged = new MinuteRollup();
+      for (const f of folds) for (const r of f.rollup.rows()) merged.addRow(r);
+      rows = merged.rows();
+    }
+    const keys: LedgerEntry[] = folds.flatMap((f) => f.ledger);
+    const res = await this.sink.loadRollup(rows, keys);
+    return res && { res, keys };
+  }
+
+  /** The replay path: read, check and decode every record, then let the sink skip ledgered ones. */
+  private async loadFromDisk(batch: number[]): Promise<{ res: LoadResult; keys: DecodedSummary[] }> {
+    const summaries: DecodedSummary[] = [];
+    const yielder = new Yielder();
+    for (const id of batch) {
+      const seg = await this.spool.read(id);
       for (const c of seg.corruptions) {
         this.metrics.spoolCorruptions.inc({ reason: c.reason });
         this.log.error(c, "spool corruption skipped");
       }
       for (const r of seg.records) {
-        bytes += r.body.length;
         const d = this.decode(r.body);
         if (d.ok) summaries.push(d.summary);
         else {
@@ -84,20 +125,8 @@ export class Loader {
         await yielder.maybe();
       }
     }
-    if (batch.length === 0) return false;
-    if (summaries.length > 0) {
-      const end = this.metrics.loadDuration.startTimer();
-      const res = await this.sink.load(summaries);
-      end();
-      this.metrics.summariesLoaded.inc(res.loaded);
-      this.metrics.rowsLoaded.inc(res.rows);
-      this.metrics.rollupSeries.set(res.rows);
-      if (res.duplicates > 0) this.metrics.dedupHits.inc({ stage: "load" }, res.duplicates);
-      this.log.debug({ segments: batch.length, ...res }, "loaded");
-    }
-    await this.spool.remove(batch);
-    this.ingestor?.forget(summaries);
-    return batch.length < sealed.length;
+    const res = summaries.length > 0 ? await this.sink.load(summaries) : { loaded: 0, duplicates: 0, rows: 0 };
+    return { res, keys: summaries };
   }
 
   /** Stops the timer, waits for a running cycle, then drains the spool into the warehouse once more. */

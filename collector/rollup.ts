@@ -23,11 +23,14 @@ export function attributedMinute(windowEndMs: number): number {
   return Math.floor((windowEndMs - 1) / MINUTE_MS) * MINUTE_MS;
 }
 
+/** Sketches a row collects before they are merged into one; bounds memory for long-lived rollups. */
+const PENDING_SKETCHES = 32;
+
 /**
- * Incremental form of rollup(): add() summaries one at a time (so a caller can yield to the event loop
- * between them), then take rows(). Counters add, min/max take the extremes, sketches merge exactly
- * (shared/quantile-core.js). Input order does not matter. Callers dedupe by (producerId, seq) first —
- * the rollup counts whatever it is given.
+ * Incremental form of rollup(): add() summaries (or rows of another rollup) one at a time, so a caller
+ * can yield to the event loop between them or keep folding as summaries arrive, then take rows().
+ * Counters add, min/max take the extremes, sketches merge exactly (shared/quantile-core.js). Input
+ * order does not matter. Callers dedupe by (producerId, seq) first — the rollup counts what it is given.
  */
 export class MinuteRollup {
   private readonly acc = new Map<string, { row: MinuteRow; sketches: SketchJson[] }>();
@@ -38,31 +41,41 @@ export class MinuteRollup {
 
   add(summary: DecodedSummary): void {
     const minuteMs = attributedMinute(summary.windowEndMs);
-    for (const s of summary.series) {
-      let key = String(minuteMs);
-      for (const d of DIMENSIONS) key += "\u0000" + s.dimensions[d];
-      const acc = this.acc.get(key);
-      if (acc === undefined) {
-        this.acc.set(key, { row: { ...s, minuteMs }, sketches: [s.sketch] });
-        continue;
-      }
-      const r = acc.row;
-      r.requests += s.requests;
-      r.errors += s.errors;
-      r.requestBytes += s.requestBytes;
-      r.responseBytes += s.responseBytes;
-      r.latencySumUs += s.latencySumUs;
-      r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
-      r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
-      acc.sketches.push(s.sketch);
-    }
+    for (const s of summary.series) this.addSeries(minuteMs, s);
   }
 
-  /** The rows, one per (minute, series); each sketch is merged here, once per row, not per add(). */
+  /** Folds in a row produced by another rollup (same minute attribution already applied). */
+  addRow(row: MinuteRow): void {
+    this.addSeries(row.minuteMs, row);
+  }
+
+  private addSeries(minuteMs: number, s: DecodedSeries): void {
+    let key = String(minuteMs);
+    for (const d of DIMENSIONS) key += "\u0000" + s.dimensions[d];
+    const acc = this.acc.get(key);
+    if (acc === undefined) {
+      this.acc.set(key, { row: { ...s, minuteMs }, sketches: [s.sketch] });
+      return;
+    }
+    const r = acc.row;
+    r.requests += s.requests;
+    r.errors += s.errors;
+    r.requestBytes += s.requestBytes;
+    r.responseBytes += s.responseBytes;
+    r.latencySumUs += s.latencySumUs;
+    r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
+    r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
+    acc.sketches.push(s.sketch);
+    // Merging in batches, not per add(), avoids re-copying the bucket array for every summary.
+    if (acc.sketches.length >= PENDING_SKETCHES) acc.sketches = [meshSketchMerge(acc.sketches)!];
+  }
+
+  /** The rows, one per (minute, series), with their sketches merged. */
   *rows(): Generator<MinuteRow> {
-    for (const { row, sketches } of this.acc.values()) {
-      if (sketches.length > 1) row.sketch = meshSketchMerge(sketches)!;
-      yield row;
+    for (const acc of this.acc.values()) {
+      if (acc.sketches.length > 1) acc.sketches = [meshSketchMerge(acc.sketches)!];
+      acc.row.sketch = acc.sketches[0];
+      yield acc.row;
     }
   }
 }

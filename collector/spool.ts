@@ -40,6 +40,8 @@ export interface SegmentRead {
 
 interface SegmentInfo {
   bytes: number;
+  /** Records this process wrote to it (segments from an earlier process: unknown). */
+  records?: number;
   /** Receive time of its first record; the segment's age bound for `oldest unloaded`. */
   firstRecordMs?: number;
 }
@@ -47,7 +49,7 @@ interface SegmentInfo {
 interface Pending {
   frame: Buffer;
   receivedAtMs: number;
-  resolve(): void;
+  resolve(segment: number): void;
   reject(err: unknown): void;
 }
 
@@ -170,6 +172,16 @@ export class Spool {
     return this.segments.size;
   }
 
+  /** Bytes of one segment file (0 once removed). */
+  sizeOf(id: number): number {
+    return this.segments.get(id)?.bytes ?? 0;
+  }
+
+  /** Records this process acknowledged into a segment; undefined for segments left by an earlier run. */
+  recordCount(id: number): number | undefined {
+    return this.segments.get(id)?.records;
+  }
+
   /** Receive time of the oldest record still in the spool, when known. */
   oldestRecordMs(): number | undefined {
     let oldest: number | undefined;
@@ -179,10 +191,13 @@ export class Spool {
     return oldest;
   }
 
-  /** Appends one summary body; resolves when it is durable, rejects if the write or fsync failed. */
-  append(body: Uint8Array, receivedAtMs: number): Promise<void> {
+  /**
+   * Appends one summary body; resolves with the id of its segment once it is durable, rejects if the
+   * write or fsync failed.
+   */
+  append(body: Uint8Array, receivedAtMs: number): Promise<number> {
     const frame = encodeRecord(body, receivedAtMs);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       this.queue.push({ frame, receivedAtMs, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -213,10 +228,13 @@ export class Spool {
       await active.fh.datasync();
       this.fsyncs++;
       info.bytes += bytes;
+      info.records = (info.records ?? 0) + batch.length;
       info.firstRecordMs ??= batch[0].receivedAtMs;
-      for (const p of batch) p.resolve();
+      for (const p of batch) p.resolve(active.id);
     } catch (err) {
       // The segment may now end in a partial record; never append after it. Readers skip the torn bytes.
+      // Its record count is no longer known: records of the failed batch may be on disk after all.
+      if (this.active) this.segments.get(this.active.id)!.records = undefined;
       await this.closeActive().catch(() => undefined);
       for (const p of batch) p.reject(err);
     }
@@ -235,7 +253,7 @@ export class Spool {
       await fh.close();
       throw err;
     }
-    this.segments.set(id, { bytes: SEGMENT_MAGIC.length });
+    this.segments.set(id, { bytes: SEGMENT_MAGIC.length, records: 0 });
     this.active = { id, fh };
     return this.active;
   }

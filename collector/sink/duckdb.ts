@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
-import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
+import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
@@ -83,25 +83,8 @@ export class DuckDBSink implements Sink {
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
     const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
-    const c = this.connection;
     return this.transaction(async () => {
-      await c.run("DELETE FROM incoming_keys");
-      await this.append("incoming_keys", (a) => {
-        for (const s of unique) {
-          a.appendVarchar(s.producerId);
-          a.appendBigInt(BigInt(s.seq));
-          a.endRow();
-        }
-      });
-      const seen = new Set(
-        (
-          await c.runAndReadAll(
-            `SELECT i.producer_id, i.seq FROM incoming_keys i JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`,
-          )
-        )
-          .getRows()
-          .map((r) => ledgerKey(String(r[0]), r[1] as bigint)),
-      );
+      const seen = await this.ledgered(unique);
       const fresh = unique.filter((s) => !seen.has(ledgerKey(s.producerId, s.seq)));
       const yielder = new Yielder();
       const minutes = new MinuteRollup();
@@ -109,29 +92,69 @@ export class DuckDBSink implements Sink {
         minutes.add(s);
         await yielder.maybe();
       }
-      const now = ts(Date.now());
-      let rows = 0;
-      await this.append(FACT_TABLE.name, async (a) => {
-        for (const r of minutes.rows()) {
-          appendFactRow(a, r, now);
-          rows++;
-          await yielder.maybe();
-        }
-      });
-      await this.append(LEDGER_TABLE.name, (a) => {
-        for (const s of fresh) {
-          a.appendVarchar(s.producerId);
-          a.appendBigInt(BigInt(s.seq));
-          a.appendTimestamp(ts(s.windowStartMs));
-          a.appendTimestamp(ts(s.windowEndMs));
-          a.appendInteger(s.series.length);
-          a.appendBigInt(BigInt(summaryRequests(s)));
-          a.appendTimestamp(now);
-          a.endRow();
-        }
-      });
+      const rows = await this.write(minutes.rows(), fresh.map(ledgerEntry));
       return { loaded: fresh.length, duplicates: inBatch + seen.size, rows };
     });
+  }
+
+  async loadRollup(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[]): Promise<LoadResult | null> {
+    if (new Set(ledger.map((e) => ledgerKey(e.producerId, e.seq))).size !== ledger.length) return null;
+    const c = this.connection;
+    await c.run("BEGIN TRANSACTION");
+    try {
+      if ((await this.ledgered(ledger)).size > 0) {
+        await c.run("ROLLBACK");
+        return null;
+      }
+      const written = await this.write(rows, ledger);
+      await c.run("COMMIT");
+      return { loaded: ledger.length, duplicates: 0, rows: written };
+    } catch (err) {
+      await c.run("ROLLBACK").catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Keys of the batch already in the ledger (inside the caller's transaction). */
+  private async ledgered(keys: readonly { producerId: string; seq: number }[]): Promise<Set<string>> {
+    const c = this.connection;
+    await c.run("DELETE FROM incoming_keys");
+    await this.append("incoming_keys", (a) => {
+      for (const k of keys) {
+        a.appendVarchar(k.producerId);
+        a.appendBigInt(BigInt(k.seq));
+        a.endRow();
+      }
+    });
+    const hits = await c.runAndReadAll(`SELECT i.producer_id, i.seq FROM incoming_keys i JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`);
+    return new Set(hits.getRows().map((r) => ledgerKey(String(r[0]), r[1] as bigint)));
+  }
+
+  /** Appends fact rows and ledger rows (inside the caller's transaction); returns the fact row count. */
+  private async write(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[]): Promise<number> {
+    const yielder = new Yielder();
+    const now = ts(Date.now());
+    let n = 0;
+    await this.append(FACT_TABLE.name, async (a) => {
+      for (const r of rows) {
+        appendFactRow(a, r, now);
+        n++;
+        await yielder.maybe();
+      }
+    });
+    await this.append(LEDGER_TABLE.name, (a) => {
+      for (const e of ledger) {
+        a.appendVarchar(e.producerId);
+        a.appendBigInt(BigInt(e.seq));
+        a.appendTimestamp(ts(e.windowStartMs));
+        a.appendTimestamp(ts(e.windowEndMs));
+        a.appendInteger(e.series);
+        a.appendBigInt(BigInt(e.requests));
+        a.appendTimestamp(now);
+        a.endRow();
+      }
+    });
+    return n;
   }
 
   async ping(): Promise<void> {

@@ -10,6 +10,8 @@
 //    If it throws, nothing of the batch is visible and the caller retries the whole batch later;
 //    the ledger makes that retry (or a retry by another collector replica) count each summary once.
 //  - the same summary may appear twice within one batch; it is loaded once.
+import type { LedgerEntry } from "../ledger.ts";
+import type { MinuteRow } from "../rollup.ts";
 import type { DecodedSummary } from "../summary.ts";
 
 export type { DecodedSummary } from "../summary.ts";
@@ -23,6 +25,13 @@ export interface Sink {
    * rest up per (minute, series) with collector/rollup.ts, write fact rows + ledger rows.
    */
   load(summaries: DecodedSummary[]): Promise<LoadResult>;
+  /**
+   * Optional fast path for summaries the collector already rolled up as they arrived: one transaction
+   * that writes the rows and the ledger entries — unless ANY entry's (producer_id, seq) is already in
+   * the ledger, in which case it writes nothing and returns null, and the caller loads the summaries
+   * one by one with load(). Never partially applied.
+   */
+  loadRollup?(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[]): Promise<LoadResult | null>;
   /** Warehouse reachable (for /readyz); throws when it is not. */
   ping(): Promise<void>;
   close(): Promise<void>;
