@@ -154,7 +154,19 @@ export function wireCase(r: Rand): Uint8Array {
     }
     case 7:
       return Uint8Array.from(randomBytes(r, pick(r, [0, 1, 4, 9, 64, 4096])));
-    default:
-      return extremeRaw(r);
+    default: {
+      // Writing a summary field by field is slow (BigInt varints, bit strings); after a pool of them is
+      // built, reuse it with a byte changed.
+      if (extremePool.length < EXTREME_POOL) {
+        extremePool.push(extremeRaw(r));
+        return extremePool[extremePool.length - 1];
+      }
+      const b = pick(r, extremePool).slice();
+      b[int(r, b.length)] = int(r, 256);
+      return reseal(b);
+    }
   }
 }
+
+const EXTREME_POOL = 500;
+const extremePool: Uint8Array[] = [];
