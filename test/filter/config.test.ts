@@ -89,6 +89,23 @@ describe("filter configuration", () => {
     expect(logs.filter((l) => l.level === "error").map((l) => l.message).join("\n")).toContain(`field "${field}"`);
   });
 
+  it("parses JSON escapes and number forms exactly", async () => {
+    const text = '{"collector": {"cluster": "' + CLUSTER + '", "path": "/v1/sum\\u006daries\\/x", "authority": "a\\"b"}, "flush_interval_s": 1e1, "max_series": 20.0}';
+    const { clock, sidecar } = await meshlookSidecar({}, "127.0.0.1:9", { pluginConfig: text });
+    sidecar.stream({ requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "r"]], responseHeaders: [[":status", "200"]] });
+    clock.advance(9000);
+    expect(sidecar.callouts).toHaveLength(0);
+    clock.advance(1000);
+    expect(Object.fromEntries(sidecar.callouts[0].headers)).toMatchObject({ ":path": "/v1/summaries/x", ":authority": 'a"b' });
+    await sidecar.close();
+  });
+
+  it("refuses nesting deeper than the configuration needs", async () => {
+    const { ok, logs } = await configure('{"collector": {"cluster": "a"}, "dimensions": ' + "[".repeat(40) + "]".repeat(40) + "}");
+    expect(ok).toBe(false);
+    expect(logs.map((l) => l.message).join("\n")).toContain("nesting deeper than");
+  });
+
   it("refuses invalid UTF-8 without trapping", async () => {
     const { ok } = await configure(Buffer.from([0x7b, 0xff, 0x7d]).toString("latin1"));
     expect(ok).toBe(false);
