@@ -1,0 +1,206 @@
+// HTTP abuse against a collector process: missing, wrong and revoked tokens, oversized bodies, wrong
+// media types, slow bodies and floods get clear 4xx/503 answers that echo nothing of the request, and
+// a well-behaved client next to them is served throughout.
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCollector } from "../../collector/collector.ts";
+import { loadConfig } from "../../collector/config.ts";
+import { encodeSummary } from "../../shared/node.ts";
+import { latencies, series, summary } from "../collector/helpers.ts";
+import { CollectorReplica, INGEST_PATH, SUMMARY_TYPE, sleep } from "../faults/rig.ts";
+
+const MARKER = "ECHO-MARKER-7f3a";
+const MAX_BODY = 65_536;
+const dir = mkdtempSync(join(tmpdir(), "meshlook-abuse-"));
+const tokenFile = join(dir, "tokens");
+const collector = new CollectorReplica("abuse", {
+  MESHLOOK_DATA_DIR: dir,
+  MESHLOOK_INGEST_TOKENS_FILE: tokenFile,
+  MESHLOOK_MAX_BODY_BYTES: String(MAX_BODY),
+  MESHLOOK_LOAD_INTERVAL_S: "1",
+});
+let url = "";
+let seq = 0;
+
+beforeAll(async () => {
+  writeFileSync(tokenFile, "# ingest tokens\nalpha-token\nbeta-token\n");
+  await collector.start();
+  url = collector.url!;
+});
+afterAll(async () => {
+  await collector.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const validBody = (producer = "abuse") => Buffer.from(encodeSummary(summary(++seq, 1_767_225_600_000, [series("svc", latencies(5))], producer)));
+
+async function post(headers: Record<string, string>, body: Buffer = validBody()) {
+  const res = await fetch(url + INGEST_PATH, { method: "POST", headers, body });
+  const text = await res.text();
+  return { status: res.status, text, json: JSON.parse(text) as { error?: string; message?: string; status?: string }, retryAfter: res.headers.get("retry-after") };
+}
+const auth = (token: string) => ({ "content-type": SUMMARY_TYPE, authorization: `Bearer ${token}` });
+
+/** Sends raw bytes on a new connection and resolves with what the server answered before closing. */
+function raw(bytes: string, waitMs = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(Number(new URL(url).port), "127.0.0.1");
+    let got = "";
+    s.on("data", (d) => (got += d.toString("latin1")));
+    s.on("close", () => resolve(got));
+    s.on("error", () => resolve(got));
+    s.write(bytes);
+    setTimeout(() => s.destroy(), waitMs);
+  });
+}
+
+describe("collector under HTTP abuse", () => {
+  it("refuses missing, malformed and unknown tokens with 401 and never echoes them", async () => {
+    expect((await post(auth("alpha-token"))).status).toBe(200);
+    for (const headers of [
+      { "content-type": SUMMARY_TYPE },
+      auth(MARKER),
+      auth(""),
+      { "content-type": SUMMARY_TYPE, authorization: `Basic alpha-token` },
+      { "content-type": SUMMARY_TYPE, authorization: `Bearer alpha-token ${MARKER}` },
+      auth("alpha-tokenx"), // a near miss
+      auth("alpha-toke"),
+    ]) {
+      const r = await post(headers);
+      expect(r.status).toBe(401);
+      expect(r.json.error).toBe("unauthorized");
+      expect(r.text).not.toContain(MARKER);
+      expect(r.text).not.toContain("alpha-token");
+    }
+    // Refused before the body is read: a huge announced upload with a wrong token is answered at once.
+    const answer = await raw(`POST ${INGEST_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Type: ${SUMMARY_TYPE}\r\nContent-Length: 100000000\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+  });
+
+  it("stops accepting a token removed from the token file, keeps the others", async () => {
+    expect((await post(auth("beta-token"))).status).toBe(200);
+    writeFileSync(tokenFile + ".new", "alpha-token\n");
+    renameSync(tokenFile + ".new", tokenFile); // an atomic swap, as a mounted Secret is updated
+    let status = 200;
+    for (let i = 0; i < 100 && status === 200; i++) {
+      await sleep(100);
+      status = (await post(auth("beta-token"))).status;
+    }
+    expect(status).toBe(401);
+    expect((await post(auth("alpha-token"))).status).toBe(200);
+    expect(collector.logs()).not.toContain("beta-token");
+    expect(collector.logs()).not.toContain("alpha-token");
+  });
+
+  it("answers oversized bodies 413 and wrong media types 415", async () => {
+    const big = Buffer.alloc(MAX_BODY + 1, 0x41);
+    const r = await post(auth("alpha-token"), big);
+    expect([r.status, r.json.error]).toEqual([413, "body_too_large"]);
+    for (const type of [undefined, "application/json", "text/plain", "multipart/form-data; boundary=x", `${SUMMARY_TYPE}x`]) {
+      const headers: Record<string, string> = { authorization: "Bearer alpha-token" };
+      if (type) headers["content-type"] = type;
+      const res = await post(headers);
+      expect([res.status, res.json.error]).toEqual([415, "unsupported_media_type"]);
+    }
+  });
+
+  it("echoes nothing of the request in refusals", async () => {
+    const s = summary(++seq, 1_767_225_600_000, [series(MARKER, [1])], `producer-${MARKER}`);
+    const good = Buffer.from(encodeSummary(s));
+    const bodies = [
+      Buffer.concat([good, Buffer.from(MARKER)]), // trailing bytes
+      good.subarray(0, good.length - 3), // truncated
+      Buffer.from(MARKER.repeat(50)), // not a summary at all
+      Buffer.from(good).fill(0x7f, good.length - 6, good.length - 4), // checksum
+    ];
+    for (const b of bodies) {
+      const r = await post(auth("alpha-token"), b);
+      expect(r.status).toBe(400);
+      expect(r.text).not.toContain(MARKER);
+    }
+  });
+
+  it("keeps identity values out of /metrics", async () => {
+    const s = summary(++seq, 1_767_225_600_000, [series(`svc-${MARKER}`, [1, 2])], `producer-${MARKER}`);
+    s.series[0].dimensions.source_principal = `spiffe://cluster.local/ns/${MARKER}/sa/x`;
+    expect((await post(auth("alpha-token"), Buffer.from(encodeSummary(s)))).status).toBe(200);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toContain("meshlook_summaries_accepted_total");
+    expect(text).not.toContain(MARKER);
+  });
+
+  // Known gap: the 404 handler answers `no route <method> <url>`, reflecting the request path.
+  it.fails("does not reflect an unknown path in its 404", async () => {
+    const res = await fetch(`${url}/${MARKER}?q=${MARKER}`);
+    expect(res.status).toBe(404);
+    expect(await res.text()).not.toContain(MARKER);
+  });
+
+  it("keeps serving a well-behaved client while slow bodies hold connections open", async () => {
+    const slow: Socket[] = [];
+    for (let i = 0; i < 50; i++) {
+      const s = connect(Number(new URL(url).port), "127.0.0.1");
+      s.on("error", () => undefined);
+      s.write(`POST ${INGEST_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alpha-token\r\nContent-Type: ${SUMMARY_TYPE}\r\nContent-Length: 5000\r\n\r\nM`);
+      slow.push(s);
+    }
+    try {
+      for (let i = 0; i < 10; i++) {
+        expect((await post(auth("alpha-token"))).status).toBe(200);
+        for (const s of slow) s.write("L");
+      }
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    } finally {
+      for (const s of slow) s.destroy();
+    }
+  });
+
+  it("under a flood of unauthenticated and valid posts answers only 401, 200 or 503 with Retry-After, and loads every acknowledged summary", async () => {
+    // Start from a drained collector: every summary the earlier tests posted is loaded.
+    while ((await collector.metric("meshlook_summaries_loaded_total")) < (await collector.metric("meshlook_summaries_accepted_total"))) await sleep(100);
+    const loadedBefore = await collector.metric("meshlook_summaries_loaded_total");
+    const statuses: Record<string, number> = {};
+    let acknowledged = 0;
+    const flood = Array.from({ length: 1500 }, async (_, i) => {
+      const valid = i % 3 === 0;
+      const r = await post(auth(valid ? "alpha-token" : "wrong"), validBody(`flood-${i % 7}`));
+      const key = `${r.status}${r.status === 503 ? `/${r.json.error}/${r.retryAfter ? "retry-after" : "none"}` : ""}`;
+      statuses[key] = (statuses[key] ?? 0) + 1;
+      if (valid && r.status === 200 && r.json.status === "accepted") acknowledged++;
+      if (!valid) expect(r.status).toBe(401);
+      else expect([200, 503]).toContain(r.status);
+      if (r.status === 503) expect(Number(r.retryAfter)).toBeGreaterThan(0);
+    });
+    const bystander = (async () => {
+      for (let i = 0; i < 20; i++) {
+        expect((await fetch(`${url}/healthz`)).status).toBe(200);
+        await sleep(20);
+      }
+    })();
+    await Promise.all([...flood, bystander]);
+    expect(Object.keys(statuses).every((k) => ["200", "401", "503/overloaded/retry-after", "503/spool_full/retry-after"].includes(k))).toBe(true);
+    let loaded = 0;
+    for (let i = 0; i < 200 && loaded < acknowledged; i++) {
+      await sleep(100);
+      loaded = (await collector.metric("meshlook_summaries_loaded_total")) - loadedBefore;
+    }
+    expect(loaded).toBe(acknowledged);
+  });
+
+  // Known gap: the HTTP server has no request timeout (Fastify's requestTimeout defaults to 0), so a body
+  // that never finishes holds its connection and socket for ever; only headers are bounded (60 s).
+  // Expected: a bounded requestTimeout (e.g. 30 s) answering 408. Flip to `it` when configured.
+  it.fails("bounds how long a request body may take to arrive", async () => {
+    const c = await startCollector(loadConfig({ MESHLOOK_DATA_DIR: join(dir, "inproc"), MESHLOOK_INGEST_TOKENS: "x", MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0" }), pino({ level: "silent" }));
+    try {
+      expect(c.app.server.requestTimeout).toBeGreaterThan(0);
+      expect(c.app.server.requestTimeout).toBeLessThanOrEqual(120_000);
+    } finally {
+      await c.close();
+    }
+  });
+});
