@@ -76,6 +76,33 @@ export class ByteWriter {
   }
 }
 
+/** Writes bits, most significant first, into a ByteWriter; flush() pads the last byte with zero bits. */
+export class BitWriter {
+  private acc: i32 = 0;
+  private count: i32 = 0;
+
+  constructor(public out: ByteWriter) {}
+
+  bit(b: i32): void {
+    this.acc = (this.acc << 1) | (b & 1);
+    this.count++;
+    if (this.count == 8) {
+      this.out.byte(this.acc);
+      this.acc = 0;
+      this.count = 0;
+    }
+  }
+
+  /** The low `n` bits of `v` (n <= 31), most significant first. */
+  bits(v: i32, n: i32): void {
+    for (let i = n - 1; i >= 0; i--) this.bit((v >>> i) & 1);
+  }
+
+  flush(): void {
+    while (this.count != 0) this.bit(0);
+  }
+}
+
 const CRC_TABLE: Int32Array = new Int32Array(256);
 initCrcTable();
 

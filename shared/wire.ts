@@ -2,7 +2,7 @@
 // One source for both ends: the filter links the encoder (asc), the collector runs the decoder as
 // TypeScript (shared/node.ts). Portable AssemblyScript; the decoder never throws and never recurses — any
 // input yields either a summary or a reason code.
-import { ByteWriter, crc32, toValidUtf8 } from "./bytes";
+import { BitWriter, ByteWriter, crc32, toValidUtf8 } from "./bytes";
 import { SeriesStats, MAX_COUNTER } from "./series";
 import { MAX_SCALE, MIN_SCALE, MAX_VALUE_US, Sketch, bucketIndex, maxBucketIndex } from "./sketch";
 
@@ -284,9 +284,62 @@ function zigzagValue(d: f64): f64 {
   return d < 0.0 ? -2.0 * d - 1.0 : 2.0 * d;
 }
 
-// Sketch: scale, zero count, number of non-empty buckets, index of the first, then one token per
-// non-empty bucket: token = 8 * zigzag(count - previous count) + min(gap, 7), followed by a varint
-// gap - 7 when gap >= 7 (gap = empty buckets skipped since the previous non-empty one).
+// Bucket gaps and count changes are Rice-coded (docs/wire-format.md, "Sketch"): v with parameter k is
+// q = floor(v / 2^k) one-bits, a zero bit, then the low k bits of v; from q = 24 on, an escape (24 one-bits,
+// the bit length L of v in 6 bits, then v in L bits) keeps rare large values short.
+const RICE_ESCAPE: i32 = 24;
+const MAX_RICE_K: i32 = 15;
+const MAX_ESCAPED_BITS: i32 = 52;
+const GAP_COSTS: Float64Array = new Float64Array(MAX_RICE_K + 1);
+const COUNT_COSTS: Float64Array = new Float64Array(MAX_RICE_K + 1);
+
+function bitLength(v: f64): i32 {
+  let n: i32 = 0;
+  let x = v;
+  while (x >= 1.0) {
+    x = Math.floor(x / 2.0);
+    n++;
+  }
+  return n;
+}
+
+function riceCost(v: f64, k: i32): f64 {
+  const q = Math.floor(v / f64(1 << k));
+  return q < f64(RICE_ESCAPE) ? q + 1.0 + f64(k) : f64(RICE_ESCAPE + 6 + bitLength(v));
+}
+
+function writeRice(w: BitWriter, v: f64, k: i32): void {
+  const unit = f64(1 << k);
+  const q = Math.floor(v / unit);
+  if (q < f64(RICE_ESCAPE)) {
+    for (let i: i32 = 0; i < i32(q); i++) w.bit(1);
+    w.bit(0);
+    w.bits(i32(v - q * unit), k);
+    return;
+  }
+  for (let i: i32 = 0; i < RICE_ESCAPE; i++) w.bit(1);
+  const n = bitLength(v);
+  w.bits(n, 6);
+  let rest = v;
+  let place = Math.pow(2.0, f64(n - 1));
+  for (let i: i32 = 0; i < n; i++) {
+    if (rest >= place) {
+      w.bit(1);
+      rest -= place;
+    } else w.bit(0);
+    place = place / 2.0;
+  }
+}
+
+// The Rice parameter with the fewest bits for the values costed in `costs` (the smallest on ties).
+function cheapest(costs: Float64Array): i32 {
+  let best: i32 = 0;
+  for (let k: i32 = 1; k <= MAX_RICE_K; k++) if (costs[k] < costs[best]) best = k;
+  return best;
+}
+
+// Sketch: scale, zero count, number of non-empty buckets, index of the first, the two Rice parameters,
+// then per non-empty bucket the gap (empty buckets skipped) and zigzag(count - previous count).
 function writeSketch(w: ByteWriter, s: Sketch): void {
   w.zigzag(f64(s.scale));
   w.varint(s.zeroCount);
@@ -294,16 +347,33 @@ function writeSketch(w: ByteWriter, s: Sketch): void {
   w.varint(f64(n));
   if (n == 0) return;
   w.zigzag(f64(s.lo));
-  let previousIndex = s.lo - 1;
-  let previousCount: f64 = 0.0;
-  for (let i = s.lo; i <= s.hi; i++) {
-    const c = unchecked(s.counts[i - s.offset]);
-    if (c == 0.0) continue;
-    const gap = i - previousIndex - 1;
-    w.varint(zigzagValue(c - previousCount) * 8.0 + f64(gap < 7 ? gap : 7));
-    if (gap >= 7) w.varint(f64(gap - 7));
-    previousIndex = i;
-    previousCount = c;
+  GAP_COSTS.fill(0.0);
+  COUNT_COSTS.fill(0.0);
+  for (let pass: i32 = 0; pass < 2; pass++) {
+    const kGap = cheapest(GAP_COSTS);
+    const kCount = cheapest(COUNT_COSTS);
+    const bits = new BitWriter(w);
+    if (pass == 1) w.byte(kGap | (kCount << 4));
+    let previousIndex = s.lo - 1;
+    let previousCount: f64 = 0.0;
+    for (let i = s.lo; i <= s.hi; i++) {
+      const c = unchecked(s.counts[i - s.offset]);
+      if (c == 0.0) continue;
+      const gap = f64(i - previousIndex - 1);
+      const zz = zigzagValue(c - previousCount);
+      if (pass == 0) {
+        for (let k: i32 = 0; k <= MAX_RICE_K; k++) {
+          GAP_COSTS[k] += riceCost(gap, k);
+          COUNT_COSTS[k] += riceCost(zz, k);
+        }
+      } else {
+        writeRice(bits, gap, kGap);
+        writeRice(bits, zz, kCount);
+      }
+      previousIndex = i;
+      previousCount = c;
+    }
+    bits.flush();
   }
 }
 
@@ -361,6 +431,7 @@ export class DecodeResult {
 // Reads from [pos, end); the first failure is sticky: later reads return 0 without moving.
 class Cursor {
   pos: i32;
+  bitOffset: i32 = 0;
   reason: i32 = OK;
   message: string = "";
   at: i32 = 0;
@@ -379,6 +450,7 @@ class Cursor {
     this.message = message;
     this.at = this.pos;
     this.pos = this.end;
+    this.bitOffset = 0;
   }
 
   get failed(): bool {
@@ -428,6 +500,76 @@ class Cursor {
     this.pos = start;
     this.fail(BAD_VARINT, what + " is a varint longer than 8 bytes");
     return 0.0;
+  }
+
+  // Advances the bit position by n bits.
+  private skipBits(n: i32): void {
+    const b = this.bitOffset + n;
+    this.pos += b >> 3;
+    this.bitOffset = b & 7;
+  }
+
+  /** The next n bits (n <= 24) of a sketch's bit stream, most significant first within a byte. */
+  bits(n: i32): i32 {
+    let v: i32 = 0;
+    let need = n;
+    while (need > 0) {
+      if (this.pos >= this.end) {
+        this.fail(TRUNCATED, "input ends inside a sketch");
+        return 0;
+      }
+      const avail = 8 - this.bitOffset;
+      const take = need < avail ? need : avail;
+      v = (v << take) | ((i32(unchecked(this.buf[this.pos])) >> (avail - take)) & ((1 << take) - 1));
+      need -= take;
+      this.skipBits(take);
+    }
+    return v;
+  }
+
+  /** A Rice-coded value with parameter k (see writeRice); the unary part is read a byte at a time. */
+  rice(k: i32): f64 {
+    let q: i32 = 0;
+    while (true) {
+      if (this.pos >= this.end) {
+        this.fail(TRUNCATED, "input ends inside a sketch");
+        return 0.0;
+      }
+      const avail = 8 - this.bitOffset;
+      // the unread bits of this byte at the top of an i32; below them zeros, so the count stops there
+      const ones = clz(~(i32(unchecked(this.buf[this.pos])) << (24 + this.bitOffset)));
+      if (q + ones >= RICE_ESCAPE) {
+        this.skipBits(RICE_ESCAPE - q);
+        return this.escaped(k);
+      }
+      if (ones < avail) {
+        this.skipBits(ones + 1);
+        return f64(q + ones) * f64(1 << k) + f64(this.bits(k));
+      }
+      q += avail;
+      this.skipBits(avail);
+    }
+  }
+
+  // After 24 one-bits: the value's bit length in 6 bits, then the value (leading bit 1).
+  private escaped(k: i32): f64 {
+    const n = this.bits(6);
+    if (n < 1 || n > MAX_ESCAPED_BITS || this.bits(1) != 1) {
+      this.fail(BAD_SKETCH, "malformed escaped value in a sketch");
+      return 0.0;
+    }
+    let v: f64 = 1.0;
+    for (let i: i32 = 1; i < n; i++) v = v * 2.0 + f64(this.bits(1));
+    if (Math.floor(v / f64(1 << k)) < f64(RICE_ESCAPE)) this.fail(BAD_SKETCH, "escaped value small enough for the plain code");
+    return v;
+  }
+
+  /** Ends a bit stream: the rest of its last byte must be zero padding. */
+  alignBits(): void {
+    if (this.bitOffset == 0) return;
+    if ((i32(this.buf[this.pos]) & (0xff >> this.bitOffset)) != 0) this.fail(BAD_SKETCH, "non-zero padding after a sketch");
+    this.bitOffset = 0;
+    this.pos++;
   }
 
   /** A varint that must be <= max (an i32 bound), else fails with `reason`. */
@@ -609,7 +751,8 @@ function decodeSeries(c: Cursor, i: i32, arena: Arena): SeriesStats {
     c.fail(COUNT_MISMATCH, inSeries(i, "zero count exceeds requests"));
   }
   const nb = c.bounded("bucket count", maxBucketIndex(scale) + 2, BAD_SKETCH);
-  if (f64(nb) > requests - zero || nb > c.remaining()) {
+  // every bucket entry takes at least two bits
+  if (f64(nb) > requests - zero || f64(nb) > f64(c.remaining()) * 4.0) {
     c.fail(COUNT_MISMATCH, inSeries(i, "more non-empty buckets than values"));
   }
   const stats = new SeriesStats(scale);
@@ -639,29 +782,23 @@ function decodeSeries(c: Cursor, i: i32, arena: Arena): SeriesStats {
   return stats;
 }
 
-// Reads `nb` bucket tokens; returns the last index. With a sketch, adds the counts to it.
+// Reads the parameters and `nb` bucket entries; returns the last index. With a sketch, adds the counts to it.
 function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget: f64, sk: Sketch | null): i32 {
   const maxIndex = f64(maxBucketIndex(scale));
+  const paramsAt = c.pos;
+  const params = c.pos < c.end ? i32(c.buf[c.pos]) : 0;
+  c.pos++;
+  if (paramsAt >= c.end) c.fail(TRUNCATED, inSeries(i, "input ends inside a sketch"));
+  const kGap = params & 15;
+  const kCount = params >> 4;
   let index: f64 = f64(first) - 1.0;
   let count: f64 = 0.0;
   let total: f64 = 0.0;
   for (let b = 0; b < nb; b++) {
-    const token = c.varint("bucket token");
-    let gap: f64;
-    if (token < 2147483648.0) {
-      // the common case, in integer arithmetic
-      const t = i32(token);
-      const zz = t >>> 3;
-      gap = f64(t & 7);
-      count += f64((zz >>> 1) ^ -(zz & 1));
-    } else {
-      const zz = Math.floor(token / 8.0);
-      gap = token - zz * 8.0;
-      const half = Math.floor(zz / 2.0);
-      count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
-    }
-    if (gap == 7.0) gap += c.varint("bucket gap");
-    index += gap + 1.0;
+    index += c.rice(kGap) + 1.0;
+    const zz = c.rice(kCount);
+    const half = Math.floor(zz / 2.0);
+    count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
     total += count;
     if (c.failed) return 0;
     if (index > maxIndex) {
@@ -674,6 +811,7 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
     }
     if (sk !== null) sk.addToBucket(i32(index), count);
   }
+  c.alignBits();
   return i32(index);
 }
 

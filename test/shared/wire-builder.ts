@@ -25,21 +25,41 @@ export function bytes(s: string | Uint8Array): Bytes {
   return [...varint(b.length), ...b];
 }
 
-/** Buckets as (index, count) pairs in increasing index order → first index + tokens, per the document. */
-export function sketchBuckets(buckets: Array<[number, number]>): Bytes {
+// Rice code of v with parameter k, as a string of bits (docs/wire-format.md, "Sketch").
+function rice(v: number, k: number): string {
+  const q = Math.floor(v / 2 ** k);
+  if (q < 24) return "1".repeat(q) + "0" + (k ? (v % 2 ** k).toString(2).padStart(k, "0") : "");
+  const bin = v.toString(2);
+  return "1".repeat(24) + bin.length.toString(2).padStart(6, "0") + bin;
+}
+
+/**
+ * Buckets as (index, count) pairs in increasing index order → bucket count, first index, Rice parameters
+ * and the bit stream, per the document. Parameters default to the fewest bits (smallest k on ties).
+ */
+export function sketchBuckets(buckets: Array<[number, number]>, params?: { kGap: number; kCount: number }): Bytes {
   if (buckets.length === 0) return varint(0);
-  const out = [...varint(buckets.length), ...zvarint(buckets[0][0])];
+  const gaps: number[] = [];
+  const changes: number[] = [];
   let prevIndex = buckets[0][0] - 1;
   let prevCount = 0;
   for (const [index, count] of buckets) {
-    const gap = index - prevIndex - 1;
+    gaps.push(index - prevIndex - 1);
     const d = count - prevCount;
-    out.push(...varint(8 * (d < 0 ? -2 * d - 1 : 2 * d) + Math.min(gap, 7)));
-    if (gap >= 7) out.push(...varint(gap - 7));
+    changes.push(d < 0 ? -2 * d - 1 : 2 * d);
     prevIndex = index;
     prevCount = count;
   }
-  return out;
+  const best = (values: number[]) => {
+    const costs = Array.from({ length: 16 }, (_, k) => values.reduce((n, v) => n + rice(v, k).length, 0));
+    return costs.indexOf(Math.min(...costs));
+  };
+  const kGap = params?.kGap ?? best(gaps);
+  const kCount = params?.kCount ?? best(changes);
+  let bits = gaps.map((g, i) => rice(g, kGap) + rice(changes[i], kCount)).join("");
+  bits += "0".repeat((8 - (bits.length % 8)) % 8);
+  const stream = Array.from({ length: bits.length / 8 }, (_, i) => parseInt(bits.slice(8 * i, 8 * i + 8), 2));
+  return [...varint(buckets.length), ...zvarint(buckets[0][0]), kGap | (kCount << 4), ...stream];
 }
 
 export interface RawSeries {

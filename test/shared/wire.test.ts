@@ -197,6 +197,40 @@ describe("codec", () => {
     expect(sk.c.reduce((a, b) => a + b, 0)).toBe(9);
   });
 
+  it("decodes Rice escapes for large gaps and count changes, and refuses malformed bit streams", () => {
+    const raw = validRaw();
+    const big = 5_000_000;
+    raw.series[0] = { ...raw.series[0], requests: big + 2, zero: 0, min: 1, max: 1_000_000, sum: 2 + big * 1000 + 1_000_000 };
+    const buckets: Array<[number, number]> = [
+      [-1, 1],
+      [bucketIndex(1000, 6), big],
+      [bucketIndex(1_000_000, 6), 1],
+    ];
+    raw.series[0].buckets = sketchBuckets(buckets, { kGap: 0, kCount: 0 }); // every gap and change escapes
+    const r = decodeSummary(frame(body(raw)));
+    if (!r.ok) expect.fail(`${r.reason}: ${r.message}`);
+    const sk = r.summary.series[0].sketch;
+    for (const [index, count] of buckets) expect(sk.c[index - sk.o]).toBe(count);
+    // the encoder refits the parameters: same sketch, fewer bytes
+    expect(encodeSummary(r.summary).length).toBeLessThan(frame(body(raw)).length);
+
+    const bitsToBytes = (bits: string) =>
+      Array.from({ length: Math.ceil(bits.length / 8) }, (_, i) => parseInt(bits.slice(8 * i, 8 * i + 8).padEnd(8, "0"), 2));
+    const one = validRaw();
+    one.series[0] = { ...one.series[0], requests: 2, zero: 0, min: 1000, max: 1000, sum: 2000 };
+    const section = (bits: string) => [...varint(1), ...varint(2 * 637), 0x00, ...bitsToBytes(bits)];
+    const reason = (bits: string) => {
+      one.series[0].buckets = section(bits);
+      const d = decodeSummary(frame(body(one)));
+      return d.ok ? "ok" : d.reason;
+    };
+    expect(reason("0" + "11110")).toBe("ok"); // gap 0, change +2 (zigzag 4)
+    expect(reason("0" + "11110" + "1")).toBe("bad_sketch"); // non-zero padding
+    expect(reason("0" + "1".repeat(24) + "000011" + "100")).toBe("bad_sketch"); // escape for the small value 4
+    expect(reason("0" + "1".repeat(24) + "111111")).toBe("bad_sketch"); // escaped length 63
+    expect(reason("0" + "1".repeat(23))).toBe("truncated"); // ends inside the unary part
+  });
+
   it("never throws on mutated input, and wasm gives the same reason as Node", () => {
     const bases = [read("mesh.bin"), read("edges.bin"), read("minimal.bin")];
     const rnd = mulberry32(1234);
