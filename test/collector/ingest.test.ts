@@ -1,6 +1,6 @@
 // The collector in-process over Fastify inject(): every ingest outcome with its status and reason, and
 // that refusals leave good summaries untouched.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -137,6 +137,24 @@ describe("ingest", () => {
     const rows = await facts(live);
     expect(rows.length).toBeGreaterThan(10);
     expect(await facts(replayed)).toEqual(rows);
+  });
+
+  it("replays a damaged spool: loads the good records around the damage and reports it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));
+    dirs.push(dir);
+    const input = [1, 2, 3].map((seq) => summary(seq, 60_000, [series("a", latencies(10))]));
+    const spool = await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 });
+    for (const s of input) await spool.append(encode(s), 0);
+    await spool.close();
+    const [segment] = readdirSync(join(dir, "spool"));
+    const file = join(dir, "spool", segment);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - (21 + encode(input[2]).length) - 10] ^= 0xff; // the last bytes of the second record
+    writeFileSync(file, bytes);
+
+    const c = await collector({ dataDir: dir, spoolDir: join(dir, "spool"), duckdbPath: join(dir, "m.duckdb") });
+    expect(await warehouseTotals(c)).toEqual(totals([input[0], input[2]]));
+    expect((await metricValues(c)).get("meshlook_spool_corruptions_total{reason=crc mismatch}")).toBe(1);
   });
 
   it("answers 503 spool_full with Retry-After while the spool is over its limit, and recovers after a load", async () => {
