@@ -44,13 +44,19 @@ const P_HOST = propertyPath(["request", "host"]);
 const P_MTLS = propertyPath(["connection", "mtls"]);
 const P_CONNECTION_ID = propertyPath(["connection", "id"]);
 
-const CONN_SLOTS = 2048;
-// Dimensions fixed by the downstream connection, in cache order.
-const CONN_DIMS: StaticArray<i32> = [
+const P_UP_ADDRESS = propertyPath(["upstream", "address"]);
+
+const CACHE_SLOTS = 2048;
+// Dimensions fixed by the downstream connection (inbound), in cache order.
+const DOWNSTREAM_DIMS: StaticArray<i32> = [
   Dim.SourcePrincipal, Dim.SourceWorkload, Dim.SourceNamespace, Dim.SourceCanonicalService,
   Dim.SourceCanonicalRevision, Dim.SourceCluster, Dim.DestinationPrincipal, Dim.ConnectionSecurityPolicy,
 ];
-const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
+// Dimensions fixed by the upstream endpoint (outbound): its pod's identity and labels, our own identity.
+const UPSTREAM_DIMS: StaticArray<i32> = [
+  Dim.SourcePrincipal, Dim.DestinationWorkload, Dim.DestinationNamespace, Dim.DestinationCanonicalService,
+  Dim.DestinationCanonicalRevision, Dim.DestinationCluster, Dim.DestinationPrincipal,
+];const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
 const P_DOWN_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);
 const P_UP_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
 const P_UP_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
@@ -185,50 +191,55 @@ function readXdsInt(path: XdsPath, fallback: i64): i64 {
 }
 
 /**
- * What a downstream connection fixes for all its requests — the listener's direction and, inbound, the
- * caller's principal and peer metadata, this proxy's principal and the mTLS state — cached per
- * `connection.id` for the window (ids are window-scoped), so a request on a known keep-alive or HTTP/2
- * connection costs one read for them instead of up to ten. Direct-mapped; a collision only costs a re-read.
+ * Facts fixed for many requests, cached for the window (value ids are window-scoped) so that only the
+ * first request pays the property reads: per downstream `connection.id`, the listener's direction and,
+ * inbound, the caller's principal and peer metadata, this proxy's principal and the mTLS state; per
+ * upstream endpoint (`upstream.address`), the destination pod's principal and peer metadata. Direct-mapped
+ * on a 64-bit key; a collision only costs a re-read.
  */
-class ConnectionCache {
+class FactCache {
   private epoch: u32 = 1;
-  private epochs: StaticArray<u32> = new StaticArray<u32>(CONN_SLOTS);
-  private ids: StaticArray<u64> = new StaticArray<u64>(CONN_SLOTS);
-  private directions: StaticArray<i32> = new StaticArray<i32>(CONN_SLOTS);
-  private hasFacts: StaticArray<bool> = new StaticArray<bool>(CONN_SLOTS);
-  private values: StaticArray<i32> = new StaticArray<i32>(CONN_SLOTS * CONN_DIMS.length);
+  private epochs: StaticArray<u32> = new StaticArray<u32>(CACHE_SLOTS);
+  private keys: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS);
+  private directions: StaticArray<i32> = new StaticArray<i32>(CACHE_SLOTS);
+  private hasFacts: StaticArray<bool> = new StaticArray<bool>(CACHE_SLOTS);
+  private values: StaticArray<i32>;
+
+  constructor(private dims: StaticArray<i32>) {
+    this.values = new StaticArray<i32>(CACHE_SLOTS * dims.length);
+  }
 
   /** Forgets every entry (their value ids belong to the closed window). */
   clear(): void {
     this.epoch++;
   }
 
-  /** The slot holding connection `id`, or -1. */
-  find(id: u64): i32 {
-    let slot = <i32>(mix64(id) & (CONN_SLOTS - 1));
-    return this.epochs[slot] == this.epoch && this.ids[slot] == id ? slot : -1;
+  /** The slot holding `key`, or -1. */
+  find(key: u64): i32 {
+    let slot = <i32>(mix64(key) & (CACHE_SLOTS - 1));
+    return this.epochs[slot] == this.epoch && this.keys[slot] == key ? slot : -1;
   }
 
   direction(slot: i32): i64 {
     return this.directions[slot];
   }
 
-  /** Copies the cached facts into `key`; a slot without facts (outbound) leaves it alone. */
+  /** Copies the cached facts into `key`; a slot stored without facts leaves it alone. */
   restore(slot: i32, key: StaticArray<i32>): void {
     if (!this.hasFacts[slot]) return;
-    let base = slot * CONN_DIMS.length;
-    for (let i = 0; i < CONN_DIMS.length; i++) key[CONN_DIMS[i]] = this.values[base + i];
+    let n = this.dims.length;
+    for (let i = 0; i < n; i++) key[this.dims[i]] = this.values[slot * n + i];
   }
 
-  store(id: u64, direction: i64, key: StaticArray<i32> | null): void {
-    let slot = <i32>(mix64(id) & (CONN_SLOTS - 1));
+  store(cacheKey: u64, direction: i64, key: StaticArray<i32> | null): void {
+    let slot = <i32>(mix64(cacheKey) & (CACHE_SLOTS - 1));
     this.epochs[slot] = this.epoch;
-    this.ids[slot] = id;
+    this.keys[slot] = cacheKey;
     this.directions[slot] = <i32>direction;
     this.hasFacts[slot] = key !== null;
     if (key === null) return;
-    let base = slot * CONN_DIMS.length;
-    for (let i = 0; i < CONN_DIMS.length; i++) this.values[base + i] = key[CONN_DIMS[i]];
+    let n = this.dims.length;
+    for (let i = 0; i < n; i++) this.values[slot * n + i] = key[this.dims[i]];
   }
 }
 
@@ -244,7 +255,8 @@ export class Observer {
   // Ids of "0".."16" in this window, -1 until first seen.
   private grpcIds: StaticArray<i32> = new StaticArray<i32>(17);
 
-  private connections: ConnectionCache = new ConnectionCache();
+  private connections: FactCache = new FactCache(DOWNSTREAM_DIMS);
+  private upstreams: FactCache = new FactCache(UPSTREAM_DIMS);
 
   constructor(private config: Config, private strings: Interner) {}
 
@@ -259,6 +271,7 @@ export class Observer {
     this.flagCacheId = -1;
     for (let i = 0; i < 17; i++) this.grpcIds[i] = -1;
     this.connections.clear();
+    this.upstreams.clear();
   }
 
   /** Reads the request; false when its direction is not reported. */
@@ -305,9 +318,7 @@ export class Observer {
       }
     } else {
       if (haveId && slot < 0) cache.store(connId, direction, null);
-      this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
-      if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
-      if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
+      this.readUpstreamFacts(key);
     }
     if (dims[Dim.DestinationService]) key[Dim.DestinationService] = this.destinationService();
 
@@ -350,6 +361,30 @@ export class Observer {
     o.keyHash = h;
     o.spilled = this.spill;
     return true;
+  }
+
+  /** The upstream endpoint's facts (its principal and peer metadata, our principal), cached per address. */
+  private readUpstreamFacts(key: StaticArray<i32>): void {
+    let haveAddress = false;
+    let address: u64 = 0;
+    if (readProperty(P_UP_ADDRESS, hb)) {
+      if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES) {
+        address = hashBytes(hb.ptr, hb.len);
+        haveAddress = true;
+      }
+      hb.release();
+    }
+    let slot = haveAddress ? this.upstreams.find(address) : -1;
+    if (slot >= 0) {
+      this.upstreams.restore(slot, key);
+      return;
+    }
+    let dims = this.config.dimensions;
+    let s = this.sentinels;
+    this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
+    if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
+    if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
+    if (haveAddress && !this.spill) this.upstreams.store(address, 0, key);
   }
 
   /** The downstream connection's facts: caller principal and peer metadata, own principal, mTLS. */
