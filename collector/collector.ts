@@ -66,7 +66,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const metrics = createMetrics(() => spool);
   const sink = opts.sink ?? (await sinkFor(config, log));
   await sink.open();
-  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes);
+  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),

@@ -45,6 +45,8 @@ export class Ingestor {
     private readonly decode: (body: Uint8Array) => DecodeResult,
     private readonly metrics: Metrics,
     private readonly spoolMaxBytes: number,
+    /** Fold only for sinks that can load a fold (Sink.loadRollup); others always load from the spool. */
+    private readonly foldSegments: boolean,
   ) {}
 
   async accept(body: Buffer, receivedAtMs: number): Promise<AcceptResult> {
@@ -77,6 +79,7 @@ export class Ingestor {
   }
 
   private fold(segment: number, summary: DecodedSummary): void {
+    if (!this.foldSegments) return;
     let f = this.folds.get(segment);
     if (!f) {
       if (this.foldedRows >= MAX_FOLDED_ROWS) return; // this segment will load from disk
