@@ -16,7 +16,15 @@ try {
 
 // Logs go to stderr as JSON; stdout carries only the startup line.
 const log = pino({ level: config.logLevel, base: { service: "meshlook-collector" } }, pino.destination(2));
-const collector = await startCollector(config, log);
+let collector;
+try {
+  collector = await startCollector(config, log);
+} catch (err) {
+  // e.g. the DuckDB file is held by another collector process (DuckDB admits one writer), or the port is taken
+  log.fatal({ err }, "collector failed to start");
+  process.stderr.write(`meshlook collector failed to start: ${(err as Error).message}\n`);
+  process.exit(1);
+}
 
 const where = config.sink === "duckdb" ? `DuckDB ${config.duckdbPath}` : `Snowflake ${config.snowflake.account}/${config.snowflake.database}.${config.snowflake.schema}`;
 const auth =

@@ -131,6 +131,21 @@ describe("collector process", () => {
     expect(readdirSync(join(dir, "spool")).filter((f) => f.endsWith(".seg"))).toEqual([]);
   });
 
+  it("refuses to open a DuckDB file another collector process is writing", async () => {
+    const a = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "3600" });
+    const b = spawn(process.execPath, ["--import", "tsx", "collector/main.ts"], {
+      cwd: root,
+      env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_SPOOL_DIR: join(dir, "spool-b") },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    b.stderr.on("data", (d) => (err += d));
+    expect(await new Promise((resolve) => b.on("exit", resolve))).toBe(1);
+    expect(err).toMatch(/meshlook collector failed to start: .*lock/i);
+    a.child.kill("SIGTERM");
+    expect(await a.exited).toBe(0);
+  });
+
   it("refuses to start on invalid settings, naming each one", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "collector/main.ts"], {
       cwd: root,
