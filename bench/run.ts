@@ -1,10 +1,10 @@
 // `npm run bench`: every figure meshlook claims, each next to a baseline measured in the same run, in one
-// table; written with the machine and commit to bench/RESULTS.md. The component benchmarks
-// (bench/filter.ts, bench/host-floor.ts, bench/ingest.ts) run too; their full output goes to the details.
+// table; written with the machine and commit to bench/RESULTS.md. Every other script under bench/ (the
+// component benchmarks: filter, host floor, ingest, …) runs too; their full output goes to the details.
 //   npm run bench              # everything (a few minutes on 2 cores)
 //   npm run bench -- --quick   # smaller runs, for a smoke test
 import { execFile, execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -166,10 +166,11 @@ await section("freshness", async () => {
 });
 
 if (!quick) {
-  await section("component benchmarks", async () => {
-    await script("bench/host-floor.ts");
-    await script("bench/filter.ts");
-  });
+  // Every other benchmark script under bench/ (ingest.ts ran above), printed in full in the details.
+  const others = readdirSync(join(ROOT, "bench"))
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "run.ts" && f !== "ingest.ts")
+    .sort();
+  for (const f of others) await section(`bench/${f}`, () => script(`bench/${f}`));
 }
 
 const headers = ["figure", "meshlook", "baseline", "baseline is", "ratio"];
