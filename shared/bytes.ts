@@ -1,6 +1,11 @@
 // Byte-level helpers of the wire format: a growable writer of LEB128 varints, CRC-32, and UTF-8
 // repair for dimension values. Portable AssemblyScript (integers above 2^31 are handled as f64).
 
+/** A signed whole number mapped to an unsigned one: 0, -1, 1, -2, … -> 0, 1, 2, 3, … */
+export function zigzag(v: f64): f64 {
+  return v < 0.0 ? -2.0 * v - 1.0 : 2.0 * v;
+}
+
 /** Appends bytes to a growable buffer; reused across summaries via reset(). */
 export class ByteWriter {
   buf: Uint8Array;
@@ -50,9 +55,9 @@ export class ByteWriter {
     this.length++;
   }
 
-  /** Signed integer as zigzag varint: 0, -1, 1, -2, … -> 0, 1, 2, 3, … */
+  /** Signed integer as zigzag varint. */
   zigzag(v: f64): void {
-    this.varint(v < 0.0 ? -2.0 * v - 1.0 : 2.0 * v);
+    this.varint(zigzag(v));
   }
 
   bytes(b: Uint8Array): void {

@@ -2,7 +2,7 @@
 // One source for both ends: the filter links the encoder (asc), the collector runs the decoder as
 // TypeScript (shared/node.ts). Portable AssemblyScript; the decoder never throws and never recurses — any
 // input yields either a summary or a reason code.
-import { BitWriter, ByteWriter, crc32, toValidUtf8 } from "./bytes";
+import { BitWriter, ByteWriter, crc32, toValidUtf8, zigzag } from "./bytes";
 import { SeriesStats, MAX_COUNTER } from "./series";
 import { MAX_SCALE, MIN_SCALE, MAX_VALUE_US, Sketch, bucketIndex, maxBucketIndex } from "./sketch";
 
@@ -270,18 +270,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): bool {
   return true;
 }
 
-function varintLength(v: f64): i32 {
-  let n: i32 = 1;
+// Number of base-`radix` digits of a whole v (0 for v = 0).
+function digits(v: f64, radix: f64): i32 {
+  let n: i32 = 0;
   let x = v;
-  while (x >= 128.0) {
-    x = Math.floor(x / 128.0);
+  while (x >= 1.0) {
+    x = Math.floor(x / radix);
     n++;
   }
   return n;
 }
 
-function zigzagValue(d: f64): f64 {
-  return d < 0.0 ? -2.0 * d - 1.0 : 2.0 * d;
+function varintLength(v: f64): i32 {
+  return v < 128.0 ? 1 : digits(v, 128.0);
 }
 
 // Bucket gaps and count changes are Rice-coded (docs/wire-format.md, "Sketch"): v with parameter k is
@@ -293,19 +294,9 @@ const MAX_ESCAPED_BITS: i32 = 52;
 const GAP_COSTS: Float64Array = new Float64Array(MAX_RICE_K + 1);
 const COUNT_COSTS: Float64Array = new Float64Array(MAX_RICE_K + 1);
 
-function bitLength(v: f64): i32 {
-  let n: i32 = 0;
-  let x = v;
-  while (x >= 1.0) {
-    x = Math.floor(x / 2.0);
-    n++;
-  }
-  return n;
-}
-
 function riceCost(v: f64, k: i32): f64 {
   const q = Math.floor(v / f64(1 << k));
-  return q < f64(RICE_ESCAPE) ? q + 1.0 + f64(k) : f64(RICE_ESCAPE + 6 + bitLength(v));
+  return q < f64(RICE_ESCAPE) ? q + 1.0 + f64(k) : f64(RICE_ESCAPE + 6 + digits(v, 2.0));
 }
 
 function writeRice(w: BitWriter, v: f64, k: i32): void {
@@ -318,7 +309,7 @@ function writeRice(w: BitWriter, v: f64, k: i32): void {
     return;
   }
   for (let i: i32 = 0; i < RICE_ESCAPE; i++) w.bit(1);
-  const n = bitLength(v);
+  const n = digits(v, 2.0);
   w.bits(n, 6);
   let rest = v;
   let place = Math.pow(2.0, f64(n - 1));
@@ -360,7 +351,7 @@ function writeSketch(w: ByteWriter, s: Sketch): void {
       const c = unchecked(s.counts[i - s.offset]);
       if (c == 0.0) continue;
       const gap = f64(i - previousIndex - 1);
-      const zz = zigzagValue(c - previousCount);
+      const zz = zigzag(c - previousCount);
       if (pass == 0) {
         for (let k: i32 = 0; k <= MAX_RICE_K; k++) {
           GAP_COSTS[k] += riceCost(gap, k);
