@@ -53,9 +53,17 @@ function meshSketchMerge(sketches) {
     for (var j = lo; j <= hi; j++) counts.push(0);
     for (k = 0; k < parsed.length; k++) {
       sk = parsed[k];
+      var c = sk.c;
+      var n = c.length;
+      if (sk.s === scale) {
+        // The common case (one scale fleet-wide): a straight bucket-wise add.
+        var at = sk.o - lo;
+        for (var b = 0; b < n; b++) counts[at + b] += c[b];
+        continue;
+      }
       var div = Math.pow(2, sk.s - scale);
-      for (var b = 0; b < sk.c.length; b++) {
-        if (sk.c[b] !== 0) counts[Math.floor((sk.o + b) / div) - lo] += sk.c[b];
+      for (b = 0; b < n; b++) {
+        if (c[b] !== 0) counts[Math.floor((sk.o + b) / div) - lo] += c[b];
       }
     }
   }
