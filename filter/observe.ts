@@ -43,8 +43,12 @@ const P_CONTENT_TYPE = propertyPath(["request", "headers", "content-type"]);
 const P_HOST = propertyPath(["request", "host"]);
 const P_MTLS = propertyPath(["connection", "mtls"]);
 const P_CONNECTION_ID = propertyPath(["connection", "id"]);
-
 const P_UP_ADDRESS = propertyPath(["upstream", "address"]);
+const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
+const P_DOWN_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);
+const P_UP_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
+const P_UP_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
+const P_END_USER = propertyPath(["metadata", "filter_metadata", "istio_authn", "request.auth.principal"]);
 
 const CACHE_SLOTS = 2048;
 // Dimensions fixed by the downstream connection (inbound), in cache order.
@@ -56,11 +60,7 @@ const DOWNSTREAM_DIMS: StaticArray<i32> = [
 const UPSTREAM_DIMS: StaticArray<i32> = [
   Dim.SourcePrincipal, Dim.DestinationWorkload, Dim.DestinationNamespace, Dim.DestinationCanonicalService,
   Dim.DestinationCanonicalRevision, Dim.DestinationCluster, Dim.DestinationPrincipal,
-];const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
-const P_DOWN_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);
-const P_UP_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
-const P_UP_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
-const P_END_USER = propertyPath(["metadata", "filter_metadata", "istio_authn", "request.auth.principal"]);
+];
 
 /**
  * Where a peer's workload labels come from: Istio's peer metadata object in filter state
