@@ -16,6 +16,7 @@ interface CodecExports {
   bucketIndexOf(v: number, scale: number): number;
   recordValues(n: number): number;
   baselineValues(n: number): number;
+  encodeRecorded(n: number, scale: number): number;
 }
 
 export interface WasmCodec {
@@ -26,6 +27,8 @@ export interface WasmCodec {
   /** decode + encode inside wasm: the re-encoded bytes, or the reason code when invalid. */
   reencode(bytes: Uint8Array): Uint8Array | number;
   bucketIndex(v: number, scale: number): number;
+  /** Records `n` generated requests at `scale` into one series and encodes it (see codec_wire.ts). */
+  encodeRecorded(n: number, scale: number): Uint8Array;
   /** Records `n` generated latencies into a SeriesStats inside wasm (bench/codec.ts). */
   recordValues(n: number): number;
   /** The same generator without recording: the baseline for recordValues. */
@@ -57,6 +60,10 @@ export function loadWasmCodec(): WasmCodec {
       return new Uint8Array(x.memory.buffer, x.outputPointer(), x.outputLength()).slice();
     },
     bucketIndex: (v, scale) => x.bucketIndexOf(v, scale),
+    encodeRecorded(n, scale) {
+      const length = x.encodeRecorded(n, scale);
+      return new Uint8Array(x.memory.buffer, x.outputPointer(), length).slice();
+    },
     recordValues: (n) => x.recordValues(n),
     baselineValues: (n) => x.baselineValues(n),
   };

@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
+  FLAG_FINAL,
   MAX_STRING_BYTES,
   REASON_COUNT,
   SeriesStats,
@@ -245,6 +246,25 @@ describe("codec", () => {
       if (i % 8 === 0) expect(wasm.decodeReason(input), `input ${i}`).toBe(decodeWire(input).reason);
     }
     expect(seen.size).toBeGreaterThan(8);
+  });
+
+  it("recording and encoding in wasm gives the bytes Node gives (clamping and downscaling included)", () => {
+    for (const [n, scale] of [[1, 6], [5000, 6], [5000, 8], [300, 0]]) {
+      const stats = new SeriesStats(scale);
+      let x = -1640531527;
+      for (let i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        const latency = (x & 63) === 0 ? 0 : (x >>> 12) * 2 ** (i % 29);
+        stats.record(latency, x & 0xffff, x >>> 8, (x & 7) === 0);
+      }
+      if (scale === 8 && n > 1) expect(stats.sketch.scale).toBeLessThan(8);
+      const node = encodeSummary({ producerId: "recorded", seq: 1, windowStartMs: 1000, windowEndMs: 2000, flags: FLAG_FINAL,
+        droppedRequests: 0, droppedWindows: 0, overflowKeys: 0, reported: ["reporter", "response_code"],
+        series: [seriesOf({ reporter: "source", response_code: 200 }, stats)] });
+      expect(Buffer.from(wasm.encodeRecorded(n, scale)).equals(Buffer.from(node)), `n=${n} scale=${scale}`).toBe(true);
+    }
   });
 
   it("wasm computes the same bucket indices as Node", () => {
