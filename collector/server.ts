@@ -3,6 +3,7 @@
 // {"error": "<machine_code>", "message": "<human text>"}.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import underPressure from "@fastify/under-pressure";
+import { Type } from "@sinclair/typebox";
 import type { Logger } from "pino";
 import type { TokenSet } from "./auth.ts";
 import type { Ingestor } from "./ingest.ts";
@@ -30,6 +31,12 @@ export interface ServerDeps {
 }
 
 const OVERLOAD_RETRY_AFTER_S = 2;
+
+/** The JSON bodies of the HTTP contract (docs/collector.md); also Fastify's response serializers. */
+export const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() });
+export const AckBody = Type.Object({ status: Type.Union([Type.Literal("accepted"), Type.Literal("duplicate")]) });
+const StatusBody = (status: string) => Type.Object({ status: Type.Literal(status) });
+const ingestResponses = { 200: AckBody, "4xx": ErrorBody, "5xx": ErrorBody };
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { metrics } = deps;
@@ -79,6 +86,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}` }));
 
   app.post(INGEST_PATH, {
+    schema: { response: ingestResponses },
     // Refuse before reading the body: a wrong token or media type costs no upload.
     onRequest: async (req, reply) => {
       if (reply.sent) return; // shed by the pressure check
@@ -112,9 +120,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
 
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", { schema: { response: { 200: StatusBody("ok") } } }, async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_req, reply) => {
+  app.get("/readyz", { schema: { response: { 200: StatusBody("ready"), 503: ErrorBody } } }, async (_req, reply) => {
     try {
       await deps.spool.probeWritable();
     } catch (err) {

@@ -188,6 +188,13 @@ describe("ingest", () => {
     }
   });
 
+  it("accepts without a token only when authentication is explicitly disabled", async () => {
+    const c = await collector({ authDisabled: true, ingestTokens: [] });
+    expect(c.auth).toEqual({ mode: "disabled" });
+    const res = await post(c, encode(summary(1, 60_000, [series("a", [10])])), { authorization: "" });
+    expect(res.statusCode).toBe(200);
+  });
+
   it("reports readiness from the spool and the warehouse", async () => {
     const c = await collector();
     expect((await c.app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({ status: "ok" });
