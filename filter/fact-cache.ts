@@ -1,0 +1,68 @@
+// Per-window caches of request facts that many requests share (see FactCache).
+import { Dim } from "./dimensions";
+import { mix64 } from "./interner";
+
+const CACHE_SLOTS = 2048;
+// Dimensions fixed by the downstream connection (inbound), in cache order.
+export const DOWNSTREAM_DIMS: StaticArray<i32> = [
+  Dim.SourcePrincipal, Dim.SourceWorkload, Dim.SourceNamespace, Dim.SourceCanonicalService,
+  Dim.SourceCanonicalRevision, Dim.SourceCluster, Dim.DestinationPrincipal, Dim.ConnectionSecurityPolicy,
+];
+// Dimensions fixed by the upstream endpoint (outbound): its pod's identity and labels, our own identity.
+export const UPSTREAM_DIMS: StaticArray<i32> = [
+  Dim.SourcePrincipal, Dim.DestinationWorkload, Dim.DestinationNamespace, Dim.DestinationCanonicalService,
+  Dim.DestinationCanonicalRevision, Dim.DestinationCluster, Dim.DestinationPrincipal,
+];
+
+/**
+ * Facts fixed for many requests, cached for the window (value ids are window-scoped) so that only the
+ * first request pays the property reads: per downstream `connection.id`, the listener's direction and,
+ * inbound, the caller's principal and peer metadata, this proxy's principal and the mTLS state; per
+ * upstream endpoint (`upstream.address`), the destination pod's principal and peer metadata. Direct-mapped
+ * on a 64-bit key; a collision only costs a re-read.
+ */
+export class FactCache {
+  private epoch: u32 = 1;
+  private epochs: StaticArray<u32> = new StaticArray<u32>(CACHE_SLOTS);
+  private keys: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS);
+  private directions: StaticArray<i32> = new StaticArray<i32>(CACHE_SLOTS);
+  private hasFacts: StaticArray<bool> = new StaticArray<bool>(CACHE_SLOTS);
+  private values: StaticArray<i32>;
+
+  constructor(private dims: StaticArray<i32>) {
+    this.values = new StaticArray<i32>(CACHE_SLOTS * dims.length);
+  }
+
+  /** Forgets every entry (their value ids belong to the closed window). */
+  clear(): void {
+    this.epoch++;
+  }
+
+  /** The slot holding `key`, or -1. */
+  find(key: u64): i32 {
+    let slot = <i32>(mix64(key) & (CACHE_SLOTS - 1));
+    return this.epochs[slot] == this.epoch && this.keys[slot] == key ? slot : -1;
+  }
+
+  direction(slot: i32): i64 {
+    return this.directions[slot];
+  }
+
+  /** Copies the cached facts into `key`; a slot stored without facts leaves it alone. */
+  restore(slot: i32, key: StaticArray<i32>): void {
+    if (!this.hasFacts[slot]) return;
+    let n = this.dims.length;
+    for (let i = 0; i < n; i++) key[this.dims[i]] = this.values[slot * n + i];
+  }
+
+  store(cacheKey: u64, direction: i64, key: StaticArray<i32> | null): void {
+    let slot = <i32>(mix64(cacheKey) & (CACHE_SLOTS - 1));
+    this.epochs[slot] = this.epoch;
+    this.keys[slot] = cacheKey;
+    this.directions[slot] = <i32>direction;
+    this.hasFacts[slot] = key !== null;
+    if (key === null) return;
+    let n = this.dims.length;
+    for (let i = 0; i < n; i++) this.values[slot * n + i] = key[this.dims[i]];
+  }
+}
