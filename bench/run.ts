@@ -2,7 +2,7 @@
 // table; written with the machine and commit to bench/RESULTS.md. Every other script under bench/ (the
 // component benchmarks: filter, host floor, ingest, …) runs too; their full output goes to the details.
 //   npm run bench              # everything (a few minutes on 2 cores)
-//   npm run bench -- --quick   # smaller runs, for a smoke test
+//   npm run bench -- --quick   # smaller runs, a smoke test; does not touch RESULTS.md
 import { execFile, execFileSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -190,7 +190,7 @@ const commit = (() => {
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start`;
 const results = `# Benchmark results
 
-Written by \`npm run bench${quick ? " -- --quick" : ""}\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run;
+Written by \`npm run bench\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run;
 ratio = meshlook ÷ baseline.
 
 - date: ${startedAt.toISOString()}
@@ -207,5 +207,9 @@ generator); "worst series" is the largest error over the series with at least 50
 
 ${details.join("\n\n")}
 `;
-writeFileSync(join(ROOT, "bench", "RESULTS.md"), results);
-console.log(`written to bench/RESULTS.md (${machine}; commit ${commit})`);
+if (quick) {
+  console.log(`--quick: smaller runs, bench/RESULTS.md left as it is (${machine}; commit ${commit})`);
+} else {
+  writeFileSync(join(ROOT, "bench", "RESULTS.md"), results);
+  console.log(`written to bench/RESULTS.md (${machine}; commit ${commit})`);
+}

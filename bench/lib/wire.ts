@@ -7,7 +7,7 @@ import { ManualClock } from "../../sim/host/index.ts";
 import { Mesh } from "../../sim/mesh.ts";
 import { COLLECTOR_CLUSTER, RELEASE_WASM } from "../../sim/pipeline.ts";
 import { reportingWorkload } from "../../sim/sidecar.ts";
-import { GroundTruth, TrafficGenerator, bookinfo, expectedSeries, seriesKey, type Reporter, type SeriesDims } from "../../sim/traffic/index.ts";
+import { GroundTruth, TrafficGenerator, bookinfo, expectedSeries, seriesKey, type Reporter, type SeriesDims, type SimRequest } from "../../sim/traffic/index.ts";
 import { startCollector } from "../../test/filter/fixtures.ts";
 import { IstioStats, histogramQuantile } from "./prometheus.ts";
 
@@ -28,13 +28,36 @@ export interface WireFigures {
   seriesCompared: number;
 }
 
+/** The ground truth, and each reporting sidecar's Istio stats fed with the same requests. */
+class TruthWithIstioStats extends GroundTruth {
+  constructor(private readonly istio: Map<number, IstioStats>) {
+    super();
+  }
+
+  override record(request: SimRequest): void {
+    super.record(request);
+    for (const reporter of ["source", "destination"] as Reporter[]) {
+      if (!(reporter === "source" ? request.sourceReports : request.destinationReports)) continue;
+      const w = reportingWorkload(request, reporter);
+      let stats = this.istio.get(w.id);
+      if (!stats) this.istio.set(w.id, (stats = new IstioStats()));
+      const durationNs = reporter === "source" ? request.sourceDurationNs : request.destinationDurationNs;
+      stats.record(
+        expectedSeries(request, reporter),
+        Math.floor(durationNs / 1000),
+        request.requestHeaderBytes + request.requestBodyBytes,
+        request.responseHeaderBytes + request.responseBodyBytes,
+      );
+    }
+  }
+}
+
 export async function measureWire(options: { rps?: number; durationS?: number; seed?: number } = {}): Promise<WireFigures> {
   const rps = options.rps ?? 1000;
   const durationS = options.durationS ?? 60;
   const flushIntervalS = 10;
   const model = bookinfo({ durationS });
   const generator = new TrafficGenerator(model, { seed: options.seed ?? 11, requestsPerSecond: rps });
-  const truth = new GroundTruth();
   const collector = await startCollector();
   const mesh = await Mesh.create({
     model,
@@ -58,28 +81,11 @@ export async function measureWire(options: { rps?: number; durationS?: number; s
       scrapes++;
     }
   };
-  const recordingTruth = {
-    record(request: Parameters<GroundTruth["record"]>[0]) {
-      truth.record(request);
-      for (const reporter of ["source", "destination"] as Reporter[]) {
-        if (!(reporter === "source" ? request.sourceReports : request.destinationReports)) continue;
-        const w = reportingWorkload(request, reporter);
-        let stats = istio.get(w.id);
-        if (!stats) istio.set(w.id, (stats = new IstioStats()));
-        const durationNs = reporter === "source" ? request.sourceDurationNs : request.destinationDurationNs;
-        stats.record(
-          expectedSeries(request, reporter),
-          Math.floor(durationNs / 1000),
-          request.requestHeaderBytes + request.requestBodyBytes,
-          request.responseHeaderBytes + request.responseBodyBytes,
-        );
-      }
-    },
-  } as GroundTruth;
+  const truth = new TruthWithIstioStats(istio);
   // Prometheus scrapes every sidecar at the end of each interval: run the mesh interval by interval.
   const windows = Math.ceil(durationS / flushIntervalS);
   for (let w = 1; w <= windows; w++) {
-    await mesh.run(generator, { durationS: Math.min(durationS, w * flushIntervalS), truth: recordingTruth });
+    await mesh.run(generator, { durationS: Math.min(durationS, w * flushIntervalS), truth });
     await scrapeAll();
   }
   const progress = await mesh.drain(flushIntervalS + 5);
