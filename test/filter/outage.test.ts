@@ -85,6 +85,20 @@ describe("filter when the collector is unavailable", () => {
     expect(acked.reduce((a, s) => a + requestsOf(s), 0) + droppedRequests).toBe(sent);
   });
 
+  it("reports drops in a summary of their own when no traffic follows the outage", async () => {
+    let down = true;
+    const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => (down ? { status: 503 } : { status: 200 }));
+    for (let t = 0; t < 20; t++) await second(sidecar, clock, 40, t);
+    down = false;
+    await idle(sidecar, clock, 400);
+    await sidecar.close();
+    await collector.close();
+    const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary);
+    const report = acked.filter((s) => s.series.length === 0);
+    expect(report.length).toBeGreaterThan(0);
+    expect(acked.reduce((a, s) => a + requestsOf(s) + s.droppedRequests, 0)).toBe(20 * 40);
+  });
+
   it("waits for Retry-After on 429 before trying again", async () => {
     const attempts: number[] = [];
     const { clock, collector, sidecar } = await setup({}, (_b, index, nowMs) => {
