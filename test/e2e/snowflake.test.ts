@@ -22,7 +22,7 @@ const REQUESTS = 12_000;
 const REQUESTS_PER_SECOND = 150;
 const QUANTILES = [0.5, 0.9, 0.99];
 /** Wall ms per simulated second of the Snowflake run: the 1 s load interval then sees the flushes apart. */
-const PACE_MS = 60;
+const PACE_MS = 80;
 
 type Rows = Record<string, unknown>[];
 type Query = (sql: string) => Promise<Rows>;
