@@ -10,21 +10,27 @@ import { lognormal, mulberry32 } from "../test/shared/random.ts";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+const cpuNs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+};
+
 /**
- * Median rate (calls/s) of each function over `rounds` rounds of about `ms` each. Rounds of the
- * functions interleave, so load from other processes on the machine hits all of them alike.
+ * Median rate (calls per CPU second of this process) of each function over `rounds` rounds of about `ms`
+ * CPU time each. CPU time rather than wall time, and interleaved rounds, because the machine is shared:
+ * other processes then slow the figures less and all functions alike.
  */
 function rates(fns: Array<() => unknown>, rounds = 7, ms = 250): number[] {
   const samples: number[][] = fns.map(() => []);
   for (let r = 0; r < rounds; r++) {
     fns.forEach((fn, k) => {
       let calls = 0;
-      const start = process.hrtime.bigint();
+      const start = cpuNs();
       let elapsed = 0;
       while (elapsed < ms * 1e6) {
         for (let i = 0; i < 10; i++) fn();
         calls += 10;
-        elapsed = Number(process.hrtime.bigint() - start);
+        elapsed = cpuNs() - start;
       }
       samples[k].push(calls / (elapsed / 1e9));
     });
@@ -59,7 +65,7 @@ for (const [rps, perSeries] of [[1000, 100], [10000, 1000]]) {
 const wasm = loadWasmCodec();
 const summary = encodeSummary(window(100, 100, 1));
 if (wasm.decodeSeriesCount(summary) !== 100 || !decodeSummary(summary).ok) throw new Error("benchmark summary does not decode");
-console.log(`\ndecode, summary of 100 series × 100 requests (${summary.length} bytes), median of 7 interleaved rounds:`);
+console.log(`\ndecode, summary of 100 series × 100 requests (${summary.length} bytes), median of 7 interleaved rounds, per CPU second:`);
 const [core, inWasm, edge] = rates([() => decodeWire(summary), () => wasm.decodeSeriesCount(summary), () => decodeSummary(summary)]).map(
   (r) => r * 100,
 );
@@ -95,7 +101,7 @@ const [wasmRecord, wasmBase, jsRecord, jsBase] = rates([
     return sum;
   },
 ]).map((r) => 1e9 / (r * N));
-console.log("\nSeriesStats.record per request (xorshift latencies over 100 µs … 262 ms, scale 6), median of 7 interleaved rounds:");
+console.log("\nSeriesStats.record per request (xorshift latencies over 100 µs … 262 ms, scale 6), median of 7 interleaved rounds, per CPU second:");
 for (const [where, rec, base] of [["wasm", wasmRecord, wasmBase], ["Node", jsRecord, jsBase]] as const) {
   console.log(`  ${where}: ${rec.toFixed(1)} ns with recording, ${base.toFixed(1)} ns generator only → ${(rec - base).toFixed(1)} ns per record`);
 }

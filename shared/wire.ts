@@ -760,21 +760,27 @@ function decodeSeries(c: Cursor, i: i32, arena: Arena): SeriesStats {
   if (nb > 0) {
     const first = c.signed("first bucket index", -1, maxBucketIndex(scale), BAD_SKETCH);
     if (c.failed) return stats;
-    // Pass 1 validates and finds the last index; pass 2 re-reads the same bytes into a sketch sized once.
-    const tokensAt = c.pos;
-    const last = readBuckets(c, i, scale, first, nb, requests - zero, null);
+    // Buckets are read into scratch first: the last index sizes the sketch, which is then filled once.
+    const last = readBuckets(c, i, scale, first, nb, requests - zero);
     if (c.failed) return stats;
     sk.adopt(arena.take(last - first + 1), first, last);
-    c.pos = tokensAt;
-    readBuckets(c, i, scale, first, nb, requests - zero, sk);
+    for (let b = 0; b < nb; b++) sk.addToBucket(unchecked(scratchIndex[b]), unchecked(scratchCount[b]));
   }
   if (sk.count != requests) c.fail(COUNT_MISMATCH, inSeries(i, "sketch holds a different number of values than requests"));
   else checkLatency(c, i, stats, latencyAt);
   return stats;
 }
 
-// Reads the parameters and `nb` bucket entries; returns the last index. With a sketch, adds the counts to it.
-function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget: f64, sk: Sketch | null): i32 {
+// Bucket entries of the sketch being decoded; nb is at most maxBucketIndex(MAX_SCALE) + 2.
+let scratchIndex: Int32Array = new Int32Array(256);
+let scratchCount: Float64Array = new Float64Array(256);
+
+// Reads the parameters and `nb` bucket entries into the scratch arrays; returns the last index.
+function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget: f64): i32 {
+  if (scratchIndex.length < nb) {
+    scratchIndex = new Int32Array(nb);
+    scratchCount = new Float64Array(nb);
+  }
   const maxIndex = f64(maxBucketIndex(scale));
   const paramsAt = c.pos;
   const params = c.pos < c.end ? i32(c.buf[c.pos]) : 0;
@@ -800,7 +806,8 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
       c.fail(COUNT_MISMATCH, inSeries(i, "bucket counts do not add up to requests"));
       return 0;
     }
-    if (sk !== null) sk.addToBucket(i32(index), count);
+    unchecked((scratchIndex[b] = i32(index)));
+    unchecked((scratchCount[b] = count));
   }
   c.alignBits();
   return i32(index);
