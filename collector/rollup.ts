@@ -7,7 +7,7 @@
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
 import { DIMENSIONS } from "../shared/schema.ts";
-import { meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
+import { meshSketchAddInto, meshSketchMerge } from "../shared/quantile.ts";
 import type { DecodedSeries, DecodedSummary } from "./summary.ts";
 
 const MINUTE_MS = 60_000;
@@ -23,17 +23,15 @@ export function attributedMinute(windowEndMs: number): number {
   return Math.floor((windowEndMs - 1) / MINUTE_MS) * MINUTE_MS;
 }
 
-/** Sketches a row collects before they are merged into one; bounds memory for long-lived rollups. */
-const PENDING_SKETCHES = 32;
-
 /**
  * Incremental form of rollup(): add() summaries (or rows of another rollup) one at a time, so a caller
  * can yield to the event loop between them or keep folding as summaries arrive, then take rows().
- * Counters add, min/max take the extremes, sketches merge exactly (shared/quantile-core.js). Input
- * order does not matter. Callers dedupe by (producerId, seq) first — the rollup counts what it is given.
+ * Counters add, min/max take the extremes, sketches merge exactly (shared/quantile-core.js) into a
+ * sketch the row owns, so the summaries folded in can be garbage-collected right away. Input order does
+ * not matter. Callers dedupe by (producerId, seq) first — the rollup counts what it is given.
  */
 export class MinuteRollup {
-  private readonly acc = new Map<string, { row: MinuteRow; sketches: SketchJson[] }>();
+  private readonly acc = new Map<string, MinuteRow>();
 
   get size(): number {
     return this.acc.size;
@@ -52,12 +50,12 @@ export class MinuteRollup {
   private addSeries(minuteMs: number, s: DecodedSeries): void {
     let key = String(minuteMs);
     for (const d of DIMENSIONS) key += "\u0000" + s.dimensions[d];
-    const acc = this.acc.get(key);
-    if (acc === undefined) {
-      this.acc.set(key, { row: { ...s, minuteMs }, sketches: [s.sketch] });
+    const r = this.acc.get(key);
+    if (r === undefined) {
+      const k = s.sketch;
+      this.acc.set(key, { ...s, minuteMs, sketch: { s: k.s, z: k.z, o: k.o, c: k.c.slice() } });
       return;
     }
-    const r = acc.row;
     r.requests += s.requests;
     r.errors += s.errors;
     r.requestBytes += s.requestBytes;
@@ -65,17 +63,16 @@ export class MinuteRollup {
     r.latencySumUs += s.latencySumUs;
     r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
     r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
-    acc.sketches.push(s.sketch);
-    // Merging in batches, not per add(), avoids re-copying the bucket array for every summary.
-    if (acc.sketches.length >= PENDING_SKETCHES) acc.sketches = [meshSketchMerge(acc.sketches)!];
+    meshSketchAddInto(r.sketch, s.sketch);
   }
 
-  /** The rows, one per (minute, series), with their sketches merged. */
+  /** The rows, one per (minute, series). */
   *rows(): Generator<MinuteRow> {
-    for (const acc of this.acc.values()) {
-      if (acc.sketches.length > 1) acc.sketches = [meshSketchMerge(acc.sketches)!];
-      acc.row.sketch = acc.sketches[0];
-      yield acc.row;
+    for (const r of this.acc.values()) {
+      const c = r.sketch.c;
+      // Stored sketches list buckets from the first to the last non-empty one.
+      if (c.length > 0 && (c[0] === 0 || c[c.length - 1] === 0)) r.sketch = meshSketchMerge([r.sketch])!;
+      yield r;
     }
   }
 }

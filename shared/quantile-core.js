@@ -75,6 +75,44 @@ function meshSketchMerge(sketches) {
 }
 
 /**
+ * Adds sketch `sk` into `acc` in place (acc must be a parsed sketch its caller owns) and returns acc.
+ * Equivalent to meshSketchMerge([acc, sk]) without building a new sketch per call when the scales
+ * agree, so a long-running accumulator does not keep the sketches it absorbed alive.
+ */
+function meshSketchAddInto(acc, sk) {
+  var p = meshSketchParse(sk);
+  if (p === null) return acc;
+  if (p.s !== acc.s) {
+    var m = meshSketchMerge([acc, p]);
+    acc.s = m.s;
+    acc.z = m.z;
+    acc.o = m.o;
+    acc.c = m.c;
+    return acc;
+  }
+  acc.z += p.z;
+  var n = p.c.length;
+  if (n === 0) return acc;
+  if (acc.c.length === 0) {
+    acc.o = p.o;
+    acc.c = p.c.slice();
+    return acc;
+  }
+  var lo = Math.min(acc.o, p.o);
+  var hi = Math.max(acc.o + acc.c.length, p.o + n);
+  if (lo !== acc.o || hi !== acc.o + acc.c.length) {
+    var grown = [];
+    for (var i = lo; i < hi; i++) grown.push(0);
+    for (i = 0; i < acc.c.length; i++) grown[acc.o - lo + i] = acc.c[i];
+    acc.o = lo;
+    acc.c = grown;
+  }
+  var at = p.o - acc.o;
+  for (var b = 0; b < n; b++) acc.c[at + b] += p.c[b];
+  return acc;
+}
+
+/**
  * The q-quantile, in microseconds, of the merged sketches: nearest rank r = max(1, ceil(q * n)),
  * answered with the midpoint base^i * (1 + base) / 2 of the bucket holding rank r (0 for the zero
  * count). Returns null when the sketches hold no value or q is null; throws on q outside [0, 1].

@@ -15,16 +15,19 @@ export interface SketchJson {
 export const MESH_QUANTILE_SOURCE: string = readFileSync(new URL("./quantile-core.js", import.meta.url), "utf8");
 
 const core = new Function(
-  `${MESH_QUANTILE_SOURCE}\nreturn { meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge };`,
+  `${MESH_QUANTILE_SOURCE}\nreturn { meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge, meshSketchAddInto: meshSketchAddInto };`,
 )() as {
   meshQuantile(sketches: ReadonlyArray<string | SketchJson | null>, q: number | null): number | null;
   meshSketchMerge(sketches: ReadonlyArray<string | SketchJson | null>): SketchJson | null;
+  meshSketchAddInto(acc: SketchJson, sketch: string | SketchJson | null): SketchJson;
 };
 
 /** MESH_QUANTILE(sketches, q): nearest-rank quantile (µs) over the merged sketches; null when empty. */
 export const meshQuantile = core.meshQuantile;
 /** Exact merge (to the smallest scale, then bucket-wise add); null when given no sketch. */
 export const meshSketchMerge = core.meshSketchMerge;
+/** Adds a sketch into an accumulator the caller owns, in place; same result as merging the two. */
+export const meshSketchAddInto = core.meshSketchAddInto;
 
 /**
  * Body of the Snowflake UDF

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { attributedMinute, rollup } from "../../collector/rollup.ts";
-import { meshQuantile, meshSketchMerge } from "../../shared/quantile.ts";
+import { meshQuantile, meshSketchAddInto, meshSketchMerge } from "../../shared/quantile.ts";
 import { latencies, series, sketchOf, summary } from "./helpers.ts";
 
 describe("sketch merge and MESH_QUANTILE", () => {
@@ -9,6 +9,17 @@ describe("sketch merge and MESH_QUANTILE", () => {
     const b = latencies(700);
     expect(meshSketchMerge([sketchOf(a, 6), JSON.stringify(sketchOf(b, 6))])).toEqual(sketchOf([...a, ...b], 6));
     expect(meshSketchMerge([sketchOf(a, 6), sketchOf(b, 4), null])).toEqual(sketchOf([...a, ...b], 4));
+  });
+
+  it("adds into an accumulator in place with the same result as a merge", () => {
+    const parts = [latencies(50), latencies(300), [], [0, 0], latencies(20)];
+    const scales = [6, 6, 6, 5, 6];
+    const acc = { s: 6, z: 0, o: 0, c: [] as number[] };
+    for (let i = 0; i < parts.length; i++) meshSketchAddInto(acc, sketchOf(parts[i], scales[i]));
+    expect(meshSketchMerge([acc])).toEqual(sketchOf(parts.flat(), 5));
+    const wide = { s: 6, z: 0, o: 5, c: [1] };
+    meshSketchAddInto(wide, { s: 6, z: 0, o: -3, c: [2, 0, 0] });
+    expect(wide).toEqual({ s: 6, z: 0, o: -3, c: [2, 0, 0, 0, 0, 0, 0, 0, 1] });
   });
 
   it("answers nearest-rank quantiles within the scale's relative error of the exact value", () => {
