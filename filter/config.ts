@@ -45,15 +45,21 @@ function unknownMember(v: JsonValue, allowed: Array<string>): string | null {
   return null;
 }
 
-/** Integer field check; returns an error problem or "" (and leaves the value in `intOut`). */
-let intOut: i64 = 0;
-function integer(v: JsonValue, min: i64, max: i64): string {
-  if (v.kind != JsonKind.Number || v.num != Math.floor(v.num)) return "must be an integer (got " + v.describe() + ")";
-  if (v.num < <f64>min || v.num > <f64>max) {
-    return "must be between " + min.toString() + " and " + max.toString() + " (got " + v.describe() + ")";
+// The problem found by the last field check ("" when none): a module variable, so a check can hand
+// back both a value and an error without allocating a result object.
+let problem = "";
+
+/** Optional integer member `key` of `obj` within [min, max]; `fallback` when absent; sets `problem`. */
+function intMember(obj: JsonValue, key: string, min: i64, max: i64, fallback: i64): i64 {
+  problem = "";
+  let v = obj.get(key);
+  if (v === null) return fallback;
+  if (v.kind != JsonKind.Number || v.num != Math.floor(v.num)) {
+    problem = "must be an integer (got " + v.describe() + ")";
+  } else if (v.num < <f64>min || v.num > <f64>max) {
+    problem = "must be between " + min.toString() + " and " + max.toString() + " (got " + v.describe() + ")";
   }
-  intOut = <i64>v.num;
-  return "";
+  return problem.length ? fallback : <i64>v.num;
 }
 
 function nonEmptyString(v: JsonValue, maxLen: i32): string {
@@ -83,7 +89,6 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
   if (extra !== null) return fail(extra, "unknown field");
 
   let c = new Config();
-  let problem = "";
 
   let collector = root.get("collector");
   if (collector === null) return fail("collector.cluster", "is required");
@@ -109,33 +114,16 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
     if (problem.length) return fail("collector.path", problem);
     c.path = v.str;
   }
-  v = collector.get("timeout_ms");
-  if (v !== null) {
-    problem = integer(v, 1, 600000);
-    if (problem.length) return fail("collector.timeout_ms", problem);
-    c.timeoutMs = <u32>intOut;
-  }
-
-  v = root.get("flush_interval_s");
-  if (v !== null) {
-    problem = integer(v, 1, 3600);
-    if (problem.length) return fail("flush_interval_s", problem);
-    c.flushIntervalS = <u32>intOut;
-  }
-  v = root.get("max_series");
-  if (v !== null) {
-    // Lower bound: room for the overflow series (one per direction) plus real series.
-    // Upper bound: the most series one wire format v1 summary carries.
-    problem = integer(v, 10, 65536);
-    if (problem.length) return fail("max_series", problem);
-    c.maxSeries = <i32>intOut;
-  }
-  v = root.get("max_pending_bytes");
-  if (v !== null) {
-    problem = integer(v, 4096, 67108864);
-    if (problem.length) return fail("max_pending_bytes", problem);
-    c.maxPendingBytes = <i32>intOut;
-  }
+  c.timeoutMs = <u32>intMember(collector, "timeout_ms", 1, 600000, c.timeoutMs);
+  if (problem.length) return fail("collector.timeout_ms", problem);
+  c.flushIntervalS = <u32>intMember(root, "flush_interval_s", 1, 3600, c.flushIntervalS);
+  if (problem.length) return fail("flush_interval_s", problem);
+  // Lower bound: room for the overflow series (one per direction) plus real series.
+  // Upper bound: the most series one wire format v1 summary carries.
+  c.maxSeries = <i32>intMember(root, "max_series", 10, 65536, c.maxSeries);
+  if (problem.length) return fail("max_series", problem);
+  c.maxPendingBytes = <i32>intMember(root, "max_pending_bytes", 4096, 67108864, c.maxPendingBytes);
+  if (problem.length) return fail("max_pending_bytes", problem);
 
   v = root.get("directions");
   if (v !== null) {
@@ -180,12 +168,8 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
   }
   c.dimensions[Dim.EndUserPrincipal] = c.endUserPrincipal;
 
-  v = root.get("sketch_scale");
-  if (v !== null) {
-    problem = integer(v, 0, 8);
-    if (problem.length) return fail("sketch_scale", problem);
-    c.sketchScale = <i32>intOut;
-  }
+  c.sketchScale = <i32>intMember(root, "sketch_scale", 0, 8, c.sketchScale);
+  if (problem.length) return fail("sketch_scale", problem);
 
   let r = new ConfigResult();
   r.config = c;
