@@ -29,34 +29,41 @@ const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--wor
   --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)`;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: "string", default: "60" },
-      rps: { type: "string", default: "1000" },
-      seed: { type: "string", default: "42" },
-      workers: { type: "string", default: "2" },
-      "data-dir": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        duration: { type: "string", default: "60" },
+        rps: { type: "string", default: "1000" },
+        seed: { type: "string", default: "42" },
+        workers: { type: "string", default: "2" },
+        "data-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
   if (values.help) {
     console.log(USAGE);
     process.exit(0);
   }
-  const positive = (name: string, raw: string, max: number) => {
+  /** A number in (min, max], or the usage and exit 2. */
+  const number = (name: string, raw: string, min: number, max: number) => {
     const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0 || n > max) {
-      console.error(`--${name}: must be a number in (0, ${max}], got "${raw}"\n${USAGE}`);
+    if (raw.trim() === "" || !Number.isFinite(n) || n <= min || n > max) {
+      console.error(`--${name}: must be a number in (${min}, ${max}], got "${raw}"\n${USAGE}`);
       process.exit(2);
     }
     return n;
   };
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
   return {
-    durationS: positive("duration", values.duration, 86_400),
-    rps: positive("rps", values.rps, 1_000_000),
-    seed: Math.trunc(positive("seed", values.seed, 2 ** 31)),
-    workers: Math.trunc(positive("workers", values.workers, 64)),
+    durationS: number("duration", values.duration, 0, 86_400),
+    rps: number("rps", values.rps, 0, 1_000_000),
+    seed: Math.trunc(number("seed", values.seed, -1, 2 ** 31)),
+    workers: Math.trunc(number("workers", values.workers, 0, 64)),
     dataDir: values["data-dir"] ?? join("data", `demo-${stamp}`),
   };
 }
