@@ -34,11 +34,8 @@ export interface PipelineOptions {
   onStep?: (progress: MeshProgress) => void;
 }
 
-export interface PipelineResult {
+export interface PipelineResult extends SummaryTally {
   progress: MeshProgress;
-  /** `producer#seq` of every distinct summary the filters POSTed, and of those answered with a 2xx. */
-  sent: Set<string>;
-  acknowledged: Set<string>;
   /** Callouts in total (retries included). */
   callouts: number;
   duckdbPath: string;
@@ -46,11 +43,47 @@ export interface PipelineResult {
   wallS: number;
 }
 
-const summaryId = (body: Uint8Array) => {
-  const decoded = decodeSummary(body);
-  if (!decoded.ok) throw new Error(`the filter POSTed an undecodable summary: ${decoded.reason}: ${decoded.message}`);
-  return `${decoded.summary.producerId}#${decoded.summary.seq}`;
-};
+export interface SummaryTally {
+  /** `producer#seq` of every distinct summary the filters POSTed, and of those answered with a 2xx. */
+  sent: Set<string>;
+  acknowledged: Set<string>;
+  /** Calls not answered with a 2xx (refused, failed, timed out). */
+  failedCalls: number;
+}
+
+/** What the mesh's filters have POSTed so far (canary VMs aside), read from the callouts' bodies. */
+export function tallySummaries(mesh: Mesh): SummaryTally {
+  const tally: SummaryTally = { sent: new Set(), acknowledged: new Set(), failedCalls: 0 };
+  for (const sidecar of mesh.sidecars.values()) {
+    for (const c of sidecar.callouts) {
+      if (c.worker === "canary") continue;
+      const decoded = decodeSummary(c.body);
+      if (!decoded.ok) throw new Error(`the filter POSTed an undecodable summary: ${decoded.reason}: ${decoded.message}`);
+      const id = `${decoded.summary.producerId}#${decoded.summary.seq}`;
+      tally.sent.add(id);
+      const status = c.outcome?.status;
+      if (status !== undefined && status !== null && status >= 200 && status <= 299) tally.acknowledged.add(id);
+      else tally.failedCalls++;
+    }
+  }
+  return tally;
+}
+
+/**
+ * Runs simulated time on by `seconds` without traffic, a second at a time, waiting for callouts after each
+ * step. Mesh.drain does the same but measures time through the clock's nanoseconds, which at today's epoch
+ * can read a millisecond behind the clock's own milliseconds (f64 rounding of ms·1e6) — and then it never
+ * reaches its target; this loop reads the clock's milliseconds.
+ */
+export async function drain(mesh: Mesh, clock: ManualClock, seconds: number, onStep?: (p: MeshProgress) => void): Promise<MeshProgress> {
+  const target = clock.nowMs() + seconds * 1000;
+  while (clock.nowMs() < target) {
+    clock.advanceTo(Math.min(target, clock.nowMs() + 1000));
+    await mesh.settle();
+    onStep?.(mesh.progress());
+  }
+  return mesh.progress();
+}
 
 export async function runPipeline(options: PipelineOptions): Promise<PipelineResult> {
   const token = randomBytes(24).toString("base64url");
@@ -58,6 +91,8 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
   let mesh: Mesh | undefined;
   try {
     const flushIntervalS = Number(options.filterConfig?.flush_interval_s ?? 10);
+    // Windows line up with minutes when the clock starts on one (the generator's start is a whole minute).
+    const clock = new ManualClock(options.generator.startTimeMs);
     mesh = await Mesh.create({
       model: options.model,
       wasm: RELEASE_WASM,
@@ -65,8 +100,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
       clusters: { [COLLECTOR_CLUSTER]: collector.address },
       env: { MESHLOOK_INGEST_TOKEN: token },
       workers: options.workers ?? 2,
-      // Windows line up with minutes when the clock starts on one (the generator's start is a whole minute).
-      clock: new ManualClock(options.generator.startTimeMs),
+      clock,
     });
     options.onStart?.(collector, mesh);
     const wallStart = performance.now();
@@ -77,26 +111,17 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
       onStep: options.onStep,
     });
     // Ticks close the last windows; their summaries, and any retries, go out while simulated time runs on.
-    let progress = await mesh.drain(flushIntervalS + 5, 1000, options.onStep);
-    for (let extra = 0; progress.acknowledged < progress.callouts && extra < 10; extra++) {
-      progress = await mesh.drain(flushIntervalS, 1000, options.onStep);
+    let progress = await drain(mesh, clock, flushIntervalS + 5, options.onStep);
+    let summaries = tallySummaries(mesh);
+    for (let extra = 0; summaries.acknowledged.size < summaries.sent.size && extra < 10; extra++) {
+      progress = await drain(mesh, clock, flushIntervalS, options.onStep);
+      summaries = tallySummaries(mesh);
     }
     const wallS = (performance.now() - wallStart) / 1000;
-    const sent = new Set<string>();
-    const acknowledged = new Set<string>();
-    for (const sidecar of mesh.sidecars.values()) {
-      for (const c of sidecar.callouts) {
-        if (c.worker === "canary") continue;
-        const id = summaryId(c.body);
-        sent.add(id);
-        const status = c.outcome?.status;
-        if (status !== undefined && status !== null && status >= 200 && status <= 299) acknowledged.add(id);
-      }
-    }
     await mesh.close();
     mesh = undefined;
     await collector.stop();
-    return { progress, sent, acknowledged, callouts: progress.callouts, duckdbPath: collector.duckdbPath, wallS };
+    return { progress, ...summaries, callouts: progress.callouts, duckdbPath: collector.duckdbPath, wallS };
   } finally {
     await mesh?.close();
     if (collector.child.exitCode === null) collector.child.kill("SIGKILL");

@@ -5,7 +5,7 @@
 import { decodeSummary, sketchFromJson, type Sketch } from "../../shared/node.ts";
 import { ManualClock } from "../../sim/host/index.ts";
 import { Mesh } from "../../sim/mesh.ts";
-import { COLLECTOR_CLUSTER, RELEASE_WASM } from "../../sim/pipeline.ts";
+import { COLLECTOR_CLUSTER, RELEASE_WASM, drain } from "../../sim/pipeline.ts";
 import { reportingWorkload } from "../../sim/sidecar.ts";
 import { GroundTruth, TrafficGenerator, bookinfo, expectedSeries, seriesKey, type Reporter, type SeriesDims, type SimRequest } from "../../sim/traffic/index.ts";
 import { startCollector } from "../../test/filter/fixtures.ts";
@@ -59,13 +59,14 @@ export async function measureWire(options: { rps?: number; durationS?: number; s
   const model = bookinfo({ durationS });
   const generator = new TrafficGenerator(model, { seed: options.seed ?? 11, requestsPerSecond: rps });
   const collector = await startCollector();
+  const clock = new ManualClock(generator.startTimeMs);
   const mesh = await Mesh.create({
     model,
     wasm: RELEASE_WASM,
     pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: flushIntervalS },
     clusters: { [COLLECTOR_CLUSTER]: collector.address },
     env: { MESHLOOK_INGEST_TOKEN: "bench" },
-    clock: new ManualClock(generator.startTimeMs),
+    clock,
   });
 
   // Istio's stats for the same requests: one exposition per sidecar, scraped every flush interval.
@@ -88,7 +89,7 @@ export async function measureWire(options: { rps?: number; durationS?: number; s
     await mesh.run(generator, { durationS: Math.min(durationS, w * flushIntervalS), truth });
     await scrapeAll();
   }
-  const progress = await mesh.drain(flushIntervalS + 5);
+  const progress = await drain(mesh, clock, flushIntervalS + 5);
   await mesh.close();
   await collector.close();
   if (progress.acknowledged !== progress.callouts) throw new Error("the loopback collector did not acknowledge every summary");
