@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
+import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, checkSnowflakeSettings } from "./sink/snowflake-settings.ts";
 
 export type SinkKind = "duckdb" | "snowflake";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -32,6 +33,7 @@ export interface CollectorConfig {
   spoolSegmentBytes: number;
   sink: SinkKind;
   duckdbPath: string;
+  /** Unset, it follows the sink: DUCKDB_DEFAULT_LOAD_INTERVAL_S or SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S. */
   loadIntervalS: number;
   ingestTokens: string[];
   ingestTokensFile?: string;
@@ -106,6 +108,9 @@ const strSetting = (env: string, doc: string, def: string, set: (c: CollectorCon
 
 const MiB = 1 << 20;
 
+/** DuckDB loads are cheap, so the embedded warehouse is kept fresh; Snowflake's default is its own. */
+export const DUCKDB_DEFAULT_LOAD_INTERVAL_S = 10;
+
 /** Every setting, in the order of the reference table in docs/collector.md. */
 export const SETTINGS: readonly Setting[] = [
   strSetting("HOST", "address to listen on", "0.0.0.0", (c, v) => (c.host = v)),
@@ -116,7 +121,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("SPOOL_SEGMENT_BYTES", "segment size at which the spool starts a new segment", String(64 * MiB), int(64 * 1024, 1024 * MiB), (c, v) => (c.spoolSegmentBytes = v)),
   setting("SINK", "warehouse: duckdb or snowflake", "duckdb", oneOf<SinkKind>("duckdb", "snowflake"), (c, v) => (c.sink = v)),
   strSetting("DUCKDB_PATH", "DuckDB database file", "<data>/meshlook.duckdb", (c, v) => (c.duckdbPath = v)),
-  setting("LOAD_INTERVAL_S", "seconds between warehouse loads", "10", int(1, 3600), (c, v) => (c.loadIntervalS = v)),
+  setting("LOAD_INTERVAL_S", "seconds between warehouse loads", `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`, int(1, 3600), (c, v) => (c.loadIntervalS = v)),
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
@@ -148,7 +153,7 @@ export function defaultConfig(): CollectorConfig {
     spoolSegmentBytes: 64 * MiB,
     sink: "duckdb",
     duckdbPath: "",
-    loadIntervalS: 10,
+    loadIntervalS: DUCKDB_DEFAULT_LOAD_INTERVAL_S,
     ingestTokens: [],
     authDisabled: false,
     maxBodyBytes: 4 * MiB,
@@ -162,18 +167,9 @@ export function defaultConfig(): CollectorConfig {
 /** Cross-setting checks; returns every problem found, each naming its setting. */
 export function validate(c: CollectorConfig): string[] {
   const problems: string[] = [];
-  if (c.sink === "snowflake") {
-    const s = c.snowflake;
-    for (const [k, v] of [["ACCOUNT", s.account], ["USER", s.user], ["DATABASE", s.database], ["SCHEMA", s.schema], ["WAREHOUSE", s.warehouse]] as const) {
-      if (!v) problems.push(`MESHLOOK_SNOWFLAKE_${k}: required when MESHLOOK_SINK=snowflake`);
-    }
-    if (s.authenticator === "SNOWFLAKE_JWT" && !s.privateKeyFile) {
-      problems.push("MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE_JWT");
-    }
-    if (s.authenticator === "SNOWFLAKE" && !s.password) {
-      problems.push("MESHLOOK_SNOWFLAKE_PASSWORD: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE");
-    }
-  }
+  // The sink's own check, which also opens the key file: a missing, unreadable or wrongly encrypted key
+  // stops the collector at start, naming the setting, instead of failing every load later.
+  if (c.sink === "snowflake") problems.push(...checkSnowflakeSettings(c.snowflake));
   if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
     problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
   }
@@ -189,6 +185,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CollectorConfi
   const c = defaultConfig();
   const problems: string[] = [];
   const byKey = new Map(SETTINGS.map((s) => [s.env.toLowerCase(), s]));
+  /** Settings some source set, so defaults that depend on other settings apply only to the rest. */
+  const given = new Set<string>();
   if (env.MESHLOOK_CONFIG) {
     let doc: unknown;
     try {
@@ -205,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CollectorConfi
           problems.push(`${key} (in ${env.MESHLOOK_CONFIG}): unknown setting`);
           continue;
         }
+        given.add(s.env);
         const raw = Array.isArray(value) ? value.join(",") : (value as Raw);
         const err = s.apply(c, raw);
         if (err) problems.push(`${key} (in ${env.MESHLOOK_CONFIG}): ${err}`);
@@ -214,9 +213,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CollectorConfi
   for (const s of SETTINGS) {
     const raw = env[`MESHLOOK_${s.env}`];
     if (raw === undefined) continue;
+    given.add(s.env);
     const err = s.apply(c, raw);
     if (err) problems.push(`MESHLOOK_${s.env}: ${err}`);
   }
+  if (!given.has("LOAD_INTERVAL_S") && c.sink === "snowflake") c.loadIntervalS = SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S;
   c.dataDir = resolve(c.dataDir);
   c.spoolDir = c.spoolDir ? resolve(c.spoolDir) : join(c.dataDir, "spool");
   c.duckdbPath = c.duckdbPath ? resolve(c.duckdbPath) : join(c.dataDir, "meshlook.duckdb");

@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TokenSet, ensureGeneratedToken, parseTokenFile } from "../../collector/auth.ts";
-import { ConfigError, SETTINGS, loadConfig } from "../../collector/config.ts";
+import { generateKeyPairSync } from "node:crypto";
+import { ConfigError, DUCKDB_DEFAULT_LOAD_INTERVAL_S, SETTINGS, loadConfig } from "../../collector/config.ts";
+import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S } from "../../collector/sink/snowflake.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,6 +53,46 @@ describe("collector configuration", () => {
       `prot (in ${file}): unknown setting`,
       `port (in ${file}): must be between 0 and 65535, got -1`,
     ]);
+  });
+
+  describe("with MESHLOOK_SINK=snowflake", () => {
+    const keyFile = join(dir, "rsa_key.p8");
+    const sf = (over: Record<string, string> = {}) => ({
+      MESHLOOK_DATA_DIR: dir,
+      MESHLOOK_SINK: "snowflake",
+      MESHLOOK_SNOWFLAKE_ACCOUNT: "myorg-acct",
+      MESHLOOK_SNOWFLAKE_USER: "loader",
+      MESHLOOK_SNOWFLAKE_WAREHOUSE: "wh",
+      MESHLOOK_SNOWFLAKE_DATABASE: "db",
+      MESHLOOK_SNOWFLAKE_SCHEMA: "s",
+      MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: keyFile,
+      ...over,
+    });
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    writeFileSync(keyFile, privateKey);
+
+    it("loads at the Snowflake default interval unless one is set (environment or file)", () => {
+      expect(SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S).not.toBe(DUCKDB_DEFAULT_LOAD_INTERVAL_S);
+      expect(loadConfig(sf()).loadIntervalS).toBe(SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S);
+      expect(loadConfig({ MESHLOOK_DATA_DIR: dir }).loadIntervalS).toBe(DUCKDB_DEFAULT_LOAD_INTERVAL_S);
+      expect(loadConfig(sf({ MESHLOOK_LOAD_INTERVAL_S: "60" })).loadIntervalS).toBe(60);
+      const file = join(dir, "sf.yaml");
+      writeFileSync(file, "load_interval_s: 10\n");
+      expect(loadConfig(sf({ MESHLOOK_CONFIG: file })).loadIntervalS).toBe(10);
+    });
+
+    it("opens the private key at start and names the setting when it cannot", () => {
+      const notAKey = join(dir, "not-a-key.p8");
+      writeFileSync(notAKey, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+      expect(problems(sf({ MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: join(dir, "missing.p8") }))).toEqual([
+        `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: cannot read ${join(dir, "missing.p8")}: ENOENT`,
+      ]);
+      const [p] = problems(sf({ MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: notAKey }));
+      expect(p).toMatch(/^MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: .*not a PEM private key/);
+      expect(problems(sf({ MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: join(dir, "nope") }))).toEqual([
+        `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: cannot read ${join(dir, "nope")}: ENOENT`,
+      ]);
+    });
   });
 
   it("documents every setting in docs/collector.md", () => {
