@@ -8,6 +8,13 @@ import type { Logger } from "pino";
 const stampOf = (st: Stats) => `${st.ino}:${st.size}:${st.mtimeMs}`;
 const digest = (token: string) => createHash("sha256").update(token, "utf8").digest();
 
+/**
+ * How metrics name a token: the first 8 hex digits of its SHA-256 (`printf %s "$TOKEN" | sha256sum |
+ * cut -c1-8`). Enough to tell a handful of configured tokens apart; reveals nothing usable about one.
+ */
+export const tokenLabel = (token: string) => labelOf(digest(token));
+const labelOf = (d: Buffer) => d.toString("hex", 0, 4);
+
 /** Tokens from a file: one per line; blank lines and `#` comments ignored. */
 export function parseTokenFile(text: string): string[] {
   return text
@@ -90,12 +97,20 @@ export class TokenSet {
 
   /** Does an `Authorization` header carry one of the tokens as `Bearer <token>`? */
   verify(header: string | undefined): boolean {
+    return this.match(header) !== undefined;
+  }
+
+  /**
+   * The label (tokenLabel) of the token an `Authorization: Bearer <token>` header carries, or undefined
+   * when it carries none of the configured tokens.
+   */
+  match(header: string | undefined): string | undefined {
     const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) return false;
+    if (!m) return undefined;
     const presented = digest(m[1]);
-    let ok = false;
-    for (const d of this.digests) ok = timingSafeEqual(presented, d) || ok;
-    return ok;
+    let hit: Buffer | undefined;
+    for (const d of this.digests) if (timingSafeEqual(presented, d)) hit = d;
+    return hit && labelOf(hit);
   }
 }
 

@@ -36,10 +36,10 @@ export interface StartOptions {
   listen?: boolean;
 }
 
-async function sinkFor(config: CollectorConfig, log: Logger): Promise<Sink> {
+async function sinkFor(config: CollectorConfig, log: Logger, metrics: Metrics): Promise<Sink> {
   if (config.sink === "snowflake") {
     const { createSnowflakeSink } = await import("./sink/snowflake.ts");
-    return createSnowflakeSink(config, log);
+    return createSnowflakeSink(config, log, { onRetry: (err) => metrics.loadRetries.inc({ reason: err.reason }) });
   }
   const { createDuckDBSink } = await import("./sink/duckdb.ts");
   return createDuckDBSink(config, log);
@@ -64,7 +64,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
 
   const spool = await Spool.open(config.spoolDir, { segmentBytes: config.spoolSegmentBytes });
   const metrics = createMetrics(() => spool);
-  const sink = opts.sink ?? (await sinkFor(config, log));
+  const sink = opts.sink ?? (await sinkFor(config, log, metrics));
   await sink.open();
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {

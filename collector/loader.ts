@@ -12,6 +12,7 @@ import type { LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup, type MinuteRow } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
+import { SnowflakeSinkError } from "./sink/snowflake-settings.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
 import { Yielder } from "./yielder.ts";
@@ -20,6 +21,16 @@ export interface LoaderOptions {
   intervalMs: number;
   /** Upper bound of segment bytes per transaction, so a long warehouse outage drains in steps. */
   maxBatchBytes: number;
+}
+
+/**
+ * The `reason` label of meshlook_load_failures_total: the Snowflake sink classifies its failures
+ * (config, auth, transient, sql, conflict); DuckDB errors are local (disk, file lock) and get one label;
+ * anything else (reading the spool) is "other".
+ */
+export function failureReason(err: unknown, sink: Sink["kind"]): string {
+  if (err instanceof SnowflakeSinkError) return err.reason;
+  return sink === "duckdb" ? "duckdb" : "other";
 }
 
 export class Loader {
@@ -60,7 +71,7 @@ export class Loader {
       () => undefined,
     );
     return run.catch((err) => {
-      this.metrics.loadFailures.inc();
+      this.metrics.loadFailures.inc({ reason: failureReason(err, this.sink.kind) });
       this.log.error({ err }, "warehouse load failed; the spool keeps the summaries and the next cycle retries");
       return false;
     });

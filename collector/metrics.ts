@@ -34,7 +34,26 @@ export function createMetrics(spool: () => SpoolGauges | undefined) {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
-    loadFailures: new Counter({ name: "meshlook_load_failures_total", help: "Warehouse loads that failed (retried next interval)", registers }),
+    loadFailures: new Counter({
+      name: "meshlook_load_failures_total",
+      help: "Warehouse loads that failed (retried next interval), by reason: config, auth, transient, sql, conflict (Snowflake), duckdb, or other",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    loadRetries: new Counter({
+      name: "meshlook_load_retries_total",
+      help: "Warehouse operations the sink retried within a load (Snowflake: transient failures and ledger conflicts), by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    // The label is a hash prefix (TokenSet.label), never the token: it tells which token is in use, so
+    // an old one can be removed once its counter stops moving, without the token reaching Prometheus.
+    acceptedByToken: new Counter({
+      name: "meshlook_ingest_accepted_by_token_total",
+      help: "Summaries acknowledged (accepted or duplicate), by ingest token: first 8 hex digits of the token's SHA-256",
+      labelNames: ["token"] as const,
+      registers,
+    }),
   };
   new Gauge({
     name: "meshlook_spool_bytes",

@@ -1,7 +1,7 @@
 // HTTP edge of the collector (Fastify): ingest, health, readiness and metrics. Decisions about a
 // summary are in ingest.ts; this module maps them to status codes and the JSON error contract
 // {"error": "<machine_code>", "message": "<human text>"}.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import underPressure from "@fastify/under-pressure";
 import { Type } from "@sinclair/typebox";
 import type { Logger } from "pino";
@@ -74,6 +74,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
 
+  /** Which ingest token (by TokenSet label) authenticated a request, for the per-token usage metric. */
+  const tokenOf = new WeakMap<FastifyRequest, string>();
+
   app.addContentTypeParser(SUMMARY_CONTENT_TYPE, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
@@ -90,9 +93,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Refuse before reading the body: a wrong token or media type costs no upload.
     onRequest: async (req, reply) => {
       if (reply.sent) return; // shed by the pressure check
-      if (deps.tokens && !deps.tokens.verify(req.headers.authorization)) {
+      const token = deps.tokens?.match(req.headers.authorization);
+      if (deps.tokens && token === undefined) {
         return reject(reply, 401, "unauthorized", "missing or unknown bearer token");
       }
+      if (token !== undefined) tokenOf.set(req, token);
       const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
       if (type !== SUMMARY_CONTENT_TYPE) {
         return reject(reply, 415, "unsupported_media_type", `content-type must be ${SUMMARY_CONTENT_TYPE}`);
@@ -107,11 +112,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         deps.log.error({ err }, "spool write failed");
         return reject(reply, 503, "spool_unavailable", "could not store the summary durably; retry later", OVERLOAD_RETRY_AFTER_S);
       }
+      if (res.status === "accepted" || res.status === "duplicate") {
+        const token = tokenOf.get(req);
+        if (token !== undefined) metrics.acceptedByToken.inc({ token });
+        return reply.code(200).send({ status: res.status });
+      }
       switch (res.status) {
-        case "accepted":
-          return reply.code(200).send({ status: "accepted" });
-        case "duplicate":
-          return reply.code(200).send({ status: "duplicate" });
         case "invalid":
           return reject(reply, 400, res.reason, res.message);
         case "spool_full":

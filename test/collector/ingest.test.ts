@@ -1,5 +1,6 @@
 // The collector in-process over Fastify inject(): every ingest outcome with its status and reason, and
 // that refusals leave good summaries untouched.
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -193,6 +194,43 @@ describe("ingest", () => {
     expect(c.auth).toEqual({ mode: "disabled" });
     const res = await post(c, encode(summary(1, 60_000, [series("a", [10])])), { authorization: "" });
     expect(res.statusCode).toBe(200);
+  });
+
+  it("counts acknowledgements per token by a hash prefix, and /metrics carries no token and no identity", async () => {
+    const c = await collector();
+    const identity = ["spiffe://cluster.local/ns/shop/sa/checkout-7f3a", "checkout-7f3a-workload", "payments-9c1e.shop.svc.cluster.local"];
+    const withIdentity = (seq: number) => {
+      const s = summary(seq, 60_000, [series(identity[2], [10, 20])]);
+      s.series[0].dimensions = { ...s.series[0].dimensions, source_principal: identity[0], source_workload: identity[1], destination_principal: identity[0] };
+      return encode(s);
+    };
+    for (const seq of [1, 2, 3]) expect((await post(c, withIdentity(seq), { authorization: "Bearer token-old" })).statusCode).toBe(200);
+    expect((await post(c, withIdentity(3), { authorization: "Bearer token-old" })).json()).toEqual({ status: "duplicate" });
+    expect((await post(c, withIdentity(4))).statusCode).toBe(200);
+    expect((await post(c, withIdentity(5), { authorization: "Bearer token-retired" })).statusCode).toBe(401);
+    await c.loader.loadNow();
+
+    const label = (t: string) => createHash("sha256").update(t).digest("hex").slice(0, 8);
+    const m = await metricValues(c);
+    expect(m.get(`meshlook_ingest_accepted_by_token_total{token=${label("token-old")}}`)).toBe(4);
+    expect(m.get(`meshlook_ingest_accepted_by_token_total{token=${label("token-new")}}`)).toBe(1);
+    expect([...m.keys()].filter((k) => k.startsWith("meshlook_ingest_accepted_by_token_total"))).toHaveLength(2);
+    const text = (await c.app.inject({ method: "GET", url: "/metrics" })).body;
+    for (const secretOrIdentity of ["token-old", "token-new", "token-retired", ...identity, "checkout", "payments", "spiffe"]) {
+      expect(text).not.toContain(secretOrIdentity);
+    }
+  });
+
+  it("labels a failed DuckDB load, keeps the summaries, and loads them once the warehouse is back", async () => {
+    const c = await collector();
+    const s1 = summary(1, 60_000, [series("a", latencies(30))]);
+    expect((await post(c, encode(s1))).statusCode).toBe(200);
+    await c.sink.close();
+    expect(await c.loader.loadNow()).toBe(false);
+    expect((await metricValues(c)).get("meshlook_load_failures_total{reason=duckdb}")).toBe(1);
+    await c.sink.open();
+    await c.loader.loadNow();
+    expect(await warehouseTotals(c)).toEqual(totals([s1]));
   });
 
   it("reports readiness from the spool and the warehouse", async () => {
