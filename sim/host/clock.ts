@@ -21,6 +21,11 @@ interface Pending {
   cancelled: boolean;
 }
 
+function msToNs(ms: number): bigint {
+  const whole = Math.floor(ms);
+  return BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e6));
+}
+
 /** A clock that moves only when told to; timers fire synchronously inside advance(). */
 export class ManualClock implements Clock {
   private ms: number;
@@ -38,12 +43,14 @@ export class ManualClock implements Clock {
     return this.ms;
   }
 
+  // Whole milliseconds and the fraction apart: ms × 1e6 as a double is past 2^53 for present-day times
+  // and rounds, e.g. to 1767225824968999936 ns for 1767225824969 ms, one millisecond early when floored.
   nowNs(): bigint {
-    return BigInt(Math.round(this.ms * 1e6));
+    return msToNs(this.ms);
   }
 
   monotonicNs(): bigint {
-    return BigInt(Math.round((this.ms - this.startMs) * 1e6));
+    return msToNs(this.ms - this.startMs);
   }
 
   setTimer(delayMs: number, fn: () => void): Timer {
