@@ -6,20 +6,15 @@
  */
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { registerMeshQuantile } from "../shared/quantile-duckdb.ts";
+import type { DecodedSeries } from "../shared/node.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE } from "../shared/schema.ts";
 import { seriesKey, type GroundTruth, type SeriesDims, type Stats } from "./traffic/index.ts";
 
-/** The measures of one group of fact rows, summed (min/max over rows), plus the requested quantiles (µs). */
-export interface Measures {
-  requests: number;
-  errors: number;
-  requestBytes: number;
-  responseBytes: number;
-  latencySumUs: number;
-  latencyMinUs: number;
-  latencyMaxUs: number;
-  quantilesUs: number[];
-}
+/**
+ * The measures of one group of fact rows, summed (min/max over rows) — named as the decoded wire series and
+ * the ground truth's Stats name them — plus the requested quantiles (µs).
+ */
+export type Measures = Omit<DecodedSeries, "dimensions" | "sketch"> & { quantilesUs: number[] };
 
 /** One line of the demo report: who called which service, as one reporter saw it. */
 export interface EdgeRow extends Measures {
@@ -129,22 +124,8 @@ export class Warehouse {
   }
 }
 
-/** Ground-truth statistics in the warehouse's shape (quantiles exact, nearest rank). */
-export function truthMeasures(stats: Stats, quantiles: readonly number[] = []): Measures {
-  return {
-    requests: stats.requests,
-    errors: stats.errors,
-    requestBytes: stats.requestBytes,
-    responseBytes: stats.responseBytes,
-    latencySumUs: stats.latencySumUs,
-    latencyMinUs: stats.latencyMinUs,
-    latencyMaxUs: stats.latencyMaxUs,
-    quantilesUs: quantiles.map((q) => stats.quantile(q)),
-  };
-}
-
-/** The exactly-comparable measures (everything but quantiles), in a fixed order. */
-export const exactFields = (m: Measures): number[] => [
+/** The exactly-comparable measures (everything but quantiles), in a fixed order; of the warehouse or the truth. */
+export const exactFields = (m: Omit<Measures, "quantilesUs"> | Stats): number[] => [
   m.requests, m.errors, m.requestBytes, m.responseBytes, m.latencySumUs, m.latencyMinUs, m.latencyMaxUs,
 ];
 
@@ -163,7 +144,7 @@ export function compareSeries(warehouse: Map<string, Measures>, truth: GroundTru
   const show = (key: string) => key.split("\u0001").join("|");
   for (const [key, stats] of expected) {
     const got = warehouse.get(key);
-    const want = exactFields(truthMeasures(stats));
+    const want = exactFields(stats);
     if (!got) mismatches.push(`missing in warehouse: ${show(key)}`);
     else if (exactFields(got).some((v, i) => v !== want[i])) {
       mismatches.push(`${show(key)}: warehouse ${exactFields(got).join(",")} vs truth ${want.join(",")}`);
@@ -171,4 +152,10 @@ export function compareSeries(warehouse: Map<string, Measures>, truth: GroundTru
   }
   for (const key of warehouse.keys()) if (!expected.has(key)) mismatches.push(`not in ground truth: ${show(key)}`);
   return { truthSeries: expected.size, warehouseSeries: warehouse.size, mismatches };
+}
+
+/** Ground-truth statistics in the warehouse's shape (quantiles exact, nearest rank). */
+export function truthMeasures(stats: Stats, quantiles: readonly number[] = []): Measures {
+  const [requests, errors, requestBytes, responseBytes, latencySumUs, latencyMinUs, latencyMaxUs] = exactFields(stats);
+  return { requests, errors, requestBytes, responseBytes, latencySumUs, latencyMinUs, latencyMaxUs, quantilesUs: quantiles.map((q) => stats.quantile(q)) };
 }
