@@ -62,7 +62,6 @@ describe("filter → collector → DuckDB, against the ground truth", () => {
   it("acknowledged every summary the filters sent, and loaded each exactly once", async () => {
     expect(result.sent.size).toBeGreaterThan(200);
     expect([...result.acknowledged].sort()).toEqual([...result.sent].sort());
-    expect(result.callouts).toBe(result.sent.size); // a healthy collector: no summary needed a retry
     const ledger = await warehouse.rows("SELECT producer_id || '#' || seq FROM mesh_load_ledger");
     const keys = ledger.map((r) => String(r[0]));
     expect(keys.length).toBe(new Set(keys).size);
