@@ -119,7 +119,8 @@ await section("wire bytes and quantile error", async () => {
     `### wire bytes and quantile error\n\nbookinfo at 1000 req/s for ${quick ? 30 : 60} s simulated, 2 VMs per sidecar: ${fmt(w.requests)} requests, ` +
       `${fmt(w.observations)} sidecar observations; ${w.summaries} summaries, ${fmt(w.meshlookBytes)} bytes. Prometheus: ${w.scrapes} scrapes, ` +
       `${fmt(w.prometheusBytes)} bytes (${fmt(w.prometheusGzipBytes)} gzip). Quantile errors over ${w.seriesCompared} series with ≥ 500 requests ` +
-      `(mean meshlook / Envoy buckets): ${w.quantileError.map((e) => `p${e.q * 100} ${pct(e.meshlookMean)} / ${pct(e.envoyMean)}`).join(", ")}.`,
+      `(mean meshlook / Envoy buckets): ${w.quantileError.map((e) => `p${e.q * 100} ${pct(e.meshlookMean)} / ${pct(e.envoyMean)}`).join(", ")}. ` +
+      `The access-log line size is the mean over the bookinfo streams of the filter-cost run.`,
   );
 });
 
