@@ -2,30 +2,21 @@
 // retry summaries a replica already spooled — and the retry lands on the other replica. Snowflake (the
 // stand-in) with both replicas loading concurrently; DuckDB with one replica taking the file over from
 // the other mid-run. Each summary must be counted once: the warehouse equals the ground truth.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Rng } from "../../sim/traffic/index.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import { stand } from "../snowflake/helpers.ts";
-import { CollectorReplica, Front, WAREHOUSE_SQL, compare, readDuckDB, runTraffic, sleep, warehouseRows } from "./rig.ts";
+import { CollectorReplica, Front, WAREHOUSE_SQL, cleanupList, compare, readDuckDB, runTraffic, sleep, warehouseRows } from "./rig.ts";
 
 const TOKEN = "replica-token";
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), "meshlook-rep-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-};
+const cleanups = cleanupList("meshlook-rep-");
+afterAll(() => cleanups.run());
+const tempDir = () => cleanups.tempDir();
 
 function replica(name: string, env: Record<string, string>): CollectorReplica {
   const r = new CollectorReplica(name, { MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "1", MESHLOOK_DATA_DIR: tempDir(), ...env });
-  cleanups.push(() => r.kill());
+  cleanups.add(() => r.kill());
   return r;
 }
 
@@ -39,14 +30,14 @@ const dedupHits = async (r: CollectorReplica) =>
 describe("two replicas behind one address", () => {
   it("Snowflake: retries landing on the other replica, loaded concurrently, are counted once", async () => {
     const s = await stand();
-    cleanups.push(() => s.sf.stop());
+    cleanups.add(() => s.sf.stop());
     const replicas = [replica("a", s.env()), replica("b", s.env())];
     await Promise.all(replicas.map((r) => r.start()));
     const rng = new Rng(5);
     const front = new Front(replicas, { policy: "alternate", loseAck: () => rng.next() < 0.3 });
     const address = await front.listen();
-    cleanups.push(() => front.close());
-    const run = await runTraffic({ seed: 14, durationS: 40, requestsPerSecond: 60, flushS: 5, collector: address, token: TOKEN, drainS: 200 });
+    cleanups.add(() => front.close());
+    const run = await runTraffic({ seed: 14, durationS: 25, requestsPerSecond: 40, flushS: 5, collector: address, token: TOKEN, drainS: 200 });
     await spoolsDrained(replicas);
     const dedup = (await Promise.all(replicas.map(dedupHits))).reduce((a, b) => a + b, 0);
     await Promise.all(replicas.map((r) => r.stop()));
@@ -66,7 +57,7 @@ describe("two replicas behind one address", () => {
     const rng = new Rng(6);
     const front = new Front([a, b], { loseAck: () => rng.next() < 0.3 });
     const address = await front.listen();
-    cleanups.push(() => front.close());
+    cleanups.add(() => front.close());
     const run = await runTraffic({
       seed: 15,
       durationS: 40,

@@ -4,6 +4,8 @@
 // comparison of a warehouse with the traffic generator's ground truth. Shared by the short fault tests
 // and `npm run soak`.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
@@ -22,6 +24,25 @@ export const INGEST_PATH = "/v1/summaries";
 export const SUMMARY_TYPE = "application/x-meshlook-summary";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Undo actions of a test file (processes, proxies, temporary directories), run last-in first-out. */
+export function cleanupList(prefix: string) {
+  const actions: (() => unknown)[] = [];
+  return {
+    add(action: () => unknown): void {
+      actions.push(action);
+    },
+    /** A fresh temporary directory, removed at cleanup. */
+    tempDir(): string {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      actions.push(() => rmSync(dir, { recursive: true, force: true }));
+      return dir;
+    },
+    async run(): Promise<void> {
+      while (actions.length) await actions.pop()!();
+    },
+  };
+}
 
 /** One collector process that can be SIGKILLed and started again on the same data directory. */
 export class CollectorReplica {
@@ -252,6 +273,7 @@ export interface TrafficRun {
  */
 export async function runTraffic(o: TrafficOptions): Promise<TrafficRun> {
   const gen = new TrafficGenerator(bookinfo({ durationS: o.durationS }), { seed: o.seed, requestsPerSecond: o.requestsPerSecond });
+  const clock = new ManualClock(gen.startTimeMs);
   const truth = new GroundTruth();
   const mesh = await Mesh.create({
     model: gen.model,
@@ -263,7 +285,7 @@ export async function runTraffic(o: TrafficOptions): Promise<TrafficRun> {
     },
     clusters: { [CLUSTER]: o.collector },
     env: { MESHLOOK_INGEST_TOKEN: o.token },
-    clock: new ManualClock(gen.startTimeMs),
+    clock,
     workers: 2,
   });
   let second = 0;
@@ -276,9 +298,14 @@ export async function runTraffic(o: TrafficOptions): Promise<TrafficRun> {
   };
   await runInSteps(mesh, gen, o.durationS, truth, onStep, pending, o.speed);
   await o.beforeDrain?.();
-  let progress = await mesh.drain(o.drainS ?? o.flushS + 5, 1000, onStep);
+  // Quiet time one simulated second at a time, a bounded number of steps.
+  for (let s = 0; s < (o.drainS ?? o.flushS + 5); s++) {
+    clock.advance(1000);
+    await mesh.settle();
+    onStep(mesh.progress());
+  }
   await Promise.all(pending);
-  progress = mesh.progress();
+  const progress = mesh.progress();
   await mesh.close();
   return { truth, progress, mesh };
 }

@@ -1,10 +1,9 @@
-// The spool under disk faults, with the collector as a real process: a full spool filesystem (a 1 MiB
+// The spool under disk faults, with the collector as a real process: a full spool filesystem (a 512 KiB
 // tmpfs) answers 503 with Retry-After and loses no acknowledged summary; a segment damaged on disk (a
 // flipped byte, a torn final write) is detected, reported with segment and byte offset, and every other
 // record is still loaded.
 import { execFileSync } from "node:child_process";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,13 +11,11 @@ import type { DecodedSummary } from "../../collector/summary.ts";
 import { decodeSummary, encodeSummary } from "../../shared/node.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import { latencies, series, summary, totals } from "../collector/helpers.ts";
-import { CollectorReplica, INGEST_PATH, SUMMARY_TYPE, sleep } from "./rig.ts";
+import { CollectorReplica, INGEST_PATH, SUMMARY_TYPE, cleanupList, sleep } from "./rig.ts";
 
 const TOKEN = "spool-token";
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanups = cleanupList("meshlook-spool-");
+afterAll(() => cleanups.run());
 
 /** A summary of `n` series (distinct services), a few KB on the wire. */
 const bigSummary = (seq: number, n: number, producer = "spool-test"): DecodedSummary =>
@@ -54,7 +51,7 @@ function limitedSpool(dir: string, bytes: number): { env: Record<string, string>
   mkdirSync(dir, { recursive: true });
   try {
     execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], { stdio: "ignore" });
-    cleanups.push(() => execFileSync("umount", ["-l", dir], { stdio: "ignore" }));
+    cleanups.add(() => execFileSync("umount", ["-l", dir], { stdio: "ignore" }));
     return { env: { MESHLOOK_SPOOL_DIR: dir }, kind: "tmpfs" };
   } catch {
     return { env: { MESHLOOK_SPOOL_DIR: dir, MESHLOOK_SPOOL_MAX_BYTES: String(bytes) }, kind: "spool_max_bytes" };
@@ -63,12 +60,11 @@ function limitedSpool(dir: string, bytes: number): { env: Record<string, string>
 
 describe("spool faults", () => {
   it("a full spool disk answers 503 with Retry-After and loses no acknowledged summary", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "meshlook-full-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const limit = limitedSpool(join(dir, "spool"), 1 << 20);
+    const dir = cleanups.tempDir();
+    const limit = limitedSpool(join(dir, "spool"), 512 << 10);
     // No loads while the test fills the disk: the warehouse is "slow"; SIGTERM loads at the end.
     const replica = new CollectorReplica("full", { MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600", ...limit.env });
-    cleanups.push(() => replica.kill());
+    cleanups.add(() => replica.kill());
     await replica.start();
     const acked: DecodedSummary[] = [];
     const refused: { status: number; retryAfter: string | null; error?: string }[] = [];
@@ -92,11 +88,10 @@ describe("spool faults", () => {
   });
 
   it("a damaged segment is reported with segment and offset, and every other record is loaded", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "meshlook-torn-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = cleanups.tempDir();
     const env = { MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN };
     const first = new CollectorReplica("first", { ...env, MESHLOOK_LOAD_INTERVAL_S: "3600" });
-    cleanups.push(() => first.kill());
+    cleanups.add(() => first.kill());
     await first.start();
     const sent = Array.from({ length: 20 }, (_, i) => bigSummary(i + 1, 5, "torn-test"));
     for (const s of sent) expect((await post(first.url!, s)).status).toBe(200);
@@ -119,7 +114,7 @@ describe("spool faults", () => {
     const tornAt = buf.length;
 
     const second = new CollectorReplica("second", { ...env, MESHLOOK_LOAD_INTERVAL_S: "1" });
-    cleanups.push(() => second.kill());
+    cleanups.add(() => second.kill());
     await second.start();
     while ((await second.metric("meshlook_spool_bytes")) > 0) await sleep(100);
     expect(await second.metric('meshlook_spool_corruptions_total{reason="crc mismatch"}')).toBe(1);

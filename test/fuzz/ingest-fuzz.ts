@@ -20,7 +20,10 @@ const CONCURRENCY = 16;
 
 export interface IngestFuzzResult {
   cases: number;
+  /** Final status of each case. */
   statuses: Record<number, number>;
+  /** Times the collector shed a case for event-loop pressure (503 overloaded) and it was sent again. */
+  overloadRetries: number;
   reasons: Record<string, number>;
   /** Distinct (producer, seq) acknowledged, and what the warehouse holds after the last load. */
   acknowledged: number;
@@ -38,7 +41,7 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
   const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600" });
   const collector = await startCollector(config, pino({ level: "silent" }), { listen: false });
   const rnd = mulberry32(seed);
-  const out: IngestFuzzResult = { cases, statuses: {}, reasons: {}, acknowledged: 0, ledgerRows: 0, acknowledgedRequests: 0, loadedRequests: 0, failures: [] };
+  const out: IngestFuzzResult = { cases, statuses: {}, overloadRetries: 0, reasons: {}, acknowledged: 0, ledgerRows: 0, acknowledgedRequests: 0, loadedRequests: 0, failures: [] };
   const acked = new Map<string, number>();
   const fail = (i: number, what: string, b: Uint8Array) => {
     if (out.failures.length < 20) out.failures.push(`case ${i}: ${what}; body ${hex(b)}`);
@@ -53,12 +56,20 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
     } catch (err) {
       return fail(i, `decoder threw ${(err as Error).message}`, b);
     }
-    const res = await collector.app.inject({
-      method: "POST",
-      url: "/v1/summaries",
-      headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${TOKEN}` },
-      payload: Buffer.from(b),
-    });
+    const send = () =>
+      collector.app.inject({
+        method: "POST",
+        url: "/v1/summaries",
+        headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${TOKEN}` },
+        payload: Buffer.from(b),
+      });
+    let res = await send();
+    // Load shedding is an answer to the machine, not to the body: retry after Retry-After, as a sidecar does.
+    for (let tries = 0; res.statusCode === 503 && res.json().error === "overloaded" && tries < 30; tries++) {
+      out.overloadRetries++;
+      await new Promise((r) => setTimeout(r, Math.min(2, Number(res.headers["retry-after"])) * 1000));
+      res = await send();
+    }
     out.statuses[res.statusCode] = (out.statuses[res.statusCode] ?? 0) + 1;
     if (res.statusCode >= 500) return fail(i, `HTTP ${res.statusCode} ${res.body}`, b);
     if (res.statusCode === 200) {

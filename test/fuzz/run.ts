@@ -22,7 +22,7 @@ let failed = false;
 let t = Date.now();
 log(`wire decoder + ingest route: ${wireCases} cases, seed ${seed}`);
 const wire = await fuzzIngest(wireCases, seed, (n) => log(`  ${n} cases, ${Math.round((Date.now() - t) / 1000)} s`));
-log(`  statuses ${JSON.stringify(wire.statuses)}`);
+log(`  final statuses ${JSON.stringify(wire.statuses)}; shed for event-loop pressure and re-sent: ${wire.overloadRetries}`);
 log(`  refusal reasons (${Object.keys(wire.reasons).length}) ${JSON.stringify(wire.reasons)}`);
 log(`  acknowledged ${wire.acknowledged} distinct summaries; ledger rows ${wire.ledgerRows}; requests acknowledged ${wire.acknowledgedRequests}, loaded ${wire.loadedRequests}`);
 log(`  ${Math.round((Date.now() - t) / 1000)} s`);
