@@ -320,10 +320,13 @@ async function runInSteps(
   pending: Promise<void>[],
   speed: number | undefined,
 ): Promise<void> {
+  const wallStart = Date.now();
   for (let s = 1; s <= durationS; s++) {
-    await mesh.run(gen, { durationS: s, truth, speed });
+    await mesh.run(gen, { durationS: s, truth });
     onStep(mesh.progress());
     while (pending.length) await pending.shift();
+    // Paced here: each call covers one simulated second, too short for the runner's own pacing.
+    if (speed) await sleep(wallStart + (s * 1000) / speed - Date.now());
   }
 }
 
