@@ -73,9 +73,14 @@ export class IstioStats {
     this.responseBytes.observe(labels, responseBytes);
   }
 
+  /** The exposition a scrape would read now. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
   /** One scrape: the exposition text's size, plain and gzip-compressed. */
   async scrape(): Promise<{ bytes: number; gzipBytes: number }> {
-    const text = await this.registry.metrics();
+    const text = await this.text();
     return { bytes: Buffer.byteLength(text), gzipBytes: gzipSync(text).length };
   }
 }
