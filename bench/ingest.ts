@@ -17,6 +17,8 @@ const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 4000);
 const SERIES = Number(process.env.BENCH_SERIES ?? 100);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const TOKEN = "bench-token";
+// Extra node flags for the collector process, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
 
 /** A sidecar's 10-second summary: SERIES series across services and codes, each from 60 requests. */
 function buildSummary(i: number): DecodedSummary {
@@ -52,7 +54,7 @@ async function main() {
   const decodeCpu = process.cpuUsage(decode0);
   const decodeSeriesPerCpuS = (SUMMARIES * SERIES) / ((decodeCpu.user + decodeCpu.system) / 1e6);
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
-  const child = spawn(process.execPath, ["--import", "tsx", "collector/main.ts"], {
+  const child = spawn(process.execPath, [...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
     env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOG_LEVEL: "warn", MESHLOOK_LOAD_INTERVAL_S: "2", MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000" },
     stdio: ["ignore", "pipe", "inherit"],

@@ -4,7 +4,7 @@ import { ledgerEntry, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
 import type { Spool } from "./spool.ts";
-import type { DecodeResult, DecodedSummary } from "./summary.ts";
+import { summaryColumns, type DecodeResult, type DecodedSummary } from "./summary.ts";
 
 export type AcceptResult =
   | { status: "accepted"; summary: DecodedSummary }
@@ -23,6 +23,14 @@ export const summaryKey = (s: { producerId: string; seq: number }) => `${s.produ
 export interface SegmentFold {
   rollup: MinuteRollup;
   ledger: LedgerEntry[];
+}
+
+// ledgerEntry without building the series objects of a freshly decoded summary (shared/node.ts).
+function ledgerEntryOf(summary: DecodedSummary): LedgerEntry {
+  const cols = summaryColumns(summary);
+  if (!cols) return ledgerEntry(summary);
+  const { producerId, seq, windowStartMs, windowEndMs } = summary;
+  return { producerId, seq, windowStartMs, windowEndMs, series: cols.count, requests: cols.requests };
 }
 
 export class Ingestor {
@@ -72,13 +80,14 @@ export class Ingestor {
       this.unloaded.delete(key);
       throw err;
     }
-    this.fold(segment, summary);
+    const entry = ledgerEntryOf(summary);
+    this.fold(segment, summary, entry);
     this.metrics.accepted.inc();
-    this.metrics.seriesUpdates.inc(summary.series.length);
+    this.metrics.seriesUpdates.inc(entry.series);
     return { status: "accepted", summary };
   }
 
-  private fold(segment: number, summary: DecodedSummary): void {
+  private fold(segment: number, summary: DecodedSummary, entry: LedgerEntry): void {
     if (!this.foldSegments) return;
     let f = this.folds.get(segment);
     if (!f) {
@@ -88,7 +97,7 @@ export class Ingestor {
     }
     const before = f.rollup.size;
     f.rollup.add(summary);
-    f.ledger.push(ledgerEntry(summary));
+    f.ledger.push(entry);
     this.foldedRows += f.rollup.size - before;
   }
 

@@ -5,8 +5,35 @@ import "assemblyscript/std/portable/index";
 import { DIMENSIONS, type Dimension } from "./schema.ts";
 import { SeriesStats } from "./series";
 import { MAX_SCALE, MIN_SCALE, Sketch, maxBucketIndex } from "./sketch";
-import { DIMENSION_COUNT, OK, SummaryEncoder, decodeWire, reasonName } from "./wire";
+import {
+  DIMENSION_COUNT,
+  FIELD_ERRORS,
+  FIELD_LATENCY_MAX,
+  FIELD_LATENCY_MIN,
+  FIELD_LATENCY_SUM,
+  FIELD_REQUESTS,
+  FIELD_REQUEST_BYTES,
+  FIELD_RESPONSE_BYTES,
+  FIELD_ZERO,
+  OK,
+  SERIES_FIELDS,
+  SeriesColumns,
+  SummaryEncoder,
+  decodeColumns,
+  reasonName,
+} from "./wire";
 
+export {
+  FIELD_ERRORS,
+  FIELD_LATENCY_MAX,
+  FIELD_LATENCY_MIN,
+  FIELD_LATENCY_SUM,
+  FIELD_REQUESTS,
+  FIELD_REQUEST_BYTES,
+  FIELD_RESPONSE_BYTES,
+  FIELD_ZERO,
+  SERIES_FIELDS,
+} from "./wire";
 export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, REASON_COUNT, WIRE_VERSION, decodeWire, reasonName } from "./wire";
 export { crc32, toValidUtf8 } from "./bytes";
 export { Sketch, SeriesStats };
@@ -70,12 +97,49 @@ export function absentValue(d: Dimension): string | number {
   return d === "response_code" ? 0 : "unknown";
 }
 
+const ABSENT = {} as Record<Dimension, string | number>;
+for (const d of DIMENSIONS) ABSENT[d] = absentValue(d);
+
+/**
+ * The series of a decoded summary in the decoder's flat form (shared/wire.ts SeriesColumns), owned by the
+ * summary: series i has dimension values `strings[refs[i * codes.length + j]]` for dimension code
+ * `codes[j]`, numbers `numbers[i * SERIES_FIELDS + FIELD_*]`, sketch scale `scales[i]` and non-empty
+ * buckets `bucketIndex`/`bucketCount` at [i == 0 ? 0 : bucketEnd[i - 1], bucketEnd[i]).
+ */
+export interface SummaryColumns {
+  strings: string[];
+  codes: number[];
+  count: number;
+  refs: Int32Array;
+  numbers: Float64Array;
+  scales: Int32Array;
+  bucketEnd: Int32Array;
+  bucketIndex: Int32Array;
+  bucketCount: Float64Array;
+  /** Requests over all series. */
+  requests: number;
+}
+
+const COLUMNS = Symbol("meshlook.columns");
+const DECODE_COLUMNS = new SeriesColumns();
+
+/**
+ * The flat series of a summary decodeSummary returned, as long as its `series` has not been read or
+ * replaced (reading builds the objects, which callers may then change). Consumers that only fold the
+ * numbers (the collector's rollup) use this and never pay for the per-series objects.
+ */
+export function summaryColumns(summary: DecodedSummary): SummaryColumns | undefined {
+  return (summary as { [COLUMNS]?: SummaryColumns })[COLUMNS];
+}
+
 /**
  * Decodes and validates a wire format v1 summary. Never throws: any input gives either the summary or a
- * machine-readable reason (docs/wire-format.md lists them) with a human message.
+ * machine-readable reason (docs/wire-format.md lists them) with a human message. The summary's `series`
+ * objects are built on first access (summaryColumns has the same data without them).
  */
 export function decodeSummary(bytes: Uint8Array): DecodeResult {
-  const r = decodeWire(bytes);
+  const cols = DECODE_COLUMNS;
+  const r = decodeColumns(bytes, cols);
   const w = r.summary;
   if (r.reason !== OK || w === null) return { ok: false, reason: reasonName(r.reason), message: `${r.message} (byte ${r.offset})` };
   let producerId: string;
@@ -87,50 +151,106 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
     return { ok: false, reason: BAD_UTF8, message: "producer id or a dimension value is not valid UTF-8" };
   }
   const codes = Array.from(w.dimensions);
-  const reported = codes.map((c) => DIMENSIONS[c]);
-  const template = {} as Record<Dimension, string | number>;
-  for (const d of DIMENSIONS) template[d] = absentValue(d);
+  const k = codes.length;
+  const m = cols.count;
   const responseCodeAt = codes.indexOf(RESPONSE_CODE);
-  const series: DecodedSeries[] = new Array(w.series.length);
-  for (let i = 0; i < series.length; i++) {
-    const ws = w.series[i];
-    const dimensions = { ...template };
-    for (let j = 0; j < codes.length; j++) dimensions[reported[j]] = strings[ws.refs[j]];
-    if (responseCodeAt >= 0) {
-      const text = strings[ws.refs[responseCodeAt]];
-      if (!RESPONSE_CODE_PATTERN.test(text)) {
+  if (responseCodeAt >= 0) {
+    // each string is checked once: 1 valid, 2 not a response code
+    const checked = new Uint8Array(strings.length);
+    for (let i = 0; i < m; i++) {
+      const ref = cols.refs[i * k + responseCodeAt];
+      if (checked[ref] === 0) checked[ref] = RESPONSE_CODE_PATTERN.test(strings[ref]) ? 1 : 2;
+      if (checked[ref] === 2) {
+        const text = strings[ref];
         return { ok: false, reason: BAD_DIMENSION_VALUE, message: `series ${i}: response_code ${JSON.stringify(text.slice(0, 40))} is not an integer in 0..999` };
       }
-      dimensions.response_code = Number(text);
     }
-    const s = ws.stats;
+  }
+  const buckets = cols.buckets;
+  const numbers = cols.numbers.slice(0, m * SERIES_FIELDS);
+  let requests = 0;
+  for (let i = 0; i < m; i++) requests += numbers[i * SERIES_FIELDS + FIELD_REQUESTS];
+  const owned: SummaryColumns = {
+    strings,
+    codes,
+    count: m,
+    refs: cols.refs.slice(0, m * k),
+    numbers,
+    scales: cols.scales.slice(0, m),
+    bucketEnd: cols.bucketEnd.slice(0, m),
+    bucketIndex: cols.bucketIndex.slice(0, buckets),
+    bucketCount: cols.bucketCount.slice(0, buckets),
+    requests,
+  };
+  const summary = {
+    producerId,
+    seq: w.seq,
+    windowStartMs: w.windowStartMs,
+    windowEndMs: w.windowEndMs,
+    flags: w.flags,
+    droppedRequests: w.droppedRequests,
+    droppedWindows: w.droppedWindows,
+    overflowKeys: w.overflowKeys,
+    reported: codes.map((c) => DIMENSIONS[c]),
+  } as DecodedSummary;
+  Object.defineProperty(summary, COLUMNS, { value: owned, configurable: true });
+  const settle = (series: DecodedSeries[]) => {
+    delete (summary as { [COLUMNS]?: SummaryColumns })[COLUMNS];
+    Object.defineProperty(summary, "series", { value: series, writable: true, enumerable: true, configurable: true });
+    return series;
+  };
+  Object.defineProperty(summary, "series", {
+    get: () => settle(seriesOfColumns(owned)),
+    set: settle,
+    enumerable: true,
+    configurable: true,
+  });
+  return { ok: true, summary };
+}
+
+/** Every dimension of series i (absent ones as their sentinel; response_code a number). */
+export function dimensionsOf(cols: SummaryColumns, i: number): Record<Dimension, string | number> {
+  const dimensions = { ...ABSENT };
+  const k = cols.codes.length;
+  for (let j = 0; j < k; j++) {
+    const code = cols.codes[j];
+    const text = cols.strings[cols.refs[i * k + j]];
+    dimensions[DIMENSIONS[code]] = code === RESPONSE_CODE ? Number(text) : text;
+  }
+  return dimensions;
+}
+
+/** The sketch JSON of series i. */
+export function sketchJsonOf(cols: SummaryColumns, i: number): SketchJson {
+  const from = i === 0 ? 0 : cols.bucketEnd[i - 1];
+  const to = cols.bucketEnd[i];
+  const s = cols.scales[i];
+  const z = cols.numbers[i * SERIES_FIELDS + FIELD_ZERO];
+  if (to === from) return { s, z, o: 0, c: [] };
+  const lo = cols.bucketIndex[from];
+  const c: number[] = new Array(cols.bucketIndex[to - 1] - lo + 1).fill(0);
+  for (let b = from; b < to; b++) c[cols.bucketIndex[b] - lo] = cols.bucketCount[b];
+  return { s, z, o: lo, c };
+}
+
+function seriesOfColumns(cols: SummaryColumns): DecodedSeries[] {
+  const series: DecodedSeries[] = new Array(cols.count);
+  const n = cols.numbers;
+  for (let i = 0; i < cols.count; i++) {
+    const at = i * SERIES_FIELDS;
     series[i] = {
-      dimensions,
-      requests: s.requests,
-      errors: s.errors,
-      requestBytes: s.requestBytes,
-      responseBytes: s.responseBytes,
-      latencySumUs: s.latencySumUs,
-      latencyMinUs: s.latencyMinUs,
-      latencyMaxUs: s.latencyMaxUs,
-      sketch: sketchToJson(s.sketch),
+      dimensions: dimensionsOf(cols, i),
+      requests: n[at + FIELD_REQUESTS],
+      errors: n[at + FIELD_ERRORS],
+      requestBytes: n[at + FIELD_REQUEST_BYTES],
+      responseBytes: n[at + FIELD_RESPONSE_BYTES],
+      latencySumUs: n[at + FIELD_LATENCY_SUM],
+      latencyMinUs: n[at + FIELD_LATENCY_MIN],
+      latencyMaxUs: n[at + FIELD_LATENCY_MAX],
+      sketch: sketchJsonOf(cols, i),
     };
   }
-  return {
-    ok: true,
-    summary: {
-      producerId,
-      seq: w.seq,
-      windowStartMs: w.windowStartMs,
-      windowEndMs: w.windowEndMs,
-      flags: w.flags,
-      droppedRequests: w.droppedRequests,
-      droppedWindows: w.droppedWindows,
-      overflowKeys: w.overflowKeys,
-      reported,
-      series,
-    },
-  };
+  return series;
 }
 
 /** What encodeSummary needs: a DecodedSummary, with the header counters optional. */

@@ -390,7 +390,78 @@ export class WireSummary {
   dimensions: Int32Array = new Int32Array(0);
   /** The string table: views into the input. */
   strings: Array<Uint8Array> = new Array<Uint8Array>();
+  /** Filled by decodeWire; decodeColumns leaves it empty and fills a SeriesColumns instead. */
   series: Array<WireSeries> = new Array<WireSeries>();
+}
+
+// Per-series numbers in SeriesColumns.numbers, SERIES_FIELDS per series.
+export const FIELD_REQUESTS: i32 = 0;
+export const FIELD_ERRORS: i32 = 1;
+export const FIELD_REQUEST_BYTES: i32 = 2;
+export const FIELD_RESPONSE_BYTES: i32 = 3;
+export const FIELD_LATENCY_SUM: i32 = 4;
+export const FIELD_LATENCY_MIN: i32 = 5;
+export const FIELD_LATENCY_MAX: i32 = 6;
+/** The sketch's zero count. */
+export const FIELD_ZERO: i32 = 7;
+export const SERIES_FIELDS: i32 = 8;
+
+/**
+ * The series of a summary as flat columns, so decoding allocates nothing per series (decodeColumns).
+ * Series i: dimension refs `refs[i * dims + j]`, numbers `numbers[i * SERIES_FIELDS + FIELD_*]`, sketch
+ * scale `scales[i]` and its non-empty buckets, in increasing index order, at positions
+ * [bucketEnd[i - 1] (0 for i = 0), bucketEnd[i]) of `bucketIndex`/`bucketCount`. Reusable: every decode
+ * overwrites it, growing the arrays when needed. Only the first `count` series / `buckets` entries are valid.
+ */
+export class SeriesColumns {
+  count: i32 = 0;
+  dims: i32 = 0;
+  buckets: i32 = 0;
+  refs: Int32Array = new Int32Array(1024);
+  numbers: Float64Array = new Float64Array(64 * SERIES_FIELDS);
+  scales: Int32Array = new Int32Array(64);
+  bucketEnd: Int32Array = new Int32Array(64);
+  bucketIndex: Int32Array = new Int32Array(4096);
+  bucketCount: Float64Array = new Float64Array(4096);
+
+  /** Index of series i's first bucket in bucketIndex/bucketCount. */
+  bucketStart(i: i32): i32 {
+    return i == 0 ? 0 : unchecked(this.bucketEnd[i - 1]);
+  }
+
+  // Room for series `i` (its refs and numbers) before it is written.
+  reserveSeries(i: i32): void {
+    if (i >= this.scales.length) {
+      const size = this.scales.length * 2;
+      this.scales = growInts(this.scales, size);
+      this.bucketEnd = growInts(this.bucketEnd, size);
+      this.numbers = growFloats(this.numbers, size * SERIES_FIELDS);
+    }
+    const refsNeeded = (i + 1) * this.dims;
+    if (refsNeeded > this.refs.length) this.refs = growInts(this.refs, refsNeeded * 2);
+  }
+
+  // Room for `n` more bucket entries.
+  reserveBuckets(n: i32): void {
+    const need = this.buckets + n;
+    if (need <= this.bucketIndex.length) return;
+    let size = this.bucketIndex.length * 2;
+    while (size < need) size = size * 2;
+    this.bucketIndex = growInts(this.bucketIndex, size);
+    this.bucketCount = growFloats(this.bucketCount, size);
+  }
+}
+
+function growInts(a: Int32Array, size: i32): Int32Array {
+  const next = new Int32Array(size);
+  for (let i = 0; i < a.length; i++) unchecked((next[i] = a[i]));
+  return next;
+}
+
+function growFloats(a: Float64Array, size: i32): Float64Array {
+  const next = new Float64Array(size);
+  for (let i = 0; i < a.length; i++) unchecked((next[i] = a[i]));
+  return next;
 }
 
 // Hands out zeroed slices of large blocks, so decoded sketches share a few allocations.
@@ -595,6 +666,48 @@ class Cursor {
  * code (reasonName), a message and the byte offset where decoding stopped.
  */
 export function decodeWire(input: Uint8Array): DecodeResult {
+  const r = decodeColumns(input, WIRE_COLUMNS);
+  const s = r.summary;
+  if (s === null) return r;
+  const cols = WIRE_COLUMNS;
+  const k = cols.dims;
+  const arena = new Arena();
+  for (let i = 0; i < cols.count; i++) {
+    const at = i * SERIES_FIELDS;
+    const stats = new SeriesStats(cols.scales[i]);
+    stats.requests = cols.numbers[at + FIELD_REQUESTS];
+    stats.errors = cols.numbers[at + FIELD_ERRORS];
+    stats.requestBytes = cols.numbers[at + FIELD_REQUEST_BYTES];
+    stats.responseBytes = cols.numbers[at + FIELD_RESPONSE_BYTES];
+    stats.latencySumUs = cols.numbers[at + FIELD_LATENCY_SUM];
+    stats.latencyMinUs = cols.numbers[at + FIELD_LATENCY_MIN];
+    stats.latencyMaxUs = cols.numbers[at + FIELD_LATENCY_MAX];
+    const sk = stats.sketch;
+    sk.addZero(cols.numbers[at + FIELD_ZERO]);
+    const from = cols.bucketStart(i);
+    const to = cols.bucketEnd[i];
+    if (to > from) {
+      const lo = cols.bucketIndex[from];
+      const hi = cols.bucketIndex[to - 1];
+      sk.adopt(arena.take(hi - lo + 1), lo, hi);
+      for (let b = from; b < to; b++) sk.addToBucket(unchecked(cols.bucketIndex[b]), unchecked(cols.bucketCount[b]));
+    }
+    s.series.push(new WireSeries(cols.refs.slice(i * k, i * k + k), stats));
+  }
+  return r;
+}
+
+// decodeWire's columns, reused by every call.
+const WIRE_COLUMNS: SeriesColumns = new SeriesColumns();
+
+/**
+ * Decodes and validates a v1 summary like decodeWire, but leaves the series in `cols` (overwriting what
+ * it held) instead of building objects: the result's summary has the header and the string table, and
+ * an empty `series`. Same reasons, messages and offsets as decodeWire.
+ */
+export function decodeColumns(input: Uint8Array, cols: SeriesColumns): DecodeResult {
+  cols.count = 0;
+  cols.buckets = 0;
   const len = input.length;
   const magicLength = len < 4 ? len : 4;
   for (let i = 0; i < magicLength; i++) {
@@ -618,13 +731,13 @@ export function decodeWire(input: Uint8Array): DecodeResult {
   if (stored != crc32(input, 0, bodyEnd)) return new DecodeResult(BAD_CHECKSUM, "CRC-32 mismatch", bodyEnd, null);
 
   const c = new Cursor(input, bodyStart, bodyEnd);
-  const summary = decodeBody(c, f64(len));
+  const summary = decodeBody(c, f64(len), cols);
   if (!c.failed && c.pos != bodyEnd) c.fail(TRAILING_BYTES, "bytes after the last series inside the body");
   if (c.failed) return new DecodeResult(c.reason, c.message, c.at, null);
   return new DecodeResult(OK, "", bodyEnd + 4, summary);
 }
 
-function decodeBody(c: Cursor, inputLength: f64): WireSummary {
+function decodeBody(c: Cursor, inputLength: f64, cols: SeriesColumns): WireSummary {
   const s = new WireSummary();
   const idStart = c.pos;
   const idLength = c.bounded("producer id length", MAX_PRODUCER_ID_BYTES, BAD_PRODUCER_ID);
@@ -680,8 +793,7 @@ function decodeBody(c: Cursor, inputLength: f64): WireSummary {
   const m = c.bounded("series count", MAX_SERIES, TOO_MANY_SERIES);
   if (m > c.remaining()) c.fail(TRUNCATED, "series count exceeds the remaining bytes");
   const fullMask: f64 = f64((1 << k) - 1);
-  const refs = new Int32Array(k);
-  const arena = new Arena();
+  cols.dims = k;
   let spanBudget = SPAN_BUDGET_BASE + SPAN_BUDGET_PER_BYTE * inputLength;
   for (let i = 0; i < m && !c.failed; i++) {
     const maskAt = c.pos;
@@ -691,21 +803,23 @@ function decodeBody(c: Cursor, inputLength: f64): WireSummary {
       c.fail(BAD_DIMENSION_MASK, "series " + i.toString() + ": dimension mask names absent dimensions or omits one in the first series");
       break;
     }
+    cols.reserveSeries(i);
+    const refs = cols.refs;
     const bits = i32(mask);
+    const at = i * k;
     for (let j = 0; j < k; j++) {
-      if ((bits & (1 << j)) == 0) continue;
-      const ref = c.bounded("string reference", n - 1, BAD_STRING_REF);
-      refs[j] = ref;
+      // an unchanged value repeats the previous series' reference
+      if ((bits & (1 << j)) == 0) unchecked((refs[at + j] = refs[at - k + j]));
+      else unchecked((refs[at + j] = c.bounded("string reference", n - 1, BAD_STRING_REF)));
     }
-    const stats = decodeSeries(c, i, arena);
+    const width = decodeSeries(c, i, cols);
     if (c.failed) break;
-    const width = stats.sketch.lo <= stats.sketch.hi ? f64(stats.sketch.hi - stats.sketch.lo + 1) : 0.0;
     spanBudget -= width;
     if (spanBudget < 0.0) {
       c.fail(SKETCH_TOO_WIDE, "sketches span more buckets than the input size allows");
       break;
     }
-    s.series.push(new WireSeries(refs.slice(0), stats));
+    cols.count = i + 1;
   }
   return s;
 }
@@ -715,7 +829,8 @@ function inSeries(i: i32, text: string): string {
   return "series " + i.toString() + ": " + text;
 }
 
-function decodeSeries(c: Cursor, i: i32, arena: Arena): SeriesStats {
+// Decodes series i into `cols` (numbers, scale, buckets); returns its sketch's span in buckets.
+function decodeSeries(c: Cursor, i: i32, cols: SeriesColumns): f64 {
   const requestsAt = c.pos;
   const requests = c.varint("requests");
   if (requests == 0.0) {
@@ -746,41 +861,43 @@ function decodeSeries(c: Cursor, i: i32, arena: Arena): SeriesStats {
   if (f64(nb) > requests - zero || f64(nb) > f64(c.remaining()) * 4.0) {
     c.fail(COUNT_MISMATCH, inSeries(i, "more non-empty buckets than values"));
   }
-  const stats = new SeriesStats(scale);
-  if (c.failed) return stats;
-  stats.requests = requests;
-  stats.errors = errors;
-  stats.requestBytes = requestBytes;
-  stats.responseBytes = responseBytes;
-  stats.latencySumUs = sum;
-  stats.latencyMinUs = min;
-  stats.latencyMaxUs = max;
-  const sk = stats.sketch;
-  sk.addZero(zero);
+  if (c.failed) return 0.0;
+  const at = i * SERIES_FIELDS;
+  const numbers = cols.numbers;
+  unchecked((numbers[at + FIELD_REQUESTS] = requests));
+  unchecked((numbers[at + FIELD_ERRORS] = errors));
+  unchecked((numbers[at + FIELD_REQUEST_BYTES] = requestBytes));
+  unchecked((numbers[at + FIELD_RESPONSE_BYTES] = responseBytes));
+  unchecked((numbers[at + FIELD_LATENCY_SUM] = sum));
+  unchecked((numbers[at + FIELD_LATENCY_MIN] = min));
+  unchecked((numbers[at + FIELD_LATENCY_MAX] = max));
+  unchecked((numbers[at + FIELD_ZERO] = zero));
+  unchecked((cols.scales[i] = scale));
+  let total: f64 = 0.0;
+  let lo: i32 = 0;
+  let hi: i32 = -1;
   if (nb > 0) {
     const first = c.signed("first bucket index", -1, maxBucketIndex(scale), BAD_SKETCH);
-    if (c.failed) return stats;
-    // Buckets are read into scratch first: the last index sizes the sketch, which is then filled once.
-    const last = readBuckets(c, i, scale, first, nb, requests - zero);
-    if (c.failed) return stats;
-    sk.adopt(arena.take(last - first + 1), first, last);
-    for (let b = 0; b < nb; b++) sk.addToBucket(unchecked(scratchIndex[b]), unchecked(scratchCount[b]));
+    if (c.failed) return 0.0;
+    total = readBuckets(c, i, scale, first, nb, requests - zero, cols);
+    if (c.failed) return 0.0;
+    lo = unchecked(cols.bucketIndex[cols.buckets]);
+    hi = unchecked(cols.bucketIndex[cols.buckets + nb - 1]);
+    cols.buckets += nb;
   }
-  if (sk.count != requests) c.fail(COUNT_MISMATCH, inSeries(i, "sketch holds a different number of values than requests"));
-  else checkLatency(c, i, stats, latencyAt);
-  return stats;
+  unchecked((cols.bucketEnd[i] = cols.buckets));
+  if (zero + total != requests) c.fail(COUNT_MISMATCH, inSeries(i, "sketch holds a different number of values than requests"));
+  else checkLatency(c, i, requests, sum, min, max, zero, scale, lo, hi, latencyAt);
+  return f64(hi - lo + 1);
 }
 
-// Bucket entries of the sketch being decoded; nb is at most maxBucketIndex(MAX_SCALE) + 2.
-let scratchIndex: Int32Array = new Int32Array(256);
-let scratchCount: Float64Array = new Float64Array(256);
-
-// Reads the parameters and `nb` bucket entries into the scratch arrays; returns the last index.
-function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget: f64): i32 {
-  if (scratchIndex.length < nb) {
-    scratchIndex = new Int32Array(nb);
-    scratchCount = new Float64Array(nb);
-  }
+// Reads the parameters and `nb` bucket entries into cols after its `buckets` valid entries (without
+// counting them in); returns the sum of their counts.
+function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget: f64, cols: SeriesColumns): f64 {
+  cols.reserveBuckets(nb);
+  const indices = cols.bucketIndex;
+  const counts = cols.bucketCount;
+  const base = cols.buckets;
   const maxIndex = f64(maxBucketIndex(scale));
   const paramsAt = c.pos;
   const params = c.pos < c.end ? i32(c.buf[c.pos]) : 0;
@@ -797,40 +914,35 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
     const half = Math.floor(zz / 2.0);
     count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
     total += count;
-    if (c.failed) return 0;
+    if (c.failed) return 0.0;
     if (index > maxIndex) {
       c.fail(BAD_SKETCH, inSeries(i, "bucket index beyond the largest latency"));
-      return 0;
+      return 0.0;
     }
     if (count < 1.0 || total > budget) {
       c.fail(COUNT_MISMATCH, inSeries(i, "bucket counts do not add up to requests"));
-      return 0;
+      return 0.0;
     }
-    unchecked((scratchIndex[b] = i32(index)));
-    unchecked((scratchCount[b] = count));
+    unchecked((indices[base + b] = i32(index)));
+    unchecked((counts[base + b] = count));
   }
   c.alignBits();
-  return i32(index);
+  return total;
 }
 
-// min <= max, each in the bucket the sketch says, and min * n <= sum <= max * n (sum may saturate).
-function checkLatency(c: Cursor, i: i32, s: SeriesStats, at: i32): void {
-  const sk = s.sketch;
-  const min = s.latencyMinUs;
-  const max = s.latencyMaxUs;
+// min <= max, each in the bucket the sketch says ([lo, hi] its non-empty range, lo > hi when none), and
+// min * n <= sum <= max * n (sum may saturate).
+function checkLatency(c: Cursor, i: i32, requests: f64, sum: f64, min: f64, max: f64, zero: f64, scale: i32, lo: i32, hi: i32, at: i32): void {
   let ok = min <= max && max <= MAX_VALUE_US;
   if (ok) {
-    if (sk.zeroCount > 0.0) ok = min == 0.0;
-    else ok = min >= 1.0 && bucketIndex(min, sk.scale) == sk.lo;
+    if (zero > 0.0) ok = min == 0.0;
+    else ok = min >= 1.0 && bucketIndex(min, scale) == lo;
   }
   if (ok) {
-    if (sk.lo <= sk.hi) ok = max >= 1.0 && bucketIndex(max, sk.scale) == sk.hi;
+    if (lo <= hi) ok = max >= 1.0 && bucketIndex(max, scale) == hi;
     else ok = max == 0.0;
   }
-  if (ok) {
-    const sum = s.latencySumUs;
-    ok = sum <= max * s.requests && (sum >= min * s.requests || sum == MAX_COUNTER);
-  }
+  if (ok) ok = sum <= max * requests && (sum >= min * requests || sum == MAX_COUNTER);
   if (!ok) {
     c.pos = at;
     c.fail(BAD_LATENCY, inSeries(i, "latency sum/min/max disagree with each other or with the sketch"));
