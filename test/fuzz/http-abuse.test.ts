@@ -200,6 +200,24 @@ describe("collector under HTTP abuse", () => {
     expect(loaded).toBe(acknowledged);
   });
 
+  it("runs open only when told to, and says so in its log", async () => {
+    const open = new CollectorReplica("open", { MESHLOOK_DATA_DIR: join(dir, "open"), MESHLOOK_AUTH_DISABLED: "true" });
+    try {
+      await open.start();
+      const warning = open
+        .logs()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .find((l) => /AUTHENTICATION IS DISABLED/.test(l.msg));
+      expect(warning?.level).toBe(40); // pino "warn"
+      const res = await fetch(open.url + INGEST_PATH, { method: "POST", headers: { "content-type": SUMMARY_TYPE }, body: new Uint8Array(validBody()) });
+      expect(res.status).toBe(200);
+    } finally {
+      await open.kill();
+    }
+  });
+
   // Known gap: the HTTP server has no request timeout (Fastify's requestTimeout defaults to 0), so a body
   // that never finishes holds its connection and socket for ever; only headers are bounded (60 s).
   // Expected: a bounded requestTimeout (e.g. 30 s) answering 408. Flip to `it` when configured.
