@@ -9,7 +9,7 @@
 //     commit. It inserts only candidates, so when it reports |C| inserted rows and a count read after it
 //     finds each candidate in the ledger exactly once, this transaction has claimed all of C; otherwise
 //     (another replica committed some of C in between) it rolls back and starts again from 1;
-//  3. the fact rows for C (rolled up by collector/rollup.ts) are inserted, then COMMIT.
+//  3. the fact rows for C (rolled up by collector/rollup.ts before BEGIN) are inserted, then COMMIT.
 // A crash or lost response after COMMIT leaves the ledger rows in place, so the retried batch finds
 // every summary in step 1 and loads nothing twice.
 import type { Logger } from "pino";
@@ -18,7 +18,8 @@ import { snowflakeQuantileUdfBody } from "../../shared/quantile.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
-import { rollup, type MinuteRow } from "../rollup.ts";
+import { MinuteRollup, type MinuteRow } from "../rollup.ts";
+import { Yielder } from "../yielder.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
@@ -66,12 +67,6 @@ function classify(err: unknown, doing: string): SnowflakeSinkError {
 }
 
 const sqlTimestamp = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
@@ -195,14 +190,25 @@ export class SnowflakeSink implements Sink {
   private async loadOnce(unique: DecodedSummary[]): Promise<LoadResult> {
     const c = await this.connection();
     const loadedAt = sqlTimestamp(Date.now());
+    // Every CPU-bound loop below (ledger rows, rollup, fact rows) yields to the event loop in slices:
+    // with the 900 s default a batch is large, and ingest must keep acknowledging while it loads.
+    const yielder = new Yielder();
     // Step 1 (no transaction: the temporary table is private to this session).
     await this.exec(c, SNOWFLAKE_SQL.clearBatch);
-    const ledgerRows = unique.map((s) => [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt]);
-    await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, LEDGER_COLUMNS.length, ledgerRows);
+    const ledgerRows = (function* () {
+      for (const s of unique) yield [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt];
+    })();
+    await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, LEDGER_COLUMNS.length, ledgerRows, yielder);
     await this.exec(c, SNOWFLAKE_SQL.dropLedgered);
     const candidates = new Set((await this.exec(c, SNOWFLAKE_SQL.candidates)).rows.map((r) => ledgerKey(String(r.PRODUCER_ID), Number(r.SEQ))));
     const fresh = unique.filter((s) => candidates.has(ledgerKey(s.producerId, s.seq)));
     if (fresh.length === 0) return { loaded: 0, duplicates: unique.length, rows: 0 };
+    // Rolled up before BEGIN, so the ledger lock other replicas wait for is not held through CPU work.
+    const minutes = new MinuteRollup();
+    for (const s of fresh) {
+      minutes.add(s);
+      await yielder.maybe();
+    }
     // Steps 2 and 3.
     await this.exec(c, SNOWFLAKE_SQL.begin);
     try {
@@ -214,19 +220,37 @@ export class SnowflakeSink implements Sink {
       if (claimed !== fresh.length || inLedger !== fresh.length) {
         throw new SnowflakeSinkError("conflict", `load: another collector claimed some of ${fresh.length} summaries meanwhile; retrying`);
       }
-      const rows = rollup(fresh);
-      await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, FACT_COLUMNS.length, rows.map((r) => factRow(r, loadedAt)));
+      const facts = (function* () {
+        for (const r of minutes.rows()) yield factRow(r, loadedAt);
+      })();
+      const rows = await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, FACT_COLUMNS.length, facts, yielder);
       await this.exec(c, SNOWFLAKE_SQL.commit);
-      return { loaded: fresh.length, duplicates: unique.length - fresh.length, rows: rows.length };
+      return { loaded: fresh.length, duplicates: unique.length - fresh.length, rows };
     } catch (err) {
       await this.exec(c, SNOWFLAKE_SQL.rollback).catch(() => undefined);
       throw err;
     }
   }
 
-  private async insertChunked(c: snowflake.Connection, sql: string, columns: number, rows: unknown[][]): Promise<void> {
+  /**
+   * Sends `rows` in statements of at most maxBinds bound values, building each chunk only when the one
+   * before it is sent and yielding between rows as `yielder` says; returns the number of rows sent.
+   */
+  private async insertChunked(c: snowflake.Connection, sql: string, columns: number, rows: Iterable<unknown[]>, yielder: Yielder): Promise<number> {
     const perStatement = Math.max(1, Math.floor(this.maxBinds / columns));
-    for (const chunk of chunks(rows, perStatement)) await this.exec(c, sql, chunk);
+    let chunk: unknown[][] = [];
+    let sent = 0;
+    for (const row of rows) {
+      chunk.push(row);
+      if (chunk.length === perStatement) {
+        await this.exec(c, sql, chunk);
+        sent += chunk.length;
+        chunk = [];
+      }
+      await yielder.maybe();
+    }
+    if (chunk.length > 0) await this.exec(c, sql, chunk);
+    return sent + chunk.length;
   }
 
   /** Checks that the warehouse is reachable without resuming it: a session heartbeat needs no warehouse. */
