@@ -1,4 +1,6 @@
 // Test-side builders with independent math (straight from docs/schema.md), shared by the collector tests.
+import parsePrometheus from "parse-prometheus-text-format";
+import type { RunningCollector } from "../../collector/collector.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
@@ -91,4 +93,18 @@ export function invalidBodies(valid: Uint8Array): [Uint8Array, string][] {
     [Buffer.concat([valid, Buffer.from([0])]), "trailing_bytes"],
     [encode(badCode), "bad_dimension_value"],
   ];
+}
+
+/** A collector's /metrics as `name{label=value,...}` → value (histograms: their count). */
+export async function metricValues(c: RunningCollector): Promise<Map<string, number>> {
+  const res = await c.app.inject({ method: "GET", url: "/metrics" });
+  if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`);
+  const out = new Map<string, number>();
+  for (const fam of parsePrometheus(res.body)) {
+    for (const m of fam.metrics) {
+      const labels = Object.entries(m.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+      out.set(labels ? `${fam.name}{${labels}}` : fam.name, Number(m.value ?? m.count));
+    }
+  }
+  return out;
 }

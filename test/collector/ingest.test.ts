@@ -5,14 +5,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import parsePrometheus from "parse-prometheus-text-format";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { Spool } from "../../collector/spool.ts";
-import { encode, invalidBodies, latencies, series, summary, totals } from "./helpers.ts";
+import { encode, invalidBodies, latencies, metricValues, series, summary, totals } from "./helpers.ts";
 
 const dirs: string[] = [];
 const running: RunningCollector[] = [];
@@ -46,19 +45,6 @@ const post = (c: RunningCollector, body: Uint8Array | string, headers: Record<st
     payload: Buffer.from(body),
     headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer token-new", ...headers },
   });
-
-async function metricValues(c: RunningCollector): Promise<Map<string, number>> {
-  const res = await c.app.inject({ method: "GET", url: "/metrics" });
-  expect(res.statusCode).toBe(200);
-  const out = new Map<string, number>();
-  for (const fam of parsePrometheus(res.body)) {
-    for (const m of fam.metrics) {
-      const labels = Object.entries(m.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
-      out.set(labels ? `${fam.name}{${labels}}` : fam.name, Number(m.value ?? m.count));
-    }
-  }
-  return out;
-}
 
 async function warehouseTotals(c: RunningCollector) {
   const conn = (c.sink as DuckDBSink).connection;

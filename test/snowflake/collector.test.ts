@@ -11,6 +11,7 @@ import { loadConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import { FACT_TABLE } from "../../shared/schema.ts";
+import { metricValues } from "../collector/helpers.ts";
 import { HOSTILE_VALUES, standForSuite, traffic } from "./helpers.ts";
 
 describe("collector with the Snowflake sink", () => {
@@ -48,4 +49,34 @@ describe("collector with the Snowflake sink", () => {
       await c.close();
     }
   });
+
+  it("counts sink retries and failed loads by the sink's reason on /metrics", async () => {
+    const config = loadConfig({ ...s.env(), MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-sfc-")), MESHLOOK_INGEST_TOKENS: "t0ken", MESHLOOK_LOAD_INTERVAL_S: "3600" });
+    const c = await startCollector(config, pino({ level: "silent" }), { listen: false });
+    try {
+      await c.loader.loadNow();
+      const t = traffic(32, 2, 2);
+      for (const summary of t.summaries) {
+        const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encodeSummary(summary)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" } });
+        expect(res.statusCode).toBe(200);
+      }
+      const before = await requestsLoaded();
+      // A permanent error: the load fails, the spool keeps the summaries.
+      s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "003001", sqlState: "42501", message: "Insufficient privileges to operate on table" });
+      await c.loader.loadNow();
+      expect(await requestsLoaded()).toBe(before);
+      // A transient one, retried inside the next load, which then succeeds.
+      s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "000625", sqlState: "57014", message: "Statement reached its statement or warehouse timeout" });
+      await c.loader.loadNow();
+      expect(await requestsLoaded()).toBe(before + t.requests);
+      const m = await metricValues(c);
+      expect(m.get("meshlook_load_failures_total{reason=sql}")).toBe(1);
+      expect(m.get("meshlook_load_retries_total{reason=transient}")).toBe(1);
+      expect([...m.keys()].filter((k) => /^meshlook_load_(failures|retries)_total/.test(k))).toHaveLength(2);
+    } finally {
+      await c.close();
+    }
+  });
+
+  const requestsLoaded = async () => Number((await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`))[0].n);
 });
