@@ -9,15 +9,15 @@
 import { DIMENSIONS } from "../shared/schema.ts";
 import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
 import {
-  FIELD_ERRORS,
-  FIELD_LATENCY_MAX,
-  FIELD_LATENCY_MIN,
-  FIELD_LATENCY_SUM,
-  FIELD_REQUESTS,
-  FIELD_REQUEST_BYTES,
-  FIELD_RESPONSE_BYTES,
-  FIELD_ZERO,
-  SERIES_FIELDS,
+  FIELD_ERRORS as ERRORS,
+  FIELD_LATENCY_MAX as LATENCY_MAX,
+  FIELD_LATENCY_MIN as LATENCY_MIN,
+  FIELD_LATENCY_SUM as LATENCY_SUM,
+  FIELD_REQUESTS as REQUESTS,
+  FIELD_REQUEST_BYTES as REQUEST_BYTES,
+  FIELD_RESPONSE_BYTES as RESPONSE_BYTES,
+  FIELD_ZERO as ZERO,
+  SERIES_FIELDS as FIELDS,
   absentValue,
   dimensionsOf,
   sketchJsonOf,
@@ -28,6 +28,17 @@ import {
 } from "./summary.ts";
 
 const MINUTE_MS = 60_000;
+// Module-local copies of the column layout: tsx runs these modules as CommonJS, where every read of an
+// imported binding is a getter call (through each re-export), and the fold reads them per series.
+const FIELD_REQUESTS = REQUESTS;
+const FIELD_ERRORS = ERRORS;
+const FIELD_REQUEST_BYTES = REQUEST_BYTES;
+const FIELD_RESPONSE_BYTES = RESPONSE_BYTES;
+const FIELD_LATENCY_SUM = LATENCY_SUM;
+const FIELD_LATENCY_MIN = LATENCY_MIN;
+const FIELD_LATENCY_MAX = LATENCY_MAX;
+const FIELD_ZERO = ZERO;
+const SERIES_FIELDS = FIELDS;
 
 /** One fact row before the sink adds `loaded_at`: a series' numbers summed over its minute. */
 export interface MinuteRow extends DecodedSeries {
@@ -48,15 +59,18 @@ export function attributedMinute(windowEndMs: number): number {
  * not matter. Callers dedupe by (producerId, seq) first — the rollup counts what it is given.
  */
 export class MinuteRollup {
-  private readonly acc = new Map<string, MinuteRow>();
-  // Row keys are the minute followed by small ids, one per distinct dimension value, instead of the values
-  // themselves: two UTF-16 units per dimension in DIMENSIONS order.
+  private readonly list: MinuteRow[] = [];
+  // Rows by a hash of their key (the minute and the id of each dimension value, ids handed out per
+  // distinct value); rows whose hashes collide chain through Slot.next. Cheaper than a string key per
+  // series update.
+  private readonly slots = new Map<number, Slot>();
   private readonly ids = new Map<string, number>();
-  private readonly key: number[] = new Array(2 * DIMENSIONS.length).fill(0);
+  private readonly key = new Int32Array(DIMENSIONS.length);
   private readonly absentIds = DIMENSIONS.map((d) => this.idOf(String(absentValue(d))));
+  private hash = 0;
 
   get size(): number {
-    return this.acc.size;
+    return this.list.length;
   }
 
   add(summary: DecodedSummary): void {
@@ -80,22 +94,36 @@ export class MinuteRollup {
     return id;
   }
 
-  private setKey(slot: number, id: number): void {
-    this.key[slot] = id & 0xffff;
-    this.key[slot + 1] = id >>> 16;
+  // The row filed under the key in `key` for `minuteMs`, if any; leaves the key's hash in `hash`.
+  private find(minuteMs: number): MinuteRow | undefined {
+    const key = this.key;
+    let h = (minuteMs / MINUTE_MS) | 0;
+    for (let d = 0; d < key.length; d++) {
+      h = Math.imul(h ^ key[d], 0x9e3779b1);
+      h ^= h >>> 15;
+    }
+    this.hash = h;
+    for (let s = this.slots.get(h); s !== undefined; s = s.next) {
+      if (s.minuteMs !== minuteMs) continue;
+      let d = 0;
+      while (d < key.length && s.ids[d] === key[d]) d++;
+      if (d === key.length) return s.row;
+    }
+    return undefined;
   }
 
-  private keyString(minuteMs: number): string {
-    return minuteMs + String.fromCharCode.apply(null, this.key);
+  // Files a new row under the key `find` just missed.
+  private file(minuteMs: number, row: MinuteRow): void {
+    this.slots.set(this.hash, { row, minuteMs, ids: this.key.slice(), next: this.slots.get(this.hash) });
+    this.list.push(row);
   }
 
   private addSeries(minuteMs: number, s: DecodedSeries): void {
-    for (let d = 0; d < DIMENSIONS.length; d++) this.setKey(2 * d, this.idOf(String(s.dimensions[DIMENSIONS[d]])));
-    const key = this.keyString(minuteMs);
-    const r = this.acc.get(key);
+    for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
+    const r = this.find(minuteMs);
     if (r === undefined) {
       const k = s.sketch;
-      this.acc.set(key, { ...s, minuteMs, sketch: { s: k.s, z: k.z, o: k.o, c: k.c.slice() } });
+      this.file(minuteMs, { ...s, minuteMs, sketch: { s: k.s, z: k.z, o: k.o, c: k.c.slice() } });
       return;
     }
     r.requests += s.requests;
@@ -113,15 +141,14 @@ export class MinuteRollup {
     const ids = cols.strings.map((v) => this.idOf(v));
     const codes = cols.codes;
     const k = codes.length;
-    for (let d = 0; d < DIMENSIONS.length; d++) this.setKey(2 * d, this.absentIds[d]);
+    for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.absentIds[d];
     const n = cols.numbers;
     for (let i = 0; i < cols.count; i++) {
-      for (let j = 0; j < k; j++) this.setKey(2 * codes[j], ids[cols.refs[i * k + j]]);
-      const key = this.keyString(minuteMs);
+      for (let j = 0; j < k; j++) this.key[codes[j]] = ids[cols.refs[i * k + j]];
       const at = i * SERIES_FIELDS;
-      const r = this.acc.get(key);
+      const r = this.find(minuteMs);
       if (r === undefined) {
-        this.acc.set(key, {
+        this.file(minuteMs, {
           dimensions: dimensionsOf(cols, i),
           requests: n[at + FIELD_REQUESTS],
           errors: n[at + FIELD_ERRORS],
@@ -149,13 +176,20 @@ export class MinuteRollup {
 
   /** The rows, one per (minute, series). */
   *rows(): Generator<MinuteRow> {
-    for (const r of this.acc.values()) {
+    for (const r of this.list) {
       const c = r.sketch.c;
       // Stored sketches list buckets from the first to the last non-empty one.
       if (c.length > 0 && (c[0] === 0 || c[c.length - 1] === 0)) r.sketch = meshSketchMerge([r.sketch])!;
       yield r;
     }
   }
+}
+
+interface Slot {
+  row: MinuteRow;
+  minuteMs: number;
+  ids: Int32Array;
+  next: Slot | undefined;
 }
 
 // meshSketchAddInto for series i of `cols` at the accumulator's scale, straight from its sparse buckets.

@@ -908,9 +908,10 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
   let index: f64 = f64(first) - 1.0;
   let count: f64 = 0.0;
   let total: f64 = 0.0;
+  bitPos = c.pos * 8;
   for (let b = 0; b < nb; b++) {
-    index += c.rice(kGap) + 1.0;
-    const zz = c.rice(kCount);
+    index += readRice(c, kGap) + 1.0;
+    const zz = readRice(c, kCount);
     const half = Math.floor(zz / 2.0);
     count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
     total += count;
@@ -926,8 +927,61 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
     unchecked((indices[base + b] = i32(index)));
     unchecked((counts[base + b] = count));
   }
+  c.pos = bitPos >> 3;
+  c.bitOffset = bitPos & 7;
   c.alignBits();
   return total;
+}
+
+// Position (byte * 8 + bit) of the sketch bit stream readBuckets is reading. Bit positions are i32, so
+// inputs from MAX_FAST_END bytes on take the cursor's reader only.
+let bitPos: i32 = 0;
+const MAX_FAST_END: i32 = 1 << 27;
+
+// A Rice value at bitPos, advancing it: the inline reader when no escape follows and the input surely
+// holds the value (at most 7 bytes from bitPos), otherwise the cursor's reader, which handles escapes
+// and truncation.
+function readRice(c: Cursor, k: i32): f64 {
+  if (c.end < MAX_FAST_END && (bitPos >> 3) + 7 <= c.end) {
+    const v = riceInline(c.buf, k);
+    if (v >= 0.0) return v;
+  }
+  c.pos = bitPos >> 3;
+  c.bitOffset = bitPos & 7;
+  const v = c.rice(k);
+  bitPos = c.pos * 8 + c.bitOffset;
+  return v;
+}
+
+// Cursor.rice on a bit position kept in a local; -1 (bitPos unchanged) when the value is escaped.
+function riceInline(buf: Uint8Array, k: i32): f64 {
+  let p = bitPos;
+  let q: i32 = 0;
+  while (true) {
+    const shift = p & 7;
+    // the unread bits of this byte at the top of an i32; below them zeros, so the count stops there
+    const ones = clz(~(i32(unchecked(buf[p >> 3])) << (24 + shift)));
+    const avail = 8 - shift;
+    if (ones < avail) {
+      q += ones;
+      p += ones + 1;
+      break;
+    }
+    q += avail;
+    p += avail;
+    if (q >= RICE_ESCAPE) return -1.0;
+  }
+  if (q >= RICE_ESCAPE) return -1.0;
+  let low: i32 = 0;
+  if (k > 0) {
+    // k <= 15 bits from bit (p & 7) lie within three bytes
+    const at = p >> 3;
+    const window = (i32(unchecked(buf[at])) << 16) | (i32(unchecked(buf[at + 1])) << 8) | i32(unchecked(buf[at + 2]));
+    low = (window >>> (24 - (p & 7) - k)) & ((1 << k) - 1);
+    p += k;
+  }
+  bitPos = p;
+  return f64(q) * f64(1 << k) + f64(low);
 }
 
 // min <= max, each in the bucket the sketch says ([lo, hi] its non-empty range, lo > hi when none), and
