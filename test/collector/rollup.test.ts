@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { attributedMinute, rollup } from "../../collector/rollup.ts";
+import { attributedMinute, rollup, type MinuteRow } from "../../collector/rollup.ts";
+import { decodeSummary, summaryColumns, type DecodedSeries, type DecodedSummary } from "../../collector/summary.ts";
+import { DIMENSIONS, type Dimension } from "../../shared/schema.ts";
 import { meshQuantile, meshSketchAddInto, meshSketchMerge } from "../../shared/quantile.ts";
-import { latencies, series, sketchOf, summary } from "./helpers.ts";
+import { encode, latencies, series, sketchOf, summary } from "./helpers.ts";
 
 describe("sketch merge and MESH_QUANTILE", () => {
   it("merging sketches equals the sketch of all values, also across scales", () => {
@@ -72,5 +74,33 @@ describe("rollup", () => {
       sketch: sketchOf(va, 6),
     });
     expect(reversed.find((r) => key(r) === "0/a")).toEqual(a0);
+  });
+});
+
+describe("rollup of freshly decoded summaries", () => {
+  it("folds the decoder's columns exactly as it folds series objects, across scales, minutes and absent dimensions", () => {
+    const partial = (seq: number, endMs: number, s: DecodedSeries[]) => ({ ...summary(seq, endMs, s, "p2"), reported: ["destination_service", "response_code"] as Dimension[] });
+    const withCode = (s: DecodedSeries, code: number) => ({ ...s, dimensions: { ...s.dimensions, response_code: code } });
+    const input: DecodedSummary[] = [
+      summary(1, 60_000, [series("a", latencies(80)), series("b", latencies(5)), series("a", [])]),
+      summary(2, 60_000, [series("a", [3, 4, 5]), series("a", latencies(300), 4)]),
+      summary(3, 60_000, [series("a", [900_000_000, 1]), withCode(series("b", latencies(40), 8), 503)]),
+      partial(4, 120_000, [withCode(series("a", latencies(60)), 404), series("c", [0, 0])]),
+      partial(5, 120_000, [withCode(series("a", [7]), 404)]),
+    ].map((s) => ({ ...s, series: s.series.filter((x) => x.requests > 0) }));
+    const decoded = input.map((s) => {
+      const d = decodeSummary(encode(s));
+      if (!d.ok) throw new Error(d.message);
+      return d.summary;
+    });
+    expect(decoded.every((s) => summaryColumns(s) !== undefined)).toBe(true);
+    const fromColumns = rollup(decoded);
+    expect(decoded.every((s) => summaryColumns(s) !== undefined)).toBe(true); // the fold built no series objects
+    const key = (r: MinuteRow) => `${r.minuteMs}/${DIMENSIONS.map((d) => r.dimensions[d]).join("/")}`;
+    const sorted = (rows: MinuteRow[]) => [...rows].sort((x, y) => (key(x) < key(y) ? -1 : 1));
+    expect(sorted(fromColumns)).toEqual(sorted(rollup(input)));
+    expect(fromColumns.length).toBe(5);
+    const a404 = fromColumns.find((r) => r.minuteMs === 60_000 && r.dimensions.response_code === 404)!;
+    expect(a404).toMatchObject({ requests: 61, dimensions: { destination_service: "a", source_workload: "unknown" } });
   });
 });

@@ -3,12 +3,17 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
+  FIELD_LATENCY_MAX,
   FLAG_FINAL,
   MAX_STRING_BYTES,
   REASON_COUNT,
+  SERIES_FIELDS,
   SeriesStats,
   bucketIndex,
   decodeSummary,
+  dimensionsOf,
+  sketchJsonOf,
+  summaryColumns,
   decodeWire,
   encodeSummary,
   reasonName,
@@ -282,3 +287,26 @@ function decodedMinimal(): DecodedSummary {
   if (!r.ok) throw new Error(r.reason);
   return r.summary;
 }
+
+describe("decodeSummary's flat columns", () => {
+  it("hold the series until they are read; reading or replacing them builds or takes the objects", () => {
+    const bytes = read("mesh.bin");
+    const expected = (decodeSummary(bytes) as { summary: DecodedSummary }).summary.series;
+    const r = decodeSummary(bytes);
+    if (!r.ok) throw new Error(r.message);
+    const cols = summaryColumns(r.summary)!;
+    expect(cols.count).toBe(expected.length);
+    expect(cols.requests).toBe(expected.reduce((n, s) => n + s.requests, 0));
+    for (let i = 0; i < cols.count; i++) {
+      expect(dimensionsOf(cols, i)).toEqual(expected[i].dimensions);
+      expect(sketchJsonOf(cols, i)).toEqual(expected[i].sketch);
+      expect(cols.numbers[i * SERIES_FIELDS + FIELD_LATENCY_MAX]).toBe(expected[i].latencyMaxUs);
+    }
+    expect(r.summary.series).toEqual(expected);
+    expect(summaryColumns(r.summary)).toBeUndefined();
+    const again = decodeSummary(bytes) as { summary: DecodedSummary };
+    again.summary.series = [];
+    expect(summaryColumns(again.summary)).toBeUndefined();
+    expect(again.summary.series).toEqual([]);
+  });
+});
