@@ -108,7 +108,13 @@ export class Loader {
     let rows: Iterable<MinuteRow> = folds[0].rollup.rows();
     if (folds.length > 1) {
       const merged = new MinuteRollup();
-      for (const f of folds) for (const r of f.rollup.rows()) merged.addRow(r);
+      const yielder = new Yielder();
+      for (const f of folds) {
+        for (const r of f.rollup.rows()) {
+          merged.addRow(r);
+          await yielder.maybe();
+        }
+      }
       rows = merged.rows();
     }
     const keys: LedgerEntry[] = folds.flatMap((f) => f.ledger);
