@@ -12,7 +12,7 @@ import type { LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup, type MinuteRow } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
-import { SnowflakeSinkError } from "./sink/snowflake-settings.ts";
+import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
 import { Yielder } from "./yielder.ts";
@@ -46,7 +46,12 @@ export class Loader {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly opts: LoaderOptions,
-  ) {}
+  ) {
+    // Every reason this sink can report starts at 0, so increase() sees the first failure as one.
+    const reasons = sink.kind === "snowflake" ? [...SNOWFLAKE_FAILURES, "other"] : ["duckdb", "other"];
+    for (const reason of reasons) metrics.loadFailures.inc({ reason }, 0);
+    if (sink.kind === "snowflake") for (const reason of ["transient", "conflict"]) metrics.loadRetries.inc({ reason }, 0);
+  }
 
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
   start(): void {

@@ -12,7 +12,8 @@ import type { SnowflakeSettings } from "../config.ts";
 export const SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S = 900;
 
 /** Why a Snowflake operation failed, as the collector labels its load-failure metric. */
-export type SnowflakeFailure = "config" | "auth" | "transient" | "sql" | "conflict";
+export const SNOWFLAKE_FAILURES = ["config", "auth", "transient", "sql", "conflict"] as const;
+export type SnowflakeFailure = (typeof SNOWFLAKE_FAILURES)[number];
 
 export class SnowflakeSinkError extends Error {
   constructor(

@@ -72,7 +72,12 @@ describe("collector with the Snowflake sink", () => {
       const m = await metricValues(c);
       expect(m.get("meshlook_load_failures_total{reason=sql}")).toBe(1);
       expect(m.get("meshlook_load_retries_total{reason=transient}")).toBe(1);
-      expect([...m.keys()].filter((k) => /^meshlook_load_(failures|retries)_total/.test(k))).toHaveLength(2);
+      // Every other reason is exported, at 0.
+      const counted = [...m].filter(([k]) => /^meshlook_load_(failures|retries)_total/.test(k));
+      expect(counted.filter(([, v]) => v > 0)).toHaveLength(2);
+      expect(counted.map(([k]) => k).sort()).toEqual(
+        [...["auth", "config", "conflict", "other", "sql", "transient"].map((r) => `meshlook_load_failures_total{reason=${r}}`), "meshlook_load_retries_total{reason=conflict}", "meshlook_load_retries_total{reason=transient}"].sort(),
+      );
     } finally {
       await c.close();
     }
