@@ -168,8 +168,6 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
   }
   const buckets = cols.buckets;
   const numbers = cols.numbers.slice(0, m * SERIES_FIELDS);
-  let requests = 0;
-  for (let i = 0; i < m; i++) requests += numbers[i * SERIES_FIELDS + FIELD_REQUESTS];
   const owned: SummaryColumns = {
     strings,
     codes,
@@ -180,7 +178,7 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
     bucketEnd: cols.bucketEnd.slice(0, m),
     bucketIndex: cols.bucketIndex.slice(0, buckets),
     bucketCount: cols.bucketCount.slice(0, buckets),
-    requests,
+    requests: cols.requests,
   };
   const summary = {
     producerId,

@@ -417,6 +417,8 @@ export class SeriesColumns {
   count: i32 = 0;
   dims: i32 = 0;
   buckets: i32 = 0;
+  /** Requests over all series. */
+  requests: f64 = 0.0;
   refs: Int32Array = new Int32Array(1024);
   numbers: Float64Array = new Float64Array(64 * SERIES_FIELDS);
   scales: Int32Array = new Int32Array(64);
@@ -708,6 +710,7 @@ const WIRE_COLUMNS: SeriesColumns = new SeriesColumns();
 export function decodeColumns(input: Uint8Array, cols: SeriesColumns): DecodeResult {
   cols.count = 0;
   cols.buckets = 0;
+  cols.requests = 0.0;
   const len = input.length;
   const magicLength = len < 4 ? len : 4;
   for (let i = 0; i < magicLength; i++) {
@@ -873,6 +876,7 @@ function decodeSeries(c: Cursor, i: i32, cols: SeriesColumns): f64 {
   unchecked((numbers[at + FIELD_LATENCY_MAX] = max));
   unchecked((numbers[at + FIELD_ZERO] = zero));
   unchecked((cols.scales[i] = scale));
+  cols.requests += requests;
   let total: f64 = 0.0;
   let lo: i32 = 0;
   let hi: i32 = -1;
@@ -908,10 +912,28 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
   let index: f64 = f64(first) - 1.0;
   let count: f64 = 0.0;
   let total: f64 = 0.0;
-  bitPos = c.pos * 8;
+  const buf = c.buf;
+  // Entries are read inline from a local bit position (byte * 8 + bit) while 14 bytes remain (two values
+  // of at most 7 bytes each) and positions fit an i32; escapes and the last bytes go through the cursor.
+  const inlineEnd = c.end < MAX_INLINE_END ? c.end - 14 : -1;
+  let p = c.pos * 8;
   for (let b = 0; b < nb; b++) {
-    index += readRice(c, kGap) + 1.0;
-    const zz = readRice(c, kCount);
+    let gap: f64 = 0.0;
+    let zz: f64 = 0.0;
+    const g = p >> 3 <= inlineEnd ? riceInline(buf, p, kGap) : -1;
+    const z = g >= 0 ? riceInline(buf, p + (g & 63), kCount) : -1;
+    if (z >= 0) {
+      p += (g & 63) + (z & 63);
+      gap = f64(g >> 6);
+      zz = f64(z >> 6);
+    } else {
+      c.pos = p >> 3;
+      c.bitOffset = p & 7;
+      gap = c.rice(kGap);
+      zz = c.rice(kCount);
+      p = c.pos * 8 + c.bitOffset;
+    }
+    index += gap + 1.0;
     const half = Math.floor(zz / 2.0);
     count += zz - half * 2.0 == 0.0 ? half : -half - 1.0;
     total += count;
@@ -927,35 +949,20 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
     unchecked((indices[base + b] = i32(index)));
     unchecked((counts[base + b] = count));
   }
-  c.pos = bitPos >> 3;
-  c.bitOffset = bitPos & 7;
+  c.pos = p >> 3;
+  c.bitOffset = p & 7;
   c.alignBits();
   return total;
 }
 
-// Position (byte * 8 + bit) of the sketch bit stream readBuckets is reading. Bit positions are i32, so
-// inputs from MAX_FAST_END bytes on take the cursor's reader only.
-let bitPos: i32 = 0;
-const MAX_FAST_END: i32 = 1 << 27;
+// Inputs from this length on are read by the cursor only, so that bit positions stay within an i32.
+const MAX_INLINE_END: i32 = 1 << 27;
 
-// A Rice value at bitPos, advancing it: the inline reader when no escape follows and the input surely
-// holds the value (at most 7 bytes from bitPos), otherwise the cursor's reader, which handles escapes
-// and truncation.
-function readRice(c: Cursor, k: i32): f64 {
-  if (c.end < MAX_FAST_END && (bitPos >> 3) + 7 <= c.end) {
-    const v = riceInline(c.buf, k);
-    if (v >= 0.0) return v;
-  }
-  c.pos = bitPos >> 3;
-  c.bitOffset = bitPos & 7;
-  const v = c.rice(k);
-  bitPos = c.pos * 8 + c.bitOffset;
-  return v;
-}
-
-// Cursor.rice on a bit position kept in a local; -1 (bitPos unchanged) when the value is escaped.
-function riceInline(buf: Uint8Array, k: i32): f64 {
-  let p = bitPos;
+// Cursor.rice at bit position `start`, for callers that know 7 bytes are readable from there: the value
+// (below 24 * 2^15) shifted left by 6, or-ed with the number of bits it took (at most 39); -1 when the
+// value is escaped.
+function riceInline(buf: Uint8Array, start: i32, k: i32): i32 {
+  let p = start;
   let q: i32 = 0;
   while (true) {
     const shift = p & 7;
@@ -969,9 +976,9 @@ function riceInline(buf: Uint8Array, k: i32): f64 {
     }
     q += avail;
     p += avail;
-    if (q >= RICE_ESCAPE) return -1.0;
+    if (q >= RICE_ESCAPE) return -1;
   }
-  if (q >= RICE_ESCAPE) return -1.0;
+  if (q >= RICE_ESCAPE) return -1;
   let low: i32 = 0;
   if (k > 0) {
     // k <= 15 bits from bit (p & 7) lie within three bytes
@@ -980,8 +987,7 @@ function riceInline(buf: Uint8Array, k: i32): f64 {
     low = (window >>> (24 - (p & 7) - k)) & ((1 << k) - 1);
     p += k;
   }
-  bitPos = p;
-  return f64(q) * f64(1 << k) + f64(low);
+  return (((q << k) | low) << 6) | (p - start);
 }
 
 // min <= max, each in the bucket the sketch says ([lo, hi] its non-empty range, lo > hi when none), and
