@@ -3,8 +3,15 @@
 // TypeScript (shared/node.ts). Portable AssemblyScript; the decoder never throws and never recurses — any
 // input yields either a summary or a reason code.
 import { BitWriter, ByteWriter, crc32, toValidUtf8, zigzag } from "./bytes";
-import { SeriesStats, MAX_COUNTER } from "./series";
-import { MAX_SCALE, MIN_SCALE, MAX_VALUE_US, Sketch, bucketIndex, maxBucketIndex } from "./sketch";
+import { SeriesStats, MAX_COUNTER as SERIES_MAX_COUNTER } from "./series";
+import { MAX_SCALE as SKETCH_MAX_SCALE, MIN_SCALE as SKETCH_MIN_SCALE, MAX_VALUE_US as SKETCH_MAX_VALUE_US, Sketch, bucketIndex, maxBucketIndex } from "./sketch";
+
+// Module-local copies of the constants the decoder reads per series: run as TypeScript under tsx, these
+// modules are CommonJS, where every read of an imported binding is a getter call.
+const MAX_COUNTER: f64 = SERIES_MAX_COUNTER;
+const MAX_SCALE: i32 = SKETCH_MAX_SCALE;
+const MIN_SCALE: i32 = SKETCH_MIN_SCALE;
+const MAX_VALUE_US: f64 = SKETCH_MAX_VALUE_US;
 
 /** Content type of a v1 summary body. */
 export const CONTENT_TYPE: string = "application/x-meshlook-summary";
