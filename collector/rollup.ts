@@ -19,7 +19,7 @@ import {
   FIELD_ZERO as ZERO,
   SERIES_FIELDS as FIELDS,
   absentValue,
-  dimensionsOf,
+  seriesAt,
   sketchJsonOf,
   summaryColumns,
   type DecodedSeries,
@@ -148,18 +148,7 @@ export class MinuteRollup {
       const at = i * SERIES_FIELDS;
       const r = this.find(minuteMs);
       if (r === undefined) {
-        this.file(minuteMs, {
-          dimensions: dimensionsOf(cols, i),
-          requests: n[at + FIELD_REQUESTS],
-          errors: n[at + FIELD_ERRORS],
-          requestBytes: n[at + FIELD_REQUEST_BYTES],
-          responseBytes: n[at + FIELD_RESPONSE_BYTES],
-          latencySumUs: n[at + FIELD_LATENCY_SUM],
-          latencyMinUs: n[at + FIELD_LATENCY_MIN],
-          latencyMaxUs: n[at + FIELD_LATENCY_MAX],
-          sketch: sketchJsonOf(cols, i),
-          minuteMs,
-        });
+        this.file(minuteMs, { ...seriesAt(cols, i), minuteMs });
         continue;
       }
       r.requests += n[at + FIELD_REQUESTS];

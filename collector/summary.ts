@@ -14,6 +14,7 @@ export {
   absentValue,
   decodeSummary,
   dimensionsOf,
+  seriesAt,
   sketchJsonOf,
   summaryColumns,
   type DecodeResult,

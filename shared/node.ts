@@ -231,23 +231,26 @@ export function sketchJsonOf(cols: SummaryColumns, i: number): SketchJson {
   return { s, z, o: lo, c };
 }
 
+/** Series i of `cols` as the object DecodedSummary.series holds. */
+export function seriesAt(cols: SummaryColumns, i: number): DecodedSeries {
+  const n = cols.numbers;
+  const at = i * SERIES_FIELDS;
+  return {
+    dimensions: dimensionsOf(cols, i),
+    requests: n[at + FIELD_REQUESTS],
+    errors: n[at + FIELD_ERRORS],
+    requestBytes: n[at + FIELD_REQUEST_BYTES],
+    responseBytes: n[at + FIELD_RESPONSE_BYTES],
+    latencySumUs: n[at + FIELD_LATENCY_SUM],
+    latencyMinUs: n[at + FIELD_LATENCY_MIN],
+    latencyMaxUs: n[at + FIELD_LATENCY_MAX],
+    sketch: sketchJsonOf(cols, i),
+  };
+}
+
 function seriesOfColumns(cols: SummaryColumns): DecodedSeries[] {
   const series: DecodedSeries[] = new Array(cols.count);
-  const n = cols.numbers;
-  for (let i = 0; i < cols.count; i++) {
-    const at = i * SERIES_FIELDS;
-    series[i] = {
-      dimensions: dimensionsOf(cols, i),
-      requests: n[at + FIELD_REQUESTS],
-      errors: n[at + FIELD_ERRORS],
-      requestBytes: n[at + FIELD_REQUEST_BYTES],
-      responseBytes: n[at + FIELD_RESPONSE_BYTES],
-      latencySumUs: n[at + FIELD_LATENCY_SUM],
-      latencyMinUs: n[at + FIELD_LATENCY_MIN],
-      latencyMaxUs: n[at + FIELD_LATENCY_MAX],
-      sketch: sketchJsonOf(cols, i),
-    };
-  }
+  for (let i = 0; i < cols.count; i++) series[i] = seriesAt(cols, i);
   return series;
 }
 
