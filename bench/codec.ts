@@ -3,6 +3,7 @@
 // @assemblyscript/loader, and the per-request cost of recording into a series.
 // Run: `npx tsx bench/codec.ts` (builds dist/fixtures/codec_wire.wasm when missing).
 import { SeriesStats, decodeSummary, decodeWire, encodeSummary, seriesOf, type DecodedSeries, type DecodedSummary } from "../shared/node.ts";
+import { SeriesColumns, decodeColumns } from "../shared/wire.ts";
 import { DIMENSIONS } from "../shared/schema.ts";
 import { inboundDims } from "../test/fixtures/wire/vectors.ts";
 import { loadWasmCodec } from "../test/shared/codec-wasm.ts";
@@ -66,13 +67,23 @@ const wasm = loadWasmCodec();
 const summary = encodeSummary(window(100, 100, 1));
 if (wasm.decodeSeriesCount(summary) !== 100 || !decodeSummary(summary).ok) throw new Error("benchmark summary does not decode");
 console.log(`\ndecode, summary of 100 series × 100 requests (${summary.length} bytes), median of 7 interleaved rounds, per CPU second:`);
-const [core, inWasm, edge] = rates([() => decodeWire(summary), () => wasm.decodeSeriesCount(summary), () => decodeSummary(summary)]).map(
-  (r) => r * 100,
-);
+const columns = new SeriesColumns();
+const [core, inWasm, flat, edge, objects] = rates([
+  () => decodeWire(summary),
+  () => wasm.decodeSeriesCount(summary),
+  () => decodeColumns(summary, columns),
+  () => decodeSummary(summary),
+  () => {
+    const r = decodeSummary(summary);
+    return r.ok && r.summary.series;
+  },
+]).map((r) => r * 100);
 const fmt = (x: number) => `${(x / 1000).toFixed(0).padStart(6)}k series/s`;
-console.log(`  portable core as TypeScript (decodeWire):          ${fmt(core)}  (baseline)`);
-console.log(`  same core compiled to wasm, via loader (+ copy-in): ${fmt(inWasm)}  ratio ${(inWasm / core).toFixed(2)}`);
-console.log(`  Node edge, strings + sketch JSON (decodeSummary):  ${fmt(edge)}  ratio ${(edge / core).toFixed(2)}`);
+console.log(`  portable core as TypeScript (decodeWire, objects):   ${fmt(core)}  (baseline)`);
+console.log(`  same core compiled to wasm, via loader (+ copy-in):  ${fmt(inWasm)}  ratio ${(inWasm / core).toFixed(2)}`);
+console.log(`  portable core into flat columns (decodeColumns):     ${fmt(flat)}  ratio ${(flat / core).toFixed(2)}`);
+console.log(`  Node edge, strings + owned columns (decodeSummary):  ${fmt(edge)}  ratio ${(edge / core).toFixed(2)}`);
+console.log(`  … and its series objects read (sketch JSON):         ${fmt(objects)}  ratio ${(objects / core).toFixed(2)}`);
 console.log("  (wasm leaves its result in linear memory; handing strings and sketches to the collector would add to it)");
 
 const N = 100_000;

@@ -2,14 +2,16 @@
 // full latency sketches, built with the collector tests' builders) POSTed over HTTP by autocannon, with
 // the spool on (every acknowledgement waits for fsync) and the DuckDB loader running every 2 s.
 // Run: `npx tsx bench/ingest.ts`. Prints summaries/s, series-updates per collector CPU-second (until
-// everything is loaded, so loading is paid for), p99 acknowledgement latency, and two baselines: the
-// collector's /healthz rate, and the shared decoder alone in this process.
+// everything is loaded, so loading is paid for), p99 acknowledgement latency, and three baselines: the
+// collector's /healthz rate, and in this process the shared decoder alone and decode + rollup fold (what
+// ingest does per summary besides HTTP, spool and load).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
+import { MinuteRollup } from "../collector/rollup.ts";
 import { decodeSummary, encodeSummary, type DecodedSummary } from "../shared/node.ts";
 import { series, summary } from "../test/collector/helpers.ts";
 
@@ -47,12 +49,24 @@ function cpuSeconds(pid: number): number {
 
 async function main() {
   const bodies = Array.from({ length: SUMMARIES }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
-  // Baseline, in this process: the shared decoder alone over the same bodies (the collector decodes each
-  // summary twice: to validate it before the acknowledgement, and again from the spool at load time).
-  const decode0 = process.cpuUsage();
-  for (const b of bodies) if (!decodeSummary(b).ok) throw new Error("bench summary does not decode");
-  const decodeCpu = process.cpuUsage(decode0);
-  const decodeSeriesPerCpuS = (SUMMARIES * SERIES) / ((decodeCpu.user + decodeCpu.system) / 1e6);
+  // Baselines, in this process over the same bodies: the shared decoder alone, and decode + the rollup
+  // fold the collector does once a summary is durable (a segment's fold is loaded without decoding again).
+  const perCpuS = (work: () => void) => {
+    const t0 = process.cpuUsage();
+    work();
+    const t = process.cpuUsage(t0);
+    return (SUMMARIES * SERIES) / ((t.user + t.system) / 1e6);
+  };
+  const decodeSeriesPerCpuS = perCpuS(() => {
+    for (const b of bodies) if (!decodeSummary(b).ok) throw new Error("bench summary does not decode");
+  });
+  const foldSeriesPerCpuS = perCpuS(() => {
+    const fold = new MinuteRollup();
+    for (const b of bodies) {
+      const d = decodeSummary(b);
+      if (d.ok) fold.add(d.summary);
+    }
+  });
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
   const child = spawn(process.execPath, [...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
@@ -102,6 +116,8 @@ async function main() {
   console.log(`  ack latency ms p50/p99/max:  ${ingest.latency.p50} / ${ingest.latency.p99} / ${ingest.latency.max}`);
   console.log(`  baseline GET /healthz req/s: ${baseline.requests.average.toFixed(0)}; ingest/baseline request rate ${(ok / wallS / baseline.requests.average).toFixed(3)}`);
   console.log(`  baseline decode only:        ${decodeSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode-only ratio ${((ok * SERIES) / cpuS / decodeSeriesPerCpuS).toFixed(3)}`);
+  const restUs = (cpuS / ok - SERIES / foldSeriesPerCpuS) * 1e6;
+  console.log(`  baseline decode + fold:      ${foldSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode+fold ratio ${((ok * SERIES) / cpuS / foldSeriesPerCpuS).toFixed(3)}; the rest (HTTP, spool, load) ≈ ${restUs.toFixed(0)} µs CPU per summary`);
 }
 
 await main();
