@@ -28,8 +28,8 @@ import {
 } from "./summary.ts";
 
 const MINUTE_MS = 60_000;
-// Module-local copies of the column layout: tsx runs these modules as CommonJS, where every read of an
-// imported binding is a getter call (through each re-export), and the fold reads them per series.
+// Module-local copies of the column layout: under tsx every read of an imported binding is a getter call
+// (one per re-export on the way), and the fold reads them per series.
 const FIELD_REQUESTS = REQUESTS;
 const FIELD_ERRORS = ERRORS;
 const FIELD_REQUEST_BYTES = REQUEST_BYTES;
