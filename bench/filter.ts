@@ -3,7 +3,7 @@
 // Run: `npx tsx bench/filter.ts` (after `npm run build`).
 import { createSidecar, ManualClock, type Sidecar, type StreamInput } from "../sim/host/index.ts";
 import {
-  COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, linearMemoryBytes, loadModule, startCollector, syntheticStream,
+  COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, loadModule, startCollector, syntheticStream,
 } from "../test/filter/fixtures.ts";
 
 /** Deterministic latency spread (about 2.2–7.3 ms, every 97th request 20× slower), no Math.random. */
@@ -96,11 +96,11 @@ async function wireBytes(meshlook: WebAssembly.Module) {
 async function memoryAtCap(meshlook: WebAssembly.Module) {
   console.log("\nlinear memory (one VM)");
   const s = await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 });
-  console.log(`configured, empty:           ${(linearMemoryBytes(s)[0] / 1024).toFixed(0)} KiB`);
+  console.log(`configured, empty:           ${(s.linearMemoryBytes[0] / 1024).toFixed(0)} KiB`);
   for (const input of workload(40_000, 1998)) s.stream(input);
-  console.log(`at the cap (2000 series):    ${(linearMemoryBytes(s)[0] / 1024).toFixed(0)} KiB`);
+  console.log(`at the cap (2000 series):    ${(s.linearMemoryBytes[0] / 1024).toFixed(0)} KiB`);
   for (const input of workload(100_000, 100_000)) s.stream(input);
-  console.log(`after 100k distinct keys:    ${(linearMemoryBytes(s)[0] / 1024).toFixed(0)} KiB`);
+  console.log(`after 100k distinct keys:    ${(s.linearMemoryBytes[0] / 1024).toFixed(0)} KiB`);
   await s.close();
 }
 

@@ -1,28 +1,8 @@
-// The series dimensions, in the order of docs/schema.md (the fact key minus `minute`). Indices are
-// positions in a series key; `response_code` is the only integer dimension.
+// Positions of the series dimensions in a series key (the order of DIMENSION_NAMES, shared with the
+// collector side); `response_code` is the only integer dimension.
+import { DIMENSION_NAMES } from "../shared/dimensions";
 
-export const DIMENSION_NAMES: Array<string> = [
-  "reporter",
-  "source_principal",
-  "source_workload",
-  "source_namespace",
-  "source_canonical_service",
-  "source_canonical_revision",
-  "source_cluster",
-  "destination_principal",
-  "destination_service",
-  "destination_workload",
-  "destination_namespace",
-  "destination_canonical_service",
-  "destination_canonical_revision",
-  "destination_cluster",
-  "request_protocol",
-  "response_code",
-  "grpc_status",
-  "response_flags",
-  "connection_security_policy",
-  "end_user_principal",
-];
+export { DIMENSION_NAMES };
 
 export const enum Dim {
   Reporter = 0,

@@ -254,6 +254,11 @@ export class Sidecar {
     return this.vms.map((vm) => !vm.failed);
   }
 
+  /** Linear memory size of each worker's VM, in bytes (it only grows, as wasm memory does). */
+  get linearMemoryBytes(): number[] {
+    return this.vms.map((vm) => vm.memoryBytes);
+  }
+
   // ------------------------------------------------------------------------------- streams
 
   /**

@@ -148,6 +148,11 @@ export class Vm implements QueueOwner {
   /** Exported callbacks Envoy would call, resolved once (absent ones are not called). */
   private readonly fns = new Map<string, (...args: any[]) => any>();
   private readonly memory: WebAssembly.Memory;
+
+  /** Bytes of the module's linear memory now: what Envoy accounts for the plugin's heap. */
+  get memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
   private buf: ArrayBuffer;
   private u8: Uint8Array;
   private dv: DataView;

@@ -3,7 +3,7 @@
 // folded keys is estimated, and linear memory stays under the documented bound across windows.
 import { describe, expect, it } from "vitest";
 import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { linearMemoryBytes, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
+import { meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
 
 const ATTACKERS = 100_000;
 const MAX_SERIES = 2000;
@@ -40,7 +40,7 @@ describe("filter under a cardinality attack", () => {
       sent.push(t);
       clock.advance(10_000);
       await sidecar.settle();
-      memory.push(Math.max(...linearMemoryBytes(sidecar)));
+      memory.push(Math.max(...sidecar.linearMemoryBytes));
     }
     expect(sidecar.traps).toEqual([]);
     await sidecar.close();

@@ -78,13 +78,6 @@ export function syntheticStream(r: SyntheticRequest): StreamInput {
   };
 }
 
-/** Current size of each worker VM's linear memory, bytes. */
-export function linearMemoryBytes(sidecar: Sidecar): number[] {
-  // The host keeps its VMs private; their memories are what Envoy would account for the plugin.
-  const vms = (sidecar as unknown as { vms: { memory: WebAssembly.Memory }[] }).vms;
-  return vms.map((vm) => vm.memory.buffer.byteLength);
-}
-
 export interface CollectorReply {
   status: number;
   headers?: Record<string, string>;
