@@ -2,6 +2,9 @@
 // schemas (fields, enums, patterns, CEL rules), the collector workload against the security and
 // availability settings ops expect, and the wiring between the two — the Envoy cluster the filter posts
 // to must be the collector Service, the path the one the AuthorizationPolicy admits, and so on.
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, SETTINGS } from "../../collector/config.ts";
@@ -221,7 +224,24 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
   it("is configured only with settings the collector knows, which it accepts", () => {
     const known = new Set(SETTINGS.map((s) => `MESHLOOK_${s.env}`));
     for (const name of Object.keys(env())) expect(known, name).toContain(name);
-    const cfg = loadConfig(env());
+    // The overlay names where the key secret is mounted in the pod; the start-up check opens that file, so
+    // it is pointed at an equivalent key (encrypted, with its passphrase file) made for this test.
+    const e = env();
+    if (e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE) {
+      const keys = mkdtempSync(join(tmpdir(), "meshlook-sf-key-"));
+      const passphrase = "manifest-test";
+      const { privateKey } = generateKeyPairSync("rsa", {
+        modulusLength: 2048,
+        privateKeyEncoding: { type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase },
+      });
+      e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE = join(keys, "private-key.p8");
+      writeFileSync(e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE, privateKey, { mode: 0o600 });
+      if (e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE) {
+        e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE = join(keys, "passphrase");
+        writeFileSync(e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE, passphrase, { mode: 0o600 });
+      }
+    }
+    const cfg = loadConfig(e);
     expect(cfg.sink).toBe(dir.endsWith("duckdb") ? "duckdb" : "snowflake");
     // Snowflake loads at the interval its cost analysis recommends; DuckDB keeps the collector default.
     if (cfg.sink === "snowflake") expect(cfg.loadIntervalS).toBe(SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S);
