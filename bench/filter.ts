@@ -28,10 +28,10 @@ function workload(n: number, series: number): StreamInput[] {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function sidecarFor(wasm: WebAssembly.Module, rootId: string, config: object, clusters: Record<string, string> = {}, clock = new ManualClock()) {
+async function sidecarFor(wasm: WebAssembly.Module, rootId: string, config: object | string, clusters: Record<string, string> = {}, clock = new ManualClock()) {
   return createSidecar({
     wasm, rootId, clock, canary: false, workers: 1, node: LOCAL_NODE, clusters,
-    pluginConfig: JSON.stringify(config), env: { MESHLOOK_INGEST_TOKEN: "bench" },
+    pluginConfig: typeof config === "string" ? config : JSON.stringify(config), env: { MESHLOOK_INGEST_TOKEN: "bench" },
   });
 }
 
@@ -41,27 +41,39 @@ function timeRound(sidecar: Sidecar, inputs: StreamInput[]): number {
   return Number(process.hrtime.bigint() - t0) / inputs.length;
 }
 
-async function perRequestCost(meshlook: WebAssembly.Module, noop: WebAssembly.Module) {
+const PROBE_WASM = "dist/fixtures/reads.wasm";
+
+/**
+ * ns/request of meshlook against the do-nothing proxy-runtime filter, and where the difference goes: the
+ * probe (bench/filters/reads.ts) runs meshlook's SDK seam with an empty on_log ("seam"), then with only
+ * meshlook's per-request property reads ("reads"). reads - seam = host calls an Envoy would also answer;
+ * meshlook - reads = the filter's own wasm work (key, interning, table, sketch).
+ */
+async function perRequestCost(meshlook: WebAssembly.Module, noop: WebAssembly.Module, probe: WebAssembly.Module) {
   const N = 20_000;
   const ROUNDS = 7;
   console.log(`\nper-request cost (ns/request, median of ${ROUNDS} rounds of ${N} streams; same host, same process)`);
-  console.log("series      noop     meshlook  added   ratio");
+  console.log("series      noop  meshlook   added  ratio |  seam  reads  host calls  filter's own");
   for (const [label, series] of [["100", 100], ["2k (cap)", 1998], ["overflow", 20_000]] as const) {
     const inputs = workload(N, series);
     // No flush during timing: the window outlasts the run.
-    const m = await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 });
-    const n = await sidecarFor(noop, "noop", {});
-    for (const s of [m, n]) timeRound(s, inputs.slice(0, 5000)); // warm-up (JIT, table growth)
-    const mt: number[] = [];
-    const nt: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      nt.push(timeRound(n, inputs));
-      mt.push(timeRound(m, inputs));
-    }
-    const [a, b] = [median(nt), median(mt)];
-    console.log(`${label.padEnd(10)} ${a.toFixed(0).padStart(6)}  ${b.toFixed(0).padStart(8)}  ${(b - a).toFixed(0).padStart(6)}  ${(b / a).toFixed(2).padStart(5)}`);
-    await m.close();
-    await n.close();
+    const sidecars = [
+      await sidecarFor(noop, "noop", {}),
+      await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }),
+      await sidecarFor(probe, "probe", "none"),
+      await sidecarFor(probe, "probe", "reads"),
+    ];
+    for (const s of sidecars) timeRound(s, inputs.slice(0, 5000)); // warm-up (JIT, table growth)
+    const times: number[][] = sidecars.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) sidecars.forEach((s, i) => times[i].push(timeRound(s, inputs)));
+    if (sidecars.some((s) => s.traps.length > 0)) throw new Error("a filter trapped during the benchmark");
+    const [noopNs, meshNs, seamNs, readsNs] = times.map(median);
+    const f = (x: number, w: number) => x.toFixed(0).padStart(w);
+    console.log(
+      `${label.padEnd(10)} ${f(noopNs, 5)} ${f(meshNs, 9)} ${f(meshNs - noopNs, 7)} ${(meshNs / noopNs).toFixed(2).padStart(6)} |` +
+        ` ${f(seamNs, 5)} ${f(readsNs, 6)} ${f(readsNs - seamNs, 11)} ${f(meshNs - readsNs, 13)}`,
+    );
+    await Promise.all(sidecars.map((s) => s.close()));
   }
 }
 
@@ -106,6 +118,6 @@ async function memoryAtCap(meshlook: WebAssembly.Module) {
 
 const meshlook = await loadModule();
 const noop = await loadModule(NOOP_WASM);
-await perRequestCost(meshlook, noop);
+await perRequestCost(meshlook, noop, await loadModule(PROBE_WASM));
 await wireBytes(meshlook);
 await memoryAtCap(meshlook);
