@@ -79,6 +79,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     metrics,
     log,
     maxBodyBytes: config.maxBodyBytes,
+    requestTimeoutMs: config.requestTimeoutS * 1000,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,

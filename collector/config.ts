@@ -39,6 +39,8 @@ export interface CollectorConfig {
   ingestTokensFile?: string;
   authDisabled: boolean;
   maxBodyBytes: number;
+  /** Longest a request (headers and body) may take to arrive; a slower one is answered 408 and closed. */
+  requestTimeoutS: number;
   /** Event-loop delay beyond which ingest answers 503 (@fastify/under-pressure). */
   maxEventLoopDelayMs: number;
   /** Longest a graceful shutdown waits for in-flight requests and the final load. */
@@ -126,6 +128,7 @@ export const SETTINGS: readonly Setting[] = [
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
+  setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
   setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
   setting("SHUTDOWN_TIMEOUT_S", "longest graceful shutdown (in-flight requests + final load)", "30", int(1, 3600), (c, v) => (c.shutdownTimeoutS = v)),
   setting("LOG_LEVEL", "pino log level", "info", oneOf<LogLevel>("fatal", "error", "warn", "info", "debug", "trace", "silent"), (c, v) => (c.logLevel = v)),
@@ -157,6 +160,7 @@ export function defaultConfig(): CollectorConfig {
     ingestTokens: [],
     authDisabled: false,
     maxBodyBytes: 4 * MiB,
+    requestTimeoutS: 30,
     maxEventLoopDelayMs: 1000,
     shutdownTimeoutS: 30,
     logLevel: "info",

@@ -4,6 +4,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import underPressure from "@fastify/under-pressure";
 import { Type } from "@sinclair/typebox";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { TokenSet } from "./auth.ts";
 import type { Ingestor } from "./ingest.ts";
@@ -23,6 +25,8 @@ export interface ServerDeps {
   metrics: Metrics;
   log: Logger;
   maxBodyBytes: number;
+  /** Longest a request may take to arrive in full (headers and body). */
+  requestTimeoutMs: number;
   maxEventLoopDelayMs: number;
   /** Retry-After (s) when the spool is full: about when the next load frees space. */
   spoolFullRetryAfterS: number;
@@ -38,6 +42,25 @@ export const AckBody = Type.Object({ status: Type.Union([Type.Literal("accepted"
 const StatusBody = (status: string) => Type.Object({ status: Type.Literal(status) });
 const ingestResponses = { 200: AckBody, "4xx": ErrorBody, "5xx": ErrorBody };
 
+/**
+ * Answers requests Node refuses before any route sees them (request timeout, oversized headers,
+ * unparsable HTTP) in the JSON error contract; the socket is closed afterwards, as Node does.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, error, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "request_timeout", "the request did not arrive in full within MESHLOOK_REQUEST_TIMEOUT_S"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "headers_too_large", "request headers too large"]
+        : [400, "bad_request", "malformed HTTP request"];
+  if (socket.writable) {
+    const body = JSON.stringify({ error, message });
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { metrics } = deps;
   const app = Fastify({
@@ -45,6 +68,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ component: "http" }, { level: deps.log.levelVal < 40 ? "warn" : deps.log.level }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // one log line per request is noise at this rate
     bodyLimit: deps.maxBodyBytes,
+    // A body that trickles in (or never ends) would otherwise hold its socket and request for ever.
+    requestTimeout: deps.requestTimeoutMs,
+    // Given again to Node's server constructor, which only tracks expiring requests when it sees a timeout
+    // there; Node checks only every connectionsCheckingInterval (30 s by default), which would let a short
+    // timeout run up to 30 s late; and headers may not be allowed longer than the whole request.
+    http: {
+      requestTimeout: deps.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, deps.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, deps.requestTimeoutMs / 4)),
+    },
+    clientErrorHandler,
     return503OnClosing: false, // answered below, in the JSON error contract and with Retry-After
   });
 
@@ -86,7 +120,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     deps.log.error({ err }, "request failed");
     return reject(reply, 500, "internal", "internal error");
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}` }));
+  // Fixed text: quoting the method or path would reflect request data back to the client.
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: "not_found", message: "no such endpoint" }));
 
   app.post(INGEST_PATH, {
     schema: { response: ingestResponses },
