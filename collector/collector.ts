@@ -81,6 +81,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     maxBodyBytes: config.maxBodyBytes,
     requestTimeoutMs: config.requestTimeoutS * 1000,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+    spoolMaxBytes: config.spoolMaxBytes,
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
   });

@@ -28,6 +28,8 @@ export interface ServerDeps {
   /** Longest a request may take to arrive in full (headers and body). */
   requestTimeoutMs: number;
   maxEventLoopDelayMs: number;
+  /** Unloaded spool bytes at which ingest refuses and the collector reports itself not ready. */
+  spoolMaxBytes: number;
   /** Retry-After (s) when the spool is full: about when the next load frees space. */
   spoolFullRetryAfterS: number;
   /** Event-loop sampling period of the pressure check; tests shorten it. */
@@ -164,6 +166,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.get("/healthz", { schema: { response: { 200: StatusBody("ok") } } }, async () => ({ status: "ok" }));
 
   app.get("/readyz", { schema: { response: { 200: StatusBody("ready"), 503: ErrorBody } } }, async (_req, reply) => {
+    // A spool that refuses every summary must take the replica out of the Service, like a dead one.
+    if (deps.spool.bytes >= deps.spoolMaxBytes) {
+      return reply.code(503).send({ error: "spool_full", message: `spool holds ${deps.spool.bytes} unloaded bytes (limit ${deps.spoolMaxBytes})` });
+    }
+    if (deps.spool.diskFull) {
+      return reply.code(503).send({ error: "spool_disk_full", message: `last spool write failed: ${deps.spool.diskFull.message}` });
+    }
     try {
       await deps.spool.probeWritable();
     } catch (err) {

@@ -138,6 +138,11 @@ export class Spool {
   private chain: Promise<unknown> = Promise.resolve();
   /** fsyncs of record data so far; with group commit this grows slower than the number of appends. */
   fsyncs = 0;
+  /**
+   * Set when the last write failed because the disk is full, cleared by the next successful write: a
+   * full disk still lets /readyz's empty probe file through, so readiness asks this instead.
+   */
+  diskFull?: Error;
 
   private constructor(readonly dir: string, private readonly opts: SpoolOptions, existing: Map<number, SegmentInfo>) {
     for (const [id, info] of existing) this.segments.set(id, info);
@@ -224,14 +229,18 @@ export class Spool {
       const { bytesWritten } = await active.fh.writev(batch.map((p) => p.frame));
       // A filesystem that fills up mid-write returns a short count instead of an error; the records
       // past it are not on disk and must not be acknowledged.
-      if (bytesWritten !== bytes) throw new Error(`short write to spool segment ${segmentName(active.id)}: ${bytesWritten} of ${bytes} bytes (disk full?)`);
+      if (bytesWritten !== bytes) {
+        throw Object.assign(new Error(`short write to spool segment ${segmentName(active.id)}: ${bytesWritten} of ${bytes} bytes (disk full)`), { code: "ENOSPC" });
+      }
       await active.fh.datasync();
       this.fsyncs++;
       info.bytes += bytes;
       info.records = (info.records ?? 0) + batch.length;
       info.firstRecordMs ??= batch[0].receivedAtMs;
+      this.diskFull = undefined;
       for (const p of batch) p.resolve(active.id);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOSPC") this.diskFull = err as Error;
       // The segment may now end in a partial record; never append after it. Readers skip the torn bytes.
       // Its record count is no longer known: records of the failed batch may be on disk after all.
       if (this.active) this.segments.get(this.active.id)!.records = undefined;

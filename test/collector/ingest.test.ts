@@ -2,10 +2,11 @@
 // that refusals leave good summaries untouched.
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
@@ -229,5 +230,37 @@ describe("ingest", () => {
     expect([res.statusCode, res.json().error]).toEqual([503, "warehouse_unreachable"]);
     const nf = await c.app.inject({ method: "GET", url: "/nope" });
     expect([nf.statusCode, nf.json().error]).toEqual([404, "not_found"]);
+  });
+
+  it("is not ready while the spool is over its limit, until a load frees it", async () => {
+    const c = await collector({ spoolMaxBytes: 1 });
+    expect((await c.app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+    expect((await post(c, encode(summary(1, 60_000, [series("a", [10])])))).statusCode).toBe(200);
+    const res = await c.app.inject({ method: "GET", url: "/readyz" });
+    expect([res.statusCode, res.json().error]).toEqual([503, "spool_full"]);
+    await c.loader.loadNow();
+    expect((await c.app.inject({ method: "GET", url: "/readyz" })).json()).toEqual({ status: "ready" });
+  });
+
+  it("is not ready after a spool write hit a full disk, until a write succeeds", async () => {
+    const c = await collector();
+    // The disk fills up under the spool: its next write fails with ENOSPC (an empty probe file still fits).
+    const probe = await open(join(c.spool.dir, "handle-probe"), "w");
+    const handleProto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const enospc = vi
+      .spyOn(handleProto, "writev")
+      .mockRejectedValueOnce(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+    try {
+      const refused = await post(c, encode(summary(1, 60_000, [series("a", [10])])));
+      expect([refused.statusCode, refused.json().error]).toEqual([503, "spool_unavailable"]);
+      const res = await c.app.inject({ method: "GET", url: "/readyz" });
+      expect([res.statusCode, res.json().error]).toEqual([503, "spool_disk_full"]);
+    } finally {
+      enospc.mockRestore();
+    }
+    // Space again: the retry is stored and readiness comes back.
+    expect((await post(c, encode(summary(1, 60_000, [series("a", [10])])))).statusCode).toBe(200);
+    expect((await c.app.inject({ method: "GET", url: "/readyz" })).json()).toEqual({ status: "ready" });
   });
 });
