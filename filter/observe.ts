@@ -11,21 +11,38 @@ import { DOWNSTREAM_DIMS, FactCache, UPSTREAM_DIMS } from "./fact-cache";
 /** Values longer than this are not identities but garbage (or an attack); they read as `unknown`. */
 export const MAX_VALUE_BYTES = 512;
 
+// Which naming this proxy serves (0 = `xds.<name>`, 1 = the old top-level name), learned from the first
+// read either form answered. It decides which name a property that keeps being absent (e.g. a cluster
+// without Istio service metadata) is still read under, so such a property costs one NotFound read per
+// request instead of two once it has missed under both names DOUBLE_MISS_LIMIT times.
+let xdsForm: i32 = -1;
+const DOUBLE_MISS_LIMIT: i32 = 32;
+
 /**
  * A property Envoy serves under `xds.<name>` since 1.33 removed the Wasm-only top-level names
- * (`listener_direction`, `cluster_name`, `node`); older proxies serve only the old name. The path
- * that answered last time is tried first, so a request costs one read on either.
+ * (`listener_direction`, `cluster_name`, `node`); older proxies serve only the old name. Once one name
+ * answered, only that one is read.
  */
 class XdsPath {
   paths: Array<ArrayBuffer>;
-  first: i32 = 0;
+  private form: i32 = -1;
+  private doubleMisses: i32 = 0;
   constructor(segments: Array<string>) {
     this.paths = [propertyPath(["xds"].concat(segments)), propertyPath(segments)];
   }
   read(into: HostBytes): bool {
-    if (readProperty(this.paths[this.first], into)) return true;
-    if (!readProperty(this.paths[this.first ^ 1], into)) return false;
-    this.first ^= 1;
+    if (this.form >= 0) return readProperty(unchecked(this.paths[this.form]), into);
+    let first = xdsForm >= 0 ? xdsForm : 0;
+    if (this.answered(first, into)) return true;
+    if (this.doubleMisses >= DOUBLE_MISS_LIMIT && xdsForm >= 0) return false;
+    if (this.answered(first ^ 1, into)) return true;
+    this.doubleMisses++;
+    return false;
+  }
+  private answered(form: i32, into: HostBytes): bool {
+    if (!readProperty(unchecked(this.paths[form]), into)) return false;
+    this.form = form;
+    if (xdsForm < 0) xdsForm = form;
     return true;
   }
 }

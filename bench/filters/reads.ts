@@ -12,7 +12,11 @@ import { HostBytes, propertyPath, readProperty } from "../../filter/sdk/host";
 
 const PATHS: Array<ArrayBuffer> = [
   propertyPath(["connection", "id"]),
+  // The destination service: Istio's service metadata, else the cluster name, else the Host header
+  // (the bench's inbound cluster has neither metadata nor a host part, as Istio's inbound clusters).
   propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]),
+  propertyPath(["xds", "cluster_name"]),
+  propertyPath(["request", "host"]),
   propertyPath(["request", "headers", "content-type"]),
   propertyPath(["response", "code"]),
   propertyPath(["response", "flags"]),

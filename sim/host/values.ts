@@ -71,6 +71,7 @@ const scratchF64 = new Float64Array(1);
 const scratchI64 = new BigInt64Array(scratchF64.buffer);
 const scratchU64 = new BigUint64Array(scratchF64.buffer);
 const scratchBytes = new Uint8Array(scratchF64.buffer);
+const scratchWords = new Int32Array(scratchF64.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 if (!LITTLE_ENDIAN) throw new Error("the proxy-wasm host assumes a little-endian platform, as WebAssembly memory is");
 
@@ -78,6 +79,18 @@ const toBigInt = (v: unknown) => (typeof v === "bigint" ? v : BigInt(v as number
 
 export function isPlainObject(v: unknown): v is { [key: string]: Attr | undefined } {
   return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/**
+ * Writes a JS safe integer into the scratch word as a little-endian int64 without going through BigInt
+ * (most integer attributes are numbers; the BigInt round trip was the costliest part of a read).
+ */
+function setSafeInteger(value: unknown): boolean {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) return false;
+  const high = Math.floor(value / 2 ** 32);
+  scratchWords[0] = value - high * 2 ** 32;
+  scratchWords[1] = high;
+  return true;
 }
 
 /** Encodes a scalar of a known kind; `value` may be a plain JS value of a compatible type. */
@@ -89,13 +102,13 @@ export function encodeScalar(kind: Kind, value: unknown): Encoded {
       return value instanceof Uint8Array ? value : enc.encode(String(value));
     case "int":
     case "duration":
-      scratchI64[0] = BigInt.asIntN(64, toBigInt(value));
+      if (!setSafeInteger(value)) scratchI64[0] = BigInt.asIntN(64, toBigInt(value));
       return scratchBytes.slice();
     case "timestamp":
       scratchI64[0] = value instanceof Date ? BigInt(value.getTime()) * 1_000_000n : BigInt.asIntN(64, toBigInt(value));
       return scratchBytes.slice();
     case "uint":
-      scratchU64[0] = BigInt.asUintN(64, toBigInt(value));
+      if (!(typeof value === "number" && value >= 0 && setSafeInteger(value))) scratchU64[0] = BigInt.asUintN(64, toBigInt(value));
       return scratchBytes.slice();
     case "double":
       scratchF64[0] = Number(value);
