@@ -65,7 +65,6 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const spool = await Spool.open(config.spoolDir, { segmentBytes: config.spoolSegmentBytes });
   const metrics = createMetrics(() => spool);
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
-  await sink.open();
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
@@ -85,6 +84,9 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
   });
+  // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
+  // leaves the collector spooling (see Loader.openSink).
+  await loader.openSink();
   let url = "";
   if (opts.listen !== false) url = await app.listen({ host: config.host, port: config.port });
   else await app.ready();

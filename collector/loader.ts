@@ -37,6 +37,9 @@ export class Loader {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private sinkOpen = false;
+  /** Message of the failure that keeps the sink closed, so a long outage logs once, not every cycle. */
+  private openFailure?: string;
 
   constructor(
     private readonly spool: Spool,
@@ -82,7 +85,34 @@ export class Loader {
     });
   }
 
+  /**
+   * Opens the sink (connect + migrations) unless it is open. A warehouse that cannot be opened (DuckDB
+   * file locked by another process, Snowflake unreachable) does not stop the collector: ingest keeps
+   * spooling, /readyz reports the warehouse unreachable, and every load cycle tries again (counted as a
+   * failed load). Returns whether the sink is open.
+   */
+  async openSink(): Promise<boolean> {
+    if (this.sinkOpen) return true;
+    try {
+      await this.sink.open();
+    } catch (err) {
+      await this.sink.close().catch(() => undefined); // drop a half-open connection before the next try
+      this.metrics.loadFailures.inc({ reason: failureReason(err, this.sink.kind) });
+      const message = (err as Error).message;
+      if (message !== this.openFailure) {
+        this.log.error({ err }, `warehouse cannot be opened: ${message}; summaries stay in the spool and the open is retried every load interval`);
+      }
+      this.openFailure = message;
+      return false;
+    }
+    this.sinkOpen = true;
+    if (this.openFailure !== undefined) this.log.warn("warehouse opened; loading the spool");
+    this.openFailure = undefined;
+    return true;
+  }
+
   private async cycle(): Promise<boolean> {
+    if (!(await this.openSink())) return false;
     const sealed = await this.spool.seal();
     const batch: number[] = [];
     let bytes = 0;

@@ -20,7 +20,7 @@ let collector;
 try {
   collector = await startCollector(config, log);
 } catch (err) {
-  // e.g. the DuckDB file is held by another collector process (DuckDB admits one writer), or the port is taken
+  // e.g. the port is taken or the spool directory cannot be created; an unreachable warehouse is not fatal
   log.fatal({ err }, "collector failed to start");
   process.stderr.write(`meshlook collector failed to start: ${(err as Error).message}\n`);
   process.exit(1);

@@ -19,6 +19,8 @@ export class DuckDBSink implements Sink {
   readonly kind = "duckdb" as const;
   private instance?: DuckDBInstance;
   private conn?: DuckDBConnection;
+  /** Why the last open failed, so readiness and loads say why the warehouse is unreachable. */
+  private openError?: Error;
 
   constructor(
     readonly path: string,
@@ -27,7 +29,13 @@ export class DuckDBSink implements Sink {
 
   async open(): Promise<void> {
     if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
-    this.instance = await DuckDBInstance.create(this.path);
+    try {
+      this.instance = await DuckDBInstance.create(this.path);
+    } catch (err) {
+      this.openError = err as Error; // e.g. the file is locked by another process
+      throw err;
+    }
+    this.openError = undefined;
     this.conn = await this.instance.connect();
     registerMeshQuantile(this.conn);
     await this.migrate();
@@ -37,7 +45,7 @@ export class DuckDBSink implements Sink {
 
   /** The open connection (MESH_QUANTILE registered), for queries in the same process. */
   get connection(): DuckDBConnection {
-    if (!this.conn) throw new Error("DuckDB sink is not open");
+    if (!this.conn) throw new Error(this.openError ? `DuckDB file ${this.path} cannot be opened: ${this.openError.message}` : "DuckDB sink is not open");
     return this.conn;
   }
 

@@ -131,17 +131,36 @@ describe("collector process", () => {
     expect(readdirSync(join(dir, "spool")).filter((f) => f.endsWith(".seg"))).toEqual([]);
   });
 
-  it("refuses to open a DuckDB file another collector process is writing", async () => {
+  it("spools while another process holds the DuckDB file, says why, and loads once it is released", async () => {
+    const a = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "3600" });
+    const b = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "1", MESHLOOK_SPOOL_DIR: join(dir, "spool-b"), MESHLOOK_LOG_LEVEL: "info" });
+    const ready = await fetch(`${b.url}/readyz`);
+    expect([ready.status, ((await ready.json()) as { error: string }).error]).toEqual([503, "warehouse_unreachable"]);
+    const held = summary(1, 60_000, [series("svc-held", latencies(20))], "pod-held");
+    await postAll(b.url, [held]);
+    // One clear log line naming the lock, although the open was tried at start and by every load since.
+    const lines = b.stderr().split("\n").filter((l) => /warehouse cannot be opened: .*lock/i.test(l));
+    expect(lines).toHaveLength(1);
+    a.child.kill("SIGTERM");
+    expect(await a.exited).toBe(0);
+    while ((await metric(b.url, "meshlook_summaries_loaded_total")) < 1) await new Promise((r) => setTimeout(r, 100));
+    expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+    b.child.kill("SIGTERM");
+    expect(await b.exited).toBe(0);
+    expect((await warehouse()).totals).toMatchObject(totals([held]));
+  });
+
+  it("exits with one clear line when its port is taken", async () => {
     const a = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "3600" });
     const b = spawn(process.execPath, ["--import", "tsx", "collector/main.ts"], {
       cwd: root,
-      env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_SPOOL_DIR: join(dir, "spool-b") },
+      env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: new URL(a.url).port, MESHLOOK_DATA_DIR: join(dir, "b"), MESHLOOK_LOG_LEVEL: "silent" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let err = "";
     b.stderr.on("data", (d) => (err += d));
     expect(await new Promise((resolve) => b.on("exit", resolve))).toBe(1);
-    expect(err).toMatch(/meshlook collector failed to start: .*lock/i);
+    expect(err).toMatch(/meshlook collector failed to start: .*EADDRINUSE/);
     a.child.kill("SIGTERM");
     expect(await a.exited).toBe(0);
   });

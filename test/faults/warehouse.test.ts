@@ -91,10 +91,7 @@ describe("warehouse unavailable", () => {
     expect(Number(ledger.n)).toBe(ingest.acked.size);
   });
 
-  // Known gap: the DuckDB sink opens the file at start and the collector exits when another process
-  // holds its lock, so nothing can be spooled meanwhile. Expected: start, spool, report
-  // warehouse_unreachable, and load once the lock is released. Flip to `it` when the collector does.
-  it.fails("DuckDB file locked by another process: the collector still spools, reports not ready, and loads once released", async () => {
+  it("DuckDB file locked by another process: the collector still spools, reports not ready, and loads once released", async () => {
     const dir = tempDir();
     const duckdbPath = join(dir, "meshlook.duckdb");
     const holder = spawn(
