@@ -198,9 +198,12 @@ export class Vm implements QueueOwner {
 
   private guard(key: string, impl: ((...args: any[]) => any) | undefined) {
     if (!impl) throw new Error(`host function ${key} has no implementation`);
-    return (...args: any[]) => {
+    // Fixed parameters (the most any import of the ABI table takes) instead of rest/spread, which
+    // allocated an array on every host call; the implementations take fixed parameters, so the extra
+    // undefined arguments are ignored.
+    return (a: any, b: any, c: any, d: any, e: any, f: any, g: any, h: any, i: any, j: any, k: any, l: any) => {
       if (this.restricted !== null && !this.restricted.has(key)) throw new RestrictedCall();
-      return impl(...args);
+      return impl(a, b, c, d, e, f, g, h, i, j, k, l);
     };
   }
 
