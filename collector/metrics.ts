@@ -46,6 +46,23 @@ export function createMetrics(spool: () => SpoolGauges | undefined) {
       labelNames: ["reason"] as const,
       registers,
     }),
+    // What the filters lost before anything reached the collector, as they report it in each summary:
+    // the only place operators see loss beyond the sidecars' memory budget.
+    filterDroppedWindows: new Counter({
+      name: "meshlook_filter_dropped_windows_total",
+      help: "Summary windows the filters dropped (pending-bytes budget exceeded), as reported in accepted summaries",
+      registers,
+    }),
+    filterDroppedRequests: new Counter({
+      name: "meshlook_filter_dropped_requests_total",
+      help: "Requests in windows the filters dropped, as reported in accepted summaries",
+      registers,
+    }),
+    filterOverflowKeys: new Counter({
+      name: "meshlook_filter_overflow_keys_total",
+      help: "Series keys the filters folded into overflow series (max_series reached; approximate), as reported in accepted summaries",
+      registers,
+    }),
     // The label is a hash prefix (TokenSet.label), never the token: it tells which token is in use, so
     // an old one can be removed once its counter stops moving, without the token reaching Prometheus.
     acceptedByToken: new Counter({

@@ -149,6 +149,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         deps.log.error({ err }, "spool write failed");
         return reject(reply, 503, "spool_unavailable", "could not store the summary durably; retry later", OVERLOAD_RETRY_AFTER_S);
       }
+      if (res.status === "accepted") {
+        // Counted for new summaries only, so a retry does not report the same loss twice.
+        metrics.filterDroppedWindows.inc(res.summary.droppedWindows);
+        metrics.filterDroppedRequests.inc(res.summary.droppedRequests);
+        metrics.filterOverflowKeys.inc(res.summary.overflowKeys);
+      }
       if (res.status === "accepted" || res.status === "duplicate") {
         const token = tokenOf.get(req);
         if (token !== undefined) metrics.acceptedByToken.inc({ token });

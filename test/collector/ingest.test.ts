@@ -232,6 +232,22 @@ describe("ingest", () => {
     expect([nf.statusCode, nf.json().error]).toEqual([404, "not_found"]);
   });
 
+  it("counts the drops the filters report on /metrics, once per summary", async () => {
+    const c = await collector();
+    const lossy = { ...summary(1, 60_000, [series("a", [10])]), droppedWindows: 3, droppedRequests: 1234, overflowKeys: 17 };
+    const next = { ...summary(2, 70_000, [series("a", [10])]), droppedWindows: 1, droppedRequests: 6, overflowKeys: 0 };
+    expect((await post(c, encode(lossy))).statusCode).toBe(200);
+    expect((await post(c, encode(lossy))).json()).toEqual({ status: "duplicate" }); // a retry reports nothing new
+    expect((await post(c, encode(next))).statusCode).toBe(200);
+    expect((await post(c, Buffer.from("not a summary"))).statusCode).toBe(400);
+    const m = await metricValues(c);
+    expect([
+      m.get("meshlook_filter_dropped_windows_total"),
+      m.get("meshlook_filter_dropped_requests_total"),
+      m.get("meshlook_filter_overflow_keys_total"),
+    ]).toEqual([4, 1240, 17]);
+  });
+
   it("is not ready while the spool is over its limit, until a load frees it", async () => {
     const c = await collector({ spoolMaxBytes: 1 });
     expect((await c.app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
