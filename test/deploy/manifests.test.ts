@@ -232,6 +232,7 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
       const passphrase = "manifest-test";
       const { privateKey } = generateKeyPairSync("rsa", {
         modulusLength: 2048,
+        publicKeyEncoding: { type: "spki", format: "pem" },
         privateKeyEncoding: { type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase },
       });
       e.MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE = join(keys, "private-key.p8");
