@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { decodeSummary, type DecodedSummary } from "../../collector/summary.ts";
 import { DIMENSIONS } from "../../shared/schema.ts";
-import { DEFAULT_SCALE, SeriesStats, encodeSummary, sketchToJson } from "../../shared/node.ts";
+import { DEFAULT_SCALE, SeriesStats, encodeSummary, seriesOf } from "../../shared/node.ts";
 import {
   GroundTruth,
   TrafficGenerator,
@@ -54,17 +54,7 @@ export function minuteSummary(producerId: string, seq: number, minuteMs: number,
     windowStartMs: minuteMs,
     windowEndMs: minuteMs + MINUTE_MS,
     reported: [...DIMENSIONS],
-    series: series.map(({ dims, stats }) => ({
-      dimensions: dims,
-      requests: stats.requests,
-      errors: stats.errors,
-      requestBytes: stats.requestBytes,
-      responseBytes: stats.responseBytes,
-      latencySumUs: stats.latencySumUs,
-      latencyMinUs: stats.latencyMinUs,
-      latencyMaxUs: stats.latencyMaxUs,
-      sketch: sketchToJson(stats.sketch),
-    })),
+    series: series.map(({ dims, stats }) => seriesOf(dims, stats)),
   });
   const decoded = decodeSummary(bytes);
   if (!decoded.ok) throw new Error(`generated summary does not decode: ${decoded.reason} ${decoded.message}`);
