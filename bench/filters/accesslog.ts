@@ -4,19 +4,7 @@
 // it to the host (proxy_log, i.e. Envoy's logger) — per request, where meshlook adds to an in-place aggregate.
 // Built on the same entry points as the filter (filter/sdk over the pinned proxy-runtime), so the
 // difference measured is the work per request, not SDK overhead.
-export {
-  proxy_abi_version_0_2_0,
-  proxy_on_context_create,
-  proxy_on_vm_start,
-  proxy_validate_configuration,
-  proxy_on_configure,
-  proxy_on_tick,
-  proxy_on_http_call_response,
-  proxy_on_log,
-  proxy_on_done,
-  proxy_on_delete,
-  malloc,
-} from "../../filter/sdk/exports";
+export * from "../../filter/sdk/entry";
 import { Root, setRootFactory } from "../../filter/sdk/exports";
 import { HostBytes, LogLevel, log, propertyPath, readProperty } from "../../filter/sdk/host";
 

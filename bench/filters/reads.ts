@@ -3,10 +3,7 @@
 // request once its per-connection facts are cached (configuration "reads"), releasing each value.
 // meshlook minus "reads" is the filter's own wasm work; "reads" minus "none" is what the host calls cost
 // (an Envoy pays them too: its own lookup, plus the call into the module's malloc for every value).
-export {
-  proxy_abi_version_0_2_0, proxy_on_context_create, proxy_on_vm_start, proxy_validate_configuration, proxy_on_configure,
-  proxy_on_tick, proxy_on_http_call_response, proxy_on_log, proxy_on_done, proxy_on_delete, malloc,
-} from "../../filter/sdk/exports";
+export * from "../../filter/sdk/entry";
 import { Root, setRootFactory } from "../../filter/sdk/exports";
 import { HostBytes, propertyPath, readProperty } from "../../filter/sdk/host";
 
