@@ -28,11 +28,18 @@ function listTs(dir) {
   return out.sort();
 }
 
+// The compiler's and SDK's versions are part of every hash, so a changed pin rebuilds everything.
+const pins = ["assemblyscript", "@solo-io/proxy-runtime"].map((p) => {
+  const file = join(root, "node_modules", p, "package.json");
+  if (!existsSync(file)) {
+    process.stderr.write(`build-wasm: ${p} is not installed; run \`npm ci\` first (see README, Quickstart)\n`);
+    process.exit(1);
+  }
+  return JSON.parse(readFileSync(file, "utf8")).version;
+});
+
 function hashInputs(files) {
   const h = createHash("sha256");
-  const pins = ["assemblyscript", "@solo-io/proxy-runtime"].map(
-    (p) => JSON.parse(readFileSync(join(root, "node_modules", p, "package.json"), "utf8")).version,
-  );
   h.update(pins.join(","));
   for (const f of files) h.update(f).update("\0").update(readFileSync(join(root, f))).update("\0");
   return h.digest("hex");
