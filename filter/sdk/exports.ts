@@ -6,7 +6,7 @@
 // Callbacks the filter does not need (headers, bodies, connections) are not exported at all: Envoy
 // then treats them as Continue without calling into the VM.
 import { HostBytes, readPluginConfiguration } from "./host";
-export { malloc } from "@solo-io/proxy-runtime/malloc";
+export { malloc } from "./memory";
 
 /** A root context: owns the configuration and all state; stream contexts only report to it. */
 export abstract class Root {

@@ -13,7 +13,7 @@ import {
   BufferTypeValues,
   HeaderMapTypeValues,
 } from "./abi";
-import { free } from "@solo-io/proxy-runtime/malloc";
+import { free } from "./memory";
 
 export { LogLevelValues as LogLevel };
 

@@ -13,7 +13,10 @@ export class HeaderMap {
 
   constructor(input?: HeaderInput) {
     if (!input) return;
-    if (Symbol.iterator in input) {
+    if (Array.isArray(input)) {
+      // The common input, read without an iterator and a destructured pair per header.
+      for (let i = 0; i < input.length; i++) this.kv.push(input[i][0].toLowerCase(), input[i][1]);
+    } else if (Symbol.iterator in input) {
       for (const [k, v] of input as Iterable<readonly [string, string]>) this.kv.push(k.toLowerCase(), v);
     } else {
       for (const [k, v] of Object.entries(input)) {
@@ -93,12 +96,21 @@ export class HeaderMap {
     return out;
   }
 
+  /** One entry of toMap() without building the map: the values under exactly `key`, joined with ",". */
+  joined(key: string): string | undefined {
+    let out: string | undefined;
+    for (let i = 0; i < this.kv.length; i += 2) {
+      if (this.kv[i] === key) out = out === undefined ? this.kv[i + 1] : `${out},${this.kv[i + 1]}`;
+    }
+    return out;
+  }
+
   /** Header values as the CEL map request.headers is: repeated keys joined with ",". */
   toMap(): Record<string, string> {
     const out: Record<string, string> = {};
     for (let i = 0; i < this.kv.length; i += 2) {
       const k = this.kv[i];
-      out[k] = k in out ? `${out[k]},${this.kv[i + 1]}` : this.kv[i + 1];
+      out[k] = Object.hasOwn(out, k) ? `${out[k]},${this.kv[i + 1]}` : this.kv[i + 1];
     }
     return out;
   }

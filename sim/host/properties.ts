@@ -6,7 +6,7 @@
 // derived from the stream (request.path, request.total_size, response.code, …) come from the live
 // header maps and byte counts, so they change when the filter changes headers, as in Envoy.
 import type { HeaderMap } from "./headers.ts";
-import { child, Message, serialize, type Attr, type Encoded, type Kind, isPlainObject, NULL_VALUE } from "./values.ts";
+import { child, Message, serializeShared, type Attr, type Encoded, type Kind, isPlainObject, NULL_VALUE } from "./values.ts";
 
 /** Per-stream attribute tree, keyed by Envoy's top-level attribute names. */
 export interface StreamAttributes {
@@ -91,9 +91,13 @@ export interface PluginView {
   cache: Map<string, PropertyResult>;
 }
 
-export type PropertyResult = { ok: true; value: Encoded } | { ok: false; code: 1 | 3 };
-const NOT_FOUND = { ok: false, code: 1 } as const;
-const SERIALIZATION_FAILURE = { ok: false, code: 3 } as const;
+/**
+ * The value's bytes, or the WasmResult of a failed read (NotFound, SerializationFailure). A fixed-width
+ * value may be in a buffer shared by all reads: copy it before the next read.
+ */
+export type PropertyResult = Encoded | 1 | 3;
+const NOT_FOUND = 1;
+const SERIALIZATION_FAILURE = 3;
 
 function httpToGrpcStatus(code: number): number {
   switch (code) {
@@ -259,7 +263,8 @@ const STREAM_TOPS = new Set([
   "request", "response", "connection", "upstream", "source", "destination", "metadata", "filter_state", "upstream_filter_state",
 ]);
 
-interface ParsedPath {
+export interface ParsedPath {
+  path: string;
   parts: string[];
   /** How many leading segments the top-level lookup consumes (the rest walk into the value). */
   consumed: number;
@@ -267,11 +272,13 @@ interface ParsedPath {
   kind: Kind | undefined;
   /** The answer depends only on the plugin (xds.node…, plugin_*), so it can be cached per sidecar. */
   static: boolean;
+  /** request.headers.<name>, response.headers.<name>, response.trailers.<name>: looked up without building the map. */
+  headerEntry: boolean;
 }
 
 const parsedPaths = new Map<string, ParsedPath>();
 
-function parsePath(path: string): ParsedPath {
+export function parsePath(path: string): ParsedPath {
   let p = parsedPaths.get(path);
   if (p) return p;
   const parts = path.split("\0");
@@ -281,29 +288,40 @@ function parsePath(path: string): ParsedPath {
   const consumed = two && parts.length > 1 ? 2 : 1;
   const kindPath = parts.length === consumed ? parts.slice(0, consumed).join(".") : "";
   p = {
+    path,
     parts,
     consumed,
     kind: ATTRIBUTE_KINDS[kindPath],
     static: top.startsWith("plugin_") || (top === "xds" && parts[1] === "node"),
+    headerEntry: parts.length >= 3 && ((top === "request" && parts[1] === "headers") || (top === "response" && (parts[1] === "headers" || parts[1] === "trailers"))),
   };
   if (parsedPaths.size < 10_000) parsedPaths.set(path, p);
   return p;
+}
+
+/** One entry of request.headers, response.headers or response.trailers (the CEL maps of streamTop). */
+function headerEntry(s: StreamView, top: string, field: string, name: string): Attr | undefined {
+  const given = top === "request" ? s.attrs.request?.[field] : s.attrs.response?.[field];
+  if (given !== undefined) return child(given, name);
+  if (top === "request") return s.requestHeaders.joined(name);
+  return (field === "headers" ? s.responseHeaders : s.responseTrailers)?.joined(name);
 }
 
 /**
  * Resolves a NUL-separated property path for a context: `stream` is null for root contexts, which,
  * as in Envoy, see only xds.node and the plugin_* names.
  */
-export function getProperty(path: string, plugin: PluginView, stream: StreamView | null): PropertyResult {
-  const parsed = parsePath(path);
+export function getProperty(path: string | ParsedPath, plugin: PluginView, stream: StreamView | null): PropertyResult {
+  const parsed = typeof path === "string" ? parsePath(path) : path;
   if (parsed.static) {
-    const cached = plugin.cache.get(path);
-    if (cached) return cached;
+    const cached = plugin.cache.get(parsed.path);
+    if (cached !== undefined) return cached;
   }
   const { parts, consumed } = parsed;
   if (parts.length === 0) return NOT_FOUND;
   const top = parts[0];
   let value: Attr | undefined;
+  let walkFrom = consumed;
   switch (top) {
     case "plugin_name":
       value = plugin.pluginName;
@@ -318,8 +336,10 @@ export function getProperty(path: string, plugin: PluginView, stream: StreamView
       value = stream?.attrs.connection?.id;
       break;
     case "xds":
-      if (parts[1] === "node") value = plugin.node;
-      else if (stream && parts.length > 1) value = stream.attrs.xds?.[parts[1]];
+      if (parts[1] === "node") {
+        value = plugin.node;
+        walkFrom = 2;
+      } else if (stream && parts.length > 1) value = stream.attrs.xds?.[parts[1]];
       break;
     case "request":
     case "response":
@@ -331,23 +351,27 @@ export function getProperty(path: string, plugin: PluginView, stream: StreamView
     case "filter_state":
     case "upstream_filter_state":
       if (!stream) return NOT_FOUND;
-      value = streamTop(stream, top, parts[1]);
+      if (parsed.headerEntry) {
+        value = headerEntry(stream, top, parts[1], parts[2]);
+        walkFrom = 3;
+      } else value = streamTop(stream, top, parts[1]);
       break;
     default:
       if (plugin.legacyAttributes && top === "node") value = plugin.node;
       else if (plugin.legacyAttributes && LEGACY.has(top)) value = stream?.attrs.xds?.[top];
       else if (stream) value = stream.wasmState.get(`wasm.${top}`) ?? stream.attrs.filter_state?.[`wasm.${top}`];
   }
-  const walkFrom = top === "xds" && parts[1] === "node" ? 2 : consumed;
   for (let i = walkFrom; i < parts.length && value !== undefined; i++) value = child(value, parts[i]);
   let result: PropertyResult;
   if (value === undefined || value === null) result = NOT_FOUND;
   else if (value === NULL_VALUE) result = SERIALIZATION_FAILURE;
   else {
     const kind = parsed.kind && !(isPlainObject(value) || Array.isArray(value)) ? parsed.kind : undefined;
-    const encoded = serialize(value, kind);
-    result = encoded === undefined ? SERIALIZATION_FAILURE : { ok: true, value: encoded };
+    result = serializeShared(value, kind) ?? SERIALIZATION_FAILURE;
   }
-  if (parsed.static) plugin.cache.set(path, result);
+  if (parsed.static) {
+    if (result instanceof Uint8Array) result = result.slice();
+    plugin.cache.set(parsed.path, result);
+  }
   return result;
 }

@@ -112,7 +112,10 @@ export interface CalloutRecord {
 }
 
 const enc = new TextEncoder();
-const toBytes = (v: string | Uint8Array | undefined) => (v === undefined ? new Uint8Array(0) : typeof v === "string" ? enc.encode(v) : v);
+// One empty body for every stream without one: nothing can be written into a zero-length array, and
+// bodies are replaced, never changed in place.
+const NO_BODY = new Uint8Array(0);
+const toBytes = (v: string | Uint8Array | undefined) => (v === undefined ? NO_BODY : typeof v === "string" ? enc.encode(v) : v);
 
 /** Loads, checks and starts a plugin; throws WasmLoadError when Envoy would refuse it. */
 export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {

@@ -66,10 +66,10 @@ export const timestamp = (t: Date | number | bigint) =>
 export type Encoded = Uint8Array | string;
 
 const enc = new TextEncoder();
-// One 8-byte scratch word viewed as each fixed-width type; results are copied out with slice().
+// One 8-byte scratch word viewed as each fixed-width type; results are copied out of it (slice(), or
+// straight into the module's memory by the property path).
 const scratchF64 = new Float64Array(1);
 const scratchI64 = new BigInt64Array(scratchF64.buffer);
-const scratchU64 = new BigUint64Array(scratchF64.buffer);
 const scratchBytes = new Uint8Array(scratchF64.buffer);
 const scratchWords = new Int32Array(scratchF64.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -93,8 +93,16 @@ function setSafeInteger(value: unknown): boolean {
   return true;
 }
 
-/** Encodes a scalar of a known kind; `value` may be a plain JS value of a compatible type. */
-export function encodeScalar(kind: Kind, value: unknown): Encoded {
+// Shared answers of encodeScalarShared for bool.
+const FALSE_BYTE = new Uint8Array([0]);
+const TRUE_BYTE = new Uint8Array([1]);
+
+/**
+ * encodeScalar, except that a fixed-width value comes back in a buffer shared by every call (valid until
+ * the next one): for the property path, which copies the bytes into the module at once, so a read
+ * allocates no array of its own.
+ */
+export function encodeScalarShared(kind: Kind, value: unknown): Encoded {
   switch (kind) {
     case "string":
       return String(value);
@@ -102,20 +110,29 @@ export function encodeScalar(kind: Kind, value: unknown): Encoded {
       return value instanceof Uint8Array ? value : enc.encode(String(value));
     case "int":
     case "duration":
-      if (!setSafeInteger(value)) scratchI64[0] = BigInt.asIntN(64, toBigInt(value));
-      return scratchBytes.slice();
-    case "timestamp":
-      scratchI64[0] = value instanceof Date ? BigInt(value.getTime()) * 1_000_000n : BigInt.asIntN(64, toBigInt(value));
-      return scratchBytes.slice();
     case "uint":
-      if (!(typeof value === "number" && value >= 0 && setSafeInteger(value))) scratchU64[0] = BigInt.asUintN(64, toBigInt(value));
-      return scratchBytes.slice();
+      // A BigInt64Array store wraps modulo 2^64, so signed and unsigned values take the same bytes
+      // as BigInt.asIntN/asUintN would give them, without allocating the wrapped BigInt.
+      if (typeof value === "bigint") scratchI64[0] = value;
+      else if (!setSafeInteger(value)) scratchI64[0] = toBigInt(value);
+      return scratchBytes;
+    case "timestamp":
+      scratchI64[0] = value instanceof Date ? BigInt(value.getTime()) * 1_000_000n : toBigInt(value);
+      return scratchBytes;
     case "double":
       scratchF64[0] = Number(value);
-      return scratchBytes.slice();
+      return scratchBytes;
     case "bool":
-      return new Uint8Array([value ? 1 : 0]);
+      return value ? TRUE_BYTE : FALSE_BYTE;
   }
+}
+
+const isShared = (e: Encoded) => e === scratchBytes || e === TRUE_BYTE || e === FALSE_BYTE;
+
+/** Encodes a scalar of a known kind; `value` may be a plain JS value of a compatible type. */
+export function encodeScalar(kind: Kind, value: unknown): Encoded {
+  const e = encodeScalarShared(kind, value);
+  return isShared(e) ? (e as Uint8Array).slice() : e;
 }
 
 /** The CEL kind a plain value takes when no schema says otherwise. */
@@ -189,12 +206,19 @@ export function decodePairs(buf: Uint8Array): [string, string][] {
  * serialized (Envoy answers SerializationFailure).
  */
 export function serialize(v: Attr | undefined, kind?: Kind): Encoded | undefined {
+  const e = serializeShared(v, kind);
+  return e !== undefined && isShared(e) ? (e as Uint8Array).slice() : e;
+}
+
+/** serialize, except that a scalar may come back in a shared buffer (see encodeScalarShared). */
+export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | undefined {
   if (v === undefined || v === null || v === NULL_VALUE) return undefined;
-  if (v instanceof Typed) return encodeScalar(v.kind, v.value);
+  if (typeof v === "string" && kind === undefined) return v;
+  if (v instanceof Typed) return encodeScalarShared(v.kind, v.value);
   if (v instanceof Message) return v.encode();
   if (v instanceof FieldObject) return encodePairs([]);
   const k = kind ?? inferKind(v);
-  if (k) return encodeScalar(k, v);
+  if (k) return encodeScalarShared(k, v);
   if (Array.isArray(v)) {
     const items: [Encoded, Encoded][] = [];
     for (const item of v) {

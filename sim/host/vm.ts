@@ -4,7 +4,7 @@
 // capture. A trap marks the VM failed, as V8 in Envoy does: no further calls enter it.
 import { hostFunctions, type CheckedModule } from "./abi.ts";
 import { HeaderMap } from "./headers.ts";
-import { getProperty, Phase, type PluginView, type StreamView } from "./properties.ts";
+import { getProperty, parsePath, Phase, type ParsedPath, type PluginView, type StreamView } from "./properties.ts";
 import { decodePairs, type Encoded } from "./values.ts";
 import type { LogLevel, MetricType, QueueOwner } from "./shared.ts";
 import { LOG_LEVELS, METRIC_TYPES } from "./shared.ts";
@@ -133,6 +133,13 @@ class RestrictedCall extends Error {
   }
 }
 
+/** A property path's bytes (also as little-endian 32-bit words, for comparing) and its parsed form. */
+interface PathEntry {
+  bytes: Uint8Array;
+  words: Int32Array;
+  parsed: ParsedPath;
+}
+
 const dec = new TextDecoder();
 const te = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -148,6 +155,8 @@ export class Vm implements QueueOwner {
   /** Exported callbacks Envoy would call, resolved once (absent ones are not called). */
   private readonly fns = new Map<string, (...args: any[]) => any>();
   private readonly memory: WebAssembly.Memory;
+  /** The module's allocator export (malloc or proxy_on_memory_allocate), called for every value handed over. */
+  private readonly malloc: (size: number) => number;
 
   /** Bytes of the module's linear memory now: what Envoy accounts for the plugin's heap. */
   get memoryBytes(): number {
@@ -160,7 +169,9 @@ export class Vm implements QueueOwner {
   private nextContextId = 1;
   private nextCallId = 0;
   private readonly metricNames = new Map<number, string>();
-  private readonly paths = new Map<number, { bytes: Uint8Array; path: string }>();
+  /** Property paths seen, by a hash of their bytes and by the address they were last read from. */
+  private readonly paths = new Map<number, PathEntry>();
+  private readonly pathsByPtr = new Map<number, PathEntry>();
   private readonly metricIds = { counter: 0, gauge: 1, histogram: 2 };
   private readonly calls = new Map<number, { cancel: () => void }>();
   /** Context stack: the context each active call into the VM runs for (Envoy's current_context_). */
@@ -189,6 +200,7 @@ export class Vm implements QueueOwner {
     this.exports = this.instance.exports as Record<string, (...args: any[]) => any>;
     for (const name of checked.callbacks) this.fns.set(name, this.exports[name]);
     this.memory = this.instance.exports.memory as WebAssembly.Memory;
+    this.malloc = this.exports[checked.malloc];
     this.buf = this.memory.buffer;
     this.u8 = new Uint8Array(this.buf);
     this.dv = new DataView(this.buf);
@@ -377,25 +389,42 @@ export class Vm implements QueueOwner {
   }
 
   /**
-   * Property paths repeat on every stream: they are recognised by a hash of their bytes and reuse one
-   * string, so the parsed-path cache hits without building and hashing a new string per call.
+   * Property paths repeat on every stream: they are recognised by their bytes and reuse one parsed path,
+   * so a read builds no string. A module keeps its paths at fixed addresses, so the address finds the
+   * candidate and a word-wise compare confirms it; paths built anew per call are found by a hash of
+   * their bytes instead.
    */
-  private pathAt(ptr: number, size: number): string | null {
+  private pathAt(ptr: number, size: number): ParsedPath | null {
     ptr >>>= 0;
     size >>>= 0;
     if (!this.inBounds(ptr, size)) return null;
+    const atPtr = this.pathsByPtr.get(ptr);
+    if (atPtr !== undefined && this.holds(atPtr, ptr, size)) return atPtr.parsed;
     const u8 = this.u8;
     let h = 0x811c9dc5;
     for (let i = ptr; i < ptr + size; i++) h = Math.imul(h ^ u8[i], 0x01000193);
-    const hit = this.paths.get(h);
-    if (hit && hit.bytes.length === size) {
-      let same = true;
-      for (let i = 0; i < size && same; i++) same = hit.bytes[i] === u8[ptr + i];
-      if (same) return hit.path;
+    let entry = this.paths.get(h);
+    if (entry === undefined || !this.holds(entry, ptr, size)) {
+      const bytes = u8.slice(ptr, ptr + size);
+      const words = new Int32Array(size >>> 2);
+      new Uint8Array(words.buffer).set(bytes.subarray(0, words.length * 4));
+      entry = { bytes, words, parsed: parsePath(this.stringAt(ptr, size)!) };
+      if (this.paths.size < 4096) this.paths.set(h, entry);
     }
-    const path = this.stringAt(ptr, size)!;
-    if (this.paths.size < 4096) this.paths.set(h, { bytes: u8.slice(ptr, ptr + size), path });
-    return path;
+    if (this.pathsByPtr.size >= 4096) this.pathsByPtr.clear();
+    this.pathsByPtr.set(ptr, entry);
+    return entry.parsed;
+  }
+
+  /** Whether memory at [ptr, ptr+size) (in bounds) holds exactly the path's bytes. */
+  private holds(entry: PathEntry, ptr: number, size: number): boolean {
+    if (entry.bytes.length !== size) return false;
+    const { words, bytes } = entry;
+    const dv = this.dv;
+    for (let i = 0; i < words.length; i++) if (dv.getInt32(ptr + 4 * i, true) !== words[i]) return false;
+    const u8 = this.u8;
+    for (let i = words.length * 4; i < size; i++) if (u8[ptr + i] !== bytes[i]) return false;
+    return true;
   }
 
   /** Short ASCII strings (header names, property paths) are built directly; TextDecoder costs more per call. */
@@ -430,30 +459,50 @@ export class Vm implements QueueOwner {
     return true;
   }
 
-  /** allocMemory: calls the module's allocator with the restricted callback set; 0 on failure. */
+  /**
+   * allocMemory: calls the module's allocator with the restricted callback set and no current context;
+   * a trap fails the VM (as call() does) and gives 0.
+   */
   private alloc(size: number): number {
+    if (this.failed) return 0;
     const saved = this.restricted;
+    const savedCurrent = this.current;
+    const savedEffective = this.effective;
     this.restricted = MALLOC_ALLOWED;
+    this.current = null;
+    this.effective = 0;
     let ptr = 0;
     try {
-      ptr = this.call(this.checked.malloc, null, size) >>> 0;
+      ptr = this.malloc(size) >>> 0;
+    } catch (err) {
+      this.fail(this.checked.malloc, err);
+      return 0;
     } finally {
       this.restricted = saved;
+      this.current = savedCurrent;
+      this.effective = savedEffective;
     }
     if (!ptr || !this.inBounds(ptr, size)) return 0;
     return ptr;
   }
 
-  /** copyToPointerSize: allocate in the VM, copy, and write the pointer and size. */
+  /**
+   * copyToPointerSize: allocate in the VM, copy, and write the pointer and size. Short ASCII strings
+   * (most property and header values) are written byte by byte: measuring and encoding them with
+   * Buffer.byteLength and TextEncoder cost more than the rest of a read.
+   */
   private copyOut(data: Encoded, ptrPtr: number, sizePtr: number): R {
     let size: number;
     let ptr = 0;
     if (typeof data === "string") {
-      size = Buffer.byteLength(data);
+      const ascii = isShortAscii(data);
+      size = ascii ? data.length : Buffer.byteLength(data);
       if (size > 0) {
         ptr = this.alloc(size);
         if (!ptr) return R.InvalidMemoryAccess;
-        te.encodeInto(data, this.u8.subarray(ptr, ptr + size));
+        const u8 = this.u8;
+        if (ascii) for (let i = 0; i < size; i++) u8[ptr + i] = data.charCodeAt(i);
+        else te.encodeInto(data, u8.subarray(ptr, ptr + size));
       }
     } else {
       size = data.length;
@@ -598,8 +647,8 @@ export class Vm implements QueueOwner {
         if (path === null) return R.InvalidMemoryAccess;
         const c = this.ctx();
         const res = getProperty(path, plugin, c?.stream ?? null);
-        if (!res.ok) return res.code;
-        return this.copyOut(res.value, valuePtrPtr, valueSizePtr);
+        if (typeof res === "number") return res;
+        return this.copyOut(res, valuePtrPtr, valueSizePtr);
       },
       proxy_set_property: (pathPtr: number, pathSize: number, valuePtr: number, valueSize: number) => {
         const path = this.stringAt(pathPtr, pathSize);
@@ -981,6 +1030,13 @@ export class Vm implements QueueOwner {
       "wasi.proc_exit": () => traceError("wasi_unstable proc_exit"),
     };
   }
+}
+
+/** At most 64 UTF-16 units, all ASCII: its UTF-8 bytes are its char codes. */
+function isShortAscii(s: string): boolean {
+  if (s.length > 64) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -27,7 +27,7 @@ const START = Date.UTC(2026, 2, 1, 12, 0, 0);
 const PATHS = [
   "request|path", "request|url_path", "request|query", "request|method", "request|host", "request|scheme",
   "request|id", "request|useragent", "request|time", "request|duration", "request|size", "request|total_size",
-  "request|protocol", "request|headers|x-multi", "request|headers",
+  "request|protocol", "request|headers|x-multi", "request|headers", "request|headers|x-absent", "response|headers|content-type",
   "response|code", "response|code_details", "response|grpc_status", "response|flags", "response|size", "response|total_size",
   "connection|mtls", "connection|uri_san_peer_certificate", "connection|id", "connection_id",
   "source|address", "source|port", "destination|port", "upstream|request_attempt_count",
@@ -139,6 +139,8 @@ describe("property encodings (Envoy serializeValue)", () => {
 
   it("maps and lists use the pairs format; repeated headers join with a comma", () => {
     expect(at("log", "request|headers|x-multi")).toBe(`ok ${hex("a,b")}`);
+    expect(at("log", "request|headers|x-absent")).toBe("err 1");
+    expect(at("log", "response|headers|content-type")).toBe(`ok ${hex("text/plain")}`);
     expect(at("log", "xds|node|metadata|LABELS")).toBe(`ok ${pairs([["service.istio.io/canonical-name", "reviews"]])}`);
     expect(at("log", "filter_state|custom|list")).toBe(`ok ${pairs([["a", ""], ["bc", ""]])}`);
     expect(at("log", "filter_state|downstream_peer|labels")).toBe(`ok ${pairs([["app", "productpage"]])}`);
