@@ -153,7 +153,7 @@ export class Loader {
       rows = merged.rows();
     }
     const keys: LedgerEntry[] = folds.flatMap((f) => f.ledger);
-    const res = await this.sink.loadRollup(rows, keys);
+    const res = await this.sink.loadRollup(rows, keys, folds.flatMap((f) => f.rollup.losses));
     return res && { res, keys };
   }
 

@@ -1,5 +1,6 @@
-// Rollup: decoded summaries → one row per (minute, series). Pure; both sinks call it inside their load
-// transaction after dropping already-ledgered summaries.
+// Rollup: decoded summaries → one row per (minute, series), plus one loss row per summary that reports
+// dropped windows or overflowed keys. Pure; both sinks call it inside their load transaction after
+// dropping already-ledgered summaries.
 //
 // Minute attribution: a summary is attributed whole to the UTC minute holding the last millisecond of
 // its window (`floor((windowEnd − 1 ms) / 60 s)`). A sketch cannot be split by time, so splitting a
@@ -46,6 +47,98 @@ export interface MinuteRow extends DecodedSeries {
   minuteMs: number;
 }
 
+/**
+ * What one summary reports its sidecar lost (a `mesh_sidecar_loss` row before `loaded_at`): requests and
+ * windows dropped beyond the sidecar's pending-bytes budget since its previous delivered summary, and
+ * series keys folded into the overflow series. Dropped windows precede the summary that reports them, so
+ * the row's minute is the reporting summary's, never earlier than the gap it explains.
+ */
+export interface LossRow {
+  minuteMs: number;
+  producerId: string;
+  seq: number;
+  pod: string;
+  namespace: string;
+  workload: string;
+  droppedRequests: number;
+  droppedWindows: number;
+  overflowKeys: number;
+}
+
+const UNKNOWN = "unknown";
+const OVERFLOW = "__overflow__";
+const REPORTER = DIMENSIONS.indexOf("reporter");
+// The sidecar's own side of a series: the destination for inbound (server-side) rows, the source for
+// outbound ones. Positions in DIMENSIONS, which are the wire's dimension codes.
+const LOCAL: Record<string, { workload: number; namespace: number }> = {
+  destination: { workload: DIMENSIONS.indexOf("destination_workload"), namespace: DIMENSIONS.indexOf("destination_namespace") },
+  source: { workload: DIMENSIONS.indexOf("source_workload"), namespace: DIMENSIONS.indexOf("source_namespace") },
+};
+
+const known = (v: string | undefined): v is string => v !== undefined && v !== UNKNOWN && v !== OVERFLOW;
+
+/**
+ * The sidecar's workload and namespace as its series name them (the first series that knows each).
+ * A summary with only overflow series, or none (it carries only a drop report), names neither.
+ */
+function localIdentity(summary: DecodedSummary): { workload?: string; namespace?: string } {
+  const out: { workload?: string; namespace?: string } = {};
+  const cols = summaryColumns(summary);
+  const count = cols ? cols.count : summary.series.length;
+  for (let i = 0; i < count && !(known(out.workload) && known(out.namespace)); i++) {
+    let value: (d: number) => string | undefined;
+    if (cols) {
+      const k = cols.codes.length;
+      value = (d) => {
+        const j = cols.codes.indexOf(d);
+        return j < 0 ? undefined : cols.strings[cols.refs[i * k + j]];
+      };
+    } else {
+      const dims = summary.series[i].dimensions;
+      value = (d) => String(dims[DIMENSIONS[d]]);
+    }
+    const local = LOCAL[value(REPORTER) ?? ""];
+    if (!local) continue;
+    if (!known(out.workload)) out.workload = value(local.workload);
+    if (!known(out.namespace)) out.namespace = value(local.namespace);
+  }
+  return out;
+}
+
+/**
+ * Pod and namespace from the node id that heads a producer id (`<node id>/<start>/<root id>/<nonce>`,
+ * filter/root.ts), when it has Istio's sidecar form `sidecar~<ip>~<pod>.<namespace>~<domain>`.
+ */
+function istioNode(producerId: string): { pod: string; namespace: string } | undefined {
+  const parts = producerId.split("/");
+  if (parts.length < 4) return undefined;
+  const fields = parts.slice(0, -3).join("/").split("~");
+  if (fields.length !== 4) return undefined;
+  const dot = fields[2].lastIndexOf(".");
+  if (dot <= 0 || dot === fields[2].length - 1) return undefined;
+  return { pod: fields[2].slice(0, dot), namespace: fields[2].slice(dot + 1) };
+}
+
+/** The loss a summary reports, or undefined when it reports none (a loss row is written only then). */
+export function lossOf(summary: DecodedSummary): LossRow | undefined {
+  const { producerId, seq, droppedRequests, droppedWindows, overflowKeys } = summary;
+  if (droppedRequests === 0 && droppedWindows === 0 && overflowKeys === 0) return undefined;
+  const node = istioNode(producerId);
+  const local = localIdentity(summary);
+  return {
+    minuteMs: attributedMinute(summary.windowEndMs),
+    producerId,
+    seq,
+    pod: node?.pod ?? UNKNOWN,
+    // The node id names the pod's namespace even when no series does (only overflow, or none at all).
+    namespace: node?.namespace ?? (known(local.namespace) ? local.namespace : UNKNOWN),
+    workload: known(local.workload) ? local.workload : UNKNOWN,
+    droppedRequests,
+    droppedWindows,
+    overflowKeys,
+  };
+}
+
 /** The minute (epoch ms of its start) a summary window is attributed to. */
 export function attributedMinute(windowEndMs: number): number {
   return Math.floor((windowEndMs - 1) / MINUTE_MS) * MINUTE_MS;
@@ -59,6 +152,8 @@ export function attributedMinute(windowEndMs: number): number {
  * not matter. Callers dedupe by (producerId, seq) first — the rollup counts what it is given.
  */
 export class MinuteRollup {
+  /** Loss rows of the summaries added (add()), in the order added; written with the fact rows. */
+  readonly losses: LossRow[] = [];
   private readonly list: MinuteRow[] = [];
   // Rows by a hash of their key (the minute and the id of each dimension value, ids handed out per
   // distinct value); rows whose hashes collide chain through Slot.next. Cheaper than a string key per
@@ -74,6 +169,8 @@ export class MinuteRollup {
   }
 
   add(summary: DecodedSummary): void {
+    const loss = lossOf(summary);
+    if (loss) this.losses.push(loss);
     const minuteMs = attributedMinute(summary.windowEndMs);
     const cols = summaryColumns(summary);
     if (cols) this.addColumns(minuteMs, cols);

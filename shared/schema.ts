@@ -116,6 +116,24 @@ export const LEDGER_TABLE: Table = {
   primaryKey: ["producer_id", "seq"],
 };
 
+export const LOSS_TABLE: Table = {
+  name: "mesh_sidecar_loss",
+  doc: "One row per loaded summary that reported a loss: windows the sidecar dropped, keys it folded into overflow.",
+  columns: [
+    { name: "minute", type: "timestamp", doc: "minute the reporting summary is attributed to (as its fact rows)" },
+    { name: "producer_id", type: "string", doc: "the sidecar instance that reported the loss" },
+    { name: "seq", type: "int64", doc: "sequence number of the reporting summary" },
+    { name: "pod", type: "string", doc: "pod of the sidecar, from its Istio node id; `unknown` if it has none" },
+    { name: "namespace", type: "string", doc: "namespace of the sidecar's workload; `unknown` if not known" },
+    { name: "workload", type: "string", doc: "the sidecar's workload; `unknown` if not known" },
+    { name: "dropped_requests", type: "int64", doc: "requests in windows dropped since the producer's previous delivered summary" },
+    { name: "dropped_windows", type: "int64", doc: "windows dropped since the producer's previous delivered summary" },
+    { name: "overflow_keys", type: "int64", doc: "distinct series keys folded into overflow series in this window (approximate)" },
+    { name: "loaded_at", type: "timestamp", doc: "when the summary was loaded" },
+  ],
+  primaryKey: ["producer_id", "seq"],
+};
+
 /** Bootstrap table recording which numbered migrations ran; created before any migration. */
 export const SCHEMA_VERSION_TABLE: Table = {
   name: "meshlook_schema_version",
@@ -156,6 +174,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "fact table mesh_traffic_minute and load ledger mesh_load_ledger",
     statements: (d) => [createTableSql(FACT_TABLE, d), createTableSql(LEDGER_TABLE, d)],
     tables: [FACT_TABLE, LEDGER_TABLE],
+  },
+  {
+    version: 2,
+    name: "sidecar loss table mesh_sidecar_loss",
+    statements: (d) => [createTableSql(LOSS_TABLE, d)],
+    tables: [LOSS_TABLE],
   },
 ];
 

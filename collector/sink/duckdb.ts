@@ -6,10 +6,10 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
 import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
-import { MinuteRollup, type MinuteRow } from "../rollup.ts";
+import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
@@ -100,12 +100,12 @@ export class DuckDBSink implements Sink {
         minutes.add(s);
         await yielder.maybe();
       }
-      const rows = await this.write(minutes.rows(), fresh.map(ledgerEntry));
+      const rows = await this.write(minutes.rows(), fresh.map(ledgerEntry), minutes.losses);
       return { loaded: fresh.length, duplicates: inBatch + seen.size, rows };
     });
   }
 
-  async loadRollup(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[]): Promise<LoadResult | null> {
+  async loadRollup(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null> {
     if (new Set(ledger.map((e) => ledgerKey(e.producerId, e.seq))).size !== ledger.length) return null;
     const c = this.connection;
     await c.run("BEGIN TRANSACTION");
@@ -114,7 +114,7 @@ export class DuckDBSink implements Sink {
         await c.run("ROLLBACK");
         return null;
       }
-      const written = await this.write(rows, ledger);
+      const written = await this.write(rows, ledger, losses);
       await c.run("COMMIT");
       return { loaded: ledger.length, duplicates: 0, rows: written };
     } catch (err) {
@@ -138,8 +138,8 @@ export class DuckDBSink implements Sink {
     return new Set(hits.getRows().map((r) => ledgerKey(String(r[0]), r[1] as bigint)));
   }
 
-  /** Appends fact rows and ledger rows (inside the caller's transaction); returns the fact row count. */
-  private async write(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[]): Promise<number> {
+  /** Appends fact, ledger and loss rows (inside the caller's transaction); returns the fact row count. */
+  private async write(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<number> {
     const yielder = new Yielder();
     const now = ts(Date.now());
     let n = 0;
@@ -162,6 +162,11 @@ export class DuckDBSink implements Sink {
         a.endRow();
       }
     });
+    if (losses.length > 0) {
+      await this.append(LOSS_TABLE.name, (a) => {
+        for (const l of losses) appendLossRow(a, l, now);
+      });
+    }
     return n;
   }
 
@@ -192,6 +197,21 @@ function appendFactRow(a: DuckDBAppender, r: MinuteRow, loadedAt: DuckDBTimestam
   a.appendBigInt(BigInt(r.latencyMinUs));
   a.appendBigInt(BigInt(r.latencyMaxUs));
   a.appendVarchar(JSON.stringify(r.sketch));
+  a.appendTimestamp(loadedAt);
+  a.endRow();
+}
+
+/** Appends one loss row in LOSS_TABLE column order. */
+function appendLossRow(a: DuckDBAppender, l: LossRow, loadedAt: DuckDBTimestampValue): void {
+  a.appendTimestamp(ts(l.minuteMs));
+  a.appendVarchar(l.producerId);
+  a.appendBigInt(BigInt(l.seq));
+  a.appendVarchar(l.pod);
+  a.appendVarchar(l.namespace);
+  a.appendVarchar(l.workload);
+  a.appendBigInt(BigInt(l.droppedRequests));
+  a.appendBigInt(BigInt(l.droppedWindows));
+  a.appendBigInt(BigInt(l.overflowKeys));
   a.appendTimestamp(loadedAt);
   a.endRow();
 }

@@ -9,16 +9,17 @@
 //     commit. It inserts only candidates, so when it reports |C| inserted rows and a count read after it
 //     finds each candidate in the ledger exactly once, this transaction has claimed all of C; otherwise
 //     (another replica committed some of C in between) it rolls back and starts again from 1;
-//  3. the fact rows for C (rolled up by collector/rollup.ts before BEGIN) are inserted, then COMMIT.
+//  3. the fact rows for C (rolled up by collector/rollup.ts before BEGIN) and the loss rows of those in
+//     C that report one are inserted, then COMMIT.
 // A crash or lost response after COMMIT leaves the ledger rows in place, so the retried batch finds
 // every summary in step 1 and loads nothing twice.
 import type { Logger } from "pino";
 import snowflake from "snowflake-sdk";
 import { snowflakeQuantileUdfBody } from "../../shared/quantile.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
-import { MinuteRollup, type MinuteRow } from "../rollup.ts";
+import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
@@ -46,6 +47,7 @@ export interface SnowflakeSinkOptions {
 const BATCH_TABLE = "mesh_load_batch";
 const LEDGER_COLUMNS = LEDGER_TABLE.columns.map((c) => c.name);
 const FACT_COLUMNS = FACT_TABLE.columns.map((c) => c.name);
+const LOSS_COLUMNS = LOSS_TABLE.columns.map((c) => c.name);
 
 // Login refusals: wrong key or password, disabled or locked user, role not granted.
 const AUTH_CODES = new Set(["390100", "390101", "390102", "390144", "390186", "390191", "394304"]);
@@ -98,6 +100,7 @@ export const SNOWFLAKE_SQL = {
   claimedRows:
     `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq`,
   insertFacts: `INSERT INTO ${FACT_TABLE.name} (${FACT_COLUMNS.join(", ")}) VALUES (${placeholders(FACT_COLUMNS.length)})`,
+  insertLosses: `INSERT INTO ${LOSS_TABLE.name} (${LOSS_COLUMNS.join(", ")}) VALUES (${placeholders(LOSS_COLUMNS.length)})`,
   commit: "COMMIT",
   rollback: "ROLLBACK",
 } as const;
@@ -224,6 +227,10 @@ export class SnowflakeSink implements Sink {
         for (const r of minutes.rows()) yield factRow(r, loadedAt);
       })();
       const rows = await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, FACT_COLUMNS.length, facts, yielder);
+      if (minutes.losses.length > 0) {
+        const losses = minutes.losses.map((l) => lossRow(l, loadedAt));
+        await this.insertChunked(c, SNOWFLAKE_SQL.insertLosses, LOSS_COLUMNS.length, losses, yielder);
+      }
       await this.exec(c, SNOWFLAKE_SQL.commit);
       return { loaded: fresh.length, duplicates: unique.length - fresh.length, rows };
     } catch (err) {
@@ -398,6 +405,11 @@ function factRow(r: MinuteRow, loadedAt: string): unknown[] {
     JSON.stringify(r.sketch),
     loadedAt,
   ];
+}
+
+/** Bound values of one loss row, in LOSS_TABLE column order. */
+function lossRow(l: LossRow, loadedAt: string): unknown[] {
+  return [sqlTimestamp(l.minuteMs), l.producerId, l.seq, l.pod, l.namespace, l.workload, l.droppedRequests, l.droppedWindows, l.overflowKeys, loadedAt];
 }
 
 /** Sink factory used by collector/main.ts when MESHLOOK_SINK=snowflake. */

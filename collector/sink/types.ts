@@ -6,12 +6,13 @@
 //    `meshlook_schema_version` (createTableSql renders the dialect);
 //  - load() is ONE warehouse transaction: summaries whose (producer_id, seq) is already in
 //    `mesh_load_ledger` are skipped (counted as duplicates), the rest are rolled up with
-//    collector/rollup.ts and written as `mesh_traffic_minute` rows together with their ledger rows.
+//    collector/rollup.ts and written as `mesh_traffic_minute` rows together with their ledger rows and
+//    the `mesh_sidecar_loss` rows of those that report a loss (rollup.ts lossOf).
 //    If it throws, nothing of the batch is visible and the caller retries the whole batch later;
 //    the ledger makes that retry (or a retry by another collector replica) count each summary once.
 //  - the same summary may appear twice within one batch; it is loaded once.
 import type { LedgerEntry } from "../ledger.ts";
-import type { MinuteRow } from "../rollup.ts";
+import type { LossRow, MinuteRow } from "../rollup.ts";
 import type { DecodedSummary } from "../summary.ts";
 
 export type { DecodedSummary } from "../summary.ts";
@@ -27,11 +28,11 @@ export interface Sink {
   load(summaries: DecodedSummary[]): Promise<LoadResult>;
   /**
    * Optional fast path for summaries the collector already rolled up as they arrived: one transaction
-   * that writes the rows and the ledger entries — unless ANY entry's (producer_id, seq) is already in
+   * that writes the rows, the ledger entries and the loss rows (MinuteRollup.losses) — unless ANY entry's (producer_id, seq) is already in
    * the ledger, in which case it writes nothing and returns null, and the caller loads the summaries
    * one by one with load(). Never partially applied.
    */
-  loadRollup?(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[]): Promise<LoadResult | null>;
+  loadRollup?(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null>;
   /** Warehouse reachable (for /readyz); throws when it is not. */
   ping(): Promise<void>;
   close(): Promise<void>;

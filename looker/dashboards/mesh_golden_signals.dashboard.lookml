@@ -1,6 +1,7 @@
 # Mesh golden signals: traffic, errors and latency, overall and by service and caller identity.
-# Every tile listens to the same filters; Reporter defaults to the server side so requests between two
-# sidecars are counted once.
+# Every traffic tile listens to the same filters; Reporter defaults to the server side so requests between
+# two sidecars are counted once. The sidecar-loss tile listens to Time and Destination namespace only:
+# a dropped window is not split by reporter or service.
 - dashboard: mesh_golden_signals
   title: Mesh golden signals
   description: Traffic, errors and latency percentiles of the service mesh, by service and caller identity.
@@ -159,6 +160,22 @@
     col: 12
     width: 12
     height: 7
+  - title: Requests lost in sidecars
+    name: requests_lost_in_sidecars
+    note_text: Requests in windows the sidecars dropped while the collector was unreachable beyond their memory budget, at the minute of the summary that reported them (the gap in traffic ends there). Not split by reporter or service.
+    model: meshlook
+    explore: mesh_sidecar_loss
+    type: looker_column
+    fields: [mesh_sidecar_loss.reported_minute, mesh_sidecar_loss.dropped_requests, mesh_sidecar_loss.dropped_windows]
+    sorts: [mesh_sidecar_loss.reported_minute]
+    limit: 1440
+    listen:
+      Time: mesh_sidecar_loss.reported_minute
+      Destination namespace: mesh_sidecar_loss.namespace
+    row: 10
+    col: 0
+    width: 24
+    height: 6
   - title: Responses by class per minute
     name: responses_by_class
     model: meshlook
@@ -174,7 +191,7 @@
       Reporter: mesh_traffic.reporter
       Destination namespace: mesh_traffic.destination_namespace
       Destination service: mesh_traffic.destination_service
-    row: 10
+    row: 16
     col: 0
     width: 24
     height: 6
@@ -193,7 +210,7 @@
       Reporter: mesh_traffic.reporter
       Destination namespace: mesh_traffic.destination_namespace
       Destination service: mesh_traffic.destination_service
-    row: 16
+    row: 22
     col: 0
     width: 24
     height: 8
@@ -211,7 +228,7 @@
       Reporter: mesh_traffic.reporter
       Destination namespace: mesh_traffic.destination_namespace
       Destination service: mesh_traffic.destination_service
-    row: 24
+    row: 30
     col: 0
     width: 24
     height: 8
@@ -231,7 +248,7 @@
       Reporter: mesh_traffic.reporter
       Destination namespace: mesh_traffic.destination_namespace
       Destination service: mesh_traffic.destination_service
-    row: 32
+    row: 38
     col: 0
     width: 24
     height: 7

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Rng } from "../../sim/traffic/index.ts";
-import { CollectorReplica, Front, cleanupList, compare, readDuckDB, runTraffic, sleep } from "./rig.ts";
+import { CollectorReplica, Front, cleanupList, compare, readDuckDB, readDuckDBLoss, runTraffic, sleep } from "./rig.ts";
 
 const TOKEN = "faults-token";
 const cleanups = cleanupList("meshlook-faults-");
@@ -44,7 +44,8 @@ async function outage(seed: number, durationS: number, from: number, to: number,
   });
   await replica.stop();
   expect(f.cut).toBeGreaterThan(0);
-  return { c: compare(await readDuckDB(join(dir, "meshlook.duckdb")), run.truth), dropped: f.dropped() };
+  const path = join(dir, "meshlook.duckdb");
+  return { c: compare(await readDuckDB(path), run.truth), dropped: f.dropped(), loss: await readDuckDBLoss(path), f };
 }
 
 describe("collector faults under live traffic", () => {
@@ -87,18 +88,25 @@ describe("collector faults under live traffic", () => {
   });
 
   it("delivers everything after an outage of many flush intervals within the filter's memory budget", async () => {
-    const { c, dropped } = await outage(10, 80, 10, 70); // 12 flush intervals unreachable
+    const { c, dropped, loss } = await outage(10, 80, 10, 70); // 12 flush intervals unreachable
     expect(dropped).toEqual({ requests: 0, windows: 0 });
+    expect([loss.requests, loss.windows]).toEqual([0, 0]);
     expect(c.mismatched).toBe(0);
     expect(c.warehouseRequests).toBe(c.truthRequests);
   });
 
   it("beyond the budget loses exactly the requests the filter reported dropped, and nothing else", async () => {
     // 4096 bytes, the smallest budget the filter accepts: a few windows per VM.
-    const { c, dropped } = await outage(11, 90, 5, 80, 4096);
+    const { c, dropped, loss, f } = await outage(11, 90, 5, 80, 4096);
     expect(dropped.windows).toBeGreaterThan(0);
     expect(c.excess).toBe(0);
     expect(c.missingRequests).toBe(dropped.requests);
     expect(c.truthRequests - c.warehouseRequests).toBe(dropped.requests);
+    // The warehouse itself accounts for the gap: the loss rows add up to the generator's requests
+    // minus those in the fact table, per sidecar as the filters reported them, each naming its pod.
+    expect(loss.requests).toBe(c.truthRequests - c.warehouseRequests);
+    expect(loss.windows).toBe(dropped.windows);
+    expect(loss.byProducer).toEqual(f.droppedByProducer());
+    expect(loss.unnamed).toBe(0);
   });
 });

@@ -15,7 +15,7 @@ import { ManualClock } from "../../sim/host/index.ts";
 import { Mesh, type MeshProgress } from "../../sim/mesh.ts";
 import { GroundTruth, TrafficGenerator, bookinfo, seriesKey, type SeriesDims } from "../../sim/traffic/index.ts";
 import { decodeSummary } from "../../shared/node.ts";
-import { DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LOSS_TABLE } from "../../shared/schema.ts";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const RELEASE_WASM = join(ROOT, "dist", "meshlook.wasm");
@@ -170,6 +170,16 @@ export class Front {
     });
     await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
     return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Requests the filter reported dropped, per producer, over every acknowledged summary. */
+  droppedByProducer(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, d] of this.acked) {
+      const producer = key.slice(0, key.indexOf("\u0000"));
+      if (d.droppedRequests > 0 || out.has(producer)) out.set(producer, (out.get(producer) ?? 0) + d.droppedRequests);
+    }
+    return out;
   }
 
   /** The filter's reported drops over every acknowledged summary. */
@@ -363,16 +373,42 @@ export function warehouseRows(raw: Record<string, unknown>[]): WarehouseRow[] {
 }
 
 /** Reads a DuckDB warehouse file (no collector may hold it). */
-export async function readDuckDB(path: string): Promise<WarehouseRow[]> {
+/** Rows of `sql` on the DuckDB file at `path` (opened after the collector let go of it). */
+async function queryDuckDB(path: string, sql: string): Promise<Record<string, unknown>[]> {
   const instance = await DuckDBInstance.create(path);
   const conn = await instance.connect();
   try {
-    const reader = await conn.runAndReadAll(WAREHOUSE_SQL);
-    return warehouseRows(reader.getRowObjectsJS() as Record<string, unknown>[]);
+    return (await conn.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[];
   } finally {
     conn.closeSync();
     instance.closeSync();
   }
+}
+
+export async function readDuckDB(path: string): Promise<WarehouseRow[]> {
+  return warehouseRows(await queryDuckDB(path, WAREHOUSE_SQL));
+}
+
+/**
+ * What the warehouse's mesh_sidecar_loss says the sidecars lost: in total, per producer, and how many
+ * rows could not name the reporting pod and namespace.
+ */
+export async function readDuckDBLoss(
+  path: string,
+): Promise<{ requests: number; windows: number; byProducer: Map<string, number>; unnamed: number }> {
+  const rows = await queryDuckDB(
+    path,
+    `SELECT producer_id, SUM(dropped_requests) AS requests, SUM(dropped_windows) AS windows,
+       COUNT(*) FILTER (WHERE pod = 'unknown' OR namespace = 'unknown') AS unnamed
+     FROM ${LOSS_TABLE.name} GROUP BY producer_id`,
+  );
+  const total = (k: string) => rows.reduce((n, r) => n + Number(r[k]), 0);
+  return {
+    requests: total("requests"),
+    windows: total("windows"),
+    byProducer: new Map(rows.map((r) => [String(r.producer_id), Number(r.requests)])),
+    unnamed: total("unnamed"),
+  };
 }
 
 export interface Comparison {

@@ -4,13 +4,14 @@
 // collector off for several simulated minutes. At the end the warehouse is compared, per minute and
 // series, with the ground truth. Options:
 //   npm run soak -- --minutes 8 --kill-every 10 --speed 4 --rps 60 --outage 300 --seed 1
-// Prints the figures and exits 1 if anything was lost (beyond what the filter reported dropped) or doubled.
+// Prints the figures and exits 1 if anything was lost (beyond what the filter reported dropped) or doubled,
+// or if the warehouse's own loss table does not account for exactly the requests it lacks.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Rng } from "../../sim/traffic/index.ts";
-import { CollectorReplica, Front, compare, readDuckDB, runTraffic, sleep } from "./rig.ts";
+import { CollectorReplica, Front, compare, readDuckDB, readDuckDBLoss, runTraffic, sleep } from "./rig.ts";
 
 const { values } = parseArgs({
   options: {
@@ -78,14 +79,20 @@ await replica.stop();
 await front.close();
 
 const c = compare(await readDuckDB(join(dir, "meshlook.duckdb")), run.truth);
+const loss = await readDuckDBLoss(join(dir, "meshlook.duckdb"));
 const dropped = front.dropped();
 rmSync(dir, { recursive: true, force: true });
-const ok = c.excess === 0 && c.missingRequests === dropped.requests && run.progress.trapped === 0;
+const ok =
+  c.excess === 0 &&
+  c.missingRequests === dropped.requests &&
+  loss.requests === c.truthRequests - c.warehouseRequests &&
+  run.progress.trapped === 0;
 log(`collector SIGKILLs survived: ${replica.kills}`);
 log(`collector unreachable: ${(downSimS / 60).toFixed(1)} simulated minutes (${outageS} s planned outage + restarts)`);
 log(`acknowledgements lost on the way back (retried): ${front.lostAcks}`);
 log(`requests: ${c.truthRequests} in the ground truth, ${c.warehouseRequests} in the warehouse; summaries acknowledged: ${front.acked.size}`);
 log(`reported dropped by the filter: ${dropped.requests} requests in ${dropped.windows} windows; missing: ${c.missingRequests}; doubled rows: ${c.excess}; mismatched (minute, series) rows: ${c.mismatched}`);
+log(`lost in sidecars according to the warehouse (mesh_sidecar_loss): ${loss.requests} requests in ${loss.windows} windows`);
 log(`wall time: ${Math.round((Date.now() - wallStart) / 1000)} s`);
 log(ok ? "soak passed: nothing lost beyond what was reported dropped, nothing doubled" : "SOAK FAILED");
 process.exit(ok ? 0 : 1);

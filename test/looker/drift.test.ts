@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { FACT_TABLE, LEDGER_TABLE, SCHEMA_VERSION_TABLE } from "../../shared/schema.ts";
+import { FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, SCHEMA_VERSION_TABLE } from "../../shared/schema.ts";
 import { privilegedRenderer, schemaDrift, unexposedColumns, type Columns } from "./checks.ts";
 import { snowflakeToDuckDB } from "./dialect.ts";
 import { loadProject, type Project } from "./project.ts";
@@ -56,6 +56,7 @@ describe("schema drift", () => {
   it("finds the migrated tables", () => {
     expect(tables.get(FACT_TABLE.name)?.size).toBe(FACT_TABLE.columns.length);
     expect(tables.get(LEDGER_TABLE.name)?.size).toBe(LEDGER_TABLE.columns.length);
+    expect(tables.get(LOSS_TABLE.name)?.size).toBe(LOSS_TABLE.columns.length);
     expect(tables.get(SCHEMA_VERSION_TABLE.name)?.size).toBe(SCHEMA_VERSION_TABLE.columns.length);
   });
 
@@ -64,7 +65,7 @@ describe("schema drift", () => {
   });
 
   it("every column of every warehouse table is exposed by a view", () => {
-    expect([...tables.keys()].sort()).toEqual([FACT_TABLE.name, LEDGER_TABLE.name, SCHEMA_VERSION_TABLE.name].sort());
+    expect([...tables.keys()].sort()).toEqual([FACT_TABLE.name, LEDGER_TABLE.name, LOSS_TABLE.name, SCHEMA_VERSION_TABLE.name].sort());
     for (const [table, columns] of tables) expect(unexposedColumns(project, table, columns), table).toEqual([]);
   });
 

@@ -394,6 +394,52 @@ describe("LookML data tests on the warehouse", () => {
   });
 });
 
+describe("sidecar loss explore", () => {
+  const sum = (losses: typeof w.losses) => ({
+    dropped_requests: losses.reduce((n, l) => n + l.droppedRequests, 0),
+    dropped_windows: losses.reduce((n, l) => n + l.droppedWindows, 0),
+    overflow_keys: losses.reduce((n, l) => n + l.overflowKeys, 0),
+    reporting_summaries: losses.length,
+  });
+  const MEASURES = ["dropped_requests", "dropped_windows", "overflow_keys", "reporting_summaries"] as const;
+  const measuresOf = (row: Row) => Object.fromEntries(MEASURES.map((m) => [m, Number(row[`mesh_sidecar_loss.${m}`])]));
+
+  it("per minute and namespace, the loss every loaded summary reported", async () => {
+    expect(w.losses.length).toBeGreaterThan(4);
+    const rows = await run({
+      explore: "mesh_sidecar_loss",
+      fields: ["mesh_sidecar_loss.reported_minute", "mesh_sidecar_loss.namespace", ...MEASURES.map((m) => `mesh_sidecar_loss.${m}`)],
+      filters: { "mesh_sidecar_loss.reported_minute": window },
+    });
+    const expected = new Map<string, typeof w.losses>();
+    for (const l of w.losses) {
+      const k = `${minuteText(l.minuteMs)} | ${l.namespace}`;
+      expected.set(k, [...(expected.get(k) ?? []), l]);
+    }
+    const got = byKey(rows, "mesh_sidecar_loss.reported_minute", "mesh_sidecar_loss.namespace");
+    expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [k, losses] of expected) expect(measuresOf(got.get(k)!), k).toEqual(sum(losses));
+    const [all] = await run({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.reporting_sidecars"], filters: { "mesh_sidecar_loss.reported_minute": window } });
+    expect(Number(all["mesh_sidecar_loss.reporting_sidecars"])).toBe(2);
+  });
+
+  it("a user sees only the loss of sidecars in their namespaces", async () => {
+    const user = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "shop,payments" } });
+    const q = { explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.namespace", ...MEASURES.map((m) => `mesh_sidecar_loss.${m}`)] };
+    const rows = await run({ ...q, filters: { "mesh_sidecar_loss.reported_minute": window } }, user);
+    expect(rows.map((r) => r["mesh_sidecar_loss.namespace"])).toEqual(["shop"]);
+    expect(measuresOf(rows[0])).toEqual(sum(w.losses.filter((l) => l.namespace === "shop")));
+    expect(await run({ ...q, filters: { "mesh_sidecar_loss.namespace": "search" } }, user)).toEqual([]);
+  });
+
+  it("the golden-signals tile shows every lost request in the window, per minute", async () => {
+    const tile = tileQueries(project, { Time: window }).find((t) => t.dashboard === "mesh_golden_signals" && t.tile === "Requests lost in sidecars")!;
+    const rows = await run(tile.query);
+    expect(rows.reduce((n, r) => n + Number(r["mesh_sidecar_loss.dropped_requests"]), 0)).toBe(sum(w.losses).dropped_requests);
+    expect(rows.length).toBe(new Set(w.losses.map((l) => l.minuteMs)).size);
+  });
+});
+
 describe("operator explores", () => {
   it("the load ledger accounts for every request loaded", async () => {
     const [row] = await run({

@@ -26,9 +26,20 @@ import {
 
 const MINUTE_MS = 60_000;
 
+/** What one loaded summary reported its sidecar lost (the truth for mesh_sidecar_loss). */
+export interface LossReport {
+  namespace: string;
+  minuteMs: number;
+  droppedRequests: number;
+  droppedWindows: number;
+  overflowKeys: number;
+}
+
 export interface Warehouse {
   sink: DuckDBSink;
   truth: GroundTruth;
+  /** Every loss the loaded summaries report. */
+  losses: LossReport[];
   /** First and one-past-last minute with traffic, Unix ms. */
   fromMs: number;
   toMs: number;
@@ -47,8 +58,15 @@ export interface SeriesInput {
  * One summary for the minute starting at `minuteMs`, through the wire: encoded as a sidecar would send
  * it and decoded as the collector does, so the sink loads exactly what it loads in production.
  */
-export function minuteSummary(producerId: string, seq: number, minuteMs: number, series: SeriesInput[]): DecodedSummary {
+export function minuteSummary(
+  producerId: string,
+  seq: number,
+  minuteMs: number,
+  series: SeriesInput[],
+  loss: Partial<Pick<DecodedSummary, "droppedRequests" | "droppedWindows" | "overflowKeys">> = {},
+): DecodedSummary {
   const bytes = encodeSummary({
+    ...loss,
     producerId,
     seq,
     windowStartMs: minuteMs,
@@ -64,11 +82,26 @@ export function minuteSummary(producerId: string, seq: number, minuteMs: number,
 /** Per producer: minute → series key → aggregate; one summary per (producer, minute). */
 type Producer = Map<number, Map<string, SeriesInput>>;
 
-function summaries(producerId: string, producer: Producer): DecodedSummary[] {
+/**
+ * The producer's summaries, one per minute. Some report a loss in their header (windows dropped before
+ * them, overflowed keys), as a sidecar does after an outage; the facts are unaffected. The producer id
+ * is an Istio sidecar's, naming its pod's namespace, which the loss rows carry.
+ */
+function summaries(index: number, namespace: string, producer: Producer, losses: LossReport[]): DecodedSummary[] {
+  const producerId = `sidecar~10.0.0.${index + 1}~looker-check-${index}.${namespace}~${namespace}.svc.cluster.local/1/1/${index}`;
   return [...producer.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([minuteMs, series], i) => minuteSummary(producerId, i + 1, minuteMs, [...series.values()]));
+    .map(([minuteMs, series], i) => {
+      const loss = { droppedRequests: 0, droppedWindows: 0, overflowKeys: 0 };
+      if (i % 3 === 1) Object.assign(loss, { droppedRequests: 37 * i + index, droppedWindows: 1 + (i % 2) });
+      if (i % 4 === 2) loss.overflowKeys = 5 + i;
+      if (loss.droppedWindows + loss.overflowKeys > 0) losses.push({ namespace, minuteMs, ...loss });
+      return minuteSummary(producerId, i + 1, minuteMs, [...series.values()], loss);
+    });
 }
+
+/** The namespaces of the two producers' pods: one inside and one outside the access tests' namespaces. */
+export const PRODUCER_NAMESPACES = ["shop", "search"] as const;
 
 export interface WarehouseOptions {
   seed?: string;
@@ -109,11 +142,13 @@ export async function loadWarehouse(options: WarehouseOptions = {}): Promise<War
   // The catalog of an attached DuckDB file is named after the file.
   const sink = new DuckDBSink(join(dir, "meshlook.duckdb"));
   await sink.open();
-  for (const [i, producer] of producers.entries()) await sink.load(summaries(`looker-check-${i}`, producer));
+  const losses: LossReport[] = [];
+  for (const [i, producer] of producers.entries()) await sink.load(summaries(i, PRODUCER_NAMESPACES[i], producer, losses));
   const minutes = truth.minuteList();
   return {
     sink,
     truth,
+    losses,
     fromMs: minutes[0],
     toMs: minutes[minutes.length - 1] + MINUTE_MS,
     database: "meshlook",
