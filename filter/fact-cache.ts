@@ -31,6 +31,8 @@ export class FactCache {
   private keys: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS);
   private directions: StaticArray<i32> = new StaticArray<i32>(CACHE_SLOTS);
   private hasFacts: StaticArray<bool> = new StaticArray<bool>(CACHE_SLOTS);
+  private spilled: StaticArray<bool> = new StaticArray<bool>(CACHE_SLOTS);
+  private spillHashes: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS);
   private values: StaticArray<i32>;
 
   constructor(private dims: StaticArray<i32>) {
@@ -64,7 +66,22 @@ export class FactCache {
     for (let i = 0; i < n; i++) key[this.dims[i]] = this.values[slot * n + i];
   }
 
-  store(cacheKey: u64, direction: i64, key: StaticArray<i32> | null): void {
+  /** Whether a value of the cached facts did not fit in the string table (see `store`). */
+  spilledAt(slot: i32): bool {
+    return this.hasFacts[slot] && this.spilled[slot];
+  }
+
+  /** The spill hash of the values that did not fit, as the reads that stored the facts left it. */
+  spillHashAt(slot: i32): u64 {
+    return this.spillHashes[slot];
+  }
+
+  /**
+   * Stores the facts of `cacheKey`. Facts with values that did not fit in the string table are cached
+   * too, with their spill hash: the table only fills up within a window, so a value that did not fit
+   * never will until the window (and this cache) is cleared, and re-reading it would give the same answer.
+   */
+  store(cacheKey: u64, direction: i64, key: StaticArray<i32> | null, spilled: bool = false, spillHash: u64 = 0): void {
     let home = <i32>(mix64(cacheKey) & (CACHE_SLOTS - 1));
     let slot = home;
     let p = 0;
@@ -77,6 +94,8 @@ export class FactCache {
     this.keys[slot] = cacheKey;
     this.directions[slot] = <i32>direction;
     this.hasFacts[slot] = key !== null;
+    this.spilled[slot] = spilled;
+    this.spillHashes[slot] = spillHash;
     if (key === null) return;
     let n = this.dims.length;
     for (let i = 0; i < n; i++) this.values[slot * n + i] = key[this.dims[i]];

@@ -264,11 +264,10 @@ export class Observer {
     let localBase = inbound ? Dim.DestinationWorkload : Dim.SourceWorkload;
     for (let i = 0; i < 5; i++) if (dims[localBase + i]) key[localBase + i] = this.localIds[i];
     if (inbound) {
-      if (slot >= 0) cache.restore(slot, key);
+      if (slot >= 0) this.restoreFacts(cache, slot, key);
       else {
         this.readDownstreamFacts(key);
-        // A value that did not fit has no id to cache; the next request reads it again.
-        if (haveId && !this.spill) cache.store(connId, direction, key);
+        if (haveId) cache.store(connId, direction, key, this.spill, this.spillHash);
       }
     } else {
       if (haveId && slot < 0) cache.store(connId, direction, null);
@@ -330,7 +329,7 @@ export class Observer {
     }
     let slot = haveAddress ? this.upstreams.find(address) : -1;
     if (slot >= 0) {
-      this.upstreams.restore(slot, key);
+      this.restoreFacts(this.upstreams, slot, key);
       return;
     }
     let dims = this.config.dimensions;
@@ -338,7 +337,19 @@ export class Observer {
     this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
     if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
     if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
-    if (haveAddress && !this.spill) this.upstreams.store(address, 0, key);
+    if (haveAddress) this.upstreams.store(address, 0, key, this.spill, this.spillHash);
+  }
+
+  /**
+   * Cached facts as their reads would have left the key and the spill state: they are read first for a
+   * request (spill state still clear), so the cached spill hash is the one the reads would give.
+   */
+  private restoreFacts(cache: FactCache, slot: i32, key: StaticArray<i32>): void {
+    cache.restore(slot, key);
+    if (cache.spilledAt(slot)) {
+      this.spill = true;
+      this.spillHash = cache.spillHashAt(slot);
+    }
   }
 
   /** The downstream connection's facts: caller principal and peer metadata, own principal, mTLS. */

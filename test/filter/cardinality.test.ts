@@ -78,3 +78,44 @@ describe("filter under a cardinality attack", () => {
     expect(memory[3]).toBe(memory[1]);
   });
 });
+
+describe("facts of a connection whose values did not fit", () => {
+  /** Summaries of one window of `callers` callers, each sending `perCaller` requests; `ownConnection` puts every request on a new connection. */
+  async function window(ownConnection: boolean) {
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ max_series: 50 }, collector.address);
+    let connection = 1;
+    // Caller after caller, each request of a caller on its connection (or on a new one): enough distinct
+    // principals and workloads to fill the string table, so later callers' values do not fit.
+    for (let c = 0; c < 400; c++) {
+      for (let r = 0; r < 3; r++) {
+        sidecar.stream(syntheticStream({
+          principal: `spiffe://cluster.local/ns/tenants/sa/job-${c}`, workload: `job-${c % 150}`,
+          code: r === 2 ? 503 : 200, durationNs: 1e6 + c * 1000 + r, requestBytes: 100 + c, responseBytes: 200 + r,
+          connectionId: ownConnection ? connection++ : undefined,
+        }));
+      }
+    }
+    clock.advance(10_000);
+    await sidecar.settle();
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+    const r = decodeSummary(collector.bodies[0].body);
+    if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
+    return r.summary;
+  }
+
+  it("are reused with what did not fit: the same summary as reading every request's facts anew", async () => {
+    const cached = await window(false);
+    const uncached = await window(true);
+    const overflow = cached.series.find((x) => x.dimensions.source_principal === "__overflow__");
+    expect(overflow?.requests).toBeGreaterThan(0);
+    expect(cached.overflowKeys).toBeGreaterThan(100);
+    const view = (s: DecodedSummary) => ({
+      overflowKeys: s.overflowKeys,
+      series: s.series.map((x) => ({ ...x.dimensions, requests: x.requests, errors: x.errors, requestBytes: x.requestBytes })),
+    });
+    expect(view(cached)).toEqual(view(uncached));
+  });
+});
