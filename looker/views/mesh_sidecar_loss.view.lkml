@@ -16,7 +16,7 @@ view: mesh_sidecar_loss {
   dimension_group: reported {
     type: time
     label: "Reported (UTC)"
-    description: "Minute of the summary that reported the loss (the minute its fact rows are in). Dropped windows lie before it: the gap in Mesh traffic ends where the report starts."
+    description: "Minute of the summary that reported the loss (the minute its fact rows are in). The dropped windows lie before it: look for the gap in Mesh traffic just ahead of this minute."
     timeframes: [raw, minute, hour, date, week, month]
     convert_tz: no
     datatype: timestamp
@@ -33,7 +33,7 @@ view: mesh_sidecar_loss {
   dimension: seq {
     type: number
     label: "Sequence Number"
-    description: "Sequence number of the reporting summary; the dropped windows had the numbers just before it."
+    description: "Sequence number of the reporting summary; the dropped windows are the producer's numbers before it that never reached the load ledger."
     sql: ${TABLE}.seq ;;
     value_format_name: id
   }

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
-import { LOSS_TABLE } from "../../shared/schema.ts";
+import { LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import { standForSuite, traffic } from "./helpers.ts";
 
 const LOSS_ROWS = `SELECT producer_id, seq, minute, namespace, workload, dropped_requests, dropped_windows, overflow_keys
@@ -65,5 +65,37 @@ describe("Snowflake sink: mesh_sidecar_loss", () => {
     const inserts = s.sf.statements.filter((st) => st.sql.startsWith(`INSERT INTO ${LOSS_TABLE.name}`));
     expect(inserts.length).toBeGreaterThan(0);
     for (const st of inserts) expect(st.sql).not.toMatch(/sidecar-21/);
+  });
+});
+
+describe("Snowflake sink: migration 2 on a warehouse created before it", () => {
+  const s = standForSuite();
+
+  it("adds mesh_sidecar_loss once, keeps the loaded data, and loads loss rows afterwards", async () => {
+    // The warehouse as a collector of the previous release left it: migration 1 applied, one summary.
+    await s.sf.query(createTableSql(SCHEMA_VERSION_TABLE, "duckdb"));
+    for (const sql of MIGRATIONS[0].statements("duckdb")) await s.sf.query(sql);
+    await s.sf.query(`INSERT INTO ${SCHEMA_VERSION_TABLE.name} VALUES (1, 'v1', TIMESTAMP '2026-01-01 00:00:00')`);
+    await s.sf.query("INSERT INTO mesh_load_ledger VALUES ('old', 1, TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-01', 1, 5, TIMESTAMP '2026-01-01')");
+    const from = s.sf.statements.length;
+    const [summary] = traffic(22, 1, 1).summaries;
+    for (let i = 0; i < 2; i++) {
+      const sink = new SnowflakeSink(s.settings(), undefined, { maxAttempts: 2, backoffMs: 10 });
+      await sink.open();
+      if (i === 0) await sink.load([{ ...summary, droppedRequests: 12, droppedWindows: 1 }]);
+      await sink.close();
+    }
+    // Across both starts, the only table created besides the (idempotent) version table is the new one.
+    const created = s.sf.statements.slice(from).filter((st) => /^CREATE TABLE/.test(st.sql)).map((st) => st.sql.split(/\s+/, 6)[5]);
+    expect(created.filter((t) => t !== SCHEMA_VERSION_TABLE.name)).toEqual([LOSS_TABLE.name]);
+    expect((await s.sf.query(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name} ORDER BY version`)).map((r) => Number(r.version))).toEqual(
+      MIGRATIONS.map((m) => m.version),
+    );
+    expect(await s.sf.query("SELECT producer_id FROM mesh_load_ledger WHERE seq = 1 ORDER BY producer_id")).toEqual([
+      { producer_id: "old" },
+      { producer_id: summary.producerId },
+    ]);
+    const [loss] = await s.sf.query(`SELECT COUNT(*) AS n, SUM(dropped_requests) AS r FROM ${LOSS_TABLE.name}`);
+    expect([Number(loss.n), Number(loss.r)]).toEqual([1, 12]);
   });
 });
