@@ -99,3 +99,21 @@ test: identities_first_seen_before_last_seen {
     expression: ${identity_access.calls} > 0 ;;
   }
 }
+
+# A sidecar reports requests lost only together with the windows that held them, and a loss row exists
+# only for a summary that dropped or overflowed something.
+test: sidecar_loss_is_consistent {
+  explore_source: mesh_sidecar_loss {
+    column: producer_id { field: mesh_sidecar_loss.producer_id }
+    column: dropped_requests { field: mesh_sidecar_loss.dropped_requests }
+    column: dropped_windows { field: mesh_sidecar_loss.dropped_windows }
+    column: overflow_keys { field: mesh_sidecar_loss.overflow_keys }
+    filters: [mesh_sidecar_loss.reported_date: "1 days"]
+  }
+  assert: requests_lost_only_with_windows {
+    expression: ${mesh_sidecar_loss.dropped_requests} = 0 OR ${mesh_sidecar_loss.dropped_windows} > 0 ;;
+  }
+  assert: rows_report_a_loss {
+    expression: ${mesh_sidecar_loss.dropped_windows} > 0 OR ${mesh_sidecar_loss.overflow_keys} > 0 ;;
+  }
+}
