@@ -165,6 +165,11 @@ async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: nu
       `(${ledger.distinct} distinct, ${acknowledged} acknowledged)`,
   );
   for (const m of comparison.mismatches.slice(0, 10)) console.log(`  ${m}`);
+  const loss = await warehouse.sidecarLoss();
+  console.log(
+    `sidecar loss (mesh_sidecar_loss): ${int(loss.requests)} requests in ${int(loss.windows)} dropped windows, ` +
+      `~${int(loss.overflowKeys)} series keys folded into __overflow__`,
+  );
   const exactByEdge = truth.aggregate((row) => `${row.dims.reporter}|${row.dims.source_principal}|${row.dims.destination_service}`);
   let worst = 0;
   for (const e of edges) {

@@ -7,7 +7,7 @@
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { registerMeshQuantile } from "../shared/quantile-duckdb.ts";
 import type { DecodedSeries } from "../shared/node.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE } from "../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE } from "../shared/schema.ts";
 import { seriesKey, type GroundTruth, type SeriesDims, type Stats } from "./traffic/index.ts";
 
 /**
@@ -116,6 +116,15 @@ export class Warehouse {
     );
     const [summaries, distinct, producers, requests] = row.map(Number);
     return { summaries, distinct, producers, requests };
+  }
+
+  /** What the sidecars reported losing (docs/schema.md, mesh_sidecar_loss): dropped requests and windows, folded keys. */
+  async sidecarLoss(): Promise<{ requests: number; windows: number; overflowKeys: number }> {
+    const [row] = await this.rows(
+      `SELECT COALESCE(SUM(dropped_requests), 0), COALESCE(SUM(dropped_windows), 0), COALESCE(SUM(overflow_keys), 0) FROM ${LOSS_TABLE.name}`,
+    );
+    const [requests, windows, overflowKeys] = row.map(Number);
+    return { requests, windows, overflowKeys };
   }
 
   close(): void {
