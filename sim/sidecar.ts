@@ -129,7 +129,8 @@ export function streamInput(request: SimRequest, reporter: Reporter, withBodies 
   const { source: src, destination: dst, service: svc } = request;
   const grpc = request.protocol === "grpc";
   const durationNs = inbound ? request.destinationDurationNs : request.sourceDurationNs;
-  const clientPort = 32768 + ((request.seq * 7919) % 28000);
+  // The client's port is the connection's, like its id.
+  const clientPort = 32768 + ((request.connection * 7919) % 28000);
   const requestId = requestUuid(request.seq);
 
   const requestHeaders: Pairs = [
@@ -188,7 +189,7 @@ export function streamInput(request: SimRequest, reporter: Reporter, withBodies 
   if (inbound) {
     attributes.source = { address: `${src.ip}:${clientPort}`, port: clientPort };
     attributes.destination = { address: `${dst.ip}:${svc.port}`, port: svc.port };
-    attributes.connection = { id: uint(request.seq * 2 + 1), mtls };
+    attributes.connection = { id: uint(request.connection * 2 + 1), mtls };
     if (mtls) {
       Object.assign(attributes.connection, {
         requested_server_name: `outbound_.${svc.port}_._.${svc.host}`,
@@ -205,7 +206,7 @@ export function streamInput(request: SimRequest, reporter: Reporter, withBodies 
   } else {
     attributes.source = { address: `${src.ip}:${clientPort}`, port: clientPort };
     attributes.destination = { address: `${serviceIp(svc)}:${svc.port}`, port: svc.port };
-    attributes.connection = { id: uint(request.seq * 2), mtls: false };
+    attributes.connection = { id: uint(request.connection * 2), mtls: false };
     if (request.upstreamConnected) {
       attributes.upstream = { address: `${dst.ip}:${svc.port}`, port: svc.port };
       if (upstreamTls) {

@@ -22,10 +22,13 @@ export interface FilterCost {
   rounds: number;
 }
 
-/** The stream inputs of `requests` bookinfo requests, each as every observing sidecar sees it. */
-export function bookinfoStreams(requests: number, seed = 7): StreamInput[] {
+/**
+ * The stream inputs of `requests` bookinfo requests, each as every observing sidecar sees it; each
+ * connection between two workloads carries `requestsPerConnection` of them (1: every request a new one).
+ */
+export function bookinfoStreams(requests: number, seed = 7, requestsPerConnection = 1): StreamInput[] {
   const model = bookinfo();
-  const generator = new TrafficGenerator(model, { seed, requestsPerSecond: 1000 });
+  const generator = new TrafficGenerator(model, { seed, requestsPerSecond: 1000, requestsPerConnection });
   const out: StreamInput[] = [];
   for (let i = 0; i < requests; i++) {
     const request = generator.next();
@@ -40,15 +43,15 @@ export function bookinfoStreams(requests: number, seed = 7): StreamInput[] {
  * CPU time of this process per stream, ns: steadier than wall time when other work shares the cores (the
  * stream path is synchronous, so the process's CPU time is this loop's, plus a little GC).
  */
-function timeRound(sidecar: Sidecar, inputs: readonly StreamInput[]): number {
+export function timeRound(sidecar: Sidecar, inputs: readonly StreamInput[]): number {
   const c0 = process.cpuUsage();
   for (const input of inputs) sidecar.stream(input);
   const c = process.cpuUsage(c0);
   return ((c.user + c.system) * 1000) / inputs.length;
 }
 
-export async function measureFilterCost(requests = 10_000, rounds = 7): Promise<FilterCost> {
-  const inputs = bookinfoStreams(requests);
+export async function measureFilterCost(requests = 10_000, rounds = 7, requestsPerConnection = 1): Promise<FilterCost> {
+  const inputs = bookinfoStreams(requests, 7, requestsPerConnection);
   const model = bookinfo();
   // One sidecar per filter, as productpage's; the node only sets the local labels.
   const node = workloadNode(model.workloads.find((w) => w.name === "productpage-v1")!, model);

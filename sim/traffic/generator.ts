@@ -12,6 +12,11 @@ import { Rng, WeightedPicker } from "./prng.ts";
 export interface SimRequest {
   /** 0-based position in the stream. */
   seq: number;
+  /**
+   * 0-based id of the connection from the source to the destination workload the request travels on
+   * (see GeneratorOptions.requestsPerConnection); equal to `seq` when every request has its own.
+   */
+  connection: number;
   /** Unix time in ns at which the request completed. */
   endNs: bigint;
   /** ns since the generator's start (integer, exact in a double for ~104 days). */
@@ -60,6 +65,12 @@ export interface GeneratorOptions {
   requestsPerSecond?: number;
   /** Unix ms of simulated time zero. Default 2026-01-01T00:00:00Z (fixed, so runs are reproducible). */
   startTimeMs?: number;
+  /**
+   * Requests a connection between a source and a destination workload carries before the next request
+   * of the pair opens a new one (HTTP/1.1 keep-alive, HTTP/2 streams). Default 1: every request on a
+   * new connection. It only decides `connection`: the requests themselves are the same for any value.
+   */
+  requestsPerConnection?: number;
 }
 
 export const DEFAULT_START_TIME_MS = Date.UTC(2026, 0, 1);
@@ -91,6 +102,10 @@ export class TrafficGenerator {
   private readonly backendPickers: WeightedPicker[];
   /** Scenarios per workload id, so the per-request check is a short list (usually empty). */
   private readonly scenariosByWorkload: MeshModel["scenarios"][];
+  private readonly requestsPerConnection: number;
+  /** The open connection of each (source, destination) workload pair and the requests it has left. */
+  private readonly open = new Map<number, { id: number; left: number }>();
+  private connections = 0;
 
   constructor(model: MeshModel, options: GeneratorOptions) {
     if (model.calls.length === 0) throw new Error(`mesh ${model.name} has no calls`);
@@ -105,6 +120,22 @@ export class TrafficGenerator {
     this.callPicker = new WeightedPicker(model.calls.map((c) => c.weight));
     this.backendPickers = model.services.map((s) => new WeightedPicker(s.backendWeights));
     this.scenariosByWorkload = model.workloads.map((w) => model.scenarios.filter((s) => s.workload === w.name));
+    this.requestsPerConnection = options.requestsPerConnection ?? 1;
+    if (!Number.isInteger(this.requestsPerConnection) || this.requestsPerConnection < 1) {
+      throw new Error("requestsPerConnection must be an integer ≥ 1");
+    }
+  }
+
+  /** The connection the next request from `source` to `destination` (workload indexes) travels on. */
+  private connectionFor(source: number, destination: number): number {
+    const pair = source * this.model.workloads.length + destination;
+    let c = this.open.get(pair);
+    if (c === undefined || c.left === 0) {
+      c = { id: this.connections++, left: this.requestsPerConnection };
+      this.open.set(pair, c);
+    }
+    c.left--;
+    return c.id;
   }
 
   /** Simulated time of the last generated request, ns since start. */
@@ -120,7 +151,8 @@ export class TrafficGenerator {
     const model = this.model;
     const call = model.calls[this.callPicker.pick(rng)];
     const service = model.services[call.service];
-    const destination = model.workloads[service.backends[this.backendPickers[service.id].pick(rng)]];
+    const destinationIndex = service.backends[this.backendPickers[service.id].pick(rng)];
+    const destination = model.workloads[destinationIndex];
     const source = model.workloads[call.source];
     const grpc = service.protocol === "grpc";
     const sourceReports = source.proxy === "sidecar" || source.proxy === "gateway";
@@ -195,6 +227,7 @@ export class TrafficGenerator {
     const requestBodyBytes = sizeBytes(rng, call.requestBody) + (grpc ? 5 : 0);
     const request: SimRequest = {
       seq: this.generated++,
+      connection: this.connectionFor(call.source, destinationIndex),
       endNs: this.startNs + BigInt(offsetNs),
       offsetNs,
       minuteMs: Math.floor((this.startTimeMs + Math.floor(offsetNs / 1e6)) / 60_000) * 60_000,

@@ -182,7 +182,8 @@ describe("Mesh with the meshlook filter", () => {
       workers: 2,
     });
     try {
-      const gen = new TrafficGenerator(model, { seed: 2024, requestsPerSecond: 150, startTimeMs: start });
+      // Connections carry several requests, so the filter's per-connection facts are reused, as in a mesh.
+      const gen = new TrafficGenerator(model, { seed: 2024, requestsPerSecond: 150, startTimeMs: start, requestsPerConnection: 8 });
       const truth = new GroundTruth({ endUserPrincipal: true });
       const steps: number[] = [];
       const done = await mesh.run(gen, { durationS: 90, truth, onStep: (p) => steps.push(p.requests) });

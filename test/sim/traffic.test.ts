@@ -40,6 +40,25 @@ describe("Rng", () => {
 });
 
 describe("TrafficGenerator", () => {
+  it("puts up to requestsPerConnection requests of one workload pair on a connection, changing nothing else", () => {
+    const model = mixed();
+    const single = new TrafficGenerator(model, { seed: 3, requestsPerSecond: 500 }).take(5000);
+    const reused = new TrafficGenerator(model, { seed: 3, requestsPerSecond: 500, requestsPerConnection: 5 }).take(5000);
+    expect(single.map((r) => r.connection)).toEqual(single.map((r) => r.seq));
+    expect(reused.map((r) => flat({ ...r, connection: 0 }))).toEqual(single.map((r) => flat({ ...r, connection: 0 })));
+    const byConnection = new Map<number, SimRequest[]>();
+    for (const r of reused) byConnection.set(r.connection, [...(byConnection.get(r.connection) ?? []), r]);
+    for (const rs of byConnection.values()) {
+      expect(rs.length).toBeLessThanOrEqual(5);
+      expect(new Set(rs.map((r) => `${r.source.id}>${r.destination.id}`)).size).toBe(1);
+    }
+    // Every connection but a pair's last one is full.
+    const open = new Set(reused.map((r) => `${r.source.id}>${r.destination.id}`)).size;
+    expect([...byConnection.values()].filter((rs) => rs.length < 5).length).toBeLessThanOrEqual(open);
+    expect(byConnection.size).toBeLessThan(5000 / 4);
+    expect(() => new TrafficGenerator(model, { seed: 3, requestsPerConnection: 0 })).toThrow(/requestsPerConnection/);
+  });
+
   it("produces the same stream for the same seed and a different one for another seed", () => {
     const a = run(mixed(), 7, 5000).map(flat);
     const b = run(mixed(), 7, 5000).map(flat);
