@@ -1,7 +1,7 @@
 // Per request, at stream end: reads what Envoy knows about the request and turns it into a series
 // key (dimension value ids, see interner.ts) and the request's measures. This is the per-request
 // path: it reads only the properties its dimensions need, and copies nothing it does not keep.
-import { HostBytes, readProperty, isValidUtf8, propertyPath } from "./sdk/host";
+import { HostBytes, isValidUtf8, propertyPath } from "./sdk/host";
 import { Config } from "./config";
 import { Dim, DIM_COUNT, NONE, UNKNOWN } from "./dimensions";
 import { Interner, hashBytes, mix64 } from "./interner";
@@ -31,7 +31,7 @@ class XdsPath {
     this.paths = [propertyPath(["xds"].concat(segments)), propertyPath(segments)];
   }
   read(into: HostBytes): bool {
-    if (this.form >= 0) return readProperty(unchecked(this.paths[this.form]), into);
+    if (this.form >= 0) return into.read(unchecked(this.paths[this.form]));
     let first = xdsForm >= 0 ? xdsForm : 0;
     if (this.answered(first, into)) return true;
     if (this.doubleMisses >= DOUBLE_MISS_LIMIT && xdsForm >= 0) return false;
@@ -40,7 +40,7 @@ class XdsPath {
     return false;
   }
   private answered(form: i32, into: HostBytes): bool {
-    if (!readProperty(unchecked(this.paths[form]), into)) return false;
+    if (!into.read(unchecked(this.paths[form]))) return false;
     this.form = form;
     if (xdsForm < 0) xdsForm = form;
     return true;
@@ -184,7 +184,7 @@ export class Observation {
 const hb = new HostBytes();
 
 function readInt(path: ArrayBuffer, fallback: i64): i64 {
-  if (!readProperty(path, hb)) return fallback;
+  if (!hb.read(path)) return fallback;
   let v = hb.asI64(fallback);
   hb.release();
   return v;
@@ -236,7 +236,7 @@ export class Observer {
     let slot = -1;
     let haveId = false;
     let connId: u64 = 0;
-    if (readProperty(P_CONNECTION_ID, hb)) {
+    if (hb.read(P_CONNECTION_ID)) {
       if (hb.len == 8) {
         connId = load<u64>(hb.ptr);
         haveId = true;
@@ -276,7 +276,7 @@ export class Observer {
     if (dims[Dim.DestinationService]) key[Dim.DestinationService] = this.destinationService();
 
     let grpc = false;
-    if (readProperty(P_CONTENT_TYPE, hb)) {
+    if (hb.read(P_CONTENT_TYPE)) {
       grpc = startsWithGrpc(hb.ptr, hb.len);
       hb.release();
     }
@@ -320,7 +320,7 @@ export class Observer {
   private readUpstreamFacts(key: StaticArray<i32>): void {
     let haveAddress = false;
     let address: u64 = 0;
-    if (readProperty(P_UP_ADDRESS, hb)) {
+    if (hb.read(P_UP_ADDRESS)) {
       if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES) {
         address = hashBytes(hb.ptr, hb.len);
         haveAddress = true;
@@ -361,7 +361,7 @@ export class Observer {
     if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_DOWN_LOCAL_SAN, s.unknown);
     if (dims[Dim.ConnectionSecurityPolicy]) {
       let policy = s.unknown;
-      if (readProperty(P_MTLS, hb)) {
+      if (hb.read(P_MTLS)) {
         if (hb.len == 1) policy = load<u8>(hb.ptr) != 0 ? s.mutualTls : s.plaintext;
         hb.release();
       }
@@ -371,7 +371,7 @@ export class Observer {
 
   /** Id of the string at `path`, `fallback` when absent or unusable; marks a spill when full. */
   private stringOf(path: ArrayBuffer, fallback: i32): i32 {
-    if (!readProperty(path, hb)) return fallback;
+    if (!hb.read(path)) return fallback;
     let id = this.internHeld(fallback);
     hb.release();
     return id;
@@ -401,8 +401,8 @@ export class Observer {
     // One read decides which source holds the peer's labels, so a request from a caller without
     // peer metadata (plaintext, proxyless) costs two reads, not ten.
     let paths: Array<ArrayBuffer> | null = null;
-    if (readProperty(peer.current[0], hb)) paths = peer.current;
-    else if (readProperty(peer.legacy[0], hb)) paths = peer.legacy;
+    if (hb.read(peer.current[0])) paths = peer.current;
+    else if (hb.read(peer.legacy[0])) paths = peer.legacy;
     if (paths === null) return;
     if (dims[base]) key[base] = this.internHeld(this.sentinels.unknown);
     hb.release();
@@ -438,7 +438,7 @@ export class Observer {
       hb.release();
       if (id >= 0 && id != u) return id;
     }
-    if (!readProperty(P_HOST, hb)) return u;
+    if (!hb.read(P_HOST)) return u;
     let len = hostWithoutPort(hb.ptr, hb.len);
     let id = len > 0 && len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, len) ? this.internRange(hb.ptr, len, u) : u;
     hb.release();

@@ -6,7 +6,7 @@
 // difference measured is the work per request, not SDK overhead.
 export * from "../../filter/sdk/entry";
 import { Root, setRootFactory } from "../../filter/sdk/exports";
-import { HostBytes, LogLevel, log, propertyPath, readProperty } from "../../filter/sdk/host";
+import { HostBytes, LogLevel, log, propertyPath } from "../../filter/sdk/host";
 
 const P_DIRECTION = propertyPath(["xds", "listener_direction"]);
 const P_SERVICE_HOST = propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]);
@@ -37,21 +37,21 @@ const NODE = [
 const hb = new HostBytes();
 
 function readString(path: ArrayBuffer): string {
-  if (!readProperty(path, hb)) return "unknown";
+  if (!hb.read(path)) return "unknown";
   let s = hb.asString("unknown");
   hb.release();
   return s;
 }
 
 function readInt(path: ArrayBuffer): i64 {
-  if (!readProperty(path, hb)) return -1;
+  if (!hb.read(path)) return -1;
   let v = hb.asI64(-1);
   hb.release();
   return v;
 }
 
 function readBool(path: ArrayBuffer): bool {
-  if (!readProperty(path, hb)) return false;
+  if (!hb.read(path)) return false;
   let v = hb.len == 1 && load<u8>(hb.ptr) == 1;
   hb.release();
   return v;

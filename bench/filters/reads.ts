@@ -5,7 +5,7 @@
 // (an Envoy pays them too: its own lookup, plus the call into the module's malloc for every value).
 export * from "../../filter/sdk/entry";
 import { Root, setRootFactory } from "../../filter/sdk/exports";
-import { HostBytes, propertyPath, readProperty } from "../../filter/sdk/host";
+import { HostBytes, propertyPath } from "../../filter/sdk/host";
 
 const PATHS: Array<ArrayBuffer> = [
   propertyPath(["connection", "id"]),
@@ -35,7 +35,7 @@ class ProbeRoot extends Root {
   onStreamLog(): void {
     if (!this.reads) return;
     for (let i = 0; i < PATHS.length; i++) {
-      if (readProperty(unchecked(PATHS[i]), hb)) hb.release();
+      if (hb.read(unchecked(PATHS[i]))) hb.release();
     }
   }
 }

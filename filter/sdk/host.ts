@@ -46,30 +46,31 @@ export class HostBytes {
     if (!isValidUtf8(this.ptr, this.len)) return fallback;
     return String.UTF8.decodeUnsafe(this.ptr, this.len);
   }
-}
 
-function takeResult(status: u32, into: HostBytes): bool {
-  let ptr = load<usize>(OUT);
-  let len = load<u32>(OUT, 4);
-  if (status != WasmResultValues.Ok) {
-    // A host that allocated before failing still handed the block to us.
-    if (ptr != 0) free(ptr);
-    return false;
+  /**
+   * Reads a property by its path, given as pre-encoded path segments joined by NUL bytes (Envoy's
+   * encoding). Returns false when the property is absent or the call failed. A method rather than a
+   * function of (path, into): `this` is not reference-counted, and this is the per-request call.
+   */
+  read(path: ArrayBuffer): bool {
+    store<usize>(OUT, 0);
+    store<u32>(OUT, 0, 4);
+    return this.take(proxy_get_property(changetype<usize>(path), path.byteLength, OUT, OUT + 4));
   }
-  into.ptr = ptr;
-  into.len = ptr == 0 ? 0 : <i32>len;
-  return true;
-}
 
-/**
- * Reads a property by its path, given as pre-encoded path segments joined by NUL bytes (Envoy's
- * encoding). Returns false when the property is absent or the call failed.
- */
-export function readProperty(path: ArrayBuffer, into: HostBytes): bool {
-  store<usize>(OUT, 0);
-  store<u32>(OUT, 0, 4);
-  let status = proxy_get_property(changetype<usize>(path), path.byteLength, OUT, OUT + 4);
-  return takeResult(status, into);
+  /** Holds the value a host call left in the out-slots; false (and nothing held) when it failed. */
+  take(status: u32): bool {
+    let ptr = load<usize>(OUT);
+    let len = load<u32>(OUT, 4);
+    if (status != WasmResultValues.Ok) {
+      // A host that allocated before failing still handed the block to us.
+      if (ptr != 0) free(ptr);
+      return false;
+    }
+    this.ptr = ptr;
+    this.len = ptr == 0 ? 0 : <i32>len;
+    return true;
+  }
 }
 
 /** Reads `length` bytes of a host buffer (e.g. the plugin configuration). */
@@ -78,17 +79,15 @@ export function readBuffer(kind: BufferTypeValues, length: u32, into: HostBytes)
   store<u32>(OUT, 0, 4);
   // The SDK's default onConfigure passes `length` where the size pointer belongs; here the host gets
   // the address of a real out-slot.
-  let status = proxy_get_buffer_bytes(kind, 0, length, OUT, OUT + 4);
-  return takeResult(status, into);
+  return into.take(proxy_get_buffer_bytes(kind, 0, length, OUT, OUT + 4));
 }
 
 /** Reads one header of the response to an outgoing HTTP call. */
 export function readHttpCallResponseHeader(name: ArrayBuffer, into: HostBytes): bool {
   store<usize>(OUT, 0);
   store<u32>(OUT, 0, 4);
-  let status = proxy_get_header_map_value(
-    HeaderMapTypeValues.HttpCallResponseHeaders, changetype<usize>(name), name.byteLength, OUT, OUT + 4);
-  return takeResult(status, into);
+  return into.take(proxy_get_header_map_value(
+    HeaderMapTypeValues.HttpCallResponseHeaders, changetype<usize>(name), name.byteLength, OUT, OUT + 4));
 }
 
 /** Host clock in nanoseconds since the epoch; 0 if the host refuses. */
