@@ -4,9 +4,10 @@
 // Run: `npx tsx bench/ingest.ts`. Prints summaries/s, series-updates per collector CPU-second (until
 // everything is loaded, so loading is paid for), p99 acknowledgement latency, and three baselines: the
 // collector's /healthz rate, and in this process the shared decoder alone and decode + rollup fold (what
-// ingest does per summary besides HTTP, spool and load).
+// ingest does per summary besides HTTP, spool and load). Also the collector's CPU split between its event
+// loop and its other threads, and its peak RSS, for sizing Kubernetes requests.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -42,10 +43,33 @@ function buildSummary(i: number): DecodedSummary {
   return out;
 }
 
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, clock ticks (USER_HZ = 100)
+// utime + stime of a /proc stat line, in seconds (clock ticks, USER_HZ = 100).
+const statCpuS = (stat: string) => {
+  const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+const cpuSeconds = (pid: number) => statCpuS(readFileSync(`/proc/${pid}/stat`, "utf8"));
+
+/**
+ * CPU seconds of the main (event-loop) thread and of all other threads: V8's helpers (parallel and
+ * concurrent GC, optimizing compiler), libuv's pool (spool writev + fdatasync) and DuckDB's threads.
+ * Node names them all "node", so they are not told apart here.
+ */
+function threadCpuSeconds(pid: number): { main: number; others: number } {
+  let others = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    if (tid === String(pid)) continue;
+    try {
+      others += statCpuS(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"));
+    } catch {
+      // the thread ended between readdir and read; its time is in the process total
+    }
+  }
+  return { main: statCpuS(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8")), others };
 }
+
+/** Peak resident set size of a process (VmHWM), in MiB. */
+const peakRssMiB = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
 async function main() {
   const bodies = Array.from({ length: SUMMARIES }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
@@ -73,13 +97,20 @@ async function main() {
     env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOG_LEVEL: "warn", MESHLOOK_LOAD_INTERVAL_S: "2", MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000" },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const line = await new Promise<string>((r) => createInterface({ input: child.stdout! }).once("line", r));
-  const url = /listening on (http:\/\/\S+);/.exec(line)![1];
+  // The startup line, skipping whatever node flags (e.g. --trace-gc) print before it.
+  const lines = createInterface({ input: child.stdout! });
+  const url = await new Promise<string>((r) =>
+    lines.on("line", (l) => {
+      const m = /listening on (http:\/\/\S+);/.exec(l);
+      if (m) r(m[1]);
+    }),
+  );
 
   const baseline = await autocannon({ url: `${url}/healthz`, connections: CONNECTIONS, amount: SUMMARIES * 2 });
 
   let next = 0;
   const cpu0 = cpuSeconds(child.pid!);
+  const threads0 = threadCpuSeconds(child.pid!);
   const started = performance.now();
   const ingest = await autocannon({
     url,
@@ -101,6 +132,8 @@ async function main() {
   while ((await metric("meshlook_summaries_loaded_total")) < accepted) await new Promise((r) => setTimeout(r, 100));
   const loadedWallS = (performance.now() - started) / 1000;
   const cpuS = cpuSeconds(child.pid!) - cpu0;
+  const threads1 = threadCpuSeconds(child.pid!);
+  const rssMiB = peakRssMiB(child.pid!);
   child.kill("SIGTERM");
   await new Promise((r) => child.on("exit", r));
   rmSync(dir, { recursive: true, force: true });
@@ -112,6 +145,8 @@ async function main() {
   console.log(`  summaries/s:                 ${(ok / wallS).toFixed(0)}`);
   console.log(`  series-updates/s (wall):     ${((ok * SERIES) / wallS).toFixed(0)}`);
   console.log(`  collector CPU:               ${ackCpuS.toFixed(2)} s while acknowledging (${wallS.toFixed(2)} s wall), ${cpuS.toFixed(2)} s until all loaded (${loadedWallS.toFixed(2)} s wall)`);
+  console.log(`  collector CPU by thread:     event loop ${(threads1.main - threads0.main).toFixed(2)} s, other threads ${(threads1.others - threads0.others).toFixed(2)} s (GC and JIT helpers, fs pool, DuckDB)`);
+  console.log(`  collector peak RSS:          ${rssMiB.toFixed(0)} MiB (VmHWM, whole run)`);
   console.log(`  series-updates per CPU-s:    ${((ok * SERIES) / cpuS).toFixed(0)} ingest + load   (target ≥ 200000 per core)`);
   console.log(`  ack latency ms p50/p99/max:  ${ingest.latency.p50} / ${ingest.latency.p99} / ${ingest.latency.max}`);
   console.log(`  baseline GET /healthz req/s: ${baseline.requests.average.toFixed(0)}; ingest/baseline request rate ${(ok / wallS / baseline.requests.average).toFixed(3)}`);

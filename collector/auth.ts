@@ -1,12 +1,13 @@
 // Ingest authentication: a set of bearer tokens, several valid at once so a token can be rotated
 // without downtime (add the new one, roll the sidecars, drop the old one).
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 
 const stampOf = (st: Stats) => `${st.ino}:${st.size}:${st.mtimeMs}`;
-const digest = (token: string) => createHash("sha256").update(token, "utf8").digest();
+// One-shot: a Hash object per request cost more than the hashing itself.
+const digest = (token: string) => hash("sha256", token, "buffer");
 
 /**
  * How metrics name a token: the first 8 hex digits of its SHA-256 (`printf %s "$TOKEN" | sha256sum |

@@ -112,6 +112,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   /** Which ingest token (by TokenSet label) authenticated a request, for the per-token usage metric. */
   const tokenOf = new WeakMap<FastifyRequest, string>();
+  // The labelled counter per token, looked up once: prom-client hashes the label set on every inc().
+  const tokenCounters = new Map<string, ReturnType<Metrics["acceptedByToken"]["labels"]>>();
+  const acceptedByToken = (token: string) => {
+    let c = tokenCounters.get(token);
+    if (!c) tokenCounters.set(token, (c = metrics.acceptedByToken.labels({ token })));
+    return c;
+  };
 
   app.addContentTypeParser(SUMMARY_CONTENT_TYPE, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
@@ -151,13 +158,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       }
       if (res.status === "accepted") {
         // Counted for new summaries only, so a retry does not report the same loss twice.
-        metrics.filterDroppedWindows.inc(res.summary.droppedWindows);
-        metrics.filterDroppedRequests.inc(res.summary.droppedRequests);
-        metrics.filterOverflowKeys.inc(res.summary.overflowKeys);
+        const { droppedWindows, droppedRequests, overflowKeys } = res.summary;
+        if (droppedWindows > 0) metrics.filterDroppedWindows.inc(droppedWindows);
+        if (droppedRequests > 0) metrics.filterDroppedRequests.inc(droppedRequests);
+        if (overflowKeys > 0) metrics.filterOverflowKeys.inc(overflowKeys);
       }
       if (res.status === "accepted" || res.status === "duplicate") {
         const token = tokenOf.get(req);
-        if (token !== undefined) metrics.acceptedByToken.inc({ token });
+        if (token !== undefined) acceptedByToken(token).inc();
         return reply.code(200).send({ status: res.status });
       }
       switch (res.status) {

@@ -47,7 +47,9 @@ interface SegmentInfo {
 }
 
 interface Pending {
-  frame: Buffer;
+  /** Frame and typed header; the body follows it on disk and is written from the caller's buffer. */
+  head: Buffer;
+  body: Uint8Array;
   receivedAtMs: number;
   resolve(segment: number): void;
   reject(err: unknown): void;
@@ -55,17 +57,23 @@ interface Pending {
 
 const segmentName = (id: number) => `${String(id).padStart(10, "0")}.seg`;
 
+/**
+ * The bytes of one summary record that precede its body: frame and typed header, with the CRC over
+ * the length, the typed header and the body. Kept apart from the body so appending never copies it.
+ */
+function recordHead(body: Uint8Array, receivedAtMs: number): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_BYTES + TYPED_HEADER_BYTES);
+  head.writeUInt32BE(RECORD_MAGIC, 0);
+  head.writeUInt32BE(TYPED_HEADER_BYTES + body.length, 4);
+  head.writeUInt8(TYPE_SUMMARY, FRAME_BYTES);
+  head.writeDoubleLE(receivedAtMs, FRAME_BYTES + 1);
+  head.writeUInt32BE(crc32(body, crc32(head.subarray(FRAME_BYTES), crc32(head.subarray(4, 8)))), 8);
+  return head;
+}
+
 /** Frames one summary body as a spool record (typed header inside the CRC-protected payload). */
 export function encodeRecord(body: Uint8Array, receivedAtMs: number): Buffer {
-  const frame = Buffer.allocUnsafe(FRAME_BYTES + TYPED_HEADER_BYTES + body.length);
-  const payloadLength = TYPED_HEADER_BYTES + body.length;
-  frame.writeUInt32BE(RECORD_MAGIC, 0);
-  frame.writeUInt32BE(payloadLength, 4);
-  frame.writeUInt8(TYPE_SUMMARY, FRAME_BYTES);
-  frame.writeDoubleLE(receivedAtMs, FRAME_BYTES + 1);
-  frame.set(body, FRAME_BYTES + TYPED_HEADER_BYTES);
-  frame.writeUInt32BE(crc32(frame.subarray(FRAME_BYTES), crc32(frame.subarray(4, 8))), 8);
-  return frame;
+  return Buffer.concat([recordHead(body, receivedAtMs), body]);
 }
 
 /** Is a complete, checksum-valid record framed at `at`? Returns its payload length, else the reason not. */
@@ -198,12 +206,12 @@ export class Spool {
 
   /**
    * Appends one summary body; resolves with the id of its segment once it is durable, rejects if the
-   * write or fsync failed.
+   * write or fsync failed. The body is written from the caller's buffer, which must not change until then.
    */
   append(body: Uint8Array, receivedAtMs: number): Promise<number> {
-    const frame = encodeRecord(body, receivedAtMs);
+    const head = recordHead(body, receivedAtMs);
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ frame, receivedAtMs, resolve, reject });
+      this.queue.push({ head, body, receivedAtMs, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         void this.serial(() => this.flush());
@@ -225,8 +233,13 @@ export class Spool {
     try {
       const active = await this.activeSegment();
       const info = this.segments.get(active.id)!;
-      const bytes = batch.reduce((n, p) => n + p.frame.length, 0);
-      const { bytesWritten } = await active.fh.writev(batch.map((p) => p.frame));
+      let bytes = 0;
+      const chunks: Uint8Array[] = [];
+      for (const p of batch) {
+        bytes += p.head.length + p.body.length;
+        chunks.push(p.head, p.body);
+      }
+      const { bytesWritten } = await active.fh.writev(chunks);
       // A filesystem that fills up mid-write returns a short count instead of an error; the records
       // past it are not on disk and must not be acknowledged.
       if (bytesWritten !== bytes) {
