@@ -77,7 +77,8 @@ async function main() {
   // Simulated time starts at the minute boundary before the run, so the rows land in recent minutes.
   const startMs = Math.floor((Date.now() - opts.durationS * 1000) / 60_000) * 60_000;
   const model = bookinfo({ durationS: opts.durationS });
-  const generator = new TrafficGenerator(model, { seed: opts.seed, requestsPerSecond: opts.rps, startTimeMs: startMs });
+  // Keep-alive connections, as a mesh has them: the filter's per-connection facts are then cached.
+  const generator = new TrafficGenerator(model, { seed: opts.seed, requestsPerSecond: opts.rps, startTimeMs: startMs, requestsPerConnection: 10 });
   const truth = new GroundTruth();
 
   const bar = new cliProgress.SingleBar(
