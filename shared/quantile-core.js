@@ -1,9 +1,10 @@
-// MESH_QUANTILE and the sketch merge it needs, written once in plain JavaScript.
+// MESH_QUANTILE, MESH_SKETCH_MERGE and the sketch merge both rest on, written once in plain JavaScript.
 //
 // This file is deliberately not a module: it only declares functions, so the very same text can be
-//  - evaluated by shared/quantile.ts in Node (DuckDB scalar UDF, the collector's rollup), and
+//  - evaluated by shared/quantile.ts in Node (DuckDB scalar UDFs, the collector's rollup), and
 //  - pasted as the body of a Snowflake JavaScript UDF followed by `return meshQuantile(SKETCHES, Q);`
-//    (Snowflake exposes the arguments as upper-case variables and runs the body as a function).
+//    or `return meshSketchMergeJson(SKETCHES);` (Snowflake exposes the arguments as upper-case
+//    variables and runs the body as a function).
 // Keep it to ES5-level syntax that both engines accept, and never reference anything outside the file.
 //
 // Sketch JSON (docs/schema.md): {"s": scale, "z": zero count, "o": index of first bucket, "c": [counts]}.
@@ -14,7 +15,7 @@ function meshSketchParse(x) {
   if (x === null || x === undefined) return null;
   var o = typeof x === "string" ? JSON.parse(x) : x;
   if (typeof o.s !== "number" || typeof o.z !== "number" || typeof o.o !== "number" || !(o.c instanceof Array)) {
-    throw new Error("MESH_QUANTILE: not a latency sketch (expected {s,z,o,c})");
+    throw new Error("not a latency sketch (expected {s,z,o,c})");
   }
   return o;
 }
@@ -110,6 +111,17 @@ function meshSketchAddInto(acc, sk) {
   var at = p.o - acc.o;
   for (var b = 0; b < n; b++) acc.c[at + b] += p.c[b];
   return acc;
+}
+
+/**
+ * MESH_SKETCH_MERGE: the exact merge of the sketches as JSON text in the stored form {s,z,o,c}, so the
+ * hourly rollup keeps one sketch per (hour, series) whose quantiles equal those of its minute sketches.
+ * Null when given no sketch.
+ */
+function meshSketchMergeJson(sketches) {
+  if (sketches === null || sketches === undefined) return null;
+  var m = meshSketchMerge(sketches);
+  return m === null ? null : JSON.stringify(m);
 }
 
 /**

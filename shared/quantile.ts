@@ -15,10 +15,11 @@ export interface SketchJson {
 export const MESH_QUANTILE_SOURCE: string = readFileSync(new URL("./quantile-core.js", import.meta.url), "utf8");
 
 const core = new Function(
-  `${MESH_QUANTILE_SOURCE}\nreturn { meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge, meshSketchAddInto: meshSketchAddInto };`,
+  `${MESH_QUANTILE_SOURCE}\nreturn { meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge, meshSketchMergeJson: meshSketchMergeJson, meshSketchAddInto: meshSketchAddInto };`,
 )() as {
   meshQuantile(sketches: ReadonlyArray<string | SketchJson | null>, q: number | null): number | null;
   meshSketchMerge(sketches: ReadonlyArray<string | SketchJson | null>): SketchJson | null;
+  meshSketchMergeJson(sketches: ReadonlyArray<string | SketchJson | null> | null): string | null;
   meshSketchAddInto(acc: SketchJson, sketch: string | SketchJson | null): SketchJson;
 };
 
@@ -26,6 +27,8 @@ const core = new Function(
 export const meshQuantile = core.meshQuantile;
 /** Exact merge (to the smallest scale, then bucket-wise add); null when given no sketch. */
 export const meshSketchMerge = core.meshSketchMerge;
+/** MESH_SKETCH_MERGE(sketches): the merged sketch as stored JSON text; null when given no sketch. */
+export const meshSketchMergeJson = core.meshSketchMergeJson;
 /** Adds a sketch into an accumulator the caller owns, in place; same result as merging the two. */
 export const meshSketchAddInto = core.meshSketchAddInto;
 
@@ -36,4 +39,12 @@ export const meshSketchAddInto = core.meshSketchAddInto;
  */
 export function snowflakeQuantileUdfBody(): string {
   return `${MESH_QUANTILE_SOURCE}\nreturn meshQuantile(SKETCHES, Q);\n`;
+}
+
+/**
+ * Body of the Snowflake UDF
+ * `CREATE FUNCTION MESH_SKETCH_MERGE(SKETCHES ARRAY) RETURNS VARCHAR LANGUAGE JAVASCRIPT AS $$<body>$$`.
+ */
+export function snowflakeSketchMergeUdfBody(): string {
+  return `${MESH_QUANTILE_SOURCE}\nreturn meshSketchMergeJson(SKETCHES);\n`;
 }

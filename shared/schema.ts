@@ -101,6 +101,21 @@ export const FACT_TABLE: Table = {
   ],
 };
 
+/** The measure columns a minute row and an hourly row share (counters, extremes, sketch). */
+const MEASURE_COLUMNS = FACT_TABLE.columns.filter((c) => c.name !== "minute" && !DIMENSIONS.includes(c.name as Dimension) && c.name !== "loaded_at");
+
+export const HOUR_TABLE: Table = {
+  name: "mesh_traffic_hour",
+  doc: "One row per (hour, series), compacted from mesh_traffic_minute once the hour is closed; recompacted when minute rows arrive late.",
+  columns: [
+    { name: "hour", type: "timestamp", doc: "start of the UTC hour" },
+    ...FACT_TABLE.columns.filter((c) => DIMENSIONS.includes(c.name as Dimension)),
+    ...MEASURE_COLUMNS,
+    { name: "minute_rows", type: "int64", doc: "minute rows this row was compacted from (how staleness is detected)" },
+    { name: "compacted_at", type: "timestamp", doc: "when this row was compacted" },
+  ],
+};
+
 export const LEDGER_TABLE: Table = {
   name: "mesh_load_ledger",
   doc: "One row per summary ever loaded; a summary whose (producer_id, seq) is here is never loaded again.",
@@ -180,6 +195,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "sidecar loss table mesh_sidecar_loss",
     statements: (d) => [createTableSql(LOSS_TABLE, d)],
     tables: [LOSS_TABLE],
+  },
+  {
+    version: 3,
+    name: "hourly rollup mesh_traffic_hour",
+    statements: (d) => [createTableSql(HOUR_TABLE, d)],
+    tables: [HOUR_TABLE],
   },
 ];
 

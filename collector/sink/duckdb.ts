@@ -5,12 +5,13 @@ import { DuckDBInstance, DuckDBTimestampValue, type DuckDBAppender, type DuckDBC
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
+import { registerMeshQuantile, registerMeshSketchMerge } from "../../shared/quantile-duckdb.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
 import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
+import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hoursToCompact, type HourlyOptions } from "./hourly.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
 const ts = (ms: number) => new DuckDBTimestampValue(BigInt(Math.round(ms)) * 1000n);
@@ -21,11 +22,15 @@ export class DuckDBSink implements Sink {
   private conn?: DuckDBConnection;
   /** Why the last open failed, so readiness and loads say why the warehouse is unreachable. */
   private openError?: Error;
+  private readonly hourly: Required<HourlyOptions>;
 
   constructor(
     readonly path: string,
     private readonly log?: Logger,
-  ) {}
+    hourly: HourlyOptions = {},
+  ) {
+    this.hourly = hourlyPolicy(hourly);
+  }
 
   async open(): Promise<void> {
     if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
@@ -38,6 +43,7 @@ export class DuckDBSink implements Sink {
     this.openError = undefined;
     this.conn = await this.instance.connect();
     registerMeshQuantile(this.conn);
+    registerMeshSketchMerge(this.conn);
     await this.migrate();
     // Keys of the batch being loaded, joined against the ledger inside the load transaction.
     await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
@@ -91,7 +97,7 @@ export class DuckDBSink implements Sink {
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
     const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
-    return this.transaction(async () => {
+    const out = await this.transaction(async () => {
       const seen = await this.ledgered(unique);
       const fresh = unique.filter((s) => !seen.has(ledgerKey(s.producerId, s.seq)));
       const yielder = new Yielder();
@@ -103,6 +109,8 @@ export class DuckDBSink implements Sink {
       const rows = await this.write(minutes.rows(), fresh.map(ledgerEntry), minutes.losses);
       return { loaded: fresh.length, duplicates: inBatch + seen.size, rows };
     });
+    await compactAfterLoad(() => this.compact(), this.log, (err) => ({ fields: { err }, message: (err as Error).message }));
+    return out;
   }
 
   async loadRollup(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null> {
@@ -116,11 +124,32 @@ export class DuckDBSink implements Sink {
       }
       const written = await this.write(rows, ledger, losses);
       await c.run("COMMIT");
+      await compactAfterLoad(() => this.compact(), this.log, (err) => ({ fields: { err }, message: (err as Error).message }));
       return { loaded: ledger.length, duplicates: 0, rows: written };
     } catch (err) {
       await c.run("ROLLBACK").catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * (Re)compacts the closed hours whose minute rows changed since their hourly rows were built, at most
+   * maxHoursPerLoad of them, oldest first, in one transaction (hourly.ts has the rule). Stateless and
+   * idempotent: run twice, the second finds nothing stale. Returns the hours compacted.
+   */
+  async compact(nowMs = this.hourly.now()): Promise<Date[]> {
+    const c = this.connection;
+    const stale = (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(closedBefore(nowMs, this.hourly.graceMs))])).getRows();
+    const hours = hoursToCompact(stale.map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)), this.hourly.maxHoursPerLoad);
+    if (hours.length === 0) return [];
+    await this.transaction(async () => {
+      const compactedAt = ts(nowMs);
+      for (const h of hours) {
+        await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
+        await c.run(HOURLY_SQL.insertHour, [compactedAt, ts(h), ts(h + HOUR_MS)]);
+      }
+    });
+    return hours.map((h) => new Date(h));
   }
 
   /** Keys of the batch already in the ledger (inside the caller's transaction). */

@@ -15,12 +15,13 @@
 // every summary in step 1 and loads nothing twice.
 import type { Logger } from "pino";
 import snowflake from "snowflake-sdk";
-import { snowflakeQuantileUdfBody } from "../../shared/quantile.ts";
+import { snowflakeQuantileUdfBody, snowflakeSketchMergeUdfBody } from "../../shared/quantile.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
+import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hoursToCompact, type HourlyOptions } from "./hourly.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
@@ -42,6 +43,8 @@ export interface SnowflakeSinkOptions {
   maxBindsPerStatement?: number;
   /** Called for every failure that load()/open() retries: what the collector counts as retries. */
   onRetry?: (err: SnowflakeSinkError, attempt: number) => void;
+  /** Hourly rollup policy (grace, hours per load, clock); defaults in hourly.ts. */
+  hourly?: HourlyOptions;
 }
 
 const BATCH_TABLE = "mesh_load_batch";
@@ -66,6 +69,14 @@ function classify(err: unknown, doing: string): SnowflakeSinkError {
   if (code && AUTH_CODES.has(code)) return new SnowflakeSinkError("auth", msg, code, e.sqlState);
   if ((code && PERMANENT_CODES.has(code)) || PERMANENT_SQLSTATE.test(e.sqlState ?? "")) return new SnowflakeSinkError("sql", msg, code, e.sqlState);
   return new SnowflakeSinkError("transient", msg, code, e.sqlState);
+}
+
+/** Epoch ms of a TIMESTAMP_NTZ the driver returned (a Date-like value in UTC, or its text). */
+function timestampMs(v: unknown): number {
+  if (v instanceof Date) return v.getTime();
+  const ms = Date.parse(`${String(v).replace(" ", "T")}Z`);
+  if (Number.isNaN(ms)) throw new SnowflakeSinkError("sql", "hourly rollup: unreadable hour from the warehouse");
+  return ms;
 }
 
 const sqlTimestamp = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
@@ -103,17 +114,27 @@ export const SNOWFLAKE_SQL = {
   insertLosses: `INSERT INTO ${LOSS_TABLE.name} (${LOSS_COLUMNS.join(", ")}) VALUES (${placeholders(LOSS_COLUMNS.length)})`,
   commit: "COMMIT",
   rollback: "ROLLBACK",
+  ...HOURLY_SQL,
 } as const;
+
+/** `CREATE OR REPLACE FUNCTION <signature> LANGUAGE JAVASCRIPT` with `body` as its $$-quoted source. */
+function javascriptUdfSql(signature: string, body: string): string {
+  // A `$$` inside the body would end Snowflake's dollar-quoted literal early.
+  if (body.includes("$$")) throw new Error("shared/quantile-core.js must not contain $$ (it is a Snowflake $$-literal)");
+  return `CREATE OR REPLACE FUNCTION ${signature} LANGUAGE JAVASCRIPT AS $$\n${body}$$`;
+}
 
 /**
  * `CREATE OR REPLACE FUNCTION MESH_QUANTILE` with the body of shared/quantile-core.js — the same source
  * the DuckDB UDF runs, so the two warehouses cannot disagree on a percentile.
  */
 export function meshQuantileUdfSql(): string {
-  const body = snowflakeQuantileUdfBody();
-  // A `$$` inside the body would end Snowflake's dollar-quoted literal early.
-  if (body.includes("$$")) throw new Error("shared/quantile-core.js must not contain $$ (it is a Snowflake $$-literal)");
-  return `CREATE OR REPLACE FUNCTION MESH_QUANTILE(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE LANGUAGE JAVASCRIPT AS $$\n${body}$$`;
+  return javascriptUdfSql("MESH_QUANTILE(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE", snowflakeQuantileUdfBody());
+}
+
+/** `CREATE OR REPLACE FUNCTION MESH_SKETCH_MERGE`, from the same source: the hourly rollup's sketch merge. */
+export function meshSketchMergeUdfSql(): string {
+  return javascriptUdfSql("MESH_SKETCH_MERGE(SKETCHES ARRAY) RETURNS VARCHAR", snowflakeSketchMergeUdfBody());
 }
 
 /** The Snowflake DDL of every numbered migration, in order (schema-version table first). */
@@ -150,6 +171,7 @@ export class SnowflakeSink implements Sink {
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
   private readonly maxBinds: number;
+  private readonly hourly: Required<HourlyOptions>;
 
   constructor(
     readonly settings: SnowflakeSettings,
@@ -159,6 +181,7 @@ export class SnowflakeSink implements Sink {
     this.maxAttempts = options.maxAttempts ?? 4;
     this.backoffMs = options.backoffMs ?? 1000;
     this.maxBinds = Math.min(options.maxBindsPerStatement ?? MAX_BINDS_PER_STATEMENT, MAX_BINDS_PER_STATEMENT);
+    this.hourly = hourlyPolicy(options.hourly);
     configureDriver(log);
   }
 
@@ -178,8 +201,9 @@ export class SnowflakeSink implements Sink {
         await this.exec(c, SNOWFLAKE_SQL.recordVersion, [m.version, m.name, sqlTimestamp(Date.now())]);
         this.log?.info({ version: m.version, name: m.name }, "warehouse migration applied");
       }
-      // Replaced on every start so the UDF always matches the quantile code this collector ships.
+      // Replaced on every start so the UDFs always match the sketch code this collector ships.
       await this.exec(c, meshQuantileUdfSql());
+      await this.exec(c, meshSketchMergeUdfSql());
     });
   }
 
@@ -187,7 +211,40 @@ export class SnowflakeSink implements Sink {
     const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
     const out = await this.withRetries("load", () => this.loadOnce(unique));
+    await compactAfterLoad(() => this.compact(), this.log, (err) => {
+      const e = classify(err, "hourly rollup");
+      return { fields: { reason: e.reason, code: e.code }, message: e.message };
+    });
     return { ...out, duplicates: out.duplicates + inBatch };
+  }
+
+  /**
+   * (Re)compacts the closed hours whose minute rows changed since their hourly rows were built, at most
+   * maxHoursPerLoad of them, oldest first (hourly.ts has the rule); returns the hours compacted.
+   *
+   * One transaction whose first write, the first DELETE, takes mesh_traffic_hour's table lock: a second
+   * replica compacting at the same time waits for it, then deletes and rebuilds the same hours from the
+   * minute rows committed by then, so the hour ends with one set of rows, never two. The INSERT … SELECT
+   * runs after the lock was granted and so reads every minute row committed before it.
+   */
+  async compact(nowMs = this.hourly.now()): Promise<Date[]> {
+    const c = await this.connection();
+    const stale = (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(closedBefore(nowMs, this.hourly.graceMs))])).rows;
+    const hours = hoursToCompact(stale.map((r) => timestampMs(r.HOUR)), this.hourly.maxHoursPerLoad);
+    if (hours.length === 0) return [];
+    const compactedAt = sqlTimestamp(nowMs);
+    await this.exec(c, SNOWFLAKE_SQL.begin);
+    try {
+      for (const h of hours) {
+        await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
+        await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)]);
+      }
+      await this.exec(c, SNOWFLAKE_SQL.commit);
+    } catch (err) {
+      await this.exec(c, SNOWFLAKE_SQL.rollback).catch(() => undefined);
+      throw err;
+    }
+    return hours.map((h) => new Date(h));
   }
 
   private async loadOnce(unique: DecodedSummary[]): Promise<LoadResult> {

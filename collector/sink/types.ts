@@ -10,7 +10,10 @@
 //    the `mesh_sidecar_loss` rows of those that report a loss (rollup.ts lossOf).
 //    If it throws, nothing of the batch is visible and the caller retries the whole batch later;
 //    the ledger makes that retry (or a retry by another collector replica) count each summary once.
-//  - the same summary may appear twice within one batch; it is loaded once.
+//  - the same summary may appear twice within one batch; it is loaded once;
+//  - after a load (or loadRollup) committed, the sink compacts closed, stale hours into
+//    `mesh_traffic_hour` in a transaction of its own (collector/sink/hourly.ts); a failure there is logged
+//    and left to the next load, never reported as a failed load.
 import type { LedgerEntry } from "../ledger.ts";
 import type { LossRow, MinuteRow } from "../rollup.ts";
 import type { DecodedSummary } from "../summary.ts";

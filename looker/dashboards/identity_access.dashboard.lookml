@@ -163,17 +163,17 @@
   - title: mTLS share per hour
     name: mtls_share_over_time
     model: meshlook
-    explore: mesh_traffic
+    explore: mesh_traffic_hourly
     type: looker_line
-    fields: [mesh_traffic.traffic_hour, mesh_traffic.mtls_share, mesh_traffic.plaintext_requests]
+    fields: [mesh_traffic_hourly.traffic_hour, mesh_traffic_hourly.mtls_share, mesh_traffic_hourly.plaintext_requests]
     filters:
-      mesh_traffic.reporter: destination
-    sorts: [mesh_traffic.traffic_hour]
+      mesh_traffic_hourly.reporter: destination
+    sorts: [mesh_traffic_hourly.traffic_hour]
     limit: 500
     listen:
-      Observed: mesh_traffic.traffic_minute
-      Callee namespace: mesh_traffic.destination_namespace
-      Caller namespace: mesh_traffic.source_namespace
+      Observed: mesh_traffic_hourly.traffic_hour
+      Callee namespace: mesh_traffic_hourly.destination_namespace
+      Caller namespace: mesh_traffic_hourly.source_namespace
     row: 19
     col: 12
     width: 12

@@ -15,6 +15,11 @@ export function tableColumnRefs(view: View): { field: string; column: string }[]
   return refs;
 }
 
+/** A view that only holds fields for others to extend (`extension: required`); Looker never queries it. */
+export function isExtension(view: View): boolean {
+  return view.raw.extension === "required";
+}
+
 /** The warehouse table a view reads (`DB.SCHEMA.table` → `table`), undefined for derived tables. */
 export function viewTable(view: View): string | undefined {
   return view.table?.split(".").pop()?.toLowerCase();
@@ -28,6 +33,7 @@ export function viewTable(view: View): string | undefined {
 export function schemaDrift(project: Project, tables: Columns, derived: Columns): string[] {
   const problems: string[] = [];
   for (const view of project.views.values()) {
+    if (isExtension(view)) continue;
     const table = viewTable(view);
     const columns = table ? tables.get(table) : derived.get(view.name);
     if (!columns) {
@@ -41,11 +47,21 @@ export function schemaDrift(project: Project, tables: Columns, derived: Columns)
   return problems;
 }
 
-/** Columns of `table` that no field of any view on that table reads. */
+/**
+ * Columns of `table` that no field of any view on that table reads. A table no view reads directly
+ * (a rollup read only through a derived table, like mesh_traffic_hour) counts the columns the SQL of
+ * the derived tables selecting from it names instead.
+ */
 export function unexposedColumns(project: Project, table: string, columns: Set<string>): string[] {
   const read = new Set<string>();
-  for (const view of project.views.values()) {
-    if (viewTable(view) === table) for (const r of tableColumnRefs(view)) read.add(r.column);
+  const views = [...project.views.values()];
+  for (const view of views) if (viewTable(view) === table) for (const r of tableColumnRefs(view)) read.add(r.column);
+  if (!views.some((v) => viewTable(v) === table)) {
+    const readsTable = new RegExp(`\\bFROM\\s+[\\w.@{}]*\\b${table}\\b`, "i");
+    for (const view of views) {
+      if (!view.derivedSql || !readsTable.test(view.derivedSql)) continue;
+      for (const c of columns) if (new RegExp(`\\b${c}\\b`, "i").test(view.derivedSql)) read.add(c);
+    }
   }
   return [...columns].filter((c) => !read.has(c));
 }

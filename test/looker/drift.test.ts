@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, SCHEMA_VERSION_TABLE } from "../../shared/schema.ts";
+import { FACT_TABLE, HOUR_TABLE, LEDGER_TABLE, LOSS_TABLE, SCHEMA_VERSION_TABLE } from "../../shared/schema.ts";
 import { privilegedRenderer, schemaDrift, unexposedColumns, type Columns } from "./checks.ts";
 import { snowflakeToDuckDB } from "./dialect.ts";
 import { loadProject, type Project } from "./project.ts";
@@ -58,6 +58,7 @@ describe("schema drift", () => {
     expect(tables.get(LEDGER_TABLE.name)?.size).toBe(LEDGER_TABLE.columns.length);
     expect(tables.get(LOSS_TABLE.name)?.size).toBe(LOSS_TABLE.columns.length);
     expect(tables.get(SCHEMA_VERSION_TABLE.name)?.size).toBe(SCHEMA_VERSION_TABLE.columns.length);
+    expect(tables.get(HOUR_TABLE.name)?.size).toBe(HOUR_TABLE.columns.length);
   });
 
   it("every column a view reads exists in the migrated warehouse", () => {
@@ -65,7 +66,7 @@ describe("schema drift", () => {
   });
 
   it("every column of every warehouse table is exposed by a view", () => {
-    expect([...tables.keys()].sort()).toEqual([FACT_TABLE.name, LEDGER_TABLE.name, LOSS_TABLE.name, SCHEMA_VERSION_TABLE.name].sort());
+    expect([...tables.keys()].sort()).toEqual([FACT_TABLE.name, HOUR_TABLE.name, LEDGER_TABLE.name, LOSS_TABLE.name, SCHEMA_VERSION_TABLE.name].sort());
     for (const [table, columns] of tables) expect(unexposedColumns(project, table, columns), table).toEqual([]);
   });
 
@@ -75,6 +76,11 @@ describe("schema drift", () => {
     const problems = schemaDrift(project, dropped, derived);
     expect(problems).toContain("mesh_traffic.latency_p99_ms reads mesh_traffic_minute.latency_sketch, which does not exist");
     expect(problems).toContain("service_edges.latency_p99_ms reads mesh_traffic_minute.latency_sketch, which does not exist");
+  });
+
+  it("reports a rollup column that the hourly derived table no longer reads", () => {
+    const added = new Set([...tables.get(HOUR_TABLE.name)!, "retries"]);
+    expect(unexposedColumns(project, HOUR_TABLE.name, added)).toEqual(["retries"]);
   });
 
   it("reports a new fact column that no view exposes", () => {

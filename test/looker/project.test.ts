@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dashboardProblems, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
+import { dashboardProblems, isExtension, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
 import { parseSnowflake } from "./dialect.ts";
 import { expressionFields } from "./expression.ts";
 import { LOOKER_DIR, loadProject, named, type Project } from "./project.ts";
@@ -50,8 +50,12 @@ describe("LookML project layout", () => {
 
   it("reads tables only through the DATABASE and SCHEMA constants", () => {
     for (const view of project.views.values()) {
-      const raw = view.raw.sql_table_name ?? view.raw.derived_table.sql;
-      for (const m of String(raw).matchAll(/(?:FROM|JOIN)\s+([\w.@{}]+)/gi)) {
+      if (isExtension(view)) continue; // holds fields only; the views extending it name the table
+      const raw = String(view.raw.sql_table_name ?? view.raw.derived_table.sql);
+      // Common table expressions the derived SQL defines itself are not warehouse tables.
+      const ctes = new Set([...raw.matchAll(/(?:\bWITH|,)\s+(\w+)\s+AS\s*\(/gi)].map((m) => m[1].toLowerCase()));
+      for (const m of raw.matchAll(/(?:FROM|JOIN)\s+([\w.@{}]+)/gi)) {
+        if (ctes.has(m[1].toLowerCase())) continue;
         expect(m[1], view.name).toMatch(/^@\{DATABASE\}\.@\{SCHEMA\}\.\w+$/);
       }
       if (view.raw.sql_table_name) expect(view.raw.sql_table_name.trim()).toMatch(/^@\{DATABASE\}\.@\{SCHEMA\}\.\w+$/);

@@ -1,0 +1,94 @@
+// Hourly compaction of mesh_traffic_minute into mesh_traffic_hour (docs/schema.md, "mesh_traffic_hour"),
+// shared by both sinks: the policy (which hours, how many per load) and the statements, written once
+// with `?` placeholders, which DuckDB and Snowflake both bind positionally.
+//
+// Staleness is detected by counting rows, not by comparing timestamps: each hourly row records how many
+// minute rows it was built from, and an hour is stale when its minute table holds more rows than its
+// hourly rows were built from (or it has no hourly rows). Minute rows are only ever appended, so the
+// count can only grow; a clock comparison (loaded_at > compacted_at) would miss the rows of a load that
+// stamped loaded_at before a compaction ran and committed after it, or came from a replica whose clock
+// is behind. Deleting old minute rows (retention) never triggers a recompaction: the hourly rows stay.
+import type { Logger } from "pino";
+import { DIMENSIONS, FACT_TABLE, HOUR_TABLE } from "../../shared/schema.ts";
+
+const HOUR_MS = 3_600_000;
+
+export interface HourlyOptions {
+  /** How long after its end an hour is considered closed, for late summaries to land. Default 5 min. */
+  graceMs?: number;
+  /** Most hours (re)compacted per load, oldest first, so a backlog spreads over loads. Default 24. */
+  maxHoursPerLoad?: number;
+  /** The clock deciding which hours are closed (tests move it). Default Date.now. */
+  now?: () => number;
+}
+
+export const DEFAULT_HOURLY_GRACE_MS = 5 * 60_000;
+export const DEFAULT_MAX_HOURS_PER_LOAD = 24;
+
+/** The policy with defaults applied. */
+export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
+  return {
+    graceMs: o.graceMs ?? DEFAULT_HOURLY_GRACE_MS,
+    maxHoursPerLoad: o.maxHoursPerLoad ?? DEFAULT_MAX_HOURS_PER_LOAD,
+    now: o.now ?? Date.now,
+  };
+}
+
+/**
+ * Start of the first hour that is not yet closed at `nowMs`: hour H is closed when H + 1 h + grace ≤ now,
+ * i.e. when H + 1 h ≤ this cutoff. The wall clock, not the newest loaded minute, decides, so an hour
+ * still closes when its traffic stops.
+ */
+export function closedBefore(nowMs: number, graceMs: number): number {
+  return Math.floor((nowMs - graceMs) / HOUR_MS) * HOUR_MS;
+}
+
+const dims = DIMENSIONS.join(", ");
+const hourOf = "DATE_TRUNC('hour', minute)";
+const HOUR_COLUMNS = HOUR_TABLE.columns.map((c) => c.name);
+
+/** The statements of a compaction; `?` placeholders only, values are always bound. */
+export const HOURLY_SQL = {
+  /** Closed hours (minute < ?cutoff) whose minute rows outnumber what their hourly rows were built from, oldest first. */
+  staleHours:
+    `SELECT m.hour AS hour FROM (` +
+    `SELECT ${hourOf} AS hour, COUNT(*) AS minute_rows FROM ${FACT_TABLE.name} WHERE minute < ? GROUP BY ${hourOf}` +
+    `) AS m LEFT JOIN (` +
+    `SELECT hour, SUM(minute_rows) AS minute_rows FROM ${HOUR_TABLE.name} GROUP BY hour` +
+    `) AS h ON h.hour = m.hour WHERE h.minute_rows IS NULL OR h.minute_rows < m.minute_rows ORDER BY m.hour`,
+  /** Binds: hour. */
+  deleteHour: `DELETE FROM ${HOUR_TABLE.name} WHERE hour = ?`,
+  /** Binds: compacted_at, hour start, hour end. One row per series of the hour, sketches merged exactly. */
+  insertHour:
+    `INSERT INTO ${HOUR_TABLE.name} (${HOUR_COLUMNS.join(", ")}) ` +
+    `SELECT ${hourOf}, ${dims}, SUM(requests), SUM(errors), SUM(request_bytes), SUM(response_bytes), SUM(latency_sum_us), ` +
+    `MIN(latency_min_us), MAX(latency_max_us), MESH_SKETCH_MERGE(ARRAY_AGG(latency_sketch)), COUNT(*), ? ` +
+    `FROM ${FACT_TABLE.name} WHERE minute >= ? AND minute < ? GROUP BY ${hourOf}, ${dims}`,
+} as const;
+
+/** The hours (epoch ms) to compact now: the first maxHoursPerLoad of the stale ones, oldest first. */
+export function hoursToCompact(stale: readonly number[], maxHoursPerLoad: number): number[] {
+  return [...stale].sort((a, b) => a - b).slice(0, Math.max(0, maxHoursPerLoad));
+}
+
+/**
+ * Runs a sink's compaction once its load has committed, in a transaction of its own: a failure there
+ * must neither undo nor retry a load that succeeded, and the next load finds the same stale hours again,
+ * so it is logged and swallowed. `describe` turns the error into what may be logged (the Snowflake sink
+ * keeps driver errors, which may quote statements, out of its logs).
+ */
+export async function compactAfterLoad(
+  compact: () => Promise<Date[]>,
+  log: Logger | undefined,
+  describe: (err: unknown) => { fields: object; message: string },
+): Promise<void> {
+  try {
+    const hours = await compact();
+    if (hours.length > 0) log?.debug({ hours: hours.length, oldest: hours[0].toISOString() }, "hourly rollup compacted");
+  } catch (err) {
+    const d = describe(err);
+    log?.warn(d.fields, `hourly rollup compaction failed (${d.message}); the next load retries it`);
+  }
+}
+
+export { HOUR_MS };
