@@ -1,0 +1,49 @@
+// The hourly rollup wired end to end in the collector: summaries POSTed over HTTP, spooled, loaded by the
+// loader (through the sink's fold fast path or its plain load) and compacted by the sink, with no call
+// from the test other than "load now".
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { startCollector } from "../../collector/collector.ts";
+import { defaultConfig } from "../../collector/config.ts";
+import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
+import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
+import { encode, latencies, series, summary, totals } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-collector-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("collector with the DuckDB sink", () => {
+  it("rolls the closed hours it loads up into mesh_traffic_hour, equal to the minutes it loaded", async () => {
+    const c = await startCollector(
+      { ...defaultConfig(), dataDir: dir, spoolDir: join(dir, "spool"), duckdbPath: join(dir, "meshlook.duckdb"), ingestTokens: ["t"], loadIntervalS: 3600 },
+      pino({ level: "silent" }),
+      { listen: false },
+    );
+    try {
+      // Minutes of the first two hours of 1970: long closed by the wall clock the sink uses.
+      const sent = [0, 1].flatMap((h) =>
+        [5, 30, 59].map((m, i) => summary(h * 10 + i + 1, h * 3_600_000 + m * 60_000 + 10_000, [series("a", latencies(30)), series("b", latencies(20))])),
+      );
+      for (const s of sent) {
+        const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+        expect(res.statusCode).toBe(200);
+      }
+      await c.loader.loadNow();
+      const conn = (c.sink as DuckDBSink).connection;
+      const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRowObjectsJS();
+      const hourly = await read(
+        `SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l, COUNT(DISTINCT hour) AS hours,
+                MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99 FROM mesh_traffic_hour GROUP BY 1 ORDER BY 1`,
+      );
+      expect(Object.fromEntries(hourly.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]))).toEqual(totals(sent));
+      expect(hourly.map((r) => Number(r.hours))).toEqual([2, 2]);
+      const minutes = await read("SELECT destination_service AS s, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99 FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1");
+      expect(hourly.map((r) => r.p99)).toEqual(minutes.map((r) => r.p99));
+    } finally {
+      await c.close();
+    }
+  });
+});
