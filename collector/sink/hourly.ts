@@ -58,6 +58,8 @@ export const HOURLY_SQL = {
     `) AS h ON h.hour = m.hour WHERE h.minute_rows IS NULL OR h.minute_rows < m.minute_rows ORDER BY m.hour`,
   /** Binds: hour. */
   deleteHour: `DELETE FROM ${HOUR_TABLE.name} WHERE hour = ?`,
+  /** Binds: hour. Read after the INSERT, inside its transaction: must be exactly the rows it inserted. */
+  hourRows: `SELECT COUNT(*) AS n FROM ${HOUR_TABLE.name} WHERE hour = ?`,
   /** Binds: compacted_at, hour start, hour end. One row per series of the hour, sketches merged exactly. */
   insertHour:
     `INSERT INTO ${HOUR_TABLE.name} (${HOUR_COLUMNS.join(", ")}) ` +

@@ -225,7 +225,10 @@ export class SnowflakeSink implements Sink {
    * One transaction whose first write, the first DELETE, takes mesh_traffic_hour's table lock: a second
    * replica compacting at the same time waits for it, then deletes and rebuilds the same hours from the
    * minute rows committed by then, so the hour ends with one set of rows, never two. The INSERT … SELECT
-   * runs after the lock was granted and so reads every minute row committed before it.
+   * runs after the lock was granted and so reads every minute row committed before it. As with the
+   * ledger claim, the argument does not rest on which snapshot a DELETE that waited reads: a count after
+   * the INSERT must find exactly the rows it inserted, or the transaction rolls back (another replica's
+   * rows survived the DELETE) and the next load compacts the hour again.
    */
   async compact(nowMs = this.hourly.now()): Promise<Date[]> {
     const c = await this.connection();
@@ -237,7 +240,11 @@ export class SnowflakeSink implements Sink {
     try {
       for (const h of hours) {
         await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
-        await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)]);
+        const inserted = (await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)])).updated;
+        const present = Number((await this.exec(c, SNOWFLAKE_SQL.hourRows, [sqlTimestamp(h)])).rows[0]?.N);
+        if (present !== inserted) {
+          throw new SnowflakeSinkError("conflict", `hourly rollup: another collector compacted ${new Date(h).toISOString()} meanwhile; left to the next load`);
+        }
       }
       await this.exec(c, SNOWFLAKE_SQL.commit);
     } catch (err) {
