@@ -15,12 +15,21 @@ import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
+
+type SummaryKey = { producerId: string; seq: number };
 import { Yielder } from "./yielder.ts";
 
 export interface LoaderOptions {
   intervalMs: number;
   /** Upper bound of segment bytes per transaction, so a long warehouse outage drains in steps. */
   maxBatchBytes: number;
+  /**
+   * Summary bytes per sink.load on the replay path (default 1 MiB). A decoded summary takes tens of times
+   * its wire size once the sink builds its series, so replaying a whole batch in one call after a crash
+   * needed about 2 GiB for 31 MiB of spool; each call is its own transaction and the ledger keeps a
+   * replay interrupted between them exactly-once.
+   */
+  replayChunkBytes?: number;
 }
 
 /**
@@ -157,9 +166,26 @@ export class Loader {
     return res && { res, keys };
   }
 
-  /** The replay path: read, check and decode every record, then let the sink skip ledgered ones. */
-  private async loadFromDisk(batch: number[]): Promise<{ res: LoadResult; keys: DecodedSummary[] }> {
-    const summaries: DecodedSummary[] = [];
+  /**
+   * The replay path: read, check and decode every record, then let the sink skip ledgered ones, a chunk
+   * of summaries at a time so memory stays bounded whatever the batch size.
+   */
+  private async loadFromDisk(batch: number[]): Promise<{ res: LoadResult; keys: SummaryKey[] }> {
+    const chunkBytes = this.opts.replayChunkBytes ?? 1 << 20;
+    const res: LoadResult = { loaded: 0, duplicates: 0, rows: 0 };
+    const keys: SummaryKey[] = [];
+    let summaries: DecodedSummary[] = [];
+    let bytes = 0;
+    const loadChunk = async () => {
+      if (summaries.length === 0) return;
+      const r = await this.sink.load(summaries);
+      res.loaded += r.loaded;
+      res.duplicates += r.duplicates;
+      res.rows += r.rows;
+      for (const s of summaries) keys.push({ producerId: s.producerId, seq: s.seq });
+      summaries = [];
+      bytes = 0;
+    };
     const yielder = new Yielder();
     for (const id of batch) {
       const seg = await this.spool.read(id);
@@ -169,16 +195,19 @@ export class Loader {
       }
       for (const r of seg.records) {
         const d = this.decode(r.body);
-        if (d.ok) summaries.push(d.summary);
-        else {
+        if (d.ok) {
+          summaries.push(d.summary);
+          bytes += r.body.length;
+          if (bytes >= chunkBytes) await loadChunk();
+        } else {
           this.metrics.replayRejected.inc();
           this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
         }
         await yielder.maybe();
       }
     }
-    const res = summaries.length > 0 ? await this.sink.load(summaries) : { loaded: 0, duplicates: 0, rows: 0 };
-    return { res, keys: summaries };
+    await loadChunk();
+    return { res, keys };
   }
 
   /** Stops the timer, waits for a running cycle, then drains the spool into the warehouse once more. */

@@ -10,7 +10,10 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
-import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
+import { Loader } from "../../collector/loader.ts";
+import { createMetrics } from "../../collector/metrics.ts";
+import { createDuckDBSink, type DuckDBSink } from "../../collector/sink/duckdb.ts";
+import { decodeSummary } from "../../collector/summary.ts";
 import { Spool } from "../../collector/spool.ts";
 import { encode, invalidBodies, latencies, metricValues, series, summary, totals } from "./helpers.ts";
 
@@ -125,6 +128,42 @@ describe("ingest", () => {
     const rows = await facts(live);
     expect(rows.length).toBeGreaterThan(10);
     expect(await facts(replayed)).toEqual(rows);
+  });
+
+  it("replays a large spool in bounded chunks, exactly once even when the warehouse fails between chunks", async () => {
+    const values = latencies(30); // one set of latencies, so every body has the same size
+    const input = Array.from({ length: 12 }, (_, i) => summary(i + 1, 60_000, [series(`s${i % 3}`, values)], `pod-${i % 2}`));
+    expect(new Set(input.map((s) => encode(s).length)).size).toBe(1);
+    const dir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));
+    dirs.push(dir);
+    const spool = await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 });
+    for (const s of input) await spool.append(encode(s), 0);
+    await spool.close();
+    const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" }));
+    const chunkBytes = 3 * encode(input[0]).length; // a chunk closes once it holds at least this much
+    const loader = new Loader(await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }), sink, decodeSummary, undefined, createMetrics(() => undefined), pino({ level: "silent" }), {
+      intervalMs: 3_600_000,
+      maxBatchBytes: 64 << 20,
+      replayChunkBytes: chunkBytes,
+    });
+    await loader.openSink();
+    const load = sink.load.bind(sink);
+    const calls: number[] = [];
+    // The warehouse goes away after two chunks committed: the segment stays and the next cycle replays it.
+    sink.load = async (summaries) => {
+      calls.push(summaries.length);
+      if (calls.length === 3) throw new Error("warehouse gone");
+      return load(summaries);
+    };
+    await loader.loadNow();
+    await loader.loadNow();
+    const conn = (sink as DuckDBSink).connection;
+    const got = (await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")).getRowObjectsJS();
+    expect(Object.fromEntries(got.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]))).toEqual(totals(input));
+    expect(Number((await conn.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS()[0].n)).toBe(input.length);
+    expect(calls.slice(0, 3)).toEqual([3, 3, 3]); // first cycle: two chunks committed, the third failed
+    expect(calls.slice(3)).toEqual([3, 3, 3, 3]); // second cycle: the whole segment again, ledgered ones skipped
+    await sink.close();
   });
 
   it("replays a damaged spool: loads the good records around the damage and reports it", async () => {
