@@ -50,10 +50,8 @@ describe("hourly rollup (DuckDB sink)", () => {
     await sink.open();
     const values = new Map<string, number[]>(); // `${hour}|${service}` → latencies
     let seq = 0;
-    const sent: DecodedSummary[] = [];
     const add = (hour: number, minute: number, service: string, vals: number[], scale = 6, producer = "p1") => {
       const s = summary(++seq, H0 + hour * H + minute * 60_000 + 10_000, [series(service, vals, scale)], producer);
-      sent.push(s);
       const k = `${hour}|${service}`;
       values.set(k, [...(values.get(k) ?? []), ...vals]);
       return s;
@@ -118,6 +116,17 @@ describe("hourly rollup (DuckDB sink)", () => {
     expect(recompacted.map((r) => r.destination_service).sort()).toEqual(["a", "b", "c"]);
     for (const r of recompacted) expect((r.compacted_at as Date).getTime()).toBe(now);
     expect(await sink.compact()).toEqual([]);
+
+    // Loads of open-hour traffic skip the stale-hour scan while no hour closed: a minute row written
+    // behind the sink's back into hour 0 stays out of the rollup until the next hour closes.
+    const hourRows = "SELECT SUM(minute_rows) AS n FROM mesh_traffic_hour";
+    const [{ n: settledRows }] = await rows(sink, hourRows);
+    await sink.connection.run(`INSERT INTO mesh_traffic_minute SELECT * FROM mesh_traffic_minute WHERE minute = TIMESTAMP '${new Date(H0).toISOString().slice(0, 19).replace("T", " ")}' LIMIT 1`);
+    await sink.load([add(3, 40, "a", latencies(3))]);
+    expect(await rows(sink, hourRows)).toEqual([{ n: settledRows }]);
+    now = H0 + 4 * H + 5 * 60_000;
+    await sink.load([add(4, 1, "a", latencies(3))]);
+    expect(await rows(sink, hourRows)).toEqual([{ n: (settledRows as bigint) + 1n + 2n }]); // hour 0's extra row, hour 3's two rows
     await sink.close();
   });
 });
