@@ -71,4 +71,23 @@ describe("Snowflake sink: hourly rollup", () => {
     for (const st of s.sf.statements.filter((x) => x.sql.includes(HOUR_TABLE.name) && /^(DELETE|INSERT)/.test(x.sql))) expect(st.sql).not.toMatch(/'\d{4}-/);
     await Promise.all([a.close(), b.close()]);
   });
+
+  it("a failed compaction neither fails nor undoes the load; the next load compacts the hour", async () => {
+    const [x, y] = traffic(33, 1, 2).summaries;
+    const hour = Date.UTC(2026, 2, 1, 8);
+    const at = (sm: DecodedSummary, minute: number): DecodedSummary => ({ ...sm, windowStartMs: hour + minute * 60_000, windowEndMs: hour + minute * 60_000 + 10_000 });
+    const sink = new SnowflakeSink(s.settings(), undefined, { backoffMs: 10, hourly: { now: () => hour + 2 * H } });
+    await sink.open();
+    const stamp = new Date(hour).toISOString().slice(0, 19).replace("T", " ");
+    const hourly = async () => Number((await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${HOUR_TABLE.name} WHERE hour = TIMESTAMP '${stamp}'`))[0].n);
+    s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_hour/, code: "000625", sqlState: "57014", message: "Statement reached its statement or warehouse timeout" });
+    expect(await sink.load([at(x, 10)])).toMatchObject({ loaded: 1, duplicates: 0 });
+    const requests = (sm: DecodedSummary) => sm.series.reduce((n, k) => n + k.requests, 0);
+    const [minute] = await s.sf.query(`SELECT SUM(requests) AS n FROM ${FACT_TABLE.name} WHERE DATE_TRUNC('hour', minute) = TIMESTAMP '${stamp}'`);
+    expect(Number(minute.n)).toBe(requests(x));
+    expect(await hourly()).toBe(0); // rolled back with its transaction
+    await sink.load([at(y, 20)]);
+    expect(await hourly()).toBe(requests(x) + requests(y));
+    await sink.close();
+  });
 });
