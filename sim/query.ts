@@ -1,5 +1,5 @@
 /**
- * Runs SQL on a meshlook DuckDB file with MESH_QUANTILE registered (DuckDB keeps no JavaScript in the
+ * Runs SQL on a meshlook DuckDB file with MESH_QUANTILE and MESH_SKETCH_MERGE registered (DuckDB keeps no JavaScript in the
  * file, so a plain DuckDB client lacks it). Opens the file read-only: stop the collector first.
  *
  *   npx tsx sim/query.ts data/meshlook.duckdb "SELECT reporter, SUM(requests) FROM mesh_traffic_minute GROUP BY 1"

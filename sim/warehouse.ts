@@ -5,7 +5,7 @@
  * generator's ground truth — so nothing here reuses the filter's or the collector's aggregation code.
  */
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
-import { registerMeshQuantile } from "../shared/quantile-duckdb.ts";
+import { registerMeshQuantile, registerMeshSketchMerge } from "../shared/quantile-duckdb.ts";
 import type { DecodedSeries } from "../shared/node.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE } from "../shared/schema.ts";
 import { seriesKey, type GroundTruth, type SeriesDims, type Stats } from "./traffic/index.ts";
@@ -63,12 +63,13 @@ export class Warehouse {
 
   /**
    * Opens a DuckDB file read-only (the collector must have stopped: DuckDB admits one writing process,
-   * and a reader in another process needs the writer gone) and registers MESH_QUANTILE on the connection.
+   * and a reader in another process needs the writer gone) and registers MESH_QUANTILE and MESH_SKETCH_MERGE on the connection.
    */
   static async open(path: string): Promise<Warehouse> {
     const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
     const connection = await instance.connect();
     registerMeshQuantile(connection);
+    registerMeshSketchMerge(connection);
     return new Warehouse(instance, connection);
   }
 
