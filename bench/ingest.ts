@@ -17,6 +17,9 @@ import { decodeSummary, encodeSummary, type DecodedSummary } from "../shared/nod
 import { series, summary } from "../test/collector/helpers.ts";
 
 const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 4000);
+// Summaries posted (and loaded) before the measured run, so it sees a collector whose ingest path is
+// compiled and whose heap has settled, as a long-running one is; BENCH_WARMUP=0 measures from a cold start.
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
 const SERIES = Number(process.env.BENCH_SERIES ?? 100);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const TOKEN = "bench-token";
@@ -72,25 +75,31 @@ function threadCpuSeconds(pid: number): { main: number; others: number } {
 const peakRssMiB = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
 async function main() {
-  const bodies = Array.from({ length: SUMMARIES }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
-  // Baselines, in this process over the same bodies: the shared decoder alone, and decode + the rollup
-  // fold the collector does once a summary is durable (a segment's fold is loaded without decoding again).
-  const perCpuS = (work: () => void) => {
-    const t0 = process.cpuUsage();
-    work();
-    const t = process.cpuUsage(t0);
-    return (SUMMARIES * SERIES) / ((t.user + t.system) / 1e6);
+  const all = Array.from({ length: WARMUP + SUMMARIES }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
+  const warmup = all.slice(0, WARMUP);
+  const bodies = all.slice(WARMUP);
+  // Baselines, in this process over the same bodies (after the same warm-up): the shared decoder alone,
+  // and decode + the rollup fold the collector does once a summary is durable (a segment's fold is loaded
+  // without decoding again).
+  const decodeAll = (list: Buffer[]) => {
+    for (const b of list) if (!decodeSummary(b).ok) throw new Error("bench summary does not decode");
   };
-  const decodeSeriesPerCpuS = perCpuS(() => {
-    for (const b of bodies) if (!decodeSummary(b).ok) throw new Error("bench summary does not decode");
-  });
-  const foldSeriesPerCpuS = perCpuS(() => {
+  const foldAll = (list: Buffer[]) => {
     const fold = new MinuteRollup();
-    for (const b of bodies) {
+    for (const b of list) {
       const d = decodeSummary(b);
       if (d.ok) fold.add(d.summary);
     }
-  });
+  };
+  const perCpuS = (work: (list: Buffer[]) => void) => {
+    work(warmup);
+    const t0 = process.cpuUsage();
+    work(bodies);
+    const t = process.cpuUsage(t0);
+    return (SUMMARIES * SERIES) / ((t.user + t.system) / 1e6);
+  };
+  const decodeSeriesPerCpuS = perCpuS(decodeAll);
+  const foldSeriesPerCpuS = perCpuS(foldAll);
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
   const child = spawn(process.execPath, [...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
@@ -108,28 +117,41 @@ async function main() {
 
   const baseline = await autocannon({ url: `${url}/healthz`, connections: CONNECTIONS, amount: SUMMARIES * 2 });
 
-  let next = 0;
+  const post = (list: Buffer[]) => {
+    let next = 0;
+    return autocannon({
+      url,
+      connections: CONNECTIONS,
+      amount: list.length,
+      requests: [
+        {
+          method: "POST",
+          path: "/v1/summaries",
+          headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${TOKEN}` },
+          setupRequest: (req) => ({ ...req, body: list[next++ % list.length] }),
+        },
+      ],
+    });
+  };
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${url}/metrics`)).text())![1]);
+  const allLoaded = async () => {
+    const accepted = await metric("meshlook_summaries_accepted_total");
+    while ((await metric("meshlook_summaries_loaded_total")) < accepted) await new Promise((r) => setTimeout(r, 100));
+    return accepted;
+  };
+  if (WARMUP > 0) {
+    const warm = await post(warmup);
+    if (warm["2xx"] !== WARMUP) throw new Error(`warm-up: ${warm["2xx"]} of ${WARMUP} summaries accepted`);
+    await allLoaded();
+  }
+
   const cpu0 = cpuSeconds(child.pid!);
   const threads0 = threadCpuSeconds(child.pid!);
   const started = performance.now();
-  const ingest = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    amount: SUMMARIES,
-    requests: [
-      {
-        method: "POST",
-        path: "/v1/summaries",
-        headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${TOKEN}` },
-        setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }),
-      },
-    ],
-  });
+  const ingest = await post(bodies);
   const wallS = (performance.now() - started) / 1000;
   const ackCpuS = cpuSeconds(child.pid!) - cpu0;
-  const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${url}/metrics`)).text())![1]);
-  const accepted = await metric("meshlook_summaries_accepted_total");
-  while ((await metric("meshlook_summaries_loaded_total")) < accepted) await new Promise((r) => setTimeout(r, 100));
+  const accepted = (await allLoaded()) - WARMUP;
   const loadedWallS = (performance.now() - started) / 1000;
   const cpuS = cpuSeconds(child.pid!) - cpu0;
   const threads1 = threadCpuSeconds(child.pid!);
@@ -140,7 +162,7 @@ async function main() {
 
   const ok = ingest["2xx"];
   const bodyKb = bodies.reduce((n, b) => n + b.length, 0) / bodies.length / 1024;
-  console.log(`ingest bench: ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s`);
+  console.log(`ingest bench: ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s, after a warm-up of ${WARMUP} summaries`);
   console.log(`  accepted (2xx / collector count): ${ok} / ${accepted}, non-2xx ${ingest.non2xx}, errors ${ingest.errors}, status codes ${JSON.stringify(Object.fromEntries(Object.entries(ingest.statusCodeStats).map(([k, v]) => [k, v.count])))}`);
   console.log(`  summaries/s:                 ${(ok / wallS).toFixed(0)}`);
   console.log(`  series-updates/s (wall):     ${((ok * SERIES) / wallS).toFixed(0)}`);
