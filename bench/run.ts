@@ -131,7 +131,7 @@ await section("wire bytes and quantile error", async () => {
 });
 
 await section("collector ingest", async () => {
-  const i = await measureIngest(quick ? 500 : 2000);
+  const i = await measureIngest(quick ? 500 : 4000);
   rows.push({
     figure: "collector ingest series-updates/s per core",
     ours: fmt(i.seriesUpdatesPerCpuS),
