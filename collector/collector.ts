@@ -7,7 +7,7 @@ import { TokenSet, ensureGeneratedToken } from "./auth.ts";
 import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
@@ -37,12 +37,13 @@ export interface StartOptions {
 }
 
 async function sinkFor(config: CollectorConfig, log: Logger, metrics: Metrics): Promise<Sink> {
+  const hourly = { onCompaction: compactionObserver(metrics) };
   if (config.sink === "snowflake") {
     const { createSnowflakeSink } = await import("./sink/snowflake.ts");
-    return createSnowflakeSink(config, log, { onRetry: (err) => metrics.loadRetries.inc({ reason: err.reason }) });
+    return createSnowflakeSink(config, log, { onRetry: (err) => metrics.loadRetries.inc({ reason: err.reason }), hourly });
   }
   const { createDuckDBSink } = await import("./sink/duckdb.ts");
-  return createDuckDBSink(config, log);
+  return createDuckDBSink(config, log, { hourly });
 }
 
 export async function startCollector(config: CollectorConfig, log: Logger, opts: StartOptions = {}): Promise<RunningCollector> {

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
+import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
 import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, checkSnowflakeSettings } from "./sink/snowflake-settings.ts";
 
 export type SinkKind = "duckdb" | "snowflake";
@@ -35,6 +36,10 @@ export interface CollectorConfig {
   duckdbPath: string;
   /** Unset, it follows the sink: DUCKDB_DEFAULT_LOAD_INTERVAL_S or SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S. */
   loadIntervalS: number;
+  /** How long after its end an hour is closed and compacted into mesh_traffic_hour (late summaries' margin). */
+  hourlyGraceS: number;
+  /** Most hours compacted after one load, oldest first; 0 turns the hourly rollup off. */
+  hourlyMaxHoursPerLoad: number;
   ingestTokens: string[];
   ingestTokensFile?: string;
   authDisabled: boolean;
@@ -124,6 +129,8 @@ export const SETTINGS: readonly Setting[] = [
   setting("SINK", "warehouse: duckdb or snowflake", "duckdb", oneOf<SinkKind>("duckdb", "snowflake"), (c, v) => (c.sink = v)),
   strSetting("DUCKDB_PATH", "DuckDB database file", "<data>/meshlook.duckdb", (c, v) => (c.duckdbPath = v)),
   setting("LOAD_INTERVAL_S", "seconds between warehouse loads", `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`, int(1, 3600), (c, v) => (c.loadIntervalS = v)),
+  setting("HOURLY_GRACE_S", "seconds after its end before an hour is closed and compacted into mesh_traffic_hour", String(DEFAULT_HOURLY_GRACE_MS / 1000), int(0, 86_400), (c, v) => (c.hourlyGraceS = v)),
+  setting("HOURLY_MAX_HOURS_PER_LOAD", "most closed hours compacted after one load, oldest first (0 = no hourly rollup)", String(DEFAULT_MAX_HOURS_PER_LOAD), int(0, 10_000), (c, v) => (c.hourlyMaxHoursPerLoad = v)),
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
@@ -157,6 +164,8 @@ export function defaultConfig(): CollectorConfig {
     sink: "duckdb",
     duckdbPath: "",
     loadIntervalS: DUCKDB_DEFAULT_LOAD_INTERVAL_S,
+    hourlyGraceS: DEFAULT_HOURLY_GRACE_MS / 1000,
+    hourlyMaxHoursPerLoad: DEFAULT_MAX_HOURS_PER_LOAD,
     ingestTokens: [],
     authDisabled: false,
     maxBodyBytes: 4 * MiB,

@@ -61,7 +61,10 @@ export class Loader {
   ) {
     // Every reason this sink can report starts at 0, so increase() sees the first failure as one.
     const reasons = sink.kind === "snowflake" ? [...SNOWFLAKE_FAILURES, "other"] : ["duckdb", "other"];
-    for (const reason of reasons) metrics.loadFailures.inc({ reason }, 0);
+    for (const reason of reasons) {
+      metrics.loadFailures.inc({ reason }, 0);
+      metrics.compactionFailures.inc({ reason }, 0);
+    }
     if (sink.kind === "snowflake") for (const reason of ["transient", "conflict"]) metrics.loadRetries.inc({ reason }, 0);
   }
 

@@ -1,6 +1,7 @@
 // The collector's Prometheus metrics, on a registry of its own so several collectors can live in one
 // process (tests) without sharing counters.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { CompactionReport } from "./sink/hourly.ts";
 
 export interface SpoolGauges {
   bytes: number;
@@ -44,6 +45,24 @@ export function createMetrics(spool: () => SpoolGauges | undefined) {
       name: "meshlook_load_retries_total",
       help: "Warehouse operations the sink retried within a load (Snowflake: transient failures and ledger conflicts), by reason",
       labelNames: ["reason"] as const,
+      registers,
+    }),
+    hoursCompacted: new Counter({ name: "meshlook_hourly_hours_compacted_total", help: "Closed hours (re)compacted into mesh_traffic_hour", registers }),
+    compactionFailures: new Counter({
+      name: "meshlook_hourly_compaction_failures_total",
+      help: "Hourly rollup compactions that failed (retried after the next load), by reason: as meshlook_load_failures_total",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    compactionDuration: new Histogram({
+      name: "meshlook_hourly_compaction_duration_seconds",
+      help: "Hourly rollup compaction latency after a load (stale-hour count and rebuilt hours, one transaction)",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    hoursWaiting: new Gauge({
+      name: "meshlook_hourly_hours_waiting",
+      help: "Closed hours the last completed compaction left stale for later loads (the per-load bound)",
       registers,
     }),
     // What the filters lost before anything reached the collector, as they report it in each summary:
@@ -101,3 +120,13 @@ export function createMetrics(spool: () => SpoolGauges | undefined) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The sinks' hourly onCompaction callback that records each compaction in the metrics. */
+export function compactionObserver(m: Metrics): (r: CompactionReport) => void {
+  return (r) => {
+    m.compactionDuration.observe(r.seconds);
+    m.hoursCompacted.inc(r.hours);
+    if (r.failure !== undefined) m.compactionFailures.inc({ reason: r.failure });
+    if (r.waiting !== undefined) m.hoursWaiting.set(r.waiting);
+  };
+}

@@ -11,7 +11,7 @@ import type { CollectorConfig } from "../config.ts";
 import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
-import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hoursToCompact, type HourlyOptions } from "./hourly.ts";
+import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hourlySettings, hoursToCompact, type Compaction, type HourlyOptions } from "./hourly.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
 const ts = (ms: number) => new DuckDBTimestampValue(BigInt(Math.round(ms)) * 1000n);
@@ -146,10 +146,14 @@ export class DuckDBSink implements Sink {
    * idempotent: run twice, the second finds nothing stale. Returns the hours compacted.
    */
   async compact(nowMs = this.hourly.now()): Promise<Date[]> {
+    return (await this.compaction(nowMs)).hours;
+  }
+
+  private async compaction(nowMs: number): Promise<Compaction> {
     const c = this.connection;
     const stale = (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(closedBefore(nowMs, this.hourly.graceMs))])).getRows();
-    const hours = hoursToCompact(stale.map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)), this.hourly.maxHoursPerLoad);
-    if (hours.length === 0) return [];
+    const { hours, waiting } = hoursToCompact(stale.map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)), this.hourly.maxHoursPerLoad);
+    if (hours.length === 0) return { hours: [], waiting };
     await this.transaction(async () => {
       const compactedAt = ts(nowMs);
       for (const h of hours) {
@@ -157,7 +161,7 @@ export class DuckDBSink implements Sink {
         await c.run(HOURLY_SQL.insertHour, [compactedAt, ts(h), ts(h + HOUR_MS)]);
       }
     });
-    return hours.map((h) => new Date(h));
+    return { hours: hours.map((h) => new Date(h)), waiting };
   }
 
   /**
@@ -174,13 +178,14 @@ export class DuckDBSink implements Sink {
     if (this.currentBefore === cutoff && oldest >= cutoff) return;
     this.currentBefore = undefined;
     await compactAfterLoad(
+      this.hourly,
       async () => {
-        const hours = await this.compact(nowMs);
-        if (hours.length < this.hourly.maxHoursPerLoad) this.currentBefore = cutoff;
-        return hours;
+        const done = await this.compaction(nowMs);
+        if (done.waiting === 0) this.currentBefore = cutoff;
+        return done;
       },
       this.log,
-      (err) => ({ fields: { err }, message: (err as Error).message }),
+      (err) => ({ fields: { err }, message: (err as Error).message, reason: "duckdb" }),
     );
   }
 
@@ -278,7 +283,10 @@ function appendLossRow(a: DuckDBAppender, l: LossRow, loadedAt: DuckDBTimestampV
   a.endRow();
 }
 
-/** Sink factory used by collector/main.ts. */
-export function createDuckDBSink(config: CollectorConfig, log: Logger): Sink {
-  return new DuckDBSink(config.duckdbPath, log);
+/**
+ * Sink factory used by collector/main.ts: the hourly rollup follows the collector's settings; `hourly`
+ * adds to them (the collector's metrics callback, a test clock).
+ */
+export function createDuckDBSink(config: CollectorConfig, log: Logger, options: { hourly?: HourlyOptions } = {}): Sink {
+  return new DuckDBSink(config.duckdbPath, log, { ...hourlySettings(config), ...options.hourly });
 }

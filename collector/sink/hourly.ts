@@ -9,6 +9,7 @@
 // stamped loaded_at before a compaction ran and committed after it, or came from a replica whose clock
 // is behind. Deleting old minute rows (retention) never triggers a recompaction: the hourly rows stay.
 import type { Logger } from "pino";
+import type { CollectorConfig } from "../config.ts";
 import { DIMENSIONS, FACT_TABLE, HOUR_TABLE } from "../../shared/schema.ts";
 
 const HOUR_MS = 3_600_000;
@@ -16,10 +17,29 @@ const HOUR_MS = 3_600_000;
 export interface HourlyOptions {
   /** How long after its end an hour is considered closed, for late summaries to land. Default 5 min. */
   graceMs?: number;
-  /** Most hours (re)compacted per load, oldest first, so a backlog spreads over loads. Default 24. */
+  /** Most hours (re)compacted per load, oldest first, so a backlog spreads over loads; 0 turns compaction off. Default 24. */
   maxHoursPerLoad?: number;
   /** The clock deciding which hours are closed (tests move it). Default Date.now. */
   now?: () => number;
+  /** Told the outcome of every compaction a load ran (the collector's metrics); not called when none ran. */
+  onCompaction?: (report: CompactionReport) => void;
+}
+
+export interface CompactionReport {
+  /** Hours (re)compacted; 0 when the compaction failed. */
+  hours: number;
+  /** Closed, stale hours it left to later loads (the per-load bound); undefined when it failed. */
+  waiting?: number;
+  /** Wall time of the compaction, stale-hour count included. */
+  seconds: number;
+  /** Set when it failed: the sink's failure reason (the labels of meshlook_load_failures_total). */
+  failure?: string;
+}
+
+/** What one compaction did: the hours it compacted, oldest first, and the stale ones it left. */
+export interface Compaction {
+  hours: Date[];
+  waiting: number;
 }
 
 export const DEFAULT_HOURLY_GRACE_MS = 5 * 60_000;
@@ -31,7 +51,13 @@ export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
     graceMs: o.graceMs ?? DEFAULT_HOURLY_GRACE_MS,
     maxHoursPerLoad: o.maxHoursPerLoad ?? DEFAULT_MAX_HOURS_PER_LOAD,
     now: o.now ?? Date.now,
+    onCompaction: o.onCompaction ?? (() => undefined),
   };
+}
+
+/** The policy the collector's settings ask for (MESHLOOK_HOURLY_GRACE_S, MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD). */
+export function hourlySettings(config: Pick<CollectorConfig, "hourlyGraceS" | "hourlyMaxHoursPerLoad">): HourlyOptions {
+  return { graceMs: config.hourlyGraceS * 1000, maxHoursPerLoad: config.hourlyMaxHoursPerLoad };
 }
 
 /**
@@ -68,27 +94,38 @@ export const HOURLY_SQL = {
     `FROM ${FACT_TABLE.name} WHERE minute >= ? AND minute < ? GROUP BY ${hourOf}, ${dims}`,
 } as const;
 
-/** The hours (epoch ms) to compact now: the first maxHoursPerLoad of the stale ones, oldest first. */
-export function hoursToCompact(stale: readonly number[], maxHoursPerLoad: number): number[] {
-  return [...stale].sort((a, b) => a - b).slice(0, Math.max(0, maxHoursPerLoad));
+/**
+ * The hours (epoch ms) to compact now, the first maxHoursPerLoad of the stale ones, oldest first, and how
+ * many stale ones wait for later loads.
+ */
+export function hoursToCompact(stale: readonly number[], maxHoursPerLoad: number): { hours: number[]; waiting: number } {
+  const hours = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, maxHoursPerLoad));
+  return { hours, waiting: stale.length - hours.length };
 }
 
 /**
  * Runs a sink's compaction once its load has committed, in a transaction of its own: a failure there
  * must neither undo nor retry a load that succeeded, and the next load finds the same stale hours again,
- * so it is logged and swallowed. `describe` turns the error into what may be logged (the Snowflake sink
- * keeps driver errors, which may quote statements, out of its logs).
+ * so it is logged, reported to policy.onCompaction and swallowed. `describe` turns the error into what
+ * may be logged and its reason label (the Snowflake sink keeps driver errors, which may quote
+ * statements, out of its logs). With maxHoursPerLoad 0 nothing runs, not even the stale-hour count.
  */
 export async function compactAfterLoad(
-  compact: () => Promise<Date[]>,
+  policy: Required<HourlyOptions>,
+  compact: () => Promise<Compaction>,
   log: Logger | undefined,
-  describe: (err: unknown) => { fields: object; message: string },
+  describe: (err: unknown) => { fields: object; message: string; reason: string },
 ): Promise<void> {
+  if (policy.maxHoursPerLoad === 0) return;
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
   try {
-    const hours = await compact();
-    if (hours.length > 0) log?.debug({ hours: hours.length, oldest: hours[0].toISOString() }, "hourly rollup compacted");
+    const { hours, waiting } = await compact();
+    policy.onCompaction({ hours: hours.length, waiting, seconds: seconds() });
+    if (hours.length > 0) log?.debug({ hours: hours.length, waiting, oldest: hours[0].toISOString() }, "hourly rollup compacted");
   } catch (err) {
     const d = describe(err);
+    policy.onCompaction({ hours: 0, seconds: seconds(), failure: d.reason });
     log?.warn(d.fields, `hourly rollup compaction failed (${d.message}); the next load retries it`);
   }
 }

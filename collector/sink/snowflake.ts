@@ -21,7 +21,7 @@ import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
-import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hoursToCompact, type HourlyOptions } from "./hourly.ts";
+import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hourlySettings, hoursToCompact, type Compaction, type HourlyOptions } from "./hourly.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
@@ -211,9 +211,9 @@ export class SnowflakeSink implements Sink {
     const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
     const out = await this.withRetries("load", () => this.loadOnce(unique));
-    await compactAfterLoad(() => this.compact(), this.log, (err) => {
+    await compactAfterLoad(this.hourly, () => this.compaction(this.hourly.now()), this.log, (err) => {
       const e = classify(err, "hourly rollup");
-      return { fields: { reason: e.reason, code: e.code }, message: e.message };
+      return { fields: { reason: e.reason, code: e.code }, message: e.message, reason: e.reason };
     });
     return { ...out, duplicates: out.duplicates + inBatch };
   }
@@ -231,10 +231,14 @@ export class SnowflakeSink implements Sink {
    * rows survived the DELETE) and the next load compacts the hour again.
    */
   async compact(nowMs = this.hourly.now()): Promise<Date[]> {
+    return (await this.compaction(nowMs)).hours;
+  }
+
+  private async compaction(nowMs: number): Promise<Compaction> {
     const c = await this.connection();
     const stale = (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(closedBefore(nowMs, this.hourly.graceMs))])).rows;
-    const hours = hoursToCompact(stale.map((r) => timestampMs(r.HOUR)), this.hourly.maxHoursPerLoad);
-    if (hours.length === 0) return [];
+    const { hours, waiting } = hoursToCompact(stale.map((r) => timestampMs(r.HOUR)), this.hourly.maxHoursPerLoad);
+    if (hours.length === 0) return { hours: [], waiting };
     const compactedAt = sqlTimestamp(nowMs);
     await this.exec(c, SNOWFLAKE_SQL.begin);
     try {
@@ -251,7 +255,7 @@ export class SnowflakeSink implements Sink {
       await this.exec(c, SNOWFLAKE_SQL.rollback).catch(() => undefined);
       throw err;
     }
-    return hours.map((h) => new Date(h));
+    return { hours: hours.map((h) => new Date(h)), waiting };
   }
 
   private async loadOnce(unique: DecodedSummary[]): Promise<LoadResult> {
@@ -476,7 +480,10 @@ function lossRow(l: LossRow, loadedAt: string): unknown[] {
   return [sqlTimestamp(l.minuteMs), l.producerId, l.seq, l.pod, l.namespace, l.workload, l.droppedRequests, l.droppedWindows, l.overflowKeys, loadedAt];
 }
 
-/** Sink factory used by collector/main.ts when MESHLOOK_SINK=snowflake. */
-export function createSnowflakeSink(config: CollectorConfig, log: Logger, options?: SnowflakeSinkOptions): Sink {
-  return new SnowflakeSink(config.snowflake, log, options);
+/**
+ * Sink factory used by collector/main.ts when MESHLOOK_SINK=snowflake: the hourly rollup follows the
+ * collector's settings; options.hourly adds to them.
+ */
+export function createSnowflakeSink(config: CollectorConfig, log: Logger, options: SnowflakeSinkOptions = {}): Sink {
+  return new SnowflakeSink(config.snowflake, log, { ...options, hourly: { ...hourlySettings(config), ...options.hourly } });
 }

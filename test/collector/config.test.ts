@@ -37,6 +37,21 @@ describe("collector configuration", () => {
     ]);
   });
 
+  it("reads the hourly rollup settings and names them when they are wrong", () => {
+    expect(loadConfig({ MESHLOOK_DATA_DIR: dir })).toMatchObject({ hourlyGraceS: 300, hourlyMaxHoursPerLoad: 24 });
+    expect(loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_HOURLY_GRACE_S: "900", MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD: "0" })).toMatchObject({
+      hourlyGraceS: 900,
+      hourlyMaxHoursPerLoad: 0,
+    });
+    expect(problems({ MESHLOOK_HOURLY_GRACE_S: "5m", MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD: "-1" })).toEqual([
+      'MESHLOOK_HOURLY_GRACE_S: must be an integer, got "5m"',
+      "MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD: must be between 0 and 10000, got -1",
+    ]);
+    const file = join(dir, "hourly.yaml");
+    writeFileSync(file, "hourly_grace_s: 90000\n");
+    expect(problems({ MESHLOOK_CONFIG: file })).toEqual([`hourly_grace_s (in ${file}): must be between 0 and 86400, got 90000`]);
+  });
+
   it("names each missing Snowflake setting", () => {
     const p = problems({ MESHLOOK_SINK: "snowflake", MESHLOOK_SNOWFLAKE_ACCOUNT: "acme" });
     expect(p).toContain("MESHLOOK_SNOWFLAKE_USER: required when MESHLOOK_SINK=snowflake");

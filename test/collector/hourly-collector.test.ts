@@ -10,15 +10,25 @@ import { startCollector } from "../../collector/collector.ts";
 import { defaultConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { encode, latencies, series, summary, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, series, summary, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-collector-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+const config = (name: string, hourlyMaxHoursPerLoad = 24) => ({
+  ...defaultConfig(),
+  dataDir: join(dir, name),
+  spoolDir: join(dir, name, "spool"),
+  duckdbPath: join(dir, name, "meshlook.duckdb"),
+  ingestTokens: ["t"],
+  loadIntervalS: 3600,
+  hourlyMaxHoursPerLoad,
+});
+
 describe("collector with the DuckDB sink", () => {
   it("rolls the closed hours it loads up into mesh_traffic_hour, equal to the minutes it loaded", async () => {
     const c = await startCollector(
-      { ...defaultConfig(), dataDir: dir, spoolDir: join(dir, "spool"), duckdbPath: join(dir, "meshlook.duckdb"), ingestTokens: ["t"], loadIntervalS: 3600 },
+      config("all"),
       pino({ level: "silent" }),
       { listen: false },
     );
@@ -42,6 +52,50 @@ describe("collector with the DuckDB sink", () => {
       expect(hourly.map((r) => Number(r.hours))).toEqual([2, 2]);
       const minutes = await read("SELECT destination_service AS s, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99 FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1");
       expect(hourly.map((r) => r.p99)).toEqual(minutes.map((r) => r.p99));
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("bounds the hours per load by MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD and reports compactions, waiting hours and failures on /metrics", async () => {
+    const c = await startCollector(config("metrics", 1), pino({ level: "silent" }), { listen: false });
+    let seq = 0;
+    const post = async (hour: number) => {
+      const s = summary(++seq, hour * 3_600_000 + 20 * 60_000, [series("a", latencies(10))]);
+      const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+      expect(res.statusCode).toBe(200);
+    };
+    const conn = (c.sink as DuckDBSink).connection;
+    const hoursIn = async () => (await conn.runAndReadAll("SELECT DISTINCT hour FROM mesh_traffic_hour ORDER BY hour")).getRowObjectsJS().map((r) => (r.hour as Date).getTime() / 3_600_000);
+    const metrics = async () => {
+      const m = await metricValues(c);
+      return {
+        compacted: m.get("meshlook_hourly_hours_compacted_total"),
+        waiting: m.get("meshlook_hourly_hours_waiting"),
+        runs: m.get("meshlook_hourly_compaction_duration_seconds"),
+        failed: m.get('meshlook_hourly_compaction_failures_total{reason=duckdb}'),
+        loadFailed: m.get('meshlook_load_failures_total{reason=duckdb}'),
+      };
+    };
+    try {
+      expect(await metrics()).toEqual({ compacted: 0, waiting: 0, runs: 0, failed: 0, loadFailed: 0 });
+      for (const h of [0, 1, 2]) await post(h);
+      await c.loader.loadNow();
+      expect(await hoursIn()).toEqual([0]);
+      expect(await metrics()).toEqual({ compacted: 1, waiting: 2, runs: 1, failed: 0, loadFailed: 0 });
+
+      // The rollup table gone: the load still commits, the compaction fails and is counted.
+      await conn.run("ALTER TABLE mesh_traffic_hour RENAME TO mesh_traffic_hour_away");
+      await post(3);
+      await c.loader.loadNow();
+      expect(Number((await conn.runAndReadAll("SELECT COUNT(*) FROM mesh_traffic_minute")).getRows()[0][0])).toBe(4);
+      expect(await metrics()).toEqual({ compacted: 1, waiting: 2, runs: 2, failed: 1, loadFailed: 0 });
+
+      await conn.run("ALTER TABLE mesh_traffic_hour_away RENAME TO mesh_traffic_hour");
+      await post(4);
+      await c.loader.loadNow();
+      expect(await hoursIn()).toEqual([0, 1]);
+      expect(await metrics()).toEqual({ compacted: 2, waiting: 3, runs: 3, failed: 1, loadFailed: 0 });
     } finally {
       await c.close();
     }

@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { DuckDBSink } from "../../collector/sink/duckdb.ts";
+import pino from "pino";
+import { defaultConfig } from "../../collector/config.ts";
+import { createDuckDBSink, DuckDBSink } from "../../collector/sink/duckdb.ts";
+import type { CompactionReport } from "../../collector/sink/hourly.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
 import { bucketOf, latencies, series, summary } from "./helpers.ts";
 
@@ -128,5 +131,46 @@ describe("hourly rollup (DuckDB sink)", () => {
     await sink.load([add(4, 1, "a", latencies(3))]);
     expect(await rows(sink, hourRows)).toEqual([{ n: (settledRows as bigint) + 1n + 2n }]); // hour 0's extra row, hour 3's two rows
     await sink.close();
+  });
+
+  it("closes an hour MESHLOOK_HOURLY_GRACE_S after its end, and compacts nothing with MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD=0", async () => {
+    let now = H0 + H + 10 * 60_000;
+    const reports: CompactionReport[] = [];
+    const open = async (name: string, hourlyGraceS: number, hourlyMaxHoursPerLoad = 24) => {
+      const config = { ...defaultConfig(), duckdbPath: join(dir, name), hourlyGraceS, hourlyMaxHoursPerLoad };
+      const sink = createDuckDBSink(config, pino({ level: "silent" }), { hourly: { now: () => now, onCompaction: (r) => reports.push(r) } }) as DuckDBSink;
+      await sink.open();
+      return sink;
+    };
+    let seq = 0;
+    const minuteOf = (hour: number, minute: number) => summary(++seq, H0 + hour * H + minute * 60_000 + 10_000, [series("a", latencies(5))]);
+    const hoursIn = async (sink: DuckDBSink) => (await rows(sink, "SELECT DISTINCT hour FROM mesh_traffic_hour ORDER BY hour")).map((r) => ((r.hour as Date).getTime() - H0) / H);
+    const compacted = () => reports.reduce((n, r) => n + r.hours, 0);
+
+    // 10 minutes past the end of hour 0: closed with the default 5-minute grace, open with a 20-minute one.
+    const short = await open("grace-300.duckdb", 300);
+    const long = await open("grace-1200.duckdb", 1200);
+    await short.load([minuteOf(0, 30), minuteOf(1, 5)]);
+    expect(await hoursIn(short)).toEqual([0]);
+    expect(compacted()).toBe(1);
+    await long.load([minuteOf(0, 30), minuteOf(1, 5)]);
+    expect(await hoursIn(long)).toEqual([]);
+    expect(compacted()).toBe(1);
+    now = H0 + H + 20 * 60_000;
+    await long.load([minuteOf(1, 6)]);
+    expect(await hoursIn(long)).toEqual([0]);
+    expect(compacted()).toBe(2);
+    expect(reports.every((r) => r.failure === undefined && r.waiting === 0)).toBe(true);
+
+    // Turned off: loads of closed hours leave the rollup empty and run no compaction at all.
+    const off = await open("off.duckdb", 300, 0);
+    const before = reports.length;
+    await off.load([minuteOf(0, 30)]);
+    now += 3 * H;
+    await off.load([minuteOf(1, 5)]);
+    expect(await hoursIn(off)).toEqual([]);
+    expect(await rows(off, "SELECT COUNT(*) AS n FROM mesh_traffic_minute")).toEqual([{ n: 2n }]);
+    expect(reports.length).toBe(before);
+    for (const s of [short, long, off]) await s.close();
   });
 });
