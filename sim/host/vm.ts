@@ -229,7 +229,13 @@ export class Vm implements QueueOwner {
    */
   call(name: string, ctx: Ctx | null, a?: number, b?: number, c?: number, d?: number, e?: number): any {
     const fn = this.fns.get(name);
-    if (this.failed || fn === undefined) return undefined;
+    if (fn === undefined) return undefined;
+    return this.invoke(name, fn, ctx, a, b, c, d, e);
+  }
+
+  /** call() with the export already resolved (the allocator, on every value handed over). */
+  private invoke(name: string, fn: (...args: any[]) => any, ctx: Ctx | null, a?: number, b?: number, c?: number, d?: number, e?: number): any {
+    if (this.failed) return undefined;
     const saved = this.current;
     const savedEffective = this.effective;
     this.current = ctx;
@@ -464,23 +470,13 @@ export class Vm implements QueueOwner {
    * a trap fails the VM (as call() does) and gives 0.
    */
   private alloc(size: number): number {
-    if (this.failed) return 0;
     const saved = this.restricted;
-    const savedCurrent = this.current;
-    const savedEffective = this.effective;
     this.restricted = MALLOC_ALLOWED;
-    this.current = null;
-    this.effective = 0;
     let ptr = 0;
     try {
-      ptr = this.malloc(size) >>> 0;
-    } catch (err) {
-      this.fail(this.checked.malloc, err);
-      return 0;
+      ptr = this.invoke(this.checked.malloc, this.malloc, null, size) >>> 0;
     } finally {
       this.restricted = saved;
-      this.current = savedCurrent;
-      this.effective = savedEffective;
     }
     if (!ptr || !this.inBounds(ptr, size)) return 0;
     return ptr;
