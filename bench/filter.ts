@@ -1,13 +1,11 @@
 // Filter benchmarks (printed, not asserted): per-request cost against the do-nothing proxy-runtime
 // filter in the same host and process; wire bytes per request; linear memory at the series cap.
 // Run: `npx tsx bench/filter.ts` (after `npm run build`).
-import { createSidecar, ManualClock, type NodeInfo, type StreamInput } from "../sim/host/index.ts";
-import { workloadNode } from "../sim/sidecar.ts";
-import { bookinfo } from "../sim/traffic/index.ts";
+import { createSidecar, ManualClock, type StreamInput } from "../sim/host/index.ts";
 import {
   COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, loadModule, startCollector, syntheticStream,
 } from "../test/filter/fixtures.ts";
-import { bookinfoStreams, timeRound } from "./lib/filter-cost.ts";
+import { measureFilterCost, timeRound } from "./lib/filter-cost.ts";
 import { median } from "./lib/stats.ts";
 
 /** Deterministic latency spread (about 2.2–7.3 ms, every 97th request 20× slower), no Math.random. */
@@ -33,11 +31,9 @@ function workload(n: number, series: number, burst = 1): StreamInput[] {
   );
 }
 
-async function sidecarFor(
-  wasm: WebAssembly.Module, rootId: string, config: object | string, clusters: Record<string, string> = {}, clock = new ManualClock(), node: NodeInfo = LOCAL_NODE,
-) {
+async function sidecarFor(wasm: WebAssembly.Module, rootId: string, config: object | string, clusters: Record<string, string> = {}, clock = new ManualClock()) {
   return createSidecar({
-    wasm, rootId, clock, canary: false, workers: 1, node, clusters,
+    wasm, rootId, clock, canary: false, workers: 1, node: LOCAL_NODE, clusters,
     pluginConfig: typeof config === "string" ? config : JSON.stringify(config), env: { MESHLOOK_INGEST_TOKEN: "bench" },
   });
 }
@@ -87,25 +83,13 @@ async function perRequestCost(meshlook: WebAssembly.Module, noop: WebAssembly.Mo
  * (the filter reads each connection's facts anew), and connections carrying several requests between
  * the same two workloads (keep-alive, HTTP/2), where the per-connection fact cache answers.
  */
-async function bookinfoCost(meshlook: WebAssembly.Module, noop: WebAssembly.Module) {
+async function bookinfoCost() {
   const REQUESTS = 10_000;
   console.log(`\nbookinfo streams (CPU ns/request, median of ${ROUNDS} rounds; same host, same process)`);
   console.log("requests/connection    noop  meshlook   added  ratio");
-  const model = bookinfo();
-  const node = workloadNode(model.workloads.find((w) => w.name === "productpage-v1")!, model);
   for (const perConnection of [1, 10]) {
-    const inputs = bookinfoStreams(REQUESTS, 7, perConnection);
-    const sidecars = [
-      await sidecarFor(noop, "noop", {}, {}, new ManualClock(), node),
-      await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }, {}, new ManualClock(), node),
-    ];
-    for (const s of sidecars) timeRound(s, inputs);
-    const times: number[][] = sidecars.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) sidecars.forEach((s, i) => times[i].push(timeRound(s, inputs)));
-    if (sidecars.some((s) => s.traps.length > 0)) throw new Error("a filter trapped during the benchmark");
-    const [noopNs, meshNs] = times.map(median);
+    const { noopNs, meshlookNs: meshNs } = await measureFilterCost(REQUESTS, ROUNDS, perConnection);
     console.log(`${String(perConnection).padEnd(19)} ${f(noopNs, 7)} ${f(meshNs, 9)} ${f(meshNs - noopNs, 7)} ${(meshNs / noopNs).toFixed(2).padStart(6)}`);
-    await Promise.all(sidecars.map((s) => s.close()));
   }
 }
 
@@ -151,6 +135,6 @@ async function memoryAtCap(meshlook: WebAssembly.Module) {
 const meshlook = await loadModule();
 const noop = await loadModule(NOOP_WASM);
 await perRequestCost(meshlook, noop, await loadModule(PROBE_WASM));
-await bookinfoCost(meshlook, noop);
+await bookinfoCost();
 await wireBytes(meshlook);
 await memoryAtCap(meshlook);
