@@ -240,8 +240,7 @@ export class SnowflakeSink implements Sink {
     const { hours, waiting } = hoursToCompact(stale.map((r) => timestampMs(r.HOUR)), this.hourly.maxHoursPerLoad);
     if (hours.length === 0) return { hours: [], waiting };
     const compactedAt = sqlTimestamp(nowMs);
-    await this.exec(c, SNOWFLAKE_SQL.begin);
-    try {
+    await this.transaction(c, async () => {
       for (const h of hours) {
         await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
         const inserted = (await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)])).updated;
@@ -250,11 +249,7 @@ export class SnowflakeSink implements Sink {
           throw new SnowflakeSinkError("conflict", `hourly rollup: another collector compacted ${new Date(h).toISOString()} meanwhile; left to the next load`);
         }
       }
-      await this.exec(c, SNOWFLAKE_SQL.commit);
-    } catch (err) {
-      await this.exec(c, SNOWFLAKE_SQL.rollback).catch(() => undefined);
-      throw err;
-    }
+    });
     return { hours: hours.map((h) => new Date(h)), waiting };
   }
 
@@ -281,8 +276,7 @@ export class SnowflakeSink implements Sink {
       await yielder.maybe();
     }
     // Steps 2 and 3.
-    await this.exec(c, SNOWFLAKE_SQL.begin);
-    try {
+    return this.transaction(c, async () => {
       const claimed = (await this.exec(c, SNOWFLAKE_SQL.claim)).updated;
       // Read after the MERGE, under its lock: every candidate must be in the ledger exactly once. This
       // holds even if a MERGE that waited for the lock had read an older ledger, because this SELECT
@@ -299,8 +293,17 @@ export class SnowflakeSink implements Sink {
         const losses = minutes.losses.map((l) => lossRow(l, loadedAt));
         await this.insertChunked(c, SNOWFLAKE_SQL.insertLosses, LOSS_COLUMNS.length, losses, yielder);
       }
-      await this.exec(c, SNOWFLAKE_SQL.commit);
       return { loaded: fresh.length, duplicates: unique.length - fresh.length, rows };
+    });
+  }
+
+  /** Runs `body` between BEGIN and COMMIT on `c`; rolls back and rethrows when it throws. */
+  private async transaction<T>(c: snowflake.Connection, body: () => Promise<T>): Promise<T> {
+    await this.exec(c, SNOWFLAKE_SQL.begin);
+    try {
+      const out = await body();
+      await this.exec(c, SNOWFLAKE_SQL.commit);
+      return out;
     } catch (err) {
       await this.exec(c, SNOWFLAKE_SQL.rollback).catch(() => undefined);
       throw err;
