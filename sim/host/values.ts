@@ -98,11 +98,11 @@ const FALSE_BYTE = new Uint8Array([0]);
 const TRUE_BYTE = new Uint8Array([1]);
 
 /**
- * encodeScalar, except that a fixed-width value comes back in a buffer shared by every call (valid until
- * the next one): for the property path, which copies the bytes into the module at once, so a read
- * allocates no array of its own.
+ * Encodes a scalar of a known kind; `value` may be a plain JS value of a compatible type. A fixed-width
+ * value comes back in a buffer shared by every call (valid until the next one): the property path copies
+ * the bytes into the module at once, so a read allocates no array of its own; serialize() copies them.
  */
-export function encodeScalarShared(kind: Kind, value: unknown): Encoded {
+function encodeScalarShared(kind: Kind, value: unknown): Encoded {
   switch (kind) {
     case "string":
       return String(value);
@@ -128,12 +128,6 @@ export function encodeScalarShared(kind: Kind, value: unknown): Encoded {
 }
 
 const isShared = (e: Encoded) => e === scratchBytes || e === TRUE_BYTE || e === FALSE_BYTE;
-
-/** Encodes a scalar of a known kind; `value` may be a plain JS value of a compatible type. */
-export function encodeScalar(kind: Kind, value: unknown): Encoded {
-  const e = encodeScalarShared(kind, value);
-  return isShared(e) ? (e as Uint8Array).slice() : e;
-}
 
 /** The CEL kind a plain value takes when no schema says otherwise. */
 function inferKind(v: unknown): Kind | undefined {
