@@ -68,7 +68,7 @@ export class FactCache {
 
   /** Whether a value of the cached facts did not fit in the string table (see `store`). */
   spilledAt(slot: i32): bool {
-    return this.hasFacts[slot] && this.spilled[slot];
+    return this.spilled[slot];
   }
 
   /** The spill hash of the values that did not fit, as the reads that stored the facts left it. */
