@@ -11,7 +11,7 @@ import type { CollectorConfig } from "../config.ts";
 import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
-import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hourlySettings, hoursToCompact, type Compaction, type HourlyOptions } from "./hourly.ts";
+import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
 const ts = (ms: number) => new DuckDBTimestampValue(BigInt(Math.round(ms)) * 1000n);
@@ -151,17 +151,19 @@ export class DuckDBSink implements Sink {
 
   private async compaction(nowMs: number): Promise<Compaction> {
     const c = this.connection;
-    const stale = (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(closedBefore(nowMs, this.hourly.graceMs))])).getRows();
-    const { hours, waiting } = hoursToCompact(stale.map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)), this.hourly.maxHoursPerLoad);
-    if (hours.length === 0) return { hours: [], waiting };
-    await this.transaction(async () => {
-      const compactedAt = ts(nowMs);
-      for (const h of hours) {
-        await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
-        await c.run(HOURLY_SQL.insertHour, [compactedAt, ts(h), ts(h + HOUR_MS)]);
-      }
-    });
-    return { hours: hours.map((h) => new Date(h)), waiting };
+    return compactStaleHours(
+      this.hourly,
+      nowMs,
+      async (cutoff) => (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(cutoff)])).getRows().map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)),
+      (hours) =>
+        this.transaction(async () => {
+          const compactedAt = ts(nowMs);
+          for (const h of hours) {
+            await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
+            await c.run(HOURLY_SQL.insertHour, [compactedAt, ts(h), ts(h + HOUR_MS)]);
+          }
+        }),
+    );
   }
 
   /**

@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import type { CollectorConfig } from "../config.ts";
 import { DIMENSIONS, FACT_TABLE, HOUR_TABLE } from "../../shared/schema.ts";
 
-const HOUR_MS = 3_600_000;
+export const HOUR_MS = 3_600_000;
 
 export interface HourlyOptions {
   /** How long after its end an hour is considered closed, for late summaries to land. Default 5 min. */
@@ -95,12 +95,20 @@ export const HOURLY_SQL = {
 } as const;
 
 /**
- * The hours (epoch ms) to compact now, the first maxHoursPerLoad of the stale ones, oldest first, and how
- * many stale ones wait for later loads.
+ * One compaction at `nowMs`, the part both sinks share: `staleHours` reads the closed, stale hours (epoch
+ * ms) before the cutoff, the first maxHoursPerLoad of them, oldest first, go to `rebuild` (the sink's own
+ * transaction, skipped when there are none), and the rest wait for later loads.
  */
-export function hoursToCompact(stale: readonly number[], maxHoursPerLoad: number): { hours: number[]; waiting: number } {
-  const hours = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, maxHoursPerLoad));
-  return { hours, waiting: stale.length - hours.length };
+export async function compactStaleHours(
+  policy: Required<HourlyOptions>,
+  nowMs: number,
+  staleHours: (cutoffMs: number) => Promise<number[]>,
+  rebuild: (hours: number[]) => Promise<void>,
+): Promise<Compaction> {
+  const stale = await staleHours(closedBefore(nowMs, policy.graceMs));
+  const hours = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, policy.maxHoursPerLoad));
+  if (hours.length > 0) await rebuild(hours);
+  return { hours: hours.map((h) => new Date(h)), waiting: stale.length - hours.length };
 }
 
 /**
@@ -130,4 +138,3 @@ export async function compactAfterLoad(
   }
 }
 
-export { HOUR_MS };

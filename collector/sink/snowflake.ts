@@ -21,7 +21,7 @@ import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { Yielder } from "../yielder.ts";
-import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, hourlyPolicy, hourlySettings, hoursToCompact, type Compaction, type HourlyOptions } from "./hourly.ts";
+import { HOURLY_SQL, HOUR_MS, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
@@ -236,21 +236,23 @@ export class SnowflakeSink implements Sink {
 
   private async compaction(nowMs: number): Promise<Compaction> {
     const c = await this.connection();
-    const stale = (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(closedBefore(nowMs, this.hourly.graceMs))])).rows;
-    const { hours, waiting } = hoursToCompact(stale.map((r) => timestampMs(r.HOUR)), this.hourly.maxHoursPerLoad);
-    if (hours.length === 0) return { hours: [], waiting };
-    const compactedAt = sqlTimestamp(nowMs);
-    await this.transaction(c, async () => {
-      for (const h of hours) {
-        await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
-        const inserted = (await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)])).updated;
-        const present = Number((await this.exec(c, SNOWFLAKE_SQL.hourRows, [sqlTimestamp(h)])).rows[0]?.N);
-        if (present !== inserted) {
-          throw new SnowflakeSinkError("conflict", `hourly rollup: another collector compacted ${new Date(h).toISOString()} meanwhile; left to the next load`);
-        }
-      }
-    });
-    return { hours: hours.map((h) => new Date(h)), waiting };
+    return compactStaleHours(
+      this.hourly,
+      nowMs,
+      async (cutoff) => (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(cutoff)])).rows.map((r) => timestampMs(r.HOUR)),
+      (hours) =>
+        this.transaction(c, async () => {
+          const compactedAt = sqlTimestamp(nowMs);
+          for (const h of hours) {
+            await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
+            const inserted = (await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)])).updated;
+            const present = Number((await this.exec(c, SNOWFLAKE_SQL.hourRows, [sqlTimestamp(h)])).rows[0]?.N);
+            if (present !== inserted) {
+              throw new SnowflakeSinkError("conflict", `hourly rollup: another collector compacted ${new Date(h).toISOString()} meanwhile; left to the next load`);
+            }
+          }
+        }),
+    );
   }
 
   private async loadOnce(unique: DecodedSummary[]): Promise<LoadResult> {
