@@ -1,10 +1,10 @@
 // Ingest stage: a received body becomes a durable, acknowledged summary, or is refused with a reason.
 // HTTP concerns (status codes, headers) stay in server.ts; this module decides.
-import { ledgerEntry, type LedgerEntry } from "./ledger.ts";
+import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
 import type { Spool } from "./spool.ts";
-import { summaryColumns, type DecodeResult, type DecodedSummary } from "./summary.ts";
+import type { DecodeResult, DecodedSummary } from "./summary.ts";
 
 export type AcceptResult =
   | { status: "accepted"; summary: DecodedSummary }
@@ -17,20 +17,10 @@ const MAX_TRACKED = 1_000_000;
 /** Beyond this many folded rows (all segments), new segments are not folded and load from disk. */
 const MAX_FOLDED_ROWS = 2_000_000;
 
-export const summaryKey = (s: { producerId: string; seq: number }) => `${s.producerId}\u0000${s.seq}`;
-
 /** The summaries acknowledged into one spool segment, already rolled up (see Ingestor.takeFold). */
 export interface SegmentFold {
   rollup: MinuteRollup;
   ledger: LedgerEntry[];
-}
-
-// ledgerEntry without building the series objects of a freshly decoded summary (shared/node.ts).
-function ledgerEntryOf(summary: DecodedSummary): LedgerEntry {
-  const cols = summaryColumns(summary);
-  if (!cols) return ledgerEntry(summary);
-  const { producerId, seq, windowStartMs, windowEndMs } = summary;
-  return { producerId, seq, windowStartMs, windowEndMs, series: cols.count, requests: cols.requests };
 }
 
 export class Ingestor {
@@ -64,7 +54,7 @@ export class Ingestor {
     const decoded = this.decode(body);
     if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
-    const key = summaryKey(summary);
+    const key = ledgerKey(summary.producerId, summary.seq);
     const earlier = this.unloaded.get(key);
     if (earlier) {
       await earlier;
@@ -80,7 +70,7 @@ export class Ingestor {
       this.unloaded.delete(key);
       throw err;
     }
-    const entry = ledgerEntryOf(summary);
+    const entry = ledgerEntry(summary);
     this.fold(segment, summary, entry);
     this.metrics.accepted.inc();
     this.metrics.seriesUpdates.inc(entry.series);
@@ -115,6 +105,6 @@ export class Ingestor {
 
   /** Called by the loader once summaries are committed in the warehouse. */
   forget(summaries: readonly { producerId: string; seq: number }[]): void {
-    for (const s of summaries) this.unloaded.delete(summaryKey(s));
+    for (const s of summaries) this.unloaded.delete(ledgerKey(s.producerId, s.seq));
   }
 }

@@ -1,5 +1,5 @@
 // Load-ledger helpers shared by the sinks: a summary is identified by (producer_id, seq).
-import type { DecodedSummary } from "./summary.ts";
+import { summaryColumns, type DecodedSummary } from "./summary.ts";
 
 export const ledgerKey = (producerId: string, seq: number | bigint) => `${producerId}\u0000${seq}`;
 
@@ -13,14 +13,16 @@ export interface LedgerEntry {
   requests: number;
 }
 
+/** Read from the summary's columns when it has them, so a freshly decoded summary never builds its series objects. */
 export function ledgerEntry(s: DecodedSummary): LedgerEntry {
+  const cols = summaryColumns(s);
   return {
     producerId: s.producerId,
     seq: s.seq,
     windowStartMs: s.windowStartMs,
     windowEndMs: s.windowEndMs,
-    series: s.series.length,
-    requests: summaryRequests(s),
+    series: cols ? cols.count : s.series.length,
+    requests: cols ? cols.requests : summaryRequests(s),
   };
 }
 

@@ -15,9 +15,10 @@ import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
 import type { Spool } from "./spool.ts";
 import type { DecodeResult, DecodedSummary } from "./summary.ts";
-
-type SummaryKey = { producerId: string; seq: number };
 import { Yielder } from "./yielder.ts";
+
+/** What Ingestor.forget needs of a loaded summary; the replay path keeps only this, not the summary. */
+type SummaryKey = Pick<LedgerEntry, "producerId" | "seq">;
 
 export interface LoaderOptions {
   intervalMs: number;
