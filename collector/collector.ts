@@ -8,6 +8,7 @@ import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
+import { RemoteWriteExporter } from "./remote-write/exporter.ts";
 import { buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
@@ -21,6 +22,8 @@ export interface RunningCollector {
   spool: Spool;
   loader: Loader;
   metrics: Metrics;
+  /** The Prometheus remote-write exporter, when MESHLOOK_REMOTE_WRITE_URL is set. */
+  exporter?: RemoteWriteExporter;
   /** Where the ingest token came from, for the startup line (never the token itself). */
   auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
   /** Graceful stop: refuse new requests, finish in-flight ones, load the spool, close everything. */
@@ -71,6 +74,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
   });
+  const exporter = config.remoteWrite.url ? await RemoteWriteExporter.open(spool, config.remoteWrite, decodeSummary, metrics.registry, log) : undefined;
   const app = await buildServer({
     spool,
     sink,
@@ -84,6 +88,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolMaxBytes: config.spoolMaxBytes,
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
+    remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });
   // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
   // leaves the collector spooling (see Loader.openSink).
@@ -92,6 +97,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   if (opts.listen !== false) url = await app.listen({ host: config.host, port: config.port });
   else await app.ready();
   loader.start();
+  exporter?.start();
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -99,8 +105,10 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       tokens?.unwatch();
       await app.close(); // stops accepting, waits for in-flight requests (their spool appends included)
       await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
+      // then the remote write's own catch-up, within part of the shutdown budget (its state resumes it)
+      await exporter?.stop(Math.min(10_000, config.shutdownTimeoutS * 500));
       await spool.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, metrics, auth, close };
+  return { app, url, sink, spool, loader, metrics, exporter, auth, close };
 }

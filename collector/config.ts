@@ -3,6 +3,8 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
+import type { RemoteWriteSettings } from "./remote-write/exporter.ts";
+import { parseExternalLabels, parseHeaders } from "./remote-write/settings.ts";
 import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
 import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, checkSnowflakeSettings } from "./sink/snowflake-settings.ts";
 
@@ -52,6 +54,8 @@ export interface CollectorConfig {
   shutdownTimeoutS: number;
   logLevel: LogLevel;
   snowflake: SnowflakeSettings;
+  /** Prometheus remote write (docs/prometheus.md); off while its url is empty. */
+  remoteWrite: RemoteWriteSettings;
 }
 
 export class ConfigError extends Error {
@@ -150,6 +154,22 @@ export const SETTINGS: readonly Setting[] = [
   setting("SNOWFLAKE_AUTHENTICATOR", "SNOWFLAKE_JWT (key pair) or SNOWFLAKE (password, dev only)", "SNOWFLAKE_JWT", oneOf("SNOWFLAKE_JWT", "SNOWFLAKE"), (c, v) => (c.snowflake.authenticator = v)),
   strSetting("SNOWFLAKE_PASSWORD", "password when the authenticator is SNOWFLAKE", "", (c, v) => (c.snowflake.password = v || undefined)),
   strSetting("SNOWFLAKE_ACCESS_URL", "override of the account URL (tests, private link)", "", (c, v) => (c.snowflake.accessUrl = v || undefined)),
+  // Prometheus remote write: docs/prometheus.md
+  strSetting("REMOTE_WRITE_URL", "Prometheus remote-write endpoint (empty = off), e.g. http://prometheus:9090/api/v1/write", "", (c, v) => (c.remoteWrite.url = v)),
+  setting("REMOTE_WRITE_HEADERS", "extra request headers: Name=value pairs separated by commas, or a JSON object", "", parseHeaders, (c, v) => (c.remoteWrite.headers = v)),
+  strSetting("REMOTE_WRITE_BEARER_TOKEN_FILE", "file holding a bearer token (re-read for every request)", "", (c, v) => (c.remoteWrite.bearerTokenFile = v || undefined)),
+  strSetting("REMOTE_WRITE_TLS_CA_FILE", "PEM CA bundle that verifies the endpoint (default: Node's CAs)", "", (c, v) => (c.remoteWrite.caFile = v || undefined)),
+  strSetting("REMOTE_WRITE_TLS_CERT_FILE", "PEM client certificate (mTLS), with REMOTE_WRITE_TLS_KEY_FILE", "", (c, v) => (c.remoteWrite.certFile = v || undefined)),
+  strSetting("REMOTE_WRITE_TLS_KEY_FILE", "PEM client key (mTLS)", "", (c, v) => (c.remoteWrite.keyFile = v || undefined)),
+  setting("REMOTE_WRITE_TLS_INSECURE_SKIP_VERIFY", "accept any server certificate (testing only)", "false", bool, (c, v) => (c.remoteWrite.insecureSkipVerify = v)),
+  setting("REMOTE_WRITE_TIMEOUT_S", "longest a remote-write request may take", "30", int(1, 600), (c, v) => (c.remoteWrite.timeoutS = v)),
+  setting("REMOTE_WRITE_INTERVAL_S", "seconds between writes of every series (the sample interval Prometheus sees)", "10", int(1, 300), (c, v) => (c.remoteWrite.intervalS = v)),
+  setting("REMOTE_WRITE_MAX_SERIES", "label sets kept; further ones fold into the overflow series of their reporter", "20000", int(1, 10_000_000), (c, v) => (c.remoteWrite.maxSeries = v)),
+  setting("REMOTE_WRITE_SERIES_IDLE_S", "a label set no summary touched for this long stops being written", "3600", int(60, 30 * 86_400), (c, v) => (c.remoteWrite.seriesIdleS = v)),
+  setting("REMOTE_WRITE_MAX_LAG_BYTES", "spool bytes the exporter may hold back beyond the warehouse load", String(256 * MiB), int(MiB, Number.MAX_SAFE_INTEGER), (c, v) => (c.remoteWrite.maxLagBytes = v)),
+  strSetting("REMOTE_WRITE_INSTANCE", "value of the meshlook_collector label (default: hostname plus a random suffix, kept with the state)", "", (c, v) => (c.remoteWrite.instance = v)),
+  setting("REMOTE_WRITE_EXTERNAL_LABELS", "labels added to every series: name=value pairs separated by commas, or a JSON object", "", parseExternalLabels, (c, v) => (c.remoteWrite.externalLabels = v)),
+  setting("REMOTE_WRITE_READY_MAX_LAG_S", "/readyz fails while remote write lags more than this (0 = readiness ignores it)", "0", int(0, 86_400), (c, v) => (c.remoteWrite.readyMaxLagS = v)),
 ];
 
 /** The defaults, before any source is applied; derived paths are filled in by loadConfig. */
@@ -174,6 +194,19 @@ export function defaultConfig(): CollectorConfig {
     shutdownTimeoutS: 30,
     logLevel: "info",
     snowflake: { authenticator: "SNOWFLAKE_JWT" },
+    remoteWrite: {
+      url: "",
+      headers: {},
+      insecureSkipVerify: false,
+      timeoutS: 30,
+      intervalS: 10,
+      maxSeries: 20_000,
+      seriesIdleS: 3600,
+      maxLagBytes: 256 * MiB,
+      instance: "",
+      externalLabels: {},
+      readyMaxLagS: 0,
+    },
   };
 }
 
@@ -185,6 +218,27 @@ export function validate(c: CollectorConfig): string[] {
   if (c.sink === "snowflake") problems.push(...checkSnowflakeSettings(c.snowflake));
   if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
     problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
+  }
+  problems.push(...checkRemoteWrite(c));
+  return problems;
+}
+
+function checkRemoteWrite(c: CollectorConfig): string[] {
+  const rw = c.remoteWrite;
+  if (!rw.url) return [];
+  const problems: string[] = [];
+  let url: URL | undefined;
+  try {
+    url = new URL(rw.url);
+  } catch {
+    problems.push(`MESHLOOK_REMOTE_WRITE_URL: ${JSON.stringify(rw.url)} is not a URL`);
+  }
+  if (url && url.protocol !== "http:" && url.protocol !== "https:") problems.push(`MESHLOOK_REMOTE_WRITE_URL: must be http:// or https://, got ${url.protocol}`);
+  if (!rw.certFile !== !rw.keyFile) problems.push("MESHLOOK_REMOTE_WRITE_TLS_CERT_FILE and MESHLOOK_REMOTE_WRITE_TLS_KEY_FILE must be set together");
+  // The held-back segments count against the spool limit; more than half of it would let a slow endpoint
+  // make ingest refuse summaries.
+  if (rw.maxLagBytes > c.spoolMaxBytes / 2) {
+    problems.push(`MESHLOOK_REMOTE_WRITE_MAX_LAG_BYTES: ${rw.maxLagBytes} must be at most half of MESHLOOK_SPOOL_MAX_BYTES (${c.spoolMaxBytes})`);
   }
   return problems;
 }

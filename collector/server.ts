@@ -34,6 +34,8 @@ export interface ServerDeps {
   spoolFullRetryAfterS: number;
   /** Event-loop sampling period of the pressure check; tests shorten it. */
   pressureSampleIntervalMs?: number;
+  /** Set when MESHLOOK_REMOTE_WRITE_READY_MAX_LAG_S is: why remote write makes the collector unready, if it does. */
+  remoteWriteNotReady?: () => string | undefined;
 }
 
 const OVERLOAD_RETRY_AFTER_S = 2;
@@ -197,6 +199,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     } catch (err) {
       return reply.code(503).send({ error: "warehouse_unreachable", message: (err as Error).message });
     }
+    const lagging = deps.remoteWriteNotReady?.();
+    if (lagging) return reply.code(503).send({ error: "remote_write_lagging", message: lagging });
     return { status: "ready" };
   });
 

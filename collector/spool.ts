@@ -20,6 +20,8 @@ export interface SpoolRecord {
   receivedAtMs: number;
   /** The wire-format body exactly as it was received. */
   body: Buffer;
+  /** Segment file offset just past this record: where a reader that stops after it resumes. */
+  end: number;
 }
 
 /** A damaged stretch of a segment that reading skipped. */
@@ -93,11 +95,12 @@ function checkFrame(buf: Buffer, at: number): number | SpoolCorruption["reason"]
  * resynchronises at the next offset where a complete record with a valid CRC starts (the length of a
  * damaged frame is not trusted), reporting the skipped stretch with its offset.
  */
-export function parseSegment(name: string, buf: Buffer): { records: SpoolRecord[]; corruptions: SpoolCorruption[] } {
+export function parseSegment(name: string, buf: Buffer, base = 0): { records: SpoolRecord[]; corruptions: SpoolCorruption[] } {
   const records: SpoolRecord[] = [];
   const corruptions: SpoolCorruption[] = [];
-  let at = SEGMENT_MAGIC.length;
-  if (buf.length < SEGMENT_MAGIC.length || !buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) {
+  // `base` > 0: buf is the stretch of the file starting there, at a record boundary past the header.
+  let at = base > 0 ? 0 : SEGMENT_MAGIC.length;
+  if (base === 0 && (buf.length < SEGMENT_MAGIC.length || !buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC))) {
     corruptions.push({ segment: name, offset: 0, skippedBytes: 0, reason: "bad segment header" });
     at = 0;
   }
@@ -106,9 +109,9 @@ export function parseSegment(name: string, buf: Buffer): { records: SpoolRecord[
     if (typeof res === "number") {
       const payload = buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + res);
       if (payload[0] === TYPE_SUMMARY) {
-        records.push({ receivedAtMs: payload.readDoubleLE(1), body: payload.subarray(TYPED_HEADER_BYTES) });
+        records.push({ receivedAtMs: payload.readDoubleLE(1), body: payload.subarray(TYPED_HEADER_BYTES), end: base + at + FRAME_BYTES + res });
       } else {
-        corruptions.push({ segment: name, offset: at, skippedBytes: FRAME_BYTES + res, reason: "unknown record type" });
+        corruptions.push({ segment: name, offset: base + at, skippedBytes: FRAME_BYTES + res, reason: "unknown record type" });
       }
       at += FRAME_BYTES + res;
       continue;
@@ -120,7 +123,7 @@ export function parseSegment(name: string, buf: Buffer): { records: SpoolRecord[
       next += 1;
     }
     const end = next < 0 ? buf.length : next;
-    corruptions.push({ segment: name, offset: at, skippedBytes: end - at, reason: next < 0 && res !== "crc mismatch" ? "torn tail" : res });
+    corruptions.push({ segment: name, offset: base + at, skippedBytes: end - at, reason: next < 0 && res !== "crc mismatch" ? "torn tail" : res });
     at = end;
   }
   return { records, corruptions };
@@ -144,6 +147,10 @@ export class Spool {
   private queue: Pending[] = [];
   private flushScheduled = false;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Another reader of the spool (the remote-write exporter): which segments it still needs. */
+  private retainer?: (id: number) => boolean;
+  /** Segments the loader is done with that the retainer still needs; kept on disk until it is not. */
+  private readonly loaded = new Set<number>();
   /** fsyncs of record data so far; with group commit this grows slower than the number of appends. */
   fsyncs = 0;
   /**
@@ -198,7 +205,8 @@ export class Spool {
   /** Receive time of the oldest record still in the spool, when known. */
   oldestRecordMs(): number | undefined {
     let oldest: number | undefined;
-    for (const s of this.segments.values()) {
+    for (const [id, s] of this.segments) {
+      if (this.loaded.has(id)) continue;
       if (s.firstRecordMs !== undefined && (oldest === undefined || s.firstRecordMs < oldest)) oldest = s.firstRecordMs;
     }
     return oldest;
@@ -302,8 +310,26 @@ export class Spool {
   seal(): Promise<number[]> {
     return this.serial(async () => {
       await this.closeActive();
-      return [...this.segments.keys()].sort((a, b) => a - b);
+      return [...this.segments.keys()].filter((id) => !this.loaded.has(id)).sort((a, b) => a - b);
     });
+  }
+
+  /** Every segment not yet removed, oldest first, the active one included; sealing nothing. */
+  segmentIds(): number[] {
+    return [...this.segments.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Makes remove() keep the segments `needs` still wants, until release() finds it no longer does: the
+   * warehouse load and a second reader then each progress at their own pace.
+   */
+  retain(needs: (id: number) => boolean): void {
+    this.retainer = needs;
+  }
+
+  /** Deletes the segments the loader is done with that the retainer no longer needs. */
+  release(): Promise<void> {
+    return this.remove([...this.loaded]);
   }
 
   /** Reads sealed segments (ids from seal()), oldest first. */
@@ -321,6 +347,11 @@ export class Spool {
     return this.serial(async () => {
       for (const id of ids) {
         if (this.active?.id === id) continue;
+        if (this.retainer?.(id)) {
+          this.loaded.add(id);
+          continue;
+        }
+        this.loaded.delete(id);
         await unlink(join(this.dir, segmentName(id))).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== "ENOENT") throw err;
         });

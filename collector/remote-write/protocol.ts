@@ -1,0 +1,101 @@
+// Prometheus remote-write 1.0 bodies (https://prometheus.io/docs/specs/prw/remote_write_spec/): a
+// WriteRequest in protobuf (protobufjs, from remote.proto), compressed with Snappy's block format
+// (snappyjs), and the mapping of a latency sketch onto a native histogram.
+import { join } from "node:path";
+import protobuf from "protobufjs";
+import snappy from "snappyjs";
+import type { Sketch } from "../../shared/node.ts";
+
+const root = protobuf.loadSync(join(import.meta.dirname, "remote.proto"));
+const WriteRequest = root.lookupType("prometheus.WriteRequest");
+
+/** Request headers the spec requires of a 1.0 sender. */
+export const REMOTE_WRITE_HEADERS = {
+  "content-type": "application/x-protobuf",
+  "content-encoding": "snappy",
+  "x-prometheus-remote-write-version": "0.1.0",
+} as const;
+
+export interface Label {
+  name: string;
+  value: string;
+}
+
+export interface BucketSpan {
+  offset: number;
+  length: number;
+}
+
+/** prompb.Histogram with integer counts (the fields the exporter writes). */
+export interface NativeHistogram {
+  countInt: number;
+  sum: number;
+  schema: number;
+  zeroThreshold: number;
+  zeroCountInt: number;
+  positiveSpans: BucketSpan[];
+  positiveDeltas: number[];
+  timestamp: number;
+}
+
+export interface TimeSeries {
+  /** Sorted by name, `__name__` included (the spec requires sorted labels). */
+  labels: Label[];
+  samples?: { value: number; timestamp: number }[];
+  histograms?: NativeHistogram[];
+}
+
+export interface MetricMetadata {
+  type: "COUNTER" | "HISTOGRAM";
+  metricFamilyName: string;
+  help: string;
+  unit?: string;
+}
+
+/** The snappy-compressed protobuf body of one remote-write request. */
+export function encodeWriteRequest(timeseries: TimeSeries[], metadata: MetricMetadata[] = []): Buffer {
+  const message = WriteRequest.fromObject({ timeseries, metadata });
+  return Buffer.from(snappy.compress(WriteRequest.encode(message).finish()));
+}
+
+/** The inverse of encodeWriteRequest, for tests and diagnostics. */
+export function decodeWriteRequest(body: Uint8Array): { timeseries: TimeSeries[]; metadata: MetricMetadata[] } {
+  const message = WriteRequest.decode(snappy.uncompress(body));
+  return WriteRequest.toObject(message, { longs: Number, enums: String, defaults: true }) as never;
+}
+
+/**
+ * A latency sketch as a native histogram with the same buckets: the sketch's scale is the native schema
+ * (both are base 2^(2^-scale), 0 <= scale <= 8 fits Prometheus' -4..8), but the two number buckets
+ * differently — sketch bucket i holds (base^i, base^(i+1)] (OpenTelemetry's convention, shared/sketch.ts),
+ * native bucket j holds (base^(j-1), base^j] — so sketch bucket i is native bucket i + 1. Values are
+ * whole microseconds and the sketch's zero count holds exactly the latencies recorded as 0, so the zero
+ * bucket's threshold is 0. Empty buckets between non-empty ones start a new span.
+ */
+export function nativeHistogram(sketch: Sketch, sumUs: number, timestamp: number): NativeHistogram {
+  const positiveSpans: BucketSpan[] = [];
+  const positiveDeltas: number[] = [];
+  let previousCount = 0;
+  let spanEnd = 0; // native index just past the last span
+  for (let i = sketch.lo; i <= sketch.hi; i++) {
+    const c = sketch.bucket(i);
+    if (c === 0) continue;
+    const j = i + 1;
+    const last = positiveSpans[positiveSpans.length - 1];
+    if (last && j === spanEnd) last.length++;
+    else positiveSpans.push({ offset: last ? j - spanEnd : j, length: 1 });
+    spanEnd = j + 1;
+    positiveDeltas.push(c - previousCount);
+    previousCount = c;
+  }
+  return {
+    countInt: sketch.count,
+    sum: sumUs,
+    schema: sketch.scale,
+    zeroThreshold: 0,
+    zeroCountInt: sketch.zeroCount,
+    positiveSpans,
+    positiveDeltas,
+    timestamp,
+  };
+}
