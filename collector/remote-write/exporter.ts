@@ -22,7 +22,7 @@ import { Agent, request } from "undici";
 import { parseSegment, type Spool, type SpoolRecord } from "../spool.ts";
 import type { DecodeResult } from "../summary.ts";
 import { Yielder } from "../yielder.ts";
-import { encodeWriteRequest, REMOTE_WRITE_HEADERS, type TimeSeries } from "./protocol.ts";
+import { REMOTE_WRITE_HEADERS, WriteRequestWriter } from "./protocol.ts";
 import { ExportState, METADATA, type Cursor, type Snapshot } from "./state.ts";
 
 export interface RemoteWriteSettings {
@@ -232,13 +232,13 @@ export class RemoteWriteExporter {
     const now = Date.now();
     if (this.state.pendingZeros > 0) {
       const ts = this.nextTs(now);
-      if (!(await this.send("zeros", this.state.zeroRequest(ts)))) return false;
+      if (!(await this.send("zeros", ts))) return false;
       this.state.confirmZeros();
       await this.persist();
     }
     if (!this.pendingValues && now - this.lastSendMs < this.settings.intervalS * 1000) return true;
     const ts = this.nextTs(now);
-    if (!(await this.send("values", this.state.valuesRequest(ts)))) return false;
+    if (!(await this.send("values", ts))) return false;
     this.pendingValues = false;
     this.undeliveredSinceMs = undefined;
     this.lastSendMs = now;
@@ -254,10 +254,12 @@ export class RemoteWriteExporter {
   }
 
   /** True when the endpoint accepted the request, or refused it for good (4xx: dropped and counted). */
-  private async send(kind: "values" | "zeros", series: TimeSeries[]): Promise<boolean> {
-    if (series.length === 0) return true;
+  private async send(kind: "values" | "zeros", ts: number): Promise<boolean> {
+    const request = new WriteRequestWriter();
+    this.state.encode(kind, ts, request);
+    if (request.series === 0) return true;
     try {
-      await this.post(encodeWriteRequest(series, METADATA));
+      await this.post(request.finish(METADATA));
     } catch (err) {
       const e = err instanceof SendError ? err : new SendError("network", (err as Error).message);
       this.metrics.failures.inc({ reason: e.reason });
@@ -275,7 +277,7 @@ export class RemoteWriteExporter {
     this.lastError = undefined;
     this.backoffMs = 0;
     this.metrics.requests.inc({ kind });
-    this.metrics.samples.inc(series.length);
+    this.metrics.samples.inc(request.series);
     this.metrics.lastSuccess.set(Date.now() / 1000);
     return true;
   }

@@ -1,13 +1,19 @@
 // Prometheus remote-write 1.0 bodies (https://prometheus.io/docs/specs/prw/remote_write_spec/): a
 // WriteRequest in protobuf (protobufjs, from remote.proto), compressed with Snappy's block format
-// (snappyjs), and the mapping of a latency sketch onto a native histogram.
+// (`snappy`, the napi binding of the reference C++ library: ~50× faster than a JavaScript port on a
+// request of 10,000 series), and the mapping of a latency sketch onto a native histogram.
 import { join } from "node:path";
 import protobuf from "protobufjs";
-import snappy from "snappyjs";
+import { compressSync, uncompressSync } from "snappy";
 import type { Sketch } from "../../shared/node.ts";
 
 const root = protobuf.loadSync(join(import.meta.dirname, "remote.proto"));
 const WriteRequest = root.lookupType("prometheus.WriteRequest");
+const TimeSeriesType = root.lookupType("prometheus.TimeSeries");
+const MetricMetadataType = root.lookupType("prometheus.MetricMetadata");
+/** Tags (field number << 3 | wire type 2, length-delimited) of WriteRequest.timeseries and .metadata. */
+const TIMESERIES_TAG = (1 << 3) | 2;
+const METADATA_TAG = (3 << 3) | 2;
 
 /** Request headers the spec requires of a 1.0 sender. */
 export const REMOTE_WRITE_HEADERS = {
@@ -55,12 +61,41 @@ export interface MetricMetadata {
 /** The snappy-compressed protobuf body of one remote-write request. */
 export function encodeWriteRequest(timeseries: TimeSeries[], metadata: MetricMetadata[] = []): Buffer {
   const message = WriteRequest.fromObject({ timeseries, metadata });
-  return Buffer.from(snappy.compress(WriteRequest.encode(message).finish()));
+  return compressSync(Buffer.from(WriteRequest.encode(message).finish()));
+}
+
+/**
+ * Parts of an encoded TimeSeries. Protobuf concatenates messages by appending their repeated fields, so
+ * the encodings of {labels: a}, {labels: b} and {samples: s} laid end to end are the encoding of
+ * {labels: a + b, samples: s}: a series' labels, which never change, are encoded once and reused for
+ * every request, and each request encodes only the new sample or histogram. (Building every label object
+ * for every request cost ~2 ms of CPU per label set, mostly garbage collection.)
+ */
+export function encodeSeriesPart(part: Omit<TimeSeries, "labels"> & { labels?: Label[] }): Uint8Array {
+  return TimeSeriesType.encode(part).finish();
+}
+
+/** Builds one request from encoded series, streaming into one protobufjs writer. */
+export class WriteRequestWriter {
+  private readonly writer = protobuf.Writer.create();
+  series = 0;
+
+  /** Adds one TimeSeries, given as the concatenated parts of its encoding. */
+  add(parts: readonly Uint8Array[]): void {
+    this.writer.uint32(TIMESERIES_TAG).bytes(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    this.series++;
+  }
+
+  /** The snappy-compressed body, with the metric metadata (TYPE, HELP, unit) appended. */
+  finish(metadata: readonly MetricMetadata[]): Buffer {
+    for (const m of metadata) this.writer.uint32(METADATA_TAG).bytes(MetricMetadataType.encode(MetricMetadataType.fromObject(m)).finish());
+    return compressSync(Buffer.from(this.writer.finish()));
+  }
 }
 
 /** The inverse of encodeWriteRequest, for tests and diagnostics. */
 export function decodeWriteRequest(body: Uint8Array): { timeseries: TimeSeries[]; metadata: MetricMetadata[] } {
-  const message = WriteRequest.decode(snappy.uncompress(body));
+  const message = WriteRequest.decode(uncompressSync(Buffer.from(body)) as Buffer);
   return WriteRequest.toObject(message, { longs: Number, enums: String, defaults: true }) as never;
 }
 
@@ -77,8 +112,9 @@ export function nativeHistogram(sketch: Sketch, sumUs: number, timestamp: number
   const positiveDeltas: number[] = [];
   let previousCount = 0;
   let spanEnd = 0; // native index just past the last span
+  const counts = sketch.counts;
   for (let i = sketch.lo; i <= sketch.hi; i++) {
-    const c = sketch.bucket(i);
+    const c = counts[i - sketch.offset];
     if (c === 0) continue;
     const j = i + 1;
     const last = positiveSpans[positiveSpans.length - 1];

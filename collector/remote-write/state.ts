@@ -8,7 +8,7 @@ import { Sketch, sketchFromJson, sketchToJson, type SketchJson } from "../../sha
 import { DIMENSIONS } from "../../shared/schema.ts";
 import type { DecodedSummary } from "../summary.ts";
 import { INSTANCE_LABEL, LABEL_OF } from "./labels.ts";
-import { nativeHistogram, type Label, type MetricMetadata, type TimeSeries } from "./protocol.ts";
+import { encodeSeriesPart, nativeHistogram, type Label, type MetricMetadata, type WriteRequestWriter } from "./protocol.ts";
 
 export const OVERFLOW = "__overflow__";
 
@@ -46,7 +46,11 @@ interface SeriesState {
   touchedMs: number;
   /** Created, and its zero sample (the start of the counter) not yet confirmed written. */
   pendingZero: boolean;
+  /** Its labels but `__name__`, encoded: those sorting before `__name__` and those after. */
+  encodedLabels?: [Uint8Array, Uint8Array];
 }
+
+const COUNTERS = [METRIC.requests, METRIC.errors, METRIC.requestBytes, METRIC.responseBytes] as const;
 
 export interface Cursor {
   segment: number;
@@ -79,6 +83,8 @@ export class ExportState {
   lastTs = 0;
   /** Label names (sorted) and, for each, where its value comes from: a dimension index or a fixed value. */
   private readonly labelPlan: { name: string; dim: number; fixed: string }[];
+  /** The encoded `__name__` label of each counter, then of the latency histogram. */
+  private readonly nameParts = [...COUNTERS, METRIC.latency].map((value) => encodeSeriesPart({ labels: [{ name: "__name__", value }] }));
 
   constructor(
     readonly instance: string,
@@ -154,41 +160,33 @@ export class ExportState {
     return dropped;
   }
 
-  private labels(metric: string, values: string[]): Label[] {
-    const labels: Label[] = [{ name: "__name__", value: metric }];
-    for (const l of this.labelPlan) labels.push({ name: l.name, value: l.dim >= 0 ? values[l.dim] : l.fixed });
-    return labels;
+  private encodeLabels(values: string[]): [Uint8Array, Uint8Array] {
+    const labels: Label[] = this.labelPlan.map((l) => ({ name: l.name, value: l.dim >= 0 ? values[l.dim] : l.fixed }));
+    const split = labels.findIndex((l) => l.name > "__name__");
+    const cut = split < 0 ? labels.length : split;
+    return [encodeSeriesPart({ labels: labels.slice(0, cut) }), encodeSeriesPart({ labels: labels.slice(cut) })];
   }
 
-  private seriesAt(s: SeriesState, ts: number, zero: boolean): TimeSeries[] {
-    const names = [METRIC.requests, METRIC.errors, METRIC.requestBytes, METRIC.responseBytes];
-    const out: TimeSeries[] = names.map((name, i) => ({
-      labels: this.labels(name, s.values),
-      samples: [{ value: zero ? 0 : s.totals[i], timestamp: ts }],
-    }));
-    out.push({
-      labels: this.labels(METRIC.latency, s.values),
-      histograms: [nativeHistogram(zero ? new Sketch(s.sketch.scale) : s.sketch, zero ? 0 : s.totals[4], ts)],
-    });
-    return out;
-  }
-
-  /** The zero samples that start the counters of series created since the last confirmed zero request. */
-  zeroRequest(ts: number): TimeSeries[] {
-    const out: TimeSeries[] = [];
-    for (const s of this.series.values()) if (s.pendingZero) out.push(...this.seriesAt(s, ts, true));
-    return out;
+  /**
+   * Adds to `out`, at `ts`, either the zero samples that start the counters of series created since the
+   * last confirmed zero request ("zeros"), or every series' totals ("values": a sample per series and
+   * interval, as a scrape would give).
+   */
+  encode(kind: "zeros" | "values", ts: number, out: WriteRequestWriter): void {
+    const zero = kind === "zeros";
+    for (const s of this.series.values()) {
+      if (zero && !s.pendingZero) continue;
+      const [before, after] = (s.encodedLabels ??= this.encodeLabels(s.values));
+      for (let i = 0; i < COUNTERS.length; i++) {
+        out.add([before, this.nameParts[i], after, encodeSeriesPart({ samples: [{ value: zero ? 0 : s.totals[i], timestamp: ts }] })]);
+      }
+      const histogram = nativeHistogram(zero ? new Sketch(s.sketch.scale) : s.sketch, zero ? 0 : s.totals[4], ts);
+      out.add([before, this.nameParts[COUNTERS.length], after, encodeSeriesPart({ histograms: [histogram] })]);
+    }
   }
 
   confirmZeros(): void {
     for (const s of this.series.values()) s.pendingZero = false;
-  }
-
-  /** Every series' totals at `ts`: a sample per series and interval, as a scrape would give. */
-  valuesRequest(ts: number): TimeSeries[] {
-    const out: TimeSeries[] = [];
-    for (const s of this.series.values()) out.push(...this.seriesAt(s, ts, false));
-    return out;
   }
 
   snapshot(): Snapshot {
