@@ -327,6 +327,14 @@ export class Spool {
     this.retainer = needs;
   }
 
+  /**
+   * New segments get ids above `id`. Ids restart after the last segment once the directory is empty, but
+   * a reader that persisted its position by segment id must never see a new segment numbered below it.
+   */
+  skipIdsThrough(id: number): void {
+    this.nextId = Math.max(this.nextId, id + 1);
+  }
+
   /** Deletes the segments the loader is done with that the retainer no longer needs. */
   release(): Promise<void> {
     return this.remove([...this.loaded]);

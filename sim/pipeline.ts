@@ -85,6 +85,26 @@ export async function drain(mesh: Mesh, clock: ManualClock, seconds: number, onS
   return mesh.progress();
 }
 
+/** The mesh of `model` running the release filter in its sidecars, POSTing to `collector` with `token`. */
+export function meshOnCollector(
+  model: MeshModel,
+  collector: Pick<CollectorProcess, "address">,
+  token: string,
+  clock: ManualClock,
+  filterConfig: Record<string, unknown> = {},
+  workers = 2,
+): Promise<Mesh> {
+  return Mesh.create({
+    model,
+    wasm: RELEASE_WASM,
+    pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER }, ...filterConfig },
+    clusters: { [COLLECTOR_CLUSTER]: collector.address },
+    env: { MESHLOOK_INGEST_TOKEN: token },
+    workers,
+    clock,
+  });
+}
+
 export async function runPipeline(options: PipelineOptions): Promise<PipelineResult> {
   const token = randomBytes(24).toString("base64url");
   const collector = await startCollectorProcess({ dataDir: options.dataDir, token, settings: options.collectorSettings });
@@ -93,15 +113,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
     const flushIntervalS = Number(options.filterConfig?.flush_interval_s ?? 10);
     // Windows line up with minutes when the clock starts on one (the generator's start is a whole minute).
     const clock = new ManualClock(options.generator.startTimeMs);
-    mesh = await Mesh.create({
-      model: options.model,
-      wasm: RELEASE_WASM,
-      pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER }, ...options.filterConfig },
-      clusters: { [COLLECTOR_CLUSTER]: collector.address },
-      env: { MESHLOOK_INGEST_TOKEN: token },
-      workers: options.workers ?? 2,
-      clock,
-    });
+    mesh = await meshOnCollector(options.model, collector, token, clock, options.filterConfig, options.workers);
     options.onStart?.(collector, mesh);
     const wallStart = performance.now();
     await mesh.run(options.generator, {

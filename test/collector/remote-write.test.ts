@@ -268,6 +268,44 @@ describe("delivery", () => {
     await exporter.stop(1000);
   });
 
+  it("exports every summary once across restarts, while the loader empties the spool behind it", async () => {
+    const ep = await endpoint([]);
+    const dir = tempDir();
+    const open = async () => {
+      const spool = await Spool.open(dir, { segmentBytes: 1 << 20 });
+      cleanups.push(() => spool.close());
+      const exporter = await RemoteWriteExporter.open(spool, settings(ep.url), decodeSummary, new Registry(), pino({ level: "silent" }));
+      return { spool, exporter };
+    };
+    let { spool, exporter } = await open();
+    let seq = 0;
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 5; i++) await spool.append(body(seq++, "a", 10), Date.now());
+      if (round % 3 === 0) await spool.remove(await spool.seal()); // the loader, on its own schedule
+      if (round % 2 === 0) await exporter.runCycle();
+      // A restart (the old objects are abandoned, as by SIGKILL) — the spool may be empty by then, and its
+      // segment ids would start again from 1.
+      if (round % 7 === 6) ({ spool, exporter } = await open());
+    }
+    for (let i = 0; i < 5; i++) await exporter.runCycle();
+    const last = ep.got[ep.got.length - 1].series.find((t) => t.labels[0].value === METRIC.requests)!;
+    expect(last.samples![0].value).toBe(seq * 10);
+  });
+
+  it("reports itself not ready only when MESHLOOK_REMOTE_WRITE_READY_MAX_LAG_S is set and exceeded", async () => {
+    const ep = await endpoint(Array.from({ length: 4 }, () => ({ code: 503 })));
+    const lenient = await exporterOn(ep.url);
+    const strict = await exporterOn(ep.url, { readyMaxLagS: 60 });
+    for (const { spool, exporter } of [lenient, strict]) {
+      await spool.append(body(0, "a", 10), Date.now() - 120_000);
+      await exporter.runCycle();
+    }
+    expect(lenient.exporter.notReady()).toBeUndefined();
+    expect(strict.exporter.notReady()).toMatch(/^remote write is 1\d\d s behind \(limit 60 s\): .* answered 503/);
+    await lenient.exporter.stop(0);
+    await strict.exporter.stop(0);
+  });
+
   it("adds a backlog beyond MESHLOOK_REMOTE_WRITE_MAX_LAG_BYTES into its totals while the endpoint is down, releasing the spool", async () => {
     const ep = await endpoint(Array.from({ length: 3 }, () => ({ code: 503 })));
     const { spool, exporter, metric } = await exporterOn(ep.url, { maxLagBytes: 4 * 1024 });

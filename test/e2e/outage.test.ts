@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCollectorProcess, type CollectorProcess } from "../../sim/collector-process.ts";
 import { ManualClock } from "../../sim/host/index.ts";
-import { Mesh, type MeshProgress } from "../../sim/mesh.ts";
-import { COLLECTOR_CLUSTER, RELEASE_WASM, drain, tallySummaries, type SummaryTally } from "../../sim/pipeline.ts";
+import type { MeshProgress } from "../../sim/mesh.ts";
+import { drain, meshOnCollector, tallySummaries, type SummaryTally } from "../../sim/pipeline.ts";
 import { GroundTruth, TrafficGenerator, bookinfo } from "../../sim/traffic/index.ts";
 import { Warehouse, compareSeries } from "../../sim/warehouse.ts";
 
@@ -33,14 +33,7 @@ beforeAll(async () => {
   collector = await startCollectorProcess({ dataDir: dir, token: TOKEN, settings: { MESHLOOK_LOAD_INTERVAL_S: "3600" } });
   const port = new URL(collector.url).port;
   const clock = new ManualClock(generator.startTimeMs);
-  const mesh = await Mesh.create({
-    model,
-    wasm: RELEASE_WASM,
-    pluginConfig: { collector: { cluster: COLLECTOR_CLUSTER } },
-    clusters: { [COLLECTOR_CLUSTER]: collector.address },
-    env: { MESHLOOK_INGEST_TOKEN: TOKEN },
-    clock,
-  });
+  const mesh = await meshOnCollector(model, collector, TOKEN, clock);
   try {
     await mesh.run(generator, { durationS: 20, truth });
     ackedBeforeCrash = mesh.progress().acknowledged;
