@@ -59,11 +59,16 @@ const SERIES = Number(process.env.BENCH_SERIES ?? 10_000);
   gc();
   const heapPerSeries = (process.memoryUsage().heapUsed - before) / SERIES;
   const snapshotPerSeries = Buffer.byteLength(JSON.stringify(state.snapshot())) / SERIES;
-  const t0 = performance.now();
-  const writer = new WriteRequestWriter();
-  state.encode("values", Date.now(), writer);
-  const body = writer.finish([]);
-  const encodeUs = ((performance.now() - t0) * 1000) / SERIES;
+  // The first request encodes every label set's labels (kept for the next ones); later ones only values.
+  const encodeOnce = () => {
+    const t0 = performance.now();
+    const writer = new WriteRequestWriter();
+    state.encode("values", Date.now(), writer);
+    return { body: writer.finish([]), us: ((performance.now() - t0) * 1000) / SERIES };
+  };
+  const first = encodeOnce();
+  const body = first.body;
+  const encodeUs = Math.min(...[0, 1, 2].map(() => encodeOnce().us));
   const requestPerSeries = body.length / SERIES;
   const buckets = [...state.series.values()].reduce((n, s) => n + s.sketch.nonEmptyBuckets(), 0) / SERIES;
 
@@ -80,12 +85,12 @@ const SERIES = Number(process.env.BENCH_SERIES ?? 10_000);
         ["collector heap per label set (B)", fmt(heapPerSeries), "-", "-"],
         ["persisted snapshot per label set (B)", fmt(snapshotPerSeries), "-", "-"],
         ["remote-write bytes per label set per interval", fmt(requestPerSeries), fmt(istioPerSeries), `one Istio label set in a scrape (text, Envoy buckets; gzip ${fmt(scrape.gzipBytes / 100)})`],
-        ["encode CPU per label set (µs)", fmt(encodeUs, 1), "-", "-"],
+        ["encode CPU per label set per request (µs; first request)", `${fmt(encodeUs, 1)} (${fmt(first.us, 1)})`, "-", "-"],
       ],
       ["left", "right", "right", "left"],
     ),
   );
-  console.log(`ratio remote-write bytes / Istio scrape bytes per label set: ${fmt(requestPerSeries / istioPerSeries, 3)}`);
+  console.log(`ratio remote-write bytes / Istio scrape bytes per label set: ${fmt(requestPerSeries / istioPerSeries, 4)} (against the gzip-compressed scrape: ${fmt(requestPerSeries / (scrape.gzipBytes / 100), 2)})`);
 }
 
 // --- 2. accuracy in a real Prometheus ------------------------------------------------------------------
