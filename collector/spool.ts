@@ -337,7 +337,7 @@ export class Spool {
 
   /** Deletes the segments the loader is done with that the retainer no longer needs. */
   release(): Promise<void> {
-    return this.remove([...this.loaded]);
+    return this.loaded.size === 0 ? Promise.resolve() : this.remove([...this.loaded]);
   }
 
   /** Reads sealed segments (ids from seal()), oldest first. */
