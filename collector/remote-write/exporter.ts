@@ -152,10 +152,19 @@ export class RemoteWriteExporter {
   /** Restores the state persisted next to the spool (if any) and registers the exporter's cursor. */
   static async open(spool: Spool, settings: RemoteWriteSettings, decode: (body: Uint8Array) => DecodeResult, registry: Registry, log: Logger): Promise<RemoteWriteExporter> {
     let snapshot: Snapshot | undefined;
+    const path = join(spool.dir, STATE_FILE);
     try {
-      snapshot = JSON.parse(await readFile(join(spool.dir, STATE_FILE), "utf8")) as Snapshot;
+      snapshot = JSON.parse(await readFile(path, "utf8")) as Snapshot;
+      if (snapshot.version !== 1) throw new Error(`version ${String(snapshot.version)} is not supported`);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`remote-write state ${join(spool.dir, STATE_FILE)} is unreadable: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        // Ingest and the warehouse must not stop over it: keep the file for inspection and start afresh
+        // (Prometheus reads the restart from zero as a counter reset).
+        const aside = `${path}.unreadable-${Date.now()}`;
+        await rename(path, aside);
+        log.error({ err, movedTo: aside }, "remote-write state unreadable; exporting from fresh totals (summaries still in the spool may count twice in Prometheus)");
+      }
+      snapshot = undefined;
     }
     const instance = settings.instance || snapshot?.instance || `${hostname()}-${randomBytes(3).toString("hex")}`;
     return new RemoteWriteExporter(spool, settings, decode, registry, log, snapshot, instance);

@@ -205,7 +205,6 @@ export class ExportState {
    * so each starts again from a zero sample.
    */
   restore(snap: Snapshot): void {
-    if (snap.version !== 1) throw new Error(`remote-write state version ${String(snap.version)} is not supported`);
     const renamed = snap.instance !== this.instance;
     this.cursor = { ...snap.cursor };
     this.lastTs = snap.lastTs;

@@ -2,7 +2,7 @@
 // state (retries, cap, snapshot), the spool retention it relies on, its settings, and its delivery
 // behaviour against an HTTP endpoint that answers what the test tells it to.
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -290,6 +290,19 @@ describe("delivery", () => {
     for (let i = 0; i < 5; i++) await exporter.runCycle();
     const last = ep.got[ep.got.length - 1].series.find((t) => t.labels[0].value === METRIC.requests)!;
     expect(last.samples![0].value).toBe(seq * 10);
+  });
+
+  it("sets an unreadable state file aside and starts from fresh totals instead of refusing to start", async () => {
+    const ep = await endpoint([]);
+    const dir = tempDir();
+    writeFileSync(join(dir, "remote-write.json"), "{ torn");
+    const spool = await Spool.open(dir, { segmentBytes: 1 << 20 });
+    cleanups.push(() => spool.close());
+    const exporter = await RemoteWriteExporter.open(spool, settings(ep.url), decodeSummary, new Registry(), pino({ level: "silent" }));
+    await spool.append(body(0, "a", 3), Date.now());
+    await exporter.runCycle();
+    expect(readdirSync(dir).filter((f) => f.startsWith("remote-write.json.unreadable-")).length).toBe(1);
+    expect(ep.got[ep.got.length - 1].series.find((t) => t.labels[0].value === METRIC.requests)!.samples![0].value).toBe(3);
   });
 
   it("reports itself not ready only when MESHLOOK_REMOTE_WRITE_READY_MAX_LAG_S is set and exceeded", async () => {
