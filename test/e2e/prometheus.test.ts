@@ -137,7 +137,7 @@ beforeAll(async () => {
   const last = await prom.query("max(timestamp(meshlook_requests_total))");
   endS = Number(last[0].value[1]);
   range = `${Math.ceil(endS - startS + 60)}s`;
-}, 240_000);
+}, 400_000);
 
 afterAll(async () => {
   collector?.child.kill("SIGKILL");
