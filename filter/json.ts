@@ -27,7 +27,11 @@ export class JsonValue {
         if (this.bool) return "true";
         return "false";
       }
-      case JsonKind.Number: return this.num.toString();
+      case JsonKind.Number: {
+        // Integers as written (f64's toString would print 5 as "5.0").
+        if (this.num == Math.floor(this.num) && Math.abs(this.num) < 1e15) return (<i64>this.num).toString();
+        return this.num.toString();
+      }
       case JsonKind.String: {
         if (this.str.length > 40) return "a string";
         return '"' + this.str + '"';

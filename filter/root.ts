@@ -36,6 +36,10 @@ let callRefusedMetric: i64 = -1;
 let lostSummariesMetric: i64 = -1;
 let lostRequestsMetric: i64 = -1;
 
+// The last configuration of this VM that had a usable collector cluster. A plugin update is a new root
+// context in the same VM; one without a usable cluster keeps reporting under this instead of stopping.
+let lastUsable: Config | null = null;
+
 function defineMetrics(): void {
   if (metricsDefined) return;
   metricsDefined = true;
@@ -89,21 +93,21 @@ export class MeshlookRoot extends Root {
     let result: ConfigResult;
     if (bytes === null) result = parseConfig(0, 0);
     else result = parseConfig(bytes.ptr, bytes.len);
-    let c = result.config;
     let errors = result.errors;
     for (let i = 0; i < errors.length; i++) log(LogLevel.error, "meshlook: " + errors[i]);
     incrementCounter(configErrorsMetric, errors.length);
     let now = nowNanos();
     markVmStart(now);
+    let c = result.config;
     if (!c.reporting) {
-      if (this.config !== null) {
-        log(LogLevel.error, "meshlook: configuration has no usable collector cluster; keeping the previous configuration");
+      let previous = lastUsable;
+      if (previous === null) {
+        log(LogLevel.error, "meshlook: safe mode: configuration has no usable collector cluster; reporting nothing");
         return true;
       }
-      log(LogLevel.error, "meshlook: safe mode: configuration has no usable collector cluster; reporting nothing");
-      return true;
-    }
-    if (errors.length > 0) {
+      log(LogLevel.error, "meshlook: configuration has no usable collector cluster; keeping the previous configuration");
+      c = previous;
+    } else if (errors.length > 0) {
       log(LogLevel.warn, "meshlook: configuration applied with " + errors.length.toString() + " problem(s); the fields named above keep their defaults");
     }
     // A reconfiguration closes the running window under the old settings; nothing is lost.
@@ -130,6 +134,7 @@ export class MeshlookRoot extends Root {
     this.cluster = String.UTF8.encode(c.cluster);
     this.headers = this.requestHeaders(c);
     this.config = c;
+    lastUsable = c;
     this.strings = strings;
     this.observer = observer;
     this.table = table;
@@ -303,7 +308,7 @@ export class MeshlookRoot extends Root {
     if (outbox.length == 0 && requests == 0) return;
     incrementCounter(lostSummariesMetric, outbox.length);
     incrementCounter(lostRequestsMetric, <i64>requests);
-    log(LogLevel.error, "meshlook: VM stopped with " + outbox.length.toString() + " summaries (" + requests.toString() +
+    log(LogLevel.error, "meshlook: VM stopped with " + outbox.length.toString() + " summaries (" + (<i64>requests).toString() +
       " requests) not delivered to the collector; they are lost");
   }
 
