@@ -103,7 +103,14 @@ export interface StreamResult {
   localReply: { code: number; details: string; body: Uint8Array; headers: [string, string][] } | null;
   /** Response flags the host itself set (NFCF: the missing-config filter answered). */
   responseFlags: string[];
-  /** Filter statuses returned by each callback that ran (0 = Continue). */
+  /**
+   * True while the filter holds the stream (a callback stopped iteration): the rest runs when it calls
+   * proxy_continue_stream or sends a local reply; `done` resolves then with this result completed.
+   */
+  held: boolean;
+  /** Set once the stream was held: resolves when it ends. */
+  done?: Promise<StreamResult>;
+  /** Filter statuses as Envoy received them from each callback that ran (0 = Continue; see docs/host.md). */
   statuses: Partial<Record<"requestHeaders" | "requestBody" | "requestTrailers" | "responseHeaders" | "responseBody" | "responseTrailers", number>>;
 }
 
@@ -124,6 +131,34 @@ export interface CalloutRecord {
   timeoutMs: number;
   /** What the filter was handed: a response (possibly Envoy's 503/504 local reply) or a reset (zero headers). */
   outcome?: { status: number | null; body: Uint8Array };
+}
+
+/** Where a stream stands: the next filter callback (or host step) to run. */
+const enum Step {
+  RequestHeaders,
+  RequestBody,
+  RequestTrailers,
+  Upstream,
+  ResponseHeaders,
+  ResponseBody,
+  ResponseTrailers,
+  End,
+}
+
+/** A stream in progress (held by the filter, or running). */
+interface ActiveStream {
+  vm: Vm;
+  ctx: Ctx;
+  s: StreamState;
+  input: StreamInput;
+  result: StreamResult;
+  step: Step;
+  /** The direction the filter holds, or null while running. */
+  held: "request" | "response" | null;
+  /** A local reply replaced the upstream response while the response was held. */
+  replaced: boolean;
+  /** Resolves result.done once a held stream ends. */
+  settle: ((r: StreamResult) => void) | null;
 }
 
 /** An ECDS update Envoy rejected: the canary (or a worker) refused to start or configure the plugin. */
@@ -193,6 +228,8 @@ export class Sidecar {
   private closing = false;
   /** The plugin configuration in force; null while none was accepted (ECDS: the missing-config filter). */
   private pluginConfig: Uint8Array | null = null;
+  /** Streams the filter holds, by stream context. */
+  private readonly held = new Map<Ctx, ActiveStream>();
   /** Root contexts a reconfiguration replaced, shut down once no stream runs under them. */
   private readonly retired = new Map<Vm, Set<number>>();
 
@@ -244,6 +281,7 @@ export class Sidecar {
       httpCall: (vm, cluster, headers, body, timeoutMs) => this.httpCall(vm, cluster, headers, body, timeoutMs),
       track: (p) => this.track(p),
       rootGone: (vm, rootId) => this.clearRootTimer(vm, rootId),
+      streamAction: (vm, ctx, action) => this.streamAction(vm, ctx, action),
     };
   }
 
@@ -372,7 +410,8 @@ export class Sidecar {
   /**
    * Runs one HTTP stream through the filter, as Envoy's HTTP filter chain does: context creation,
    * request headers/body/trailers, response headers/body/trailers, then on_log, on_done, on_delete.
-   * Bodies arrive in one piece. Synchronous: callouts started by the filter complete later (settle()).
+   * Bodies arrive in one piece. Synchronous unless the filter holds the stream (`held`, `done`): callouts
+   * started by the filter complete later (settle()), and a held stream goes on when the filter continues it.
    */
   stream(input: StreamInput): StreamResult {
     if (this.closing) throw new Error("sidecar is closed");
@@ -411,6 +450,7 @@ export class Sidecar {
       responseBody: s.responseBody,
       localReply: null,
       responseFlags: [],
+      held: false,
       statuses: {},
     };
     if (vm.failed) {
@@ -418,45 +458,77 @@ export class Sidecar {
     }
 
     const ctx = vm.newContext(vm.rootContextId, s);
-    const id = ctx.id;
-    vm.call("proxy_on_context_create", ctx, id, vm.rootContextId);
+    vm.call("proxy_on_context_create", ctx, ctx.id, vm.rootContextId);
+    const a: ActiveStream = { vm, ctx, s, input, result, step: Step.RequestHeaders, held: null, replaced: false, settle: null };
+    this.run(a);
+    return result;
+  }
 
-    const reqBody = s.requestBody.length > 0;
-    const reqTrailers = s.requestTrailers !== null;
-    this.phase(vm, ctx, s, result, Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, reqBody || reqTrailers ? 0 : 1);
-    if (reqBody && !s.localReply) {
-      s.bytesReceived = s.requestBody.length;
-      this.phase(vm, ctx, s, result, Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, reqTrailers ? 0 : 1);
-    }
-    if (reqTrailers && !s.localReply) {
-      this.phase(vm, ctx, s, result, Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers!.size);
-    }
-    result.requestHeaders = s.requestHeaders.entries();
-    result.requestBody = s.requestBody;
-
-    if (s.localReply) this.applyLocalReply(s);
-    else if (input.responseHeaders) {
-      s.responseHeaders = new HeaderMap(input.responseHeaders);
-      s.responseTrailers = input.responseTrailers ? new HeaderMap(input.responseTrailers) : null;
-    }
-    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
-    if (s.responseHeaders) {
-      const respBody = s.responseBody.length > 0;
-      const respTrailers = s.responseTrailers !== null;
-      this.phase(vm, ctx, s, result, Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, respBody || respTrailers ? 0 : 1);
-      if (respBody) {
-        s.bytesSent = s.responseBody.length;
-        this.phase(vm, ctx, s, result, Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, respTrailers ? 0 : 1);
+  /**
+   * Drives a stream from its current step until it ends or the filter holds it. A callback that answers
+   * anything but Continue holds the stream (cpp-host converts StopIteration from a header callback to
+   * StopAllIterationAndWatermark, context.cc convertVmCallResultToFilterHeadersStatus) until the filter
+   * calls proxy_continue_stream or sends a local reply (Envoy Context::continueStream / sendLocalResponse,
+   * both run after the call into the VM returns).
+   */
+  private run(a: ActiveStream): void {
+    const { vm, ctx, s, input, result } = a;
+    for (;;) {
+      if (vm.failed) return this.done(a, this.afterTrap(vm, ctx, s, input, result));
+      switch (a.step++) {
+        case Step.RequestHeaders: {
+          const more = s.requestBody.length > 0 || s.requestTrailers !== null;
+          if (this.phase(a, Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, more ? 0 : 1)) return;
+          break;
+        }
+        case Step.RequestBody:
+          if (s.requestBody.length === 0 || s.localReply) break;
+          s.bytesReceived = s.requestBody.length;
+          if (this.phase(a, Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, s.requestTrailers ? 0 : 1)) return;
+          break;
+        case Step.RequestTrailers:
+          if (!s.requestTrailers || s.localReply) break;
+          if (this.phase(a, Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers.size)) return;
+          break;
+        case Step.Upstream:
+          result.requestHeaders = s.requestHeaders.entries();
+          result.requestBody = s.requestBody;
+          if (s.localReply) this.applyLocalReply(s);
+          else if (input.responseHeaders) {
+            s.responseHeaders = new HeaderMap(input.responseHeaders);
+            s.responseTrailers = input.responseTrailers ? new HeaderMap(input.responseTrailers) : null;
+          }
+          break;
+        case Step.ResponseHeaders: {
+          if (!s.responseHeaders) break;
+          const more = s.responseBody.length > 0 || s.responseTrailers !== null;
+          if (this.phase(a, Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, more ? 0 : 1)) return;
+          break;
+        }
+        case Step.ResponseBody:
+          if (!s.responseHeaders || s.responseBody.length === 0 || a.replaced) break;
+          s.bytesSent = s.responseBody.length;
+          if (this.phase(a, Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, s.responseTrailers ? 0 : 1)) return;
+          break;
+        case Step.ResponseTrailers:
+          if (!s.responseTrailers || a.replaced) break;
+          if (this.phase(a, Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers.size)) return;
+          break;
+        default:
+          this.endStream(vm, ctx, s);
+          return this.done(a, vm.failed ? this.afterTrap(vm, ctx, s, input, result) : this.finish(s, result));
       }
-      if (respTrailers) {
-        this.phase(vm, ctx, s, result, Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers!.size);
-      }
     }
-    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
+  }
 
-    this.endStream(vm, ctx, s);
-    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
-    return this.finish(s, result);
+  /** The stream ended: a stream that was held gets its promise resolved. */
+  private done(a: ActiveStream, result: StreamResult) {
+    result.held = false;
+    if (a.settle === null) return;
+    this.held.delete(a.ctx);
+    const settle = a.settle;
+    a.settle = null;
+    settle(result);
   }
 
   /**
@@ -482,15 +554,61 @@ export class Sidecar {
     }
   }
 
-  /** Runs one filter callback of a stream and records its status (a local reply forces StopIteration). */
-  private phase(
-    vm: Vm, ctx: Ctx, s: StreamState, result: StreamResult, phase: Phase, name: string,
-    key: keyof StreamResult["statuses"], size: number, endOfStream?: number,
-  ) {
+  /**
+   * Runs one filter callback and records its status as Envoy receives it (cpp-host context.cc
+   * convertVmCallResultToFilter*Status: a local reply sent during the call — isNextIterationStopped — or a
+   * value past the last status gives StopAllIterationAndWatermark (4) for headers, StopIterationNoBuffer (3)
+   * for bodies, StopIteration (1) for trailers; StopIteration (1) from a header callback becomes 4 too).
+   * Returns true when the stream is now held.
+   */
+  private phase(a: ActiveStream, phase: Phase, name: string, key: keyof StreamResult["statuses"], size: number, endOfStream?: number): boolean {
+    const { vm, ctx, s, result } = a;
     s.phase = phase;
     vm.stopIteration = false;
-    const status = vm.call(name, ctx, ctx.id, size, endOfStream);
-    if (status !== undefined) result.statuses[key] = vm.stopIteration ? 3 : status;
+    const raw = vm.call(name, ctx, ctx.id, size, endOfStream);
+    if (raw === undefined) return false;
+    const value = raw >>> 0;
+    const stopped = vm.stopIteration;
+    let status: number;
+    if (key === "requestHeaders" || key === "responseHeaders") {
+      status = stopped || value > 4 || value === 1 ? 4 : value;
+      if (status === 2) status = 0; // ContinueAndEndStream: the stream goes on (the rest of the body is not modelled)
+    } else if (key === "requestBody" || key === "responseBody") status = stopped || value > 3 ? 3 : value;
+    else status = stopped || value > 1 ? 1 : value;
+    result.statuses[key] = status;
+    if (status === 0 || s.localReply) return false;
+    this.hold(a, phase <= Phase.RequestTrailers ? "request" : "response");
+    return true;
+  }
+
+  private hold(a: ActiveStream, direction: "request" | "response") {
+    a.held = direction;
+    this.held.set(a.ctx, a);
+    a.result.held = true;
+    a.result.done ??= new Promise((resolve) => (a.settle = resolve));
+  }
+
+  /**
+   * proxy_continue_stream (0.2.x) / proxy_continue_request|response (0.1.0) and proxy_send_local_response
+   * on a held stream, applied once the call into the VM returned. Continuing a direction that is not held
+   * does nothing, as continueDecoding/continueEncoding on a filter that did not stop.
+   */
+  private streamAction(vm: Vm, ctx: Ctx, action: "request" | "response" | "local-reply") {
+    const a = this.held.get(ctx);
+    if (!a) return;
+    vm.defer(() => {
+      if (a.held === null) return;
+      if (action === "local-reply") {
+        // A reply while the response is held replaces it: the filter sees no more of the upstream response.
+        if (a.held === "response") {
+          this.applyLocalReply(a.s);
+          a.replaced = true;
+        }
+      } else if (action !== a.held) return;
+      a.held = null;
+      a.result.held = false;
+      this.run(a);
+    });
   }
 
   private finish(s: StreamState, result: StreamResult): StreamResult {
@@ -559,6 +677,7 @@ export class Sidecar {
       responseBody: NO_BODY,
       localReply: { code: 500, details: "", body: NO_BODY, headers: [] },
       responseFlags: ["NFCF"],
+      held: false,
       statuses: {},
     };
   }
@@ -577,6 +696,12 @@ export class Sidecar {
     this.traps.push({ worker: vm.worker, function: fn, message, error });
     this.addLog({ level: "critical", message, worker: "host", source: "host" });
     this.clearTimers(vm);
+    // Streams the filter held on that VM go on without it, as the stream that trapped does.
+    for (const a of [...this.held.values()]) {
+      if (a.vm !== vm) continue;
+      a.held = null;
+      this.run(a);
+    }
   }
 
   // ------------------------------------------------------------------------------- ticks
@@ -685,6 +810,12 @@ export class Sidecar {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // Streams still held end with the server (reset: no more callbacks but the teardown ones).
+    for (const a of [...this.held.values()]) {
+      a.held = null;
+      a.step = Step.End;
+      this.run(a);
+    }
     for (const vm of this.vms) vm.shutdown();
     await this.awaitDeferredShutdown();
     for (const vm of this.vms) this.discard(vm);

@@ -77,6 +77,8 @@ export interface VmHost {
   track(p: Promise<unknown>): void;
   /** A root context was deleted (its tick timer goes with it). */
   rootGone(vm: Vm, rootId: number): void;
+  /** The filter continued a stream direction or sent a local reply (for a stream it may be holding). */
+  streamAction(vm: Vm, ctx: Ctx, action: "request" | "response" | "local-reply"): void;
 }
 
 /** A live HTTP stream as the host functions see it. */
@@ -732,9 +734,29 @@ export class Vm implements QueueOwner {
         return R.Ok;
       },
 
-      // ---- stream control
-      // Streams are never held (docs/host.md), so there is nothing to resume or close.
-      proxy_continue_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
+      // ---- stream control (Envoy Context::continueStream: Request/Response resume a held stream after the
+      // call returns; Downstream is for network filters; Upstream is Unimplemented)
+      proxy_continue_stream: (type: number) => {
+        type >>>= 0;
+        if (type > 3) return R.BadArgument;
+        if (type === 3) return R.Unimplemented;
+        const c = this.ctx();
+        if (type <= 1 && c?.stream) host.streamAction(this, c, type === 0 ? "request" : "response");
+        return R.Ok;
+      },
+      proxy_continue_request: () => {
+        const c = this.ctx();
+        if (c?.stream) host.streamAction(this, c, "request");
+        return R.Ok;
+      },
+      proxy_continue_response: () => {
+        const c = this.ctx();
+        if (c?.stream) host.streamAction(this, c, "response");
+        return R.Ok;
+      },
+      proxy_clear_route_cache: () => R.Ok,
+      // Envoy Context::getConfiguration: the plugin configuration while one is applied, else the VM's.
+      proxy_get_configuration: (ptrPtr: number, sizePtr: number) => this.copyOut(this.configuring ?? host.vmConfig, ptrPtr, sizePtr),
       proxy_close_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
       proxy_send_local_response: (
         code: number, detailsPtr: number, detailsSize: number, bodyPtr: number, bodySize: number,
@@ -744,9 +766,11 @@ export class Vm implements QueueOwner {
         const body = this.bytesAt(bodyPtr, bodySize);
         const pairs = this.bytesAt(headersPtr, headersSize);
         if (details === null || body === null || pairs === null) return R.InvalidMemoryAccess;
-        const s = this.ctx()?.stream;
+        const c = this.ctx();
+        const s = c?.stream;
         if (s) {
           s.localReply = { code: code >>> 0, details, body: body.slice(), headers: decodePairs(pairs), grpcStatus };
+          host.streamAction(this, c!, "local-reply");
         }
         this.stopIteration = true;
         return R.Ok;

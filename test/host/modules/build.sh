@@ -7,4 +7,8 @@ cd "$(dirname "$0")"
 CC=${CC:-clang}
 # Freestanding modules: no libc, every import and export spelled out in the source.
 free() { "$CC" --target=wasm32 -O2 -nostdlib -Wl,--no-entry -o "$1.wasm" "$1.c"; }
-for m in lifecycle; do free "$m"; done
+# wasi-libc modules: a reactor (_initialize) or a command (_start), exporting libc's malloc.
+wasi() { "$CC" --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model="$2" -Wl,--export=malloc -o "$1.wasm" "$1.c"; }
+for m in lifecycle abi_010 pause_callout emscripten_wasi_unstable; do free "$m"; done
+wasi reactor_clock reactor
+wasi malloc_start command

@@ -1,6 +1,7 @@
 /* Logs every lifecycle callback it receives, with the plugin configuration of the root context a stream
  * runs under. Its plugin configuration steers it: "refuse" makes proxy_on_configure answer false;
  * "defer" makes a root context's proxy_on_done answer false and finish two ticks later with proxy_done. */
+#include "freestanding.h"
 #include "proxy_wasm.h"
 
 EXPORT(proxy_abi_version_0_2_1) void abi_version(void) {}

@@ -1,7 +1,6 @@
-/* The raw proxy-wasm ABI (spec v0.2.1, with the 0.1.0 names a module may import instead) for the host
- * conformance modules, plus the little a freestanding module needs: a bump allocator exported as malloc
- * (what Envoy calls to hand values over), string helpers and logging. No SDK: each module calls the ABI
- * as any toolchain's output would. */
+/* The raw proxy-wasm ABI (spec v0.2.1) for the host conformance modules, plus string helpers and
+ * logging. No SDK: each module calls the ABI as any toolchain's output would. Freestanding modules also
+ * include freestanding.h (malloc, memcpy, memset); wasi-libc ones take those from libc. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -26,31 +25,6 @@ enum { LOG_INFO = 2 };
 enum { BUFFER_VM_CONFIGURATION = 6, BUFFER_PLUGIN_CONFIGURATION = 7 };
 enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2, MAP_HTTP_CALL_RESPONSE_HEADERS = 6 };
 enum { CONTINUE = 0, STOP_ITERATION = 1 };
-
-/* Envoy hands every value over through malloc and never frees: a bump allocator is enough here. */
-extern unsigned char __heap_base;
-static uintptr_t heap_top;
-EXPORT(malloc) void *malloc(size_t size) {
-  if (!heap_top) heap_top = (uintptr_t)&__heap_base;
-  uintptr_t p = (heap_top + 7) & ~(uintptr_t)7;
-  size_t need = p + size;
-  size_t have = __builtin_wasm_memory_size(0) * 65536;
-  if (need > have && __builtin_wasm_memory_grow(0, (need - have + 65535) / 65536) < 0) __builtin_trap();
-  heap_top = need;
-  return (void *)p;
-}
-
-void *memcpy(void *dst, const void *src, size_t n) {
-  unsigned char *d = dst;
-  const unsigned char *s = src;
-  while (n--) *d++ = *s++;
-  return dst;
-}
-void *memset(void *dst, int c, size_t n) {
-  unsigned char *d = dst;
-  while (n--) *d++ = (unsigned char)c;
-  return dst;
-}
 
 static size_t str_len(const char *s) {
   size_t n = 0;
