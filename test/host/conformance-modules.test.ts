@@ -115,6 +115,26 @@ describe("a filter that holds a request for a callout", () => {
     await sidecar.close();
   });
 
+  it("a reconfiguration drains: the replaced root context is shut down only once its held stream ended", async () => {
+    // Envoy: a stream keeps the filter config (and PluginHandle) it started with; the replaced handle's
+    // destructor (cpp-host PluginHandleBase: startShutdown(plugin key)) runs when the last holder goes.
+    answer = 200;
+    const OTHER = "outbound|9001||auth.shop.svc.cluster.local";
+    const sidecar = await createSidecar({
+      wasm: `${dir}/pause_callout.wasm`, pluginConfig: CLUSTER, configDelivery: "ecds", canary: false,
+      clusters: { [CLUSTER]: `127.0.0.1:${port}`, [OTHER]: `127.0.0.1:${port}` },
+    });
+    const r = sidecar.stream(request);
+    expect(sidecar.configure(OTHER)).toBe(true);
+    expect(sidecar.logMessages("info")).toEqual([]); // the old root context still serves the held stream
+    await r.done;
+    expect(sidecar.logMessages("info")).toEqual(["set_effective_context=0 continue_stream=0", "response_headers 2", "log", "delete", "delete"]);
+    sidecar.stream(request);
+    await sidecar.settle();
+    expect(sidecar.callouts.map((c) => c.cluster)).toEqual([CLUSTER, OTHER]);
+    await sidecar.close();
+  });
+
   it("a stream still held at shutdown ends without its response (log, delete)", async () => {
     answer = 200;
     const sidecar = await start();
