@@ -7,6 +7,7 @@ import { Dim, DIM_COUNT, NONE, UNKNOWN } from "./dimensions";
 import { Interner, hashBytes, mix64 } from "./interner";
 import { FAILURE_FLAGS, KNOWN_MASK, flagsToString } from "./flags";
 import { DOWNSTREAM_DIMS, FactCache, UPSTREAM_DIMS } from "./fact-cache";
+import { parseDecimal } from "./decimal";
 
 /** Values longer than this are not identities but garbage (or an attack); they read as `unknown`. */
 export const MAX_VALUE_BYTES = 512;
@@ -566,15 +567,7 @@ function isGrpcWeb(ptr: usize, len: i32): bool {
 /** A decimal header value read at `path` (0–999), else -1. */
 function readDecimal(path: ArrayBuffer): i64 {
   if (!hb.read(path)) return -1;
-  let v: i64 = -1;
-  if (hb.len > 0 && hb.len <= 3) {
-    v = 0;
-    for (let i = 0; i < hb.len; i++) {
-      let d = <i64>load<u8>(hb.ptr + i) - 0x30;
-      if (d < 0 || d > 9) { v = -1; break; }
-      v = v * 10 + d;
-    }
-  }
+  let v = parseDecimal(hb.ptr, hb.len, 3);
   hb.release();
   return v;
 }

@@ -12,6 +12,7 @@ import { LocalNode, Observation, Observer } from "./observe";
 import { SeriesTable } from "./table";
 import { Outbox, Pending } from "./outbox";
 import { SummaryWriter, WindowInfo } from "./summary";
+import { parseDecimal } from "./decimal";
 import { CONTENT_TYPE } from "../shared";
 
 const TOKEN_ENV = "MESHLOOK_INGEST_TOKEN";
@@ -358,15 +359,7 @@ function producerId(nodeId: string, startNs: u64, rootId: u32, nonce: u64): Uint
 function headerInt(name: ArrayBuffer): i32 {
   let hb = new HostBytes();
   if (!readHttpCallResponseHeader(name, hb)) return -1;
-  let v: i32 = -1;
-  if (hb.len > 0 && hb.len <= 9) {
-    v = 0;
-    for (let i = 0; i < hb.len; i++) {
-      let d = <i32>load<u8>(hb.ptr + i) - 0x30;
-      if (d < 0 || d > 9) { v = -1; break; }
-      v = v * 10 + d;
-    }
-  }
+  let v = <i32>parseDecimal(hb.ptr, hb.len, 9);
   hb.release();
   return v;
 }
