@@ -218,7 +218,11 @@ export function streamInput(request: SimRequest, reporter: Reporter, withBodies 
           uri_san_local_certificate: src.principal!,
         });
       }
-      attributes.filter_state = { upstream_peer: peerObject(dst) };
+      // Istio records the upstream peer from the upstream's response headers (peer_metadata encodeHeaders):
+      // a timeout or a reset before the response leaves it unset.
+      if (request.responseCodeDetails === "via_upstream" && request.responseCode !== 0) {
+        attributes.filter_state = { upstream_peer: peerObject(dst) };
+      }
     } else {
       attributes.upstream = {
         transport_failure_reason: request.responseFlags & 0x20 ? "delayed connect error: 111" : "",
