@@ -425,11 +425,6 @@ export class Vm implements QueueOwner {
     return false;
   }
 
-  /** Root context ids of the VM. */
-  rootIds(): number[] {
-    return [...this.contexts.values()].filter((c) => c.rootId === 0).map((c) => c.id);
-  }
-
   /** onDelete, then the root context's destructor: its callouts are cancelled (Envoy ~Context). */
   private deleteRoot(root: Ctx) {
     if (!this.failed) this.call("proxy_on_delete", root, root.id);
