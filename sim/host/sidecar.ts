@@ -155,7 +155,7 @@ interface ActiveStream {
   step: Step;
   /** The direction the filter holds, or null while running. */
   held: "request" | "response" | null;
-  /** A local reply replaced the upstream response while the response was held. */
+  /** A local reply replaced the upstream response once its headers had reached the filter (sent directly, see replyDirect). */
   replaced: boolean;
   /** Resolves result.done once a held stream ends. */
   settle: ((r: StreamResult) => void) | null;
@@ -576,6 +576,8 @@ export class Sidecar {
     } else if (key === "requestBody" || key === "responseBody") status = stopped || value > 3 ? 3 : value;
     else status = stopped || value > 1 ? 1 : value;
     result.statuses[key] = status;
+    // A reply sent from the response headers callback reaches the client directly (see replyDirect).
+    if (s.localReply && phase === Phase.ResponseHeaders && !a.replaced) this.replyDirect(a);
     if (status === 0 || s.localReply) return false;
     this.hold(a, phase <= Phase.RequestTrailers ? "request" : "response");
     return true;
@@ -599,16 +601,23 @@ export class Sidecar {
     vm.defer(() => {
       if (a.held === null) return;
       if (action === "local-reply") {
-        // A reply while the response is held replaces it: the filter sees no more of the upstream response.
-        if (a.held === "response") {
-          this.applyLocalReply(a.s);
-          a.replaced = true;
-        }
+        if (a.held === "response") this.replyDirect(a);
       } else if (action !== a.held) return;
       a.held = null;
       a.result.held = false;
       this.run(a);
     });
+  }
+
+  /**
+   * A local reply once the response headers started through the filters but before they reached the
+   * client replaces the response without re-entering the filter chain: Envoy FilterManager::sendLocalReply
+   * (source/common/http/filter_manager.cc) aborts the encoder chain and calls sendDirectLocalReply, so the
+   * filter sees no more of the upstream response.
+   */
+  private replyDirect(a: ActiveStream) {
+    this.applyLocalReply(a.s);
+    a.replaced = true;
   }
 
   private finish(s: StreamState, result: StreamResult): StreamResult {

@@ -146,3 +146,22 @@ describe("a filter that holds a request for a callout", () => {
     expect(sidecar.logMessages("info")).toEqual(["log", "delete", "delete"]);
   });
 });
+
+describe("a filter that replies locally from proxy_on_response_headers", () => {
+  it("replaces the upstream response, and the filter sees no more of the upstream's body or trailers", async () => {
+    // Envoy Context::sendLocalResponse defers sendLocalReply until the VM call returns, still inside
+    // encodeHeaders. FilterManager::sendLocalReply (source/common/http/filter_manager.cc) then marks the
+    // encoder chain aborted and, the response headers having started through the filters but not reached
+    // the client, sends the reply directly to the encoder (sendDirectLocalReply), bypassing the filter
+    // chain: the client gets the local reply and no response callback runs again. cpp-host
+    // convertVmCallResultToFilterHeadersStatus reports StopAllIterationAndWatermark (4) for the call.
+    const sidecar = await createSidecar({ wasm: `${dir}/response_reply.wasm`, canary: false });
+    const r = sidecar.stream({ ...request, responseBody: "upstream body", responseTrailers: { "x-upstream-trailer": "1" } });
+    expect(r.statuses.responseHeaders).toBe(4);
+    expect(r.localReply).toMatchObject({ code: 502, details: "upstream_rejected" });
+    expect(r.responseHeaders).toEqual([[":status", "502"], ["content-length", "9"], ["content-type", "text/plain"]]);
+    expect(new TextDecoder().decode(r.responseBody)).toBe("rejected\n");
+    expect(sidecar.logMessages("info")).toEqual(["response_headers send_local_response=0", "log"]);
+    await sidecar.close();
+  });
+});

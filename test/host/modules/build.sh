@@ -9,6 +9,6 @@ CC=${CC:-clang}
 free() { "$CC" --target=wasm32 -O2 -nostdlib -Wl,--no-entry -o "$1.wasm" "$1.c"; }
 # wasi-libc modules: a reactor (_initialize) or a command (_start), exporting libc's malloc.
 wasi() { "$CC" --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model="$2" -Wl,--export=malloc -o "$1.wasm" "$1.c"; }
-for m in lifecycle abi_010 pause_callout emscripten_wasi_unstable; do free "$m"; done
+for m in lifecycle abi_010 pause_callout response_reply emscripten_wasi_unstable; do free "$m"; done
 wasi reactor_clock reactor
 wasi malloc_start command
