@@ -1,5 +1,8 @@
-// The pluginConfig of the WasmPlugin: parsed, validated, defaults applied. Every error names the
-// field (as a JSON path) and the problem, so one log line tells the operator what to fix.
+// The pluginConfig of the WasmPlugin: parsed, checked, defaults applied. The filter never refuses a
+// configuration: Envoy turns a refused one into a NACK, and a proxy started after it installs the
+// missing-config filter that answers every request with 500 (NFCF). So every problem is collected as
+// one message naming the field (a JSON path) and the filter runs on in a documented safe mode: a bad or
+// unknown field keeps its default, and without a usable collector cluster nothing is reported.
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { isValidUtf8 } from "./sdk/host";
 import { DIMENSION_NAMES, DIM_COUNT, Dim } from "./dimensions";
@@ -7,6 +10,8 @@ import { DIMENSION_NAMES, DIM_COUNT, Dim } from "./dimensions";
 export const MAX_CONFIG_BYTES = 65536;
 
 export class Config {
+  /** False in safe mode without a usable collector cluster: nothing is aggregated or sent. */
+  reporting: bool = true;
   cluster: string = "";
   authority: string = "";
   path: string = "/v1/summaries";
@@ -22,16 +27,14 @@ export class Config {
   sketchScale: i32 = 6;
 }
 
-/** Result of parsing: either `config` or an `error` naming the field. */
+/** The configuration in force and every problem found on the way, one message per field. */
 export class ConfigResult {
-  config: Config | null = null;
-  error: string = "";
-}
+  config: Config = new Config();
+  errors: Array<string> = [];
 
-function fail(field: string, problem: string): ConfigResult {
-  let r = new ConfigResult();
-  r.error = "pluginConfig field \"" + field + "\": " + problem;
-  return r;
+  report(field: string, problem: string): void {
+    this.errors.push("pluginConfig field \"" + field + "\": " + problem);
+  }
 }
 
 const TOP_LEVEL: Array<string> = [
@@ -40,29 +43,29 @@ const TOP_LEVEL: Array<string> = [
 ];
 const COLLECTOR: Array<string> = ["cluster", "authority", "path", "timeout_ms"];
 
-function unknownMember(v: JsonValue, allowed: Array<string>): string | null {
-  for (let i = 0; i < v.keys.length; i++) if (!allowed.includes(v.keys[i])) return v.keys[i];
-  return null;
+function reportUnknown(r: ConfigResult, v: JsonValue, allowed: Array<string>, prefix: string): void {
+  for (let i = 0; i < v.keys.length; i++) {
+    if (!allowed.includes(v.keys[i])) r.report(prefix + v.keys[i], "unknown field (ignored)");
+  }
 }
 
-// The problem found by the last field check ("" when none): a module variable, so a check can hand
-// back both a value and an error without allocating a result object.
-let problem = "";
-
-/** Optional integer member `key` of `obj` within [min, max]; `fallback` when absent; sets `problem`. */
-function intMember(obj: JsonValue, key: string, min: i64, max: i64, fallback: i64): i64 {
-  problem = "";
+/** Optional integer member `key` of `obj` within [min, max]; `fallback` (reported) when invalid. */
+function intMember(r: ConfigResult, obj: JsonValue, prefix: string, key: string, min: i64, max: i64, fallback: i64): i64 {
   let v = obj.get(key);
   if (v === null) return fallback;
+  let problem = "";
   if (v.kind != JsonKind.Number || v.num != Math.floor(v.num)) {
     problem = "must be an integer (got " + v.describe() + ")";
   } else if (v.num < <f64>min || v.num > <f64>max) {
     problem = "must be between " + min.toString() + " and " + max.toString() + " (got " + v.describe() + ")";
   }
-  return problem.length ? fallback : <i64>v.num;
+  if (problem.length == 0) return <i64>v.num;
+  r.report(prefix + key, problem + "; using the default " + fallback.toString());
+  return fallback;
 }
 
-function nonEmptyString(v: JsonValue, maxLen: i32): string {
+/** Problem with a string member, or "" when it is a usable non-empty string. */
+function stringProblem(v: JsonValue, maxLen: i32): string {
   if (v.kind != JsonKind.String) return "must be a string (got " + v.describe() + ")";
   if (v.str.length == 0) return "must not be empty";
   if (v.str.length > maxLen) return "must be at most " + maxLen.toString() + " characters";
@@ -76,102 +79,136 @@ export function authorityFromCluster(cluster: string): string {
   return cluster;
 }
 
-/** Parses and validates the plugin configuration bytes (`len` may be 0: no configuration). */
+function noCollector(r: ConfigResult, field: string, problem: string): ConfigResult {
+  r.report(field, problem + "; nothing will be reported until it is fixed");
+  r.config.reporting = false;
+  return r;
+}
+
+/** Parses and checks the plugin configuration bytes (`len` may be 0: no configuration). */
 export function parseConfig(ptr: usize, len: i32): ConfigResult {
-  if (len == 0) return fail("collector.cluster", "is required (the plugin configuration is empty)");
-  if (len > MAX_CONFIG_BYTES) return fail("(root)", "configuration larger than " + MAX_CONFIG_BYTES.toString() + " bytes");
-  if (!isValidUtf8(ptr, len)) return fail("(root)", "configuration is not valid UTF-8");
+  let r = new ConfigResult();
+  let c = r.config;
+  for (let i = 0; i < DIM_COUNT; i++) c.dimensions[i] = i != Dim.EndUserPrincipal;
+  if (len == 0) return noCollector(r, "collector.cluster", "is required (the plugin configuration is empty)");
+  if (len > MAX_CONFIG_BYTES) return noCollector(r, "(root)", "configuration larger than " + MAX_CONFIG_BYTES.toString() + " bytes");
+  if (!isValidUtf8(ptr, len)) return noCollector(r, "(root)", "configuration is not valid UTF-8");
   let parser = new JsonParser(ptr, len);
   let root = parser.parse();
-  if (root === null) return fail("(root)", "not valid JSON: " + parser.error);
-  if (root.kind != JsonKind.Object) return fail("(root)", "must be a JSON object (got " + root.describe() + ")");
-  let extra = unknownMember(root, TOP_LEVEL);
-  if (extra !== null) return fail(extra, "unknown field");
+  if (root === null) return noCollector(r, "(root)", "not valid JSON: " + parser.error);
+  if (root.kind != JsonKind.Object) return noCollector(r, "(root)", "must be a JSON object (got " + root.describe() + ")");
+  reportUnknown(r, root, TOP_LEVEL, "");
 
-  let c = new Config();
+  readCollector(r, root);
+  c.flushIntervalS = <u32>intMember(r, root, "", "flush_interval_s", 1, 3600, c.flushIntervalS);
+  // Lower bound: room for the overflow series (one per direction) plus real series.
+  // Upper bound: the most series one wire format v1 summary carries.
+  c.maxSeries = <i32>intMember(r, root, "", "max_series", 10, 65536, c.maxSeries);
+  c.maxPendingBytes = <i32>intMember(r, root, "", "max_pending_bytes", 4096, 67108864, c.maxPendingBytes);
+  readDirections(r, root.get("directions"));
+  readDimensions(r, root.get("dimensions"));
 
+  let v = root.get("end_user_principal");
+  if (v !== null) {
+    if (v.kind == JsonKind.Bool) c.endUserPrincipal = v.bool;
+    else r.report("end_user_principal", "must be true or false (got " + v.describe() + "); using the default false");
+  }
+  c.dimensions[Dim.EndUserPrincipal] = c.endUserPrincipal;
+  c.sketchScale = <i32>intMember(r, root, "", "sketch_scale", 0, 8, c.sketchScale);
+  return r;
+}
+
+function readCollector(r: ConfigResult, root: JsonValue): void {
+  let c = r.config;
   let collector = root.get("collector");
-  if (collector === null) return fail("collector.cluster", "is required");
-  if (collector.kind != JsonKind.Object) return fail("collector", "must be an object (got " + collector.describe() + ")");
-  extra = unknownMember(collector, COLLECTOR);
-  if (extra !== null) return fail("collector." + extra, "unknown field");
+  if (collector === null) {
+    noCollector(r, "collector.cluster", "is required");
+    return;
+  }
+  if (collector.kind != JsonKind.Object) {
+    noCollector(r, "collector", "must be an object (got " + collector.describe() + ")");
+    return;
+  }
+  reportUnknown(r, collector, COLLECTOR, "collector.");
   let v = collector.get("cluster");
-  if (v === null) return fail("collector.cluster", "is required");
-  problem = nonEmptyString(v, 1024);
-  if (problem.length) return fail("collector.cluster", problem);
-  c.cluster = v.str;
-  c.authority = authorityFromCluster(c.cluster);
+  if (v === null) noCollector(r, "collector.cluster", "is required");
+  else {
+    let problem = stringProblem(v, 1024);
+    if (problem.length) noCollector(r, "collector.cluster", problem);
+    else {
+      c.cluster = v.str;
+      c.authority = authorityFromCluster(c.cluster);
+    }
+  }
   v = collector.get("authority");
   if (v !== null) {
-    problem = nonEmptyString(v, 1024);
-    if (problem.length) return fail("collector.authority", problem);
-    c.authority = v.str;
+    let problem = stringProblem(v, 1024);
+    if (problem.length) r.report("collector.authority", problem + "; using the cluster's host");
+    else c.authority = v.str;
   }
   v = collector.get("path");
   if (v !== null) {
-    problem = nonEmptyString(v, 1024);
+    let problem = stringProblem(v, 1024);
     if (problem.length == 0 && v.str.charCodeAt(0) != 0x2f) problem = "must start with '/' (got " + v.describe() + ")";
-    if (problem.length) return fail("collector.path", problem);
-    c.path = v.str;
+    if (problem.length) r.report("collector.path", problem + "; using the default " + c.path);
+    else c.path = v.str;
   }
-  c.timeoutMs = <u32>intMember(collector, "timeout_ms", 1, 600000, c.timeoutMs);
-  if (problem.length) return fail("collector.timeout_ms", problem);
-  c.flushIntervalS = <u32>intMember(root, "flush_interval_s", 1, 3600, c.flushIntervalS);
-  if (problem.length) return fail("flush_interval_s", problem);
-  // Lower bound: room for the overflow series (one per direction) plus real series.
-  // Upper bound: the most series one wire format v1 summary carries.
-  c.maxSeries = <i32>intMember(root, "max_series", 10, 65536, c.maxSeries);
-  if (problem.length) return fail("max_series", problem);
-  c.maxPendingBytes = <i32>intMember(root, "max_pending_bytes", 4096, 67108864, c.maxPendingBytes);
-  if (problem.length) return fail("max_pending_bytes", problem);
+  c.timeoutMs = <u32>intMember(r, collector, "collector.", "timeout_ms", 1, 600000, c.timeoutMs);
+}
 
-  v = root.get("directions");
-  if (v !== null) {
-    if (v.kind != JsonKind.Array) return fail("directions", "must be an array (got " + v.describe() + ")");
-    if (v.items.length == 0) return fail("directions", "must name at least one of \"inbound\", \"outbound\"");
-    c.inbound = false;
-    c.outbound = false;
-    for (let i = 0; i < v.items.length; i++) {
-      let d = v.items[i];
-      let field = "directions[" + i.toString() + "]";
-      if (d.kind != JsonKind.String || (d.str != "inbound" && d.str != "outbound")) {
-        return fail(field, "must be \"inbound\" or \"outbound\" (got " + d.describe() + ")");
-      }
-      let seen = d.str == "inbound" ? c.inbound : c.outbound;
-      if (seen) return fail(field, "duplicate " + d.describe());
-      if (d.str == "inbound") c.inbound = true;
-      else c.outbound = true;
+/** `directions`: a bad entry is skipped; no usable entry at all keeps the default (both). */
+function readDirections(r: ConfigResult, v: JsonValue | null): void {
+  if (v === null) return;
+  if (v.kind != JsonKind.Array) {
+    r.report("directions", "must be an array (got " + v.describe() + "); reporting both directions");
+    return;
+  }
+  let inbound = false;
+  let outbound = false;
+  for (let i = 0; i < v.items.length; i++) {
+    let d = v.items[i];
+    let field = "directions[" + i.toString() + "]";
+    if (d.kind != JsonKind.String || (d.str != "inbound" && d.str != "outbound")) {
+      r.report(field, "must be \"inbound\" or \"outbound\" (got " + d.describe() + "); ignored");
+    } else if (d.str == "inbound") {
+      if (inbound) r.report(field, "duplicate " + d.describe() + "; ignored");
+      inbound = true;
+    } else {
+      if (outbound) r.report(field, "duplicate " + d.describe() + "; ignored");
+      outbound = true;
     }
   }
+  if (!inbound && !outbound) {
+    r.report("directions", "names neither \"inbound\" nor \"outbound\"; reporting both directions");
+    return;
+  }
+  r.config.inbound = inbound;
+  r.config.outbound = outbound;
+}
 
-  v = root.get("dimensions");
-  for (let i = 0; i < DIM_COUNT; i++) c.dimensions[i] = v === null;
-  if (v !== null) {
-    if (v.kind != JsonKind.Array) return fail("dimensions", "must be an array (got " + v.describe() + ")");
-    for (let i = 0; i < v.items.length; i++) {
-      let d = v.items[i];
-      let field = "dimensions[" + i.toString() + "]";
-      let idx = d.kind == JsonKind.String ? DIMENSION_NAMES.indexOf(d.str) : -1;
-      if (idx < 0) return fail(field, "not a dimension of docs/schema.md (got " + d.describe() + ")");
-      if (idx == Dim.EndUserPrincipal) return fail(field, "end_user_principal is switched by the end_user_principal field");
-      if (c.dimensions[idx]) return fail(field, "duplicate " + d.describe());
+/** `dimensions`: a bad entry is skipped (the rest apply); not an array keeps the default (all). */
+function readDimensions(r: ConfigResult, v: JsonValue | null): void {
+  let c = r.config;
+  if (v === null) return;
+  if (v.kind != JsonKind.Array) {
+    r.report("dimensions", "must be an array (got " + v.describe() + "); reading every dimension");
+    return;
+  }
+  for (let i = 0; i < DIM_COUNT; i++) c.dimensions[i] = false;
+  let seen = new StaticArray<bool>(DIM_COUNT);
+  for (let i = 0; i < v.items.length; i++) {
+    let d = v.items[i];
+    let field = "dimensions[" + i.toString() + "]";
+    let idx = -1;
+    if (d.kind == JsonKind.String) idx = DIMENSION_NAMES.indexOf(d.str);
+    if (idx < 0) r.report(field, "not a dimension of docs/schema.md (got " + d.describe() + "); ignored");
+    else if (idx == Dim.EndUserPrincipal) r.report(field, "end_user_principal is switched by the end_user_principal field; ignored");
+    else if (seen[idx]) r.report(field, "duplicate " + d.describe() + "; ignored");
+    else {
+      seen[idx] = true;
       c.dimensions[idx] = true;
     }
   }
   // The reporter is always part of the key: overflow series are kept per reporter.
   c.dimensions[Dim.Reporter] = true;
-
-  v = root.get("end_user_principal");
-  if (v !== null) {
-    if (v.kind != JsonKind.Bool) return fail("end_user_principal", "must be true or false (got " + v.describe() + ")");
-    c.endUserPrincipal = v.bool;
-  }
-  c.dimensions[Dim.EndUserPrincipal] = c.endUserPrincipal;
-
-  c.sketchScale = <i32>intMember(root, "sketch_scale", 0, 8, c.sketchScale);
-  if (problem.length) return fail("sketch_scale", problem);
-
-  let r = new ConfigResult();
-  r.config = c;
-  return r;
 }

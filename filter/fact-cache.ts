@@ -22,7 +22,8 @@ export const UPSTREAM_DIMS: StaticArray<i32> = [
  * Facts fixed for many requests, cached for the window (value ids are window-scoped) so that only the
  * first request pays the property reads: per downstream `connection.id`, the listener's direction and,
  * inbound, the caller's principal and peer metadata, this proxy's principal and the mTLS state; per
- * upstream endpoint (`upstream.address`), the destination pod's principal and peer metadata. Direct-mapped
+ * downstream connection and upstream endpoint (`upstream.address`), the destination pod's principal and
+ * peer metadata. Only complete facts are stored (see observe.ts): an absent fact is re-read. Direct-mapped
  * on a 64-bit key; when the probe run is full the home slot is overwritten, which only costs a re-read.
  */
 export class FactCache {
@@ -57,6 +58,11 @@ export class FactCache {
   }
   direction(slot: i32): i64 {
     return this.directions[slot];
+  }
+
+  /** Whether the slot holds facts (else only the connection's direction). */
+  hasFactsAt(slot: i32): bool {
+    return this.hasFacts[slot];
   }
 
   /** Copies the cached facts into `key`; a slot stored without facts leaves it alone. */

@@ -23,9 +23,19 @@ export class JsonValue {
   describe(): string {
     switch (this.kind) {
       case JsonKind.Null: return "null";
-      case JsonKind.Bool: return this.bool ? "true" : "false";
-      case JsonKind.Number: return this.num.toString();
-      case JsonKind.String: return this.str.length > 40 ? "a string" : '"' + this.str + '"';
+      case JsonKind.Bool: {
+        if (this.bool) return "true";
+        return "false";
+      }
+      case JsonKind.Number: {
+        // Integers as written (f64's toString would print 5 as "5.0").
+        if (this.num == Math.floor(this.num) && Math.abs(this.num) < 1e15) return (<i64>this.num).toString();
+        return this.num.toString();
+      }
+      case JsonKind.String: {
+        if (this.str.length > 40) return "a string";
+        return '"' + this.str + '"';
+      }
       case JsonKind.Array: return "an array";
       default: return "an object";
     }
@@ -92,7 +102,8 @@ export class JsonParser {
     if (this.literal("true")) { v.kind = JsonKind.Bool; v.bool = true; return v; }
     if (this.literal("false")) { v.kind = JsonKind.Bool; return v; }
     if (this.literal("null")) return v;
-    return this.fail(c < 0 ? "unexpected end of input" : "unexpected character");
+    if (c < 0) return this.fail("unexpected end of input");
+    return this.fail("unexpected character");
   }
 
   private object(depth: i32): JsonValue | null {

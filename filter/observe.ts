@@ -5,8 +5,9 @@ import { HostBytes, isValidUtf8, propertyPath } from "./sdk/host";
 import { Config } from "./config";
 import { Dim, DIM_COUNT, NONE, UNKNOWN } from "./dimensions";
 import { Interner, hashBytes, mix64 } from "./interner";
-import { FAILURE_FLAGS, flagsToString } from "./flags";
+import { FAILURE_FLAGS, KNOWN_MASK, flagsToString } from "./flags";
 import { DOWNSTREAM_DIMS, FactCache, UPSTREAM_DIMS } from "./fact-cache";
+import { parseDecimal } from "./decimal";
 
 /** Values longer than this are not identities but garbage (or an attack); they read as `unknown`. */
 export const MAX_VALUE_BYTES = 512;
@@ -66,13 +67,23 @@ const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"])
 const P_DOWN_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);
 const P_UP_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
 const P_UP_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
+// Istio >= 1.21 no longer installs istio_authn: RequestAuthentication configures Envoy's jwt_authn with
+// payload_in_metadata "payload" (pilot/pkg/security/authn policy_applier.go, convertToEnvoyJwtConfig;
+// filters.EnvoyJwtFilterPayload), and Istio's request.auth.principal is `<iss>/<sub>` of that payload.
+const P_JWT_ISS = propertyPath(["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", "iss"]);
+const P_JWT_SUB = propertyPath(["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", "sub"]);
 const P_END_USER = propertyPath(["metadata", "filter_metadata", "istio_authn", "request.auth.principal"]);
+const P_RESPONSE_GRPC_STATUS_HEADER = propertyPath(["response", "headers", "grpc-status"]);
+const P_RESPONSE_GRPC_STATUS_TRAILER = propertyPath(["response", "trailers", "grpc-status"]);
 
 
 /**
  * Where a peer's workload labels come from: Istio's peer metadata object in filter state
- * (`filter_state.downstream_peer.workload`, …), else the legacy metadata-exchange FlatNode
- * (`downstream_peer.workload_name`, …, the `wasm.downstream_peer` filter state).
+ * (`filter_state.downstream_peer.workload`, …: a field object in Istio 1.24, a CelState Struct from
+ * 1.25), else the metadata-exchange FlatNode of Istio 1.22/1.23 (`downstream_peer.workload_name`, …, the
+ * `wasm.downstream_peer` filter state). A FlatNode's `labels` is a vector of KeyVal tables keyed by
+ * `key`; cel-cpp's FlatBuffers-backed map (flatbuffers_backed_impl.cc, ObjectStringIndexedMapImpl)
+ * answers a label name with the whole KeyVal record, so the label's text is its `value` field.
  */
 class PeerPaths {
   current: Array<ArrayBuffer>;
@@ -89,8 +100,8 @@ class PeerPaths {
     this.legacy = [
       propertyPath([side, "workload_name"]),
       propertyPath([side, "namespace"]),
-      propertyPath([side, "labels", "service.istio.io/canonical-name"]),
-      propertyPath([side, "labels", "service.istio.io/canonical-revision"]),
+      propertyPath([side, "labels", "service.istio.io/canonical-name", "value"]),
+      propertyPath([side, "labels", "service.istio.io/canonical-revision", "value"]),
       propertyPath([side, "cluster_id"]),
     ];
   }
@@ -106,8 +117,10 @@ export class LocalNode {
   static read(): LocalNode {
     let n = new LocalNode();
     let hb = new HostBytes();
+    // Assignments, not `cond ? a : b` over strings: AssemblyScript 0.17 retains such a ternary's result
+    // once but releases it on both arms, leaving a dangling reference (a trap in proxy_on_delete).
     if (new XdsPath(["node", "id"]).read(hb)) {
-      n.id = hb.len <= MAX_VALUE_BYTES ? hb.asString("") : "";
+      if (hb.len <= MAX_VALUE_BYTES) n.id = hb.asString("");
       hb.release();
     }
     n.labels.push(firstOf([["node", "metadata", "WORKLOAD_NAME"]]));
@@ -133,10 +146,12 @@ function firstOf(paths: Array<Array<string>>, fallback: string = UNKNOWN): Array
   let hb = new HostBytes();
   for (let i = 0; i < paths.length; i++) {
     if (!new XdsPath(paths[i]).read(hb)) continue;
-    let ok = hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len);
-    let out = ok ? String.UTF8.encode(String.UTF8.decodeUnsafe(hb.ptr, hb.len)) : new ArrayBuffer(0);
+    if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len)) {
+      let out = String.UTF8.encode(String.UTF8.decodeUnsafe(hb.ptr, hb.len));
+      hb.release();
+      return out;
+    }
     hb.release();
-    if (ok) return out;
   }
   return String.UTF8.encode(fallback);
 }
@@ -263,21 +278,28 @@ export class Observer {
     let dims = c.dimensions;
     let localBase = inbound ? Dim.DestinationWorkload : Dim.SourceWorkload;
     for (let i = 0; i < 5; i++) if (dims[localBase + i]) key[localBase + i] = this.localIds[i];
+    // Facts are cached only when complete: a stream that never had its request headers decoded (an
+    // HTTP/2 stream-level local reply) has no peer metadata, and caching that absence would report the
+    // connection's later requests as `unknown`.
+    let flags = <u64>readInt(P_RESPONSE_FLAGS, 0);
     if (inbound) {
-      if (slot >= 0) this.restoreFacts(cache, slot, key);
+      if (slot >= 0 && cache.hasFactsAt(slot)) this.restoreFacts(cache, slot, key);
       else {
-        this.readDownstreamFacts(key);
-        if (haveId) cache.store(connId, direction, key, this.spill, this.spillHash);
+        let complete = this.readDownstreamFacts(key);
+        if (haveId && complete) cache.store(connId, direction, key, this.spill, this.spillHash);
+        else if (haveId && slot < 0) cache.store(connId, direction, null);
       }
     } else {
       if (haveId && slot < 0) cache.store(connId, direction, null);
-      this.readUpstreamFacts(key);
+      this.readUpstreamFacts(key, haveId, connId, (flags & KNOWN_MASK) == 0);
     }
     if (dims[Dim.DestinationService]) key[Dim.DestinationService] = this.destinationService();
 
     let grpc = false;
+    let grpcWeb = false;
     if (hb.read(P_CONTENT_TYPE)) {
       grpc = startsWithGrpc(hb.ptr, hb.len);
+      grpcWeb = grpc && isGrpcWeb(hb.ptr, hb.len);
       hb.release();
     }
     if (dims[Dim.RequestProtocol]) key[Dim.RequestProtocol] = grpc ? s.grpc : s.http;
@@ -287,17 +309,20 @@ export class Observer {
     key[Dim.ResponseCode] = dims[Dim.ResponseCode] ? <i32>code : 0;
 
     let grpcStatus: i64 = -1;
-    if (grpc) {
-      grpcStatus = readInt(P_GRPC_STATUS, -1);
-      if (grpcStatus > 16) grpcStatus = 2; // not a gRPC code: UNKNOWN, as gRPC maps it
-      if (grpcStatus < -1) grpcStatus = -1;
-    }
+    // gRPC-Web carries its status in the response body, which Envoy does not parse: without a
+    // grpc-status header or trailer, response.grpc_status is inferred from the HTTP code (200 → 2,
+    // UNKNOWN), so for gRPC-Web only a status the response really carried counts.
+    if (grpcWeb) {
+      grpcStatus = readDecimal(P_RESPONSE_GRPC_STATUS_TRAILER);
+      if (grpcStatus < 0) grpcStatus = readDecimal(P_RESPONSE_GRPC_STATUS_HEADER);
+    } else if (grpc) grpcStatus = readInt(P_GRPC_STATUS, -1);
+    if (grpcStatus > 16) grpcStatus = 2; // not a gRPC code: UNKNOWN, as gRPC maps it
+    if (grpcStatus < -1) grpcStatus = -1;
     if (dims[Dim.GrpcStatus]) key[Dim.GrpcStatus] = grpcStatus < 0 ? s.none : this.decimal(<i32>grpcStatus);
 
-    let flags = <u64>readInt(P_RESPONSE_FLAGS, 0);
     if (dims[Dim.ResponseFlags]) key[Dim.ResponseFlags] = this.flagsId(flags);
 
-    if (dims[Dim.EndUserPrincipal] && inbound) key[Dim.EndUserPrincipal] = this.stringOf(P_END_USER, s.unknown);
+    if (dims[Dim.EndUserPrincipal] && inbound) key[Dim.EndUserPrincipal] = this.endUserPrincipal();
 
     o.error = (code >= 500 && code <= 599) || grpcStatus > 0 || (flags & FAILURE_FLAGS) != 0;
     let ns = readInt(P_DURATION, 0);
@@ -316,28 +341,65 @@ export class Observer {
     return true;
   }
 
-  /** The upstream endpoint's facts (its principal and peer metadata, our principal), cached per address. */
-  private readUpstreamFacts(key: StaticArray<i32>): void {
+  /**
+   * The upstream endpoint's facts (its principal and peer metadata, our principal). Cached per
+   * downstream connection and upstream address, so an entry never outlives the connection it came
+   * from, and only when every fact was present. A request Envoy flagged (a failed connect UF/URX still
+   * carries upstream.address; a reset before response headers, DC/UC, never got upstream_peer, which
+   * Istio's peer_metadata filter sets in encodeHeaders) neither uses nor fills the cache.
+   */
+  private readUpstreamFacts(key: StaticArray<i32>, haveConnection: bool, connId: u64, clean: bool): void {
     let haveAddress = false;
     let address: u64 = 0;
-    if (hb.read(P_UP_ADDRESS)) {
+    if (haveConnection && clean && hb.read(P_UP_ADDRESS)) {
       if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES) {
-        address = hashBytes(hb.ptr, hb.len);
+        address = mix64(hashBytes(hb.ptr, hb.len) ^ mix64(connId));
         haveAddress = true;
       }
       hb.release();
     }
-    let slot = haveAddress ? this.upstreams.find(address) : -1;
+    let slot = -1;
+    if (haveAddress) slot = this.upstreams.find(address);
     if (slot >= 0) {
       this.restoreFacts(this.upstreams, slot, key);
       return;
     }
     let dims = this.config.dimensions;
     let s = this.sentinels;
-    this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
-    if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
-    if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
-    if (haveAddress) this.upstreams.store(address, 0, key, this.spill, this.spillHash);
+    let complete = this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
+    if (dims[Dim.SourcePrincipal]) {
+      key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
+      complete = complete && key[Dim.SourcePrincipal] != s.unknown;
+    }
+    if (dims[Dim.DestinationPrincipal]) {
+      key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
+      complete = complete && key[Dim.DestinationPrincipal] != s.unknown;
+    }
+    if (haveAddress && complete) this.upstreams.store(address, 0, key, this.spill, this.spillHash);
+  }
+
+  /**
+   * Istio's request.auth.principal: `<iss>/<sub>` of the JWT payload Envoy's jwt_authn filter stored
+   * (Istio >= 1.21), else the principal the istio_authn filter of older proxies recorded.
+   */
+  private endUserPrincipal(): i32 {
+    let u = this.sentinels.unknown;
+    if (hb.read(P_JWT_ISS)) {
+      let ok = hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len);
+      let iss = "";
+      if (ok) iss = String.UTF8.decodeUnsafe(hb.ptr, hb.len);
+      hb.release();
+      if (ok && hb.read(P_JWT_SUB)) {
+        let id = u;
+        if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len)) {
+          let b = String.UTF8.encode(iss + "/" + String.UTF8.decodeUnsafe(hb.ptr, hb.len));
+          if (b.byteLength <= MAX_VALUE_BYTES) id = this.internRange(changetype<usize>(b), b.byteLength, u);
+        }
+        hb.release();
+        if (id != u) return id;
+      }
+    }
+    return this.stringOf(P_END_USER, u);
   }
 
   /**
@@ -352,11 +414,14 @@ export class Observer {
     }
   }
 
-  /** The downstream connection's facts: caller principal and peer metadata, own principal, mTLS. */
-  private readDownstreamFacts(key: StaticArray<i32>): void {
+  /**
+   * The downstream connection's facts: caller principal and peer metadata, own principal, mTLS.
+   * True when the peer metadata (if read at all) was present.
+   */
+  private readDownstreamFacts(key: StaticArray<i32>): bool {
     let dims = this.config.dimensions;
     let s = this.sentinels;
-    this.readPeer(DOWNSTREAM_PEER, Dim.SourceWorkload, key);
+    let complete = this.readPeer(DOWNSTREAM_PEER, Dim.SourceWorkload, key);
     if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_DOWN_PEER_SAN, s.unknown);
     if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_DOWN_LOCAL_SAN, s.unknown);
     if (dims[Dim.ConnectionSecurityPolicy]) {
@@ -367,6 +432,7 @@ export class Observer {
       }
       key[Dim.ConnectionSecurityPolicy] = policy;
     }
+    return complete;
   }
 
   /** Id of the string at `path`, `fallback` when absent or unusable; marks a spill when full. */
@@ -396,17 +462,22 @@ export class Observer {
     return id;
   }
 
-  private readPeer(peer: PeerPaths, base: i32, key: StaticArray<i32>): void {
+  /** Reads the peer's five labels; false when they were wanted but the peer has no metadata. */
+  private readPeer(peer: PeerPaths, base: i32, key: StaticArray<i32>): bool {
     let dims = this.config.dimensions;
+    let wanted = false;
+    for (let i = 0; i < 5; i++) wanted = wanted || dims[base + i];
+    if (!wanted) return true;
     // One read decides which source holds the peer's labels, so a request from a caller without
     // peer metadata (plaintext, proxyless) costs two reads, not ten.
     let paths: Array<ArrayBuffer> | null = null;
     if (hb.read(peer.current[0])) paths = peer.current;
     else if (hb.read(peer.legacy[0])) paths = peer.legacy;
-    if (paths === null) return;
+    if (paths === null) return false;
     if (dims[base]) key[base] = this.internHeld(this.sentinels.unknown);
     hb.release();
     for (let i = 1; i < 5; i++) if (dims[base + i]) key[base + i] = this.stringOf(paths[i], this.sentinels.unknown);
+    return true;
   }
 
   /**
@@ -456,7 +527,7 @@ export class Observer {
   }
 
   private flagsId(flags: u64): i32 {
-    if ((flags & ((<u64>1 << 27) - 1)) == 0) return this.sentinels.none;
+    if ((flags & KNOWN_MASK) == 0) return this.sentinels.none;
     if (flags == this.flagCacheMask && this.flagCacheId >= 0) return this.flagCacheId;
     let b = String.UTF8.encode(flagsToString(flags));
     let id = this.internRange(changetype<usize>(b), b.byteLength, this.sentinels.unknown);
@@ -478,6 +549,27 @@ function startsWithGrpc(ptr: usize, len: i32): bool {
     if (c != prefix.charCodeAt(i)) return false;
   }
   return true;
+}
+
+/** Whether a gRPC content type is gRPC-Web (`application/grpc-web`, `-web+proto`, `-web-text`, …). */
+function isGrpcWeb(ptr: usize, len: i32): bool {
+  let suffix = "-web";
+  let at = "application/grpc".length;
+  if (len < at + suffix.length) return false;
+  for (let i = 0; i < suffix.length; i++) {
+    let c = <i32>load<u8>(ptr + at + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c != suffix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** A decimal header value read at `path` (0–999), else -1. */
+function readDecimal(path: ArrayBuffer): i64 {
+  if (!hb.read(path)) return -1;
+  let v = parseDecimal(hb.ptr, hb.len, 3);
+  hb.release();
+  return v;
 }
 
 /** Length of `host[:port]` without the port (IPv6 literals in brackets keep their colons). */

@@ -46,6 +46,11 @@ export class Outbox {
     return this.queue.length;
   }
 
+  /** The summary at `index` (0 is the oldest). */
+  at(index: i32): Pending {
+    return this.queue[index];
+  }
+
   /** Takes the drop counts for the summary being encoded now. */
   takeDrops(): Array<f64> {
     const out: Array<f64> = [this.droppedRequests, this.droppedWindows];

@@ -1,14 +1,18 @@
 // The plugin's root context: owns the configuration, the window's aggregates and the outbox, and
 // drives the flush on ticks. Stream contexts own nothing: at stream end they call onStreamLog.
 import { Root } from "./sdk/exports";
-import { HostBytes, HeaderList, LogLevel, httpCall, log, nowNanos, readHttpCallResponseHeader, setTickPeriodMs } from "./sdk/host";
+import {
+  HostBytes, HeaderList, LogLevel, defineCounter, finishShutdown, httpCall, incrementCounter, log, nowNanos,
+  readHttpCallResponseHeader, setTickPeriodMs,
+} from "./sdk/host";
 import { getEnv, randomU64 } from "./sdk/wasi";
-import { Config, parseConfig } from "./config";
+import { Config, ConfigResult, parseConfig } from "./config";
 import { Interner } from "./interner";
 import { LocalNode, Observation, Observer } from "./observe";
 import { SeriesTable } from "./table";
 import { Outbox, Pending } from "./outbox";
 import { SummaryWriter, WindowInfo } from "./summary";
+import { parseDecimal } from "./decimal";
 import { CONTENT_TYPE } from "../shared";
 
 const TOKEN_ENV = "MESHLOOK_INGEST_TOKEN";
@@ -20,6 +24,31 @@ const MAX_BACKOFF_MS: f64 = 300_000;
 // A call the host never answers (it always should, at the latest after its timeout) frees the slot.
 const CALL_GRACE_MS: f64 = 5000;
 const MAX_RETRY_AFTER_S: f64 = 3600;
+// At VM stop the open window and the outbox are sent before the root context completes; this bounds
+// how long Envoy waits for it (each call's timeout is capped to what is left).
+const STOP_DEADLINE_MS: u64 = 5000;
+// A refused call (unknown cluster) is logged at most this often; every one is counted.
+const REFUSED_LOG_INTERVAL_MS: f64 = 60_000;
+
+// The proxy's stats (Envoy prefixes them `wasmcustom.`): defined once per VM, shared by name.
+let metricsDefined = false;
+let configErrorsMetric: i64 = -1;
+let callRefusedMetric: i64 = -1;
+let lostSummariesMetric: i64 = -1;
+let lostRequestsMetric: i64 = -1;
+
+// The last configuration of this VM that had a usable collector cluster. A plugin update is a new root
+// context in the same VM; one without a usable cluster keeps reporting under this instead of stopping.
+let lastUsable: Config | null = null;
+
+function defineMetrics(): void {
+  if (metricsDefined) return;
+  metricsDefined = true;
+  configErrorsMetric = defineCounter("meshlook_config_errors");
+  callRefusedMetric = defineCounter("meshlook_collector_calls_refused");
+  lostSummariesMetric = defineCounter("meshlook_summaries_lost_at_stop");
+  lostRequestsMetric = defineCounter("meshlook_requests_lost_at_stop");
+}
 
 /** Time the VM started, ns: part of every producer id, so a restarted VM is a new producer. */
 let vmStartNs: u64 = 0;
@@ -50,21 +79,38 @@ export class MeshlookRoot extends Root {
   private headers: ArrayBuffer = new ArrayBuffer(0);
   private callToken: i64 = -1;
   private tokenWarned: bool = false;
+  private lastRefusedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
+  private stopping: bool = false;
+  private stopDeadlineNs: u64 = 0;
 
   onVmStart(): bool {
     markVmStart(nowNanos());
     return true;
   }
 
+  /** Always accepts: a refused configuration would take the proxy's traffic down (see config.ts). */
   onConfigure(bytes: HostBytes | null): bool {
-    let result = bytes === null ? parseConfig(0, 0) : parseConfig(bytes.ptr, bytes.len);
-    let c = result.config;
-    if (c === null) {
-      log(LogLevel.error, "meshlook: configuration refused: " + result.error);
-      return false;
-    }
+    defineMetrics();
+    let result: ConfigResult;
+    if (bytes === null) result = parseConfig(0, 0);
+    else result = parseConfig(bytes.ptr, bytes.len);
+    let errors = result.errors;
+    for (let i = 0; i < errors.length; i++) log(LogLevel.error, "meshlook: " + errors[i]);
+    incrementCounter(configErrorsMetric, errors.length);
     let now = nowNanos();
     markVmStart(now);
+    let c = result.config;
+    if (!c.reporting) {
+      let previous = lastUsable;
+      if (previous === null) {
+        log(LogLevel.error, "meshlook: safe mode: configuration has no usable collector cluster; reporting nothing");
+        return true;
+      }
+      log(LogLevel.error, "meshlook: configuration has no usable collector cluster; keeping the previous configuration");
+      c = previous;
+    } else if (errors.length > 0) {
+      log(LogLevel.warn, "meshlook: configuration applied with " + errors.length.toString() + " problem(s); the fields named above keep their defaults");
+    }
     // A reconfiguration closes the running window under the old settings; nothing is lost.
     if (this.config !== null) this.closeWindow(now);
 
@@ -89,6 +135,7 @@ export class MeshlookRoot extends Root {
     this.cluster = String.UTF8.encode(c.cluster);
     this.headers = this.requestHeaders(c);
     this.config = c;
+    lastUsable = c;
     this.strings = strings;
     this.observer = observer;
     this.table = table;
@@ -108,7 +155,7 @@ export class MeshlookRoot extends Root {
 
   onTick(): void {
     let c = this.config;
-    if (c === null) return;
+    if (c === null || this.stopping) return;
     let now = nowNanos();
     if (now + TICK_SLACK_NS >= this.windowStartNs + <u64>c.flushIntervalS * 1_000_000_000) this.closeWindow(now);
     this.send(now);
@@ -121,6 +168,13 @@ export class MeshlookRoot extends Root {
     let now = nowNanos();
     let nowMs = <f64>(now / 1_000_000);
     let status = headers == 0 ? -1 : headerInt(STATUS_HEADER);
+    if (this.stopping) {
+      if (status >= 200 && status <= 299) outbox.acknowledged();
+      else outbox.failed(nowMs, 0);
+      // No retries at stop: a failure ends the attempt, and what is left is counted as lost.
+      if (status < 200 || status > 299 || !this.sendAtStop(now)) this.finishStop();
+      return;
+    }
     if (status >= 200 && status <= 299) {
       outbox.acknowledged();
       this.send(now); // drain a backlog without waiting for the next tick
@@ -135,12 +189,28 @@ export class MeshlookRoot extends Root {
     outbox.failed(nowMs, retryAfterMs);
   }
 
-  onDone(): void {
-    // Envoy is stopping this VM: whatever the outbox holds cannot be delivered any more.
+  /**
+   * Envoy is stopping this VM (pod deletion, rollout, plugin update): the open window is closed and the
+   * outbox sent, one call at a time, within STOP_DEADLINE_MS; then the root context completes with
+   * proxy_done. What was not delivered by then is logged and counted as lost.
+   */
+  onDone(): bool {
+    let c = this.config;
     let outbox = this.outbox;
-    if (outbox !== null && outbox.length > 0) {
-      log(LogLevel.warn, "meshlook: VM stopping with " + outbox.length.toString() + " unsent summaries");
+    if (c === null || outbox === null || this.stopping) return true;
+    let now = nowNanos();
+    this.stopping = true;
+    this.stopDeadlineNs = now + STOP_DEADLINE_MS * 1_000_000;
+    this.closeWindow(now);
+    // A call in flight may have been cancelled with the VM's other callouts: its summary is sent again
+    // (the collector keeps one copy per producer and sequence number).
+    if (this.callToken >= 0) {
+      this.callToken = -1;
+      outbox.failed(<f64>(now / 1_000_000), 0);
     }
+    if (this.sendAtStop(now)) return false;
+    this.reportLoss();
+    return true;
   }
 
   /** Encodes the running window into the outbox (if it holds anything to report) and starts a new one. */
@@ -176,17 +246,71 @@ export class MeshlookRoot extends Root {
   private send(now: u64): void {
     let c = this.config;
     let outbox = this.outbox;
-    if (c === null || outbox === null) return;
+    if (c === null || outbox === null || this.stopping) return;
     let nowMs = <f64>(now / 1_000_000);
     let p = outbox.next(nowMs);
     if (p === null) return;
-    let token = httpCall(this.cluster, this.headers, p.body, c.timeoutMs);
+    this.call(p, c.timeoutMs, nowMs);
+  }
+
+  /** Hands `p` to the host; false (the outbox told) when the host refused the call. */
+  private call(p: Pending, timeoutMs: u32, nowMs: f64): bool {
+    let outbox = this.outbox;
+    if (outbox === null) return false;
+    let token = httpCall(this.cluster, this.headers, p.body, timeoutMs);
     outbox.sent(nowMs);
-    if (token < 0) {
-      outbox.failed(nowMs, -1);
-      return;
+    if (token >= 0) {
+      this.callToken = token;
+      return true;
     }
-    this.callToken = token;
+    outbox.failed(nowMs, -1);
+    // Envoy answers BadArgument for a cluster it does not know: a gateway with
+    // PILOT_FILTER_GATEWAY_CLUSTER_CONFIG, or a Sidecar / exportTo hiding the collector's service.
+    incrementCounter(callRefusedMetric, 1);
+    if (nowMs - this.lastRefusedLogMs >= REFUSED_LOG_INTERVAL_MS) {
+      this.lastRefusedLogMs = nowMs;
+      log(LogLevel.error, "meshlook: the proxy refused the call to cluster \"" + this.clusterName() +
+        "\" (unknown cluster? see docs/operations.md); summaries stay queued within max_pending_bytes");
+    }
+    return false;
+  }
+
+  private clusterName(): string {
+    let c = this.config;
+    if (c === null) return "";
+    return c.cluster;
+  }
+
+  /** Sends the outbox's head at VM stop; false when nothing more can be sent before the deadline. */
+  private sendAtStop(now: u64): bool {
+    let c = this.config;
+    let outbox = this.outbox;
+    if (c === null || outbox === null || outbox.length == 0 || now >= this.stopDeadlineNs) return false;
+    let leftMs = <u32>((this.stopDeadlineNs - now) / 1_000_000);
+    if (leftMs == 0) return false;
+    let timeoutMs = c.timeoutMs;
+    if (leftMs < timeoutMs) timeoutMs = leftMs;
+    let p = outbox.next(f64.MAX_VALUE);
+    if (p === null) return false;
+    return this.call(p, timeoutMs, <f64>(now / 1_000_000));
+  }
+
+  /** Completes the deferred stop: counts what was not delivered and lets Envoy delete the context. */
+  private finishStop(): void {
+    this.reportLoss();
+    finishShutdown();
+  }
+
+  private reportLoss(): void {
+    let outbox = this.outbox;
+    if (outbox === null) return;
+    let requests = outbox.droppedRequests;
+    for (let i = 0; i < outbox.length; i++) requests += outbox.at(i).requests;
+    if (outbox.length == 0 && requests == 0) return;
+    incrementCounter(lostSummariesMetric, outbox.length);
+    incrementCounter(lostRequestsMetric, <i64>requests);
+    log(LogLevel.error, "meshlook: VM stopped with " + outbox.length.toString() + " summaries (" + (<i64>requests).toString() +
+      " requests) not delivered to the collector; they are lost");
   }
 
   private requestHeaders(c: Config): ArrayBuffer {
@@ -214,7 +338,11 @@ const MAX_NODE_ID_BYTES = 180;
  * is cut (at a character boundary) so the unique tail always fits the wire's 256-byte producer id.
  */
 function producerId(nodeId: string, startNs: u64, rootId: u32, nonce: u64): Uint8Array {
-  let node = Uint8Array.wrap(String.UTF8.encode(nodeId.length > 0 ? nodeId : "unknown"));
+  // Not `nodeId.length > 0 ? nodeId : "unknown"`: AssemblyScript 0.17 compiles that string ternary to
+  // one retain and two releases, so LocalNode.id dangles and proxy_on_delete traps.
+  let name = "unknown";
+  if (nodeId.length > 0) name = nodeId;
+  let node = Uint8Array.wrap(String.UTF8.encode(name));
   let cut = node.length;
   if (cut > MAX_NODE_ID_BYTES) {
     cut = MAX_NODE_ID_BYTES;
@@ -231,15 +359,7 @@ function producerId(nodeId: string, startNs: u64, rootId: u32, nonce: u64): Uint
 function headerInt(name: ArrayBuffer): i32 {
   let hb = new HostBytes();
   if (!readHttpCallResponseHeader(name, hb)) return -1;
-  let v: i32 = -1;
-  if (hb.len > 0 && hb.len <= 9) {
-    v = 0;
-    for (let i = 0; i < hb.len; i++) {
-      let d = <i32>load<u8>(hb.ptr + i) - 0x30;
-      if (d < 0 || d > 9) { v = -1; break; }
-      v = v * 10 + d;
-    }
-  }
+  let v = <i32>parseDecimal(hb.ptr, hb.len, 9);
   hb.release();
   return v;
 }

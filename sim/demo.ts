@@ -118,7 +118,7 @@ async function main() {
   console.log(
     `\n${int(p.requests)} requests (${int(p.streams)} sidecar streams) in ${result.wallS.toFixed(1)} s wall; ` +
       `${int(result.sent.size)} summaries POSTed (${int(result.callouts)} calls), ${int(result.acknowledged.size)} acknowledged; ` +
-      `${p.trapped} traps; collector stopped (final load done)`,
+      `${p.vmTraps} VM traps (canary, configure, streams, ticks, callouts, stop); collector stopped (final load done)`,
   );
 
   const warehouse = await Warehouse.open(result.duckdbPath);

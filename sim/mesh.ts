@@ -66,6 +66,8 @@ export interface MeshProgress {
   /** Streams the filter did not see because its VM had failed, and streams during which a VM trapped. */
   skipped: number;
   trapped: number;
+  /** Traps on every path: canary, configure, reconfigure, streams, ticks, callouts, VM stop. */
+  vmTraps: number;
   /** Callouts started, answered with a 2xx, and answered otherwise (including resets). */
   callouts: number;
   acknowledged: number;
@@ -256,11 +258,14 @@ export class Mesh {
         else rejected++;
       }
     }
+    let vmTraps = 0;
+    for (const s of this.sidecars.values()) vmTraps += s.traps.length;
     return {
       requests: this.requests,
       streams: this.streams,
       skipped: this.skipped,
       trapped: this.trapped,
+      vmTraps,
       callouts,
       acknowledged,
       rejected,

@@ -130,8 +130,11 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
       summaries = tallySummaries(mesh);
     }
     const wallS = (performance.now() - wallStart) / 1000;
-    await mesh.close();
+    const stopped = mesh;
     mesh = undefined;
+    await stopped.close();
+    // VM stop runs filter code too (the last flush): its traps count.
+    progress = stopped.progress();
     await collector.stop();
     return { progress, ...summaries, callouts: progress.callouts, duckdbPath: collector.duckdbPath, wallS };
   } finally {

@@ -11,7 +11,7 @@
  * metadata (`request.auth.principal`) and the cluster metadata Istio's stats read the service host from
  * (`filter_metadata.istio.services[0].host`).
  */
-import { metadataMessage, peerInfo } from "./host/istio.ts";
+import { jwtAuthnMetadata, metadataMessage, peerInfo } from "./host/istio.ts";
 import type { StreamInput } from "./host/sidecar.ts";
 import { duration, timestamp, uint, type Attr, type NodeInfo } from "./host/values.ts";
 import type { SimRequest } from "./traffic/generator.ts";
@@ -201,7 +201,9 @@ export function streamInput(request: SimRequest, reporter: Reporter, withBodies 
     attributes.upstream = { address: `${dst.ip}:${svc.port}`, port: svc.port };
     if (src.proxy === "sidecar" || src.proxy === "gateway") attributes.filter_state = { downstream_peer: peerObject(src) };
     if (request.endUser) {
-      attributes.metadata = metadataMessage({ istio_authn: { "request.auth.principal": request.endUser } });
+      // Istio >= 1.21: the JWT payload as Envoy's jwt_authn filter stores it; the principal is `iss/sub`.
+      const cut = request.endUser.lastIndexOf("/");
+      attributes.metadata = jwtAuthnMetadata({ iss: request.endUser.slice(0, cut), sub: request.endUser.slice(cut + 1), aud: ["bookinfo"] });
     }
   } else {
     attributes.source = { address: `${src.ip}:${clientPort}`, port: clientPort };
@@ -216,7 +218,11 @@ export function streamInput(request: SimRequest, reporter: Reporter, withBodies 
           uri_san_local_certificate: src.principal!,
         });
       }
-      attributes.filter_state = { upstream_peer: peerObject(dst) };
+      // Istio records the upstream peer from the upstream's response headers (peer_metadata encodeHeaders):
+      // a timeout or a reset before the response leaves it unset.
+      if (request.responseCodeDetails === "via_upstream" && request.responseCode !== 0) {
+        attributes.filter_state = { upstream_peer: peerObject(dst) };
+      }
     } else {
       attributes.upstream = {
         transport_failure_reason: request.responseFlags & 0x20 ? "delayed connect error: 111" : "",

@@ -12,6 +12,9 @@ export {
   proxy_get_current_time_nanoseconds,
   proxy_set_tick_period_milliseconds,
   proxy_http_call,
+  proxy_define_metric,
+  proxy_increment_metric,
+  proxy_done,
 } from "@solo-io/proxy-runtime/imports";
 
 export {
@@ -19,4 +22,5 @@ export {
   WasmResultValues,
   BufferTypeValues,
   HeaderMapTypeValues,
+  MetricTypeValues,
 } from "@solo-io/proxy-runtime/runtime";

@@ -20,8 +20,11 @@ export abstract class Root {
   abstract onHttpCallResponse(token: u32, headers: u32, bodySize: u32, trailers: u32): void;
   /** A stream under this root ended (access-log time: the response is complete). */
   abstract onStreamLog(): void;
-  /** The VM is shutting down. */
-  onDone(): void {}
+  /**
+   * The VM is shutting down. Answer false to finish later with finishShutdown() (proxy_done): Envoy
+   * keeps the VM until then.
+   */
+  onDone(): bool { return true; }
 }
 
 type RootFactory = (id: u32) => Root;
@@ -37,7 +40,9 @@ export function setRootFactory(f: RootFactory): void {
 }
 
 function rootOf(id: u32): Root | null {
-  return roots.has(id) ? roots.get(id) : null;
+  // No ternary over references: AssemblyScript 0.17 miscounts their references (see root.ts).
+  if (!roots.has(id)) return null;
+  return roots.get(id);
 }
 
 export function proxy_abi_version_0_2_0(): void {}
@@ -87,8 +92,8 @@ export function proxy_on_log(context_id: u32): void {
 
 export function proxy_on_done(context_id: u32): u32 {
   let root = rootOf(context_id);
-  if (root !== null) root.onDone();
-  return 1;
+  if (root === null) return 1;
+  return root.onDone() ? 1 : 0;
 }
 
 export function proxy_on_delete(context_id: u32): void {

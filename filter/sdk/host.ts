@@ -8,10 +8,14 @@ import {
   proxy_get_current_time_nanoseconds,
   proxy_set_tick_period_milliseconds,
   proxy_http_call,
+  proxy_define_metric,
+  proxy_increment_metric,
+  proxy_done,
   LogLevelValues,
   WasmResultValues,
   BufferTypeValues,
   HeaderMapTypeValues,
+  MetricTypeValues,
 } from "./abi";
 import { free } from "./memory";
 
@@ -157,6 +161,24 @@ export function httpCall(cluster: ArrayBuffer, headers: ArrayBuffer, body: Uint8
     timeoutMs, OUT + 4);
   if (status != WasmResultValues.Ok) return -1;
   return <i64>load<u32>(OUT, 4);
+}
+
+/** Defines (or finds: Envoy shares metrics by name) a counter in the proxy's stats; -1 when refused. */
+export function defineCounter(name: string): i64 {
+  let bytes = String.UTF8.encode(name);
+  store<u32>(OUT, 0, 4);
+  if (proxy_define_metric(MetricTypeValues.Counter, changetype<usize>(bytes), bytes.byteLength, OUT + 4) != WasmResultValues.Ok) return -1;
+  return <i64>load<u32>(OUT, 4);
+}
+
+/** Adds `delta` to a counter from defineCounter (nothing for a refused counter or delta 0). */
+export function incrementCounter(id: i64, delta: i64): void {
+  if (id >= 0 && delta > 0) proxy_increment_metric(<u32>id, delta);
+}
+
+/** Completes a root context's shutdown that its proxy_on_done deferred (answered false). */
+export function finishShutdown(): bool {
+  return proxy_done() == WasmResultValues.Ok;
 }
 
 /** Strict UTF-8 check (no overlongs, no surrogates, nothing above U+10FFFF). */

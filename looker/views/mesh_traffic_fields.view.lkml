@@ -219,6 +219,24 @@ view: mesh_traffic_fields {
     value_format_name: percent_2
   }
 
+  # Istio's own dashboards and Kiali count only these (istio_requests_total by response_code and
+  # grpc_response_status); analysts comparing the two need both. docs/filter-config.md, "What is counted".
+  measure: server_errors {
+    type: sum
+    label: "Server Errors (Istio definition)"
+    description: "Requests answered with an HTTP 5xx, or gRPC requests with a status other than OK: what Istio's Grafana dashboards and Kiali count. Unlike Errors it ignores Envoy's response flags (a downstream reset or disconnect without a 5xx is not one). gRPC-Web responses whose status travelled in the body have gRPC status '-' and count only when their HTTP code is 5xx. Overflow series (code 0) never count."
+    sql: CASE WHEN ${TABLE}.response_code BETWEEN 500 AND 599 OR ${TABLE}.grpc_status NOT IN ('-', '0', 'unknown', '__overflow__') THEN ${TABLE}.requests ELSE 0 END ;;
+    value_format_name: decimal_0
+  }
+
+  measure: server_error_rate {
+    type: number
+    label: "Server Error Rate (Istio definition)"
+    description: "Server errors divided by requests: comparable with Istio's and Kiali's error rate."
+    sql: 1.0 * ${server_errors} / NULLIF(${requests}, 0) ;;
+    value_format_name: percent_2
+  }
+
   measure: success_rate {
     type: number
     description: "Requests that were not errors, divided by requests."

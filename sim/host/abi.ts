@@ -13,8 +13,8 @@ interface AbiTable {
 
 export const ABI: AbiTable = JSON.parse(readFileSync(new URL("./abi.json", import.meta.url), "utf8"));
 
-/** ABI versions this host runs; Envoy also still accepts 0.1.0, which no current SDK emits. */
-export const SUPPORTED_ABI_VERSIONS: readonly AbiVersion[] = ["0.2.0", "0.2.1"];
+/** ABI versions this host runs: all three cpp-host recognises (bytecode_util.cc getAbiVersion). */
+export const SUPPORTED_ABI_VERSIONS: readonly AbiVersion[] = ["0.1.0", "0.2.0", "0.2.1"];
 
 /** Raised when a module is refused, with Envoy's wording for the reason. */
 export class WasmLoadError extends Error {
@@ -112,7 +112,11 @@ export function checkModule(bytes: Uint8Array): CheckedModule {
   const lifecycle = new Set(["_initialize", "_start", "main", "__main_void", "malloc", "proxy_on_memory_allocate"]);
   for (const [name, spec] of Object.entries(cb)) {
     if (lifecycle.has(name)) continue;
-    lookup(name, { params: spec.params, results: spec.results });
+    // cpp-host WasmBase::getFunctions: 0.1.0 has two-argument header callbacks and no foreign functions.
+    if (abiVersion === "0.1.0") {
+      if (name === "proxy_on_foreign_function") continue;
+      lookup(name, spec.abi_0_1_0 ?? spec);
+    } else lookup(name, { params: spec.params, results: spec.results });
   }
   return { abiVersion, shape, callbacks, malloc };
 }

@@ -8,7 +8,10 @@ export interface Timer {
 export interface Clock {
   /** Wall-clock time in nanoseconds since the Unix epoch (proxy_get_current_time_nanoseconds). */
   nowNs(): bigint;
-  /** Monotonic time in nanoseconds (WASI clock_time_get with the monotonic clock). */
+  /**
+   * Monotonic time in nanoseconds (WASI clock_time_get with the monotonic clock): Envoy's
+   * Context::getMonotonicTimeNanoseconds, the dispatcher's steady clock since boot — never 0.
+   */
   monotonicNs(): bigint;
   /** Runs fn once after delayMs of this clock's time. */
   setTimer(delayMs: number, fn: () => void): Timer;
@@ -26,17 +29,28 @@ function msToNs(ms: number): bigint {
   return BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e6));
 }
 
+/**
+ * How long the simulated host has been up when a ManualClock starts: Envoy's monotonic clock is
+ * std::chrono::steady_clock (time since boot on Linux), so a module never reads 0 from it — Go's runtime
+ * refuses to start on a zero monotonic time ("nanotime returning zero").
+ */
+export const DEFAULT_UPTIME_MS = 3_600_000;
+
 /** A clock that moves only when told to; timers fire synchronously inside advance(). */
 export class ManualClock implements Clock {
   private ms: number;
-  private readonly startMs: number;
+  private readonly bootMs: number;
   private pending: Pending[] = [];
   private seq = 0;
 
-  /** @param start initial wall time (default 2026-01-01T00:00:00Z). */
-  constructor(start: Date | number = Date.UTC(2026, 0, 1)) {
+  /**
+   * @param start initial wall time (default 2026-01-01T00:00:00Z).
+   * @param uptimeMs monotonic time at start, i.e. how long ago the host booted (default one hour; must be > 0).
+   */
+  constructor(start: Date | number = Date.UTC(2026, 0, 1), uptimeMs = DEFAULT_UPTIME_MS) {
+    if (!(uptimeMs > 0)) throw new RangeError(`uptimeMs must be positive (a steady clock since boot is never 0), got ${uptimeMs}`);
     this.ms = typeof start === "number" ? start : start.getTime();
-    this.startMs = this.ms;
+    this.bootMs = this.ms - uptimeMs;
   }
 
   nowMs(): number {
@@ -50,7 +64,7 @@ export class ManualClock implements Clock {
   }
 
   monotonicNs(): bigint {
-    return msToNs(this.ms - this.startMs);
+    return msToNs(this.ms - this.bootMs);
   }
 
   setTimer(delayMs: number, fn: () => void): Timer {
@@ -88,12 +102,12 @@ export class ManualClock implements Clock {
 
 /** Wall time and real timers, for the demo. */
 export class RealClock implements Clock {
-  private readonly origin = process.hrtime.bigint();
   nowNs(): bigint {
     return BigInt(Date.now()) * 1_000_000n;
   }
+  /** The machine's monotonic clock (CLOCK_MONOTONIC, time since boot), as Envoy's steady clock. */
   monotonicNs(): bigint {
-    return process.hrtime.bigint() - this.origin;
+    return process.hrtime.bigint();
   }
   setTimer(delayMs: number, fn: () => void): Timer {
     const t = setTimeout(fn, delayMs);

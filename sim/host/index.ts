@@ -1,6 +1,6 @@
 // The proxy-wasm host that plays Envoy's part in the mesh simulator. Usage and scope: docs/host.md.
 export { createSidecar, compileModule, Sidecar } from "./sidecar.ts";
-export type { SidecarOptions, StreamInput, StreamResult, TrapRecord, CalloutRecord, FailStrategy } from "./sidecar.ts";
+export type { SidecarOptions, StreamInput, StreamResult, TrapRecord, CalloutRecord, FailStrategy, ConfigRejection } from "./sidecar.ts";
 export { ManualClock, RealClock } from "./clock.ts";
 export type { Clock, Timer } from "./clock.ts";
 export { WasmLoadError, checkModule, SUPPORTED_ABI_VERSIONS } from "./abi.ts";
@@ -9,7 +9,7 @@ export { HeaderMap } from "./headers.ts";
 export type { HeaderInput } from "./headers.ts";
 export { ATTRIBUTE_KINDS } from "./properties.ts";
 export type { StreamAttributes } from "./properties.ts";
-export { peerInfo, metadataMessage, RESPONSE_FLAGS, responseFlags } from "./istio.ts";
+export { peerInfo, peerFieldObject, flatNodePeer, jwtAuthnMetadata, metadataMessage, RESPONSE_FLAGS, responseFlags } from "./istio.ts";
 export type { PeerInfo } from "./istio.ts";
 export {
   str, bytes, int, uint, double, bool, duration, timestamp,

@@ -1,6 +1,6 @@
 // Builders for the Istio- and Envoy-specific attribute values a mesh stream carries: Istio's peer
 // metadata filter state, Envoy's response flag bits, and dynamic metadata.
-import { encodeStringMap, encodeStruct, Message, structToAttr, type Attr } from "./values.ts";
+import { encodeStringMap, encodeStruct, FieldObject, Message, structToAttr, type Attr } from "./values.ts";
 
 /**
  * Peer workload metadata as Istio's peer_metadata filter stores it under the filter-state keys
@@ -36,6 +36,47 @@ export function peerInfo(p: PeerInfo): Attr {
   return out;
 }
 
+/**
+ * The same peer as Istio 1.24's peer_metadata filter stores it: a WorkloadMetadataObject, a filter-state
+ * object with field support (readable field by field, empty when read whole). Source: istio/proxy
+ * source/extensions/common/metadata_object.cc (WorkloadMetadataObject::getField), release-1.24.
+ */
+export function peerFieldObject(p: PeerInfo): FieldObject {
+  return new FieldObject(peerInfo(p) as Record<string, Attr>);
+}
+
+/**
+ * The peer as Istio 1.22/1.23's metadata exchange stores it under the filter-state key
+ * `wasm.downstream_peer` / `wasm.upstream_peer`: a FlatBuffers FlatNode (istio/proxy
+ * extensions/common/node_info.fbs: name, namespace, labels, owner, workload_name, istio_version,
+ * mesh_id, cluster_id, …) read through cel-cpp's FlatBuffers-backed map. `labels` is a vector of KeyVal
+ * tables keyed by `key` (flatbuffers_backed_impl.cc, ObjectStringIndexedMapImpl): a label name
+ * answers with the whole KeyVal record, `{key, value}`, so its text is at `labels.<name>.value`.
+ */
+export function flatNodePeer(p: PeerInfo & { labels?: Record<string, string> }): Attr {
+  const labels: Record<string, Attr> = {};
+  const given: Record<string, string> = { ...(p.labels ?? {}) };
+  if (p.service) given["service.istio.io/canonical-name"] = p.service;
+  if (p.revision) given["service.istio.io/canonical-revision"] = p.revision;
+  for (const [key, value] of Object.entries(given)) labels[key] = { key, value };
+  const out: Record<string, Attr> = {};
+  if (p.name) out.name = p.name;
+  if (p.namespace) out.namespace = p.namespace;
+  if (p.workload) out.workload_name = p.workload;
+  if (p.cluster) out.cluster_id = p.cluster;
+  if (Object.keys(labels).length > 0) out.labels = labels;
+  return out;
+}
+
+/**
+ * Dynamic metadata as Envoy's jwt_authn filter leaves it when Istio (>= 1.21) configures it for a
+ * RequestAuthentication: the verified payload under `payload` (pilot/pkg/security/authn
+ * policy_applier.go, convertToEnvoyJwtConfig: PayloadInMetadata = filters.EnvoyJwtFilterPayload).
+ */
+export function jwtAuthnMetadata(payload: Record<string, unknown>): Message {
+  return metadataMessage({ "envoy.filters.http.jwt_authn": { payload } });
+}
+
 /** Envoy's legacy response flag bits (StreamInfo::ResponseFlag), by their short access-log names. */
 export const RESPONSE_FLAGS: Readonly<Record<string, number>> = {
   LH: 0x1,
@@ -66,6 +107,8 @@ export const RESPONSE_FLAGS: Readonly<Record<string, number>> = {
   OM: 0x2000000,
   DF: 0x4000000,
   DO: 0x8000000,
+  DR: 0x10000000,
+  UDO: 0x20000000,
 };
 
 /** The response.flags value (int64 bitmask) for a list of short flag names, e.g. ["UH", "UF"]. */

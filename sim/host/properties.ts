@@ -245,12 +245,35 @@ function streamTop(s: StreamView, top: string, key: string | undefined): Attr | 
     case "filter_state": {
       if (key === undefined) return undefined;
       const w = s.wasmState.get(key);
-      return w ?? s.attrs.filter_state?.[key];
+      return w ?? peerState(s, key);
     }
     case "upstream_filter_state":
       return key === undefined ? undefined : s.attrs.upstream_filter_state?.[key];
   }
   return undefined;
+}
+
+// Filter-state keys of the upstream peer: Istio 1.24+ (`upstream_peer`) and the 1.22/1.23 FlatNode.
+const UPSTREAM_PEER_KEYS = new Set(["upstream_peer", "wasm.upstream_peer"]);
+
+/**
+ * A filter-state object as Istio leaves it. Istio's peer_metadata filter records the upstream peer in
+ * encodeHeaders, from the upstream's response (istio/proxy source/extensions/filters/http/peer_metadata/
+ * filter.cc, Filter::encodeHeaders, release-1.22 … 1.28): a stream that never got response headers from
+ * the upstream (a failed connect UF/URX answered by Envoy's local reply, a reset before headers DC/UC)
+ * has none, whatever the scenario attached.
+ */
+function peerState(s: StreamView, key: string): Attr | undefined {
+  const value = s.attrs.filter_state?.[key];
+  if (value === undefined || !UPSTREAM_PEER_KEYS.has(key)) return value;
+  return fromUpstream(s) ? value : undefined;
+}
+
+/** Whether the response headers came from the upstream (Envoy's response code details `via_upstream`). */
+function fromUpstream(s: StreamView): boolean {
+  if (s.phase < Phase.ResponseHeaders || s.responseHeaders === null || s.localReplyDetails !== null) return false;
+  const details = s.attrs.response?.code_details;
+  return details === undefined || details === "via_upstream";
 }
 
 /** Wasm-only top-level names Envoy removed in 1.33; served from attributes.xds when enabled. */
@@ -359,7 +382,7 @@ export function getProperty(path: string | ParsedPath, plugin: PluginView, strea
     default:
       if (plugin.legacyAttributes && top === "node") value = plugin.node;
       else if (plugin.legacyAttributes && LEGACY.has(top)) value = stream?.attrs.xds?.[top];
-      else if (stream) value = stream.wasmState.get(`wasm.${top}`) ?? stream.attrs.filter_state?.[`wasm.${top}`];
+      else if (stream) value = stream.wasmState.get(`wasm.${top}`) ?? peerState(stream, `wasm.${top}`);
   }
   for (let i = walkFrom; i < parts.length && value !== undefined; i++) value = child(value, parts[i]);
   let result: PropertyResult;

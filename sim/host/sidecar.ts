@@ -51,8 +51,21 @@ export interface SidecarOptions {
   failStrategy?: FailStrategy;
   /** Also answer the Wasm-only names Envoy removed in 1.33 (node, cluster_name, route_name, …); default false. */
   legacyAttributes?: boolean;
-  /** Run Envoy's configuration canary (a throwaway VM that must start and configure); default true. */
+  /** Run Envoy's configuration canary (a throwaway VM that must start and configure) at startup; default true. configure() always runs it. */
   canary?: boolean;
+  /**
+   * How the plugin reaches Envoy. "static" (default): in the listener itself, so a refused plugin fails
+   * createSidecar (Envoy rejects the listener). "ecds": as Istio delivers a WasmPlugin, through extension
+   * config discovery: a refused plugin is NACKed (`sidecar.nacks`) and, with no earlier configuration,
+   * every stream meets Envoy's missing-config filter (500, response flag NFCF).
+   */
+  configDelivery?: "static" | "ecds";
+  /**
+   * How long close() waits, in the sidecar's clock time, for root contexts whose proxy_on_done answered
+   * false to call proxy_done (default 30 000: Kubernetes' terminationGracePeriodSeconds, after which the pod
+   * is killed; Envoy itself waits without a bound).
+   */
+  shutdownGraceMs?: number;
   /** Keep at most this many log entries (the oldest tenth is dropped when full; default 100 000). */
   maxLogEntries?: number;
   /** Called for every captured log entry (e.g. to print them in the demo). */
@@ -88,7 +101,16 @@ export interface StreamResult {
   responseBody: Uint8Array;
   /** Set when the filter (or FAIL_CLOSE) answered with a local reply instead of the upstream response. */
   localReply: { code: number; details: string; body: Uint8Array; headers: [string, string][] } | null;
-  /** Filter statuses returned by each callback that ran (0 = Continue). */
+  /** Response flags the host itself set (NFCF: the missing-config filter answered). */
+  responseFlags: string[];
+  /**
+   * True while the filter holds the stream (a callback stopped iteration): the rest runs when it calls
+   * proxy_continue_stream or sends a local reply; `done` resolves then with this result completed.
+   */
+  held: boolean;
+  /** Set once the stream was held: resolves when it ends. */
+  done?: Promise<StreamResult>;
+  /** Filter statuses as Envoy received them from each callback that ran (0 = Continue; see docs/host.md). */
   statuses: Partial<Record<"requestHeaders" | "requestBody" | "requestTrailers" | "responseHeaders" | "responseBody" | "responseTrailers", number>>;
 }
 
@@ -109,6 +131,40 @@ export interface CalloutRecord {
   timeoutMs: number;
   /** What the filter was handed: a response (possibly Envoy's 503/504 local reply) or a reset (zero headers). */
   outcome?: { status: number | null; body: Uint8Array };
+}
+
+/** Where a stream stands: the next filter callback (or host step) to run. */
+const enum Step {
+  RequestHeaders,
+  RequestBody,
+  RequestTrailers,
+  Upstream,
+  ResponseHeaders,
+  ResponseBody,
+  ResponseTrailers,
+  End,
+}
+
+/** A stream in progress (held by the filter, or running). */
+interface ActiveStream {
+  vm: Vm;
+  ctx: Ctx;
+  s: StreamState;
+  input: StreamInput;
+  result: StreamResult;
+  step: Step;
+  /** The direction the filter holds, or null while running. */
+  held: "request" | "response" | null;
+  /** A local reply replaced the upstream response once its headers had reached the filter (sent directly, see replyDirect). */
+  replaced: boolean;
+  /** Resolves result.done once a held stream ends. */
+  settle: ((r: StreamResult) => void) | null;
+}
+
+/** An ECDS update Envoy rejected: the canary (or a worker) refused to start or configure the plugin. */
+export interface ConfigRejection {
+  pluginConfig: Uint8Array;
+  error: WasmLoadError;
 }
 
 const enc = new TextEncoder();
@@ -156,6 +212,8 @@ export class Sidecar {
   /** Per worker: how many times its VM was recreated after a failure (FAIL_RELOAD). */
   readonly reloads: number[];
   readonly failStrategy: FailStrategy;
+  /** ECDS updates Envoy rejected (configDelivery "ecds"), oldest first. */
+  readonly nacks: ConfigRejection[] = [];
 
   private readonly vms: Vm[] = [];
   private readonly host: VmHost;
@@ -167,6 +225,13 @@ export class Sidecar {
   private nextWorker = 0;
   private readonly nowNs = () => this.clock.nowNs();
   private closed = false;
+  private closing = false;
+  /** The plugin configuration in force; null while none was accepted (ECDS: the missing-config filter). */
+  private pluginConfig: Uint8Array | null = null;
+  /** Streams the filter holds, by stream context. */
+  private readonly held = new Map<Ctx, ActiveStream>();
+  /** Root contexts a reconfiguration replaced, shut down once no stream runs under them. */
+  private readonly retired = new Map<Vm, Set<number>>();
 
   constructor(
     private readonly opts: SidecarOptions,
@@ -197,7 +262,6 @@ export class Sidecar {
     this.host = {
       plugin,
       vmConfig: toBytes(opts.vmConfig),
-      pluginConfig: toBytes(opts.pluginConfig),
       env: Object.entries(opts.env ?? {}),
       logLevel,
       nowNs: () => clock.nowNs(),
@@ -216,20 +280,100 @@ export class Sidecar {
       queues,
       httpCall: (vm, cluster, headers, body, timeoutMs) => this.httpCall(vm, cluster, headers, body, timeoutMs),
       track: (p) => this.track(p),
+      rootGone: (vm, rootId) => this.clearRootTimer(vm, rootId),
+      streamAction: (vm, ctx, action) => this.streamAction(vm, ctx, action),
     };
   }
 
-  /** Envoy's order: a canary VM must start and configure, then one VM per worker does the same. */
+  /**
+   * Envoy's order: a canary VM must start and configure, then one VM per worker does the same. A refusal
+   * throws (static listener config) or is NACKed (ECDS).
+   */
   start() {
-    if (this.opts.canary ?? true) {
-      const canary = this.startVm("canary");
-      canary.shutdown();
-      this.clearTimers(canary);
+    const config = toBytes(this.opts.pluginConfig);
+    try {
+      this.startWorkers(config);
+    } catch (err) {
+      if (!(err instanceof WasmLoadError) || this.opts.configDelivery !== "ecds") throw err;
+      this.nacks.push({ pluginConfig: config, error: err });
     }
-    for (let w = 0; w < this.reloads.length; w++) this.vms.push(this.startVm(w));
   }
 
-  private startVm(worker: number | "canary"): Vm {
+  private startWorkers(config: Uint8Array) {
+    this.runCanary(config);
+    const vms: Vm[] = [];
+    try {
+      for (let w = 0; w < this.reloads.length; w++) vms.push(this.startVm(w, config));
+    } catch (err) {
+      for (const vm of vms) this.discard(vm);
+      throw err;
+    }
+    this.vms.push(...vms);
+    this.pluginConfig = config;
+  }
+
+  /**
+   * cpp-host WasmHandleBase::canary: a clone starts and configures the plugin, then is dropped with kill()
+   * (no proxy_on_done or proxy_on_delete reaches it); a refusal fails the configuration.
+   */
+  private runCanary(config: Uint8Array) {
+    if (!(this.opts.canary ?? true)) return;
+    this.discard(this.startVm("canary", config));
+  }
+
+  /** A VM dropped without shutdown callbacks: its timers and callouts end with it. */
+  private discard(vm: Vm) {
+    this.clearTimers(vm);
+    vm.cancelCalls();
+  }
+
+  /**
+   * An ECDS update of the plugin configuration reaching the running sidecar, as Envoy applies it: the same
+   * configuration is the same plugin (nothing happens); otherwise the canary must start and configure it
+   * (else the update is NACKed and the previous configuration stays in force), then every worker VM creates
+   * a new root context for it (cpp-host getOrCreateThreadLocalPlugin on the VM the worker already has) and
+   * new streams run under it, while the replaced root context is shut down (PluginHandleBase destructor:
+   * startShutdown(plugin key) — proxy_on_done, proxy_on_delete or a deferred proxy_done) once no stream
+   * still runs under it. Returns whether Envoy accepted (ACKed) the update.
+   */
+  configure(pluginConfig: string | Uint8Array): boolean {
+    if (this.closing) throw new Error("sidecar is closed");
+    if (this.opts.configDelivery !== "ecds") throw new Error('configure() needs configDelivery: "ecds" (a static listener is not updated)');
+    const config = toBytes(pluginConfig);
+    if (this.pluginConfig !== null && sameBytes(config, this.pluginConfig)) return true;
+    try {
+      if (this.pluginConfig === null) {
+        this.startWorkers(config);
+        return true;
+      }
+      // The canary option only spares the startup canary: an update is always tried on one first.
+      this.discard(this.startVm("canary", config));
+    } catch (err) {
+      if (!(err instanceof WasmLoadError)) throw err;
+      this.nacks.push({ pluginConfig: config, error: err });
+      return false;
+    }
+    this.pluginConfig = config;
+    for (const vm of this.vms) {
+      if (vm.failed) continue;
+      const old = vm.rootContextId;
+      if (vm.startPlugin(config) !== "ok") continue;
+      this.retire(vm, old);
+    }
+    return true;
+  }
+
+  private retire(vm: Vm, rootId: number) {
+    if (vm.streamsUnder(rootId) === 0) {
+      vm.shutdownRoot(rootId);
+      return;
+    }
+    let set = this.retired.get(vm);
+    if (!set) this.retired.set(vm, (set = new Set()));
+    set.add(rootId);
+  }
+
+  private startVm(worker: number | "canary", config: Uint8Array): Vm {
     let vm: Vm;
     try {
       vm = new Vm(this.module, this.checked, this.host, worker);
@@ -239,14 +383,13 @@ export class Sidecar {
     }
     vm.startVm();
     if (vm.failed) throw new WasmLoadError(`Failed to initialize Wasm code: ${vm.failure}`, "start");
-    const state = vm.startPlugin();
+    const state = vm.startPlugin(config);
     if (state === "start_failed") {
-      this.clearTimers(vm);
+      this.discard(vm);
       throw new WasmLoadError(vm.failure ?? "Failed to start base Wasm", "start");
     }
     if (state === "configure_failed") {
-      this.clearTimers(vm);
-      vm.cancelCalls();
+      this.discard(vm);
       throw new WasmLoadError(vm.failure ?? "Failed to configure base Wasm plugin", "configure");
     }
     return vm;
@@ -266,13 +409,16 @@ export class Sidecar {
 
   /**
    * Runs one HTTP stream through the filter, as Envoy's HTTP filter chain does: context creation,
-   * request headers/body/trailers, response headers/body/trailers, then on_done, on_log, on_delete.
-   * Bodies arrive in one piece. Synchronous: callouts started by the filter complete later (settle()).
+   * request headers/body/trailers, response headers/body/trailers, then on_log, on_done, on_delete.
+   * Bodies arrive in one piece. Synchronous unless the filter holds the stream (`held`, `done`): callouts
+   * started by the filter complete later (settle()), and a held stream goes on when the filter continues it.
    */
   stream(input: StreamInput): StreamResult {
-    if (this.closed) throw new Error("sidecar is closed");
-    const worker = input.worker ?? this.nextWorker++ % this.vms.length;
-    if (!(worker >= 0 && worker < this.vms.length)) throw new RangeError(`worker ${worker} out of range`);
+    if (this.closing) throw new Error("sidecar is closed");
+    const workers = this.reloads.length;
+    const worker = input.worker ?? this.nextWorker++ % workers;
+    if (!(worker >= 0 && worker < workers)) throw new RangeError(`worker ${worker} out of range`);
+    if (this.pluginConfig === null) return this.missingConfig(input, worker);
     let vm = this.vms[worker];
     if (vm.failed && this.failStrategy === "FAIL_RELOAD") vm = this.reload(worker);
 
@@ -303,6 +449,8 @@ export class Sidecar {
       responseHeaders: [],
       responseBody: s.responseBody,
       localReply: null,
+      responseFlags: [],
+      held: false,
       statuses: {},
     };
     if (vm.failed) {
@@ -310,61 +458,166 @@ export class Sidecar {
     }
 
     const ctx = vm.newContext(vm.rootContextId, s);
-    const id = ctx.id;
-    vm.call("proxy_on_context_create", ctx, id, vm.rootContextId);
-
-    const reqBody = s.requestBody.length > 0;
-    const reqTrailers = s.requestTrailers !== null;
-    this.phase(vm, ctx, s, result, Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, reqBody || reqTrailers ? 0 : 1);
-    if (reqBody && !s.localReply) {
-      s.bytesReceived = s.requestBody.length;
-      this.phase(vm, ctx, s, result, Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, reqTrailers ? 0 : 1);
-    }
-    if (reqTrailers && !s.localReply) {
-      this.phase(vm, ctx, s, result, Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers!.size);
-    }
-    result.requestHeaders = s.requestHeaders.entries();
-    result.requestBody = s.requestBody;
-
-    if (s.localReply) this.applyLocalReply(s);
-    else if (input.responseHeaders) {
-      s.responseHeaders = new HeaderMap(input.responseHeaders);
-      s.responseTrailers = input.responseTrailers ? new HeaderMap(input.responseTrailers) : null;
-    }
-    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
-    if (s.responseHeaders) {
-      const respBody = s.responseBody.length > 0;
-      const respTrailers = s.responseTrailers !== null;
-      this.phase(vm, ctx, s, result, Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, respBody || respTrailers ? 0 : 1);
-      if (respBody) {
-        s.bytesSent = s.responseBody.length;
-        this.phase(vm, ctx, s, result, Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, respTrailers ? 0 : 1);
-      }
-      if (respTrailers) {
-        this.phase(vm, ctx, s, result, Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers!.size);
-      }
-    }
-    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
-
-    s.phase = Phase.Done;
-    vm.call("proxy_on_done", ctx, id);
-    s.phase = Phase.Log;
-    vm.call("proxy_on_log", ctx, id);
-    vm.call("proxy_on_delete", ctx, id);
-    vm.deleteContext(ctx);
-    if (vm.failed) return this.afterTrap(vm, ctx, s, input, result);
-    return this.finish(s, result);
+    vm.call("proxy_on_context_create", ctx, ctx.id, vm.rootContextId);
+    const a: ActiveStream = { vm, ctx, s, input, result, step: Step.RequestHeaders, held: null, replaced: false, settle: null };
+    this.run(a);
+    return result;
   }
 
-  /** Runs one filter callback of a stream and records its status (a local reply forces StopIteration). */
-  private phase(
-    vm: Vm, ctx: Ctx, s: StreamState, result: StreamResult, phase: Phase, name: string,
-    key: keyof StreamResult["statuses"], size: number, endOfStream?: number,
-  ) {
+  /**
+   * Drives a stream from its current step until it ends or the filter holds it. A callback that answers
+   * anything but Continue holds the stream (cpp-host converts StopIteration from a header callback to
+   * StopAllIterationAndWatermark, context.cc convertVmCallResultToFilterHeadersStatus) until the filter
+   * calls proxy_continue_stream or sends a local reply (Envoy Context::continueStream / sendLocalResponse,
+   * both run after the call into the VM returns).
+   */
+  private run(a: ActiveStream): void {
+    const { vm, ctx, s, input, result } = a;
+    for (;;) {
+      if (vm.failed) return this.done(a, this.afterTrap(vm, ctx, s, input, result));
+      switch (a.step++) {
+        case Step.RequestHeaders: {
+          const more = s.requestBody.length > 0 || s.requestTrailers !== null;
+          if (this.phase(a, Phase.RequestHeaders, "proxy_on_request_headers", "requestHeaders", s.requestHeaders.size, more ? 0 : 1)) return;
+          break;
+        }
+        case Step.RequestBody:
+          if (s.requestBody.length === 0 || s.localReply) break;
+          s.bytesReceived = s.requestBody.length;
+          if (this.phase(a, Phase.RequestBody, "proxy_on_request_body", "requestBody", s.requestBody.length, s.requestTrailers ? 0 : 1)) return;
+          break;
+        case Step.RequestTrailers:
+          if (!s.requestTrailers || s.localReply) break;
+          if (this.phase(a, Phase.RequestTrailers, "proxy_on_request_trailers", "requestTrailers", s.requestTrailers.size)) return;
+          break;
+        case Step.Upstream:
+          result.requestHeaders = s.requestHeaders.entries();
+          result.requestBody = s.requestBody;
+          if (s.localReply) this.applyLocalReply(s);
+          else if (input.responseHeaders) {
+            s.responseHeaders = new HeaderMap(input.responseHeaders);
+            s.responseTrailers = input.responseTrailers ? new HeaderMap(input.responseTrailers) : null;
+          }
+          break;
+        case Step.ResponseHeaders: {
+          if (!s.responseHeaders) break;
+          const more = s.responseBody.length > 0 || s.responseTrailers !== null;
+          if (this.phase(a, Phase.ResponseHeaders, "proxy_on_response_headers", "responseHeaders", s.responseHeaders.size, more ? 0 : 1)) return;
+          break;
+        }
+        case Step.ResponseBody:
+          if (!s.responseHeaders || s.responseBody.length === 0 || a.replaced) break;
+          s.bytesSent = s.responseBody.length;
+          if (this.phase(a, Phase.ResponseBody, "proxy_on_response_body", "responseBody", s.responseBody.length, s.responseTrailers ? 0 : 1)) return;
+          break;
+        case Step.ResponseTrailers:
+          if (!s.responseTrailers || a.replaced) break;
+          if (this.phase(a, Phase.ResponseTrailers, "proxy_on_response_trailers", "responseTrailers", s.responseTrailers.size)) return;
+          break;
+        default:
+          this.endStream(vm, ctx, s);
+          return this.done(a, vm.failed ? this.afterTrap(vm, ctx, s, input, result) : this.finish(s, result));
+      }
+    }
+  }
+
+  /** The stream ended: a stream that was held gets its promise resolved. */
+  private done(a: ActiveStream, result: StreamResult) {
+    result.held = false;
+    if (a.settle === null) return;
+    this.held.delete(a.ctx);
+    const settle = a.settle;
+    a.settle = null;
+    settle(result);
+  }
+
+  /**
+   * Envoy's teardown of a finished stream, ConnectionManagerImpl::doDeferredStreamDestroy: the access log
+   * first (filter_manager_.log() — the Wasm filter is also an access logger: Context::log → proxy_on_log),
+   * then destroyFilters() → Context::onDestroy → onDone, onDelete (source/extensions/common/wasm/context.cc).
+   */
+  private endStream(vm: Vm, ctx: Ctx, s: StreamState) {
+    s.phase = Phase.Log;
+    vm.call("proxy_on_log", ctx, ctx.id);
+    vm.call("proxy_on_done", ctx, ctx.id);
+    vm.call("proxy_on_delete", ctx, ctx.id);
+    this.dropStream(vm, ctx);
+  }
+
+  /** Deletes a stream context; a replaced root context with no stream left under it shuts down. */
+  private dropStream(vm: Vm, ctx: Ctx) {
+    vm.deleteContext(ctx);
+    const retired = this.retired.get(vm);
+    if (retired?.has(ctx.rootId) && vm.streamsUnder(ctx.rootId) === 0) {
+      retired.delete(ctx.rootId);
+      vm.shutdownRoot(ctx.rootId);
+    }
+  }
+
+  /**
+   * Runs one filter callback and records its status as Envoy receives it (cpp-host context.cc
+   * convertVmCallResultToFilter*Status: a local reply sent during the call — isNextIterationStopped — or a
+   * value past the last status gives StopAllIterationAndWatermark (4) for headers, StopIterationNoBuffer (3)
+   * for bodies, StopIteration (1) for trailers; StopIteration (1) from a header callback becomes 4 too).
+   * Returns true when the stream is now held.
+   */
+  private phase(a: ActiveStream, phase: Phase, name: string, key: keyof StreamResult["statuses"], size: number, endOfStream?: number): boolean {
+    const { vm, ctx, s, result } = a;
     s.phase = phase;
     vm.stopIteration = false;
-    const status = vm.call(name, ctx, ctx.id, size, endOfStream);
-    if (status !== undefined) result.statuses[key] = vm.stopIteration ? 3 : status;
+    const raw = vm.call(name, ctx, ctx.id, size, endOfStream);
+    if (raw === undefined) return false;
+    const value = raw >>> 0;
+    const stopped = vm.stopIteration;
+    let status: number;
+    if (key === "requestHeaders" || key === "responseHeaders") {
+      status = stopped || value > 4 || value === 1 ? 4 : value;
+      if (status === 2) status = 0; // ContinueAndEndStream: the stream goes on (the rest of the body is not modelled)
+    } else if (key === "requestBody" || key === "responseBody") status = stopped || value > 3 ? 3 : value;
+    else status = stopped || value > 1 ? 1 : value;
+    result.statuses[key] = status;
+    // A reply sent from the response headers callback reaches the client directly (see replyDirect).
+    if (s.localReply && phase === Phase.ResponseHeaders && !a.replaced) this.replyDirect(a);
+    if (status === 0 || s.localReply) return false;
+    this.hold(a, phase <= Phase.RequestTrailers ? "request" : "response");
+    return true;
+  }
+
+  private hold(a: ActiveStream, direction: "request" | "response") {
+    a.held = direction;
+    this.held.set(a.ctx, a);
+    a.result.held = true;
+    a.result.done ??= new Promise((resolve) => (a.settle = resolve));
+  }
+
+  /**
+   * proxy_continue_stream (0.2.x) / proxy_continue_request|response (0.1.0) and proxy_send_local_response
+   * on a held stream, applied once the call into the VM returned. Continuing a direction that is not held
+   * does nothing, as continueDecoding/continueEncoding on a filter that did not stop.
+   */
+  private streamAction(vm: Vm, ctx: Ctx, action: "request" | "response" | "local-reply") {
+    const a = this.held.get(ctx);
+    if (!a) return;
+    vm.defer(() => {
+      if (a.held === null) return;
+      if (action === "local-reply") {
+        if (a.held === "response") this.replyDirect(a);
+      } else if (action !== a.held) return;
+      a.held = null;
+      a.result.held = false;
+      this.run(a);
+    });
+  }
+
+  /**
+   * A local reply once the response headers started through the filters but before they reached the
+   * client replaces the response without re-entering the filter chain: Envoy FilterManager::sendLocalReply
+   * (source/common/http/filter_manager.cc) aborts the encoder chain and calls sendDirectLocalReply, so the
+   * filter sees no more of the upstream response.
+   */
+  private replyDirect(a: ActiveStream) {
+    this.applyLocalReply(a.s);
+    a.replaced = true;
   }
 
   private finish(s: StreamState, result: StreamResult): StreamResult {
@@ -404,7 +657,7 @@ export class Sidecar {
 
   /** The rest of a stream whose VM trapped: the filter is skipped from here on (CHECK_FAIL_HTTP). */
   private afterTrap(vm: Vm, ctx: Ctx, s: StreamState, input: StreamInput, result: StreamResult): StreamResult {
-    vm.deleteContext(ctx);
+    this.dropStream(vm, ctx);
     result.trapped = true;
     result.requestHeaders = s.requestHeaders.entries();
     if (this.failStrategy === "FAIL_CLOSE") {
@@ -416,11 +669,32 @@ export class Sidecar {
     return this.finish(s, result);
   }
 
+  /**
+   * Envoy's MissingConfigFilter (source/common/http/filter_chain_helper.h, added by
+   * FilterChainUtility::createFilterChainForFactories when an ECDS filter has no configuration): it sets
+   * NoFilterConfigFound and sends a 500 local reply with empty details from decodeHeaders.
+   */
+  private missingConfig(input: StreamInput, worker: number): StreamResult {
+    const headers = new HeaderMap(input.requestHeaders);
+    return {
+      worker,
+      skipped: true,
+      trapped: false,
+      requestHeaders: headers.entries(),
+      requestBody: toBytes(input.requestBody),
+      responseHeaders: [[":status", "500"]],
+      responseBody: NO_BODY,
+      localReply: { code: 500, details: "", body: NO_BODY, headers: [] },
+      responseFlags: ["NFCF"],
+      held: false,
+      statuses: {},
+    };
+  }
+
   private reload(worker: number): Vm {
     const old = this.vms[worker];
-    this.clearTimers(old);
-    old.cancelCalls();
-    const vm = this.startVm(worker);
+    this.discard(old);
+    const vm = this.startVm(worker, this.pluginConfig!);
     this.vms[worker] = vm;
     this.reloads[worker]++;
     return vm;
@@ -431,6 +705,12 @@ export class Sidecar {
     this.traps.push({ worker: vm.worker, function: fn, message, error });
     this.addLog({ level: "critical", message, worker: "host", source: "host" });
     this.clearTimers(vm);
+    // Streams the filter held on that VM go on without it, as the stream that trapped does.
+    for (const a of [...this.held.values()]) {
+      if (a.vm !== vm) continue;
+      a.held = null;
+      this.run(a);
+    }
   }
 
   // ------------------------------------------------------------------------------- ticks
@@ -456,6 +736,12 @@ export class Sidecar {
       perVm!.set(rootId, entry);
     };
     arm();
+  }
+
+  private clearRootTimer(vm: Vm, rootId: number) {
+    const perVm = this.timers.get(vm);
+    perVm?.get(rootId)?.timer.cancel();
+    perVm?.delete(rootId);
   }
 
   private clearTimers(vm: Vm) {
@@ -521,15 +807,66 @@ export class Sidecar {
 
   // ------------------------------------------------------------------------------- shutdown
 
-  /** Shuts the plugin down (on_done/on_delete per VM), cancels timers and callouts. */
+  /**
+   * Shuts the plugin down as Envoy does when its Wasm handles go: every root context gets proxy_on_done
+   * and, when it answers true, proxy_on_delete (cpp-host WasmBase::startShutdown). A root that answers false
+   * keeps its timers and callouts until it calls proxy_done (WasmBase::done, then onDelete after that call
+   * returns); Envoy holds server exit for it (the ShutdownExit lifecycle callback Wasm::initializeLifecycle
+   * registers completes only in ~Wasm). close() waits for that at most shutdownGraceMs of the sidecar's
+   * clock; a ManualClock is moved forward while it waits (nothing else would move it), so ticks fire as
+   * they would. Then everything left is cancelled.
+   */
   async close(): Promise<void> {
-    if (this.closed) return;
-    for (const vm of this.vms) {
-      vm.shutdown();
-      this.clearTimers(vm);
+    if (this.closing) return;
+    this.closing = true;
+    // Streams still held end with the server (reset: no more callbacks but the teardown ones).
+    for (const a of [...this.held.values()]) {
+      a.held = null;
+      a.step = Step.End;
+      this.run(a);
     }
+    for (const vm of this.vms) vm.shutdown();
+    await this.awaitDeferredShutdown();
+    for (const vm of this.vms) this.discard(vm);
     this.closed = true;
     await this.settle();
     this.agent.destroy();
   }
+
+  /** Roots whose proxy_on_done deferred, still waiting for proxy_done. */
+  get shutdownPending(): boolean {
+    return this.vms.some((vm) => !vm.failed && vm.pendingShutdown);
+  }
+
+  private async awaitDeferredShutdown() {
+    if (!this.shutdownPending) return;
+    const grace = this.opts.shutdownGraceMs ?? 30_000;
+    const clock = this.clock;
+    if (clock instanceof ManualClock) {
+      const deadline = clock.nowMs() + grace;
+      for (;;) {
+        await this.settle();
+        if (!this.shutdownPending || clock.nowMs() >= deadline) return;
+        clock.advance(Math.min(SHUTDOWN_STEP_MS, deadline - clock.nowMs()));
+      }
+    }
+    let expired = false;
+    const timer = clock.setTimer(grace, () => (expired = true));
+    try {
+      for (;;) {
+        await this.settle();
+        if (!this.shutdownPending || expired) return;
+        await new Promise((r) => setTimeout(r, SHUTDOWN_STEP_MS));
+      }
+    } finally {
+      timer.cancel();
+    }
+  }
+}
+
+/** Clock step while close() waits for deferred root contexts. */
+const SHUTDOWN_STEP_MS = 10;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

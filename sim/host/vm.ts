@@ -46,7 +46,6 @@ const enum Buf {
 export interface VmHost {
   readonly plugin: PluginView;
   readonly vmConfig: Uint8Array;
-  readonly pluginConfig: Uint8Array;
   readonly env: [string, string][];
   readonly logLevel: number;
   nowNs(): bigint;
@@ -76,6 +75,10 @@ export interface VmHost {
   httpCall(vm: Vm, cluster: string, headers: [string, string][], body: Uint8Array, timeoutMs: number): R | PendingCall;
   /** Tracks async work (callout responses, queue notifications) so settle() can await it. */
   track(p: Promise<unknown>): void;
+  /** A root context was deleted (its tick timer goes with it). */
+  rootGone(vm: Vm, rootId: number): void;
+  /** The filter continued a stream direction or sent a local reply (for a stream it may be holding). */
+  streamAction(vm: Vm, ctx: Ctx, action: "request" | "response" | "local-reply"): void;
 }
 
 /** A live HTTP stream as the host functions see it. */
@@ -92,6 +95,7 @@ export interface Ctx {
   /** Set on the root context while proxy_on_http_call_response runs. */
   callResponse: Extract<CallOutcome, { kind: "response" }> | null;
   status: { code: number; message: string };
+  /** Root contexts: proxy_on_done returned false and the plugin has not called proxy_done yet. */
   pendingDone?: boolean;
 }
 
@@ -173,15 +177,19 @@ export class Vm implements QueueOwner {
   private readonly paths = new Map<number, PathEntry>();
   private readonly pathsByPtr = new Map<number, PathEntry>();
   private readonly metricIds = { counter: 0, gauge: 1, histogram: 2 };
-  private readonly calls = new Map<number, { cancel: () => void }>();
+  /** Callouts in flight by token, with the root context that made each (cancelled when that root goes). */
+  private readonly calls = new Map<number, { cancel: () => void; rootId: number }>();
+  /** Work proxy-wasm-cpp-host defers until the outermost call into the VM returns (addAfterVmCallAction). */
+  private afterCall: (() => void)[] = [];
+  private depth = 0;
   /** Context stack: the context each active call into the VM runs for (Envoy's current_context_). */
   private current: Ctx | null = null;
   private effective = 0;
   private restricted: Set<string> | null = null;
   /** Set by proxy_send_local_response: the callback's status is overridden to stop iteration. */
   stopIteration = false;
-  /** The plugin configuration is visible only during configure, as Envoy's temp_plugin_. */
-  private pluginConfigVisible = false;
+  /** The plugin configuration being applied: readable only while a root context is created and configured, as Envoy's temp_plugin_. */
+  private configuring: Uint8Array | null = null;
 
   constructor(
     module: WebAssembly.Module,
@@ -240,6 +248,7 @@ export class Vm implements QueueOwner {
     const savedEffective = this.effective;
     this.current = ctx;
     this.effective = 0;
+    this.depth++;
     try {
       return fn(a, b, c, d, e);
     } catch (err) {
@@ -248,7 +257,19 @@ export class Vm implements QueueOwner {
     } finally {
       this.current = saved;
       this.effective = savedEffective;
+      if (--this.depth === 0 && this.afterCall.length > 0) this.runAfterCall();
     }
+  }
+
+  /** cpp-host DeferAfterCallActions: actions queued during a call run once the outermost call returned. */
+  private runAfterCall() {
+    while (this.afterCall.length > 0) this.afterCall.shift()!();
+  }
+
+  /** Queues work to run after the current call into the VM returns (at once when none is running). */
+  defer(action: () => void) {
+    this.afterCall.push(action);
+    if (this.depth === 0) this.runAfterCall();
   }
 
   fail(fn: string, err: unknown) {
@@ -277,26 +298,36 @@ export class Vm implements QueueOwner {
     }
   }
 
-  /** Creates the plugin's root context: on_context_create, proxy_on_vm_start, then proxy_on_configure. */
-  startPlugin(): "ok" | "start_failed" | "configure_failed" {
+  /**
+   * Creates a root context for a plugin configuration (cpp-host WasmBase::start, then configure):
+   * on_context_create, proxy_on_vm_start, proxy_on_configure. On success it becomes the root new streams
+   * run under; a VM holds one root per plugin configuration it has been given (a reconfiguration adds one).
+   */
+  startPlugin(pluginConfig: Uint8Array): "ok" | "start_failed" | "configure_failed" {
     const root = this.newContext(0, null);
-    this.rootContextId = root.id;
+    const state = this.createRoot(root, pluginConfig);
+    if (state === "ok") this.rootContextId = root.id;
+    else this.dropRoot(root);
+    return state;
+  }
+
+  private createRoot(root: Ctx, pluginConfig: Uint8Array): "ok" | "start_failed" | "configure_failed" {
     try {
-      this.pluginConfigVisible = true;
+      this.configuring = pluginConfig;
       this.call("proxy_on_context_create", root, root.id, 0);
-      this.pluginConfigVisible = false;
+      this.configuring = null;
       if (this.has("proxy_on_vm_start")) {
         const ok = this.call("proxy_on_vm_start", root, root.id, this.host.vmConfig.length);
         if (this.failed || !ok) return "start_failed";
       }
       if (this.failed) return "start_failed";
       if (this.has("proxy_on_configure")) {
-        this.pluginConfigVisible = true;
-        const ok = this.call("proxy_on_configure", root, root.id, this.host.pluginConfig.length);
+        this.configuring = pluginConfig;
+        const ok = this.call("proxy_on_configure", root, root.id, pluginConfig.length);
         if (this.failed || !ok) return "configure_failed";
       }
     } finally {
-      this.pluginConfigVisible = false;
+      this.configuring = null;
     }
     return this.failed ? "configure_failed" : "ok";
   }
@@ -315,6 +346,13 @@ export class Vm implements QueueOwner {
 
   deleteContext(ctx: Ctx) {
     this.contexts.delete(ctx.id);
+  }
+
+  /** Stream contexts open under a root context. */
+  streamsUnder(rootId: number): number {
+    let n = 0;
+    for (const c of this.contexts.values()) if (c.rootId === rootId) n++;
+    return n;
   }
 
   tick(rootId: number) {
@@ -355,18 +393,53 @@ export class Vm implements QueueOwner {
     this.calls.clear();
   }
 
-  /** Tears the plugin down as Envoy does on shutdown: on_done, then on_delete unless the plugin defers with proxy_done. */
-  shutdown() {
-    const root = this.contexts.get(this.rootContextId);
-    this.cancelCalls();
-    if (!root || this.failed) return;
-    const done = this.call("proxy_on_done", root, root.id);
-    if (done === 0) {
-      root.pendingDone = true;
-      return;
+  /**
+   * Shuts one root context down as cpp-host's WasmBase::startShutdown(plugin_key) does: proxy_on_done; when
+   * it returns true, proxy_on_delete at once; when false, the root stays (its timers and callouts keep
+   * running) until the plugin calls proxy_done. Returns whether the root is gone.
+   */
+  shutdownRoot(rootId: number): boolean {
+    const root = this.contexts.get(rootId);
+    if (!root) return true;
+    if (this.failed) {
+      this.dropRoot(root);
+      return true;
     }
-    this.call("proxy_on_delete", root, root.id);
+    const done = this.call("proxy_on_done", root, root.id);
+    if (done === 0 && !this.failed) {
+      root.pendingDone = true;
+      return false;
+    }
+    this.deleteRoot(root);
+    return true;
+  }
+
+  /** startShutdown() for every root context of the VM (Envoy's WasmHandle going away: drain, shutdown). */
+  shutdown(): void {
+    for (const ctx of [...this.contexts.values()]) if (ctx.rootId === 0 && !ctx.pendingDone) this.shutdownRoot(ctx.id);
+  }
+
+  /** Root contexts waiting for proxy_done. */
+  get pendingShutdown(): boolean {
+    for (const ctx of this.contexts.values()) if (ctx.pendingDone) return true;
+    return false;
+  }
+
+  /** onDelete, then the root context's destructor: its callouts are cancelled (Envoy ~Context). */
+  private deleteRoot(root: Ctx) {
+    if (!this.failed) this.call("proxy_on_delete", root, root.id);
+    this.dropRoot(root);
+  }
+
+  private dropRoot(root: Ctx) {
+    root.pendingDone = false;
+    for (const [token, c] of this.calls) {
+      if (c.rootId !== root.id) continue;
+      c.cancel();
+      this.calls.delete(token);
+    }
     this.contexts.delete(root.id);
+    this.host.rootGone(this, root.id);
   }
 
   // ---------------------------------------------------------------- memory helpers
@@ -570,7 +643,7 @@ export class Vm implements QueueOwner {
       case Buf.VmConfiguration:
         return this.host.vmConfig;
       case Buf.PluginConfiguration:
-        return this.pluginConfigVisible ? this.host.pluginConfig : null;
+        return this.configuring;
       case Buf.HttpCallResponseBody: {
         const resp = this.rootOf(c)?.callResponse;
         return resp ? resp.body : null;
@@ -656,9 +729,29 @@ export class Vm implements QueueOwner {
         return R.Ok;
       },
 
-      // ---- stream control
-      // Streams are never held (docs/host.md), so there is nothing to resume or close.
-      proxy_continue_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
+      // ---- stream control (Envoy Context::continueStream: Request/Response resume a held stream after the
+      // call returns; Downstream is for network filters; Upstream is Unimplemented)
+      proxy_continue_stream: (type: number) => {
+        type >>>= 0;
+        if (type > 3) return R.BadArgument;
+        if (type === 3) return R.Unimplemented;
+        const c = this.ctx();
+        if (type <= 1 && c?.stream) host.streamAction(this, c, type === 0 ? "request" : "response");
+        return R.Ok;
+      },
+      proxy_continue_request: () => {
+        const c = this.ctx();
+        if (c?.stream) host.streamAction(this, c, "request");
+        return R.Ok;
+      },
+      proxy_continue_response: () => {
+        const c = this.ctx();
+        if (c?.stream) host.streamAction(this, c, "response");
+        return R.Ok;
+      },
+      proxy_clear_route_cache: () => R.Ok,
+      // Envoy Context::getConfiguration: the plugin configuration while one is applied, else the VM's.
+      proxy_get_configuration: (ptrPtr: number, sizePtr: number) => this.copyOut(this.configuring ?? host.vmConfig, ptrPtr, sizePtr),
       proxy_close_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
       proxy_send_local_response: (
         code: number, detailsPtr: number, detailsSize: number, bodyPtr: number, bodySize: number,
@@ -668,9 +761,11 @@ export class Vm implements QueueOwner {
         const body = this.bytesAt(bodyPtr, bodySize);
         const pairs = this.bytesAt(headersPtr, headersSize);
         if (details === null || body === null || pairs === null) return R.InvalidMemoryAccess;
-        const s = this.ctx()?.stream;
+        const c = this.ctx();
+        const s = c?.stream;
         if (s) {
           s.localReply = { code: code >>> 0, details, body: body.slice(), headers: decodePairs(pairs), grpcStatus };
+          host.streamAction(this, c!, "local-reply");
         }
         this.stopIteration = true;
         return R.Ok;
@@ -680,16 +775,13 @@ export class Vm implements QueueOwner {
         this.effective = id >>> 0;
         return R.Ok;
       },
+      // WasmBase::done: only a root waiting in pending_done_ completes; its onDelete runs after the
+      // current call returns, "so that onDelete is not called from within the done() handler".
       proxy_done: () => {
         const root = this.rootOf(this.ctx());
         if (!root?.pendingDone) return R.NotFound;
         root.pendingDone = false;
-        host.track(
-          Promise.resolve().then(() => {
-            this.call("proxy_on_delete", root, root.id);
-            this.contexts.delete(root.id);
-          }),
-        );
+        this.defer(() => this.deleteRoot(root));
         return R.Ok;
       },
       proxy_call_foreign_function: (namePtr: number, nameSize: number, argsPtr: number, argsSize: number) => {
@@ -822,7 +914,7 @@ export class Vm implements QueueOwner {
         this.nextCallId += 4;
         const token = this.nextCallId;
         const rootId = root.id;
-        this.calls.set(token, started);
+        this.calls.set(token, { cancel: started.cancel, rootId });
         host.track(started.done.then((outcome) => this.deliverCall(rootId, token, outcome)));
         this.setU32(tokenPtr, token);
         return R.Ok;

@@ -32,6 +32,9 @@ export const RESPONSE_FLAGS = [
   ["NC", 0x1000000], // NoClusterFound
   ["OM", 0x2000000], // OverloadManager
   ["DF", 0x4000000], // DnsResolutionFailed
+  ["DO", 0x8000000], // DropOverLoad (Envoy 1.30+)
+  ["DR", 0x10000000], // DownstreamRemoteReset (Envoy 1.30+)
+  ["UDO", 0x20000000], // UnconditionalDropOverload (Envoy 1.30+)
 ] as const;
 
 export type ResponseFlagName = (typeof RESPONSE_FLAGS)[number][0];

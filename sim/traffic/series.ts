@@ -53,8 +53,12 @@ function allDimensions(request: SimRequest, reporter: Reporter, options: SeriesO
   const dst = request.destination;
   const inbound = reporter === "destination";
   const knowsSource = inbound ? src.proxy === "sidecar" || src.proxy === "gateway" : true;
-  const knowsDestination = inbound || request.upstreamConnected;
-  const tls = request.mtls && knowsDestination;
+  // The upstream's certificate comes with the connection; its workload labels only with its response
+  // headers (Istio's peer_metadata filter records upstream_peer in encodeHeaders): a timeout (UT) or a
+  // reset before the response (DC) leaves them unknown at the source.
+  const connected = inbound || request.upstreamConnected;
+  const knowsDestination = inbound || (request.responseCodeDetails === "via_upstream" && request.responseCode !== 0);
+  const tls = request.mtls && connected;
   return {
     reporter,
     source_principal: tls && src.principal ? src.principal : UNKNOWN,

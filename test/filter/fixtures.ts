@@ -7,7 +7,10 @@ import type { AddressInfo } from "node:net";
 import { compileModule, createSidecar, duration, FieldObject, ManualClock, uint, type Sidecar, type SidecarOptions, type StreamInput } from "../../sim/host/index.ts";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
-export const RELEASE_WASM = join(ROOT, "dist", "meshlook.wasm");
+// MESHLOOK_FILTER_WASM runs the filter tests against another build (e.g. an older release, to show a
+// regression test failing on it).
+export const RELEASE_WASM = process.env.MESHLOOK_FILTER_WASM ?? join(ROOT, "dist", "meshlook.wasm");
+export const DEBUG_WASM = process.env.MESHLOOK_FILTER_DEBUG_WASM ?? join(ROOT, "dist", "meshlook.debug.wasm");
 export const NOOP_WASM = join(ROOT, "dist", "fixtures", "noop.wasm");
 export const COLLECTOR_CLUSTER = "outbound|8080||meshlook-collector.meshlook.svc.cluster.local";
 

@@ -3,7 +3,7 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { FieldObject, duration, int, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
+import { FieldObject, duration, flatNodePeer, int, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
 import { meshlookSidecar, startCollector } from "./fixtures.ts";
 
@@ -80,11 +80,9 @@ describe("filter dimension sources", () => {
 
   it("gives the same series from the legacy metadata-exchange peer fields (wasm.downstream_peer)", async () => {
     const legacy = inbound({
+      // Istio 1.22/1.23's FlatNode: labels are KeyVal records (see flatNodePeer).
       filter_state: {
-        "wasm.downstream_peer": {
-          workload_name: "productpage-v1", namespace: "shop", cluster_id: "east",
-          labels: { "service.istio.io/canonical-name": "productpage", "service.istio.io/canonical-revision": "v1" },
-        },
+        "wasm.downstream_peer": flatNodePeer({ workload: "productpage-v1", namespace: "shop", cluster: "east", service: "productpage", revision: "v1" }),
       },
     });
     const [modern] = await seriesOf([inbound()]);

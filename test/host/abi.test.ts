@@ -75,8 +75,28 @@ describe("import table", () => {
 describe("module exports", () => {
   it("refuses a module without a supported ABI version export", async () => {
     expect(await refused(buildModule({ exports: [MINIMAL_EXPORTS[1]] }))).toBe("Missing or unknown Proxy-Wasm ABI version");
-    const v010 = [{ name: "proxy_abi_version_0_1_0", params: [], results: [] }, MINIMAL_EXPORTS[1]];
-    expect(await refused(buildModule({ exports: v010 }))).toMatch(/0\.1\.0 is not supported/);
+    expect(await refused(buildModule({ exports: [{ name: "proxy_abi_version_0_3_0", params: [], results: [] }, MINIMAL_EXPORTS[1]] }))).toBe(
+      "Missing or unknown Proxy-Wasm ABI version",
+    );
+  });
+
+  it("accepts ABI 0.1.0 as cpp-host does, with that version's imports and header callbacks only", async () => {
+    // cpp-host bytecode_util.cc getAbiVersion knows proxy_abi_version_0_1_0; WasmBase::registerCallbacks
+    // links get_configuration/continue_request/continue_response/clear_route_cache only for it (and
+    // continue_stream/close_stream only for 0.2.x); getFunctions looks up the two-argument
+    // proxy_on_request_headers/proxy_on_response_headers (_abi_01) for it.
+    const v010 = { name: "proxy_abi_version_0_1_0", params: [], results: [] };
+    const headers2 = { name: "proxy_on_request_headers", params: [i32, i32], results: [i32] };
+    const clear = { module: "env", name: "proxy_clear_route_cache", params: [], results: [i32] };
+    expect(checkModule(buildModule({ imports: [clear], exports: [v010, MINIMAL_EXPORTS[1], headers2] })).abiVersion).toBe("0.1.0");
+    const cont = { module: "env", name: "proxy_continue_stream", params: [i32], results: [i32] };
+    expect(await refused(buildModule({ imports: [cont], exports: [v010, MINIMAL_EXPORTS[1]] }))).toBe(
+      "Failed to load Wasm module due to a missing import: env.proxy_continue_stream",
+    );
+    const headers3 = { name: "proxy_on_request_headers", params: [i32, i32, i32], results: [i32] };
+    expect(await refused(buildModule({ exports: [v010, MINIMAL_EXPORTS[1], headers3] }))).toBe(
+      "Bad function signature for: proxy_on_request_headers, want: i32 i32 -> i32, but the module exports: i32 i32 i32 -> i32",
+    );
   });
 
   it("requires malloc or proxy_on_memory_allocate", async () => {

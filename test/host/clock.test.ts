@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ManualClock } from "../../sim/host/index.ts";
+import { ManualClock, RealClock } from "../../sim/host/index.ts";
 
 describe("ManualClock", () => {
   it("fires due timers in due order, each at its own due time, and skips cancelled ones", () => {
     const clock = new ManualClock(1_000);
+    const start = clock.monotonicNs();
     const fired: [string, number][] = [];
     clock.setTimer(30, () => fired.push(["c", clock.nowMs()]));
     clock.setTimer(10, () => {
@@ -18,7 +19,16 @@ describe("ManualClock", () => {
     clock.advanceTo(1_030);
     expect(fired.at(-1)).toEqual(["c", 1030]);
     expect(clock.nowNs()).toBe(1_030_000_000n);
-    expect(clock.monotonicNs()).toBe(30_000_000n);
+    expect(clock.monotonicNs() - start).toBe(30_000_000n);
+  });
+
+  it("starts its monotonic time at the host's uptime, never 0, as Envoy's steady clock since boot", () => {
+    // Envoy Context::getMonotonicTimeNanoseconds (source/extensions/common/wasm/context.cc) reads the
+    // dispatcher's steady clock; cpp-host answers WASI clock_time_get(monotonic) with it (src/exports.cc).
+    expect(new ManualClock(0).monotonicNs()).toBe(3_600_000_000_000n);
+    expect(new ManualClock(0, 5).monotonicNs()).toBe(5_000_000n);
+    expect(() => new ManualClock(0, 0)).toThrow(RangeError);
+    expect(new RealClock().monotonicNs() > 0n).toBe(true);
   });
 
   it("rejects moving backwards", () => {

@@ -15,13 +15,16 @@ describe("lifecycle", () => {
     await sidecar.close();
   });
 
-  it("runs a stream's callbacks in Envoy's order and deletes its context; close() shuts the root down", async () => {
+  it("runs a stream's callbacks in Envoy's order (log, then done and delete) and deletes its context; close() shuts the root down", async () => {
     const sidecar = await createSidecar({ wasm: "dist/fixtures/noop.wasm", rootId: "noop", pluginConfig: "{}", logLevel: "debug", canary: false });
     sidecar.logs.length = 0;
     sidecar.stream(request);
     const lines = sidecar.logMessages("debug");
     expect(lines.filter((l) => l.startsWith("Registering new context"))).toEqual(["Registering new context with context_id: 2 under root_context: 1"]);
-    expect(lines.filter((l) => l.startsWith("context id: 2:"))).toEqual(["context id: 2: onDone()", "context id: 2: onLog()", "context id: 2: onDelete()"]);
+    // Envoy's order: ConnectionManagerImpl::doDeferredStreamDestroy (source/common/http/conn_manager_impl.cc)
+    // calls filter_manager_.log() (Context::log → proxy_on_log) before destroyFilters() (Context::onDestroy →
+    // onDone, onDelete; source/extensions/common/wasm/context.cc).
+    expect(lines.filter((l) => l.startsWith("context id: 2:"))).toEqual(["context id: 2: onLog()", "context id: 2: onDone()", "context id: 2: onDelete()"]);
     sidecar.stream(request);
     expect(sidecar.logMessages("debug")).toContain("Registering new context with context_id: 3 under root_context: 1");
     sidecar.logs.length = 0;

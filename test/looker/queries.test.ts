@@ -121,6 +121,21 @@ describe("mesh traffic explore", () => {
     expectPercentiles(row, "mesh_traffic", all, "all");
   });
 
+  it("server errors follow Istio's definition (5xx, gRPC not OK), independent of response flags", async () => {
+    const [row] = await run({
+      explore: "mesh_traffic",
+      fields: ["mesh_traffic.requests", "mesh_traffic.server_errors", "mesh_traffic.server_error_rate"],
+      filters: { "mesh_traffic.traffic_minute": window },
+    });
+    const code = (r: TruthRow) => Number(r.dims.response_code);
+    const istio = (r: TruthRow) => (code(r) >= 500 && code(r) <= 599) || !["-", "0"].includes(String(r.dims.grpc_status));
+    const all = truth(server, () => "all").get("all")!;
+    const failed = truth((r) => server(r) && istio(r), () => "e").get("e")!;
+    expect(failed.requests).toBeGreaterThan(0);
+    expect(Number(row["mesh_traffic.server_errors"])).toBe(failed.requests);
+    expectWithin(row["mesh_traffic.server_error_rate"], failed.requests / all.requests, 1e-12, "server error rate");
+  });
+
   it("per destination service, percentiles merge the sketches of every minute and load", async () => {
     const rows = await run({
       explore: "mesh_traffic",

@@ -57,7 +57,15 @@ export function readSeries(get: Lookup, headers: (name: string) => string | unde
     grpc_status: grpcStatus === undefined ? "-" : String(grpcStatus),
     response_flags: flagsToString(Number(get("response", "flags") ?? 0)),
     connection_security_policy: inbound ? (get("connection", "mtls") ? "mutual_tls" : "none") : "unknown",
-    end_user_principal:
-      endUser && inbound ? unknown(get("metadata", "filter_metadata", "istio_authn", "request.auth.principal")) : "unknown",
+    end_user_principal: endUser && inbound ? endUserPrincipal(get) : "unknown",
   };
+}
+
+/** Istio's request.auth.principal: `iss/sub` of jwt_authn's payload (Istio >= 1.21), else istio_authn's. */
+function endUserPrincipal(get: Lookup): string {
+  const claim = (name: string) => get("metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", name);
+  const iss = claim("iss");
+  const sub = claim("sub");
+  if (iss !== undefined && sub !== undefined) return `${iss}/${sub}`;
+  return unknown(get("metadata", "filter_metadata", "istio_authn", "request.auth.principal"));
 }

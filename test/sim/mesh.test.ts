@@ -38,6 +38,8 @@ const PATHS: Record<string, "string" | "int" | "bool"> = {
   "response|grpc_status": "int",
   "response|flags": "int",
   "metadata|filter_metadata|istio_authn|request.auth.principal": "string",
+  "metadata|filter_metadata|envoy.filters.http.jwt_authn|payload|iss": "string",
+  "metadata|filter_metadata|envoy.filters.http.jwt_authn|payload|sub": "string",
 };
 for (const peer of ["downstream_peer", "upstream_peer"]) {
   for (const f of ["workload", "namespace", "service", "revision", "cluster"]) PATHS[`filter_state|${peer}|${f}`] = "string";
