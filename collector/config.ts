@@ -234,6 +234,10 @@ function checkRemoteWrite(c: CollectorConfig): string[] {
     problems.push(`MESHLOOK_REMOTE_WRITE_URL: ${JSON.stringify(rw.url)} is not a URL`);
   }
   if (url && url.protocol !== "http:" && url.protocol !== "https:") problems.push(`MESHLOOK_REMOTE_WRITE_URL: must be http:// or https://, got ${url.protocol}`);
+  // Both would send two Authorization headers (Prometheus refuses the same combination).
+  if (rw.bearerTokenFile && Object.keys(rw.headers).some((h) => h.toLowerCase() === "authorization")) {
+    problems.push("MESHLOOK_REMOTE_WRITE_HEADERS: an Authorization header contradicts MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE");
+  }
   if (!rw.certFile !== !rw.keyFile) problems.push("MESHLOOK_REMOTE_WRITE_TLS_CERT_FILE and MESHLOOK_REMOTE_WRITE_TLS_KEY_FILE must be set together");
   // The held-back segments count against the spool limit; more than half of it would let a slow endpoint
   // make ingest refuse summaries.

@@ -293,7 +293,7 @@ export class RemoteWriteExporter {
   }
 
   private async post(body: Buffer): Promise<void> {
-    const headers: Record<string, string> = { ...this.settings.headers, ...REMOTE_WRITE_HEADERS, "user-agent": "meshlook-collector" };
+    const headers: Record<string, string> = { ...this.settings.headers, ...REMOTE_WRITE_HEADERS };
     // Read on every request, so a rotated token is picked up without a restart.
     if (this.settings.bearerTokenFile) headers.authorization = `Bearer ${(await readFile(this.settings.bearerTokenFile, "utf8")).trim()}`;
     let res;

@@ -2,6 +2,7 @@
 // WriteRequest in protobuf (protobufjs, from remote.proto), compressed with Snappy's block format
 // (`snappy`, the napi binding of the reference C++ library: ~50× faster than a JavaScript port on a
 // request of 10,000 series), and the mapping of a latency sketch onto a native histogram.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import protobuf from "protobufjs";
 import { compressSync, uncompressSync } from "snappy";
@@ -15,11 +16,14 @@ const MetricMetadataType = root.lookupType("prometheus.MetricMetadata");
 const TIMESERIES_TAG = (1 << 3) | 2;
 const METADATA_TAG = (3 << 3) | 2;
 
-/** Request headers the spec requires of a 1.0 sender. */
+const { version } = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
+
+/** Request headers the spec requires of a 1.0 sender (User-Agent: "name & version of the sender"). */
 export const REMOTE_WRITE_HEADERS = {
   "content-type": "application/x-protobuf",
   "content-encoding": "snappy",
   "x-prometheus-remote-write-version": "0.1.0",
+  "user-agent": `meshlook-collector/${version}`,
 } as const;
 
 export interface Label {

@@ -38,7 +38,18 @@ function pairs(raw: unknown, what: string, nameOk: (name: string) => string | un
 
 /** Extra HTTP headers for every remote-write request, e.g. `X-Scope-OrgID=team-a`. */
 export function parseHeaders(raw: unknown): Record<string, string> {
-  const reserved = new Set(["content-type", "content-encoding", "x-prometheus-remote-write-version", "content-length", "host"]);
+  // Prometheus' own list (config/config.go reservedHeaders): the spec forbids letting users set them.
+  const reserved = new Set([
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "x-prometheus-remote-write-version",
+    "user-agent",
+    "host",
+    "connection",
+    "keep-alive",
+    "accept-encoding",
+  ]);
   return pairs(raw, "header", (name) =>
     !HEADER_NAME.test(name) ? "not a valid header name" : reserved.has(name.toLowerCase()) ? "is set by the remote-write protocol itself" : undefined,
   );

@@ -184,6 +184,10 @@ describe("remote-write settings", () => {
     expect(problems({ MESHLOOK_REMOTE_WRITE_URL: "http://x", MESHLOOK_REMOTE_WRITE_TLS_CERT_FILE: "/c" })[0]).toMatch(/TLS_KEY_FILE must be set together/);
     expect(problems({ MESHLOOK_REMOTE_WRITE_EXTERNAL_LABELS: "source_principal=x" })[0]).toMatch(/already a meshlook label/);
     expect(problems({ MESHLOOK_REMOTE_WRITE_HEADERS: "Content-Type=x" })[0]).toMatch(/set by the remote-write protocol/);
+    expect(problems({ MESHLOOK_REMOTE_WRITE_HEADERS: "User-Agent=x" })[0]).toMatch(/set by the remote-write protocol/);
+    expect(problems({ MESHLOOK_REMOTE_WRITE_URL: "http://x", MESHLOOK_REMOTE_WRITE_HEADERS: "authorization=Basic eA==", MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE: "/t" })[0]).toMatch(
+      /Authorization header contradicts MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE/,
+    );
     expect(problems({ MESHLOOK_REMOTE_WRITE_URL: "http://x", MESHLOOK_SPOOL_MAX_BYTES: String(64 << 20), MESHLOOK_REMOTE_WRITE_MAX_LAG_BYTES: String(48 << 20) })[0]).toMatch(
       /MAX_LAG_BYTES: .* at most half of MESHLOOK_SPOOL_MAX_BYTES/,
     );
@@ -243,6 +247,7 @@ describe("delivery", () => {
     expect(ep.got.length).toBe(2);
     expect(ep.got[0].headers["x-scope-orgid"]).toBe("t1");
     expect(ep.got[0].headers["x-prometheus-remote-write-version"]).toBe("0.1.0");
+    expect(ep.got[0].headers["user-agent"]).toMatch(/^meshlook-collector\/\d+\.\d+\.\d+/);
     const value = (i: number) => ep.got[i].series.find((t) => t.labels[0].value === METRIC.requests)!.samples![0];
     expect(value(0).value).toBe(0);
     expect(value(1).value).toBe(50);
