@@ -7,6 +7,7 @@ import { TokenSet, ensureGeneratedToken } from "./auth.ts";
 import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
+import { mountReadSurface, type ReadInfo } from "./read/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
@@ -23,6 +24,8 @@ export interface RunningCollector {
   metrics: Metrics;
   /** Where the ingest token came from, for the startup line (never the token itself). */
   auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
+  /** How the read API and dashboard are set up (collector/read/). */
+  read: ReadInfo;
   /** Graceful stop: refuse new requests, finish in-flight ones, load the spool, close everything. */
   close(): Promise<void>;
 }
@@ -85,6 +88,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
   });
+  const read = await mountReadSurface(app, config, sink, log);
   // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
   // leaves the collector spooling (see Loader.openSink).
   await loader.openSink();
@@ -100,7 +104,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       await app.close(); // stops accepting, waits for in-flight requests (their spool appends included)
       await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
       await spool.close();
+      await read.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, metrics, auth, close };
+  return { app, url, sink, spool, loader, metrics, auth, read: read.info, close };
 }
