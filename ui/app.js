@@ -10,7 +10,7 @@ const BOARDS = { golden: "Golden signals", identity: "Identity access", graph: "
 
 // ---------------------------------------------------------------- state
 
-const STATE_KEYS = ["board", "range", "reporter", "namespace", "service", "caller", "callerNamespace"];
+const STATE_KEYS = ["board", "range", "reporter", "namespace", "service", "caller"];
 function readState() {
   const h = new URLSearchParams(location.hash.slice(1));
   // A token handed over in the link (`#token=…`, as the demo prints it) moves to session storage and out of the URL.
@@ -97,8 +97,10 @@ function chartTile(id, title, width, option, rows, note) {
   return t;
 }
 
-const timeAxis = { type: "time", axisLabel: { hideOverlap: true } };
-const series = (name, rows, key, type = "line", extra = {}) => ({ name, type, showSymbol: false, data: rows.map((r) => [r.t, r[key]]), ...extra });
+/** A time axis over the board's whole range, so a gap in traffic shows as one. */
+let range = { from: 0, to: 0 };
+const timeAxis = () => ({ type: "time", min: range.from, max: range.to, axisLabel: { hideOverlap: true } });
+const series = (name, rows, key, type = "line", extra = {}) => ({ name, type, showSymbol: rows.length < 30, data: rows.map((r) => [r.t, r[key]]), ...extra });
 
 function tableTile(id, title, width, columns, rows, onRow, note) {
   const head = el("tr", {}, ...columns.map(([label, , , cls]) => el("th", { class: cls }, label)));
@@ -128,19 +130,19 @@ function golden(d) {
     valueTile("error_rate", "Error rate", v("error_rate"), fmt.pct),
     valueTile("p99_latency", "p99 latency (ms)", v("latency_p99_ms"), fmt.ms),
     chartTile("traffic_over_time", `Traffic and errors per ${cInterval}`, 6, {
-      xAxis: timeAxis, yAxis: { type: "value" },
+      xAxis: timeAxis(), yAxis: { type: "value" },
       series: [series("requests", d.traffic.rows, "requests", "line", { areaStyle: {} }), series("errors", d.traffic.rows, "errors", "line", { areaStyle: {} })],
     }, d.traffic.rows.length),
     chartTile("latency_over_time", `Latency percentiles per ${pInterval} (ms)`, 6, {
-      xAxis: timeAxis, yAxis: { type: "value" },
+      xAxis: timeAxis(), yAxis: { type: "value" },
       series: [["p50", "latency_p50_ms"], ["p90", "latency_p90_ms"], ["p99", "latency_p99_ms"], ["p99.9", "latency_p999_ms"]].map(([n, k]) => series(n, d.latency.rows, k)),
     }, d.latency.rows.length),
     chartTile("responses_by_class", `Responses by class per ${cInterval}`, 6, {
-      xAxis: timeAxis, yAxis: { type: "value" },
+      xAxis: timeAxis(), yAxis: { type: "value" },
       series: classes.map((c) => ({ name: c, type: "bar", stack: "c", data: d.classes.rows.filter((r) => r.response_class === c).map((r) => [r.t, r.requests]) })),
     }, d.classes.rows.length),
     chartTile("requests_lost_in_sidecars", "Requests lost in sidecars", 6, {
-      xAxis: timeAxis, yAxis: [{ type: "value", name: "requests" }, { type: "value", name: "windows" }],
+      xAxis: timeAxis(), yAxis: [{ type: "value", name: "requests" }, { type: "value", name: "windows" }],
       series: [series("dropped requests", d.loss.rows, "dropped_requests", "bar"), series("dropped windows", d.loss.rows, "dropped_windows", "line", { yAxisIndex: 1 })],
     }, d.loss.rows.length, "Dropped while the collector was unreachable; not split by reporter or service. No bars: nothing lost."),
     tableTile("services", "Services", 12, [
@@ -155,7 +157,7 @@ function golden(d) {
   ];
   if (d.series) {
     out.push(chartTile("series", `Series: ${state.caller} → ${state.service || "all services"} (per ${pInterval})`, 12, {
-      xAxis: timeAxis, yAxis: [{ type: "value", name: "requests" }, { type: "value", name: "ms" }],
+      xAxis: timeAxis(), yAxis: [{ type: "value", name: "requests" }, { type: "value", name: "ms" }],
       series: [series("requests", d.series.rows, "requests", "bar"), series("errors", d.series.rows, "errors", "bar"), series("p99 ms", d.series.rows, "latency_p99_ms", "line", { yAxisIndex: 1 })],
     }, d.series.rows.length));
   }
@@ -203,7 +205,7 @@ function identity(d) {
       ["First seen", "first_seen", fmt.time], ["Caller identity", "source_principal", fmt.text], ["Callee service", "destination_service", fmt.text], ["Calls", "requests", fmt.int, num],
     ], [...rows].sort((a, b) => b.first_seen - a.first_seen).slice(0, 100)),
     chartTile("mtls_share_over_time", "mTLS share per hour", 6, {
-      xAxis: timeAxis, yAxis: [{ type: "value", max: 1, name: "share" }, { type: "value", name: "plaintext" }],
+      xAxis: timeAxis(), yAxis: [{ type: "value", max: 1, name: "share" }, { type: "value", name: "plaintext" }],
       series: [series("mTLS share", hourly, "mtls_share"), { name: "plaintext requests", type: "bar", yAxisIndex: 1, data: hourly.map((r) => [r.t, r.requests - r.mtls_requests]) }],
     }, hourly.length),
   ];
@@ -286,6 +288,8 @@ async function load() {
     const data = {};
     for (const [t, url] of Object.entries(urls)) data[t] = await answers.get(url);
     if (mine !== generation) return;
+    const first = Object.values(data)[0];
+    range = { from: first.from, to: first.to };
     for (const c of charts.values()) c.dispose();
     charts.clear();
     grid.replaceChildren(...RENDER[state.board](data));

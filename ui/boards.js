@@ -11,7 +11,7 @@ const MINUTE_COUNTERS_UP_TO = 1440;
 
 /**
  * @typedef {{ board: string, range: string, reporter: string, namespace: string, service: string,
- *   caller: string, callerNamespace: string }} ViewState
+ *   caller: string }} ViewState
  */
 
 /** The API parameters every traffic tile shares: time range, reporter and the board's filters. */
@@ -42,8 +42,8 @@ export const TILES = {
     series: (c, s) => (s.caller ? ["/traffic", { ...c, source_principal: s.caller, interval: percentileInterval(s) }] : null),
   },
   identity: {
-    access: (c, s) => ["/identity-access", { ...c, reporter: "destination", ...(s.callerNamespace ? { source_namespace: s.callerNamespace } : {}), limit: "10000" }],
-    mtls_hourly: (c, s) => ["/traffic", { ...c, reporter: "destination", interval: "hour", percentiles: "false", ...(s.callerNamespace ? { source_namespace: s.callerNamespace } : {}) }],
+    access: (c, s) => ["/identity-access", { ...c, reporter: "destination", limit: "10000" }],
+    mtls_hourly: (c, s) => ["/traffic", { ...c, reporter: "destination", interval: "hour", percentiles: "false" }],
   },
   graph: {
     edges: (c) => ["/edges", c],
