@@ -92,7 +92,8 @@ export class ReadWarehouse {
    * second over the group's window, mean latency, mTLS share).
    */
   async traffic(q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
-    const counters = await this.run(countersStatement(q, scope));
+    // An ungrouped aggregate over no rows is one row of NULLs: no traffic is no row.
+    const counters = (await this.run(countersStatement(q, scope))).filter((r) => r.requests !== null);
     const keys = groupColumns(q);
     const keyOf = (r: Row) => JSON.stringify(keys.map((k) => r[k]));
     let hours: number[] = [];
