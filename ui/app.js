@@ -79,8 +79,9 @@ function tile(id, title, width, body, note) {
 }
 const done = (t, rows) => t.setAttribute("data-state", rows > 0 ? "ok" : "empty");
 
-function valueTile(id, title, value, format) {
+function valueTile(id, title, value, format, detail) {
   const t = tile(id, title, 3, el("div", { class: "value", "data-value": value === null ? "" : String(value) }, format(value)));
+  if (detail) t.append(el("div", { class: "detail" }, detail));
   done(t, value === null ? 0 : 1);
   return t;
 }
@@ -127,7 +128,7 @@ function golden(d) {
   const out = [
     valueTile("requests", "Requests", v("requests"), fmt.int),
     valueTile("requests_per_second", "Requests per second", v("requests_per_second"), fmt.rate),
-    valueTile("error_rate", "Error rate", v("error_rate"), fmt.pct),
+    valueTile("error_rate", "Error rate", v("error_rate"), fmt.pct, v("requests") === null ? "" : `${fmt.int(v("errors"))} errors`),
     valueTile("p99_latency", "p99 latency (ms)", v("latency_p99_ms"), fmt.ms),
     chartTile("traffic_over_time", `Traffic and errors per ${cInterval}`, 6, {
       xAxis: timeAxis(), yAxis: { type: "value" },
