@@ -230,38 +230,36 @@ export function countersStatement(q: TrafficQuery, scope: Scope): Statement {
 }
 
 /**
- * Merged latency sketches per group. Hours in `hours` (current hourly rollup rows, wholly inside the
- * range, compacted from every minute row of that hour) are read from mesh_traffic_hour — one row per series
- * and hour instead of sixty — and every other minute of the range from mesh_traffic_minute. Both hold
- * the same sketches merged exactly, so the result is the same either way.
+ * The latency sketches of a question's rows after their group columns (groupColumns), for merging per group in the read
+ * process. Hours in `hours` (current hourly rollup rows, wholly inside the range, compacted from every minute
+ * row of that hour) are read from mesh_traffic_hour — one row per series and hour instead of sixty — and every
+ * other minute of the range from mesh_traffic_minute. Both hold the same sketches merged exactly, so the
+ * merged result is the same either way.
  */
 export function sketchesStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
   if (q.interval === "minute" && hours.length > 0) throw new Error("a per-minute series cannot read hourly rows");
-  const cols = ["latency_sketch", ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`)];
+  const cols = (timeCol: string) => [
+    ...(q.interval === "none" ? [] : [`${bucketSql(q.interval, timeCol)} AS t`]),
+    ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`),
+    "latency_sketch",
+  ].join(", ");
   const minute = conditions(q, scope, "minute", q.fromMs, q.toMs);
   const hourList = hours.map(() => "CAST(? AS TIMESTAMP)").join(", ");
   const parts: Statement[] = [];
   if (hours.length > 0) {
     const h = conditions(q, scope, "hour", q.fromMs, q.toMs);
     parts.push({
-      sql: `SELECT ${bucketSql(q.interval, "hour")} AS t, ${cols.join(", ")} FROM ${HOUR_TABLE.name} WHERE ${h.sql} AND hour IN (${hourList})`,
+      sql: `SELECT ${cols("hour")} FROM ${HOUR_TABLE.name} WHERE ${h.sql} AND hour IN (${hourList})`,
       params: [...h.params, ...hours.map(iso)],
     });
   }
   parts.push({
     sql:
-      `SELECT ${bucketSql(q.interval, "minute")} AS t, ${cols.join(", ")} FROM ${FACT_TABLE.name} WHERE ${minute.sql}` +
+      `SELECT ${cols("minute")} FROM ${FACT_TABLE.name} WHERE ${minute.sql}` +
       (hours.length > 0 ? ` AND date_trunc('hour', minute) NOT IN (${hourList})` : ""),
     params: [...minute.params, ...hours.map(iso)],
   });
-  const keys = groupColumns(q);
-  return {
-    sql:
-      `SELECT ${[...keys, "MESH_SKETCH_MERGE(ARRAY_AGG(latency_sketch)) AS sketch"].join(", ")} ` +
-      `FROM (${parts.map((p) => p.sql).join(" UNION ALL ")}) AS s` +
-      (keys.length ? ` GROUP BY ${keys.join(", ")}` : ""),
-    params: parts.flatMap((p) => p.params),
-  };
+  return { sql: parts.map((p) => p.sql).join(" UNION ALL "), params: parts.flatMap((p) => p.params) };
 }
 
 /**

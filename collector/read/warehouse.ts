@@ -2,7 +2,7 @@
 // the loader's, so no second process fights for the file lock) and caches answers until the next load:
 // the newest load ledger entry changes exactly when new rows become visible.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { meshQuantile } from "../../shared/quantile.ts";
+import { meshQuantile, meshSketchAddInto, meshSketchMerge, type SketchJson } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
 import {
@@ -47,6 +47,35 @@ export class ReadWarehouse {
     } finally {
       this.pool.push(c);
     }
+  }
+
+  /**
+   * Rows of `st` — `keyColumns` group columns, then a sketch — merged per group
+   * here, with the same code MESH_SKETCH_MERGE runs: the rows come out as plain column chunks, where a
+   * MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript UDF one value at a time.
+   */
+  private async mergedSketches(st: Statement, keyColumns: number): Promise<Map<string, SketchJson>> {
+    const c = this.pool.pop() ?? (await this.source.connectReader());
+    const merged = new Map<string, SketchJson>();
+    try {
+      const result = await c.stream(st.sql, st.params);
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const columns = chunk.getColumns();
+        const sketches = columns[keyColumns] as (string | null)[];
+        for (let i = 0; i < chunk.rowCount; i++) {
+          const key = JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i])));
+          const acc = merged.get(key);
+          if (acc) meshSketchAddInto(acc, sketches[i]);
+          else {
+            const first = meshSketchMerge([sketches[i]]);
+            if (first) merged.set(key, first);
+          }
+        }
+      }
+    } finally {
+      this.pool.push(c);
+    }
+    return merged;
   }
 
   /** The newest load (epoch ms) and the newest minute with traffic; null before the first load. */
@@ -100,9 +129,8 @@ export class ReadWarehouse {
     const quantiles = new Map<string, (number | null)[]>();
     if (q.percentiles && counters.length > 0) {
       hours = await this.currentHours(q);
-      for (const r of await this.run(sketchesStatement(q, scope, hours))) {
-        const sketch = r.sketch as string | null;
-        quantiles.set(keyOf(r), QUANTILES.map((p) => (sketch === null ? null : meshQuantile([sketch], p))));
+      for (const [key, sketch] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
+        quantiles.set(key, QUANTILES.map((p) => meshQuantile([sketch], p)));
       }
     }
     const rows = counters.map((r) => {

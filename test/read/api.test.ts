@@ -60,7 +60,7 @@ describe("reader tokens", () => {
     expect((await api.get(`/api/v1/loads?${qs(range())}`, TOKENS.shop)).status).toBe(403);
     const loads = await api.get(`/api/v1/loads?${qs({ from: "2026-01-01", to: "2026-01-02" })}`);
     expect(loads.status).toBe(200);
-    for (const params of [{ group_by: "end_user_principal" }, { end_user_principal: "x" }]) {
+    for (const params of [{ group_by: "end_user_principal" }, { end_user_principal: "x" }] as Record<string, string>[]) {
       const res = await api.get(`/api/v1/traffic?${qs({ ...range(), ...params })}`);
       expect(res.status).toBe(403);
       expect(res.body.error).toBe("forbidden_field");

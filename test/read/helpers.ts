@@ -37,7 +37,7 @@ export async function readApi(source: ReadSource, nowMs: number, lines = `${TOKE
     file,
     async get(url, token: string | undefined = TOKENS.operator) {
       const res = await app.inject({ url, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
-      return { status: res.statusCode, body: res.headers["content-type"]?.includes("json") ? res.json() : res.body };
+      return { status: res.statusCode, body: String(res.headers["content-type"] ?? "").includes("json") ? res.json() : res.body };
     },
     async close() {
       tokens.unwatch();

@@ -182,7 +182,7 @@ describe("read access in the browser and at the API", () => {
       expect(await page.$$("[data-tile]")).toEqual([]);
       await page.close();
     }
-    for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789abcdef" }, { authorization: "Bearer ingest-token-not-for-reading-0123" }]) {
+    for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789abcdef" }, { authorization: "Bearer ingest-token-not-for-reading-0123" }] as Record<string, string>[]) {
       const res = await fetch(`${collector.url}/api/v1/traffic`, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toEqual({ error: "unauthorized", message: "missing or unknown reader token" });
