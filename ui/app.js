@@ -61,6 +61,7 @@ const fmt = {
   time: (ms) => (ms === null || ms === undefined ? "–" : new Date(ms).toISOString().slice(0, 16).replace("T", " ")),
   text: (v) => (v === null || v === undefined ? "–" : String(v)),
 };
+const html = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const el = (tag, attrs = {}, ...children) => {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined) e.setAttribute(k, v);
@@ -220,7 +221,8 @@ function graph(d) {
   const t = chartTile("service_graph", "Service graph (caller → callee; rate, error rate, p99)", 12, {
     tooltip: {
       trigger: "item",
-      formatter: (p) => (p.dataType === "edge" ? `${p.data.source} → ${p.data.target}<br>${fmt.rate(p.data.rps)} req/s, errors ${fmt.pct(p.data.errorRate)}, p99 ${fmt.ms(p.data.p99)} ms` : `${p.name}: ${fmt.int(p.value)} requests`),
+      // ECharts renders a formatter's string as HTML: names come from the mesh, so they are escaped.
+      formatter: (p) => (p.dataType === "edge" ? `${html(p.data.source)} → ${html(p.data.target)}<br>${fmt.rate(p.data.rps)} req/s, errors ${fmt.pct(p.data.errorRate)}, p99 ${fmt.ms(p.data.p99)} ms` : `${html(p.name)}: ${fmt.int(p.value)} requests`),
     },
     series: [{
       type: "graph", layout: "force", roam: true, draggable: true, edgeSymbol: ["none", "arrow"], edgeSymbolSize: 8,
