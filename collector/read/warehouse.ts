@@ -112,7 +112,8 @@ export class ReadWarehouse {
   async currentHours(q: TrafficQuery): Promise<number[]> {
     const st = currentHoursStatement(q);
     if (!st || q.interval === "minute") return [];
-    return (await this.run(st)).map((r) => r.hour as number);
+    // The same for every question over this range until the next load; a board asks several at once.
+    return this.cached(JSON.stringify(["current-hours", q.fromMs, q.toMs]), async () => (await this.run(st)).map((r) => r.hour as number));
   }
 
   /**
