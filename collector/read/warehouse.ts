@@ -36,10 +36,18 @@ export class ReadWarehouse {
 
   constructor(private readonly source: ReadSource) {}
 
+  /** An idle connection, or a new one; the caller gives it back to the pool. */
+  private async take(): Promise<DuckDBConnection> {
+    return (
+      this.pool.pop() ??
+      this.source.connectReader().catch((err: Error) => {
+        throw new ReadError(503, "warehouse_unavailable", err.message);
+      })
+    );
+  }
+
   async run(st: Statement): Promise<Row[]> {
-    const c = this.pool.pop() ?? (await this.source.connectReader().catch((err: Error) => {
-      throw new ReadError(503, "warehouse_unavailable", err.message);
-    }));
+    const c = await this.take();
     try {
       const reader = await c.runAndReadAll(st.sql, st.params);
       const names = reader.columnNames();
@@ -55,7 +63,7 @@ export class ReadWarehouse {
    * MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript UDF one value at a time.
    */
   private async mergedSketches(st: Statement, keyColumns: number): Promise<Map<string, SketchJson>> {
-    const c = this.pool.pop() ?? (await this.source.connectReader());
+    const c = await this.take();
     const merged = new Map<string, SketchJson>();
     try {
       const result = await c.stream(st.sql, st.params);
