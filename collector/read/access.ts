@@ -3,7 +3,7 @@
 // several valid at once (rotate by adding the new one, then dropping the old), a file re-read when it
 // changes, and a constant-time check over SHA-256 digests against every token.
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
-import { readFileSync, unwatchFile, watchFile, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { parseTokenFile } from "../auth.ts";
@@ -45,6 +45,9 @@ export function parseReaderTokens(text: string): { token: string; scope: Scope }
 /** The accepted reader tokens and their scopes; the file, if any, is polled and re-read when it changes. */
 export class ReaderTokens {
   private entries: { digest: Buffer; scope: Scope }[] = [];
+  /** The file's identity (inode, size, mtime) when it was last read. */
+  private stamp = "";
+  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly file: string,
@@ -58,27 +61,42 @@ export class ReaderTokens {
   }
 
   private read(): void {
+    // Stamp first: a change landing between stat and read is then seen again by the next poll.
+    const st = statSync(this.file);
+    const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     this.entries = parseReaderTokens(readFileSync(this.file, "utf8")).map((e) => ({ digest: digest(e.token), scope: e.scope }));
+    this.stamp = stamp;
   }
 
   /**
-   * Polls the file's stat (Kubernetes swaps mounted secrets through a symlink, which inotify on the file
-   * does not see); a file that cannot be read or parsed keeps the previous tokens.
+   * Polls the file's stat against the one taken when it was last read (Kubernetes swaps mounted secrets
+   * through a symlink, which inotify on the file does not see); a file that cannot be read or parsed keeps
+   * the previous tokens.
    */
   watch(intervalMs = 1000): void {
-    watchFile(this.file, { interval: intervalMs, persistent: false }, (cur) => {
-      if (cur.nlink === 0) return; // mid-rotation or gone
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      let st;
+      try {
+        st = statSync(this.file);
+      } catch {
+        return; // mid-rotation or gone
+      }
+      if (`${st.ino}:${st.size}:${st.mtimeMs}` === this.stamp) return;
       try {
         this.read();
         this.log?.info({ file: this.file, tokens: this.entries.length }, "reader tokens reloaded");
       } catch (err) {
+        this.stamp = `${st.ino}:${st.size}:${st.mtimeMs}`; // logged once, not on every poll
         this.log?.error({ file: this.file, err }, "cannot re-read reader token file; keeping the previous tokens");
       }
-    });
+    }, intervalMs);
+    this.timer.unref();
   }
 
   unwatch(): void {
-    unwatchFile(this.file);
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /** The scope of the token an `Authorization: Bearer <token>` header carries; undefined for none or a wrong one. */

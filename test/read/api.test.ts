@@ -1,5 +1,5 @@
 // The read API's contract: reader tokens and their scopes, validation against the schema, bound values.
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseReaderTokens } from "../../collector/read/access.ts";
 import { countersStatement, parseTraffic, sketchesStatement, ReadError } from "../../collector/read/query.ts";
@@ -74,15 +74,20 @@ describe("reader tokens", () => {
 
   it("rotates: a token added to the file works, a removed one stops working, without a restart", async () => {
     const fresh = "rotated-in-token-0123456789";
+    // Replaced whole, as a secret mount swaps it: a poll never sees a half-written file.
+    const replace = (text: string) => {
+      writeFileSync(`${api.file}.new`, text);
+      renameSync(`${api.file}.new`, api.file);
+    };
     api.tokens.watch(20);
-    writeFileSync(api.file, `${fresh} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`);
-    await expect.poll(async () => (await api.get("/api/v1/whoami", fresh)).status, { timeout: 5000 }).toBe(200);
+    replace(`${fresh} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`);
+    await expect.poll(async () => (await api.get("/api/v1/whoami", fresh)).status, { timeout: 20_000 }).toBe(200);
     expect((await api.get("/api/v1/whoami", TOKENS.operator)).status).toBe(401);
-    writeFileSync(api.file, "not a valid line\n"); // a broken file keeps the previous tokens
+    replace("not a valid line\n"); // a broken file keeps the previous tokens
     await new Promise((r) => setTimeout(r, 200));
     expect((await api.get("/api/v1/whoami", fresh)).status).toBe(200);
-    writeFileSync(api.file, `${TOKENS.operator} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`);
-    await expect.poll(async () => (await api.get("/api/v1/whoami", TOKENS.operator)).status, { timeout: 5000 }).toBe(200);
+    replace(`${TOKENS.operator} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`);
+    await expect.poll(async () => (await api.get("/api/v1/whoami", TOKENS.operator)).status, { timeout: 20_000 }).toBe(200);
     api.tokens.unwatch();
   });
 
