@@ -111,7 +111,7 @@ for (const target of SERIES) {
   try {
     const t0 = performance.now();
     const day = await buildDay(w, target);
-    console.error(`${target} series: built ${day.series} series, ${day.minuteRows.toLocaleString()} minute rows, ${day.hourRows.toLocaleString()} hour rows in ${secs(performance.now() - t0)} s`);
+    console.log(`${target} series: built ${day.series} series, ${day.minuteRows.toLocaleString()} minute rows, ${day.hourRows.toLocaleString()} hour rows in ${secs(performance.now() - t0)} s`);
     const nowMs = day.dayStart + DAY;
     for (const range of ["24h", "1h"]) {
       const t = await timeBoards(w, nowMs, range);
