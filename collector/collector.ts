@@ -7,6 +7,7 @@ import { TokenSet, ensureGeneratedToken } from "./auth.ts";
 import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
+import { mountReadSurface, type ReadInfo } from "./read/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { RemoteWriteExporter } from "./remote-write/exporter.ts";
 import { buildServer } from "./server.ts";
@@ -26,6 +27,8 @@ export interface RunningCollector {
   exporter?: RemoteWriteExporter;
   /** Where the ingest token came from, for the startup line (never the token itself). */
   auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
+  /** How the read API and dashboard are set up (collector/read/). */
+  read: ReadInfo;
   /** Graceful stop: refuse new requests, finish in-flight ones, load the spool, close everything. */
   close(): Promise<void>;
 }
@@ -90,6 +93,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
     remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });
+  const read = await mountReadSurface(app, config, sink, log);
   // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
   // leaves the collector spooling (see Loader.openSink).
   await loader.openSink();
@@ -108,7 +112,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       // then the remote write's own catch-up, within part of the shutdown budget (its state resumes it)
       await exporter?.stop(Math.min(10_000, config.shutdownTimeoutS * 500));
       await spool.close();
+      await read.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, metrics, exporter, auth, close };
+  return { app, url, sink, spool, loader, metrics, exporter, auth, read: read.info, close };
 }

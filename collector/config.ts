@@ -45,6 +45,10 @@ export interface CollectorConfig {
   ingestTokens: string[];
   ingestTokensFile?: string;
   authDisabled: boolean;
+  /** Read API and dashboard (collector/read/); reader tokens are separate from ingest tokens. */
+  readApi: boolean;
+  readerTokensFile?: string;
+  readAuthDisabled: boolean;
   maxBodyBytes: number;
   /** Longest a request (headers and body) may take to arrive; a slower one is answered 408 and closed. */
   requestTimeoutS: number;
@@ -138,6 +142,9 @@ export const SETTINGS: readonly Setting[] = [
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
+  setting("READ_API", "serve the read API (/api/v1) and the dashboard (/ui); DuckDB sink only", "true", bool, (c, v) => (c.readApi = v)),
+  strSetting("READER_TOKENS_FILE", "reader tokens with their namespace scopes, re-read when it changes (docs/read-api.md)", "<data>/reader-tokens (generated)", (c, v) => (c.readerTokensFile = v || undefined)),
+  setting("READ_AUTH_DISABLED", "read without a token, every namespace (demo only; logged as a warning)", "false", bool, (c, v) => (c.readAuthDisabled = v)),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
   setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
   setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
@@ -188,6 +195,8 @@ export function defaultConfig(): CollectorConfig {
     hourlyMaxHoursPerLoad: DEFAULT_MAX_HOURS_PER_LOAD,
     ingestTokens: [],
     authDisabled: false,
+    readApi: true,
+    readAuthDisabled: false,
     maxBodyBytes: 4 * MiB,
     requestTimeoutS: 30,
     maxEventLoopDelayMs: 1000,
@@ -218,6 +227,9 @@ export function validate(c: CollectorConfig): string[] {
   if (c.sink === "snowflake") problems.push(...checkSnowflakeSettings(c.snowflake));
   if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
     problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
+  }
+  if (c.readAuthDisabled && c.readerTokensFile) {
+    problems.push("MESHLOOK_READ_AUTH_DISABLED: true contradicts MESHLOOK_READER_TOKENS_FILE being set");
   }
   problems.push(...checkRemoteWrite(c));
   return problems;

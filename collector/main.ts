@@ -33,7 +33,10 @@ const auth =
     : collector.auth.generatedFile
       ? `ingest token ${collector.auth.created ? "generated in" : "read from"} ${collector.auth.generatedFile}`
       : "ingest tokens from configuration";
-process.stdout.write(`meshlook collector listening on ${collector.url}; spool ${config.spoolDir}; warehouse ${where}; ${auth}\n`);
+const r = collector.read;
+const read =
+  r.mode === "off" ? "read API off" : r.mode === "open" ? `dashboard ${collector.url}/ui/ (read auth DISABLED)` : `dashboard ${collector.url}/ui/, reader tokens ${r.generated ? (r.created ? "generated in " : "read from ") : "from "}${r.file}`;
+process.stdout.write(`meshlook collector listening on ${collector.url}; spool ${config.spoolDir}; warehouse ${where}; ${auth}; ${read}\n`);
 
 let stopping = false;
 const shutdown = (signal: string) => {

@@ -3,14 +3,18 @@
  * process, `collector/main.ts`) on a fresh DuckDB file, runs a bookinfo-like mesh through the real
  * `dist/meshlook.wasm` in simulated Envoy sidecars (several VMs each) on an accelerated clock, lets the
  * filters flush their last windows, stops the collector gracefully (its final load), then reads the
- * warehouse back with SQL and checks it against the traffic generator's ground truth.
+ * warehouse back with SQL and checks it against the traffic generator's ground truth. With --keep it then
+ * starts the collector again on that data and leaves it running, printing the dashboard URL and a reader token.
  *
- *   npm run demo -- --duration 60 --rps 1000 --seed 42 --workers 2
+ *   npm run demo -- --duration 600 --rps 200 --seed 42 --workers 2 --keep
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
+import { parseReaderTokens } from "../collector/read/access.ts";
+import { startCollectorProcess } from "./collector-process.ts";
 import type { MeshProgress } from "./mesh.ts";
 import { RELEASE_WASM, runPipeline } from "./pipeline.ts";
 import { bytes, formatTable, int, ms, percent } from "./report.ts";
@@ -21,23 +25,27 @@ import { Warehouse, compareSeries, exactFields } from "./warehouse.ts";
 const FLUSH_INTERVAL_S = 10;
 const QUANTILES = [0.5, 0.9, 0.99];
 
-const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--workers N] [--data-dir DIR]
-  --duration  simulated seconds of traffic (default 60)
-  --rps       requests per simulated second across the mesh (default 1000)
+const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--workers N] [--data-dir DIR] [--keep [--port N]]
+  --duration  simulated seconds of traffic (default 600: ten minutes, so charts per minute show shape)
+  --rps       requests per simulated second across the mesh (default 200)
   --seed      traffic seed; the same seed gives the same requests (default 42)
   --workers   Envoy worker threads, i.e. filter VMs, per sidecar (default 2)
-  --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)`;
+  --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)
+  --keep      afterwards, leave the collector running on the demo's data and print the dashboard URL
+  --port      port of the collector left running by --keep (default 8080; 0 = any free port)`;
 
 function options() {
   let values;
   try {
     ({ values } = parseArgs({
       options: {
-        duration: { type: "string", default: "60" },
-        rps: { type: "string", default: "1000" },
+        duration: { type: "string", default: "600" },
+        rps: { type: "string", default: "200" },
         seed: { type: "string", default: "42" },
         workers: { type: "string", default: "2" },
         "data-dir": { type: "string" },
+        keep: { type: "boolean", default: false },
+        port: { type: "string", default: "8080" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -65,6 +73,8 @@ function options() {
     seed: Math.trunc(number("seed", values.seed, -1, 2 ** 31)),
     workers: Math.trunc(number("workers", values.workers, 0, 64)),
     dataDir: values["data-dir"] ?? join("data", `demo-${stamp}`),
+    keep: values.keep,
+    port: Math.trunc(number("port", values.port, -1, 65535)),
   };
 }
 
@@ -127,6 +137,28 @@ async function main() {
   } finally {
     warehouse.close();
   }
+  if (opts.keep) await keep(opts.dataDir, opts.port);
+}
+
+/** Starts the collector again on the demo's data (its own generated reader token) and waits for Ctrl-C. */
+async function keep(dataDir: string, port: number) {
+  const collector = await startCollectorProcess({
+    dataDir,
+    token: randomBytes(24).toString("base64url"),
+    settings: { MESHLOOK_PORT: String(port) },
+  });
+  const [reader] = parseReaderTokens(readFileSync(join(dataDir, "reader-tokens"), "utf8"));
+  console.log(`
+The collector keeps running on the demo's data (pid ${collector.child.pid}); Ctrl-C stops it.
+  dashboard      ${collector.url}/ui/#token=${reader.token}
+  reader token   ${reader.token}   (scope: every namespace; ${join(dataDir, "reader-tokens")})
+  read API       curl -H "Authorization: Bearer ${reader.token}" '${collector.url}/api/v1/traffic?group_by=destination_service'`);
+  await new Promise<void>((resolve) => {
+    const stop = () => void collector.stop().finally(resolve);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    collector.child.once("exit", () => resolve());
+  });
 }
 
 async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: number, duckdbPath: string) {

@@ -63,6 +63,18 @@ export class DuckDBSink implements Sink {
     return this.conn;
   }
 
+  /**
+   * A further connection to the same open database, MESH_QUANTILE registered, for reads that must not
+   * share the loader's connection (and its open transactions). The caller closes it.
+   */
+  async connectReader(): Promise<DuckDBConnection> {
+    if (!this.instance || !this.conn) return this.connection; // throws, saying why
+    const c = await this.instance.connect();
+    registerMeshQuantile(c);
+    registerMeshSketchMerge(c);
+    return c;
+  }
+
   private async migrate(): Promise<void> {
     const c = this.connection;
     await c.run(createTableSql(SCHEMA_VERSION_TABLE, "duckdb"));

@@ -1,0 +1,358 @@
+// The read API's questions, validated against shared/schema.ts and rendered to SQL whose every value is a
+// bound parameter. Identifiers in the SQL come only from the schema's own lists, never from the client.
+// Pure: no I/O here; collector/read/warehouse.ts runs what this builds.
+import { DIMENSIONS, FACT_TABLE, HOUR_TABLE, LEDGER_TABLE, LOSS_TABLE, type Dimension } from "../../shared/schema.ts";
+import type { Scope } from "./access.ts";
+
+export class ReadError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 503,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Query-string values as Fastify parses them: a repeated key gives an array. */
+export type Params = Record<string, string | string[] | undefined>;
+
+/** Derived dimensions the LookML views define on top of the columns (mesh_traffic_fields, service_edges). */
+export const DERIVED = {
+  response_class:
+    "CASE WHEN response_code = 0 THEN 'no response' WHEN response_code BETWEEN 100 AND 199 THEN '1xx' " +
+    "WHEN response_code BETWEEN 200 AND 299 THEN '2xx' WHEN response_code BETWEEN 300 AND 399 THEN '3xx' " +
+    "WHEN response_code BETWEEN 400 AND 499 THEN '4xx' WHEN response_code BETWEEN 500 AND 599 THEN '5xx' ELSE 'other' END",
+  source_node: "source_namespace || '/' || source_canonical_service",
+  destination_node: "destination_namespace || '/' || destination_canonical_service",
+} as const;
+export type Field = Dimension | keyof typeof DERIVED;
+export const FIELDS: readonly Field[] = [...DIMENSIONS, ...(Object.keys(DERIVED) as (keyof typeof DERIVED)[])];
+const fieldSql = (f: Field) => (f in DERIVED ? `(${DERIVED[f as keyof typeof DERIVED]})` : f);
+
+export const INTERVALS = ["minute", "hour", "none"] as const;
+export type Interval = (typeof INTERVALS)[number];
+export const QUANTILES = [0.5, 0.9, 0.99, 0.999] as const;
+/** Output names of the percentiles, as the LookML measures name them. */
+export const QUANTILE_FIELDS = ["latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_p999_ms"] as const;
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+/** The longest range one question may span: a month of minutes. */
+export const MAX_RANGE_MS = 31 * 24 * HOUR_MS;
+export const DEFAULT_RANGE_MS = 24 * HOUR_MS;
+const MAX_GROUP_BY = 6;
+const MAX_FILTER_VALUES = 100;
+const MAX_VALUE_LENGTH = 1024;
+export const MAX_LIMIT = 10_000;
+/** Percentiles merge every sketch of a group; past this span a per-minute series is refused (use hour). */
+export const MAX_MINUTE_SERIES_MS = 6 * HOUR_MS;
+
+/** A bound statement: SQL with `?` placeholders and their values in order. */
+export interface Statement {
+  sql: string;
+  params: (string | number)[];
+}
+
+export interface Range {
+  fromMs: number;
+  toMs: number;
+}
+
+export interface TrafficQuery extends Range {
+  reporter: "destination" | "source";
+  /** Field → accepted values (any of them). */
+  filters: Partial<Record<Field, string[]>>;
+  groupBy: Field[];
+  interval: Interval;
+  percentiles: boolean;
+  limit: number;
+}
+
+const one = (params: Params, key: string): string | undefined => {
+  const v = params[key];
+  if (Array.isArray(v)) throw new ReadError(400, "bad_parameter", `${key}: give it once`);
+  return v;
+};
+
+const ISO_TIME = /^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d{1,3})?)?(Z|[+-]\d\d:\d\d))?$/;
+
+/** A timestamp parameter: ISO 8601 (`2026-01-01T00:00:00Z`) or epoch milliseconds. */
+function time(params: Params, key: string): number | undefined {
+  const raw = one(params, key);
+  if (raw === undefined || raw === "") return undefined;
+  // A time of day needs its zone (Z or ±hh:mm): a server-local reading would differ between hosts.
+  const ms = /^\d{1,15}$/.test(raw) ? Number(raw) : ISO_TIME.test(raw) ? Date.parse(raw) : NaN;
+  if (!Number.isFinite(ms)) throw new ReadError(400, "bad_parameter", `${key}: expected an ISO 8601 time with its zone (2026-01-01T00:00:00Z) or epoch milliseconds`);
+  return ms;
+}
+
+/**
+ * `from`/`to` (to exclusive), widened outwards to whole minutes, the table's grain; default: the last 24
+ * hours up to the end of the current minute.
+ */
+export function parseRange(params: Params, nowMs: number): Range {
+  const to = time(params, "to") ?? nowMs;
+  const from = time(params, "from") ?? to - DEFAULT_RANGE_MS;
+  const fromMs = Math.floor(from / MINUTE_MS) * MINUTE_MS;
+  const toMs = Math.ceil(to / MINUTE_MS) * MINUTE_MS;
+  if (toMs <= fromMs) throw new ReadError(400, "bad_range", "from must be before to");
+  if (toMs - fromMs > MAX_RANGE_MS) throw new ReadError(400, "bad_range", `range longer than ${MAX_RANGE_MS / HOUR_MS / 24} days`);
+  return { fromMs, toMs };
+}
+
+function values(params: Params, key: string): string[] {
+  const v = params[key];
+  const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
+  if (list.length > MAX_FILTER_VALUES) throw new ReadError(400, "bad_parameter", `${key}: at most ${MAX_FILTER_VALUES} values`);
+  for (const s of list) if (s.length > MAX_VALUE_LENGTH) throw new ReadError(400, "bad_parameter", `${key}: value longer than ${MAX_VALUE_LENGTH}`);
+  return list;
+}
+
+function assertVisible(field: Field, scope: Scope, use: string): void {
+  if (field === "end_user_principal" && !scope.endUsers) {
+    throw new ReadError(403, "forbidden_field", `${use} end_user_principal needs a reader token granted end_users`);
+  }
+}
+
+const isField = (s: string): s is Field => (FIELDS as readonly string[]).includes(s);
+
+/** Parameters that are not filters. */
+const CONTROL = new Set(["from", "to", "reporter", "group_by", "interval", "percentiles", "limit", "dimension"]);
+
+export function parseFilters(params: Params, scope: Scope): Partial<Record<Field, string[]>> {
+  const filters: Partial<Record<Field, string[]>> = {};
+  for (const key of Object.keys(params)) {
+    if (CONTROL.has(key)) continue;
+    if (!isField(key)) throw new ReadError(400, "unknown_parameter", `unknown parameter ${JSON.stringify(key.slice(0, 64))}; filters are dimensions of docs/schema.md`);
+    assertVisible(key, scope, "filtering on");
+    const list = values(params, key);
+    if (list.length > 0) filters[key] = list;
+  }
+  return filters;
+}
+
+export function parseTraffic(params: Params, scope: Scope, nowMs: number): TrafficQuery {
+  const reporter = one(params, "reporter") ?? "destination";
+  if (reporter !== "destination" && reporter !== "source") throw new ReadError(400, "bad_parameter", "reporter: destination or source");
+  const groupBy = (one(params, "group_by") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (groupBy.length > MAX_GROUP_BY) throw new ReadError(400, "bad_parameter", `group_by: at most ${MAX_GROUP_BY} fields`);
+  for (const g of groupBy) {
+    if (!isField(g)) throw new ReadError(400, "bad_parameter", `group_by: unknown field ${JSON.stringify(g.slice(0, 64))}`);
+    assertVisible(g, scope, "grouping by");
+  }
+  if (new Set(groupBy).size !== groupBy.length) throw new ReadError(400, "bad_parameter", "group_by: a field is repeated");
+  const interval = (one(params, "interval") ?? "none") as Interval;
+  if (!INTERVALS.includes(interval)) throw new ReadError(400, "bad_parameter", `interval: one of ${INTERVALS.join(", ")}`);
+  const percentiles = one(params, "percentiles") ?? "true";
+  if (percentiles !== "true" && percentiles !== "false") throw new ReadError(400, "bad_parameter", "percentiles: true or false");
+  const range = parseRange(params, nowMs);
+  if (interval === "minute" && percentiles === "true" && range.toMs - range.fromMs > MAX_MINUTE_SERIES_MS) {
+    throw new ReadError(400, "bad_range", `per-minute percentiles span at most ${MAX_MINUTE_SERIES_MS / HOUR_MS} hours; use interval=hour`);
+  }
+  return {
+    ...range,
+    reporter,
+    filters: parseFilters(params, scope),
+    groupBy: groupBy as Field[],
+    interval,
+    percentiles: percentiles === "true",
+    limit: parseLimit(params),
+  };
+}
+
+export function parseLimit(params: Params, def = 1000): number {
+  const raw = one(params, "limit");
+  if (raw === undefined) return def;
+  const n = /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= MAX_LIMIT)) throw new ReadError(400, "bad_parameter", `limit: an integer from 1 to ${MAX_LIMIT}`);
+  return n;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
+
+/** `target` matches one of the scope's namespace patterns (a `%` makes a LIKE, as Looker's access filter). */
+export function scopeCondition(target: string, scope: Scope): Statement | undefined {
+  if (scope.namespaces.includes("%")) return undefined;
+  const parts = scope.namespaces.map((n) => (n.includes("%") ? `${target} LIKE ?` : `${target} = ?`));
+  return { sql: `(${parts.join(" OR ")})`, params: [...scope.namespaces] };
+}
+
+/** WHERE conditions of a traffic question on a table whose time column is `timeCol`. */
+function conditions(q: TrafficQuery, scope: Scope, timeCol: string, fromMs: number, toMs: number): Statement {
+  const sql = [`${timeCol} >= CAST(? AS TIMESTAMP)`, `${timeCol} < CAST(? AS TIMESTAMP)`, "reporter = ?"];
+  const params: (string | number)[] = [iso(fromMs), iso(toMs), q.reporter];
+  for (const [field, list] of Object.entries(q.filters) as [Field, string[]][]) {
+    if (field === "response_code") {
+      const codes = list.map((v) => {
+        if (!/^\d{1,3}$/.test(v)) throw new ReadError(400, "bad_parameter", "response_code: an HTTP status number");
+        return Number(v);
+      });
+      sql.push(`response_code IN (${codes.map(() => "?").join(", ")})`);
+      params.push(...codes);
+    } else {
+      sql.push(`${fieldSql(field)} IN (${list.map(() => "?").join(", ")})`);
+      params.push(...list);
+    }
+  }
+  const s = scopeCondition("destination_namespace", scope);
+  if (s) {
+    sql.push(s.sql);
+    params.push(...s.params);
+  }
+  return { sql: sql.join(" AND "), params };
+}
+
+const bucketSql = (interval: Interval, col: string) =>
+  interval === "none" ? "NULL" : `epoch_ms(date_trunc('${interval}', ${col}))`;
+
+/** Column names of a traffic result's grouping: the bucket (when there is an interval) then group_by. */
+export const groupColumns = (q: TrafficQuery) => [...(q.interval === "none" ? [] : ["t"]), ...q.groupBy];
+
+/**
+ * Counters from the minute table, which is exact and cheap to sum (no sketches): requests, errors,
+ * bytes, latency sum/min/max, and the first and last minute (the LookML requests_per_second window).
+ */
+export function countersStatement(q: TrafficQuery, scope: Scope): Statement {
+  const where = conditions(q, scope, "minute", q.fromMs, q.toMs);
+  const keys = [...(q.interval === "none" ? [] : [`${bucketSql(q.interval, "minute")} AS t`]), ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`)];
+  const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
+  const order = q.interval === "none" ? "requests DESC" : "1";
+  return {
+    sql:
+      `SELECT ${[...keys, "SUM(requests) AS requests", "SUM(errors) AS errors", "SUM(request_bytes) AS request_bytes",
+        "SUM(response_bytes) AS response_bytes", "SUM(latency_sum_us) AS latency_sum_us", "MIN(latency_min_us) AS latency_min_us",
+        "MAX(latency_max_us) AS latency_max_us", "epoch_ms(MIN(minute)) AS first_minute", "epoch_ms(MAX(minute)) AS last_minute",
+        "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END) AS mtls_requests"].join(", ")} ` +
+      `FROM ${FACT_TABLE.name} WHERE ${where.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
+    params: where.params,
+  };
+}
+
+/**
+ * The latency sketches of a question's rows after their group columns (groupColumns), for merging per group in the read
+ * process. Hours in `hours` (current hourly rollup rows, wholly inside the range, compacted from every minute
+ * row of that hour) are read from mesh_traffic_hour — one row per series and hour instead of sixty — and every
+ * other minute of the range from mesh_traffic_minute. Both hold the same sketches merged exactly, so the
+ * merged result is the same either way.
+ */
+export function sketchesStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
+  if (q.interval === "minute" && hours.length > 0) throw new Error("a per-minute series cannot read hourly rows");
+  const cols = (timeCol: string) => [
+    ...(q.interval === "none" ? [] : [`${bucketSql(q.interval, timeCol)} AS t`]),
+    ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`),
+    "latency_sketch",
+  ].join(", ");
+  const minute = conditions(q, scope, "minute", q.fromMs, q.toMs);
+  const hourList = hours.map(() => "CAST(? AS TIMESTAMP)").join(", ");
+  const parts: Statement[] = [];
+  if (hours.length > 0) {
+    const h = conditions(q, scope, "hour", q.fromMs, q.toMs);
+    parts.push({
+      sql: `SELECT ${cols("hour")} FROM ${HOUR_TABLE.name} WHERE ${h.sql} AND hour IN (${hourList})`,
+      params: [...h.params, ...hours.map(iso)],
+    });
+  }
+  parts.push({
+    sql:
+      `SELECT ${cols("minute")} FROM ${FACT_TABLE.name} WHERE ${minute.sql}` +
+      (hours.length > 0 ? ` AND date_trunc('hour', minute) NOT IN (${hourList})` : ""),
+    params: [...minute.params, ...hours.map(iso)],
+  });
+  return { sql: parts.map((p) => p.sql).join(" UNION ALL "), params: parts.flatMap((p) => p.params) };
+}
+
+/**
+ * Hours of the range whose hourly rows are current: wholly inside [from, to) and compacted from as many
+ * minute rows as the minute table holds for that hour now (the compaction's own staleness rule,
+ * collector/sink/hourly.ts), so reading them gives exactly what the minute rows would.
+ */
+export function currentHoursStatement(r: Range): Statement | undefined {
+  const fromHour = Math.ceil(r.fromMs / HOUR_MS) * HOUR_MS;
+  const toHour = Math.floor(r.toMs / HOUR_MS) * HOUR_MS;
+  if (toHour <= fromHour) return undefined;
+  return {
+    sql:
+      `SELECT epoch_ms(h.hour) AS hour FROM (SELECT hour, SUM(minute_rows) AS n FROM ${HOUR_TABLE.name} ` +
+      `WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY hour) AS h JOIN (` +
+      `SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name} ` +
+      `WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m ` +
+      `ON h.hour = m.hour AND h.n = m.n ORDER BY 1`,
+    params: [iso(fromHour), iso(toHour), iso(fromHour), iso(toHour)],
+  };
+}
+
+/** Identity access (looker/views/identity_access.view.lkml): who calls whom, over mTLS or not, first/last seen. */
+export const IDENTITY_FIELDS = [
+  "source_principal",
+  "source_namespace",
+  "source_workload",
+  "destination_principal",
+  "destination_service",
+  "destination_namespace",
+  "connection_security_policy",
+] as const;
+
+export function identityStatement(q: TrafficQuery, scope: Scope): Statement {
+  const where = conditions(q, scope, "minute", q.fromMs, q.toMs);
+  return {
+    sql:
+      `SELECT ${IDENTITY_FIELDS.join(", ")}, epoch_ms(MIN(minute)) AS first_seen, epoch_ms(MAX(minute)) AS last_seen, ` +
+      `SUM(requests) AS requests, SUM(errors) AS errors FROM ${FACT_TABLE.name} WHERE ${where.sql} ` +
+      `GROUP BY ${IDENTITY_FIELDS.join(", ")} ORDER BY requests DESC LIMIT ${q.limit}`,
+    params: where.params,
+  };
+}
+
+/**
+ * Sidecar loss (looker/views/mesh_sidecar_loss.view.lkml) per minute or in total; the namespace filter and
+ * the scope apply to the sidecar's own namespace, as the LookML access filter does.
+ */
+export function lossStatement(r: Range, interval: Interval, namespaces: readonly string[], scope: Scope): Statement {
+  const sql = ["minute >= CAST(? AS TIMESTAMP)", "minute < CAST(? AS TIMESTAMP)"];
+  const params: (string | number)[] = [iso(r.fromMs), iso(r.toMs)];
+  if (namespaces.length) {
+    sql.push(`namespace IN (${namespaces.map(() => "?").join(", ")})`);
+    params.push(...namespaces);
+  }
+  const s = scopeCondition("namespace", scope);
+  if (s) {
+    sql.push(s.sql);
+    params.push(...s.params);
+  }
+  const t = interval === "none" ? "" : `${bucketSql(interval, "minute")} AS t, `;
+  return {
+    sql:
+      `SELECT ${t}SUM(dropped_requests) AS dropped_requests, SUM(dropped_windows) AS dropped_windows, ` +
+      `SUM(overflow_keys) AS overflow_keys, COUNT(DISTINCT producer_id) AS reporting_sidecars FROM ${LOSS_TABLE.name} ` +
+      `WHERE ${sql.join(" AND ")}${t ? " GROUP BY 1 ORDER BY 1" : ""}`,
+    params,
+  };
+}
+
+/** Loads per minute from the load ledger (looker/views/mesh_loads.view.lkml); operators only. */
+export function loadsStatement(r: Range): Statement {
+  return {
+    sql:
+      `SELECT epoch_ms(date_trunc('minute', loaded_at)) AS t, COUNT(*) AS summaries, COUNT(DISTINCT producer_id) AS producers, ` +
+      `SUM(requests) AS requests, SUM(series) AS series FROM ${LEDGER_TABLE.name} ` +
+      `WHERE loaded_at >= CAST(? AS TIMESTAMP) AND loaded_at < CAST(? AS TIMESTAMP) GROUP BY 1 ORDER BY 1`,
+    params: [iso(r.fromMs), iso(r.toMs)],
+  };
+}
+
+/** Distinct values of one field in the range, within scope (for filter pickers). */
+export function valuesStatement(q: TrafficQuery, field: Field, scope: Scope): Statement {
+  assertVisible(field, scope, "listing");
+  const where = conditions(q, scope, "minute", q.fromMs, q.toMs);
+  return {
+    sql: `SELECT DISTINCT ${fieldSql(field)} AS value FROM ${FACT_TABLE.name} WHERE ${where.sql} ORDER BY 1 LIMIT ${q.limit}`,
+    params: where.params,
+  };
+}
+
+export function parseField(params: Params, key: string): Field {
+  const f = one(params, key);
+  if (f === undefined || !isField(f)) throw new ReadError(400, "bad_parameter", `${key}: one of ${FIELDS.join(", ")}`);
+  return f;
+}

@@ -1,0 +1,166 @@
+// Runs the read API's statements on the collector's own DuckDB database (a connection of its own next to
+// the loader's, so no second process fights for the file lock) and caches answers until the next load:
+// the newest load ledger entry changes exactly when new rows become visible.
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { meshQuantile, meshSketchAddInto, meshSketchMerge, type SketchJson } from "../../shared/quantile.ts";
+import { LEDGER_TABLE } from "../../shared/schema.ts";
+import type { Scope } from "./access.ts";
+import {
+  QUANTILES,
+  QUANTILE_FIELDS,
+  ReadError,
+  currentHoursStatement,
+  groupColumns,
+  sketchesStatement,
+  countersStatement,
+  type Statement,
+  type TrafficQuery,
+} from "./query.ts";
+
+export type Row = Record<string, string | number | boolean | null>;
+
+/** What the read API needs from the warehouse: fresh connections to the same database. */
+export interface ReadSource {
+  connectReader(): Promise<DuckDBConnection>;
+}
+
+const CACHE_ENTRIES = 500;
+
+const plain = (v: unknown): string | number | boolean | null =>
+  v === null || v === undefined ? null : typeof v === "bigint" ? Number(v) : typeof v === "number" || typeof v === "boolean" ? v : String(v);
+
+export class ReadWarehouse {
+  private cache = new Map<string, Promise<unknown>>();
+  private cachedFor = "";
+  private pool: DuckDBConnection[] = [];
+
+  constructor(private readonly source: ReadSource) {}
+
+  /** An idle connection, or a new one; the caller gives it back to the pool. */
+  private async take(): Promise<DuckDBConnection> {
+    return (
+      this.pool.pop() ??
+      this.source.connectReader().catch((err: Error) => {
+        throw new ReadError(503, "warehouse_unavailable", err.message);
+      })
+    );
+  }
+
+  async run(st: Statement): Promise<Row[]> {
+    const c = await this.take();
+    try {
+      const reader = await c.runAndReadAll(st.sql, st.params);
+      const names = reader.columnNames();
+      return reader.getRows().map((r) => Object.fromEntries(names.map((n, i) => [n, plain(r[i])])));
+    } finally {
+      this.pool.push(c);
+    }
+  }
+
+  /**
+   * Rows of `st` — `keyColumns` group columns, then a sketch — merged per group
+   * here, with the same code MESH_SKETCH_MERGE runs: the rows come out as plain column chunks, where a
+   * MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript UDF one value at a time.
+   */
+  private async mergedSketches(st: Statement, keyColumns: number): Promise<Map<string, SketchJson>> {
+    const c = await this.take();
+    const merged = new Map<string, SketchJson>();
+    try {
+      const result = await c.stream(st.sql, st.params);
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const columns = chunk.getColumns();
+        const sketches = columns[keyColumns] as (string | null)[];
+        for (let i = 0; i < chunk.rowCount; i++) {
+          const key = JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i])));
+          const acc = merged.get(key);
+          if (acc) meshSketchAddInto(acc, sketches[i]);
+          else {
+            const first = meshSketchMerge([sketches[i]]);
+            if (first) merged.set(key, first);
+          }
+        }
+      }
+    } finally {
+      this.pool.push(c);
+    }
+    return merged;
+  }
+
+  /** The newest load (epoch ms) and the newest minute with traffic; null before the first load. */
+  async freshness(): Promise<{ latestLoadMs: number | null; latestMinuteMs: number | null }> {
+    const [row] = await this.run({
+      sql: `SELECT epoch_ms(MAX(loaded_at)) AS l, epoch_ms(MAX(window_end)) AS m FROM ${LEDGER_TABLE.name}`,
+      params: [],
+    });
+    return { latestLoadMs: row.l as number | null, latestMinuteMs: row.m as number | null };
+  }
+
+  /**
+   * `compute`'s answer for `key`, reused until the next load. Concurrent asks for the same key share one
+   * computation; a failed one is not kept.
+   */
+  async cached<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    const { latestLoadMs } = await this.freshness();
+    const generation = String(latestLoadMs);
+    if (generation !== this.cachedFor) {
+      this.cache.clear();
+      this.cachedFor = generation;
+    }
+    let hit = this.cache.get(key) as Promise<T> | undefined;
+    if (!hit) {
+      hit = compute();
+      this.cache.set(key, hit);
+      hit.catch(() => this.cache.delete(key));
+      if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return hit;
+  }
+
+  /** Hours of the range whose hourly rows can stand in for the minute rows (query.ts currentHoursStatement). */
+  async currentHours(q: TrafficQuery): Promise<number[]> {
+    const st = currentHoursStatement(q);
+    if (!st || q.interval === "minute") return [];
+    // The same for every question over this range until the next load; a board asks several at once.
+    return this.cached(JSON.stringify(["current-hours", q.fromMs, q.toMs]), async () => (await this.run(st)).map((r) => r.hour as number));
+  }
+
+  /**
+   * Traffic rows: the counters of countersStatement, joined with the percentiles of the merged sketches
+   * (sketchesStatement) for the same groups, plus the LookML's derived measures (error rate, rate per
+   * second over the group's window, mean latency, mTLS share).
+   */
+  async traffic(q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
+    // An ungrouped aggregate over no rows is one row of NULLs: no traffic is no row.
+    const counters = (await this.run(countersStatement(q, scope))).filter((r) => r.requests !== null);
+    const keys = groupColumns(q);
+    const keyOf = (r: Row) => JSON.stringify(keys.map((k) => r[k]));
+    let hours: number[] = [];
+    const quantiles = new Map<string, (number | null)[]>();
+    if (q.percentiles && counters.length > 0) {
+      hours = await this.currentHours(q);
+      for (const [key, sketch] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
+        quantiles.set(key, QUANTILES.map((p) => meshQuantile([sketch], p)));
+      }
+    }
+    const rows = counters.map((r) => {
+      const requests = r.requests as number;
+      const out: Row = { ...r };
+      out.error_rate = requests > 0 ? (r.errors as number) / requests : null;
+      out.mtls_share = requests > 0 ? (r.mtls_requests as number) / requests : null;
+      out.requests_per_second = requests / (((r.last_minute as number) - (r.first_minute as number)) / 1000 + 60);
+      out.latency_mean_ms = requests > 0 ? (r.latency_sum_us as number) / requests / 1000 : null;
+      out.latency_min_ms = r.latency_min_us === null ? null : (r.latency_min_us as number) / 1000;
+      out.latency_max_ms = r.latency_max_us === null ? null : (r.latency_max_us as number) / 1000;
+      if (q.percentiles) {
+        const qs = quantiles.get(keyOf(r)) ?? QUANTILES.map(() => null);
+        QUANTILE_FIELDS.forEach((f, i) => (out[f] = qs[i] === null ? null : qs[i]! / 1000));
+      }
+      return out;
+    });
+    return { rows, hourlyHours: hours.length };
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.pool.splice(0)) c.closeSync();
+  }
+}
