@@ -1,6 +1,7 @@
 // Wires the pipeline stages into one running collector: spool → ingest → HTTP, and spool → loader →
 // sink. Used by main.ts and by tests that run a collector in-process.
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { TokenSet, ensureGeneratedToken } from "./auth.ts";
@@ -8,6 +9,7 @@ import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
+import { Quarantine } from "./quarantine.ts";
 import { buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
@@ -20,6 +22,7 @@ export interface RunningCollector {
   sink: Sink;
   spool: Spool;
   loader: Loader;
+  quarantine: Quarantine;
   metrics: Metrics;
   /** Where the ingest token came from, for the startup line (never the token itself). */
   auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
@@ -67,9 +70,11 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const metrics = createMetrics(() => spool);
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
+  const quarantine = new Quarantine(quarantineDir(config));
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
+    quarantine,
   });
   const app = await buildServer({
     spool,
@@ -85,9 +90,10 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
   });
-  // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
-  // leaves the collector spooling (see Loader.openSink).
-  await loader.openSink();
+  // Listen first, always: opening the warehouse (connect + migrations) can take as long as the
+  // warehouse's connect timeout, or fail for hours, and the liveness probe must not kill a collector
+  // that is spooling fine meanwhile. The loader's first cycle opens the sink and every later cycle
+  // retries an open that failed; /readyz answers warehouse_unreachable until one succeeds.
   let url = "";
   if (opts.listen !== false) url = await app.listen({ host: config.host, port: config.port });
   else await app.ready();
@@ -102,5 +108,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       await spool.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, metrics, auth, close };
+  return { app, url, sink, spool, loader, quarantine, metrics, auth, close };
 }
+
+/** Where the quarantine lives: beside the spool, in the data directory. */
+export const quarantineDir = (config: Pick<CollectorConfig, "dataDir">) => join(config.dataDir, "quarantine");

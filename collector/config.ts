@@ -21,6 +21,8 @@ export interface SnowflakeSettings {
   authenticator: "SNOWFLAKE_JWT" | "SNOWFLAKE";
   password?: string;
   accessUrl?: string;
+  /** Seconds one connect (login) may take before the attempt is abandoned and retried later (default 20). */
+  connectTimeoutS?: number;
 }
 
 export interface CollectorConfig {
@@ -150,6 +152,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("SNOWFLAKE_AUTHENTICATOR", "SNOWFLAKE_JWT (key pair) or SNOWFLAKE (password, dev only)", "SNOWFLAKE_JWT", oneOf("SNOWFLAKE_JWT", "SNOWFLAKE"), (c, v) => (c.snowflake.authenticator = v)),
   strSetting("SNOWFLAKE_PASSWORD", "password when the authenticator is SNOWFLAKE", "", (c, v) => (c.snowflake.password = v || undefined)),
   strSetting("SNOWFLAKE_ACCESS_URL", "override of the account URL (tests, private link)", "", (c, v) => (c.snowflake.accessUrl = v || undefined)),
+  setting("SNOWFLAKE_CONNECT_TIMEOUT_S", "seconds a Snowflake login may take before it is abandoned and retried next load interval", "20", int(1, 600), (c, v) => (c.snowflake.connectTimeoutS = v)),
 ];
 
 /** The defaults, before any source is applied; derived paths are filled in by loadConfig. */
@@ -173,7 +176,7 @@ export function defaultConfig(): CollectorConfig {
     maxEventLoopDelayMs: 1000,
     shutdownTimeoutS: 30,
     logLevel: "info",
-    snowflake: { authenticator: "SNOWFLAKE_JWT" },
+    snowflake: { authenticator: "SNOWFLAKE_JWT", connectTimeoutS: 20 },
   };
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
 import type { LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
+import type { Quarantine } from "./quarantine.ts";
 import { MinuteRollup, type MinuteRow } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
@@ -31,6 +32,14 @@ export interface LoaderOptions {
    * replay interrupted between them exactly-once.
    */
   replayChunkBytes?: number;
+  /** Where summaries the warehouse refuses for good go; without one such a refusal fails the batch. */
+  quarantine?: Quarantine;
+}
+
+/** A spooled summary on the replay path, with the bytes the quarantine keeps if the warehouse refuses it. */
+interface Spooled {
+  summary: DecodedSummary;
+  body: Uint8Array;
 }
 
 /**
@@ -67,6 +76,8 @@ export class Loader {
       metrics.compactionFailures.inc({ reason }, 0);
     }
     if (sink.kind === "snowflake") for (const reason of ["transient", "conflict"]) metrics.loadRetries.inc({ reason }, 0);
+    for (const reason of ["constraint", "encoding", "value", "decode"]) metrics.quarantined.inc({ reason }, 0);
+    metrics.quarantineEntries.set(opts.quarantine?.size ?? 0);
   }
 
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
@@ -126,6 +137,7 @@ export class Loader {
 
   private async cycle(): Promise<boolean> {
     if (!(await this.openSink())) return false;
+    await this.reloadQueued();
     const sealed = await this.spool.seal();
     const batch: number[] = [];
     let bytes = 0;
@@ -137,7 +149,14 @@ export class Loader {
     if (batch.length === 0) return false;
     const folds = batch.map((id) => this.ingestor?.takeFold(id, this.spool.recordCount(id)));
     const end = this.metrics.loadDuration.startTimer();
-    const loaded = (await this.loadFolded(folds)) ?? (await this.loadFromDisk(batch));
+    let loaded;
+    try {
+      loaded = (await this.loadFolded(folds)) ?? (await this.loadFromDisk(batch));
+    } catch (err) {
+      // The fold path has no per-summary bytes: a refused fold is loaded again from disk, which isolates.
+      if (!this.opts.quarantine || this.sink.refusal(err) === undefined) throw err;
+      loaded = await this.loadFromDisk(batch);
+    }
     end();
     const { res, keys } = loaded;
     this.metrics.summariesLoaded.inc(res.loaded);
@@ -178,15 +197,15 @@ export class Loader {
     const chunkBytes = this.opts.replayChunkBytes ?? 1 << 20;
     const res: LoadResult = { loaded: 0, duplicates: 0, rows: 0 };
     const keys: SummaryKey[] = [];
-    let summaries: DecodedSummary[] = [];
+    let summaries: Spooled[] = [];
     let bytes = 0;
     const loadChunk = async () => {
       if (summaries.length === 0) return;
-      const r = await this.sink.load(summaries);
+      const r = await this.loadIsolating(summaries);
       res.loaded += r.loaded;
       res.duplicates += r.duplicates;
       res.rows += r.rows;
-      for (const s of summaries) keys.push({ producerId: s.producerId, seq: s.seq });
+      for (const { summary: s } of summaries) keys.push({ producerId: s.producerId, seq: s.seq });
       summaries = [];
       bytes = 0;
     };
@@ -200,18 +219,80 @@ export class Loader {
       for (const r of seg.records) {
         const d = this.decode(r.body);
         if (d.ok) {
-          summaries.push(d.summary);
+          summaries.push({ summary: d.summary, body: r.body });
           bytes += r.body.length;
           if (bytes >= chunkBytes) await loadChunk();
         } else {
           this.metrics.replayRejected.inc();
-          this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
+          if (this.opts.quarantine) this.toQuarantine(r.body, { producerId: "", seq: -1 }, "decode", d.reason);
+          else this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
         }
         await yielder.maybe();
       }
     }
     await loadChunk();
     return { res, keys };
+  }
+
+  /**
+   * Loads `items` in one sink transaction; if the warehouse refuses it for good, loads each half on its
+   * own, down to single summaries, which go to the quarantine. A transient failure (or a refusal with no
+   * quarantine configured) propagates, and the whole batch is retried next cycle. One bad summary in n
+   * costs about 2·log2(n) extra transactions, once.
+   */
+  private async loadIsolating(items: Spooled[]): Promise<LoadResult> {
+    try {
+      return await this.sink.load(items.map((i) => i.summary));
+    } catch (err) {
+      const reason = this.opts.quarantine ? this.sink.refusal(err) : undefined;
+      if (reason === undefined) throw err;
+      if (items.length === 1) {
+        this.toQuarantine(items[0].body, items[0].summary, reason, (err as Error).message);
+        return { loaded: 0, duplicates: 0, rows: 0 };
+      }
+      const half = items.length >> 1;
+      const a = await this.loadIsolating(items.slice(0, half));
+      const b = await this.loadIsolating(items.slice(half));
+      return { loaded: a.loaded + b.loaded, duplicates: a.duplicates + b.duplicates, rows: a.rows + b.rows };
+    }
+  }
+
+  private toQuarantine(body: Uint8Array, key: SummaryKey, reason: string, error: string): void {
+    const q = this.opts.quarantine!;
+    const id = q.add(body, { producerId: key.producerId, seq: key.seq, reason, error });
+    this.metrics.quarantined.inc({ reason });
+    this.metrics.quarantineEntries.set(q.size);
+    this.log.error({ id, producerId: key.producerId, seq: key.seq, reason, error }, "warehouse refused a summary; kept in the quarantine (npm run quarantine -- list)");
+  }
+
+  /**
+   * Loads the quarantined summaries queued by `npm run quarantine -- reload`, one transaction each (they
+   * are few, and each must succeed or fail alone). Refused again: back to the quarantine with the new
+   * reason. A transient failure leaves the rest queued and fails this cycle like any load.
+   */
+  private async reloadQueued(): Promise<void> {
+    const q = this.opts.quarantine;
+    if (!q) return;
+    for (const e of q.queued()) {
+      const d = this.decode(e.body);
+      if (!d.ok) {
+        q.refuseAgain(e.id, "decode", d.reason);
+        continue;
+      }
+      try {
+        const r = await this.sink.load([d.summary]);
+        this.metrics.summariesLoaded.inc(r.loaded);
+        this.metrics.rowsLoaded.inc(r.rows);
+        q.done(e.id);
+        this.log.info({ id: e.id, loaded: r.loaded, duplicates: r.duplicates }, "quarantined summary reloaded");
+      } catch (err) {
+        const reason = this.sink.refusal(err);
+        if (reason === undefined) throw err;
+        q.refuseAgain(e.id, reason, (err as Error).message);
+        this.metrics.quarantined.inc({ reason });
+      }
+    }
+    this.metrics.quarantineEntries.set(q.size);
   }
 
   /** Stops the timer, waits for a running cycle, then drains the spool into the warehouse once more. */

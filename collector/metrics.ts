@@ -82,6 +82,13 @@ export function createMetrics(spool: () => SpoolGauges | undefined) {
       help: "Series keys the filters folded into overflow series (max_series reached; approximate), as reported in accepted summaries",
       registers,
     }),
+    quarantined: new Counter({
+      name: "meshlook_summaries_quarantined_total",
+      help: "Summaries the warehouse refused for good (constraint, encoding, value), moved to the quarantine, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    quarantineEntries: new Gauge({ name: "meshlook_quarantine_entries", help: "Summaries held in the quarantine (npm run quarantine -- list)", registers }),
     // The label is a hash prefix (TokenSet.label), never the token: it tells which token is in use, so
     // an old one can be removed once its counter stops moving, without the token reaching Prometheus.
     acceptedByToken: new Counter({

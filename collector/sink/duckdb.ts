@@ -54,7 +54,7 @@ export class DuckDBSink implements Sink {
     registerMeshSketchMerge(this.conn);
     await this.migrate();
     // Keys of the batch being loaded, joined against the ledger inside the load transaction.
-    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
+    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (i INTEGER NOT NULL, producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
   }
 
   /** The open connection (MESH_QUANTILE registered), for queries in the same process. */
@@ -107,7 +107,7 @@ export class DuckDBSink implements Sink {
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
     const out = await this.transaction(async () => {
       const seen = await this.ledgered(unique);
-      const fresh = unique.filter((s) => !seen.has(ledgerKey(s.producerId, s.seq)));
+      const fresh = unique.filter((_, i) => !seen.has(i));
       const yielder = new Yielder();
       const minutes = new MinuteRollup();
       for (const s of fresh) {
@@ -191,19 +191,24 @@ export class DuckDBSink implements Sink {
     );
   }
 
-  /** Keys of the batch already in the ledger (inside the caller's transaction). */
-  private async ledgered(keys: readonly { producerId: string; seq: number }[]): Promise<Set<string>> {
+  /**
+   * Positions in `keys` of the keys already in the ledger (inside the caller's transaction). The keys are
+   * compared by DuckDB, never rebuilt from strings it hands back: @duckdb/node-api drops a leading
+   * U+FEFF from VARCHARs it returns, so a rebuilt key could miss the ledger row it came from.
+   */
+  private async ledgered(keys: readonly { producerId: string; seq: number }[]): Promise<Set<number>> {
     const c = this.connection;
     await c.run("DELETE FROM incoming_keys");
     await this.append("incoming_keys", (a) => {
-      for (const k of keys) {
+      for (const [i, k] of keys.entries()) {
+        a.appendInteger(i);
         a.appendVarchar(k.producerId);
         a.appendBigInt(BigInt(k.seq));
         a.endRow();
       }
     });
-    const hits = await c.runAndReadAll(`SELECT i.producer_id, i.seq FROM incoming_keys i JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`);
-    return new Set(hits.getRows().map((r) => ledgerKey(String(r[0]), r[1] as bigint)));
+    const hits = await c.runAndReadAll(`SELECT k.i FROM incoming_keys k JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`);
+    return new Set(hits.getRows().map((r) => Number(r[0])));
   }
 
   /** Appends fact, ledger and loss rows (inside the caller's transaction); returns the fact row count. */
@@ -237,6 +242,13 @@ export class DuckDBSink implements Sink {
       });
     }
     return n;
+  }
+
+  /** DuckDB's error classes for data it will not store; I/O, lock and catalog errors are not refusals. */
+  refusal(err: unknown): string | undefined {
+    const m = /^(Constraint|Conversion|Invalid Input|Out of Range) Error/.exec((err as Error)?.message ?? "");
+    if (!m) return undefined;
+    return m[1] === "Constraint" ? "constraint" : m[1] === "Invalid Input" ? "encoding" : "value";
   }
 
   async ping(): Promise<void> {

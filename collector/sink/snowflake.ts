@@ -34,6 +34,9 @@ export { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, SnowflakeSinkError, checkSnowflakeSe
  */
 export const MAX_BINDS_PER_STATEMENT = 65280;
 
+/** MESHLOOK_SNOWFLAKE_CONNECT_TIMEOUT_S default: a login normally answers in about a second. */
+export const DEFAULT_CONNECT_TIMEOUT_S = 20;
+
 export interface SnowflakeSinkOptions {
   /** Attempts per load() for transient failures and ledger conflicts before the error surfaces. Default 4. */
   maxAttempts?: number;
@@ -55,10 +58,10 @@ const LOSS_COLUMNS = LOSS_TABLE.columns.map((c) => c.name);
 // Login refusals: wrong key or password, disabled or locked user, role not granted.
 const AUTH_CODES = new Set(["390100", "390101", "390102", "390144", "390186", "390191", "394304"]);
 // Mistakes a retry cannot fix: no usable warehouse (000606), SQL compilation (42xxx), data (22xxx),
-// unsupported feature (0Axxx). Everything else — network, lost or expired session, lock and statement
+// integrity constraint (23xxx), unsupported feature (0Axxx). Everything else — network, lost or expired session, lock and statement
 // timeouts, cancellation, internal errors — is worth retrying.
 const PERMANENT_CODES = new Set(["000606"]);
-const PERMANENT_SQLSTATE = /^(42|22|0A)/;
+const PERMANENT_SQLSTATE = /^(42|22|23|0A)/;
 
 /** Classifies a driver error without copying anything from the request into the message. */
 function classify(err: unknown, doing: string): SnowflakeSinkError {
@@ -167,6 +170,8 @@ export class SnowflakeSink implements Sink {
   readonly kind = "snowflake" as const;
   private conn?: snowflake.Connection;
   private connecting?: Promise<snowflake.Connection>;
+  /** Why the last connect failed, for readiness checks made while no session is up. */
+  private lastConnectError?: SnowflakeSinkError;
   private credential?: Credential;
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
@@ -333,10 +338,24 @@ export class SnowflakeSink implements Sink {
     return sent + chunk.length;
   }
 
+  /** Data exceptions (SQLSTATE 22xxx) and integrity-constraint violations (23xxx) are about the rows sent. */
+  refusal(err: unknown): string | undefined {
+    const e = classify(err, "load");
+    if (e.reason !== "sql") return undefined;
+    if (e.sqlState?.startsWith("23")) return "constraint";
+    if (e.sqlState?.startsWith("22")) return e.sqlState === "22021" ? "encoding" : "value";
+    return undefined;
+  }
+
   /** Checks that the warehouse is reachable without resuming it: a session heartbeat needs no warehouse. */
   async ping(): Promise<void> {
     try {
       // The live session if there is one: checking the key file here could swap the session under a load.
+      // Without one, answer at once rather than wait out a connect: the probe has a short timeout, and
+      // the loader (re)connects in the background every load interval.
+      if (!this.conn?.isUp() && (this.connecting || this.lastConnectError)) {
+        throw this.lastConnectError ?? new SnowflakeSinkError("transient", "ping: connecting to Snowflake");
+      }
       const c = this.conn?.isUp() ? this.conn : await this.connection();
       if (!(await c.isValidAsync())) throw new SnowflakeSinkError("transient", "ping: Snowflake session heartbeat failed");
     } catch (err) {
@@ -388,6 +407,7 @@ export class SnowflakeSink implements Sink {
     if (fresh) this.credential = fresh;
     if (this.conn?.isUp()) return this.conn;
     this.dropConnection();
+    const connectTimeoutS = s.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S;
     const conn = snowflake.createConnection({
       account: s.account!,
       username: s.user!,
@@ -402,15 +422,31 @@ export class SnowflakeSink implements Sink {
       arrayBindingThreshold: MAX_BINDS_PER_STATEMENT,
       // Hourly heartbeats keep the session (not the warehouse) alive between infrequent loads.
       clientSessionKeepAlive: true,
+      // snowflake-sdk retries a login up to sfRetryMaxLoginRetries (default 7) times within retryTimeout,
+      // which it never lets fall below 300 s (lib/connection/connection_config.js, 3.3.0), on top of a
+      // 90 s request `timeout`: an unreachable account held open() for minutes. One driver retry, a
+      // request timeout of the connect timeout, and the race below bound a connect to connectTimeoutS;
+      // the loader tries again next interval.
+      sfRetryMaxLoginRetries: 1,
+      timeout: connectTimeoutS * 1000,
     } as snowflake.ConnectionOptions);
     try {
       // connectAsync reports a refused login only through its callback; its promise resolves regardless.
-      await new Promise<void>((resolve, reject) => {
-        conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
-      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve, reject) => {
+          conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within MESHLOOK_SNOWFLAKE_CONNECT_TIMEOUT_S=${connectTimeoutS}`)), connectTimeoutS * 1000);
+        }),
+      ]).finally(() => clearTimeout(timer));
     } catch (err) {
-      throw classify(err, `connect as ${s.user} to account ${s.account}`);
+      conn.destroy(() => undefined);
+      this.lastConnectError = classify(err, `connect as ${s.user} to account ${s.account}`);
+      throw this.lastConnectError;
     }
+    this.lastConnectError = undefined;
     this.conn = conn;
     this.log?.info({ account: s.account, user: s.user, fingerprint: this.credential?.fingerprint }, "Snowflake session opened");
     await this.exec(conn, SNOWFLAKE_SQL.lockTimeout);

@@ -36,6 +36,14 @@ export interface Sink {
    * one by one with load(). Never partially applied.
    */
   loadRollup?(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null>;
+  /**
+   * When `err` (thrown by load or loadRollup) is a refusal that retrying the same summaries cannot
+   * change — a constraint, an encoding, a value the warehouse will not store — its class ("constraint",
+   * "encoding", "value"); undefined for anything worth retrying (network, lock, disk, session). The loader
+   * then loads the batch in halves and sends each summary the warehouse still refuses alone to the
+   * quarantine (collector/quarantine.ts) instead of retrying the batch forever.
+   */
+  refusal(err: unknown): string | undefined;
   /** Warehouse reachable (for /readyz); throws when it is not. */
   ping(): Promise<void>;
   close(): Promise<void>;
