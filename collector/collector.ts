@@ -10,7 +10,7 @@ import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { Quarantine } from "./quarantine.ts";
-import { buildServer } from "./server.ts";
+import { buildMetricsServer, buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
 import { decodeSummary } from "./summary.ts";
@@ -19,6 +19,8 @@ export interface RunningCollector {
   app: FastifyInstance;
   /** `http://host:port` the server listens on. */
   url: string;
+  /** Where /metrics is served: `url`, or the MESHLOOK_METRICS_PORT listener's address. */
+  metricsUrl: string;
   sink: Sink;
   spool: Spool;
   loader: Loader;
@@ -59,6 +61,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   } else if (config.ingestTokens.length === 0 && !config.ingestTokensFile) {
     const generated = ensureGeneratedToken(config.dataDir);
     tokens = new TokenSet([], generated.file, log);
+    tokens.watch(); // an operator may replace or empty it: never keep serving a stale set silently
     auth = { mode: "tokens", generatedFile: generated.file, created: generated.created };
   } else {
     tokens = new TokenSet(config.ingestTokens, config.ingestTokensFile, log);
@@ -67,9 +70,15 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   }
 
   const spool = await Spool.open(config.spoolDir, { segmentBytes: config.spoolSegmentBytes });
-  const metrics = createMetrics(() => spool);
+  const metrics = createMetrics(
+    () => spool,
+    () => ({ disabled: config.authDisabled, tokens: tokens?.size ?? 0, weakTokens: tokens?.weak ?? 0 }),
+  );
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
-  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
+  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
+    maxWindowAgeMs: config.maxWindowAgeS * 1000,
+    maxWindowAheadMs: config.maxWindowAheadS * 1000,
+  });
   const quarantine = new Quarantine(quarantineDir(config));
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
@@ -89,14 +98,25 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolMaxBytes: config.spoolMaxBytes,
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
+    trustXfcc: config.trustXfcc,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    maxRssBytes: config.maxRssBytes,
+    metricsOnIngestPort: config.metricsPort === undefined,
   });
+  const metricsApp = config.metricsPort === undefined ? undefined : await buildMetricsServer(metrics, log);
   // Listen first, always: opening the warehouse (connect + migrations) can take as long as the
   // warehouse's connect timeout, or fail for hours, and the liveness probe must not kill a collector
   // that is spooling fine meanwhile. The loader's first cycle opens the sink and every later cycle
   // retries an open that failed; /readyz answers warehouse_unreachable until one succeeds.
   let url = "";
-  if (opts.listen !== false) url = await app.listen({ host: config.host, port: config.port });
-  else await app.ready();
+  let metricsUrl = "";
+  if (opts.listen !== false) {
+    url = await app.listen({ host: config.host, port: config.port });
+    metricsUrl = metricsApp ? await metricsApp.listen({ host: config.host, port: config.metricsPort }) : url;
+  } else {
+    await app.ready();
+    await metricsApp?.ready();
+  }
   loader.start();
 
   let closing: Promise<void> | undefined;
@@ -104,11 +124,12 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     (closing ??= (async () => {
       tokens?.unwatch();
       await app.close(); // stops accepting, waits for in-flight requests (their spool appends included)
+      await metricsApp?.close();
       await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
       await spool.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, quarantine, metrics, auth, close };
+  return { app, url, metricsUrl, sink, spool, loader, quarantine, metrics, auth, close };
 }
 
 /** Where the quarantine lives: beside the spool, in the data directory. */

@@ -45,6 +45,18 @@ export interface CollectorConfig {
   ingestTokens: string[];
   ingestTokensFile?: string;
   authDisabled: boolean;
+  /** Take the caller's SPIFFE ID from x-forwarded-client-cert (set only behind the collector's own sidecar). */
+  trustXfcc: boolean;
+  /** Separate port for /metrics; unset, /metrics is served on the ingest port. */
+  metricsPort?: number;
+  /** Ingest requests per minute per caller identity; 0 = unlimited. */
+  rateLimitPerMinute: number;
+  /** Oldest a summary window may start before it is received (s); 0 = no bound. */
+  maxWindowAgeS: number;
+  /** Latest a summary window may end after it is received (s, clock skew); 0 = no bound. */
+  maxWindowAheadS: number;
+  /** Resident memory (bytes) at which ingest sheds load with 503; 0 = no check. */
+  maxRssBytes: number;
   maxBodyBytes: number;
   /** Longest a request (headers and body) may take to arrive; a slower one is answered 408 and closed. */
   requestTimeoutS: number;
@@ -110,6 +122,7 @@ const oneOf = <T extends string>(...allowed: T[]): Parse<T> => (raw) => {
   if (!(allowed as string[]).includes(s)) throw new Error(`must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`);
   return s as T;
 };
+const optionalPort: Parse<number | undefined> = (raw) => (String(raw ?? "").trim() === "" ? undefined : int(0, 65535)(raw));
 const list: Parse<string[]> = (raw) => String(raw).split(",").map((t) => t.trim()).filter((t) => t !== "");
 
 const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) =>
@@ -136,6 +149,12 @@ export const SETTINGS: readonly Setting[] = [
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
+  setting("TRUST_XFCC", "take the caller's identity from x-forwarded-client-cert; only behind the collector's own Istio sidecar with STRICT mTLS (docs/security.md)", "false", bool, (c, v) => (c.trustXfcc = v)),
+  setting("METRICS_PORT", "separate TCP port for /metrics (unset: served on the ingest port; 0 = any free port)", "", optionalPort, (c, v) => (c.metricsPort = v)),
+  setting("RATE_LIMIT_PER_MIN", "ingest requests per minute one caller identity may make (0 = unlimited)", "6000", int(0, 10_000_000), (c, v) => (c.rateLimitPerMinute = v)),
+  setting("MAX_WINDOW_AGE_S", "oldest a summary window may start before it is received; older ones are refused (0 = no bound)", "0", int(0, 30 * 86_400), (c, v) => (c.maxWindowAgeS = v)),
+  setting("MAX_WINDOW_AHEAD_S", "latest a summary window may end after it is received, for clock skew (0 = no bound)", "0", int(0, 86_400), (c, v) => (c.maxWindowAheadS = v)),
+  setting("MAX_RSS_BYTES", "resident memory at which ingest answers 503 (0 = no check)", "0", int(0, Number.MAX_SAFE_INTEGER), (c, v) => (c.maxRssBytes = v)),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
   setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
   setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
@@ -171,6 +190,11 @@ export function defaultConfig(): CollectorConfig {
     hourlyMaxHoursPerLoad: DEFAULT_MAX_HOURS_PER_LOAD,
     ingestTokens: [],
     authDisabled: false,
+    trustXfcc: false,
+    rateLimitPerMinute: 6000,
+    maxWindowAgeS: 0,
+    maxWindowAheadS: 0,
+    maxRssBytes: 0,
     maxBodyBytes: 4 * MiB,
     requestTimeoutS: 30,
     maxEventLoopDelayMs: 1000,
@@ -189,6 +213,7 @@ export function validate(c: CollectorConfig): string[] {
   if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
     problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
   }
+  if (c.metricsPort !== undefined && c.metricsPort !== 0 && c.metricsPort === c.port) problems.push("MESHLOOK_METRICS_PORT: must differ from MESHLOOK_PORT");
   return problems;
 }
 

@@ -41,6 +41,16 @@ const FIELD_LATENCY_MAX = LATENCY_MAX;
 const FIELD_ZERO = ZERO;
 const SERIES_FIELDS = FIELDS;
 
+/**
+ * Largest value a summed measure takes: sums stop there instead of growing past what the warehouse's
+ * BIGINT columns and JavaScript numbers hold exactly, so a hostile summary cannot make a row unloadable
+ * (docs/security.md). Honest traffic is many orders of magnitude below it.
+ */
+export const SATURATED = Number.MAX_SAFE_INTEGER;
+// A row's fixed cost in the heap: its object, 20 dimension references and the key slot (measured order).
+const ROW_BYTES = 600;
+const saturatingAdd = (a: number, b: number) => Math.min(SATURATED, a + b);
+
 /** One fact row before the sink adds `loaded_at`: a series' numbers summed over its minute. */
 export interface MinuteRow extends DecodedSeries {
   /** Start of the UTC minute, epoch milliseconds. */
@@ -70,12 +80,36 @@ const OVERFLOW = "__overflow__";
 const REPORTER = DIMENSIONS.indexOf("reporter");
 // The sidecar's own side of a series: the destination for inbound (server-side) rows, the source for
 // outbound ones. Positions in DIMENSIONS, which are the wire's dimension codes.
-const LOCAL: Record<string, { workload: number; namespace: number }> = {
-  destination: { workload: DIMENSIONS.indexOf("destination_workload"), namespace: DIMENSIONS.indexOf("destination_namespace") },
-  source: { workload: DIMENSIONS.indexOf("source_workload"), namespace: DIMENSIONS.indexOf("source_namespace") },
-};
+const sideOf = (side: "source" | "destination") => ({
+  workload: DIMENSIONS.indexOf(`${side}_workload`),
+  namespace: DIMENSIONS.indexOf(`${side}_namespace`),
+  principal: DIMENSIONS.indexOf(`${side}_principal`),
+});
+const LOCAL: Record<string, { workload: number; namespace: number; principal: number }> = { destination: sideOf("destination"), source: sideOf("source") };
 
-const known = (v: string | undefined): v is string => v !== undefined && v !== UNKNOWN && v !== OVERFLOW;
+export const known = (v: string | undefined): v is string => v !== undefined && v !== UNKNOWN && v !== OVERFLOW;
+
+/**
+ * Reads dimension `d` (a position in DIMENSIONS) of series `i` of a summary, from its columns when it
+ * has them (no series objects built); undefined when the series lacks the dimension.
+ */
+export function seriesDimensions(summary: DecodedSummary): { count: number; value(i: number, d: number): string | undefined } {
+  const cols = summaryColumns(summary);
+  if (!cols) return { count: summary.series.length, value: (i, d) => String(summary.series[i].dimensions[DIMENSIONS[d]]) };
+  const k = cols.codes.length;
+  return {
+    count: cols.count,
+    value(i, d) {
+      const j = cols.codes.indexOf(d);
+      return j < 0 ? undefined : cols.strings[cols.refs[i * k + j]];
+    },
+  };
+}
+
+/** The sidecar's own side of series `i` (LOCAL), or undefined for a series with no known reporter. */
+export function localSide(dims: ReturnType<typeof seriesDimensions>, i: number): { workload: number; namespace: number; principal: number } | undefined {
+  return LOCAL[dims.value(i, REPORTER) ?? ""];
+}
 
 /**
  * The sidecar's workload and namespace as its series name them (the first series that knows each).
@@ -83,24 +117,12 @@ const known = (v: string | undefined): v is string => v !== undefined && v !== U
  */
 function localIdentity(summary: DecodedSummary): { workload?: string; namespace?: string } {
   const out: { workload?: string; namespace?: string } = {};
-  const cols = summaryColumns(summary);
-  const count = cols ? cols.count : summary.series.length;
-  for (let i = 0; i < count && !(known(out.workload) && known(out.namespace)); i++) {
-    let value: (d: number) => string | undefined;
-    if (cols) {
-      const k = cols.codes.length;
-      value = (d) => {
-        const j = cols.codes.indexOf(d);
-        return j < 0 ? undefined : cols.strings[cols.refs[i * k + j]];
-      };
-    } else {
-      const dims = summary.series[i].dimensions;
-      value = (d) => String(dims[DIMENSIONS[d]]);
-    }
-    const local = LOCAL[value(REPORTER) ?? ""];
+  const dims = seriesDimensions(summary);
+  for (let i = 0; i < dims.count && !(known(out.workload) && known(out.namespace)); i++) {
+    const local = localSide(dims, i);
     if (!local) continue;
-    if (!known(out.workload)) out.workload = value(local.workload);
-    if (!known(out.namespace)) out.namespace = value(local.namespace);
+    if (!known(out.workload)) out.workload = dims.value(i, local.workload);
+    if (!known(out.namespace)) out.namespace = dims.value(i, local.namespace);
   }
   return out;
 }
@@ -109,7 +131,7 @@ function localIdentity(summary: DecodedSummary): { workload?: string; namespace?
  * Pod and namespace from the node id that heads a producer id (`<node id>/<start>/<root id>/<nonce>`,
  * filter/root.ts), when it has Istio's sidecar form `sidecar~<ip>~<pod>.<namespace>~<domain>`.
  */
-function istioNode(producerId: string): { pod: string; namespace: string } | undefined {
+export function istioNode(producerId: string): { pod: string; namespace: string } | undefined {
   const parts = producerId.split("/");
   if (parts.length < 4) return undefined;
   const fields = parts.slice(0, -3).join("/").split("~");
@@ -163,9 +185,16 @@ export class MinuteRollup {
   private readonly key = new Int32Array(DIMENSIONS.length);
   private readonly absentIds = DIMENSIONS.map((d) => this.idOf(String(absentValue(d))));
   private hash = 0;
+  /** Sketch buckets held by the rows (dense, so empty ones inside a span count): their memory bound. */
+  private bucketSlots = 0;
 
   get size(): number {
     return this.list.length;
+  }
+
+  /** Approximate bytes the rows hold (per-row overhead plus 8 per sketch bucket), for memory budgets. */
+  get bytes(): number {
+    return this.list.length * ROW_BYTES + this.bucketSlots * 8;
   }
 
   add(summary: DecodedSummary): void {
@@ -211,6 +240,7 @@ export class MinuteRollup {
 
   // Files a new row under the key `find` just missed.
   private file(minuteMs: number, row: MinuteRow): void {
+    this.bucketSlots += row.sketch.c.length;
     this.slots.set(this.hash, { row, minuteMs, ids: this.key.slice(), next: this.slots.get(this.hash) });
     this.list.push(row);
   }
@@ -223,14 +253,16 @@ export class MinuteRollup {
       this.file(minuteMs, { ...s, minuteMs, sketch: { s: k.s, z: k.z, o: k.o, c: k.c.slice() } });
       return;
     }
-    r.requests += s.requests;
-    r.errors += s.errors;
-    r.requestBytes += s.requestBytes;
-    r.responseBytes += s.responseBytes;
-    r.latencySumUs += s.latencySumUs;
+    r.requests = saturatingAdd(r.requests, s.requests);
+    r.errors = saturatingAdd(r.errors, s.errors);
+    r.requestBytes = saturatingAdd(r.requestBytes, s.requestBytes);
+    r.responseBytes = saturatingAdd(r.responseBytes, s.responseBytes);
+    r.latencySumUs = saturatingAdd(r.latencySumUs, s.latencySumUs);
     r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
     r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
+    const before = r.sketch.c.length;
     meshSketchAddInto(r.sketch, s.sketch);
+    this.bucketSlots += r.sketch.c.length - before;
   }
 
   // The same fold as addSeries over a decoded summary's flat columns, building objects only for new rows.
@@ -248,15 +280,17 @@ export class MinuteRollup {
         this.file(minuteMs, { ...seriesAt(cols, i), minuteMs });
         continue;
       }
-      r.requests += n[at + FIELD_REQUESTS];
-      r.errors += n[at + FIELD_ERRORS];
-      r.requestBytes += n[at + FIELD_REQUEST_BYTES];
-      r.responseBytes += n[at + FIELD_RESPONSE_BYTES];
-      r.latencySumUs += n[at + FIELD_LATENCY_SUM];
+      r.requests = saturatingAdd(r.requests, n[at + FIELD_REQUESTS]);
+      r.errors = saturatingAdd(r.errors, n[at + FIELD_ERRORS]);
+      r.requestBytes = saturatingAdd(r.requestBytes, n[at + FIELD_REQUEST_BYTES]);
+      r.responseBytes = saturatingAdd(r.responseBytes, n[at + FIELD_RESPONSE_BYTES]);
+      r.latencySumUs = saturatingAdd(r.latencySumUs, n[at + FIELD_LATENCY_SUM]);
       r.latencyMinUs = Math.min(r.latencyMinUs, n[at + FIELD_LATENCY_MIN]);
       r.latencyMaxUs = Math.max(r.latencyMaxUs, n[at + FIELD_LATENCY_MAX]);
+      const before = r.sketch.c.length;
       if (cols.scales[i] === r.sketch.s) addBuckets(r.sketch, cols, i);
       else meshSketchAddInto(r.sketch, sketchJsonOf(cols, i));
+      this.bucketSlots += r.sketch.c.length - before;
     }
   }
 

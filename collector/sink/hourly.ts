@@ -10,7 +10,8 @@
 // is behind. Deleting old minute rows (retention) never triggers a recompaction: the hourly rows stay.
 import type { Logger } from "pino";
 import type { CollectorConfig } from "../config.ts";
-import { DIMENSIONS, FACT_TABLE, HOUR_TABLE } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, HOUR_TABLE, SUM_MEASURES } from "../../shared/schema.ts";
+import { SATURATED } from "../rollup.ts";
 
 export const HOUR_MS = 3_600_000;
 
@@ -72,6 +73,9 @@ export function closedBefore(nowMs: number, graceMs: number): number {
 const dims = DIMENSIONS.join(", ");
 const hourOf = "DATE_TRUNC('hour', minute)";
 const HOUR_COLUMNS = HOUR_TABLE.columns.map((c) => c.name);
+// An hour's sum stops where a minute row's does (rollup.ts SATURATED): a BIGINT SUM over many saturated
+// minutes would overflow and fail every compaction of the hour.
+const saturatingSum = (m: string) => `LEAST(SUM(${m}), ${SATURATED})`;
 
 /** The statements of a compaction; `?` placeholders only, values are always bound. */
 export const HOURLY_SQL = {
@@ -89,7 +93,7 @@ export const HOURLY_SQL = {
   /** Binds: compacted_at, hour start, hour end. One row per series of the hour, sketches merged exactly. */
   insertHour:
     `INSERT INTO ${HOUR_TABLE.name} (${HOUR_COLUMNS.join(", ")}) ` +
-    `SELECT ${hourOf}, ${dims}, SUM(requests), SUM(errors), SUM(request_bytes), SUM(response_bytes), SUM(latency_sum_us), ` +
+    `SELECT ${hourOf}, ${dims}, ${SUM_MEASURES.map(saturatingSum).join(", ")}, ` +
     `MIN(latency_min_us), MAX(latency_max_us), MESH_SKETCH_MERGE(ARRAY_AGG(latency_sketch)), COUNT(*), ? ` +
     `FROM ${FACT_TABLE.name} WHERE minute >= ? AND minute < ? GROUP BY ${hourOf}, ${dims}`,
 } as const;
