@@ -97,9 +97,17 @@ export class DuckDBSink implements Sink {
     try {
       await fill(a);
       a.flushSync();
-    } finally {
-      a.closeSync();
+    } catch (err) {
+      // Closing an appender whose flush failed fails again ("transaction is aborted"); the flush's error
+      // is the one that says which row the warehouse refused, and the loader classifies by it.
+      try {
+        a.closeSync();
+      } catch {
+        // the transaction rolls back either way
+      }
+      throw err;
     }
+    a.closeSync();
   }
 
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
@@ -244,11 +252,17 @@ export class DuckDBSink implements Sink {
     return n;
   }
 
-  /** DuckDB's error classes for data it will not store; I/O, lock and catalog errors are not refusals. */
+  /**
+   * DuckDB's errors about the data it was given (its ErrorType classes CONSTRAINT, CONVERSION,
+   * OUT_OF_RANGE, INVALID_INPUT; an appender reports a constraint as "Failed to append: … constraint
+   * failed"); I/O, lock, catalog and aborted-transaction errors are not refusals.
+   */
   refusal(err: unknown): string | undefined {
-    const m = /^(Constraint|Conversion|Invalid Input|Out of Range) Error/.exec((err as Error)?.message ?? "");
-    if (!m) return undefined;
-    return m[1] === "Constraint" ? "constraint" : m[1] === "Invalid Input" ? "encoding" : "value";
+    const m = (err as Error)?.message ?? "";
+    if (/Constraint Error|constraint failed|violates .*constraint/i.test(m)) return "constraint";
+    if (/Invalid Input Error|invalid unicode|UTF-8/i.test(m)) return "encoding";
+    if (/Conversion Error|Out of Range Error/.test(m)) return "value";
+    return undefined;
   }
 
   async ping(): Promise<void> {
