@@ -33,7 +33,8 @@ const auth =
     : collector.auth.generatedFile
       ? `ingest token ${collector.auth.created ? "generated in" : "read from"} ${collector.auth.generatedFile}`
       : "ingest tokens from configuration";
-process.stdout.write(`meshlook collector listening on ${collector.url}; spool ${config.spoolDir}; warehouse ${where}; ${auth}\n`);
+const metricsAt = collector.metricsUrl === collector.url ? "" : `; metrics on ${collector.metricsUrl}`;
+process.stdout.write(`meshlook collector listening on ${collector.url}${metricsAt}; spool ${config.spoolDir}; warehouse ${where}; ${auth}\n`);
 
 let stopping = false;
 const shutdown = (signal: string) => {

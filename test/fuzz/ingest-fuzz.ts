@@ -74,6 +74,7 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
     if (res.statusCode >= 500) return fail(i, `HTTP ${res.statusCode} ${res.body}`, b);
     if (res.statusCode === 200) {
       if (!decoded.ok) return fail(i, "acknowledged a body the decoder refuses", b);
+      if (decoded.summary.series.reduce((n, x) => n + x.requests, 0) > 2 ** 40) return fail(i, "acknowledged a summary of more than 2^40 requests", b);
       // Between loads one body per (producer, seq) is spooled ("accepted"), later copies are
       // duplicates; after a load the first spooled copy is the one the ledger keeps.
       const s = decoded.summary;
@@ -83,7 +84,11 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
     }
     const err = res.json() as { error?: string; message?: string };
     out.reasons[err.error ?? "?"] = (out.reasons[err.error ?? "?"] ?? 0) + 1;
-    if (decoded.ok) fail(i, `refused (${res.statusCode}) a body the decoder accepts`, b);
+    // Beyond the decoder, the collector bounds what one summary may claim (docs/security.md).
+    const claimed = decoded.ok ? decoded.summary.series.reduce((n, x) => n + x.requests, 0) : 0;
+    if (decoded.ok && claimed > 2 ** 40) {
+      if (res.statusCode !== 400 || err.error !== "too_many_requests") fail(i, `status ${res.statusCode} ${err.error} for a summary of ${claimed} requests`, b);
+    } else if (decoded.ok) fail(i, `refused (${res.statusCode}) a body the decoder accepts`, b);
     else if (res.statusCode !== 400 || err.error !== decoded.reason) fail(i, `status ${res.statusCode} ${err.error}, decoder says ${decoded.reason}`, b);
     if (!/^[a-z][a-z0-9_]*$/.test(err.error ?? "") || typeof err.message !== "string") fail(i, `refusal is not {error, message}: ${res.body}`, b);
   };
