@@ -37,7 +37,7 @@ export {
 export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, REASON_COUNT, WIRE_VERSION, decodeWire, reasonName } from "./wire";
 export { crc32, toValidUtf8 } from "./bytes";
 export { Sketch, SeriesStats };
-export { bucketIndex, bucketMidpoint, DEFAULT_SCALE, MAX_SCALE, MIN_SCALE, MAX_VALUE_US } from "./sketch";
+export { bucketIndex, DEFAULT_SCALE, MAX_SCALE, MIN_SCALE, MAX_VALUE_US } from "./sketch";
 
 if (DIMENSIONS.length !== DIMENSION_COUNT) throw new Error("shared/schema.ts DIMENSIONS and wire DIMENSION_COUNT disagree");
 

@@ -125,9 +125,59 @@ function meshSketchMergeJson(sketches) {
 }
 
 /**
- * The q-quantile, in microseconds, of the merged sketches: nearest rank r = max(1, ceil(q * n)),
- * answered with the midpoint base^i * (1 + base) / 2 of the bucket holding rank r (0 for the zero
- * count). Returns null when the sketches hold no value or q is null; throws on q outside [0, 1].
+ * The nearest rank max(1, ceil(q * n)) of the q-quantile among n values, with q taken as the decimal it
+ * prints as (String(q): 0.55 is 55/100) and the product computed exactly. In floating point
+ * 0.55 * 100 = 55.000000000000014, whose ceiling is one rank (one bucket) too high; the same happens for
+ * many q and n. The decimal's digits are multiplied by n in base-10^7 limbs, so every partial product
+ * and carry stays far below 2^53; n is a whole count.
+ */
+function meshRank(q, n) {
+  var text = String(q);
+  var e = text.indexOf("e");
+  var mantissa = e < 0 ? text : text.slice(0, e);
+  var dot = mantissa.indexOf(".");
+  // q = digits / 10^places
+  var places = (dot < 0 ? 0 : mantissa.length - dot - 1) - (e < 0 ? 0 : parseInt(text.slice(e + 1), 10));
+  var digits = mantissa.replace(".", "");
+  var LIMB = 10000000;
+  var a = [];
+  for (var end = digits.length; end > 0; end -= 7) a.push(parseInt(digits.slice(Math.max(0, end - 7), end), 10));
+  var b = [];
+  for (var m = n; m > 0; m = Math.floor(m / LIMB)) b.push(m % LIMB);
+  var p = [];
+  for (var k = 0; k < a.length + b.length; k++) p.push(0);
+  for (var i = 0; i < a.length; i++) {
+    var carry = 0;
+    for (var j = 0; j < b.length; j++) {
+      var t = p[i + j] + a[i] * b[j] + carry;
+      carry = Math.floor(t / LIMB);
+      p[i + j] = t - carry * LIMB;
+    }
+    p[i + b.length] += carry;
+  }
+  var product = "";
+  for (k = p.length - 1; k >= 0; k--) product += (k === p.length - 1 ? String(p[k]) : String(LIMB + p[k]).slice(1));
+  var whole = places >= product.length ? 0 : Number(product.slice(0, product.length - places));
+  var fraction = places <= 0 ? "" : product.slice(Math.max(0, product.length - places));
+  var rank = /[1-9]/.test(fraction) ? whole + 1 : whole;
+  return rank < 1 ? 1 : rank;
+}
+
+/**
+ * The value reported for bucket i at `scale`, (base^i, base^(i+1)]: 2 * base^(i+1) / (1 + base), the
+ * DDSketch estimate, whose relative error for any value in the bucket is at most (base - 1)/(base + 1)
+ * (attained at both edges; the bucket midpoint's is (base - 1)/2, larger). base^(i+1) is written as
+ * 2^((i+1) / 2^scale) so that powers of two come out exact.
+ */
+function meshBucketValue(i, scale) {
+  var base = Math.pow(2, Math.pow(2, -scale));
+  return (2 * Math.pow(2, (i + 1) / Math.pow(2, scale))) / (1 + base);
+}
+
+/**
+ * The q-quantile, in microseconds, of the merged sketches: the value of nearest rank meshRank(q, n),
+ * answered with meshBucketValue of the bucket holding that rank (0 for the zero count). Returns null
+ * when the sketches hold no value or q is null; throws on q outside [0, 1].
  */
 function meshQuantile(sketches, q) {
   if (q === null || q === undefined || sketches === null || sketches === undefined) return null;
@@ -137,13 +187,12 @@ function meshQuantile(sketches, q) {
   var n = m.z;
   for (var b = 0; b < m.c.length; b++) n += m.c[b];
   if (n === 0) return null;
-  var rank = Math.max(1, Math.ceil(q * n));
+  var rank = meshRank(q, n);
   if (rank <= m.z) return 0;
   var seen = m.z;
-  var base = Math.pow(2, Math.pow(2, -m.s));
   for (b = 0; b < m.c.length; b++) {
     seen += m.c[b];
-    if (seen >= rank) return Math.pow(base, m.o + b) * (1 + base) / 2;
+    if (seen >= rank) return meshBucketValue(m.o + b, m.s);
   }
   return null;
 }

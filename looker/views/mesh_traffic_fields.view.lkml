@@ -313,12 +313,12 @@ view: mesh_traffic_fields {
   }
 
   # Percentiles: MESH_QUANTILE merges every sketch in the group exactly, then ranks; the result is
-  # within 0.54 % of the true duration at the default sketch scale, whatever the grouping.
+  # within 0.5415 % of the true duration at the default sketch scale, whatever the grouping.
   measure: latency_p50_ms {
     type: number
     group_label: "Latency"
     label: "p50 Latency (ms)"
-    description: "Median request duration in milliseconds, from the merged latency sketches (relative error at most 0.54 %)."
+    description: "Median request duration in milliseconds, from the merged latency sketches (relative error at most 0.5415 %)."
     sql: MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.5) / 1000.0 ;;
     value_format_name: decimal_2
   }
