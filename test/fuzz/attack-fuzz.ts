@@ -9,25 +9,16 @@ import { join } from "node:path";
 import pino from "pino";
 import { startCollector } from "../../collector/collector.ts";
 import { loadConfig } from "../../collector/config.ts";
-import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { FACT_TABLE, LEDGER_TABLE } from "../../shared/schema.ts";
 import { mulberry32 } from "../shared/random.ts";
 import { attackCase } from "./attack-cases.ts";
+import { inGroups, type IngestFuzzResult } from "./ingest-fuzz.ts";
 
 const SHOP_TOKEN = "fuzz-shop-token-0123456789abcdef";
 const LOAD_EVERY = 500;
 const CONCURRENCY = 8;
 
-export interface AttackFuzzResult {
-  cases: number;
-  statuses: Record<number, number>;
-  reasons: Record<string, number>;
-  acknowledged: number;
-  ledgerRows: number;
-  acknowledgedRequests: number;
-  loadedRequests: number;
-  failures: string[];
-}
+/** As the wire fuzz reports (ingest-fuzz.ts); nothing is shed and re-sent here but on overload. */
+export type AttackFuzzResult = Omit<IngestFuzzResult, "overloadRetries">;
 
 export async function fuzzAttacks(cases: number, seed: number, onProgress?: (done: number) => void): Promise<AttackFuzzResult> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-attack-fuzz-"));
@@ -46,9 +37,6 @@ export async function fuzzAttacks(cases: number, seed: number, onProgress?: (don
   const out: AttackFuzzResult = { cases, statuses: {}, reasons: {}, acknowledged: 0, ledgerRows: 0, acknowledgedRequests: 0, loadedRequests: 0, failures: [] };
   const fail = (i: number, what: string) => {
     if (out.failures.length < 20) out.failures.push(`attack case ${i}: ${what}`);
-  };
-  const drain = async () => {
-    while (await collector.loader.loadNow());
   };
   let seq = 0;
   const check = async (i: number) => {
@@ -81,21 +69,7 @@ export async function fuzzAttacks(cases: number, seed: number, onProgress?: (don
     if (res.statusCode !== c.expect.status || res.json().error !== c.expect.error) fail(i, `expected ${c.expect.status} ${c.expect.error}, got ${res.statusCode} ${res.body}`);
   };
   try {
-    for (let first = 0; first < cases; first += CONCURRENCY) {
-      const n = Math.min(CONCURRENCY, cases - first);
-      await Promise.all(Array.from({ length: n }, (_, k) => check(first + k)));
-      const done = first + n;
-      if (Math.floor(done / LOAD_EVERY) > Math.floor(first / LOAD_EVERY)) {
-        await drain();
-        onProgress?.(done);
-      }
-    }
-    await drain();
-    const conn = (collector.sink as DuckDBSink).connection;
-    const [ledger] = (await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name}`)).getRowObjectsJS();
-    const [facts] = (await conn.runAndReadAll(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`)).getRowObjectsJS();
-    out.ledgerRows = Number(ledger.n);
-    out.loadedRequests = Number(facts.n);
+    Object.assign(out, await inGroups(collector, cases, { concurrency: CONCURRENCY, loadEvery: LOAD_EVERY, onProgress }, check));
   } finally {
     await collector.close();
     rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { startCollector } from "../../collector/collector.ts";
+import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { loadConfig } from "../../collector/config.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { decodeSummary } from "../../shared/node.ts";
@@ -36,6 +36,36 @@ export interface IngestFuzzResult {
 
 const hex = (b: Uint8Array) => Buffer.from(b.subarray(0, 256)).toString("hex") + (b.length > 256 ? `… (${b.length} bytes)` : "");
 
+/**
+ * Runs `run(i)` for every case in groups of `concurrency`, as concurrent requests would arrive
+ * (acknowledgements then share spool fsyncs), loading everything every `loadEvery` cases and at the
+ * end; returns what the warehouse then holds: ledger rows and summed requests.
+ */
+export async function inGroups(
+  collector: RunningCollector,
+  cases: number,
+  opts: { concurrency: number; loadEvery: number; onProgress?: (done: number) => void },
+  run: (i: number) => Promise<void>,
+): Promise<{ ledgerRows: number; loadedRequests: number }> {
+  const drain = async () => {
+    while (await collector.loader.loadNow());
+  };
+  for (let first = 0; first < cases; first += opts.concurrency) {
+    const n = Math.min(opts.concurrency, cases - first);
+    await Promise.all(Array.from({ length: n }, (_, k) => run(first + k)));
+    const done = first + n;
+    if (Math.floor(done / opts.loadEvery) > Math.floor(first / opts.loadEvery)) {
+      await drain();
+      opts.onProgress?.(done);
+    }
+  }
+  await drain();
+  const conn = (collector.sink as DuckDBSink).connection;
+  const [ledger] = (await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name}`)).getRowObjectsJS();
+  const [facts] = (await conn.runAndReadAll(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`)).getRowObjectsJS();
+  return { ledgerRows: Number(ledger.n), loadedRequests: Number(facts.n) };
+}
+
 export async function fuzzIngest(cases: number, seed: number, onProgress?: (done: number) => void): Promise<IngestFuzzResult> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-fuzz-"));
   const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600" });
@@ -45,9 +75,6 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
   const acked = new Map<string, number>();
   const fail = (i: number, what: string, b: Uint8Array) => {
     if (out.failures.length < 20) out.failures.push(`case ${i}: ${what}; body ${hex(b)}`);
-  };
-  const drain = async () => {
-    while (await collector.loader.loadNow());
   };
   const check = async (i: number, b: Uint8Array) => {
     let decoded;
@@ -93,24 +120,10 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
     if (!/^[a-z][a-z0-9_]*$/.test(err.error ?? "") || typeof err.message !== "string") fail(i, `refusal is not {error, message}: ${res.body}`, b);
   };
   try {
-    // Cases go in groups, as concurrent requests would: acknowledgements then share spool fsyncs.
-    for (let first = 0; first < cases; first += CONCURRENCY) {
-      const group = Array.from({ length: Math.min(CONCURRENCY, cases - first) }, () => wireCase(rnd));
-      await Promise.all(group.map((b, k) => check(first + k, b)));
-      const done = first + group.length;
-      if (Math.floor(done / LOAD_EVERY) > Math.floor(first / LOAD_EVERY)) {
-        await drain();
-        onProgress?.(done);
-      }
-    }
-    await drain();
-    const conn = (collector.sink as DuckDBSink).connection;
-    const [ledger] = (await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name}`)).getRowObjectsJS();
-    const [facts] = (await conn.runAndReadAll(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`)).getRowObjectsJS();
+    const loaded = await inGroups(collector, cases, { concurrency: CONCURRENCY, loadEvery: LOAD_EVERY, onProgress }, (i) => check(i, wireCase(rnd)));
     out.acknowledged = acked.size;
-    out.ledgerRows = Number(ledger.n);
     out.acknowledgedRequests = [...acked.values()].reduce((a, b) => a + b, 0);
-    out.loadedRequests = Number(facts.n);
+    Object.assign(out, loaded);
   } finally {
     await collector.close();
     rmSync(dir, { recursive: true, force: true });
