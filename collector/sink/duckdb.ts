@@ -255,13 +255,15 @@ export class DuckDBSink implements Sink {
   /**
    * DuckDB's errors about the data it was given (its ErrorType classes CONSTRAINT, CONVERSION,
    * OUT_OF_RANGE, INVALID_INPUT; an appender reports a constraint as "Failed to append: … constraint
-   * failed"); I/O, lock, catalog and aborted-transaction errors are not refusals.
+   * failed"; node-api refuses a BIGINT beyond int64 itself); I/O, lock, catalog and aborted-transaction
+   * errors are not refusals.
    */
   refusal(err: unknown): string | undefined {
     const m = (err as Error)?.message ?? "";
     if (/Constraint Error|constraint failed|violates .*constraint/i.test(m)) return "constraint";
     if (/Invalid Input Error|invalid unicode|UTF-8/i.test(m)) return "encoding";
-    if (/Conversion Error|Out of Range Error/.test(m)) return "value";
+    // node-api's own check when a number does not fit the column, before DuckDB sees it.
+    if (/Conversion Error|Out of Range Error|out of int64 range/.test(m)) return "value";
     return undefined;
   }
 
