@@ -162,14 +162,12 @@ export class DuckDBSink implements Sink {
     return compactStaleHours(
       this.hourly,
       nowMs,
-      async (cutoff) => (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(cutoff)])).getRows().map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)),
-      (hours) =>
+      async (from, cutoff) =>
+        (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(from), ts(cutoff), ts(from)])).getRows().map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)),
+      (h) =>
         this.transaction(async () => {
-          const compactedAt = ts(nowMs);
-          for (const h of hours) {
-            await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
-            await c.run(HOURLY_SQL.insertHour, [compactedAt, ts(h), ts(h + HOUR_MS)]);
-          }
+          await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
+          await c.run(HOURLY_SQL.insertHour, [ts(nowMs), ts(h), ts(h + HOUR_MS)]);
         }),
     );
   }
@@ -191,7 +189,7 @@ export class DuckDBSink implements Sink {
       this.hourly,
       async () => {
         const done = await this.compaction(nowMs);
-        if (done.waiting === 0) this.currentBefore = cutoff;
+        if (done.waiting === 0 && done.failed.length === 0) this.currentBefore = cutoff;
         return done;
       },
       this.log,

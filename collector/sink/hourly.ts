@@ -24,6 +24,13 @@ export interface HourlyOptions {
   now?: () => number;
   /** Told the outcome of every compaction a load ran (the collector's metrics); not called when none ran. */
   onCompaction?: (report: CompactionReport) => void;
+  /**
+   * How far back before the closed-hours cutoff the stale-hour search looks. Default 7 days: the
+   * search then reads a bounded range of minute rows (on Snowflake, the micro-partitions of one week)
+   * instead of the whole fact table on every load; an hour older than that which still changes (a
+   * summary more than a week late) keeps its previous hourly rows.
+   */
+  lookbackMs?: number;
 }
 
 export interface CompactionReport {
@@ -37,14 +44,17 @@ export interface CompactionReport {
   failure?: string;
 }
 
-/** What one compaction did: the hours it compacted, oldest first, and the stale ones it left. */
+/** What one compaction did: the hours it compacted, oldest first, the stale ones it left, and the ones that failed. */
 export interface Compaction {
   hours: Date[];
   waiting: number;
+  /** Hours whose rebuild failed (each rolled back alone); later hours were still compacted. */
+  failed: { hour: Date; err: unknown }[];
 }
 
 export const DEFAULT_HOURLY_GRACE_MS = 5 * 60_000;
 export const DEFAULT_MAX_HOURS_PER_LOAD = 24;
+export const DEFAULT_LOOKBACK_MS = 7 * 24 * HOUR_MS;
 
 /** The policy with defaults applied. */
 export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
@@ -53,6 +63,7 @@ export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
     maxHoursPerLoad: o.maxHoursPerLoad ?? DEFAULT_MAX_HOURS_PER_LOAD,
     now: o.now ?? Date.now,
     onCompaction: o.onCompaction ?? (() => undefined),
+    lookbackMs: o.lookbackMs ?? DEFAULT_LOOKBACK_MS,
   };
 }
 
@@ -79,12 +90,15 @@ const saturatingSum = (m: string) => `LEAST(SUM(${m}), ${SATURATED})`;
 
 /** The statements of a compaction; `?` placeholders only, values are always bound. */
 export const HOURLY_SQL = {
-  /** Closed hours (minute < ?cutoff) whose minute rows outnumber what their hourly rows were built from, oldest first. */
+  /**
+   * Closed hours (?from <= minute < ?cutoff) whose minute rows outnumber what their hourly rows were built
+   * from, oldest first. Binds: from, cutoff, from.
+   */
   staleHours:
     `SELECT m.hour AS hour FROM (` +
-    `SELECT ${hourOf} AS hour, COUNT(*) AS minute_rows FROM ${FACT_TABLE.name} WHERE minute < ? GROUP BY ${hourOf}` +
+    `SELECT ${hourOf} AS hour, COUNT(*) AS minute_rows FROM ${FACT_TABLE.name} WHERE minute >= ? AND minute < ? GROUP BY ${hourOf}` +
     `) AS m LEFT JOIN (` +
-    `SELECT hour, SUM(minute_rows) AS minute_rows FROM ${HOUR_TABLE.name} GROUP BY hour` +
+    `SELECT hour, SUM(minute_rows) AS minute_rows FROM ${HOUR_TABLE.name} WHERE hour >= ? GROUP BY hour` +
     `) AS h ON h.hour = m.hour WHERE h.minute_rows IS NULL OR h.minute_rows < m.minute_rows ORDER BY m.hour`,
   /** Binds: hour. */
   deleteHour: `DELETE FROM ${HOUR_TABLE.name} WHERE hour = ?`,
@@ -100,19 +114,30 @@ export const HOURLY_SQL = {
 
 /**
  * One compaction at `nowMs`, the part both sinks share: `staleHours` reads the closed, stale hours (epoch
- * ms) before the cutoff, the first maxHoursPerLoad of them, oldest first, go to `rebuild` (the sink's own
- * transaction, skipped when there are none), and the rest wait for later loads.
+ * ms) in [cutoff − lookback, cutoff), the first maxHoursPerLoad of them, oldest first, go one by one to
+ * `rebuild` (the sink's own transaction per hour, so an hour the warehouse cannot rebuild fails alone and
+ * the hours after it are still compacted), and the rest wait for later loads.
  */
 export async function compactStaleHours(
   policy: Required<HourlyOptions>,
   nowMs: number,
-  staleHours: (cutoffMs: number) => Promise<number[]>,
-  rebuild: (hours: number[]) => Promise<void>,
+  staleHours: (fromMs: number, cutoffMs: number) => Promise<number[]>,
+  rebuild: (hour: number) => Promise<void>,
 ): Promise<Compaction> {
-  const stale = await staleHours(closedBefore(nowMs, policy.graceMs));
-  const hours = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, policy.maxHoursPerLoad));
-  if (hours.length > 0) await rebuild(hours);
-  return { hours: hours.map((h) => new Date(h)), waiting: stale.length - hours.length };
+  const cutoff = closedBefore(nowMs, policy.graceMs);
+  const stale = await staleHours(cutoff - policy.lookbackMs, cutoff);
+  const chosen = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, policy.maxHoursPerLoad));
+  const hours: Date[] = [];
+  const failed: Compaction["failed"] = [];
+  for (const h of chosen) {
+    try {
+      await rebuild(h);
+      hours.push(new Date(h));
+    } catch (err) {
+      failed.push({ hour: new Date(h), err });
+    }
+  }
+  return { hours, waiting: stale.length - chosen.length, failed };
 }
 
 /**
@@ -132,9 +157,14 @@ export async function compactAfterLoad(
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   try {
-    const { hours, waiting } = await compact();
-    policy.onCompaction({ hours: hours.length, waiting, seconds: seconds() });
+    const { hours, waiting, failed } = await compact();
+    const failure = failed.length > 0 ? describe(failed[0].err) : undefined;
+    policy.onCompaction({ hours: hours.length, waiting: waiting + failed.length, seconds: seconds(), ...(failure && { failure: failure.reason }) });
     if (hours.length > 0) log?.debug({ hours: hours.length, waiting, oldest: hours[0].toISOString() }, "hourly rollup compacted");
+    for (const f of failed) {
+      const d = describe(f.err);
+      log?.warn({ ...d.fields, hour: f.hour.toISOString() }, `hourly rollup of ${f.hour.toISOString()} failed (${d.message}); later hours were compacted, the next load retries this one`);
+    }
   } catch (err) {
     const d = describe(err);
     policy.onCompaction({ hours: 0, seconds: seconds(), failure: d.reason });
