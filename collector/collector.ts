@@ -84,6 +84,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
     quarantine,
+    retention: config.retention,
   });
   const app = await buildServer({
     spool,

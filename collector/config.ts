@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
 import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
+import { DEFAULT_RETENTION, checkRetention, type RetentionPolicy } from "./retention.ts";
 import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, checkSnowflakeSettings } from "./sink/snowflake-settings.ts";
 
 export type SinkKind = "duckdb" | "snowflake";
@@ -42,6 +43,8 @@ export interface CollectorConfig {
   hourlyGraceS: number;
   /** Most hours compacted after one load, oldest first; 0 turns the hourly rollup off. */
   hourlyMaxHoursPerLoad: number;
+  /** Warehouse retention (collector/retention.ts); minuteDays 0 keeps everything. */
+  retention: RetentionPolicy;
   ingestTokens: string[];
   ingestTokensFile?: string;
   authDisabled: boolean;
@@ -146,6 +149,9 @@ export const SETTINGS: readonly Setting[] = [
   setting("LOAD_INTERVAL_S", "seconds between warehouse loads", `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`, int(1, 3600), (c, v) => (c.loadIntervalS = v)),
   setting("HOURLY_GRACE_S", "seconds after its end before an hour is closed and compacted into mesh_traffic_hour", String(DEFAULT_HOURLY_GRACE_MS / 1000), int(0, 86_400), (c, v) => (c.hourlyGraceS = v)),
   setting("HOURLY_MAX_HOURS_PER_LOAD", "most closed hours compacted after one load, oldest first (0 = no hourly rollup)", String(DEFAULT_MAX_HOURS_PER_LOAD), int(0, 10_000), (c, v) => (c.hourlyMaxHoursPerLoad = v)),
+  setting("RETENTION_MINUTE_DAYS", "days of mesh_traffic_minute and mesh_sidecar_loss rows kept (0 = keep everything, no pruning)", String(DEFAULT_RETENTION.minuteDays), int(0, 36_500), (c, v) => (c.retention.minuteDays = v)),
+  setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
+  setting("RETENTION_LEDGER_DAYS", "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer", String(DEFAULT_RETENTION.ledgerDays), int(1, 36_500), (c, v) => (c.retention.ledgerDays = v)),
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
@@ -188,6 +194,7 @@ export function defaultConfig(): CollectorConfig {
     loadIntervalS: DUCKDB_DEFAULT_LOAD_INTERVAL_S,
     hourlyGraceS: DEFAULT_HOURLY_GRACE_MS / 1000,
     hourlyMaxHoursPerLoad: DEFAULT_MAX_HOURS_PER_LOAD,
+    retention: { ...DEFAULT_RETENTION },
     ingestTokens: [],
     authDisabled: false,
     trustXfcc: false,
@@ -210,6 +217,7 @@ export function validate(c: CollectorConfig): string[] {
   // The sink's own check, which also opens the key file: a missing, unreadable or wrongly encrypted key
   // stops the collector at start, naming the setting, instead of failing every load later.
   if (c.sink === "snowflake") problems.push(...checkSnowflakeSettings(c.snowflake));
+  problems.push(...checkRetention(c.retention));
   if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
     problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
   }

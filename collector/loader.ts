@@ -11,6 +11,7 @@ import type { Ingestor, SegmentFold } from "./ingest.ts";
 import type { LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Quarantine } from "./quarantine.ts";
+import { expiredBefore, type RetentionPolicy } from "./retention.ts";
 import { MinuteRollup, type MinuteRow } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
@@ -34,6 +35,10 @@ export interface LoaderOptions {
   replayChunkBytes?: number;
   /** Where summaries the warehouse refuses for good go; without one such a refusal fails the batch. */
   quarantine?: Quarantine;
+  /** Warehouse retention, pruned after each cycle's loads; absent or minuteDays 0: nothing is pruned. */
+  retention?: RetentionPolicy;
+  /** The clock retention and expiry use (tests move it). Default Date.now. */
+  now?: () => number;
 }
 
 /** A spooled summary on the replay path, with the bytes the quarantine keeps if the warehouse refuses it. */
@@ -76,6 +81,7 @@ export class Loader {
       metrics.compactionFailures.inc({ reason }, 0);
     }
     if (sink.kind === "snowflake") for (const reason of ["transient", "conflict"]) metrics.loadRetries.inc({ reason }, 0);
+    metrics.summariesExpired.inc(0);
     for (const reason of ["constraint", "encoding", "value", "decode"]) metrics.quarantined.inc({ reason }, 0);
     metrics.quarantineEntries.set(opts.quarantine?.size ?? 0);
   }
@@ -146,7 +152,10 @@ export class Loader {
       batch.push(id);
       bytes += this.spool.sizeOf(id);
     }
-    if (batch.length === 0) return false;
+    if (batch.length === 0) {
+      await this.prune();
+      return false;
+    }
     const folds = batch.map((id) => this.ingestor?.takeFold(id, this.spool.recordCount(id)));
     const end = this.metrics.loadDuration.startTimer();
     let loaded;
@@ -166,12 +175,35 @@ export class Loader {
     this.log.debug({ segments: batch.length, ...res }, "loaded");
     await this.spool.remove(batch);
     this.ingestor?.forget(keys);
+    await this.prune();
     return batch.length < sealed.length;
+  }
+
+  /** Retention after the cycle's loads; a failure is logged and left to the next cycle, never a failed load. */
+  private async prune(): Promise<void> {
+    const policy = this.opts.retention;
+    if (!policy || policy.minuteDays === 0) return;
+    try {
+      for (const r of await this.sink.prune(policy, this.now())) if (r.rows > 0) this.metrics.rowsPruned.inc({ table: r.table }, r.rows);
+    } catch (err) {
+      this.log.warn({ err }, "retention pruning failed; the next cycle retries it");
+    }
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** A summary whose window ended before this must not load: its ledger row may already be pruned. */
+  private expired(windowEndMs: number): boolean {
+    return this.opts.retention !== undefined && windowEndMs < expiredBefore(this.opts.retention, this.now());
   }
 
   /** The fast path: every segment of the batch has a complete fold. null → load from disk instead. */
   private async loadFolded(folds: (SegmentFold | undefined)[]) {
     if (!this.sink.loadRollup || !folds.every((f) => f !== undefined)) return null;
+    // Expired summaries are dropped one by one on the replay path; a fold cannot leave one out.
+    if (folds.some((f) => f.ledger.some((e) => this.expired(e.windowEndMs)))) return null;
     let rows: Iterable<MinuteRow> = folds[0].rollup.rows();
     if (folds.length > 1) {
       const merged = new MinuteRollup();
@@ -218,7 +250,11 @@ export class Loader {
       }
       for (const r of seg.records) {
         const d = this.decode(r.body);
-        if (d.ok) {
+        if (d.ok && this.expired(d.summary.windowEndMs)) {
+          this.metrics.summariesExpired.inc();
+          keys.push({ producerId: d.summary.producerId, seq: d.summary.seq });
+          this.log.warn({ producerId: d.summary.producerId, seq: d.summary.seq, windowEnd: new Date(d.summary.windowEndMs).toISOString() }, "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned");
+        } else if (d.ok) {
           summaries.push({ summary: d.summary, body: r.body });
           bytes += r.body.length;
           if (bytes >= chunkBytes) await loadChunk();

@@ -95,6 +95,12 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
       labelNames: ["reason"] as const,
       registers,
     }),
+    rowsPruned: new Counter({ name: "meshlook_rows_pruned_total", help: "Warehouse rows deleted by retention, by table", labelNames: ["table"] as const, registers }),
+    summariesExpired: new Counter({
+      name: "meshlook_summaries_expired_total",
+      help: "Summaries not loaded because their window ended more than MESHLOOK_RETENTION_LEDGER_DAYS ago (their ledger row may be pruned)",
+      registers,
+    }),
     quarantineEntries: new Gauge({ name: "meshlook_quarantine_entries", help: "Summaries held in the quarantine (npm run quarantine -- list)", registers }),
     // The label is a keyed-digest prefix (auth.ts TokenSet), never the token: it tells which token is in
     // use, so an old one can be removed once its counter stops moving, and cannot confirm a guessed token.

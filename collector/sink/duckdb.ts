@@ -10,6 +10,7 @@ import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VE
 import type { CollectorConfig } from "../config.ts";
 import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
+import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
 import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
@@ -263,6 +264,19 @@ export class DuckDBSink implements Sink {
     // node-api's own check when a number does not fit the column, before DuckDB sees it.
     if (/Conversion Error|Out of Range Error|out of int64 range/.test(m)) return "value";
     return undefined;
+  }
+
+  prune(policy: RetentionPolicy, nowMs: number): Promise<PruneReport[]> {
+    const c = this.connection;
+    return prune(
+      policy,
+      nowMs,
+      async (sql, cutoff) => {
+        const v = (await c.runAndReadAll(sql, [ts(cutoff)])).getRows()[0]?.[0] as DuckDBTimestampValue | null;
+        return v ? Number(v.micros / 1000n) : undefined;
+      },
+      async (sql, before) => (await c.run(sql, [ts(before)])).rowsChanged,
+    );
   }
 
   async ping(): Promise<void> {

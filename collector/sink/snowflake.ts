@@ -24,6 +24,7 @@ import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOCK_TABLE, LOSS_TABLE, MIGRATION
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
+import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
 import { HOURLY_SQL, HOUR_MS, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
@@ -388,6 +389,20 @@ export class SnowflakeSink implements Sink {
     }
     if (chunk.length > 0) await this.exec(c, sql, chunk);
     return sent + chunk.length;
+  }
+
+  /** Autocommitted DELETEs, a day of rows each (collector/retention.ts). */
+  async prune(policy: RetentionPolicy, nowMs: number): Promise<PruneReport[]> {
+    const c = await this.connection();
+    return prune(
+      policy,
+      nowMs,
+      async (sql, cutoff) => {
+        const v = (await this.exec(c, sql, [sqlTimestamp(cutoff)])).rows[0]?.OLDEST;
+        return v === null || v === undefined ? undefined : timestampMs(v);
+      },
+      async (sql, before) => (await this.exec(c, sql, [sqlTimestamp(before)])).updated,
+    );
   }
 
   /** Data exceptions (SQLSTATE 22xxx) and integrity-constraint violations (23xxx) are about the rows sent. */

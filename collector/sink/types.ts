@@ -15,6 +15,7 @@
 //    `mesh_traffic_hour` in a transaction of its own (collector/sink/hourly.ts); a failure there is logged
 //    and left to the next load, never reported as a failed load.
 import type { LedgerEntry } from "../ledger.ts";
+import type { PruneReport, RetentionPolicy } from "../retention.ts";
 import type { LossRow, MinuteRow } from "../rollup.ts";
 import type { DecodedSummary } from "../summary.ts";
 
@@ -44,6 +45,11 @@ export interface Sink {
    * quarantine (collector/quarantine.ts) instead of retrying the batch forever.
    */
   refusal(err: unknown): string | undefined;
+  /**
+   * Deletes rows older than the retention policy allows, a bounded amount per call (collector/retention.ts
+   * has the rule and why exactly-once survives it). Called by the loader after its cycle's loads.
+   */
+  prune(policy: RetentionPolicy, nowMs: number): Promise<PruneReport[]>;
   /** Warehouse reachable (for /readyz); throws when it is not. */
   ping(): Promise<void>;
   close(): Promise<void>;

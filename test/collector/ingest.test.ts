@@ -34,6 +34,8 @@ async function collector(overrides: Partial<CollectorConfig> = {}, pressureSampl
     duckdbPath: join(dataDir, "meshlook.duckdb"),
     ingestTokens: ["token-old", "token-new"],
     loadIntervalS: 3600, // loads happen when the test says so
+    // The summaries' windows are in 1970: retention would refuse them as too old to load exactly once.
+    retention: { ...defaultConfig().retention, minuteDays: 0 },
     ...overrides,
   };
   const c = await startCollector(config, pino({ level: "silent" }), { listen: false, pressureSampleIntervalMs });

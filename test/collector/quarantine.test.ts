@@ -26,6 +26,7 @@ const config = (name: string) => ({
   duckdbPath: join(dir, name, "meshlook.duckdb"),
   ingestTokens: ["t"],
   loadIntervalS: 3600,
+  retention: { ...defaultConfig().retention, minuteDays: 0 }, // the windows are in 1970
 });
 
 /** A ledger that refuses producer ids starting with "poison": a constraint the warehouse enforces. */
