@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
-import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
+import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_LOOKBACK_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
 import { DEFAULT_RETENTION, checkRetention, type RetentionPolicy } from "./retention.ts";
 import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, checkSnowflakeSettings } from "./sink/snowflake-settings.ts";
 
@@ -43,6 +43,8 @@ export interface CollectorConfig {
   hourlyGraceS: number;
   /** Most hours compacted after one load, oldest first; 0 turns the hourly rollup off. */
   hourlyMaxHoursPerLoad: number;
+  /** How far back (hours) the stale-hour search of a compaction looks. */
+  hourlyLookbackH: number;
   /** Warehouse retention (collector/retention.ts); minuteDays 0 keeps everything. */
   retention: RetentionPolicy;
   ingestTokens: string[];
@@ -149,6 +151,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("LOAD_INTERVAL_S", "seconds between warehouse loads", `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`, int(1, 3600), (c, v) => (c.loadIntervalS = v)),
   setting("HOURLY_GRACE_S", "seconds after its end before an hour is closed and compacted into mesh_traffic_hour", String(DEFAULT_HOURLY_GRACE_MS / 1000), int(0, 86_400), (c, v) => (c.hourlyGraceS = v)),
   setting("HOURLY_MAX_HOURS_PER_LOAD", "most closed hours compacted after one load, oldest first (0 = no hourly rollup)", String(DEFAULT_MAX_HOURS_PER_LOAD), int(0, 10_000), (c, v) => (c.hourlyMaxHoursPerLoad = v)),
+  setting("HOURLY_LOOKBACK_H", "hours back from now that compaction looks for changed hours; older hours keep their hourly rows", String(DEFAULT_LOOKBACK_MS / 3_600_000), int(1, 24 * 36_500), (c, v) => (c.hourlyLookbackH = v)),
   setting("RETENTION_MINUTE_DAYS", "days of mesh_traffic_minute and mesh_sidecar_loss rows kept (0 = keep everything, no pruning)", String(DEFAULT_RETENTION.minuteDays), int(0, 36_500), (c, v) => (c.retention.minuteDays = v)),
   setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
   setting("RETENTION_LEDGER_DAYS", "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer", String(DEFAULT_RETENTION.ledgerDays), int(1, 36_500), (c, v) => (c.retention.ledgerDays = v)),
@@ -194,6 +197,7 @@ export function defaultConfig(): CollectorConfig {
     loadIntervalS: DUCKDB_DEFAULT_LOAD_INTERVAL_S,
     hourlyGraceS: DEFAULT_HOURLY_GRACE_MS / 1000,
     hourlyMaxHoursPerLoad: DEFAULT_MAX_HOURS_PER_LOAD,
+    hourlyLookbackH: DEFAULT_LOOKBACK_MS / 3_600_000,
     retention: { ...DEFAULT_RETENTION },
     ingestTokens: [],
     authDisabled: false,

@@ -68,8 +68,8 @@ export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
 }
 
 /** The policy the collector's settings ask for (MESHLOOK_HOURLY_GRACE_S, MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD). */
-export function hourlySettings(config: Pick<CollectorConfig, "hourlyGraceS" | "hourlyMaxHoursPerLoad">): HourlyOptions {
-  return { graceMs: config.hourlyGraceS * 1000, maxHoursPerLoad: config.hourlyMaxHoursPerLoad };
+export function hourlySettings(config: Pick<CollectorConfig, "hourlyGraceS" | "hourlyMaxHoursPerLoad" | "hourlyLookbackH">): HourlyOptions {
+  return { graceMs: config.hourlyGraceS * 1000, maxHoursPerLoad: config.hourlyMaxHoursPerLoad, lookbackMs: config.hourlyLookbackH * HOUR_MS };
 }
 
 /**

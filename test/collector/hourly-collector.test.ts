@@ -25,6 +25,7 @@ const config = (name: string, hourlyMaxHoursPerLoad = 24) => ({
   hourlyMaxHoursPerLoad,
   // The summaries are from 1970 (long-closed hours by the wall clock): retention would refuse them.
   retention: { ...defaultConfig().retention, minuteDays: 0 },
+  hourlyLookbackH: 24 * 365 * 100,
 });
 
 describe("collector with the DuckDB sink", () => {
