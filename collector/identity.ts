@@ -1,15 +1,19 @@
 // Caller identity: who sent a summary, and whether the summary only speaks for that caller.
 //
 // Behind the collector's own Istio sidecar, the caller is the mTLS peer the sidecar verified. Istio
-// configures every sidecar inbound HTTP connection manager with forward_client_cert_details
-// APPEND_FORWARD and set_current_client_cert_details {subject, uri, dns} (istio/istio
-// pilot/pkg/networking/core/listener_inbound.go, buildSidecarInboundHTTPOpts). Envoy then removes the
-// x-forwarded-client-cert header when the downstream connection is not mutual TLS, and otherwise appends
-// one element `By=<own URI SAN>;Hash=<peer cert SHA-256>;Subject="…";URI=<peer URI SAN>[;DNS=…]` after a
-// comma to whatever the client sent (envoy source/common/http/conn_manager_utility.cc,
-// ConnectionManagerUtility::mutateXfccRequestHeader). So only the LAST element is the sidecar's word; any
-// earlier one came from the client and is ignored. The header is trusted only when MESHLOOK_TRUST_XFCC
-// says a sidecar sits in front (otherwise any client could write it).
+// configures every sidecar inbound HTTP connection manager with forward_client_cert_details from the
+// pod's ProxyConfig `proxyHeaders.forwardedClientCert`, APPEND_FORWARD when unset, and
+// set_current_client_cert_details {subject, uri, dns} (istio/istio pilot/pkg/networking/core/
+// listener_inbound.go buildSidecarInboundHTTPOpts, pilot/pkg/networking/util GetProxyHeadersFromProxyConfig);
+// the manifests set SANITIZE_SET. Envoy removes x-forwarded-client-cert when the downstream connection is
+// not mutual TLS; otherwise it writes one element `By=<own URI SAN>;Hash=<peer cert SHA-256>;Subject="…";
+// URI=<peer URI SAN>[;DNS=…]`, alone (SANITIZE_SET) or after a comma following whatever the client sent
+// (APPEND_FORWARD), and it escapes nothing but the Subject (envoy source/common/http/
+// conn_manager_utility.cc, ConnectionManagerUtility::mutateXfccRequestHeader). So only the LAST element
+// is the sidecar's word, and it must be found from the end: the client's part is arbitrary text. The
+// header is trusted only when MESHLOOK_TRUST_XFCC says a sidecar sits in front (otherwise any client could
+// write it); FORWARD_ONLY and ALWAYS_FORWARD_ONLY pass the client's header on unchanged and must not be
+// configured for the collector.
 import type { TokenGrant } from "./auth.ts";
 import { istioNode, known, localSide, seriesDimensions } from "./rollup.ts";
 import type { DecodedSummary } from "./summary.ts";
@@ -23,34 +27,59 @@ export interface Caller {
   key: string;
 }
 
-/** Splits on `sep` outside double quotes (Subject values are quoted and may hold commas and semicolons). */
-function splitUnquoted(s: string, sep: string): string[] {
+/** Is the `"` at `i` escaped, i.e. preceded by an odd number of backslashes (RFC 2253 subjects escape `"`)? */
+function escaped(s: string, i: number): boolean {
+  let n = 0;
+  while (i - n - 1 >= 0 && s[i - n - 1] === "\\") n++;
+  return n % 2 === 1;
+}
+
+/**
+ * The element the collector's own sidecar appended: everything after the last comma outside quotes,
+ * found scanning from the END. Only the sidecar's bytes lie there, and they are well formed (quotes
+ * balanced, commas only inside the quoted Subject), whereas the client's part before them may hold an
+ * unbalanced quote that would make a left-to-right scan swallow the separator and read the client's
+ * own `URI=` instead.
+ */
+function lastElement(header: string): string {
+  let quoted = false;
+  for (let i = header.length - 1; i >= 0; i--) {
+    const ch = header[i];
+    if (ch === '"' && !escaped(header, i)) quoted = !quoted;
+    else if (ch === "," && !quoted) return header.slice(i + 1);
+  }
+  return header;
+}
+
+/** Splits an element Envoy wrote on `;` outside its quoted Subject. */
+function pairs(element: string): string[] {
   const out: string[] = [];
   let quoted = false;
   let from = 0;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i];
-    if (ch === "\\") i++;
-    else if (ch === '"') quoted = !quoted;
-    else if (ch === sep && !quoted) {
-      out.push(s.slice(from, i));
+  for (let i = 0; i < element.length; i++) {
+    const ch = element[i];
+    if (ch === '"' && !escaped(element, i)) quoted = !quoted;
+    else if (ch === ";" && !quoted) {
+      out.push(element.slice(from, i));
       from = i + 1;
     }
   }
-  out.push(s.slice(from));
+  out.push(element.slice(from));
   return out;
 }
 
-/** The SPIFFE ID of the peer the collector's own sidecar verified: URI of the last XFCC element. */
+/**
+ * The SPIFFE ID of the peer the collector's own sidecar verified: the URI of the last XFCC element.
+ * Envoy writes one `URI=` per URI SAN; an Istio workload certificate has exactly one, so none, an empty
+ * one or several give no identity rather than a guess.
+ */
 export function xfccPeer(header: string | undefined): string | undefined {
   if (!header) return undefined;
-  const elements = splitUnquoted(header, ",");
-  const last = elements[elements.length - 1];
-  for (const pair of splitUnquoted(last, ";")) {
-    const eq = pair.indexOf("=");
-    if (eq > 0 && pair.slice(0, eq).trim().toLowerCase() === "uri") return pair.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1") || undefined;
-  }
-  return undefined;
+  const uris = pairs(lastElement(header))
+    .map((pair) => pair.split("="))
+    .filter(([key]) => key.trim().toLowerCase() === "uri")
+    .map(([, ...value]) => value.join("=").trim());
+  return uris.length === 1 && uris[0] !== "" ? uris[0] : undefined;
 }
 
 /** Namespace and service account of an Istio SPIFFE ID, or undefined for any other form. */

@@ -20,6 +20,26 @@ describe("xfccPeer", () => {
     );
   });
 
+  it("finds the sidecar's element from the end, whatever quotes or backslashes the client's part holds", () => {
+    // A left-to-right quote scan treats the client's unbalanced quote as opening a Subject, swallows
+    // the comma Envoy wrote, and reads the client's URI.
+    const sidecar = own("spiffe://cluster.local/ns/shop/sa/reviews");
+    for (const client of [
+      'URI=spiffe://cluster.local/ns/payments/sa/payments;Subject="',
+      'URI=spiffe://cluster.local/ns/payments/sa/payments;Subject="a\\"',
+      '"',
+      "x=\\",
+    ]) {
+      expect(xfccPeer(`${client},${sidecar}`)).toBe("spiffe://cluster.local/ns/shop/sa/reviews");
+    }
+    // A Subject that ends in an escaped backslash still closes its quote.
+    expect(xfccPeer(`"x,${own("spiffe://cluster.local/ns/shop/sa/reviews", "CN=a\\\\")}`)).toBe("spiffe://cluster.local/ns/shop/sa/reviews");
+  });
+
+  it("has no peer when the sidecar's element carries several URI SANs (an Istio certificate has one)", () => {
+    expect(xfccPeer(`By=y;Hash=1;Subject="";URI=spiffe://cluster.local/ns/shop/sa/a;URI=spiffe://cluster.local/ns/payments/sa/b`)).toBeUndefined();
+  });
+
   it("has no peer when the last element has no URI, or an empty one, or there is no header", () => {
     expect(xfccPeer(`By=x;URI=spiffe://cluster.local/ns/shop/sa/a,By=y;Hash=1`)).toBeUndefined();
     expect(xfccPeer(`By=y;Hash=1;Subject="";URI=`)).toBeUndefined();

@@ -319,6 +319,15 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
     expect(JSON.stringify(ap.spec)).not.toContain('"*"');
   });
 
+  it("has its sidecar hand the collector only the client-certificate element it wrote itself", () => {
+    // The collector binds writes to the URI in x-forwarded-client-cert (MESHLOOK_TRUST_XFCC); with
+    // SANITIZE_SET the sidecar drops whatever the caller sent under that name (Envoy
+    // mutateXfccRequestHeader), whatever the mesh-wide default says.
+    expect(env().MESHLOOK_TRUST_XFCC).toBe("true");
+    const proxyConfig = JSON.parse(pod().metadata.annotations["proxy.istio.io/config"]);
+    expect(proxyConfig.proxyHeaders).toEqual({ forwardedClientCert: "SANITIZE_SET" });
+  });
+
   it("ships a NetworkPolicy: ingest from namespaces labelled meshlook.io/filter=enabled, metrics from monitoring", () => {
     const np = one(dir, "NetworkPolicy");
     expect(matches(np.spec.podSelector.matchLabels, pod().metadata.labels)).toBe(true);

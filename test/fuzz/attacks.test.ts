@@ -113,10 +113,13 @@ describe("caller identity", () => {
     // An XFCC element the client wrote itself comes first and is ignored: the sidecar's own is the last.
     const spoofed = await post(forged, as(reviews, `By=x;URI=${principalOf("payments", "payments")}`));
     expect(spoofed.statusCode).toBe(403);
+    // Nor does an unbalanced quote in the client's element hide the comma the sidecar wrote before its own.
+    const unbalanced = await post(forged, as(reviews, `URI=${principalOf("payments", "payments")};Subject="`));
+    expect(unbalanced.json()).toMatchObject({ error: "identity_mismatch" });
     // Without the sidecar's header there is no identity to bind to.
     expect((await post(honest(5))).json()).toMatchObject({ error: "no_caller_identity" });
     const m = await metricValues(c);
-    expect(m.get("meshlook_summaries_rejected_total{reason=identity_mismatch}")).toBe(4);
+    expect(m.get("meshlook_summaries_rejected_total{reason=identity_mismatch}")).toBe(5);
     expect(m.get("meshlook_summaries_rejected_total{reason=no_caller_identity}")).toBe(1);
   });
 
