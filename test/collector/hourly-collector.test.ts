@@ -62,6 +62,7 @@ describe("collector with the DuckDB sink", () => {
 
   it("bounds the hours per load by MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD and reports compactions, waiting hours and failures on /metrics", async () => {
     const c = await startCollector(config("metrics", 1), pino({ level: "silent" }), { listen: false });
+    await c.loader.loadNow(); // the start-up cycle opens the warehouse (the collector listens first)
     let seq = 0;
     const post = async (hour: number) => {
       const s = summary(++seq, hour * 3_600_000 + 20 * 60_000, [series("a", latencies(10))]);
