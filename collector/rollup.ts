@@ -8,7 +8,7 @@
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
 import { DIMENSIONS } from "../shared/schema.ts";
-import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
+import { meshSketchAddInto, meshSketchMerge } from "../shared/quantile.ts";
 import {
   FIELD_ERRORS as ERRORS,
   FIELD_LATENCY_MAX as LATENCY_MAX,
@@ -21,7 +21,7 @@ import {
   SERIES_FIELDS as FIELDS,
   absentValue,
   seriesAt,
-  sketchJsonOf,
+  storedSketchOf,
   summaryColumns,
   type DecodedSeries,
   type DecodedSummary,
@@ -185,14 +185,17 @@ export class MinuteRollup {
   private readonly key = new Int32Array(DIMENSIONS.length);
   private readonly absentIds = DIMENSIONS.map((d) => this.idOf(String(absentValue(d))));
   private hash = 0;
-  /** Sketch buckets held by the rows (dense, so empty ones inside a span count): their memory bound. */
+  /**
+   * Sketch entries held by the rows: one per non-empty bucket and one per run of empty ones (the stored
+   * form, docs/schema.md), so at most twice the bucket entries of the summaries folded in.
+   */
   private bucketSlots = 0;
 
   get size(): number {
     return this.list.length;
   }
 
-  /** Approximate bytes the rows hold (per-row overhead plus 8 per sketch bucket), for memory budgets. */
+  /** Approximate bytes the rows hold (per-row overhead plus 8 per sketch entry), for memory budgets. */
   get bytes(): number {
     return this.list.length * ROW_BYTES + this.bucketSlots * 8;
   }
@@ -249,8 +252,8 @@ export class MinuteRollup {
     for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
     const r = this.find(minuteMs);
     if (r === undefined) {
-      const k = s.sketch;
-      this.file(minuteMs, { ...s, minuteMs, sketch: { s: k.s, z: k.z, o: k.o, c: k.c.slice() } });
+      // A copy the row owns, in the stored form whatever form the caller's sketch had.
+      this.file(minuteMs, { ...s, minuteMs, sketch: meshSketchMerge([s.sketch])! });
       return;
     }
     r.requests = saturatingAdd(r.requests, s.requests);
@@ -277,7 +280,7 @@ export class MinuteRollup {
       const at = i * SERIES_FIELDS;
       const r = this.find(minuteMs);
       if (r === undefined) {
-        this.file(minuteMs, { ...seriesAt(cols, i), minuteMs });
+        this.file(minuteMs, { ...seriesAt(cols, i, storedSketchOf), minuteMs });
         continue;
       }
       r.requests = saturatingAdd(r.requests, n[at + FIELD_REQUESTS]);
@@ -288,20 +291,14 @@ export class MinuteRollup {
       r.latencyMinUs = Math.min(r.latencyMinUs, n[at + FIELD_LATENCY_MIN]);
       r.latencyMaxUs = Math.max(r.latencyMaxUs, n[at + FIELD_LATENCY_MAX]);
       const before = r.sketch.c.length;
-      if (cols.scales[i] === r.sketch.s) addBuckets(r.sketch, cols, i);
-      else meshSketchAddInto(r.sketch, sketchJsonOf(cols, i));
+      meshSketchAddInto(r.sketch, storedSketchOf(cols, i));
       this.bucketSlots += r.sketch.c.length - before;
     }
   }
 
   /** The rows, one per (minute, series). */
   *rows(): Generator<MinuteRow> {
-    for (const r of this.list) {
-      const c = r.sketch.c;
-      // Stored sketches list buckets from the first to the last non-empty one.
-      if (c.length > 0 && (c[0] === 0 || c[c.length - 1] === 0)) r.sketch = meshSketchMerge([r.sketch])!;
-      yield r;
-    }
+    yield* this.list;
   }
 }
 
@@ -310,25 +307,6 @@ interface Slot {
   minuteMs: number;
   ids: Int32Array;
   next: Slot | undefined;
-}
-
-// meshSketchAddInto for series i of `cols` at the accumulator's scale, straight from its sparse buckets.
-function addBuckets(acc: SketchJson, cols: SummaryColumns, i: number): void {
-  acc.z += cols.numbers[i * SERIES_FIELDS + FIELD_ZERO];
-  const from = i === 0 ? 0 : cols.bucketEnd[i - 1];
-  const to = cols.bucketEnd[i];
-  if (to === from) return;
-  const index = cols.bucketIndex;
-  const lo = Math.min(index[from], acc.c.length === 0 ? Infinity : acc.o);
-  const hi = Math.max(index[to - 1], acc.c.length === 0 ? -Infinity : acc.o + acc.c.length - 1);
-  if (acc.c.length === 0 || lo !== acc.o || hi !== acc.o + acc.c.length - 1) {
-    const grown: number[] = new Array(hi - lo + 1).fill(0);
-    for (let b = 0; b < acc.c.length; b++) grown[acc.o - lo + b] = acc.c[b];
-    acc.o = lo;
-    acc.c = grown;
-  }
-  const c = acc.c;
-  for (let b = from; b < to; b++) c[index[b] - lo] += cols.bucketCount[b];
 }
 
 /** Merges summaries into one row per (minute, series); see MinuteRollup. */

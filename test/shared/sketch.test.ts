@@ -100,7 +100,7 @@ describe("Sketch", () => {
     });
     const merged = new Sketch(8);
     for (const sk of sketches) merged.merge(sk);
-    expect(sketchToJson(merged)).toEqual(meshSketchMerge(sketches.map(sketchToJson)));
+    expect(meshSketchMerge([sketchToJson(merged)])).toEqual(meshSketchMerge(sketches.map(sketchToJson)));
   });
 
   it("refuses JSON sketches outside the latency range", () => {
