@@ -278,3 +278,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CollectorConfi
   if (problems.length > 0) throw new ConfigError(problems);
   return c;
 }
+
+/** loadConfig for a command (`npm start`, `npm run quarantine`): a settings problem is printed and exits 2. */
+export function loadConfigOrExit(): CollectorConfig {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+}

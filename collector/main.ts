@@ -2,17 +2,10 @@
 // starts the pipeline, prints one line saying where it listens and where data goes, and shuts down
 // gracefully on SIGTERM/SIGINT.
 import pino from "pino";
-import { ConfigError, loadConfig } from "./config.ts";
+import { loadConfigOrExit } from "./config.ts";
 import { startCollector } from "./collector.ts";
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
-  process.exit(2);
-}
+const config = loadConfigOrExit();
 
 // Logs go to stderr as JSON; stdout carries only the startup line.
 const log = pino({ level: config.logLevel, base: { service: "meshlook-collector" } }, pino.destination(2));

@@ -2,20 +2,12 @@
 // (collector/quarantine.ts). `list` prints one line per entry; `reload` queues entries (all, or the
 // ids given) for the running collector's next load cycle, which loads them exactly once or puts them
 // back with the new reason. Reads the same settings as the collector to find its data directory.
-import { ConfigError, loadConfig } from "./config.ts";
+import { loadConfigOrExit } from "./config.ts";
 import { quarantineDir } from "./collector.ts";
 import { Quarantine } from "./quarantine.ts";
 
 const [command, ...ids] = process.argv.slice(2);
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
-  process.exit(2);
-}
-const q = new Quarantine(quarantineDir(config));
+const q = new Quarantine(quarantineDir(loadConfigOrExit()));
 if (command === "list") {
   const notes = q.list();
   for (const n of notes) process.stdout.write(`${n.id}\t${n.quarantinedAt}\t${JSON.stringify(n.producerId)}\tseq ${n.seq}\t${n.reason}\t${n.error}\n`);

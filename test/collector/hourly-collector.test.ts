@@ -7,26 +7,15 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
-import { defaultConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { encode, latencies, metricValues, series, summary, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, series, summary, testCollectorConfig, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-collector-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const config = (name: string, hourlyMaxHoursPerLoad = 24) => ({
-  ...defaultConfig(),
-  dataDir: join(dir, name),
-  spoolDir: join(dir, name, "spool"),
-  duckdbPath: join(dir, name, "meshlook.duckdb"),
-  ingestTokens: ["t"],
-  loadIntervalS: 3600,
-  hourlyMaxHoursPerLoad,
-  // The summaries are from 1970 (long-closed hours by the wall clock): retention would refuse them.
-  retention: { ...defaultConfig().retention, minuteDays: 0 },
-  hourlyLookbackH: 24 * 365 * 100,
-});
+// The summaries are from 1970 (long-closed hours by the wall clock): compaction must look back that far.
+const config = (name: string, hourlyMaxHoursPerLoad = 24) => testCollectorConfig(dir, name, { hourlyMaxHoursPerLoad, hourlyLookbackH: 24 * 365 * 100 });
 
 describe("collector with the DuckDB sink", () => {
   it("rolls the closed hours it loads up into mesh_traffic_hour, equal to the minutes it loaded", async () => {

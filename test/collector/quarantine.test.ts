@@ -8,26 +8,17 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
-import { defaultConfig } from "../../collector/config.ts";
 import { Quarantine } from "../../collector/quarantine.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import type { Sink } from "../../collector/sink/types.ts";
 import { createTableSql, LEDGER_TABLE } from "../../shared/schema.ts";
-import { encode, latencies, metricValues, series, summary, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, series, summary, testCollectorConfig, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-quarantine-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const config = (name: string) => ({
-  ...defaultConfig(),
-  dataDir: join(dir, name),
-  spoolDir: join(dir, name, "spool"),
-  duckdbPath: join(dir, name, "meshlook.duckdb"),
-  ingestTokens: ["t"],
-  loadIntervalS: 3600,
-  retention: { ...defaultConfig().retention, minuteDays: 0 }, // the windows are in 1970
-});
+const config = (name: string) => testCollectorConfig(dir, name);
 
 /** A ledger that refuses producer ids starting with "poison": a constraint the warehouse enforces. */
 async function poisonedWarehouse(path: string, refuse: boolean): Promise<void> {
