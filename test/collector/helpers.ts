@@ -1,9 +1,7 @@
 // Test-side builders with independent math (straight from docs/schema.md), shared by the collector tests.
 import parsePrometheus from "parse-prometheus-text-format";
 import { join } from "node:path";
-import { join } from "node:path";
 import type { RunningCollector } from "../../collector/collector.ts";
-import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { encodeSummary } from "../../shared/node.ts";
@@ -118,22 +116,6 @@ export async function metricValues(c: RunningCollector): Promise<Map<string, num
   }
   return out;
 }
-
-/**
- * An in-process collector's settings under `root/name`: token "t", loads only when the test asks, and
- * retention off, because these tests send windows from 1970 (retention would refuse them as too old to
- * load exactly once).
- */
-export const testCollectorConfig = (root: string, name: string, over: Partial<CollectorConfig> = {}): CollectorConfig => ({
-  ...defaultConfig(),
-  dataDir: join(root, name),
-  spoolDir: join(root, name, "spool"),
-  duckdbPath: join(root, name, "meshlook.duckdb"),
-  ingestTokens: ["t"],
-  loadIntervalS: 3600,
-  retention: { ...defaultConfig().retention, minuteDays: 0 },
-  ...over,
-});
 
 /**
  * An in-process collector's settings under `root/name`: token "t", loads only when the test asks, and
