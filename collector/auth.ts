@@ -82,7 +82,14 @@ export class TokenSet {
   }
 
   private rebuild(): void {
-    const all: TokenEntry[] = [...this.envTokens.map((token, i) => ({ token, origin: `MESHLOOK_INGEST_TOKENS[${i}]` })), ...this.fileEntries];
+    const fromEnv: TokenEntry[] = [];
+    this.envTokens.forEach((token, i) => {
+      const origin = `MESHLOOK_INGEST_TOKENS[${i}]`;
+      // As in the file: a token with whitespace inside can never match a `Bearer` header.
+      if (/\s/.test(token)) this.log?.error(`ingest token ${origin}: contains whitespace and could never match; ignored`);
+      else fromEnv.push({ token, origin });
+    });
+    const all: TokenEntry[] = [...fromEnv, ...this.fileEntries];
     const byToken = new Map<string, TokenEntry>();
     for (const e of all) if (!byToken.has(e.token)) byToken.set(e.token, e);
     this.weak = 0;

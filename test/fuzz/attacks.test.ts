@@ -194,6 +194,14 @@ describe("ingest tokens", () => {
     expect(labels[0]).not.toContain(unsalted);
   });
 
+  it("refuses an environment token with whitespace inside, naming its index, and is unready when none is left", async () => {
+    const { c, logs } = await collector({ MESHLOOK_INGEST_TOKENS: "has space-0123456789abcdef" });
+    expect(logs.some((l) => l.level >= 50 && /MESHLOOK_INGEST_TOKENS\[0\]: contains whitespace/.test(l.msg))).toBe(true);
+    expect(logs.some((l) => /space-0123456789abcdef/.test(JSON.stringify(l)))).toBe(false);
+    expect((await metricValues(c)).get("meshlook_ingest_tokens")).toBe(0);
+    expect((await c.app.inject({ method: "GET", url: "/readyz" })).json()).toMatchObject({ error: "no_ingest_tokens" });
+  });
+
   it("MESHLOOK_AUTH_DISABLED leaves a lasting signal: a metric and a /readyz warning", async () => {
     const { c } = await collector({ MESHLOOK_INGEST_TOKENS: "", MESHLOOK_AUTH_DISABLED: "true" });
     await c.loader.loadNow(); // opens the warehouse, which readiness also needs
@@ -231,11 +239,15 @@ describe("admission", () => {
 
 describe("what still fails in the warehouse", () => {
   it("a spooled summary the warehouse cannot take (2^53 requests x 1,100 overflow the ledger's BIGINT) goes to the quarantine; the rest loads", async () => {
-    const { c, post, sql } = await collector();
     const end = now();
+    // Encoded before the collector starts: seconds of encoding on a busy machine would block its event
+    // loop for a whole pressure sample, which sheds the next request as overloaded.
+    const evil = overflowSummary(producerOf("evil-0", "shop"), 1, end, "requests");
+    const honestBody = encodeSummary(summaryOf(producerOf("reviews-1", "shop"), 1, end, [inbound("shop", "unknown", "reviews", [700, 900])]));
+    const { c, post, sql } = await collector();
     // Spooled before the 2^40 bound existed (an upgrade replays it), so ingest never saw it.
-    await c.spool.append(overflowSummary(producerOf("evil-0", "shop"), 1, end, "requests"), Date.now());
-    const honest = await post(encodeSummary(summaryOf(producerOf("reviews-1", "shop"), 1, end, [inbound("shop", "unknown", "reviews", [700, 900])])));
+    await c.spool.append(evil, Date.now());
+    const honest = await post(honestBody);
     expect(honest.statusCode, honest.body).toBe(200);
     while (await c.loader.loadNow());
     expect(await sql(`SELECT destination_workload AS w, SUM(requests)::DOUBLE AS n FROM ${FACT_TABLE.name} GROUP BY ALL`)).toEqual([{ w: "reviews", n: 2 }]);
