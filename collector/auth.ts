@@ -1,36 +1,62 @@
 // Ingest authentication: a set of bearer tokens, several valid at once so a token can be rotated
 // without downtime (add the new one, roll the sidecars, drop the old one).
-import { hash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 
 const stampOf = (st: Stats) => `${st.ino}:${st.size}:${st.mtimeMs}`;
-// One-shot: a Hash object per request cost more than the hashing itself.
-const digest = (token: string) => hash("sha256", token, "buffer");
 
-/**
- * How metrics name a token: the first 8 hex digits of its SHA-256 (`printf %s "$TOKEN" | sha256sum |
- * cut -c1-8`). Enough to tell a handful of configured tokens apart; reveals nothing usable about one.
- */
-export const tokenLabel = (token: string) => labelOf(digest(token));
-const labelOf = (d: Buffer) => d.toString("hex", 0, 4);
+/** Shorter tokens are loaded (so an upgrade never locks sidecars out) but reported as weak, loudly. */
+export const MIN_TOKEN_LENGTH = 16;
 
-/** Tokens from a file: one per line; blank lines and `#` comments ignored. */
-export function parseTokenFile(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("#"));
+/** One configured token: where it came from and, if scoped, the namespaces whose summaries it may write. */
+export interface TokenEntry {
+  token: string;
+  /** undefined: any namespace (an unscoped token, as MESHLOOK_INGEST_TOKENS gives). */
+  namespaces?: ReadonlySet<string>;
+  /** `file:line` or `MESHLOOK_INGEST_TOKENS[i]`, for log lines that must never show the token. */
+  origin: string;
+}
+
+/** What a matched token allows: its metric label and its namespace scope. */
+export interface TokenGrant {
+  label: string;
+  namespaces?: ReadonlySet<string>;
 }
 
 /**
- * The accepted tokens. Comparison is over SHA-256 digests with timingSafeEqual, against every token
+ * Tokens from a file: one per line, blank lines and `#` comments ignored. A line may scope its token to
+ * namespaces: `<token> namespaces=payments,orders`. A line that is neither is refused (returned in
+ * `problems` with its line number, never its text): a token with whitespace inside could never match.
+ */
+export function parseTokenFile(text: string, file = "tokens"): { entries: TokenEntry[]; problems: string[] } {
+  const entries: TokenEntry[] = [];
+  const problems: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const origin = `${file}:${i + 1}`;
+    const [token, ...rest] = line.split(/\s+/);
+    if (rest.length === 0) return void entries.push({ token, origin });
+    const scope = rest.length === 1 ? /^namespaces=([a-z0-9]([-a-z0-9]*[a-z0-9])?(,[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$/.exec(rest[0]) : null;
+    if (!scope) return void problems.push(`${origin}: expected "<token>" or "<token> namespaces=<ns>[,<ns>...]"; line ignored`);
+    entries.push({ token, origin, namespaces: new Set(scope[1].split(",")) });
+  });
+  return { entries, problems };
+}
+
+/**
+ * The accepted tokens. Comparison is over keyed digests with timingSafeEqual, against every token
  * without stopping at a match, so neither the token's length nor which token matched shows in timing.
+ * The key is random per process: the `/metrics` label of a token (the first 8 hex digits of its keyed
+ * digest) cannot be used to confirm a guessed token offline. Which token a label stands for is logged
+ * (by file line) when the tokens are loaded.
  */
 export class TokenSet {
-  private digests: Buffer[] = [];
-  private fileTokens: string[] = [];
+  private readonly key = randomBytes(32);
+  private entries: { digest: Buffer; grant: TokenGrant }[] = [];
+  private fileEntries: TokenEntry[] = [];
   /** The file's identity (inode, size, mtime) when it was last read. */
   private fileStamp = "";
   private timer?: NodeJS.Timeout;
@@ -45,17 +71,48 @@ export class TokenSet {
   }
 
   get size(): number {
-    return this.digests.length;
+    return this.entries.length;
+  }
+
+  /** Tokens shorter than MIN_TOKEN_LENGTH among those loaded. */
+  weak = 0;
+
+  private digest(token: string): Buffer {
+    return createHmac("sha256", this.key).update(token).digest();
   }
 
   private rebuild(): void {
-    this.digests = [...new Set([...this.envTokens, ...this.fileTokens])].map(digest);
+    const fromEnv: TokenEntry[] = [];
+    this.envTokens.forEach((token, i) => {
+      const origin = `MESHLOOK_INGEST_TOKENS[${i}]`;
+      // As in the file: a token with whitespace inside can never match a `Bearer` header.
+      if (/\s/.test(token)) this.log?.error(`ingest token ${origin}: contains whitespace and could never match; ignored`);
+      else fromEnv.push({ token, origin });
+    });
+    const all: TokenEntry[] = [...fromEnv, ...this.fileEntries];
+    const byToken = new Map<string, TokenEntry>();
+    for (const e of all) if (!byToken.has(e.token)) byToken.set(e.token, e);
+    this.weak = 0;
+    this.entries = [...byToken.values()].map((e) => {
+      const digest = this.digest(e.token);
+      const grant = { label: digest.toString("hex", 0, 4), namespaces: e.namespaces };
+      if (e.token.length < MIN_TOKEN_LENGTH) {
+        this.weak++;
+        this.log?.warn({ token: e.origin, label: grant.label }, `WEAK INGEST TOKEN: shorter than ${MIN_TOKEN_LENGTH} characters; replace it (e.g. openssl rand -base64 32)`);
+      }
+      this.log?.info({ token: e.origin, label: grant.label, namespaces: e.namespaces ? [...e.namespaces] : "any" }, "ingest token loaded");
+      return { digest, grant };
+    });
+    // Zero tokens means every sidecar is refused: never quiet (the collector also reports itself unready).
+    if (this.entries.length === 0) this.log?.error({ file: this.file }, "NO INGEST TOKENS CONFIGURED: every summary will be refused (401) and /readyz reports not ready");
   }
 
   private readTokenFile(file: string): void {
     // Stamp first: a change landing between stat and read is then seen again by the next poll.
     const stamp = stampOf(statSync(file));
-    this.fileTokens = parseTokenFile(readFileSync(file, "utf8"));
+    const { entries, problems } = parseTokenFile(readFileSync(file, "utf8"), file);
+    for (const p of problems) this.log?.error(`ingest token file: ${p}`);
+    this.fileEntries = entries;
     this.fileStamp = stamp;
   }
 
@@ -65,7 +122,7 @@ export class TokenSet {
     try {
       this.readTokenFile(this.file);
       this.rebuild();
-      this.log?.info({ file: this.file, tokens: this.digests.length }, "ingest tokens reloaded");
+      if (this.entries.length > 0) this.log?.info({ file: this.file, tokens: this.entries.length }, "ingest tokens reloaded");
     } catch (err) {
       this.log?.error({ file: this.file, err }, "cannot re-read ingest token file; keeping the previous tokens");
     }
@@ -101,17 +158,14 @@ export class TokenSet {
     return this.match(header) !== undefined;
   }
 
-  /**
-   * The label (tokenLabel) of the token an `Authorization: Bearer <token>` header carries, or undefined
-   * when it carries none of the configured tokens.
-   */
-  match(header: string | undefined): string | undefined {
+  /** The grant of the token an `Authorization: Bearer <token>` header carries, or undefined when none matches. */
+  match(header: string | undefined): TokenGrant | undefined {
     const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) return undefined;
-    const presented = digest(m[1]);
-    let hit: Buffer | undefined;
-    for (const d of this.digests) if (timingSafeEqual(presented, d)) hit = d;
-    return hit && labelOf(hit);
+    const presented = this.digest(m[1]);
+    let hit: TokenGrant | undefined;
+    for (const e of this.entries) if (timingSafeEqual(presented, e.digest)) hit = e.grant;
+    return hit;
   }
 }
 

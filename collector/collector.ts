@@ -1,6 +1,7 @@
 // Wires the pipeline stages into one running collector: spool → ingest → HTTP, and spool → loader →
 // sink. Used by main.ts and by tests that run a collector in-process.
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { TokenSet, ensureGeneratedToken } from "./auth.ts";
@@ -10,7 +11,8 @@ import { Loader } from "./loader.ts";
 import { mountReadSurface, type ReadInfo } from "./read/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { RemoteWriteExporter } from "./remote-write/exporter.ts";
-import { buildServer } from "./server.ts";
+import { Quarantine } from "./quarantine.ts";
+import { buildMetricsServer, buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
 import { decodeSummary } from "./summary.ts";
@@ -19,9 +21,12 @@ export interface RunningCollector {
   app: FastifyInstance;
   /** `http://host:port` the server listens on. */
   url: string;
+  /** Where /metrics is served: `url`, or the MESHLOOK_METRICS_PORT listener's address. */
+  metricsUrl: string;
   sink: Sink;
   spool: Spool;
   loader: Loader;
+  quarantine: Quarantine;
   metrics: Metrics;
   /** The Prometheus remote-write exporter, when MESHLOOK_REMOTE_WRITE_URL is set. */
   exporter?: RemoteWriteExporter;
@@ -62,6 +67,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   } else if (config.ingestTokens.length === 0 && !config.ingestTokensFile) {
     const generated = ensureGeneratedToken(config.dataDir);
     tokens = new TokenSet([], generated.file, log);
+    tokens.watch(); // an operator may replace or empty it: never keep serving a stale set silently
     auth = { mode: "tokens", generatedFile: generated.file, created: generated.created };
   } else {
     tokens = new TokenSet(config.ingestTokens, config.ingestTokensFile, log);
@@ -70,12 +76,21 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   }
 
   const spool = await Spool.open(config.spoolDir, { segmentBytes: config.spoolSegmentBytes });
-  const metrics = createMetrics(() => spool);
+  const metrics = createMetrics(
+    () => spool,
+    () => ({ disabled: config.authDisabled, tokens: tokens?.size ?? 0, weakTokens: tokens?.weak ?? 0 }),
+  );
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
-  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
+  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
+    maxWindowAgeMs: config.maxWindowAgeS * 1000,
+    maxWindowAheadMs: config.maxWindowAheadS * 1000,
+  });
+  const quarantine = new Quarantine(quarantineDir(config));
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
+    quarantine,
+    retention: config.retention,
   });
   const exporter = config.remoteWrite.url ? await RemoteWriteExporter.open(spool, config.remoteWrite, decodeSummary, metrics.registry, log) : undefined;
   const app = await buildServer({
@@ -91,15 +106,27 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolMaxBytes: config.spoolMaxBytes,
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
+    trustXfcc: config.trustXfcc,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    maxRssBytes: config.maxRssBytes,
+    metricsOnIngestPort: config.metricsPort === undefined,
     remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });
   const read = await mountReadSurface(app, config, sink, log);
-  // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
-  // leaves the collector spooling (see Loader.openSink).
-  await loader.openSink();
+  const metricsApp = config.metricsPort === undefined ? undefined : await buildMetricsServer(metrics, log);
+  // Listen first, always: opening the warehouse (connect + migrations) can take as long as the
+  // warehouse's connect timeout, or fail for hours, and the liveness probe must not kill a collector
+  // that is spooling fine meanwhile. The loader's first cycle opens the sink and every later cycle
+  // retries an open that failed; /readyz answers warehouse_unreachable until one succeeds.
   let url = "";
-  if (opts.listen !== false) url = await app.listen({ host: config.host, port: config.port });
-  else await app.ready();
+  let metricsUrl = "";
+  if (opts.listen !== false) {
+    url = await app.listen({ host: config.host, port: config.port });
+    metricsUrl = metricsApp ? await metricsApp.listen({ host: config.host, port: config.metricsPort }) : url;
+  } else {
+    await app.ready();
+    await metricsApp?.ready();
+  }
   loader.start();
   exporter?.start();
 
@@ -108,6 +135,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     (closing ??= (async () => {
       tokens?.unwatch();
       await app.close(); // stops accepting, waits for in-flight requests (their spool appends included)
+      await metricsApp?.close();
       await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
       // then the remote write's own catch-up, within part of the shutdown budget (its state resumes it)
       await exporter?.stop(Math.min(10_000, config.shutdownTimeoutS * 500));
@@ -115,5 +143,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       await read.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, metrics, exporter, auth, read: read.info, close };
+  return { app, url, metricsUrl, sink, spool, loader, quarantine, metrics, exporter, auth, read: read.info, close };
 }
+
+/** Where the quarantine lives: beside the spool, in the data directory. */
+export const quarantineDir = (config: Pick<CollectorConfig, "dataDir">) => join(config.dataDir, "quarantine");

@@ -5,7 +5,8 @@ import { join, resolve } from "node:path";
 import YAML from "yaml";
 import type { RemoteWriteSettings } from "./remote-write/exporter.ts";
 import { parseExternalLabels, parseHeaders } from "./remote-write/settings.ts";
-import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
+import { DEFAULT_HOURLY_GRACE_MS, DEFAULT_LOOKBACK_MS, DEFAULT_MAX_HOURS_PER_LOAD } from "./sink/hourly.ts";
+import { DEFAULT_RETENTION, checkRetention, type RetentionPolicy } from "./retention.ts";
 import { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, checkSnowflakeSettings } from "./sink/snowflake-settings.ts";
 
 export type SinkKind = "duckdb" | "snowflake";
@@ -23,6 +24,8 @@ export interface SnowflakeSettings {
   authenticator: "SNOWFLAKE_JWT" | "SNOWFLAKE";
   password?: string;
   accessUrl?: string;
+  /** Seconds one connect (login) may take before the attempt is abandoned and retried later (default 20). */
+  connectTimeoutS?: number;
 }
 
 export interface CollectorConfig {
@@ -42,6 +45,10 @@ export interface CollectorConfig {
   hourlyGraceS: number;
   /** Most hours compacted after one load, oldest first; 0 turns the hourly rollup off. */
   hourlyMaxHoursPerLoad: number;
+  /** How far back (hours) the stale-hour search of a compaction looks. */
+  hourlyLookbackH: number;
+  /** Warehouse retention (collector/retention.ts); minuteDays 0 keeps everything. */
+  retention: RetentionPolicy;
   ingestTokens: string[];
   ingestTokensFile?: string;
   authDisabled: boolean;
@@ -49,6 +56,18 @@ export interface CollectorConfig {
   readApi: boolean;
   readerTokensFile?: string;
   readAuthDisabled: boolean;
+  /** Take the caller's SPIFFE ID from x-forwarded-client-cert (set only behind the collector's own sidecar). */
+  trustXfcc: boolean;
+  /** Separate port for /metrics; unset, /metrics is served on the ingest port. */
+  metricsPort?: number;
+  /** Ingest requests per minute per caller identity; 0 = unlimited. */
+  rateLimitPerMinute: number;
+  /** Oldest a summary window may start before it is received (s); 0 = no bound. */
+  maxWindowAgeS: number;
+  /** Latest a summary window may end after it is received (s, clock skew); 0 = no bound. */
+  maxWindowAheadS: number;
+  /** Resident memory (bytes) at which ingest sheds load with 503; 0 = no check. */
+  maxRssBytes: number;
   maxBodyBytes: number;
   /** Longest a request (headers and body) may take to arrive; a slower one is answered 408 and closed. */
   requestTimeoutS: number;
@@ -116,6 +135,7 @@ const oneOf = <T extends string>(...allowed: T[]): Parse<T> => (raw) => {
   if (!(allowed as string[]).includes(s)) throw new Error(`must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`);
   return s as T;
 };
+const optionalPort: Parse<number | undefined> = (raw) => (String(raw ?? "").trim() === "" ? undefined : int(0, 65535)(raw));
 const list: Parse<string[]> = (raw) => String(raw).split(",").map((t) => t.trim()).filter((t) => t !== "");
 
 const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) =>
@@ -139,12 +159,22 @@ export const SETTINGS: readonly Setting[] = [
   setting("LOAD_INTERVAL_S", "seconds between warehouse loads", `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`, int(1, 3600), (c, v) => (c.loadIntervalS = v)),
   setting("HOURLY_GRACE_S", "seconds after its end before an hour is closed and compacted into mesh_traffic_hour", String(DEFAULT_HOURLY_GRACE_MS / 1000), int(0, 86_400), (c, v) => (c.hourlyGraceS = v)),
   setting("HOURLY_MAX_HOURS_PER_LOAD", "most closed hours compacted after one load, oldest first (0 = no hourly rollup)", String(DEFAULT_MAX_HOURS_PER_LOAD), int(0, 10_000), (c, v) => (c.hourlyMaxHoursPerLoad = v)),
+  setting("HOURLY_LOOKBACK_H", "hours back from now that compaction looks for changed hours; older hours keep their hourly rows", String(DEFAULT_LOOKBACK_MS / 3_600_000), int(1, 24 * 36_500), (c, v) => (c.hourlyLookbackH = v)),
+  setting("RETENTION_MINUTE_DAYS", "days of mesh_traffic_minute and mesh_sidecar_loss rows kept (0 = keep everything, no pruning)", String(DEFAULT_RETENTION.minuteDays), int(0, 36_500), (c, v) => (c.retention.minuteDays = v)),
+  setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
+  setting("RETENTION_LEDGER_DAYS", "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer", String(DEFAULT_RETENTION.ledgerDays), int(1, 36_500), (c, v) => (c.retention.ledgerDays = v)),
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
   setting("READ_API", "serve the read API (/api/v1) and the dashboard (/ui); DuckDB sink only", "true", bool, (c, v) => (c.readApi = v)),
   strSetting("READER_TOKENS_FILE", "reader tokens with their namespace scopes, re-read when it changes (docs/read-api.md)", "<data>/reader-tokens (generated)", (c, v) => (c.readerTokensFile = v || undefined)),
   setting("READ_AUTH_DISABLED", "read without a token, every namespace (demo only; logged as a warning)", "false", bool, (c, v) => (c.readAuthDisabled = v)),
+  setting("TRUST_XFCC", "take the caller's identity from x-forwarded-client-cert; only behind the collector's own Istio sidecar with STRICT mTLS (docs/security.md)", "false", bool, (c, v) => (c.trustXfcc = v)),
+  setting("METRICS_PORT", "separate TCP port for /metrics (unset: served on the ingest port; 0 = any free port)", "", optionalPort, (c, v) => (c.metricsPort = v)),
+  setting("RATE_LIMIT_PER_MIN", "ingest requests per minute one caller identity may make (0 = unlimited; meant with MESHLOOK_TRUST_XFCC, where a caller is one service account)", "0", int(0, 10_000_000), (c, v) => (c.rateLimitPerMinute = v)),
+  setting("MAX_WINDOW_AGE_S", "oldest a summary window may start before it is received; older ones are refused (0 = no bound)", "0", int(0, 30 * 86_400), (c, v) => (c.maxWindowAgeS = v)),
+  setting("MAX_WINDOW_AHEAD_S", "latest a summary window may end after it is received, for clock skew (0 = no bound)", "0", int(0, 86_400), (c, v) => (c.maxWindowAheadS = v)),
+  setting("MAX_RSS_BYTES", "resident memory at which ingest answers 503 (0 = no check)", "0", int(0, Number.MAX_SAFE_INTEGER), (c, v) => (c.maxRssBytes = v)),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
   setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
   setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
@@ -161,6 +191,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("SNOWFLAKE_AUTHENTICATOR", "SNOWFLAKE_JWT (key pair) or SNOWFLAKE (password, dev only)", "SNOWFLAKE_JWT", oneOf("SNOWFLAKE_JWT", "SNOWFLAKE"), (c, v) => (c.snowflake.authenticator = v)),
   strSetting("SNOWFLAKE_PASSWORD", "password when the authenticator is SNOWFLAKE", "", (c, v) => (c.snowflake.password = v || undefined)),
   strSetting("SNOWFLAKE_ACCESS_URL", "override of the account URL (tests, private link)", "", (c, v) => (c.snowflake.accessUrl = v || undefined)),
+  setting("SNOWFLAKE_CONNECT_TIMEOUT_S", "seconds a Snowflake login may take before it is abandoned and retried next load interval", "20", int(1, 600), (c, v) => (c.snowflake.connectTimeoutS = v)),
   // Prometheus remote write: docs/prometheus.md
   strSetting("REMOTE_WRITE_URL", "Prometheus remote-write endpoint (empty = off), e.g. http://prometheus:9090/api/v1/write", "", (c, v) => (c.remoteWrite.url = v)),
   setting("REMOTE_WRITE_HEADERS", "extra request headers: Name=value pairs separated by commas, or a JSON object", "", parseHeaders, (c, v) => (c.remoteWrite.headers = v)),
@@ -193,16 +224,23 @@ export function defaultConfig(): CollectorConfig {
     loadIntervalS: DUCKDB_DEFAULT_LOAD_INTERVAL_S,
     hourlyGraceS: DEFAULT_HOURLY_GRACE_MS / 1000,
     hourlyMaxHoursPerLoad: DEFAULT_MAX_HOURS_PER_LOAD,
+    hourlyLookbackH: DEFAULT_LOOKBACK_MS / 3_600_000,
+    retention: { ...DEFAULT_RETENTION },
     ingestTokens: [],
     authDisabled: false,
     readApi: true,
     readAuthDisabled: false,
+    trustXfcc: false,
+    rateLimitPerMinute: 0,
+    maxWindowAgeS: 0,
+    maxWindowAheadS: 0,
+    maxRssBytes: 0,
     maxBodyBytes: 4 * MiB,
     requestTimeoutS: 30,
     maxEventLoopDelayMs: 1000,
     shutdownTimeoutS: 30,
     logLevel: "info",
-    snowflake: { authenticator: "SNOWFLAKE_JWT" },
+    snowflake: { authenticator: "SNOWFLAKE_JWT", connectTimeoutS: 20 },
     remoteWrite: {
       url: "",
       headers: {},
@@ -225,12 +263,14 @@ export function validate(c: CollectorConfig): string[] {
   // The sink's own check, which also opens the key file: a missing, unreadable or wrongly encrypted key
   // stops the collector at start, naming the setting, instead of failing every load later.
   if (c.sink === "snowflake") problems.push(...checkSnowflakeSettings(c.snowflake));
+  problems.push(...checkRetention(c.retention));
   if (c.authDisabled && (c.ingestTokens.length > 0 || c.ingestTokensFile)) {
     problems.push("MESHLOOK_AUTH_DISABLED: true contradicts MESHLOOK_INGEST_TOKENS / MESHLOOK_INGEST_TOKENS_FILE being set");
   }
   if (c.readAuthDisabled && c.readerTokensFile) {
     problems.push("MESHLOOK_READ_AUTH_DISABLED: true contradicts MESHLOOK_READER_TOKENS_FILE being set");
   }
+  if (c.metricsPort !== undefined && c.metricsPort !== 0 && c.metricsPort === c.port) problems.push("MESHLOOK_METRICS_PORT: must differ from MESHLOOK_PORT");
   problems.push(...checkRemoteWrite(c));
   return problems;
 }
@@ -307,4 +347,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CollectorConfi
   problems.push(...validate(c));
   if (problems.length > 0) throw new ConfigError(problems);
   return c;
+}
+
+/** loadConfig for a command (`npm start`, `npm run quarantine`): a settings problem is printed and exits 2. */
+export function loadConfigOrExit(): CollectorConfig {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
 }

@@ -1,5 +1,6 @@
 // Ingest stage: a received body becomes a durable, acknowledged summary, or is refused with a reason.
 // HTTP concerns (status codes, headers) stay in server.ts; this module decides.
+import { checkIdentity, type Caller } from "./identity.ts";
 import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
@@ -10,12 +11,45 @@ export type AcceptResult =
   | { status: "accepted"; summary: DecodedSummary }
   | { status: "duplicate" }
   | { status: "invalid"; reason: string; message: string }
+  | { status: "forbidden"; reason: string; message: string }
   | { status: "spool_full"; message: string };
 
 /** Beyond this many tracked keys, duplicates are still caught, but only by the warehouse ledger. */
 const MAX_TRACKED = 1_000_000;
-/** Beyond this many folded rows (all segments), new segments are not folded and load from disk. */
-const MAX_FOLDED_ROWS = 2_000_000;
+/**
+ * Beyond this many bytes of folded rows (all segments, MinuteRollup.bytes), new segments are not folded
+ * and load from disk: what the folds hold is bounded by memory, not by a row count that wide sketches
+ * would make meaningless.
+ */
+const MAX_FOLDED_BYTES = 256 << 20;
+/**
+ * Most requests one summary may carry (about 10^12: a sidecar serving 10^8 requests a second for a
+ * 10 s window is far below it). Also keeps the ledger's per-summary request total inside a BIGINT.
+ */
+export const MAX_SUMMARY_REQUESTS = 2 ** 40;
+
+/** Settings of the ingest checks that do not depend on the body's encoding (docs/security.md). */
+export interface IngestLimits {
+  /** Oldest a window may start before the receive time; 0 = no bound. */
+  maxWindowAgeMs: number;
+  /** Latest a window may end after the receive time (sidecar clock skew); 0 = no bound. */
+  maxWindowAheadMs: number;
+}
+
+/**
+ * The receive-time bound on a window, or undefined when it is within bounds. A sidecar that was
+ * partitioned delivers its held windows late: the age bound must exceed the longest such outage the
+ * filter's pending budget covers, and hours are recompacted when late rows land (docs/security.md).
+ */
+export function windowOutOfRange(s: { windowStartMs: number; windowEndMs: number }, receivedAtMs: number, limits: IngestLimits): string | undefined {
+  if (limits.maxWindowAgeMs > 0 && s.windowStartMs < receivedAtMs - limits.maxWindowAgeMs) {
+    return `window starts ${Math.round((receivedAtMs - s.windowStartMs) / 1000)} s before it was received; at most ${limits.maxWindowAgeMs / 1000} s (MESHLOOK_MAX_WINDOW_AGE_S) is accepted`;
+  }
+  if (limits.maxWindowAheadMs > 0 && s.windowEndMs > receivedAtMs + limits.maxWindowAheadMs) {
+    return `window ends ${Math.round((s.windowEndMs - receivedAtMs) / 1000)} s after it was received; at most ${limits.maxWindowAheadMs / 1000} s (MESHLOOK_MAX_WINDOW_AHEAD_S) of clock skew is accepted`;
+  }
+  return undefined;
+}
 
 /** The summaries acknowledged into one spool segment, already rolled up (see Ingestor.takeFold). */
 export interface SegmentFold {
@@ -29,14 +63,14 @@ export class Ingestor {
    * of one of them is acknowledged once the original is durable, without spooling a second copy. Retries
    * of already-loaded summaries are spooled again and dropped by the load ledger.
    */
-  private readonly unloaded = new Map<string, Promise<unknown>>();
+  private readonly unloaded = new Map<string, { caller: string; durable: Promise<unknown> }>();
   /**
    * Per spool segment, the rollup of the summaries acknowledged into it, so the loader need not decode
    * the segment again. The segment on disk stays the source of truth: the loader uses a fold only when
    * it holds exactly as many summaries as the spool wrote to the segment.
    */
   private readonly folds = new Map<number, SegmentFold>();
-  private foldedRows = 0;
+  private foldedBytes = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -45,24 +79,39 @@ export class Ingestor {
     private readonly spoolMaxBytes: number,
     /** Fold only for sinks that can load a fold (Sink.loadRollup); others always load from the spool. */
     private readonly foldSegments: boolean,
+    private readonly limits: IngestLimits = { maxWindowAgeMs: 0, maxWindowAheadMs: 0 },
   ) {}
 
-  async accept(body: Buffer, receivedAtMs: number): Promise<AcceptResult> {
+  /** `caller` is who sent the body (identity.ts); absent, the summary is taken as speaking for anyone. */
+  async accept(body: Buffer, receivedAtMs: number, caller: Caller = { key: "" }): Promise<AcceptResult> {
     if (this.spool.bytes >= this.spoolMaxBytes) {
       return { status: "spool_full", message: `spool holds ${this.spool.bytes} unloaded bytes (limit ${this.spoolMaxBytes})` };
     }
     const decoded = this.decode(body);
     if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
+    const entry = ledgerEntry(summary);
+    if (entry.requests > MAX_SUMMARY_REQUESTS) {
+      return { status: "invalid", reason: "too_many_requests", message: `summary carries ${entry.requests} requests; at most 2^40 per summary are accepted` };
+    }
+    const late = windowOutOfRange(summary, receivedAtMs, this.limits);
+    if (late) return { status: "invalid", reason: "window_out_of_range", message: late };
+    const mismatch = checkIdentity(summary, caller);
+    if (mismatch) return { status: "forbidden", reason: mismatch.reason, message: mismatch.message };
     const key = ledgerKey(summary.producerId, summary.seq);
     const earlier = this.unloaded.get(key);
     if (earlier) {
-      await earlier;
+      // Another caller's copy is not this one: acknowledging it as a duplicate would let a forger's
+      // earlier summary stand in for the real one.
+      if (earlier.caller !== caller.key) {
+        return { status: "forbidden", reason: "sequence_claimed", message: "this producer's sequence number was sent by another caller" };
+      }
+      await earlier.durable;
       this.metrics.dedupHits.inc({ stage: "ingest" });
       return { status: "duplicate" };
     }
     const durable = this.spool.append(body, receivedAtMs);
-    if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, durable);
+    if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, { caller: caller.key, durable });
     let segment: number;
     try {
       segment = await durable;
@@ -70,7 +119,6 @@ export class Ingestor {
       this.unloaded.delete(key);
       throw err;
     }
-    const entry = ledgerEntry(summary);
     this.fold(segment, summary, entry);
     this.metrics.accepted.inc();
     this.metrics.seriesUpdates.inc(entry.series);
@@ -81,14 +129,19 @@ export class Ingestor {
     if (!this.foldSegments) return;
     let f = this.folds.get(segment);
     if (!f) {
-      if (this.foldedRows >= MAX_FOLDED_ROWS) return; // this segment will load from disk
+      if (this.foldedBytes >= MAX_FOLDED_BYTES) return; // this segment will load from disk
       f = { rollup: new MinuteRollup(), ledger: [] };
       this.folds.set(segment, f);
     }
-    const before = f.rollup.size;
+    const before = f.rollup.bytes;
     f.rollup.add(summary);
     f.ledger.push(entry);
-    this.foldedRows += f.rollup.size - before;
+    this.foldedBytes += f.rollup.bytes - before;
+    if (this.foldedBytes > MAX_FOLDED_BYTES) {
+      // Over budget mid-segment: give the memory back; the segment loads from disk instead.
+      this.folds.delete(segment);
+      this.foldedBytes -= f.rollup.bytes;
+    }
   }
 
   /**
@@ -99,7 +152,7 @@ export class Ingestor {
     const f = this.folds.get(segment);
     if (!f) return undefined;
     this.folds.delete(segment);
-    this.foldedRows -= f.rollup.size;
+    this.foldedBytes -= f.rollup.bytes;
     return f.ledger.length === records ? f : undefined;
   }
 

@@ -10,6 +10,8 @@ import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
 import type { LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
+import type { Quarantine } from "./quarantine.ts";
+import { expiredBefore, type RetentionPolicy } from "./retention.ts";
 import { MinuteRollup, type MinuteRow } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
@@ -31,6 +33,18 @@ export interface LoaderOptions {
    * replay interrupted between them exactly-once.
    */
   replayChunkBytes?: number;
+  /** Where summaries the warehouse refuses for good go; without one such a refusal fails the batch. */
+  quarantine?: Quarantine;
+  /** Warehouse retention, pruned after each cycle's loads; absent or minuteDays 0: nothing is pruned. */
+  retention?: RetentionPolicy;
+  /** The clock retention and expiry use (tests move it). Default Date.now. */
+  now?: () => number;
+}
+
+/** A spooled summary on the replay path, with the bytes the quarantine keeps if the warehouse refuses it. */
+interface Spooled {
+  summary: DecodedSummary;
+  body: Uint8Array;
 }
 
 /**
@@ -67,6 +81,9 @@ export class Loader {
       metrics.compactionFailures.inc({ reason }, 0);
     }
     if (sink.kind === "snowflake") for (const reason of ["transient", "conflict"]) metrics.loadRetries.inc({ reason }, 0);
+    metrics.summariesExpired.inc(0);
+    for (const reason of ["constraint", "encoding", "value", "decode"]) metrics.quarantined.inc({ reason }, 0);
+    metrics.quarantineEntries.set(opts.quarantine?.size ?? 0);
   }
 
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
@@ -126,6 +143,7 @@ export class Loader {
 
   private async cycle(): Promise<boolean> {
     if (!(await this.openSink())) return false;
+    await this.reloadQueued();
     const sealed = await this.spool.seal();
     const batch: number[] = [];
     let bytes = 0;
@@ -134,10 +152,20 @@ export class Loader {
       batch.push(id);
       bytes += this.spool.sizeOf(id);
     }
-    if (batch.length === 0) return false;
+    if (batch.length === 0) {
+      await this.prune();
+      return false;
+    }
     const folds = batch.map((id) => this.ingestor?.takeFold(id, this.spool.recordCount(id)));
     const end = this.metrics.loadDuration.startTimer();
-    const loaded = (await this.loadFolded(folds)) ?? (await this.loadFromDisk(batch));
+    let loaded;
+    try {
+      loaded = (await this.loadFolded(folds)) ?? (await this.loadFromDisk(batch));
+    } catch (err) {
+      // The fold path has no per-summary bytes: a refused fold is loaded again from disk, which isolates.
+      if (!this.opts.quarantine || this.sink.refusal(err) === undefined) throw err;
+      loaded = await this.loadFromDisk(batch);
+    }
     end();
     const { res, keys } = loaded;
     this.metrics.summariesLoaded.inc(res.loaded);
@@ -147,12 +175,35 @@ export class Loader {
     this.log.debug({ segments: batch.length, ...res }, "loaded");
     await this.spool.remove(batch);
     this.ingestor?.forget(keys);
+    await this.prune();
     return batch.length < sealed.length;
+  }
+
+  /** Retention after the cycle's loads; a failure is logged and left to the next cycle, never a failed load. */
+  private async prune(): Promise<void> {
+    const policy = this.opts.retention;
+    if (!policy || policy.minuteDays === 0) return;
+    try {
+      for (const r of await this.sink.prune(policy, this.now())) if (r.rows > 0) this.metrics.rowsPruned.inc({ table: r.table }, r.rows);
+    } catch (err) {
+      this.log.warn({ err }, "retention pruning failed; the next cycle retries it");
+    }
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** A summary whose window ended before this must not load: its ledger row may already be pruned. */
+  private expired(windowEndMs: number): boolean {
+    return this.opts.retention !== undefined && windowEndMs < expiredBefore(this.opts.retention, this.now());
   }
 
   /** The fast path: every segment of the batch has a complete fold. null → load from disk instead. */
   private async loadFolded(folds: (SegmentFold | undefined)[]) {
     if (!this.sink.loadRollup || !folds.every((f) => f !== undefined)) return null;
+    // Expired summaries are dropped one by one on the replay path; a fold cannot leave one out.
+    if (folds.some((f) => f.ledger.some((e) => this.expired(e.windowEndMs)))) return null;
     let rows: Iterable<MinuteRow> = folds[0].rollup.rows();
     if (folds.length > 1) {
       const merged = new MinuteRollup();
@@ -178,15 +229,15 @@ export class Loader {
     const chunkBytes = this.opts.replayChunkBytes ?? 1 << 20;
     const res: LoadResult = { loaded: 0, duplicates: 0, rows: 0 };
     const keys: SummaryKey[] = [];
-    let summaries: DecodedSummary[] = [];
+    let summaries: Spooled[] = [];
     let bytes = 0;
     const loadChunk = async () => {
       if (summaries.length === 0) return;
-      const r = await this.sink.load(summaries);
+      const r = await this.loadIsolating(summaries);
       res.loaded += r.loaded;
       res.duplicates += r.duplicates;
       res.rows += r.rows;
-      for (const s of summaries) keys.push({ producerId: s.producerId, seq: s.seq });
+      for (const { summary: s } of summaries) keys.push({ producerId: s.producerId, seq: s.seq });
       summaries = [];
       bytes = 0;
     };
@@ -199,19 +250,85 @@ export class Loader {
       }
       for (const r of seg.records) {
         const d = this.decode(r.body);
-        if (d.ok) {
-          summaries.push(d.summary);
+        if (d.ok && this.expired(d.summary.windowEndMs)) {
+          this.metrics.summariesExpired.inc();
+          keys.push({ producerId: d.summary.producerId, seq: d.summary.seq });
+          this.log.warn({ producerId: d.summary.producerId, seq: d.summary.seq, windowEnd: new Date(d.summary.windowEndMs).toISOString() }, "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned");
+        } else if (d.ok) {
+          summaries.push({ summary: d.summary, body: r.body });
           bytes += r.body.length;
           if (bytes >= chunkBytes) await loadChunk();
         } else {
           this.metrics.replayRejected.inc();
-          this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
+          if (this.opts.quarantine) this.toQuarantine(r.body, { producerId: "", seq: -1 }, "decode", d.reason);
+          else this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
         }
         await yielder.maybe();
       }
     }
     await loadChunk();
     return { res, keys };
+  }
+
+  /**
+   * Loads `items` in one sink transaction; if the warehouse refuses it for good, loads each half on its
+   * own, down to single summaries, which go to the quarantine. A transient failure (or a refusal with no
+   * quarantine configured) propagates, and the whole batch is retried next cycle. One bad summary in n
+   * costs about 2·log2(n) extra transactions, once.
+   */
+  private async loadIsolating(items: Spooled[]): Promise<LoadResult> {
+    try {
+      return await this.sink.load(items.map((i) => i.summary));
+    } catch (err) {
+      const reason = this.opts.quarantine ? this.sink.refusal(err) : undefined;
+      if (reason === undefined) throw err;
+      if (items.length === 1) {
+        this.toQuarantine(items[0].body, items[0].summary, reason, (err as Error).message);
+        return { loaded: 0, duplicates: 0, rows: 0 };
+      }
+      const half = items.length >> 1;
+      const a = await this.loadIsolating(items.slice(0, half));
+      const b = await this.loadIsolating(items.slice(half));
+      return { loaded: a.loaded + b.loaded, duplicates: a.duplicates + b.duplicates, rows: a.rows + b.rows };
+    }
+  }
+
+  private toQuarantine(body: Uint8Array, key: SummaryKey, reason: string, error: string): void {
+    const q = this.opts.quarantine!;
+    const id = q.add(body, { producerId: key.producerId, seq: key.seq, reason, error });
+    this.metrics.quarantined.inc({ reason });
+    this.metrics.quarantineEntries.set(q.size);
+    this.log.error({ id, producerId: key.producerId, seq: key.seq, reason, error }, "warehouse refused a summary; kept in the quarantine (npm run quarantine -- list)");
+  }
+
+  /**
+   * Loads the quarantined summaries queued by `npm run quarantine -- reload`, one transaction each (they
+   * are few, and each must succeed or fail alone). Refused again: back to the quarantine with the new
+   * reason. A transient failure leaves the rest queued and fails this cycle like any load.
+   */
+  private async reloadQueued(): Promise<void> {
+    const q = this.opts.quarantine;
+    if (!q) return;
+    for (const e of q.queued()) {
+      const d = this.decode(e.body);
+      if (!d.ok) {
+        q.refuseAgain(e.id, "decode", d.reason);
+        continue;
+      }
+      try {
+        const r = await this.sink.load([d.summary]);
+        this.metrics.summariesLoaded.inc(r.loaded);
+        this.metrics.rowsLoaded.inc(r.rows);
+        q.done(e.id);
+        this.log.info({ id: e.id, loaded: r.loaded, duplicates: r.duplicates }, "quarantined summary reloaded");
+      } catch (err) {
+        const reason = this.sink.refusal(err);
+        if (reason === undefined) throw err;
+        q.refuseAgain(e.id, reason, (err as Error).message);
+        this.metrics.quarantined.inc({ reason });
+      }
+    }
+    this.metrics.quarantineEntries.set(q.size);
   }
 
   /** Stops the timer, waits for a running cycle, then drains the spool into the warehouse once more. */

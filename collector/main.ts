@@ -2,17 +2,10 @@
 // starts the pipeline, prints one line saying where it listens and where data goes, and shuts down
 // gracefully on SIGTERM/SIGINT.
 import pino from "pino";
-import { ConfigError, loadConfig } from "./config.ts";
+import { loadConfigOrExit } from "./config.ts";
 import { startCollector } from "./collector.ts";
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
-  process.exit(2);
-}
+const config = loadConfigOrExit();
 
 // Logs go to stderr as JSON; stdout carries only the startup line.
 const log = pino({ level: config.logLevel, base: { service: "meshlook-collector" } }, pino.destination(2));
@@ -36,7 +29,8 @@ const auth =
 const r = collector.read;
 const read =
   r.mode === "off" ? "read API off" : r.mode === "open" ? `dashboard ${collector.url}/ui/ (read auth DISABLED)` : `dashboard ${collector.url}/ui/, reader tokens ${r.generated ? (r.created ? "generated in " : "read from ") : "from "}${r.file}`;
-process.stdout.write(`meshlook collector listening on ${collector.url}; spool ${config.spoolDir}; warehouse ${where}; ${auth}; ${read}\n`);
+const metricsAt = collector.metricsUrl === collector.url ? "" : `; metrics on ${collector.metricsUrl}`;
+process.stdout.write(`meshlook collector listening on ${collector.url}${metricsAt}; spool ${config.spoolDir}; warehouse ${where}; ${auth}; ${read}\n`);
 
 let stopping = false;
 const shutdown = (signal: string) => {

@@ -9,7 +9,14 @@ export interface SpoolGauges {
   oldestRecordMs(): number | undefined;
 }
 
-export function createMetrics(spool: () => SpoolGauges | undefined) {
+/** What the auth gauges report: whether ingest auth is off, and how many tokens (and weak ones) are loaded. */
+export interface AuthGauges {
+  disabled: boolean;
+  tokens: number;
+  weakTokens: number;
+}
+
+export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () => AuthGauges) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshlook_" });
   const registers = [registry];
@@ -82,15 +89,54 @@ export function createMetrics(spool: () => SpoolGauges | undefined) {
       help: "Series keys the filters folded into overflow series (max_series reached; approximate), as reported in accepted summaries",
       registers,
     }),
-    // The label is a hash prefix (TokenSet.label), never the token: it tells which token is in use, so
-    // an old one can be removed once its counter stops moving, without the token reaching Prometheus.
+    quarantined: new Counter({
+      name: "meshlook_summaries_quarantined_total",
+      help: "Summaries the warehouse refused for good (constraint, encoding, value), moved to the quarantine, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    rowsPruned: new Counter({ name: "meshlook_rows_pruned_total", help: "Warehouse rows deleted by retention, by table", labelNames: ["table"] as const, registers }),
+    summariesExpired: new Counter({
+      name: "meshlook_summaries_expired_total",
+      help: "Summaries not loaded because their window ended more than MESHLOOK_RETENTION_LEDGER_DAYS ago (their ledger row may be pruned)",
+      registers,
+    }),
+    quarantineEntries: new Gauge({ name: "meshlook_quarantine_entries", help: "Summaries held in the quarantine (npm run quarantine -- list)", registers }),
+    // The label is a keyed-digest prefix (auth.ts TokenSet), never the token: it tells which token is in
+    // use, so an old one can be removed once its counter stops moving, and cannot confirm a guessed token.
     acceptedByToken: new Counter({
       name: "meshlook_ingest_accepted_by_token_total",
-      help: "Summaries acknowledged (accepted or duplicate), by ingest token: first 8 hex digits of the token's SHA-256",
+      help: "Summaries acknowledged (accepted or duplicate), by ingest token: 8 hex digits of a digest keyed per process (the log names the token's file line)",
       labelNames: ["token"] as const,
       registers,
     }),
   };
+  if (auth) {
+    new Gauge({
+      name: "meshlook_ingest_auth_disabled",
+      help: "1 while ingest authentication is disabled (MESHLOOK_AUTH_DISABLED=true): anyone reaching the collector can write",
+      registers,
+      collect() {
+        this.set(auth().disabled ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "meshlook_ingest_tokens",
+      help: "Ingest tokens loaded; 0 refuses every summary and makes /readyz fail",
+      registers,
+      collect() {
+        this.set(auth().tokens);
+      },
+    });
+    new Gauge({
+      name: "meshlook_ingest_weak_tokens",
+      help: "Loaded ingest tokens shorter than 16 characters (replace them)",
+      registers,
+      collect() {
+        this.set(auth().weakTokens);
+      },
+    });
+  }
   new Gauge({
     name: "meshlook_spool_bytes",
     help: "Bytes in spool segments not yet removed",

@@ -8,7 +8,7 @@
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
 import { DIMENSIONS } from "../shared/schema.ts";
-import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
+import { meshSketchAddInto, meshSketchMerge } from "../shared/quantile.ts";
 import {
   FIELD_ERRORS as ERRORS,
   FIELD_LATENCY_MAX as LATENCY_MAX,
@@ -21,7 +21,7 @@ import {
   SERIES_FIELDS as FIELDS,
   absentValue,
   seriesAt,
-  sketchJsonOf,
+  storedSketchOf,
   summaryColumns,
   type DecodedSeries,
   type DecodedSummary,
@@ -40,6 +40,16 @@ const FIELD_LATENCY_MIN = LATENCY_MIN;
 const FIELD_LATENCY_MAX = LATENCY_MAX;
 const FIELD_ZERO = ZERO;
 const SERIES_FIELDS = FIELDS;
+
+/**
+ * Largest value a summed measure takes: sums stop there instead of growing past what the warehouse's
+ * BIGINT columns and JavaScript numbers hold exactly, so a hostile summary cannot make a row unloadable
+ * (docs/security.md). Honest traffic is many orders of magnitude below it.
+ */
+export const SATURATED = Number.MAX_SAFE_INTEGER;
+// A row's fixed cost in the heap: its object, 20 dimension references and the key slot (measured order).
+const ROW_BYTES = 600;
+const saturatingAdd = (a: number, b: number) => Math.min(SATURATED, a + b);
 
 /** One fact row before the sink adds `loaded_at`: a series' numbers summed over its minute. */
 export interface MinuteRow extends DecodedSeries {
@@ -70,12 +80,36 @@ const OVERFLOW = "__overflow__";
 const REPORTER = DIMENSIONS.indexOf("reporter");
 // The sidecar's own side of a series: the destination for inbound (server-side) rows, the source for
 // outbound ones. Positions in DIMENSIONS, which are the wire's dimension codes.
-const LOCAL: Record<string, { workload: number; namespace: number }> = {
-  destination: { workload: DIMENSIONS.indexOf("destination_workload"), namespace: DIMENSIONS.indexOf("destination_namespace") },
-  source: { workload: DIMENSIONS.indexOf("source_workload"), namespace: DIMENSIONS.indexOf("source_namespace") },
-};
+const sideOf = (side: "source" | "destination") => ({
+  workload: DIMENSIONS.indexOf(`${side}_workload`),
+  namespace: DIMENSIONS.indexOf(`${side}_namespace`),
+  principal: DIMENSIONS.indexOf(`${side}_principal`),
+});
+const LOCAL: Record<string, { workload: number; namespace: number; principal: number }> = { destination: sideOf("destination"), source: sideOf("source") };
 
-const known = (v: string | undefined): v is string => v !== undefined && v !== UNKNOWN && v !== OVERFLOW;
+export const known = (v: string | undefined): v is string => v !== undefined && v !== UNKNOWN && v !== OVERFLOW;
+
+/**
+ * Reads dimension `d` (a position in DIMENSIONS) of series `i` of a summary, from its columns when it
+ * has them (no series objects built); undefined when the series lacks the dimension.
+ */
+export function seriesDimensions(summary: DecodedSummary): { count: number; value(i: number, d: number): string | undefined } {
+  const cols = summaryColumns(summary);
+  if (!cols) return { count: summary.series.length, value: (i, d) => String(summary.series[i].dimensions[DIMENSIONS[d]]) };
+  const k = cols.codes.length;
+  return {
+    count: cols.count,
+    value(i, d) {
+      const j = cols.codes.indexOf(d);
+      return j < 0 ? undefined : cols.strings[cols.refs[i * k + j]];
+    },
+  };
+}
+
+/** The sidecar's own side of series `i` (LOCAL), or undefined for a series with no known reporter. */
+export function localSide(dims: ReturnType<typeof seriesDimensions>, i: number): { workload: number; namespace: number; principal: number } | undefined {
+  return LOCAL[dims.value(i, REPORTER) ?? ""];
+}
 
 /**
  * The sidecar's workload and namespace as its series name them (the first series that knows each).
@@ -83,24 +117,12 @@ const known = (v: string | undefined): v is string => v !== undefined && v !== U
  */
 function localIdentity(summary: DecodedSummary): { workload?: string; namespace?: string } {
   const out: { workload?: string; namespace?: string } = {};
-  const cols = summaryColumns(summary);
-  const count = cols ? cols.count : summary.series.length;
-  for (let i = 0; i < count && !(known(out.workload) && known(out.namespace)); i++) {
-    let value: (d: number) => string | undefined;
-    if (cols) {
-      const k = cols.codes.length;
-      value = (d) => {
-        const j = cols.codes.indexOf(d);
-        return j < 0 ? undefined : cols.strings[cols.refs[i * k + j]];
-      };
-    } else {
-      const dims = summary.series[i].dimensions;
-      value = (d) => String(dims[DIMENSIONS[d]]);
-    }
-    const local = LOCAL[value(REPORTER) ?? ""];
+  const dims = seriesDimensions(summary);
+  for (let i = 0; i < dims.count && !(known(out.workload) && known(out.namespace)); i++) {
+    const local = localSide(dims, i);
     if (!local) continue;
-    if (!known(out.workload)) out.workload = value(local.workload);
-    if (!known(out.namespace)) out.namespace = value(local.namespace);
+    if (!known(out.workload)) out.workload = dims.value(i, local.workload);
+    if (!known(out.namespace)) out.namespace = dims.value(i, local.namespace);
   }
   return out;
 }
@@ -109,7 +131,7 @@ function localIdentity(summary: DecodedSummary): { workload?: string; namespace?
  * Pod and namespace from the node id that heads a producer id (`<node id>/<start>/<root id>/<nonce>`,
  * filter/root.ts), when it has Istio's sidecar form `sidecar~<ip>~<pod>.<namespace>~<domain>`.
  */
-function istioNode(producerId: string): { pod: string; namespace: string } | undefined {
+export function istioNode(producerId: string): { pod: string; namespace: string } | undefined {
   const parts = producerId.split("/");
   if (parts.length < 4) return undefined;
   const fields = parts.slice(0, -3).join("/").split("~");
@@ -163,9 +185,19 @@ export class MinuteRollup {
   private readonly key = new Int32Array(DIMENSIONS.length);
   private readonly absentIds = DIMENSIONS.map((d) => this.idOf(String(absentValue(d))));
   private hash = 0;
+  /**
+   * Sketch entries held by the rows: one per non-empty bucket and one per run of empty ones (the stored
+   * form, docs/schema.md), so at most twice the bucket entries of the summaries folded in.
+   */
+  private bucketSlots = 0;
 
   get size(): number {
     return this.list.length;
+  }
+
+  /** Approximate bytes the rows hold (per-row overhead plus 8 per sketch entry), for memory budgets. */
+  get bytes(): number {
+    return this.list.length * ROW_BYTES + this.bucketSlots * 8;
   }
 
   add(summary: DecodedSummary): void {
@@ -211,6 +243,7 @@ export class MinuteRollup {
 
   // Files a new row under the key `find` just missed.
   private file(minuteMs: number, row: MinuteRow): void {
+    this.bucketSlots += row.sketch.c.length;
     this.slots.set(this.hash, { row, minuteMs, ids: this.key.slice(), next: this.slots.get(this.hash) });
     this.list.push(row);
   }
@@ -219,18 +252,20 @@ export class MinuteRollup {
     for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
     const r = this.find(minuteMs);
     if (r === undefined) {
-      const k = s.sketch;
-      this.file(minuteMs, { ...s, minuteMs, sketch: { s: k.s, z: k.z, o: k.o, c: k.c.slice() } });
+      // A copy the row owns, in the stored form whatever form the caller's sketch had.
+      this.file(minuteMs, { ...s, minuteMs, sketch: meshSketchMerge([s.sketch])! });
       return;
     }
-    r.requests += s.requests;
-    r.errors += s.errors;
-    r.requestBytes += s.requestBytes;
-    r.responseBytes += s.responseBytes;
-    r.latencySumUs += s.latencySumUs;
+    r.requests = saturatingAdd(r.requests, s.requests);
+    r.errors = saturatingAdd(r.errors, s.errors);
+    r.requestBytes = saturatingAdd(r.requestBytes, s.requestBytes);
+    r.responseBytes = saturatingAdd(r.responseBytes, s.responseBytes);
+    r.latencySumUs = saturatingAdd(r.latencySumUs, s.latencySumUs);
     r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
     r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
+    const before = r.sketch.c.length;
     meshSketchAddInto(r.sketch, s.sketch);
+    this.bucketSlots += r.sketch.c.length - before;
   }
 
   // The same fold as addSeries over a decoded summary's flat columns, building objects only for new rows.
@@ -245,29 +280,25 @@ export class MinuteRollup {
       const at = i * SERIES_FIELDS;
       const r = this.find(minuteMs);
       if (r === undefined) {
-        this.file(minuteMs, { ...seriesAt(cols, i), minuteMs });
+        this.file(minuteMs, { ...seriesAt(cols, i, storedSketchOf), minuteMs });
         continue;
       }
-      r.requests += n[at + FIELD_REQUESTS];
-      r.errors += n[at + FIELD_ERRORS];
-      r.requestBytes += n[at + FIELD_REQUEST_BYTES];
-      r.responseBytes += n[at + FIELD_RESPONSE_BYTES];
-      r.latencySumUs += n[at + FIELD_LATENCY_SUM];
+      r.requests = saturatingAdd(r.requests, n[at + FIELD_REQUESTS]);
+      r.errors = saturatingAdd(r.errors, n[at + FIELD_ERRORS]);
+      r.requestBytes = saturatingAdd(r.requestBytes, n[at + FIELD_REQUEST_BYTES]);
+      r.responseBytes = saturatingAdd(r.responseBytes, n[at + FIELD_RESPONSE_BYTES]);
+      r.latencySumUs = saturatingAdd(r.latencySumUs, n[at + FIELD_LATENCY_SUM]);
       r.latencyMinUs = Math.min(r.latencyMinUs, n[at + FIELD_LATENCY_MIN]);
       r.latencyMaxUs = Math.max(r.latencyMaxUs, n[at + FIELD_LATENCY_MAX]);
-      if (cols.scales[i] === r.sketch.s) addBuckets(r.sketch, cols, i);
-      else meshSketchAddInto(r.sketch, sketchJsonOf(cols, i));
+      const before = r.sketch.c.length;
+      meshSketchAddInto(r.sketch, storedSketchOf(cols, i));
+      this.bucketSlots += r.sketch.c.length - before;
     }
   }
 
   /** The rows, one per (minute, series). */
   *rows(): Generator<MinuteRow> {
-    for (const r of this.list) {
-      const c = r.sketch.c;
-      // Stored sketches list buckets from the first to the last non-empty one.
-      if (c.length > 0 && (c[0] === 0 || c[c.length - 1] === 0)) r.sketch = meshSketchMerge([r.sketch])!;
-      yield r;
-    }
+    yield* this.list;
   }
 }
 
@@ -276,25 +307,6 @@ interface Slot {
   minuteMs: number;
   ids: Int32Array;
   next: Slot | undefined;
-}
-
-// meshSketchAddInto for series i of `cols` at the accumulator's scale, straight from its sparse buckets.
-function addBuckets(acc: SketchJson, cols: SummaryColumns, i: number): void {
-  acc.z += cols.numbers[i * SERIES_FIELDS + FIELD_ZERO];
-  const from = i === 0 ? 0 : cols.bucketEnd[i - 1];
-  const to = cols.bucketEnd[i];
-  if (to === from) return;
-  const index = cols.bucketIndex;
-  const lo = Math.min(index[from], acc.c.length === 0 ? Infinity : acc.o);
-  const hi = Math.max(index[to - 1], acc.c.length === 0 ? -Infinity : acc.o + acc.c.length - 1);
-  if (acc.c.length === 0 || lo !== acc.o || hi !== acc.o + acc.c.length - 1) {
-    const grown: number[] = new Array(hi - lo + 1).fill(0);
-    for (let b = 0; b < acc.c.length; b++) grown[acc.o - lo + b] = acc.c[b];
-    acc.o = lo;
-    acc.c = grown;
-  }
-  const c = acc.c;
-  for (let b = from; b < to; b++) c[index[b] - lo] += cols.bucketCount[b];
 }
 
 /** Merges summaries into one row per (minute, series); see MinuteRollup. */

@@ -2,12 +2,14 @@
 // summary are in ingest.ts; this module maps them to status codes and the JSON error contract
 // {"error": "<machine_code>", "message": "<human text>"}.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import rateLimit from "@fastify/rate-limit";
 import underPressure from "@fastify/under-pressure";
 import { Type } from "@sinclair/typebox";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import type { TokenSet } from "./auth.ts";
+import type { TokenGrant, TokenSet } from "./auth.ts";
+import { callerOf, type Caller } from "./identity.ts";
 import type { Ingestor } from "./ingest.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Sink } from "./sink/types.ts";
@@ -36,6 +38,14 @@ export interface ServerDeps {
   pressureSampleIntervalMs?: number;
   /** Set when MESHLOOK_REMOTE_WRITE_READY_MAX_LAG_S is: why remote write makes the collector unready, if it does. */
   remoteWriteNotReady?: () => string | undefined;
+  /** Take the caller's identity from x-forwarded-client-cert (only behind the collector's own sidecar). */
+  trustXfcc: boolean;
+  /** Ingest requests one caller (identity.ts Caller.key) may make per minute; 0 = no limit. */
+  rateLimitPerMinute: number;
+  /** Serve /metrics here too (no MESHLOOK_METRICS_PORT); otherwise only buildMetricsServer serves it. */
+  metricsOnIngestPort: boolean;
+  /** Resident memory at which ingest sheds load (503), before the pod limit kills the process; 0 = no check. */
+  maxRssBytes: number;
 }
 
 const OVERLOAD_RETRY_AFTER_S = 2;
@@ -104,6 +114,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(underPressure, {
     maxEventLoopDelay: deps.maxEventLoopDelayMs,
+    maxRssBytes: deps.maxRssBytes,
     sampleInterval: deps.pressureSampleIntervalMs,
     // Only ingest sheds load: health, readiness and metrics must keep answering under pressure.
     pressureHandler: (req, reply, type, value) => {
@@ -114,6 +125,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   /** Which ingest token (by TokenSet label) authenticated a request, for the per-token usage metric. */
   const tokenOf = new WeakMap<FastifyRequest, string>();
+  /** Who sent an ingest request (identity.ts), decided once in its onRequest hook. */
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  const xfccHeader = (req: FastifyRequest) => {
+    const h = req.headers["x-forwarded-client-cert"];
+    return Array.isArray(h) ? h.join(",") : h;
+  };
+  if (deps.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      // Per caller: one hostile sidecar exhausts its own allowance, not everyone's.
+      keyGenerator: (req) => callers.get(req)?.key ?? `addr:${req.ip}`,
+      errorResponseBuilder: (_req, ctx) => Object.assign(new Error(`more than ${ctx.max} summaries a minute from this caller; retry in ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429, retryAfterS: Math.ceil(ctx.ttl / 1000) }),
+    });
+  }
   // The labelled counter per token, looked up once: prom-client hashes the label set on every inc().
   const tokenCounters = new Map<string, ReturnType<Metrics["acceptedByToken"]["labels"]>>();
   const acceptedByToken = (token: string) => {
@@ -124,7 +149,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.addContentTypeParser(SUMMARY_CONTENT_TYPE, { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; retryAfterS?: number }, _req, reply) => {
+    if (err.statusCode === 429) return reject(reply, 429, "rate_limited", err.message, err.retryAfterS);
     if (err.statusCode === 413) return reject(reply, 413, "body_too_large", `summary body exceeds ${deps.maxBodyBytes} bytes`);
     if (err.statusCode === 415) return reject(reply, 415, "unsupported_media_type", `content-type must be ${SUMMARY_CONTENT_TYPE}`);
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reject(reply, err.statusCode, "bad_request", err.message);
@@ -136,14 +162,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.post(INGEST_PATH, {
     schema: { response: ingestResponses },
-    // Refuse before reading the body: a wrong token or media type costs no upload.
+    config: deps.rateLimitPerMinute > 0 ? { rateLimit: { max: deps.rateLimitPerMinute, timeWindow: 60_000 } } : {},
+    // Refuse before reading the body: a wrong token, identity or media type costs no upload.
     onRequest: async (req, reply) => {
       if (reply.sent) return; // shed by the pressure check
-      const token = deps.tokens?.match(req.headers.authorization);
-      if (deps.tokens && token === undefined) {
-        return reject(reply, 401, "unauthorized", "missing or unknown bearer token");
+      let grant: TokenGrant | undefined;
+      if (deps.tokens) {
+        grant = deps.tokens.match(req.headers.authorization);
+        if (grant === undefined) return reject(reply, 401, "unauthorized", "missing or unknown bearer token");
+        tokenOf.set(req, grant.label);
       }
-      if (token !== undefined) tokenOf.set(req, token);
+      const caller = callerOf({ xfcc: xfccHeader(req), trustXfcc: deps.trustXfcc, grant, address: req.ip });
+      if (caller === "no_identity") {
+        return reject(reply, 403, "no_caller_identity", "no mTLS peer identity (x-forwarded-client-cert URI) reached the collector; send through the mesh with mTLS");
+      }
+      callers.set(req, caller);
       const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
       if (type !== SUMMARY_CONTENT_TYPE) {
         return reject(reply, 415, "unsupported_media_type", `content-type must be ${SUMMARY_CONTENT_TYPE}`);
@@ -153,7 +186,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       let res;
       try {
         // An empty body never reaches the content parser; the decoder refuses it as truncated.
-        res = await deps.ingestor.accept(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), Date.now());
+        res = await deps.ingestor.accept(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), Date.now(), callers.get(req));
       } catch (err) {
         deps.log.error({ err }, "spool write failed");
         return reject(reply, 503, "spool_unavailable", "could not store the summary durably; retry later", OVERLOAD_RETRY_AFTER_S);
@@ -173,6 +206,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       switch (res.status) {
         case "invalid":
           return reject(reply, 400, res.reason, res.message);
+        case "forbidden":
+          return reject(reply, 403, res.reason, res.message);
         case "spool_full":
           return reject(reply, 503, "spool_full", res.message, deps.spoolFullRetryAfterS);
       }
@@ -181,7 +216,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.get("/healthz", { schema: { response: { 200: StatusBody("ok") } } }, async () => ({ status: "ok" }));
 
-  app.get("/readyz", { schema: { response: { 200: StatusBody("ready"), 503: ErrorBody } } }, async (_req, reply) => {
+  const ReadyBody = Type.Object({ status: Type.Literal("ready"), warnings: Type.Optional(Type.Array(Type.String())) });
+  app.get("/readyz", { schema: { response: { 200: ReadyBody, 503: ErrorBody } } }, async (_req, reply) => {
+    // Zero tokens refuse every sidecar: as broken as a dead replica, and said so.
+    if (deps.tokens && deps.tokens.size === 0) {
+      return reply.code(503).send({ error: "no_ingest_tokens", message: "no ingest token is configured (empty or unusable token file): every summary would be refused" });
+    }
     // A spool that refuses every summary must take the replica out of the Service, like a dead one.
     if (deps.spool.bytes >= deps.spoolMaxBytes) {
       return reply.code(503).send({ error: "spool_full", message: `spool holds ${deps.spool.bytes} unloaded bytes (limit ${deps.spoolMaxBytes})` });
@@ -201,13 +241,33 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     }
     const lagging = deps.remoteWriteNotReady?.();
     if (lagging) return reply.code(503).send({ error: "remote_write_lagging", message: lagging });
+    // Ready, but an operator looking here must not miss that anyone can write.
+    if (!deps.tokens) return { status: "ready", warnings: ["ingest authentication is disabled (MESHLOOK_AUTH_DISABLED=true)"] };
     return { status: "ready" };
   });
 
-  app.get("/metrics", async (_req, reply) => {
-    reply.header("content-type", metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  if (deps.metricsOnIngestPort) app.get("/metrics", metricsHandler(metrics));
 
+  return app;
+}
+
+const metricsHandler = (metrics: Metrics) => async (_req: FastifyRequest, reply: FastifyReply) => {
+  reply.header("content-type", metrics.registry.contentType);
+  return metrics.registry.metrics();
+};
+
+/**
+ * The metrics endpoint on a listener of its own (MESHLOOK_METRICS_PORT), so the network and mesh policies
+ * can admit the monitoring namespace there without opening the ingest port, and ingest clients cannot
+ * read the collector's counters.
+ */
+export async function buildMetricsServer(metrics: Metrics, log: Logger): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: log.child({ component: "metrics-http" }, { level: log.levelVal < 40 ? "warn" : log.level }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    clientErrorHandler,
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: "not_found", message: "no such endpoint" }));
+  app.get("/metrics", metricsHandler(metrics));
   return app;
 }

@@ -15,7 +15,7 @@ export {
   decodeSummary,
   dimensionsOf,
   seriesAt,
-  sketchJsonOf,
+  storedSketchOf,
   summaryColumns,
   type DecodeResult,
   type DecodedSeries,

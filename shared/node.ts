@@ -37,7 +37,7 @@ export {
 export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, REASON_COUNT, WIRE_VERSION, decodeWire, reasonName } from "./wire";
 export { crc32, toValidUtf8 } from "./bytes";
 export { Sketch, SeriesStats };
-export { bucketIndex, bucketMidpoint, DEFAULT_SCALE, MAX_SCALE, MIN_SCALE, MAX_VALUE_US } from "./sketch";
+export { bucketIndex, DEFAULT_SCALE, MAX_SCALE, MIN_SCALE, MAX_VALUE_US } from "./sketch";
 
 if (DIMENSIONS.length !== DIMENSION_COUNT) throw new Error("shared/schema.ts DIMENSIONS and wire DIMENSION_COUNT disagree");
 
@@ -224,7 +224,7 @@ export function dimensionsOf(cols: SummaryColumns, i: number): Record<Dimension,
   return dimensionRecord(values);
 }
 
-/** The sketch JSON of series i. */
+/** The sketch JSON of series i, dense: every bucket from the lowest to the highest non-empty one. */
 export function sketchJsonOf(cols: SummaryColumns, i: number): SketchJson {
   const from = i === 0 ? 0 : cols.bucketEnd[i - 1];
   const to = cols.bucketEnd[i];
@@ -237,8 +237,25 @@ export function sketchJsonOf(cols: SummaryColumns, i: number): SketchJson {
   return { s, z, o: lo, c };
 }
 
-/** Series i of `cols` as the object DecodedSummary.series holds. */
-export function seriesAt(cols: SummaryColumns, i: number): DecodedSeries {
+/**
+ * The sketch of series i in the stored form (docs/schema.md): one entry per non-empty bucket and one per
+ * run of empty ones, so its size follows the bytes that encoded it, not the span it covers. The collector
+ * keeps and loads sketches in this form; sketchJsonOf's dense form is for callers that index buckets.
+ */
+export function storedSketchOf(cols: SummaryColumns, i: number): SketchJson {
+  const from = i === 0 ? 0 : cols.bucketEnd[i - 1];
+  const to = cols.bucketEnd[i];
+  const index = cols.bucketIndex;
+  const c: number[] = [];
+  for (let b = from; b < to; b++) {
+    if (b > from && index[b] > index[b - 1] + 1) c.push(index[b - 1] + 1 - index[b]);
+    c.push(cols.bucketCount[b]);
+  }
+  return { s: cols.scales[i], z: cols.numbers[i * SERIES_FIELDS + FIELD_ZERO], o: to > from ? index[from] : 0, c };
+}
+
+/** Series i of `cols` as the object DecodedSummary.series holds (its sketch in the form `sketchOf` gives). */
+export function seriesAt(cols: SummaryColumns, i: number, sketchOf: (cols: SummaryColumns, i: number) => SketchJson = sketchJsonOf): DecodedSeries {
   const n = cols.numbers;
   const at = i * SERIES_FIELDS;
   return {
@@ -250,7 +267,7 @@ export function seriesAt(cols: SummaryColumns, i: number): DecodedSeries {
     latencySumUs: n[at + FIELD_LATENCY_SUM],
     latencyMinUs: n[at + FIELD_LATENCY_MIN],
     latencyMaxUs: n[at + FIELD_LATENCY_MAX],
-    sketch: sketchJsonOf(cols, i),
+    sketch: sketchOf(cols, i),
   };
 }
 
@@ -324,7 +341,7 @@ export function statsOf(s: Omit<DecodedSeries, "dimensions">): SeriesStats {
   return stats;
 }
 
-/** The JSON form of a sketch: buckets from the lowest to the highest non-empty one. */
+/** The JSON form of a sketch, dense: buckets from the lowest to the highest non-empty one. */
 export function sketchToJson(sk: Sketch): SketchJson {
   if (sk.lo > sk.hi) return { s: sk.scale, z: sk.zeroCount, o: 0, c: [] };
   const from = sk.lo - sk.offset;
@@ -333,17 +350,27 @@ export function sketchToJson(sk: Sketch): SketchJson {
   return { s: sk.scale, z: sk.zeroCount, o: sk.lo, c };
 }
 
-/** A sketch from its JSON form; throws on a malformed one (wrong types, scale out of range, negative counts). */
+/** A sketch from its JSON form (dense or stored, docs/schema.md); throws on a malformed one (wrong types, scale out of range, negative counts). */
 export function sketchFromJson(j: SketchJson): Sketch {
   const whole = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   if (!Number.isInteger(j.s) || j.s < MIN_SCALE || j.s > MAX_SCALE) throw new Error(`sketch scale ${j.s} outside [${MIN_SCALE}, ${MAX_SCALE}]`);
-  if (!whole(j.z) || !Number.isSafeInteger(j.o) || !Array.isArray(j.c) || !j.c.every(whole)) throw new Error("malformed sketch JSON");
-  if (j.c.length > 0 && (j.o < -1 || j.o + j.c.length - 1 > maxBucketIndex(j.s))) {
-    throw new Error(`sketch buckets ${j.o}..${j.o + j.c.length - 1} outside the latency range of scale ${j.s}`);
+  if (!whole(j.z) || !Number.isSafeInteger(j.o) || !Array.isArray(j.c) || !j.c.every(Number.isSafeInteger)) throw new Error("malformed sketch JSON");
+  let end = j.o;
+  for (const n of j.c) end += n < 0 ? -n : 1;
+  if (j.c.length > 0 && (j.o < -1 || end - 1 > maxBucketIndex(j.s))) {
+    throw new Error(`sketch buckets ${j.o}..${end - 1} outside the latency range of scale ${j.s}`);
   }
   const sk = new Sketch(j.s);
   sk.addZero(j.z);
-  if (j.c.length > 0) sk.adopt(new Float64Array(j.c.length), j.o, j.o + j.c.length - 1);
-  for (let b = 0; b < j.c.length; b++) if (j.c[b] !== 0) sk.addToBucket(j.o + b, j.c[b]);
+  // Sized up front: growing bucket by bucket would downscale a sketch wider than MAX_SPAN.
+  if (j.c.length > 0) sk.adopt(new Float64Array(end - j.o), j.o, end - 1);
+  let at = j.o;
+  for (const n of j.c) {
+    if (n < 0) at -= n;
+    else {
+      if (n > 0) sk.addToBucket(at, n);
+      at++;
+    }
+  }
   return sk;
 }

@@ -7,8 +7,11 @@
 //    variables and runs the body as a function).
 // Keep it to ES5-level syntax that both engines accept, and never reference anything outside the file.
 //
-// Sketch JSON (docs/schema.md): {"s": scale, "z": zero count, "o": index of first bucket, "c": [counts]}.
+// Sketch JSON (docs/schema.md): {"s": scale, "z": zero count, "o": index of the first bucket, "c": [entries]}.
 // Bucket i holds values v with base^i < v <= base^(i+1), base = 2^(2^-s); 0 goes to the zero count.
+// Entries walk the buckets from o upward: n >= 0 is the count of the next bucket, n < 0 skips -n empty
+// buckets. Writers emit a skip for every run of empty buckets, so a sketch costs space per non-empty
+// bucket, not per bucket it spans; rows written before skips existed (zeros only) read the same way.
 
 /** Parses one sketch given as JSON text or as an already-parsed object; null/undefined stay null. */
 function meshSketchParse(x) {
@@ -21,10 +24,43 @@ function meshSketchParse(x) {
 }
 
 /**
- * Merges sketches exactly: every input is brought down to the smallest scale among them (each step
- * down maps bucket i to i >> 1, i.e. floor(i / 2), which keeps the (base^i, base^(i+1)] bounds nested),
- * then counts are added bucket-wise. Returns a new sketch with leading/trailing empty buckets trimmed,
- * or null when there is no sketch at all.
+ * Appends the non-empty buckets of parsed sketch `sk`, brought down to `scale` (each step down maps
+ * bucket i to floor(i / 2), which keeps the (base^i, base^(i+1)] bounds nested), to `index`/`count`.
+ */
+function meshSketchBuckets(sk, scale, index, count) {
+  var div = Math.pow(2, sk.s - scale);
+  var c = sk.c;
+  var at = sk.o;
+  for (var b = 0; b < c.length; b++) {
+    var v = c[b];
+    if (v < 0) {
+      at -= v;
+      continue;
+    }
+    if (v > 0) {
+      index.push(div === 1 ? at : Math.floor(at / div));
+      count.push(v);
+    }
+    at++;
+  }
+}
+
+/** The stored form of non-empty buckets given in increasing index order, one entry per bucket. */
+function meshSketchFromBuckets(scale, zero, index, count) {
+  var c = [];
+  var next = 0;
+  for (var b = 0; b < index.length; b++) {
+    if (b > 0 && index[b] > next) c.push(next - index[b]);
+    c.push(count[b]);
+    next = index[b] + 1;
+  }
+  return { s: scale, z: zero, o: index.length > 0 ? index[0] : 0, c: c };
+}
+
+/**
+ * Merges sketches exactly: every input is brought down to the smallest scale among them, then counts
+ * add bucket-wise. Work and memory follow the number of non-empty buckets, never the span between them.
+ * Returns a new sketch in the stored form, or null when there is no sketch at all.
  */
 function meshSketchMerge(sketches) {
   var parsed = [];
@@ -37,79 +73,59 @@ function meshSketchMerge(sketches) {
   }
   if (parsed.length === 0) return null;
   var zero = 0;
-  var lo = Infinity;
-  var hi = -Infinity;
+  var index = [];
+  var count = [];
+  var sorted = true;
   for (k = 0; k < parsed.length; k++) {
-    var sk = parsed[k];
-    zero += sk.z;
-    if (sk.c.length === 0) continue;
-    var shift = sk.s - scale;
-    var first = Math.floor(sk.o / Math.pow(2, shift));
-    var last = Math.floor((sk.o + sk.c.length - 1) / Math.pow(2, shift));
-    if (first < lo) lo = first;
-    if (last > hi) hi = last;
+    zero += parsed[k].z;
+    var before = index.length;
+    meshSketchBuckets(parsed[k], scale, index, count);
+    if (before > 0 && before < index.length && index[before] <= index[before - 1]) sorted = false;
   }
-  var counts = [];
-  if (hi >= lo) {
-    for (var j = lo; j <= hi; j++) counts.push(0);
-    for (k = 0; k < parsed.length; k++) {
-      sk = parsed[k];
-      var c = sk.c;
-      var n = c.length;
-      if (sk.s === scale) {
-        // The common case (one scale fleet-wide): a straight bucket-wise add.
-        var at = sk.o - lo;
-        for (var b = 0; b < n; b++) counts[at + b] += c[b];
-        continue;
-      }
-      var div = Math.pow(2, sk.s - scale);
-      for (b = 0; b < n; b++) {
-        if (c[b] !== 0) counts[Math.floor((sk.o + b) / div) - lo] += c[b];
-      }
+  if (!sorted) {
+    // Each input lists its buckets in order; put them in order overall (stable ties are irrelevant, counts add).
+    var order = [];
+    for (var i = 0; i < index.length; i++) order.push(i);
+    order.sort(function (a, b) {
+      return index[a] - index[b];
+    });
+    var si = [];
+    var sc = [];
+    for (i = 0; i < order.length; i++) {
+      si.push(index[order[i]]);
+      sc.push(count[order[i]]);
+    }
+    index = si;
+    count = sc;
+  }
+  // Buckets sharing an index (from different inputs, or a downscale) add up.
+  var n = 0;
+  for (i = 0; i < index.length; i++) {
+    if (n > 0 && index[n - 1] === index[i]) count[n - 1] += count[i];
+    else {
+      index[n] = index[i];
+      count[n] = count[i];
+      n++;
     }
   }
-  var start = 0;
-  while (start < counts.length && counts[start] === 0) start++;
-  var end = counts.length;
-  while (end > start && counts[end - 1] === 0) end--;
-  return { s: scale, z: zero, o: start < end ? lo + start : 0, c: counts.slice(start, end) };
+  index.length = n;
+  count.length = n;
+  return meshSketchFromBuckets(scale, zero, index, count);
 }
 
 /**
- * Adds sketch `sk` into `acc` in place (acc must be a parsed sketch its caller owns) and returns acc.
- * Equivalent to meshSketchMerge([acc, sk]) without building a new sketch per call when the scales
- * agree, so a long-running accumulator does not keep the sketches it absorbed alive.
+ * Adds sketch `sk` into `acc` in place (acc must be a parsed sketch its caller owns) and returns acc:
+ * the same result as meshSketchMerge([acc, sk]), kept in acc so a long-running accumulator does not keep
+ * the sketches it absorbed alive.
  */
 function meshSketchAddInto(acc, sk) {
   var p = meshSketchParse(sk);
   if (p === null) return acc;
-  if (p.s !== acc.s) {
-    var m = meshSketchMerge([acc, p]);
-    acc.s = m.s;
-    acc.z = m.z;
-    acc.o = m.o;
-    acc.c = m.c;
-    return acc;
-  }
-  acc.z += p.z;
-  var n = p.c.length;
-  if (n === 0) return acc;
-  if (acc.c.length === 0) {
-    acc.o = p.o;
-    acc.c = p.c.slice();
-    return acc;
-  }
-  var lo = Math.min(acc.o, p.o);
-  var hi = Math.max(acc.o + acc.c.length, p.o + n);
-  if (lo !== acc.o || hi !== acc.o + acc.c.length) {
-    var grown = [];
-    for (var i = lo; i < hi; i++) grown.push(0);
-    for (i = 0; i < acc.c.length; i++) grown[acc.o - lo + i] = acc.c[i];
-    acc.o = lo;
-    acc.c = grown;
-  }
-  var at = p.o - acc.o;
-  for (var b = 0; b < n; b++) acc.c[at + b] += p.c[b];
+  var m = meshSketchMerge([acc, p]);
+  acc.s = m.s;
+  acc.z = m.z;
+  acc.o = m.o;
+  acc.c = m.c;
   return acc;
 }
 
@@ -125,9 +141,59 @@ function meshSketchMergeJson(sketches) {
 }
 
 /**
- * The q-quantile, in microseconds, of the merged sketches: nearest rank r = max(1, ceil(q * n)),
- * answered with the midpoint base^i * (1 + base) / 2 of the bucket holding rank r (0 for the zero
- * count). Returns null when the sketches hold no value or q is null; throws on q outside [0, 1].
+ * The nearest rank max(1, ceil(q * n)) of the q-quantile among n values, with q taken as the decimal it
+ * prints as (String(q): 0.55 is 55/100) and the product computed exactly. In floating point
+ * 0.55 * 100 = 55.000000000000014, whose ceiling is one rank (one bucket) too high; the same happens for
+ * many q and n. The decimal's digits are multiplied by n in base-10^7 limbs, so every partial product
+ * and carry stays far below 2^53; n is a whole count.
+ */
+function meshRank(q, n) {
+  var text = String(q);
+  var e = text.indexOf("e");
+  var mantissa = e < 0 ? text : text.slice(0, e);
+  var dot = mantissa.indexOf(".");
+  // q = digits / 10^places
+  var places = (dot < 0 ? 0 : mantissa.length - dot - 1) - (e < 0 ? 0 : parseInt(text.slice(e + 1), 10));
+  var digits = mantissa.replace(".", "");
+  var LIMB = 10000000;
+  var a = [];
+  for (var end = digits.length; end > 0; end -= 7) a.push(parseInt(digits.slice(Math.max(0, end - 7), end), 10));
+  var b = [];
+  for (var m = n; m > 0; m = Math.floor(m / LIMB)) b.push(m % LIMB);
+  var p = [];
+  for (var k = 0; k < a.length + b.length; k++) p.push(0);
+  for (var i = 0; i < a.length; i++) {
+    var carry = 0;
+    for (var j = 0; j < b.length; j++) {
+      var t = p[i + j] + a[i] * b[j] + carry;
+      carry = Math.floor(t / LIMB);
+      p[i + j] = t - carry * LIMB;
+    }
+    p[i + b.length] += carry;
+  }
+  var product = "";
+  for (k = p.length - 1; k >= 0; k--) product += (k === p.length - 1 ? String(p[k]) : String(LIMB + p[k]).slice(1));
+  var whole = places >= product.length ? 0 : Number(product.slice(0, product.length - places));
+  var fraction = places <= 0 ? "" : product.slice(Math.max(0, product.length - places));
+  var rank = /[1-9]/.test(fraction) ? whole + 1 : whole;
+  return rank < 1 ? 1 : rank;
+}
+
+/**
+ * The value reported for bucket i at `scale`, (base^i, base^(i+1)]: 2 * base^(i+1) / (1 + base), the
+ * DDSketch estimate, whose relative error for any value in the bucket is at most (base - 1)/(base + 1)
+ * (attained at both edges; the bucket midpoint's is (base - 1)/2, larger). base^(i+1) is written as
+ * 2^((i+1) / 2^scale) so that powers of two come out exact.
+ */
+function meshBucketValue(i, scale) {
+  var base = Math.pow(2, Math.pow(2, -scale));
+  return (2 * Math.pow(2, (i + 1) / Math.pow(2, scale))) / (1 + base);
+}
+
+/**
+ * The q-quantile, in microseconds, of the merged sketches: the value of nearest rank meshRank(q, n),
+ * answered with meshBucketValue of the bucket holding that rank (0 for the zero count). Returns null
+ * when the sketches hold no value or q is null; throws on q outside [0, 1].
  */
 function meshQuantile(sketches, q) {
   if (q === null || q === undefined || sketches === null || sketches === undefined) return null;
@@ -135,15 +201,21 @@ function meshQuantile(sketches, q) {
   var m = meshSketchMerge(sketches);
   if (m === null) return null;
   var n = m.z;
-  for (var b = 0; b < m.c.length; b++) n += m.c[b];
+  for (var b = 0; b < m.c.length; b++) if (m.c[b] > 0) n += m.c[b];
   if (n === 0) return null;
-  var rank = Math.max(1, Math.ceil(q * n));
+  var rank = meshRank(q, n);
   if (rank <= m.z) return 0;
   var seen = m.z;
-  var base = Math.pow(2, Math.pow(2, -m.s));
+  var at = m.o;
   for (b = 0; b < m.c.length; b++) {
-    seen += m.c[b];
-    if (seen >= rank) return Math.pow(base, m.o + b) * (1 + base) / 2;
+    var v = m.c[b];
+    if (v < 0) {
+      at -= v;
+      continue;
+    }
+    seen += v;
+    if (seen >= rank) return meshBucketValue(at, m.s);
+    at++;
   }
   return null;
 }

@@ -15,14 +15,25 @@ export interface SketchJson {
 export const MESH_QUANTILE_SOURCE: string = readFileSync(new URL("./quantile-core.js", import.meta.url), "utf8");
 
 const core = new Function(
-  `${MESH_QUANTILE_SOURCE}\nreturn { meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge, meshSketchMergeJson: meshSketchMergeJson, meshSketchAddInto: meshSketchAddInto };`,
+  `${MESH_QUANTILE_SOURCE}\nreturn { meshRank: meshRank, meshBucketValue: meshBucketValue, meshQuantile: meshQuantile, meshSketchMerge: meshSketchMerge, meshSketchMergeJson: meshSketchMergeJson, meshSketchAddInto: meshSketchAddInto };`,
 )() as {
+  meshRank(q: number, n: number): number;
+  meshBucketValue(index: number, scale: number): number;
   meshQuantile(sketches: ReadonlyArray<string | SketchJson | null>, q: number | null): number | null;
   meshSketchMerge(sketches: ReadonlyArray<string | SketchJson | null>): SketchJson | null;
   meshSketchMergeJson(sketches: ReadonlyArray<string | SketchJson | null> | null): string | null;
   meshSketchAddInto(acc: SketchJson, sketch: string | SketchJson | null): SketchJson;
 };
 
+/** Nearest rank max(1, ceil(q·n)) with q read as the decimal it prints as, computed exactly. */
+export const meshRank = core.meshRank;
+/** The value a quantile reports for bucket `index` at `scale`: 2·base^(index+1)/(1+base). */
+export const meshBucketValue = core.meshBucketValue;
+/** Largest relative error of a quantile read from sketches at `scale`: (b − 1)/(b + 1), b = 2^(2^-scale). */
+export function sketchErrorBound(scale: number): number {
+  const b = 2 ** (2 ** -scale);
+  return (b - 1) / (b + 1);
+}
 /** MESH_QUANTILE(sketches, q): nearest-rank quantile (µs) over the merged sketches; null when empty. */
 export const meshQuantile = core.meshQuantile;
 /** Exact merge (to the smallest scale, then bucket-wise add); null when given no sketch. */

@@ -149,6 +149,29 @@ export const LOSS_TABLE: Table = {
   primaryKey: ["producer_id", "seq"],
 };
 
+/**
+ * One row per kind of writer that must run alone: `load` (a load transaction) and `hourly` (a compaction).
+ * Every such transaction starts by updating its row, so a second collector's transaction waits there
+ * until the first commits — an UPDATE of the same row is the one write Snowflake documents as blocking
+ * another (docs/snowflake.md, "Exactly once") — and every statement after the wait sees what it committed.
+ */
+export const LOCK_TABLE: Table = {
+  name: "mesh_load_lock",
+  doc: "Serializes loads and compactions across collector replicas; one row per kind, updated first in each transaction.",
+  columns: [
+    { name: "name", type: "string", doc: "`load` or `hourly`" },
+    { name: "taken_by", type: "string", nullable: true, doc: "the collector (host and process) whose transaction last took the row" },
+    { name: "taken_at", type: "timestamp", nullable: true, doc: "when that transaction took it" },
+  ],
+  primaryKey: ["name"],
+};
+
+/** Seeds LOCK_TABLE's rows; a no-op when they exist, so a re-run migration (Snowflake DDL is not transactional) is harmless. */
+export const LOCK_ROWS = ["load", "hourly"] as const;
+const seedLockRowsSql = () =>
+  `INSERT INTO ${LOCK_TABLE.name} (name) SELECT k.name FROM (${LOCK_ROWS.map((n) => `SELECT '${n}' AS name`).join(" UNION ALL ")}) AS k ` +
+  `WHERE NOT EXISTS (SELECT 1 FROM ${LOCK_TABLE.name} AS l WHERE l.name = k.name)`;
+
 /** Bootstrap table recording which numbered migrations ran; created before any migration. */
 export const SCHEMA_VERSION_TABLE: Table = {
   name: "meshlook_schema_version",
@@ -201,6 +224,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "hourly rollup mesh_traffic_hour",
     statements: (d) => [createTableSql(HOUR_TABLE, d)],
     tables: [HOUR_TABLE],
+  },
+  {
+    version: 4,
+    name: "writer lock table mesh_load_lock",
+    statements: (d) => [createTableSql(LOCK_TABLE, d), seedLockRowsSql()],
+    tables: [LOCK_TABLE],
   },
 ];
 

@@ -7,7 +7,10 @@
 // With base = 2^(2^-scale), bucket index i holds values v with base^i < v <= base^(i+1); 0 goes to the
 // zero count. Counts are f64 (exact to 2^53), so merging never overflows and needs no checks.
 
-/** Default scale: base 2^(1/64), relative error of a bucket midpoint <= (base-1)/(base+1) ~ 0.54 %. */
+/**
+ * Default scale: base 2^(1/64); a quantile read from it (shared/quantile-core.js meshBucketValue) is
+ * within (base-1)/(base+1) ~ 0.5415 % of the exact value.
+ */
 export const DEFAULT_SCALE: i32 = 6;
 /** Smallest scale a sketch may have on the wire. */
 export const MIN_SCALE: i32 = 0;
@@ -147,12 +150,6 @@ export function wholeMicros(v: f64): f64 {
   return Math.floor(v);
 }
 
-/** Midpoint base^i * (1 + base) / 2 of bucket `index` at `scale`: the value a quantile reports. */
-export function bucketMidpoint(index: i32, scale: i32): f64 {
-  const base: f64 = Math.pow(2.0, Math.pow(2.0, -f64(scale)));
-  return (Math.pow(base, f64(index)) * (1.0 + base)) / 2.0;
-}
-
 const EMPTY_LO: i32 = 2147483647;
 const EMPTY_HI: i32 = -2147483648;
 const INITIAL_CAPACITY: i32 = 16;
@@ -263,23 +260,6 @@ export class Sketch {
       }
     }
     this.addZero(other.zeroCount);
-  }
-
-  /**
-   * The q-quantile in microseconds: nearest rank r = max(1, ceil(q * count)), answered with the midpoint
-   * of the bucket holding rank r (0 for the zero count). NaN when empty or q is outside [0, 1].
-   */
-  quantile(q: f64): f64 {
-    if (this.count == 0.0 || !(q >= 0.0 && q <= 1.0)) return NaN;
-    let rank = Math.ceil(q * this.count);
-    if (rank < 1.0) rank = 1.0;
-    if (rank <= this.zeroCount) return 0.0;
-    let seen = this.zeroCount;
-    for (let i = this.lo; i <= this.hi; i++) {
-      seen += unchecked(this.counts[i - this.offset]);
-      if (seen >= rank) return bucketMidpoint(i, this.scale);
-    }
-    return NaN;
   }
 
   /** Empties the sketch for the next window, keeping its storage and restoring the initial scale. */

@@ -17,6 +17,8 @@ import { parseReaderTokens } from "../collector/read/access.ts";
 import { startCollectorProcess } from "./collector-process.ts";
 import type { MeshProgress } from "./mesh.ts";
 import { RELEASE_WASM, runPipeline } from "./pipeline.ts";
+import { DEFAULT_SCALE } from "../shared/node.ts";
+import { sketchErrorBound } from "../shared/quantile.ts";
 import { bytes, formatTable, int, ms, percent } from "./report.ts";
 import { GroundTruth, TrafficGenerator, bookinfo } from "./traffic/index.ts";
 import { Warehouse, compareSeries, exactFields } from "./warehouse.ts";
@@ -213,7 +215,7 @@ async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: nu
       if (exact > 0) worst = Math.max(worst, Math.abs(e.quantilesUs[i] - exact) / exact);
     });
   }
-  console.log(`percentiles: MESH_QUANTILE vs the exact p50/p90/p99 of every row above, worst relative error ${(100 * worst).toFixed(2)} % (bound 0.54 %)`);
+  console.log(`percentiles: MESH_QUANTILE vs the exact p50/p90/p99 of every row above, worst relative error ${(100 * worst).toFixed(4)} % (bound ${(100 * sketchErrorBound(DEFAULT_SCALE)).toFixed(4)} %)`);
   const ok = exact && worst <= 0.01;
   console.log(
     ok

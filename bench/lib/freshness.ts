@@ -39,6 +39,7 @@ export async function measureFreshness(probes = 3, spacingMs = 3_300): Promise<F
     workers: 1,
     canary: false,
   });
+  await collector.loader.loadNow(); // the start-up cycle opens the warehouse (the collector listens first)
   const connection = (collector.sink as DuckDBSink).connection;
   try {
     const sentAt: number[] = [];

@@ -2,7 +2,8 @@
 // POST) measures what meshlook ships, next to what Istio's Prometheus stats would expose for the same
 // requests over the same interval, and compares latency quantiles: meshlook's merged sketches and
 // Envoy's default buckets under histogram_quantile, both against the exact values of the ground truth.
-import { decodeSummary, sketchFromJson, type Sketch } from "../../shared/node.ts";
+import { decodeSummary, sketchFromJson, sketchToJson, type Sketch } from "../../shared/node.ts";
+import { meshQuantile } from "../../shared/quantile.ts";
 import { ManualClock } from "../../sim/host/index.ts";
 import { Mesh } from "../../sim/mesh.ts";
 import { COLLECTOR_CLUSTER, RELEASE_WASM, drain } from "../../sim/pipeline.ts";
@@ -121,7 +122,7 @@ export async function measureWire(options: { rps?: number; durationS?: number; s
     QUANTILES.forEach((q, i) => {
       const exact = stats.quantile(q);
       if (exact === 0) return;
-      errors[i].meshlook.push(Math.abs(sketch.quantile(q) - exact) / exact);
+      errors[i].meshlook.push(Math.abs(meshQuantile([sketchToJson(sketch)], q)! - exact) / exact);
       errors[i].envoy.push(Math.abs(histogramQuantile(valuesMs, q) * 1000 - exact) / exact);
     });
   }

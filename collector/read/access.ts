@@ -6,7 +6,6 @@ import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { parseTokenFile } from "../auth.ts";
 
 /**
  * What a reader may see, mirroring the LookML model: `namespaces` is the user attribute
@@ -29,7 +28,8 @@ const digest = (token: string) => hash("sha256", token, "buffer");
  * names, `%` wildcards allowed). Blank lines and `#` comments are ignored. Throws naming the line.
  */
 export function parseReaderTokens(text: string): { token: string; scope: Scope }[] {
-  return parseTokenFile(text).map((line, i) => {
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  return lines.map((line, i) => {
     const [token, namespaces, grant, ...rest] = line.split(/\s+/);
     const where = `reader token line ${i + 1}`;
     if (!namespaces) throw new Error(`${where}: expected "<token> <namespaces> [end_users]"`);

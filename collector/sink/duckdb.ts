@@ -10,6 +10,7 @@ import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VE
 import type { CollectorConfig } from "../config.ts";
 import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
+import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
 import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
@@ -54,7 +55,7 @@ export class DuckDBSink implements Sink {
     registerMeshSketchMerge(this.conn);
     await this.migrate();
     // Keys of the batch being loaded, joined against the ledger inside the load transaction.
-    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
+    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (i INTEGER NOT NULL, producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
   }
 
   /** The open connection (MESH_QUANTILE registered), for queries in the same process. */
@@ -109,9 +110,17 @@ export class DuckDBSink implements Sink {
     try {
       await fill(a);
       a.flushSync();
-    } finally {
-      a.closeSync();
+    } catch (err) {
+      // Closing an appender whose flush failed fails again ("transaction is aborted"); the flush's error
+      // is the one that says which row the warehouse refused, and the loader classifies by it.
+      try {
+        a.closeSync();
+      } catch {
+        // the transaction rolls back either way
+      }
+      throw err;
     }
+    a.closeSync();
   }
 
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
@@ -119,7 +128,7 @@ export class DuckDBSink implements Sink {
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
     const out = await this.transaction(async () => {
       const seen = await this.ledgered(unique);
-      const fresh = unique.filter((s) => !seen.has(ledgerKey(s.producerId, s.seq)));
+      const fresh = unique.filter((_, i) => !seen.has(i));
       const yielder = new Yielder();
       const minutes = new MinuteRollup();
       for (const s of fresh) {
@@ -166,14 +175,12 @@ export class DuckDBSink implements Sink {
     return compactStaleHours(
       this.hourly,
       nowMs,
-      async (cutoff) => (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(cutoff)])).getRows().map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)),
-      (hours) =>
+      async (from, cutoff) =>
+        (await c.runAndReadAll(HOURLY_SQL.staleHours, [ts(from), ts(cutoff), ts(from)])).getRows().map((r) => Number((r[0] as DuckDBTimestampValue).micros / 1000n)),
+      (h) =>
         this.transaction(async () => {
-          const compactedAt = ts(nowMs);
-          for (const h of hours) {
-            await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
-            await c.run(HOURLY_SQL.insertHour, [compactedAt, ts(h), ts(h + HOUR_MS)]);
-          }
+          await c.run(HOURLY_SQL.deleteHour, [ts(h)]);
+          await c.run(HOURLY_SQL.insertHour, [ts(nowMs), ts(h), ts(h + HOUR_MS)]);
         }),
     );
   }
@@ -195,7 +202,7 @@ export class DuckDBSink implements Sink {
       this.hourly,
       async () => {
         const done = await this.compaction(nowMs);
-        if (done.waiting === 0) this.currentBefore = cutoff;
+        if (done.waiting === 0 && done.failed.length === 0) this.currentBefore = cutoff;
         return done;
       },
       this.log,
@@ -203,19 +210,24 @@ export class DuckDBSink implements Sink {
     );
   }
 
-  /** Keys of the batch already in the ledger (inside the caller's transaction). */
-  private async ledgered(keys: readonly { producerId: string; seq: number }[]): Promise<Set<string>> {
+  /**
+   * Positions in `keys` of the keys already in the ledger (inside the caller's transaction). The keys are
+   * compared by DuckDB, never rebuilt from strings it hands back: @duckdb/node-api drops a leading
+   * U+FEFF from VARCHARs it returns, so a rebuilt key could miss the ledger row it came from.
+   */
+  private async ledgered(keys: readonly { producerId: string; seq: number }[]): Promise<Set<number>> {
     const c = this.connection;
     await c.run("DELETE FROM incoming_keys");
     await this.append("incoming_keys", (a) => {
-      for (const k of keys) {
+      for (const [i, k] of keys.entries()) {
+        a.appendInteger(i);
         a.appendVarchar(k.producerId);
         a.appendBigInt(BigInt(k.seq));
         a.endRow();
       }
     });
-    const hits = await c.runAndReadAll(`SELECT i.producer_id, i.seq FROM incoming_keys i JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`);
-    return new Set(hits.getRows().map((r) => ledgerKey(String(r[0]), r[1] as bigint)));
+    const hits = await c.runAndReadAll(`SELECT k.i FROM incoming_keys k JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`);
+    return new Set(hits.getRows().map((r) => Number(r[0])));
   }
 
   /** Appends fact, ledger and loss rows (inside the caller's transaction); returns the fact row count. */
@@ -249,6 +261,34 @@ export class DuckDBSink implements Sink {
       });
     }
     return n;
+  }
+
+  /**
+   * DuckDB's errors about the data it was given (its ErrorType classes CONSTRAINT, CONVERSION,
+   * OUT_OF_RANGE, INVALID_INPUT; an appender reports a constraint as "Failed to append: … constraint
+   * failed"; node-api refuses a BIGINT beyond int64 itself); I/O, lock, catalog and aborted-transaction
+   * errors are not refusals.
+   */
+  refusal(err: unknown): string | undefined {
+    const m = (err as Error)?.message ?? "";
+    if (/Constraint Error|constraint failed|violates .*constraint/i.test(m)) return "constraint";
+    if (/Invalid Input Error|invalid unicode|UTF-8/i.test(m)) return "encoding";
+    // node-api's own check when a number does not fit the column, before DuckDB sees it.
+    if (/Conversion Error|Out of Range Error|out of int64 range/.test(m)) return "value";
+    return undefined;
+  }
+
+  prune(policy: RetentionPolicy, nowMs: number): Promise<PruneReport[]> {
+    const c = this.connection;
+    return prune(
+      policy,
+      nowMs,
+      async (sql, cutoff) => {
+        const v = (await c.runAndReadAll(sql, [ts(cutoff)])).getRows()[0]?.[0] as DuckDBTimestampValue | null;
+        return v ? Number(v.micros / 1000n) : undefined;
+      },
+      async (sql, before) => (await c.run(sql, [ts(before)])).rowsChanged,
+    );
   }
 
   async ping(): Promise<void> {

@@ -10,7 +10,8 @@
 // is behind. Deleting old minute rows (retention) never triggers a recompaction: the hourly rows stay.
 import type { Logger } from "pino";
 import type { CollectorConfig } from "../config.ts";
-import { DIMENSIONS, FACT_TABLE, HOUR_TABLE } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, HOUR_TABLE, SUM_MEASURES } from "../../shared/schema.ts";
+import { SATURATED } from "../rollup.ts";
 
 export const HOUR_MS = 3_600_000;
 
@@ -23,6 +24,13 @@ export interface HourlyOptions {
   now?: () => number;
   /** Told the outcome of every compaction a load ran (the collector's metrics); not called when none ran. */
   onCompaction?: (report: CompactionReport) => void;
+  /**
+   * How far back before the closed-hours cutoff the stale-hour search looks. Default 7 days: the
+   * search then reads a bounded range of minute rows (on Snowflake, the micro-partitions of one week)
+   * instead of the whole fact table on every load; an hour older than that which still changes (a
+   * summary more than a week late) keeps its previous hourly rows.
+   */
+  lookbackMs?: number;
 }
 
 export interface CompactionReport {
@@ -36,14 +44,17 @@ export interface CompactionReport {
   failure?: string;
 }
 
-/** What one compaction did: the hours it compacted, oldest first, and the stale ones it left. */
+/** What one compaction did: the hours it compacted, oldest first, the stale ones it left, and the ones that failed. */
 export interface Compaction {
   hours: Date[];
   waiting: number;
+  /** Hours whose rebuild failed (each rolled back alone); later hours were still compacted. */
+  failed: { hour: Date; err: unknown }[];
 }
 
 export const DEFAULT_HOURLY_GRACE_MS = 5 * 60_000;
 export const DEFAULT_MAX_HOURS_PER_LOAD = 24;
+export const DEFAULT_LOOKBACK_MS = 7 * 24 * HOUR_MS;
 
 /** The policy with defaults applied. */
 export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
@@ -52,12 +63,13 @@ export function hourlyPolicy(o: HourlyOptions = {}): Required<HourlyOptions> {
     maxHoursPerLoad: o.maxHoursPerLoad ?? DEFAULT_MAX_HOURS_PER_LOAD,
     now: o.now ?? Date.now,
     onCompaction: o.onCompaction ?? (() => undefined),
+    lookbackMs: o.lookbackMs ?? DEFAULT_LOOKBACK_MS,
   };
 }
 
 /** The policy the collector's settings ask for (MESHLOOK_HOURLY_GRACE_S, MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD). */
-export function hourlySettings(config: Pick<CollectorConfig, "hourlyGraceS" | "hourlyMaxHoursPerLoad">): HourlyOptions {
-  return { graceMs: config.hourlyGraceS * 1000, maxHoursPerLoad: config.hourlyMaxHoursPerLoad };
+export function hourlySettings(config: Pick<CollectorConfig, "hourlyGraceS" | "hourlyMaxHoursPerLoad" | "hourlyLookbackH">): HourlyOptions {
+  return { graceMs: config.hourlyGraceS * 1000, maxHoursPerLoad: config.hourlyMaxHoursPerLoad, lookbackMs: config.hourlyLookbackH * HOUR_MS };
 }
 
 /**
@@ -72,15 +84,21 @@ export function closedBefore(nowMs: number, graceMs: number): number {
 const dims = DIMENSIONS.join(", ");
 const hourOf = "DATE_TRUNC('hour', minute)";
 const HOUR_COLUMNS = HOUR_TABLE.columns.map((c) => c.name);
+// An hour's sum stops where a minute row's does (rollup.ts SATURATED): a BIGINT SUM over many saturated
+// minutes would overflow and fail every compaction of the hour.
+const saturatingSum = (m: string) => `LEAST(SUM(${m}), ${SATURATED})`;
 
 /** The statements of a compaction; `?` placeholders only, values are always bound. */
 export const HOURLY_SQL = {
-  /** Closed hours (minute < ?cutoff) whose minute rows outnumber what their hourly rows were built from, oldest first. */
+  /**
+   * Closed hours (?from <= minute < ?cutoff) whose minute rows outnumber what their hourly rows were built
+   * from, oldest first. Binds: from, cutoff, from.
+   */
   staleHours:
     `SELECT m.hour AS hour FROM (` +
-    `SELECT ${hourOf} AS hour, COUNT(*) AS minute_rows FROM ${FACT_TABLE.name} WHERE minute < ? GROUP BY ${hourOf}` +
+    `SELECT ${hourOf} AS hour, COUNT(*) AS minute_rows FROM ${FACT_TABLE.name} WHERE minute >= ? AND minute < ? GROUP BY ${hourOf}` +
     `) AS m LEFT JOIN (` +
-    `SELECT hour, SUM(minute_rows) AS minute_rows FROM ${HOUR_TABLE.name} GROUP BY hour` +
+    `SELECT hour, SUM(minute_rows) AS minute_rows FROM ${HOUR_TABLE.name} WHERE hour >= ? GROUP BY hour` +
     `) AS h ON h.hour = m.hour WHERE h.minute_rows IS NULL OR h.minute_rows < m.minute_rows ORDER BY m.hour`,
   /** Binds: hour. */
   deleteHour: `DELETE FROM ${HOUR_TABLE.name} WHERE hour = ?`,
@@ -89,26 +107,37 @@ export const HOURLY_SQL = {
   /** Binds: compacted_at, hour start, hour end. One row per series of the hour, sketches merged exactly. */
   insertHour:
     `INSERT INTO ${HOUR_TABLE.name} (${HOUR_COLUMNS.join(", ")}) ` +
-    `SELECT ${hourOf}, ${dims}, SUM(requests), SUM(errors), SUM(request_bytes), SUM(response_bytes), SUM(latency_sum_us), ` +
+    `SELECT ${hourOf}, ${dims}, ${SUM_MEASURES.map(saturatingSum).join(", ")}, ` +
     `MIN(latency_min_us), MAX(latency_max_us), MESH_SKETCH_MERGE(ARRAY_AGG(latency_sketch)), COUNT(*), ? ` +
     `FROM ${FACT_TABLE.name} WHERE minute >= ? AND minute < ? GROUP BY ${hourOf}, ${dims}`,
 } as const;
 
 /**
  * One compaction at `nowMs`, the part both sinks share: `staleHours` reads the closed, stale hours (epoch
- * ms) before the cutoff, the first maxHoursPerLoad of them, oldest first, go to `rebuild` (the sink's own
- * transaction, skipped when there are none), and the rest wait for later loads.
+ * ms) in [cutoff − lookback, cutoff), the first maxHoursPerLoad of them, oldest first, go one by one to
+ * `rebuild` (the sink's own transaction per hour, so an hour the warehouse cannot rebuild fails alone and
+ * the hours after it are still compacted), and the rest wait for later loads.
  */
 export async function compactStaleHours(
   policy: Required<HourlyOptions>,
   nowMs: number,
-  staleHours: (cutoffMs: number) => Promise<number[]>,
-  rebuild: (hours: number[]) => Promise<void>,
+  staleHours: (fromMs: number, cutoffMs: number) => Promise<number[]>,
+  rebuild: (hour: number) => Promise<void>,
 ): Promise<Compaction> {
-  const stale = await staleHours(closedBefore(nowMs, policy.graceMs));
-  const hours = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, policy.maxHoursPerLoad));
-  if (hours.length > 0) await rebuild(hours);
-  return { hours: hours.map((h) => new Date(h)), waiting: stale.length - hours.length };
+  const cutoff = closedBefore(nowMs, policy.graceMs);
+  const stale = await staleHours(cutoff - policy.lookbackMs, cutoff);
+  const chosen = [...stale].sort((a, b) => a - b).slice(0, Math.max(0, policy.maxHoursPerLoad));
+  const hours: Date[] = [];
+  const failed: Compaction["failed"] = [];
+  for (const h of chosen) {
+    try {
+      await rebuild(h);
+      hours.push(new Date(h));
+    } catch (err) {
+      failed.push({ hour: new Date(h), err });
+    }
+  }
+  return { hours, waiting: stale.length - chosen.length, failed };
 }
 
 /**
@@ -128,9 +157,14 @@ export async function compactAfterLoad(
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   try {
-    const { hours, waiting } = await compact();
-    policy.onCompaction({ hours: hours.length, waiting, seconds: seconds() });
+    const { hours, waiting, failed } = await compact();
+    const failure = failed.length > 0 ? describe(failed[0].err) : undefined;
+    policy.onCompaction({ hours: hours.length, waiting: waiting + failed.length, seconds: seconds(), ...(failure && { failure: failure.reason }) });
     if (hours.length > 0) log?.debug({ hours: hours.length, waiting, oldest: hours[0].toISOString() }, "hourly rollup compacted");
+    for (const f of failed) {
+      const d = describe(f.err);
+      log?.warn({ ...d.fields, hour: f.hour.toISOString() }, `hourly rollup of ${f.hour.toISOString()} failed (${d.message}); later hours were compacted, the next load retries this one`);
+    }
   } catch (err) {
     const d = describe(err);
     policy.onCompaction({ hours: 0, seconds: seconds(), failure: d.reason });

@@ -4,22 +4,27 @@
 //  1. outside any transaction, the batch's ledger rows go into a session-private temporary table
 //     (array-bound INSERTs), and the rows whose (producer_id, seq) the ledger already holds are deleted
 //     from it: what is left are the candidates C;
-//  2. BEGIN; MERGE the temporary table into mesh_load_ledger (WHEN NOT MATCHED THEN INSERT). The MERGE
-//     takes the ledger's table lock, held to COMMIT, so a second replica's MERGE waits for the first to
-//     commit. It inserts only candidates, so when it reports |C| inserted rows and a count read after it
-//     finds each candidate in the ledger exactly once, this transaction has claimed all of C; otherwise
-//     (another replica committed some of C in between) it rolls back and starts again from 1;
+//  2. BEGIN; UPDATE the `load` row of mesh_load_lock. Two UPDATEs of one row cannot both proceed, so a
+//     second replica's transaction waits here until the first commits or rolls back — Snowflake promises
+//     no such thing for an insert-only MERGE, which may run in parallel like an INSERT — and, under READ
+//     COMMITTED, every statement after the wait sees what the first committed. Then MERGE the temporary
+//     table into mesh_load_ledger (WHEN NOT MATCHED THEN INSERT): it inserts only candidates, so when it
+//     reports |C| inserted rows and a count read after it finds each candidate in the ledger exactly
+//     once, this transaction has claimed all of C; otherwise (another replica committed some of C before
+//     this one took the lock) it rolls back and starts again from 1;
 //  3. the fact rows for C (rolled up by collector/rollup.ts before BEGIN) and the loss rows of those in
 //     C that report one are inserted, then COMMIT.
 // A crash or lost response after COMMIT leaves the ledger rows in place, so the retried batch finds
 // every summary in step 1 and loads nothing twice.
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import snowflake from "snowflake-sdk";
 import { snowflakeQuantileUdfBody, snowflakeSketchMergeUdfBody } from "../../shared/quantile.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
 import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
+import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
 import { HOURLY_SQL, HOUR_MS, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import { SnowflakeSinkError, checkSnowflakeSettings, fileStamp, readCredential, type Credential } from "./snowflake-settings.ts";
@@ -34,6 +39,9 @@ export { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, SnowflakeSinkError, checkSnowflakeSe
  */
 export const MAX_BINDS_PER_STATEMENT = 65280;
 
+/** MESHLOOK_SNOWFLAKE_CONNECT_TIMEOUT_S default: a login normally answers in about a second. */
+export const DEFAULT_CONNECT_TIMEOUT_S = 20;
+
 export interface SnowflakeSinkOptions {
   /** Attempts per load() for transient failures and ledger conflicts before the error surfaces. Default 4. */
   maxAttempts?: number;
@@ -45,7 +53,16 @@ export interface SnowflakeSinkOptions {
   onRetry?: (err: SnowflakeSinkError, attempt: number) => void;
   /** Hourly rollup policy (grace, hours per load, clock); defaults in hourly.ts. */
   hourly?: HourlyOptions;
+  /**
+   * A running transaction of the loader user older than this (seconds) is taken to belong to a dead
+   * collector and aborted when the sink opens. Default 1800: every statement of a live one ends within
+   * STATEMENT_TIMEOUT_IN_SECONDS (600) and a load transaction is a handful of them.
+   */
+  staleTransactionS?: number;
 }
+
+/** Who takes the lock rows, for mesh_load_lock.taken_by (diagnostics only). */
+const WRITER = `${hostname()}/${process.pid}`;
 
 const BATCH_TABLE = "mesh_load_batch";
 const LEDGER_COLUMNS = LEDGER_TABLE.columns.map((c) => c.name);
@@ -55,10 +72,10 @@ const LOSS_COLUMNS = LOSS_TABLE.columns.map((c) => c.name);
 // Login refusals: wrong key or password, disabled or locked user, role not granted.
 const AUTH_CODES = new Set(["390100", "390101", "390102", "390144", "390186", "390191", "394304"]);
 // Mistakes a retry cannot fix: no usable warehouse (000606), SQL compilation (42xxx), data (22xxx),
-// unsupported feature (0Axxx). Everything else — network, lost or expired session, lock and statement
+// integrity constraint (23xxx), unsupported feature (0Axxx). Everything else — network, lost or expired session, lock and statement
 // timeouts, cancellation, internal errors — is worth retrying.
 const PERMANENT_CODES = new Set(["000606"]);
-const PERMANENT_SQLSTATE = /^(42|22|0A)/;
+const PERMANENT_SQLSTATE = /^(42|22|23|0A)/;
 
 /** Classifies a driver error without copying anything from the request into the message. */
 function classify(err: unknown, doing: string): SnowflakeSinkError {
@@ -85,10 +102,20 @@ const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",
 
 /** Every statement the sink sends, fixed text with `?` placeholders: values are only ever bound. */
 export const SNOWFLAKE_SQL = {
-  // A replica that dies inside a load transaction keeps the ledger lock until Snowflake ends its
-  // session; waiters give up after LOCK_TIMEOUT (transient, retried) instead of hanging for hours.
+  // A replica that dies inside a load transaction keeps the lock row until Snowflake ends its session
+  // (hours: docs/snowflake.md has the session policy that shortens it); waiters give up after
+  // LOCK_TIMEOUT (transient, retried) instead of hanging, and the next replica to open aborts it.
   lockTimeout: "ALTER SESSION SET LOCK_TIMEOUT = 120",
   statementTimeout: "ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = 600",
+  // A query whose client vanished is aborted 5 minutes later instead of running on (Snowflake's default
+  // is to let it finish).
+  abortDetached: "ALTER SESSION SET ABORT_DETACHED_QUERY = TRUE",
+  // Timestamps are bound as text in sqlTimestamp's form; pin how Snowflake reads them (the account's
+  // TIMESTAMP_INPUT_FORMAT could be anything) and read every TIMESTAMP_NTZ/LTZ in UTC.
+  timestampInputFormat: "ALTER SESSION SET TIMESTAMP_INPUT_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF3'",
+  timezone: "ALTER SESSION SET TIMEZONE = 'UTC'",
+  takeLock: `UPDATE ${LOCK_TABLE.name} SET taken_by = ?, taken_at = ? WHERE name = ?`,
+  showTransactions: "SHOW TRANSACTIONS",
   schemaVersionTable: createTableSql(SCHEMA_VERSION_TABLE, "snowflake"),
   appliedVersions: `SELECT version FROM ${SCHEMA_VERSION_TABLE.name}`,
   recordVersion:
@@ -117,11 +144,15 @@ export const SNOWFLAKE_SQL = {
   ...HOURLY_SQL,
 } as const;
 
-/** `CREATE OR REPLACE FUNCTION <signature> LANGUAGE JAVASCRIPT` with `body` as its $$-quoted source. */
-function javascriptUdfSql(signature: string, body: string): string {
+/**
+ * `CREATE OR REPLACE FUNCTION <name>(<args>) COPY GRANTS RETURNS … LANGUAGE JAVASCRIPT` with `body` as its
+ * $$-quoted source. COPY GRANTS keeps MESHLOOK_READER's USAGE on the function across the replace on every
+ * start; without it Looker's queries fail after each collector restart.
+ */
+function javascriptUdfSql(name: string, returns: string, body: string): string {
   // A `$$` inside the body would end Snowflake's dollar-quoted literal early.
   if (body.includes("$$")) throw new Error("shared/quantile-core.js must not contain $$ (it is a Snowflake $$-literal)");
-  return `CREATE OR REPLACE FUNCTION ${signature} LANGUAGE JAVASCRIPT AS $$\n${body}$$`;
+  return `CREATE OR REPLACE FUNCTION ${name} COPY GRANTS RETURNS ${returns} LANGUAGE JAVASCRIPT AS $$\n${body}$$`;
 }
 
 /**
@@ -129,12 +160,12 @@ function javascriptUdfSql(signature: string, body: string): string {
  * the DuckDB UDF runs, so the two warehouses cannot disagree on a percentile.
  */
 export function meshQuantileUdfSql(): string {
-  return javascriptUdfSql("MESH_QUANTILE(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE", snowflakeQuantileUdfBody());
+  return javascriptUdfSql("MESH_QUANTILE(SKETCHES ARRAY, Q DOUBLE)", "DOUBLE", snowflakeQuantileUdfBody());
 }
 
 /** `CREATE OR REPLACE FUNCTION MESH_SKETCH_MERGE`, from the same source: the hourly rollup's sketch merge. */
 export function meshSketchMergeUdfSql(): string {
-  return javascriptUdfSql("MESH_SKETCH_MERGE(SKETCHES ARRAY) RETURNS VARCHAR", snowflakeSketchMergeUdfBody());
+  return javascriptUdfSql("MESH_SKETCH_MERGE(SKETCHES ARRAY)", "VARCHAR", snowflakeSketchMergeUdfBody());
 }
 
 /** The Snowflake DDL of every numbered migration, in order (schema-version table first). */
@@ -167,6 +198,8 @@ export class SnowflakeSink implements Sink {
   readonly kind = "snowflake" as const;
   private conn?: snowflake.Connection;
   private connecting?: Promise<snowflake.Connection>;
+  /** Why the last connect failed, for readiness checks made while no session is up. */
+  private lastConnectError?: SnowflakeSinkError;
   private credential?: Credential;
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
@@ -204,7 +237,32 @@ export class SnowflakeSink implements Sink {
       // Replaced on every start so the UDFs always match the sketch code this collector ships.
       await this.exec(c, meshQuantileUdfSql());
       await this.exec(c, meshSketchMergeUdfSql());
+      await this.abortStaleTransactions(c);
     });
+  }
+
+  /**
+   * Aborts the loader user's transactions that have run longer than staleTransactionS: what a collector
+   * killed mid-load leaves behind, holding the lock row every load waits for, until Snowflake ends its
+   * session. SHOW TRANSACTIONS lists only the current user's; SYSTEM$ABORT_TRANSACTION may abort them.
+   */
+  private async abortStaleTransactions(c: snowflake.Connection): Promise<void> {
+    const cutoff = Date.now() - (this.options.staleTransactionS ?? 1800) * 1000;
+    for (const t of (await this.exec(c, SNOWFLAKE_SQL.showTransactions)).rows) {
+      const id = String(t.id ?? t.ID ?? "");
+      const state = String(t.state ?? t.STATE ?? "").toLowerCase();
+      const started = timestampMs(t.started_on ?? t.STARTED_ON);
+      if (!/^\d+$/.test(id) || state !== "running" || started > cutoff) continue;
+      // The id is inlined (digits only, checked above): SYSTEM$ABORT_TRANSACTION takes a constant.
+      await this.exec(c, `SELECT SYSTEM$ABORT_TRANSACTION(${id})`);
+      this.log?.warn({ transaction: id, startedAt: new Date(started).toISOString() }, "aborted a stale transaction of the loader user (a collector that died mid-load)");
+    }
+  }
+
+  /** First statement of every load and compaction transaction: waits for any other collector's one. */
+  private async takeLock(c: snowflake.Connection, name: "load" | "hourly"): Promise<void> {
+    const taken = (await this.exec(c, SNOWFLAKE_SQL.takeLock, [WRITER, sqlTimestamp(Date.now()), name])).updated;
+    if (taken !== 1) throw new SnowflakeSinkError("sql", `${LOCK_TABLE.name} has no '${name}' row (migration 4 incomplete?)`);
   }
 
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
@@ -239,17 +297,16 @@ export class SnowflakeSink implements Sink {
     return compactStaleHours(
       this.hourly,
       nowMs,
-      async (cutoff) => (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(cutoff)])).rows.map((r) => timestampMs(r.HOUR)),
-      (hours) =>
+      async (from, cutoff) =>
+        (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(from), sqlTimestamp(cutoff), sqlTimestamp(from)])).rows.map((r) => timestampMs(r.HOUR)),
+      (h) =>
         this.transaction(c, async () => {
-          const compactedAt = sqlTimestamp(nowMs);
-          for (const h of hours) {
-            await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
-            const inserted = (await this.exec(c, SNOWFLAKE_SQL.insertHour, [compactedAt, sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)])).updated;
-            const present = Number((await this.exec(c, SNOWFLAKE_SQL.hourRows, [sqlTimestamp(h)])).rows[0]?.N);
-            if (present !== inserted) {
-              throw new SnowflakeSinkError("conflict", `hourly rollup: another collector compacted ${new Date(h).toISOString()} meanwhile; left to the next load`);
-            }
+          await this.takeLock(c, "hourly");
+          await this.exec(c, SNOWFLAKE_SQL.deleteHour, [sqlTimestamp(h)]);
+          const inserted = (await this.exec(c, SNOWFLAKE_SQL.insertHour, [sqlTimestamp(nowMs), sqlTimestamp(h), sqlTimestamp(h + HOUR_MS)])).updated;
+          const present = Number((await this.exec(c, SNOWFLAKE_SQL.hourRows, [sqlTimestamp(h)])).rows[0]?.N);
+          if (present !== inserted) {
+            throw new SnowflakeSinkError("conflict", `hourly rollup: another collector compacted ${new Date(h).toISOString()} meanwhile; left to the next load`);
           }
         }),
     );
@@ -279,10 +336,11 @@ export class SnowflakeSink implements Sink {
     }
     // Steps 2 and 3.
     return this.transaction(c, async () => {
+      await this.takeLock(c, "load");
       const claimed = (await this.exec(c, SNOWFLAKE_SQL.claim)).updated;
-      // Read after the MERGE, under its lock: every candidate must be in the ledger exactly once. This
-      // holds even if a MERGE that waited for the lock had read an older ledger, because this SELECT
-      // starts after the lock holder committed.
+      // Read after the MERGE, under the lock row: every candidate must be in the ledger exactly once.
+      // Both statements start after any other collector's load committed, so a count that disagrees
+      // means a writer that does not take the lock; the load is then retried rather than trusted.
       const inLedger = Number((await this.exec(c, SNOWFLAKE_SQL.claimedRows)).rows[0]?.N);
       if (claimed !== fresh.length || inLedger !== fresh.length) {
         throw new SnowflakeSinkError("conflict", `load: another collector claimed some of ${fresh.length} summaries meanwhile; retrying`);
@@ -333,10 +391,38 @@ export class SnowflakeSink implements Sink {
     return sent + chunk.length;
   }
 
+  /** Autocommitted DELETEs, a day of rows each (collector/retention.ts). */
+  async prune(policy: RetentionPolicy, nowMs: number): Promise<PruneReport[]> {
+    const c = await this.connection();
+    return prune(
+      policy,
+      nowMs,
+      async (sql, cutoff) => {
+        const v = (await this.exec(c, sql, [sqlTimestamp(cutoff)])).rows[0]?.OLDEST;
+        return v === null || v === undefined ? undefined : timestampMs(v);
+      },
+      async (sql, before) => (await this.exec(c, sql, [sqlTimestamp(before)])).updated,
+    );
+  }
+
+  /** Data exceptions (SQLSTATE 22xxx) and integrity-constraint violations (23xxx) are about the rows sent. */
+  refusal(err: unknown): string | undefined {
+    const e = classify(err, "load");
+    if (e.reason !== "sql") return undefined;
+    if (e.sqlState?.startsWith("23")) return "constraint";
+    if (e.sqlState?.startsWith("22")) return e.sqlState === "22021" ? "encoding" : "value";
+    return undefined;
+  }
+
   /** Checks that the warehouse is reachable without resuming it: a session heartbeat needs no warehouse. */
   async ping(): Promise<void> {
     try {
       // The live session if there is one: checking the key file here could swap the session under a load.
+      // Without one, answer at once rather than wait out a connect: the probe has a short timeout, and
+      // the loader (re)connects in the background every load interval.
+      if (!this.conn?.isUp() && (this.connecting || this.lastConnectError)) {
+        throw this.lastConnectError ?? new SnowflakeSinkError("transient", "ping: connecting to Snowflake");
+      }
       const c = this.conn?.isUp() ? this.conn : await this.connection();
       if (!(await c.isValidAsync())) throw new SnowflakeSinkError("transient", "ping: Snowflake session heartbeat failed");
     } catch (err) {
@@ -388,6 +474,7 @@ export class SnowflakeSink implements Sink {
     if (fresh) this.credential = fresh;
     if (this.conn?.isUp()) return this.conn;
     this.dropConnection();
+    const connectTimeoutS = s.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S;
     const conn = snowflake.createConnection({
       account: s.account!,
       username: s.user!,
@@ -402,19 +489,38 @@ export class SnowflakeSink implements Sink {
       arrayBindingThreshold: MAX_BINDS_PER_STATEMENT,
       // Hourly heartbeats keep the session (not the warehouse) alive between infrequent loads.
       clientSessionKeepAlive: true,
+      // snowflake-sdk retries a login up to sfRetryMaxLoginRetries (default 7) times within retryTimeout,
+      // which it never lets fall below 300 s (lib/connection/connection_config.js, 3.3.0), on top of a
+      // 90 s request `timeout`: an unreachable account held open() for minutes. One driver retry, a
+      // request timeout of the connect timeout, and the race below bound a connect to connectTimeoutS;
+      // the loader tries again next interval.
+      sfRetryMaxLoginRetries: 1,
+      timeout: connectTimeoutS * 1000,
     } as snowflake.ConnectionOptions);
     try {
       // connectAsync reports a refused login only through its callback; its promise resolves regardless.
-      await new Promise<void>((resolve, reject) => {
-        conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
-      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve, reject) => {
+          conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within MESHLOOK_SNOWFLAKE_CONNECT_TIMEOUT_S=${connectTimeoutS}`)), connectTimeoutS * 1000);
+        }),
+      ]).finally(() => clearTimeout(timer));
     } catch (err) {
-      throw classify(err, `connect as ${s.user} to account ${s.account}`);
+      conn.destroy(() => undefined);
+      this.lastConnectError = classify(err, `connect as ${s.user} to account ${s.account}`);
+      throw this.lastConnectError;
     }
+    this.lastConnectError = undefined;
     this.conn = conn;
     this.log?.info({ account: s.account, user: s.user, fingerprint: this.credential?.fingerprint }, "Snowflake session opened");
     await this.exec(conn, SNOWFLAKE_SQL.lockTimeout);
     await this.exec(conn, SNOWFLAKE_SQL.statementTimeout);
+    await this.exec(conn, SNOWFLAKE_SQL.abortDetached);
+    await this.exec(conn, SNOWFLAKE_SQL.timestampInputFormat);
+    await this.exec(conn, SNOWFLAKE_SQL.timezone);
     await this.exec(conn, SNOWFLAKE_SQL.createBatchTable);
     return conn;
   }

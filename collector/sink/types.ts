@@ -15,6 +15,7 @@
 //    `mesh_traffic_hour` in a transaction of its own (collector/sink/hourly.ts); a failure there is logged
 //    and left to the next load, never reported as a failed load.
 import type { LedgerEntry } from "../ledger.ts";
+import type { PruneReport, RetentionPolicy } from "../retention.ts";
 import type { LossRow, MinuteRow } from "../rollup.ts";
 import type { DecodedSummary } from "../summary.ts";
 
@@ -36,6 +37,19 @@ export interface Sink {
    * one by one with load(). Never partially applied.
    */
   loadRollup?(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null>;
+  /**
+   * When `err` (thrown by load or loadRollup) is a refusal that retrying the same summaries cannot
+   * change — a constraint, an encoding, a value the warehouse will not store — its class ("constraint",
+   * "encoding", "value"); undefined for anything worth retrying (network, lock, disk, session). The loader
+   * then loads the batch in halves and sends each summary the warehouse still refuses alone to the
+   * quarantine (collector/quarantine.ts) instead of retrying the batch forever.
+   */
+  refusal(err: unknown): string | undefined;
+  /**
+   * Deletes rows older than the retention policy allows, a bounded amount per call (collector/retention.ts
+   * has the rule and why exactly-once survives it). Called by the loader after its cycle's loads.
+   */
+  prune(policy: RetentionPolicy, nowMs: number): Promise<PruneReport[]>;
   /** Warehouse reachable (for /readyz); throws when it is not. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -33,7 +33,7 @@ test: latency_percentiles_are_ordered {
   }
 }
 
-# A sketch bucket's midpoint is within 0.54 % of any value in it, so p0-ish and p100-ish answers stay
+# A sketch bucket's reported value is within (b−1)/(b+1) ≈ 0.5415 % of any value in it, so p0-ish and p100-ish answers stay
 # within that margin of the exact min and max; 1 % leaves room for rounding of the stored microseconds.
 test: latency_percentiles_within_min_and_max {
   explore_source: mesh_traffic {

@@ -10,6 +10,8 @@ view: mesh_sidecar_loss {
     primary_key: yes
     hidden: yes
     description: "Producer and sequence number of the reporting summary: identifies a row."
+    # It spells out the producer id, like producer_id below: operators only, even though hidden.
+    required_access_grants: [can_see_collector_loads]
     sql: ${TABLE}.producer_id || '#' || CAST(${TABLE}.seq AS VARCHAR) ;;
   }
 
@@ -27,6 +29,9 @@ view: mesh_sidecar_loss {
     type: string
     label: "Sidecar Instance"
     description: "The sidecar instance (proxy-wasm VM) that reported the loss: its node id, start time and a nonce."
+    # The node id names pod and IP, and the start time makes the next sequence numbers guessable:
+    # operators only (docs/security.md).
+    required_access_grants: [can_see_collector_loads]
     sql: ${TABLE}.producer_id ;;
   }
 
@@ -98,6 +103,7 @@ view: mesh_sidecar_loss {
   measure: reporting_sidecars {
     type: count_distinct
     description: "Distinct sidecar instances that reported a loss or overflow."
-    sql: ${producer_id} ;;
+    # The column, not the restricted dimension: a count reveals no producer id.
+    sql: ${TABLE}.producer_id ;;
   }
 }

@@ -331,13 +331,13 @@ view: mesh_traffic_fields {
   }
 
   # Percentiles: MESH_QUANTILE merges every sketch in the group exactly, then ranks; the result is
-  # within 0.54 % of the true duration at the default sketch scale, whatever the grouping.
+  # within 0.5415 % of the true duration at the default sketch scale, whatever the grouping.
   measure: latency_p50_ms {
     type: number
     group_label: "Latency"
     label: "p50 Latency (ms)"
-    description: "Median request duration in milliseconds, from the merged latency sketches (relative error at most 0.54 %)."
-    sql: MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.5) / 1000.0 ;;
+    description: "Median request duration in milliseconds, from the merged latency sketches (relative error at most 0.5415 %)."
+    sql: @{DATABASE}.@{SCHEMA}.MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.5) / 1000.0 ;;
     value_format_name: decimal_2
   }
 
@@ -346,7 +346,7 @@ view: mesh_traffic_fields {
     group_label: "Latency"
     label: "p90 Latency (ms)"
     description: "90th percentile request duration in milliseconds, from the merged latency sketches."
-    sql: MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.9) / 1000.0 ;;
+    sql: @{DATABASE}.@{SCHEMA}.MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.9) / 1000.0 ;;
     value_format_name: decimal_2
   }
 
@@ -355,7 +355,7 @@ view: mesh_traffic_fields {
     group_label: "Latency"
     label: "p95 Latency (ms)"
     description: "95th percentile request duration in milliseconds, from the merged latency sketches."
-    sql: MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.95) / 1000.0 ;;
+    sql: @{DATABASE}.@{SCHEMA}.MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.95) / 1000.0 ;;
     value_format_name: decimal_2
   }
 
@@ -364,7 +364,7 @@ view: mesh_traffic_fields {
     group_label: "Latency"
     label: "p99 Latency (ms)"
     description: "99th percentile request duration in milliseconds, from the merged latency sketches."
-    sql: MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.99) / 1000.0 ;;
+    sql: @{DATABASE}.@{SCHEMA}.MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.99) / 1000.0 ;;
     value_format_name: decimal_2
   }
 
@@ -373,7 +373,7 @@ view: mesh_traffic_fields {
     group_label: "Latency"
     label: "p99.9 Latency (ms)"
     description: "99.9th percentile request duration in milliseconds, from the merged latency sketches."
-    sql: MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.999) / 1000.0 ;;
+    sql: @{DATABASE}.@{SCHEMA}.MESH_QUANTILE(ARRAY_AGG(${TABLE}.latency_sketch), 0.999) / 1000.0 ;;
     value_format_name: decimal_2
   }
 

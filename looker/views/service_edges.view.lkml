@@ -46,7 +46,10 @@ view: service_edges {
       request_protocol, connection_security_policy, is_mtls,
       requests, requests_per_second, errors, error_rate, success_rate, request_bytes, response_bytes,
       mtls_requests, mtls_share, latency_mean_ms, latency_p50_ms, latency_p90_ms, latency_p95_ms,
-      latency_p99_ms, latency_p999_ms, edges
+      latency_p99_ms, latency_p999_ms, edges,
+      # hidden, but referenced by requests_per_second and latency_mean_ms: an explore's fields: set must
+      # include every field its measures reference, or Looker refuses the query
+      window_seconds, latency_sum_us
     ]
   }
 }

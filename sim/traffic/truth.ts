@@ -3,14 +3,38 @@ import type { SimRequest } from "./generator.ts";
 import { expectedSeries, seriesKey, type Reporter, type SeriesDims, type SeriesOptions } from "./series.ts";
 
 /**
- * Nearest-rank quantile of an ascending array (the schema's definition): the value at sorted position
- * `max(1, ceil(q·n)) − 1`. NaN for an empty array.
+ * q as the exact fraction num/den of the decimal it prints as (0.55 → 55/100), from the definition of
+ * a decimal numeral; BigInt so no product below loses a digit.
+ */
+export function decimalFraction(q: number): { num: bigint; den: bigint } {
+  const m = /^(\d+)(?:\.(\d+))?(?:e([-+]\d+))?$/.exec(String(q));
+  if (!m) throw new Error(`not a decimal in [0, 1]: ${q}`);
+  const frac = m[2] ?? "";
+  const exp = Number(m[3] ?? 0) - frac.length;
+  const num = BigInt(m[1] + frac);
+  return exp >= 0 ? { num: num * 10n ** BigInt(exp), den: 1n } : { num, den: 10n ** BigInt(-exp) };
+}
+
+/**
+ * Nearest-rank quantile of an ascending array (the schema's definition): the smallest value v such that
+ * at least a fraction q of the n values are <= v, i.e. the k-th with k >= 1 the least whole number for
+ * which k/n >= q. Found by comparing k·den >= num·n in exact integers (binary search over k), not by a
+ * rounding formula, so it shares nothing with MESH_QUANTILE's rank. NaN for an empty array.
  */
 export function exactQuantile(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
   if (n === 0) return NaN;
   if (!(q >= 0 && q <= 1)) throw new Error(`quantile must be in [0, 1], got ${q}`);
-  return sorted[Math.max(1, Math.ceil(q * n)) - 1];
+  const { num, den } = decimalFraction(q);
+  const enough = (k: number) => BigInt(k) * den >= num * BigInt(n);
+  let lo = 1;
+  let hi = n; // k = n always has k/n = 1 >= q
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (enough(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return sorted[lo - 1];
 }
 
 /**

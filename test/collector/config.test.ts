@@ -131,7 +131,11 @@ describe("ingest tokens", () => {
     const file = join(dir, "tokens");
     writeFileSync(file, "# rotated weekly\nfirst\n\n");
     const t = new TokenSet(["env-token"], file);
-    expect(parseTokenFile("a\r\n # c\n b \n")).toEqual(["a", "b"]);
+    expect(parseTokenFile("a\r\n # c\n b \n", "f").entries.map((e) => e.token)).toEqual(["a", "b"]);
+    expect(parseTokenFile("a namespaces=shop,orders\nb c\n", "f")).toEqual({
+      entries: [{ token: "a", origin: "f:1", namespaces: new Set(["shop", "orders"]) }],
+      problems: ['f:2: expected "<token>" or "<token> namespaces=<ns>[,<ns>...]"; line ignored'],
+    });
     expect(t.verify("Bearer first")).toBe(true);
     writeFileSync(file, "second\n");
     t.reload();

@@ -1,6 +1,8 @@
 // Test-side builders with independent math (straight from docs/schema.md), shared by the collector tests.
 import parsePrometheus from "parse-prometheus-text-format";
+import { join } from "node:path";
 import type { RunningCollector } from "../../collector/collector.ts";
+import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
@@ -18,10 +20,16 @@ export function sketchOf(values: number[], scale: number): SketchJson {
   const zero = values.filter((v) => v === 0).length;
   const idx = values.filter((v) => v > 0).map((v) => bucketOf(v, scale));
   if (idx.length === 0) return { s: scale, z: zero, o: 0, c: [] };
-  const lo = Math.min(...idx);
-  const c = new Array(Math.max(...idx) - lo + 1).fill(0);
-  for (const i of idx) c[i - lo]++;
-  return { s: scale, z: zero, o: lo, c };
+  const counts = new Map<number, number>();
+  for (const i of idx) counts.set(i, (counts.get(i) ?? 0) + 1);
+  // The stored form: a count per non-empty bucket, a negative entry skipping each run of empty ones.
+  const present = [...counts.keys()].sort((a, b) => a - b);
+  const c: number[] = [];
+  present.forEach((i, k) => {
+    if (k > 0 && i > present[k - 1] + 1) c.push(present[k - 1] + 1 - i);
+    c.push(counts.get(i)!);
+  });
+  return { s: scale, z: zero, o: present[0], c };
 }
 
 let seed = 42;
@@ -108,3 +116,19 @@ export async function metricValues(c: RunningCollector): Promise<Map<string, num
   }
   return out;
 }
+
+/**
+ * An in-process collector's settings under `root/name`: token "t", loads only when the test asks, and
+ * retention off, because these tests send windows from 1970 (retention would refuse them as too old to
+ * load exactly once).
+ */
+export const testCollectorConfig = (root: string, name: string, over: Partial<CollectorConfig> = {}): CollectorConfig => ({
+  ...defaultConfig(),
+  dataDir: join(root, name),
+  spoolDir: join(root, name, "spool"),
+  duckdbPath: join(root, name, "meshlook.duckdb"),
+  ingestTokens: ["t"],
+  loadIntervalS: 3600,
+  retention: { ...defaultConfig().retention, minuteDays: 0 },
+  ...over,
+});

@@ -7,23 +7,15 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
-import { defaultConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { encode, latencies, metricValues, series, summary, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, series, summary, testCollectorConfig, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-collector-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const config = (name: string, hourlyMaxHoursPerLoad = 24) => ({
-  ...defaultConfig(),
-  dataDir: join(dir, name),
-  spoolDir: join(dir, name, "spool"),
-  duckdbPath: join(dir, name, "meshlook.duckdb"),
-  ingestTokens: ["t"],
-  loadIntervalS: 3600,
-  hourlyMaxHoursPerLoad,
-});
+// The summaries are from 1970 (long-closed hours by the wall clock): compaction must look back that far.
+const config = (name: string, hourlyMaxHoursPerLoad = 24) => testCollectorConfig(dir, name, { hourlyMaxHoursPerLoad, hourlyLookbackH: 24 * 365 * 100 });
 
 describe("collector with the DuckDB sink", () => {
   it("rolls the closed hours it loads up into mesh_traffic_hour, equal to the minutes it loaded", async () => {
@@ -59,6 +51,7 @@ describe("collector with the DuckDB sink", () => {
 
   it("bounds the hours per load by MESHLOOK_HOURLY_MAX_HOURS_PER_LOAD and reports compactions, waiting hours and failures on /metrics", async () => {
     const c = await startCollector(config("metrics", 1), pino({ level: "silent" }), { listen: false });
+    await c.loader.loadNow(); // the start-up cycle opens the warehouse (the collector listens first)
     let seq = 0;
     const post = async (hour: number) => {
       const s = summary(++seq, hour * 3_600_000 + 20 * 60_000, [series("a", latencies(10))]);

@@ -9,6 +9,7 @@ import { defaultConfig } from "../../collector/config.ts";
 import { createDuckDBSink, DuckDBSink } from "../../collector/sink/duckdb.ts";
 import type { CompactionReport } from "../../collector/sink/hourly.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
+import { exactQuantile } from "../../sim/traffic/truth.ts";
 import { bucketOf, latencies, series, summary } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-"));
@@ -33,16 +34,17 @@ const perHour = (table: "mesh_traffic_minute" | "mesh_traffic_hour") => {
 };
 
 /**
- * The truth for one hour and service, from the raw latencies: the nearest-rank value's bucket midpoint
- * at the coarsest scale in play (docs/schema.md), computed without the shared sketch code.
+ * The truth for one hour and service, from the raw latencies: the nearest-rank value's bucket estimate
+ * 2·base^(i+1)/(1+base) at the coarsest scale in play (docs/schema.md), computed without the shared
+ * sketch code (the rank by the ground truth's exact rationals).
  */
 function truth(values: number[], scale: number): number[] {
   const sorted = [...values].sort((a, b) => a - b);
   return QS.map((q) => {
-    const v = sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1];
+    const v = exactQuantile(sorted, q);
     if (v === 0) return 0;
     const base = 2 ** (2 ** -scale);
-    return base ** bucketOf(v, scale) * (1 + base) / 2;
+    return (2 * 2 ** ((bucketOf(v, scale) + 1) / 2 ** scale)) / (1 + base);
   });
 }
 

@@ -12,6 +12,7 @@ import { render, requireKubectl, root } from "./render.ts";
 const tmp = mkdtempSync(join(tmpdir(), "meshlook-pod-"));
 let child: ChildProcess;
 let base: string;
+let metricsBase: string;
 let generation = 0;
 
 /** Writes a Secret's files the way kubelet does: a fresh timestamped directory, then an atomic `..data` swap. */
@@ -35,10 +36,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
   throw new Error(`gave up waiting for ${what}`);
 }
 
+// What the pod's own sidecar adds to every mTLS request (identity.ts); the test has no sidecar.
+const XFCC = "By=spiffe://cluster.local/ns/meshlook/sa/meshlook-collector;Hash=0f;Subject=\"\";URI=spiffe://cluster.local/ns/apps/sa/reviews";
 const post = (token: string) =>
   fetch(`${base}/v1/summaries`, {
     method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/x-meshlook-summary" },
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/x-meshlook-summary", "x-forwarded-client-cert": XFCC },
     body: new Uint8Array([1, 2, 3, 4]),
   }).then((r) => r.status);
 
@@ -58,6 +61,7 @@ beforeAll(async () => {
   // Only the listener differs from the pod: loopback and a free port, beside other tests.
   env.MESHLOOK_HOST = "127.0.0.1";
   env.MESHLOOK_PORT = "0";
+  env.MESHLOOK_METRICS_PORT = "0";
   const tokensFile = env.MESHLOOK_INGEST_TOKENS_FILE;
   writeSecret(join(tokensFile, ".."), { tokens: "old-token\n" });
 
@@ -70,9 +74,10 @@ beforeAll(async () => {
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
   child.stderr!.on("data", (d) => (stderr += d));
-  base = await until("the startup line", async () => {
+  [base, metricsBase] = await until("the startup line", async () => {
     if (child.exitCode !== null) throw new Error(`collector exited ${child.exitCode}: ${stderr}`);
-    return /listening on (http:\/\/[\d.:]+)/.exec(stdout)?.[1];
+    const m = /listening on (http:\/\/[\d.:]+); metrics on (http:\/\/[\d.:]+)/.exec(stdout);
+    return m ? [m[1], m[2]] : undefined;
   }).catch((err) => {
     throw new Error(`${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`);
   });
@@ -91,7 +96,8 @@ describe("collector as the DuckDB StatefulSet runs it", () => {
   it("answers the probes the manifest points at", async () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect(await until("readiness", async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined))).toBe(true);
-    expect(await (await fetch(`${base}/metrics`)).text()).toContain("meshlook_summaries_accepted_total");
+    expect(await (await fetch(`${metricsBase}/metrics`)).text()).toContain("meshlook_summaries_accepted_total");
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
   });
 
   it("takes tokens from the mounted Secret and follows a rotation without restarting", async () => {

@@ -248,6 +248,16 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
     if (cfg.sink === "snowflake") expect(cfg.loadIntervalS).toBe(SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S);
     expect(cfg.port).toBe(8080);
     expect(cfg.authDisabled).toBe(false);
+    // The controls of docs/security.md are on in the shipped deployment.
+    expect(cfg.trustXfcc).toBe(true);
+    expect(cfg.metricsPort).toBe(9090);
+    expect(cfg.rateLimitPerMinute).toBeGreaterThan(0);
+    expect(cfg.maxWindowAgeS).toBeGreaterThan(0);
+    expect(cfg.maxWindowAheadS).toBeGreaterThan(0);
+    const limit = sts().spec.template.spec.containers[0].resources.limits.memory;
+    expect(limit).toBe("1Gi");
+    expect(cfg.maxRssBytes).toBeGreaterThan(0);
+    expect(cfg.maxRssBytes).toBeLessThan(2 ** 30);
   });
 
   it("references its secrets as mounted files and never inlines one", () => {
@@ -266,24 +276,32 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
     }
   });
 
-  it("is reachable through its Service, kept up by a PodDisruptionBudget, and scraped for /metrics", () => {
+  it("is reachable through its Service, kept up by a PodDisruptionBudget, and scraped for /metrics on a port of its own", () => {
     const labels = pod().metadata.labels;
     const svc = one(dir, "Service");
     expect(matches(svc.spec.selector, labels)).toBe(true);
-    expect(svc.spec.ports).toEqual([expect.objectContaining({ name: "http", port: 8080, targetPort: "http" })]);
+    expect(svc.spec.ports).toEqual([
+      expect.objectContaining({ name: "http", port: 8080, targetPort: "http" }),
+      expect.objectContaining({ name: "http-metrics", port: 9090, targetPort: "metrics" }),
+    ]);
+    const containerPorts = sts().spec.template.spec.containers[0].ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]);
+    expect(containerPorts).toEqual([["http", 8080], ["metrics", 9090]]);
+    expect(env().MESHLOOK_METRICS_PORT).toBe("9090");
     expect(sts().spec.serviceName).toBe(svc.metadata.name);
     const pdb = one(dir, "PodDisruptionBudget");
     expect(matches(pdb.spec.selector.matchLabels, labels)).toBe(true);
     expect(pdb.spec.maxUnavailable).toBe(1);
+    // prometheus.io annotations would make Istio serve the merged metrics on :15020, unauthenticated.
     const ann = pod().metadata.annotations;
-    expect(ann).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics" });
+    expect(Object.keys(ann).filter((k) => k.startsWith("prometheus.io/"))).toEqual([]);
+    expect(ann["prometheus.istio.io/merge-metrics"]).toBe("false");
     const sm = one("deploy/collector/monitoring", "ServiceMonitor");
     expect(matches(sm.spec.selector.matchLabels, svc.metadata.labels)).toBe(true);
     expect(sm.spec.namespaceSelector.matchNames).toEqual([svc.metadata.namespace]);
-    expect(sm.spec.endpoints.map((e: { port: string; path: string }) => [e.port, e.path])).toEqual([["http", "/metrics"]]);
+    expect(sm.spec.endpoints.map((e: { port: string; path: string }) => [e.port, e.path])).toEqual([["http-metrics", "/metrics"]]);
   });
 
-  it("admits summaries only over mTLS from mesh identities, and /metrics only from the monitoring namespace", () => {
+  it("admits summaries only over mTLS from the namespaces that run the filter, and /metrics only from monitoring on its port", () => {
     const labels = pod().metadata.labels;
     const pa = one(dir, "PeerAuthentication");
     expect(matches(pa.spec.selector.matchLabels, labels)).toBe(true);
@@ -292,10 +310,35 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
     expect(matches(ap.spec.selector.matchLabels, labels)).toBe(true);
     expect(ap.spec.action).toBe("ALLOW");
     const rules = ap.spec.rules.map((r: any) => ({ from: r.from[0].source, ...r.to[0].operation }));
+    // The namespace overlay's namespace is the one the policy admits as shipped.
+    const filtered = one("deploy/istio/overlays/namespace", "WasmPlugin").metadata.namespace;
     expect(rules).toEqual([
-      { from: { principals: ["*"] }, methods: ["POST"], paths: ["/v1/summaries"], ports: ["8080"] },
-      { from: { namespaces: ["monitoring"] }, methods: ["GET"], paths: ["/metrics"], ports: ["8080"] },
+      { from: { namespaces: [filtered] }, methods: ["POST"], paths: ["/v1/summaries"], ports: ["8080"] },
+      { from: { namespaces: ["monitoring"] }, methods: ["GET"], paths: ["/metrics"], ports: ["9090"] },
     ]);
+    expect(JSON.stringify(ap.spec)).not.toContain('"*"');
+  });
+
+  it("has its sidecar hand the collector only the client-certificate element it wrote itself", () => {
+    // The collector binds writes to the URI in x-forwarded-client-cert (MESHLOOK_TRUST_XFCC); with
+    // SANITIZE_SET the sidecar drops whatever the caller sent under that name (Envoy
+    // mutateXfccRequestHeader), whatever the mesh-wide default says.
+    expect(env().MESHLOOK_TRUST_XFCC).toBe("true");
+    const proxyConfig = JSON.parse(pod().metadata.annotations["proxy.istio.io/config"]);
+    expect(proxyConfig.proxyHeaders).toEqual({ forwardedClientCert: "SANITIZE_SET" });
+  });
+
+  it("ships a NetworkPolicy: ingest from namespaces labelled meshlook.io/filter=enabled, metrics from monitoring", () => {
+    const np = one(dir, "NetworkPolicy");
+    expect(matches(np.spec.podSelector.matchLabels, pod().metadata.labels)).toBe(true);
+    expect(np.spec.policyTypes).toEqual(["Ingress"]);
+    const rules = np.spec.ingress.map((r: any) => ({ from: r.from.map((f: any) => f.namespaceSelector.matchLabels), ports: r.ports.map((p: any) => p.port) }));
+    expect(rules).toEqual([
+      { from: [{ "meshlook.io/filter": "enabled" }], ports: [8080] },
+      { from: [{ "kubernetes.io/metadata.name": "monitoring" }], ports: [9090] },
+    ]);
+    // No podSelector beside a namespaceSelector (that would be "and"), no ipBlock: only labelled namespaces.
+    for (const r of np.spec.ingress) for (const f of r.from) expect(Object.keys(f)).toEqual(["namespaceSelector"]);
   });
 
   it("is the collector every WasmPlugin posts to, and every sidecar has its cluster", () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { startCollector } from "../../collector/collector.ts";
+import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { loadConfig } from "../../collector/config.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { decodeSummary } from "../../shared/node.ts";
@@ -36,6 +36,36 @@ export interface IngestFuzzResult {
 
 const hex = (b: Uint8Array) => Buffer.from(b.subarray(0, 256)).toString("hex") + (b.length > 256 ? `… (${b.length} bytes)` : "");
 
+/**
+ * Runs `run(i)` for every case in groups of `concurrency`, as concurrent requests would arrive
+ * (acknowledgements then share spool fsyncs), loading everything every `loadEvery` cases and at the
+ * end; returns what the warehouse then holds: ledger rows and summed requests.
+ */
+export async function inGroups(
+  collector: RunningCollector,
+  cases: number,
+  opts: { concurrency: number; loadEvery: number; onProgress?: (done: number) => void },
+  run: (i: number) => Promise<void>,
+): Promise<{ ledgerRows: number; loadedRequests: number }> {
+  const drain = async () => {
+    while (await collector.loader.loadNow());
+  };
+  for (let first = 0; first < cases; first += opts.concurrency) {
+    const n = Math.min(opts.concurrency, cases - first);
+    await Promise.all(Array.from({ length: n }, (_, k) => run(first + k)));
+    const done = first + n;
+    if (Math.floor(done / opts.loadEvery) > Math.floor(first / opts.loadEvery)) {
+      await drain();
+      opts.onProgress?.(done);
+    }
+  }
+  await drain();
+  const conn = (collector.sink as DuckDBSink).connection;
+  const [ledger] = (await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name}`)).getRowObjectsJS();
+  const [facts] = (await conn.runAndReadAll(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`)).getRowObjectsJS();
+  return { ledgerRows: Number(ledger.n), loadedRequests: Number(facts.n) };
+}
+
 export async function fuzzIngest(cases: number, seed: number, onProgress?: (done: number) => void): Promise<IngestFuzzResult> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-fuzz-"));
   const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600" });
@@ -45,9 +75,6 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
   const acked = new Map<string, number>();
   const fail = (i: number, what: string, b: Uint8Array) => {
     if (out.failures.length < 20) out.failures.push(`case ${i}: ${what}; body ${hex(b)}`);
-  };
-  const drain = async () => {
-    while (await collector.loader.loadNow());
   };
   const check = async (i: number, b: Uint8Array) => {
     let decoded;
@@ -74,6 +101,7 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
     if (res.statusCode >= 500) return fail(i, `HTTP ${res.statusCode} ${res.body}`, b);
     if (res.statusCode === 200) {
       if (!decoded.ok) return fail(i, "acknowledged a body the decoder refuses", b);
+      if (decoded.summary.series.reduce((n, x) => n + x.requests, 0) > 2 ** 40) return fail(i, "acknowledged a summary of more than 2^40 requests", b);
       // Between loads one body per (producer, seq) is spooled ("accepted"), later copies are
       // duplicates; after a load the first spooled copy is the one the ledger keeps.
       const s = decoded.summary;
@@ -83,29 +111,19 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
     }
     const err = res.json() as { error?: string; message?: string };
     out.reasons[err.error ?? "?"] = (out.reasons[err.error ?? "?"] ?? 0) + 1;
-    if (decoded.ok) fail(i, `refused (${res.statusCode}) a body the decoder accepts`, b);
+    // Beyond the decoder, the collector bounds what one summary may claim (docs/security.md).
+    const claimed = decoded.ok ? decoded.summary.series.reduce((n, x) => n + x.requests, 0) : 0;
+    if (decoded.ok && claimed > 2 ** 40) {
+      if (res.statusCode !== 400 || err.error !== "too_many_requests") fail(i, `status ${res.statusCode} ${err.error} for a summary of ${claimed} requests`, b);
+    } else if (decoded.ok) fail(i, `refused (${res.statusCode}) a body the decoder accepts`, b);
     else if (res.statusCode !== 400 || err.error !== decoded.reason) fail(i, `status ${res.statusCode} ${err.error}, decoder says ${decoded.reason}`, b);
     if (!/^[a-z][a-z0-9_]*$/.test(err.error ?? "") || typeof err.message !== "string") fail(i, `refusal is not {error, message}: ${res.body}`, b);
   };
   try {
-    // Cases go in groups, as concurrent requests would: acknowledgements then share spool fsyncs.
-    for (let first = 0; first < cases; first += CONCURRENCY) {
-      const group = Array.from({ length: Math.min(CONCURRENCY, cases - first) }, () => wireCase(rnd));
-      await Promise.all(group.map((b, k) => check(first + k, b)));
-      const done = first + group.length;
-      if (Math.floor(done / LOAD_EVERY) > Math.floor(first / LOAD_EVERY)) {
-        await drain();
-        onProgress?.(done);
-      }
-    }
-    await drain();
-    const conn = (collector.sink as DuckDBSink).connection;
-    const [ledger] = (await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name}`)).getRowObjectsJS();
-    const [facts] = (await conn.runAndReadAll(`SELECT COALESCE(SUM(requests), 0) AS n FROM ${FACT_TABLE.name}`)).getRowObjectsJS();
+    const loaded = await inGroups(collector, cases, { concurrency: CONCURRENCY, loadEvery: LOAD_EVERY, onProgress }, (i) => check(i, wireCase(rnd)));
     out.acknowledged = acked.size;
-    out.ledgerRows = Number(ledger.n);
     out.acknowledgedRequests = [...acked.values()].reduce((a, b) => a + b, 0);
-    out.loadedRequests = Number(facts.n);
+    Object.assign(out, loaded);
   } finally {
     await collector.close();
     rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,9 @@
 // `npm run fuzz`: the long form of the fuzz tests. Defaults: 1 000 000 bodies through the wire decoder
 // and the ingest route, 100 000 hostile streams through the release filter. Sizes and seed are options:
-//   npm run fuzz -- --wire 1000000 --filter 100000 --seed 1
+//   npm run fuzz -- --wire 1000000 --filter 100000 --attacks 20000 --seed 1
 // Prints the figures (case counts, status and reason histograms, traps) and exits 1 on any violation.
 import { parseArgs } from "node:util";
+import { fuzzAttacks } from "./attack-fuzz.ts";
 import { fuzzFilter } from "./filter-fuzz.ts";
 import { fuzzIngest } from "./ingest-fuzz.ts";
 
@@ -10,11 +11,13 @@ const { values } = parseArgs({
   options: {
     wire: { type: "string", default: "1000000" },
     filter: { type: "string", default: "100000" },
+    attacks: { type: "string", default: "20000" },
     seed: { type: "string", default: "1" },
   },
 });
 const wireCases = Number(values.wire);
 const filterStreams = Number(values.filter);
+const attackCases = Number(values.attacks);
 const seed = Number(values.seed);
 const log = (line: string) => process.stdout.write(line + "\n");
 let failed = false;
@@ -29,6 +32,16 @@ log(`  ${Math.round((Date.now() - t) / 1000)} s`);
 if (wire.failures.length || wire.ledgerRows !== wire.acknowledged || wire.loadedRequests !== wire.acknowledgedRequests) {
   failed = true;
   for (const f of wire.failures) log(`  FAIL ${f}`);
+}
+
+t = Date.now();
+log(`attacks (overflow, foreign namespace, backdated, late-but-honest): ${attackCases} cases, seed ${seed}`);
+const attacks = await fuzzAttacks(attackCases, seed, (n) => log(`  ${n} cases, ${Math.round((Date.now() - t) / 1000)} s`));
+log(`  final statuses ${JSON.stringify(attacks.statuses)}; refusal reasons ${JSON.stringify(attacks.reasons)}`);
+log(`  acknowledged ${attacks.acknowledged}; ledger rows ${attacks.ledgerRows}; requests acknowledged ${attacks.acknowledgedRequests}, loaded ${attacks.loadedRequests}`);
+if (attacks.failures.length || attacks.ledgerRows !== attacks.acknowledged || attacks.loadedRequests !== attacks.acknowledgedRequests) {
+  failed = true;
+  for (const f of attacks.failures) log(`  FAIL ${f}`);
 }
 
 t = Date.now();

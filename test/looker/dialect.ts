@@ -69,5 +69,8 @@ export function snowflakeToDuckDB(sql: string): string {
   const r = transpile(fixed.sql[0], Dialect.Snowflake, Dialect.DuckDB);
   if (!r.success || !r.sql?.length) throw new Error(`cannot translate to DuckDB: ${r.error}\n${sql}`);
   // polyglot prints CURRENT_TIMESTAMP() with parentheses, which DuckDB rejects (it is a keyword there).
-  return r.sql[0].replace(/\bCURRENT_TIMESTAMP\(\)/g, "CURRENT_TIMESTAMP");
+  // The LookML qualifies MESH_QUANTILE/MESH_SKETCH_MERGE with @{DATABASE}.@{SCHEMA}, as Snowflake needs
+  // when the session's schema differs; DuckDB resolves functions registered on a connection only
+  // unqualified.
+  return r.sql[0].replace(/\bCURRENT_TIMESTAMP\(\)/g, "CURRENT_TIMESTAMP").replace(/(?:\b\w+\.){2}(MESH_QUANTILE|MESH_SKETCH_MERGE)\s*\(/gi, "$1(");
 }

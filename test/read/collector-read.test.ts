@@ -59,7 +59,7 @@ describe("the collector's read surface", () => {
     const res = await get(off, "/api/v1/traffic");
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({ error: "read_api_off", message: "the read API is off (MESHLOOK_READ_API=false)" });
-    const snowflakeLike: Sink = { kind: "snowflake", open: async () => {}, load: async () => ({ loaded: 0, duplicates: 0, rows: 0 }), ping: async () => {}, close: async () => {} };
+    const snowflakeLike: Sink = { kind: "snowflake", open: async () => {}, load: async () => ({ loaded: 0, duplicates: 0, rows: 0 }), ping: async () => {}, close: async () => {}, refusal: () => undefined, prune: async () => [] };
     const sf = await collector({}, snowflakeLike);
     expect(sf.read.mode).toBe("off");
     const body = (await get(sf, "/api/v1/traffic")).json();

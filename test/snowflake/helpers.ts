@@ -10,6 +10,7 @@ import type { SnowflakeSettings } from "../../collector/config.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { DIMENSIONS, STRING_DIMENSIONS, type Dimension } from "../../shared/schema.ts";
 import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
+import { exactQuantile as exactSortedQuantile } from "../../sim/traffic/truth.ts";
 import { mulberry32 } from "../shared/random.ts";
 import { startStandin, type CapturedStatement, type Standin, type StandinOptions } from "./standin/server.ts";
 import { snowflakeSyntaxError } from "./standin/translate.ts";
@@ -205,10 +206,9 @@ export function traffic(seed: number, producers: number, perProducer: number): T
   return { summaries, latencies, requests, errors };
 }
 
-/** Exact nearest-rank quantile (docs/schema.md): the value at sorted position max(1, ceil(q·n)) − 1. */
+/** Exact nearest-rank quantile (docs/schema.md), by the traffic generator's ground truth. */
 export function exactQuantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1];
+  return exactSortedQuantile([...values].sort((a, b) => a - b), q);
 }
 
 /** A driver connection to the stand-in, as Looker would query it (password user READER). */

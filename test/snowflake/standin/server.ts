@@ -3,11 +3,26 @@
 // bindings, JSON `rowtype`/`rowset` results, Snowflake error shapes, heartbeat, session-token renewal,
 // session delete, request-id retries) and executes the SQL on DuckDB after translating it (translate.ts).
 //
-// Transactions and locking follow Snowflake's documented model for the statements meshlook issues:
+// Transactions and locking follow what Snowflake documents, and no more, for the statements meshlook issues
+// (docs.snowflake.com/en/sql-reference/transactions, "Isolation level" and "Resource locking"; read
+// 2026-12 for the current service):
 //  - READ COMMITTED: outside a transaction, and inside one until its first write, every statement runs on
 //    a fresh DuckDB snapshot, so it sees everything committed before it started;
-//  - MERGE, UPDATE and DELETE lock their target table until the transaction ends; another session's
-//    MERGE/UPDATE/DELETE on that table waits (INSERT takes no lock, as in Snowflake);
+//  - locks (StandinOptions.lockModel): the docs say UPDATE, DELETE and MERGE hold locks that "generally"
+//    keep them from running in parallel with each other, and that most INSERTs write only new partitions
+//    and "often can run in parallel" with other INSERTs and sometimes with UPDATE/DELETE/MERGE. The
+//    default model, "documented", keeps only what is certain: UPDATE and DELETE lock their target table
+//    until the transaction ends, while INSERT and an insert-only MERGE (WHEN NOT MATCHED THEN INSERT —
+//    it writes only new rows) take no lock and run in parallel. "merge-serializes" also makes MERGE lock
+//    its target, the behaviour the load protocol once relied on; tests use it to show that reliance;
+//  - a lock waiter gives up after the session's LOCK_TIMEOUT (ALTER SESSION SET LOCK_TIMEOUT = n;
+//    Snowflake's default 43200 s) with a statement error;
+//  - a session whose client vanished keeps its open transaction and locks ("detached", docs section
+//    "Aborting transactions") until the session ends or the transaction is aborted: SHOW TRANSACTIONS
+//    lists the running explicit transactions of the caller's user (id = start time in ms, as Snowflake
+//    assigns) and SELECT SYSTEM$ABORT_TRANSACTION(id) rolls one back and frees its locks (only the user
+//    who started it may). Snowflake's own abort of a detached transaction that has blocked another for
+//    5 idle minutes is not modelled: the collector must not depend on it;
 //  - the DuckDB transaction behind a Snowflake transaction starts at its first write, *after* any lock
 //    that write needed, so a statement that waited for a lock sees the rows its predecessor committed.
 //    DuckDB cannot refresh a snapshot mid-transaction; a lock wait after the first write would therefore
@@ -41,6 +56,8 @@ export interface StandinOptions {
   statementDelayMs?: number;
   /** CLIENT_STAGE_ARRAY_BINDING_THRESHOLD announced at login (Snowflake: 65280). */
   arrayBindingThreshold?: number;
+  /** Which statements lock their target table (see the header). Default "documented". */
+  lockModel?: "documented" | "merge-serializes";
 }
 
 /** A fault applied to the next query request(s) whose SQL matches. */
@@ -102,6 +119,10 @@ interface Session {
   duckTxn: boolean;
   locks: Set<string>;
   temps: Set<string>;
+  /** LOCK_TIMEOUT set for the session, seconds (Snowflake's default 43200). */
+  lockTimeoutS: number;
+  /** Id (start time, ms) of the open explicit transaction. */
+  txnId?: number;
   /** Statements of one session run one after another, as Snowflake runs a session's synchronous queries. */
   tail: Promise<unknown>;
   requests: Map<string, Promise<SfBody>>;
@@ -239,8 +260,11 @@ class TableLocks {
   private holders = new Map<string, { session: number; waiters: (() => void)[] }>();
   waits = 0;
 
-  /** Takes the table's lock for the session; resolves true when it had to wait for another session. */
-  async acquire(table: string, session: number): Promise<boolean> {
+  /**
+   * Takes the table's lock for the session; resolves true when it had to wait for another session, and
+   * rejects when the wait exceeds `timeoutS` (the waiter leaves the queue).
+   */
+  async acquire(table: string, session: number, timeoutS: number): Promise<boolean> {
     const h = this.holders.get(table);
     if (!h) {
       this.holders.set(table, { session, waiters: [] });
@@ -248,7 +272,17 @@ class TableLocks {
     }
     if (h.session === session) return false;
     this.waits++;
-    await new Promise<void>((resolve) => h.waiters.push(resolve));
+    let grant!: () => void;
+    let timer: NodeJS.Timeout | undefined;
+    const granted = await Promise.race([
+      new Promise<true>((resolve) => h.waiters.push((grant = () => resolve(true)))),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutS * 1000))),
+    ]);
+    clearTimeout(timer);
+    if (!granted) {
+      h.waiters.splice(h.waiters.indexOf(grant), 1);
+      throw new SfError("000625", "57014", `Statement waited for the lock on table ${table.toUpperCase()} longer than LOCK_TIMEOUT (${timeoutS} s) and was aborted.`);
+    }
     this.holders.get(table)!.session = session;
     return true;
   }
@@ -287,6 +321,10 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   const sessions = new Map<string, Session>();
   const byMaster = new Map<string, Session>();
   const locks = new TableLocks();
+  const lockModel = options.lockModel ?? "documented";
+  // Transaction ids are start times in ms, unique (Snowflake: "a unique start time … serves as the ID").
+  let lastTxnId = 0;
+  const nextTxnId = () => (lastTxnId = Math.max(Date.now(), lastTxnId + 1));
   const faults: Fault[] = [];
   const statements: CapturedStatement[] = [];
   const logins: LoginRecord[] = [];
@@ -336,6 +374,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     if (s.duckTxn) await s.conn.run(how);
     s.inTxn = false;
     s.duckTxn = false;
+    s.txnId = undefined;
     for (const t of s.locks) locks.release(t);
     s.locks.clear();
   }
@@ -376,6 +415,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     }
     switch (t.kind) {
       case "begin":
+        if (!s.inTxn) s.txnId = nextTxnId();
         s.inTxn = true;
         return statusResult("Statement executed successfully.");
       case "commit":
@@ -383,7 +423,25 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
         await endTxn(s, t.kind === "commit" ? "COMMIT" : "ROLLBACK");
         return statusResult("Statement executed successfully.");
       case "session":
+        if (t.set.LOCK_TIMEOUT !== undefined) s.lockTimeoutS = Number(t.set.LOCK_TIMEOUT);
         return statusResult("Statement executed successfully.");
+      case "show-transactions": {
+        const mine = [...sessions.values()].filter((x) => x.user === s.user && x.inTxn && x.txnId !== undefined);
+        const rs = toResultSet(
+          ["id", "user", "session", "name", "started_on", "state", "scope"],
+          ["BIGINT", "VARCHAR", "BIGINT", "VARCHAR", "TIMESTAMP", "VARCHAR", "VARCHAR"],
+          mine.map((x) => [x.txnId, x.user, x.id, String(x.txnId), { micros: BigInt(x.txnId!) * 1000n }, "running", "0"]),
+        );
+        // SHOW output keeps Snowflake's lower-case column names.
+        rs.rowtype.forEach((c, i) => (c.name = ["id", "user", "session", "name", "started_on", "state", "scope"][i]));
+        return rs;
+      }
+      case "abort-transaction": {
+        const target = [...sessions.values()].find((x) => x.txnId !== undefined && String(x.txnId) === t.id);
+        if (target && target.user !== s.user) throw new SfError("003001", "42501", "Insufficient privileges to abort the transaction");
+        if (target) await endTxn(target, "ROLLBACK");
+        return { ...toResultSet([`SYSTEM$ABORT_TRANSACTION(${t.id})`], ["VARCHAR"], [[`Aborted transaction id: ${t.id}`]]) };
+      }
       case "js-udf":
         if (s.inTxn) await endTxn(s, "COMMIT");
         registerUdf(t.udf);
@@ -399,9 +457,10 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
       return out;
     }
     const write = t.verb === "insert" || t.verb === "update" || t.verb === "delete" || t.verb === "merge";
-    const lockTable = t.verb !== "insert" && write && t.target && !s.temps.has(t.target) ? t.target : undefined;
+    const locking = t.verb === "update" || t.verb === "delete" || (t.verb === "merge" && lockModel === "merge-serializes");
+    const lockTable = locking && t.target && !s.temps.has(t.target) ? t.target : undefined;
     if (lockTable && !s.locks.has(lockTable)) {
-      const waited = await locks.acquire(lockTable, s.id);
+      const waited = await locks.acquire(lockTable, s.id, s.lockTimeoutS);
       s.locks.add(lockTable);
       if (waited && s.duckTxn) {
         throw new SfError("000603", "XX000", "stand-in: a lock wait after the transaction's first write cannot be emulated on DuckDB");
@@ -468,6 +527,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
       duckTxn: false,
       locks: new Set(),
       temps: new Set(),
+      lockTimeoutS: 43200,
       tail: Promise.resolve(),
       requests: new Map(),
     };

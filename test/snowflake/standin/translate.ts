@@ -14,7 +14,10 @@ await polyglot.init();
 
 /** The parse error polyglot reports for `sql` read as Snowflake SQL, or undefined when it parses. */
 export function snowflakeSyntaxError(sql: string): string | undefined {
-  const v = polyglot.validate(sql, "snowflake");
+  // polyglot's grammar lacks CREATE FUNCTION's `COPY GRANTS` clause, which Snowflake documents
+  // (docs.snowflake.com/en/sql-reference/sql/create-function: `CREATE [ OR REPLACE ] … FUNCTION <name>
+  // ( … ) [ COPY GRANTS ] RETURNS …`); the rest of the statement is still checked.
+  const v = polyglot.validate(sql.replace(/^(\s*CREATE\s+OR\s+REPLACE\s+(?:SECURE\s+)?FUNCTION\s+[\w.$"]+\s*\([^)]*\))\s+COPY\s+GRANTS\b/i, "$1"), "snowflake");
   if (v.valid) return undefined;
   return v.errors
     .filter((e) => e.severity !== "warning")
@@ -35,14 +38,17 @@ export type Translated =
   | { kind: "begin" }
   | { kind: "commit" }
   | { kind: "rollback" }
-  | { kind: "session" }
+  /** ALTER SESSION SET …: the parameters set (upper-cased name → raw value); USE …: none. */
+  | { kind: "session"; set: Record<string, string> }
+  | { kind: "show-transactions" }
+  | { kind: "abort-transaction"; id: string }
   | { kind: "js-udf"; udf: JsUdf }
   | { kind: "sql"; duck: string; verb: Verb; target?: string; temporaryTable?: string };
 
 export class TranslationError extends Error {}
 
 const JS_UDF =
-  /^CREATE\s+(?:OR\s+REPLACE\s+)?(?:SECURE\s+)?FUNCTION\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.$"]+)\s*\(([^)]*)\)\s+RETURNS\s+(\w+)(?:\s+NOT\s+NULL)?\s+LANGUAGE\s+JAVASCRIPT\b[\s\S]*?\bAS\s+\$\$([\s\S]*)\$\$\s*;?\s*$/i;
+  /^CREATE\s+(?:OR\s+REPLACE\s+)?(?:SECURE\s+)?FUNCTION\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.$"]+)\s*\(([^)]*)\)\s+(?:COPY\s+GRANTS\s+)?RETURNS\s+(\w+)(?:\s+NOT\s+NULL)?\s+LANGUAGE\s+JAVASCRIPT\b[\s\S]*?\bAS\s+\$\$([\s\S]*)\$\$\s*;?\s*$/i;
 
 /** Last part of a possibly qualified, possibly quoted identifier, folded as Snowflake folds unquoted ones. */
 export function objectName(ident: string): string {
@@ -100,7 +106,16 @@ function translateOnce(sql: string): Translated {
   if (/^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?$/i.test(trimmed)) return { kind: "begin" };
   if (/^COMMIT(\s+WORK)?$/i.test(trimmed)) return { kind: "commit" };
   if (/^ROLLBACK(\s+WORK)?$/i.test(trimmed)) return { kind: "rollback" };
-  if (/^(ALTER\s+SESSION|USE)\b/i.test(trimmed)) return { kind: "session" };
+  const alter = /^ALTER\s+SESSION\s+SET\s+([\s\S]+)$/i.exec(trimmed);
+  if (alter) {
+    const set: Record<string, string> = {};
+    for (const m of alter[1].matchAll(/(\w+)\s*=\s*('[^']*'|[^\s,]+)/g)) set[m[1].toUpperCase()] = m[2].replace(/^'|'$/g, "");
+    return { kind: "session", set };
+  }
+  if (/^(ALTER\s+SESSION|USE)\b/i.test(trimmed)) return { kind: "session", set: {} };
+  if (/^SHOW\s+TRANSACTIONS$/i.test(trimmed)) return { kind: "show-transactions" };
+  const abort = /^SELECT\s+SYSTEM\$ABORT_TRANSACTION\s*\(\s*(\d+)\s*\)$/i.exec(trimmed);
+  if (abort) return { kind: "abort-transaction", id: abort[1] };
   const udf = JS_UDF.exec(trimmed);
   if (udf) {
     const params = udf[2]
@@ -117,7 +132,9 @@ function translateOnce(sql: string): Translated {
   if (!out.success || !out.sql || out.sql.length !== 1) {
     throw new TranslationError(`stand-in cannot translate this statement to DuckDB: ${out.error ?? "not exactly one statement"}`);
   }
-  let duck = out.sql[0];
+  // One DuckDB database plays the database and schema, so a qualified function call (the LookML writes
+  // @{DATABASE}.@{SCHEMA}.MESH_QUANTILE) names the function registered unqualified.
+  let duck = out.sql[0].replace(/(?:\b\w+\.){2}(MESH_QUANTILE|MESH_SKETCH_MERGE)\s*\(/gi, "$1(");
   const { verb, target } = verbOf(trimmed);
   let temporaryTable: string | undefined;
   if (verb === "ddl" && /^\s*CREATE\b/i.test(trimmed)) {
