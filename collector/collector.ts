@@ -7,6 +7,7 @@ import { TokenSet, ensureGeneratedToken } from "./auth.ts";
 import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
+import { outlierStage, type OutlierMonitor } from "./outliers/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
@@ -21,6 +22,8 @@ export interface RunningCollector {
   spool: Spool;
   loader: Loader;
   metrics: Metrics;
+  /** The outlier stage (undefined when MESHLOOK_OUTLIERS=false or the sink cannot be queried). */
+  outliers?: OutlierMonitor;
   /** Where the ingest token came from, for the startup line (never the token itself). */
   auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
   /** Graceful stop: refuse new requests, finish in-flight ones, load the spool, close everything. */
@@ -34,6 +37,8 @@ export interface StartOptions {
   pressureSampleIntervalMs?: number;
   /** Skip listening (tests using inject()). */
   listen?: boolean;
+  /** Where MESHLOOK_OUTLIER_* settings are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 async function sinkFor(config: CollectorConfig, log: Logger, metrics: Metrics): Promise<Sink> {
@@ -67,9 +72,11 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const metrics = createMetrics(() => spool);
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined);
+  const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
+    afterLoad: outliers && (() => outliers.monitor.afterLoad()),
   });
   const app = await buildServer({
     spool,
@@ -85,6 +92,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     spoolFullRetryAfterS: config.loadIntervalS,
     pressureSampleIntervalMs: opts.pressureSampleIntervalMs,
   });
+  // Guarded by the ingest tokens until the read API's reader tokens exist.
+  if (outliers) await app.register(outliers.routes, { snapshot: () => outliers.monitor.current(), authorize: (req) => !tokens || tokens.match(req.headers.authorization) !== undefined });
   // Before listening, so a reachable warehouse is migrated before the first summary; an unreachable one
   // leaves the collector spooling (see Loader.openSink).
   await loader.openSink();
@@ -99,8 +108,9 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       tokens?.unwatch();
       await app.close(); // stops accepting, waits for in-flight requests (their spool appends included)
       await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
+      await outliers?.monitor.close();
       await spool.close();
       await sink.close();
     })());
-  return { app, url, sink, spool, loader, metrics, auth, close };
+  return { app, url, sink, spool, loader, metrics, outliers: outliers?.monitor, auth, close };
 }

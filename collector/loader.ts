@@ -31,6 +31,11 @@ export interface LoaderOptions {
    * replay interrupted between them exactly-once.
    */
   replayChunkBytes?: number;
+  /**
+   * Called after every cycle that leaves no sealed segment behind (loaded or not), inside the cycle
+   * chain so it never overlaps a load on the sink's connection: outlier detection. Must not throw.
+   */
+  afterLoad?: () => Promise<void>;
 }
 
 /**
@@ -86,7 +91,11 @@ export class Loader {
    * A failed load is logged and counted; its segments stay for the next cycle.
    */
   loadNow(): Promise<boolean> {
-    const run = (this.running ?? Promise.resolve()).then(() => this.cycle());
+    const run = (this.running ?? Promise.resolve()).then(async () => {
+      const more = await this.cycle();
+      if (!more) await this.opts.afterLoad?.();
+      return more;
+    });
     this.running = run.then(
       () => undefined,
       () => undefined,
