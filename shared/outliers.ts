@@ -37,6 +37,11 @@ export interface OutlierThresholds {
   latencyMinBaselineRequests: number;
   /** Recent p50 or p99 must exceed the baseline's by this factor (and its order-statistic bound). */
   latencyMinRatio: number;
+  /**
+   * Screening: only series whose mean latency rose by this factor get their sketches merged and tested
+   * (sketch merges are the costly part of a run; 0 tests every series with enough volume).
+   */
+  latencyScreenRatio: number;
   /** Least expected requests in the recent window for a drop or a surge to be judged. */
   trafficMinExpected: number;
   /** Recent requests at or below this fraction of the expected count are a drop. */
@@ -66,6 +71,7 @@ export const DEFAULT_THRESHOLDS: OutlierThresholds = {
   latencyMinRequests: 200,
   latencyMinBaselineRequests: 1000,
   latencyMinRatio: 1.5,
+  latencyScreenRatio: 1.1,
   trafficMinExpected: 200,
   trafficDropRatio: 0.1,
   trafficSurgeRatio: 4,
@@ -174,11 +180,12 @@ export function detectionSql(dialect: Dialect, grain: Grain, t: OutlierThreshold
   const z = num(t.z);
   const at = `CAST(? AS ${dialect === "duckdb" ? "TIMESTAMP" : "TIMESTAMP_NTZ"})`;
   const from = (table: string, time: string, w: string, where: string, sketch: boolean) =>
-    `SELECT ${keyList}, '${w}' AS w, ${time} AS t, requests, errors, connection_security_policy AS policy, ${sketch ? "latency_sketch" : "CAST(NULL AS VARCHAR)"} AS sketch
+    `SELECT ${keyList}, '${w}' AS w, ${time} AS t, requests, errors, latency_sum_us, connection_security_policy AS policy, ${sketch ? "latency_sketch" : "CAST(NULL AS VARCHAR)"} AS sketch
      FROM ${table} WHERE reporter = ? AND ${where}`;
   const seasonal = t.seasonalWeeks > 0 ? `hour IN (${Array.from({ length: t.seasonalWeeks }, () => at).join(", ")})` : "1 = 0";
   const sum = (cond: string, v = "requests") => `SUM(CASE WHEN ${cond} THEN ${v} ELSE 0 END)`;
-  const q = (sketch: string, p: string) => `MESH_QUANTILE(${oneSketch(dialect, sketch)}, ${p})`;
+  // Only screened series have sketches; the others skip the UDF call.
+  const q = (sketch: string, p: string) => `CASE WHEN ${sketch} IS NOT NULL THEN MESH_QUANTILE(${oneSketch(dialect, sketch)}, ${p}) END`;
   // Order-statistic bound: under "no change", the recent p-quantile of n requests lies below the
   // baseline's (p + z·sqrt(p(1−p)/n))-quantile with probability Φ(z).
   const hiRank = (p: number) => `LEAST(0.9999, ${p} + ${z} * SQRT(${p * (1 - p)} / CAST(GREATEST(r_req, 1) AS DOUBLE)))`;
@@ -237,21 +244,34 @@ agg AS (
     ${sum("w = 'h'")} AS h_req,
     ${sum("w = 's'")} AS s_req,
     COUNT(DISTINCT CASE WHEN w = 's' THEN t END) AS s_weeks,
-    MESH_SKETCH_MERGE(ARRAY_AGG(CASE WHEN w = 'r' THEN sketch END)) AS r_sketch,
-    MESH_SKETCH_MERGE(ARRAY_AGG(CASE WHEN w = 'b' THEN sketch END)) AS b_sketch
+    ${sum("w = 'r'", "latency_sum_us")} AS r_lat,
+    ${sum("w = 'b'", "latency_sum_us")} AS b_lat
   FROM src
   GROUP BY ${keyList}
 ),
+screened AS (
+  SELECT ${keyList} FROM agg
+  WHERE r_req >= ${num(t.latencyMinRequests)} AND b_req >= ${num(t.latencyMinBaselineRequests)}
+    AND CAST(r_lat AS DOUBLE) / r_req >= ${num(t.latencyScreenRatio)} * CAST(b_lat AS DOUBLE) / b_req
+),
+sketches AS (
+  SELECT ${keys.map((k) => `src.${k}`).join(", ")},
+    MESH_SKETCH_MERGE(ARRAY_AGG(CASE WHEN w = 'r' THEN sketch END)) AS r_sketch,
+    MESH_SKETCH_MERGE(ARRAY_AGG(CASE WHEN w = 'b' THEN sketch END)) AS b_sketch
+  FROM src JOIN screened ON ${keys.map((k) => `src.${k} = screened.${k}`).join(" AND ")}
+  WHERE w IN ('r', 'b')
+  GROUP BY ${keys.map((k) => `src.${k}`).join(", ")}
+),
 measured AS (
   SELECT agg.*,
-    SUM(b_req) OVER (PARTITION BY destination_service) AS svc_b_req,
+    SUM(b_req) OVER (PARTITION BY agg.destination_service) AS svc_b_req,
     ${q("r_sketch", "0.5")} AS r_p50,
     ${q("r_sketch", "0.99")} AS r_p99,
     ${q("b_sketch", "0.5")} AS b_p50,
     ${q("b_sketch", "0.99")} AS b_p99,
     ${q("b_sketch", hiRank(0.5))} AS b_p50_hi,
     ${q("b_sketch", hiRank(0.99))} AS b_p99_hi
-  FROM agg
+  FROM agg LEFT JOIN sketches ON ${keys.map((k) => `agg.${k} = sketches.${k}`).join(" AND ")}
   WHERE r_req > 0 OR b_req > 0
 ),
 judged AS (
