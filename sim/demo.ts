@@ -26,7 +26,9 @@ const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--wor
   --rps       requests per simulated second across the mesh (default 1000)
   --seed      traffic seed; the same seed gives the same requests (default 42)
   --workers   Envoy worker threads, i.e. filter VMs, per sidecar (default 2)
-  --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)`;
+  --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)
+  --anomaly   instead: 3 h of a mesh with planted incidents, then outlier detection, printing the
+              findings with their Looker explore URLs (MESHLOOK_LOOKER_URL sets the Looker host)`;
 
 function options() {
   let values;
@@ -38,6 +40,7 @@ function options() {
         seed: { type: "string", default: "42" },
         workers: { type: "string", default: "2" },
         "data-dir": { type: "string" },
+        anomaly: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -65,6 +68,7 @@ function options() {
     seed: Math.trunc(number("seed", values.seed, -1, 2 ** 31)),
     workers: Math.trunc(number("workers", values.workers, 0, 64)),
     dataDir: values["data-dir"] ?? join("data", `demo-${stamp}`),
+    anomaly: values.anomaly === true,
   };
 }
 
@@ -73,6 +77,10 @@ async function main() {
   if (!existsSync(RELEASE_WASM)) throw new Error(`${RELEASE_WASM} is missing: run \`npm run build\` (npm run demo does it)`);
   if (existsSync(join(opts.dataDir, "meshlook.duckdb"))) throw new Error(`${opts.dataDir} already holds a warehouse; pick a fresh --data-dir`);
   mkdirSync(opts.dataDir, { recursive: true });
+  if (opts.anomaly) {
+    const { runAnomalyDemo } = await import("./anomaly-demo.ts");
+    return runAnomalyDemo({ ...opts, rps: Math.min(opts.rps, 60), lookerUrl: process.env.MESHLOOK_LOOKER_URL ?? "" });
+  }
 
   // Simulated time starts at the minute boundary before the run, so the rows land in recent minutes.
   const startMs = Math.floor((Date.now() - opts.durationS * 1000) / 60_000) * 60_000;

@@ -91,7 +91,7 @@ export function outlierSettings(env: NodeJS.ProcessEnv, loadIntervalS: number): 
   }
   const settings: OutlierSettings = {
     enabled: bool("MESHLOOK_OUTLIERS", true),
-    intervalMs: number("MESHLOOK_OUTLIER_INTERVAL_S", 60, 0) * 1000,
+    intervalMs: number("MESHLOOK_OUTLIER_INTERVAL_S", 300, 0) * 1000,
     settleMs: number("MESHLOOK_OUTLIER_SETTLE_S", loadIntervalS + 60, 0) * 1000,
     grains: grains as Grain[],
     maxFindings: number("MESHLOOK_OUTLIER_MAX_FINDINGS", 200, 1, 10_000),
