@@ -53,6 +53,8 @@ async function falsePositives() {
   console.log(`clean run: ${hours} h, ${requests.toLocaleString()} requests (${RPS}/s mean, ±30 % daily swing), loaded in ${loadS.toFixed(1)} s`);
   console.log(`  ${runs} detection runs × ~${Math.round(judged / runs)} series (edges + services) = ${judged} series judged`);
   console.log(`  findings: ${found.length}  → false-positive rate ${((100 * found.length) / judged).toFixed(3)} % per series per run`);
+  // With no finding, the rule of three gives the 95 % upper bound of the rate.
+  if (found.length === 0) console.log(`  95 % upper bound (rule of three): ${((100 * 3) / judged).toFixed(2)} % per series per run`);
   for (const f of found) console.log(`    ${f.score.toFixed(2)} ${f.kind} ${f.summary}`);
 }
 
