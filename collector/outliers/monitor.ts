@@ -21,7 +21,8 @@ export interface OutlierSnapshot {
 }
 
 export class OutlierMonitor {
-  private lastRunMs = -Infinity;
+  /** Start counts as a run: the first comes one interval after start, not in the start-up load's burst. */
+  private lastRunMs: number;
   private snapshot: OutlierSnapshot = { findings: [] };
   /** Webhook deliveries not yet recorded in mesh_outlier (finding id → when). */
   private readonly notified = new Map<string, number>();
@@ -41,6 +42,7 @@ export class OutlierMonitor {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
+    this.lastRunMs = now();
     const registers = [registry];
     this.gauge = new Gauge({ name: "meshlook_outliers", help: "Open outlier findings, by kind (docs/outliers.md)", labelNames: ["kind"] as const, registers });
     for (const kind of OUTLIER_KINDS) this.gauge.set({ kind }, 0);

@@ -17,7 +17,6 @@ export interface OutlierRoutesOptions {
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
-const Nullable = <T extends ReturnType<typeof Type.Number>>(t: T) => Type.Union([t, Type.Null()]);
 
 const Query = Type.Object({
   kind: Type.Optional(Type.Union(OUTLIER_KINDS.map((k) => Type.Literal(k)))),
@@ -25,37 +24,11 @@ const Query = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
 });
 
-const FindingBody = Type.Object({
-  id: Type.String(),
-  kind: Type.String(),
-  grain: Type.String(),
-  sourcePrincipal: Type.Union([Type.String(), Type.Null()]),
-  destinationService: Type.String(),
-  score: Type.Number(),
-  summary: Type.String(),
-  recentStart: Type.String(),
-  recentEnd: Type.String(),
-  baselineStart: Type.String(),
-  recentRequests: Type.Number(),
-  baselineRequests: Type.Number(),
-  recentErrors: Type.Number(),
-  baselineErrors: Type.Number(),
-  recentValue: Nullable(Type.Number()),
-  baselineValue: Nullable(Type.Number()),
-  recentP50Us: Nullable(Type.Number()),
-  baselineP50Us: Nullable(Type.Number()),
-  recentP99Us: Nullable(Type.Number()),
-  baselineP99Us: Nullable(Type.Number()),
-  exploreUrl: Type.String(),
-  firstDetectedAt: Type.String(),
-  lastDetectedAt: Type.String(),
-});
 
 export const outlierRoutes: FastifyPluginAsync<OutlierRoutesOptions> = async (app, opts) => {
   app.get<{ Querystring: typeof Query.static }>(OUTLIERS_PATH, {
     schema: {
       querystring: Query,
-      response: { 200: Type.Object({ ranAt: Type.Union([Type.String(), Type.Null()]), recentStart: Type.Union([Type.String(), Type.Null()]), recentEnd: Type.Union([Type.String(), Type.Null()]), findings: Type.Array(FindingBody) }) },
     },
     onRequest: async (req, reply) => {
       if (!(await opts.authorize(req, reply)) && !reply.sent) reply.code(401).send({ error: "unauthorized", message: "missing or unknown bearer token" });
