@@ -9,6 +9,7 @@ import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
 import { mountReadSurface, type ReadInfo } from "./read/index.ts";
+import { outlierStage, type OutlierMonitor } from "./outliers/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { RemoteWriteExporter } from "./remote-write/exporter.ts";
 import { Quarantine } from "./quarantine.ts";
@@ -30,6 +31,8 @@ export interface RunningCollector {
   metrics: Metrics;
   /** The Prometheus remote-write exporter, when MESHLOOK_REMOTE_WRITE_URL is set. */
   exporter?: RemoteWriteExporter;
+  /** The outlier stage (undefined when MESHLOOK_OUTLIERS=false or the sink cannot be queried). */
+  outliers?: OutlierMonitor;
   /** Where the ingest token came from, for the startup line (never the token itself). */
   auth: { mode: "tokens"; generatedFile?: string; created?: boolean } | { mode: "disabled" };
   /** How the read API and dashboard are set up (collector/read/). */
@@ -45,6 +48,8 @@ export interface StartOptions {
   pressureSampleIntervalMs?: number;
   /** Skip listening (tests using inject()). */
   listen?: boolean;
+  /** Where MESHLOOK_OUTLIER_* settings are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 async function sinkFor(config: CollectorConfig, log: Logger, metrics: Metrics): Promise<Sink> {
@@ -86,11 +91,13 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
   });
   const quarantine = new Quarantine(quarantineDir(config));
+  const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
     quarantine,
     retention: config.retention,
+    afterLoad: outliers && (() => outliers.monitor.afterLoad()),
   });
   const exporter = config.remoteWrite.url ? await RemoteWriteExporter.open(spool, config.remoteWrite, decodeSummary, metrics.registry, log) : undefined;
   const app = await buildServer({
@@ -113,6 +120,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });
   const read = await mountReadSurface(app, config, sink, log);
+  // Findings name identities across namespaces: operators' reader tokens (or the demo opt-out) only.
+  if (outliers) await app.register(outliers.routes, { snapshot: () => outliers.monitor.current(), authorize: (req) => read.readsEverything(req) });
   const metricsApp = config.metricsPort === undefined ? undefined : await buildMetricsServer(metrics, log);
   // Listen first, always: opening the warehouse (connect + migrations) can take as long as the
   // warehouse's connect timeout, or fail for hours, and the liveness probe must not kill a collector
@@ -139,11 +148,12 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       await loader.stop(); // final load: everything acknowledged goes to the warehouse if it is reachable
       // then the remote write's own catch-up, within part of the shutdown budget (its state resumes it)
       await exporter?.stop(Math.min(10_000, config.shutdownTimeoutS * 500));
+      await outliers?.monitor.close();
       await spool.close();
       await read.close();
       await sink.close();
     })());
-  return { app, url, metricsUrl, sink, spool, loader, quarantine, metrics, exporter, auth, read: read.info, close };
+  return { app, url, metricsUrl, sink, spool, loader, quarantine, metrics, exporter, outliers: outliers?.monitor, auth, read: read.info, close };
 }
 
 /** Where the quarantine lives: beside the spool, in the data directory. */

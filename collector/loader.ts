@@ -39,6 +39,11 @@ export interface LoaderOptions {
   retention?: RetentionPolicy;
   /** The clock retention and expiry use (tests move it). Default Date.now. */
   now?: () => number;
+  /**
+   * Called after every cycle that leaves no sealed segment behind (loaded or not), inside the cycle
+   * chain so it never overlaps a load on the sink's connection: outlier detection. Must not throw.
+   */
+  afterLoad?: () => Promise<void>;
 }
 
 /** A spooled summary on the replay path, with the bytes the quarantine keeps if the warehouse refuses it. */
@@ -103,7 +108,11 @@ export class Loader {
    * A failed load is logged and counted; its segments stay for the next cycle.
    */
   loadNow(): Promise<boolean> {
-    const run = (this.running ?? Promise.resolve()).then(() => this.cycle());
+    const run = (this.running ?? Promise.resolve()).then(async () => {
+      const more = await this.cycle();
+      if (!more) await this.opts.afterLoad?.();
+      return more;
+    });
     this.running = run.then(
       () => undefined,
       () => undefined,

@@ -4,12 +4,12 @@
 // place — add a numbered migration.
 
 /** Logical column types and how each dialect spells them. */
-export type LogicalType = "timestamp" | "string" | "int32" | "int64";
+export type LogicalType = "timestamp" | "string" | "int32" | "int64" | "float64";
 export type Dialect = "duckdb" | "snowflake";
 
 const TYPE_NAMES: Record<Dialect, Record<LogicalType, string>> = {
-  duckdb: { timestamp: "TIMESTAMP", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT" },
-  snowflake: { timestamp: "TIMESTAMP_NTZ", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT" },
+  duckdb: { timestamp: "TIMESTAMP", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT", float64: "DOUBLE" },
+  snowflake: { timestamp: "TIMESTAMP_NTZ", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT", float64: "FLOAT" },
 };
 
 export interface Column {
@@ -172,6 +172,40 @@ const seedLockRowsSql = () =>
   `INSERT INTO ${LOCK_TABLE.name} (name) SELECT k.name FROM (${LOCK_ROWS.map((n) => `SELECT '${n}' AS name`).join(" UNION ALL ")}) AS k ` +
   `WHERE NOT EXISTS (SELECT 1 FROM ${LOCK_TABLE.name} AS l WHERE l.name = k.name)`;
 
+export const OUTLIER_TABLE: Table = {
+  name: "mesh_outlier",
+  doc: "One row per outlier finding (collector/outliers, docs/outliers.md): open while the last detection run found it, resolved after; a finding that recurs updates its row.",
+  columns: [
+    { name: "finding_id", type: "string", doc: "stable identity: grain, kind, caller identity and service" },
+    { name: "kind", type: "string", doc: "error_rate, latency, traffic_drop, traffic_surge, new_edge or plaintext" },
+    { name: "grain", type: "string", doc: "`edge` (caller identity → service) or `service`" },
+    { name: "source_principal", type: "string", nullable: true, doc: "caller identity at the edge grain; NULL at the service grain" },
+    { name: "destination_service", type: "string", doc: "destination service host" },
+    { name: "status", type: "string", doc: "`open` (found by the last run) or `resolved`" },
+    { name: "score", type: "float64", doc: "how far past its threshold the series is (log2 of a conservative ratio; docs/outliers.md)" },
+    { name: "summary", type: "string", doc: "one-line human-readable evidence" },
+    { name: "recent_start", type: "timestamp", doc: "start of the recent window the finding was measured on" },
+    { name: "recent_end", type: "timestamp", doc: "end (exclusive) of that window" },
+    { name: "baseline_start", type: "timestamp", doc: "start of the trailing baseline it was compared with (ends at recent_start)" },
+    { name: "recent_requests", type: "int64", doc: "requests of the series in the recent window" },
+    { name: "baseline_requests", type: "int64", doc: "requests of the series in the baseline" },
+    { name: "recent_errors", type: "int64", doc: "errors in the recent window" },
+    { name: "baseline_errors", type: "int64", doc: "errors in the baseline" },
+    { name: "recent_value", type: "float64", nullable: true, doc: "the compared measure in the recent window (rate, µs, requests; per kind)" },
+    { name: "baseline_value", type: "float64", nullable: true, doc: "the same measure in the baseline (expected requests for traffic kinds)" },
+    { name: "recent_p50_us", type: "float64", nullable: true, doc: "recent median latency, µs" },
+    { name: "baseline_p50_us", type: "float64", nullable: true, doc: "baseline median latency, µs" },
+    { name: "recent_p99_us", type: "float64", nullable: true, doc: "recent p99 latency, µs" },
+    { name: "baseline_p99_us", type: "float64", nullable: true, doc: "baseline p99 latency, µs" },
+    { name: "explore_url", type: "string", doc: "Looker explore URL pre-filtered to the series and time range" },
+    { name: "first_detected_at", type: "timestamp", doc: "when this episode of the finding was first detected" },
+    { name: "last_detected_at", type: "timestamp", doc: "last detection run that found it" },
+    { name: "resolved_at", type: "timestamp", nullable: true, doc: "first run that no longer found it; NULL while open" },
+    { name: "notified_at", type: "timestamp", nullable: true, doc: "last webhook delivery of the finding; NULL if never sent" },
+  ],
+  primaryKey: ["finding_id"],
+};
+
 /** Bootstrap table recording which numbered migrations ran; created before any migration. */
 export const SCHEMA_VERSION_TABLE: Table = {
   name: "meshlook_schema_version",
@@ -230,6 +264,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "writer lock table mesh_load_lock",
     statements: (d) => [createTableSql(LOCK_TABLE, d), seedLockRowsSql()],
     tables: [LOCK_TABLE],
+  },
+  {
+    version: 5,
+    name: "outlier findings mesh_outlier",
+    statements: (d) => [createTableSql(OUTLIER_TABLE, d)],
+    tables: [OUTLIER_TABLE],
   },
 ];
 

@@ -34,7 +34,9 @@ const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--wor
   --workers   Envoy worker threads, i.e. filter VMs, per sidecar (default 2)
   --data-dir  where the collector keeps its spool and DuckDB file (default ./data/demo-<time>)
   --keep      afterwards, leave the collector running on the demo's data and print the dashboard URL
-  --port      port of the collector left running by --keep (default 8080; 0 = any free port)`;
+  --port      port of the collector left running by --keep (default 8080; 0 = any free port)
+  --anomaly   instead: 3 h of a mesh with planted incidents, then outlier detection, printing the
+              findings with their Looker explore URLs (MESHLOOK_LOOKER_URL sets the Looker host)`;
 
 function options() {
   let values;
@@ -48,6 +50,7 @@ function options() {
         "data-dir": { type: "string" },
         keep: { type: "boolean", default: false },
         port: { type: "string", default: "8080" },
+        anomaly: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -77,6 +80,7 @@ function options() {
     dataDir: values["data-dir"] ?? join("data", `demo-${stamp}`),
     keep: values.keep,
     port: Math.trunc(number("port", values.port, -1, 65535)),
+    anomaly: values.anomaly === true,
   };
 }
 
@@ -85,6 +89,10 @@ async function main() {
   if (!existsSync(RELEASE_WASM)) throw new Error(`${RELEASE_WASM} is missing: run \`npm run build\` (npm run demo does it)`);
   if (existsSync(join(opts.dataDir, "meshlook.duckdb"))) throw new Error(`${opts.dataDir} already holds a warehouse; pick a fresh --data-dir`);
   mkdirSync(opts.dataDir, { recursive: true });
+  if (opts.anomaly) {
+    const { runAnomalyDemo } = await import("./anomaly-demo.ts");
+    return runAnomalyDemo({ ...opts, rps: Math.min(opts.rps, 60), lookerUrl: process.env.MESHLOOK_LOOKER_URL ?? "" });
+  }
 
   // Simulated time starts at the minute boundary before the run, so the rows land in recent minutes.
   const startMs = Math.floor((Date.now() - opts.durationS * 1000) / 60_000) * 60_000;

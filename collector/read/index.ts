@@ -1,10 +1,10 @@
 // Sets up the collector's read surface from its configuration: who may read (reader tokens, or the
 // demo opt-out, or off) and the warehouse connection answers come from.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { CollectorConfig } from "../config.ts";
 import type { Sink } from "../sink/types.ts";
-import { ReaderTokens, ensureGeneratedReaderToken } from "./access.ts";
+import { ReaderTokens, ensureGeneratedReaderToken, isOperator } from "./access.ts";
 import { readRoutes, type ReadAccess } from "./routes.ts";
 import { ReadWarehouse, type ReadSource } from "./warehouse.ts";
 
@@ -16,6 +16,8 @@ export type ReadInfo =
 
 export interface ReadSurface {
   info: ReadInfo;
+  /** Whether a request may read every namespace: an operator's reader token (`%`), or the demo opt-out. */
+  readsEverything(req: FastifyRequest): boolean;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,11 @@ export async function mountReadSurface(app: FastifyInstance, config: CollectorCo
   await app.register(readRoutes, { access, warehouse });
   return {
     info,
+    readsEverything(req) {
+      if (access.mode !== "tokens") return access.mode === "open";
+      const scope = access.tokens.match(req.headers.authorization);
+      return scope !== undefined && isOperator(scope);
+    },
     async close() {
       tokens?.unwatch();
       await warehouse?.close();

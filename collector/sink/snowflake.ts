@@ -414,6 +414,11 @@ export class SnowflakeSink implements Sink {
     return undefined;
   }
 
+  /** Runs one statement on the sink's session and returns its rows (outlier detection reads and writes through it). */
+  async query(sqlText: string, binds: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.exec(await this.connection(), sqlText, [...binds])).rows;
+  }
+
   /** Checks that the warehouse is reachable without resuming it: a session heartbeat needs no warehouse. */
   async ping(): Promise<void> {
     try {

@@ -252,3 +252,22 @@
     col: 0
     width: 24
     height: 7
+  - title: What changed
+    name: what_changed
+    model: meshlook
+    explore: mesh_outlier
+    type: looker_grid
+    note_text: Open outlier findings from the collector's last detection run (docs/outliers.md); the Explore link opens the traffic behind each.
+    fields: [mesh_outlier.kind, mesh_outlier.grain, mesh_outlier.source_principal, mesh_outlier.destination_service,
+      mesh_outlier.score, mesh_outlier.summary, mesh_outlier.explore_url, mesh_outlier.first_detected_time]
+    filters:
+      mesh_outlier.status: open
+    sorts: [mesh_outlier.score desc]
+    limit: 200
+    listen:
+      Destination namespace: mesh_outlier.destination_namespace
+      Destination service: mesh_outlier.destination_service
+    row: 45
+    col: 0
+    width: 24
+    height: 8

@@ -71,6 +71,11 @@ export interface GeneratorOptions {
    * new connection. It only decides `connection`: the requests themselves are the same for any value.
    */
   requestsPerConnection?: number;
+  /**
+   * Daily swing of the arrival rate: the rate at simulated time t is
+   * `requestsPerSecond × (1 + amplitude × sin(2π t / 1 day))`. Default 0 (a constant rate). In [0, 1).
+   */
+  diurnalAmplitude?: number;
 }
 
 export const DEFAULT_START_TIME_MS = Date.UTC(2026, 0, 1);
@@ -106,6 +111,9 @@ export class TrafficGenerator {
   /** The open connection of each (source, destination) workload pair and the requests it has left. */
   private readonly open = new Map<number, { id: number; left: number }>();
   private connections = 0;
+  private readonly diurnalAmplitude: number;
+  /** Some call is not active for the whole run, so a pick may have to be drawn again. */
+  private readonly timeBoxedCalls: boolean;
 
   constructor(model: MeshModel, options: GeneratorOptions) {
     if (model.calls.length === 0) throw new Error(`mesh ${model.name} has no calls`);
@@ -120,6 +128,9 @@ export class TrafficGenerator {
     this.callPicker = new WeightedPicker(model.calls.map((c) => c.weight));
     this.backendPickers = model.services.map((s) => new WeightedPicker(s.backendWeights));
     this.scenariosByWorkload = model.workloads.map((w) => model.scenarios.filter((s) => s.workload === w.name));
+    this.diurnalAmplitude = options.diurnalAmplitude ?? 0;
+    if (!(this.diurnalAmplitude >= 0 && this.diurnalAmplitude < 1)) throw new Error("diurnalAmplitude must be in [0, 1)");
+    this.timeBoxedCalls = model.calls.some((c) => c.activeFromS > -Infinity || c.activeToS < Infinity);
     this.requestsPerConnection = options.requestsPerConnection ?? 1;
     if (!Number.isInteger(this.requestsPerConnection) || this.requestsPerConnection < 1) {
       throw new Error("requestsPerConnection must be an integer ≥ 1");
@@ -146,10 +157,12 @@ export class TrafficGenerator {
   /** The next request; end times never decrease. */
   next(): SimRequest {
     const rng = this.rng;
-    this.offsetNs += Math.round(rng.exponential(this.meanGapNs));
+    const gapNs = rng.exponential(this.meanGapNs);
+    // A time-varying Poisson rate, approximated by scaling each gap by the rate where it starts.
+    this.offsetNs += Math.round(this.diurnalAmplitude > 0 ? gapNs / (1 + this.diurnalAmplitude * Math.sin((2 * Math.PI * this.offsetNs) / 86_400e9)) : gapNs);
     const offsetNs = this.offsetNs;
     const model = this.model;
-    const call = model.calls[this.callPicker.pick(rng)];
+    const call = this.pickCall(offsetNs / 1e9);
     const service = model.services[call.service];
     const destinationIndex = service.backends[this.backendPickers[service.id].pick(rng)];
     const destination = model.workloads[destinationIndex];
@@ -195,7 +208,7 @@ export class TrafficGenerator {
       sourceNs = msToNs(call.timeoutMs);
       responseBodyBytes = grpc ? 0 : 24;
     } else {
-      serverNs = msToNs(this.latencyMs(destination, seconds));
+      serverNs = msToNs(this.latencyMs(destination, source, seconds));
       sourceNs = serverNs + msToNs(lognormal(rng, 0.3, 0.4));
       if (r < disconnectCut) {
         // The caller hung up part way: no response code, no body; both sides saw the reset.
@@ -206,7 +219,7 @@ export class TrafficGenerator {
         sourceNs = serverNs;
         responseBodyBytes = 0;
       } else {
-        const serverErrorRate = this.serverErrorRate(destination, seconds);
+        const serverErrorRate = this.serverErrorRate(destination, source, seconds);
         const u = rng.next();
         if (u < serverErrorRate) {
           responseCode = grpc ? 200 : SERVER_HTTP_CODES[rng.int(SERVER_HTTP_CODES.length)];
@@ -265,18 +278,30 @@ export class TrafficGenerator {
     return out;
   }
 
-  private latencyMs(w: Workload, seconds: number): number {
+  /** A call active at `seconds` (calls outside their active span are drawn again). */
+  private pickCall(seconds: number): Call {
+    const calls = this.model.calls;
+    for (let attempt = 0; attempt < 10_000; attempt++) {
+      const call = calls[this.callPicker.pick(this.rng)];
+      if (!this.timeBoxedCalls || (seconds >= call.activeFromS && seconds < call.activeToS)) return call;
+    }
+    throw new Error(`mesh ${this.model.name}: no call carries traffic at ${seconds} s`);
+  }
+
+  private latencyMs(w: Workload, caller: Workload, seconds: number): number {
     let ms = drawLatencyMs(this.rng, w.behaviour.latency);
     for (const s of this.scenariosByWorkload[w.id]) {
-      if (s.kind === "slow" && seconds >= s.fromS && seconds < s.toS) ms *= s.factor;
+      if (s.kind === "slow" && seconds >= s.fromS && seconds < s.toS && (s.caller === undefined || s.caller === caller.name)) ms *= s.factor;
     }
     return Math.min(ms, w.behaviour.latency.maxMs);
   }
 
-  private serverErrorRate(w: Workload, seconds: number): number {
+  private serverErrorRate(w: Workload, caller: Workload, seconds: number): number {
     let rate = w.behaviour.serverErrorRate;
     for (const s of this.scenariosByWorkload[w.id]) {
-      if (s.kind === "error-burst" && seconds >= s.fromS && seconds < s.toS) rate = Math.max(rate, s.serverErrorRate);
+      if (s.kind === "error-burst" && seconds >= s.fromS && seconds < s.toS && (s.caller === undefined || s.caller === caller.name)) {
+        rate = Math.max(rate, s.serverErrorRate);
+      }
     }
     return rate;
   }

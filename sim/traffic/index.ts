@@ -24,3 +24,4 @@ export {
 } from "./series.ts";
 export { GroundTruth, Stats, exactQuantile, type TruthRow, type TruthOptions, type TotalsFilter } from "./truth.ts";
 export { PRESETS, bookinfo, mixed, cardinalityAttack, type PresetName } from "./presets.ts";
+export { incidents, type Incidents, type IncidentsOptions, type PlantedIncident } from "./incidents.ts";

@@ -103,13 +103,19 @@ export interface Call {
   /** Share of requests carrying a validated JWT, and the `iss/sub` principals they come from. */
   endUserRate: number;
   endUsers: string[];
+  /** The edge carries traffic only in [activeFromS, activeToS) (seconds since the generator's start). */
+  activeFromS: number;
+  activeToS: number;
 }
 
 export type Scenario =
-  /** Between `fromS` and `toS` (seconds since the generator's start) the workload fails `serverErrorRate`. */
-  | { kind: "error-burst"; workload: string; fromS: number; toS: number; serverErrorRate: number }
-  /** Between `fromS` and `toS` the workload's latency is multiplied by `factor`. */
-  | { kind: "slow"; workload: string; fromS: number; toS: number; factor: number };
+  /**
+   * Between `fromS` and `toS` (seconds since the generator's start) the workload fails `serverErrorRate`
+   * of its requests — of those from the workload named `caller` only, when given.
+   */
+  | { kind: "error-burst"; workload: string; fromS: number; toS: number; serverErrorRate: number; caller?: string }
+  /** Between `fromS` and `toS` the workload's latency is multiplied by `factor` (for `caller` only, when given). */
+  | { kind: "slow"; workload: string; fromS: number; toS: number; factor: number; caller?: string };
 
 export interface MeshModel {
   name: string;
@@ -165,6 +171,10 @@ export interface CallSpec {
   timeoutMs?: number;
   endUserRate?: number;
   endUsers?: string[];
+  /** The edge carries traffic from this second on (default: from the start): a caller that appears. */
+  activeFromS?: number;
+  /** The edge stops carrying traffic at this second (default: never): a caller or a service gone quiet. */
+  activeToS?: number;
 }
 
 export interface MeshSpec {
@@ -283,8 +293,13 @@ export function defineMesh(spec: MeshSpec): MeshModel {
       timeoutMs: c.timeoutMs ?? 15_000,
       endUserRate,
       endUsers,
+      activeFromS: c.activeFromS ?? -Infinity,
+      activeToS: c.activeToS ?? Infinity,
     };
   });
+  if (!calls.some((c) => c.activeFromS === -Infinity)) {
+    throw new Error(`mesh ${spec.name}: at least one call must carry traffic from the start`);
+  }
 
   // The ground truth packs workload and service ids into one exact integer key.
   if (workloads.length > 65536) throw new Error(`mesh ${spec.name}: at most 65536 workloads`);
@@ -293,6 +308,9 @@ export function defineMesh(spec: MeshSpec): MeshModel {
   for (const s of spec.scenarios ?? []) {
     if (!workloads.some((w) => w.name === s.workload)) {
       throw new Error(`mesh ${spec.name}: scenario ${s.kind} names unknown workload ${s.workload}`);
+    }
+    if (s.caller !== undefined && !workloads.some((w) => w.name === s.caller)) {
+      throw new Error(`mesh ${spec.name}: scenario ${s.kind} names unknown caller ${s.caller}`);
     }
     if (!(s.toS > s.fromS)) throw new Error(`mesh ${spec.name}: scenario ${s.kind} on ${s.workload} needs toS > fromS`);
   }

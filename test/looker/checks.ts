@@ -186,7 +186,7 @@ const PARAMETERS: Record<string, string[]> = {
   model: ["connection", "label", "include", "datagroup", "persist_with", "access_grant", "view", "explore", "test"],
   view: ["sql_table_name", "derived_table", "label", "extends", "extension", "dimension", "dimension_group", "measure", "filter", "set", "include"],
   derived_table: ["sql", "datagroup_trigger", "persist_for"],
-  dimension: [...FIELD_COMMON, "primary_key"],
+  dimension: [...FIELD_COMMON, "primary_key", "link"],
   dimension_group: [...FIELD_COMMON, "timeframes", "convert_tz", "datatype"],
   measure: [...FIELD_COMMON],
   filter: [...FIELD_COMMON],

@@ -361,7 +361,8 @@ describe("identity access explore", () => {
 
 describe("dashboards on the warehouse", () => {
   it("every tile returns rows for the loaded window", async () => {
-    const tiles = tileQueries(project, { Time: window, Observed: window });
+    // The outlier tile needs hours of baseline and a planted incident: test/looker/outliers.test.ts runs it.
+    const tiles = tileQueries(project, { Time: window, Observed: window }).filter((t) => t.query.explore !== "mesh_outlier");
     for (const t of tiles) {
       const rows = await run(t.query);
       expect(rows.length, `${t.dashboard}: ${t.tile}`).toBeGreaterThan(0);
