@@ -1,6 +1,8 @@
 // `npm start`: the collector process. Reads settings (environment + optional MESHLOOK_CONFIG file),
 // starts the pipeline, prints one line saying where it listens and where data goes, and shuts down
-// gracefully on SIGTERM/SIGINT.
+// gracefully on SIGTERM/SIGINT, logging last what the run loaded. Built to dist/collector/main.js
+// (scripts/build-collector.mjs); `meshlook start` runs that.
+import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { ConfigError, loadConfig } from "./config.ts";
 import { startCollector } from "./collector.ts";
@@ -33,7 +35,28 @@ const auth =
     : collector.auth.generatedFile
       ? `ingest token ${collector.auth.created ? "generated in" : "read from"} ${collector.auth.generatedFile}`
       : "ingest tokens from configuration";
-process.stdout.write(`meshlook collector listening on ${collector.url}; spool ${config.spoolDir}; warehouse ${where}; ${auth}\n`);
+process.stdout.write(`meshlook collector listening on ${listeningOn()}; spool ${config.spoolDir}; warehouse ${where}; ${auth}\n`);
+
+/** The socket's own address: the port really bound (MESHLOOK_PORT=0 picks one) and, for a wildcard host, that it is one. */
+function listeningOn(): string {
+  const a = collector.app.server.address() as AddressInfo | null;
+  if (!a) return collector.url;
+  const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
+  const wildcard = a.address === "0.0.0.0" || a.address === "::" ? ` (all ${a.address === "::" ? "" : "IPv4 "}interfaces)` : "";
+  return `http://${host}:${a.port}${wildcard}`;
+}
+
+/** What this run did, for the last log line: an operator reading it knows the final load happened. */
+async function tally() {
+  const count = async (c: { get(): Promise<{ values: { value: number }[] }> }) => (await c.get()).values.reduce((n, v) => n + v.value, 0);
+  const m = collector.metrics;
+  return {
+    summariesAccepted: await count(m.accepted),
+    summariesLoaded: await count(m.summariesLoaded),
+    rowsLoaded: await count(m.rowsLoaded),
+    spoolBytesLeft: collector.spool.bytes,
+  };
+}
 
 let stopping = false;
 const shutdown = (signal: string) => {
@@ -46,7 +69,16 @@ const shutdown = (signal: string) => {
   }, config.shutdownTimeoutS * 1000);
   force.unref();
   collector.close().then(
-    () => process.exit(0),
+    async () => {
+      const t = await tally();
+      const left = t.spoolBytesLeft > 0 ? `; ${t.spoolBytesLeft} spool bytes left for the next start (warehouse unreachable?)` : "; spool empty";
+      log.info(
+        { signal, ...t },
+        `stopped: ${t.summariesLoaded} summaries (${t.rowsLoaded} rows) loaded since start, ${t.summariesAccepted} accepted${left}`,
+      );
+      log.flush();
+      process.exit(0);
+    },
     (err) => {
       log.error({ err }, "shutdown failed");
       process.exit(1);
