@@ -5,7 +5,7 @@
 import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { ConfigError, loadConfig } from "./config.ts";
-import { startCollector } from "./collector.ts";
+import { startCollector, type RunningCollector } from "./collector.ts";
 
 let config;
 try {
@@ -18,7 +18,7 @@ try {
 
 // Logs go to stderr as JSON; stdout carries only the startup line.
 const log = pino({ level: config.logLevel, base: { service: "meshlook-collector" } }, pino.destination(2));
-let collector;
+let collector: RunningCollector;
 try {
   collector = await startCollector(config, log);
 } catch (err) {

@@ -13,7 +13,7 @@ export function parseCommandLine<O extends Options>(usage: string, options: O, a
     console.error(`${(err as Error).message}\n${usage}`);
     process.exit(2);
   }
-  if (parsed.values.help) {
+  if ((parsed.values as Record<string, unknown>).help) {
     console.log(usage);
     process.exit(0);
   }
