@@ -1,13 +1,17 @@
 // `npm run bench`: every figure meshlook claims, each next to a baseline measured in the same run, in one
-// table; written with the machine and commit to bench/RESULTS.md. Every other script under bench/ (the
-// component benchmarks: filter, host floor, ingest, …) runs too; their full output goes to the details.
-//   npm run bench              # everything (a few minutes on 2 cores)
-//   npm run bench -- --quick   # smaller runs, a smoke test; does not touch RESULTS.md
+// table; written with the machine and commit to bench/out/RESULTS.md (ignored by git, so a run leaves the
+// tree clean; the published table is bench/RESULTS.md, updated by copying a run's file over it). Every
+// other script under bench/ (the component benchmarks: filter, host floor, ingest, …) runs too; their
+// full output goes to the details.
+//   npm run bench                        # everything (a few minutes on 2 cores)
+//   npm run bench -- --out FILE          # write the results there instead
+//   npm run bench -- --quick             # smaller runs, a smoke test; writes no file
 import { execFile, execFileSync } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
+import { parseCommandLine } from "../scripts/args.ts";
 import { formatTable, markdownTable, type Align } from "../sim/report.ts";
 import { measureFilterCost } from "./lib/filter-cost.ts";
 import { measureFreshness } from "./lib/freshness.ts";
@@ -17,7 +21,12 @@ import { measureWarehouseLoad } from "./lib/warehouse-load.ts";
 import { measureWire } from "./lib/wire.ts";
 
 const ROOT = join(import.meta.dirname, "..");
-const quick = process.argv.includes("--quick");
+const USAGE = `usage: npm run bench -- [--quick] [--out FILE]
+  --quick  smaller runs, a smoke test; writes no file
+  --out    where the results go (default bench/out/RESULTS.md, ignored by git; bench/RESULTS.md is the published copy)`;
+const { values } = parseCommandLine(USAGE, { quick: { type: "boolean" }, out: { type: "string", default: join(ROOT, "bench", "out", "RESULTS.md") } });
+const quick = values.quick === true;
+const out = resolve(values.out!);
 
 interface Row {
   figure: string;
@@ -215,8 +224,9 @@ generator); "worst series" is the largest error over the series with at least 50
 ${details.join("\n\n")}
 `;
 if (quick) {
-  console.log(`--quick: smaller runs, bench/RESULTS.md left as it is (${machine}; commit ${commit})`);
+  console.log(`--quick: smaller runs, no results file written (${machine}; commit ${commit})`);
 } else {
-  writeFileSync(join(ROOT, "bench", "RESULTS.md"), results);
-  console.log(`written to bench/RESULTS.md (${machine}; commit ${commit})`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, results);
+  console.log(`written to ${relative(process.cwd(), out)} (${machine}; commit ${commit}); publish by copying it over bench/RESULTS.md`);
 }

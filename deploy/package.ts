@@ -16,7 +16,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../scripts/args.ts";
 import YAML from "yaml";
 import { buildWasmImage, sha256Hex, writeOciLayout } from "./oci-image.ts";
 
@@ -126,14 +126,18 @@ export async function packageRelease(opts: PackageOptions): Promise<Release> {
   return release;
 }
 
+const PACKAGE_USAGE = `usage: meshlook package [--image REF] [--wasm-url URL] [--wasm FILE] [--out DIR]
+  --image     image reference the WasmPlugin pulls, e.g. registry.example.com/meshlook/meshlook-filter
+  --wasm-url  serve the module from this http(s) URL instead of a registry
+  --wasm      the module to package (default dist/meshlook.wasm, built first)
+  --out       output directory (default dist/package)`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      image: { type: "string" },
-      "wasm-url": { type: "string" },
-      wasm: { type: "string", default: join(root, "dist", "meshlook.wasm") },
-      out: { type: "string", default: join(root, "dist", "package") },
-    },
+  const { values } = parseCommandLine(PACKAGE_USAGE, {
+    image: { type: "string" },
+    "wasm-url": { type: "string" },
+    wasm: { type: "string", default: join(root, "dist", "meshlook.wasm") },
+    out: { type: "string", default: join(root, "dist", "package") },
   });
   const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version as string;
   const outDir = resolve(values.out!);

@@ -3,6 +3,11 @@
 // and the small fixture filters used by the host conformance tests and the benchmarks.
 // A target is rebuilt only when its inputs changed (content hash, not mtime, so a fresh clone and a
 // touched-but-unchanged file behave the same). `--force` rebuilds everything.
+//
+//   node scripts/build-wasm.mjs [--force] [release] [debug] [fixtures]
+//
+// Naming groups builds only those: the demo and `npm run package` need the release filter alone, the tests
+// everything. The collector needs none of them (scripts/build-collector.mjs builds it).
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -12,7 +17,25 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const force = process.argv.includes("--force");
+const args = process.argv.slice(2);
+if (args.includes("--help") || args.includes("-h")) {
+  console.log(`usage: node scripts/build-wasm.mjs [--force] [release] [debug] [fixtures]
+  release   dist/meshlook.wasm, the filter as deployed
+  debug     dist/meshlook.debug.wasm, assertions on (the tests run it)
+  fixtures  dist/fixtures/*.wasm, the host-conformance and benchmark filters
+  (no group: all of them)  --force: rebuild even when up to date`);
+  process.exit(0);
+}
+const force = args.includes("--force");
+const GROUPS = ["release", "debug", "fixtures"];
+const groups = args.filter((a) => a !== "--force");
+for (const g of groups) {
+  if (!GROUPS.includes(g)) {
+    process.stderr.write(`build-wasm: unknown group "${g}" (one of ${GROUPS.join(", ")}; --help)\n`);
+    process.exit(2);
+  }
+}
+const wanted = (group) => groups.length === 0 || groups.includes(group);
 const asc = join(root, "node_modules", "assemblyscript", "bin", "asc");
 const stampFile = join(root, "dist", ".build-stamps.json");
 
@@ -50,7 +73,7 @@ const sharedInputs = () => [...listTs("shared"), "asconfig.json"];
 
 const targets = [];
 if (existsSync(join(root, "filter", "index.ts"))) {
-  for (const target of ["release", "debug"]) {
+  for (const target of ["release", "debug"].filter(wanted)) {
     const cfg = JSON.parse(readFileSync(join(root, "asconfig.json"), "utf8"));
     targets.push({
       name: `filter:${target}`,
@@ -60,7 +83,7 @@ if (existsSync(join(root, "filter", "index.ts"))) {
     });
   }
 }
-for (const dir of ["test/fixtures/filters", "bench/filters"]) {
+for (const dir of wanted("fixtures") ? ["test/fixtures/filters", "bench/filters"] : []) {
   for (const src of listTs(dir).filter((f) => dirname(f) === dir)) {
     const out = `dist/fixtures/${basename(src, ".ts")}.wasm`;
     targets.push({
@@ -78,9 +101,12 @@ const pending = targets.filter((t) => {
   return force || stamps[t.name] !== t.hash || !t.outputs.every((o) => existsSync(join(root, o)));
 });
 
+let begun = 0;
 async function build(t) {
   for (const o of t.outputs) mkdirSync(dirname(join(root, o)), { recursive: true });
   const started = Date.now();
+  // Each module takes asc from a few seconds to a minute: say what is being built before waiting on it.
+  console.log(`build-wasm: [${++begun}/${pending.length}] building ${t.name} ...`);
   try {
     await run(process.execPath, [asc, ...t.args], { cwd: root, maxBuffer: 64 << 20 });
   } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: the whole meshlook path on one machine, no cluster. Starts the collector (its own
+ * `meshlook demo` (`npm run demo`): the whole meshlook path on one machine, no cluster. Starts the collector (its own
  * process, `collector/main.ts`) on a fresh DuckDB file, runs a bookinfo-like mesh through the real
  * `dist/meshlook.wasm` in simulated Envoy sidecars (several VMs each) on an accelerated clock, lets the
  * filters flush their last windows, stops the collector gracefully (its final load), then reads the
@@ -11,10 +11,10 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { parseReaderTokens } from "../collector/read/access.ts";
 import { startCollectorProcess } from "./collector-process.ts";
+import { numberOption, parseCommandLine } from "../scripts/args.ts";
 import type { MeshProgress } from "./mesh.ts";
 import { RELEASE_WASM, runPipeline } from "./pipeline.ts";
 import { DEFAULT_SCALE } from "../shared/node.ts";
@@ -27,7 +27,7 @@ import { Warehouse, compareSeries, exactFields } from "./warehouse.ts";
 const FLUSH_INTERVAL_S = 10;
 const QUANTILES = [0.5, 0.9, 0.99];
 
-const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--workers N] [--data-dir DIR] [--keep [--port N]]
+const USAGE = `usage: meshlook demo [--duration S] [--rps N] [--seed N] [--workers N] [--data-dir DIR] [--keep [--port N]]
   --duration  simulated seconds of traffic (default 600: ten minutes, so charts per minute show shape)
   --rps       requests per simulated second across the mesh (default 200)
   --seed      traffic seed; the same seed gives the same requests (default 42)
@@ -39,47 +39,26 @@ const USAGE = `usage: npm run demo -- [--duration S] [--rps N] [--seed N] [--wor
               findings with their Looker explore URLs (MESHLOOK_LOOKER_URL sets the Looker host)`;
 
 function options() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        duration: { type: "string", default: "600" },
-        rps: { type: "string", default: "200" },
-        seed: { type: "string", default: "42" },
-        workers: { type: "string", default: "2" },
-        "data-dir": { type: "string" },
-        keep: { type: "boolean", default: false },
-        port: { type: "string", default: "8080" },
-        anomaly: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  /** A number in (min, max], or the usage and exit 2. */
-  const number = (name: string, raw: string, min: number, max: number) => {
-    const n = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(n) || n <= min || n > max) {
-      console.error(`--${name}: must be a number in (${min}, ${max}], got "${raw}"\n${USAGE}`);
-      process.exit(2);
-    }
-    return n;
-  };
+  const { values } = parseCommandLine(USAGE, {
+    duration: { type: "string", default: "600" },
+    rps: { type: "string", default: "200" },
+    seed: { type: "string", default: "42" },
+    workers: { type: "string", default: "2" },
+    "data-dir": { type: "string" },
+    keep: { type: "boolean", default: false },
+    port: { type: "string", default: "8080" },
+    anomaly: { type: "boolean" },
+  });
+  const number = (name: "duration" | "rps" | "seed" | "workers" | "port", min: number, max: number) => numberOption(USAGE, name, values[name]!, min, max);
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
   return {
-    durationS: number("duration", values.duration, 0, 86_400),
-    rps: number("rps", values.rps, 0, 1_000_000),
-    seed: Math.trunc(number("seed", values.seed, -1, 2 ** 31)),
-    workers: Math.trunc(number("workers", values.workers, 0, 64)),
+    durationS: number("duration", 0, 86_400),
+    rps: number("rps", 0, 1_000_000),
+    seed: Math.trunc(number("seed", -1, 2 ** 31)),
+    workers: Math.trunc(number("workers", 0, 64)),
     dataDir: values["data-dir"] ?? join("data", `demo-${stamp}`),
-    keep: values.keep,
-    port: Math.trunc(number("port", values.port, -1, 65535)),
+    keep: values.keep === true,
+    port: Math.trunc(number("port", -1, 65535)),
     anomaly: values.anomaly === true,
   };
 }
@@ -235,7 +214,7 @@ async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: nu
   console.log(`
 Open the data:
   DuckDB file     ${file}
-  query it        npx tsx sim/query.ts ${file} "SELECT destination_service, SUM(requests) AS requests,
+  query it        npx meshlook query ${file} "SELECT destination_service, SUM(requests) AS requests,
                     MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) / 1000 AS p99_ms
                     FROM mesh_traffic_minute WHERE reporter = 'destination' GROUP BY 1 ORDER BY 2 DESC"
                   (any DuckDB client works too; MESH_QUANTILE is registered per connection, see docs/collector.md)

@@ -34,13 +34,8 @@ export interface PipelineOptions {
   onStep?: (progress: MeshProgress) => void;
 }
 
-export interface PipelineResult extends SummaryTally {
-  progress: MeshProgress;
-  /** Callouts in total (retries included). */
-  callouts: number;
+export interface PipelineResult extends DriveResult {
   duckdbPath: string;
-  /** Wall seconds from the first request to the last acknowledgement. */
-  wallS: number;
 }
 
 export interface SummaryTally {
@@ -105,16 +100,35 @@ export function meshOnCollector(
   });
 }
 
-export async function runPipeline(options: PipelineOptions): Promise<PipelineResult> {
-  const token = randomBytes(24).toString("base64url");
-  const collector = await startCollectorProcess({ dataDir: options.dataDir, token, settings: options.collectorSettings });
-  let mesh: Mesh | undefined;
+export interface DriveOptions extends Omit<PipelineOptions, "dataDir" | "collectorSettings" | "onStart"> {
+  /** `host:port` of the collector the sidecars' cluster resolves to. */
+  address: string;
+  /** Bearer token the filters send (their `MESHLOOK_INGEST_TOKEN`). */
+  token: string;
+  onStart?: (mesh: Mesh) => void;
+}
+
+export interface DriveResult extends SummaryTally {
+  progress: MeshProgress;
+  /** Callouts in total (retries included). */
+  callouts: number;
+  /** Wall seconds from the first request to the last acknowledgement. */
+  wallS: number;
+}
+
+/**
+ * Runs the simulated mesh against a collector already listening at `address`: traffic until the run's
+ * limit, then a drain that lets every filter flush its last window and get it acknowledged (or give up
+ * after ten more windows). Used by runPipeline and by `meshlook send`.
+ */
+export async function driveMesh(options: DriveOptions): Promise<DriveResult> {
+  const flushIntervalS = Number(options.filterConfig?.flush_interval_s ?? 10);
+  // Windows line up with minutes when the clock starts on one (the generator's start is a whole minute).
+  const clock = new ManualClock(options.generator.startTimeMs);
+  const mesh = await meshOnCollector(options.model, options, options.token, clock, options.filterConfig, options.workers);
+  let closed = false;
   try {
-    const flushIntervalS = Number(options.filterConfig?.flush_interval_s ?? 10);
-    // Windows line up with minutes when the clock starts on one (the generator's start is a whole minute).
-    const clock = new ManualClock(options.generator.startTimeMs);
-    mesh = await meshOnCollector(options.model, collector, token, clock, options.filterConfig, options.workers);
-    options.onStart?.(collector, mesh);
+    options.onStart?.(mesh);
     const wallStart = performance.now();
     await mesh.run(options.generator, {
       durationS: options.durationS,
@@ -130,15 +144,29 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
       summaries = tallySummaries(mesh);
     }
     const wallS = (performance.now() - wallStart) / 1000;
-    const stopped = mesh;
-    mesh = undefined;
-    await stopped.close();
+    closed = true;
+    await mesh.close();
     // VM stop runs filter code too (the last flush): its traps count.
-    progress = stopped.progress();
-    await collector.stop();
-    return { progress, ...summaries, callouts: progress.callouts, duckdbPath: collector.duckdbPath, wallS };
+    progress = mesh.progress();
+    return { progress, ...summaries, callouts: progress.callouts, wallS };
   } finally {
-    await mesh?.close();
+    if (!closed) await mesh.close();
+  }
+}
+
+export async function runPipeline(options: PipelineOptions): Promise<PipelineResult> {
+  const token = randomBytes(24).toString("base64url");
+  const collector = await startCollectorProcess({ dataDir: options.dataDir, token, settings: options.collectorSettings });
+  try {
+    const result = await driveMesh({
+      ...options,
+      address: collector.address,
+      token,
+      onStart: (mesh) => options.onStart?.(collector, mesh),
+    });
+    await collector.stop();
+    return { ...result, duckdbPath: collector.duckdbPath };
+  } finally {
     if (collector.child.exitCode === null) collector.child.kill("SIGKILL");
   }
 }

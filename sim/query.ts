@@ -1,15 +1,22 @@
 /**
- * Runs SQL on a meshlook DuckDB file with MESH_QUANTILE and MESH_SKETCH_MERGE registered (DuckDB keeps no JavaScript in the
- * file, so a plain DuckDB client lacks it). Opens the file read-only: stop the collector first.
+ * `meshlook query FILE SQL`: runs SQL on a meshlook DuckDB file with MESH_QUANTILE and MESH_SKETCH_MERGE registered
+ * (DuckDB keeps no JavaScript in the file, so a plain DuckDB client lacks it). Opens the file read-only: stop the
+ * collector first. Built into dist/collector/query.js, so it runs in the collector image too.
  *
- *   npx tsx sim/query.ts data/meshlook.duckdb "SELECT reporter, SUM(requests) FROM mesh_traffic_minute GROUP BY 1"
+ *   npx meshlook query data/meshlook.duckdb "SELECT reporter, SUM(requests) FROM mesh_traffic_minute GROUP BY 1"
  */
+import { parseCommandLine } from "../scripts/args.ts";
 import { formatTable } from "./report.ts";
 import { Warehouse } from "./warehouse.ts";
 
-const [file, sql] = process.argv.slice(2);
-if (!file || !sql) {
-  console.error('usage: npx tsx sim/query.ts <file.duckdb> "<SQL>"');
+const USAGE = `usage: meshlook query <file.duckdb> "<SQL>"
+  runs the SQL on the file, opened read-only (stop the collector that writes it first), and prints the rows;
+  MESH_QUANTILE(sketches, q) and MESH_SKETCH_MERGE(sketches) are registered (docs/collector.md)`;
+
+const { positionals } = parseCommandLine(USAGE, {}, process.argv.slice(2), true);
+const [file, sql] = positionals;
+if (!file || !sql || positionals.length > 2) {
+  console.error(USAGE);
   process.exit(2);
 }
 const warehouse = await Warehouse.open(file);

@@ -243,7 +243,7 @@ export function child(v: Attr | undefined, key: string): Attr | undefined {
     if (!/^-?\d+$/.test(key)) return undefined;
     return v[Number(key)];
   }
-  if (isPlainObject(v)) return Object.prototype.hasOwnProperty.call(v, key) ? (v as Record<string, Attr>)[key] : undefined;
+  if (isPlainObject(v)) return Object.hasOwn(v, key) ? (v as Record<string, Attr>)[key] : undefined;
   return undefined;
 }
 

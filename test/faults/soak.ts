@@ -9,25 +9,30 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { numberOption, parseCommandLine } from "../../scripts/args.ts";
 import { Rng } from "../../sim/traffic/index.ts";
 import { CollectorReplica, Front, compare, readDuckDB, readDuckDBLoss, runTraffic, sleep } from "./rig.ts";
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: "string", default: "8" },
-    "kill-every": { type: "string", default: "10" },
-    speed: { type: "string", default: "4" },
-    rps: { type: "string", default: "60" },
-    outage: { type: "string", default: "300" },
-    seed: { type: "string", default: "1" },
-  },
+const USAGE = `usage: npm run soak -- [--minutes N] [--kill-every S] [--speed X] [--rps N] [--outage S] [--seed N]
+  --minutes     wall-clock minutes of traffic (default 8)
+  --kill-every  mean wall seconds between collector SIGKILLs (default 10)
+  --speed       simulated seconds per wall second (default 4)
+  --rps         requests per simulated second (default 60)
+  --outage      simulated seconds of the one planned collector outage (default 300)
+  --seed        seed of the traffic and of the faults (default 1)`;
+const { values } = parseCommandLine(USAGE, {
+  minutes: { type: "string", default: "8" },
+  "kill-every": { type: "string", default: "10" },
+  speed: { type: "string", default: "4" },
+  rps: { type: "string", default: "60" },
+  outage: { type: "string", default: "300" },
+  seed: { type: "string", default: "1" },
 });
-const minutes = Number(values.minutes);
-const killEveryS = Number(values["kill-every"]);
-const speed = Number(values.speed);
-const outageS = Number(values.outage);
-const seed = Number(values.seed);
+const minutes = numberOption(USAGE, "minutes", values.minutes!, 0, 24 * 60);
+const killEveryS = numberOption(USAGE, "kill-every", values["kill-every"]!, 0, 86_400);
+const speed = numberOption(USAGE, "speed", values.speed!, 0, 1000);
+const outageS = numberOption(USAGE, "outage", values.outage!, -1, 86_400);
+const seed = numberOption(USAGE, "seed", values.seed!, -1, 2 ** 31);
 const log = (line: string) => process.stdout.write(line + "\n");
 
 const TOKEN = "soak-token";

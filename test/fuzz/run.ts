@@ -2,23 +2,26 @@
 // and the ingest route, 100 000 hostile streams through the release filter. Sizes and seed are options:
 //   npm run fuzz -- --wire 1000000 --filter 100000 --attacks 20000 --seed 1
 // Prints the figures (case counts, status and reason histograms, traps) and exits 1 on any violation.
-import { parseArgs } from "node:util";
+import { numberOption, parseCommandLine } from "../../scripts/args.ts";
 import { fuzzAttacks } from "./attack-fuzz.ts";
 import { fuzzFilter } from "./filter-fuzz.ts";
 import { fuzzIngest } from "./ingest-fuzz.ts";
 
-const { values } = parseArgs({
-  options: {
-    wire: { type: "string", default: "1000000" },
-    filter: { type: "string", default: "100000" },
-    attacks: { type: "string", default: "20000" },
-    seed: { type: "string", default: "1" },
-  },
+const USAGE = `usage: npm run fuzz -- [--wire N] [--filter N] [--attacks N] [--seed N]
+  --wire    bodies through the wire decoder and the ingest route (default 1000000)
+  --filter  hostile streams through the release filter (default 100000)
+  --attacks hostile-but-authenticated summaries: overflow, foreign namespace, backdated, late-but-honest (default 20000)
+  --seed    seed of the generated cases (default 1)`;
+const { values } = parseCommandLine(USAGE, {
+  wire: { type: "string", default: "1000000" },
+  filter: { type: "string", default: "100000" },
+  attacks: { type: "string", default: "20000" },
+  seed: { type: "string", default: "1" },
 });
-const wireCases = Number(values.wire);
-const filterStreams = Number(values.filter);
-const attackCases = Number(values.attacks);
-const seed = Number(values.seed);
+const wireCases = numberOption(USAGE, "wire", values.wire!, -1, 1e9);
+const filterStreams = numberOption(USAGE, "filter", values.filter!, -1, 1e9);
+const attackCases = numberOption(USAGE, "attacks", values.attacks!, -1, 1e9);
+const seed = numberOption(USAGE, "seed", values.seed!, -1, 2 ** 31);
 const log = (line: string) => process.stdout.write(line + "\n");
 let failed = false;
 

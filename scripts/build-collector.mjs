@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Compiles the collector (and what it imports from shared/) to JavaScript in dist/collector/, so a
+// deployment runs plain `node` on built files with production dependencies only (`npm ci --omit=dev`).
+// esbuild bundles it in well under a second, so `npm start` rebuilds every time rather than tracking inputs.
+// npm packages stay external (loaded from node_modules, native DuckDB bindings included); code splitting
+// keeps each sink in its own chunk, so a DuckDB collector never loads snowflake-sdk.
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const COLLECTOR_OUT = join(root, "dist", "collector");
+
+/** Entry points: the collector process and the warehouse query tool (both run in the image). */
+const ENTRIES = { main: "collector/main.ts", query: "sim/query.ts" };
+
+export async function buildCollector({ quiet = false } = {}) {
+  const { build } = await import("esbuild");
+  const started = performance.now();
+  rmSync(COLLECTOR_OUT, { recursive: true, force: true });
+  mkdirSync(COLLECTOR_OUT, { recursive: true });
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: ENTRIES,
+    outdir: COLLECTOR_OUT,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node22",
+    packages: "external",
+    sourcemap: true,
+    metafile: true,
+    logLevel: "warning",
+  });
+  // shared/quantile.ts reads this file next to itself (new URL(..., import.meta.url)) to keep one source
+  // of MESH_QUANTILE for DuckDB and the Snowflake UDF; bundled, "next to itself" is this directory.
+  copyFileSync(join(root, "shared", "quantile-core.js"), join(COLLECTOR_OUT, "quantile-core.js"));
+  if (!quiet) {
+    const bytes = Object.entries(result.metafile.outputs)
+      .filter(([file]) => file.endsWith(".js"))
+      .reduce((sum, [, o]) => sum + o.bytes, 0);
+    const ms = Math.round(performance.now() - started);
+    process.stderr.write(`build-collector: ${relative(root, COLLECTOR_OUT)} (${(bytes / 1024).toFixed(0)} KiB of JavaScript, ${ms} ms)\n`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    console.log("usage: node scripts/build-collector.mjs\n  compiles collector/main.ts and sim/query.ts to dist/collector/ (esbuild)");
+  } else {
+    await buildCollector();
+  }
+}
