@@ -27,8 +27,12 @@ export function configsIn(text: string, file: string): Candidate[] {
     const value = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { pluginConfig?: unknown } } | null;
     if (value?.kind !== "WasmPlugin") continue;
     const name = `${file}: WasmPlugin ${value.metadata?.namespace ? `${value.metadata.namespace}/` : ""}${value.metadata?.name ?? "(unnamed)"}`;
-    // Istio hands pluginConfig to the filter as JSON (the Struct's JSON form).
-    out.push({ name, config: JSON.stringify(value.spec?.pluginConfig ?? {}) });
+    // Istio hands pluginConfig to the filter as JSON (the Struct's JSON form), and an absent or empty one
+    // as an empty configuration (istio/istio pilot/pkg/model/extensions.go, WasmPluginWrapper.buildPluginConfig: only a
+    // pluginConfig with fields is marshaled).
+    const pc = value.spec?.pluginConfig;
+    const empty = pc === undefined || pc === null || (typeof pc === "object" && Object.keys(pc).length === 0);
+    out.push({ name, config: empty ? "" : JSON.stringify(pc) });
   }
   if (out.length === 0) throw new Error(`${file}: neither a JSON pluginConfig nor YAML with a WasmPlugin`);
   return out;

@@ -52,6 +52,10 @@ export function peerFieldObject(p: PeerInfo): FieldObject {
  * mesh_id, cluster_id, …) read through cel-cpp's FlatBuffers-backed map. `labels` is a vector of KeyVal
  * tables keyed by `key` (flatbuffers_backed_impl.cc, ObjectStringIndexedMapImpl): a label name
  * answers with the whole KeyVal record, `{key, value}`, so its text is at `labels.<name>.value`.
+ * A string field the FlatNode does not hold still answers, with "" (FlatBuffersBackedCelMap returns an
+ * empty string view for an absent string), and Istio writes name, namespace, workload_name and
+ * cluster_id even when empty (metadata_object.cc, convertWorkloadMetadataToFlatNode), so those four
+ * are always present here.
  */
 export function flatNodePeer(p: PeerInfo & { labels?: Record<string, string> }): Attr {
   const labels: Record<string, Attr> = {};
@@ -59,11 +63,12 @@ export function flatNodePeer(p: PeerInfo & { labels?: Record<string, string> }):
   if (p.service) given["service.istio.io/canonical-name"] = p.service;
   if (p.revision) given["service.istio.io/canonical-revision"] = p.revision;
   for (const [key, value] of Object.entries(given)) labels[key] = { key, value };
-  const out: Record<string, Attr> = {};
-  if (p.name) out.name = p.name;
-  if (p.namespace) out.namespace = p.namespace;
-  if (p.workload) out.workload_name = p.workload;
-  if (p.cluster) out.cluster_id = p.cluster;
+  const out: Record<string, Attr> = {
+    name: p.name ?? "",
+    namespace: p.namespace ?? "",
+    workload_name: p.workload ?? "",
+    cluster_id: p.cluster ?? "",
+  };
   if (Object.keys(labels).length > 0) out.labels = labels;
   return out;
 }

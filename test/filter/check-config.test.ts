@@ -28,6 +28,15 @@ describe("check-config", () => {
     expect(problems[1]).toContain('"sketch_scale": must be between 0 and 8 (got 12)');
   });
 
+  it("checks a WasmPlugin without pluginConfig as Istio delivers it: an empty configuration", async () => {
+    const yaml = `apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: bare}\nspec: {url: "oci://r/m:1"}\n`;
+    const [bare] = configsIn(yaml, "b.yaml");
+    expect(bare.config).toBe("");
+    expect(configsIn(plugin("empty", {}), "e.yaml")[0].config).toBe("");
+    const problems = await check(bare.config, await loadModule());
+    expect(problems[0]).toContain("the plugin configuration is empty");
+  });
+
   it("exits 1 on a problem and 0 on a clean configuration", () => {
     const dir = mkdtempSync(join(tmpdir(), "meshlook-check-"));
     const bad = join(dir, "bad.json");

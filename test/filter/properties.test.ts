@@ -90,6 +90,19 @@ describe("filter dimension sources", () => {
     expect(old.dimensions).toEqual(modern.dimensions);
   });
 
+  it("reads a FlatNode without a workload name (it answers \"\") for the labels it has", async () => {
+    const [s] = await seriesOf([inbound({
+      filter_state: { "wasm.downstream_peer": flatNodePeer({ namespace: "shop", service: "productpage" }) },
+    })]);
+    expect(s.dimensions).toMatchObject({
+      source_workload: "unknown",
+      source_namespace: "shop",
+      source_canonical_service: "productpage",
+      source_canonical_revision: "unknown",
+      source_cluster: "unknown",
+    });
+  });
+
   it("reads an outbound request from the upstream side and Istio's cluster metadata", async () => {
     const [s] = await seriesOf([{
       requestHeaders: [[":method", "POST"], [":path", "/x"], [":authority", "ratings"], ["content-type", "application/grpc+proto"]],
