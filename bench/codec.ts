@@ -51,16 +51,30 @@ function window(series: number, perSeries: number, seed: number): DecodedSummary
     const code = [200, 200, 404, 503][Math.floor(i / 40) % 4];
     out.push(seriesOf(inboundDims(`caller-${i % 40}`, { code, grpc: i % 7 === 0, plaintext: false }), stats));
   }
-  return { producerId: "sidecar~10.0.3.7~reviews-v2-5d9f.shop~shop.svc.cluster.local/1764000000123456789", seq: 1,
-    windowStartMs: 1764000000000, windowEndMs: 1764000010000, flags: 0, droppedRequests: 0, droppedWindows: 0,
-    overflowKeys: 0, reported: [...DIMENSIONS], series: out };
+  return {
+    producerId: "sidecar~10.0.3.7~reviews-v2-5d9f.shop~shop.svc.cluster.local/1764000000123456789",
+    seq: 1,
+    windowStartMs: 1764000000000,
+    windowEndMs: 1764000010000,
+    flags: 0,
+    droppedRequests: 0,
+    droppedWindows: 0,
+    overflowKeys: 0,
+    reported: [...DIMENSIONS],
+    series: out,
+  };
 }
 
 console.log("wire size (100 series, 10 s window, lognormal latency around 5 ms, every dimension reported):");
-for (const [rps, perSeries] of [[1000, 100], [10000, 1000]]) {
+for (const [rps, perSeries] of [
+  [1000, 100],
+  [10000, 1000],
+]) {
   const bytes = encodeSummary(window(100, perSeries, rps)).length;
   const requests = 100 * perSeries;
-  console.log(`  ${String(rps).padStart(5)} rps: ${bytes} bytes for ${requests} requests = ${(bytes / requests).toFixed(3)} bytes/request, ${(bytes / 100).toFixed(0)} bytes/series`);
+  console.log(
+    `  ${String(rps).padStart(5)} rps: ${bytes} bytes for ${requests} requests = ${(bytes / requests).toFixed(3)} bytes/request, ${(bytes / 100).toFixed(0)} bytes/series`,
+  );
 }
 
 const wasm = loadWasmCodec();
@@ -113,6 +127,9 @@ const [wasmRecord, wasmBase, jsRecord, jsBase] = rates([
   },
 ]).map((r) => 1e9 / (r * N));
 console.log("\nSeriesStats.record per request (xorshift latencies over 100 µs … 262 ms, scale 6), median of 7 interleaved rounds, per CPU second:");
-for (const [where, rec, base] of [["wasm", wasmRecord, wasmBase], ["Node", jsRecord, jsBase]] as const) {
+for (const [where, rec, base] of [
+  ["wasm", wasmRecord, wasmBase],
+  ["Node", jsRecord, jsBase],
+] as const) {
   console.log(`  ${where}: ${rec.toFixed(1)} ns with recording, ${base.toFixed(1)} ns generator only → ${(rec - base).toFixed(1)} ns per record`);
 }

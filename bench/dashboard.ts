@@ -55,8 +55,7 @@ async function buildDay(w: Warehouse, target: number): Promise<{ dayStart: numbe
   await c.run(HOURLY_SQL.insertHour, [iso(Date.now()), iso(dayStart), iso(dayStart + HOUR)]);
   const hourCols = HOUR_TABLE.columns.map((col) => col.name);
   await c.run(
-    `INSERT INTO ${HOUR_TABLE.name} SELECT ${hourCols.map((n) => (n === "hour" ? "hour + to_hours(h) AS hour" : n)).join(", ")} ` +
-      `FROM ${HOUR_TABLE.name}, range(1, 24) AS r(h)`,
+    `INSERT INTO ${HOUR_TABLE.name} SELECT ${hourCols.map((n) => (n === "hour" ? "hour + to_hours(h) AS hour" : n)).join(", ")} ` + `FROM ${HOUR_TABLE.name}, range(1, 24) AS r(h)`,
   );
   // Copies 1…n-1: the same rows under other workload names, hence other series.
   const renamed = (cols: string[]) => cols.map((n) => (n === "destination_workload" || n === "source_workload" ? `${n} || '-c' || k AS ${n}` : n)).join(", ");
@@ -111,7 +110,9 @@ for (const target of SERIES) {
   try {
     const t0 = performance.now();
     const day = await buildDay(w, target);
-    console.log(`${target} series: built ${day.series} series, ${day.minuteRows.toLocaleString()} minute rows, ${day.hourRows.toLocaleString()} hour rows in ${secs(performance.now() - t0)} s`);
+    console.log(
+      `${target} series: built ${day.series} series, ${day.minuteRows.toLocaleString()} minute rows, ${day.hourRows.toLocaleString()} hour rows in ${secs(performance.now() - t0)} s`,
+    );
     const nowMs = day.dayStart + DAY;
     for (const range of ["24h", "1h"]) {
       const t = await timeBoards(w, nowMs, range);
@@ -127,15 +128,31 @@ for (const target of SERIES) {
       );
       const golden = rows.find((r) => r[0] === String(day.series) && r[2] === "24h" && r[3] === "golden")!;
       const ms = performance.now() - t1;
-      baseline = `baseline (same process, ${day.series} series, one day): the p99 tile alone as the LookML measure computes it over minute rows, ${secs(ms)} s; ` +
+      baseline =
+        `baseline (same process, ${day.series} series, one day): the p99 tile alone as the LookML measure computes it over minute rows, ${secs(ms)} s; ` +
         `the whole golden-signals board cold ${golden[4]} s (ratio board/baseline-tile ${(Number(golden[4]) / (ms / 1000)).toFixed(2)}×)`;
     }
   } finally {
     await w.close();
   }
 }
-console.log(formatTable(["series", "minute rows", "range", "board", "cold s", "cold CPU s", "warm s", "hours from rollup"], rows, ["right", "right", "left", "left", "right", "right", "right", "right"]));
+console.log(
+  formatTable(["series", "minute rows", "range", "board", "cold s", "cold CPU s", "warm s", "hours from rollup"], rows, [
+    "right",
+    "right",
+    "left",
+    "left",
+    "right",
+    "right",
+    "right",
+    "right",
+  ]),
+);
 // The machine may be shared: CPU seconds (all threads of this process) say what a load costs when wall time
 // is inflated by other work; the load average says how much other work there was.
-console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} CPUs`);
+console.log(
+  `load average at the end: ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")} on ${cpus().length} CPUs`,
+);
 if (baseline) console.log(baseline);

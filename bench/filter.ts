@@ -2,9 +2,7 @@
 // filter in the same host and process; wire bytes per request; linear memory at the series cap.
 // Run: `npx tsx bench/filter.ts` (after `npm run build`).
 import { createSidecar, ManualClock, type StreamInput } from "../sim/host/index.ts";
-import {
-  COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, loadModule, startCollector, syntheticStream,
-} from "../test/filter/fixtures.ts";
+import { COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
 import { measureFilterCost, timeRound } from "./lib/filter-cost.ts";
 import { median } from "./lib/stats.ts";
 
@@ -33,8 +31,15 @@ function workload(n: number, series: number, burst = 1): StreamInput[] {
 
 async function sidecarFor(wasm: WebAssembly.Module, rootId: string, config: object | string, clusters: Record<string, string> = {}, clock = new ManualClock()) {
   return createSidecar({
-    wasm, rootId, clock, canary: false, workers: 1, node: LOCAL_NODE, clusters,
-    pluginConfig: typeof config === "string" ? config : JSON.stringify(config), env: { MESHLOOK_INGEST_TOKEN: "bench" },
+    wasm,
+    rootId,
+    clock,
+    canary: false,
+    workers: 1,
+    node: LOCAL_NODE,
+    clusters,
+    pluginConfig: typeof config === "string" ? config : JSON.stringify(config),
+    env: { MESHLOOK_INGEST_TOKEN: "bench" },
   });
 }
 
@@ -55,7 +60,12 @@ async function perRequestCost(meshlook: WebAssembly.Module, noop: WebAssembly.Mo
   console.log("series       noop  meshlook   added  ratio |  seam  reads  host calls  filter's own");
   // "overflow": every request from a caller not seen in the last N requests, so never on a cached
   // connection; "overflow x4": 5000 callers (3000 past the cap) sending four requests in a row each.
-  const rows = [["100", 100, 1], ["2k (cap)", 1998, 1], ["overflow", 20_000, 1], ["overflow x4", 20_000, 4]] as const;
+  const rows = [
+    ["100", 100, 1],
+    ["2k (cap)", 1998, 1],
+    ["overflow", 20_000, 1],
+    ["overflow x4", 20_000, 4],
+  ] as const;
   for (const [label, series, burst] of rows) {
     const inputs = workload(N, series, burst);
     // No flush during timing: the window outlasts the run.

@@ -10,8 +10,16 @@ const RUNS = Number(process.env.HOST_FLOOR_RUNS ?? 7);
 const STREAMS = Number(process.env.HOST_FLOOR_STREAMS ?? 50_000);
 
 const input = {
-  requestHeaders: [[":method", "GET"], [":path", "/reviews/1"], [":authority", "reviews.shop.svc.cluster.local"], ["x-request-id", "r-1"]] as [string, string][],
-  responseHeaders: [[":status", "200"], ["content-length", "0"]] as [string, string][],
+  requestHeaders: [
+    [":method", "GET"],
+    [":path", "/reviews/1"],
+    [":authority", "reviews.shop.svc.cluster.local"],
+    ["x-request-id", "r-1"],
+  ] as [string, string][],
+  responseHeaders: [
+    [":status", "200"],
+    ["content-length", "0"],
+  ] as [string, string][],
 };
 
 // proxy-runtime's default onConfigure traps on an empty configuration (docs/host.md), so pass one.
@@ -44,7 +52,10 @@ for (let r = 0; r < RUNS; r++) {
 if (noop.traps.length > 0 || bare.traps.length > 0) throw new Error("a module trapped during the benchmark");
 console.log(`host floor: ${RUNS} runs x ${STREAMS} streams (request + response headers, one worker), medians`);
 console.log("                                        wall ns/request   cpu ns/request");
-for (const [label, runs] of [["baseline (host only, no callbacks)", bareRuns], ["noop proxy-runtime 0.1.8 filter", noopRuns]] as const) {
+for (const [label, runs] of [
+  ["baseline (host only, no callbacks)", bareRuns],
+  ["noop proxy-runtime 0.1.8 filter", noopRuns],
+] as const) {
   const w = median(runs.map((r) => r.wall));
   const c = median(runs.map((r) => r.cpu));
   console.log(`  ${label.padEnd(36)} ${w.toFixed(0).padStart(15)} ${c.toFixed(0).padStart(16)}`);

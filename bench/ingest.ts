@@ -103,7 +103,16 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
   const child = spawn(process.execPath, [...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
-    env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOG_LEVEL: "warn", MESHLOOK_LOAD_INTERVAL_S: "2", MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000" },
+    env: {
+      ...process.env,
+      MESHLOOK_HOST: "127.0.0.1",
+      MESHLOOK_PORT: "0",
+      MESHLOOK_DATA_DIR: dir,
+      MESHLOOK_INGEST_TOKENS: TOKEN,
+      MESHLOOK_LOG_LEVEL: "warn",
+      MESHLOOK_LOAD_INTERVAL_S: "2",
+      MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000",
+    },
     stdio: ["ignore", "pipe", "inherit"],
   });
   // The startup line, skipping whatever node flags (e.g. --trace-gc) print before it.
@@ -162,19 +171,31 @@ async function main() {
 
   const ok = ingest["2xx"];
   const bodyKb = bodies.reduce((n, b) => n + b.length, 0) / bodies.length / 1024;
-  console.log(`ingest bench: ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s, after a warm-up of ${WARMUP} summaries`);
-  console.log(`  accepted (2xx / collector count): ${ok} / ${accepted}, non-2xx ${ingest.non2xx}, errors ${ingest.errors}, status codes ${JSON.stringify(Object.fromEntries(Object.entries(ingest.statusCodeStats).map(([k, v]) => [k, v.count])))}`);
+  console.log(
+    `ingest bench: ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s, after a warm-up of ${WARMUP} summaries`,
+  );
+  console.log(
+    `  accepted (2xx / collector count): ${ok} / ${accepted}, non-2xx ${ingest.non2xx}, errors ${ingest.errors}, status codes ${JSON.stringify(Object.fromEntries(Object.entries(ingest.statusCodeStats).map(([k, v]) => [k, v.count])))}`,
+  );
   console.log(`  summaries/s:                 ${(ok / wallS).toFixed(0)}`);
   console.log(`  series-updates/s (wall):     ${((ok * SERIES) / wallS).toFixed(0)}`);
-  console.log(`  collector CPU:               ${ackCpuS.toFixed(2)} s while acknowledging (${wallS.toFixed(2)} s wall), ${cpuS.toFixed(2)} s until all loaded (${loadedWallS.toFixed(2)} s wall)`);
-  console.log(`  collector CPU by thread:     event loop ${(threads1.main - threads0.main).toFixed(2)} s, other threads ${(threads1.others - threads0.others).toFixed(2)} s (GC and JIT helpers, fs pool, DuckDB)`);
+  console.log(
+    `  collector CPU:               ${ackCpuS.toFixed(2)} s while acknowledging (${wallS.toFixed(2)} s wall), ${cpuS.toFixed(2)} s until all loaded (${loadedWallS.toFixed(2)} s wall)`,
+  );
+  console.log(
+    `  collector CPU by thread:     event loop ${(threads1.main - threads0.main).toFixed(2)} s, other threads ${(threads1.others - threads0.others).toFixed(2)} s (GC and JIT helpers, fs pool, DuckDB)`,
+  );
   console.log(`  collector peak RSS:          ${rssMiB.toFixed(0)} MiB (VmHWM, whole run)`);
   console.log(`  series-updates per CPU-s:    ${((ok * SERIES) / cpuS).toFixed(0)} ingest + load   (target ≥ 200000 per core)`);
   console.log(`  ack latency ms p50/p99/max:  ${ingest.latency.p50} / ${ingest.latency.p99} / ${ingest.latency.max}`);
   console.log(`  baseline GET /healthz req/s: ${baseline.requests.average.toFixed(0)}; ingest/baseline request rate ${(ok / wallS / baseline.requests.average).toFixed(3)}`);
-  console.log(`  baseline decode only:        ${decodeSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode-only ratio ${((ok * SERIES) / cpuS / decodeSeriesPerCpuS).toFixed(3)}`);
+  console.log(
+    `  baseline decode only:        ${decodeSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode-only ratio ${((ok * SERIES) / cpuS / decodeSeriesPerCpuS).toFixed(3)}`,
+  );
   const restUs = (cpuS / ok - SERIES / foldSeriesPerCpuS) * 1e6;
-  console.log(`  baseline decode + fold:      ${foldSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode+fold ratio ${((ok * SERIES) / cpuS / foldSeriesPerCpuS).toFixed(3)}; the rest (HTTP, spool, load) ≈ ${restUs.toFixed(0)} µs CPU per summary`);
+  console.log(
+    `  baseline decode + fold:      ${foldSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode+fold ratio ${((ok * SERIES) / cpuS / foldSeriesPerCpuS).toFixed(3)}; the rest (HTTP, spool, load) ≈ ${restUs.toFixed(0)} µs CPU per summary`,
+  );
 }
 
 await main();

@@ -69,7 +69,9 @@ async function probeDuring(url: string, work: () => Promise<unknown>): Promise<n
 
 function report(name: string, latencies: number[]): { p99: number; max: number } {
   const s = [...latencies].sort((a, b) => a - b);
-  console.log(`${name.padEnd(10)} probes ${String(s.length).padStart(5)}   p50 ${fmt(pct(s, 0.5)).padStart(9)}   p99 ${fmt(pct(s, 0.99)).padStart(9)}   max ${fmt(s[s.length - 1]).padStart(9)}`);
+  console.log(
+    `${name.padEnd(10)} probes ${String(s.length).padStart(5)}   p50 ${fmt(pct(s, 0.5)).padStart(9)}   p99 ${fmt(pct(s, 0.99)).padStart(9)}   max ${fmt(s[s.length - 1]).padStart(9)}`,
+  );
   return { p99: pct(s, 0.99), max: s[s.length - 1] };
 }
 
@@ -87,8 +89,7 @@ async function serveStandin(): Promise<void> {
     if (line === "rows") {
       const [r] = await sf.sf.query("SELECT COUNT(*) AS n, SUM(requests) AS requests FROM mesh_traffic_minute");
       process.stdout.write(JSON.stringify({ rows: Number(r.n), requests: Number(r.requests) }) + "\n");
-    }
-    else break;
+    } else break;
   }
   await sf.sf.stop();
   process.exit(0);

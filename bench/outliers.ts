@@ -61,13 +61,23 @@ async function falsePositives() {
 async function planted() {
   const hours = 25;
   const { sink, inc, start } = await loadedSink(hours, true, 2);
-  const res = await detect(duckdbQuery(() => sink.connection), options, start + hours * H);
+  const res = await detect(
+    duckdbQuery(() => sink.connection),
+    options,
+    start + hours * H,
+  );
   await sink.close();
   console.log(`planted incidents at the end of a ${hours} h run (24 h baseline):`);
-  const related = (f: Finding) => inc.planted.some((p) => p.destinationService === f.destination_service && (p.sourcePrincipal === undefined || f.source_principal === p.sourcePrincipal || f.source_principal === null));
+  const related = (f: Finding) =>
+    inc.planted.some(
+      (p) => p.destinationService === f.destination_service && (p.sourcePrincipal === undefined || f.source_principal === p.sourcePrincipal || f.source_principal === null),
+    );
   res.findings.forEach((f, i) => console.log(`  #${i + 1} ${f.score.toFixed(2)} ${related(f) ? "planted" : "NOISE  "} ${f.grain} ${f.kind}: ${f.summary}`));
   for (const p of inc.planted) {
-    const rank = res.findings.findIndex((f) => f.kind === p.kind && f.destination_service === p.destinationService && (p.sourcePrincipal === undefined ? f.grain === "service" : f.source_principal === p.sourcePrincipal));
+    const rank = res.findings.findIndex(
+      (f) =>
+        f.kind === p.kind && f.destination_service === p.destinationService && (p.sourcePrincipal === undefined ? f.grain === "service" : f.source_principal === p.sourcePrincipal),
+    );
     console.log(`  ${rank >= 0 ? `found, rank ${rank + 1}` : "MISSED"}: ${p.what}`);
   }
   const noise = res.findings.filter((f) => !related(f));
@@ -85,11 +95,25 @@ async function cost() {
   const sketch = `'{"s":6,"z":0,"o":760,"c":[1,3,7,12,9,5,2,1]}'`;
   const dims = (s: string) =>
     DIMENSIONS.map((d) =>
-      d === "response_code" ? "200" : d === "reporter" ? "'destination'" : d === "source_principal" ? `'spiffe://cluster.local/ns/n/sa/caller-' || (${s} % 500)` : d === "destination_service" ? `'svc-' || (${s} // 500) || '.n.svc.cluster.local'` : d === "connection_security_policy" ? "'mutual_tls'" : "'x'",
+      d === "response_code"
+        ? "200"
+        : d === "reporter"
+          ? "'destination'"
+          : d === "source_principal"
+            ? `'spiffe://cluster.local/ns/n/sa/caller-' || (${s} % 500)`
+            : d === "destination_service"
+              ? `'svc-' || (${s} // 500) || '.n.svc.cluster.local'`
+              : d === "connection_security_policy"
+                ? "'mutual_tls'"
+                : "'x'",
     ).join(", ");
   const measures = "40, 1, 4000, 8000, 400000, 1000, 90000, " + sketch;
-  await c.run(`INSERT INTO ${HOUR_TABLE.name} SELECT ${ts(hourStart - 24 * H)} + to_hours(h::BIGINT), ${dims("e")}, 2400, 3, 240000, 480000, 24000000, 900, 120000, ${sketch}, 60, now()::TIMESTAMP FROM range(24) t(h), range(${edges}) u(e)`);
-  await c.run(`INSERT INTO ${FACT_TABLE.name} SELECT ${ts(hourStart)} + to_minutes(m::BIGINT), ${dims("e")}, ${measures}, now()::TIMESTAMP FROM range(45) t(m), range(${edges}) u(e)`);
+  await c.run(
+    `INSERT INTO ${HOUR_TABLE.name} SELECT ${ts(hourStart - 24 * H)} + to_hours(h::BIGINT), ${dims("e")}, 2400, 3, 240000, 480000, 24000000, 900, 120000, ${sketch}, 60, now()::TIMESTAMP FROM range(24) t(h), range(${edges}) u(e)`,
+  );
+  await c.run(
+    `INSERT INTO ${FACT_TABLE.name} SELECT ${ts(hourStart)} + to_minutes(m::BIGINT), ${dims("e")}, ${measures}, now()::TIMESTAMP FROM range(45) t(m), range(${edges}) u(e)`,
+  );
   const [rows] = (await c.runAndReadAll(`SELECT (SELECT COUNT(*) FROM ${HOUR_TABLE.name}), (SELECT COUNT(*) FROM ${FACT_TABLE.name})`)).getRows();
   const q = duckdbQuery(() => sink.connection);
   const time = async (f: () => Promise<unknown>) => {
@@ -107,7 +131,9 @@ async function cost() {
   const plain = `SELECT source_principal, destination_service, SUM(requests), SUM(errors) FROM (SELECT source_principal, destination_service, requests, errors FROM ${FACT_TABLE.name} UNION ALL SELECT source_principal, destination_service, requests, errors FROM ${HOUR_TABLE.name}) GROUP BY ALL`;
   const base = Math.min(await time(() => c.runAndReadAll(plain)), await time(() => c.runAndReadAll(plain)));
   await sink.close();
-  console.log(`one detection run (edge + service grains) at ${edges.toLocaleString()} edges, 24 h baseline: ${Number(rows[0]).toLocaleString()} hourly + ${Number(rows[1]).toLocaleString()} minute rows`);
+  console.log(
+    `one detection run (edge + service grains) at ${edges.toLocaleString()} edges, 24 h baseline: ${Number(rows[0]).toLocaleString()} hourly + ${Number(rows[1]).toLocaleString()} minute rows`,
+  );
   console.log(`  detection ${ours.toFixed(0)} ms; plain SUM … GROUP BY over the same rows ${base.toFixed(0)} ms; ratio ${(ours / base).toFixed(1)}×`);
   console.log(`  worst case, every edge's sketches merged (latency screen off): ${worst.toFixed(0)} ms; ratio ${(worst / base).toFixed(1)}×`);
 }

@@ -87,13 +87,20 @@ const SERIES = Number(process.env.BENCH_SERIES ?? 10_000);
       [
         ["collector heap per label set (B)", fmt(heapPerSeries), "-", "-"],
         ["persisted snapshot per label set (B)", fmt(snapshotPerSeries), "-", "-"],
-        ["remote-write bytes per label set per interval", fmt(requestPerSeries), fmt(istioPerSeries), `one Istio label set in a scrape (text, Envoy buckets; gzip ${fmt(scrape.gzipBytes / 100)})`],
+        [
+          "remote-write bytes per label set per interval",
+          fmt(requestPerSeries),
+          fmt(istioPerSeries),
+          `one Istio label set in a scrape (text, Envoy buckets; gzip ${fmt(scrape.gzipBytes / 100)})`,
+        ],
         ["encode CPU per label set per request (µs; first request)", `${fmt(encodeUs, 1)} (${fmt(first.us, 1)})`, "-", "-"],
       ],
       ["left", "right", "right", "left"],
     ),
   );
-  console.log(`ratio remote-write bytes / Istio scrape bytes per label set: ${fmt(requestPerSeries / istioPerSeries, 4)} (against the gzip-compressed scrape: ${fmt(requestPerSeries / (scrape.gzipBytes / 100), 2)})`);
+  console.log(
+    `ratio remote-write bytes / Istio scrape bytes per label set: ${fmt(requestPerSeries / istioPerSeries, 4)} (against the gzip-compressed scrape: ${fmt(requestPerSeries / (scrape.gzipBytes / 100), 2)})`,
+  );
 }
 
 // --- 2. accuracy in a real Prometheus ------------------------------------------------------------------
@@ -130,7 +137,13 @@ if (!bin) {
           { name: "le", value: le === Infinity ? "+Inf" : String(le) },
         ];
         const n = ms.filter((v) => v <= le).length;
-        classic.push({ labels, samples: [{ value: 0, timestamp: startMs }, { value: n, timestamp: endMs }] });
+        classic.push({
+          labels,
+          samples: [
+            { value: 0, timestamp: startMs },
+            { value: n, timestamp: endMs },
+          ],
+        });
       }
     }
     const res = await request(prom.remoteWriteUrl, { method: "POST", headers: { ...REMOTE_WRITE_HEADERS }, body: encodeWriteRequest(classic) });

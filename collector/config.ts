@@ -118,28 +118,35 @@ function setting<T>(env: string, doc: string, def: string, parse: Parse<T>, set:
 }
 
 const str: Parse<string> = (raw) => String(raw ?? "").trim();
-const int = (min: number, max: number): Parse<number> => (raw) => {
-  const n = typeof raw === "number" ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n)) throw new Error(`must be an integer, got ${JSON.stringify(raw)}`);
-  if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
-  return n;
-};
+const int =
+  (min: number, max: number): Parse<number> =>
+  (raw) => {
+    const n = typeof raw === "number" ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n)) throw new Error(`must be an integer, got ${JSON.stringify(raw)}`);
+    if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
 const bool: Parse<boolean> = (raw) => {
   const s = String(raw).trim().toLowerCase();
   if (s === "true" || s === "1") return true;
   if (s === "false" || s === "0" || s === "") return false;
   throw new Error(`must be true or false, got ${JSON.stringify(raw)}`);
 };
-const oneOf = <T extends string>(...allowed: T[]): Parse<T> => (raw) => {
-  const s = String(raw).trim();
-  if (!(allowed as string[]).includes(s)) throw new Error(`must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`);
-  return s as T;
-};
+const oneOf =
+  <T extends string>(...allowed: T[]): Parse<T> =>
+  (raw) => {
+    const s = String(raw).trim();
+    if (!(allowed as string[]).includes(s)) throw new Error(`must be one of ${allowed.join(", ")}, got ${JSON.stringify(raw)}`);
+    return s as T;
+  };
 const optionalPort: Parse<number | undefined> = (raw) => (String(raw ?? "").trim() === "" ? undefined : int(0, 65535)(raw));
-const list: Parse<string[]> = (raw) => String(raw).split(",").map((t) => t.trim()).filter((t) => t !== "");
+const list: Parse<string[]> = (raw) =>
+  String(raw)
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t !== "");
 
-const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) =>
-  setting(env, doc, def, str, set);
+const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) => setting(env, doc, def, str, set);
 
 const MiB = 1 << 20;
 
@@ -156,23 +163,82 @@ export const SETTINGS: readonly Setting[] = [
   setting("SPOOL_SEGMENT_BYTES", "segment size at which the spool starts a new segment", String(64 * MiB), int(64 * 1024, 1024 * MiB), (c, v) => (c.spoolSegmentBytes = v)),
   setting("SINK", "warehouse: duckdb or snowflake", "duckdb", oneOf<SinkKind>("duckdb", "snowflake"), (c, v) => (c.sink = v)),
   strSetting("DUCKDB_PATH", "DuckDB database file", "<data>/meshlook.duckdb", (c, v) => (c.duckdbPath = v)),
-  setting("LOAD_INTERVAL_S", "seconds between warehouse loads", `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`, int(1, 3600), (c, v) => (c.loadIntervalS = v)),
-  setting("HOURLY_GRACE_S", "seconds after its end before an hour is closed and compacted into mesh_traffic_hour", String(DEFAULT_HOURLY_GRACE_MS / 1000), int(0, 86_400), (c, v) => (c.hourlyGraceS = v)),
-  setting("HOURLY_MAX_HOURS_PER_LOAD", "most closed hours compacted after one load, oldest first (0 = no hourly rollup)", String(DEFAULT_MAX_HOURS_PER_LOAD), int(0, 10_000), (c, v) => (c.hourlyMaxHoursPerLoad = v)),
-  setting("HOURLY_LOOKBACK_H", "hours back from now that compaction looks for changed hours; older hours keep their hourly rows", String(DEFAULT_LOOKBACK_MS / 3_600_000), int(1, 24 * 36_500), (c, v) => (c.hourlyLookbackH = v)),
-  setting("RETENTION_MINUTE_DAYS", "days of mesh_traffic_minute and mesh_sidecar_loss rows kept (0 = keep everything, no pruning)", String(DEFAULT_RETENTION.minuteDays), int(0, 36_500), (c, v) => (c.retention.minuteDays = v)),
+  setting(
+    "LOAD_INTERVAL_S",
+    "seconds between warehouse loads",
+    `${DUCKDB_DEFAULT_LOAD_INTERVAL_S} (DuckDB), ${SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S} (Snowflake)`,
+    int(1, 3600),
+    (c, v) => (c.loadIntervalS = v),
+  ),
+  setting(
+    "HOURLY_GRACE_S",
+    "seconds after its end before an hour is closed and compacted into mesh_traffic_hour",
+    String(DEFAULT_HOURLY_GRACE_MS / 1000),
+    int(0, 86_400),
+    (c, v) => (c.hourlyGraceS = v),
+  ),
+  setting(
+    "HOURLY_MAX_HOURS_PER_LOAD",
+    "most closed hours compacted after one load, oldest first (0 = no hourly rollup)",
+    String(DEFAULT_MAX_HOURS_PER_LOAD),
+    int(0, 10_000),
+    (c, v) => (c.hourlyMaxHoursPerLoad = v),
+  ),
+  setting(
+    "HOURLY_LOOKBACK_H",
+    "hours back from now that compaction looks for changed hours; older hours keep their hourly rows",
+    String(DEFAULT_LOOKBACK_MS / 3_600_000),
+    int(1, 24 * 36_500),
+    (c, v) => (c.hourlyLookbackH = v),
+  ),
+  setting(
+    "RETENTION_MINUTE_DAYS",
+    "days of mesh_traffic_minute and mesh_sidecar_loss rows kept (0 = keep everything, no pruning)",
+    String(DEFAULT_RETENTION.minuteDays),
+    int(0, 36_500),
+    (c, v) => (c.retention.minuteDays = v),
+  ),
   setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
-  setting("RETENTION_LEDGER_DAYS", "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer", String(DEFAULT_RETENTION.ledgerDays), int(1, 36_500), (c, v) => (c.retention.ledgerDays = v)),
+  setting(
+    "RETENTION_LEDGER_DAYS",
+    "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer",
+    String(DEFAULT_RETENTION.ledgerDays),
+    int(1, 36_500),
+    (c, v) => (c.retention.ledgerDays = v),
+  ),
   setting("INGEST_TOKENS", "comma-separated bearer tokens accepted for ingest", "", list, (c, v) => (c.ingestTokens = v)),
   strSetting("INGEST_TOKENS_FILE", "file with one token per line, re-read when it changes", "", (c, v) => (c.ingestTokensFile = v || undefined)),
   setting("AUTH_DISABLED", "accept ingest without a token (demo only; logged as a warning)", "false", bool, (c, v) => (c.authDisabled = v)),
   setting("READ_API", "serve the read API (/api/v1) and the dashboard (/ui); DuckDB sink only", "true", bool, (c, v) => (c.readApi = v)),
-  strSetting("READER_TOKENS_FILE", "reader tokens with their namespace scopes, re-read when it changes (docs/read-api.md)", "<data>/reader-tokens (generated)", (c, v) => (c.readerTokensFile = v || undefined)),
+  strSetting(
+    "READER_TOKENS_FILE",
+    "reader tokens with their namespace scopes, re-read when it changes (docs/read-api.md)",
+    "<data>/reader-tokens (generated)",
+    (c, v) => (c.readerTokensFile = v || undefined),
+  ),
   setting("READ_AUTH_DISABLED", "read without a token, every namespace (demo only; logged as a warning)", "false", bool, (c, v) => (c.readAuthDisabled = v)),
-  setting("TRUST_XFCC", "take the caller's identity from x-forwarded-client-cert; only behind the collector's own Istio sidecar with STRICT mTLS (docs/security.md)", "false", bool, (c, v) => (c.trustXfcc = v)),
+  setting(
+    "TRUST_XFCC",
+    "take the caller's identity from x-forwarded-client-cert; only behind the collector's own Istio sidecar with STRICT mTLS (docs/security.md)",
+    "false",
+    bool,
+    (c, v) => (c.trustXfcc = v),
+  ),
   setting("METRICS_PORT", "separate TCP port for /metrics (unset: served on the ingest port; 0 = any free port)", "", optionalPort, (c, v) => (c.metricsPort = v)),
-  setting("RATE_LIMIT_PER_MIN", "ingest requests per minute one caller identity may make (0 = unlimited; meant with MESHLOOK_TRUST_XFCC, where a caller is one service account)", "0", int(0, 10_000_000), (c, v) => (c.rateLimitPerMinute = v)),
-  setting("MAX_WINDOW_AGE_S", "oldest a summary window may start before it is received; older ones are refused (0 = no bound)", "0", int(0, 30 * 86_400), (c, v) => (c.maxWindowAgeS = v)),
+  setting(
+    "RATE_LIMIT_PER_MIN",
+    "ingest requests per minute one caller identity may make (0 = unlimited; meant with MESHLOOK_TRUST_XFCC, where a caller is one service account)",
+    "0",
+    int(0, 10_000_000),
+    (c, v) => (c.rateLimitPerMinute = v),
+  ),
+  setting(
+    "MAX_WINDOW_AGE_S",
+    "oldest a summary window may start before it is received; older ones are refused (0 = no bound)",
+    "0",
+    int(0, 30 * 86_400),
+    (c, v) => (c.maxWindowAgeS = v),
+  ),
   setting("MAX_WINDOW_AHEAD_S", "latest a summary window may end after it is received, for clock skew (0 = no bound)", "0", int(0, 86_400), (c, v) => (c.maxWindowAheadS = v)),
   setting("MAX_RSS_BYTES", "resident memory at which ingest answers 503 (0 = no check)", "0", int(0, Number.MAX_SAFE_INTEGER), (c, v) => (c.maxRssBytes = v)),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
@@ -188,10 +254,22 @@ export const SETTINGS: readonly Setting[] = [
   strSetting("SNOWFLAKE_SCHEMA", "Snowflake schema", "", (c, v) => (c.snowflake.schema = v || undefined)),
   strSetting("SNOWFLAKE_PRIVATE_KEY_FILE", "PEM private key for key-pair (JWT) auth", "", (c, v) => (c.snowflake.privateKeyFile = v || undefined)),
   strSetting("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE", "file holding the private key passphrase", "", (c, v) => (c.snowflake.privateKeyPassphraseFile = v || undefined)),
-  setting("SNOWFLAKE_AUTHENTICATOR", "SNOWFLAKE_JWT (key pair) or SNOWFLAKE (password, dev only)", "SNOWFLAKE_JWT", oneOf("SNOWFLAKE_JWT", "SNOWFLAKE"), (c, v) => (c.snowflake.authenticator = v)),
+  setting(
+    "SNOWFLAKE_AUTHENTICATOR",
+    "SNOWFLAKE_JWT (key pair) or SNOWFLAKE (password, dev only)",
+    "SNOWFLAKE_JWT",
+    oneOf("SNOWFLAKE_JWT", "SNOWFLAKE"),
+    (c, v) => (c.snowflake.authenticator = v),
+  ),
   strSetting("SNOWFLAKE_PASSWORD", "password when the authenticator is SNOWFLAKE", "", (c, v) => (c.snowflake.password = v || undefined)),
   strSetting("SNOWFLAKE_ACCESS_URL", "override of the account URL (tests, private link)", "", (c, v) => (c.snowflake.accessUrl = v || undefined)),
-  setting("SNOWFLAKE_CONNECT_TIMEOUT_S", "seconds a Snowflake login may take before it is abandoned and retried next load interval", "20", int(1, 600), (c, v) => (c.snowflake.connectTimeoutS = v)),
+  setting(
+    "SNOWFLAKE_CONNECT_TIMEOUT_S",
+    "seconds a Snowflake login may take before it is abandoned and retried next load interval",
+    "20",
+    int(1, 600),
+    (c, v) => (c.snowflake.connectTimeoutS = v),
+  ),
   // Prometheus remote write: docs/prometheus.md
   strSetting("REMOTE_WRITE_URL", "Prometheus remote-write endpoint (empty = off), e.g. http://prometheus:9090/api/v1/write", "", (c, v) => (c.remoteWrite.url = v)),
   setting("REMOTE_WRITE_HEADERS", "extra request headers: Name=value pairs separated by commas, or a JSON object", "", parseHeaders, (c, v) => (c.remoteWrite.headers = v)),
@@ -202,12 +280,47 @@ export const SETTINGS: readonly Setting[] = [
   setting("REMOTE_WRITE_TLS_INSECURE_SKIP_VERIFY", "accept any server certificate (testing only)", "false", bool, (c, v) => (c.remoteWrite.insecureSkipVerify = v)),
   setting("REMOTE_WRITE_TIMEOUT_S", "longest a remote-write request may take", "30", int(1, 600), (c, v) => (c.remoteWrite.timeoutS = v)),
   setting("REMOTE_WRITE_INTERVAL_S", "seconds between writes of every series (the sample interval Prometheus sees)", "10", int(1, 300), (c, v) => (c.remoteWrite.intervalS = v)),
-  setting("REMOTE_WRITE_MAX_SERIES", "label sets kept; further ones fold into the overflow series of their reporter", "20000", int(1, 10_000_000), (c, v) => (c.remoteWrite.maxSeries = v)),
-  setting("REMOTE_WRITE_SERIES_IDLE_S", "a label set no summary touched for this long stops being written", "3600", int(60, 30 * 86_400), (c, v) => (c.remoteWrite.seriesIdleS = v)),
-  setting("REMOTE_WRITE_MAX_LAG_BYTES", "spool bytes the exporter may hold back beyond the warehouse load", String(256 * MiB), int(MiB, Number.MAX_SAFE_INTEGER), (c, v) => (c.remoteWrite.maxLagBytes = v)),
-  strSetting("REMOTE_WRITE_INSTANCE", "value of the meshlook_collector label (default: hostname plus a random suffix, kept with the state)", "", (c, v) => (c.remoteWrite.instance = v)),
-  setting("REMOTE_WRITE_EXTERNAL_LABELS", "labels added to every series: name=value pairs separated by commas, or a JSON object", "", parseExternalLabels, (c, v) => (c.remoteWrite.externalLabels = v)),
-  setting("REMOTE_WRITE_READY_MAX_LAG_S", "/readyz fails while remote write lags more than this (0 = readiness ignores it)", "0", int(0, 86_400), (c, v) => (c.remoteWrite.readyMaxLagS = v)),
+  setting(
+    "REMOTE_WRITE_MAX_SERIES",
+    "label sets kept; further ones fold into the overflow series of their reporter",
+    "20000",
+    int(1, 10_000_000),
+    (c, v) => (c.remoteWrite.maxSeries = v),
+  ),
+  setting(
+    "REMOTE_WRITE_SERIES_IDLE_S",
+    "a label set no summary touched for this long stops being written",
+    "3600",
+    int(60, 30 * 86_400),
+    (c, v) => (c.remoteWrite.seriesIdleS = v),
+  ),
+  setting(
+    "REMOTE_WRITE_MAX_LAG_BYTES",
+    "spool bytes the exporter may hold back beyond the warehouse load",
+    String(256 * MiB),
+    int(MiB, Number.MAX_SAFE_INTEGER),
+    (c, v) => (c.remoteWrite.maxLagBytes = v),
+  ),
+  strSetting(
+    "REMOTE_WRITE_INSTANCE",
+    "value of the meshlook_collector label (default: hostname plus a random suffix, kept with the state)",
+    "",
+    (c, v) => (c.remoteWrite.instance = v),
+  ),
+  setting(
+    "REMOTE_WRITE_EXTERNAL_LABELS",
+    "labels added to every series: name=value pairs separated by commas, or a JSON object",
+    "",
+    parseExternalLabels,
+    (c, v) => (c.remoteWrite.externalLabels = v),
+  ),
+  setting(
+    "REMOTE_WRITE_READY_MAX_LAG_S",
+    "/readyz fails while remote write lags more than this (0 = readiness ignores it)",
+    "0",
+    int(0, 86_400),
+    (c, v) => (c.remoteWrite.readyMaxLagS = v),
+  ),
 ];
 
 /** The defaults, before any source is applied; derived paths are filled in by loadConfig. */

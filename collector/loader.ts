@@ -226,7 +226,11 @@ export class Loader {
       rows = merged.rows();
     }
     const keys: LedgerEntry[] = folds.flatMap((f) => f.ledger);
-    const res = await this.sink.loadRollup(rows, keys, folds.flatMap((f) => f.rollup.losses));
+    const res = await this.sink.loadRollup(
+      rows,
+      keys,
+      folds.flatMap((f) => f.rollup.losses),
+    );
     return res && { res, keys };
   }
 
@@ -262,7 +266,10 @@ export class Loader {
         if (d.ok && this.expired(d.summary.windowEndMs)) {
           this.metrics.summariesExpired.inc();
           keys.push({ producerId: d.summary.producerId, seq: d.summary.seq });
-          this.log.warn({ producerId: d.summary.producerId, seq: d.summary.seq, windowEnd: new Date(d.summary.windowEndMs).toISOString() }, "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned");
+          this.log.warn(
+            { producerId: d.summary.producerId, seq: d.summary.seq, windowEnd: new Date(d.summary.windowEndMs).toISOString() },
+            "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned",
+          );
         } else if (d.ok) {
           summaries.push({ summary: d.summary, body: r.body });
           bytes += r.body.length;

@@ -30,7 +30,11 @@ const auth =
       : "ingest tokens from configuration";
 const r = collector.read;
 const read =
-  r.mode === "off" ? "read API off" : r.mode === "open" ? `dashboard ${collector.url}/ui/ (read auth DISABLED)` : `dashboard ${collector.url}/ui/, reader tokens ${r.generated ? (r.created ? "generated in " : "read from ") : "from "}${r.file}`;
+  r.mode === "off"
+    ? "read API off"
+    : r.mode === "open"
+      ? `dashboard ${collector.url}/ui/ (read auth DISABLED)`
+      : `dashboard ${collector.url}/ui/, reader tokens ${r.generated ? (r.created ? "generated in " : "read from ") : "from "}${r.file}`;
 const metricsAt = collector.metricsUrl === collector.url ? "" : `; metrics on ${collector.metricsUrl}`;
 process.stdout.write(`meshlook collector listening on ${listeningOn()}${metricsAt}; spool ${config.spoolDir}; warehouse ${where}; ${auth}; ${read}\n`);
 
@@ -69,10 +73,7 @@ const shutdown = (signal: string) => {
     async () => {
       const t = await tally();
       const left = t.spoolBytesLeft > 0 ? `; ${t.spoolBytesLeft} spool bytes left for the next start (warehouse unreachable?)` : "; spool empty";
-      log.info(
-        { signal, ...t },
-        `stopped: ${t.summariesLoaded} summaries (${t.rowsLoaded} rows) loaded since start, ${t.summariesAccepted} accepted${left}`,
-      );
+      log.info({ signal, ...t }, `stopped: ${t.summariesLoaded} summaries (${t.rowsLoaded} rows) loaded since start, ${t.summariesAccepted} accepted${left}`);
       log.flush();
       process.exit(0);
     },

@@ -36,7 +36,12 @@ export const DEFAULT_RETENTION: RetentionPolicy = { minuteDays: 8, hourDays: 400
 /** What the pruner deletes: table, the timestamp column that ages it, and how long its rows live. */
 export const RETAINED = [
   // Only minutes whose hour has hourly rows: if compaction has been failing, the minutes wait for it.
-  { table: FACT_TABLE.name, column: "minute", keepMs: (p: RetentionPolicy) => p.minuteDays * DAY_MS, only: `DATE_TRUNC('hour', minute) IN (SELECT DISTINCT hour FROM ${HOUR_TABLE.name})` },
+  {
+    table: FACT_TABLE.name,
+    column: "minute",
+    keepMs: (p: RetentionPolicy) => p.minuteDays * DAY_MS,
+    only: `DATE_TRUNC('hour', minute) IN (SELECT DISTINCT hour FROM ${HOUR_TABLE.name})`,
+  },
   { table: LOSS_TABLE.name, column: "minute", keepMs: (p: RetentionPolicy) => p.minuteDays * DAY_MS },
   { table: HOUR_TABLE.name, column: "hour", keepMs: (p: RetentionPolicy) => p.hourDays * DAY_MS },
   { table: LEDGER_TABLE.name, column: "window_end", keepMs: (p: RetentionPolicy) => (p.ledgerDays + 1) * DAY_MS },
@@ -61,7 +66,8 @@ export function checkRetention(p: RetentionPolicy): string[] {
   if (p.minuteDays === 0) return [];
   const out: string[] = [];
   if (p.hourDays < p.minuteDays) out.push("MESHLOOK_RETENTION_HOUR_DAYS: must be at least MESHLOOK_RETENTION_MINUTE_DAYS (the hourly rollup is what remains of older minutes)");
-  if (p.ledgerDays < p.minuteDays) out.push("MESHLOOK_RETENTION_LEDGER_DAYS: must be at least MESHLOOK_RETENTION_MINUTE_DAYS (a summary must not load after its ledger row could be gone)");
+  if (p.ledgerDays < p.minuteDays)
+    out.push("MESHLOOK_RETENTION_LEDGER_DAYS: must be at least MESHLOOK_RETENTION_MINUTE_DAYS (a summary must not load after its ledger row could be gone)");
   return out;
 }
 

@@ -136,7 +136,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       global: false,
       // Per caller: one hostile sidecar exhausts its own allowance, not everyone's.
       keyGenerator: (req) => callers.get(req)?.key ?? `addr:${req.ip}`,
-      errorResponseBuilder: (_req, ctx) => Object.assign(new Error(`more than ${ctx.max} summaries a minute from this caller; retry in ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429, retryAfterS: Math.ceil(ctx.ttl / 1000) }),
+      errorResponseBuilder: (_req, ctx) =>
+        Object.assign(new Error(`more than ${ctx.max} summaries a minute from this caller; retry in ${Math.ceil(ctx.ttl / 1000)} s`), {
+          statusCode: 429,
+          retryAfterS: Math.ceil(ctx.ttl / 1000),
+        }),
     });
   }
   // The labelled counter per token, looked up once: prom-client hashes the label set on every inc().

@@ -159,7 +159,11 @@ export class Spool {
    */
   diskFull?: Error;
 
-  private constructor(readonly dir: string, private readonly opts: SpoolOptions, existing: Map<number, SegmentInfo>) {
+  private constructor(
+    readonly dir: string,
+    private readonly opts: SpoolOptions,
+    existing: Map<number, SegmentInfo>,
+  ) {
     for (const [id, info] of existing) this.segments.set(id, info);
     this.nextId = Math.max(0, ...existing.keys()) + 1;
   }

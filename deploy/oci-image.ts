@@ -51,10 +51,7 @@ const descriptor = ({ mediaType, digest, size }: Blob) => ({ mediaType, digest, 
 /** A one-file tar with every header field that could vary between machines pinned. */
 async function tarOneFile(name: string, content: Buffer): Promise<Buffer> {
   const p = pack();
-  p.entry(
-    { name, size: content.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0, uname: "", gname: "", type: "file" },
-    content,
-  );
+  p.entry({ name, size: content.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0, uname: "", gname: "", type: "file" }, content);
   p.finalize();
   const chunks: Buffer[] = [];
   for await (const c of p) chunks.push(c as Buffer);

@@ -108,11 +108,11 @@ export async function packageRelease(opts: PackageOptions): Promise<Release> {
   const manifestDigest = img.manifest.digest;
   const reference = `${image}:${opts.version}`;
 
-  const pin = opts.wasmUrl
-    ? { url: opts.wasmUrl, sha256: wasmSha }
-    : { url: `oci://${reference}`, sha256: manifestDigest.slice("sha256:".length) };
+  const pin = opts.wasmUrl ? { url: opts.wasmUrl, sha256: wasmSha } : { url: `oci://${reference}`, sha256: manifestDigest.slice("sha256:".length) };
 
-  const overlays = readdirSync(ISTIO_OVERLAYS_DIR).filter((d) => existsSync(join(ISTIO_OVERLAYS_DIR, d, "kustomization.yaml"))).sort();
+  const overlays = readdirSync(ISTIO_OVERLAYS_DIR)
+    .filter((d) => existsSync(join(ISTIO_OVERLAYS_DIR, d, "kustomization.yaml")))
+    .sort();
   for (const o of overlays) writeReleaseOverlay(join(opts.outDir, "istio", o), o, pin, opts.version);
 
   const release: Release = {

@@ -33,14 +33,11 @@ export class ConfigResult {
   errors: Array<string> = [];
 
   report(field: string, problem: string): void {
-    this.errors.push("pluginConfig field \"" + field + "\": " + problem);
+    this.errors.push('pluginConfig field "' + field + '": ' + problem);
   }
 }
 
-const TOP_LEVEL: Array<string> = [
-  "collector", "flush_interval_s", "max_series", "max_pending_bytes", "directions", "dimensions",
-  "end_user_principal", "sketch_scale",
-];
+const TOP_LEVEL: Array<string> = ["collector", "flush_interval_s", "max_series", "max_pending_bytes", "directions", "dimensions", "end_user_principal", "sketch_scale"];
 const COLLECTOR: Array<string> = ["cluster", "authority", "path", "timeout_ms"];
 
 function reportUnknown(r: ConfigResult, v: JsonValue, allowed: Array<string>, prefix: string): void {
@@ -169,7 +166,7 @@ function readDirections(r: ConfigResult, v: JsonValue | null): void {
     let d = v.items[i];
     let field = "directions[" + i.toString() + "]";
     if (d.kind != JsonKind.String || (d.str != "inbound" && d.str != "outbound")) {
-      r.report(field, "must be \"inbound\" or \"outbound\" (got " + d.describe() + "); ignored");
+      r.report(field, 'must be "inbound" or "outbound" (got ' + d.describe() + "); ignored");
     } else if (d.str == "inbound") {
       if (inbound) r.report(field, "duplicate " + d.describe() + "; ignored");
       inbound = true;
@@ -179,7 +176,7 @@ function readDirections(r: ConfigResult, v: JsonValue | null): void {
     }
   }
   if (!inbound && !outbound) {
-    r.report("directions", "names neither \"inbound\" nor \"outbound\"; reporting both directions");
+    r.report("directions", 'names neither "inbound" nor "outbound"; reporting both directions');
     return;
   }
   r.config.inbound = inbound;

@@ -9,13 +9,24 @@ const CACHE_SLOTS = 4096;
 const MAX_PROBES = 8;
 // Dimensions fixed by the downstream connection (inbound), in cache order.
 export const DOWNSTREAM_DIMS: StaticArray<i32> = [
-  Dim.SourcePrincipal, Dim.SourceWorkload, Dim.SourceNamespace, Dim.SourceCanonicalService,
-  Dim.SourceCanonicalRevision, Dim.SourceCluster, Dim.DestinationPrincipal, Dim.ConnectionSecurityPolicy,
+  Dim.SourcePrincipal,
+  Dim.SourceWorkload,
+  Dim.SourceNamespace,
+  Dim.SourceCanonicalService,
+  Dim.SourceCanonicalRevision,
+  Dim.SourceCluster,
+  Dim.DestinationPrincipal,
+  Dim.ConnectionSecurityPolicy,
 ];
 // Dimensions fixed by the upstream endpoint (outbound): its pod's identity and labels, our own identity.
 export const UPSTREAM_DIMS: StaticArray<i32> = [
-  Dim.SourcePrincipal, Dim.DestinationWorkload, Dim.DestinationNamespace, Dim.DestinationCanonicalService,
-  Dim.DestinationCanonicalRevision, Dim.DestinationCluster, Dim.DestinationPrincipal,
+  Dim.SourcePrincipal,
+  Dim.DestinationWorkload,
+  Dim.DestinationNamespace,
+  Dim.DestinationCanonicalService,
+  Dim.DestinationCanonicalRevision,
+  Dim.DestinationCluster,
+  Dim.DestinationPrincipal,
 ];
 
 /**

@@ -4,8 +4,36 @@
 // Envoy 1.30 / Istio 1.22) and source/common/stream_info/utility.cc (ResponseFlagUtils::CORE_RESPONSE_FLAGS).
 
 const SHORT_NAMES: Array<string> = [
-  "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC", "URX",
-  "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR", "UDO",
+  "LH",
+  "UH",
+  "UT",
+  "LR",
+  "UR",
+  "UF",
+  "UC",
+  "UO",
+  "NR",
+  "DI",
+  "FI",
+  "RL",
+  "UAEX",
+  "RLSE",
+  "DC",
+  "URX",
+  "SI",
+  "IH",
+  "DPE",
+  "UMSDR",
+  "RFCF",
+  "NFCF",
+  "DT",
+  "UPE",
+  "NC",
+  "OM",
+  "DF",
+  "DO",
+  "DR",
+  "UDO",
 ];
 
 /** Every bit Envoy defines, up to UnconditionalDropOverload (bit 29, Envoy 1.30+). */
@@ -23,7 +51,7 @@ export const FAILURE_FLAGS: u64 = KNOWN_MASK & ~(DELAY_INJECTED | RESPONSE_FROM_
 export function flagsToString(mask: u64): string {
   let out = "";
   for (let i = 0; i < SHORT_NAMES.length; i++) {
-    if ((mask & (<u64>1 << <u64>i)) == 0) continue;
+    if ((mask & ((<u64>1) << (<u64>i))) == 0) continue;
     if (out.length > 0) out += ",";
     out += SHORT_NAMES[i];
   }

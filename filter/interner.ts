@@ -26,7 +26,10 @@ export class Interner {
   private mask: i32;
   count: i32 = 0;
 
-  constructor(readonly maxStrings: i32, readonly maxBytes: i32) {
+  constructor(
+    readonly maxStrings: i32,
+    readonly maxBytes: i32,
+  ) {
     this.arena = new ArrayBuffer(maxBytes);
     this.offsets = new Int32Array(maxStrings);
     this.lengths = new Int32Array(maxStrings);
@@ -51,8 +54,7 @@ export class Interner {
       let entry = unchecked(this.slots[slot]);
       if (entry == 0) break;
       let id = entry - 1;
-      if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len &&
-          memory.compare(base + unchecked(this.offsets[id]), ptr, len) == 0) {
+      if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len && memory.compare(base + unchecked(this.offsets[id]), ptr, len) == 0) {
         return id;
       }
       slot = (slot + 1) & this.mask;
@@ -60,11 +62,11 @@ export class Interner {
     if (this.count >= this.maxStrings || this.used + len > this.maxBytes) return -1;
     let id = this.count++;
     memory.copy(base + this.used, ptr, len);
-    unchecked(this.offsets[id] = this.used);
-    unchecked(this.lengths[id] = len);
-    unchecked(this.hashes[id] = h);
+    unchecked((this.offsets[id] = this.used));
+    unchecked((this.lengths[id] = len));
+    unchecked((this.hashes[id] = h));
     this.used += len;
-    unchecked(this.slots[slot] = id + 1);
+    unchecked((this.slots[slot] = id + 1));
     return id;
   }
 

@@ -3,7 +3,14 @@
 // only make configure fail. (The npm package assemblyscript-json compiles with this toolchain but
 // asserts on malformed input, which would abort.)
 
-export const enum JsonKind { Null, Bool, Number, String, Array, Object }
+export const enum JsonKind {
+  Null,
+  Bool,
+  Number,
+  String,
+  Array,
+  Object,
+}
 
 export class JsonValue {
   kind: JsonKind = JsonKind.Null;
@@ -22,7 +29,8 @@ export class JsonValue {
   /** A short rendering for error messages. */
   describe(): string {
     switch (this.kind) {
-      case JsonKind.Null: return "null";
+      case JsonKind.Null:
+        return "null";
       case JsonKind.Bool: {
         if (this.bool) return "true";
         return "false";
@@ -36,8 +44,10 @@ export class JsonValue {
         if (this.str.length > 40) return "a string";
         return '"' + this.str + '"';
       }
-      case JsonKind.Array: return "an array";
-      default: return "an object";
+      case JsonKind.Array:
+        return "an array";
+      default:
+        return "an object";
     }
   }
 }
@@ -48,7 +58,10 @@ export class JsonParser {
   error: string = "";
   private pos: i32 = 0;
 
-  constructor(private ptr: usize, private len: i32) {}
+  constructor(
+    private ptr: usize,
+    private len: i32,
+  ) {}
 
   /** Parses the whole input as one value; null (and `error` set) when it is not valid JSON. */
   parse(): JsonValue | null {
@@ -99,8 +112,15 @@ export class JsonParser {
       return v;
     }
     if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return this.number();
-    if (this.literal("true")) { v.kind = JsonKind.Bool; v.bool = true; return v; }
-    if (this.literal("false")) { v.kind = JsonKind.Bool; return v; }
+    if (this.literal("true")) {
+      v.kind = JsonKind.Bool;
+      v.bool = true;
+      return v;
+    }
+    if (this.literal("false")) {
+      v.kind = JsonKind.Bool;
+      return v;
+    }
     if (this.literal("null")) return v;
     if (c < 0) return this.fail("unexpected end of input");
     return this.fail("unexpected character");
@@ -111,7 +131,10 @@ export class JsonParser {
     v.kind = JsonKind.Object;
     this.pos++;
     this.ws();
-    if (this.peek() == 0x7d) { this.pos++; return v; }
+    if (this.peek() == 0x7d) {
+      this.pos++;
+      return v;
+    }
     while (true) {
       this.ws();
       if (this.peek() != 0x22) return this.fail("expected a member name");
@@ -129,7 +152,10 @@ export class JsonParser {
       let c = this.peek();
       this.pos++;
       if (c == 0x7d) return v;
-      if (c != 0x2c) { this.pos--; return this.fail("expected ',' or '}'"); }
+      if (c != 0x2c) {
+        this.pos--;
+        return this.fail("expected ',' or '}'");
+      }
     }
     return null;
   }
@@ -139,7 +165,10 @@ export class JsonParser {
     v.kind = JsonKind.Array;
     this.pos++;
     this.ws();
-    if (this.peek() == 0x5d) { this.pos++; return v; }
+    if (this.peek() == 0x5d) {
+      this.pos++;
+      return v;
+    }
     while (true) {
       let item = this.value(depth + 1);
       if (item === null) return null;
@@ -148,7 +177,10 @@ export class JsonParser {
       let c = this.peek();
       this.pos++;
       if (c == 0x5d) return v;
-      if (c != 0x2c) { this.pos--; return this.fail("expected ',' or ']'"); }
+      if (c != 0x2c) {
+        this.pos--;
+        return this.fail("expected ',' or ']'");
+      }
     }
     return null;
   }
@@ -194,9 +226,15 @@ export class JsonParser {
     let runStart = this.pos;
     while (true) {
       let c = this.peek();
-      if (c < 0) { this.fail("unterminated string"); return null; }
+      if (c < 0) {
+        this.fail("unterminated string");
+        return null;
+      }
       if (c == 0x22) break;
-      if (c < 0x20) { this.fail("control character in string"); return null; }
+      if (c < 0x20) {
+        this.fail("control character in string");
+        return null;
+      }
       if (c == 0x5c) {
         out += String.UTF8.decodeUnsafe(this.ptr + runStart, this.pos - runStart);
         this.pos++;
@@ -212,9 +250,16 @@ export class JsonParser {
         else if (e == 0x74) out += "\t";
         else if (e == 0x75) {
           let unit = this.hex4();
-          if (unit < 0) { this.fail("malformed \\u escape"); return null; }
+          if (unit < 0) {
+            this.fail("malformed \\u escape");
+            return null;
+          }
           out += String.fromCharCode(unit);
-        } else { this.pos--; this.fail("unknown escape"); return null; }
+        } else {
+          this.pos--;
+          this.fail("unknown escape");
+          return null;
+        }
         runStart = this.pos;
         continue;
       }

@@ -76,7 +76,6 @@ const P_END_USER = propertyPath(["metadata", "filter_metadata", "istio_authn", "
 const P_RESPONSE_GRPC_STATUS_HEADER = propertyPath(["response", "headers", "grpc-status"]);
 const P_RESPONSE_GRPC_STATUS_TRAILER = propertyPath(["response", "trailers", "grpc-status"]);
 
-
 /**
  * Where a peer's workload labels come from: Istio's peer metadata object in filter state
  * (`filter_state.downstream_peer.workload`, …: a field object in Istio 1.24, a CelState Struct from
@@ -125,17 +124,24 @@ export class LocalNode {
     }
     n.labels.push(firstOf([["node", "metadata", "WORKLOAD_NAME"]]));
     n.labels.push(firstOf([["node", "metadata", "NAMESPACE"]]));
-    n.labels.push(firstOf([
-      ["node", "metadata", "LABELS", "service.istio.io/canonical-name"],
-      ["node", "metadata", "LABELS", "app.kubernetes.io/name"],
-      ["node", "metadata", "LABELS", "app"],
-      ["node", "metadata", "WORKLOAD_NAME"],
-    ]));
-    n.labels.push(firstOf([
-      ["node", "metadata", "LABELS", "service.istio.io/canonical-revision"],
-      ["node", "metadata", "LABELS", "app.kubernetes.io/version"],
-      ["node", "metadata", "LABELS", "version"],
-    ], "latest"));
+    n.labels.push(
+      firstOf([
+        ["node", "metadata", "LABELS", "service.istio.io/canonical-name"],
+        ["node", "metadata", "LABELS", "app.kubernetes.io/name"],
+        ["node", "metadata", "LABELS", "app"],
+        ["node", "metadata", "WORKLOAD_NAME"],
+      ]),
+    );
+    n.labels.push(
+      firstOf(
+        [
+          ["node", "metadata", "LABELS", "service.istio.io/canonical-revision"],
+          ["node", "metadata", "LABELS", "app.kubernetes.io/version"],
+          ["node", "metadata", "LABELS", "version"],
+        ],
+        "latest",
+      ),
+    );
     n.labels.push(firstOf([["node", "metadata", "CLUSTER_ID"]]));
     return n;
   }
@@ -213,7 +219,11 @@ function readXdsInt(path: XdsPath, fallback: i64): i64 {
 }
 
 /** Envoy's TrafficDirection: 1 inbound, 2 outbound. */
-export const enum Direction { Unspecified = 0, Inbound = 1, Outbound = 2 }
+export const enum Direction {
+  Unspecified = 0,
+  Inbound = 1,
+  Outbound = 2,
+}
 
 export class Observer {
   local: LocalNode = new LocalNode();
@@ -227,7 +237,10 @@ export class Observer {
   private connections: FactCache = new FactCache(DOWNSTREAM_DIMS);
   private upstreams: FactCache = new FactCache(UPSTREAM_DIMS);
 
-  constructor(private config: Config, private strings: Interner) {}
+  constructor(
+    private config: Config,
+    private strings: Interner,
+  ) {}
 
   /** Call after `strings.reset()`: interns the sentinels and this node's labels. */
   startWindow(): void {
@@ -272,7 +285,7 @@ export class Observer {
     this.spill = false;
     this.spillHash = 0;
     let key = o.key;
-    for (let i = 0; i < DIM_COUNT; i++) unchecked(key[i] = s.unknown);
+    for (let i = 0; i < DIM_COUNT; i++) unchecked((key[i] = s.unknown));
     key[Dim.Reporter] = inbound ? s.destination : s.source;
 
     let dims = c.dimensions;

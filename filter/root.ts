@@ -1,10 +1,7 @@
 // The plugin's root context: owns the configuration, the window's aggregates and the outbox, and
 // drives the flush on ticks. Stream contexts own nothing: at stream end they call onStreamLog.
 import { Root } from "./sdk/exports";
-import {
-  HostBytes, HeaderList, LogLevel, defineCounter, finishShutdown, httpCall, incrementCounter, log, nowNanos,
-  readHttpCallResponseHeader, setTickPeriodMs,
-} from "./sdk/host";
+import { HostBytes, HeaderList, LogLevel, defineCounter, finishShutdown, httpCall, incrementCounter, log, nowNanos, readHttpCallResponseHeader, setTickPeriodMs } from "./sdk/host";
 import { getEnv, randomU64 } from "./sdk/wasi";
 import { Config, ConfigResult, parseConfig } from "./config";
 import { Interner } from "./interner";
@@ -269,8 +266,10 @@ export class MeshlookRoot extends Root {
     incrementCounter(callRefusedMetric, 1);
     if (nowMs - this.lastRefusedLogMs >= REFUSED_LOG_INTERVAL_MS) {
       this.lastRefusedLogMs = nowMs;
-      log(LogLevel.error, "meshlook: the proxy refused the call to cluster \"" + this.clusterName() +
-        "\" (unknown cluster? see docs/operations.md); summaries stay queued within max_pending_bytes");
+      log(
+        LogLevel.error,
+        'meshlook: the proxy refused the call to cluster "' + this.clusterName() + '" (unknown cluster? see docs/operations.md); summaries stay queued within max_pending_bytes',
+      );
     }
     return false;
   }
@@ -309,8 +308,10 @@ export class MeshlookRoot extends Root {
     if (outbox.length == 0 && requests == 0) return;
     incrementCounter(lostSummariesMetric, outbox.length);
     incrementCounter(lostRequestsMetric, <i64>requests);
-    log(LogLevel.error, "meshlook: VM stopped with " + outbox.length.toString() + " summaries (" + (<i64>requests).toString() +
-      " requests) not delivered to the collector; they are lost");
+    log(
+      LogLevel.error,
+      "meshlook: VM stopped with " + outbox.length.toString() + " summaries (" + (<i64>requests).toString() + " requests) not delivered to the collector; they are lost",
+    );
   }
 
   private requestHeaders(c: Config): ArrayBuffer {

@@ -32,10 +32,14 @@ export class SummaryWriter {
     let e = this.encoder;
     let overflowKeys = table.overflowKeysEstimate();
     e.begin(
-      info.producerId, info.seq,
-      Math.floor(<f64>info.windowStartNs / 1e6), Math.floor(<f64>info.windowEndNs / 1e6),
+      info.producerId,
+      info.seq,
+      Math.floor(<f64>info.windowStartNs / 1e6),
+      Math.floor(<f64>info.windowEndNs / 1e6),
       overflowKeys > 0 ? FLAG_OVERFLOW : 0,
-      info.droppedRequests, info.droppedWindows, overflowKeys,
+      info.droppedRequests,
+      info.droppedWindows,
+      overflowKeys,
     );
     // One copy of each distinct value per window, shared by every series that uses it.
     let texts = new Array<Uint8Array>(strings.count);

@@ -31,7 +31,11 @@ export class SeriesTable {
    * `reservedOverflow` series slots are kept for the overflow series (one per reported direction), so
    * the table never holds more than `maxSeries` series.
    */
-  constructor(readonly maxSeries: i32, reservedOverflow: i32, private scale: i32) {
+  constructor(
+    readonly maxSeries: i32,
+    reservedOverflow: i32,
+    private scale: i32,
+  ) {
     this.regularLimit = maxSeries - reservedOverflow;
     this.keys = new Int32Array(maxSeries * DIM_COUNT);
     this.hashes = new Uint64Array(maxSeries);
@@ -69,10 +73,10 @@ export class SeriesTable {
     let zeros = 0;
     for (let i = 0; i < HLL_REGISTERS; i++) {
       let r = this.hll[i];
-      sum += Math.pow(2, -<f64>r);
+      sum += Math.pow(2, -(<f64>r));
       if (r == 0) zeros++;
     }
-    let estimate = (0.7213 / (1 + 1.079 / m)) * m * m / sum;
+    let estimate = ((0.7213 / (1 + 1.079 / m)) * m * m) / sum;
     // Small-range correction (linear counting), as in the original HyperLogLog paper.
     if (estimate <= 2.5 * m && zeros > 0) estimate = m * Math.log(m / <f64>zeros);
     let rounded = Math.round(estimate);
@@ -91,7 +95,7 @@ export class SeriesTable {
     }
     if (this.count >= this.regularLimit) return -1;
     let s = this.add(o.key, h);
-    unchecked(this.slots[slot] = s + 1);
+    unchecked((this.slots[slot] = s + 1));
     return s;
   }
 
@@ -104,7 +108,7 @@ export class SeriesTable {
   private add(key: StaticArray<i32>, h: u64): i32 {
     let s = this.count++;
     let base = s * DIM_COUNT;
-    for (let i = 0; i < DIM_COUNT; i++) unchecked(this.keys[base + i] = key[i]);
+    for (let i = 0; i < DIM_COUNT; i++) unchecked((this.keys[base + i] = key[i]));
     this.hashes[s] = h;
     if (s == this.stats.length) this.stats.push(new SeriesStats(this.scale));
     return s;

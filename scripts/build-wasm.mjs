@@ -64,7 +64,11 @@ const pins = ["assemblyscript", "@solo-io/proxy-runtime"].map((p) => {
 function hashInputs(files) {
   const h = createHash("sha256");
   h.update(pins.join(","));
-  for (const f of files) h.update(f).update("\0").update(readFileSync(join(root, f))).update("\0");
+  for (const f of files)
+    h.update(f)
+      .update("\0")
+      .update(readFileSync(join(root, f)))
+      .update("\0");
   return h.digest("hex");
 }
 

@@ -147,8 +147,20 @@ export interface DetectedRow {
 }
 
 export const DETECTED_COLUMNS = [
-  "kind", "source_principal", "destination_service", "score", "recent_requests", "baseline_requests", "recent_errors", "baseline_errors",
-  "recent_value", "baseline_value", "recent_p50_us", "baseline_p50_us", "recent_p99_us", "baseline_p99_us",
+  "kind",
+  "source_principal",
+  "destination_service",
+  "score",
+  "recent_requests",
+  "baseline_requests",
+  "recent_errors",
+  "baseline_errors",
+  "recent_value",
+  "baseline_value",
+  "recent_p50_us",
+  "baseline_p50_us",
+  "recent_p99_us",
+  "baseline_p99_us",
 ] as const;
 
 const num = (v: number) => {
@@ -289,11 +301,20 @@ ORDER BY score DESC`;
 export function detectionParams(t: OutlierThresholds, w: Windows): (string | number)[] {
   const ts = sqlTimestamp;
   return [
-    t.reporter, ts(w.recentStart), ts(w.recentEnd),
-    t.reporter, ts(w.hourCutoff), ts(w.recentStart),
-    t.reporter, ts(w.baselineStart), ts(w.hourCutoff),
-    t.reporter, ts(w.historyStart), ts(w.baselineStart),
-    t.reporter, ...w.seasonalHours.map(ts),
+    t.reporter,
+    ts(w.recentStart),
+    ts(w.recentEnd),
+    t.reporter,
+    ts(w.hourCutoff),
+    ts(w.recentStart),
+    t.reporter,
+    ts(w.baselineStart),
+    ts(w.hourCutoff),
+    t.reporter,
+    ts(w.historyStart),
+    ts(w.baselineStart),
+    t.reporter,
+    ...w.seasonalHours.map(ts),
     w.baselineMinutes,
   ];
 }

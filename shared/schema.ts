@@ -86,9 +86,7 @@ export const FACT_TABLE: Table = {
   doc: "One row per (minute, series) per load; consumers always aggregate.",
   columns: [
     { name: "minute", type: "timestamp", doc: "start of the UTC minute the requests ended in" },
-    ...DIMENSIONS.map(
-      (d): Column => ({ name: d, type: d === "response_code" ? "int32" : "string", doc: dimensionDocs[d] }),
-    ),
+    ...DIMENSIONS.map((d): Column => ({ name: d, type: d === "response_code" ? "int32" : "string", doc: dimensionDocs[d] })),
     { name: "requests", type: "int64", doc: "requests that ended in this minute" },
     { name: "errors", type: "int64", doc: "requests counted as errors" },
     { name: "request_bytes", type: "int64", doc: "sum of request sizes" },
@@ -220,9 +218,7 @@ export const SCHEMA_VERSION_TABLE: Table = {
 
 /** `CREATE TABLE IF NOT EXISTS` for one table in one dialect. */
 export function createTableSql(table: Table, dialect: Dialect): string {
-  const cols = table.columns.map(
-    (c) => `  ${c.name} ${TYPE_NAMES[dialect][c.type]}${c.nullable ? "" : " NOT NULL"}`,
-  );
+  const cols = table.columns.map((c) => `  ${c.name} ${TYPE_NAMES[dialect][c.type]}${c.nullable ? "" : " NOT NULL"}`);
   if (table.primaryKey) cols.push(`  PRIMARY KEY (${table.primaryKey.join(", ")})`);
   return `CREATE TABLE IF NOT EXISTS ${table.name} (\n${cols.join(",\n")}\n)`;
 }
@@ -276,6 +272,11 @@ export const MIGRATIONS: readonly Migration[] = [
 /** The tables (name → column names) that exist once every migration has run. */
 export function tablesAfterMigrations(): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const m of MIGRATIONS) for (const t of m.tables) out.set(t.name, t.columns.map((c) => c.name));
+  for (const m of MIGRATIONS)
+    for (const t of m.tables)
+      out.set(
+        t.name,
+        t.columns.map((c) => c.name),
+      );
   return out;
 }

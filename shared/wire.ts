@@ -138,16 +138,7 @@ export class SummaryEncoder {
    * restarts; `seq` counts its summaries; the window is [windowStartMs, windowEndMs) in Unix ms;
    * `flags` is FLAG_* bits; the three counters report data the producer could not send or key.
    */
-  begin(
-    producerId: Uint8Array,
-    seq: f64,
-    windowStartMs: f64,
-    windowEndMs: f64,
-    flags: i32,
-    droppedRequests: f64,
-    droppedWindows: f64,
-    overflowKeys: f64,
-  ): void {
+  begin(producerId: Uint8Array, seq: f64, windowStartMs: f64, windowEndMs: f64, flags: i32, droppedRequests: f64, droppedWindows: f64, overflowKeys: f64): void {
     const h = this.header;
     h.reset();
     this.records.reset();
@@ -736,8 +727,7 @@ export function decodeColumns(input: Uint8Array, cols: SeriesColumns): DecodeRes
   if (f64(len) < expectedLength) return new DecodeResult(TRUNCATED, "input ends before the declared body length", len, null);
   const bodyEnd = bodyStart + i32(bodyLength);
   if (len > bodyEnd + 4) return new DecodeResult(TRAILING_BYTES, "bytes after the checksum", bodyEnd + 4, null);
-  const stored =
-    i32(input[bodyEnd]) | (i32(input[bodyEnd + 1]) << 8) | (i32(input[bodyEnd + 2]) << 16) | (i32(input[bodyEnd + 3]) << 24);
+  const stored = i32(input[bodyEnd]) | (i32(input[bodyEnd + 1]) << 8) | (i32(input[bodyEnd + 2]) << 16) | (i32(input[bodyEnd + 3]) << 24);
   if (stored != crc32(input, 0, bodyEnd)) return new DecodeResult(BAD_CHECKSUM, "CRC-32 mismatch", bodyEnd, null);
 
   const c = new Cursor(input, bodyStart, bodyEnd);

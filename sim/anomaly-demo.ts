@@ -34,12 +34,22 @@ export async function runAnomalyDemo(opts: { dataDir: string; seed: number; rps:
     const { findings } = await detect(q, { thresholds, grains: ["edge", "service"], lookerUrl: opts.lookerUrl, maxFindings: 50 }, startMs + durationS * 1000);
     await refreshFindings(q, findings, Date.now());
     console.log(`\noutlier detection: ${findings.length} findings in ${(performance.now() - t0).toFixed(0)} ms (written to mesh_outlier)\n`);
-    console.log(formatTable(["#", "score", "kind", "grain", "evidence"], findings.map((f, i) => [String(i + 1), f.score.toFixed(2), f.kind, f.grain, f.summary])));
+    console.log(
+      formatTable(
+        ["#", "score", "kind", "grain", "evidence"],
+        findings.map((f, i) => [String(i + 1), f.score.toFixed(2), f.kind, f.grain, f.summary]),
+      ),
+    );
     console.log("\nLooker explore URLs:");
     findings.forEach((f, i) => console.log(`  #${i + 1} ${f.exploreUrl}`));
     console.log("\nplanted incidents:");
     for (const p of inc.planted) {
-      const rank = findings.findIndex((f) => f.kind === p.kind && f.destination_service === p.destinationService && (p.sourcePrincipal === undefined ? f.grain === "service" : f.source_principal === p.sourcePrincipal));
+      const rank = findings.findIndex(
+        (f) =>
+          f.kind === p.kind &&
+          f.destination_service === p.destinationService &&
+          (p.sourcePrincipal === undefined ? f.grain === "service" : f.source_principal === p.sourcePrincipal),
+      );
       console.log(`  ${rank >= 0 ? `found as #${rank + 1}` : "MISSED"}: ${p.what}`);
     }
   } finally {

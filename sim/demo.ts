@@ -180,7 +180,13 @@ async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: nu
   const totalsMatch = g.every((v, i) => v === w[i]);
   const exact = totalsMatch && comparison.mismatches.length === 0 && ledger.distinct === ledger.summaries && ledger.summaries === acknowledged;
   console.log("\nWarehouse vs the generator's ground truth:");
-  console.log(formatTable(["measure", "warehouse", "ground truth", ""], labels.map((l, i) => [l, int(g[i]), int(w[i]), g[i] === w[i] ? "=" : "DIFFERS"]), ["left", "right", "right", "left"]));
+  console.log(
+    formatTable(
+      ["measure", "warehouse", "ground truth", ""],
+      labels.map((l, i) => [l, int(g[i]), int(w[i]), g[i] === w[i] ? "=" : "DIFFERS"]),
+      ["left", "right", "right", "left"],
+    ),
+  );
   console.log(
     `series: ${comparison.warehouseSeries} in the warehouse, ${comparison.truthSeries} in the ground truth, ` +
       `${comparison.mismatches.length} differ; load ledger: ${ledger.summaries} summaries from ${ledger.producers} filter VMs ` +
@@ -202,13 +208,11 @@ async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: nu
       if (exact > 0) worst = Math.max(worst, Math.abs(e.quantilesUs[i] - exact) / exact);
     });
   }
-  console.log(`percentiles: MESH_QUANTILE vs the exact p50/p90/p99 of every row above, worst relative error ${(100 * worst).toFixed(4)} % (bound ${(100 * sketchErrorBound(DEFAULT_SCALE)).toFixed(4)} %)`);
-  const ok = exact && worst <= 0.01;
   console.log(
-    ok
-      ? "RESULT: warehouse totals match the ground truth exactly; percentiles within 1 %."
-      : "RESULT: MISMATCH between the warehouse and the ground truth.",
+    `percentiles: MESH_QUANTILE vs the exact p50/p90/p99 of every row above, worst relative error ${(100 * worst).toFixed(4)} % (bound ${(100 * sketchErrorBound(DEFAULT_SCALE)).toFixed(4)} %)`,
   );
+  const ok = exact && worst <= 0.01;
+  console.log(ok ? "RESULT: warehouse totals match the ground truth exactly; percentiles within 1 %." : "RESULT: MISMATCH between the warehouse and the ground truth.");
 
   const file = relative(process.cwd(), duckdbPath);
   console.log(`

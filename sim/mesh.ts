@@ -104,8 +104,7 @@ export class Mesh {
   static async create(options: MeshOptions): Promise<Mesh> {
     const clock = options.clock ?? new ManualClock();
     const module = options.wasm instanceof WebAssembly.Module ? options.wasm : await compileModule(options.wasm);
-    const pluginConfig =
-      typeof options.pluginConfig === "string" ? options.pluginConfig : JSON.stringify(options.pluginConfig);
+    const pluginConfig = typeof options.pluginConfig === "string" ? options.pluginConfig : JSON.stringify(options.pluginConfig);
     const sidecars = new Map<number, Sidecar>();
     try {
       for (const w of options.model.workloads) {

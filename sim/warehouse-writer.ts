@@ -75,7 +75,12 @@ export interface Loadable {
  * the end of each loaded stretch (tests and benchmarks move the sink's clock with it). Returns the
  * number of summaries loaded.
  */
-export async function writeScenario(sink: Loadable, gen: TrafficGenerator, untilS: number, opts: { minutesPerLoad?: number; onLoad?: (endMs: number) => void | Promise<void> } = {}): Promise<number> {
+export async function writeScenario(
+  sink: Loadable,
+  gen: TrafficGenerator,
+  untilS: number,
+  opts: { minutesPerLoad?: number; onLoad?: (endMs: number) => void | Promise<void> } = {},
+): Promise<number> {
   const per = opts.minutesPerLoad ?? 60;
   let batch: DecodedSummary[] = [];
   let n = 0;

@@ -38,8 +38,7 @@ export interface LedgerTotals {
 const MEASURES_SQL = `SUM(requests), SUM(errors), SUM(request_bytes), SUM(response_bytes), SUM(latency_sum_us),
   MIN(latency_min_us), MAX(latency_max_us)`;
 
-const quantileSql = (quantiles: readonly number[]) =>
-  quantiles.map((q) => `, MESH_QUANTILE(ARRAY_AGG(latency_sketch), ${Number(q)})`).join("");
+const quantileSql = (quantiles: readonly number[]) => quantiles.map((q) => `, MESH_QUANTILE(ARRAY_AGG(latency_sketch), ${Number(q)})`).join("");
 
 function measures(values: readonly unknown[], quantileCount: number): Measures {
   const n = values.map((v) => (v === null ? NaN : Number(v)));
@@ -112,18 +111,14 @@ export class Warehouse {
   }
 
   async ledger(): Promise<LedgerTotals> {
-    const [row] = await this.rows(
-      `SELECT COUNT(*), COUNT(DISTINCT (producer_id, seq)), COUNT(DISTINCT producer_id), COALESCE(SUM(requests), 0) FROM ${LEDGER_TABLE.name}`,
-    );
+    const [row] = await this.rows(`SELECT COUNT(*), COUNT(DISTINCT (producer_id, seq)), COUNT(DISTINCT producer_id), COALESCE(SUM(requests), 0) FROM ${LEDGER_TABLE.name}`);
     const [summaries, distinct, producers, requests] = row.map(Number);
     return { summaries, distinct, producers, requests };
   }
 
   /** What the sidecars reported losing (docs/schema.md, mesh_sidecar_loss): dropped requests and windows, folded keys. */
   async sidecarLoss(): Promise<{ requests: number; windows: number; overflowKeys: number }> {
-    const [row] = await this.rows(
-      `SELECT COALESCE(SUM(dropped_requests), 0), COALESCE(SUM(dropped_windows), 0), COALESCE(SUM(overflow_keys), 0) FROM ${LOSS_TABLE.name}`,
-    );
+    const [row] = await this.rows(`SELECT COALESCE(SUM(dropped_requests), 0), COALESCE(SUM(dropped_windows), 0), COALESCE(SUM(overflow_keys), 0) FROM ${LOSS_TABLE.name}`);
     const [requests, windows, overflowKeys] = row.map(Number);
     return { requests, windows, overflowKeys };
   }
@@ -136,7 +131,13 @@ export class Warehouse {
 
 /** The exactly-comparable measures (everything but quantiles), in a fixed order; of the warehouse or the truth. */
 export const exactFields = (m: Omit<Measures, "quantilesUs"> | Stats): number[] => [
-  m.requests, m.errors, m.requestBytes, m.responseBytes, m.latencySumUs, m.latencyMinUs, m.latencyMaxUs,
+  m.requests,
+  m.errors,
+  m.requestBytes,
+  m.responseBytes,
+  m.latencySumUs,
+  m.latencyMinUs,
+  m.latencyMaxUs,
 ];
 
 export interface TruthComparison {

@@ -57,7 +57,8 @@ const fmt = {
   rate: (v) => (v === null || v === undefined ? "–" : v.toFixed(2)),
   pct: (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(2)} %`),
   ms: (v) => (v === null || v === undefined ? "–" : v.toFixed(2)),
-  bytes: (v) => (v === null || v === undefined ? "–" : v >= 1e9 ? `${(v / 1e9).toFixed(1)} GB` : v >= 1e6 ? `${(v / 1e6).toFixed(1)} MB` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} kB` : `${v} B`),
+  bytes: (v) =>
+    v === null || v === undefined ? "–" : v >= 1e9 ? `${(v / 1e9).toFixed(1)} GB` : v >= 1e6 ? `${(v / 1e6).toFixed(1)} MB` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} kB` : `${v} B`,
   time: (ms) => (ms === null || ms === undefined ? "–" : new Date(ms).toISOString().slice(0, 16).replace("T", " ")),
   text: (v) => (v === null || v === undefined ? "–" : String(v)),
 };
@@ -131,42 +132,131 @@ function golden(d) {
     valueTile("requests_per_second", "Requests per second", v("requests_per_second"), fmt.rate),
     valueTile("error_rate", "Error rate", v("error_rate"), fmt.pct, v("requests") === null ? "" : `${fmt.int(v("errors"))} errors`),
     valueTile("p99_latency", "p99 latency (ms)", v("latency_p99_ms"), fmt.ms),
-    chartTile("traffic_over_time", `Traffic and errors per ${cInterval}`, 6, {
-      xAxis: timeAxis(), yAxis: { type: "value" },
-      series: [series("requests", d.traffic.rows, "requests", "line", { areaStyle: {} }), series("errors", d.traffic.rows, "errors", "line", { areaStyle: {} })],
-    }, d.traffic.rows.length),
-    chartTile("latency_over_time", `Latency percentiles per ${pInterval} (ms)`, 6, {
-      xAxis: timeAxis(), yAxis: { type: "value" },
-      series: [["p50", "latency_p50_ms"], ["p90", "latency_p90_ms"], ["p99", "latency_p99_ms"], ["p99.9", "latency_p999_ms"]].map(([n, k]) => series(n, d.latency.rows, k)),
-    }, d.latency.rows.length),
-    chartTile("responses_by_class", `Responses by class per ${cInterval}`, 6, {
-      xAxis: timeAxis(), yAxis: { type: "value" },
-      series: classes.map((c) => ({ name: c, type: "bar", stack: "c", data: d.classes.rows.filter((r) => r.response_class === c).map((r) => [r.t, r.requests]) })),
-    }, d.classes.rows.length),
-    chartTile("requests_lost_in_sidecars", "Requests lost in sidecars", 6, {
-      xAxis: timeAxis(), yAxis: [{ type: "value", name: "requests" }, { type: "value", name: "windows" }],
-      series: [series("dropped requests", d.loss.rows, "dropped_requests", "bar"), series("dropped windows", d.loss.rows, "dropped_windows", "line", { yAxisIndex: 1 })],
-    }, d.loss.rows.length, "Dropped while the collector was unreachable; not split by reporter or service. No bars: nothing lost."),
-    tableTile("services", "Services", 12, [
-      ["Destination service", "destination_service", fmt.text], ["Requests", "requests", fmt.int, num], ["RPS", "requests_per_second", fmt.rate, num],
-      ["Error rate", "error_rate", fmt.pct, num], ["p50 ms", "latency_p50_ms", fmt.ms, num], ["p99 ms", "latency_p99_ms", fmt.ms, num],
-      ["p99.9 ms", "latency_p999_ms", fmt.ms, num], ["Bytes out", "response_bytes", fmt.bytes, num],
-    ], d.services.rows, { key: (r) => r.destination_service, click: (r) => setState({ service: r.destination_service, caller: "" }) }),
-    tableTile("callers", state.service ? `Callers of ${state.service}` : "Callers by identity", 12, [
-      ["Source identity", "source_principal", fmt.text], ["Namespace", "source_namespace", fmt.text], ["Workload", "source_workload", fmt.text],
-      ["Requests", "requests", fmt.int, num], ["Error rate", "error_rate", fmt.pct, num], ["p50 ms", "latency_p50_ms", fmt.ms, num], ["p99 ms", "latency_p99_ms", fmt.ms, num],
-    ], d.callers.rows, { key: (r) => r.source_principal, click: (r) => setState({ caller: r.source_principal }) }),
+    chartTile(
+      "traffic_over_time",
+      `Traffic and errors per ${cInterval}`,
+      6,
+      {
+        xAxis: timeAxis(),
+        yAxis: { type: "value" },
+        series: [series("requests", d.traffic.rows, "requests", "line", { areaStyle: {} }), series("errors", d.traffic.rows, "errors", "line", { areaStyle: {} })],
+      },
+      d.traffic.rows.length,
+    ),
+    chartTile(
+      "latency_over_time",
+      `Latency percentiles per ${pInterval} (ms)`,
+      6,
+      {
+        xAxis: timeAxis(),
+        yAxis: { type: "value" },
+        series: [
+          ["p50", "latency_p50_ms"],
+          ["p90", "latency_p90_ms"],
+          ["p99", "latency_p99_ms"],
+          ["p99.9", "latency_p999_ms"],
+        ].map(([n, k]) => series(n, d.latency.rows, k)),
+      },
+      d.latency.rows.length,
+    ),
+    chartTile(
+      "responses_by_class",
+      `Responses by class per ${cInterval}`,
+      6,
+      {
+        xAxis: timeAxis(),
+        yAxis: { type: "value" },
+        series: classes.map((c) => ({ name: c, type: "bar", stack: "c", data: d.classes.rows.filter((r) => r.response_class === c).map((r) => [r.t, r.requests]) })),
+      },
+      d.classes.rows.length,
+    ),
+    chartTile(
+      "requests_lost_in_sidecars",
+      "Requests lost in sidecars",
+      6,
+      {
+        xAxis: timeAxis(),
+        yAxis: [
+          { type: "value", name: "requests" },
+          { type: "value", name: "windows" },
+        ],
+        series: [series("dropped requests", d.loss.rows, "dropped_requests", "bar"), series("dropped windows", d.loss.rows, "dropped_windows", "line", { yAxisIndex: 1 })],
+      },
+      d.loss.rows.length,
+      "Dropped while the collector was unreachable; not split by reporter or service. No bars: nothing lost.",
+    ),
+    tableTile(
+      "services",
+      "Services",
+      12,
+      [
+        ["Destination service", "destination_service", fmt.text],
+        ["Requests", "requests", fmt.int, num],
+        ["RPS", "requests_per_second", fmt.rate, num],
+        ["Error rate", "error_rate", fmt.pct, num],
+        ["p50 ms", "latency_p50_ms", fmt.ms, num],
+        ["p99 ms", "latency_p99_ms", fmt.ms, num],
+        ["p99.9 ms", "latency_p999_ms", fmt.ms, num],
+        ["Bytes out", "response_bytes", fmt.bytes, num],
+      ],
+      d.services.rows,
+      { key: (r) => r.destination_service, click: (r) => setState({ service: r.destination_service, caller: "" }) },
+    ),
+    tableTile(
+      "callers",
+      state.service ? `Callers of ${state.service}` : "Callers by identity",
+      12,
+      [
+        ["Source identity", "source_principal", fmt.text],
+        ["Namespace", "source_namespace", fmt.text],
+        ["Workload", "source_workload", fmt.text],
+        ["Requests", "requests", fmt.int, num],
+        ["Error rate", "error_rate", fmt.pct, num],
+        ["p50 ms", "latency_p50_ms", fmt.ms, num],
+        ["p99 ms", "latency_p99_ms", fmt.ms, num],
+      ],
+      d.callers.rows,
+      { key: (r) => r.source_principal, click: (r) => setState({ caller: r.source_principal }) },
+    ),
   ];
   if (d.series) {
-    out.push(chartTile("series", `Series: ${state.caller} → ${state.service || "all services"} (per ${pInterval})`, 12, {
-      xAxis: timeAxis(), yAxis: [{ type: "value", name: "requests" }, { type: "value", name: "ms" }],
-      series: [series("requests", d.series.rows, "requests", "bar"), series("errors", d.series.rows, "errors", "bar"), series("p99 ms", d.series.rows, "latency_p99_ms", "line", { yAxisIndex: 1 })],
-    }, d.series.rows.length));
+    out.push(
+      chartTile(
+        "series",
+        `Series: ${state.caller} → ${state.service || "all services"} (per ${pInterval})`,
+        12,
+        {
+          xAxis: timeAxis(),
+          yAxis: [
+            { type: "value", name: "requests" },
+            { type: "value", name: "ms" },
+          ],
+          series: [
+            series("requests", d.series.rows, "requests", "bar"),
+            series("errors", d.series.rows, "errors", "bar"),
+            series("p99 ms", d.series.rows, "latency_p99_ms", "line", { yAxisIndex: 1 }),
+          ],
+        },
+        d.series.rows.length,
+      ),
+    );
   }
-  out.push(tableTile("failures", "Failures by response flags", 12, [
-    ["Response flags", "response_flags", fmt.text], ["Code", "response_code", fmt.text], ["gRPC status", "grpc_status", fmt.text],
-    ["Destination service", "destination_service", fmt.text], ["Requests", "requests", fmt.int, num], ["Errors", "errors", fmt.int, num],
-  ], d.failures.rows.filter((r) => r.errors > 0).sort((a, b) => b.errors - a.errors)));
+  out.push(
+    tableTile(
+      "failures",
+      "Failures by response flags",
+      12,
+      [
+        ["Response flags", "response_flags", fmt.text],
+        ["Code", "response_code", fmt.text],
+        ["gRPC status", "grpc_status", fmt.text],
+        ["Destination service", "destination_service", fmt.text],
+        ["Requests", "requests", fmt.int, num],
+        ["Errors", "errors", fmt.int, num],
+      ],
+      d.failures.rows.filter((r) => r.errors > 0).sort((a, b) => b.errors - a.errors),
+    ),
+  );
   return out;
 }
 
@@ -182,34 +272,91 @@ function identity(d) {
     if (r.connection_security_policy === "mutual_tls") e.mtls += r.requests;
     byCallee.set(r.destination_service, e);
   }
-  const callees = [...byCallee.values()].map((e) => ({ ...e, share: e.mtls / e.calls })).sort((a, b) => a.share - b.share).slice(0, 50);
+  const callees = [...byCallee.values()]
+    .map((e) => ({ ...e, share: e.mtls / e.calls }))
+    .sort((a, b) => a.share - b.share)
+    .slice(0, 50);
   const hourly = d.mtls_hourly.rows;
   return [
     valueTile("caller_identities", "Caller identities", rows.length ? new Set(rows.map((r) => r.source_principal)).size : null, fmt.int),
     valueTile("mtls_share", "mTLS share", calls ? mtls / calls : null, fmt.pct),
     valueTile("plaintext_callers", "Plaintext callers", rows.length ? new Set(plaintext.map((r) => `${r.source_namespace}/${r.source_workload}`)).size : null, fmt.int),
     valueTile("identity_calls", "Calls", rows.length ? calls : null, fmt.int),
-    tableTile("who_calls_whom", "Who calls whom", 12, [
-      ["Caller identity", "source_principal", fmt.text], ["Caller namespace", "source_namespace", fmt.text], ["Caller workload", "source_workload", fmt.text],
-      ["Callee service", "destination_service", fmt.text], ["Security", "connection_security_policy", fmt.text], ["Calls", "requests", fmt.int, num],
-      ["Errors", "errors", fmt.int, num], ["First seen", "first_seen", fmt.time], ["Last seen", "last_seen", fmt.time],
-    ], rows.slice(0, 500)),
-    tableTile("plaintext_by_service", "Plaintext callers by service", 6, [
-      ["Caller namespace", "source_namespace", fmt.text], ["Caller workload", "source_workload", fmt.text], ["Callee service", "destination_service", fmt.text],
-      ["Calls", "requests", fmt.int, num], ["First seen", "first_seen", fmt.time], ["Last seen", "last_seen", fmt.time],
-    ], plaintext.slice(0, 500), undefined, "Calls whose connection was not mutual TLS."),
-    chartTile("mtls_share_by_callee", "mTLS share by callee", 6, {
-      tooltip: { trigger: "axis" }, grid: { left: 260, right: 16, top: 28, bottom: 28 },
-      xAxis: { type: "value", max: 1 }, yAxis: { type: "category", data: callees.map((e) => e.destination_service) },
-      series: [{ name: "mTLS share", type: "bar", data: callees.map((e) => e.share) }],
-    }, callees.length),
-    tableTile("newest_callers", "Newest caller identities", 6, [
-      ["First seen", "first_seen", fmt.time], ["Caller identity", "source_principal", fmt.text], ["Callee service", "destination_service", fmt.text], ["Calls", "requests", fmt.int, num],
-    ], [...rows].sort((a, b) => b.first_seen - a.first_seen).slice(0, 100)),
-    chartTile("mtls_share_over_time", "mTLS share per hour", 6, {
-      xAxis: timeAxis(), yAxis: [{ type: "value", max: 1, name: "share" }, { type: "value", name: "plaintext" }],
-      series: [series("mTLS share", hourly, "mtls_share"), { name: "plaintext requests", type: "bar", yAxisIndex: 1, data: hourly.map((r) => [r.t, r.requests - r.mtls_requests]) }],
-    }, hourly.length),
+    tableTile(
+      "who_calls_whom",
+      "Who calls whom",
+      12,
+      [
+        ["Caller identity", "source_principal", fmt.text],
+        ["Caller namespace", "source_namespace", fmt.text],
+        ["Caller workload", "source_workload", fmt.text],
+        ["Callee service", "destination_service", fmt.text],
+        ["Security", "connection_security_policy", fmt.text],
+        ["Calls", "requests", fmt.int, num],
+        ["Errors", "errors", fmt.int, num],
+        ["First seen", "first_seen", fmt.time],
+        ["Last seen", "last_seen", fmt.time],
+      ],
+      rows.slice(0, 500),
+    ),
+    tableTile(
+      "plaintext_by_service",
+      "Plaintext callers by service",
+      6,
+      [
+        ["Caller namespace", "source_namespace", fmt.text],
+        ["Caller workload", "source_workload", fmt.text],
+        ["Callee service", "destination_service", fmt.text],
+        ["Calls", "requests", fmt.int, num],
+        ["First seen", "first_seen", fmt.time],
+        ["Last seen", "last_seen", fmt.time],
+      ],
+      plaintext.slice(0, 500),
+      undefined,
+      "Calls whose connection was not mutual TLS.",
+    ),
+    chartTile(
+      "mtls_share_by_callee",
+      "mTLS share by callee",
+      6,
+      {
+        tooltip: { trigger: "axis" },
+        grid: { left: 260, right: 16, top: 28, bottom: 28 },
+        xAxis: { type: "value", max: 1 },
+        yAxis: { type: "category", data: callees.map((e) => e.destination_service) },
+        series: [{ name: "mTLS share", type: "bar", data: callees.map((e) => e.share) }],
+      },
+      callees.length,
+    ),
+    tableTile(
+      "newest_callers",
+      "Newest caller identities",
+      6,
+      [
+        ["First seen", "first_seen", fmt.time],
+        ["Caller identity", "source_principal", fmt.text],
+        ["Callee service", "destination_service", fmt.text],
+        ["Calls", "requests", fmt.int, num],
+      ],
+      [...rows].sort((a, b) => b.first_seen - a.first_seen).slice(0, 100),
+    ),
+    chartTile(
+      "mtls_share_over_time",
+      "mTLS share per hour",
+      6,
+      {
+        xAxis: timeAxis(),
+        yAxis: [
+          { type: "value", max: 1, name: "share" },
+          { type: "value", name: "plaintext" },
+        ],
+        series: [
+          series("mTLS share", hourly, "mtls_share"),
+          { name: "plaintext requests", type: "bar", yAxisIndex: 1, data: hourly.map((r) => [r.t, r.requests - r.mtls_requests]) },
+        ],
+      },
+      hourly.length,
+    ),
   ];
 }
 
@@ -218,28 +365,59 @@ function graph(d) {
   const nodes = new Map();
   for (const e of edges) for (const n of [e.source_node, e.destination_node]) nodes.set(n, (nodes.get(n) ?? 0) + e.requests);
   const max = Math.max(1, ...nodes.values());
-  const t = chartTile("service_graph", "Service graph (caller → callee; rate, error rate, p99)", 12, {
-    tooltip: {
-      trigger: "item",
-      // ECharts renders a formatter's string as HTML: names come from the mesh, so they are escaped.
-      formatter: (p) => (p.dataType === "edge" ? `${html(p.data.source)} → ${html(p.data.target)}<br>${fmt.rate(p.data.rps)} req/s, errors ${fmt.pct(p.data.errorRate)}, p99 ${fmt.ms(p.data.p99)} ms` : `${html(p.name)}: ${fmt.int(p.value)} requests`),
+  const t = chartTile(
+    "service_graph",
+    "Service graph (caller → callee; rate, error rate, p99)",
+    12,
+    {
+      tooltip: {
+        trigger: "item",
+        // ECharts renders a formatter's string as HTML: names come from the mesh, so they are escaped.
+        formatter: (p) =>
+          p.dataType === "edge"
+            ? `${html(p.data.source)} → ${html(p.data.target)}<br>${fmt.rate(p.data.rps)} req/s, errors ${fmt.pct(p.data.errorRate)}, p99 ${fmt.ms(p.data.p99)} ms`
+            : `${html(p.name)}: ${fmt.int(p.value)} requests`,
+      },
+      series: [
+        {
+          type: "graph",
+          layout: "force",
+          roam: true,
+          draggable: true,
+          edgeSymbol: ["none", "arrow"],
+          edgeSymbolSize: 8,
+          force: { repulsion: 400, edgeLength: [80, 200] },
+          label: { show: true, position: "right", fontSize: 11 },
+          edgeLabel: { show: edges.length <= 40, fontSize: 9, formatter: (p) => `${fmt.rate(p.data.rps)}/s ${fmt.pct(p.data.errorRate)} ${fmt.ms(p.data.p99)}ms` },
+          data: [...nodes].map(([name, requests]) => ({ name, value: requests, symbolSize: 10 + 30 * Math.sqrt(requests / max) })),
+          links: edges.map((e) => ({
+            source: e.source_node,
+            target: e.destination_node,
+            rps: e.requests_per_second,
+            errorRate: e.error_rate,
+            p99: e.latency_p99_ms,
+            lineStyle: { width: 1 + 4 * Math.sqrt(e.requests / max), color: e.error_rate > 0.05 ? "#d9534f" : e.error_rate > 0.01 ? "#f0ad4e" : "#7a8ca3" },
+          })),
+        },
+      ],
     },
-    series: [{
-      type: "graph", layout: "force", roam: true, draggable: true, edgeSymbol: ["none", "arrow"], edgeSymbolSize: 8,
-      force: { repulsion: 400, edgeLength: [80, 200] },
-      label: { show: true, position: "right", fontSize: 11 },
-      edgeLabel: { show: edges.length <= 40, fontSize: 9, formatter: (p) => `${fmt.rate(p.data.rps)}/s ${fmt.pct(p.data.errorRate)} ${fmt.ms(p.data.p99)}ms` },
-      data: [...nodes].map(([name, requests]) => ({ name, value: requests, symbolSize: 10 + 30 * Math.sqrt(requests / max) })),
-      links: edges.map((e) => ({
-        source: e.source_node, target: e.destination_node, rps: e.requests_per_second, errorRate: e.error_rate, p99: e.latency_p99_ms,
-        lineStyle: { width: 1 + 4 * Math.sqrt(e.requests / max), color: e.error_rate > 0.05 ? "#d9534f" : e.error_rate > 0.01 ? "#f0ad4e" : "#7a8ca3" },
-      })),
-    }],
-  }, edges.length);
-  const list = tableTile("edges", "Edges", 12, [
-    ["Caller", "source_node", fmt.text], ["Callee", "destination_node", fmt.text], ["Requests", "requests", fmt.int, num], ["RPS", "requests_per_second", fmt.rate, num],
-    ["Error rate", "error_rate", fmt.pct, num], ["p99 ms", "latency_p99_ms", fmt.ms, num],
-  ], edges, { key: (r) => `${r.source_node} -> ${r.destination_node}`, click: (r) => setState({ board: "golden", namespace: r.destination_node.split("/")[0], service: "", caller: "" }) });
+    edges.length,
+  );
+  const list = tableTile(
+    "edges",
+    "Edges",
+    12,
+    [
+      ["Caller", "source_node", fmt.text],
+      ["Callee", "destination_node", fmt.text],
+      ["Requests", "requests", fmt.int, num],
+      ["RPS", "requests_per_second", fmt.rate, num],
+      ["Error rate", "error_rate", fmt.pct, num],
+      ["p99 ms", "latency_p99_ms", fmt.ms, num],
+    ],
+    edges,
+    { key: (r) => `${r.source_node} -> ${r.destination_node}`, click: (r) => setState({ board: "golden", namespace: r.destination_node.split("/")[0], service: "", caller: "" }) },
+  );
   requestAnimationFrame(() =>
     charts.get("service_graph")?.on("click", (p) => {
       if (p.dataType === "node") setState({ board: "golden", namespace: p.name.split("/")[0], service: "", caller: "" });
@@ -326,11 +504,13 @@ setInterval(async () => {
 }, FRESHNESS_POLL_MS);
 
 window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
-document.querySelector("nav").append(...Object.entries(BOARDS).map(([id, label]) => {
-  const b = el("button", { "data-board": id, type: "button" }, label);
-  b.addEventListener("click", () => setState({ board: id }));
-  return b;
-}));
+document.querySelector("nav").append(
+  ...Object.entries(BOARDS).map(([id, label]) => {
+    const b = el("button", { "data-board": id, type: "button" }, label);
+    b.addEventListener("click", () => setState({ board: id }));
+    return b;
+  }),
+);
 $("range").replaceChildren(...Object.keys(RANGES).map((r) => el("option", { value: r }, `last ${r}`)));
 $("range").addEventListener("change", (e) => setState({ range: e.target.value }));
 $("reporter").addEventListener("change", (e) => setState({ reporter: e.target.value }));

@@ -97,21 +97,39 @@ class AccessLogRoot extends Root {
     }
     let contentType = readString(P_CONTENT_TYPE);
     let line =
-      '{"time":' + readInt(P_TIME).toString() +
-      ',"reporter":' + (inbound ? '"destination"' : '"source"') +
-      ',"source_principal":' + quote(readString(inbound ? P_DOWN_PEER_SAN : P_UP_LOCAL_SAN)) +
-      ',"source_labels":[' + src.substring(1) + "]" +
-      ',"destination_principal":' + quote(readString(inbound ? P_DOWN_LOCAL_SAN : P_UP_PEER_SAN)) +
-      ',"destination_service":' + quote(readString(P_SERVICE_HOST)) +
-      ',"destination_labels":[' + dst.substring(1) + "]" +
-      ',"request_protocol":' + (contentType.startsWith("application/grpc") ? '"grpc"' : '"http"') +
-      ',"response_code":' + readInt(P_CODE).toString() +
-      ',"grpc_status":' + readInt(P_GRPC_STATUS).toString() +
-      ',"response_flags":' + readInt(P_FLAGS).toString() +
-      ',"connection_security_policy":' + (inbound ? (readBool(P_MTLS) ? '"mutual_tls"' : '"none"') : '"unknown"') +
-      ',"duration_us":' + (readInt(P_DURATION) / 1000).toString() +
-      ',"request_bytes":' + readInt(P_REQUEST_SIZE).toString() +
-      ',"response_bytes":' + readInt(P_RESPONSE_SIZE).toString() + "}";
+      '{"time":' +
+      readInt(P_TIME).toString() +
+      ',"reporter":' +
+      (inbound ? '"destination"' : '"source"') +
+      ',"source_principal":' +
+      quote(readString(inbound ? P_DOWN_PEER_SAN : P_UP_LOCAL_SAN)) +
+      ',"source_labels":[' +
+      src.substring(1) +
+      "]" +
+      ',"destination_principal":' +
+      quote(readString(inbound ? P_DOWN_LOCAL_SAN : P_UP_PEER_SAN)) +
+      ',"destination_service":' +
+      quote(readString(P_SERVICE_HOST)) +
+      ',"destination_labels":[' +
+      dst.substring(1) +
+      "]" +
+      ',"request_protocol":' +
+      (contentType.startsWith("application/grpc") ? '"grpc"' : '"http"') +
+      ',"response_code":' +
+      readInt(P_CODE).toString() +
+      ',"grpc_status":' +
+      readInt(P_GRPC_STATUS).toString() +
+      ',"response_flags":' +
+      readInt(P_FLAGS).toString() +
+      ',"connection_security_policy":' +
+      (inbound ? (readBool(P_MTLS) ? '"mutual_tls"' : '"none"') : '"unknown"') +
+      ',"duration_us":' +
+      (readInt(P_DURATION) / 1000).toString() +
+      ',"request_bytes":' +
+      readInt(P_REQUEST_SIZE).toString() +
+      ',"response_bytes":' +
+      readInt(P_RESPONSE_SIZE).toString() +
+      "}";
     log(LogLevel.info, line);
   }
 }

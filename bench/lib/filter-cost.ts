@@ -75,7 +75,9 @@ export async function measureFilterCost(requests = 10_000, rounds = 7, requestsP
     for (const s of sidecars) timeRound(s, inputs); // warm-up: JIT tiers, table growth
     const times: number[][] = [[], [], []];
     for (let r = 0; r < rounds; r++) sidecars.forEach((s, i) => times[i].push(timeRound(s, inputs)));
-    sidecars.forEach((s, i) => { if (s.traps.length > 0) throw new Error(`filter ${i} trapped: ${JSON.stringify(s.traps[0]).slice(0, 800)}`); });
+    sidecars.forEach((s, i) => {
+      if (s.traps.length > 0) throw new Error(`filter ${i} trapped: ${JSON.stringify(s.traps[0]).slice(0, 800)}`);
+    });
     if (lines !== inputs.length * (rounds + 1)) throw new Error(`the access-log baseline logged ${lines} lines for ${inputs.length * (rounds + 1)} streams`);
     JSON.parse(sample); // a well-formed JSON line
     return {

@@ -8,17 +8,34 @@ import { Counter, Histogram, Registry } from "prom-client";
 import type { SeriesDims } from "../../sim/traffic/index.ts";
 
 /** Envoy's default histogram bucket bounds (ms for durations), `envoy.config.metrics.v3.HistogramBucketSettings` defaults. */
-export const ENVOY_DEFAULT_BUCKETS = [
-  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
-];
+export const ENVOY_DEFAULT_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
 const LABELS = [
-  "reporter", "source_workload", "source_workload_namespace", "source_principal", "source_app", "source_version",
-  "source_canonical_service", "source_canonical_revision", "source_cluster", "destination_workload",
-  "destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
-  "destination_service", "destination_service_name", "destination_service_namespace", "destination_canonical_service",
-  "destination_canonical_revision", "destination_cluster", "request_protocol", "response_code", "grpc_response_status",
-  "response_flags", "connection_security_policy",
+  "reporter",
+  "source_workload",
+  "source_workload_namespace",
+  "source_principal",
+  "source_app",
+  "source_version",
+  "source_canonical_service",
+  "source_canonical_revision",
+  "source_cluster",
+  "destination_workload",
+  "destination_workload_namespace",
+  "destination_principal",
+  "destination_app",
+  "destination_version",
+  "destination_service",
+  "destination_service_name",
+  "destination_service_namespace",
+  "destination_canonical_service",
+  "destination_canonical_revision",
+  "destination_cluster",
+  "request_protocol",
+  "response_code",
+  "grpc_response_status",
+  "response_flags",
+  "connection_security_policy",
 ] as const;
 
 /** Istio's label values for a series (app/version follow the canonical service/revision labels). */

@@ -32,7 +32,12 @@ export async function measureWarehouseLoad(options: { summaries?: number; series
     const values = latencies(50);
     const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
     const summaries = Array.from({ length: count }, (_, i) =>
-      summary(1 + Math.floor(i / 20), hour + (1 + Math.floor(i / 20)) * 10_000, Array.from({ length: perSummary }, (_, k) => series(`svc-${k}-${i % 20}.shop.svc.cluster.local`, values)), `pod-${i % 20}`),
+      summary(
+        1 + Math.floor(i / 20),
+        hour + (1 + Math.floor(i / 20)) * 10_000,
+        Array.from({ length: perSummary }, (_, k) => series(`svc-${k}-${i % 20}.shop.svc.cluster.local`, values)),
+        `pod-${i % 20}`,
+      ),
     );
     let rows = 0;
     const t0 = performance.now();

@@ -16,8 +16,7 @@ export interface Finding extends DetectedRow {
   exploreUrl: string;
 }
 
-export const findingId = (grain: Grain, kind: string, sourcePrincipal: string | null, service: string) =>
-  `${grain}|${kind}|${sourcePrincipal ?? "*"}|${service}`;
+export const findingId = (grain: Grain, kind: string, sourcePrincipal: string | null, service: string) => `${grain}|${kind}|${sourcePrincipal ?? "*"}|${service}`;
 
 const pct = (v: number | null) => (v === null ? "?" : `${(v * 100).toFixed(v < 0.01 ? 2 : 1)} %`);
 const ms = (us: number | null) => (us === null ? "?" : `${(us / 1000).toFixed(us < 10_000 ? 2 : 0)} ms`);

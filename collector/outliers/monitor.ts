@@ -54,9 +54,24 @@ export class OutlierMonitor {
         registers,
       });
     }
-    this.runs = new Counter({ name: "meshlook_outlier_runs_total", help: "Outlier detection runs, by result (ok, skipped: baseline too short, failed)", labelNames: ["result"] as const, registers });
-    this.deliveries = new Counter({ name: "meshlook_outlier_webhook_deliveries_total", help: "Webhook POSTs of new findings, by result (ok, failed after retries)", labelNames: ["result"] as const, registers });
-    this.duration = new Histogram({ name: "meshlook_outlier_run_seconds", help: "Wall time of one detection run and table refresh", buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers });
+    this.runs = new Counter({
+      name: "meshlook_outlier_runs_total",
+      help: "Outlier detection runs, by result (ok, skipped: baseline too short, failed)",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.deliveries = new Counter({
+      name: "meshlook_outlier_webhook_deliveries_total",
+      help: "Webhook POSTs of new findings, by result (ok, failed after retries)",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "meshlook_outlier_run_seconds",
+      help: "Wall time of one detection run and table refresh",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
     for (const result of ["ok", "skipped", "failed"]) this.runs.inc({ result }, 0);
     if (settings.webhook) {
       this.webhook = new Webhook(settings.webhook);

@@ -29,7 +29,10 @@ export function webhookBody(findings: readonly StoredFinding[], format: WebhookS
     findings: findings.map(findingJson),
   };
   if (format === "slack") {
-    body.text = [`meshlook: ${findings.length} new outlier finding${findings.length === 1 ? "" : "s"}`, ...findings.map((f) => `• *${f.kind}* ${f.summary} <${f.exploreUrl}|explore>`)].join("\n");
+    body.text = [
+      `meshlook: ${findings.length} new outlier finding${findings.length === 1 ? "" : "s"}`,
+      ...findings.map((f) => `• *${f.kind}* ${f.summary} <${f.exploreUrl}|explore>`),
+    ].join("\n");
   }
   return body;
 }

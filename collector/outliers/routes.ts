@@ -24,7 +24,6 @@ const Query = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
 });
 
-
 export const outlierRoutes: FastifyPluginAsync<OutlierRoutesOptions> = async (app, opts) => {
   app.get<{ Querystring: typeof Query.static }>(OUTLIERS_PATH, {
     schema: {

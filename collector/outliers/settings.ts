@@ -67,7 +67,10 @@ export function outlierSettings(env: NodeJS.ProcessEnv, loadIntervalS: number): 
   if (thresholds.trafficDropRatio >= 1) problems.push(`${envName("trafficDropRatio")}: must be below 1`);
   if (thresholds.trafficSurgeRatio <= 1) problems.push(`${envName("trafficSurgeRatio")}: must be above 1`);
   const grainsRaw = env.MESHLOOK_OUTLIER_GRAINS;
-  const grains = (grainsRaw ?? GRAINS.join(",")).split(",").map((g) => g.trim()).filter((g) => g !== "");
+  const grains = (grainsRaw ?? GRAINS.join(","))
+    .split(",")
+    .map((g) => g.trim())
+    .filter((g) => g !== "");
   const unknownGrain = grains.filter((g) => !(GRAINS as readonly string[]).includes(g));
   if (unknownGrain.length > 0 || grains.length === 0) problems.push(`MESHLOOK_OUTLIER_GRAINS: a comma list of ${GRAINS.join(", ")}, got ${JSON.stringify(grainsRaw)}`);
   const webhookUrl = env.MESHLOOK_OUTLIER_WEBHOOK_URL?.trim();

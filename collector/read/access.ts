@@ -28,7 +28,10 @@ const digest = (token: string) => hash("sha256", token, "buffer");
  * names, `%` wildcards allowed). Blank lines and `#` comments are ignored. Throws naming the line.
  */
 export function parseReaderTokens(text: string): { token: string; scope: Scope }[] {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
   return lines.map((line, i) => {
     const [token, namespaces, grant, ...rest] = line.split(/\s+/);
     const where = `reader token line ${i + 1}`;

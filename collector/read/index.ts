@@ -9,10 +9,7 @@ import { readRoutes, type ReadAccess } from "./routes.ts";
 import { ReadWarehouse, type ReadSource } from "./warehouse.ts";
 
 /** How reading is set up, for the startup line (never a token). */
-export type ReadInfo =
-  | { mode: "tokens"; file: string; generated: boolean; created: boolean }
-  | { mode: "open" }
-  | { mode: "off"; reason: string };
+export type ReadInfo = { mode: "tokens"; file: string; generated: boolean; created: boolean } | { mode: "open" } | { mode: "off"; reason: string };
 
 export interface ReadSurface {
   info: ReadInfo;

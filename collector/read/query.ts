@@ -135,7 +135,10 @@ export function parseFilters(params: Params, scope: Scope): Partial<Record<Field
 export function parseTraffic(params: Params, scope: Scope, nowMs: number): TrafficQuery {
   const reporter = one(params, "reporter") ?? "destination";
   if (reporter !== "destination" && reporter !== "source") throw new ReadError(400, "bad_parameter", "reporter: destination or source");
-  const groupBy = (one(params, "group_by") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const groupBy = (one(params, "group_by") ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   if (groupBy.length > MAX_GROUP_BY) throw new ReadError(400, "bad_parameter", `group_by: at most ${MAX_GROUP_BY} fields`);
   for (const g of groupBy) {
     if (!isField(g)) throw new ReadError(400, "bad_parameter", `group_by: unknown field ${JSON.stringify(g.slice(0, 64))}`);
@@ -203,8 +206,7 @@ function conditions(q: TrafficQuery, scope: Scope, timeCol: string, fromMs: numb
   return { sql: sql.join(" AND "), params };
 }
 
-const bucketSql = (interval: Interval, col: string) =>
-  interval === "none" ? "NULL" : `epoch_ms(date_trunc('${interval}', ${col}))`;
+const bucketSql = (interval: Interval, col: string) => (interval === "none" ? "NULL" : `epoch_ms(date_trunc('${interval}', ${col}))`);
 
 /** Column names of a traffic result's grouping: the bucket (when there is an interval) then group_by. */
 export const groupColumns = (q: TrafficQuery) => [...(q.interval === "none" ? [] : ["t"]), ...q.groupBy];
@@ -220,11 +222,19 @@ export function countersStatement(q: TrafficQuery, scope: Scope): Statement {
   const order = q.interval === "none" ? "requests DESC" : "1";
   return {
     sql:
-      `SELECT ${[...keys, "SUM(requests) AS requests", "SUM(errors) AS errors", "SUM(request_bytes) AS request_bytes",
-        "SUM(response_bytes) AS response_bytes", "SUM(latency_sum_us) AS latency_sum_us", "MIN(latency_min_us) AS latency_min_us",
-        "MAX(latency_max_us) AS latency_max_us", "epoch_ms(MIN(minute)) AS first_minute", "epoch_ms(MAX(minute)) AS last_minute",
-        "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END) AS mtls_requests"].join(", ")} ` +
-      `FROM ${FACT_TABLE.name} WHERE ${where.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
+      `SELECT ${[
+        ...keys,
+        "SUM(requests) AS requests",
+        "SUM(errors) AS errors",
+        "SUM(request_bytes) AS request_bytes",
+        "SUM(response_bytes) AS response_bytes",
+        "SUM(latency_sum_us) AS latency_sum_us",
+        "MIN(latency_min_us) AS latency_min_us",
+        "MAX(latency_max_us) AS latency_max_us",
+        "epoch_ms(MIN(minute)) AS first_minute",
+        "epoch_ms(MAX(minute)) AS last_minute",
+        "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END) AS mtls_requests",
+      ].join(", ")} ` + `FROM ${FACT_TABLE.name} WHERE ${where.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
     params: where.params,
   };
 }
@@ -238,11 +248,8 @@ export function countersStatement(q: TrafficQuery, scope: Scope): Statement {
  */
 export function sketchesStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
   if (q.interval === "minute" && hours.length > 0) throw new Error("a per-minute series cannot read hourly rows");
-  const cols = (timeCol: string) => [
-    ...(q.interval === "none" ? [] : [`${bucketSql(q.interval, timeCol)} AS t`]),
-    ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`),
-    "latency_sketch",
-  ].join(", ");
+  const cols = (timeCol: string) =>
+    [...(q.interval === "none" ? [] : [`${bucketSql(q.interval, timeCol)} AS t`]), ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`), "latency_sketch"].join(", ");
   const minute = conditions(q, scope, "minute", q.fromMs, q.toMs);
   const hourList = hours.map(() => "CAST(? AS TIMESTAMP)").join(", ");
   const parts: Statement[] = [];
@@ -254,9 +261,7 @@ export function sketchesStatement(q: TrafficQuery, scope: Scope, hours: readonly
     });
   }
   parts.push({
-    sql:
-      `SELECT ${cols("minute")} FROM ${FACT_TABLE.name} WHERE ${minute.sql}` +
-      (hours.length > 0 ? ` AND date_trunc('hour', minute) NOT IN (${hourList})` : ""),
+    sql: `SELECT ${cols("minute")} FROM ${FACT_TABLE.name} WHERE ${minute.sql}` + (hours.length > 0 ? ` AND date_trunc('hour', minute) NOT IN (${hourList})` : ""),
     params: [...minute.params, ...hours.map(iso)],
   });
   return { sql: parts.map((p) => p.sql).join(" UNION ALL "), params: parts.flatMap((p) => p.params) };

@@ -55,26 +55,26 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
   await app.register(fastifyStatic, { root: [UI_DIR, ECHARTS_DIR], prefix: "/ui/", index: "index.html", wildcard: true });
   app.get("/ui", (_req, reply) => reply.redirect("/ui/"));
 
-  app.register(async (api) => {
-    api.addHook("onRequest", async (req, reply) => {
-      const access = opts.access;
-      if (access.mode === "off" || !opts.warehouse) {
-        return fail(reply, new ReadError(404, "read_api_off", access.mode === "off" ? access.reason : "the read API is off"));
-      }
-      const scope = access.mode === "open" ? OPEN_SCOPE : access.tokens.match(req.headers.authorization);
-      if (!scope) {
-        reply.header("www-authenticate", 'Bearer realm="meshlook-read"');
-        return reply.code(401).send({ error: "unauthorized", message: "missing or unknown reader token" });
-      }
-      scopes.set(req, scope);
-    });
-    // Answers follow the data: never cached by the browser or a proxy past the next load.
-    api.addHook("onSend", async (_req, reply) => {
-      reply.header("cache-control", "no-store");
-    });
+  app.register(
+    async (api) => {
+      api.addHook("onRequest", async (req, reply) => {
+        const access = opts.access;
+        if (access.mode === "off" || !opts.warehouse) {
+          return fail(reply, new ReadError(404, "read_api_off", access.mode === "off" ? access.reason : "the read API is off"));
+        }
+        const scope = access.mode === "open" ? OPEN_SCOPE : access.tokens.match(req.headers.authorization);
+        if (!scope) {
+          reply.header("www-authenticate", 'Bearer realm="meshlook-read"');
+          return reply.code(401).send({ error: "unauthorized", message: "missing or unknown reader token" });
+        }
+        scopes.set(req, scope);
+      });
+      // Answers follow the data: never cached by the browser or a proxy past the next load.
+      api.addHook("onSend", async (_req, reply) => {
+        reply.header("cache-control", "no-store");
+      });
 
-    const handle =
-      (answer: (params: Params, scope: Scope) => Promise<unknown>) => async (req: FastifyRequest, reply: FastifyReply) => {
+      const handle = (answer: (params: Params, scope: Scope) => Promise<unknown>) => async (req: FastifyRequest, reply: FastifyReply) => {
         try {
           return await answer(req.query as Params, scopes.get(req)!);
         } catch (err) {
@@ -82,65 +82,106 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
           throw err;
         }
       };
-    const wh = opts.warehouse!;
-    const keyed = (name: string, params: Params, scope: Scope) => JSON.stringify([name, params, scope]);
+      const wh = opts.warehouse!;
+      const keyed = (name: string, params: Params, scope: Scope) => JSON.stringify([name, params, scope]);
 
-    api.get("/whoami", handle(async (_p, scope) => ({ namespaces: scope.namespaces, end_users: scope.endUsers, operator: isOperator(scope) })));
+      api.get(
+        "/whoami",
+        handle(async (_p, scope) => ({ namespaces: scope.namespaces, end_users: scope.endUsers, operator: isOperator(scope) })),
+      );
 
-    api.get("/schema", handle(async (_p, scope) => ({
-      dimensions: DIMENSIONS.filter((d) => d !== "end_user_principal" || scope.endUsers),
-      fields: FIELDS.filter((d) => d !== "end_user_principal" || scope.endUsers),
-      intervals: INTERVALS,
-      measures: ["requests", "errors", "error_rate", "requests_per_second", "request_bytes", "response_bytes", "mtls_requests", "mtls_share",
-        "latency_mean_ms", "latency_min_ms", "latency_max_ms", ...QUANTILE_FIELDS],
-    })));
+      api.get(
+        "/schema",
+        handle(async (_p, scope) => ({
+          dimensions: DIMENSIONS.filter((d) => d !== "end_user_principal" || scope.endUsers),
+          fields: FIELDS.filter((d) => d !== "end_user_principal" || scope.endUsers),
+          intervals: INTERVALS,
+          measures: [
+            "requests",
+            "errors",
+            "error_rate",
+            "requests_per_second",
+            "request_bytes",
+            "response_bytes",
+            "mtls_requests",
+            "mtls_share",
+            "latency_mean_ms",
+            "latency_min_ms",
+            "latency_max_ms",
+            ...QUANTILE_FIELDS,
+          ],
+        })),
+      );
 
-    api.get("/freshness", handle(async () => {
-      const f = await wh.freshness();
-      return { latest_load: f.latestLoadMs, latest_window_end: f.latestMinuteMs, now: now() };
-    }));
+      api.get(
+        "/freshness",
+        handle(async () => {
+          const f = await wh.freshness();
+          return { latest_load: f.latestLoadMs, latest_window_end: f.latestMinuteMs, now: now() };
+        }),
+      );
 
-    api.get("/traffic", handle(async (params, scope) => {
-      const q = parseTraffic(params, scope, now());
-      const { rows, hourlyHours } = await wh.cached(keyed("traffic", params, scope), () => wh.traffic(q, scope));
-      return { from: q.fromMs, to: q.toMs, reporter: q.reporter, group_by: q.groupBy, interval: q.interval, hourly_hours: hourlyHours, rows };
-    }));
+      api.get(
+        "/traffic",
+        handle(async (params, scope) => {
+          const q = parseTraffic(params, scope, now());
+          const { rows, hourlyHours } = await wh.cached(keyed("traffic", params, scope), () => wh.traffic(q, scope));
+          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, group_by: q.groupBy, interval: q.interval, hourly_hours: hourlyHours, rows };
+        }),
+      );
 
-    // Service graph: caller → callee at canonical-service grain (looker/views/service_edges.view.lkml).
-    api.get("/edges", handle(async (params, scope) => {
-      const q = parseTraffic({ ...params, group_by: "source_node,destination_node", interval: "none" }, scope, now());
-      const { rows } = await wh.cached(keyed("edges", params, scope), () => wh.traffic(q, scope));
-      return { from: q.fromMs, to: q.toMs, reporter: q.reporter, rows };
-    }));
+      // Service graph: caller → callee at canonical-service grain (looker/views/service_edges.view.lkml).
+      api.get(
+        "/edges",
+        handle(async (params, scope) => {
+          const q = parseTraffic({ ...params, group_by: "source_node,destination_node", interval: "none" }, scope, now());
+          const { rows } = await wh.cached(keyed("edges", params, scope), () => wh.traffic(q, scope));
+          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, rows };
+        }),
+      );
 
-    api.get("/identity-access", handle(async (params, scope) => {
-      const q = parseTraffic({ ...params, group_by: undefined, interval: "none", percentiles: "false" }, scope, now());
-      const rows = await wh.cached(keyed("identity", params, scope), () => wh.run(identityStatement(q, scope)));
-      return { from: q.fromMs, to: q.toMs, reporter: q.reporter, fields: IDENTITY_FIELDS, rows };
-    }));
+      api.get(
+        "/identity-access",
+        handle(async (params, scope) => {
+          const q = parseTraffic({ ...params, group_by: undefined, interval: "none", percentiles: "false" }, scope, now());
+          const rows = await wh.cached(keyed("identity", params, scope), () => wh.run(identityStatement(q, scope)));
+          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, fields: IDENTITY_FIELDS, rows };
+        }),
+      );
 
-    api.get("/sidecar-loss", handle(async (params, scope) => {
-      const { interval = "minute", destination_namespace, ...rest } = params;
-      const range = parseRange(rest, now());
-      if (interval !== "minute" && interval !== "hour" && interval !== "none") throw new ReadError(400, "bad_parameter", "interval: minute, hour or none");
-      const namespaces = parseFilters({ destination_namespace }, scope).destination_namespace ?? [];
-      const rows = await wh.cached(keyed("loss", params, scope), () => wh.run(lossStatement(range, interval, namespaces, scope)));
-      return { from: range.fromMs, to: range.toMs, rows };
-    }));
+      api.get(
+        "/sidecar-loss",
+        handle(async (params, scope) => {
+          const { interval = "minute", destination_namespace, ...rest } = params;
+          const range = parseRange(rest, now());
+          if (interval !== "minute" && interval !== "hour" && interval !== "none") throw new ReadError(400, "bad_parameter", "interval: minute, hour or none");
+          const namespaces = parseFilters({ destination_namespace }, scope).destination_namespace ?? [];
+          const rows = await wh.cached(keyed("loss", params, scope), () => wh.run(lossStatement(range, interval, namespaces, scope)));
+          return { from: range.fromMs, to: range.toMs, rows };
+        }),
+      );
 
-    api.get("/values", handle(async (params, scope) => {
-      const field = parseField(params, "dimension");
-      const q = parseTraffic({ ...params, dimension: undefined, percentiles: "false", interval: "none", limit: String(parseLimit(params, 500)) }, scope, now());
-      const rows = await wh.cached(keyed("values", params, scope), () => wh.run(valuesStatement(q, field, scope)));
-      return { dimension: field, values: rows.map((r) => r.value) };
-    }));
+      api.get(
+        "/values",
+        handle(async (params, scope) => {
+          const field = parseField(params, "dimension");
+          const q = parseTraffic({ ...params, dimension: undefined, percentiles: "false", interval: "none", limit: String(parseLimit(params, 500)) }, scope, now());
+          const rows = await wh.cached(keyed("values", params, scope), () => wh.run(valuesStatement(q, field, scope)));
+          return { dimension: field, values: rows.map((r) => r.value) };
+        }),
+      );
 
-    // The load ledger names pods in every namespace: operators (scope %) only, as can_see_collector_loads.
-    api.get("/loads", handle(async (params, scope) => {
-      if (!isOperator(scope)) throw new ReadError(403, "forbidden", "loads are visible to operator tokens (namespace scope %) only");
-      const range = parseRange(params, now());
-      const rows = await wh.cached(keyed("loads", params, scope), () => wh.run(loadsStatement(range)));
-      return { from: range.fromMs, to: range.toMs, rows };
-    }));
-  }, { prefix: API_PREFIX });
+      // The load ledger names pods in every namespace: operators (scope %) only, as can_see_collector_loads.
+      api.get(
+        "/loads",
+        handle(async (params, scope) => {
+          if (!isOperator(scope)) throw new ReadError(403, "forbidden", "loads are visible to operator tokens (namespace scope %) only");
+          const range = parseRange(params, now());
+          const rows = await wh.cached(keyed("loads", params, scope), () => wh.run(loadsStatement(range)));
+          return { from: range.fromMs, to: range.toMs, rows };
+        }),
+      );
+    },
+    { prefix: API_PREFIX },
+  );
 }

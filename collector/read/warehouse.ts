@@ -5,17 +5,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { meshQuantile, meshSketchAddInto, meshSketchMerge, type SketchJson } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
-import {
-  QUANTILES,
-  QUANTILE_FIELDS,
-  ReadError,
-  currentHoursStatement,
-  groupColumns,
-  sketchesStatement,
-  countersStatement,
-  type Statement,
-  type TrafficQuery,
-} from "./query.ts";
+import { QUANTILES, QUANTILE_FIELDS, ReadError, currentHoursStatement, groupColumns, sketchesStatement, countersStatement, type Statement, type TrafficQuery } from "./query.ts";
 
 export type Row = Record<string, string | number | boolean | null>;
 
@@ -139,7 +129,10 @@ export class ReadWarehouse {
     if (q.percentiles && counters.length > 0) {
       hours = await this.currentHours(q);
       for (const [key, sketch] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
-        quantiles.set(key, QUANTILES.map((p) => meshQuantile([sketch], p)));
+        quantiles.set(
+          key,
+          QUANTILES.map((p) => meshQuantile([sketch], p)),
+        );
       }
     }
     const rows = counters.map((r) => {

@@ -71,7 +71,12 @@ export class SendError extends Error {
 function exporterMetrics(registry: Registry) {
   const registers = [registry];
   return {
-    requests: new Counter({ name: "meshlook_remote_write_requests_total", help: "Remote-write requests the endpoint accepted, by kind (values, zeros)", labelNames: ["kind"] as const, registers }),
+    requests: new Counter({
+      name: "meshlook_remote_write_requests_total",
+      help: "Remote-write requests the endpoint accepted, by kind (values, zeros)",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
     samples: new Counter({ name: "meshlook_remote_write_samples_total", help: "Samples and native histograms the endpoint accepted", registers }),
     failures: new Counter({
       name: "meshlook_remote_write_failures_total",
@@ -79,11 +84,23 @@ function exporterMetrics(registry: Registry) {
       labelNames: ["reason"] as const,
       registers,
     }),
-    dropped: new Counter({ name: "meshlook_remote_write_dropped_requests_total", help: "Requests the endpoint refused with a 4xx other than 429 (not retried; later totals still carry their counts)", registers }),
+    dropped: new Counter({
+      name: "meshlook_remote_write_dropped_requests_total",
+      help: "Requests the endpoint refused with a 4xx other than 429 (not retried; later totals still carry their counts)",
+      registers,
+    }),
     summaries: new Counter({ name: "meshlook_remote_write_summaries_total", help: "Summaries added into the exported totals", registers }),
-    duplicates: new Counter({ name: "meshlook_remote_write_duplicates_total", help: "Summaries skipped because their producer had already delivered that sequence number", registers }),
+    duplicates: new Counter({
+      name: "meshlook_remote_write_duplicates_total",
+      help: "Summaries skipped because their producer had already delivered that sequence number",
+      registers,
+    }),
     undecodable: new Counter({ name: "meshlook_remote_write_undecodable_total", help: "Spooled records the exporter could not decode (skipped)", registers }),
-    overflowed: new Counter({ name: "meshlook_remote_write_overflow_updates_total", help: "Series updates folded into an overflow series (MESHLOOK_REMOTE_WRITE_MAX_SERIES reached)", registers }),
+    overflowed: new Counter({
+      name: "meshlook_remote_write_overflow_updates_total",
+      help: "Series updates folded into an overflow series (MESHLOOK_REMOTE_WRITE_MAX_SERIES reached)",
+      registers,
+    }),
     fastForwarded: new Counter({
       name: "meshlook_remote_write_unsent_summaries_total",
       help: "Summaries added into the totals without their own request because the backlog passed MESHLOOK_REMOTE_WRITE_MAX_LAG_BYTES (counts kept, time resolution lost)",
@@ -91,7 +108,11 @@ function exporterMetrics(registry: Registry) {
     }),
     series: new Gauge({ name: "meshlook_remote_write_series", help: "Label sets the exporter keeps totals for", registers }),
     lagBytes: new Gauge({ name: "meshlook_remote_write_lag_bytes", help: "Spool bytes not yet added into the exported totals", registers }),
-    lagSeconds: new Gauge({ name: "meshlook_remote_write_lag_seconds", help: "Age of the oldest received summary whose counts the endpoint has not accepted yet (0 when caught up)", registers }),
+    lagSeconds: new Gauge({
+      name: "meshlook_remote_write_lag_seconds",
+      help: "Age of the oldest received summary whose counts the endpoint has not accepted yet (0 when caught up)",
+      registers,
+    }),
     lastSuccess: new Gauge({ name: "meshlook_remote_write_last_success_timestamp_seconds", help: "Time of the last request the endpoint accepted", registers }),
   };
 }
@@ -174,7 +195,9 @@ export class RemoteWriteExporter {
   notReady(): string | undefined {
     if (this.settings.readyMaxLagS <= 0) return undefined;
     const lag = this.lagSeconds();
-    return lag > this.settings.readyMaxLagS ? `remote write is ${Math.round(lag)} s behind (limit ${this.settings.readyMaxLagS} s)${this.lastError ? `: ${this.lastError}` : ""}` : undefined;
+    return lag > this.settings.readyMaxLagS
+      ? `remote write is ${Math.round(lag)} s behind (limit ${this.settings.readyMaxLagS} s)${this.lastError ? `: ${this.lastError}` : ""}`
+      : undefined;
   }
 
   private lagSeconds(): number {
@@ -349,7 +372,8 @@ export class RemoteWriteExporter {
         const next = ids.find((id) => id > cursor.segment);
         if (next === undefined) return [];
         // Normal once the loader removed a segment the exporter had read to its end; otherwise summaries were lost to remote write.
-        if (this.buffered?.segment !== cursor.segment) this.log.warn({ from: cursor.segment, to: next }, "remote write: spool segment missing at the cursor; continuing at the next one");
+        if (this.buffered?.segment !== cursor.segment)
+          this.log.warn({ from: cursor.segment, to: next }, "remote write: spool segment missing at the cursor; continuing at the next one");
         this.state.cursor = { segment: next, offset: 0 };
         return this.nextRecords();
       }

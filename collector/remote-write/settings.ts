@@ -58,10 +58,6 @@ export function parseHeaders(raw: unknown): Record<string, string> {
 /** Labels added to every exported series, e.g. `cluster=prod-eu`. */
 export function parseExternalLabels(raw: unknown): Record<string, string> {
   return pairs(raw, "label", (name) =>
-    !LABEL_NAME.test(name) || name.startsWith("__")
-      ? "not a valid label name"
-      : OWN_LABELS.includes(name)
-        ? "is already a meshlook label"
-        : undefined,
+    !LABEL_NAME.test(name) || name.startsWith("__") ? "not a valid label name" : OWN_LABELS.includes(name) ? "is already a meshlook label" : undefined,
   );
 }

@@ -29,7 +29,6 @@ export const METADATA: MetricMetadata[] = [
   { type: "HISTOGRAM", metricFamilyName: METRIC.latency, help: "Request duration (native histogram of the sidecar's latency sketch)", unit: "microseconds" },
 ];
 
-
 /**
  * A producer not heard from for this long is forgotten. It outlasts the filter's longest wait before a
  * retry (1 h, docs/filter-config.md), so a retry of its last summary is still recognised.

@@ -79,9 +79,7 @@ export class DuckDBSink implements Sink {
   private async migrate(): Promise<void> {
     const c = this.connection;
     await c.run(createTableSql(SCHEMA_VERSION_TABLE, "duckdb"));
-    const done = new Set(
-      (await c.runAndReadAll(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name}`)).getRows().map((r) => Number(r[0])),
-    );
+    const done = new Set((await c.runAndReadAll(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name}`)).getRows().map((r) => Number(r[0])));
     for (const m of MIGRATIONS) {
       if (done.has(m.version)) continue;
       await this.transaction(async () => {

@@ -163,7 +163,10 @@ export async function compactAfterLoad(
     if (hours.length > 0) log?.debug({ hours: hours.length, waiting, oldest: hours[0].toISOString() }, "hourly rollup compacted");
     for (const f of failed) {
       const d = describe(f.err);
-      log?.warn({ ...d.fields, hour: f.hour.toISOString() }, `hourly rollup of ${f.hour.toISOString()} failed (${d.message}); later hours were compacted, the next load retries this one`);
+      log?.warn(
+        { ...d.fields, hour: f.hour.toISOString() },
+        `hourly rollup of ${f.hour.toISOString()} failed (${d.message}); later hours were compacted, the next load retries this one`,
+      );
     }
   } catch (err) {
     const d = describe(err);
@@ -171,4 +174,3 @@ export async function compactAfterLoad(
     log?.warn(d.fields, `hourly rollup compaction failed (${d.message}); the next load retries it`);
   }
 }
-

@@ -50,7 +50,13 @@ export function fileStamp(path: string): string {
 /** Problems with the Snowflake settings, each naming its setting; [] when they are usable. */
 export function checkSnowflakeSettings(s: SnowflakeSettings): string[] {
   const problems: string[] = [];
-  for (const [k, v] of [["ACCOUNT", s.account], ["USER", s.user], ["DATABASE", s.database], ["SCHEMA", s.schema], ["WAREHOUSE", s.warehouse]] as const) {
+  for (const [k, v] of [
+    ["ACCOUNT", s.account],
+    ["USER", s.user],
+    ["DATABASE", s.database],
+    ["SCHEMA", s.schema],
+    ["WAREHOUSE", s.warehouse],
+  ] as const) {
     if (!v) problems.push(`MESHLOOK_SNOWFLAKE_${k}: required when MESHLOOK_SINK=snowflake`);
   }
   if (s.account && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(s.account)) {
@@ -111,10 +117,13 @@ export function readCredential(s: SnowflakeSettings): Credential {
     throw new SnowflakeSinkError(
       "config",
       `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: ${keyFile} is not a PEM private key that ` +
-        (passphrase === undefined ? "opens without a passphrase (set MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE if it is encrypted)" : "the passphrase in MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE opens"),
+        (passphrase === undefined
+          ? "opens without a passphrase (set MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE if it is encrypted)"
+          : "the passphrase in MESHLOOK_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE opens"),
     );
   }
-  if (key.asymmetricKeyType !== "rsa") throw new SnowflakeSinkError("config", `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: ${keyFile} holds a ${key.asymmetricKeyType} key; Snowflake key-pair auth needs RSA`);
+  if (key.asymmetricKeyType !== "rsa")
+    throw new SnowflakeSinkError("config", `MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: ${keyFile} holds a ${key.asymmetricKeyType} key; Snowflake key-pair auth needs RSA`);
   const der = createPublicKey(key).export({ format: "der", type: "spki" });
   return {
     stamp,

@@ -121,10 +121,7 @@ export const SNOWFLAKE_SQL = {
   recordVersion:
     `MERGE INTO ${SCHEMA_VERSION_TABLE.name} AS v USING (SELECT ? AS version, ? AS name, ? AS applied_at) AS m ON v.version = m.version ` +
     `WHEN NOT MATCHED THEN INSERT (version, name, applied_at) VALUES (m.version, m.name, m.applied_at)`,
-  createBatchTable: createTableSql({ ...LEDGER_TABLE, name: BATCH_TABLE, primaryKey: undefined }, "snowflake").replace(
-    /^CREATE TABLE/,
-    "CREATE TEMPORARY TABLE",
-  ),
+  createBatchTable: createTableSql({ ...LEDGER_TABLE, name: BATCH_TABLE, primaryKey: undefined }, "snowflake").replace(/^CREATE TABLE/, "CREATE TEMPORARY TABLE"),
   clearBatch: `DELETE FROM ${BATCH_TABLE}`,
   fillBatch: `INSERT INTO ${BATCH_TABLE} (${LEDGER_COLUMNS.join(", ")}) VALUES (${placeholders(LEDGER_COLUMNS.length)})`,
   dropLedgered:
@@ -135,8 +132,7 @@ export const SNOWFLAKE_SQL = {
   claim:
     `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq ` +
     `WHEN NOT MATCHED THEN INSERT (${LEDGER_COLUMNS.join(", ")}) VALUES (${LEDGER_COLUMNS.map((c) => `b.${c}`).join(", ")})`,
-  claimedRows:
-    `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq`,
+  claimedRows: `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq`,
   insertFacts: `INSERT INTO ${FACT_TABLE.name} (${FACT_COLUMNS.join(", ")}) VALUES (${placeholders(FACT_COLUMNS.length)})`,
   insertLosses: `INSERT INTO ${LOSS_TABLE.name} (${LOSS_COLUMNS.join(", ")}) VALUES (${placeholders(LOSS_COLUMNS.length)})`,
   commit: "COMMIT",
@@ -269,10 +265,15 @@ export class SnowflakeSink implements Sink {
     const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
     if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
     const out = await this.withRetries("load", () => this.loadOnce(unique));
-    await compactAfterLoad(this.hourly, () => this.compaction(this.hourly.now()), this.log, (err) => {
-      const e = classify(err, "hourly rollup");
-      return { fields: { reason: e.reason, code: e.code }, message: e.message, reason: e.reason };
-    });
+    await compactAfterLoad(
+      this.hourly,
+      () => this.compaction(this.hourly.now()),
+      this.log,
+      (err) => {
+        const e = classify(err, "hourly rollup");
+        return { fields: { reason: e.reason, code: e.code }, message: e.message, reason: e.reason };
+      },
+    );
     return { ...out, duplicates: out.duplicates + inBatch };
   }
 
@@ -297,8 +298,7 @@ export class SnowflakeSink implements Sink {
     return compactStaleHours(
       this.hourly,
       nowMs,
-      async (from, cutoff) =>
-        (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(from), sqlTimestamp(cutoff), sqlTimestamp(from)])).rows.map((r) => timestampMs(r.HOUR)),
+      async (from, cutoff) => (await this.exec(c, SNOWFLAKE_SQL.staleHours, [sqlTimestamp(from), sqlTimestamp(cutoff), sqlTimestamp(from)])).rows.map((r) => timestampMs(r.HOUR)),
       (h) =>
         this.transaction(c, async () => {
           await this.takeLock(c, "hourly");

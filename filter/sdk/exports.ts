@@ -12,7 +12,9 @@ export { malloc } from "./memory";
 export abstract class Root {
   constructor(public readonly id: u32) {}
   /** The VM started (once per VM, on the first root context). */
-  onVmStart(): bool { return true; }
+  onVmStart(): bool {
+    return true;
+  }
   /** New plugin configuration (null when empty). Returning false makes Envoy refuse the plugin. */
   abstract onConfigure(config: HostBytes | null): bool;
   abstract onTick(): void;
@@ -24,7 +26,9 @@ export abstract class Root {
    * The VM is shutting down. Answer false to finish later with finishShutdown() (proxy_done): Envoy
    * keeps the VM until then.
    */
-  onDone(): bool { return true; }
+  onDone(): bool {
+    return true;
+  }
 }
 
 type RootFactory = (id: u32) => Root;

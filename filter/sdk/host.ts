@@ -90,8 +90,7 @@ export function readBuffer(kind: BufferTypeValues, length: u32, into: HostBytes)
 export function readHttpCallResponseHeader(name: ArrayBuffer, into: HostBytes): bool {
   store<usize>(OUT, 0);
   store<u32>(OUT, 0, 4);
-  return into.take(proxy_get_header_map_value(
-    HeaderMapTypeValues.HttpCallResponseHeaders, changetype<usize>(name), name.byteLength, OUT, OUT + 4));
+  return into.take(proxy_get_header_map_value(HeaderMapTypeValues.HttpCallResponseHeaders, changetype<usize>(name), name.byteLength, OUT, OUT + 4));
 }
 
 /** Host clock in nanoseconds since the epoch; 0 if the host refuses. */
@@ -154,11 +153,17 @@ const noTrailers = new HeaderList().serialize();
 export function httpCall(cluster: ArrayBuffer, headers: ArrayBuffer, body: Uint8Array, timeoutMs: u32): i64 {
   store<u32>(OUT, 0, 4);
   let status = proxy_http_call(
-    changetype<usize>(cluster), cluster.byteLength,
-    changetype<usize>(headers), headers.byteLength,
-    body.dataStart, body.byteLength,
-    changetype<usize>(noTrailers), noTrailers.byteLength,
-    timeoutMs, OUT + 4);
+    changetype<usize>(cluster),
+    cluster.byteLength,
+    changetype<usize>(headers),
+    headers.byteLength,
+    body.dataStart,
+    body.byteLength,
+    changetype<usize>(noTrailers),
+    noTrailers.byteLength,
+    timeoutMs,
+    OUT + 4,
+  );
   if (status != WasmResultValues.Ok) return -1;
   return <i64>load<u32>(OUT, 4);
 }
@@ -186,14 +191,26 @@ export function isValidUtf8(ptr: usize, len: i32): bool {
   let i = 0;
   while (i < len) {
     let b0 = <u32>load<u8>(ptr + i);
-    if (b0 < 0x80) { i++; continue; }
+    if (b0 < 0x80) {
+      i++;
+      continue;
+    }
     let need = 0;
     let min: u32 = 0;
     let cp: u32 = 0;
-    if ((b0 & 0xe0) == 0xc0) { need = 1; min = 0x80; cp = b0 & 0x1f; }
-    else if ((b0 & 0xf0) == 0xe0) { need = 2; min = 0x800; cp = b0 & 0x0f; }
-    else if ((b0 & 0xf8) == 0xf0) { need = 3; min = 0x10000; cp = b0 & 0x07; }
-    else return false;
+    if ((b0 & 0xe0) == 0xc0) {
+      need = 1;
+      min = 0x80;
+      cp = b0 & 0x1f;
+    } else if ((b0 & 0xf0) == 0xe0) {
+      need = 2;
+      min = 0x800;
+      cp = b0 & 0x0f;
+    } else if ((b0 & 0xf8) == 0xf0) {
+      need = 3;
+      min = 0x10000;
+      cp = b0 & 0x07;
+    } else return false;
     if (i + need >= len) return false;
     for (let k = 1; k <= need; k++) {
       let b = <u32>load<u8>(ptr + i + k);

@@ -11,9 +11,7 @@ export interface CallTarget {
   port: number;
 }
 
-export type CallOutcome =
-  | { kind: "response"; headers: [string, string][]; body: Uint8Array; trailers: [string, string][] }
-  | { kind: "reset" };
+export type CallOutcome = { kind: "response"; headers: [string, string][]; body: Uint8Array; trailers: [string, string][] } | { kind: "reset" };
 
 function localReply(status: number, body: string): CallOutcome {
   const b = new TextEncoder().encode(body);
@@ -30,10 +28,8 @@ function localReply(status: number, body: string): CallOutcome {
 }
 
 const CONNECT_FAILURE =
-  "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, " +
-  "transport failure reason: delayed connect error: Connection refused";
-const CONNECTION_TERMINATION =
-  "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+  "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, " + "transport failure reason: delayed connect error: Connection refused";
+const CONNECTION_TERMINATION = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
 const TIMEOUT = "upstream request timeout";
 
 /**

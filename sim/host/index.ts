@@ -12,8 +12,20 @@ export type { StreamAttributes } from "./properties.ts";
 export { peerInfo, peerFieldObject, flatNodePeer, jwtAuthnMetadata, metadataMessage, RESPONSE_FLAGS, responseFlags } from "./istio.ts";
 export type { PeerInfo } from "./istio.ts";
 export {
-  str, bytes, int, uint, double, bool, duration, timestamp,
-  Typed, Message, FieldObject, encodePairs, decodePairs, serialize,
+  str,
+  bytes,
+  int,
+  uint,
+  double,
+  bool,
+  duration,
+  timestamp,
+  Typed,
+  Message,
+  FieldObject,
+  encodePairs,
+  decodePairs,
+  serialize,
 } from "./values.ts";
 export type { Attr, Kind, NodeInfo } from "./values.ts";
 export type { LogEntry, LogLevel, Metric, MetricType } from "./shared.ts";

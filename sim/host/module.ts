@@ -43,7 +43,10 @@ export class WasmParseError extends Error {}
 
 class Reader {
   pos = 0;
-  constructor(private readonly b: Uint8Array, readonly end = b.length) {}
+  constructor(
+    private readonly b: Uint8Array,
+    readonly end = b.length,
+  ) {}
   byte(): number {
     if (this.pos >= this.end) throw new WasmParseError("Failed to parse corrupted Wasm module");
     return this.b[this.pos++];

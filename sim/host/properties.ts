@@ -277,14 +277,9 @@ function fromUpstream(s: StreamView): boolean {
 }
 
 /** Wasm-only top-level names Envoy removed in 1.33; served from attributes.xds when enabled. */
-const LEGACY = new Set([
-  "cluster_name", "cluster_metadata", "route_name", "route_metadata", "listener_direction", "listener_metadata",
-  "upstream_host_metadata",
-]);
+const LEGACY = new Set(["cluster_name", "cluster_metadata", "route_name", "route_metadata", "listener_direction", "listener_metadata", "upstream_host_metadata"]);
 
-const STREAM_TOPS = new Set([
-  "request", "response", "connection", "upstream", "source", "destination", "metadata", "filter_state", "upstream_filter_state",
-]);
+const STREAM_TOPS = new Set(["request", "response", "connection", "upstream", "source", "destination", "metadata", "filter_state", "upstream_filter_state"]);
 
 export interface ParsedPath {
   path: string;

@@ -8,15 +8,7 @@ import { ManualClock, type Clock, type Timer } from "./clock.ts";
 import { HeaderMap, type HeaderInput } from "./headers.ts";
 import { parseTarget, sendHttpCall, type CallTarget } from "./http-call.ts";
 import { Phase, type PluginView, type StreamAttributes } from "./properties.ts";
-import {
-  LOG_LEVELS,
-  SharedData,
-  SharedQueues,
-  type LogEntry,
-  type LogLevel,
-  type Metric,
-  type MetricType,
-} from "./shared.ts";
+import { LOG_LEVELS, SharedData, SharedQueues, type LogEntry, type LogLevel, type Metric, type MetricType } from "./shared.ts";
 import { nodeMessage, type NodeInfo } from "./values.ts";
 import { R, Vm, type Ctx, type PendingCall, type StreamState, type VmHost } from "./vm.ts";
 
@@ -474,7 +466,10 @@ export class Sidecar {
   private run(a: ActiveStream): void {
     const { vm, ctx, s, input, result } = a;
     for (;;) {
-      if (vm.failed) return this.done(a, this.afterTrap(vm, ctx, s, input, result));
+      if (vm.failed) {
+        this.done(a, this.afterTrap(vm, ctx, s, input, result));
+        return;
+      }
       switch (a.step++) {
         case Step.RequestHeaders: {
           const more = s.requestBody.length > 0 || s.requestTrailers !== null;
@@ -516,7 +511,8 @@ export class Sidecar {
           break;
         default:
           this.endStream(vm, ctx, s);
-          return this.done(a, vm.failed ? this.afterTrap(vm, ctx, s, input, result) : this.finish(s, result));
+          this.done(a, vm.failed ? this.afterTrap(vm, ctx, s, input, result) : this.finish(s, result));
+          return;
       }
     }
   }
@@ -763,10 +759,7 @@ export class Sidecar {
     const call = sendHttpCall(target, headers, body, timeoutMs, this.clock, this.agent);
     return {
       done: call.done.then((outcome) => {
-        record.outcome =
-          outcome.kind === "reset"
-            ? { status: null, body: new Uint8Array(0) }
-            : { status: Number(outcome.headers[0][1]), body: outcome.body };
+        record.outcome = outcome.kind === "reset" ? { status: null, body: new Uint8Array(0) } : { status: Number(outcome.headers[0][1]), body: outcome.body };
         return outcome;
       }),
       cancel: call.cancel,
@@ -796,9 +789,7 @@ export class Sidecar {
   /** Messages logged at the given level (or at it and above with `andAbove`). */
   logMessages(level: LogLevel, andAbove = false): string[] {
     const min = LOG_LEVELS.indexOf(level);
-    return this.logs
-      .filter((e) => (andAbove ? LOG_LEVELS.indexOf(e.level) >= min : e.level === level))
-      .map((e) => e.message);
+    return this.logs.filter((e) => (andAbove ? LOG_LEVELS.indexOf(e.level) >= min : e.level === level)).map((e) => e.message);
   }
 
   private defineMetric(type: MetricType, name: string) {

@@ -36,19 +36,7 @@ export class FieldObject {
 /** CEL null (a google.protobuf.Value null): present, but Envoy cannot serialize it. */
 export const NULL_VALUE = Object.freeze({ null: true as const });
 
-export type Attr =
-  | typeof NULL_VALUE
-  | string
-  | boolean
-  | number
-  | bigint
-  | Uint8Array
-  | Date
-  | Typed
-  | Message
-  | FieldObject
-  | Attr[]
-  | { [key: string]: Attr | undefined };
+export type Attr = typeof NULL_VALUE | string | boolean | number | bigint | Uint8Array | Date | Typed | Message | FieldObject | Attr[] | { [key: string]: Attr | undefined };
 
 export const str = (v: string) => new Typed("string", v);
 export const bytes = (v: Uint8Array | string) => new Typed("bytes", typeof v === "string" ? new TextEncoder().encode(v) : v);
@@ -59,8 +47,7 @@ export const bool = (v: boolean) => new Typed("bool", v);
 /** A duration given in nanoseconds. */
 export const duration = (ns: number | bigint) => new Typed("duration", BigInt(ns));
 /** A timestamp given as a Date or as nanoseconds since the Unix epoch. */
-export const timestamp = (t: Date | number | bigint) =>
-  new Typed("timestamp", t instanceof Date ? BigInt(t.getTime()) * 1_000_000n : BigInt(t));
+export const timestamp = (t: Date | number | bigint) => new Typed("timestamp", t instanceof Date ? BigInt(t.getTime()) * 1_000_000n : BigInt(t));
 
 /** Encoded property bytes; a string stands for its UTF-8 bytes and is written without a copy. */
 export type Encoded = Uint8Array | string;

@@ -108,27 +108,60 @@ const WASI_NOENT = 44;
 const WASI_ENOTDIR = 20;
 
 /** Host functions the module may call while Envoy runs _initialize/_start (startVm). */
-const START_ALLOWED = new Set(
-  [
-    "env.emscripten_notify_memory_growth",
-    "env.proxy_log",
-    ...[
-      "fd_write", "args_sizes_get", "args_get", "environ_sizes_get", "environ_get", "clock_time_get", "clock_res_get",
-      "random_get", "poll_oneoff", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_advise", "fd_allocate", "fd_datasync",
-      "fd_fdstat_set_rights", "fd_filestat_get", "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread",
-      "fd_prestat_dir_name", "fd_prestat_get", "fd_pwrite", "fd_readdir", "fd_renumber", "fd_sync", "fd_tell",
-      "path_create_directory", "path_filestat_get", "path_filestat_set_times", "path_link", "path_readlink",
-      "path_remove_directory", "path_rename", "path_symlink", "path_unlink_file", "sock_accept", "sock_recv",
-      "sock_send", "sock_shutdown",
-    ].flatMap((f) => [`wasi_unstable.${f}`, `wasi_snapshot_preview1.${f}`]),
-  ],
-);
+const START_ALLOWED = new Set([
+  "env.emscripten_notify_memory_growth",
+  "env.proxy_log",
+  ...[
+    "fd_write",
+    "args_sizes_get",
+    "args_get",
+    "environ_sizes_get",
+    "environ_get",
+    "clock_time_get",
+    "clock_res_get",
+    "random_get",
+    "poll_oneoff",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_advise",
+    "fd_allocate",
+    "fd_datasync",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_dir_name",
+    "fd_prestat_get",
+    "fd_pwrite",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_sync",
+    "fd_tell",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
+  ].flatMap((f) => [`wasi_unstable.${f}`, `wasi_snapshot_preview1.${f}`]),
+]);
 /** Host functions allowed while the host runs the module's allocator (allocMemory). */
 const MALLOC_ALLOWED = new Set([
   "env.proxy_log",
-  "wasi_unstable.fd_write", "wasi_snapshot_preview1.fd_write",
-  "wasi_unstable.clock_time_get", "wasi_snapshot_preview1.clock_time_get",
-  "wasi_unstable.poll_oneoff", "wasi_snapshot_preview1.poll_oneoff",
+  "wasi_unstable.fd_write",
+  "wasi_snapshot_preview1.fd_write",
+  "wasi_unstable.clock_time_get",
+  "wasi_snapshot_preview1.clock_time_get",
+  "wasi_unstable.poll_oneoff",
+  "wasi_snapshot_preview1.poll_oneoff",
 ]);
 
 class RestrictedCall extends Error {
@@ -275,7 +308,7 @@ export class Vm implements QueueOwner {
   fail(fn: string, err: unknown) {
     if (this.failed) return;
     this.failed = true;
-    const reason = err instanceof RestrictedCall ? "restricted_callback" : (err as Error)?.message ?? String(err);
+    const reason = err instanceof RestrictedCall ? "restricted_callback" : ((err as Error)?.message ?? String(err));
     this.failure = `Function: ${fn} failed: ${reason}`;
     for (const c of this.calls.values()) c.cancel();
     this.calls.clear();
@@ -754,8 +787,14 @@ export class Vm implements QueueOwner {
       proxy_get_configuration: (ptrPtr: number, sizePtr: number) => this.copyOut(this.configuring ?? host.vmConfig, ptrPtr, sizePtr),
       proxy_close_stream: (type: number) => (type >>> 0 > 3 ? R.BadArgument : R.Ok),
       proxy_send_local_response: (
-        code: number, detailsPtr: number, detailsSize: number, bodyPtr: number, bodySize: number,
-        headersPtr: number, headersSize: number, grpcStatus: number,
+        code: number,
+        detailsPtr: number,
+        detailsSize: number,
+        bodyPtr: number,
+        bodySize: number,
+        headersPtr: number,
+        headersSize: number,
+        grpcStatus: number,
       ) => {
         const details = this.stringAt(detailsPtr, detailsSize);
         const body = this.bytesAt(bodyPtr, bodySize);
@@ -896,8 +935,16 @@ export class Vm implements QueueOwner {
 
       // ---- HTTP and gRPC callouts
       proxy_http_call: (
-        uriPtr: number, uriSize: number, headersPtr: number, headersSize: number, bodyPtr: number, bodySize: number,
-        trailersPtr: number, trailersSize: number, timeoutMs: number, tokenPtr: number,
+        uriPtr: number,
+        uriSize: number,
+        headersPtr: number,
+        headersSize: number,
+        bodyPtr: number,
+        bodySize: number,
+        trailersPtr: number,
+        trailersSize: number,
+        timeoutMs: number,
+        tokenPtr: number,
       ) => {
         const root = this.rootOf(this.ctx());
         const cluster = this.stringAt(uriPtr, uriSize);
@@ -1045,8 +1092,7 @@ export class Vm implements QueueOwner {
       "wasi.fd_filestat_get": () => WASI_EBADF,
       "wasi.fd_prestat_get": () => WASI_EBADF,
       "wasi.fd_prestat_dir_name": () => WASI_ENOSYS,
-      "wasi.fd_readdir": (_fd: number, _buf: number, _len: number, _cookie: bigint, nreadPtr: number) =>
-        this.setU32(nreadPtr, 0) ? WASI_ENOTDIR : WASI_EFAULT,
+      "wasi.fd_readdir": (_fd: number, _buf: number, _len: number, _cookie: bigint, nreadPtr: number) => (this.setU32(nreadPtr, 0) ? WASI_ENOTDIR : WASI_EFAULT),
       "wasi.fd_renumber": (fd: number, to: number) => (stdFdOnly(fd) || stdFdOnly(to) ? WASI_EBADF : WASI_ENOTSUP),
       "wasi.fd_tell": (fd: number, retPtr: number) => {
         if (fd !== 1 && fd !== 2) return WASI_EBADF;
@@ -1057,8 +1103,7 @@ export class Vm implements QueueOwner {
       "wasi.path_create_directory": () => WASI_ENOTSUP,
       "wasi.path_filestat_set_times": () => WASI_ENOTSUP,
       "wasi.path_link": () => WASI_ENOTSUP,
-      "wasi.path_readlink": (_fd: number, _p: number, _l: number, _b: number, _bl: number, retPtr: number) =>
-        this.setU32(retPtr, 0) ? WASI_ENOTSUP : WASI_EFAULT,
+      "wasi.path_readlink": (_fd: number, _p: number, _l: number, _b: number, _bl: number, retPtr: number) => (this.setU32(retPtr, 0) ? WASI_ENOTSUP : WASI_EFAULT),
       "wasi.path_remove_directory": () => WASI_ENOTSUP,
       "wasi.path_rename": () => WASI_ENOTSUP,
       "wasi.path_symlink": () => WASI_ENOTSUP,

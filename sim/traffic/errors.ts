@@ -11,9 +11,5 @@ export const FAILURE_FLAGS_MASK = 0x3fffffff & ~flagMask("DI", "RFCF");
  * gRPC status other than OK (0), or a failure response flag. `grpcStatus` is -1 when absent.
  */
 export function isError(responseCode: number, grpcStatus: number, responseFlags: number): boolean {
-  return (
-    (responseCode >= 500 && responseCode <= 599) ||
-    grpcStatus > 0 ||
-    (responseFlags & FAILURE_FLAGS_MASK) !== 0
-  );
+  return (responseCode >= 500 && responseCode <= 599) || grpcStatus > 0 || (responseFlags & FAILURE_FLAGS_MASK) !== 0;
 }

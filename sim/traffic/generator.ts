@@ -170,8 +170,7 @@ export class TrafficGenerator {
     const grpc = service.protocol === "grpc";
     const sourceReports = source.proxy === "sidecar" || source.proxy === "gateway";
     const path = service.paths.length === 1 ? service.paths[0] : service.paths[rng.int(service.paths.length)];
-    const endUser =
-      call.endUserRate > 0 && rng.next() < call.endUserRate ? call.endUsers[rng.int(call.endUsers.length)] : null;
+    const endUser = call.endUserRate > 0 && rng.next() < call.endUserRate ? call.endUsers[rng.int(call.endUsers.length)] : null;
     const seconds = offsetNs / 1e9;
 
     let responseCode: number;

@@ -217,7 +217,7 @@ export function defineMesh(spec: MeshSpec): MeshModel {
     const proxy = w.proxy ?? "sidecar";
     const sa = w.serviceAccount ?? w.name;
     const app = w.app ?? w.name.replace(/-v\d+$/, "");
-    const version = w.version ?? (/-(v\d+)$/.exec(w.name)?.[1] ?? "");
+    const version = w.version ?? /-(v\d+)$/.exec(w.name)?.[1] ?? "";
     const b = w.behaviour ?? {};
     return {
       id,

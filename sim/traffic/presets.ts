@@ -78,8 +78,28 @@ export function bookinfo(options: BookinfoOptions = {}): MeshModel {
 }
 
 const APP_WORDS = [
-  "api", "web", "cart", "orders", "catalog", "inventory", "pricing", "auth", "users", "search", "index",
-  "ledger", "billing", "notify", "reports", "events", "media", "profile", "reco", "geo", "tax", "fraud",
+  "api",
+  "web",
+  "cart",
+  "orders",
+  "catalog",
+  "inventory",
+  "pricing",
+  "auth",
+  "users",
+  "search",
+  "index",
+  "ledger",
+  "billing",
+  "notify",
+  "reports",
+  "events",
+  "media",
+  "profile",
+  "reco",
+  "geo",
+  "tax",
+  "fraud",
 ];
 
 export interface MixedOptions {

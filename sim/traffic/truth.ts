@@ -172,12 +172,8 @@ export class GroundTruth {
   private seriesIndex(request: SimRequest, reporter: Reporter): number {
     // Ids stay below 2^16 and services below 2^12 in any mesh this simulator builds; the products are
     // exact integers well under 2^53.
-    const edge =
-      ((request.source.id * 65536 + request.destination.id) * 4096 + request.service.id) * 2 + (reporter === "source" ? 0 : 1);
-    const outcome =
-      ((request.responseCode * 32 + request.grpcStatus + 1) * 4 + (request.mtls ? 2 : 0) + (request.upstreamConnected ? 1 : 0)) *
-        0x8000000 +
-      request.responseFlags;
+    const edge = ((request.source.id * 65536 + request.destination.id) * 4096 + request.service.id) * 2 + (reporter === "source" ? 0 : 1);
+    const outcome = ((request.responseCode * 32 + request.grpcStatus + 1) * 4 + (request.mtls ? 2 : 0) + (request.upstreamConnected ? 1 : 0)) * 0x8000000 + request.responseFlags;
     if (request.endUser !== null && reporter === "destination" && this.options.endUserPrincipal) {
       const facts = `${edge}:${outcome}:${request.endUser}`;
       let index = this.byUserFacts.get(facts);

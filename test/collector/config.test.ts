@@ -27,11 +27,9 @@ describe("collector configuration", () => {
   });
 
   it("gathers every problem at once, each naming its setting", () => {
-    expect(
-      problems({ MESHLOOK_PORT: "80a", MESHLOOK_LOAD_INTERVAL_S: "0", MESHLOOK_SINK: "postgres", MESHLOOK_AUTH_DISABLED: "maybe" }),
-    ).toEqual([
+    expect(problems({ MESHLOOK_PORT: "80a", MESHLOOK_LOAD_INTERVAL_S: "0", MESHLOOK_SINK: "postgres", MESHLOOK_AUTH_DISABLED: "maybe" })).toEqual([
       'MESHLOOK_PORT: must be an integer, got "80a"',
-      "MESHLOOK_SINK: must be one of duckdb, snowflake, got \"postgres\"",
+      'MESHLOOK_SINK: must be one of duckdb, snowflake, got "postgres"',
       "MESHLOOK_LOAD_INTERVAL_S: must be between 1 and 3600, got 0",
       'MESHLOOK_AUTH_DISABLED: must be true or false, got "maybe"',
     ]);
@@ -64,10 +62,7 @@ describe("collector configuration", () => {
     writeFileSync(file, "port: 9000\nload_interval_s: 30\ningest_tokens: [a, b]\n");
     expect(loadConfig({ MESHLOOK_CONFIG: file, MESHLOOK_PORT: "9001" })).toMatchObject({ port: 9001, loadIntervalS: 30, ingestTokens: ["a", "b"] });
     writeFileSync(file, "prot: 9000\nport: -1\n");
-    expect(problems({ MESHLOOK_CONFIG: file })).toEqual([
-      `prot (in ${file}): unknown setting`,
-      `port (in ${file}): must be between 0 and 65535, got -1`,
-    ]);
+    expect(problems({ MESHLOOK_CONFIG: file })).toEqual([`prot (in ${file}): unknown setting`, `port (in ${file}): must be between 0 and 65535, got -1`]);
   });
 
   describe("with MESHLOOK_SINK=snowflake", () => {
@@ -83,7 +78,11 @@ describe("collector configuration", () => {
       MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: keyFile,
       ...over,
     });
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
     writeFileSync(keyFile, privateKey);
 
     it("loads at the Snowflake default interval unless one is set (environment or file)", () => {

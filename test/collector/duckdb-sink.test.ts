@@ -19,9 +19,7 @@ describe("DuckDB sink", () => {
     for (let i = 0; i < 2; i++) {
       const sink = new DuckDBSink(path);
       await sink.open();
-      expect(await rows(sink, "SELECT version FROM meshlook_schema_version ORDER BY version")).toEqual(
-        MIGRATIONS.map((m) => ({ version: m.version })),
-      );
+      expect(await rows(sink, "SELECT version FROM meshlook_schema_version ORDER BY version")).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
       for (const [table, cols] of tablesAfterMigrations()) {
         const got = await rows(sink, `SELECT column_name FROM information_schema.columns WHERE table_name = '${table}' ORDER BY ordinal_position`);
         expect(got.map((r) => r.column_name)).toEqual(cols);
@@ -58,7 +56,10 @@ describe("DuckDB sink", () => {
     expect(tot.n).toBe(BigInt(all.length));
     expect(tot.sum).toBe(BigInt(all.reduce((x, y) => x + y, 0)));
     expect([tot.mn, tot.mx]).toEqual([BigInt(all[0]), BigInt(all[all.length - 1])]);
-    for (const [q, got] of [[0.99, tot.p99], [0.5, tot.p50]] as const) {
+    for (const [q, got] of [
+      [0.99, tot.p99],
+      [0.5, tot.p50],
+    ] as const) {
       const exact = all[Math.ceil(q * all.length) - 1];
       expect(Math.abs((got as number) - exact) / exact).toBeLessThan(0.01);
     }
@@ -80,9 +81,7 @@ describe("DuckDB sink", () => {
     const bad = summary(7, 60_000, [series("a", [5, 6])]);
     bad.series[0].requests = 1.5; // not an integer: the fact append throws after the ledger lookup
     await expect(sink.load([summary(6, 60_000, [series("a", [1])]), bad])).rejects.toThrow();
-    expect(await rows(sink, "SELECT (SELECT COUNT(*) FROM mesh_traffic_minute) AS f, (SELECT COUNT(*) FROM mesh_load_ledger) AS l")).toEqual([
-      { f: 0n, l: 0n },
-    ]);
+    expect(await rows(sink, "SELECT (SELECT COUNT(*) FROM mesh_traffic_minute) AS f, (SELECT COUNT(*) FROM mesh_load_ledger) AS l")).toEqual([{ f: 0n, l: 0n }]);
     expect(await sink.load([summary(6, 60_000, [series("a", [1])])])).toEqual({ loaded: 1, duplicates: 0, rows: 1 });
     await sink.close();
   });

@@ -33,7 +33,7 @@ export function sketchOf(values: number[], scale: number): SketchJson {
 }
 
 let seed = 42;
-export const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+export const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 export const latencies = (n: number) => Array.from({ length: n }, () => (rand() < 0.02 ? 0 : Math.floor(Math.exp(rand() * 14))));
 
 export const dims = (service: string, code = 200): Record<Dimension, string | number> =>
@@ -64,7 +64,6 @@ export const summary = (seq: number, endMs: number, s: DecodedSeries[], producer
   windowEndMs: endMs,
   series: s,
 });
-
 
 /** Expected warehouse totals per destination_service, computed from the input summaries. */
 export function totals(summaries: readonly DecodedSummary[]): Record<string, { requests: number; latencySumUs: number }> {
@@ -110,7 +109,9 @@ export async function metricValues(c: RunningCollector): Promise<Map<string, num
   const out = new Map<string, number>();
   for (const fam of parsePrometheus(res.body)) {
     for (const m of fam.metrics) {
-      const labels = Object.entries(m.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+      const labels = Object.entries(m.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",");
       out.set(labels ? `${fam.name}{${labels}}` : fam.name, Number(m.value ?? m.count));
     }
   }

@@ -19,18 +19,19 @@ const config = (name: string, hourlyMaxHoursPerLoad = 24) => testCollectorConfig
 
 describe("collector with the DuckDB sink", () => {
   it("rolls the closed hours it loads up into mesh_traffic_hour, equal to the minutes it loaded", async () => {
-    const c = await startCollector(
-      config("all"),
-      pino({ level: "silent" }),
-      { listen: false },
-    );
+    const c = await startCollector(config("all"), pino({ level: "silent" }), { listen: false });
     try {
       // Minutes of the first two hours of 1970: long closed by the wall clock the sink uses.
       const sent = [0, 1].flatMap((h) =>
         [5, 30, 59].map((m, i) => summary(h * 10 + i + 1, h * 3_600_000 + m * 60_000 + 10_000, [series("a", latencies(30)), series("b", latencies(20))])),
       );
       for (const s of sent) {
-        const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+        const res = await c.app.inject({
+          method: "POST",
+          url: "/v1/summaries",
+          payload: Buffer.from(encode(s)),
+          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
+        });
         expect(res.statusCode).toBe(200);
       }
       await c.loader.loadNow();
@@ -55,19 +56,25 @@ describe("collector with the DuckDB sink", () => {
     let seq = 0;
     const post = async (hour: number) => {
       const s = summary(++seq, hour * 3_600_000 + 20 * 60_000, [series("a", latencies(10))]);
-      const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+      const res = await c.app.inject({
+        method: "POST",
+        url: "/v1/summaries",
+        payload: Buffer.from(encode(s)),
+        headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
+      });
       expect(res.statusCode).toBe(200);
     };
     const conn = (c.sink as DuckDBSink).connection;
-    const hoursIn = async () => (await conn.runAndReadAll("SELECT DISTINCT hour FROM mesh_traffic_hour ORDER BY hour")).getRowObjectsJS().map((r) => (r.hour as Date).getTime() / 3_600_000);
+    const hoursIn = async () =>
+      (await conn.runAndReadAll("SELECT DISTINCT hour FROM mesh_traffic_hour ORDER BY hour")).getRowObjectsJS().map((r) => (r.hour as Date).getTime() / 3_600_000);
     const metrics = async () => {
       const m = await metricValues(c);
       return {
         compacted: m.get("meshlook_hourly_hours_compacted_total"),
         waiting: m.get("meshlook_hourly_hours_waiting"),
         runs: m.get("meshlook_hourly_compaction_duration_seconds"),
-        failed: m.get('meshlook_hourly_compaction_failures_total{reason=duckdb}'),
-        loadFailed: m.get('meshlook_load_failures_total{reason=duckdb}'),
+        failed: m.get("meshlook_hourly_compaction_failures_total{reason=duckdb}"),
+        loadFailed: m.get("meshlook_load_failures_total{reason=duckdb}"),
       };
     };
     try {

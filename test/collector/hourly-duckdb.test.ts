@@ -126,7 +126,9 @@ describe("hourly rollup (DuckDB sink)", () => {
     // behind the sink's back into hour 0 stays out of the rollup until the next hour closes.
     const hourRows = "SELECT SUM(minute_rows) AS n FROM mesh_traffic_hour";
     const [{ n: settledRows }] = await rows(sink, hourRows);
-    await sink.connection.run(`INSERT INTO mesh_traffic_minute SELECT * FROM mesh_traffic_minute WHERE minute = TIMESTAMP '${new Date(H0).toISOString().slice(0, 19).replace("T", " ")}' LIMIT 1`);
+    await sink.connection.run(
+      `INSERT INTO mesh_traffic_minute SELECT * FROM mesh_traffic_minute WHERE minute = TIMESTAMP '${new Date(H0).toISOString().slice(0, 19).replace("T", " ")}' LIMIT 1`,
+    );
     await sink.load([add(3, 40, "a", latencies(3))]);
     expect(await rows(sink, hourRows)).toEqual([{ n: settledRows }]);
     now = H0 + 4 * H + 5 * 60_000;

@@ -24,12 +24,7 @@ describe("xfccPeer", () => {
     // A left-to-right quote scan treats the client's unbalanced quote as opening a Subject, swallows
     // the comma Envoy wrote, and reads the client's URI.
     const sidecar = own("spiffe://cluster.local/ns/shop/sa/reviews");
-    for (const client of [
-      'URI=spiffe://cluster.local/ns/payments/sa/payments;Subject="',
-      'URI=spiffe://cluster.local/ns/payments/sa/payments;Subject="a\\"',
-      '"',
-      "x=\\",
-    ]) {
+    for (const client of ['URI=spiffe://cluster.local/ns/payments/sa/payments;Subject="', 'URI=spiffe://cluster.local/ns/payments/sa/payments;Subject="a\\"', '"', "x=\\"]) {
       expect(xfccPeer(`${client},${sidecar}`)).toBe("spiffe://cluster.local/ns/shop/sa/reviews");
     }
     // A Subject that ends in an escaped backslash still closes its quote.

@@ -54,7 +54,9 @@ const post = (c: RunningCollector, body: Uint8Array | string, headers: Record<st
 
 async function warehouseTotals(c: RunningCollector) {
   const conn = (c.sink as DuckDBSink).connection;
-  const rows = (await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")).getRowObjectsJS();
+  const rows = (
+    await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")
+  ).getRowObjectsJS();
   return Object.fromEntries(rows.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]));
 }
 
@@ -143,11 +145,19 @@ describe("ingest", () => {
     await spool.close();
     const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" }));
     const chunkBytes = 3 * encode(input[0]).length; // a chunk closes once it holds at least this much
-    const loader = new Loader(await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }), sink, decodeSummary, undefined, createMetrics(() => undefined), pino({ level: "silent" }), {
-      intervalMs: 3_600_000,
-      maxBatchBytes: 64 << 20,
-      replayChunkBytes: chunkBytes,
-    });
+    const loader = new Loader(
+      await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }),
+      sink,
+      decodeSummary,
+      undefined,
+      createMetrics(() => undefined),
+      pino({ level: "silent" }),
+      {
+        intervalMs: 3_600_000,
+        maxBatchBytes: 64 << 20,
+        replayChunkBytes: chunkBytes,
+      },
+    );
     await loader.openSink();
     const load = sink.load.bind(sink);
     const calls: number[] = [];
@@ -160,7 +170,9 @@ describe("ingest", () => {
     await loader.loadNow();
     await loader.loadNow();
     const conn = (sink as DuckDBSink).connection;
-    const got = (await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")).getRowObjectsJS();
+    const got = (
+      await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")
+    ).getRowObjectsJS();
     expect(Object.fromEntries(got.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]))).toEqual(totals(input));
     expect(Number((await conn.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS()[0].n)).toBe(input.length);
     expect(calls.slice(0, 3)).toEqual([3, 3, 3]); // first cycle: two chunks committed, the third failed
@@ -287,11 +299,7 @@ describe("ingest", () => {
     expect((await post(c, encode(next))).statusCode).toBe(200);
     expect((await post(c, Buffer.from("not a summary"))).statusCode).toBe(400);
     const m = await metricValues(c);
-    expect([
-      m.get("meshlook_filter_dropped_windows_total"),
-      m.get("meshlook_filter_dropped_requests_total"),
-      m.get("meshlook_filter_overflow_keys_total"),
-    ]).toEqual([4, 1240, 17]);
+    expect([m.get("meshlook_filter_dropped_windows_total"), m.get("meshlook_filter_dropped_requests_total"), m.get("meshlook_filter_overflow_keys_total")]).toEqual([4, 1240, 17]);
   });
 
   it("is not ready while the spool is over its limit, until a load frees it", async () => {
@@ -310,9 +318,7 @@ describe("ingest", () => {
     const probe = await open(join(c.spool.dir, "handle-probe"), "w");
     const handleProto = Object.getPrototypeOf(probe) as FileHandle;
     await probe.close();
-    const enospc = vi
-      .spyOn(handleProto, "writev")
-      .mockRejectedValueOnce(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+    const enospc = vi.spyOn(handleProto, "writev").mockRejectedValueOnce(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
     try {
       const refused = await post(c, encode(summary(1, 60_000, [series("a", [10])])));
       expect([refused.statusCode, refused.json().error]).toEqual([503, "spool_unavailable"]);

@@ -67,9 +67,7 @@ async function warehouse() {
   registerMeshQuantile(conn);
   try {
     const byService = (
-      await conn.runAndReadAll(
-        "SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1",
-      )
+      await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")
     ).getRowObjectsJS();
     const [ledger] = (await conn.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS();
     const [p99] = (await conn.runAndReadAll("SELECT MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS v FROM mesh_traffic_minute")).getRowObjectsJS();
@@ -139,7 +137,10 @@ describe("collector process", () => {
     const held = summary(1, 60_000, [series("svc-held", latencies(20))], "pod-held");
     await postAll(b.url, [held]);
     // One clear log line naming the lock, although the open was tried at start and by every load since.
-    const lines = b.stderr().split("\n").filter((l) => /warehouse cannot be opened: .*lock/i.test(l));
+    const lines = b
+      .stderr()
+      .split("\n")
+      .filter((l) => /warehouse cannot be opened: .*lock/i.test(l));
     expect(lines).toHaveLength(1);
     a.child.kill("SIGTERM");
     expect(await a.exited).toBe(0);

@@ -33,7 +33,11 @@ async function poisonedWarehouse(path: string, refuse: boolean): Promise<void> {
 
 const summed = async (sink: Sink) =>
   Object.fromEntries(
-    (await (sink as DuckDBSink).connection.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1"))
+    (
+      await (sink as DuckDBSink).connection.runAndReadAll(
+        "SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1",
+      )
+    )
       .getRowObjectsJS()
       .map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]),
   );
@@ -66,7 +70,12 @@ describe("quarantine", () => {
     try {
       await c.loader.loadNow(); // the start-up cycle, so every summary below goes into one batch
       for (const s of [good[0], good[1], bad, good[2], good[3], good[4]]) {
-        const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+        const res = await c.app.inject({
+          method: "POST",
+          url: "/v1/summaries",
+          payload: Buffer.from(encode(s)),
+          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
+        });
         expect(res.statusCode).toBe(200);
       }
       await c.loader.loadNow();
@@ -78,7 +87,12 @@ describe("quarantine", () => {
       expect(m.get("meshlook_summaries_quarantined_total{reason=constraint}")).toBe(1);
       expect(m.get("meshlook_quarantine_entries")).toBe(1);
       // Later loads are not held back.
-      await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(later)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+      await c.app.inject({
+        method: "POST",
+        url: "/v1/summaries",
+        payload: Buffer.from(encode(later)),
+        headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
+      });
       await c.loader.loadNow();
       expect(await summed(c.sink)).toEqual(totals([...good, later]));
     } finally {
@@ -139,7 +153,8 @@ describe("quarantine", () => {
     const sent = [1, 2, 3].map((k) => summary(k, 60_000 * k + 10_000, [series("x", latencies(10))], `t-${k}`));
     try {
       await c.loader.loadNow();
-      for (const s of sent) await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+      for (const s of sent)
+        await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
       await c.loader.loadNow();
       expect(c.quarantine.list()).toEqual([]);
       expect(c.spool.segmentCount).toBeGreaterThan(0);

@@ -76,7 +76,15 @@ describe("native histogram of a sketch", () => {
 
   it("round-trips through protobuf and snappy", () => {
     const sk = sketchFromJson(series("a", [5, 6, 700, 700, 90000]).sketch);
-    const ts = [{ labels: [{ name: "__name__", value: "x" }, { name: "a", value: "b" }], histograms: [nativeHistogram(sk, 91411, 1700000000123)] }];
+    const ts = [
+      {
+        labels: [
+          { name: "__name__", value: "x" },
+          { name: "a", value: "b" },
+        ],
+        histograms: [nativeHistogram(sk, 91411, 1700000000123)],
+      },
+    ];
     const back = decodeWriteRequest(encodeWriteRequest(ts));
     expect(back.timeseries[0].labels).toEqual(ts[0].labels);
     const h = back.timeseries[0].histograms![0];
@@ -116,7 +124,14 @@ describe("cumulative export state", () => {
 
   it("folds label sets beyond the cap into the overflow series of their reporter, keeping totals", () => {
     const st = new ExportState("c1", 2);
-    const r = st.apply(summary(0, 1, ["a", "b", "c", "d"].map((s) => series(s, [s.charCodeAt(0)]))), 0);
+    const r = st.apply(
+      summary(
+        0,
+        1,
+        ["a", "b", "c", "d"].map((s) => series(s, [s.charCodeAt(0)])),
+      ),
+      0,
+    );
     expect(r.overflowed).toBe(2);
     expect(st.series.size).toBe(3);
     const reqs = written(st, "values", 1).filter((t) => t.labels[0].value === METRIC.requests);
@@ -166,7 +181,9 @@ describe("remote-write settings", () => {
   const env = (extra: Record<string, string>) => ({ MESHLOOK_DATA_DIR: tempDir(), MESHLOOK_AUTH_DISABLED: "true", ...extra });
   it("is off by default and reads headers, labels and limits", () => {
     expect(loadConfig(env({})).remoteWrite.url).toBe("");
-    const c = loadConfig(env({ MESHLOOK_REMOTE_WRITE_URL: "https://p:9090/api/v1/write", MESHLOOK_REMOTE_WRITE_HEADERS: "X-Scope-OrgID=team-a", MESHLOOK_REMOTE_WRITE_EXTERNAL_LABELS: "cluster=eu" }));
+    const c = loadConfig(
+      env({ MESHLOOK_REMOTE_WRITE_URL: "https://p:9090/api/v1/write", MESHLOOK_REMOTE_WRITE_HEADERS: "X-Scope-OrgID=team-a", MESHLOOK_REMOTE_WRITE_EXTERNAL_LABELS: "cluster=eu" }),
+    );
     expect(c.remoteWrite.headers).toEqual({ "X-Scope-OrgID": "team-a" });
     expect(c.remoteWrite.externalLabels).toEqual({ cluster: "eu" });
   });
@@ -185,9 +202,9 @@ describe("remote-write settings", () => {
     expect(problems({ MESHLOOK_REMOTE_WRITE_EXTERNAL_LABELS: "source_principal=x" })[0]).toMatch(/already a meshlook label/);
     expect(problems({ MESHLOOK_REMOTE_WRITE_HEADERS: "Content-Type=x" })[0]).toMatch(/set by the remote-write protocol/);
     expect(problems({ MESHLOOK_REMOTE_WRITE_HEADERS: "User-Agent=x" })[0]).toMatch(/set by the remote-write protocol/);
-    expect(problems({ MESHLOOK_REMOTE_WRITE_URL: "http://x", MESHLOOK_REMOTE_WRITE_HEADERS: "authorization=Basic eA==", MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE: "/t" })[0]).toMatch(
-      /Authorization header contradicts MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE/,
-    );
+    expect(
+      problems({ MESHLOOK_REMOTE_WRITE_URL: "http://x", MESHLOOK_REMOTE_WRITE_HEADERS: "authorization=Basic eA==", MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE: "/t" })[0],
+    ).toMatch(/Authorization header contradicts MESHLOOK_REMOTE_WRITE_BEARER_TOKEN_FILE/);
     expect(problems({ MESHLOOK_REMOTE_WRITE_URL: "http://x", MESHLOOK_SPOOL_MAX_BYTES: String(64 << 20), MESHLOOK_REMOTE_WRITE_MAX_LAG_BYTES: String(48 << 20) })[0]).toMatch(
       /MAX_LAG_BYTES: .* at most half of MESHLOOK_SPOOL_MAX_BYTES/,
     );

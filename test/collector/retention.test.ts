@@ -80,7 +80,14 @@ describe("retention", () => {
   });
 
   it("refuses to load a summary older than the ledger retention (its ledger row may be gone) and loads the rest", async () => {
-    const cfg = { ...defaultConfig(), dataDir: join(dir, "c"), spoolDir: join(dir, "c", "spool"), duckdbPath: join(dir, "c", "m.duckdb"), ingestTokens: ["t"], loadIntervalS: 3600 };
+    const cfg = {
+      ...defaultConfig(),
+      dataDir: join(dir, "c"),
+      spoolDir: join(dir, "c", "spool"),
+      duckdbPath: join(dir, "c", "m.duckdb"),
+      ingestTokens: ["t"],
+      loadIntervalS: 3600,
+    };
     const c = await startCollector(cfg, pino({ level: "silent" }), { listen: false });
     try {
       await c.loader.loadNow();
@@ -88,7 +95,12 @@ describe("retention", () => {
       const stale = summary(1, now - (cfg.retention.ledgerDays + 2) * DAY_MS, [series("old", latencies(5))], "p-stale");
       const fresh = summary(2, now - 60_000, [series("new", latencies(5))], "p-fresh");
       for (const s of [stale, fresh]) {
-        const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+        const res = await c.app.inject({
+          method: "POST",
+          url: "/v1/summaries",
+          payload: Buffer.from(encode(s)),
+          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
+        });
         expect(res.statusCode).toBe(200);
       }
       await c.loader.loadNow();

@@ -54,11 +54,7 @@ describe("rollup", () => {
     const va = latencies(300);
     const vb = latencies(200);
     const vc = latencies(50);
-    const input = [
-      summary(1, 60_000, [series("a", va.slice(0, 100)), series("b", vb)]),
-      summary(2, 60_000, [series("a", va.slice(100))]),
-      summary(3, 70_000, [series("a", vc)]),
-    ];
+    const input = [summary(1, 60_000, [series("a", va.slice(0, 100)), series("b", vb)]), summary(2, 60_000, [series("a", va.slice(100))]), summary(3, 70_000, [series("a", vc)])];
     const rows = rollup(input);
     const reversed = rollup([...input].reverse());
     const key = (r: (typeof rows)[number]) => `${r.minuteMs}/${r.dimensions.destination_service}`;

@@ -144,9 +144,7 @@ describe("DuckDB sink: mesh_sidecar_loss", () => {
     for (let i = 0; i < 2; i++) {
       const sink = new DuckDBSink(path);
       await sink.open();
-      expect(await rows(sink, `SELECT version FROM ${SCHEMA_VERSION_TABLE.name} ORDER BY version`)).toEqual(
-        MIGRATIONS.map((m) => ({ version: m.version })),
-      );
+      expect(await rows(sink, `SELECT version FROM ${SCHEMA_VERSION_TABLE.name} ORDER BY version`)).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
       expect(await rows(sink, "SELECT requests FROM mesh_load_ledger WHERE producer_id = 'old'")).toEqual([{ requests: 5n }]);
       if (i === 0) await sink.load([wired(lossy(1, 60_000, { droppedWindows: 1, droppedRequests: 8 }))]);
       expect(await rows(sink, LOSS_SUMS)).toEqual([{ summaries: 1n, requests: 8n, windows: 1n, keys: 0n }]);

@@ -26,14 +26,32 @@ const inBucket = (i: number) => Math.floor(2 ** ((i + 1) / 256));
 const SHAPES: Record<string, { make: (seq: number) => DecodedSummary; rows: number; lowest: number; highest: number }> = {
   // 101 series, each two values at the ends of the range: 10,241 buckets spanned, two non-empty.
   "wide gaps": {
-    make: (seq) => summary(seq, 60_000, Array.from({ length: 101 }, (_, k) => series(`w${seq}-${k}`, [1, LARGEST_US], 8)), `bomb-${seq}`),
+    make: (seq) =>
+      summary(
+        seq,
+        60_000,
+        Array.from({ length: 101 }, (_, k) => series(`w${seq}-${k}`, [1, LARGEST_US], 8)),
+        `bomb-${seq}`,
+      ),
     rows: 101,
     lowest: 1,
     highest: LARGEST_US,
   },
   // One series whose every bucket over a long run holds one value: the most non-empty buckets per byte.
   contiguous: {
-    make: (seq) => summary(seq, 60_000, [series(`c${seq}`, Array.from({ length: 4000 }, (_, k) => inBucket(5120 + k)), 8)], `bomb-${seq}`),
+    make: (seq) =>
+      summary(
+        seq,
+        60_000,
+        [
+          series(
+            `c${seq}`,
+            Array.from({ length: 4000 }, (_, k) => inBucket(5120 + k)),
+            8,
+          ),
+        ],
+        `bomb-${seq}`,
+      ),
     rows: 1,
     lowest: inBucket(5120),
     highest: inBucket(5120 + 3999),

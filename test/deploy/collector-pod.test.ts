@@ -37,7 +37,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
 }
 
 // What the pod's own sidecar adds to every mTLS request (identity.ts); the test has no sidecar.
-const XFCC = "By=spiffe://cluster.local/ns/meshlook/sa/meshlook-collector;Hash=0f;Subject=\"\";URI=spiffe://cluster.local/ns/apps/sa/reviews";
+const XFCC = 'By=spiffe://cluster.local/ns/meshlook/sa/meshlook-collector;Hash=0f;Subject="";URI=spiffe://cluster.local/ns/apps/sa/reviews';
 const post = (token: string) =>
   fetch(`${base}/v1/summaries`, {
     method: "POST",

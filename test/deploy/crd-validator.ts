@@ -116,9 +116,11 @@ function makeAjv(): Ajv {
     validate: function listType(this: unknown, type: string, data: Json, parent?: AnySchema) {
       const v = listType as unknown as { errors?: Partial<ErrorObject>[] };
       const ok =
-        type === "map" ? checkListMap((parent as Schema)["x-kubernetes-list-map-keys"] ?? [], data)
-        : type === "set" ? !Array.isArray(data) || new Set(data.map((x) => JSON.stringify(x))).size === data.length
-        : true;
+        type === "map"
+          ? checkListMap((parent as Schema)["x-kubernetes-list-map-keys"] ?? [], data)
+          : type === "set"
+            ? !Array.isArray(data) || new Set(data.map((x) => JSON.stringify(x))).size === data.length
+            : true;
       v.errors = ok ? [] : [{ message: `duplicate items in a list of type ${type}` }];
       return ok;
     },

@@ -139,7 +139,11 @@ describe.skipIf(missing.length > 0)("collector image", () => {
         });
         void exited.then((code) => reject(new Error(`the image's collector exited (${code}) before listening:\n${stderr}`)));
       });
-      expect(line).toMatch(new RegExp(`^meshlook collector listening on http://0\\.0\\.0\\.0:${port} \\(all IPv4 interfaces\\); spool /var/lib/meshlook/spool; warehouse DuckDB /var/lib/meshlook/meshlook.duckdb`));
+      expect(line).toMatch(
+        new RegExp(
+          `^meshlook collector listening on http://0\\.0\\.0\\.0:${port} \\(all IPv4 interfaces\\); spool /var/lib/meshlook/spool; warehouse DuckDB /var/lib/meshlook/meshlook.duckdb`,
+        ),
+      );
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
 
       const values = latencies(30);

@@ -59,8 +59,7 @@ describe("kustomize", () => {
 async function kubeModel(r: Resource): Promise<{ validate(): void }> {
   const [group, version] = r.apiVersion.includes("/") ? r.apiVersion.split("/") : ["", r.apiVersion];
   const path =
-    group === "monitoring.coreos.com" ? `@kubernetes-models/prometheus-operator/${r.apiVersion}/${r.kind}`
-    : `kubernetes-models/${group ? `${group}/` : ""}${version}/${r.kind}`;
+    group === "monitoring.coreos.com" ? `@kubernetes-models/prometheus-operator/${r.apiVersion}/${r.kind}` : `kubernetes-models/${group ? `${group}/` : ""}${version}/${r.kind}`;
   const Model = (await import(path))[r.kind];
   return new Model(r);
 }
@@ -272,7 +271,10 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
       expect(mount.readOnly, name).toBe(true);
       const secret = pod().spec.volumes.find((v: { name: string }) => v.name === mount.name).secret;
       expect(secret?.secretName, name).toMatch(/^meshlook-/);
-      expect(secret.items.map((i: { path: string }) => i.path), name).toContain(path!.slice(mount.mountPath.length + 1));
+      expect(
+        secret.items.map((i: { path: string }) => i.path),
+        name,
+      ).toContain(path!.slice(mount.mountPath.length + 1));
     }
   });
 
@@ -285,7 +287,10 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
       expect.objectContaining({ name: "http-metrics", port: 9090, targetPort: "metrics" }),
     ]);
     const containerPorts = sts().spec.template.spec.containers[0].ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]);
-    expect(containerPorts).toEqual([["http", 8080], ["metrics", 9090]]);
+    expect(containerPorts).toEqual([
+      ["http", 8080],
+      ["metrics", 9090],
+    ]);
     expect(env().MESHLOOK_METRICS_PORT).toBe("9090");
     expect(sts().spec.serviceName).toBe(svc.metadata.name);
     const pdb = one(dir, "PodDisruptionBudget");
@@ -358,6 +363,10 @@ describe.each(collectorOverlays)("collector %s", (dir) => {
     expect(dr.spec.trafficPolicy.tls.mode).toBe("ISTIO_MUTUAL");
     // A namespace Sidecar replaces the mesh default and narrows the namespace's egress to what it lists:
     // nothing shipped may carry one (docs/operations.md says how to extend an existing one instead).
-    for (const [dir, objects] of rendered) expect(objects.filter((o) => o.kind === "Sidecar"), dir).toEqual([]);
+    for (const [dir, objects] of rendered)
+      expect(
+        objects.filter((o) => o.kind === "Sidecar"),
+        dir,
+      ).toEqual([]);
   });
 });

@@ -29,9 +29,7 @@ beforeAll(async () => {
 async function configure(plugin: Resource, pluginConfig: unknown): Promise<{ ok: boolean; logs: LogEntry[] }> {
   const logs: LogEntry[] = [];
   // valueFrom HOST: the value comes from the proxy's environment, which the test plays.
-  const env = Object.fromEntries(
-    plugin.spec.vmConfig.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? "test-ingest-token"]),
-  );
+  const env = Object.fromEntries(plugin.spec.vmConfig.env.map((e: { name: string; value?: string }) => [e.name, e.value ?? "test-ingest-token"]));
   try {
     const sidecar = await createSidecar({
       wasm: module,
@@ -56,7 +54,10 @@ describe("shipped pluginConfig in the real filter", () => {
     for (const [dir, plugin] of plugins) {
       const { ok, logs } = await configure(plugin, plugin.spec.pluginConfig);
       expect(ok, dir).toBe(true);
-      expect(logs.filter((l) => l.level === "error" || l.level === "critical").map((l) => l.message), dir).toEqual([]);
+      expect(
+        logs.filter((l) => l.level === "error" || l.level === "critical").map((l) => l.message),
+        dir,
+      ).toEqual([]);
     }
   });
 
@@ -72,6 +73,11 @@ describe("shipped pluginConfig in the real filter", () => {
     breakIt(config);
     const { ok, logs } = await configure(plugin, config);
     expect(ok).toBe(true);
-    expect(logs.filter((l) => l.level === "error").map((l) => l.message).join("\n")).toContain(`"${field}"`);
+    expect(
+      logs
+        .filter((l) => l.level === "error")
+        .map((l) => l.message)
+        .join("\n"),
+    ).toContain(`"${field}"`);
   });
 });

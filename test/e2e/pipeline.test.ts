@@ -73,9 +73,7 @@ describe("filter → collector → DuckDB, against the ground truth", () => {
   it("folds requests into the overflow series where the cap is exceeded, every reported dimension but the reporter set to the sentinel", async () => {
     const overflow = [...series.keys()].filter(isOverflow);
     expect(overflow.length).toBeGreaterThan(0);
-    const rows = await warehouse.rows(
-      `SELECT ${DIMENSIONS.filter((d) => d !== "reporter").join(", ")} FROM mesh_traffic_minute WHERE source_principal = '${OVERFLOW}'`,
-    );
+    const rows = await warehouse.rows(`SELECT ${DIMENSIONS.filter((d) => d !== "reporter").join(", ")} FROM mesh_traffic_minute WHERE source_principal = '${OVERFLOW}'`);
     for (const row of rows) {
       for (const [i, d] of DIMENSIONS.filter((d) => d !== "reporter").entries()) {
         // end_user_principal is off in this run: the filter does not report it, so it reads `unknown`.

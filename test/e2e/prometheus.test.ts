@@ -178,10 +178,7 @@ describe.skipIf(!BIN)("remote write into a real Prometheus, through an outage an
     const want = truth.aggregate((row) => (row.dims.reporter === "destination" ? row.dims.destination_service : "-"));
     want.delete("-");
     const got = byKey(
-      await prom.query(
-        `histogram_quantile(0.99, sum by (destination_service) (increase(meshlook_request_duration_microseconds{reporter="destination"}[${range}])))`,
-        endS,
-      ),
+      await prom.query(`histogram_quantile(0.99, sum by (destination_service) (increase(meshlook_request_duration_microseconds{reporter="destination"}[${range}])))`, endS),
       (m) => m.destination_service,
     );
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
@@ -199,7 +196,16 @@ describe.skipIf(!BIN)("remote write into a real Prometheus, through an outage an
 
   it("labels the series with Istio's standard metric label names", async () => {
     const [one] = await prom.query(`meshlook_requests_total{reporter="destination"}`, endS);
-    for (const label of ["source_principal", "source_workload", "source_workload_namespace", "destination_service", "destination_workload_namespace", "response_code", "grpc_response_status", "meshlook_collector"]) {
+    for (const label of [
+      "source_principal",
+      "source_workload",
+      "source_workload_namespace",
+      "destination_service",
+      "destination_workload_namespace",
+      "response_code",
+      "grpc_response_status",
+      "meshlook_collector",
+    ]) {
       expect(one.metric, label).toHaveProperty(label);
     }
   });

@@ -25,7 +25,7 @@ async function spoolsDrained(replicas: CollectorReplica[]): Promise<void> {
 }
 
 const dedupHits = async (r: CollectorReplica) =>
-  (await r.metric('meshlook_dedup_hits_total{stage="ingest"}') || 0) + (await r.metric('meshlook_dedup_hits_total{stage="load"}') || 0);
+  ((await r.metric('meshlook_dedup_hits_total{stage="ingest"}')) || 0) + ((await r.metric('meshlook_dedup_hits_total{stage="load"}')) || 0);
 
 describe("two replicas behind one address", () => {
   it("Snowflake: retries landing on the other replica, loaded concurrently, are counted once", async () => {

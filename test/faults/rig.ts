@@ -393,9 +393,7 @@ export async function readDuckDB(path: string): Promise<WarehouseRow[]> {
  * What the warehouse's mesh_sidecar_loss says the sidecars lost: in total, per producer, and how many
  * rows could not name the reporting pod and namespace.
  */
-export async function readDuckDBLoss(
-  path: string,
-): Promise<{ requests: number; windows: number; byProducer: Map<string, number>; unnamed: number }> {
+export async function readDuckDBLoss(path: string): Promise<{ requests: number; windows: number; byProducer: Map<string, number>; unnamed: number }> {
   const rows = await queryDuckDB(
     path,
     `SELECT producer_id, SUM(dropped_requests) AS requests, SUM(dropped_windows) AS windows,

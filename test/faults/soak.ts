@@ -87,16 +87,14 @@ const c = compare(await readDuckDB(join(dir, "meshlook.duckdb")), run.truth);
 const loss = await readDuckDBLoss(join(dir, "meshlook.duckdb"));
 const dropped = front.dropped();
 rmSync(dir, { recursive: true, force: true });
-const ok =
-  c.excess === 0 &&
-  c.missingRequests === dropped.requests &&
-  loss.requests === c.truthRequests - c.warehouseRequests &&
-  run.progress.trapped === 0;
+const ok = c.excess === 0 && c.missingRequests === dropped.requests && loss.requests === c.truthRequests - c.warehouseRequests && run.progress.trapped === 0;
 log(`collector SIGKILLs survived: ${replica.kills}`);
 log(`collector unreachable: ${(downSimS / 60).toFixed(1)} simulated minutes (${outageS} s planned outage + restarts)`);
 log(`acknowledgements lost on the way back (retried): ${front.lostAcks}`);
 log(`requests: ${c.truthRequests} in the ground truth, ${c.warehouseRequests} in the warehouse; summaries acknowledged: ${front.acked.size}`);
-log(`reported dropped by the filter: ${dropped.requests} requests in ${dropped.windows} windows; missing: ${c.missingRequests}; doubled rows: ${c.excess}; mismatched (minute, series) rows: ${c.mismatched}`);
+log(
+  `reported dropped by the filter: ${dropped.requests} requests in ${dropped.windows} windows; missing: ${c.missingRequests}; doubled rows: ${c.excess}; mismatched (minute, series) rows: ${c.mismatched}`,
+);
 log(`lost in sidecars according to the warehouse (mesh_sidecar_loss): ${loss.requests} requests in ${loss.windows} windows`);
 log(`wall time: ${Math.round((Date.now() - wallStart) / 1000)} s`);
 log(ok ? "soak passed: nothing lost beyond what was reported dropped, nothing doubled" : "SOAK FAILED");

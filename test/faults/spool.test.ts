@@ -19,7 +19,12 @@ afterAll(() => cleanups.run());
 
 /** A summary of `n` series (distinct services), a few KB on the wire. */
 const bigSummary = (seq: number, n: number, producer = "spool-test"): DecodedSummary =>
-  summary(seq, 1_700_000_040_000 + (seq % 6) * 10_000, Array.from({ length: n }, (_, i) => series(`svc-${seq}-${i}`, latencies(3))), producer);
+  summary(
+    seq,
+    1_700_000_040_000 + (seq % 6) * 10_000,
+    Array.from({ length: n }, (_, i) => series(`svc-${seq}-${i}`, latencies(3))),
+    producer,
+  );
 
 async function post(url: string, s: DecodedSummary) {
   const res = await fetch(url + INGEST_PATH, {
@@ -99,7 +104,9 @@ describe("spool faults", () => {
 
     // Walk the record framing (docs/spool.md) to find record offsets, then damage the segment.
     const spoolDir = join(dir, "spool");
-    const name = readdirSync(spoolDir).filter((f) => f.endsWith(".seg")).find((f) => readFileSync(join(spoolDir, f)).length > 8)!;
+    const name = readdirSync(spoolDir)
+      .filter((f) => f.endsWith(".seg"))
+      .find((f) => readFileSync(join(spoolDir, f)).length > 8)!;
     const path = join(spoolDir, name);
     const buf = readFileSync(path);
     const offsets: number[] = [];

@@ -89,11 +89,17 @@ describe("facts of a connection whose values did not fit", () => {
     // principals and workloads to fill the string table, so later callers' values do not fit.
     for (let c = 0; c < 400; c++) {
       for (let r = 0; r < 3; r++) {
-        sidecar.stream(syntheticStream({
-          principal: `spiffe://cluster.local/ns/tenants/sa/job-${c}`, workload: `job-${c % 150}`,
-          code: r === 2 ? 503 : 200, durationNs: 1e6 + c * 1000 + r, requestBytes: 100 + c, responseBytes: 200 + r,
-          connectionId: ownConnection ? connection++ : undefined,
-        }));
+        sidecar.stream(
+          syntheticStream({
+            principal: `spiffe://cluster.local/ns/tenants/sa/job-${c}`,
+            workload: `job-${c % 150}`,
+            code: r === 2 ? 503 : 200,
+            durationNs: 1e6 + c * 1000 + r,
+            requestBytes: 100 + c,
+            responseBytes: 200 + r,
+            connectionId: ownConnection ? connection++ : undefined,
+          }),
+        );
       }
     }
     clock.advance(10_000);

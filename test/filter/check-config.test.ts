@@ -17,7 +17,10 @@ spec:
 
 describe("check-config", () => {
   it("reports each problem the filter would log, per WasmPlugin of a YAML file", async () => {
-    const yaml = [plugin("good", { collector: { cluster: COLLECTOR_CLUSTER } }), plugin("typo", { collector: { cluster: COLLECTOR_CLUSTER }, max_serie: 10, sketch_scale: 12 })].join("---\n");
+    const yaml = [
+      plugin("good", { collector: { cluster: COLLECTOR_CLUSTER } }),
+      plugin("typo", { collector: { cluster: COLLECTOR_CLUSTER }, max_serie: 10, sketch_scale: 12 }),
+    ].join("---\n");
     const candidates = configsIn(yaml, "p.yaml");
     expect(candidates.map((c) => c.name)).toEqual(["p.yaml: WasmPlugin apps/good", "p.yaml: WasmPlugin apps/typo"]);
     const wasm = await loadModule();
@@ -43,7 +46,8 @@ describe("check-config", () => {
     const good = join(dir, "good.json");
     writeFileSync(bad, JSON.stringify({ collector: {} }));
     writeFileSync(good, JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER } }));
-    const run = (file: string) => spawnSync(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), join(ROOT, "scripts", "check-config.ts"), file], { encoding: "utf8" });
+    const run = (file: string) =>
+      spawnSync(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), join(ROOT, "scripts", "check-config.ts"), file], { encoding: "utf8" });
     const r1 = run(bad);
     expect(r1.status).toBe(1);
     expect(r1.stdout).toContain('"collector.cluster": is required');

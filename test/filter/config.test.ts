@@ -96,7 +96,14 @@ describe("filter configuration", () => {
   it("parses JSON escapes and number forms exactly", async () => {
     const text = '{"collector": {"cluster": "' + CLUSTER + '", "path": "/v1/sum\\u006daries\\/x", "authority": "a\\"b"}, "flush_interval_s": 1e1, "max_series": 20.0}';
     const { clock, sidecar } = await meshlookSidecar({}, "127.0.0.1:9", { pluginConfig: text });
-    sidecar.stream({ requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "r"]], responseHeaders: [[":status", "200"]] });
+    sidecar.stream({
+      requestHeaders: [
+        [":method", "GET"],
+        [":path", "/"],
+        [":authority", "r"],
+      ],
+      responseHeaders: [[":status", "200"]],
+    });
     clock.advance(9000);
     expect(sidecar.callouts).toHaveLength(0);
     clock.advance(1000);
@@ -119,7 +126,11 @@ describe("filter configuration", () => {
   it("works with only the cluster: POSTs to the default path and derived authority every 10 s", async () => {
     const { clock, sidecar } = await meshlookSidecar({}, "127.0.0.1:9", { env: { MESHLOOK_INGEST_TOKEN: "s3cret" }, canary: true });
     sidecar.stream({
-      requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "reviews"]],
+      requestHeaders: [
+        [":method", "GET"],
+        [":path", "/"],
+        [":authority", "reviews"],
+      ],
       responseHeaders: [[":status", "200"]],
       attributes: { xds: { listener_direction: 1 } },
     });
@@ -142,7 +153,14 @@ describe("filter configuration", () => {
   it("without a token logs one error and still aggregates and sends", async () => {
     const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, "127.0.0.1:9", { env: {} });
     expect(sidecar.logMessages("error").filter((m) => m.includes("MESHLOOK_INGEST_TOKEN"))).toHaveLength(1);
-    sidecar.stream({ requestHeaders: [[":method", "GET"], [":path", "/"], [":authority", "r"]], responseHeaders: [[":status", "200"]] });
+    sidecar.stream({
+      requestHeaders: [
+        [":method", "GET"],
+        [":path", "/"],
+        [":authority", "r"],
+      ],
+      responseHeaders: [[":status", "200"]],
+    });
     clock.advance(1_000);
     expect(sidecar.callouts).toHaveLength(1);
     expect(sidecar.callouts[0].headers.map(([k]) => k)).not.toContain("authorization");

@@ -56,11 +56,16 @@ function callerConnection(principal: string | null, workload: string | null | un
 /** An inbound (or outbound) request to `reviews` as the host replays it. */
 export function syntheticStream(r: SyntheticRequest): StreamInput {
   const inbound = r.inbound ?? true;
-  const requestHeaders: [string, string][] = [[":method", "GET"], [":path", "/reviews/1"], [":authority", "reviews.shop.svc.cluster.local"]];
+  const requestHeaders: [string, string][] = [
+    [":method", "GET"],
+    [":path", "/reviews/1"],
+    [":authority", "reviews.shop.svc.cluster.local"],
+  ];
   if (r.grpc) requestHeaders.push(["content-type", "application/grpc"]);
   const responseHeaders: [string, string][] | undefined = r.code === 0 ? undefined : [[":status", String(r.code ?? 200)]];
   if (responseHeaders && r.grpc) responseHeaders.push(["grpc-status", String(r.grpcStatus ?? 0)]);
-  const peer = r.workload === null ? undefined : new FieldObject({ workload: r.workload ?? "productpage-v1", namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
+  const peer =
+    r.workload === null ? undefined : new FieldObject({ workload: r.workload ?? "productpage-v1", namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
   const tls = r.principal !== null;
   const id = uint(r.connectionId ?? callerConnection(r.principal, r.workload));
   return {
@@ -73,9 +78,7 @@ export function syntheticStream(r: SyntheticRequest): StreamInput {
         listener_direction: inbound ? 1 : 2,
         cluster_name: inbound ? "inbound|9080||" : "outbound|9080||ratings.shop.svc.cluster.local",
       },
-      connection: tls
-        ? { id, mtls: true, uri_san_peer_certificate: r.principal!, uri_san_local_certificate: "spiffe://cluster.local/ns/shop/sa/reviews" }
-        : { id, mtls: false },
+      connection: tls ? { id, mtls: true, uri_san_peer_certificate: r.principal!, uri_san_local_certificate: "spiffe://cluster.local/ns/shop/sa/reviews" } : { id, mtls: false },
       filter_state: peer ? { [inbound ? "downstream_peer" : "upstream_peer"]: peer } : {},
     },
   };

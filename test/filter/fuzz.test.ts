@@ -37,20 +37,34 @@ function randomBytes(r: Rng, n: number): Uint8Array {
 /** Any value in any encoding: what a confused or malicious peer/proxy could put in a property. */
 function hostile(r: Rng): Attr | undefined {
   switch (r.int(14)) {
-    case 0: return undefined;
-    case 1: return bytes(new Uint8Array(0));
-    case 2: return bytes(randomBytes(r, r.int(16)));
-    case 3: return bytes(randomBytes(r, 8));
-    case 4: return bytes(randomBytes(r, r.pick([1, 4, 7, 9, 4096])));
-    case 5: return str(HUGE);
-    case 6: return bytes(new Uint8Array([0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf8, 0x88]));
-    case 7: return int(BigInt.asIntN(64, BigInt(r.int(2 ** 31)) << BigInt(r.int(33))) * (r.next() < 0.5 ? -1n : 1n));
-    case 8: return uint(BigInt(r.int(2 ** 31)) << 33n);
-    case 9: return bool(r.next() < 0.5);
-    case 10: return double(r.next() * 1e300);
-    case 11: return { a: "b", c: int(1) };
-    case 12: return [str("x"), int(2)];
-    default: return str("spiffe://cluster.local/ns/n" + r.int(50) + "/sa/s");
+    case 0:
+      return undefined;
+    case 1:
+      return bytes(new Uint8Array(0));
+    case 2:
+      return bytes(randomBytes(r, r.int(16)));
+    case 3:
+      return bytes(randomBytes(r, 8));
+    case 4:
+      return bytes(randomBytes(r, r.pick([1, 4, 7, 9, 4096])));
+    case 5:
+      return str(HUGE);
+    case 6:
+      return bytes(new Uint8Array([0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf8, 0x88]));
+    case 7:
+      return int(BigInt.asIntN(64, BigInt(r.int(2 ** 31)) << BigInt(r.int(33))) * (r.next() < 0.5 ? -1n : 1n));
+    case 8:
+      return uint(BigInt(r.int(2 ** 31)) << 33n);
+    case 9:
+      return bool(r.next() < 0.5);
+    case 10:
+      return double(r.next() * 1e300);
+    case 11:
+      return { a: "b", c: int(1) };
+    case 12:
+      return [str("x"), int(2)];
+    default:
+      return str("spiffe://cluster.local/ns/n" + r.int(50) + "/sa/s");
   }
 }
 
@@ -63,10 +77,19 @@ function stream(r: Rng) {
   const peer = r.next() < 0.5 ? hostileMap(r, peerKeys) : hostile(r);
   const legacy = { workload_name: hostile(r), namespace: hostile(r), cluster_id: hostile(r), labels: hostile(r) };
   const headerValue = () => (r.next() < 0.5 ? "application/grpc" : Buffer.from(randomBytes(r, r.int(40))).toString("latin1"));
-  const requestHeaders: [string, string][] = [[":method", "POST"], [":path", "/x"], [":authority", r.next() < 0.1 ? "h".repeat(70000) : headerValue()]];
+  const requestHeaders: [string, string][] = [
+    [":method", "POST"],
+    [":path", "/x"],
+    [":authority", r.next() < 0.1 ? "h".repeat(70000) : headerValue()],
+  ];
   if (r.next() < 0.8) requestHeaders.push(["content-type", headerValue()]);
   const responseHeaders: [string, string][] | undefined =
-    r.next() < 0.9 ? [[":status", String(r.int(1000))], ["grpc-status", String(r.int(40) - 5)]] : undefined;
+    r.next() < 0.9
+      ? [
+          [":status", String(r.int(1000))],
+          ["grpc-status", String(r.int(40) - 5)],
+        ]
+      : undefined;
   return {
     requestHeaders,
     responseHeaders,

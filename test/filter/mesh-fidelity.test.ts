@@ -5,8 +5,18 @@
 // not know. Each case runs the release build in the simulated host (docs/host.md cites the sources).
 import { describe, expect, it } from "vitest";
 import {
-  createSidecar, duration, FieldObject, flatNodePeer, jwtAuthnMetadata, ManualClock, metadataMessage, peerInfo,
-  responseFlags, uint, type Attr, type StreamInput,
+  createSidecar,
+  duration,
+  FieldObject,
+  flatNodePeer,
+  jwtAuthnMetadata,
+  ManualClock,
+  metadataMessage,
+  peerInfo,
+  responseFlags,
+  uint,
+  type Attr,
+  type StreamInput,
 } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSeries } from "../../shared/node.ts";
 import { COLLECTOR_CLUSTER, DEBUG_WASM, LOCAL_NODE, idle, loadModule, meshlookSidecar, startCollector } from "./fixtures.ts";
@@ -36,7 +46,11 @@ function inbound(extra: Extra = {}, opts: { headers?: [string, string][]; respon
 /** An outbound call from reviews to ratings on downstream connection 11, pod 10.1.0.9. */
 function outbound(ok: boolean): StreamInput {
   return {
-    requestHeaders: [[":method", "GET"], [":path", "/ratings/1"], [":authority", "ratings.shop.svc.cluster.local:9080"]],
+    requestHeaders: [
+      [":method", "GET"],
+      [":path", "/ratings/1"],
+      [":authority", "ratings.shop.svc.cluster.local:9080"],
+    ],
     responseHeaders: [[":status", ok ? "200" : "503"]],
     attributes: {
       request: { duration: duration(3_000_000) },
@@ -44,9 +58,7 @@ function outbound(ok: boolean): StreamInput {
       response: ok ? {} : { flags: responseFlags(["UF", "URX"]), code_details: "upstream_reset_before_response_started{connection_failure}" },
       xds: { listener_direction: 2, cluster_name: "outbound|9080||ratings.shop.svc.cluster.local" },
       connection: { id: uint(11), mtls: false },
-      upstream: ok
-        ? { address: "10.1.0.9:9080", uri_san_peer_certificate: RATINGS, uri_san_local_certificate: SELF }
-        : { address: "10.1.0.9:9080" },
+      upstream: ok ? { address: "10.1.0.9:9080", uri_san_peer_certificate: RATINGS, uri_san_local_certificate: SELF } : { address: "10.1.0.9:9080" },
       // What a generator that shares the filter's assumptions attaches: the host hides it when no
       // response headers came from the upstream, as Istio's peer_metadata filter never sets it then.
       filter_state: { upstream_peer: peerInfo(RATINGS_PEER) },
@@ -78,8 +90,15 @@ describe("a configuration the filter does not understand", () => {
     const collector = await startCollector();
     const clock = new ManualClock();
     const sidecar = await createSidecar({
-      wasm: await loadModule(), rootId: "meshlook", clock, canary: true, configDelivery: "ecds", node: LOCAL_NODE,
-      pluginConfig: JSON.stringify(bad), env: { MESHLOOK_INGEST_TOKEN: "t" }, clusters: { [COLLECTOR_CLUSTER]: collector.address },
+      wasm: await loadModule(),
+      rootId: "meshlook",
+      clock,
+      canary: true,
+      configDelivery: "ecds",
+      node: LOCAL_NODE,
+      pluginConfig: JSON.stringify(bad),
+      env: { MESHLOOK_INGEST_TOKEN: "t" },
+      clusters: { [COLLECTOR_CLUSTER]: collector.address },
     });
     expect(sidecar.nacks).toEqual([]);
     const result = sidecar.stream(inbound());
@@ -96,7 +115,12 @@ describe("a configuration the filter does not understand", () => {
     expect(sidecar.metrics.get("meshlook_config_errors")?.value).toBe(6n);
     // flush_interval_s (valid) applied: the request arrived after the 1 s window
     expect(collector.bodies.length).toBeGreaterThan(0);
-    expect(collector.bodies.map((b) => decodeSummary(b.body)).flatMap((r) => (r.ok ? r.summary.series : [])).reduce((n, s) => n + s.requests, 0)).toBe(1);
+    expect(
+      collector.bodies
+        .map((b) => decodeSummary(b.body))
+        .flatMap((r) => (r.ok ? r.summary.series : []))
+        .reduce((n, s) => n + s.requests, 0),
+    ).toBe(1);
   });
 
   it("without a usable collector cluster runs in safe mode: accepted, says so, sends nothing, passes traffic", async () => {
@@ -121,7 +145,12 @@ describe("a configuration the filter does not understand", () => {
     await idle(sidecar, clock, 3);
     await sidecar.close();
     await collector.close();
-    const total = collector.bodies.flatMap((b) => { const r = decodeSummary(b.body); return r.ok ? r.summary.series : []; }).reduce((n, s) => n + s.requests, 0);
+    const total = collector.bodies
+      .flatMap((b) => {
+        const r = decodeSummary(b.body);
+        return r.ok ? r.summary.series : [];
+      })
+      .reduce((n, s) => n + s.requests, 0);
     expect(total).toBe(1);
     expect(sidecar.logMessages("error")).toContainEqual(expect.stringContaining("keeping the previous configuration"));
   });
@@ -132,7 +161,9 @@ describe("fact caches never keep an absent fact", () => {
     const { series } = await run([outbound(false), outbound(true)]);
     const ok = series.find((s) => s.dimensions.response_code === 200)!;
     expect(pick(ok, "destination_workload", "destination_principal", "destination_canonical_service")).toEqual({
-      destination_workload: "ratings-v1", destination_principal: RATINGS, destination_canonical_service: "ratings",
+      destination_workload: "ratings-v1",
+      destination_principal: RATINGS,
+      destination_canonical_service: "ratings",
     });
   });
 
@@ -140,7 +171,9 @@ describe("fact caches never keep an absent fact", () => {
     const { series } = await run([outbound(true), outbound(false)]);
     const failed = series.find((s) => s.dimensions.response_code === 503)!;
     expect(pick(failed, "destination_workload", "destination_principal", "response_flags")).toEqual({
-      destination_workload: "unknown", destination_principal: "unknown", response_flags: "UF,URX",
+      destination_workload: "unknown",
+      destination_principal: "unknown",
+      response_flags: "UF,URX",
     });
     expect(failed.errors).toBe(1);
   });
@@ -164,7 +197,11 @@ describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
     it(`reads the caller's labels from the ${name}`, async () => {
       const { series } = await run([inbound({ filter_state: state })]);
       expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
-        source_workload: "productpage-v1", source_namespace: "shop", source_canonical_service: "productpage", source_canonical_revision: "v1", source_cluster: "east",
+        source_workload: "productpage-v1",
+        source_namespace: "shop",
+        source_canonical_service: "productpage",
+        source_canonical_revision: "v1",
+        source_cluster: "east",
       });
     });
   }
@@ -195,7 +232,16 @@ describe("what counts as an error", () => {
 
   it("does not count gRPC-Web's inferred status (HTTP 200, status in the body) as an error", async () => {
     const web = inbound({}, { headers: [["content-type", "application/grpc-web+proto"]] });
-    const failedWeb = inbound({}, { headers: [["content-type", "application/grpc-web"]], response: [[":status", "200"], ["grpc-status", "14"]] });
+    const failedWeb = inbound(
+      {},
+      {
+        headers: [["content-type", "application/grpc-web"]],
+        response: [
+          [":status", "200"],
+          ["grpc-status", "14"],
+        ],
+      },
+    );
     const { series } = await run([web, failedWeb]);
     const byStatus = Object.fromEntries(series.map((s) => [s.dimensions.grpc_status, s.errors]));
     expect(byStatus).toEqual({ "-": 0, "14": 1 });
@@ -203,14 +249,24 @@ describe("what counts as an error", () => {
 });
 
 describe("no traps on any path", () => {
-  for (const [build, path] of [["release", undefined], ["debug", DEBUG_WASM]] as const) {
+  for (const [build, path] of [
+    ["release", undefined],
+    ["debug", DEBUG_WASM],
+  ] as const) {
     it(`${build} build: canary, configure, reconfigure, streams, ticks, callouts, VM stop`, async () => {
       const collector = await startCollector();
       const clock = new ManualClock();
       const sidecar = await createSidecar({
-        wasm: await loadModule(path), rootId: "meshlook", clock, canary: true, workers: 2, configDelivery: "ecds", node: LOCAL_NODE,
+        wasm: await loadModule(path),
+        rootId: "meshlook",
+        clock,
+        canary: true,
+        workers: 2,
+        configDelivery: "ecds",
+        node: LOCAL_NODE,
         pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 1 }),
-        env: { MESHLOOK_INGEST_TOKEN: "t" }, clusters: { [COLLECTOR_CLUSTER]: collector.address },
+        env: { MESHLOOK_INGEST_TOKEN: "t" },
+        clusters: { [COLLECTOR_CLUSTER]: collector.address },
       });
       for (let i = 0; i < 20; i++) sidecar.stream(i % 2 ? inbound() : outbound(i % 4 === 0));
       await idle(sidecar, clock, 2);
@@ -233,7 +289,12 @@ describe("VM stop", () => {
     for (let i = 0; i < 5; i++) sidecar.stream(inbound());
     await sidecar.close();
     await collector.close();
-    const total = collector.bodies.flatMap((b) => { const r = decodeSummary(b.body); return r.ok ? r.summary.series : []; }).reduce((n, s) => n + s.requests, 0);
+    const total = collector.bodies
+      .flatMap((b) => {
+        const r = decodeSummary(b.body);
+        return r.ok ? r.summary.series : [];
+      })
+      .reduce((n, s) => n + s.requests, 0);
     expect(total).toBe(5);
     expect(sidecar.traps).toEqual([]);
   });

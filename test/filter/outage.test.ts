@@ -73,7 +73,9 @@ describe("filter when the collector is unavailable", () => {
     await idle(sidecar, clock, 200);
     await sidecar.close();
     await collector.close();
-    const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary);
+    const acked = decodeAll(collector.bodies)
+      .filter((x) => x.status === 200)
+      .map((x) => x.summary);
     const seqs = acked.map((s) => s.seq);
     expect(new Set(seqs).size).toBe(seqs.length);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
@@ -93,7 +95,9 @@ describe("filter when the collector is unavailable", () => {
     await idle(sidecar, clock, 400);
     await sidecar.close();
     await collector.close();
-    const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary);
+    const acked = decodeAll(collector.bodies)
+      .filter((x) => x.status === 200)
+      .map((x) => x.summary);
     const report = acked.filter((s) => s.series.length === 0);
     expect(report.length).toBeGreaterThan(0);
     expect(acked.reduce((a, s) => a + requestsOf(s) + s.droppedRequests, 0)).toBe(20 * 40);
@@ -124,7 +128,9 @@ describe("filter when the collector is unavailable", () => {
     await idle(sidecar, clock, 20);
     await sidecar.close();
     await collector.close();
-    const acked = decodeAll(collector.bodies).filter((x) => x.status === 200).map((x) => x.summary.seq);
+    const acked = decodeAll(collector.bodies)
+      .filter((x) => x.status === 200)
+      .map((x) => x.summary.seq);
     expect(acked).toEqual([0, 1, 2]);
     expect(sidecar.logMessages("warn").some((m) => m.includes("HTTP 401"))).toBe(true);
   });

@@ -4,8 +4,7 @@ import "assemblyscript/std/portable/index";
 import { describe, expect, it } from "vitest";
 import { Outbox, Pending } from "../../filter/outbox.ts";
 
-const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0]) =>
-  new Pending(seq, new Uint8Array(bytes), requests, drops[0], drops[1]);
+const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0]) => new Pending(seq, new Uint8Array(bytes), requests, drops[0], drops[1]);
 
 describe("filter outbox", () => {
   it("sends oldest first, one at a time, and moves on after a 2xx", () => {

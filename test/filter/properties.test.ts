@@ -90,10 +90,12 @@ describe("filter dimension sources", () => {
     expect(old.dimensions).toEqual(modern.dimensions);
   });
 
-  it("reads a FlatNode without a workload name (it answers \"\") for the labels it has", async () => {
-    const [s] = await seriesOf([inbound({
-      filter_state: { "wasm.downstream_peer": flatNodePeer({ namespace: "shop", service: "productpage" }) },
-    })]);
+  it('reads a FlatNode without a workload name (it answers "") for the labels it has', async () => {
+    const [s] = await seriesOf([
+      inbound({
+        filter_state: { "wasm.downstream_peer": flatNodePeer({ namespace: "shop", service: "productpage" }) },
+      }),
+    ]);
     expect(s.dimensions).toMatchObject({
       source_workload: "unknown",
       source_namespace: "shop",
@@ -104,22 +106,29 @@ describe("filter dimension sources", () => {
   });
 
   it("reads an outbound request from the upstream side and Istio's cluster metadata", async () => {
-    const [s] = await seriesOf([{
-      requestHeaders: [[":method", "POST"], [":path", "/x"], [":authority", "ratings"], ["content-type", "application/grpc+proto"]],
-      responseHeaders: [[":status", "200"]],
-      responseTrailers: [["grpc-status", "14"]],
-      attributes: {
-        request: { duration: duration(5_000_000) },
-        response: { flags: 0x20 | 0x8000 },
-        xds: {
-          listener_direction: 2,
-          cluster_name: "outbound|9080||ratings.shop.svc.cluster.local",
-          cluster_metadata: { filter_metadata: { istio: { services: [{ host: "ratings.shop.svc.cluster.local" }] } } },
+    const [s] = await seriesOf([
+      {
+        requestHeaders: [
+          [":method", "POST"],
+          [":path", "/x"],
+          [":authority", "ratings"],
+          ["content-type", "application/grpc+proto"],
+        ],
+        responseHeaders: [[":status", "200"]],
+        responseTrailers: [["grpc-status", "14"]],
+        attributes: {
+          request: { duration: duration(5_000_000) },
+          response: { flags: 0x20 | 0x8000 },
+          xds: {
+            listener_direction: 2,
+            cluster_name: "outbound|9080||ratings.shop.svc.cluster.local",
+            cluster_metadata: { filter_metadata: { istio: { services: [{ host: "ratings.shop.svc.cluster.local" }] } } },
+          },
+          upstream: { uri_san_peer_certificate: "spiffe://cluster.local/ns/shop/sa/ratings", uri_san_local_certificate: SELF },
+          filter_state: { upstream_peer: new FieldObject({ workload: "ratings-v1", namespace: "shop", service: "ratings", revision: "v1", cluster: "west" }) },
         },
-        upstream: { uri_san_peer_certificate: "spiffe://cluster.local/ns/shop/sa/ratings", uri_san_local_certificate: SELF },
-        filter_state: { upstream_peer: new FieldObject({ workload: "ratings-v1", namespace: "shop", service: "ratings", revision: "v1", cluster: "west" }) },
       },
-    }]);
+    ]);
     expect(s.dimensions).toMatchObject({
       reporter: "source",
       source_principal: SELF,
@@ -163,7 +172,13 @@ describe("filter dimension sources", () => {
     const [off] = await seriesOf([withUser]);
     const [on] = await seriesOf([withUser], { config: { end_user_principal: true, dimensions: ["reporter", "source_workload", "response_code"] } });
     expect(off.dimensions.end_user_principal).toBe("unknown");
-    expect(on.dimensions).toMatchObject({ end_user_principal: "https://issuer/u1", source_workload: "productpage-v1", response_code: 200, source_principal: "unknown", destination_workload: "unknown" });
+    expect(on.dimensions).toMatchObject({
+      end_user_principal: "https://issuer/u1",
+      source_workload: "productpage-v1",
+      response_code: 200,
+      source_principal: "unknown",
+      destination_workload: "unknown",
+    });
   });
 
   it("names each worker VM's producer uniquely, keeping the unique tail for a long node id", async () => {
@@ -180,9 +195,15 @@ describe("filter dimension sources", () => {
   it("serves connection facts from the cache only within a window", async () => {
     const collector = await startCollector();
     const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, collector.address);
-    const on = (id: number, principal: string) =>
-      inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: principal, uri_san_local_certificate: SELF } });
-    for (const [id, p] of [[1, "spiffe://a"], [2, "spiffe://b"], [1, "spiffe://a"], [2, "spiffe://b"], [1, "spiffe://a"]] as const) sidecar.stream(on(id, p));
+    const on = (id: number, principal: string) => inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: principal, uri_san_local_certificate: SELF } });
+    for (const [id, p] of [
+      [1, "spiffe://a"],
+      [2, "spiffe://b"],
+      [1, "spiffe://a"],
+      [2, "spiffe://b"],
+      [1, "spiffe://a"],
+    ] as const)
+      sidecar.stream(on(id, p));
     clock.advance(1000);
     await sidecar.settle();
     // Next window: a new caller takes the first value id; connection 1 must still read as caller a.
@@ -197,7 +218,10 @@ describe("filter dimension sources", () => {
       if (!r.ok) throw new Error(r.message);
       return Object.fromEntries(r.summary.series.map((x) => [x.dimensions.source_principal, x.requests]));
     });
-    expect(windows).toEqual([{ "spiffe://a": 3, "spiffe://b": 2 }, { "spiffe://c": 1, "spiffe://a": 1 }]);
+    expect(windows).toEqual([
+      { "spiffe://a": 3, "spiffe://b": 2 },
+      { "spiffe://c": 1, "spiffe://a": 1 },
+    ]);
   });
 
   it("falls back to the pre-1.33 top-level name when xds.listener_direction is absent", async () => {

@@ -63,7 +63,14 @@ export function overflowSummary(producerId: string, seq: number, windowEndMs: nu
   const big = Number.MAX_SAFE_INTEGER;
   // Latency 0 throughout: the sketch's zero count carries the requests.
   const one = measure === "requests" ? { ...s, requests: big, sketch: { ...s.sketch, z: big } } : { ...s, requestBytes: big };
-  return encodeSummary(summaryOf(producerId, seq, windowEndMs, Array.from({ length: copies }, () => one)));
+  return encodeSummary(
+    summaryOf(
+      producerId,
+      seq,
+      windowEndMs,
+      Array.from({ length: copies }, () => one),
+    ),
+  );
 }
 
 export type Rand = () => number;
@@ -77,7 +84,11 @@ export function attackCase(r: Rand, seq: number, nowMs: number): { body: Uint8Ar
   const honest = inbound("shop", "unknown", "reviews", [1200, 3400]);
   switch (Math.floor(r() * 5)) {
     case 0:
-      return { body: overflowSummary(producerOf("reviews-1", "shop"), seq, end, "requests", 2 + Math.floor(r() * 200)), expect: { status: 400, error: "too_many_requests" }, requests: 0 };
+      return {
+        body: overflowSummary(producerOf("reviews-1", "shop"), seq, end, "requests", 2 + Math.floor(r() * 200)),
+        expect: { status: 400, error: "too_many_requests" },
+        requests: 0,
+      };
     case 1: {
       const copies = 1100 + Math.floor(r() * 200); // past 1024 copies of 2^53 a BIGINT sum overflows
       return { body: overflowSummary(producerOf("reviews-1", "shop"), seq, end, "requestBytes", copies), requests: copies };
@@ -86,7 +97,11 @@ export function attackCase(r: Rand, seq: number, nowMs: number): { body: Uint8Ar
       return { body: encodeSummary(summaryOf(producerOf("payments-0", "payments"), seq, end, [honest])), expect: { status: 403, error: "identity_mismatch" }, requests: 0 };
     case 3: {
       const back = (2 + r() * 48) * 3_600_000;
-      return { body: encodeSummary(summaryOf(producerOf("reviews-1", "shop"), seq, windowEndNear(nowMs - back), [honest])), expect: { status: 400, error: "window_out_of_range" }, requests: 0 };
+      return {
+        body: encodeSummary(summaryOf(producerOf("reviews-1", "shop"), seq, windowEndNear(nowMs - back), [honest])),
+        expect: { status: 400, error: "window_out_of_range" },
+        requests: 0,
+      };
     }
     default:
       return { body: encodeSummary(summaryOf(producerOf("reviews-1", "shop"), seq, windowEndNear(nowMs - r() * 1_800_000), [honest])), requests: 2 };

@@ -68,7 +68,9 @@ describe("counter overflow", () => {
     expect((await post(evil)).statusCode).toBe(200);
     expect((await post(honest)).statusCode).toBe(200);
     await c.loader.loadNow();
-    const rows = await sql(`SELECT destination_workload AS w, SUM(requests)::DOUBLE AS requests, MAX(request_bytes)::DOUBLE AS bytes FROM ${FACT_TABLE.name} GROUP BY ALL ORDER BY w`);
+    const rows = await sql(
+      `SELECT destination_workload AS w, SUM(requests)::DOUBLE AS requests, MAX(request_bytes)::DOUBLE AS bytes FROM ${FACT_TABLE.name} GROUP BY ALL ORDER BY w`,
+    );
     expect(rows).toEqual([
       { w: "overflow", requests: 1100, bytes: Number.MAX_SAFE_INTEGER },
       { w: "reviews", requests: 3, bytes: 300 },
@@ -92,7 +94,12 @@ describe("counter overflow", () => {
 /** A decoded summary of 1,100 identical series (already saturating within the load's rollup). */
 function summaryOfMany(end: number, seq: number) {
   const s = { ...inbound("shop", "unknown", "overflow", [0]), requestBytes: Number.MAX_SAFE_INTEGER };
-  return summaryOf(producerOf("evil-0", "shop"), seq, end, Array.from({ length: 1100 }, () => s));
+  return summaryOf(
+    producerOf("evil-0", "shop"),
+    seq,
+    end,
+    Array.from({ length: 1100 }, () => s),
+  );
 }
 
 describe("caller identity", () => {
@@ -188,7 +195,12 @@ describe("ingest tokens", () => {
     expect(m.get("meshlook_ingest_tokens")).toBe(2);
     expect(m.get("meshlook_ingest_weak_tokens")).toBe(1);
     const body = encodeSummary(summaryOf(producerOf("reviews-1", "shop"), 1, now(), [inbound("shop", "unknown", "reviews", [1])]));
-    const res = await c.app.inject({ method: "POST", url: "/v1/summaries", headers: { "content-type": SUMMARY_TYPE, authorization: "Bearer good-token-0123456789abcdef" }, payload: Buffer.from(body) });
+    const res = await c.app.inject({
+      method: "POST",
+      url: "/v1/summaries",
+      headers: { "content-type": SUMMARY_TYPE, authorization: "Bearer good-token-0123456789abcdef" },
+      payload: Buffer.from(body),
+    });
     expect(res.statusCode).toBe(200);
     const labels = [...(await metricValues(c)).keys()].filter((k) => k.startsWith("meshlook_ingest_accepted_by_token_total"));
     // The unsalted SHA-256 prefix of the token would let anyone confirm a guess offline.
@@ -219,7 +231,9 @@ describe("admission", () => {
   it("rate-limits per caller identity: one caller's flood does not throttle another", async () => {
     const { post } = await collector({ MESHLOOK_TRUST_XFCC: "true", MESHLOOK_RATE_LIMIT_PER_MIN: "5" });
     const send = (seq: number, sa: string) =>
-      post(encodeSummary(summaryOf(producerOf(`${sa}-1`, "shop"), seq, now(), [inbound("shop", "unknown", sa, [1])])), { "x-forwarded-client-cert": xfccFor(principalOf("shop", sa)) });
+      post(encodeSummary(summaryOf(producerOf(`${sa}-1`, "shop"), seq, now(), [inbound("shop", "unknown", sa, [1])])), {
+        "x-forwarded-client-cert": xfccFor(principalOf("shop", sa)),
+      });
     for (let i = 1; i <= 5; i++) expect((await send(i, "noisy")).statusCode).toBe(200);
     const limited = await send(6, "noisy");
     expect(limited.statusCode).toBe(429);

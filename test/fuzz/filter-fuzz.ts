@@ -134,9 +134,7 @@ export async function fuzzFilter(streams: number, seed: number, onProgress?: (do
     out.traps = Math.max(out.traps, sidecar.traps.length);
     while (await collector.loader.loadNow());
     const conn = (collector.sink as DuckDBSink).connection;
-    const stored = new Set(
-      (await conn.runAndReadAll(`SELECT DISTINCT source_principal FROM ${FACT_TABLE.name}`)).getRows().map((row) => String(row[0])),
-    );
+    const stored = new Set((await conn.runAndReadAll(`SELECT DISTINCT source_principal FROM ${FACT_TABLE.name}`)).getRows().map((row) => String(row[0])));
     out.principalsSent = sent.size;
     for (const p of sent) {
       if (stored.has(p)) out.principalsStored++;

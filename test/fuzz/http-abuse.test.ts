@@ -192,7 +192,10 @@ describe("collector under HTTP abuse", () => {
     await Promise.all([flood, bystander]);
     expect(wrong).toEqual([]);
     const allowed = ["200", "401", "503/overloaded/retry-after", "503/spool_full/retry-after", "503/spool_unavailable/retry-after"];
-    expect(Object.keys(statuses).filter((k) => !allowed.includes(k)), JSON.stringify(statuses)).toEqual([]);
+    expect(
+      Object.keys(statuses).filter((k) => !allowed.includes(k)),
+      JSON.stringify(statuses),
+    ).toEqual([]);
     let loaded = 0;
     for (let i = 0; i < 200 && loaded < acknowledged; i++) {
       await sleep(100);

@@ -106,7 +106,11 @@ export async function fuzzIngest(cases: number, seed: number, onProgress?: (done
       // duplicates; after a load the first spooled copy is the one the ledger keeps.
       const s = decoded.summary;
       const key = `${s.producerId}\u0000${s.seq}`;
-      if ((res.json() as { status: string }).status === "accepted" && !acked.has(key)) acked.set(key, s.series.reduce((n, x) => n + x.requests, 0));
+      if ((res.json() as { status: string }).status === "accepted" && !acked.has(key))
+        acked.set(
+          key,
+          s.series.reduce((n, x) => n + x.requests, 0),
+        );
       return;
     }
     const err = res.json() as { error?: string; message?: string };

@@ -8,7 +8,11 @@ describe("ingest route under hostile bodies", () => {
   it("refuses every malformed body with a 4xx and loads every acknowledged one", async () => {
     const r = await fuzzIngest(10_000, 0x5eed);
     expect(r.failures).toEqual([]);
-    expect(Object.keys(r.statuses).map(Number).every((s) => s === 200 || (s >= 400 && s < 500))).toBe(true);
+    expect(
+      Object.keys(r.statuses)
+        .map(Number)
+        .every((s) => s === 200 || (s >= 400 && s < 500)),
+    ).toBe(true);
     // The cases reach deep into the decoder, not only its checksum.
     expect(Object.keys(r.reasons).length).toBeGreaterThanOrEqual(15);
     expect(r.acknowledged).toBeGreaterThan(0);

@@ -44,9 +44,7 @@ describe("import table", () => {
 
   it("refuses a known import with another signature, naming it and both types", async () => {
     const bytes = buildModule({ imports: [{ module: "env", name: "proxy_log", params: [i32, i32], results: [i32] }], exports: MINIMAL_EXPORTS });
-    expect(await refused(bytes)).toBe(
-      "Failed to load Wasm module due to an import type mismatch: env.proxy_log, want: i32 i32 -> i32, but host exports: i32 i32 i32 -> i32",
-    );
+    expect(await refused(bytes)).toBe("Failed to load Wasm module due to an import type mismatch: env.proxy_log, want: i32 i32 -> i32, but host exports: i32 i32 i32 -> i32");
   });
 
   it("refuses global imports", async () => {
@@ -57,13 +55,9 @@ describe("import table", () => {
   it("links ABI-version-specific imports only for their version", async () => {
     const logLevel = { module: "env", name: "proxy_get_log_level", params: [i32], results: [i32] };
     const v020 = [{ name: "proxy_abi_version_0_2_0", params: [], results: [] }, MINIMAL_EXPORTS[1]];
-    expect(await refused(buildModule({ imports: [logLevel], exports: v020 }))).toBe(
-      "Failed to load Wasm module due to a missing import: env.proxy_get_log_level",
-    );
+    expect(await refused(buildModule({ imports: [logLevel], exports: v020 }))).toBe("Failed to load Wasm module due to a missing import: env.proxy_get_log_level");
     const clear = { module: "env", name: "proxy_clear_route_cache", params: [], results: [i32] };
-    expect(await refused(buildModule({ imports: [clear], exports: MINIMAL_EXPORTS }))).toBe(
-      "Failed to load Wasm module due to a missing import: env.proxy_clear_route_cache",
-    );
+    expect(await refused(buildModule({ imports: [clear], exports: MINIMAL_EXPORTS }))).toBe("Failed to load Wasm module due to a missing import: env.proxy_clear_route_cache");
   });
 
   it("refuses proxy-runtime 0.1.8's clear_route_cache (its ABI 0.2.0 has no proxy_clear_route_cache)", async () => {
@@ -107,9 +101,7 @@ describe("module exports", () => {
 
   it("refuses a callback export with the wrong signature", async () => {
     const bad = buildModule({ exports: [...MINIMAL_EXPORTS, { name: "proxy_on_request_headers", params: [i32, i32], results: [i32] }] });
-    expect(await refused(bad)).toBe(
-      "Bad function signature for: proxy_on_request_headers, want: i32 i32 i32 -> i32, but the module exports: i32 i32 -> i32",
-    );
+    expect(await refused(bad)).toBe("Bad function signature for: proxy_on_request_headers, want: i32 i32 i32 -> i32, but the module exports: i32 i32 -> i32");
   });
 
   it("refuses a plugin whose proxy_on_configure returns false", async () => {

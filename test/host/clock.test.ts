@@ -14,7 +14,10 @@ describe("ManualClock", () => {
     const cancelled = clock.setTimer(20, () => fired.push(["b", clock.nowMs()]));
     cancelled.cancel();
     clock.advance(29);
-    expect(fired).toEqual([["a", 1010], ["a+5", 1015]]);
+    expect(fired).toEqual([
+      ["a", 1010],
+      ["a+5", 1015],
+    ]);
     expect(clock.nowMs()).toBe(1029);
     clock.advanceTo(1_030);
     expect(fired.at(-1)).toEqual(["c", 1030]);

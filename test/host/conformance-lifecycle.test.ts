@@ -42,12 +42,7 @@ describe("a root context that defers proxy_on_done", () => {
     sidecar.logs.length = 0;
     const t0 = clock.nowMs();
     await sidecar.close();
-    expect(events(sidecar)).toEqual([
-      "done 1 config=defer",
-      "finishing 1 config=defer",
-      "proxy_done=0",
-      "delete 1 config=defer",
-    ]);
+    expect(events(sidecar)).toEqual(["done 1 config=defer", "finishing 1 config=defer", "proxy_done=0", "delete 1 config=defer"]);
     expect(clock.nowMs() - t0).toBe(20); // two 10 ms ticks, then proxy_done
     expect(sidecar.shutdownPending).toBe(false);
   });
@@ -118,12 +113,7 @@ describe("reconfiguration of a live VM (ECDS update)", () => {
     expect(sidecar.configure("first")).toBe(true); // same plugin key: nothing happens
     expect(events(sidecar)).toEqual([]);
     expect(sidecar.configure("second")).toBe(true);
-    expect(events(sidecar)).toEqual([
-      "create 2 config=",
-      "configure 2 config=second",
-      "done 1 config=first",
-      "delete 1 config=first",
-    ]);
+    expect(events(sidecar)).toEqual(["create 2 config=", "configure 2 config=second", "done 1 config=first", "delete 1 config=first"]);
     sidecar.logs.length = 0;
     sidecar.stream(request);
     expect(events(sidecar)[0]).toBe("create 3 config=second");

@@ -15,10 +15,7 @@ describe("start functions and WASI", () => {
     // source/extensions/common/wasm/context.cc). Go's wasip1 runtime traps on 0 ("nanotime returning zero").
     const clock = new ManualClock(Date.UTC(2026, 2, 1));
     const sidecar = await createSidecar({ wasm: `${dir}/reactor_clock.wasm`, clock, canary: false });
-    expect(sidecar.logMessages("info")).toEqual([
-      "runtime started",
-      `monotonic_at_start=${clock.monotonicNs()} realtime_at_start=${clock.nowNs()}`,
-    ]);
+    expect(sidecar.logMessages("info")).toEqual(["runtime started", `monotonic_at_start=${clock.monotonicNs()} realtime_at_start=${clock.nowNs()}`]);
     expect(clock.monotonicNs() > 0n).toBe(true);
     await sidecar.close();
   });
@@ -121,7 +118,10 @@ describe("a filter that holds a request for a callout", () => {
     answer = 200;
     const OTHER = "outbound|9001||auth.shop.svc.cluster.local";
     const sidecar = await createSidecar({
-      wasm: `${dir}/pause_callout.wasm`, pluginConfig: CLUSTER, configDelivery: "ecds", canary: false,
+      wasm: `${dir}/pause_callout.wasm`,
+      pluginConfig: CLUSTER,
+      configDelivery: "ecds",
+      canary: false,
       clusters: { [CLUSTER]: `127.0.0.1:${port}`, [OTHER]: `127.0.0.1:${port}` },
     });
     const r = sidecar.stream(request);
@@ -159,7 +159,11 @@ describe("a filter that replies locally from proxy_on_response_headers", () => {
     const r = sidecar.stream({ ...request, responseBody: "upstream body", responseTrailers: { "x-upstream-trailer": "1" } });
     expect(r.statuses.responseHeaders).toBe(4);
     expect(r.localReply).toMatchObject({ code: 502, details: "upstream_rejected" });
-    expect(r.responseHeaders).toEqual([[":status", "502"], ["content-length", "9"], ["content-type", "text/plain"]]);
+    expect(r.responseHeaders).toEqual([
+      [":status", "502"],
+      ["content-length", "9"],
+      ["content-type", "text/plain"],
+    ]);
     expect(new TextDecoder().decode(r.responseBody)).toBe("rejected\n");
     expect(sidecar.logMessages("info")).toEqual(["response_headers send_local_response=0", "log"]);
     await sidecar.close();

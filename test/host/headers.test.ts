@@ -10,8 +10,14 @@ beforeAll(async () => {
 afterAll(() => sidecar.close());
 
 const request: [string, string][] = [
-  [":method", "GET"], [":path", "/p"], [":authority", "svc"], ["x-first", "1"], ["x-first", "2"],
-  ["X-Replaced", "old"], ["x-removed", "gone"], ["x-removed", "gone-too"],
+  [":method", "GET"],
+  [":path", "/p"],
+  [":authority", "svc"],
+  ["x-first", "1"],
+  ["x-first", "2"],
+  ["X-Replaced", "old"],
+  ["x-removed", "gone"],
+  ["x-removed", "gone-too"],
 ];
 
 describe("header maps", () => {
@@ -28,27 +34,42 @@ describe("header maps", () => {
   it("applies add, replace (dropping repeats) and remove (all values) to the request", () => {
     const r = sidecar.stream({ requestHeaders: request, requestBody: "b", responseHeaders: { ":status": "200" } });
     expect(r.requestHeaders).toEqual([
-      [":method", "GET"], [":path", "/p"], [":authority", "svc"], ["x-first", "1"], ["x-first", "2"],
-      ["x-replaced", "new"], ["x-added", "1"],
+      [":method", "GET"],
+      [":path", "/p"],
+      [":authority", "svc"],
+      ["x-first", "1"],
+      ["x-first", "2"],
+      ["x-replaced", "new"],
+      ["x-added", "1"],
     ]);
-    expect(r.responseHeaders).toEqual([[":status", "200"], ["x-conformance", "from-config"]]);
+    expect(r.responseHeaders).toEqual([
+      [":status", "200"],
+      ["x-conformance", "from-config"],
+    ]);
     expect(sidecar.logMessages("info").some((l) => l.includes("eos=0"))).toBe(true);
   });
 
   it("replaces the whole response map with set_header_map_pairs", () => {
     const r = sidecar.stream({ requestHeaders: [...request, ["x-set-pairs", "1"]], responseHeaders: { ":status": "200", a: "b" } });
-    expect(r.responseHeaders).toEqual([[":status", "203"], ["x-only", "yes"]]);
+    expect(r.responseHeaders).toEqual([
+      [":status", "203"],
+      ["x-only", "yes"],
+    ]);
     expect(sidecar.logMessages("info")).toContain("set pairs 0");
   });
 });
 
 describe("pairs serialization", () => {
   it("matches the ABI layout byte for byte and decodes back", () => {
-    const bytes = encodePairs([["k", "vv"], ["", "x"]]);
-    expect(Buffer.from(bytes).toString("hex")).toBe(
-      "02000000" + "01000000" + "02000000" + "00000000" + "01000000" + "6b00" + "767600" + "00" + "7800",
-    );
-    expect(decodePairs(bytes)).toEqual([["k", "vv"], ["", "x"]]);
+    const bytes = encodePairs([
+      ["k", "vv"],
+      ["", "x"],
+    ]);
+    expect(Buffer.from(bytes).toString("hex")).toBe("02000000" + "01000000" + "02000000" + "00000000" + "01000000" + "6b00" + "767600" + "00" + "7800");
+    expect(decodePairs(bytes)).toEqual([
+      ["k", "vv"],
+      ["", "x"],
+    ]);
     expect(decodePairs(bytes.subarray(0, 10))).toEqual([]);
   });
 });

@@ -4,9 +4,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSidecar, duration, peerInfo, uint, type Sidecar } from "../../sim/host/index.ts";
 
-const i64 = (n: bigint | number) => { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(n)); return b.toString("hex"); };
-const u64 = (n: bigint | number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b.toString("hex"); };
-const f64 = (n: number) => { const b = Buffer.alloc(8); b.writeDoubleLE(n); return b.toString("hex"); };
+const i64 = (n: bigint | number) => {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64LE(BigInt(n));
+  return b.toString("hex");
+};
+const u64 = (n: bigint | number) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b.toString("hex");
+};
+const f64 = (n: number) => {
+  const b = Buffer.alloc(8);
+  b.writeDoubleLE(n);
+  return b.toString("hex");
+};
 const hex = (s: string) => Buffer.from(s).toString("hex");
 /** The pairs format written out by hand: count, then (key length, value length) per pair, then NUL-terminated bytes. */
 function pairs(p: [string | Buffer, string | Buffer][]): string {
@@ -25,18 +37,62 @@ function pairs(p: [string | Buffer, string | Buffer][]): string {
 
 const START = Date.UTC(2026, 2, 1, 12, 0, 0);
 const PATHS = [
-  "request|path", "request|url_path", "request|query", "request|method", "request|host", "request|scheme",
-  "request|id", "request|useragent", "request|time", "request|duration", "request|size", "request|total_size",
-  "request|protocol", "request|headers|x-multi", "request|headers", "request|headers|x-absent", "response|headers|content-type",
-  "response|code", "response|code_details", "response|grpc_status", "response|flags", "response|size", "response|total_size",
-  "connection|mtls", "connection|uri_san_peer_certificate", "connection|id", "connection_id",
-  "source|address", "source|port", "destination|port", "upstream|request_attempt_count",
-  "xds|cluster_name", "xds|listener_direction", "xds|node|id", "xds|node|metadata|NAME", "xds|node|metadata|LABELS|service.istio.io/canonical-name",
-  "xds|node|metadata|LABELS", "xds|node|metadata|PLATFORM_VERSION", "xds|node|metadata|INSTANCE_IPS|0",
-  "filter_state|downstream_peer|workload", "filter_state|downstream_peer|labels|app", "filter_state|downstream_peer|identity",
-  "filter_state|downstream_peer|labels", "filter_state|downstream_peer|version",
-  "legacy_peer", "written", "filter_state|wasm.written",
-  "plugin_root_id", "plugin_vm_id", "node", "cluster_name", "nothing|here", "request|nothing", "filter_state|custom|double", "filter_state|custom|list", "custom|double",
+  "request|path",
+  "request|url_path",
+  "request|query",
+  "request|method",
+  "request|host",
+  "request|scheme",
+  "request|id",
+  "request|useragent",
+  "request|time",
+  "request|duration",
+  "request|size",
+  "request|total_size",
+  "request|protocol",
+  "request|headers|x-multi",
+  "request|headers",
+  "request|headers|x-absent",
+  "response|headers|content-type",
+  "response|code",
+  "response|code_details",
+  "response|grpc_status",
+  "response|flags",
+  "response|size",
+  "response|total_size",
+  "connection|mtls",
+  "connection|uri_san_peer_certificate",
+  "connection|id",
+  "connection_id",
+  "source|address",
+  "source|port",
+  "destination|port",
+  "upstream|request_attempt_count",
+  "xds|cluster_name",
+  "xds|listener_direction",
+  "xds|node|id",
+  "xds|node|metadata|NAME",
+  "xds|node|metadata|LABELS|service.istio.io/canonical-name",
+  "xds|node|metadata|LABELS",
+  "xds|node|metadata|PLATFORM_VERSION",
+  "xds|node|metadata|INSTANCE_IPS|0",
+  "filter_state|downstream_peer|workload",
+  "filter_state|downstream_peer|labels|app",
+  "filter_state|downstream_peer|identity",
+  "filter_state|downstream_peer|labels",
+  "filter_state|downstream_peer|version",
+  "legacy_peer",
+  "written",
+  "filter_state|wasm.written",
+  "plugin_root_id",
+  "plugin_vm_id",
+  "node",
+  "cluster_name",
+  "nothing|here",
+  "request|nothing",
+  "filter_state|custom|double",
+  "filter_state|custom|list",
+  "custom|double",
   "set written hello",
 ];
 
@@ -64,8 +120,14 @@ beforeAll(async () => {
   });
   const result = sidecar.stream({
     requestHeaders: [
-      [":method", "POST"], [":path", "/api/v1?x=1#frag"], [":authority", "reviews:9080"], [":scheme", "http"],
-      ["x-request-id", "rid-1"], ["user-agent", "ua"], ["x-multi", "a"], ["x-multi", "b"],
+      [":method", "POST"],
+      [":path", "/api/v1?x=1#frag"],
+      [":authority", "reviews:9080"],
+      [":scheme", "http"],
+      ["x-request-id", "rid-1"],
+      ["user-agent", "ua"],
+      ["x-multi", "a"],
+      ["x-multi", "b"],
     ],
     requestBody: "12345",
     responseHeaders: { ":status": "503", "content-type": "text/plain" },
@@ -129,8 +191,24 @@ describe("property encodings (Envoy serializeValue)", () => {
   });
 
   it("sizes follow the header maps and body bytes", () => {
-    const reqHeaderBytes = [":method", "POST", ":path", "/api/v1?x=1#frag", ":authority", "reviews:9080", ":scheme", "http",
-      "x-request-id", "rid-1", "user-agent", "ua", "x-multi", "a", "x-multi", "b"].join("").length;
+    const reqHeaderBytes = [
+      ":method",
+      "POST",
+      ":path",
+      "/api/v1?x=1#frag",
+      ":authority",
+      "reviews:9080",
+      ":scheme",
+      "http",
+      "x-request-id",
+      "rid-1",
+      "user-agent",
+      "ua",
+      "x-multi",
+      "a",
+      "x-multi",
+      "b",
+    ].join("").length;
     expect(at("log", "request|size")).toBe(`ok ${i64(5)}`);
     expect(at("log", "request|total_size")).toBe(`ok ${i64(5 + reqHeaderBytes)}`);
     expect(at("log", "response|size")).toBe(`ok ${i64(3)}`);
@@ -142,7 +220,12 @@ describe("property encodings (Envoy serializeValue)", () => {
     expect(at("log", "request|headers|x-absent")).toBe("err 1");
     expect(at("log", "response|headers|content-type")).toBe(`ok ${hex("text/plain")}`);
     expect(at("log", "xds|node|metadata|LABELS")).toBe(`ok ${pairs([["service.istio.io/canonical-name", "reviews"]])}`);
-    expect(at("log", "filter_state|custom|list")).toBe(`ok ${pairs([["a", ""], ["bc", ""]])}`);
+    expect(at("log", "filter_state|custom|list")).toBe(
+      `ok ${pairs([
+        ["a", ""],
+        ["bc", ""],
+      ])}`,
+    );
     expect(at("log", "filter_state|downstream_peer|labels")).toBe(`ok ${pairs([["app", "productpage"]])}`);
     expect(at("log", "request|headers")).toMatch(/^ok 07000000/); // seven distinct header names
   });

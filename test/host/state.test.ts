@@ -73,7 +73,12 @@ describe("local replies and bodies", () => {
     // cpp-host context.cc convertVmCallResultToFilterHeadersStatus: a local reply sent during the call
     // (isNextIterationStopped) makes Envoy receive StopAllIterationAndWatermark (4) from a header callback.
     expect(r.statuses.requestHeaders).toBe(4);
-    expect(r.responseHeaders).toEqual([[":status", "403"], ["content-length", "6"], ["content-type", "text/plain"], ["x-reason", "conformance"]]);
+    expect(r.responseHeaders).toEqual([
+      [":status", "403"],
+      ["content-length", "6"],
+      ["content-type", "text/plain"],
+      ["x-reason", "conformance"],
+    ]);
     expect(new TextDecoder().decode(r.responseBody)).toBe("denied");
   });
 

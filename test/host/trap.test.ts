@@ -6,8 +6,7 @@ import { createSidecar, type FailStrategy } from "../../sim/host/index.ts";
 
 const ok = { requestHeaders: { ":method": "GET", ":path": "/", ":authority": "svc" }, responseHeaders: { ":status": "200" } };
 const trapping = { ...ok, requestHeaders: { ...ok.requestHeaders, "x-trap": "1" } };
-const start = (failStrategy: FailStrategy, workers = 2) =>
-  createSidecar({ wasm: "dist/fixtures/trap.wasm", rootId: "conformance", pluginConfig: "{}", workers, failStrategy });
+const start = (failStrategy: FailStrategy, workers = 2) => createSidecar({ wasm: "dist/fixtures/trap.wasm", rootId: "conformance", pluginConfig: "{}", workers, failStrategy });
 
 describe("traps", () => {
   it("are caught and reported; the stream passes and the VM stays failed (FAIL_OPEN)", async () => {
@@ -35,9 +34,7 @@ describe("traps", () => {
     const sidecar = await start("FAIL_OPEN", 1);
     const r = sidecar.stream({ ...ok, requestHeaders: { ...ok.requestHeaders, "x-throw": "1" } });
     expect(r.trapped).toBe(true);
-    expect(sidecar.logs.find((e) => e.source === "proxy_log" && e.level === "critical")?.message).toMatch(
-      /^conformance throw at: test\/fixtures\/filters\/trap\.ts\(\d+:\d+\)$/,
-    );
+    expect(sidecar.logs.find((e) => e.source === "proxy_log" && e.level === "critical")?.message).toMatch(/^conformance throw at: test\/fixtures\/filters\/trap\.ts\(\d+:\d+\)$/);
     expect(sidecar.traps[0].message).toMatch(/^Function: proxy_on_request_headers failed: unreachable/);
     await sidecar.close();
   });

@@ -49,7 +49,14 @@ export function buildModule(spec: ModuleSpec): Uint8Array {
   });
   const typeSec = vec(types.map((t) => [0x60, ...vec(t.params.map((p) => [CODE[p]])), ...vec(t.results.map((r) => [CODE[r]]))]));
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, typeSec),
     ...section(2, vec(imports)),
     ...section(3, vec(funcTypes)),

@@ -97,9 +97,7 @@ export interface TileQuery {
 export function tileQueries(project: Project, filterValues: Record<string, string> = {}): TileQuery[] {
   const out: TileQuery[] = [];
   for (const { dashboard } of project.dashboards) {
-    const defaults = new Map<string, string>(
-      ((dashboard.filters ?? []) as Lkml[]).map((f) => [f.name, String(f.default_value ?? "")]),
-    );
+    const defaults = new Map<string, string>(((dashboard.filters ?? []) as Lkml[]).map((f) => [f.name, String(f.default_value ?? "")]));
     for (const el of (dashboard.elements ?? []) as Lkml[]) {
       if (!el.explore) continue; // text tiles
       const filters: Record<string, string> = { ...(el.filters ?? {}) };

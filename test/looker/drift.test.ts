@@ -28,9 +28,7 @@ beforeAll(async () => {
   await sink.open();
   project = await loadProject({ DATABASE: "meshlook", SCHEMA: "main" });
   const rows = (
-    await sink.connection.runAndReadAll(
-      "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = 'meshlook' AND table_schema = 'main'",
-    )
+    await sink.connection.runAndReadAll("SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = 'meshlook' AND table_schema = 'main'")
   ).getRows();
   tables = new Map();
   for (const [t, c] of rows) {
@@ -110,8 +108,7 @@ describe("schema drift", () => {
 
   it("every field's query runs on the migrated warehouse", async () => {
     const renderer = privilegedRenderer(project);
-    const run = async (explore: string, fields: string[]) =>
-      sink.connection.run(snowflakeToDuckDB(renderer.render({ explore, fields })));
+    const run = async (explore: string, fields: string[]) => sink.connection.run(snowflakeToDuckDB(renderer.render({ explore, fields })));
     const failures: string[] = [];
     let fieldsRun = 0;
     for (const [explore] of project.explores) {

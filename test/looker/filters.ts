@@ -33,10 +33,7 @@ function stringCondition(target: string, expr: string): string {
   const parts: string[] = [];
   const equals = include.filter((p) => p.startsWith("'"));
   const likes = include.filter((p) => !p.startsWith("'"));
-  const positive = [
-    ...(equals.length === 1 ? [`${target} = ${equals[0]}`] : equals.length ? [`${target} IN (${equals.join(", ")})`] : []),
-    ...likes,
-  ];
+  const positive = [...(equals.length === 1 ? [`${target} = ${equals[0]}`] : equals.length ? [`${target} IN (${equals.join(", ")})`] : []), ...likes];
   if (positive.length) parts.push(positive.length === 1 ? positive[0] : `(${positive.join(" OR ")})`);
   // Looker keeps NULLs when excluding a value: NULL is "not that value".
   for (const e of exclude) parts.push(`(${e} OR ${target} IS NULL)`);

@@ -27,9 +27,22 @@ type Row = Record<string, unknown>;
 
 // Every measure both explores define, except requests_per_second (its window is a minute or an hour).
 const MEASURES = [
-  "requests", "errors", "error_rate", "success_rate", "request_bytes", "response_bytes", "mtls_requests", "plaintext_requests",
-  "latency_mean_ms", "latency_min_ms", "latency_max_ms",
-  "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_p999_ms",
+  "requests",
+  "errors",
+  "error_rate",
+  "success_rate",
+  "request_bytes",
+  "response_bytes",
+  "mtls_requests",
+  "plaintext_requests",
+  "latency_mean_ms",
+  "latency_min_ms",
+  "latency_max_ms",
+  "latency_p50_ms",
+  "latency_p90_ms",
+  "latency_p95_ms",
+  "latency_p99_ms",
+  "latency_p999_ms",
 ];
 
 /** The same question asked of both explores; rows keyed by the dimensions, fields unscoped. */

@@ -28,7 +28,13 @@ function urlQuery(url: string): { model: string; query: ExploreQuery } {
   }
   return {
     model,
-    query: { explore, fields: (u.searchParams.get("fields") ?? "").split(","), filters, sorts: (u.searchParams.get("sorts") ?? "").split(","), limit: Number(u.searchParams.get("limit") ?? 500) },
+    query: {
+      explore,
+      fields: (u.searchParams.get("fields") ?? "").split(","),
+      filters,
+      sorts: (u.searchParams.get("sorts") ?? "").split(","),
+      limit: Number(u.searchParams.get("limit") ?? 500),
+    },
   };
 }
 

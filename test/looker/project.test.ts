@@ -77,9 +77,7 @@ describe("LookML project layout", () => {
 
   it("computes every latency percentile by merging sketches, at the quantile its name says", () => {
     const percentiles = [...project.views.values()].flatMap((v) => [...v.fields.values()].filter((f) => /^latency_p\d+_ms$/.test(f.name)));
-    expect(percentiles.map((f) => `${f.view}.${f.name}`)).toEqual(
-      expect.arrayContaining(["p50", "p90", "p95", "p99", "p999"].map((p) => `mesh_traffic.latency_${p}_ms`)),
-    );
+    expect(percentiles.map((f) => `${f.view}.${f.name}`)).toEqual(expect.arrayContaining(["p50", "p90", "p95", "p99", "p999"].map((p) => `mesh_traffic.latency_${p}_ms`)));
     for (const f of percentiles) {
       const m = f.sql!.trim().match(/^MESH_QUANTILE\(ARRAY_AGG\(\$\{TABLE\}\.latency_sketch\), (0\.\d+)\) \/ 1000\.0$/);
       expect(m, `${f.view}.${f.name}`).not.toBeNull();
@@ -136,9 +134,7 @@ describe("dashboards", () => {
         file,
         dashboard: {
           ...dashboard,
-          elements: dashboard.elements.map((e: Record<string, unknown>, i: number) =>
-            i === 0 ? { ...e, fields: ["mesh_traffic.requests_total"] } : e,
-          ),
+          elements: dashboard.elements.map((e: Record<string, unknown>, i: number) => (i === 0 ? { ...e, fields: ["mesh_traffic.requests_total"] } : e)),
         },
       })),
     };

@@ -71,10 +71,7 @@ const byKey = (rows: Row[], ...fields: string[]) => new Map(rows.map((r) => [fie
 describe("the embedded warehouse", () => {
   it("holds several fact rows for some (minute, series), so measures must aggregate", async () => {
     const key = ["minute", ...DIMENSIONS].join(", ");
-    const [{ n }] = await query(
-      w,
-      `SELECT COUNT(*) AS n FROM (SELECT ${key} FROM mesh_traffic_minute GROUP BY ${key} HAVING COUNT(*) > 1)`,
-    );
+    const [{ n }] = await query(w, `SELECT COUNT(*) AS n FROM (SELECT ${key} FROM mesh_traffic_minute GROUP BY ${key} HAVING COUNT(*) > 1)`);
     expect(Number(n)).toBeGreaterThan(50);
   });
 });
@@ -103,7 +100,10 @@ describe("mesh traffic explore", () => {
       filters: { "mesh_traffic.traffic_minute": window },
     });
     const all = truth(server, () => "all").get("all")!;
-    const mtls = truth((r) => server(r) && r.dims.connection_security_policy === "mutual_tls", () => "m").get("m")!;
+    const mtls = truth(
+      (r) => server(r) && r.dims.connection_security_policy === "mutual_tls",
+      () => "m",
+    ).get("m")!;
     const v = (m: string) => Number(row[`mesh_traffic.${m}`]);
     expect(v("requests")).toBe(all.requests);
     expect(v("errors")).toBe(all.errors);
@@ -130,7 +130,10 @@ describe("mesh traffic explore", () => {
     const code = (r: TruthRow) => Number(r.dims.response_code);
     const istio = (r: TruthRow) => (code(r) >= 500 && code(r) <= 599) || !["-", "0"].includes(String(r.dims.grpc_status));
     const all = truth(server, () => "all").get("all")!;
-    const failed = truth((r) => server(r) && istio(r), () => "e").get("e")!;
+    const failed = truth(
+      (r) => server(r) && istio(r),
+      () => "e",
+    ).get("e")!;
     expect(failed.requests).toBeGreaterThan(0);
     expect(Number(row["mesh_traffic.server_errors"])).toBe(failed.requests);
     expectWithin(row["mesh_traffic.server_error_rate"], failed.requests / all.requests, 1e-12, "server error rate");
@@ -197,7 +200,14 @@ describe("mesh traffic explore", () => {
   it("time frames coarser than a minute label and sum the same traffic", async () => {
     const rows = await run({
       explore: "mesh_traffic",
-      fields: ["mesh_traffic.traffic_hour", "mesh_traffic.traffic_date", "mesh_traffic.traffic_week", "mesh_traffic.traffic_month", "mesh_traffic.traffic_hour_of_day", "mesh_traffic.requests"],
+      fields: [
+        "mesh_traffic.traffic_hour",
+        "mesh_traffic.traffic_date",
+        "mesh_traffic.traffic_week",
+        "mesh_traffic.traffic_month",
+        "mesh_traffic.traffic_hour_of_day",
+        "mesh_traffic.requests",
+      ],
       filters: { "mesh_traffic.traffic_minute": window },
     });
     // The generated traffic lies within the first minutes of Thursday 2026-01-01 (UTC).
@@ -219,7 +229,10 @@ describe("mesh traffic explore", () => {
       fields: ["mesh_traffic.source_principal", "mesh_traffic.source_service_account", "mesh_traffic.requests"],
       filters: { "mesh_traffic.traffic_minute": window, "mesh_traffic.source_principal": "-unknown" },
     });
-    const expected = truth((r) => server(r) && r.dims.source_principal !== "unknown", (r) => r.dims.source_principal);
+    const expected = truth(
+      (r) => server(r) && r.dims.source_principal !== "unknown",
+      (r) => r.dims.source_principal,
+    );
     expect(rows.length).toBe(expected.size);
     for (const row of rows) {
       const principal = String(row["mesh_traffic.source_principal"]);
@@ -250,7 +263,10 @@ describe("governed access on the warehouse", () => {
       { explore: "mesh_traffic", fields: ["mesh_traffic.destination_namespace", "mesh_traffic.requests"], filters: { "mesh_traffic.traffic_minute": window } },
       user(),
     );
-    const expected = truth((r) => server(r) && namespaces.includes(r.dims.destination_namespace), (r) => r.dims.destination_namespace);
+    const expected = truth(
+      (r) => server(r) && namespaces.includes(r.dims.destination_namespace),
+      (r) => r.dims.destination_namespace,
+    );
     expect(rows.map((r) => r["mesh_traffic.destination_namespace"]).sort()).toEqual([...namespaces].sort());
     for (const r of rows) {
       const ns = String(r["mesh_traffic.destination_namespace"]);
@@ -347,9 +363,7 @@ describe("identity access explore", () => {
     });
     const rows = w.truth.rows().filter(server);
     const principals = new Set(rows.map((r) => r.dims.source_principal));
-    const plaintext = new Set(
-      rows.filter((r) => r.dims.connection_security_policy !== "mutual_tls").map((r) => `${r.dims.source_namespace}/${r.dims.source_workload}`),
-    );
+    const plaintext = new Set(rows.filter((r) => r.dims.connection_security_policy !== "mutual_tls").map((r) => `${r.dims.source_namespace}/${r.dims.source_workload}`));
     const total = rows.reduce((n, r) => n + r.stats.requests, 0);
     const mtls = rows.filter((r) => r.dims.connection_security_policy === "mutual_tls").reduce((n, r) => n + r.stats.requests, 0);
     expect(plaintext.size).toBeGreaterThan(0);

@@ -151,15 +151,12 @@ export class SqlRenderer {
 
   /** `{% condition filter %} expr {% endcondition %}` → the filter's condition on expr, or 1=1 when unset. */
   private templated(view: View, sql: string, filters: Map<string, string>): string {
-    const out = sql.replace(
-      /\{%\s*condition\s+(\w+)\s*%\}([\s\S]*?)\{%\s*endcondition\s*%\}/g,
-      (_, name: string, expr: string) => {
-        const f = this.field(`${view.name}.${name}`);
-        if (f.category !== "filter") throw new Error(`{% condition ${name} %} must name a filter field of ${view.name}`);
-        const value = filters.get(`${view.name}.${name}`);
-        return value === undefined ? "1=1" : filterCondition(this.filterKind(f), expr.trim(), value);
-      },
-    );
+    const out = sql.replace(/\{%\s*condition\s+(\w+)\s*%\}([\s\S]*?)\{%\s*endcondition\s*%\}/g, (_, name: string, expr: string) => {
+      const f = this.field(`${view.name}.${name}`);
+      if (f.category !== "filter") throw new Error(`{% condition ${name} %} must name a filter field of ${view.name}`);
+      const value = filters.get(`${view.name}.${name}`);
+      return value === undefined ? "1=1" : filterCondition(this.filterKind(f), expr.trim(), value);
+    });
     if (/\{%|\{\{/.test(out)) throw new Error(`view ${view.name}: unsupported Liquid in derived table SQL`);
     return out;
   }
@@ -266,7 +263,13 @@ export class SqlRenderer {
     const columns = selected.map(({ scoped, field }) => `    ${this.selectSql(field)} AS "${scoped}"`);
     const dims = selected.map((s, i) => (s.field.category === "dimension" ? i + 1 : 0)).filter((i) => i > 0);
 
-    const order = (query.sorts ?? this.defaultSorts(selected.map((s) => s.field), query.fields)).map((s) => {
+    const order = (
+      query.sorts ??
+      this.defaultSorts(
+        selected.map((s) => s.field),
+        query.fields,
+      )
+    ).map((s) => {
       const [name, dir] = s.trim().split(/\s+/);
       const index = query.fields.indexOf(name);
       if (index < 0) throw new Error(`sort on ${name}, which the query does not select`);

@@ -13,16 +13,7 @@ import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { decodeSummary, type DecodedSummary } from "../../collector/summary.ts";
 import { DIMENSIONS } from "../../shared/schema.ts";
 import { DEFAULT_SCALE, SeriesStats, encodeSummary, seriesOf } from "../../shared/node.ts";
-import {
-  GroundTruth,
-  TrafficGenerator,
-  expectedSeries,
-  isError,
-  mixed,
-  seriesKey,
-  type Reporter,
-  type SeriesDims,
-} from "../../sim/traffic/index.ts";
+import { GroundTruth, TrafficGenerator, expectedSeries, isError, mixed, seriesKey, type Reporter, type SeriesDims } from "../../sim/traffic/index.ts";
 
 const MINUTE_MS = 60_000;
 
@@ -163,7 +154,5 @@ export async function loadWarehouse(options: WarehouseOptions = {}): Promise<War
 /** Runs SQL on the warehouse; rows as objects keyed by column name, numbers as JS numbers. */
 export async function query(w: Warehouse, sql: string): Promise<Record<string, unknown>[]> {
   const reader = await w.sink.connection.runAndReadAll(sql);
-  return reader.getRowObjectsJS().map((row) =>
-    Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === "bigint" ? Number(v) : v])),
-  );
+  return reader.getRowObjectsJS().map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === "bigint" ? Number(v) : v])));
 }

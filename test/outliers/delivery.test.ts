@@ -50,7 +50,11 @@ beforeAll(async () => {
   };
   const readerTokensFile = join(dir, "reader-tokens");
   writeFileSync(readerTokensFile, `${OPERATOR} %\n${SCOPED} shop\n`);
-  c = await startCollector({ ...defaultConfig(), dataDir: dir, spoolDir: join(dir, "spool"), duckdbPath: join(dir, "meshlook.duckdb"), ingestTokens: ["tok"], readerTokensFile, loadIntervalS: 3600 }, pino({ level: "silent" }), { listen: false, env });
+  c = await startCollector(
+    { ...defaultConfig(), dataDir: dir, spoolDir: join(dir, "spool"), duckdbPath: join(dir, "meshlook.duckdb"), ingestTokens: ["tok"], readerTokensFile, loadIntervalS: 3600 },
+    pino({ level: "silent" }),
+    { listen: false, env },
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -88,7 +92,9 @@ describe("outlier delivery", () => {
     expect(res.statusCode).toBe(200);
     const body = res.json();
     const newEdge = sc.planted.find((p) => p.kind === "new_edge")!;
-    expect(body.findings.map((f: { sourcePrincipal: string; destinationService: string }) => [f.sourcePrincipal, f.destinationService])).toEqual([[newEdge.sourcePrincipal, newEdge.destinationService]]);
+    expect(body.findings.map((f: { sourcePrincipal: string; destinationService: string }) => [f.sourcePrincipal, f.destinationService])).toEqual([
+      [newEdge.sourcePrincipal, newEdge.destinationService],
+    ]);
     expect(body.recentEnd).toBe(new Date(sc.endMs).toISOString());
     expect((await c.app.inject({ method: "GET", url: `${OUTLIERS_PATH}?kind=bogus`, headers: { authorization: `Bearer ${OPERATOR}` } })).statusCode).toBe(400);
 
@@ -104,7 +110,12 @@ describe("outlier delivery", () => {
     await until(() => received.some((r) => r.status === 200));
     expect(received.map((r) => r.status)).toEqual([503, 200]);
     const sent = received[1].body as { text: string; findings: { id: string; exploreUrl: string }[] };
-    expect(sent.findings.map((f) => f.id).sort()).toEqual(c.outliers!.current().findings.map((f) => f.id).sort());
+    expect(sent.findings.map((f) => f.id).sort()).toEqual(
+      c
+        .outliers!.current()
+        .findings.map((f) => f.id)
+        .sort(),
+    );
     expect(sent.text).toContain("new outlier finding");
     expect(sent.findings.every((f) => f.exploreUrl.startsWith("/explore/meshlook/mesh_traffic?"))).toBe(true);
 

@@ -28,13 +28,24 @@ describe("outlier detection on DuckDB", () => {
   beforeAll(async () => {
     planted = scenario(true);
     sink = await loaded(planted);
-    findings = (await detect(duckdbQuery(() => sink.connection), { ...options, grains: [...options.grains] }, planted.endMs)).findings;
+    findings = (
+      await detect(
+        duckdbQuery(() => sink.connection),
+        { ...options, grains: [...options.grains] },
+        planted.endMs,
+      )
+    ).findings;
   }, 120_000);
   afterAll(() => sink?.close());
 
   it("finds every planted incident with its kind", () => {
     for (const p of planted.planted) {
-      const hit = findings.find((f) => f.kind === p.kind && f.destination_service === p.destinationService && (p.sourcePrincipal === undefined ? f.grain === "service" : f.source_principal === p.sourcePrincipal));
+      const hit = findings.find(
+        (f) =>
+          f.kind === p.kind &&
+          f.destination_service === p.destinationService &&
+          (p.sourcePrincipal === undefined ? f.grain === "service" : f.source_principal === p.sourcePrincipal),
+      );
       expect(hit, `${p.what}\nfound:\n${findings.map((f) => f.summary).join("\n")}`).toBeDefined();
     }
   });
@@ -91,7 +102,11 @@ describe("outlier detection on a clean run", () => {
     const clean = scenario(false);
     const sink = await loaded(clean);
     try {
-      const { windows, findings } = await detect(duckdbQuery(() => sink.connection), { ...options, grains: [...options.grains] }, clean.endMs);
+      const { windows, findings } = await detect(
+        duckdbQuery(() => sink.connection),
+        { ...options, grains: [...options.grains] },
+        clean.endMs,
+      );
       expect(windows).toBeDefined();
       expect(findings.map((f) => f.summary)).toEqual([]);
     } finally {
@@ -103,7 +118,11 @@ describe("outlier detection on a clean run", () => {
     const s = scenario(false, 7, 50 * 60);
     const sink = await loaded(s);
     try {
-      const res = await detect(duckdbQuery(() => sink.connection), { ...options, grains: [...options.grains] }, s.startMs + 50 * 60_000);
+      const res = await detect(
+        duckdbQuery(() => sink.connection),
+        { ...options, grains: [...options.grains] },
+        s.startMs + 50 * 60_000,
+      );
       expect(res).toEqual({ findings: [] });
     } finally {
       await sink.close();

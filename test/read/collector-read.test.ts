@@ -20,13 +20,20 @@ afterEach(async () => {
 async function collector(overrides: Partial<CollectorConfig> = {}, sink?: Sink): Promise<RunningCollector> {
   const dataDir = mkdtempSync(join(tmpdir(), "meshlook-read-collector-"));
   dirs.push(dataDir);
-  const config: CollectorConfig = { ...defaultConfig(), dataDir, spoolDir: join(dataDir, "spool"), duckdbPath: join(dataDir, "meshlook.duckdb"), ingestTokens: ["ingest-token-0123456789abcdef"], loadIntervalS: 3600, ...overrides };
+  const config: CollectorConfig = {
+    ...defaultConfig(),
+    dataDir,
+    spoolDir: join(dataDir, "spool"),
+    duckdbPath: join(dataDir, "meshlook.duckdb"),
+    ingestTokens: ["ingest-token-0123456789abcdef"],
+    loadIntervalS: 3600,
+    ...overrides,
+  };
   const c = await startCollector(config, pino({ level: "silent" }), { listen: false, sink });
   running.push(c);
   return c;
 }
-const get = (c: RunningCollector, url: string, token?: string) =>
-  c.app.inject({ url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+const get = (c: RunningCollector, url: string, token?: string) => c.app.inject({ url, headers: token ? { authorization: `Bearer ${token}` } : {} });
 
 describe("the collector's read surface", () => {
   it("is on by default with a generated operator token in <data>/reader-tokens (0600)", async () => {
@@ -59,7 +66,15 @@ describe("the collector's read surface", () => {
     const res = await get(off, "/api/v1/traffic");
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({ error: "read_api_off", message: "the read API is off (MESHLOOK_READ_API=false)" });
-    const snowflakeLike: Sink = { kind: "snowflake", open: async () => {}, load: async () => ({ loaded: 0, duplicates: 0, rows: 0 }), ping: async () => {}, close: async () => {}, refusal: () => undefined, prune: async () => [] };
+    const snowflakeLike: Sink = {
+      kind: "snowflake",
+      open: async () => {},
+      load: async () => ({ loaded: 0, duplicates: 0, rows: 0 }),
+      ping: async () => {},
+      close: async () => {},
+      refusal: () => undefined,
+      prune: async () => [],
+    };
     const sf = await collector({}, snowflakeLike);
     expect(sf.read.mode).toBe("off");
     const body = (await get(sf, "/api/v1/traffic")).json();

@@ -124,22 +124,34 @@ describe("golden-signals tiles: the dashboard's API requests answer as the LookM
   it("services, callers by identity, failures by response flags", async () => {
     const services = await looker(tile(G, "Services"));
     expect(services.length).toBeGreaterThan(5);
-    compare(services, await board("golden", "services"), "mesh_traffic", { looker: (r) => String(r["mesh_traffic.destination_service"]), api: (r) => String(r.destination_service) }, {
-      requests: "requests",
-      requests_per_second: "requests_per_second",
-      error_rate: "error_rate",
-      latency_p50_ms: "latency_p50_ms",
-      latency_p99_ms: "latency_p99_ms",
-      latency_p999_ms: "latency_p999_ms",
-      response_bytes: "response_bytes",
-    });
+    compare(
+      services,
+      await board("golden", "services"),
+      "mesh_traffic",
+      { looker: (r) => String(r["mesh_traffic.destination_service"]), api: (r) => String(r.destination_service) },
+      {
+        requests: "requests",
+        requests_per_second: "requests_per_second",
+        error_rate: "error_rate",
+        latency_p50_ms: "latency_p50_ms",
+        latency_p99_ms: "latency_p99_ms",
+        latency_p999_ms: "latency_p999_ms",
+        response_bytes: "response_bytes",
+      },
+    );
     const callerKey = (p: string) => (r: Row) => ["source_principal", "source_namespace", "source_workload"].map((f) => r[`${p}${f}`]).join(" | ");
-    compare(await looker(tile(G, "Callers by identity")), await board("golden", "callers"), "mesh_traffic", { looker: callerKey("mesh_traffic."), api: callerKey("") }, {
-      requests: "requests",
-      error_rate: "error_rate",
-      latency_p50_ms: "latency_p50_ms",
-      latency_p99_ms: "latency_p99_ms",
-    });
+    compare(
+      await looker(tile(G, "Callers by identity")),
+      await board("golden", "callers"),
+      "mesh_traffic",
+      { looker: callerKey("mesh_traffic."), api: callerKey("") },
+      {
+        requests: "requests",
+        error_rate: "error_rate",
+        latency_p50_ms: "latency_p50_ms",
+        latency_p99_ms: "latency_p99_ms",
+      },
+    );
     const failKey = (p: string) => (r: Row) => ["response_flags", "response_code", "grpc_status", "destination_service"].map((f) => r[`${p}${f}`]).join(" | ");
     compare(
       await looker(tile(G, "Failures by response flags")),
@@ -165,11 +177,17 @@ describe("golden-signals tiles: the dashboard's API requests answer as the LookM
     const state = { reporter: "source", namespace: "shop" };
     const services = await looker(tile(G, "Services", filters));
     expect(services.length).toBeGreaterThan(1);
-    compare(services, await board("golden", "services", state), "mesh_traffic", { looker: (r) => String(r["mesh_traffic.destination_service"]), api: (r) => String(r.destination_service) }, {
-      requests: "requests",
-      error_rate: "error_rate",
-      latency_p99_ms: "latency_p99_ms",
-    });
+    compare(
+      services,
+      await board("golden", "services", state),
+      "mesh_traffic",
+      { looker: (r) => String(r["mesh_traffic.destination_service"]), api: (r) => String(r.destination_service) },
+      {
+        requests: "requests",
+        error_rate: "error_rate",
+        latency_p99_ms: "latency_p99_ms",
+      },
+    );
     const service = String(services[0]["mesh_traffic.destination_service"]);
     const [t] = await board("golden", "totals", { ...state, service });
     const [l] = await looker(tile(G, "p99 latency (ms)", { ...filters, "Destination service": service }));
@@ -181,21 +199,35 @@ describe("other questions", () => {
   it("service edges: caller -> callee with rate, errors and p99", async () => {
     const rows = await looker({
       explore: "service_edges",
-      fields: ["service_edges.source_node", "service_edges.destination_node", "service_edges.requests", "service_edges.errors", "service_edges.requests_per_second", "service_edges.latency_p99_ms"],
+      fields: [
+        "service_edges.source_node",
+        "service_edges.destination_node",
+        "service_edges.requests",
+        "service_edges.errors",
+        "service_edges.requests_per_second",
+        "service_edges.latency_p99_ms",
+      ],
       filters: { "service_edges.traffic_minute": window },
     });
     const key = (p: string) => (r: Row) => `${r[`${p}source_node`]} -> ${r[`${p}destination_node`]}`;
-    compare(rows, (await get("/edges", range())).rows, "service_edges", { looker: key("service_edges."), api: key("") }, {
-      requests: "requests",
-      errors: "errors",
-      requests_per_second: "requests_per_second",
-      latency_p99_ms: "latency_p99_ms",
-    });
+    compare(
+      rows,
+      (await get("/edges", range())).rows,
+      "service_edges",
+      { looker: key("service_edges."), api: key("") },
+      {
+        requests: "requests",
+        errors: "errors",
+        requests_per_second: "requests_per_second",
+        latency_p99_ms: "latency_p99_ms",
+      },
+    );
   });
 
   it("identity access: who calls whom, first and last seen", async () => {
     const rows = await looker(tile("identity_access", "Who calls whom", { Observed: window }));
-    const key = (p: string) => (r: Row) => ["source_principal", "source_namespace", "source_workload", "destination_service", "connection_security_policy"].map((f) => r[`${p}${f}`]).join(" | ");
+    const key = (p: string) => (r: Row) =>
+      ["source_principal", "source_namespace", "source_workload", "destination_service", "connection_security_policy"].map((f) => r[`${p}${f}`]).join(" | ");
     // The API keeps the callee's principal and namespace apart; the tile does not group by them.
     const merged = new Map<string, Row>();
     for (const r of await board("identity", "access")) {
@@ -227,24 +259,53 @@ describe("other questions", () => {
     expect(body.hourly_hours).toBe(1);
     const rows = await looker({
       explore: "mesh_traffic",
-      fields: ["mesh_traffic.destination_service", "mesh_traffic.response_code", "mesh_traffic.requests", "mesh_traffic.latency_p50_ms", "mesh_traffic.latency_p99_ms", "mesh_traffic.latency_p999_ms"],
+      fields: [
+        "mesh_traffic.destination_service",
+        "mesh_traffic.response_code",
+        "mesh_traffic.requests",
+        "mesh_traffic.latency_p50_ms",
+        "mesh_traffic.latency_p99_ms",
+        "mesh_traffic.latency_p999_ms",
+      ],
       filters: { "mesh_traffic.traffic_minute": `${minuteText(hour)} to ${minuteText(hour + HOUR)}` },
     });
     const key = (p: string) => (r: Row) => `${r[`${p}destination_service`]} ${r[`${p}response_code`]}`;
-    compare(rows, body.rows, "mesh_traffic", { looker: key("mesh_traffic."), api: key("") }, {
-      requests: "requests",
-      latency_p50_ms: "latency_p50_ms",
-      latency_p99_ms: "latency_p99_ms",
-      latency_p999_ms: "latency_p999_ms",
-    });
+    compare(
+      rows,
+      body.rows,
+      "mesh_traffic",
+      { looker: key("mesh_traffic."), api: key("") },
+      {
+        requests: "requests",
+        latency_p50_ms: "latency_p50_ms",
+        latency_p99_ms: "latency_p99_ms",
+        latency_p999_ms: "latency_p999_ms",
+      },
+    );
   });
 
   it("a namespace-scoped reader token sees what the Looker access filter lets the same namespaces see", async () => {
     const user = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "shop,payments" } });
-    const rows = await looker({ explore: "mesh_traffic", fields: ["mesh_traffic.destination_service", "mesh_traffic.requests", "mesh_traffic.latency_p99_ms"], filters: { "mesh_traffic.traffic_minute": window } }, user);
+    const rows = await looker(
+      {
+        explore: "mesh_traffic",
+        fields: ["mesh_traffic.destination_service", "mesh_traffic.requests", "mesh_traffic.latency_p99_ms"],
+        filters: { "mesh_traffic.traffic_minute": window },
+      },
+      user,
+    );
     const body = await get("/traffic", { ...range(), group_by: "destination_service" }, TOKENS.shop);
-    compare(rows, body.rows, "mesh_traffic", { looker: (r) => String(r["mesh_traffic.destination_service"]), api: (r) => String(r.destination_service) }, { requests: "requests", latency_p99_ms: "latency_p99_ms" });
-    const loss = await looker({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.dropped_requests", "mesh_sidecar_loss.overflow_keys"], filters: { "mesh_sidecar_loss.reported_minute": window } }, user);
+    compare(
+      rows,
+      body.rows,
+      "mesh_traffic",
+      { looker: (r) => String(r["mesh_traffic.destination_service"]), api: (r) => String(r.destination_service) },
+      { requests: "requests", latency_p99_ms: "latency_p99_ms" },
+    );
+    const loss = await looker(
+      { explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.dropped_requests", "mesh_sidecar_loss.overflow_keys"], filters: { "mesh_sidecar_loss.reported_minute": window } },
+      user,
+    );
     const [apiLoss] = (await get("/sidecar-loss", { ...range(), interval: "none" }, TOKENS.shop)).rows;
     compare(loss, [apiLoss], "mesh_sidecar_loss", { looker: one, api: one }, { dropped_requests: "dropped_requests", overflow_keys: "overflow_keys" });
   });

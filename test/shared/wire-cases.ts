@@ -63,4 +63,3 @@ export const REJECTIONS: Record<string, () => Uint8Array> = {
   bad_utf8: () => withRaw((s) => (s.strings[0] = Uint8Array.from([0x64, 0xff, 0x65]))),
   bad_dimension_value: () => withRaw((s) => (s.strings[1] = "20x")),
 };
-

@@ -29,7 +29,9 @@ import { body, frame, mutated, sketchBuckets, validRaw, varint } from "./wire-bu
 
 const dir = new URL("../fixtures/wire/", import.meta.url);
 const read = (name: string) => new Uint8Array(readFileSync(new URL(name, dir)));
-const valid = readdirSync(dir).filter((f) => f.endsWith(".bin")).map((f) => f.slice(0, -4));
+const valid = readdirSync(dir)
+  .filter((f) => f.endsWith(".bin"))
+  .map((f) => f.slice(0, -4));
 const rejects = readdirSync(new URL("reject/", dir)).map((f) => f.slice(0, -4));
 const NODE_EDGE_REASONS = ["bad_utf8", "bad_dimension_value"];
 
@@ -220,8 +222,7 @@ describe("codec", () => {
     // the encoder refits the parameters: same sketch, fewer bytes
     expect(encodeSummary(r.summary).length).toBeLessThan(frame(body(raw)).length);
 
-    const bitsToBytes = (bits: string) =>
-      Array.from({ length: Math.ceil(bits.length / 8) }, (_, i) => parseInt(bits.slice(8 * i, 8 * i + 8).padEnd(8, "0"), 2));
+    const bitsToBytes = (bits: string) => Array.from({ length: Math.ceil(bits.length / 8) }, (_, i) => parseInt(bits.slice(8 * i, 8 * i + 8).padEnd(8, "0"), 2));
     const one = validRaw();
     one.series[0] = { ...one.series[0], requests: 2, zero: 0, min: 1000, max: 1000, sum: 2000 };
     const section = (bits: string) => [...varint(1), ...varint(2 * 637), 0x00, ...bitsToBytes(bits)];
@@ -254,7 +255,12 @@ describe("codec", () => {
   });
 
   it("recording and encoding in wasm gives the bytes Node gives (clamping and downscaling included)", () => {
-    for (const [n, scale] of [[1, 6], [5000, 6], [5000, 8], [300, 0]]) {
+    for (const [n, scale] of [
+      [1, 6],
+      [5000, 6],
+      [5000, 8],
+      [300, 0],
+    ]) {
       const stats = new SeriesStats(scale);
       let x = -1640531527;
       for (let i = 0; i < n; i++) {
@@ -265,9 +271,18 @@ describe("codec", () => {
         stats.record(latency, x & 0xffff, x >>> 8, (x & 7) === 0);
       }
       if (scale === 8 && n > 1) expect(stats.sketch.scale).toBeLessThan(8);
-      const node = encodeSummary({ producerId: "recorded", seq: 1, windowStartMs: 1000, windowEndMs: 2000, flags: FLAG_FINAL,
-        droppedRequests: 0, droppedWindows: 0, overflowKeys: 0, reported: ["reporter", "response_code"],
-        series: [seriesOf({ reporter: "source", response_code: 200 }, stats)] });
+      const node = encodeSummary({
+        producerId: "recorded",
+        seq: 1,
+        windowStartMs: 1000,
+        windowEndMs: 2000,
+        flags: FLAG_FINAL,
+        droppedRequests: 0,
+        droppedWindows: 0,
+        overflowKeys: 0,
+        reported: ["reporter", "response_code"],
+        series: [seriesOf({ reporter: "source", response_code: 200 }, stats)],
+      });
       expect(Buffer.from(wasm.encodeRecorded(n, scale)).equals(Buffer.from(node)), `n=${n} scale=${scale}`).toBe(true);
     }
   });

@@ -5,14 +5,7 @@ import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
 import { DIMENSIONS } from "../../shared/schema.ts";
 import { Mesh } from "../../sim/mesh.ts";
 import { ManualClock, RealClock } from "../../sim/host/index.ts";
-import {
-  bookinfo,
-  expectedSeries,
-  GroundTruth,
-  mixed,
-  TrafficGenerator,
-  type Reporter,
-} from "../../sim/traffic/index.ts";
+import { bookinfo, expectedSeries, GroundTruth, mixed, TrafficGenerator, type Reporter } from "../../sim/traffic/index.ts";
 import { readSeries } from "./istio-reading.ts";
 
 /** Property paths the Istio-style reading needs, with the type each value has in Envoy. */
@@ -223,15 +216,7 @@ describe("Mesh with the meshlook filter", () => {
       const want = new Map<string, number[]>();
       for (const row of truth.rows()) {
         const st = row.stats;
-        want.set(`${row.minuteMs}|${row.key}`, [
-          st.requests,
-          st.errors,
-          st.requestBytes,
-          st.responseBytes,
-          st.latencySumUs,
-          st.latencyMinUs,
-          st.latencyMaxUs,
-        ]);
+        want.set(`${row.minuteMs}|${row.key}`, [st.requests, st.errors, st.requestBytes, st.responseBytes, st.latencySumUs, st.latencyMinUs, st.latencyMaxUs]);
       }
       const diff = [...new Set([...got.keys(), ...want.keys()])]
         .filter((k) => JSON.stringify(got.get(k)) !== JSON.stringify(want.get(k)))
@@ -244,7 +229,6 @@ describe("Mesh with the meshlook filter", () => {
     }
   });
 });
-
 
 describe("Mesh on the wall clock", () => {
   it("delivers each request once its end time has come and records exactly what it delivered", async () => {

@@ -120,14 +120,11 @@ describe("presets", () => {
   it("bookinfo spans several namespaces with a plaintext caller, gRPC, an error burst and a slow spell", () => {
     const model = bookinfo({ durationS: 60 });
     expect(new Set(model.workloads.map((w) => w.namespace)).size).toBeGreaterThanOrEqual(3);
-    expect(model.workloads.map((w) => w.name)).toEqual(
-      expect.arrayContaining(["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"]),
-    );
+    expect(model.workloads.map((w) => w.name)).toEqual(expect.arrayContaining(["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"]));
     const reqs = new TrafficGenerator(model, { seed: 5, requestsPerSecond: 1000 }).take(60_000);
     expect(reqs.some((r) => r.source.name === "legacy-batch" && !r.mtls)).toBe(true);
     expect(reqs.some((r) => r.protocol === "grpc")).toBe(true);
-    const v3 = (lo: number, hi: number) =>
-      reqs.filter((r) => r.destination.name === "reviews-v3" && r.offsetNs >= lo * 1e9 && r.offsetNs < hi * 1e9 && r.destinationReports);
+    const v3 = (lo: number, hi: number) => reqs.filter((r) => r.destination.name === "reviews-v3" && r.offsetNs >= lo * 1e9 && r.offsetNs < hi * 1e9 && r.destinationReports);
     const rate = (rs: SimRequest[]) => rs.filter((r) => r.responseCode >= 500).length / rs.length;
     expect(rate(v3(30, 42))).toBeGreaterThan(0.3);
     expect(rate(v3(0, 25))).toBeLessThan(0.05);

@@ -132,8 +132,8 @@ describe("Snowflake settings", () => {
       "MESHLOOK_SNOWFLAKE_ACCESS_URL: must be https:// (plain http only to loopback, for tests)",
       "MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: required with MESHLOOK_SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE_JWT",
     ]);
-    expect(checkSnowflakeSettings({ authenticator: "SNOWFLAKE_JWT", account: "a", user: "u", database: "d", schema: "s", warehouse: "w", privateKeyFile: "/nonexistent/key.p8" })).toEqual([
-      "MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: cannot read /nonexistent/key.p8: ENOENT",
-    ]);
+    expect(
+      checkSnowflakeSettings({ authenticator: "SNOWFLAKE_JWT", account: "a", user: "u", database: "d", schema: "s", warehouse: "w", privateKeyFile: "/nonexistent/key.p8" }),
+    ).toEqual(["MESHLOOK_SNOWFLAKE_PRIVATE_KEY_FILE: cannot read /nonexistent/key.p8: ENOENT"]);
   });
 });

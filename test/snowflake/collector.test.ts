@@ -57,7 +57,12 @@ describe("collector with the Snowflake sink", () => {
       await c.loader.loadNow();
       const t = traffic(32, 2, 2);
       for (const summary of t.summaries) {
-        const res = await c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encodeSummary(summary)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" } });
+        const res = await c.app.inject({
+          method: "POST",
+          url: "/v1/summaries",
+          payload: Buffer.from(encodeSummary(summary)),
+          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" },
+        });
         expect(res.statusCode).toBe(200);
       }
       const before = await requestsLoaded();
@@ -76,7 +81,11 @@ describe("collector with the Snowflake sink", () => {
       const counted = [...m].filter(([k]) => /^meshlook_load_(failures|retries)_total/.test(k));
       expect(counted.filter(([, v]) => v > 0)).toHaveLength(2);
       expect(counted.map(([k]) => k).sort()).toEqual(
-        [...["auth", "config", "conflict", "other", "sql", "transient"].map((r) => `meshlook_load_failures_total{reason=${r}}`), "meshlook_load_retries_total{reason=conflict}", "meshlook_load_retries_total{reason=transient}"].sort(),
+        [
+          ...["auth", "config", "conflict", "other", "sql", "transient"].map((r) => `meshlook_load_failures_total{reason=${r}}`),
+          "meshlook_load_retries_total{reason=conflict}",
+          "meshlook_load_retries_total{reason=transient}",
+        ].sort(),
       );
     } finally {
       await c.close();

@@ -26,9 +26,7 @@ export function rsaKeyPair(passphrase?: string): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync("rsa", {
     modulusLength: 2048,
     publicKeyEncoding: { type: "spki", format: "pem" },
-    privateKeyEncoding: passphrase
-      ? { type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase }
-      : { type: "pkcs8", format: "pem" },
+    privateKeyEncoding: passphrase ? { type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase } : { type: "pkcs8", format: "pem" },
   });
   return { privateKey, publicKey };
 }
@@ -199,7 +197,18 @@ export function traffic(seed: number, producers: number, perProducer: number): T
         });
       }
       // Built aside, then pushed: the decoder's form may carry more fields than the sink reads.
-      const summary = { producerId, seq, windowStartMs, windowEndMs: windowStartMs + 10_000, flags: 0, droppedRequests: 0, droppedWindows: 0, overflowKeys: 0, reported: [...DIMENSIONS], series };
+      const summary = {
+        producerId,
+        seq,
+        windowStartMs,
+        windowEndMs: windowStartMs + 10_000,
+        flags: 0,
+        droppedRequests: 0,
+        droppedWindows: 0,
+        overflowKeys: 0,
+        reported: [...DIMENSIONS],
+        series,
+      };
       summaries.push(summary);
     }
   }
@@ -208,7 +217,10 @@ export function traffic(seed: number, producers: number, perProducer: number): T
 
 /** Exact nearest-rank quantile (docs/schema.md), by the traffic generator's ground truth. */
 export function exactQuantile(values: readonly number[], q: number): number {
-  return exactSortedQuantile([...values].sort((a, b) => a - b), q);
+  return exactSortedQuantile(
+    [...values].sort((a, b) => a - b),
+    q,
+  );
 }
 
 /** A driver connection to the stand-in, as Looker would query it (password user READER). */
@@ -229,9 +241,7 @@ export async function readerConnection(s: Stand): Promise<{ query(sql: string): 
   });
   return {
     query: (sqlText) =>
-      new Promise((resolve, reject) =>
-        conn.execute({ sqlText, complete: (err, _stmt, rows) => (err ? reject(err) : resolve((rows ?? []) as Record<string, unknown>[])) }),
-      ),
+      new Promise((resolve, reject) => conn.execute({ sqlText, complete: (err, _stmt, rows) => (err ? reject(err) : resolve((rows ?? []) as Record<string, unknown>[])) })),
     close: () => new Promise<void>((resolve) => conn.destroy(() => resolve())),
   };
 }

@@ -59,10 +59,17 @@ describe("Snowflake sink: hourly rollup", () => {
     expect(await s.sf.query(snapshot)).toEqual(settled);
 
     // A late summary for the middle hour, through replica b: its load recompacts that hour only.
-    const [late] = traffic(32, 1, 1).summaries.map((x) => ({ ...x, producerId: "late-sidecar", windowStartMs: firstHour + H + 20 * 60_000, windowEndMs: firstHour + H + 20 * 60_000 + 10_000 }));
+    const [late] = traffic(32, 1, 1).summaries.map((x) => ({
+      ...x,
+      producerId: "late-sidecar",
+      windowStartMs: firstHour + H + 20 * 60_000,
+      windowEndMs: firstHour + H + 20 * 60_000 + 10_000,
+    }));
     await b.load([late]);
     await expectExact();
-    const changed = (await s.sf.query(snapshot)).filter((r) => !settled.some((o) => JSON.stringify(o, (_, v) => (typeof v === "bigint" ? String(v) : v)) === JSON.stringify(r, (_, v) => (typeof v === "bigint" ? String(v) : v))));
+    const changed = (await s.sf.query(snapshot)).filter(
+      (r) => !settled.some((o) => JSON.stringify(o, (_, v) => (typeof v === "bigint" ? String(v) : v)) === JSON.stringify(r, (_, v) => (typeof v === "bigint" ? String(v) : v))),
+    );
     expect(new Set(changed.map((r) => (r.hour as Date).getTime()))).toEqual(new Set([firstHour + H]));
     const [after] = await s.sf.query(`SELECT SUM(requests) AS n FROM ${HOUR_TABLE.name}`);
     expect(Number(after.n)).toBe(t.requests + late.series.reduce((n, x) => n + x.requests, 0));

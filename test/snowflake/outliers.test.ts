@@ -32,7 +32,13 @@ describe("outlier detection on Snowflake (stand-in)", () => {
     const duck = new DuckDBSink(":memory:", undefined, { now: () => clock.now });
     await duck.open();
     await loadHourly(duck, sc.summaries, clock);
-    onDuck = (await detect(duckdbQuery(() => duck.connection), options, sc.endMs)).findings;
+    onDuck = (
+      await detect(
+        duckdbQuery(() => duck.connection),
+        options,
+        sc.endMs,
+      )
+    ).findings;
     await duck.close();
   }, 120_000);
 

@@ -52,10 +52,8 @@ describe("Snowflake sink across collector processes", () => {
   // A little latency per statement keeps both processes' transactions overlapping.
   const s = standForSuite({ statementDelayMs: 5, migrate: true });
 
-  const totals = async () =>
-    (await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS requests, COUNT(*) AS rows FROM ${FACT_TABLE.name}`))[0];
-  const ledger = async () =>
-    (await s.sf.query(`SELECT COUNT(*) AS n, COUNT(DISTINCT producer_id || '/' || seq) AS distinct_keys FROM ${LEDGER_TABLE.name}`))[0];
+  const totals = async () => (await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS requests, COUNT(*) AS rows FROM ${FACT_TABLE.name}`))[0];
+  const ledger = async () => (await s.sf.query(`SELECT COUNT(*) AS n, COUNT(DISTINCT producer_id || '/' || seq) AS distinct_keys FROM ${LEDGER_TABLE.name}`))[0];
 
   it("counts each summary once when two processes load overlapping batches at the same time", async () => {
     const t = traffic(21, 4, 12);

@@ -26,7 +26,14 @@ describe("a large Snowflake load", () => {
   const s = standForSuite({ migrate: true });
 
   it("keeps /healthz answering while it rolls the batch up", async () => {
-    const config = loadConfig({ ...s.env(), MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-sfr-")), MESHLOOK_INGEST_TOKENS: "t0ken", MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000" });
+    const config = loadConfig({
+      ...s.env(),
+      MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-sfr-")),
+      MESHLOOK_INGEST_TOKENS: "t0ken",
+      MESHLOOK_HOST: "127.0.0.1",
+      MESHLOOK_PORT: "0",
+      MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000",
+    });
     const c = await startCollector(config, pino({ level: "silent" }));
     try {
       await c.loader.loadNow(); // the startup load, before anything is spooled
@@ -34,7 +41,12 @@ describe("a large Snowflake load", () => {
       const requests = SUMMARIES * perSummary.reduce((n, x) => n + x.requests, 0);
       const posts = Array.from({ length: SUMMARIES }, (_, i) => {
         const sm = summary(i + 1, 120_000, perSummary, `pod-${i % 10}`);
-        return c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encodeSummary(sm)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" } });
+        return c.app.inject({
+          method: "POST",
+          url: "/v1/summaries",
+          payload: Buffer.from(encodeSummary(sm)),
+          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" },
+        });
       });
       for (const res of await Promise.all(posts)) expect(res.statusCode, res.body).toBe(200);
 

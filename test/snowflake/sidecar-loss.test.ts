@@ -44,9 +44,7 @@ describe("Snowflake sink: mesh_sidecar_loss", () => {
     expect(await sink.load(summaries)).toEqual({ loaded: 0, duplicates: summaries.length, rows: 0 });
     await sink.close();
 
-    const [got] = await s.sf.query(
-      `SELECT COUNT(*) AS n, SUM(dropped_requests) AS r, SUM(dropped_windows) AS w, SUM(overflow_keys) AS k FROM ${LOSS_TABLE.name}`,
-    );
+    const [got] = await s.sf.query(`SELECT COUNT(*) AS n, SUM(dropped_requests) AS r, SUM(dropped_windows) AS w, SUM(overflow_keys) AS k FROM ${LOSS_TABLE.name}`);
     expect([got.n, got.r, got.w, got.k].map(Number)).toEqual([sums.summaries, sums.requests, sums.windows, sums.keys]);
 
     const duck = new DuckDBSink(":memory:");
@@ -86,15 +84,13 @@ describe("Snowflake sink: migration 2 on a warehouse created before it", () => {
       await sink.close();
     }
     // Across both starts, the only tables created besides the (idempotent) version table are the new ones.
-    const created = s.sf.statements.slice(from).filter((st) => /^CREATE TABLE/.test(st.sql)).map((st) => st.sql.split(/\s+/, 6)[5]);
+    const created = s.sf.statements
+      .slice(from)
+      .filter((st) => /^CREATE TABLE/.test(st.sql))
+      .map((st) => st.sql.split(/\s+/, 6)[5]);
     expect(created.filter((t) => t !== SCHEMA_VERSION_TABLE.name)).toEqual([LOSS_TABLE.name, HOUR_TABLE.name]);
-    expect((await s.sf.query(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name} ORDER BY version`)).map((r) => Number(r.version))).toEqual(
-      MIGRATIONS.map((m) => m.version),
-    );
-    expect(await s.sf.query("SELECT producer_id FROM mesh_load_ledger WHERE seq = 1 ORDER BY producer_id")).toEqual([
-      { producer_id: "old" },
-      { producer_id: summary.producerId },
-    ]);
+    expect((await s.sf.query(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name} ORDER BY version`)).map((r) => Number(r.version))).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(await s.sf.query("SELECT producer_id FROM mesh_load_ledger WHERE seq = 1 ORDER BY producer_id")).toEqual([{ producer_id: "old" }, { producer_id: summary.producerId }]);
     const [loss] = await s.sf.query(`SELECT COUNT(*) AS n, SUM(dropped_requests) AS r FROM ${LOSS_TABLE.name}`);
     expect([Number(loss.n), Number(loss.r)]).toEqual([1, 12]);
   });

@@ -56,9 +56,7 @@ describe("Snowflake sink on the stand-in", () => {
     });
 
     // Independent truth: the input itself.
-    const all = await s.sf.query(
-      `SELECT SUM(requests) AS requests, SUM(errors) AS errors, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99 FROM ${FACT_TABLE.name}`,
-    );
+    const all = await s.sf.query(`SELECT SUM(requests) AS requests, SUM(errors) AS errors, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99 FROM ${FACT_TABLE.name}`);
     expect(Number(all[0].requests)).toBe(t.requests);
     expect(Number(all[0].errors)).toBe(t.errors);
     const exact = exactQuantile(t.latencies, 0.99);

@@ -36,7 +36,11 @@ describe("stand-in login JWT verification", () => {
   it.each([
     ["an expired token", jwt(good({ exp: Math.floor(NOW / 1000) - 1 })), "token expired"],
     ["another user's subject", jwt(good({ sub: "MESHTEST.ADMIN" })), "sub MESHTEST.ADMIN is not MESHTEST.LOADER"],
-    ["an unregistered key's fingerprint", jwt(good({ iss: `MESHTEST.LOADER.${publicKeyFingerprint(other.publicKey)}` })), `no registered public key has fingerprint ${publicKeyFingerprint(other.publicKey)}`],
+    [
+      "an unregistered key's fingerprint",
+      jwt(good({ iss: `MESHTEST.LOADER.${publicKeyFingerprint(other.publicKey)}` })),
+      `no registered public key has fingerprint ${publicKeyFingerprint(other.publicKey)}`,
+    ],
     ["a signature by another key", jwt(good(), undefined, other.privateKey), "signature does not verify"],
     ["alg none", `${b64({ alg: "none" })}.${b64(good())}.`, "alg none is not RS256"],
     ["a lifetime over an hour", jwt(good({ exp: Math.floor(NOW / 1000) + 7200 })), "lifetime over one hour"],
@@ -72,9 +76,20 @@ describe("stand-in SQL translation", () => {
     expect(translate("ALTER SESSION SET LOCK_TIMEOUT = 120")).toEqual({ kind: "session" });
     expect(translate("CREATE OR REPLACE FUNCTION MESH_Q(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE LANGUAGE JAVASCRIPT AS $$ return Q; $$")).toEqual({
       kind: "js-udf",
-      udf: { name: "mesh_q", params: [{ name: "SKETCHES", type: "ARRAY" }, { name: "Q", type: "DOUBLE" }], returns: "DOUBLE", body: " return Q; " },
+      udf: {
+        name: "mesh_q",
+        params: [
+          { name: "SKETCHES", type: "ARRAY" },
+          { name: "Q", type: "DOUBLE" },
+        ],
+        returns: "DOUBLE",
+        body: " return Q; ",
+      },
     });
-    expect(translate("MERGE INTO MESHLOOK.TRAFFIC.Mesh_Load_Ledger AS l USING b ON l.k = b.k WHEN NOT MATCHED THEN INSERT (k) VALUES (b.k)")).toMatchObject({ verb: "merge", target: "mesh_load_ledger" });
+    expect(translate("MERGE INTO MESHLOOK.TRAFFIC.Mesh_Load_Ledger AS l USING b ON l.k = b.k WHEN NOT MATCHED THEN INSERT (k) VALUES (b.k)")).toMatchObject({
+      verb: "merge",
+      target: "mesh_load_ledger",
+    });
     expect(translate("CREATE TEMPORARY TABLE IF NOT EXISTS mesh_load_batch (k VARCHAR)")).toMatchObject({ verb: "ddl", temporaryTable: "mesh_load_batch" });
   });
 });

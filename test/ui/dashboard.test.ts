@@ -64,7 +64,19 @@ describe("the dashboard at /ui against a collector fed by the simulated mesh", (
     const { page, problems } = await open(OPERATOR);
     const states = await tiles(page);
     expect(Object.keys(states).sort()).toEqual(
-      ["callers", "error_rate", "failures", "latency_over_time", "p99_latency", "requests", "requests_lost_in_sidecars", "requests_per_second", "responses_by_class", "services", "traffic_over_time"].sort(),
+      [
+        "callers",
+        "error_rate",
+        "failures",
+        "latency_over_time",
+        "p99_latency",
+        "requests",
+        "requests_lost_in_sidecars",
+        "requests_per_second",
+        "responses_by_class",
+        "services",
+        "traffic_over_time",
+      ].sort(),
     );
     // Nothing was lost in this run (the collector stayed up), which the loss tile shows as an empty chart.
     for (const [t, s] of Object.entries(states)) expect(s, t).toBe(t === "requests_lost_in_sidecars" ? "empty" : "ok");
@@ -125,7 +137,20 @@ describe("the dashboard at /ui against a collector fed by the simulated mesh", (
 
   it("identity access and service graph boards render with data", async () => {
     for (const [board, expected] of [
-      ["identity", ["caller_identities", "identity_calls", "mtls_share", "mtls_share_by_callee", "mtls_share_over_time", "newest_callers", "plaintext_by_service", "plaintext_callers", "who_calls_whom"]],
+      [
+        "identity",
+        [
+          "caller_identities",
+          "identity_calls",
+          "mtls_share",
+          "mtls_share_by_callee",
+          "mtls_share_over_time",
+          "newest_callers",
+          "plaintext_by_service",
+          "plaintext_callers",
+          "who_calls_whom",
+        ],
+      ],
       ["graph", ["edges", "service_graph"]],
     ] as const) {
       const { page, problems } = await open(OPERATOR, `board=${board}`);
@@ -182,13 +207,20 @@ describe("read access in the browser and at the API", () => {
       expect(await page.$$("[data-tile]")).toEqual([]);
       await page.close();
     }
-    for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789abcdef" }, { authorization: "Bearer ingest-token-not-for-reading-0123" }] as Record<string, string>[]) {
+    for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789abcdef" }, { authorization: "Bearer ingest-token-not-for-reading-0123" }] as Record<
+      string,
+      string
+    >[]) {
       const res = await fetch(`${collector.url}/api/v1/traffic`, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toEqual({ error: "unauthorized", message: "missing or unknown reader token" });
     }
     // …and reader tokens do not ingest.
-    const ingest = await fetch(`${collector.url}/v1/summaries`, { method: "POST", headers: { authorization: `Bearer ${OPERATOR}`, "content-type": "application/x-meshlook-summary" }, body: "x" });
+    const ingest = await fetch(`${collector.url}/v1/summaries`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${OPERATOR}`, "content-type": "application/x-meshlook-summary" },
+      body: "x",
+    });
     expect(ingest.status).toBe(401);
   });
 

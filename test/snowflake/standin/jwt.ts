@@ -7,7 +7,12 @@ import { createHash, createPublicKey, verify, type KeyObject } from "node:crypto
 /** `SHA256:<base64>` fingerprint of a public key, as Snowflake shows in RSA_PUBLIC_KEY_FP. */
 export function publicKeyFingerprint(key: KeyObject | string): string {
   const pub = typeof key === "string" ? createPublicKey(key) : key.type === "private" ? createPublicKey(key) : key;
-  return "SHA256:" + createHash("sha256").update(pub.export({ format: "der", type: "spki" })).digest("base64");
+  return (
+    "SHA256:" +
+    createHash("sha256")
+      .update(pub.export({ format: "der", type: "spki" }))
+      .digest("base64")
+  );
 }
 
 export type JwtCheck = { ok: true; fingerprint: string } | { ok: false; reason: string };

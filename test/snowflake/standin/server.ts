@@ -401,7 +401,11 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     const dml = DML_COLUMN[t.verb];
     if (dml) return { rowtype: [column(dml, "fixed", 0, 38)], rowset: [[String(reader.rowsChanged)]], statementTypeId: STATEMENT_TYPE[t.verb] };
     if (t.verb === "ddl" || t.verb === "other") return statusResult("Statement executed successfully.");
-    return toResultSet(reader.columnNames(), reader.columnTypes().map((c) => c.toString()), reader.getRows() as unknown[][]);
+    return toResultSet(
+      reader.columnNames(),
+      reader.columnTypes().map((c) => c.toString()),
+      reader.getRows() as unknown[][],
+    );
   }
 
   async function execute(s: Session, sql: string, binds: Record<string, { type: string; value: unknown }> | undefined): Promise<ResultSet> {
@@ -588,7 +592,15 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
       s.token = `st-${randomUUID()}`;
       s.tokenExpiresMs = Date.now() + (options.sessionValidityS ?? 3600) * 1000;
       sessions.set(s.token, s);
-      return { status: 200, body: { success: true, code: null, message: null, data: { sessionToken: s.token, validityInSecondsST: options.sessionValidityS ?? 3600, masterToken: s.masterToken, validityInSecondsMT: 14400 } } };
+      return {
+        status: 200,
+        body: {
+          success: true,
+          code: null,
+          message: null,
+          data: { sessionToken: s.token, validityInSecondsST: options.sessionValidityS ?? 3600, masterToken: s.masterToken, validityInSecondsMT: 14400 },
+        },
+      };
     }
     if (path === "/telemetry/send" || path === "/queries/v1/abort-request") return { status: 200, body: { success: true, code: null, message: null, data: null } };
     const s = sessionFromAuth(req, false);
