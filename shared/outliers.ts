@@ -171,8 +171,11 @@ const num = (v: number) => {
 /** A one-element array of a sketch, as MESH_QUANTILE takes it. */
 const oneSketch = (d: Dialect, expr: string) => (d === "duckdb" ? `[${expr}]` : `ARRAY_CONSTRUCT(${expr})`);
 
-/** Wilson score interval bound of errors/requests (lower with sign -1, upper with +1). */
-function wilson(errors: string, requests: string, z: string, sign: -1 | 1): string {
+/**
+ * Wilson score interval bound of errors/requests (lower with sign -1, upper with +1), without continuity
+ * correction: the root of (p̂ − p)² = z²·p(1 − p)/n on that side of p̂ (Wilson 1927).
+ */
+export function wilson(errors: string, requests: string, z: string, sign: -1 | 1): string {
   const n = `CAST(${requests} AS DOUBLE)`;
   const p = `(CAST(${errors} AS DOUBLE) / ${n})`;
   const op = sign < 0 ? "-" : "+";
@@ -198,8 +201,11 @@ export function detectionSql(dialect: Dialect, grain: Grain, t: OutlierThreshold
   const sum = (cond: string, v = "requests") => `SUM(CASE WHEN ${cond} THEN ${v} ELSE 0 END)`;
   // Only screened series have sketches; the others skip the UDF call.
   const q = (sketch: string, p: string) => `CASE WHEN ${sketch} IS NOT NULL THEN MESH_QUANTILE(${oneSketch(dialect, sketch)}, ${p}) END`;
-  // Order-statistic bound: under "no change", the recent p-quantile of n requests lies below the
-  // baseline's (p + z·sqrt(p(1−p)/n))-quantile with probability Φ(z).
+  // Order-statistic bound: under "no change" (recent requests drawn from the baseline's distribution F),
+  // the recent nearest-rank p-quantile X(k), k = ceil(pn), exceeds F's p'-quantile only if fewer than k of
+  // n draws fall below it: P = P(Binomial(n, p') <= k - 1). With p' = p + z·sqrt(p(1−p)/n), capped at
+  // 0.9999, that exact binomial probability stays at or below 1 − Φ(z) for p = 0.5 and far below it for
+  // p = 0.99 (docs/outliers.md gives the figures). F is read from the baseline sketch, i.e. taken as known.
   const hiRank = (p: number) => `LEAST(0.9999, ${p} + ${z} * SQRT(${p * (1 - p)} / CAST(GREATEST(r_req, 1) AS DOUBLE)))`;
   const expected = `(CASE WHEN s_weeks > 0 THEN CAST(s_req AS DOUBLE) / s_weeks / 60 ELSE CAST(b_req AS DOUBLE) / CAST(? AS DOUBLE) END) * ${num(t.recentMinutes)}`;
   const evidence = (kind: OutlierKind, score: string, recent: string, baseline: string) =>

@@ -35,7 +35,8 @@ function summarize(r: DetectedRow, recentMinutes: number): string {
     case "new_edge":
       return `${who}: first calls from this identity (${r.recent_requests} in the last ${recentMinutes} min; never seen before)`;
     case "plaintext":
-      return `${who}: ${r.recent_value} plaintext requests in the last ${recentMinutes} min; mTLS-only before (${r.baseline_requests} requests)`;
+      // The rule admits a baseline up to PLAINTEXT_MAX_BASELINE_SHARE plaintext, so say what it was rather than "mTLS-only".
+      return `${who}: ${r.recent_value} plaintext requests in the last ${recentMinutes} min vs ${pct(r.baseline_value)} plaintext before (${r.baseline_requests} requests)`;
   }
 }
 
