@@ -33,14 +33,17 @@ export async function runAnomalyDemo(opts: { dataDir: string; seed: number; rps:
     const t0 = performance.now();
     const { findings } = await detect(q, { thresholds, grains: ["edge", "service"], lookerUrl: opts.lookerUrl, maxFindings: 50 }, startMs + durationS * 1000);
     await refreshFindings(q, findings, Date.now());
-    console.log(`\noutlier detection: ${findings.length} findings in ${(performance.now() - t0).toFixed(0)} ms (written to mesh_outlier)\n`);
+    console.log(
+      `\noutlier detection: ${findings.length} findings in ${(performance.now() - t0).toFixed(0)} ms (written to mesh_outlier); the last ${thresholds.recentMinutes} min against the ${thresholds.baselineHours} h before\n`,
+    );
     console.log(
       formatTable(
         ["#", "score", "kind", "grain", "evidence"],
         findings.map((f, i) => [String(i + 1), f.score.toFixed(2), f.kind, f.grain, f.summary]),
       ),
     );
-    console.log("\nLooker explore URLs:");
+    // Without a host the URLs are paths: say so, or an analyst pastes them into a browser and gets nothing.
+    console.log(opts.lookerUrl ? "\nLooker explore URLs:" : "\nLooker explore URLs (paths on your Looker host; MESHLOOK_LOOKER_URL=https://<host> makes them absolute):");
     findings.forEach((f, i) => console.log(`  #${i + 1} ${f.exploreUrl}`));
     console.log("\nplanted incidents:");
     for (const p of inc.planted) {
