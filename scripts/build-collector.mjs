@@ -5,14 +5,20 @@
 // npm packages stay external (loaded from node_modules, native DuckDB bindings included); code splitting
 // keeps each sink in its own chunk, so a DuckDB collector never loads snowflake-sdk.
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const COLLECTOR_OUT = join(root, "dist", "collector");
 
-/** Entry points: the collector process and the warehouse query tool (both run in the image). */
-const ENTRIES = { main: "collector/main.ts", query: "sim/query.ts" };
+/** Entry points: the collector process and the tools ops run beside it (all run in the image). */
+const ENTRIES = { main: "collector/main.ts", query: "sim/query.ts", quarantine: "collector/quarantine-cli.ts" };
+/**
+ * Read beside the module at run time (import.meta.url / import.meta.dirname): shared/quantile.ts keeps one
+ * source of MESH_QUANTILE for DuckDB and the Snowflake UDF; the remote-write exporter loads its protobuf
+ * schema. (Paths that climb to the package root, package.json and ui/, resolve the same from dist/collector/.)
+ */
+const ASSETS = ["shared/quantile-core.js", "collector/remote-write/remote.proto"];
 
 export async function buildCollector({ quiet = false } = {}) {
   const { build } = await import("esbuild");
@@ -33,9 +39,8 @@ export async function buildCollector({ quiet = false } = {}) {
     metafile: true,
     logLevel: "warning",
   });
-  // shared/quantile.ts reads this file next to itself (new URL(..., import.meta.url)) to keep one source
-  // of MESH_QUANTILE for DuckDB and the Snowflake UDF; bundled, "next to itself" is this directory.
-  copyFileSync(join(root, "shared", "quantile-core.js"), join(COLLECTOR_OUT, "quantile-core.js"));
+  // Files a module reads next to itself at run time; bundled, "next to itself" is this directory.
+  for (const asset of ASSETS) copyFileSync(join(root, asset), join(COLLECTOR_OUT, basename(asset)));
   if (!quiet) {
     const bytes = Object.entries(result.metafile.outputs)
       .filter(([file]) => file.endsWith(".js"))
@@ -47,7 +52,7 @@ export async function buildCollector({ quiet = false } = {}) {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
-    console.log("usage: node scripts/build-collector.mjs\n  compiles collector/main.ts and sim/query.ts to dist/collector/ (esbuild)");
+    console.log("usage: node scripts/build-collector.mjs\n  compiles collector/main.ts, sim/query.ts and collector/quarantine-cli.ts to dist/collector/ (esbuild)");
   } else {
     await buildCollector();
   }
