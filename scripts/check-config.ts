@@ -11,6 +11,9 @@ import { parseAllDocuments } from "yaml";
 import { compileModule, createSidecar } from "../sim/host/index.ts";
 
 const WASM = join(import.meta.dirname, "..", "dist", "meshlook.wasm");
+const USAGE = `usage: meshlook check-config FILE...   (npm run check-config -- FILE...)
+  FILE: a pluginConfig JSON object, or YAML holding WasmPlugins (each one's pluginConfig is checked)
+  exit status: 0 clean, 1 the filter reported problems, 2 a file unreadable or neither JSON nor WasmPlugin YAML`;
 
 interface Candidate {
   name: string;
@@ -47,8 +50,12 @@ export async function check(config: string, wasm: WebAssembly.Module): Promise<s
 }
 
 async function main(args: string[]): Promise<number> {
-  if (args.length === 0 || args.includes("--help")) {
-    process.stderr.write("usage: npm run check-config -- FILE...  (a pluginConfig JSON file, or YAML with WasmPlugins)\n");
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.length === 0) {
+    process.stderr.write(`${USAGE}\n`);
     return 2;
   }
   const wasm = await compileModule(WASM);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `meshlook`: the one command-line entry point (package.json `bin`; `npm start` and `npm run demo` call it).
 // Plain JavaScript so that it runs where only production dependencies are installed (the collector image):
-// `start` and `query` run the built collector (dist/collector/, rebuilt first when esbuild is installed);
+// `start`, `query` and `quarantine` run the built collector (dist/collector/, rebuilt first when esbuild is
+// installed);
 // the commands that run the simulated mesh or package the filter need the development install (`npm ci`).
 // Each command runs in this process, so signals reach it directly (SIGTERM stops the collector cleanly).
 import { spawnSync } from "node:child_process";
@@ -25,7 +26,15 @@ const COMMANDS = {
   send: { summary: "drive the simulated mesh against a running collector (--url, --token)", script: "sim/send.ts", wasm: true },
   query: { summary: "run SQL on a meshlook DuckDB file, MESH_QUANTILE registered", built: "query.js" },
   "check-config": { summary: "check a filter pluginConfig (JSON, or YAML with WasmPlugins) with the filter's own parser", script: "scripts/check-config.ts", wasm: true },
-  quarantine: { summary: "list or reload summaries the warehouse refused for good (list | reload [id…])", script: "collector/quarantine-cli.ts" },
+  quarantine: {
+    summary: "list or reload summaries the warehouse refused for good (list | reload [id…])",
+    built: "quarantine.js",
+    help: `usage: meshlook quarantine list | reload [id ...]
+  list    one line per summary the warehouse refused for good: id, time, producer, seq, reason, message
+  reload  queue them all (or the ids given) for the running collector's next load cycle
+  Reads the collector's settings (MESHLOOK_DATA_DIR, MESHLOOK_CONFIG) to find <data dir>/quarantine; in the
+  image, \`kubectl exec <pod> -c collector -- node scripts/meshlook.mjs quarantine list\` (docs/operations.md).`,
+  },
   package: { summary: "build the release filter and write dist/package/ (wasm, OCI layout, pinned overlays)", script: "deploy/package.ts", wasm: true },
 };
 
