@@ -22,10 +22,10 @@ const COMMANDS = {
   named by MESHLOOK_CONFIG: see docs/collector.md. With no ingest token configured it generates one in
   <data dir>/ingest-token. SIGTERM or SIGINT stops it after a final load into the warehouse.`,
   },
-  demo: { summary: "the whole path on this machine: collector, simulated mesh, warehouse checked against the truth", script: "sim/demo.ts", wasm: true },
-  send: { summary: "drive the simulated mesh against a running collector (--url, --token)", script: "sim/send.ts", wasm: true },
+  demo: { summary: "the whole path on this machine: collector, simulated mesh, warehouse checked against the truth", script: "sim/demo.ts", wasm: ["release"] },
+  send: { summary: "drive the simulated mesh against a running collector (--url, --token)", script: "sim/send.ts", wasm: ["release"] },
   query: { summary: "run SQL on a meshlook DuckDB file, MESH_QUANTILE registered", built: "query.js" },
-  "check-config": { summary: "check a filter pluginConfig (JSON, or YAML with WasmPlugins) with the filter's own parser", script: "scripts/check-config.ts", wasm: true },
+  "check-config": { summary: "check a filter pluginConfig (JSON, or YAML with WasmPlugins) with the filter's own parser", script: "scripts/check-config.ts", wasm: ["release"] },
   quarantine: {
     summary: "list or reload summaries the warehouse refused for good (list | reload [id…])",
     built: "quarantine.js",
@@ -35,7 +35,17 @@ const COMMANDS = {
   Reads the collector's settings (MESHLOOK_DATA_DIR, MESHLOOK_CONFIG) to find <data dir>/quarantine; in the
   image, \`kubectl exec <pod> -c collector -- node scripts/meshlook.mjs quarantine list\` (docs/operations.md).`,
   },
-  package: { summary: "build the release filter and write dist/package/ (wasm, OCI layout, pinned overlays)", script: "deploy/package.ts", wasm: true },
+  package: { summary: "build the release filter and write dist/package/ (wasm, OCI layout, pinned overlays)", script: "deploy/package.ts", wasm: ["release"] },
+};
+
+/**
+ * Development tools behind `npm run soak|fuzz|bench`, not listed: they need a clone. Run through here so that
+ * `--help` answers at once instead of after the wasm build they need (the benchmarks need every module).
+ */
+const DEV_COMMANDS = {
+  soak: { script: "test/faults/soak.ts", wasm: ["release"] },
+  fuzz: { script: "test/fuzz/run.ts", wasm: ["release"] },
+  bench: { script: "bench/run.ts", wasm: [] },
 };
 
 const USAGE = `usage: meshlook <command> [options]     (meshlook <command> --help for its options)
@@ -55,7 +65,7 @@ if (!name || name === "--help" || name === "-h" || name === "help") {
   console.log(USAGE);
   process.exit(name ? 0 : 2);
 }
-const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : Object.hasOwn(DEV_COMMANDS, name) ? DEV_COMMANDS[name] : undefined;
 if (!command) fail(`unknown command "${name}"\n${USAGE}`);
 const wantsHelp = rest.includes("--help") || rest.includes("-h");
 
@@ -69,8 +79,8 @@ const devInstall = () => existsSync(join(root, "collector", "main.ts")) && exist
 
 if (command.wasm && !wantsHelp) {
   if (!devInstall()) fail(`"${name}" needs the development install: run \`npm ci\` in a clone of the repository`);
-  // Only the release filter: the debug and fixture builds are for the tests.
-  const built = spawnSync(process.execPath, [join(root, "scripts", "build-wasm.mjs"), "release"], { stdio: "inherit" });
+  // The user commands need only the release filter: the debug and fixture builds are for tests and benchmarks.
+  const built = spawnSync(process.execPath, [join(root, "scripts", "build-wasm.mjs"), ...command.wasm], { stdio: "inherit" });
   if (built.status !== 0) process.exit(built.status ?? 1);
 }
 
