@@ -5,7 +5,7 @@
 // access grants, explore `fields:` sets and {% condition %} templated filters — and throws on anything
 // else, so a construct added to the project without support here fails loudly instead of being misread.
 import { filterCondition, type FilterKind } from "./filters.ts";
-import { filterEntries, named, type Field, type Lkml, type Project, type View } from "./project.ts";
+import { filterEntries, named, substituteConstants, type Field, type Lkml, type Project, type View } from "./project.ts";
 
 export interface ExploreQuery {
   explore: string;
@@ -90,10 +90,9 @@ export class SqlRenderer {
     }
   }
 
-  /** `${TABLE}`, `${field}` and `${view.field}` substituted into a field's SQL. */
+  /** `@{CONSTANT}`, `${TABLE}`, `${field}` and `${view.field}` substituted into a field's SQL, as Looker does. */
   private expand(view: string, sql: string, stack: string[]): string {
-    return sql
-      .trim()
+    return substituteConstants(sql.trim(), this.project.constants)
       .replace(/\$\{TABLE\}/g, view)
       .replace(/\$\{(?:(\w+)\.)?(\w+)\}/g, (_, v: string | undefined, f: string) => {
         const scoped = `${v ?? view}.${f}`;
