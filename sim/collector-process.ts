@@ -45,6 +45,10 @@ export async function startCollectorProcess(options: CollectorProcessOptions): P
       MESHLOOK_DATA_DIR: options.dataDir,
       MESHLOOK_INGEST_TOKENS: options.token,
       MESHLOOK_LOG_LEVEL: "warn",
+      // The simulated mesh's clock starts on 2026-01-01 unless told otherwise (reproducible runs), and
+      // with retention on the collector refuses windows older than the ledger horizon (35 days): keep it
+      // off unless the caller turns it on.
+      MESHLOOK_RETENTION_MINUTE_DAYS: "0",
       ...options.settings,
     },
     stdio: ["ignore", "pipe", options.logs === "inherit" ? "inherit" : "pipe"],
