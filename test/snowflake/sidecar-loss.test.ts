@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
-import { HOUR_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { HOUR_TABLE, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, OUTLIER_TABLE, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import { standForSuite, traffic } from "./helpers.ts";
 
 const LOSS_ROWS = `SELECT producer_id, seq, minute, namespace, workload, dropped_requests, dropped_windows, overflow_keys
@@ -83,12 +83,13 @@ describe("Snowflake sink: migration 2 on a warehouse created before it", () => {
       if (i === 0) await sink.load([{ ...summary, droppedRequests: 12, droppedWindows: 1 }]);
       await sink.close();
     }
-    // Across both starts, the only tables created besides the (idempotent) version table are the new ones.
+    // Across both starts, the only tables created besides the (idempotent) version table are the new ones,
+    // each once: the loss table (2), the hourly rollup (3), the writer lock (4) and the outlier findings (5).
     const created = s.sf.statements
       .slice(from)
       .filter((st) => /^CREATE TABLE/.test(st.sql))
       .map((st) => st.sql.split(/\s+/, 6)[5]);
-    expect(created.filter((t) => t !== SCHEMA_VERSION_TABLE.name)).toEqual([LOSS_TABLE.name, HOUR_TABLE.name]);
+    expect(created.filter((t) => t !== SCHEMA_VERSION_TABLE.name)).toEqual([LOSS_TABLE.name, HOUR_TABLE.name, LOCK_TABLE.name, OUTLIER_TABLE.name]);
     expect((await s.sf.query(`SELECT version FROM ${SCHEMA_VERSION_TABLE.name} ORDER BY version`)).map((r) => Number(r.version))).toEqual(MIGRATIONS.map((m) => m.version));
     expect(await s.sf.query("SELECT producer_id FROM mesh_load_ledger WHERE seq = 1 ORDER BY producer_id")).toEqual([{ producer_id: "old" }, { producer_id: summary.producerId }]);
     const [loss] = await s.sf.query(`SELECT COUNT(*) AS n, SUM(dropped_requests) AS r FROM ${LOSS_TABLE.name}`);

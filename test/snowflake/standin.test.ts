@@ -73,7 +73,10 @@ describe("stand-in SQL translation", () => {
     expect(translate("BEGIN TRANSACTION")).toEqual({ kind: "begin" });
     expect(translate("COMMIT")).toEqual({ kind: "commit" });
     expect(translate("ROLLBACK")).toEqual({ kind: "rollback" });
-    expect(translate("ALTER SESSION SET LOCK_TIMEOUT = 120")).toEqual({ kind: "session" });
+    // Session statements carry the parameters they set: the server models LOCK_TIMEOUT (lock waits).
+    expect(translate("ALTER SESSION SET LOCK_TIMEOUT = 120")).toEqual({ kind: "session", set: { LOCK_TIMEOUT: "120" } });
+    expect(translate("ALTER SESSION SET timezone = 'UTC'")).toEqual({ kind: "session", set: { TIMEZONE: "UTC" } });
+    expect(translate("USE WAREHOUSE mesh_wh")).toEqual({ kind: "session", set: {} });
     expect(translate("CREATE OR REPLACE FUNCTION MESH_Q(SKETCHES ARRAY, Q DOUBLE) RETURNS DOUBLE LANGUAGE JAVASCRIPT AS $$ return Q; $$")).toEqual({
       kind: "js-udf",
       udf: {
