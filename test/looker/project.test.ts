@@ -79,7 +79,7 @@ describe("LookML project layout", () => {
     const percentiles = [...project.views.values()].flatMap((v) => [...v.fields.values()].filter((f) => /^latency_p\d+_ms$/.test(f.name)));
     expect(percentiles.map((f) => `${f.view}.${f.name}`)).toEqual(expect.arrayContaining(["p50", "p90", "p95", "p99", "p999"].map((p) => `mesh_traffic.latency_${p}_ms`)));
     for (const f of percentiles) {
-      const m = f.sql!.trim().match(/^MESH_QUANTILE\(ARRAY_AGG\(\$\{TABLE\}\.latency_sketch\), (0\.\d+)\) \/ 1000\.0$/);
+      const m = f.sql!.trim().match(/^@\{DATABASE\}\.@\{SCHEMA\}\.MESH_QUANTILE\(ARRAY_AGG\(\$\{TABLE\}\.latency_sketch\), (0\.\d+)\) \/ 1000\.0$/);
       expect(m, `${f.view}.${f.name}`).not.toBeNull();
       const digits = f.name.match(/p(\d+)/)![1];
       expect(Number(m![1]), f.name).toBe(Number(`0.${digits}`));
