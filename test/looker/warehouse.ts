@@ -16,6 +16,7 @@ import { DEFAULT_SCALE, SeriesStats, encodeSummary, seriesOf } from "../../share
 import { GroundTruth, TrafficGenerator, expectedSeries, isError, mixed, seriesKey, type Reporter, type SeriesDims } from "../../sim/traffic/index.ts";
 
 const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
 
 /** What one loaded summary reported its sidecar lost (the truth for mesh_sidecar_loss). */
 export interface LossReport {
@@ -129,19 +130,22 @@ export async function loadWarehouse(options: WarehouseOptions = {}): Promise<War
     if (req.destinationReports) observe("destination", req.destinationDurationNs);
   }
 
+  const minutes = truth.minuteList();
+  const toMs = minutes[minutes.length - 1] + MINUTE_MS;
   const dir = mkdtempSync(join(tmpdir(), "meshlook-looker-"));
-  // The catalog of an attached DuckDB file is named after the file.
-  const sink = new DuckDBSink(join(dir, "meshlook.duckdb"));
+  // The catalog of an attached DuckDB file is named after the file. The sink's clock stands a day after
+  // the generated traffic (which starts 2026-01-01), not at the wall clock: compaction looks back a bounded
+  // week from now for closed hours, so on the wall clock it would find none of the traffic's hours.
+  const sink = new DuckDBSink(join(dir, "meshlook.duckdb"), undefined, { now: () => toMs + DAY_MS });
   await sink.open();
   const losses: LossReport[] = [];
   for (const [i, producer] of producers.entries()) await sink.load(summaries(i, PRODUCER_NAMESPACES[i], producer, losses));
-  const minutes = truth.minuteList();
   return {
     sink,
     truth,
     losses,
     fromMs: minutes[0],
-    toMs: minutes[minutes.length - 1] + MINUTE_MS,
+    toMs,
     database: "meshlook",
     schema: "main",
     async close() {
