@@ -66,7 +66,16 @@ export class CollectorReplica {
   async start(): Promise<void> {
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "collector", "main.ts")], {
       cwd: ROOT,
-      env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_LOG_LEVEL: "warn", ...this.env },
+      env: {
+        ...process.env,
+        MESHLOOK_HOST: "127.0.0.1",
+        MESHLOOK_PORT: "0",
+        MESHLOOK_LOG_LEVEL: "warn",
+        // The fault tests' windows are from 2023 and the simulated mesh's clock starts 2026-01-01: with
+        // retention on, the loader drops them all as older than the ledger horizon. Off unless a test asks.
+        MESHLOOK_RETENTION_MINUTE_DAYS: "0",
+        ...this.env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;

@@ -95,12 +95,16 @@ describe("spool faults", () => {
   it("a damaged segment is reported with segment and offset, and every other record is loaded", async () => {
     const dir = cleanups.tempDir();
     const env = { MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN };
+    // The collector listens before its first load cycle, which would load (and remove) what it spooled
+    // by then: this process holds the DuckDB file so that the first collector loads nothing.
+    const holder = await DuckDBInstance.create(join(dir, "meshlook.duckdb"));
     const first = new CollectorReplica("first", { ...env, MESHLOOK_LOAD_INTERVAL_S: "3600" });
     cleanups.add(() => first.kill());
     await first.start();
     const sent = Array.from({ length: 20 }, (_, i) => bigSummary(i + 1, 5, "torn-test"));
     for (const s of sent) expect((await post(first.url!, s)).status).toBe(200);
     await first.kill(); // acknowledged, never loaded
+    holder.closeSync();
 
     // Walk the record framing (docs/spool.md) to find record offsets, then damage the segment.
     const spoolDir = join(dir, "spool");
