@@ -90,7 +90,15 @@ export interface FilterFuzzResult {
  */
 export async function fuzzFilter(streams: number, seed: number, onProgress?: (done: number) => void): Promise<FilterFuzzResult> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-ffuzz-"));
-  const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_LOAD_INTERVAL_S: "3600" });
+  const config = loadConfig({
+    MESHLOOK_DATA_DIR: dir,
+    MESHLOOK_INGEST_TOKENS: TOKEN,
+    MESHLOOK_HOST: "127.0.0.1",
+    MESHLOOK_PORT: "0",
+    MESHLOOK_LOAD_INTERVAL_S: "3600",
+    // The sidecar's manual clock is far in the past: with retention on its summaries would expire, not load.
+    MESHLOOK_RETENTION_MINUTE_DAYS: "0",
+  });
   const collector = await startCollector(config, pino({ level: "silent" }), {});
   const r = mulberry32(seed);
   const clock = new ManualClock();

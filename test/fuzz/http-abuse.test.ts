@@ -22,6 +22,8 @@ const collector = new CollectorReplica("abuse", {
   MESHLOOK_INGEST_TOKENS_FILE: tokenFile,
   MESHLOOK_MAX_BODY_BYTES: String(MAX_BODY),
   MESHLOOK_LOAD_INTERVAL_S: "1",
+  // The summaries' windows are fixed at 2026-01-01: with retention on they would expire instead of load.
+  MESHLOOK_RETENTION_MINUTE_DAYS: "0",
 });
 let url = "";
 let seq = 0;

@@ -68,7 +68,8 @@ export async function inGroups(
 
 export async function fuzzIngest(cases: number, seed: number, onProgress?: (done: number) => void): Promise<IngestFuzzResult> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-fuzz-"));
-  const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600" });
+  // Fuzzed windows end anywhere in time: with retention on, the old ones would expire instead of load.
+  const config = loadConfig({ MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: TOKEN, MESHLOOK_LOAD_INTERVAL_S: "3600", MESHLOOK_RETENTION_MINUTE_DAYS: "0" });
   const collector = await startCollector(config, pino({ level: "silent" }), { listen: false });
   const rnd = mulberry32(seed);
   const out: IngestFuzzResult = { cases, statuses: {}, overloadRetries: 0, reasons: {}, acknowledged: 0, ledgerRows: 0, acknowledgedRequests: 0, loadedRequests: 0, failures: [] };
