@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, describe, expect, it } from "vitest";
+import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
 import { encode, latencies, series, summary, totals } from "./helpers.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
@@ -23,7 +24,16 @@ afterAll(() => {
 async function startProcess(env: Record<string, string>) {
   const child = spawn(process.execPath, ["--import", "tsx", "collector/main.ts"], {
     cwd: root,
-    env: { ...process.env, MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_LOG_LEVEL: "warn", ...env },
+    env: {
+      ...process.env,
+      MESHLOOK_HOST: "127.0.0.1",
+      MESHLOOK_PORT: "0",
+      MESHLOOK_DATA_DIR: dir,
+      MESHLOOK_LOG_LEVEL: "warn",
+      // The windows here are from 1970: with retention on the loader drops them as older than the ledger horizon.
+      MESHLOOK_RETENTION_MINUTE_DAYS: "0",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
@@ -91,13 +101,18 @@ describe("collector process", () => {
       return summary(i + 1, 60_000 * (1 + (i % 3)), [series(`svc-${i % 4}`, v)], `pod-${i % 2}`);
     });
 
-    // 1. Acknowledged, then killed before any load (the load interval is an hour).
+    // 1. Acknowledged, then killed before any load (the load interval is an hour). The collector listens
+    // before its startup load cycle, which would load what arrived by then: this process holds the
+    // (migrated) file meanwhile.
+    const holder = new DuckDBSink(join(dir, "meshlook.duckdb"));
+    await holder.open();
     const a = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "3600" });
     expect(a.line).toContain(`ingest token generated in ${join(dir, "ingest-token")}`);
     expect(a.line).not.toContain(token());
     await postAll(a.url, input);
     a.child.kill("SIGKILL");
     await a.exited;
+    await holder.close();
     expect((await warehouse()).ledger).toBe(0);
     expect(readdirSync(join(dir, "spool")).some((f) => f.endsWith(".seg"))).toBe(true);
 
@@ -131,6 +146,8 @@ describe("collector process", () => {
 
   it("spools while another process holds the DuckDB file, says why, and loads once it is released", async () => {
     const a = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "3600" });
+    // a listens before it opens (and locks) the file: ready means it holds it.
+    while ((await fetch(`${a.url}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 50));
     const b = await startProcess({ MESHLOOK_LOAD_INTERVAL_S: "1", MESHLOOK_SPOOL_DIR: join(dir, "spool-b"), MESHLOOK_LOG_LEVEL: "info" });
     const ready = await fetch(`${b.url}/readyz`);
     expect([ready.status, ((await ready.json()) as { error: string }).error]).toEqual([503, "warehouse_unreachable"]);
