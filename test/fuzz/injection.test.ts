@@ -13,6 +13,7 @@ import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import { FACT_TABLE, LEDGER_TABLE, STRING_DIMENSIONS } from "../../shared/schema.ts";
 import { series, summary } from "../collector/helpers.ts";
+import { injectRetryingShed } from "../shared/shed-retry.ts";
 import { standForSuite } from "../snowflake/helpers.ts";
 import { HOSTILE_PRINCIPALS } from "./filter-fuzz.ts";
 
@@ -63,7 +64,7 @@ const bytesOf = (xs: Iterable<unknown>) => [...xs].map((v) => Buffer.from(String
 async function ingest(c: RunningCollector) {
   const sent = hostileSummaries();
   for (const s of sent) {
-    const res = await c.app.inject({
+    const res = await injectRetryingShed(c.app, {
       method: "POST",
       url: "/v1/summaries",
       payload: Buffer.from(encodeSummary(s)),
@@ -90,7 +91,13 @@ async function check(query: (sql: string) => Promise<Record<string, unknown>[]>,
 }
 
 const config = (env: Record<string, string>) =>
-  loadConfig({ MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-inj-")), MESHLOOK_INGEST_TOKENS: "inj", MESHLOOK_LOAD_INTERVAL_S: "3600", ...env });
+  loadConfig({
+    MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-inj-")),
+    MESHLOOK_INGEST_TOKENS: "inj",
+    MESHLOOK_LOAD_INTERVAL_S: "3600",
+    MESHLOOK_RETENTION_MINUTE_DAYS: "0",
+    ...env,
+  });
 
 describe("hostile dimension values", () => {
   it("DuckDB stores them byte for byte and runs no statement they contain", async () => {

@@ -16,6 +16,7 @@ import { encodeSummary } from "../../shared/node.ts";
 import { FACT_TABLE } from "../../shared/schema.ts";
 import { MinuteRollup } from "../../collector/rollup.ts";
 import { series, summary } from "../collector/helpers.ts";
+import { injectRetryingShed } from "../shared/shed-retry.ts";
 import { standForSuite } from "./helpers.ts";
 
 // Many summaries folding into few rows: a rollup with real work, and little for the stand-in to store.
@@ -33,6 +34,8 @@ describe("a large Snowflake load", () => {
       MESHLOOK_HOST: "127.0.0.1",
       MESHLOOK_PORT: "0",
       MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000",
+      // The summaries' windows end in 1970: with retention on they would expire instead of load.
+      MESHLOOK_RETENTION_MINUTE_DAYS: "0",
     });
     const c = await startCollector(config, pino({ level: "silent" }));
     try {
@@ -41,7 +44,7 @@ describe("a large Snowflake load", () => {
       const requests = SUMMARIES * perSummary.reduce((n, x) => n + x.requests, 0);
       const posts = Array.from({ length: SUMMARIES }, (_, i) => {
         const sm = summary(i + 1, 120_000, perSummary, `pod-${i % 10}`);
-        return c.app.inject({
+        return injectRetryingShed(c.app, {
           method: "POST",
           url: "/v1/summaries",
           payload: Buffer.from(encodeSummary(sm)),
