@@ -33,7 +33,8 @@ async function startCollector(command: string, args: string[], cwd: string, env:
   const child = spawn(command, args, {
     cwd,
     detached,
-    env: { ...process.env, MESHLOOK_PORT: "0", MESHLOOK_LOG_LEVEL: "info", MESHLOOK_LOAD_INTERVAL_S: "3600", ...env },
+    // Retention off: the summary posted is from 1970, which the loader would drop as older than the ledger horizon.
+    env: { ...process.env, MESHLOOK_PORT: "0", MESHLOOK_LOG_LEVEL: "info", MESHLOOK_LOAD_INTERVAL_S: "3600", MESHLOOK_RETENTION_MINUTE_DAYS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
