@@ -124,7 +124,14 @@ describe.skipIf(missing.length > 0)("collector image", () => {
     // Chroot isolation shares the host's network: the collector's port is this machine's.
     const port = await freePort();
     const token = "image-test-token-0123456789abcdef";
-    const env = { MESHLOOK_PORT: String(port), MESHLOOK_INGEST_TOKENS: token, MESHLOOK_LOAD_INTERVAL_S: "1", MESHLOOK_LOG_LEVEL: "info" };
+    // Retention off: the summary posted below is from 1970, which the loader would drop as older than the ledger horizon.
+    const env = {
+      MESHLOOK_PORT: String(port),
+      MESHLOOK_INGEST_TOKENS: token,
+      MESHLOOK_LOAD_INTERVAL_S: "1",
+      MESHLOOK_LOG_LEVEL: "info",
+      MESHLOOK_RETENTION_MINUTE_DAYS: "0",
+    };
     const envArgs = Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
     const collector = spawn("buildah", ["run", "--isolation", "chroot", ...envArgs, ctr, "--", ...command], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
