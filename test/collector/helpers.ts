@@ -2,6 +2,8 @@
 import parsePrometheus from "parse-prometheus-text-format";
 import { join } from "node:path";
 import type { RunningCollector } from "../../collector/collector.ts";
+import { expect } from "vitest";
+import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { encodeSummary } from "../../shared/node.ts";
@@ -80,6 +82,19 @@ export function totals(summaries: readonly DecodedSummary[]): Record<string, { r
 
 /** Wire-format bytes of a summary, from the shared encoder the filter runs. */
 export const encode = (s: DecodedSummary): Uint8Array => encodeSummary(s);
+
+/** POSTs each summary to a running collector with bearer token `t` and expects every one acknowledged. */
+export async function postAccepted(c: RunningCollector, summaries: readonly DecodedSummary[], token = "t"): Promise<void> {
+  for (const s of summaries) {
+    const res = await c.app.inject({
+      method: "POST",
+      url: "/v1/summaries",
+      payload: Buffer.from(encode(s)),
+      headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: `Bearer ${token}` },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+  }
+}
 
 /** Bodies the decoder must refuse, derived from a valid one, with the reason each must give. */
 export function invalidBodies(valid: Uint8Array): [Uint8Array, string][] {

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { encode, latencies, metricValues, series, summary, testCollectorConfig, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, postAccepted, series, summary, testCollectorConfig, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-collector-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,15 +25,7 @@ describe("collector with the DuckDB sink", () => {
       const sent = [0, 1].flatMap((h) =>
         [5, 30, 59].map((m, i) => summary(h * 10 + i + 1, h * 3_600_000 + m * 60_000 + 10_000, [series("a", latencies(30)), series("b", latencies(20))])),
       );
-      for (const s of sent) {
-        const res = await c.app.inject({
-          method: "POST",
-          url: "/v1/summaries",
-          payload: Buffer.from(encode(s)),
-          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
-        });
-        expect(res.statusCode).toBe(200);
-      }
+      await postAccepted(c, sent);
       await c.loader.loadNow();
       const conn = (c.sink as DuckDBSink).connection;
       const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRowObjectsJS();

@@ -13,7 +13,7 @@ import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import type { Sink } from "../../collector/sink/types.ts";
 import { createTableSql, LEDGER_TABLE } from "../../shared/schema.ts";
-import { encode, latencies, metricValues, series, summary, testCollectorConfig, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, postAccepted, series, summary, testCollectorConfig, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-quarantine-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,15 +69,7 @@ describe("quarantine", () => {
     const later = summary(6, 400_000, [series("s1", latencies(5))], "sidecar-6");
     try {
       await c.loader.loadNow(); // the start-up cycle, so every summary below goes into one batch
-      for (const s of [good[0], good[1], bad, good[2], good[3], good[4]]) {
-        const res = await c.app.inject({
-          method: "POST",
-          url: "/v1/summaries",
-          payload: Buffer.from(encode(s)),
-          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
-        });
-        expect(res.statusCode).toBe(200);
-      }
+      await postAccepted(c, [good[0], good[1], bad, good[2], good[3], good[4]]);
       await c.loader.loadNow();
       expect(await summed(c.sink)).toEqual(totals(good));
       expect(c.spool.segmentCount).toBe(0); // nothing left to retry every cycle

@@ -13,7 +13,7 @@ import { DAY_MS, type RetentionPolicy } from "../../collector/retention.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
-import { encode, latencies, metricValues, series, summary, totals } from "./helpers.ts";
+import { encode, latencies, metricValues, postAccepted, series, summary, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-retention-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,15 +94,7 @@ describe("retention", () => {
       const now = Date.now();
       const stale = summary(1, now - (cfg.retention.ledgerDays + 2) * DAY_MS, [series("old", latencies(5))], "p-stale");
       const fresh = summary(2, now - 60_000, [series("new", latencies(5))], "p-fresh");
-      for (const s of [stale, fresh]) {
-        const res = await c.app.inject({
-          method: "POST",
-          url: "/v1/summaries",
-          payload: Buffer.from(encode(s)),
-          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
-        });
-        expect(res.statusCode).toBe(200);
-      }
+      await postAccepted(c, [stale, fresh]);
       await c.loader.loadNow();
       expect(await sums(c.sink as DuckDBSink, "mesh_traffic_minute")).toEqual(totals([fresh]));
       expect((await metricValues(c)).get("meshlook_summaries_expired_total")).toBe(1);
