@@ -117,6 +117,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     rateLimitPerMinute: config.rateLimitPerMinute,
     maxRssBytes: config.maxRssBytes,
     metricsOnIngestPort: config.metricsPort === undefined,
+    sinkOpen: () => loader.sinkIsOpen,
     remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });
   const read = await mountReadSurface(app, config, sink, log);
