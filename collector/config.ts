@@ -201,7 +201,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
   setting(
     "RETENTION_LEDGER_DAYS",
-    "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer",
+    "days after its window a summary can still load (at least 2); its mesh_load_ledger row is kept one day longer, and ingest refuses windows that ended more than a day less than this ago",
     String(DEFAULT_RETENTION.ledgerDays),
     int(1, 36_500),
     (c, v) => (c.retention.ledgerDays = v),
@@ -234,7 +234,7 @@ export const SETTINGS: readonly Setting[] = [
   ),
   setting(
     "MAX_WINDOW_AGE_S",
-    "oldest a summary window may start before it is received; older ones are refused (0 = no bound)",
+    "oldest a summary window may start before it is received; older ones are refused (0 = no bound; with retention on, windows that ended more than MESHLOOK_RETENTION_LEDGER_DAYS - 1 days ago are refused regardless)",
     "0",
     int(0, 30 * 86_400),
     (c, v) => (c.maxWindowAgeS = v),
