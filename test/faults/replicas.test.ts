@@ -35,8 +35,19 @@ function reportOnFailure(replicas: CollectorReplica[], more: () => string[] = ()
 
 const frontState = (f: Front) => `[front] ${f.requests} requests, ${f.acked.size} summaries acknowledged, ${f.lostAcks} acknowledgements lost, ${f.cut} connections cut`;
 
+/**
+ * Waits until every replica's spool is empty; throws as soon as one reports a load failure no retry can
+ * fix (the Snowflake sink's config, auth and sql reasons), which would otherwise keep its spool full.
+ */
 async function spoolsDrained(replicas: CollectorReplica[]): Promise<void> {
-  for (const r of replicas) while ((await r.metric("meshlook_spool_bytes")) > 0) await sleep(100);
+  for (const r of replicas) {
+    while ((await r.metric("meshlook_spool_bytes")) > 0) {
+      for (const reason of ["config", "auth", "sql"]) {
+        if ((await r.metric(`meshlook_load_failures_total{reason="${reason}"}`)) > 0) throw new Error(`replica ${r.name}: loads fail for good (${reason}); its spool cannot drain`);
+      }
+      await sleep(100);
+    }
+  }
 }
 
 const dedupHits = async (r: CollectorReplica) =>
