@@ -119,8 +119,8 @@ describe("Snowflake lock model", { timeout: 240_000 }, () => {
 
   it("two replicas migrating a fresh schema at once seed the lock rows twice, and loads still serialize on them", async () => {
     const s = await stand({ statementDelayMs: 3 });
-    const [a, b] = [await session(s), await session(s)];
     const sinks = [new SnowflakeSink(s.settings()), new SnowflakeSink(s.settings())];
+    const [a, b] = [await session(s), await session(s)];
     try {
       // Migration 4's seed as two starting replicas run it at the same moment: each statement reads a
       // schema with no lock row yet. The transactions only pin down that overlap.
