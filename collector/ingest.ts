@@ -1,6 +1,6 @@
 // Ingest stage: a received body becomes a durable, acknowledged summary, or is refused with a reason.
 // HTTP concerns (status codes, headers) stay in server.ts; this module decides.
-import { checkIdentity, type Caller } from "./identity.ts";
+import { checkIdentity, ledgerIdentity, type Caller } from "./identity.ts";
 import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
@@ -59,11 +59,13 @@ export interface SegmentFold {
 
 export class Ingestor {
   /**
-   * (producer, seq) of summaries in the spool and not yet loaded, with their durability promise: a retry
-   * of one of them is acknowledged once the original is durable, without spooling a second copy. Retries
-   * of already-loaded summaries are spooled again and dropped by the load ledger.
+   * Ledger keys (caller, producer, seq) of summaries in the spool and not yet loaded, with their
+   * durability promise: a retry of one of them is acknowledged once the original is durable, without
+   * spooling a second copy. Retries of already-loaded summaries are spooled again and dropped by the
+   * load ledger. Another caller's summary with the same (producer, seq) is another summary, here as in
+   * the ledger: it can neither stand in for this one nor make it a duplicate.
    */
-  private readonly unloaded = new Map<string, { caller: string; durable: Promise<unknown> }>();
+  private readonly unloaded = new Map<string, Promise<unknown>>();
   /**
    * Per spool segment, the rollup of the summaries acknowledged into it, so the loader need not decode
    * the segment again. The segment on disk stays the source of truth: the loader uses a fold only when
@@ -90,6 +92,7 @@ export class Ingestor {
     const decoded = this.decode(body);
     if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
+    summary.caller = ledgerIdentity(caller);
     const entry = ledgerEntry(summary);
     if (entry.requests > MAX_SUMMARY_REQUESTS) {
       return { status: "invalid", reason: "too_many_requests", message: `summary carries ${entry.requests} requests; at most 2^40 per summary are accepted` };
@@ -98,20 +101,15 @@ export class Ingestor {
     if (late) return { status: "invalid", reason: "window_out_of_range", message: late };
     const mismatch = checkIdentity(summary, caller);
     if (mismatch) return { status: "forbidden", reason: mismatch.reason, message: mismatch.message };
-    const key = ledgerKey(summary.producerId, summary.seq);
+    const key = ledgerKey(entry.caller, entry.producerId, entry.seq);
     const earlier = this.unloaded.get(key);
     if (earlier) {
-      // Another caller's copy is not this one: acknowledging it as a duplicate would let a forger's
-      // earlier summary stand in for the real one.
-      if (earlier.caller !== caller.key) {
-        return { status: "forbidden", reason: "sequence_claimed", message: "this producer's sequence number was sent by another caller" };
-      }
-      await earlier.durable;
+      await earlier;
       this.metrics.dedupHits.inc({ stage: "ingest" });
       return { status: "duplicate" };
     }
-    const durable = this.spool.append(body, receivedAtMs);
-    if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, { caller: caller.key, durable });
+    const durable = this.spool.append(body, receivedAtMs, entry.caller);
+    if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, durable);
     let segment: number;
     try {
       segment = await durable;
@@ -157,7 +155,7 @@ export class Ingestor {
   }
 
   /** Called by the loader once summaries are committed in the warehouse. */
-  forget(summaries: readonly { producerId: string; seq: number }[]): void {
-    for (const s of summaries) this.unloaded.delete(ledgerKey(s.producerId, s.seq));
+  forget(summaries: readonly { caller: string; producerId: string; seq: number }[]): void {
+    for (const s of summaries) this.unloaded.delete(ledgerKey(s.caller, s.producerId, s.seq));
   }
 }
