@@ -89,6 +89,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
     maxWindowAgeMs: config.maxWindowAgeS * 1000,
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
+    maxHeldBytes: config.maxHeldBytes,
   });
   const quarantine = new Quarantine(quarantineDir(config));
   const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
@@ -116,6 +117,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     trustXfcc: config.trustXfcc,
     rateLimitPerMinute: config.rateLimitPerMinute,
     maxRssBytes: config.maxRssBytes,
+    maxHeapUsedBytes: config.maxHeapUsedBytes,
     metricsOnIngestPort: config.metricsPort === undefined,
     remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });

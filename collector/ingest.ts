@@ -14,14 +14,14 @@ export type AcceptResult =
   | { status: "forbidden"; reason: string; message: string }
   | { status: "spool_full"; message: string };
 
-/** Beyond this many tracked keys, duplicates are still caught, but only by the warehouse ledger. */
-const MAX_TRACKED = 1_000_000;
 /**
- * Beyond this many bytes of folded rows (all segments, MinuteRollup.bytes), new segments are not folded
- * and load from disk: what the folds hold is bounded by memory, not by a row count that wide sketches
- * would make meaningless.
+ * Estimated bytes a tracked key costs beyond its characters (Map entry, the settled promise) and a folded
+ * ledger entry beyond its strings (object, numbers); generous, so the estimate stays an upper bound.
  */
-const MAX_FOLDED_BYTES = 256 << 20;
+const KEY_OVERHEAD_BYTES = 160;
+const ENTRY_OVERHEAD_BYTES = 96;
+/** Bytes of a string held in memory, at most: V8 stores two bytes per character outside Latin-1. */
+const stringBytes = (s: string) => 2 * s.length;
 /**
  * Most requests one summary may carry (about 10^12: a sidecar serving 10^8 requests a second for a
  * 10 s window is far below it). Also keeps the ledger's per-summary request total inside a BIGINT.
@@ -34,6 +34,12 @@ export interface IngestLimits {
   maxWindowAgeMs: number;
   /** Latest a window may end after the receive time (sidecar clock skew); 0 = no bound. */
   maxWindowAheadMs: number;
+  /**
+   * Memory (estimated bytes) held for summaries awaiting load: folds (MinuteRollup.bytes plus their
+   * ledger entries) and tracked retry keys. Beyond it a summary is spooled without either: it loads from
+   * disk and a retry of it is caught by the warehouse ledger, so the bound costs speed, never data.
+   */
+  maxHeldBytes: number;
 }
 
 /**
@@ -71,8 +77,9 @@ export class Ingestor {
    * the segment again. The segment on disk stays the source of truth: the loader uses a fold only when
    * it holds exactly as many summaries as the spool wrote to the segment.
    */
-  private readonly folds = new Map<number, SegmentFold>();
-  private foldedBytes = 0;
+  private readonly folds = new Map<number, SegmentFold & { bytes: number }>();
+  /** Estimated bytes of `folds` and `unloaded` together, bounded by limits.maxHeldBytes. */
+  private held = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -81,7 +88,7 @@ export class Ingestor {
     private readonly spoolMaxBytes: number,
     /** Fold only for sinks that can load a fold (Sink.loadRollup); others always load from the spool. */
     private readonly foldSegments: boolean,
-    private readonly limits: IngestLimits = { maxWindowAgeMs: 0, maxWindowAheadMs: 0 },
+    private readonly limits: IngestLimits = { maxWindowAgeMs: 0, maxWindowAheadMs: 0, maxHeldBytes: 256 << 20 },
   ) {}
 
   /** `caller` is who sent the body (identity.ts); absent, the summary is taken as speaking for anyone. */
@@ -109,12 +116,17 @@ export class Ingestor {
       return { status: "duplicate" };
     }
     const durable = this.spool.append(body, receivedAtMs, entry.caller);
-    if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, durable);
+    const keyBytes = stringBytes(key) + KEY_OVERHEAD_BYTES;
+    const tracked = this.held + keyBytes <= this.limits.maxHeldBytes;
+    if (tracked) {
+      this.unloaded.set(key, durable);
+      this.hold(keyBytes);
+    }
     let segment: number;
     try {
       segment = await durable;
     } catch (err) {
-      this.unloaded.delete(key);
+      if (tracked) this.untrack(key);
       throw err;
     }
     this.fold(segment, summary, entry);
@@ -127,19 +139,30 @@ export class Ingestor {
     if (!this.foldSegments) return;
     let f = this.folds.get(segment);
     if (!f) {
-      if (this.foldedBytes >= MAX_FOLDED_BYTES) return; // this segment will load from disk
-      f = { rollup: new MinuteRollup(), ledger: [] };
+      if (this.held >= this.limits.maxHeldBytes) return; // this segment will load from disk
+      f = { rollup: new MinuteRollup(), ledger: [], bytes: 0 };
       this.folds.set(segment, f);
     }
     const before = f.rollup.bytes;
     f.rollup.add(summary);
     f.ledger.push(entry);
-    this.foldedBytes += f.rollup.bytes - before;
-    if (this.foldedBytes > MAX_FOLDED_BYTES) {
+    const grown = f.rollup.bytes - before + stringBytes(entry.caller) + stringBytes(entry.producerId) + ENTRY_OVERHEAD_BYTES;
+    f.bytes += grown;
+    this.hold(grown);
+    if (this.held > this.limits.maxHeldBytes) {
       // Over budget mid-segment: give the memory back; the segment loads from disk instead.
       this.folds.delete(segment);
-      this.foldedBytes -= f.rollup.bytes;
+      this.hold(-f.bytes);
     }
+  }
+
+  private hold(bytes: number): void {
+    this.held += bytes;
+    this.metrics.heldBytes.set(this.held);
+  }
+
+  private untrack(key: string): void {
+    if (this.unloaded.delete(key)) this.hold(-(stringBytes(key) + KEY_OVERHEAD_BYTES));
   }
 
   /**
@@ -150,12 +173,12 @@ export class Ingestor {
     const f = this.folds.get(segment);
     if (!f) return undefined;
     this.folds.delete(segment);
-    this.foldedBytes -= f.rollup.bytes;
+    this.hold(-f.bytes);
     return f.ledger.length === records ? f : undefined;
   }
 
   /** Called by the loader once summaries are committed in the warehouse. */
   forget(summaries: readonly { caller: string; producerId: string; seq: number }[]): void {
-    for (const s of summaries) this.unloaded.delete(ledgerKey(s.caller, s.producerId, s.seq));
+    for (const s of summaries) this.untrack(ledgerKey(s.caller, s.producerId, s.seq));
   }
 }

@@ -2,7 +2,7 @@
 //
 // Exactly-once across retries and replicas (docs/snowflake.md has the full argument):
 //  1. outside any transaction, the batch's ledger rows go into a session-private temporary table
-//     (array-bound INSERTs), and the rows whose (producer_id, seq) the ledger already holds are deleted
+//     (array-bound INSERTs), and the rows whose (caller, producer_id, seq) the ledger already holds are deleted
 //     from it: what is left are the candidates C;
 //  2. BEGIN; UPDATE the `load` row of mesh_load_lock. Two UPDATEs of one row cannot both proceed, so a
 //     second replica's transaction waits here until the first commits or rolls back — Snowflake promises
@@ -323,7 +323,8 @@ export class SnowflakeSink implements Sink {
     // Step 1 (no transaction: the temporary table is private to this session).
     await this.exec(c, SNOWFLAKE_SQL.clearBatch);
     const ledgerRows = (function* () {
-      for (const s of unique) yield [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt, summaryCaller(s)];
+      for (const s of unique)
+        yield [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt, summaryCaller(s)];
     })();
     await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, LEDGER_COLUMNS.length, ledgerRows, yielder);
     await this.exec(c, SNOWFLAKE_SQL.dropLedgered);

@@ -114,7 +114,11 @@ describe("load ledger keyed by caller", () => {
         expect(await sink.load([sent(A, 1, "a", 5)])).toMatchObject({ loaded: 0, duplicates: 1 });
         await sink.close();
       }
-      await expect(s.sf.query(`INSERT INTO ${LEDGER_TABLE.name} (producer_id, seq, window_start, window_end, series, requests, loaded_at, caller) VALUES ('x', 1, now(), now(), 1, 1, now(), NULL)`)).rejects.toThrow(/NOT NULL/i);
+      await expect(
+        s.sf.query(
+          `INSERT INTO ${LEDGER_TABLE.name} (producer_id, seq, window_start, window_end, series, requests, loaded_at, caller) VALUES ('x', 1, now(), now(), 1, 1, now(), NULL)`,
+        ),
+      ).rejects.toThrow(/NOT NULL/i);
     });
   });
 });
