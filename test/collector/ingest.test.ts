@@ -235,7 +235,7 @@ describe("ingest", () => {
     const c = await collector({ maxHeapUsedBytes: 1, maxEventLoopDelayMs: 60_000 }, 20);
     const body = encode(summary(1, 60_000, [series("a", [10])]));
     let res = await post(c, body);
-    // A stalled sample reads as an infinite event-loop delay (docs/collector.md); the heap check follows it.
+    // On a busy machine a stalled sample reads as an infinite event-loop delay, checked before the heap.
     for (let i = 0; i < 50 && !/heapUsedBytes/.test(res.body); i++) {
       await new Promise((r) => setTimeout(r, 20));
       res = await post(c, body);
