@@ -196,6 +196,8 @@ describe("governed access", () => {
     expect(() => user.render({ explore: "schema_migrations", fields: ["schema_migrations.latest_version"] })).toThrow(/can_see_collector_loads/);
     // Producer ids name pods and make sequence numbers guessable: operators only, also in Sidecar loss.
     expect(() => user.render({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.producer_id"] })).toThrow(/can_see_collector_loads/);
+    // So does the sender (service accounts of every namespace).
+    expect(() => user.render({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.caller"] })).toThrow(/can_see_collector_loads/);
     expect(() => user.render({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.namespace", "mesh_sidecar_loss.reporting_sidecars"] })).not.toThrow();
     expect(() => privilegedRenderer(project).render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).not.toThrow();
   });
