@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dashboardProblems, isExtension, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
+import { dashboardProblems, excludedReferences, isExtension, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
 import { parseSnowflake } from "./dialect.ts";
 import { expressionFields } from "./expression.ts";
 import { LOOKER_DIR, loadProject, named, type Project } from "./project.ts";
@@ -187,6 +187,24 @@ describe("governed access", () => {
   it("puts the user's namespaces into the WHERE clause", () => {
     const sql = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "shop,payments" } }).render(traffic);
     expect(sql).toContain("mesh_traffic.destination_namespace IN ('shop', 'payments')");
+  });
+
+  it("exposes, in every explore with a fields list, each field its exposed fields reference", () => {
+    expect(excludedReferences(project)).toEqual([]);
+  });
+
+  it("calls MESH_QUANTILE and MESH_SKETCH_MERGE qualified by @{DATABASE}.@{SCHEMA} (Looker's session has no schema of ours)", () => {
+    const unqualified: string[] = [];
+    for (const view of project.views.values()) {
+      const sqls = [...view.fields.values()].map((f) => [f.name, f.sql ?? ""]).concat([["derived_table", view.derivedSql ?? ""]]);
+      for (const [name, sql] of sqls) {
+        for (const m of sql.matchAll(/(\S*?)\b(MESH_QUANTILE|MESH_SKETCH_MERGE)\s*\(/gi)) {
+          // Derived-table SQL arrives with the constants already substituted.
+          if (!/(?:@\{DATABASE\}\.@\{SCHEMA\}|\w+\.\w+)\.$/.test(m[1])) unqualified.push(`${view.name}.${name}: ${m[0]}`);
+        }
+      }
+    }
+    expect(unqualified).toEqual([]);
   });
 
   it("hides end-user principals and the load ledger without their grants", () => {
