@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
 import type { Sink } from "../../collector/sink/types.ts";
-import { Spool } from "../../collector/spool.ts";
+import { Spool, encodeRecord, parseSegment } from "../../collector/spool.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
 import { LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import { standForSuite } from "../snowflake/helpers.ts";
@@ -177,5 +177,18 @@ describe("load ledger keyed by caller, across the upgrade", () => {
       [5678, B, fresh.toString("hex")],
     ]);
     await spool.close();
+  });
+
+  it("skips a type-2 record whose caller length runs past its payload, naming why", () => {
+    // Checksum-valid framing around an impossible caller length: written by no collector, so damage.
+    const payload = Buffer.concat([Buffer.from([2]), Buffer.alloc(8), Buffer.from([0xff, 0x00]), Buffer.from("short")]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(payload.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(payload, crc32(len)));
+    const good = encodeRecord(Buffer.from("body"), 7, A);
+    const { records, corruptions } = parseSegment("s", Buffer.concat([Buffer.from("MLSPOOL\x01", "latin1"), Buffer.from("MLR1", "latin1"), len, crc, payload, good]));
+    expect(records.map((r) => [r.caller, r.body.toString()])).toEqual([[A, "body"]]);
+    expect(corruptions.map((c) => [c.offset, c.reason])).toEqual([[8, "bad caller length"]]);
   });
 });
