@@ -178,7 +178,9 @@ export const LOSS_TABLE: Table = {
  * Migration 6 for one table: `caller` appended as the last column, existing rows `*`, the key widened to
  * it. DuckDB enforces primary keys and cannot change one in place, so the table is rebuilt, inside the
  * migration's transaction. Snowflake DDL commits on its own and its keys are informational (never
- * enforced): each statement is one that a re-run finds done, and the declared key stays (producer_id, seq).
+ * enforced): each statement is one that a re-run finds done (docs.snowflake.com/en/sql-reference/sql/
+ * alter-table: `ADD [ COLUMN ] [ IF NOT EXISTS ] … DEFAULT …`; alter-table-column: `ALTER COLUMN … SET NOT
+ * NULL`), and the declared key stays (producer_id, seq).
  */
 function addCallerSql(before: Table, after: Table, dialect: Dialect): string[] {
   if (dialect === "snowflake") {
