@@ -216,7 +216,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
   setting(
     "RETENTION_LEDGER_DAYS",
-    "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer",
+    "days after its window a summary can still load (at least 2); its mesh_load_ledger row is kept one day longer, and ingest refuses windows that ended more than a day less than this ago",
     String(DEFAULT_RETENTION.ledgerDays),
     int(1, 36_500),
     (c, v) => (c.retention.ledgerDays = v),
@@ -249,7 +249,7 @@ export const SETTINGS: readonly Setting[] = [
   ),
   setting(
     "MAX_WINDOW_AGE_S",
-    "oldest a summary window may start before it is received; older ones are refused (0 = no bound)",
+    "oldest a summary window may start before it is received; older ones are refused (0 = no bound; with retention on, windows that ended more than MESHLOOK_RETENTION_LEDGER_DAYS - 1 days ago are refused regardless)",
     "0",
     int(0, 30 * 86_400),
     (c, v) => (c.maxWindowAgeS = v),
@@ -272,7 +272,13 @@ export const SETTINGS: readonly Setting[] = [
   ),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
   setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
-  setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
+  setting(
+    "MAX_EVENT_LOOP_DELAY_MS",
+    "mean event-loop delay over a 1 s sample above which ingest answers 503 (a sample without any loop tick, a stall of about a second, counts as infinite whatever this says)",
+    "1000",
+    int(10, 60_000),
+    (c, v) => (c.maxEventLoopDelayMs = v),
+  ),
   setting("SHUTDOWN_TIMEOUT_S", "longest graceful shutdown (in-flight requests + final load)", "30", int(1, 3600), (c, v) => (c.shutdownTimeoutS = v)),
   setting("LOG_LEVEL", "pino log level", "info", oneOf<LogLevel>("fatal", "error", "warn", "info", "debug", "trace", "silent"), (c, v) => (c.logLevel = v)),
   strSetting("SNOWFLAKE_ACCOUNT", "Snowflake account identifier", "", (c, v) => (c.snowflake.account = v || undefined)),

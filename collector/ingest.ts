@@ -40,6 +40,8 @@ export interface IngestLimits {
    * disk and a retry of it is caught by the warehouse ledger, so the bound costs speed, never data.
    */
   maxHeldBytes: number;
+  /** Longest a window may have ended before the receive time and still load exactly once (retention.ts ingestHorizonMs); 0 = no bound. */
+  ledgerHorizonMs?: number;
 }
 
 /**
@@ -50,6 +52,10 @@ export interface IngestLimits {
 export function windowOutOfRange(s: { windowStartMs: number; windowEndMs: number }, receivedAtMs: number, limits: IngestLimits): string | undefined {
   if (limits.maxWindowAgeMs > 0 && s.windowStartMs < receivedAtMs - limits.maxWindowAgeMs) {
     return `window starts ${Math.round((receivedAtMs - s.windowStartMs) / 1000)} s before it was received; at most ${limits.maxWindowAgeMs / 1000} s (MESHLOOK_MAX_WINDOW_AGE_S) is accepted`;
+  }
+  const horizon = limits.ledgerHorizonMs ?? 0;
+  if (horizon > 0 && s.windowEndMs < receivedAtMs - horizon) {
+    return `window ended ${Math.round((receivedAtMs - s.windowEndMs) / 1000)} s before it was received; at most ${horizon / 1000} s (MESHLOOK_RETENTION_LEDGER_DAYS less one day to load it) is accepted: its load ledger row could be pruned before a retry`;
   }
   if (limits.maxWindowAheadMs > 0 && s.windowEndMs > receivedAtMs + limits.maxWindowAheadMs) {
     return `window ends ${Math.round((s.windowEndMs - receivedAtMs) / 1000)} s after it was received; at most ${limits.maxWindowAheadMs / 1000} s (MESHLOOK_MAX_WINDOW_AHEAD_S) of clock skew is accepted`;

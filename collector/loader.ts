@@ -93,6 +93,11 @@ export class Loader {
     metrics.quarantineEntries.set(opts.quarantine?.size ?? 0);
   }
 
+  /** The sink is open: connected and every migration applied (readiness waits for this). */
+  get sinkIsOpen(): boolean {
+    return this.sinkOpen;
+  }
+
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
   start(): void {
     void this.loadNow().then((more) => this.schedule(more ? 0 : this.opts.intervalMs));

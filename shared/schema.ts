@@ -212,7 +212,11 @@ export const LOCK_TABLE: Table = {
   primaryKey: ["name"],
 };
 
-/** Seeds LOCK_TABLE's rows; a no-op when they exist, so a re-run migration (Snowflake DDL is not transactional) is harmless. */
+/**
+ * Seeds LOCK_TABLE's rows; a no-op when they exist, so a re-run migration (Snowflake DDL is not transactional)
+ * is harmless. Two replicas seeding at the same moment on Snowflake can both insert (no enforced primary key):
+ * the sink's lock UPDATE takes every row of a name, so a doubled row still serializes.
+ */
 export const LOCK_ROWS = ["load", "hourly"] as const;
 const seedLockRowsSql = () =>
   `INSERT INTO ${LOCK_TABLE.name} (name) SELECT k.name FROM (${LOCK_ROWS.map((n) => `SELECT '${n}' AS name`).join(" UNION ALL ")}) AS k ` +

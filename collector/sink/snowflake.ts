@@ -257,10 +257,15 @@ export class SnowflakeSink implements Sink {
     }
   }
 
-  /** First statement of every load and compaction transaction: waits for any other collector's one. */
+  /**
+   * First statement of every load and compaction transaction: waits for any other collector's one.
+   * Replicas that migrate a fresh schema together can each seed the row (Snowflake enforces no primary
+   * key and lets INSERTs run in parallel), so the row may be there twice: updating both still makes two
+   * transactions wait for each other, while refusing them would fail every load for good.
+   */
   private async takeLock(c: snowflake.Connection, name: "load" | "hourly"): Promise<void> {
     const taken = (await this.exec(c, SNOWFLAKE_SQL.takeLock, [WRITER, sqlTimestamp(Date.now()), name])).updated;
-    if (taken !== 1) throw new SnowflakeSinkError("sql", `${LOCK_TABLE.name} has no '${name}' row (migration 4 incomplete?)`);
+    if (taken < 1) throw new SnowflakeSinkError("sql", `${LOCK_TABLE.name} has no '${name}' row (migration 4 incomplete?)`);
   }
 
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
