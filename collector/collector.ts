@@ -90,6 +90,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
     maxWindowAgeMs: config.maxWindowAgeS * 1000,
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
+    maxHeldBytes: config.maxHeldBytes,
     ledgerHorizonMs: ingestHorizonMs(config.retention),
   });
   const quarantine = new Quarantine(quarantineDir(config));
@@ -118,6 +119,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     trustXfcc: config.trustXfcc,
     rateLimitPerMinute: config.rateLimitPerMinute,
     maxRssBytes: config.maxRssBytes,
+    maxHeapUsedBytes: config.maxHeapUsedBytes,
     metricsOnIngestPort: config.metricsPort === undefined,
     sinkOpen: () => loader.sinkIsOpen,
     remoteWriteNotReady: exporter && (() => exporter.notReady()),

@@ -1,6 +1,7 @@
 // Collector settings: defaults in one factory, sources (environment, optional MESHLOOK_CONFIG file),
 // and validation that gathers every problem, each naming its setting, before the collector starts.
 import { readFileSync } from "node:fs";
+import { getHeapStatistics } from "node:v8";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
 import type { RemoteWriteSettings } from "./remote-write/exporter.ts";
@@ -68,6 +69,14 @@ export interface CollectorConfig {
   maxWindowAheadS: number;
   /** Resident memory (bytes) at which ingest sheds load with 503; 0 = no check. */
   maxRssBytes: number;
+  /** V8 heap in use (bytes) at which ingest sheds load with 503; 0 = no check. */
+  maxHeapUsedBytes: number;
+  /**
+   * Memory (bytes, estimated) ingest may hold for acknowledged summaries awaiting load: their folds and
+   * the keys that let a retry be answered without spooling it again. Beyond it, summaries are spooled
+   * without either and load from disk.
+   */
+  maxHeldBytes: number;
   maxBodyBytes: number;
   /** Longest a request (headers and body) may take to arrive; a slower one is answered 408 and closed. */
   requestTimeoutS: number;
@@ -149,6 +158,12 @@ const list: Parse<string[]> = (raw) =>
 const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) => setting(env, doc, def, str, set);
 
 const MiB = 1 << 20;
+/**
+ * Shed before V8 runs out of heap: near its limit (`--max-old-space-size`, or V8's default for the
+ * machine) the process spends its time in garbage collection and then aborts with "JavaScript heap out
+ * of memory", losing every request in flight; 10 % short of it, the acknowledged ones are safe on disk.
+ */
+const DEFAULT_MAX_HEAP_USED_BYTES = Math.floor(getHeapStatistics().heap_size_limit * 0.9);
 
 /** DuckDB loads are cheap, so the embedded warehouse is kept fresh; Snowflake's default is its own. */
 export const DUCKDB_DEFAULT_LOAD_INTERVAL_S = 10;
@@ -241,6 +256,20 @@ export const SETTINGS: readonly Setting[] = [
   ),
   setting("MAX_WINDOW_AHEAD_S", "latest a summary window may end after it is received, for clock skew (0 = no bound)", "0", int(0, 86_400), (c, v) => (c.maxWindowAheadS = v)),
   setting("MAX_RSS_BYTES", "resident memory at which ingest answers 503 (0 = no check)", "0", int(0, Number.MAX_SAFE_INTEGER), (c, v) => (c.maxRssBytes = v)),
+  setting(
+    "MAX_HEAP_USED_BYTES",
+    "V8 heap in use at which ingest answers 503 (0 = no check); default 90 % of the heap limit",
+    String(DEFAULT_MAX_HEAP_USED_BYTES),
+    int(0, Number.MAX_SAFE_INTEGER),
+    (c, v) => (c.maxHeapUsedBytes = v),
+  ),
+  setting(
+    "MAX_HELD_BYTES",
+    "memory ingest may hold for summaries awaiting load (folds, retry keys); beyond it they load from disk",
+    String(256 * MiB),
+    int(0, Number.MAX_SAFE_INTEGER),
+    (c, v) => (c.maxHeldBytes = v),
+  ),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
   setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
   setting(
@@ -354,6 +383,8 @@ export function defaultConfig(): CollectorConfig {
     maxWindowAgeS: 0,
     maxWindowAheadS: 0,
     maxRssBytes: 0,
+    maxHeapUsedBytes: DEFAULT_MAX_HEAP_USED_BYTES,
+    maxHeldBytes: 256 * MiB,
     maxBodyBytes: 4 * MiB,
     requestTimeoutS: 30,
     maxEventLoopDelayMs: 1000,

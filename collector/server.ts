@@ -48,6 +48,8 @@ export interface ServerDeps {
   metricsOnIngestPort: boolean;
   /** Resident memory at which ingest sheds load (503), before the pod limit kills the process; 0 = no check. */
   maxRssBytes: number;
+  /** V8 heap in use at which ingest sheds load (503), before V8's heap limit aborts the process; 0 = no check. */
+  maxHeapUsedBytes: number;
 }
 
 const OVERLOAD_RETRY_AFTER_S = 2;
@@ -117,6 +119,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(underPressure, {
     maxEventLoopDelay: deps.maxEventLoopDelayMs,
     maxRssBytes: deps.maxRssBytes,
+    maxHeapUsedBytes: deps.maxHeapUsedBytes,
     sampleInterval: deps.pressureSampleIntervalMs,
     // Only ingest sheds load: health, readiness and metrics must keep answering under pressure.
     pressureHandler: (req, reply, type, value) => {
