@@ -180,7 +180,10 @@ export const LOSS_TABLE: Table = {
  * migration's transaction. Snowflake DDL commits on its own and its keys are informational (never
  * enforced): each statement is one that a re-run finds done (docs.snowflake.com/en/sql-reference/sql/
  * alter-table: `ADD [ COLUMN ] [ IF NOT EXISTS ] … DEFAULT …`; alter-table-column: `ALTER COLUMN … SET NOT
- * NULL`), and the declared key stays (producer_id, seq).
+ * NULL`), and the declared key stays (producer_id, seq). The default stays too (alter-table-column: DROP
+ * DEFAULT is not allowed on a column whose default an ALTER TABLE defined): a row inserted without a
+ * caller is `*`, which is what an older collector still running in a rolling upgrade should write; this
+ * collector binds the caller in every insert.
  */
 function addCallerSql(before: Table, after: Table, dialect: Dialect): string[] {
   if (dialect === "snowflake") {
