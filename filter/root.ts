@@ -182,7 +182,9 @@ export class MeshlookRoot extends Root {
       let s = headerInt(RETRY_AFTER_HEADER);
       if (s >= 0) retryAfterMs = Math.min(<f64>s, MAX_RETRY_AFTER_S) * 1000;
     }
-    if (status == 401 || status == 403) log(LogLevel.warn, "meshlook: collector refused the ingest token (HTTP " + status.toString() + ")");
+    if (status == 401) log(LogLevel.warn, "meshlook: collector refused the ingest token (HTTP 401)");
+    // Not the token: the caller's mTLS identity was missing or the summary spoke for another namespace.
+    else if (status == 403) log(LogLevel.warn, "meshlook: collector refused this sidecar's identity (HTTP 403; docs/collector.md, Ingest responses)");
     outbox.failed(nowMs, retryAfterMs);
   }
 

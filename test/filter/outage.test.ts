@@ -134,4 +134,15 @@ describe("filter when the collector is unavailable", () => {
     expect(acked).toEqual([0, 1, 2]);
     expect(sidecar.logMessages("warn").some((m) => m.includes("HTTP 401"))).toBe(true);
   });
+
+  it("says a 403 refused the sidecar's identity, not its token", async () => {
+    const { clock, collector, sidecar } = await setup({}, () => ({ status: 403 }));
+    await second(sidecar, clock, 5, 0);
+    await idle(sidecar, clock, 5);
+    await sidecar.close();
+    await collector.close();
+    const warnings = sidecar.logMessages("warn").filter((m) => m.includes("HTTP 403"));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.every((m) => m.includes("identity") && !m.includes("token"))).toBe(true);
+  });
 });
