@@ -190,7 +190,7 @@ describe("caller identity", () => {
     const after = { authorization: "Bearer new-shop-token-0123456789" };
     for (const xfcc of [false, true]) {
       const { post, c, sql } = await collector({ MESHLOOK_INGEST_TOKENS: "", MESHLOOK_INGEST_TOKENS_FILE: file, MESHLOOK_TRUST_XFCC: String(xfcc) });
-      const peer = xfcc ? { "x-forwarded-client-cert": xfccFor(reviews) } : {};
+      const peer: Record<string, string> = xfcc ? { "x-forwarded-client-cert": xfccFor(reviews) } : {};
       expect((await post(honest(1), { ...before, ...peer })).statusCode).toBe(200);
       // Before the load the retry meets the key ingest still holds; after it, only the ledger knows it.
       expect((await post(honest(1), { ...after, ...peer })).json()).toMatchObject({ status: "duplicate" });
