@@ -25,15 +25,19 @@ export interface PeerInfo {
   labels?: Record<string, string>;
 }
 
-/** The filter-state value for a peer: a map a filter reads field by field (filter_state → downstream_peer → workload). */
+/**
+ * The filter-state value for a peer: a map a filter reads field by field (filter_state → downstream_peer
+ * → workload) or whole (the pairs of its fields; `labels` the pairs of the labels). Frozen, as the
+ * CelState is immutable once set (its prototype is read-only).
+ */
 export function peerInfo(p: PeerInfo): Attr {
   const out: Record<string, Attr> = {};
   for (const [k, v] of Object.entries(p)) {
     if (k === "labels") {
-      if (v && Object.keys(v).length > 0) out.labels = { ...(v as Record<string, string>) };
+      if (v && Object.keys(v).length > 0) out.labels = Object.freeze({ ...(v as Record<string, string>) });
     } else if (typeof v === "string" && v !== "") out[k] = v;
   }
-  return out;
+  return Object.freeze(out);
 }
 
 /**
