@@ -140,7 +140,6 @@ function inferKind(v: unknown): Kind | undefined {
 }
 
 export const byteLength = (e: Encoded) => (typeof e === "string" ? Buffer.byteLength(e) : e.length);
-const toBytes = (e: Encoded) => (typeof e === "string" ? enc.encode(e) : e);
 
 /**
  * The proxy-wasm pairs format: u32 count, then u32 key length and u32 value length per pair, then
