@@ -33,10 +33,37 @@ export class FieldObject {
   constructor(readonly fields: Record<string, Attr>) {}
 }
 
+/**
+ * A FlatBuffers CelState (Istio 1.22/1.23's FlatNode peer): its fields walk as a map, and read whole
+ * under its top-level name (`downstream_peer`, the filter state `wasm.downstream_peer`) it is the raw
+ * FlatBuffer, because Envoy's findValue passes `last` to CelState::exprValue, which then returns the
+ * bytes instead of the FlatBuffers-backed map (envoy source/extensions/common/wasm/context.cc
+ * Context::findValue; source/extensions/filters/common/expr/cel_state.cc CelState::exprValue).
+ */
+export class FlatBufferState {
+  constructor(
+    readonly fields: Record<string, Attr>,
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
 /** CEL null (a google.protobuf.Value null): present, but Envoy cannot serialize it. */
 export const NULL_VALUE = Object.freeze({ null: true as const });
 
-export type Attr = typeof NULL_VALUE | string | boolean | number | bigint | Uint8Array | Date | Typed | Message | FieldObject | Attr[] | { [key: string]: Attr | undefined };
+export type Attr =
+  | typeof NULL_VALUE
+  | string
+  | boolean
+  | number
+  | bigint
+  | Uint8Array
+  | Date
+  | Typed
+  | Message
+  | FieldObject
+  | FlatBufferState
+  | Attr[]
+  | { [key: string]: Attr | undefined };
 
 export const str = (v: string) => new Typed("string", v);
 export const bytes = (v: Uint8Array | string) => new Typed("bytes", typeof v === "string" ? new TextEncoder().encode(v) : v);
@@ -212,6 +239,8 @@ export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | und
   if (v instanceof Typed) return encodeScalarShared(v.kind, v.value);
   if (v instanceof Message) return v.encode();
   if (v instanceof FieldObject) return encodePairs([]);
+  // Reached through filter_state.<key>: FilterStateWrapper calls exprValue(arena, false), the map.
+  if (v instanceof FlatBufferState) return serializeShared(v.fields);
   const k = kind ?? inferKind(v);
   if (k) return encodeScalarShared(k, v);
   if (Array.isArray(v)) {
@@ -247,7 +276,7 @@ export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | und
 /** One step of a property path into a value: map key, message field, or list index. */
 export function child(v: Attr | undefined, key: string): Attr | undefined {
   if (v === undefined || v === null || v === NULL_VALUE) return undefined;
-  if (v instanceof Message || v instanceof FieldObject) return v.fields[key];
+  if (v instanceof Message || v instanceof FieldObject || v instanceof FlatBufferState) return v.fields[key];
   if (Array.isArray(v)) {
     if (!/^-?\d+$/.test(key)) return undefined;
     return v[Number(key)];
