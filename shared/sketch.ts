@@ -364,15 +364,22 @@ export class Sketch {
       const next = new Float64Array(size);
       for (let i = this.lo; i <= this.hi; i++) unchecked((next[i - offset] = this.counts[i - this.offset]));
       this.counts = next;
-    } else {
-      const old = this.snapshot(this.lo - this.offset, this.hi - this.lo + 1);
-      this.allocate(this.width, size);
-      for (let i = this.lo; i <= this.hi; i++) {
-        const c = unchecked(old[i - this.lo]);
-        if (c != 0.0) this.setCompact(i - offset, c);
+    } else this.rebuildCompact(offset, size, 0);
+    this.offset = offset;
+  }
+
+  // Compact storage only: `size` fresh slots from bucket `offset` holding the buckets [lo, hi] shifted
+  // down by d (d = 0: moved), counts re-stored at the width they need.
+  private rebuildCompact(offset: i32, size: i32, d: i32): void {
+    const old = this.snapshot(this.lo - this.offset, this.hi - this.lo + 1);
+    this.allocate(this.width, size);
+    for (let i = this.lo; i <= this.hi; i++) {
+      const c = unchecked(old[i - this.lo]);
+      if (c != 0.0) {
+        const k = (i >> d) - offset;
+        this.setCompact(k, this.countAt(k) + c);
       }
     }
-    this.offset = offset;
   }
 
   // Lowers the scale by d: bucket i becomes i >> d (exact, buckets nest).
@@ -394,17 +401,7 @@ export class Sketch {
         }
       }
       this.counts = next;
-    } else {
-      const old = this.snapshot(this.lo - this.offset, this.hi - this.lo + 1);
-      this.allocate(this.width, size);
-      for (let i = this.lo; i <= this.hi; i++) {
-        const c = unchecked(old[i - this.lo]);
-        if (c != 0.0) {
-          const k = (i >> d) - lo;
-          this.setCompact(k, this.countAt(k) + c);
-        }
-      }
-    }
+    } else this.rebuildCompact(lo, size, d);
     this.offset = lo;
     this.lo = lo;
     this.hi = hi;
