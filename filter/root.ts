@@ -33,6 +33,7 @@ let configErrorsMetric: i64 = -1;
 let callRefusedMetric: i64 = -1;
 let lostSummariesMetric: i64 = -1;
 let lostRequestsMetric: i64 = -1;
+let refusedMetric: i64 = -1;
 
 // The last configuration of this VM that had a usable collector cluster. A plugin update is a new root
 // context in the same VM; one without a usable cluster keeps reporting under this instead of stopping.
@@ -45,6 +46,7 @@ function defineMetrics(): void {
   callRefusedMetric = defineCounter("meshlook_collector_calls_refused");
   lostSummariesMetric = defineCounter("meshlook_summaries_lost_at_stop");
   lostRequestsMetric = defineCounter("meshlook_requests_lost_at_stop");
+  refusedMetric = defineCounter("meshlook_summaries_refused");
 }
 
 /** Time the VM started, ns: part of every producer id, so a restarted VM is a new producer. */
@@ -77,6 +79,7 @@ export class MeshlookRoot extends Root {
   private callToken: i64 = -1;
   private tokenWarned: bool = false;
   private lastRefusedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
+  private lastRejectedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
   private stopping: bool = false;
   private stopDeadlineNs: u64 = 0;
 
@@ -175,6 +178,19 @@ export class MeshlookRoot extends Root {
     if (status >= 200 && status <= 299) {
       outbox.acknowledged();
       this.send(now); // drain a backlog without waiting for the next tick
+      return;
+    }
+    // 400 (the decoder's reason, window_out_of_range, too_many_requests) and 413 judge these bytes: a
+    // resend gets the same answer, so the summary is dropped and reported as lost by the next one.
+    // 401/403 judge the deployment (token, mTLS, scope), which ops fix: those are kept and retried.
+    if (status == 400 || status == 413) {
+      incrementCounter(refusedMetric, 1);
+      if (nowMs - this.lastRejectedLogMs >= REFUSED_LOG_INTERVAL_MS) {
+        this.lastRejectedLogMs = nowMs;
+        log(LogLevel.warn, "meshlook: collector refused a summary for good (HTTP " + status.toString() + "); dropped and reported as lost (docs/collector.md, Ingest responses)");
+      }
+      outbox.refused();
+      this.send(now);
       return;
     }
     let retryAfterMs: f64 = -1;
