@@ -240,13 +240,14 @@ for (const preaggregated of [false, true]) {
         );
       });
 
-      it("identity access: who calls whom, first and last seen", async () => {
-        const rows = await looker(tile("identity_access", "Who calls whom", { Observed: window }));
+      /** The "Who calls whom" tile with the dashboard's filters against the identity board's request; returns the tile's rows. */
+      async function whoCallsWhom(filters: Record<string, string>, state: Record<string, string>): Promise<Row[]> {
+        const rows = await looker(tile("identity_access", "Who calls whom", { Observed: window, ...filters }));
         const key = (p: string) => (r: Row) =>
           ["source_principal", "source_namespace", "source_workload", "destination_service", "connection_security_policy"].map((f) => r[`${p}${f}`]).join(" | ");
         // The API keeps the callee's principal and namespace apart; the tile does not group by them.
         const merged = new Map<string, Row>();
-        for (const r of await board("identity", "access")) {
+        for (const r of await board("identity", "access", state)) {
           const k = key("")(r);
           const m = merged.get(k);
           if (!m) merged.set(k, { ...r, first_seen: minuteText(r.first_seen as number), last_seen: minuteText(r.last_seen as number) });
@@ -266,6 +267,24 @@ for (const preaggregated of [false, true]) {
             r["identity_access.last_seen_at"],
           ]);
         }
+        return rows;
+      }
+
+      it("identity access: who calls whom, first and last seen", async () => {
+        const all = await whoCallsWhom({}, {});
+        // The dashboard's "Caller namespace" filter: the namespace of the busiest caller.
+        const ns = String(all.sort((x, y) => Number(y["identity_access.calls"]) - Number(x["identity_access.calls"]))[0]["identity_access.source_namespace"]);
+        const some = await whoCallsWhom({ "Caller namespace": ns }, { callerNamespace: ns });
+        expect(some.length).toBeGreaterThan(0);
+        expect(some.length).toBeLessThan(all.length);
+        const mtls = await looker(tile("identity_access", "mTLS share per hour", { Observed: window, "Caller namespace": ns }));
+        const hourly = await board("identity", "mtls_hourly", { callerNamespace: ns });
+        expect(hourly.length).toBe(mtls.length);
+        expect(mtls.length).toBeGreaterThan(0);
+        mtls.forEach((r, i) => {
+          same((hourly[i].requests as number) - (hourly[i].mtls_requests as number), r["mesh_traffic_hourly.plaintext_requests"], "plaintext requests");
+          same(hourly[i].mtls_share, r["mesh_traffic_hourly.mtls_share"], "mTLS share");
+        });
       });
 
       it("a whole hour is read from the pre-aggregate when it is built, and answers as the minute rows do", async () => {
