@@ -5,7 +5,18 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { meshQuantile } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
-import { QUANTILES, QUANTILE_FIELDS, ReadError, countersStatement, groupColumns, sketchesStatement, usableHoursStatement, type Statement, type TrafficQuery } from "./query.ts";
+import {
+  MAX_MINUTE_SKETCHES,
+  QUANTILES,
+  QUANTILE_FIELDS,
+  ReadError,
+  countersStatement,
+  groupColumns,
+  sketchesStatement,
+  usableHoursStatement,
+  type Statement,
+  type TrafficQuery,
+} from "./query.ts";
 import { SketchAccumulator } from "./sketches.ts";
 
 export type Row = Record<string, string | number | boolean | null>;
@@ -25,7 +36,10 @@ export class ReadWarehouse {
   private cachedFor = "";
   private pool: DuckDBConnection[] = [];
 
-  constructor(private readonly source: ReadSource) {}
+  constructor(
+    private readonly source: ReadSource,
+    private readonly maxMinuteSketches = MAX_MINUTE_SKETCHES,
+  ) {}
 
   /** An idle connection, or a new one; the caller gives it back to the pool. */
   private async take(): Promise<DuckDBConnection> {
@@ -133,6 +147,14 @@ export class ReadWarehouse {
     const keys = groupColumns(q);
     const keyOf = (r: Row) => JSON.stringify(keys.map((k) => r[k]));
     const quantiles = new Map<string, (number | null)[]>();
+    const sketches = counters.reduce((n, r) => n + (r.source_rows as number), 0);
+    if (q.percentiles && q.interval === "minute" && sketches > this.maxMinuteSketches) {
+      throw new ReadError(
+        400,
+        "too_many_sketches",
+        `per-minute percentiles here would merge ${sketches} minute sketches (at most ${this.maxMinuteSketches}); use interval=hour or narrow the filters`,
+      );
+    }
     if (q.percentiles && counters.length > 0) {
       for (const [key, acc] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
         const sketch = acc.toJson();
@@ -144,7 +166,7 @@ export class ReadWarehouse {
     }
     const rows = counters.map((r) => {
       const requests = r.requests as number;
-      const out: Row = { ...r };
+      const { source_rows: _, ...out }: Row = r;
       out.error_rate = requests > 0 ? (r.errors as number) / requests : null;
       out.mtls_share = requests > 0 ? (r.mtls_requests as number) / requests : null;
       out.requests_per_second = requests / (((r.last_minute as number) - (r.first_minute as number)) / 1000 + 60);
