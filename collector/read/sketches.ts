@@ -18,8 +18,9 @@ const ENTRY = 12;
 export class SketchAccumulator {
   scale = Infinity;
   zero = 0;
-  /** Count per bucket index at `scale`. */
-  private counts = new Map<number, number>();
+  /** Count per bucket index at `scale`: counts[i - lo]. Dense, since a sketch's buckets are few and close. */
+  private lo = 0;
+  private counts = new Float64Array(0);
 
   get empty(): boolean {
     return this.scale === Infinity;
@@ -28,17 +29,27 @@ export class SketchAccumulator {
   /** Brings what is held down to `scale` (≤ the current one). */
   private downscale(scale: number): void {
     if (scale >= this.scale) return;
-    if (this.counts.size > 0) {
-      const div = 2 ** (this.scale - scale);
-      const old = this.counts;
-      this.counts = new Map();
-      for (const [i, n] of old) this.bump(Math.floor(i / div), n);
-    }
+    const old = this.counts;
+    const oldLo = this.lo;
+    const div = 2 ** (this.scale - scale);
     this.scale = scale;
+    this.counts = new Float64Array(0);
+    for (let k = 0; k < old.length; k++) if (old[k] > 0) this.bump(Math.floor((oldLo + k) / div), old[k]);
   }
 
   private bump(i: number, n: number): void {
-    this.counts.set(i, (this.counts.get(i) ?? 0) + n);
+    let k = i - this.lo;
+    if (k < 0 || k >= this.counts.length) {
+      // Grow to cover i with room on both sides, so a run of new buckets does not copy each time.
+      const from = this.counts.length === 0 ? i - 32 : Math.min(this.lo, i - 32);
+      const to = this.counts.length === 0 ? i + 32 : Math.max(this.lo + this.counts.length, i + 32);
+      const grown = new Float64Array(to - from);
+      if (this.counts.length > 0) grown.set(this.counts, this.lo - from);
+      this.counts = grown;
+      this.lo = from;
+      k = i - from;
+    }
+    this.counts[k] += n;
   }
 
   /** Adds a sketch in the stored JSON form (text or parsed); null adds nothing. */
@@ -75,7 +86,9 @@ export class SketchAccumulator {
   }
 
   private sorted(): [number, number][] {
-    return [...this.counts].filter(([, n]) => n > 0).sort((a, b) => a[0] - b[0]);
+    const out: [number, number][] = [];
+    for (let k = 0; k < this.counts.length; k++) if (this.counts[k] > 0) out.push([this.lo + k, this.counts[k]]);
+    return out;
   }
 
   /** The binary form of what is held (empty accumulator: null). */
