@@ -8,9 +8,10 @@
 // Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load:
 //  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
 //    their hours' rows — work follows what was loaded, not the size of the hour;
-//  - then hours whose counts disagree (the first run after start, a replica with a clock behind this
-//    one's, retention) are rebuilt from their minute rows, newest first, at most maxHoursPerRun per run,
-//    and hours whose minute rows are all gone are dropped.
+//  - then, when the table's total disagrees with the minute table's (the first run after start, rows
+//    loaded by a replica whose clock is behind this one's, retention), hours whose counts disagree are
+//    rebuilt from their minute rows, newest first, at most maxHoursPerRun per run, and hours whose
+//    minute rows are all gone are dropped.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
 import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
@@ -101,8 +102,13 @@ export class BoardRollup {
     const one = async (sql: string, params: (string | number)[] = []) => (await c.runAndReadAll(sql, params)).getRows();
     await c.run("BEGIN TRANSACTION");
     try {
-      const [[top]] = await one(`SELECT epoch_us(MAX(loaded_at)) FROM ${FACT_TABLE.name}`);
-      const upTo = top === null ? undefined : (top as bigint);
+      // Above the watermark only: the minute table's row groups follow load order, so its zone maps skip
+      // everything loaded before.
+      const [[top]] = await one(
+        `SELECT epoch_us(MAX(loaded_at)) FROM ${FACT_TABLE.name}${this.watermark === undefined ? "" : " WHERE loaded_at > make_timestamp(?::BIGINT)"}`,
+        this.watermark === undefined ? [] : [String(this.watermark)],
+      );
+      const upTo = top === null ? this.watermark : (top as bigint);
       let merged = 0;
       const touched: bigint[] = [];
       if (this.watermark !== undefined && upTo !== undefined && upTo > this.watermark) {
@@ -127,9 +133,12 @@ export class BoardRollup {
           merged++;
         }
       }
+      // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
+      // (retention) show as totals that disagree; then every hour is checked.
+      const [[agree]] = await one(`SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name})`);
+      if (!agree) this.checkAll = true;
       // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
-      // else only those just merged into (a row loaded below the watermark would show there), reading
-      // only their span of the minute table.
+      // else only those just merged into, reading only their span of the minute table.
       const lo = touched.length ? String(touched[0]) : "0";
       const hi = touched.length ? String(touched[touched.length - 1] + HOUR_US) : "0";
       const span = this.checkAll ? "" : " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";

@@ -3,17 +3,42 @@
 // mesh_board_hour keeps. Parsing JSON text is what made percentile tiles slow (one JSON.parse per minute
 // or hour row); the binary form is read with a DataView, without allocating per bucket.
 //
-// Binary form, little endian: int32 scale, int32 n, float64 zero count, then n × (int32 bucket index,
-// float64 count) for the non-empty buckets in increasing index order. Counts are float64 because the
-// stored JSON counts are JavaScript numbers too (exact up to 2^53).
+// Binary form: one byte scale, then unsigned LEB128 varints: zero count, number of buckets n, then per
+// non-empty bucket in increasing index order the index step (the first: the index zigzag-encoded, as it
+// may be negative; then the gap to the previous index) and the count. An hour's sketch of ~150 buckets
+// takes ~2 bytes a bucket, which keeps what each load rewrites and each read copies small. Varints are
+// read and written with arithmetic, not 32-bit shifts, so counts stay exact up to 2^53 as in the JSON.
 //
 // Merging is the exact merge of meshSketchMerge: every input is brought down to the smallest scale seen
 // (bucket i → floor(i / 2^steps), which keeps the bucket bounds nested), then counts add bucket-wise; so
 // quantiles of the result equal MESH_QUANTILE over the same sketches.
 import type { SketchJson } from "../../shared/quantile.ts";
 
-const HEADER = 16;
-const ENTRY = 12;
+/** Appends `v` (a whole number, 0 ≤ v < 2^53) as an unsigned LEB128 varint. */
+function putVarint(out: number[], v: number): void {
+  while (v >= 128) {
+    out.push((v % 128) + 128);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+}
+
+/** Reads varints from a byte array, front to back. */
+class VarintReader {
+  at = 0;
+  constructor(private readonly b: Uint8Array) {}
+  next(): number {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const byte = this.b[this.at++];
+      if (byte === undefined) throw new Error("truncated binary sketch");
+      v += (byte & 127) * mul;
+      if (byte < 128) return v;
+      mul *= 128;
+    }
+  }
+}
 
 export class SketchAccumulator {
   scale = Infinity;
@@ -73,15 +98,19 @@ export class SketchAccumulator {
   /** Adds a sketch in the binary form; null adds nothing. */
   addBinary(b: Uint8Array | null): void {
     if (b === null) return;
-    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    const scale = view.getInt32(0, true);
-    const n = view.getInt32(4, true);
+    const scale = (b[0] << 24) >> 24;
     this.downscale(scale);
     const div = 2 ** (scale - this.scale);
-    this.zero += view.getFloat64(8, true);
-    for (let k = 0, p = HEADER; k < n; k++, p += ENTRY) {
-      const i = view.getInt32(p, true);
-      this.bump(div === 1 ? i : Math.floor(i / div), view.getFloat64(p + 4, true));
+    const r = new VarintReader(b);
+    r.at = 1;
+    this.zero += r.next();
+    const n = r.next();
+    let i = 0;
+    for (let k = 0; k < n; k++) {
+      const step = r.next();
+      i = k === 0 ? (step % 2 === 0 ? step / 2 : -(step + 1) / 2) : i + step;
+      const c = r.next();
+      this.bump(div === 1 ? i : Math.floor(i / div), c);
     }
   }
 
@@ -95,16 +124,14 @@ export class SketchAccumulator {
   toBinary(): Uint8Array | null {
     if (this.empty) return null;
     const buckets = this.sorted();
-    const out = new Uint8Array(HEADER + ENTRY * buckets.length);
-    const view = new DataView(out.buffer);
-    view.setInt32(0, this.scale, true);
-    view.setInt32(4, buckets.length, true);
-    view.setFloat64(8, this.zero, true);
+    const out: number[] = [this.scale & 255];
+    putVarint(out, this.zero);
+    putVarint(out, buckets.length);
     buckets.forEach(([i, n], k) => {
-      view.setInt32(HEADER + k * ENTRY, i, true);
-      view.setFloat64(HEADER + k * ENTRY + 4, n, true);
+      putVarint(out, k === 0 ? (i >= 0 ? 2 * i : -2 * i - 1) : i - buckets[k - 1][0]);
+      putVarint(out, n);
     });
-    return out;
+    return Uint8Array.from(out);
   }
 
   /** The stored JSON form (what MESH_QUANTILE reads), with skips over empty buckets; empty: null. */

@@ -6,7 +6,7 @@ import { SketchAccumulator } from "../../collector/read/sketches.ts";
 import { meshQuantile, meshSketchMerge, type SketchJson } from "../../shared/quantile.ts";
 import { DEFAULT_SCALE, SeriesStats, sketchToJson } from "../../shared/node.ts";
 
-/** Sketches the filter's own recorder produces, at several scales and value ranges (a fixed pseudo-random walk). */
+/** Sketches the filter's own recorder produces, at several scales and value ranges, with zero and 1 µs values (bucket -1) among them (a fixed pseudo-random walk). */
 function sketches(): SketchJson[] {
   let x = 12345;
   const next = () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
@@ -14,7 +14,7 @@ function sketches(): SketchJson[] {
   for (let k = 0; k < 40; k++) {
     const stats = new SeriesStats(k % 7 === 0 ? DEFAULT_SCALE - 2 : DEFAULT_SCALE);
     const n = 1 + Math.floor(next() * 200);
-    for (let i = 0; i < n; i++) stats.record(next() < 0.05 ? 0 : Math.floor(10 ** (1 + next() * (k % 3 === 0 ? 6 : 3))), 1, 1, false);
+    for (let i = 0; i < n; i++) stats.record(next() < 0.05 ? 0 : next() < 0.05 ? 1 : Math.floor(10 ** (1 + next() * (k % 3 === 0 ? 6 : 3))), 1, 1, false);
     out.push(sketchToJson(stats.sketch));
   }
   return out;
