@@ -103,6 +103,7 @@ async function timeBoards(w: Warehouse, nowMs: number, range: string, boards = [
       // The page also fills its namespace and service pickers.
       `/api/v1/values?dimension=destination_namespace&from=${new Date(nowMs - DAY).toISOString()}`,
       `/api/v1/values?dimension=destination_service&from=${new Date(nowMs - DAY).toISOString()}`,
+      ...(board === "identity" ? [`/api/v1/values?dimension=source_namespace&from=${new Date(nowMs - DAY).toISOString()}`] : []),
     ];
     const load = async () => {
       const t0 = performance.now();

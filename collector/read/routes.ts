@@ -135,8 +135,8 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
         "/edges",
         handle(async (params, scope) => {
           const q = parseTraffic({ ...params, group_by: "source_node,destination_node", interval: "none" }, scope, now());
-          const { rows } = await wh.cached(keyed("edges", params, scope), () => wh.traffic(q, scope));
-          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, rows };
+          const { rows, hourlyHours } = await wh.cached(keyed("edges", params, scope), () => wh.traffic(q, scope));
+          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, hourly_hours: hourlyHours, rows };
         }),
       );
 
