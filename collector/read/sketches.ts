@@ -40,6 +40,9 @@ class VarintReader {
   }
 }
 
+let scratchIndex = new Float64Array(1024);
+let scratchCount = new Float64Array(1024);
+
 export class SketchAccumulator {
   scale = Infinity;
   zero = 0;
@@ -62,19 +65,21 @@ export class SketchAccumulator {
     for (let k = 0; k < old.length; k++) if (old[k] > 0) this.bump(Math.floor((oldLo + k) / div), old[k]);
   }
 
+  /** Widens the window to hold indices lo…hi, in one allocation. */
+  private ensure(lo: number, hi: number): void {
+    const has = this.counts.length;
+    if (has > 0 && lo >= this.lo && hi < this.lo + has) return;
+    const from = has === 0 ? lo : Math.min(this.lo, lo);
+    const to = has === 0 ? hi + 1 : Math.max(this.lo + has, hi + 1);
+    const grown = new Float64Array(to - from);
+    if (has > 0) grown.set(this.counts, this.lo - from);
+    this.counts = grown;
+    this.lo = from;
+  }
+
   private bump(i: number, n: number): void {
-    let k = i - this.lo;
-    if (k < 0 || k >= this.counts.length) {
-      // Grow to cover i with room on both sides, so a run of new buckets does not copy each time.
-      const from = this.counts.length === 0 ? i - 32 : Math.min(this.lo, i - 32);
-      const to = this.counts.length === 0 ? i + 32 : Math.max(this.lo + this.counts.length, i + 32);
-      const grown = new Float64Array(to - from);
-      if (this.counts.length > 0) grown.set(this.counts, this.lo - from);
-      this.counts = grown;
-      this.lo = from;
-      k = i - from;
-    }
-    this.counts[k] += n;
+    this.ensure(i, i);
+    this.counts[i - this.lo] += n;
   }
 
   /** Adds a sketch in the stored JSON form (text or parsed); null adds nothing. */
@@ -83,13 +88,21 @@ export class SketchAccumulator {
     const sk: SketchJson = typeof x === "string" ? JSON.parse(x) : x;
     this.downscale(sk.s);
     const div = 2 ** (sk.s - this.scale);
+    // First the span, so the window grows once; then the counts.
     let at = sk.o;
+    let last = sk.o - 1;
+    for (const v of sk.c) {
+      if (v < 0) at -= v;
+      else last = at++;
+    }
+    if (last >= sk.o) this.ensure(Math.floor(sk.o / div), Math.floor(last / div));
+    at = sk.o;
     for (const v of sk.c) {
       if (v < 0) {
         at -= v;
         continue;
       }
-      if (v > 0) this.bump(div === 1 ? at : Math.floor(at / div), v);
+      if (v > 0) this.counts[(div === 1 ? at : Math.floor(at / div)) - this.lo] += v;
       at++;
     }
     this.zero += sk.z;
@@ -105,13 +118,21 @@ export class SketchAccumulator {
     r.at = 1;
     this.zero += r.next();
     const n = r.next();
+    if (n === 0) return;
+    // Decoded into scratch first: the last index is known only at the end, and the window grows once.
+    if (scratchIndex.length < n) {
+      scratchIndex = new Float64Array(2 * n);
+      scratchCount = new Float64Array(2 * n);
+    }
     let i = 0;
     for (let k = 0; k < n; k++) {
       const step = r.next();
       i = k === 0 ? (step % 2 === 0 ? step / 2 : -(step + 1) / 2) : i + step;
-      const c = r.next();
-      this.bump(div === 1 ? i : Math.floor(i / div), c);
+      scratchIndex[k] = div === 1 ? i : Math.floor(i / div);
+      scratchCount[k] = r.next();
     }
+    this.ensure(scratchIndex[0], scratchIndex[n - 1]);
+    for (let k = 0; k < n; k++) this.counts[scratchIndex[k] - this.lo] += scratchCount[k];
   }
 
   private sorted(): [number, number][] {
