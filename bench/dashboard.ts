@@ -1,15 +1,17 @@
 // Dashboard load time at a real mesh's scale: one day of traffic at 1,000 and 10,000 series in the embedded
 // DuckDB warehouse, and the time each board of /ui takes to get every answer it needs from the read API (the
-// very requests ui/boards.js makes, in parallel as the browser sends them), cold (first load after a
-// warehouse load) and warm (answered from the collector's cache until the next load).
+// very requests ui/boards.js makes, in parallel as the browser sends them, plus the page's filter pickers),
+// cold (first load after a warehouse load) and warm (answered from the collector's cache until the next load).
 //
 // The day is built by replication: simulated traffic (the LookML check's mixed mesh) gives a few minutes of
 // real rows and sketches; those minutes are repeated over 24 hours, and the series are copied under new
-// workload names until the target count is reached. Hourly rows are compacted from the first copy with the
-// sink's own compaction SQL (collector/sink/hourly.ts) and copied the same way, so they match the minute rows
-// exactly as a live compaction would.
-// Baseline, same process: the p99 tile computed as the LookML measure does it, MESH_QUANTILE over every
-// minute row of the day (1k series only; at 10k it takes minutes, which is the point).
+// workload names until the target count is reached, written hour by hour as loads write them. The first hour
+// of the first copy is compacted by the sink's own SQL (collector/sink/hourly.ts) and pre-aggregated by the
+// read API's own stage (collector/read/board-rollup.ts); those rows are copied the same way, so they match the
+// minute rows exactly as live runs would.
+// Baselines, same process: a plain scan of the day's minute rows, and at ~1k series the golden-signals board
+// with the pre-aggregate emptied (every question on minute rows and JSON sketches). Then the post-load cost:
+// one minute of every series loaded through the real sink, and the pre-aggregate's merge after it.
 //   npx tsx bench/dashboard.ts [--series 1000,10000]
 import Fastify from "fastify";
 import { cpus, loadavg } from "node:os";
