@@ -189,10 +189,10 @@ for (const target of SERIES) {
       [iso(day.dayStart), iso(nowMs)],
     );
     notes.push(`${day.series} series: plain scan of the day's minute rows (SUM of two counters) ${secs(performance.now() - s0)} s`);
-    // The old path (minute rows and JSON sketches) for one board at ~1k series; at 10k it takes minutes.
+    // Without the pre-aggregate (minute rows and JSON sketches) for one board at ~1k series; at 10k it takes minutes.
     if (target <= 1000) {
       const old = await withoutPreaggregate(w, () => timeBoards(w, nowMs, "24h", ["golden"]));
-      row("24h", "golden", old.golden, "minute rows (old)");
+      row("24h", "golden", old.golden, "minute rows only");
     }
     const o = await loadOverhead(w, day.rollup, day.dayStart);
     notes.push(
