@@ -86,7 +86,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     () => ({ disabled: config.authDisabled, tokens: tokens?.size ?? 0, weakTokens: tokens?.weak ?? 0 }),
   );
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
-  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
+  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, true, {
     maxWindowAgeMs: config.maxWindowAgeS * 1000,
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
   });
