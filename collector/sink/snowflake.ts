@@ -47,9 +47,10 @@ export const MAX_BINDS_PER_STATEMENT = 65280;
  * Most bytes of bound values in one statement. Snowflake asks clients to keep a statement, binds
  * included, within 1 MB (uncompressed to be safe): a larger one runs, but is truncated in the metadata
  * store and so cannot be retried or rerun (docs.snowflake.com/en/user-guide/query-size-limits) — and the
- * driver does retry a statement whose answer was lost.
+ * driver does retry a statement whose answer was lost. 4 % is left for the SQL text and the request's
+ * JSON framing (a type per bound column).
  */
-export const MAX_BIND_BYTES_PER_STATEMENT = 1_000_000;
+export const MAX_BIND_BYTES_PER_STATEMENT = 960_000;
 
 /** MESHLOOK_SNOWFLAKE_CONNECT_TIMEOUT_S default: a login normally answers in about a second. */
 export const DEFAULT_CONNECT_TIMEOUT_S = 20;

@@ -37,7 +37,7 @@ async function session(s: Stand): Promise<Conn> {
   };
 }
 
-const ledgerRow = ["p-1", 1, "2026-11-27 12:00:00", "2026-11-27 12:00:10", 1, 5, "2026-11-27 12:00:11"];
+const ledgerRow = [0, "p-1", 1, "2026-11-27 12:00:00", "2026-11-27 12:00:10", 1, 5, "2026-11-27 12:00:11"];
 
 /** Steps 1–2 of the former claim (candidates, BEGIN, MERGE into the ledger) without the lock row. */
 async function claimWithoutLock(c: Conn): Promise<void> {
