@@ -39,11 +39,7 @@ export function foldBatch(rollup: MinuteRollup, entries: readonly LedgerEntry[])
  * and rolled up in parts of at most about `partBytes`, so only one part and one summary are held at a
  * time. Used for summaries read back from the spool (the loader) and for summaries in memory.
  */
-export function streamedBatch(
-  entries: readonly LedgerEntry[],
-  summaries: (fresh: readonly boolean[]) => AsyncIterable<DecodedSummary>,
-  partBytes = DEFAULT_PART_BYTES,
-): LoadBatch {
+export function streamedBatch(entries: readonly LedgerEntry[], summaries: (fresh: readonly boolean[]) => AsyncIterable<DecodedSummary>, partBytes = DEFAULT_PART_BYTES): LoadBatch {
   return {
     entries,
     async *parts(fresh) {

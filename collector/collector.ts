@@ -94,7 +94,9 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
-    maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
+    // Snowflake bills every transaction in warehouse time: one cycle takes the whole sealed spool. DuckDB
+    // costs nothing per transaction: 64 MiB of spool at a time, so a long outage's backlog drains in steps.
+    maxBatchBytes: Math.max(config.spoolSegmentBytes, sink.kind === "snowflake" ? config.spoolMaxBytes : 64 << 20),
     quarantine,
     retention: config.retention,
     afterLoad: outliers && (() => outliers.monitor.afterLoad()),

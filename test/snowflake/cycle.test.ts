@@ -38,7 +38,12 @@ describe("Snowflake load cycle", () => {
     const input = Array.from({ length: 60 * 6 }, (_, i) => {
       const sidecar = i % 60;
       const window = Math.floor(i / 60);
-      return summary(window + 1, hour + 10_000 * (window + 1), Array.from({ length: 60 }, (_, k) => series(`svc-${k}-${sidecar % 3}`, values)), `sidecar-${sidecar}`);
+      return summary(
+        window + 1,
+        hour + 10_000 * (window + 1),
+        Array.from({ length: 60 }, (_, k) => series(`svc-${k}-${sidecar % 3}`, values)),
+        `sidecar-${sidecar}`,
+      );
     });
     const dir = mkdtempSync(join(tmpdir(), "meshlook-sfcycle-"));
     const spool = await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 });
@@ -52,10 +57,18 @@ describe("Snowflake load cycle", () => {
     // minute, the one ending at 60 s in the second; series differ by destination_service only.
     const keys = new Set(input.map((x) => `${Math.floor((x.windowEndMs - 1) / 60_000)}`).flatMap((m) => Array.from({ length: 60 * 3 }, (_, k) => `${m}/${k}`)));
     const sink = new SnowflakeSink(s.settings());
-    const loader = new Loader(reopened, sink, decodeSummary, undefined, createMetrics(() => undefined), pino({ level: "silent" }), {
-      intervalMs: 3_600_000,
-      maxBatchBytes: 256 << 20,
-    });
+    const loader = new Loader(
+      reopened,
+      sink,
+      decodeSummary,
+      undefined,
+      createMetrics(() => undefined),
+      pino({ level: "silent" }),
+      {
+        intervalMs: 3_600_000,
+        maxBatchBytes: 256 << 20,
+      },
+    );
     const from = s.sf.statements.length;
     try {
       expect(await loader.loadNow()).toBe(false);
