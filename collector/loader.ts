@@ -10,7 +10,8 @@
 import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
 import { foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
-import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
+import { LEGACY_CALLER } from "../shared/schema.ts";
+import { ledgerEntry, repeatFinder, summaryCaller, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { expiredBefore, type RetentionPolicy } from "./retention.ts";
@@ -22,7 +23,8 @@ import type { DecodeResult, DecodedSummary } from "./summary.ts";
 import { Yielder } from "./yielder.ts";
 
 /** What Ingestor.forget needs of a loaded summary; the replay path keeps only this, not the summary. */
-type SummaryKey = Pick<LedgerEntry, "producerId" | "seq">;
+type SummaryKey = Pick<LedgerEntry, "caller" | "producerId" | "seq">;
+const keyOf = (s: DecodedSummary): SummaryKey => ({ caller: summaryCaller(s), producerId: s.producerId, seq: s.seq });
 
 export interface LoaderOptions {
   intervalMs: number;
@@ -98,6 +100,11 @@ export class Loader {
     metrics.summariesExpired.inc(0);
     for (const reason of ["constraint", "encoding", "value", "decode"]) metrics.quarantined.inc({ reason }, 0);
     metrics.quarantineEntries.set(opts.quarantine?.size ?? 0);
+  }
+
+  /** The sink is open: connected and every migration applied (readiness waits for this). */
+  get sinkIsOpen(): boolean {
+    return this.sinkOpen;
   }
 
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
@@ -225,7 +232,7 @@ export class Loader {
     // Expired summaries are dropped one by one on the replay path; a fold cannot leave one out. Nor
     // can it load a key twice.
     if (keys.some((e) => this.expired(e.windowEndMs))) return undefined;
-    if (new Set(keys.map((e) => ledgerKey(e.producerId, e.seq))).size !== keys.length) return undefined;
+    if (keys.some(repeatFinder())) return undefined;
     let rollup = folds[0].rollup;
     if (folds.length > 1) {
       rollup = new MinuteRollup();
@@ -257,7 +264,7 @@ export class Loader {
     const entries: LedgerEntry[] = [];
     const refs: RecordRef[] = [];
     const keys: SummaryKey[] = [];
-    const seen = new Set<string>();
+    const repeat = repeatFinder();
     let repeats = 0;
     const yielder = new Yielder();
     for (const id of segments) {
@@ -270,22 +277,21 @@ export class Loader {
         const d = this.decode(r.body);
         if (!d.ok) {
           this.metrics.replayRejected.inc();
-          if (this.opts.quarantine) this.toQuarantine(r.body, { producerId: "", seq: -1 }, "decode", d.reason);
+          if (this.opts.quarantine) this.toQuarantine(r.body, { caller: r.caller, producerId: "", seq: -1 }, "decode", d.reason);
           else this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
         } else {
           const s = d.summary;
-          keys.push({ producerId: s.producerId, seq: s.seq });
-          const key = ledgerKey(s.producerId, s.seq);
+          s.caller = r.caller;
+          keys.push(keyOf(s));
           if (this.expired(s.windowEndMs)) {
             this.metrics.summariesExpired.inc();
             this.log.warn(
               { producerId: s.producerId, seq: s.seq, windowEnd: new Date(s.windowEndMs).toISOString() },
               "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned",
             );
-          } else if (seen.has(key)) {
+          } else if (repeat(s)) {
             repeats++;
           } else {
-            seen.add(key);
             entries.push(ledgerEntry(s));
             refs.push({ segment: id, record });
           }
@@ -295,17 +301,19 @@ export class Loader {
     }
     const read = async function* (this: Loader, fresh: readonly boolean[]): AsyncGenerator<DecodedSummary> {
       let segment: number | undefined;
-      let records: Uint8Array[] = [];
+      let records: { body: Uint8Array; caller: string }[] = [];
       for (const [i, ref] of refs.entries()) {
         if (!fresh[i]) continue;
         if (ref.segment !== segment) {
           segment = ref.segment;
-          records = (await this.spool.read(segment)).records.map((r) => r.body);
+          records = (await this.spool.read(segment)).records;
         }
-        const d = this.decode(records[ref.record]);
+        const r = records[ref.record];
+        const d = this.decode(r.body);
         // Decoded a moment ago for its key: only a changed file could fail now, and loading less than
         // the ledger rows claim would lose that summary for good.
         if (!d.ok) throw new Error(`spool segment ${segment} changed while it was being loaded`);
+        d.summary.caller = r.caller;
         yield d.summary;
       }
     }.bind(this);
@@ -340,7 +348,7 @@ export class Loader {
 
   private toQuarantine(body: Uint8Array, key: SummaryKey, reason: string, error: string): void {
     const q = this.opts.quarantine!;
-    const id = q.add(body, { producerId: key.producerId, seq: key.seq, reason, error });
+    const id = q.add(body, { caller: key.caller, producerId: key.producerId, seq: key.seq, reason, error });
     this.metrics.quarantined.inc({ reason });
     this.metrics.quarantineEntries.set(q.size);
     this.log.error({ id, producerId: key.producerId, seq: key.seq, reason, error }, "warehouse refused a summary; kept in the quarantine (npm run quarantine -- list)");
@@ -360,6 +368,7 @@ export class Loader {
         q.refuseAgain(e.id, "decode", d.reason);
         continue;
       }
+      d.summary.caller = e.caller ?? LEGACY_CALLER;
       try {
         const r = await this.sink.load([d.summary]);
         this.metrics.summariesLoaded.inc(r.loaded);

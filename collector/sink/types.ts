@@ -5,7 +5,7 @@
 //  - the schema comes from shared/schema.ts MIGRATIONS, applied in order and recorded in
 //    `meshlook_schema_version` (createTableSql renders the dialect);
 //  - a load is ONE warehouse transaction (loadBatch; load() wraps it for summaries in memory): the
-//    batch's summaries whose (producer_id, seq) is already in `mesh_load_ledger` are skipped (counted as
+//    batch's summaries whose (caller, producer_id, seq) is already in `mesh_load_ledger` are skipped (counted as
 //    duplicates) — the keys are compared by the warehouse, never rebuilt from strings it hands back —
 //    and the rows of the rest (collector/batch.ts parts, rolled up by collector/rollup.ts) are written
 //    as `mesh_traffic_minute` rows together with their ledger rows and the `mesh_sidecar_loss` rows of
@@ -57,7 +57,7 @@ export interface Sink {
 export interface LoadResult {
   /** Summaries newly loaded by this call. */
   loaded: number;
-  /** Summaries skipped because the ledger (or the same batch) already had their (producer_id, seq). */
+  /** Summaries skipped because the ledger (or the same batch) already had their (caller, producer_id, seq). */
   duplicates: number;
   /** Fact rows written. */
   rows: number;

@@ -53,7 +53,7 @@ describe("DuckDB ledger keys", () => {
       expect(await sink.load([bom])).toMatchObject({ loaded: 1, duplicates: 0 });
       const other = summary(1, 60_000, [series("b", latencies(10))], "sidecar");
       expect(await sink.load([bom, other])).toMatchObject({ loaded: 1, duplicates: 1 });
-      const entry = { producerId: "\uFEFFsidecar", seq: 1, windowStartMs: 0, windowEndMs: 1, series: 0, requests: 0 };
+      const entry = { caller: "", producerId: "\uFEFFsidecar", seq: 1, windowStartMs: 0, windowEndMs: 1, series: 0, requests: 0 };
       expect(await sink.loadBatch(foldBatch(new MinuteRollup(), [entry]))).toBeNull();
       expect(await summed(sink)).toEqual(totals([bom, other]));
     } finally {
