@@ -153,9 +153,10 @@ async function main() {
     const worst = report("load", await probeDuring(c.url, () => c.loader.loadNow()));
     const loaded = await ask<{ rows: number; requests: number }>("rows");
     console.log(`           (the load took ${fmt(performance.now() - t0)}, wrote ${loaded.rows} rows)`);
-    // The loader writes the spool in ~1 MiB transactions, each with its own rows per (minute, series), so
-    // it may write more rows than one rollup of the whole batch; the requests they hold must be the same.
-    if (loaded.requests !== requests) throw new Error(`load wrote ${loaded.requests} requests, the rollup holds ${requests}`);
+    // One load cycle, one transaction: the rows of one rollup of the whole batch, holding the same requests.
+    if (loaded.rows !== rows || loaded.requests !== requests) {
+      throw new Error(`load wrote ${loaded.rows} rows with ${loaded.requests} requests, the rollup holds ${rows} with ${requests}`);
+    }
     console.log(`/healthz one-block baseline ÷ real load: p99 ${(blocked.p99 / worst.p99).toFixed(1)}×, max ${(blocked.max / worst.max).toFixed(1)}×`);
   } finally {
     await c.close();

@@ -16,6 +16,7 @@ import { formatTable, markdownTable, type Align } from "../sim/report.ts";
 import { measureFilterCost } from "./lib/filter-cost.ts";
 import { measureFreshness } from "./lib/freshness.ts";
 import { measureIngest } from "./lib/ingest.ts";
+import { measureLoadCycle } from "./lib/load-cycle.ts";
 import { mean, spread } from "./lib/stats.ts";
 import { measureWarehouseLoad } from "./lib/warehouse-load.ts";
 import { measureWire } from "./lib/wire.ts";
@@ -166,6 +167,30 @@ await section("warehouse load", async () => {
   );
 });
 
+await section("load cycle", async () => {
+  // One cycle per sidecar count on each sink; --quick: a few sidecars, one minute of traffic.
+  const intervalS = quick ? 60 : 900;
+  const { cycles, output } = await measureLoadCycle({ sidecars: quick ? [20] : [100, 1000, 10_000], intervalS });
+  for (const c of cycles) {
+    const n = c.sidecars.toLocaleString("en-US");
+    rows.push({
+      figure: `Snowflake credits/day, a load cycle every ${intervalS} s (${n} sidecars)`,
+      ours: fmt(c.creditsPerDay, 2),
+      baseline: "24",
+      baselineIs: "X-Small warehouse that never suspends",
+      ratio: ratio(c.creditsPerDay, 24),
+    });
+    rows.push({
+      figure: `load-side CPU-s per 1,000 sidecars per cycle, Snowflake (${n} sidecars)`,
+      ours: fmt(c.snowflake.cpuS / (c.sidecars / 1000), 2),
+      baseline: fmt(c.duckdb.cpuS / (c.sidecars / 1000), 2),
+      baselineIs: "the same cycle loaded into DuckDB (same run)",
+      ratio: ratio(c.snowflake.cpuS, c.duckdb.cpuS),
+    });
+  }
+  details.push(`### \`bench/load-cycle.ts\`\n\n${output}`);
+});
+
 await section("freshness", async () => {
   const f = await measureFreshness(quick ? 1 : 3);
   rows.push({
@@ -182,9 +207,9 @@ await section("freshness", async () => {
 });
 
 if (!quick) {
-  // Every other benchmark script under bench/ (ingest.ts ran above), printed in full in the details.
+  // Every other benchmark script under bench/ (ingest.ts and load-cycle.ts ran above), printed in full in the details.
   const others = readdirSync(join(ROOT, "bench"))
-    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "run.ts" && f !== "ingest.ts")
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "run.ts" && f !== "ingest.ts" && f !== "load-cycle.ts")
     .sort();
   for (const f of others) await section(`bench/${f}`, () => script(`bench/${f}`));
 }

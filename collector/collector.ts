@@ -87,7 +87,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     () => ({ disabled: config.authDisabled, tokens: tokens?.size ?? 0, weakTokens: tokens?.weak ?? 0 }),
   );
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
-  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
+  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, true, {
     maxWindowAgeMs: config.maxWindowAgeS * 1000,
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
     maxHeldBytes: config.maxHeldBytes,
@@ -99,7 +99,9 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const boardRollup = boardRollupStage(config, sink, log);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
-    maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
+    // Snowflake bills every transaction in warehouse time: one cycle takes the whole sealed spool. DuckDB
+    // costs nothing per transaction: 64 MiB of spool at a time, so a long outage's backlog drains in steps.
+    maxBatchBytes: Math.max(config.spoolSegmentBytes, sink.kind === "snowflake" ? config.spoolMaxBytes : 64 << 20),
     quarantine,
     retention: config.retention,
     afterLoad: async () => {

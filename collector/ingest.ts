@@ -92,7 +92,7 @@ export class Ingestor {
     private readonly decode: (body: Uint8Array) => DecodeResult,
     private readonly metrics: Metrics,
     private readonly spoolMaxBytes: number,
-    /** Fold only for sinks that can load a fold (Sink.loadRollup); others always load from the spool. */
+    /** Whether to fold (the collector always does; tests turn it off to load everything from the spool). */
     private readonly foldSegments: boolean,
     private readonly limits: IngestLimits = { maxWindowAgeMs: 0, maxWindowAheadMs: 0, maxHeldBytes: 256 << 20 },
   ) {}

@@ -44,25 +44,30 @@ export function ledgerEntry(s: DecodedSummary): LedgerEntry {
 }
 
 /**
- * Drops repeats within one batch, keeping the first: the same (caller, producer_id, seq), or the same
- * (producer_id, seq) when either copy has the legacy caller (it stands for every caller, as its ledger
- * rows do in the sinks' ledger checks).
+ * Tells repeats within one batch from first copies, in batch order: the same (caller, producer_id, seq),
+ * or the same (producer_id, seq) when either copy has the legacy caller (it stands for every caller, as
+ * its ledger rows do in the sinks' ledger checks). Returns true for a repeat.
  */
-export function uniqueSummaries(summaries: readonly DecodedSummary[]): { unique: DecodedSummary[]; duplicates: number } {
+export function repeatFinder(): (s: { caller?: string; producerId: string; seq: number }) => boolean {
   const seen = new Set<string>();
   const anyCaller = new Set<string>();
   const legacy = new Set<string>();
-  const unique: DecodedSummary[] = [];
-  for (const s of summaries) {
+  return (s) => {
     const caller = summaryCaller(s);
     const k = ledgerKey(caller, s.producerId, s.seq);
     const ps = ledgerKey(LEGACY_CALLER, s.producerId, s.seq);
-    if (seen.has(k) || legacy.has(ps) || (caller === LEGACY_CALLER && anyCaller.has(ps))) continue;
+    if (seen.has(k) || legacy.has(ps) || (caller === LEGACY_CALLER && anyCaller.has(ps))) return true;
     seen.add(k);
     anyCaller.add(ps);
     if (caller === LEGACY_CALLER) legacy.add(ps);
-    unique.push(s);
-  }
+    return false;
+  };
+}
+
+/** Drops repeats within one batch (repeatFinder), keeping the first. */
+export function uniqueSummaries(summaries: readonly DecodedSummary[]): { unique: DecodedSummary[]; duplicates: number } {
+  const repeat = repeatFinder();
+  const unique = summaries.filter((s) => !repeat(s));
   return { unique, duplicates: summaries.length - unique.length };
 }
 

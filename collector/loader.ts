@@ -1,19 +1,21 @@
 // Load stage: every load interval, seal the spool, load the sealed segments' summaries into the
-// warehouse in one sink transaction, and only then delete the segments. A crash anywhere before the
-// delete replays the segments; the sink's ledger makes the replay count each summary once.
+// warehouse in one sink transaction, compact once, and only then delete the segments. A crash anywhere
+// before the delete replays the segments; the sink's ledger makes the replay count each summary once.
 //
 // Two ways to get a batch's rows: segments this process wrote were rolled up as their summaries were
 // acknowledged (Ingestor folds), so they load without decoding anything again; segments from an earlier
 // process, or whose fold is incomplete, or whose summaries the ledger already knows, are read back from
-// disk, decoded and loaded summary by summary. Both produce the same rows.
+// disk: once for the ledger keys, and once more, inside the load, decoding and rolling up the summaries
+// the ledger lacks one at a time (collector/batch.ts). Both produce the same rows, in one transaction.
 import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
+import { foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
 import { LEGACY_CALLER } from "../shared/schema.ts";
-import { summaryCaller, type LedgerEntry } from "./ledger.ts";
+import { ledgerEntry, repeatFinder, summaryCaller, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { expiredBefore, type RetentionPolicy } from "./retention.ts";
-import { MinuteRollup, type MinuteRow } from "./rollup.ts";
+import { MinuteRollup } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
 import type { Spool } from "./spool.ts";
@@ -26,15 +28,14 @@ const keyOf = (s: DecodedSummary): SummaryKey => ({ caller: summaryCaller(s), pr
 
 export interface LoaderOptions {
   intervalMs: number;
-  /** Upper bound of segment bytes per transaction, so a long warehouse outage drains in steps. */
+  /** Upper bound of segment bytes per cycle (one transaction), so a long warehouse outage drains in steps. */
   maxBatchBytes: number;
   /**
-   * Summary bytes per sink.load on the replay path (default 1 MiB). A decoded summary takes tens of times
-   * its wire size once the sink builds its series, so replaying a whole batch in one call after a crash
-   * needed about 2 GiB for 31 MiB of spool; each call is its own transaction and the ledger keeps a
-   * replay interrupted between them exactly-once.
+   * Rollup bytes of one part on the replay path (default batch.ts DEFAULT_PART_BYTES): memory is bounded
+   * by this, not by the batch. Summaries are decoded and rolled up one at a time, never held together (a
+   * decoded summary takes tens of times its wire size: holding a 31 MiB batch decoded needed ~2 GiB).
    */
-  replayChunkBytes?: number;
+  replayPartBytes?: number;
   /** Where summaries the warehouse refuses for good go; without one such a refusal fails the batch. */
   quarantine?: Quarantine;
   /** Warehouse retention, pruned after each cycle's loads; absent or minuteDays 0: nothing is pruned. */
@@ -48,10 +49,18 @@ export interface LoaderOptions {
   afterLoad?: () => Promise<void>;
 }
 
-/** A spooled summary on the replay path, with the bytes the quarantine keeps if the warehouse refuses it. */
-interface Spooled {
-  summary: DecodedSummary;
-  body: Uint8Array;
+/** Where a summary of the replay path lies in the spool: its segment and record index. */
+interface RecordRef {
+  segment: number;
+  record: number;
+}
+
+/** The replay path's batch: its summaries' places in the spool, and the keys to forget once it loaded. */
+interface SpoolBatch extends LoadBatch {
+  refs: RecordRef[];
+  keys: SummaryKey[];
+  /** Repeats of a (producer_id, seq) within the batch, loaded once. */
+  repeats: number;
 }
 
 /**
@@ -176,12 +185,13 @@ export class Loader {
     const end = this.metrics.loadDuration.startTimer();
     let loaded;
     try {
-      loaded = (await this.loadFolded(folds)) ?? (await this.loadFromDisk(batch));
+      loaded = await this.loadFolded(folds);
     } catch (err) {
       // The fold path has no per-summary bytes: a refused fold is loaded again from disk, which isolates.
       if (!this.opts.quarantine || this.sink.refusal(err) === undefined) throw err;
-      loaded = await this.loadFromDisk(batch);
     }
+    loaded ??= await this.loadFromDisk(batch);
+    await this.sink.compactLoaded();
     end();
     const { res, keys } = loaded;
     this.metrics.summariesLoaded.inc(res.loaded);
@@ -215,105 +225,124 @@ export class Loader {
     return this.opts.retention !== undefined && windowEndMs < expiredBefore(this.opts.retention, this.now());
   }
 
-  /** The fast path: every segment of the batch has a complete fold. null → load from disk instead. */
-  private async loadFolded(folds: (SegmentFold | undefined)[]) {
-    if (!this.sink.loadRollup || !folds.every((f) => f !== undefined)) return null;
-    // Expired summaries are dropped one by one on the replay path; a fold cannot leave one out.
-    if (folds.some((f) => f.ledger.some((e) => this.expired(e.windowEndMs)))) return null;
-    let rows: Iterable<MinuteRow> = folds[0].rollup.rows();
+  /** The fast path: every segment of the batch has a complete fold. undefined → load from disk instead. */
+  private async loadFolded(folds: (SegmentFold | undefined)[]): Promise<{ res: LoadResult; keys: SummaryKey[] } | undefined> {
+    if (!folds.every((f) => f !== undefined)) return undefined;
+    const keys: LedgerEntry[] = folds.flatMap((f) => f.ledger);
+    // Expired summaries are dropped one by one on the replay path; a fold cannot leave one out. Nor
+    // can it load a key twice.
+    if (keys.some((e) => this.expired(e.windowEndMs))) return undefined;
+    if (keys.some(repeatFinder())) return undefined;
+    let rollup = folds[0].rollup;
     if (folds.length > 1) {
-      const merged = new MinuteRollup();
+      rollup = new MinuteRollup();
       const yielder = new Yielder();
       for (const f of folds) {
         for (const r of f.rollup.rows()) {
-          merged.addRow(r);
+          rollup.addRow(r);
           await yielder.maybe();
         }
+        rollup.losses.push(...f.rollup.losses);
       }
-      rows = merged.rows();
     }
-    const keys: LedgerEntry[] = folds.flatMap((f) => f.ledger);
-    const res = await this.sink.loadRollup(
-      rows,
-      keys,
-      folds.flatMap((f) => f.rollup.losses),
-    );
-    return res && { res, keys };
+    const res = await this.sink.loadBatch(foldBatch(rollup, keys));
+    return res ? { res, keys } : undefined;
   }
 
   /**
-   * The replay path: read, check and decode every record, then let the sink skip ledgered ones, a chunk
-   * of summaries at a time so memory stays bounded whatever the batch size.
+   * The replay path: read, check and decode every record for its ledger key (expired and undecodable
+   * ones are set aside here), then load the batch in one transaction, in which the sink has the
+   * summaries the ledger lacks decoded again and rolled up, one at a time.
    */
-  private async loadFromDisk(batch: number[]): Promise<{ res: LoadResult; keys: SummaryKey[] }> {
-    const chunkBytes = this.opts.replayChunkBytes ?? 1 << 20;
-    const res: LoadResult = { loaded: 0, duplicates: 0, rows: 0 };
+  private async loadFromDisk(segments: number[]): Promise<{ res: LoadResult; keys: SummaryKey[] }> {
+    const b = await this.spoolBatch(segments);
+    const res = await this.loadIsolating(b, [...b.entries.keys()]);
+    return { res: { ...res, duplicates: res.duplicates + b.repeats }, keys: b.keys };
+  }
+
+  private async spoolBatch(segments: number[]): Promise<SpoolBatch> {
+    const entries: LedgerEntry[] = [];
+    const refs: RecordRef[] = [];
     const keys: SummaryKey[] = [];
-    let summaries: Spooled[] = [];
-    let bytes = 0;
-    const loadChunk = async () => {
-      if (summaries.length === 0) return;
-      const r = await this.loadIsolating(summaries);
-      res.loaded += r.loaded;
-      res.duplicates += r.duplicates;
-      res.rows += r.rows;
-      for (const { summary: s } of summaries) keys.push(keyOf(s));
-      summaries = [];
-      bytes = 0;
-    };
+    const repeat = repeatFinder();
+    let repeats = 0;
     const yielder = new Yielder();
-    for (const id of batch) {
+    for (const id of segments) {
       const seg = await this.spool.read(id);
       for (const c of seg.corruptions) {
         this.metrics.spoolCorruptions.inc({ reason: c.reason });
         this.log.error(c, "spool corruption skipped");
       }
-      for (const r of seg.records) {
+      for (const [record, r] of seg.records.entries()) {
         const d = this.decode(r.body);
-        if (d.ok) d.summary.caller = r.caller;
-        if (d.ok && this.expired(d.summary.windowEndMs)) {
-          this.metrics.summariesExpired.inc();
-          keys.push(keyOf(d.summary));
-          this.log.warn(
-            { producerId: d.summary.producerId, seq: d.summary.seq, windowEnd: new Date(d.summary.windowEndMs).toISOString() },
-            "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned",
-          );
-        } else if (d.ok) {
-          summaries.push({ summary: d.summary, body: r.body });
-          bytes += r.body.length;
-          if (bytes >= chunkBytes) await loadChunk();
-        } else {
+        if (!d.ok) {
           this.metrics.replayRejected.inc();
           if (this.opts.quarantine) this.toQuarantine(r.body, { caller: r.caller, producerId: "", seq: -1 }, "decode", d.reason);
           else this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
+        } else {
+          const s = d.summary;
+          s.caller = r.caller;
+          keys.push(keyOf(s));
+          if (this.expired(s.windowEndMs)) {
+            this.metrics.summariesExpired.inc();
+            this.log.warn(
+              { producerId: s.producerId, seq: s.seq, windowEnd: new Date(s.windowEndMs).toISOString() },
+              "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned",
+            );
+          } else if (repeat(s)) {
+            repeats++;
+          } else {
+            entries.push(ledgerEntry(s));
+            refs.push({ segment: id, record });
+          }
         }
         await yielder.maybe();
       }
     }
-    await loadChunk();
-    return { res, keys };
+    const read = async function* (this: Loader, fresh: readonly boolean[]): AsyncGenerator<DecodedSummary> {
+      let segment: number | undefined;
+      let records: { body: Uint8Array; caller: string }[] = [];
+      for (const [i, ref] of refs.entries()) {
+        if (!fresh[i]) continue;
+        if (ref.segment !== segment) {
+          segment = ref.segment;
+          records = (await this.spool.read(segment)).records;
+        }
+        const r = records[ref.record];
+        const d = this.decode(r.body);
+        // Decoded a moment ago for its key: only a changed file could fail now, and loading less than
+        // the ledger rows claim would lose that summary for good.
+        if (!d.ok) throw new Error(`spool segment ${segment} changed while it was being loaded`);
+        d.summary.caller = r.caller;
+        yield d.summary;
+      }
+    }.bind(this);
+    return { ...streamedBatch(entries, read, this.opts.replayPartBytes), refs, keys, repeats };
   }
 
   /**
-   * Loads `items` in one sink transaction; if the warehouse refuses it for good, loads each half on its
-   * own, down to single summaries, which go to the quarantine. A transient failure (or a refusal with no
-   * quarantine configured) propagates, and the whole batch is retried next cycle. One bad summary in n
-   * costs about 2·log2(n) extra transactions, once.
+   * Loads the entries at `positions` of `b` in one sink transaction; if the warehouse refuses it for
+   * good, loads each half on its own, down to single summaries, which go to the quarantine. A transient
+   * failure (or a refusal with no quarantine configured) propagates, and the whole batch is retried next
+   * cycle. One bad summary in n costs about 2·log2(n) extra transactions, once.
    */
-  private async loadIsolating(items: Spooled[]): Promise<LoadResult> {
+  private async loadIsolating(b: SpoolBatch, positions: number[]): Promise<LoadResult> {
     try {
-      return await this.sink.load(items.map((i) => i.summary));
+      // A streamed batch always has parts, so the sink never answers null.
+      return (await this.sink.loadBatch(positions.length === b.entries.length ? b : subBatch(b, positions)))!;
     } catch (err) {
       const reason = this.opts.quarantine ? this.sink.refusal(err) : undefined;
       if (reason === undefined) throw err;
-      if (items.length === 1) {
-        this.toQuarantine(items[0].body, keyOf(items[0].summary), reason, (err as Error).message);
+      if (positions.length === 1) {
+        const ref = b.refs[positions[0]];
+        const body = (await this.spool.read(ref.segment)).records[ref.record].body;
+        this.toQuarantine(body, b.entries[positions[0]], reason, (err as Error).message);
         return { loaded: 0, duplicates: 0, rows: 0 };
       }
-      const half = items.length >> 1;
-      const a = await this.loadIsolating(items.slice(0, half));
-      const b = await this.loadIsolating(items.slice(half));
-      return { loaded: a.loaded + b.loaded, duplicates: a.duplicates + b.duplicates, rows: a.rows + b.rows };
+      const half = positions.length >> 1;
+      const x = await this.loadIsolating(b, positions.slice(0, half));
+      const y = await this.loadIsolating(b, positions.slice(half));
+      return { loaded: x.loaded + y.loaded, duplicates: x.duplicates + y.duplicates, rows: x.rows + y.rows };
     }
   }
 

@@ -8,8 +8,9 @@ import type { Logger } from "pino";
 import { registerMeshQuantile, registerMeshSketchMerge } from "../../shared/quantile-duckdb.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
-import { ledgerEntry, ledgerKey, ledgerMatchSql, summaryCaller, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
-import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
+import { loadSummaries, type LoadBatch } from "../batch.ts";
+import { ledgerMatchSql, summaryCaller, type LedgerEntry } from "../ledger.ts";
+import type { LossRow, MinuteRollup, MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
 import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
@@ -121,42 +122,21 @@ export class DuckDBSink implements Sink {
     a.closeSync();
   }
 
-  async load(summaries: DecodedSummary[]): Promise<LoadResult> {
-    const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
-    if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
-    const out = await this.transaction(async () => {
-      const seen = await this.ledgered(unique);
-      const fresh = unique.filter((_, i) => !seen.has(i));
-      const yielder = new Yielder();
-      const minutes = new MinuteRollup();
-      for (const s of fresh) {
-        minutes.add(s);
-        await yielder.maybe();
-      }
-      const rows = await this.write(minutes.rows(), fresh.map(ledgerEntry), minutes.losses);
-      return { loaded: fresh.length, duplicates: inBatch + seen.size, rows };
-    });
-    await this.compactAfterLoad();
-    return out;
+  load(summaries: DecodedSummary[]): Promise<LoadResult> {
+    return loadSummaries(this, summaries);
   }
 
-  async loadRollup(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null> {
-    if (new Set(ledger.map((e) => ledgerKey(e.caller, e.producerId, e.seq))).size !== ledger.length) return null;
-    const c = this.connection;
-    await c.run("BEGIN TRANSACTION");
-    try {
-      if ((await this.ledgered(ledger)).size > 0) {
-        await c.run("ROLLBACK");
-        return null;
-      }
-      const written = await this.write(rows, ledger, losses);
-      await c.run("COMMIT");
-      await this.compactAfterLoad();
-      return { loaded: ledger.length, duplicates: 0, rows: written };
-    } catch (err) {
-      await c.run("ROLLBACK").catch(() => undefined);
-      throw err;
-    }
+  async loadBatch(batch: LoadBatch): Promise<LoadResult | null> {
+    return this.transaction(async () => {
+      const seen = await this.ledgered(batch.entries);
+      const fresh = batch.entries.map((_, i) => !seen.has(i));
+      const parts = batch.parts(fresh);
+      if (!parts) return null;
+      let rows = 0;
+      for await (const part of parts) rows += await this.appendRows(part);
+      await this.appendLedger(batch.entries.filter((_, i) => fresh[i]));
+      return { loaded: batch.entries.length - seen.size, duplicates: seen.size, rows };
+    });
   }
 
   /**
@@ -189,7 +169,7 @@ export class DuckDBSink implements Sink {
    * stale-hour count (a scan of the fact table's minute column) on the loads of open-hour traffic that
    * are nearly all of them; an hour closing or a late summary brings it back.
    */
-  private async compactAfterLoad(): Promise<void> {
+  async compactLoaded(): Promise<void> {
     const nowMs = this.hourly.now();
     const cutoff = closedBefore(nowMs, this.hourly.graceMs);
     const oldest = this.oldestWritten;
@@ -230,21 +210,11 @@ export class DuckDBSink implements Sink {
     return new Set(hits.getRows().map((r) => Number(r[0])));
   }
 
-  /** Appends fact, ledger and loss rows (inside the caller's transaction); returns the fact row count. */
-  private async write(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<number> {
-    const yielder = new Yielder();
+  /** Appends the ledger rows of the summaries a load writes (inside its transaction). */
+  private async appendLedger(entries: readonly LedgerEntry[]): Promise<void> {
     const now = ts(Date.now());
-    let n = 0;
-    await this.append(FACT_TABLE.name, async (a) => {
-      for (const r of rows) {
-        if (r.minuteMs < this.oldestWritten) this.oldestWritten = r.minuteMs;
-        appendFactRow(a, r, now);
-        n++;
-        await yielder.maybe();
-      }
-    });
     await this.append(LEDGER_TABLE.name, (a) => {
-      for (const e of ledger) {
+      for (const e of entries) {
         a.appendVarchar(e.producerId);
         a.appendBigInt(BigInt(e.seq));
         a.appendTimestamp(ts(e.windowStartMs));
@@ -256,9 +226,24 @@ export class DuckDBSink implements Sink {
         a.endRow();
       }
     });
-    if (losses.length > 0) {
+  }
+
+  /** Appends a part's fact and loss rows (inside the caller's transaction); returns the fact row count. */
+  private async appendRows(part: MinuteRollup): Promise<number> {
+    const yielder = new Yielder();
+    const now = ts(Date.now());
+    let n = 0;
+    await this.append(FACT_TABLE.name, async (a) => {
+      for (const r of part.rows()) {
+        if (r.minuteMs < this.oldestWritten) this.oldestWritten = r.minuteMs;
+        appendFactRow(a, r, now);
+        n++;
+        await yielder.maybe();
+      }
+    });
+    if (part.losses.length > 0) {
       await this.append(LOSS_TABLE.name, (a) => {
-        for (const l of losses) appendLossRow(a, l, now);
+        for (const l of part.losses) appendLossRow(a, l, now);
       });
     }
     return n;

@@ -1,9 +1,11 @@
 // Snowflake sink: the production warehouse, loaded with snowflake-sdk over key-pair (JWT) auth.
 //
-// Exactly-once across retries and replicas (docs/snowflake.md has the full argument):
-//  1. outside any transaction, the batch's ledger rows go into a session-private temporary table
-//     (array-bound INSERTs), and the rows whose (caller, producer_id, seq) the ledger already holds are deleted
-//     from it: what is left are the candidates C;
+// One load cycle is one transaction (docs/snowflake.md, "How a load works"); exactly-once across retries
+// and replicas rests on the ledger rows written in it:
+//  1. outside any transaction, the batch's ledger rows, each with its position in the batch, go into a
+//     session-private temporary table (array-bound INSERTs), and the rows whose (caller, producer_id, seq)
+//     the ledger already holds are deleted from it; the positions left are the candidates C, compared by
+//     Snowflake and read back as numbers, never as rebuilt key strings;
 //  2. BEGIN; UPDATE the `load` row of mesh_load_lock. Two UPDATEs of one row cannot both proceed, so a
 //     second replica's transaction waits here until the first commits or rolls back — Snowflake promises
 //     no such thing for an insert-only MERGE, which may run in parallel like an INSERT — and, under READ
@@ -12,8 +14,8 @@
 //     reports |C| inserted rows and a count read after it finds each candidate in the ledger exactly
 //     once, this transaction has claimed all of C; otherwise (another replica committed some of C before
 //     this one took the lock) it rolls back and starts again from 1;
-//  3. the fact rows for C (rolled up by collector/rollup.ts before BEGIN) and the loss rows of those in
-//     C that report one are inserted, then COMMIT.
+//  3. the fact rows for C (the batch's parts, the first rolled up before BEGIN) and the loss rows of
+//     those in C that report one are inserted in statements of bounded size, then COMMIT.
 // A crash or lost response after COMMIT leaves the ledger rows in place, so the retried batch finds
 // every summary in step 1 and loads nothing twice.
 import { hostname } from "node:os";
@@ -22,8 +24,9 @@ import snowflake from "snowflake-sdk";
 import { snowflakeQuantileUdfBody, snowflakeSketchMergeUdfBody } from "../../shared/quantile.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
-import { ledgerKey, ledgerMatchSql, summaryCaller, summaryRequests, uniqueSummaries } from "../ledger.ts";
-import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
+import { loadSummaries, type LoadBatch } from "../batch.ts";
+import { ledgerMatchSql, type LedgerEntry } from "../ledger.ts";
+import type { LossRow, MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
 import { HOURLY_SQL, HOUR_MS, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
@@ -34,10 +37,20 @@ export { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, SnowflakeSinkError, checkSnowflakeSe
 
 /**
  * Most values bound in one statement. Above the driver's array-binding threshold snowflake-sdk would
- * upload the binds to a stage instead; Snowflake announces 65280 (CLIENT_STAGE_ARRAY_BINDING_THRESHOLD)
- * and the sink pins the driver to the same value, then chunks below it.
+ * upload the binds to a stage instead (dist/lib/connection/statement.js, `numBinds > threshold` →
+ * StageBindingRequest, 3.3.0); Snowflake announces 65280 (CLIENT_STAGE_ARRAY_BINDING_THRESHOLD) and the
+ * sink pins the driver to the same value, then stays below it.
  */
 export const MAX_BINDS_PER_STATEMENT = 65280;
+
+/**
+ * Most bytes of bound values in one statement. Snowflake asks clients to keep a statement, binds
+ * included, within 1 MB (uncompressed to be safe): a larger one runs, but is truncated in the metadata
+ * store and so cannot be retried or rerun (docs.snowflake.com/en/user-guide/query-size-limits) — and the
+ * driver does retry a statement whose answer was lost. 4 % is left for the SQL text and the request's
+ * JSON framing (a type per bound column).
+ */
+export const MAX_BIND_BYTES_PER_STATEMENT = 960_000;
 
 /** MESHLOOK_SNOWFLAKE_CONNECT_TIMEOUT_S default: a login normally answers in about a second. */
 export const DEFAULT_CONNECT_TIMEOUT_S = 20;
@@ -49,6 +62,8 @@ export interface SnowflakeSinkOptions {
   backoffMs?: number;
   /** Largest number of bound values per statement (tests lower it to exercise chunking). */
   maxBindsPerStatement?: number;
+  /** Largest bytes of bound values per statement (tests lower it); at most MAX_BIND_BYTES_PER_STATEMENT. */
+  maxBindBytesPerStatement?: number;
   /** Called for every failure that load()/open() retries: what the collector counts as retries. */
   onRetry?: (err: SnowflakeSinkError, attempt: number) => void;
   /** Hourly rollup policy (grace, hours per load, clock); defaults in hourly.ts. */
@@ -121,11 +136,14 @@ export const SNOWFLAKE_SQL = {
   recordVersion:
     `MERGE INTO ${SCHEMA_VERSION_TABLE.name} AS v USING (SELECT ? AS version, ? AS name, ? AS applied_at) AS m ON v.version = m.version ` +
     `WHEN NOT MATCHED THEN INSERT (version, name, applied_at) VALUES (m.version, m.name, m.applied_at)`,
-  createBatchTable: createTableSql({ ...LEDGER_TABLE, name: BATCH_TABLE, primaryKey: undefined }, "snowflake").replace(/^CREATE TABLE/, "CREATE TEMPORARY TABLE"),
+  createBatchTable: createTableSql(
+    { ...LEDGER_TABLE, name: BATCH_TABLE, primaryKey: undefined, columns: [{ name: "i", type: "int32", doc: "position in the batch" }, ...LEDGER_TABLE.columns] },
+    "snowflake",
+  ).replace(/^CREATE TABLE/, "CREATE TEMPORARY TABLE"),
   clearBatch: `DELETE FROM ${BATCH_TABLE}`,
-  fillBatch: `INSERT INTO ${BATCH_TABLE} (${LEDGER_COLUMNS.join(", ")}) VALUES (${placeholders(LEDGER_COLUMNS.length)})`,
+  fillBatch: `INSERT INTO ${BATCH_TABLE} (i, ${LEDGER_COLUMNS.join(", ")}) VALUES (${placeholders(LEDGER_COLUMNS.length + 1)})`,
   dropLedgered: `DELETE FROM ${BATCH_TABLE} USING ${LEDGER_TABLE.name} WHERE ${ledgerMatchSql(LEDGER_TABLE.name, BATCH_TABLE)}`,
-  candidates: `SELECT caller, producer_id, seq FROM ${BATCH_TABLE}`,
+  candidates: `SELECT i FROM ${BATCH_TABLE}`,
   begin: "BEGIN TRANSACTION",
   claim:
     // The same match as dropLedgered: a row another replica committed meanwhile under either key form
@@ -200,6 +218,7 @@ export class SnowflakeSink implements Sink {
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
   private readonly maxBinds: number;
+  private readonly maxBindBytes: number;
   private readonly hourly: Required<HourlyOptions>;
 
   constructor(
@@ -210,6 +229,7 @@ export class SnowflakeSink implements Sink {
     this.maxAttempts = options.maxAttempts ?? 4;
     this.backoffMs = options.backoffMs ?? 1000;
     this.maxBinds = Math.min(options.maxBindsPerStatement ?? MAX_BINDS_PER_STATEMENT, MAX_BINDS_PER_STATEMENT);
+    this.maxBindBytes = Math.min(options.maxBindBytesPerStatement ?? MAX_BIND_BYTES_PER_STATEMENT, MAX_BIND_BYTES_PER_STATEMENT);
     this.hourly = hourlyPolicy(options.hourly);
     configureDriver(log);
   }
@@ -266,10 +286,15 @@ export class SnowflakeSink implements Sink {
     if (taken < 1) throw new SnowflakeSinkError("sql", `${LOCK_TABLE.name} has no '${name}' row (migration 4 incomplete?)`);
   }
 
-  async load(summaries: DecodedSummary[]): Promise<LoadResult> {
-    const { unique, duplicates: inBatch } = uniqueSummaries(summaries);
-    if (unique.length === 0) return { loaded: 0, duplicates: inBatch, rows: 0 };
-    const out = await this.withRetries("load", () => this.loadOnce(unique));
+  load(summaries: DecodedSummary[]): Promise<LoadResult> {
+    return loadSummaries(this, summaries);
+  }
+
+  loadBatch(batch: LoadBatch): Promise<LoadResult | null> {
+    return this.withRetries("load", () => this.loadOnce(batch));
+  }
+
+  async compactLoaded(): Promise<void> {
     await compactAfterLoad(
       this.hourly,
       () => this.compaction(this.hourly.now()),
@@ -279,7 +304,6 @@ export class SnowflakeSink implements Sink {
         return { fields: { reason: e.reason, code: e.code }, message: e.message, reason: e.reason };
       },
     );
-    return { ...out, duplicates: out.duplicates + inBatch };
   }
 
   /**
@@ -317,50 +341,72 @@ export class SnowflakeSink implements Sink {
     );
   }
 
-  private async loadOnce(unique: DecodedSummary[]): Promise<LoadResult> {
+  private async loadOnce(batch: LoadBatch): Promise<LoadResult | null> {
     const c = await this.connection();
     const loadedAt = sqlTimestamp(Date.now());
     // Every CPU-bound loop below (ledger rows, rollup, fact rows) yields to the event loop in slices:
     // with the 900 s default a batch is large, and ingest must keep acknowledging while it loads.
     const yielder = new Yielder();
-    // Step 1 (no transaction: the temporary table is private to this session).
-    await this.exec(c, SNOWFLAKE_SQL.clearBatch);
-    const ledgerRows = (function* () {
-      for (const s of unique)
-        yield [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt, summaryCaller(s)];
-    })();
-    await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, LEDGER_COLUMNS.length, ledgerRows, yielder);
-    await this.exec(c, SNOWFLAKE_SQL.dropLedgered);
-    const candidates = new Set((await this.exec(c, SNOWFLAKE_SQL.candidates)).rows.map((r) => ledgerKey(String(r.CALLER), String(r.PRODUCER_ID), Number(r.SEQ))));
-    const fresh = unique.filter((s) => candidates.has(ledgerKey(summaryCaller(s), s.producerId, s.seq)));
-    if (fresh.length === 0) return { loaded: 0, duplicates: unique.length, rows: 0 };
-    // Rolled up before BEGIN, so the ledger lock other replicas wait for is not held through CPU work.
-    const minutes = new MinuteRollup();
-    for (const s of fresh) {
-      minutes.add(s);
-      await yielder.maybe();
-    }
-    // Steps 2 and 3.
+    const fresh = await this.unledgered(c, batch.entries, loadedAt, yielder);
+    const candidates = fresh.filter(Boolean).length;
+    if (candidates === 0) return { loaded: 0, duplicates: batch.entries.length, rows: 0 };
+    const parts = batch.parts(fresh)?.[Symbol.asyncIterator]();
+    if (!parts) return null;
+    // The first part (all of a cycle whose rows fit the loader's budget) is rolled up before BEGIN, so
+    // the lock other replicas wait for is not held through that CPU work.
+    let part = await parts.next();
     return this.transaction(c, async () => {
       await this.takeLock(c, "load");
-      const claimed = (await this.exec(c, SNOWFLAKE_SQL.claim)).updated;
-      // Read after the MERGE, under the lock row: every candidate must be in the ledger exactly once.
-      // Both statements start after any other collector's load committed, so a count that disagrees
-      // means a writer that does not take the lock; the load is then retried rather than trusted.
-      const inLedger = Number((await this.exec(c, SNOWFLAKE_SQL.claimedRows)).rows[0]?.N);
-      if (claimed !== fresh.length || inLedger !== fresh.length) {
-        throw new SnowflakeSinkError("conflict", `load: another collector claimed some of ${fresh.length} summaries meanwhile; retrying`);
+      await this.claim(c, candidates);
+      let rows = 0;
+      for (; !part.done; part = await parts.next()) {
+        const p = part.value;
+        const facts = (function* () {
+          for (const r of p.rows()) yield factRow(r, loadedAt);
+        })();
+        rows += await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, facts, yielder);
+        if (p.losses.length > 0) {
+          await this.insertChunked(
+            c,
+            SNOWFLAKE_SQL.insertLosses,
+            p.losses.map((l) => lossRow(l, loadedAt)),
+            yielder,
+          );
+        }
       }
-      const facts = (function* () {
-        for (const r of minutes.rows()) yield factRow(r, loadedAt);
-      })();
-      const rows = await this.insertChunked(c, SNOWFLAKE_SQL.insertFacts, FACT_COLUMNS.length, facts, yielder);
-      if (minutes.losses.length > 0) {
-        const losses = minutes.losses.map((l) => lossRow(l, loadedAt));
-        await this.insertChunked(c, SNOWFLAKE_SQL.insertLosses, LOSS_COLUMNS.length, losses, yielder);
-      }
-      return { loaded: fresh.length, duplicates: unique.length - fresh.length, rows };
+      return { loaded: candidates, duplicates: batch.entries.length - candidates, rows };
     });
+  }
+
+  /**
+   * Step 1, outside any transaction (the temporary table is private to this session): which entries
+   * the ledger does not hold yet. Snowflake compares the keys; only positions come back.
+   */
+  private async unledgered(c: snowflake.Connection, entries: readonly LedgerEntry[], loadedAt: string, yielder: Yielder): Promise<boolean[]> {
+    await this.exec(c, SNOWFLAKE_SQL.clearBatch);
+    const ledgerRows = (function* () {
+      for (const [i, e] of entries.entries()) yield [i, e.producerId, e.seq, sqlTimestamp(e.windowStartMs), sqlTimestamp(e.windowEndMs), e.series, e.requests, loadedAt, e.caller];
+    })();
+    await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, ledgerRows, yielder);
+    await this.exec(c, SNOWFLAKE_SQL.dropLedgered);
+    const fresh = new Array<boolean>(entries.length).fill(false);
+    for (const r of (await this.exec(c, SNOWFLAKE_SQL.candidates)).rows) fresh[Number(r.I)] = true;
+    return fresh;
+  }
+
+  /**
+   * Step 2, first inside the transaction after the lock row: inserts the candidates' ledger rows and
+   * checks that this transaction claimed every one of them.
+   */
+  private async claim(c: snowflake.Connection, candidates: number): Promise<void> {
+    const claimed = (await this.exec(c, SNOWFLAKE_SQL.claim)).updated;
+    // Read after the MERGE, under the lock row: every candidate must be in the ledger exactly once.
+    // Both statements start after any other collector's load committed, so a count that disagrees
+    // means a writer that does not take the lock; the load is then retried rather than trusted.
+    const inLedger = Number((await this.exec(c, SNOWFLAKE_SQL.claimedRows)).rows[0]?.N);
+    if (claimed !== candidates || inLedger !== candidates) {
+      throw new SnowflakeSinkError("conflict", `load: another collector claimed some of ${candidates} summaries meanwhile; retrying`);
+    }
   }
 
   /** Runs `body` between BEGIN and COMMIT on `c`; rolls back and rethrows when it throws. */
@@ -377,24 +423,32 @@ export class SnowflakeSink implements Sink {
   }
 
   /**
-   * Sends `rows` in statements of at most maxBinds bound values, building each chunk only when the one
-   * before it is sent and yielding between rows as `yielder` says; returns the number of rows sent.
+   * Sends `rows` in statements of at most maxBinds bound values and maxBindBytes bytes of them, building
+   * each statement's rows only when the one before it is sent and yielding between rows as `yielder`
+   * says; returns the number of rows sent.
    */
-  private async insertChunked(c: snowflake.Connection, sql: string, columns: number, rows: Iterable<unknown[]>, yielder: Yielder): Promise<number> {
-    const perStatement = Math.max(1, Math.floor(this.maxBinds / columns));
+  private async insertChunked(c: snowflake.Connection, sql: string, rows: Iterable<unknown[]>, yielder: Yielder): Promise<number> {
     let chunk: unknown[][] = [];
+    let binds = 0;
+    let bytes = 0;
     let sent = 0;
+    const flush = async () => {
+      await this.exec(c, sql, chunk);
+      sent += chunk.length;
+      chunk = [];
+      binds = 0;
+      bytes = 0;
+    };
     for (const row of rows) {
+      const size = boundBytes(row);
+      if (chunk.length > 0 && (binds + row.length > this.maxBinds || bytes + size > this.maxBindBytes)) await flush();
       chunk.push(row);
-      if (chunk.length === perStatement) {
-        await this.exec(c, sql, chunk);
-        sent += chunk.length;
-        chunk = [];
-      }
+      binds += row.length;
+      bytes += size;
       await yielder.maybe();
     }
-    if (chunk.length > 0) await this.exec(c, sql, chunk);
-    return sent + chunk.length;
+    if (chunk.length > 0) await flush();
+    return sent;
   }
 
   /** Autocommitted DELETEs, a day of rows each (collector/retention.ts). */
@@ -578,6 +632,16 @@ export class SnowflakeSink implements Sink {
       }
     }
   }
+}
+
+/**
+ * Bytes a row's values take in the driver's request (snowflake-sdk sends every bound value as a JSON
+ * string: dist/lib/connection/statement.js buildBindsMap), with the quotes and comma around each.
+ */
+function boundBytes(row: readonly unknown[]): number {
+  let n = 0;
+  for (const v of row) n += (typeof v === "string" ? Buffer.byteLength(v) : String(v).length) + 3;
+  return n;
 }
 
 /** Bound values of one fact row, in FACT_TABLE column order. */

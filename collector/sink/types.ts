@@ -4,19 +4,20 @@
 // Contract every implementation keeps:
 //  - the schema comes from shared/schema.ts MIGRATIONS, applied in order and recorded in
 //    `meshlook_schema_version` (createTableSql renders the dialect);
-//  - load() is ONE warehouse transaction: summaries whose (caller, producer_id, seq) is already in
-//    `mesh_load_ledger` are skipped (counted as duplicates), the rest are rolled up with
-//    collector/rollup.ts and written as `mesh_traffic_minute` rows together with their ledger rows and
-//    the `mesh_sidecar_loss` rows of those that report a loss (rollup.ts lossOf).
-//    If it throws, nothing of the batch is visible and the caller retries the whole batch later;
-//    the ledger makes that retry (or a retry by another collector replica) count each summary once.
-//  - the same summary may appear twice within one batch; it is loaded once;
-//  - after a load (or loadRollup) committed, the sink compacts closed, stale hours into
-//    `mesh_traffic_hour` in a transaction of its own (collector/sink/hourly.ts); a failure there is logged
-//    and left to the next load, never reported as a failed load.
-import type { LedgerEntry } from "../ledger.ts";
+//  - a load is ONE warehouse transaction (loadBatch; load() wraps it for summaries in memory): the
+//    batch's summaries whose (caller, producer_id, seq) is already in `mesh_load_ledger` are skipped (counted as
+//    duplicates) — the keys are compared by the warehouse, never rebuilt from strings it hands back —
+//    and the rows of the rest (collector/batch.ts parts, rolled up by collector/rollup.ts) are written
+//    as `mesh_traffic_minute` rows together with their ledger rows and the `mesh_sidecar_loss` rows of
+//    those that report a loss (rollup.ts lossOf). If it throws, nothing of the batch is visible and the
+//    caller retries the whole batch later; the ledger makes that retry (or a retry by another collector
+//    replica) count each summary once;
+//  - the same summary may appear twice within one batch given to load(); it is loaded once;
+//  - after its loads committed, the caller asks the sink once (compactLoaded) to compact closed, stale
+//    hours into `mesh_traffic_hour` in a transaction of its own (collector/sink/hourly.ts); a failure
+//    there is logged and left to the next cycle, never reported as a failed load.
+import type { LoadBatch } from "../batch.ts";
 import type { PruneReport, RetentionPolicy } from "../retention.ts";
-import type { LossRow, MinuteRow } from "../rollup.ts";
 import type { DecodedSummary } from "../summary.ts";
 
 export type { DecodedSummary } from "../summary.ts";
@@ -25,20 +26,18 @@ export interface Sink {
   readonly kind: "duckdb" | "snowflake";
   /** Connect and run the numbered migrations that have not run yet. */
   open(): Promise<void>;
-  /**
-   * One transaction: skip summaries whose (caller, producer_id, seq) is already in the load ledger, roll the
-   * rest up per (minute, series) with collector/rollup.ts, write fact rows + ledger rows.
-   */
+  /** Summaries in memory: loadBatch, then compactLoaded (collector/batch.ts loadSummaries). */
   load(summaries: DecodedSummary[]): Promise<LoadResult>;
   /**
-   * Optional fast path for summaries the collector already rolled up as they arrived: one transaction
-   * that writes the rows, the ledger entries and the loss rows (MinuteRollup.losses) — unless ANY entry's (caller, producer_id, seq) is already in
-   * the ledger, in which case it writes nothing and returns null, and the caller loads the summaries
-   * one by one with load(). Never partially applied.
+   * One transaction: finds the entries the ledger already holds, writes the parts of the rest
+   * (batch.parts) and their ledger rows. null (nothing written) when the batch cannot roll up that
+   * subset: a fold, which the loader then replaces by the summaries read back from the spool.
    */
-  loadRollup?(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null>;
+  loadBatch(batch: LoadBatch): Promise<LoadResult | null>;
+  /** The compaction a cycle's loads leave to do, once per cycle; failures are logged and reported, never thrown. */
+  compactLoaded(): Promise<void>;
   /**
-   * When `err` (thrown by load or loadRollup) is a refusal that retrying the same summaries cannot
+   * When `err` (thrown by load or loadBatch) is a refusal that retrying the same summaries cannot
    * change — a constraint, an encoding, a value the warehouse will not store — its class ("constraint",
    * "encoding", "value"); undefined for anything worth retrying (network, lock, disk, session). The loader
    * then loads the batch in halves and sends each summary the warehouse still refuses alone to the

@@ -135,50 +135,76 @@ describe("ingest", () => {
     expect(await facts(replayed)).toEqual(rows);
   });
 
-  it("replays a large spool in bounded chunks, exactly once even when the warehouse fails between chunks", async () => {
-    const values = latencies(30); // one set of latencies, so every body has the same size
+  it("replays a large spool in one transaction of bounded parts, exactly once even when the warehouse fails mid-load", async () => {
+    const values = latencies(30);
+    // 12 summaries of one minute over 3 series: one cycle, 3 rows when the rows fit one part.
     const input = Array.from({ length: 12 }, (_, i) => summary(i + 1, 60_000, [series(`s${i % 3}`, values)], `pod-${i % 2}`));
-    expect(new Set(input.map((s) => encode(s).length)).size).toBe(1);
-    const dir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));
-    dirs.push(dir);
-    const spool = await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 });
-    for (const s of input) await spool.append(encode(s), 0);
-    await spool.close();
-    const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" }));
-    const chunkBytes = 3 * encode(input[0]).length; // a chunk closes once it holds at least this much
-    const loader = new Loader(
-      await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }),
-      sink,
-      decodeSummary,
-      undefined,
-      createMetrics(() => undefined),
-      pino({ level: "silent" }),
-      {
-        intervalMs: 3_600_000,
-        maxBatchBytes: 64 << 20,
-        replayChunkBytes: chunkBytes,
-      },
-    );
-    await loader.openSink();
-    const load = sink.load.bind(sink);
-    const calls: number[] = [];
-    // The warehouse goes away after two chunks committed: the segment stays and the next cycle replays it.
-    sink.load = async (summaries) => {
-      calls.push(summaries.length);
-      if (calls.length === 3) throw new Error("warehouse gone");
-      return load(summaries);
+    const replay = async (partBytes: number | undefined, failAtPart?: number) => {
+      const dir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));
+      dirs.push(dir);
+      const spool = await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 });
+      for (const s of input) await spool.append(encode(s), 0);
+      await spool.close();
+      const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" })) as DuckDBSink;
+      const loader = new Loader(
+        await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }),
+        sink,
+        decodeSummary,
+        undefined,
+        createMetrics(() => undefined),
+        pino({ level: "silent" }),
+        { intervalMs: 3_600_000, maxBatchBytes: 64 << 20, replayPartBytes: partBytes },
+      );
+      await loader.openSink();
+      const loadBatch = sink.loadBatch.bind(sink);
+      const parts: number[][] = [];
+      // Counts the parts each load writes; the warehouse can go away while one is being written.
+      sink.loadBatch = (b) =>
+        loadBatch({
+          entries: b.entries,
+          parts(fresh) {
+            const counts: number[] = [];
+            parts.push(counts);
+            const inner = b.parts(fresh)!;
+            return (async function* () {
+              for await (const p of inner) {
+                if (parts.length === 1 && counts.length + 1 === failAtPart) throw new Error("IO Error: warehouse gone");
+                counts.push(p.size);
+                yield p;
+              }
+            })();
+          },
+        });
+      const conn = sink.connection;
+      const count = async (table: string) => Number((await conn.runAndReadAll(`SELECT COUNT(*) AS n FROM ${table}`)).getRowObjectsJS()[0].n);
+      await loader.loadNow();
+      const afterFirst = { facts: await count("mesh_traffic_minute"), ledger: await count("mesh_load_ledger") };
+      await loader.loadNow();
+      const got = (
+        await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")
+      ).getRowObjectsJS();
+      const out = {
+        afterFirst,
+        parts,
+        totals: Object.fromEntries(got.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }])),
+        facts: await count("mesh_traffic_minute"),
+        ledger: await count("mesh_load_ledger"),
+      };
+      await sink.close();
+      return out;
     };
-    await loader.loadNow();
-    await loader.loadNow();
-    const conn = (sink as DuckDBSink).connection;
-    const got = (
-      await conn.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")
-    ).getRowObjectsJS();
-    expect(Object.fromEntries(got.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]))).toEqual(totals(input));
-    expect(Number((await conn.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS()[0].n)).toBe(input.length);
-    expect(calls.slice(0, 3)).toEqual([3, 3, 3]); // first cycle: two chunks committed, the third failed
-    expect(calls.slice(3)).toEqual([3, 3, 3, 3]); // second cycle: the whole segment again, ledgered ones skipped
-    await sink.close();
+    // Default budget: one load, one part, one row per (minute, series).
+    const whole = await replay(undefined);
+    expect(whole.parts).toEqual([[3]]);
+    expect(whole).toMatchObject({ facts: 3, ledger: 12, totals: totals(input) });
+    // A budget of about one row: a part per new row, still one transaction; failing in the third part
+    // leaves nothing of the batch, and the next cycle loads all of it once.
+    const split = await replay(1, 3);
+    expect(split.afterFirst).toEqual({ facts: 0, ledger: 0 });
+    expect(split.parts[0]).toEqual([1, 1]);
+    expect(split.parts.length).toBe(2);
+    expect(split.parts[1].reduce((a, b) => a + b, 0)).toBe(12);
+    expect(split).toMatchObject({ ledger: 12, totals: totals(input) });
   });
 
   it("replays a damaged spool: loads the good records around the damage and reports it", async () => {

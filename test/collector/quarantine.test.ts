@@ -8,7 +8,9 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
+import { foldBatch } from "../../collector/batch.ts";
 import { Quarantine } from "../../collector/quarantine.ts";
+import { MinuteRollup } from "../../collector/rollup.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import type { Sink } from "../../collector/sink/types.ts";
@@ -51,7 +53,8 @@ describe("DuckDB ledger keys", () => {
       expect(await sink.load([bom])).toMatchObject({ loaded: 1, duplicates: 0 });
       const other = summary(1, 60_000, [series("b", latencies(10))], "sidecar");
       expect(await sink.load([bom, other])).toMatchObject({ loaded: 1, duplicates: 1 });
-      expect(await sink.loadRollup!([], [{ caller: "", producerId: "\uFEFFsidecar", seq: 1, windowStartMs: 0, windowEndMs: 1, series: 0, requests: 0 }], [])).toBeNull();
+      const entry = { caller: "", producerId: "\uFEFFsidecar", seq: 1, windowStartMs: 0, windowEndMs: 1, series: 0, requests: 0 };
+      expect(await sink.loadBatch(foldBatch(new MinuteRollup(), [entry]))).toBeNull();
       expect(await summed(sink)).toEqual(totals([bom, other]));
     } finally {
       await sink.close();
@@ -132,12 +135,9 @@ describe("quarantine", () => {
     const cfg = config("transient");
     let failures = 1;
     class Flaky extends DuckDBSink {
-      override async load(xs: Parameters<Sink["load"]>[0]) {
+      override async loadBatch(b: Parameters<Sink["loadBatch"]>[0]) {
         if (failures-- > 0) throw new Error("IO Error: Could not write file: No space left on device");
-        return super.load(xs);
-      }
-      override async loadRollup() {
-        return null; // every batch takes the replay path, where a refusal would be isolated
+        return super.loadBatch(b);
       }
     }
     const sink = new Flaky(cfg.duckdbPath);

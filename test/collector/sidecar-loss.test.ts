@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { afterAll, describe, expect, it } from "vitest";
+import { foldBatch } from "../../collector/batch.ts";
 import { ledgerEntry } from "../../collector/ledger.ts";
 import { MinuteRollup, lossOf } from "../../collector/rollup.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
@@ -104,7 +105,7 @@ describe("DuckDB sink: mesh_sidecar_loss", () => {
     expect((await sink.load([a, b, quiet])).loaded).toBe(0);
     const fold = new MinuteRollup();
     for (const s of [a, b]) fold.add(s);
-    expect(await sink.loadRollup(fold.rows(), [a, b].map(ledgerEntry), fold.losses)).toBeNull();
+    expect(await sink.loadBatch(foldBatch(fold, [a, b].map(ledgerEntry)))).toBeNull();
     expect(await rows(sink, LOSS_SUMS)).toEqual([{ summaries: 2n, requests: 500n, windows: 2n, keys: 33n }]);
     expect(await rows(sink, `SELECT seq, minute::VARCHAR AS minute, pod, namespace, workload FROM ${LOSS_TABLE.name} ORDER BY seq`)).toEqual([
       { seq: 1n, minute: "1970-01-01 00:00:00", pod: "reviews-v1-5c8d7f9b4-x2x9q", namespace: "shop", workload: "reviews-v1" },
@@ -121,13 +122,13 @@ describe("DuckDB sink: mesh_sidecar_loss", () => {
     fold.add(c);
     // The table is gone mid-flight: the transaction fails and takes the facts and ledger rows with it.
     await sink.connection.run(`ALTER TABLE ${LOSS_TABLE.name} RENAME TO loss_away`);
-    await expect(sink.loadRollup(fold.rows(), [ledgerEntry(c)], fold.losses)).rejects.toThrow();
+    await expect(sink.loadBatch(foldBatch(fold, [ledgerEntry(c)]))).rejects.toThrow();
     await sink.connection.run(`ALTER TABLE loss_away RENAME TO ${LOSS_TABLE.name}`);
     expect(await rows(sink, "SELECT COUNT(*) AS n FROM mesh_load_ledger")).toEqual([{ n: 0n }]);
     expect(await rows(sink, "SELECT COUNT(*) AS n FROM mesh_traffic_minute")).toEqual([{ n: 0n }]);
     const again = new MinuteRollup();
     again.add(c);
-    expect(await sink.loadRollup(again.rows(), [ledgerEntry(c)], again.losses)).toEqual({ loaded: 1, duplicates: 0, rows: 1 });
+    expect(await sink.loadBatch(foldBatch(again, [ledgerEntry(c)]))).toEqual({ loaded: 1, duplicates: 0, rows: 1 });
     expect(await rows(sink, LOSS_SUMS)).toEqual([{ summaries: 1n, requests: 70n, windows: 1n, keys: 0n }]);
     await sink.close();
   });

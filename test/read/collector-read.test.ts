@@ -70,6 +70,8 @@ describe("the collector's read surface", () => {
       kind: "snowflake",
       open: async () => {},
       load: async () => ({ loaded: 0, duplicates: 0, rows: 0 }),
+      loadBatch: async () => ({ loaded: 0, duplicates: 0, rows: 0 }),
+      compactLoaded: async () => {},
       ping: async () => {},
       close: async () => {},
       refusal: () => undefined,

@@ -37,8 +37,8 @@ async function session(s: Stand): Promise<Conn> {
   };
 }
 
-// In LEDGER_TABLE column order: the caller comes last.
-const ledgerRow = ["p-1", 1, "2026-11-27 12:00:00", "2026-11-27 12:00:10", 1, 5, "2026-11-27 12:00:11", "spiffe://cluster.local/ns/shop/sa/reviews"];
+// The batch position, then LEDGER_TABLE column order: the caller comes last.
+const ledgerRow = [0, "p-1", 1, "2026-11-27 12:00:00", "2026-11-27 12:00:10", 1, 5, "2026-11-27 12:00:11", "spiffe://cluster.local/ns/shop/sa/reviews"];
 
 /** Steps 1–2 of the former claim (candidates, BEGIN, MERGE into the ledger) without the lock row. */
 async function claimWithoutLock(c: Conn): Promise<void> {

@@ -78,8 +78,20 @@ export interface CapturedStatement {
   bindRows: number;
   /** The driver's request id; its retries of one statement carry the same one. */
   requestId: string;
+  /** Bytes of the request body (SQL text and bindings as JSON), uncompressed: what Snowflake's 1 MB statement limit is about. */
+  bytes: number;
   /** The request id was executed before: a driver retry, answered from the first execution. */
   retry: boolean;
+}
+
+/** One HTTP request the driver made: a round trip, whatever it was for. */
+export interface RoundTrip {
+  path: string;
+  /** Request body bytes on the wire (the driver gzips query requests) and uncompressed. */
+  wireBytes: number;
+  bytes: number;
+  /** Response body bytes. */
+  responseBytes: number;
 }
 
 export interface LoginRecord {
@@ -96,6 +108,8 @@ export interface Standin {
   readonly account: string;
   /** Every statement received, in arrival order. */
   readonly statements: CapturedStatement[];
+  /** Every HTTP request received (logins, statements, heartbeats, token renewals, …), in arrival order. */
+  readonly roundTrips: RoundTrip[];
   readonly logins: LoginRecord[];
   /** How many statements had to wait for another session's table lock. */
   readonly lockWaits: number;
@@ -296,13 +310,14 @@ class TableLocks {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<{ json: unknown; wireBytes: number; bytes: number }> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   let buf = Buffer.concat(chunks);
-  if (buf.length === 0) return {};
+  const wireBytes = buf.length;
+  if (buf.length === 0) return { json: {}, wireBytes, bytes: 0 };
   if (req.headers["content-encoding"] === "gzip") buf = gunzipSync(buf);
-  return JSON.parse(buf.toString("utf8"));
+  return { json: JSON.parse(buf.toString("utf8")), wireBytes, bytes: buf.length };
 }
 
 const sfError = (code: string, message: string, data: Record<string, unknown> = {}): SfBody => ({
@@ -327,6 +342,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   const nextTxnId = () => (lastTxnId = Math.max(Date.now(), lastTxnId + 1));
   const faults: Fault[] = [];
   const statements: CapturedStatement[] = [];
+  const roundTrips: RoundTrip[] = [];
   const logins: LoginRecord[] = [];
   const held = new Set<Socket>();
   const udfs = new Map<string, (...args: unknown[]) => unknown>();
@@ -581,8 +597,11 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
 
   type Reply = { status: number; body: SfBody } | { status: number; raw: string } | "hold" | "drop";
 
-  async function route(req: IncomingMessage, url: URL): Promise<Reply> {
-    const body = (await readBody(req)) as Record<string, unknown>;
+  async function route(req: IncomingMessage, url: URL, trip: RoundTrip): Promise<Reply> {
+    const read = await readBody(req);
+    trip.wireBytes = read.wireBytes;
+    trip.bytes = read.bytes;
+    const body = read.json as Record<string, unknown>;
     const path = url.pathname;
     if (path === "/session/v1/login-request") return { status: 200, body: await login(url, body as { data?: Record<string, string> }) };
     if (path === "/session/token-request") {
@@ -621,7 +640,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     const firstKey = binds ? Object.keys(binds)[0] : undefined;
     const bindRows = !binds || firstKey === undefined ? 0 : Array.isArray(binds[firstKey].value) ? (binds[firstKey].value as unknown[]).length : 1;
     const previous = s.requests.get(requestId);
-    statements.push({ sessionId: s.id, user: s.user, sql, bindRows, requestId, retry: previous !== undefined });
+    statements.push({ sessionId: s.id, user: s.user, sql, bindRows, requestId, retry: previous !== undefined, bytes: read.bytes });
     // Snowflake answers a retried request id with the outcome of its first execution.
     if (previous) return { status: 200, body: await previous };
     const fault = takeFault(sql);
@@ -656,7 +675,9 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    route(req, url).then(
+    const trip: RoundTrip = { path: url.pathname, wireBytes: 0, bytes: 0, responseBytes: 0 };
+    roundTrips.push(trip);
+    route(req, url, trip).then(
       (reply) => {
         if (reply === "hold") {
           held.add(req.socket);
@@ -667,10 +688,13 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
           return;
         }
         if ("raw" in reply) {
+          trip.responseBytes = Buffer.byteLength(reply.raw);
           res.writeHead(reply.status, { "content-type": "text/plain" }).end(reply.raw);
           return;
         }
-        res.writeHead(reply.status, { "content-type": "application/json" }).end(JSON.stringify(reply.body));
+        const out = JSON.stringify(reply.body);
+        trip.responseBytes = Buffer.byteLength(out);
+        res.writeHead(reply.status, { "content-type": "application/json" }).end(out);
       },
       (err: Error) => {
         res.writeHead(500, { "content-type": "text/plain" }).end(`stand-in failure: ${err.message}`);
@@ -684,6 +708,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     url: `http://127.0.0.1:${port}`,
     account,
     statements,
+    roundTrips,
     logins,
     get lockWaits() {
       return locks.waits;
