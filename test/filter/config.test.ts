@@ -2,7 +2,6 @@
 // would answer 500 NFCF); every invalid or unknown field is one log line naming it and a count in
 // meshlook_config_errors; a minimal configuration works with the documented defaults.
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createSidecar, WasmLoadError } from "../../sim/host/index.ts";
 import type { LogEntry } from "../../sim/host/index.ts";
