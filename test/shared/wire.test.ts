@@ -148,12 +148,12 @@ describe("codec", () => {
     }
   });
 
-  it("admits the widest sketches the filter sends, many to a summary, at every scale", () => {
+  it("admits the widest sketches the filter sends, many to a summary, at its default and finest scales", () => {
     // Two values as far apart as a filter sketch keeps them (it downscales beyond MAX_SPAN buckets), in
     // series with one short dimension: the most buckets spanned per byte an honest summary carries.
-    for (const scale of [6, 7, 8]) {
-      for (const highest of [55_108, 2 ** 24, 2 ** 40 - 1]) {
-        const series = Array.from({ length: 2000 }, (_, k) => {
+    for (const scale of [6, 8]) {
+      for (const highest of [55_108, 2 ** 40 - 1]) {
+        const series = Array.from({ length: 1000 }, (_, k) => {
           const stats = new SeriesStats(scale);
           stats.record(1, 0, 0, false);
           stats.record(highest, 0, 0, false);
