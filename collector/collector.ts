@@ -13,6 +13,7 @@ import { outlierStage, type OutlierMonitor } from "./outliers/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { RemoteWriteExporter } from "./remote-write/exporter.ts";
 import { Quarantine } from "./quarantine.ts";
+import { ingestHorizonMs } from "./retention.ts";
 import { buildMetricsServer, buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
@@ -89,6 +90,8 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, sink.loadRollup !== undefined, {
     maxWindowAgeMs: config.maxWindowAgeS * 1000,
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
+    maxHeldBytes: config.maxHeldBytes,
+    ledgerHorizonMs: ingestHorizonMs(config.retention),
   });
   const quarantine = new Quarantine(quarantineDir(config));
   const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
@@ -116,7 +119,9 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     trustXfcc: config.trustXfcc,
     rateLimitPerMinute: config.rateLimitPerMinute,
     maxRssBytes: config.maxRssBytes,
+    maxHeapUsedBytes: config.maxHeapUsedBytes,
     metricsOnIngestPort: config.metricsPort === undefined,
+    sinkOpen: () => loader.sinkIsOpen,
     remoteWriteNotReady: exporter && (() => exporter.notReady()),
   });
   const read = await mountReadSurface(app, config, sink, log);

@@ -1,6 +1,7 @@
 // Collector settings: defaults in one factory, sources (environment, optional MESHLOOK_CONFIG file),
 // and validation that gathers every problem, each naming its setting, before the collector starts.
 import { readFileSync } from "node:fs";
+import { getHeapStatistics } from "node:v8";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
 import type { RemoteWriteSettings } from "./remote-write/exporter.ts";
@@ -68,6 +69,14 @@ export interface CollectorConfig {
   maxWindowAheadS: number;
   /** Resident memory (bytes) at which ingest sheds load with 503; 0 = no check. */
   maxRssBytes: number;
+  /** V8 heap in use (bytes) at which ingest sheds load with 503; 0 = no check. */
+  maxHeapUsedBytes: number;
+  /**
+   * Memory (bytes, estimated) ingest may hold for acknowledged summaries awaiting load: their folds and
+   * the keys that let a retry be answered without spooling it again. Beyond it, summaries are spooled
+   * without either and load from disk.
+   */
+  maxHeldBytes: number;
   maxBodyBytes: number;
   /** Longest a request (headers and body) may take to arrive; a slower one is answered 408 and closed. */
   requestTimeoutS: number;
@@ -149,6 +158,12 @@ const list: Parse<string[]> = (raw) =>
 const strSetting = (env: string, doc: string, def: string, set: (c: CollectorConfig, v: string) => void) => setting(env, doc, def, str, set);
 
 const MiB = 1 << 20;
+/**
+ * Shed before V8 runs out of heap: near its limit (`--max-old-space-size`, or V8's default for the
+ * machine) the process spends its time in garbage collection and then aborts with "JavaScript heap out
+ * of memory", losing every request in flight; 10 % short of it, the acknowledged ones are safe on disk.
+ */
+const DEFAULT_MAX_HEAP_USED_BYTES = Math.floor(getHeapStatistics().heap_size_limit * 0.9);
 
 /** DuckDB loads are cheap, so the embedded warehouse is kept fresh; Snowflake's default is its own. */
 export const DUCKDB_DEFAULT_LOAD_INTERVAL_S = 10;
@@ -201,7 +216,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("RETENTION_HOUR_DAYS", "days of mesh_traffic_hour rows kept", String(DEFAULT_RETENTION.hourDays), int(1, 36_500), (c, v) => (c.retention.hourDays = v)),
   setting(
     "RETENTION_LEDGER_DAYS",
-    "days after its window a summary can still load; its mesh_load_ledger row is kept one day longer",
+    "days after its window a summary can still load (at least 2); its mesh_load_ledger row is kept one day longer, and ingest refuses windows that ended more than a day less than this ago",
     String(DEFAULT_RETENTION.ledgerDays),
     int(1, 36_500),
     (c, v) => (c.retention.ledgerDays = v),
@@ -234,16 +249,36 @@ export const SETTINGS: readonly Setting[] = [
   ),
   setting(
     "MAX_WINDOW_AGE_S",
-    "oldest a summary window may start before it is received; older ones are refused (0 = no bound)",
+    "oldest a summary window may start before it is received; older ones are refused (0 = no bound; with retention on, windows that ended more than MESHLOOK_RETENTION_LEDGER_DAYS - 1 days ago are refused regardless)",
     "0",
     int(0, 30 * 86_400),
     (c, v) => (c.maxWindowAgeS = v),
   ),
   setting("MAX_WINDOW_AHEAD_S", "latest a summary window may end after it is received, for clock skew (0 = no bound)", "0", int(0, 86_400), (c, v) => (c.maxWindowAheadS = v)),
   setting("MAX_RSS_BYTES", "resident memory at which ingest answers 503 (0 = no check)", "0", int(0, Number.MAX_SAFE_INTEGER), (c, v) => (c.maxRssBytes = v)),
+  setting(
+    "MAX_HEAP_USED_BYTES",
+    "V8 heap in use at which ingest answers 503 (0 = no check); default 90 % of the heap limit",
+    String(DEFAULT_MAX_HEAP_USED_BYTES),
+    int(0, Number.MAX_SAFE_INTEGER),
+    (c, v) => (c.maxHeapUsedBytes = v),
+  ),
+  setting(
+    "MAX_HELD_BYTES",
+    "memory ingest may hold for summaries awaiting load (folds, retry keys); beyond it they load from disk",
+    String(256 * MiB),
+    int(0, Number.MAX_SAFE_INTEGER),
+    (c, v) => (c.maxHeldBytes = v),
+  ),
   setting("MAX_BODY_BYTES", "largest accepted summary body", String(4 * MiB), int(1024, 256 * MiB), (c, v) => (c.maxBodyBytes = v)),
   setting("REQUEST_TIMEOUT_S", "longest time a request (headers and body) may take to arrive", "30", int(1, 600), (c, v) => (c.requestTimeoutS = v)),
-  setting("MAX_EVENT_LOOP_DELAY_MS", "event-loop delay above which ingest answers 503", "1000", int(10, 60_000), (c, v) => (c.maxEventLoopDelayMs = v)),
+  setting(
+    "MAX_EVENT_LOOP_DELAY_MS",
+    "mean event-loop delay over a 1 s sample above which ingest answers 503 (a sample without any loop tick, a stall of about a second, counts as infinite whatever this says)",
+    "1000",
+    int(10, 60_000),
+    (c, v) => (c.maxEventLoopDelayMs = v),
+  ),
   setting("SHUTDOWN_TIMEOUT_S", "longest graceful shutdown (in-flight requests + final load)", "30", int(1, 3600), (c, v) => (c.shutdownTimeoutS = v)),
   setting("LOG_LEVEL", "pino log level", "info", oneOf<LogLevel>("fatal", "error", "warn", "info", "debug", "trace", "silent"), (c, v) => (c.logLevel = v)),
   strSetting("SNOWFLAKE_ACCOUNT", "Snowflake account identifier", "", (c, v) => (c.snowflake.account = v || undefined)),
@@ -348,6 +383,8 @@ export function defaultConfig(): CollectorConfig {
     maxWindowAgeS: 0,
     maxWindowAheadS: 0,
     maxRssBytes: 0,
+    maxHeapUsedBytes: DEFAULT_MAX_HEAP_USED_BYTES,
+    maxHeldBytes: 256 * MiB,
     maxBodyBytes: 4 * MiB,
     requestTimeoutS: 30,
     maxEventLoopDelayMs: 1000,

@@ -23,7 +23,7 @@ export interface Caller {
   principal?: string;
   /** The namespaces the caller may write for: its own (XFCC), or its token's scope; undefined = any. */
   namespaces?: ReadonlySet<string>;
-  /** Rate-limit and in-flight dedup key: the principal, else the token label, else the address. */
+  /** Rate-limit key: the principal, else the token label, else the address. */
   key: string;
 }
 
@@ -123,6 +123,18 @@ export function checkIdentity(summary: DecodedSummary, caller: Caller): Identity
     }
   }
   return undefined;
+}
+
+/**
+ * The caller as the load ledger and the spool record it (collector/ledger.ts): its SPIFFE ID, else its
+ * token's namespace scope, else "" (an unscoped token, or no authentication: one caller trusted for all).
+ * Not Caller.key: a token's label changes when the token is rotated, and a sidecar's retry must still be
+ * recognised after that, on any replica.
+ */
+export function ledgerIdentity(caller: Caller): string {
+  if (caller.principal !== undefined) return caller.principal;
+  if (caller.namespaces !== undefined) return `ns:${[...caller.namespaces].sort().join(",")}`;
+  return "";
 }
 
 /** The caller of a request, from the trusted XFCC header or the token's grant. */

@@ -1,6 +1,6 @@
 // Ingest stage: a received body becomes a durable, acknowledged summary, or is refused with a reason.
 // HTTP concerns (status codes, headers) stay in server.ts; this module decides.
-import { checkIdentity, type Caller } from "./identity.ts";
+import { checkIdentity, ledgerIdentity, type Caller } from "./identity.ts";
 import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
@@ -14,14 +14,14 @@ export type AcceptResult =
   | { status: "forbidden"; reason: string; message: string }
   | { status: "spool_full"; message: string };
 
-/** Beyond this many tracked keys, duplicates are still caught, but only by the warehouse ledger. */
-const MAX_TRACKED = 1_000_000;
 /**
- * Beyond this many bytes of folded rows (all segments, MinuteRollup.bytes), new segments are not folded
- * and load from disk: what the folds hold is bounded by memory, not by a row count that wide sketches
- * would make meaningless.
+ * Estimated bytes a tracked key costs beyond its characters (Map entry, the settled promise) and a folded
+ * ledger entry beyond its strings (object, numbers); generous, so the estimate stays an upper bound.
  */
-const MAX_FOLDED_BYTES = 256 << 20;
+const KEY_OVERHEAD_BYTES = 160;
+const ENTRY_OVERHEAD_BYTES = 96;
+/** Bytes of a string held in memory, at most: V8 stores two bytes per character outside Latin-1. */
+const stringBytes = (s: string) => 2 * s.length;
 /**
  * Most requests one summary may carry (about 10^12: a sidecar serving 10^8 requests a second for a
  * 10 s window is far below it). Also keeps the ledger's per-summary request total inside a BIGINT.
@@ -34,6 +34,14 @@ export interface IngestLimits {
   maxWindowAgeMs: number;
   /** Latest a window may end after the receive time (sidecar clock skew); 0 = no bound. */
   maxWindowAheadMs: number;
+  /**
+   * Memory (estimated bytes) held for summaries awaiting load: folds (MinuteRollup.bytes plus their
+   * ledger entries) and tracked retry keys. Beyond it a summary is spooled without either: it loads from
+   * disk and a retry of it is caught by the warehouse ledger, so the bound costs speed, never data.
+   */
+  maxHeldBytes: number;
+  /** Longest a window may have ended before the receive time and still load exactly once (retention.ts ingestHorizonMs); 0 = no bound. */
+  ledgerHorizonMs?: number;
 }
 
 /**
@@ -44,6 +52,10 @@ export interface IngestLimits {
 export function windowOutOfRange(s: { windowStartMs: number; windowEndMs: number }, receivedAtMs: number, limits: IngestLimits): string | undefined {
   if (limits.maxWindowAgeMs > 0 && s.windowStartMs < receivedAtMs - limits.maxWindowAgeMs) {
     return `window starts ${Math.round((receivedAtMs - s.windowStartMs) / 1000)} s before it was received; at most ${limits.maxWindowAgeMs / 1000} s (MESHLOOK_MAX_WINDOW_AGE_S) is accepted`;
+  }
+  const horizon = limits.ledgerHorizonMs ?? 0;
+  if (horizon > 0 && s.windowEndMs < receivedAtMs - horizon) {
+    return `window ended ${Math.round((receivedAtMs - s.windowEndMs) / 1000)} s before it was received; at most ${horizon / 1000} s (MESHLOOK_RETENTION_LEDGER_DAYS less one day to load it) is accepted: its load ledger row could be pruned before a retry`;
   }
   if (limits.maxWindowAheadMs > 0 && s.windowEndMs > receivedAtMs + limits.maxWindowAheadMs) {
     return `window ends ${Math.round((s.windowEndMs - receivedAtMs) / 1000)} s after it was received; at most ${limits.maxWindowAheadMs / 1000} s (MESHLOOK_MAX_WINDOW_AHEAD_S) of clock skew is accepted`;
@@ -59,18 +71,21 @@ export interface SegmentFold {
 
 export class Ingestor {
   /**
-   * (producer, seq) of summaries in the spool and not yet loaded, with their durability promise: a retry
-   * of one of them is acknowledged once the original is durable, without spooling a second copy. Retries
-   * of already-loaded summaries are spooled again and dropped by the load ledger.
+   * Ledger keys (caller, producer, seq) of summaries in the spool and not yet loaded, with their
+   * durability promise: a retry of one of them is acknowledged once the original is durable, without
+   * spooling a second copy. Retries of already-loaded summaries are spooled again and dropped by the
+   * load ledger. Another caller's summary with the same (producer, seq) is another summary, here as in
+   * the ledger: it can neither stand in for this one nor make it a duplicate.
    */
-  private readonly unloaded = new Map<string, { caller: string; durable: Promise<unknown> }>();
+  private readonly unloaded = new Map<string, Promise<unknown>>();
   /**
    * Per spool segment, the rollup of the summaries acknowledged into it, so the loader need not decode
    * the segment again. The segment on disk stays the source of truth: the loader uses a fold only when
    * it holds exactly as many summaries as the spool wrote to the segment.
    */
-  private readonly folds = new Map<number, SegmentFold>();
-  private foldedBytes = 0;
+  private readonly folds = new Map<number, SegmentFold & { bytes: number }>();
+  /** Estimated bytes of `folds` and `unloaded` together, bounded by limits.maxHeldBytes. */
+  private held = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -79,7 +94,7 @@ export class Ingestor {
     private readonly spoolMaxBytes: number,
     /** Fold only for sinks that can load a fold (Sink.loadRollup); others always load from the spool. */
     private readonly foldSegments: boolean,
-    private readonly limits: IngestLimits = { maxWindowAgeMs: 0, maxWindowAheadMs: 0 },
+    private readonly limits: IngestLimits = { maxWindowAgeMs: 0, maxWindowAheadMs: 0, maxHeldBytes: 256 << 20 },
   ) {}
 
   /** `caller` is who sent the body (identity.ts); absent, the summary is taken as speaking for anyone. */
@@ -90,6 +105,7 @@ export class Ingestor {
     const decoded = this.decode(body);
     if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
+    summary.caller = ledgerIdentity(caller);
     const entry = ledgerEntry(summary);
     if (entry.requests > MAX_SUMMARY_REQUESTS) {
       return { status: "invalid", reason: "too_many_requests", message: `summary carries ${entry.requests} requests; at most 2^40 per summary are accepted` };
@@ -98,25 +114,25 @@ export class Ingestor {
     if (late) return { status: "invalid", reason: "window_out_of_range", message: late };
     const mismatch = checkIdentity(summary, caller);
     if (mismatch) return { status: "forbidden", reason: mismatch.reason, message: mismatch.message };
-    const key = ledgerKey(summary.producerId, summary.seq);
+    const key = ledgerKey(entry.caller, entry.producerId, entry.seq);
     const earlier = this.unloaded.get(key);
     if (earlier) {
-      // Another caller's copy is not this one: acknowledging it as a duplicate would let a forger's
-      // earlier summary stand in for the real one.
-      if (earlier.caller !== caller.key) {
-        return { status: "forbidden", reason: "sequence_claimed", message: "this producer's sequence number was sent by another caller" };
-      }
-      await earlier.durable;
+      await earlier;
       this.metrics.dedupHits.inc({ stage: "ingest" });
       return { status: "duplicate" };
     }
-    const durable = this.spool.append(body, receivedAtMs);
-    if (this.unloaded.size < MAX_TRACKED) this.unloaded.set(key, { caller: caller.key, durable });
+    const durable = this.spool.append(body, receivedAtMs, entry.caller);
+    const keyBytes = stringBytes(key) + KEY_OVERHEAD_BYTES;
+    const tracked = this.held + keyBytes <= this.limits.maxHeldBytes;
+    if (tracked) {
+      this.unloaded.set(key, durable);
+      this.hold(keyBytes);
+    }
     let segment: number;
     try {
       segment = await durable;
     } catch (err) {
-      this.unloaded.delete(key);
+      if (tracked) this.untrack(key);
       throw err;
     }
     this.fold(segment, summary, entry);
@@ -129,19 +145,30 @@ export class Ingestor {
     if (!this.foldSegments) return;
     let f = this.folds.get(segment);
     if (!f) {
-      if (this.foldedBytes >= MAX_FOLDED_BYTES) return; // this segment will load from disk
-      f = { rollup: new MinuteRollup(), ledger: [] };
+      if (this.held >= this.limits.maxHeldBytes) return; // this segment will load from disk
+      f = { rollup: new MinuteRollup(), ledger: [], bytes: 0 };
       this.folds.set(segment, f);
     }
     const before = f.rollup.bytes;
     f.rollup.add(summary);
     f.ledger.push(entry);
-    this.foldedBytes += f.rollup.bytes - before;
-    if (this.foldedBytes > MAX_FOLDED_BYTES) {
+    const grown = f.rollup.bytes - before + stringBytes(entry.caller) + stringBytes(entry.producerId) + ENTRY_OVERHEAD_BYTES;
+    f.bytes += grown;
+    this.hold(grown);
+    if (this.held > this.limits.maxHeldBytes) {
       // Over budget mid-segment: give the memory back; the segment loads from disk instead.
       this.folds.delete(segment);
-      this.foldedBytes -= f.rollup.bytes;
+      this.hold(-f.bytes);
     }
+  }
+
+  private hold(bytes: number): void {
+    this.held += bytes;
+    this.metrics.heldBytes.set(this.held);
+  }
+
+  private untrack(key: string): void {
+    if (this.unloaded.delete(key)) this.hold(-(stringBytes(key) + KEY_OVERHEAD_BYTES));
   }
 
   /**
@@ -152,12 +179,12 @@ export class Ingestor {
     const f = this.folds.get(segment);
     if (!f) return undefined;
     this.folds.delete(segment);
-    this.foldedBytes -= f.rollup.bytes;
+    this.hold(-f.bytes);
     return f.ledger.length === records ? f : undefined;
   }
 
   /** Called by the loader once summaries are committed in the warehouse. */
-  forget(summaries: readonly { producerId: string; seq: number }[]): void {
-    for (const s of summaries) this.unloaded.delete(ledgerKey(s.producerId, s.seq));
+  forget(summaries: readonly { caller: string; producerId: string; seq: number }[]): void {
+    for (const s of summaries) this.untrack(ledgerKey(s.caller, s.producerId, s.seq));
   }
 }

@@ -1,10 +1,17 @@
-// Load-ledger helpers shared by the sinks: a summary is identified by (producer_id, seq).
+// Load-ledger helpers shared by the sinks: a summary is identified by who sent it and (producer_id, seq).
+// The caller is part of the key so that one caller cannot make another's summaries duplicates by sending
+// their (producer_id, seq) first (docs/security.md, "Caller binding").
+import { LEGACY_CALLER } from "../shared/schema.ts";
 import { summaryColumns, type DecodedSummary } from "./summary.ts";
 
-export const ledgerKey = (producerId: string, seq: number | bigint) => `${producerId}\u0000${seq}`;
+/** The caller a summary's ledger row records: set at ingest, read back from the spool; "" = unbound. */
+export const summaryCaller = (s: { caller?: string }) => s.caller ?? "";
+
+export const ledgerKey = (caller: string, producerId: string, seq: number | bigint) => `${caller}\u0000${producerId}\u0000${seq}`;
 
 /** What `mesh_load_ledger` records about one loaded summary. */
 export interface LedgerEntry {
+  caller: string;
   producerId: string;
   seq: number;
   windowStartMs: number;
@@ -17,6 +24,7 @@ export interface LedgerEntry {
 export function ledgerEntry(s: DecodedSummary): LedgerEntry {
   const cols = summaryColumns(s);
   return {
+    caller: summaryCaller(s),
     producerId: s.producerId,
     seq: s.seq,
     windowStartMs: s.windowStartMs,
@@ -26,14 +34,24 @@ export function ledgerEntry(s: DecodedSummary): LedgerEntry {
   };
 }
 
-/** Drops repeats of the same (producer_id, seq) within one batch, keeping the first. */
+/**
+ * Drops repeats within one batch, keeping the first: the same (caller, producer_id, seq), or the same
+ * (producer_id, seq) when either copy has the legacy caller (it stands for every caller, as its ledger
+ * rows do in the sinks' ledger checks).
+ */
 export function uniqueSummaries(summaries: readonly DecodedSummary[]): { unique: DecodedSummary[]; duplicates: number } {
   const seen = new Set<string>();
+  const anyCaller = new Set<string>();
+  const legacy = new Set<string>();
   const unique: DecodedSummary[] = [];
   for (const s of summaries) {
-    const k = ledgerKey(s.producerId, s.seq);
-    if (seen.has(k)) continue;
+    const caller = summaryCaller(s);
+    const k = ledgerKey(caller, s.producerId, s.seq);
+    const ps = ledgerKey(LEGACY_CALLER, s.producerId, s.seq);
+    if (seen.has(k) || legacy.has(ps) || (caller === LEGACY_CALLER && anyCaller.has(ps))) continue;
     seen.add(k);
+    anyCaller.add(ps);
+    if (caller === LEGACY_CALLER) legacy.add(ps);
     unique.push(s);
   }
   return { unique, duplicates: summaries.length - unique.length };

@@ -8,7 +8,8 @@
 // disk, decoded and loaded summary by summary. Both produce the same rows.
 import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
-import type { LedgerEntry } from "./ledger.ts";
+import { LEGACY_CALLER } from "../shared/schema.ts";
+import { summaryCaller, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { expiredBefore, type RetentionPolicy } from "./retention.ts";
@@ -20,7 +21,8 @@ import type { DecodeResult, DecodedSummary } from "./summary.ts";
 import { Yielder } from "./yielder.ts";
 
 /** What Ingestor.forget needs of a loaded summary; the replay path keeps only this, not the summary. */
-type SummaryKey = Pick<LedgerEntry, "producerId" | "seq">;
+type SummaryKey = Pick<LedgerEntry, "caller" | "producerId" | "seq">;
+const keyOf = (s: DecodedSummary): SummaryKey => ({ caller: summaryCaller(s), producerId: s.producerId, seq: s.seq });
 
 export interface LoaderOptions {
   intervalMs: number;
@@ -89,6 +91,11 @@ export class Loader {
     metrics.summariesExpired.inc(0);
     for (const reason of ["constraint", "encoding", "value", "decode"]) metrics.quarantined.inc({ reason }, 0);
     metrics.quarantineEntries.set(opts.quarantine?.size ?? 0);
+  }
+
+  /** The sink is open: connected and every migration applied (readiness waits for this). */
+  get sinkIsOpen(): boolean {
+    return this.sinkOpen;
   }
 
   /** Loads what earlier runs left in the spool, then keeps loading every interval. */
@@ -250,7 +257,7 @@ export class Loader {
       res.loaded += r.loaded;
       res.duplicates += r.duplicates;
       res.rows += r.rows;
-      for (const { summary: s } of summaries) keys.push({ producerId: s.producerId, seq: s.seq });
+      for (const { summary: s } of summaries) keys.push(keyOf(s));
       summaries = [];
       bytes = 0;
     };
@@ -263,9 +270,10 @@ export class Loader {
       }
       for (const r of seg.records) {
         const d = this.decode(r.body);
+        if (d.ok) d.summary.caller = r.caller;
         if (d.ok && this.expired(d.summary.windowEndMs)) {
           this.metrics.summariesExpired.inc();
-          keys.push({ producerId: d.summary.producerId, seq: d.summary.seq });
+          keys.push(keyOf(d.summary));
           this.log.warn(
             { producerId: d.summary.producerId, seq: d.summary.seq, windowEnd: new Date(d.summary.windowEndMs).toISOString() },
             "summary older than MESHLOOK_RETENTION_LEDGER_DAYS not loaded: it may be a retry whose ledger row was pruned",
@@ -276,7 +284,7 @@ export class Loader {
           if (bytes >= chunkBytes) await loadChunk();
         } else {
           this.metrics.replayRejected.inc();
-          if (this.opts.quarantine) this.toQuarantine(r.body, { producerId: "", seq: -1 }, "decode", d.reason);
+          if (this.opts.quarantine) this.toQuarantine(r.body, { caller: r.caller, producerId: "", seq: -1 }, "decode", d.reason);
           else this.log.error({ segment: id, reason: d.reason }, "spooled summary no longer decodes; skipped");
         }
         await yielder.maybe();
@@ -299,7 +307,7 @@ export class Loader {
       const reason = this.opts.quarantine ? this.sink.refusal(err) : undefined;
       if (reason === undefined) throw err;
       if (items.length === 1) {
-        this.toQuarantine(items[0].body, items[0].summary, reason, (err as Error).message);
+        this.toQuarantine(items[0].body, keyOf(items[0].summary), reason, (err as Error).message);
         return { loaded: 0, duplicates: 0, rows: 0 };
       }
       const half = items.length >> 1;
@@ -311,7 +319,7 @@ export class Loader {
 
   private toQuarantine(body: Uint8Array, key: SummaryKey, reason: string, error: string): void {
     const q = this.opts.quarantine!;
-    const id = q.add(body, { producerId: key.producerId, seq: key.seq, reason, error });
+    const id = q.add(body, { caller: key.caller, producerId: key.producerId, seq: key.seq, reason, error });
     this.metrics.quarantined.inc({ reason });
     this.metrics.quarantineEntries.set(q.size);
     this.log.error({ id, producerId: key.producerId, seq: key.seq, reason, error }, "warehouse refused a summary; kept in the quarantine (npm run quarantine -- list)");
@@ -331,6 +339,7 @@ export class Loader {
         q.refuseAgain(e.id, "decode", d.reason);
         continue;
       }
+      d.summary.caller = e.caller ?? LEGACY_CALLER;
       try {
         const r = await this.sink.load([d.summary]);
         this.metrics.summariesLoaded.inc(r.loaded);

@@ -102,6 +102,11 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
       registers,
     }),
     quarantineEntries: new Gauge({ name: "meshlook_quarantine_entries", help: "Summaries held in the quarantine (npm run quarantine -- list)", registers }),
+    heldBytes: new Gauge({
+      name: "meshlook_ingest_held_bytes",
+      help: "Estimated memory ingest holds for acknowledged summaries awaiting load (folds, retry keys); at most MESHLOOK_MAX_HELD_BYTES",
+      registers,
+    }),
     // The label is a keyed-digest prefix (auth.ts TokenSet), never the token: it tells which token is in
     // use, so an old one can be removed once its counter stops moving, and cannot confirm a guessed token.
     acceptedByToken: new Counter({

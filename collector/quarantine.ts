@@ -6,7 +6,8 @@
 //
 // Layout under <data>/quarantine/:
 //   <id>.bin   the summary's wire bytes, as acknowledged
-//   <id>.json  { id, producerId, seq, reason, error, quarantinedAt }
+//   <id>.json  { id, caller, producerId, seq, reason, error, quarantinedAt } (no caller: quarantined
+//              before callers were recorded, reloaded as LEGACY_CALLER)
 //   reload/<id>.bin, reload/<id>.json   entries queued for the next load cycle
 // Files are written to a temporary name, fsynced and renamed, so a crash leaves either the whole entry
 // or nothing; the .json is renamed last and marks the entry as present.
@@ -15,6 +16,8 @@ import { join } from "node:path";
 
 export interface QuarantineNote {
   id: string;
+  /** Who sent it (DecodedSummary.caller), so a reload keeps its load-ledger key. */
+  caller?: string;
   producerId: string;
   seq: number;
   /** Class of refusal: "constraint", "encoding", "value", "decode" (the summary no longer decodes) or the sink's label. */

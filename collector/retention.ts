@@ -50,6 +50,14 @@ export const RETAINED = [
 /** A summary whose window ended before this may have lost its ledger row: it must not load. */
 export const expiredBefore = (p: RetentionPolicy, nowMs: number) => (p.minuteDays > 0 ? nowMs - p.ledgerDays * DAY_MS : -Infinity);
 
+/**
+ * How long after its window ended ingest still acknowledges a summary (0 = no bound, retention off): a
+ * day less than the loader's horizon above, so what is acknowledged has a day to load before the loader
+ * would have to drop it. An acknowledgement tells the sidecar to forget the summary; one the loader
+ * then drops is lost without anyone having been told.
+ */
+export const ingestHorizonMs = (p: RetentionPolicy) => (p.minuteDays > 0 ? (p.ledgerDays - 1) * DAY_MS : 0);
+
 /** The statements, `?` placeholders only; both warehouses bind them positionally. */
 export const retentionSql = (t: (typeof RETAINED)[number]) => {
   const only = "only" in t ? ` AND ${t.only}` : "";
@@ -68,6 +76,7 @@ export function checkRetention(p: RetentionPolicy): string[] {
   if (p.hourDays < p.minuteDays) out.push("MESHLOOK_RETENTION_HOUR_DAYS: must be at least MESHLOOK_RETENTION_MINUTE_DAYS (the hourly rollup is what remains of older minutes)");
   if (p.ledgerDays < p.minuteDays)
     out.push("MESHLOOK_RETENTION_LEDGER_DAYS: must be at least MESHLOOK_RETENTION_MINUTE_DAYS (a summary must not load after its ledger row could be gone)");
+  if (p.ledgerDays < 2) out.push("MESHLOOK_RETENTION_LEDGER_DAYS: must be at least 2 (ingest refuses windows that ended more than a day less than it ago)");
   return out;
 }
 

@@ -9,6 +9,7 @@
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
 import { DIMENSIONS } from "../shared/schema.ts";
 import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
+import { summaryCaller } from "./ledger.ts";
 import {
   FIELD_ERRORS as ERRORS,
   FIELD_LATENCY_MAX as LATENCY_MAX,
@@ -73,6 +74,8 @@ export interface LossRow {
   droppedRequests: number;
   droppedWindows: number;
   overflowKeys: number;
+  /** Who sent the reporting summary (mesh_load_ledger.caller). */
+  caller: string;
 }
 
 const UNKNOWN = "unknown";
@@ -158,6 +161,7 @@ export function lossOf(summary: DecodedSummary): LossRow | undefined {
     droppedRequests,
     droppedWindows,
     overflowKeys,
+    caller: summaryCaller(summary),
   };
 }
 

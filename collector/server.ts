@@ -36,6 +36,8 @@ export interface ServerDeps {
   spoolFullRetryAfterS: number;
   /** Event-loop sampling period of the pressure check; tests shorten it. */
   pressureSampleIntervalMs?: number;
+  /** Whether the sink finished opening (connect and every migration); until then the replica is not ready. */
+  sinkOpen: () => boolean;
   /** Set when MESHLOOK_REMOTE_WRITE_READY_MAX_LAG_S is: why remote write makes the collector unready, if it does. */
   remoteWriteNotReady?: () => string | undefined;
   /** Take the caller's identity from x-forwarded-client-cert (only behind the collector's own sidecar). */
@@ -46,6 +48,8 @@ export interface ServerDeps {
   metricsOnIngestPort: boolean;
   /** Resident memory at which ingest sheds load (503), before the pod limit kills the process; 0 = no check. */
   maxRssBytes: number;
+  /** V8 heap in use at which ingest sheds load (503), before V8's heap limit aborts the process; 0 = no check. */
+  maxHeapUsedBytes: number;
 }
 
 const OVERLOAD_RETRY_AFTER_S = 2;
@@ -115,6 +119,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(underPressure, {
     maxEventLoopDelay: deps.maxEventLoopDelayMs,
     maxRssBytes: deps.maxRssBytes,
+    maxHeapUsedBytes: deps.maxHeapUsedBytes,
     sampleInterval: deps.pressureSampleIntervalMs,
     // Only ingest sheds load: health, readiness and metrics must keep answering under pressure.
     pressureHandler: (req, reply, type, value) => {
@@ -242,6 +247,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       await deps.sink.ping();
     } catch (err) {
       return reply.code(503).send({ error: "warehouse_unreachable", message: (err as Error).message });
+    }
+    // A sink still migrating answers the ping (its connection is up) but cannot load yet.
+    if (!deps.sinkOpen()) {
+      return reply.code(503).send({ error: "warehouse_opening", message: "the warehouse answers but its startup migrations have not finished; loads start once they have" });
     }
     const lagging = deps.remoteWriteNotReady?.();
     if (lagging) return reply.code(503).send({ error: "remote_write_lagging", message: lagging });

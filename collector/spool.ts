@@ -5,19 +5,26 @@
 import { crc32 } from "node:zlib";
 import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { LEGACY_CALLER } from "../shared/schema.ts";
 
 const SEGMENT_MAGIC = Buffer.from("MLSPOOL\x01", "latin1"); // 7-byte tag + layout version 1
 const RECORD_MAGIC = 0x4d4c5231; // "MLR1"
 const RECORD_MAGIC_BYTES = Buffer.from("MLR1", "latin1");
 const FRAME_BYTES = 12; // magic u32 | payload length u32 | crc32 u32
 const TYPED_HEADER_BYTES = 9; // type u8 | received-at f64 (epoch ms)
-const TYPE_SUMMARY = 1;
+/** Written before callers were recorded; still read, as sent by LEGACY_CALLER. */
+const TYPE_SUMMARY_V1 = 1;
+/** Typed header, then caller length u16 LE | caller UTF-8, then the body. */
+const TYPE_SUMMARY = 2;
+const CALLER_LENGTH_BYTES = 2;
 /** Larger than any record the collector writes; a bigger length can only be corruption. */
 const MAX_PAYLOAD_BYTES = 512 << 20;
 
 /** A summary read back from the spool. */
 export interface SpoolRecord {
   receivedAtMs: number;
+  /** Who sent it, as the load ledger records it (DecodedSummary.caller). */
+  caller: string;
   /** The wire-format body exactly as it was received. */
   body: Buffer;
   /** Segment file offset just past this record: where a reader that stops after it resumes. */
@@ -31,7 +38,7 @@ export interface SpoolCorruption {
   offset: number;
   /** Bytes skipped until the next verifiable record (or the end of the file). */
   skippedBytes: number;
-  reason: "bad segment header" | "bad record magic" | "impossible length" | "crc mismatch" | "torn tail" | "unknown record type";
+  reason: "bad segment header" | "bad record magic" | "impossible length" | "crc mismatch" | "torn tail" | "unknown record type" | "bad caller length";
 }
 
 export interface SegmentRead {
@@ -60,22 +67,39 @@ interface Pending {
 const segmentName = (id: number) => `${String(id).padStart(10, "0")}.seg`;
 
 /**
- * The bytes of one summary record that precede its body: frame and typed header, with the CRC over
- * the length, the typed header and the body. Kept apart from the body so appending never copies it.
+ * The bytes of one summary record that precede its body: frame, typed header and caller, with the CRC
+ * over the length, everything after the frame and the body. Kept apart from the body so appending never
+ * copies it.
  */
-function recordHead(body: Uint8Array, receivedAtMs: number): Buffer {
-  const head = Buffer.allocUnsafe(FRAME_BYTES + TYPED_HEADER_BYTES);
+function recordHead(body: Uint8Array, receivedAtMs: number, caller: string): Buffer {
+  const callerBytes = Buffer.from(caller, "utf8");
+  if (callerBytes.length > 0xffff) throw new RangeError(`caller identity of ${callerBytes.length} bytes does not fit a spool record`);
+  const headBytes = FRAME_BYTES + TYPED_HEADER_BYTES + CALLER_LENGTH_BYTES + callerBytes.length;
+  const head = Buffer.allocUnsafe(headBytes);
   head.writeUInt32BE(RECORD_MAGIC, 0);
-  head.writeUInt32BE(TYPED_HEADER_BYTES + body.length, 4);
+  head.writeUInt32BE(headBytes - FRAME_BYTES + body.length, 4);
   head.writeUInt8(TYPE_SUMMARY, FRAME_BYTES);
   head.writeDoubleLE(receivedAtMs, FRAME_BYTES + 1);
+  head.writeUInt16LE(callerBytes.length, FRAME_BYTES + TYPED_HEADER_BYTES);
+  callerBytes.copy(head, FRAME_BYTES + TYPED_HEADER_BYTES + CALLER_LENGTH_BYTES);
   head.writeUInt32BE(crc32(body, crc32(head.subarray(FRAME_BYTES), crc32(head.subarray(4, 8)))), 8);
   return head;
 }
 
-/** Frames one summary body as a spool record (typed header inside the CRC-protected payload). */
-export function encodeRecord(body: Uint8Array, receivedAtMs: number): Buffer {
-  return Buffer.concat([recordHead(body, receivedAtMs), body]);
+/** Frames one summary body as a spool record (typed header and caller inside the CRC-protected payload). */
+export function encodeRecord(body: Uint8Array, receivedAtMs: number, caller = ""): Buffer {
+  return Buffer.concat([recordHead(body, receivedAtMs, caller), body]);
+}
+
+/** The summary record in a checksum-valid payload, or the reason it holds none. */
+function summaryRecord(payload: Buffer, end: number): SpoolRecord | "unknown record type" | "bad caller length" {
+  const receivedAtMs = payload.readDoubleLE(1);
+  if (payload[0] === TYPE_SUMMARY_V1) return { receivedAtMs, caller: LEGACY_CALLER, body: payload.subarray(TYPED_HEADER_BYTES), end };
+  if (payload[0] !== TYPE_SUMMARY) return "unknown record type";
+  const at = TYPED_HEADER_BYTES + CALLER_LENGTH_BYTES;
+  if (payload.length < at || at + payload.readUInt16LE(TYPED_HEADER_BYTES) > payload.length) return "bad caller length";
+  const bodyAt = at + payload.readUInt16LE(TYPED_HEADER_BYTES);
+  return { receivedAtMs, caller: payload.toString("utf8", at, bodyAt), body: payload.subarray(bodyAt), end };
 }
 
 /** Is a complete, checksum-valid record framed at `at`? Returns its payload length, else the reason not. */
@@ -107,12 +131,9 @@ export function parseSegment(name: string, buf: Buffer, base = 0): { records: Sp
   while (at < buf.length) {
     const res = checkFrame(buf, at);
     if (typeof res === "number") {
-      const payload = buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + res);
-      if (payload[0] === TYPE_SUMMARY) {
-        records.push({ receivedAtMs: payload.readDoubleLE(1), body: payload.subarray(TYPED_HEADER_BYTES), end: base + at + FRAME_BYTES + res });
-      } else {
-        corruptions.push({ segment: name, offset: base + at, skippedBytes: FRAME_BYTES + res, reason: "unknown record type" });
-      }
+      const record = summaryRecord(buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + res), base + at + FRAME_BYTES + res);
+      if (typeof record === "string") corruptions.push({ segment: name, offset: base + at, skippedBytes: FRAME_BYTES + res, reason: record });
+      else records.push(record);
       at += FRAME_BYTES + res;
       continue;
     }
@@ -220,8 +241,8 @@ export class Spool {
    * Appends one summary body; resolves with the id of its segment once it is durable, rejects if the
    * write or fsync failed. The body is written from the caller's buffer, which must not change until then.
    */
-  append(body: Uint8Array, receivedAtMs: number): Promise<number> {
-    const head = recordHead(body, receivedAtMs);
+  append(body: Uint8Array, receivedAtMs: number, caller = ""): Promise<number> {
+    const head = recordHead(body, receivedAtMs, caller);
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ head, body, receivedAtMs, resolve, reject });
       if (!this.flushScheduled) {

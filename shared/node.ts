@@ -79,6 +79,11 @@ export interface DecodedSummary {
   /** The dimensions the producer reported, in wire order; the others hold their sentinel. */
   reported: Dimension[];
   series: DecodedSeries[];
+  /**
+   * Who sent it, as the load ledger records it (collector/identity.ts ledgerIdentity). Never on the wire:
+   * the collector sets it at ingest and the spool keeps it; absent = "" (an unbound caller).
+   */
+  caller?: string;
 }
 
 export type DecodeResult = { ok: true; summary: DecodedSummary } | { ok: false; reason: string; message: string };

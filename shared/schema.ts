@@ -114,7 +114,8 @@ export const HOUR_TABLE: Table = {
   ],
 };
 
-export const LEDGER_TABLE: Table = {
+/** mesh_load_ledger as migration 1 created it; migration 6 added `caller` (LEDGER_TABLE). */
+const LEDGER_TABLE_V1: Table = {
   name: "mesh_load_ledger",
   doc: "One row per summary ever loaded; a summary whose (producer_id, seq) is here is never loaded again.",
   columns: [
@@ -129,7 +130,8 @@ export const LEDGER_TABLE: Table = {
   primaryKey: ["producer_id", "seq"],
 };
 
-export const LOSS_TABLE: Table = {
+/** mesh_sidecar_loss as migration 2 created it; migration 6 added `caller` (LOSS_TABLE). */
+const LOSS_TABLE_V2: Table = {
   name: "mesh_sidecar_loss",
   doc: "One row per loaded summary that reported a loss: windows the sidecar dropped, keys it folded into overflow.",
   columns: [
@@ -148,6 +150,52 @@ export const LOSS_TABLE: Table = {
 };
 
 /**
+ * The `caller` of a ledger or loss row written before migration 6, and of a summary spooled or quarantined
+ * before callers were recorded: who sent it is unknown, so it stands for every caller (collector/ledger.ts).
+ */
+export const LEGACY_CALLER = "*";
+
+const callerColumn: Column = {
+  name: "caller",
+  type: "string",
+  doc: "who sent the summary (collector/identity.ts ledgerIdentity): the caller's SPIFFE ID, else its token's namespace scope (`ns:<a>,<b>`), else empty; `*` for rows loaded before callers were recorded",
+};
+
+export const LEDGER_TABLE: Table = {
+  ...LEDGER_TABLE_V1,
+  doc: "One row per summary ever loaded; a summary whose (caller, producer_id, seq) is here (or whose (producer_id, seq) is here with caller `*`) is never loaded again.",
+  columns: [...LEDGER_TABLE_V1.columns, callerColumn],
+  primaryKey: ["caller", "producer_id", "seq"],
+};
+
+export const LOSS_TABLE: Table = {
+  ...LOSS_TABLE_V2,
+  columns: [...LOSS_TABLE_V2.columns, { ...callerColumn, doc: "who sent the reporting summary (as mesh_load_ledger.caller)" }],
+  primaryKey: ["caller", "producer_id", "seq"],
+};
+
+/**
+ * Migration 6 for one table: `caller` appended as the last column, existing rows `*`, the key widened to
+ * it. DuckDB enforces primary keys and cannot change one in place, so the table is rebuilt, inside the
+ * migration's transaction. Snowflake DDL commits on its own and its keys are informational (never
+ * enforced): each statement is one that a re-run finds done (docs.snowflake.com/en/sql-reference/sql/
+ * alter-table: `ADD [ COLUMN ] [ IF NOT EXISTS ] … DEFAULT …`; alter-table-column: `ALTER COLUMN … SET NOT
+ * NULL`), and the declared key stays (producer_id, seq).
+ */
+function addCallerSql(before: Table, after: Table, dialect: Dialect): string[] {
+  if (dialect === "snowflake") {
+    return [`ALTER TABLE ${after.name} ADD COLUMN IF NOT EXISTS caller VARCHAR DEFAULT '${LEGACY_CALLER}'`, `ALTER TABLE ${after.name} ALTER COLUMN caller SET NOT NULL`];
+  }
+  const next = `${after.name}__v6`;
+  return [
+    createTableSql({ ...after, name: next }, dialect),
+    `INSERT INTO ${next} SELECT ${before.columns.map((c) => c.name).join(", ")}, '${LEGACY_CALLER}' FROM ${before.name}`,
+    `DROP TABLE ${before.name}`,
+    `ALTER TABLE ${next} RENAME TO ${after.name}`,
+  ];
+}
+
+/**
  * One row per kind of writer that must run alone: `load` (a load transaction) and `hourly` (a compaction).
  * Every such transaction starts by updating its row, so a second collector's transaction waits there
  * until the first commits — an UPDATE of the same row is the one write Snowflake documents as blocking
@@ -164,7 +212,11 @@ export const LOCK_TABLE: Table = {
   primaryKey: ["name"],
 };
 
-/** Seeds LOCK_TABLE's rows; a no-op when they exist, so a re-run migration (Snowflake DDL is not transactional) is harmless. */
+/**
+ * Seeds LOCK_TABLE's rows; a no-op when they exist, so a re-run migration (Snowflake DDL is not transactional)
+ * is harmless. Two replicas seeding at the same moment on Snowflake can both insert (no enforced primary key):
+ * the sink's lock UPDATE takes every row of a name, so a doubled row still serializes.
+ */
 export const LOCK_ROWS = ["load", "hourly"] as const;
 const seedLockRowsSql = () =>
   `INSERT INTO ${LOCK_TABLE.name} (name) SELECT k.name FROM (${LOCK_ROWS.map((n) => `SELECT '${n}' AS name`).join(" UNION ALL ")}) AS k ` +
@@ -240,14 +292,14 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: "fact table mesh_traffic_minute and load ledger mesh_load_ledger",
-    statements: (d) => [createTableSql(FACT_TABLE, d), createTableSql(LEDGER_TABLE, d)],
-    tables: [FACT_TABLE, LEDGER_TABLE],
+    statements: (d) => [createTableSql(FACT_TABLE, d), createTableSql(LEDGER_TABLE_V1, d)],
+    tables: [FACT_TABLE, LEDGER_TABLE_V1],
   },
   {
     version: 2,
     name: "sidecar loss table mesh_sidecar_loss",
-    statements: (d) => [createTableSql(LOSS_TABLE, d)],
-    tables: [LOSS_TABLE],
+    statements: (d) => [createTableSql(LOSS_TABLE_V2, d)],
+    tables: [LOSS_TABLE_V2],
   },
   {
     version: 3,
@@ -266,6 +318,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "outlier findings mesh_outlier",
     statements: (d) => [createTableSql(OUTLIER_TABLE, d)],
     tables: [OUTLIER_TABLE],
+  },
+  {
+    version: 6,
+    name: "caller identity in the keys of mesh_load_ledger and mesh_sidecar_loss",
+    statements: (d) => [...addCallerSql(LEDGER_TABLE_V1, LEDGER_TABLE, d), ...addCallerSql(LOSS_TABLE_V2, LOSS_TABLE, d)],
+    tables: [LEDGER_TABLE, LOSS_TABLE],
   },
 ];
 

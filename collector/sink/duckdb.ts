@@ -6,9 +6,9 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { registerMeshQuantile, registerMeshSketchMerge } from "../../shared/quantile-duckdb.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LEGACY_CALLER, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
-import { ledgerEntry, ledgerKey, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
+import { ledgerEntry, ledgerKey, summaryCaller, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
@@ -55,7 +55,7 @@ export class DuckDBSink implements Sink {
     registerMeshSketchMerge(this.conn);
     await this.migrate();
     // Keys of the batch being loaded, joined against the ledger inside the load transaction.
-    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (i INTEGER NOT NULL, producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
+    await this.conn.run("CREATE TEMP TABLE IF NOT EXISTS incoming_keys (i INTEGER NOT NULL, caller VARCHAR NOT NULL, producer_id VARCHAR NOT NULL, seq BIGINT NOT NULL)");
   }
 
   /** The open connection (MESH_QUANTILE registered), for queries in the same process. */
@@ -141,7 +141,7 @@ export class DuckDBSink implements Sink {
   }
 
   async loadRollup(rows: Iterable<MinuteRow>, ledger: readonly LedgerEntry[], losses: readonly LossRow[]): Promise<LoadResult | null> {
-    if (new Set(ledger.map((e) => ledgerKey(e.producerId, e.seq))).size !== ledger.length) return null;
+    if (new Set(ledger.map((e) => ledgerKey(e.caller, e.producerId, e.seq))).size !== ledger.length) return null;
     const c = this.connection;
     await c.run("BEGIN TRANSACTION");
     try {
@@ -209,22 +209,26 @@ export class DuckDBSink implements Sink {
   }
 
   /**
-   * Positions in `keys` of the keys already in the ledger (inside the caller's transaction). The keys are
+   * Positions in `keys` of the keys already in the ledger (inside the caller's transaction): the same
+   * caller's (producer_id, seq), or a legacy row's, which stands for every caller. The keys are
    * compared by DuckDB, never rebuilt from strings it hands back: @duckdb/node-api drops a leading
    * U+FEFF from VARCHARs it returns, so a rebuilt key could miss the ledger row it came from.
    */
-  private async ledgered(keys: readonly { producerId: string; seq: number }[]): Promise<Set<number>> {
+  private async ledgered(keys: readonly { caller?: string; producerId: string; seq: number }[]): Promise<Set<number>> {
     const c = this.connection;
     await c.run("DELETE FROM incoming_keys");
     await this.append("incoming_keys", (a) => {
       for (const [i, k] of keys.entries()) {
         a.appendInteger(i);
+        a.appendVarchar(summaryCaller(k));
         a.appendVarchar(k.producerId);
         a.appendBigInt(BigInt(k.seq));
         a.endRow();
       }
     });
-    const hits = await c.runAndReadAll(`SELECT k.i FROM incoming_keys k JOIN ${LEDGER_TABLE.name} l USING (producer_id, seq)`);
+    const hits = await c.runAndReadAll(
+      `SELECT k.i FROM incoming_keys k JOIN ${LEDGER_TABLE.name} l ON l.producer_id = k.producer_id AND l.seq = k.seq AND l.caller IN (k.caller, '${LEGACY_CALLER}')`,
+    );
     return new Set(hits.getRows().map((r) => Number(r[0])));
   }
 
@@ -250,6 +254,7 @@ export class DuckDBSink implements Sink {
         a.appendInteger(e.series);
         a.appendBigInt(BigInt(e.requests));
         a.appendTimestamp(now);
+        a.appendVarchar(e.caller);
         a.endRow();
       }
     });
@@ -332,6 +337,7 @@ function appendLossRow(a: DuckDBAppender, l: LossRow, loadedAt: DuckDBTimestampV
   a.appendBigInt(BigInt(l.droppedWindows));
   a.appendBigInt(BigInt(l.overflowKeys));
   a.appendTimestamp(loadedAt);
+  a.appendVarchar(l.caller);
   a.endRow();
 }
 

@@ -2,7 +2,7 @@
 //
 // Exactly-once across retries and replicas (docs/snowflake.md has the full argument):
 //  1. outside any transaction, the batch's ledger rows go into a session-private temporary table
-//     (array-bound INSERTs), and the rows whose (producer_id, seq) the ledger already holds are deleted
+//     (array-bound INSERTs), and the rows whose (caller, producer_id, seq) the ledger already holds are deleted
 //     from it: what is left are the candidates C;
 //  2. BEGIN; UPDATE the `load` row of mesh_load_lock. Two UPDATEs of one row cannot both proceed, so a
 //     second replica's transaction waits here until the first commits or rolls back — Snowflake promises
@@ -20,9 +20,9 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import snowflake from "snowflake-sdk";
 import { snowflakeQuantileUdfBody, snowflakeSketchMergeUdfBody } from "../../shared/quantile.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LEGACY_CALLER, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
-import { ledgerKey, summaryRequests, uniqueSummaries } from "../ledger.ts";
+import { ledgerKey, summaryCaller, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
@@ -126,13 +126,15 @@ export const SNOWFLAKE_SQL = {
   fillBatch: `INSERT INTO ${BATCH_TABLE} (${LEDGER_COLUMNS.join(", ")}) VALUES (${placeholders(LEDGER_COLUMNS.length)})`,
   dropLedgered:
     `DELETE FROM ${BATCH_TABLE} USING ${LEDGER_TABLE.name} ` +
-    `WHERE ${LEDGER_TABLE.name}.producer_id = ${BATCH_TABLE}.producer_id AND ${LEDGER_TABLE.name}.seq = ${BATCH_TABLE}.seq`,
-  candidates: `SELECT producer_id, seq FROM ${BATCH_TABLE}`,
+    `WHERE ${LEDGER_TABLE.name}.producer_id = ${BATCH_TABLE}.producer_id AND ${LEDGER_TABLE.name}.seq = ${BATCH_TABLE}.seq ` +
+    // A legacy row (loaded before callers were recorded) stands for every caller.
+    `AND ${LEDGER_TABLE.name}.caller IN (${BATCH_TABLE}.caller, '${LEGACY_CALLER}')`,
+  candidates: `SELECT caller, producer_id, seq FROM ${BATCH_TABLE}`,
   begin: "BEGIN TRANSACTION",
   claim:
-    `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq ` +
+    `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON l.caller = b.caller AND l.producer_id = b.producer_id AND l.seq = b.seq ` +
     `WHEN NOT MATCHED THEN INSERT (${LEDGER_COLUMNS.join(", ")}) VALUES (${LEDGER_COLUMNS.map((c) => `b.${c}`).join(", ")})`,
-  claimedRows: `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.producer_id = b.producer_id AND l.seq = b.seq`,
+  claimedRows: `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.caller = b.caller AND l.producer_id = b.producer_id AND l.seq = b.seq`,
   insertFacts: `INSERT INTO ${FACT_TABLE.name} (${FACT_COLUMNS.join(", ")}) VALUES (${placeholders(FACT_COLUMNS.length)})`,
   insertLosses: `INSERT INTO ${LOSS_TABLE.name} (${LOSS_COLUMNS.join(", ")}) VALUES (${placeholders(LOSS_COLUMNS.length)})`,
   commit: "COMMIT",
@@ -255,10 +257,15 @@ export class SnowflakeSink implements Sink {
     }
   }
 
-  /** First statement of every load and compaction transaction: waits for any other collector's one. */
+  /**
+   * First statement of every load and compaction transaction: waits for any other collector's one.
+   * Replicas that migrate a fresh schema together can each seed the row (Snowflake enforces no primary
+   * key and lets INSERTs run in parallel), so the row may be there twice: updating both still makes two
+   * transactions wait for each other, while refusing them would fail every load for good.
+   */
   private async takeLock(c: snowflake.Connection, name: "load" | "hourly"): Promise<void> {
     const taken = (await this.exec(c, SNOWFLAKE_SQL.takeLock, [WRITER, sqlTimestamp(Date.now()), name])).updated;
-    if (taken !== 1) throw new SnowflakeSinkError("sql", `${LOCK_TABLE.name} has no '${name}' row (migration 4 incomplete?)`);
+    if (taken < 1) throw new SnowflakeSinkError("sql", `${LOCK_TABLE.name} has no '${name}' row (migration 4 incomplete?)`);
   }
 
   async load(summaries: DecodedSummary[]): Promise<LoadResult> {
@@ -321,12 +328,13 @@ export class SnowflakeSink implements Sink {
     // Step 1 (no transaction: the temporary table is private to this session).
     await this.exec(c, SNOWFLAKE_SQL.clearBatch);
     const ledgerRows = (function* () {
-      for (const s of unique) yield [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt];
+      for (const s of unique)
+        yield [s.producerId, s.seq, sqlTimestamp(s.windowStartMs), sqlTimestamp(s.windowEndMs), s.series.length, summaryRequests(s), loadedAt, summaryCaller(s)];
     })();
     await this.insertChunked(c, SNOWFLAKE_SQL.fillBatch, LEDGER_COLUMNS.length, ledgerRows, yielder);
     await this.exec(c, SNOWFLAKE_SQL.dropLedgered);
-    const candidates = new Set((await this.exec(c, SNOWFLAKE_SQL.candidates)).rows.map((r) => ledgerKey(String(r.PRODUCER_ID), Number(r.SEQ))));
-    const fresh = unique.filter((s) => candidates.has(ledgerKey(s.producerId, s.seq)));
+    const candidates = new Set((await this.exec(c, SNOWFLAKE_SQL.candidates)).rows.map((r) => ledgerKey(String(r.CALLER), String(r.PRODUCER_ID), Number(r.SEQ))));
+    const fresh = unique.filter((s) => candidates.has(ledgerKey(summaryCaller(s), s.producerId, s.seq)));
     if (fresh.length === 0) return { loaded: 0, duplicates: unique.length, rows: 0 };
     // Rolled up before BEGIN, so the ledger lock other replicas wait for is not held through CPU work.
     const minutes = new MinuteRollup();
@@ -593,7 +601,7 @@ function factRow(r: MinuteRow, loadedAt: string): unknown[] {
 
 /** Bound values of one loss row, in LOSS_TABLE column order. */
 function lossRow(l: LossRow, loadedAt: string): unknown[] {
-  return [sqlTimestamp(l.minuteMs), l.producerId, l.seq, l.pod, l.namespace, l.workload, l.droppedRequests, l.droppedWindows, l.overflowKeys, loadedAt];
+  return [sqlTimestamp(l.minuteMs), l.producerId, l.seq, l.pod, l.namespace, l.workload, l.droppedRequests, l.droppedWindows, l.overflowKeys, loadedAt, l.caller];
 }
 
 /**

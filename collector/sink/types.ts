@@ -4,7 +4,7 @@
 // Contract every implementation keeps:
 //  - the schema comes from shared/schema.ts MIGRATIONS, applied in order and recorded in
 //    `meshlook_schema_version` (createTableSql renders the dialect);
-//  - load() is ONE warehouse transaction: summaries whose (producer_id, seq) is already in
+//  - load() is ONE warehouse transaction: summaries whose (caller, producer_id, seq) is already in
 //    `mesh_load_ledger` are skipped (counted as duplicates), the rest are rolled up with
 //    collector/rollup.ts and written as `mesh_traffic_minute` rows together with their ledger rows and
 //    the `mesh_sidecar_loss` rows of those that report a loss (rollup.ts lossOf).
@@ -26,13 +26,13 @@ export interface Sink {
   /** Connect and run the numbered migrations that have not run yet. */
   open(): Promise<void>;
   /**
-   * One transaction: skip summaries whose (producer_id, seq) is already in the load ledger, roll the
+   * One transaction: skip summaries whose (caller, producer_id, seq) is already in the load ledger, roll the
    * rest up per (minute, series) with collector/rollup.ts, write fact rows + ledger rows.
    */
   load(summaries: DecodedSummary[]): Promise<LoadResult>;
   /**
    * Optional fast path for summaries the collector already rolled up as they arrived: one transaction
-   * that writes the rows, the ledger entries and the loss rows (MinuteRollup.losses) — unless ANY entry's (producer_id, seq) is already in
+   * that writes the rows, the ledger entries and the loss rows (MinuteRollup.losses) — unless ANY entry's (caller, producer_id, seq) is already in
    * the ledger, in which case it writes nothing and returns null, and the caller loads the summaries
    * one by one with load(). Never partially applied.
    */
@@ -58,7 +58,7 @@ export interface Sink {
 export interface LoadResult {
   /** Summaries newly loaded by this call. */
   loaded: number;
-  /** Summaries skipped because the ledger (or the same batch) already had their (producer_id, seq). */
+  /** Summaries skipped because the ledger (or the same batch) already had their (caller, producer_id, seq). */
   duplicates: number;
   /** Fact rows written. */
   rows: number;

@@ -8,8 +8,15 @@ view: mesh_loads {
     type: string
     primary_key: yes
     hidden: yes
-    description: "Producer and sequence number: identifies a summary."
-    sql: ${producer_id} || '#' || CAST(${seq} AS VARCHAR) ;;
+    description: "Caller, producer and sequence number: identifies a summary (two callers may send the same producer and sequence number)."
+    sql: ${caller} || '#' || ${producer_id} || '#' || CAST(${seq} AS VARCHAR) ;;
+  }
+
+  dimension: caller {
+    type: string
+    label: "Sender"
+    description: "Who sent the summary: its mTLS SPIFFE ID, else its ingest token's namespace scope (ns:...), else empty; * for summaries loaded before senders were recorded. Part of the ledger key (docs/schema.md)."
+    sql: ${TABLE}.caller ;;
   }
 
   dimension: producer_id {

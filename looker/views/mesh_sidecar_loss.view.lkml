@@ -9,10 +9,19 @@ view: mesh_sidecar_loss {
     type: string
     primary_key: yes
     hidden: yes
-    description: "Producer and sequence number of the reporting summary: identifies a row."
+    description: "Sender, producer and sequence number of the reporting summary: identifies a row."
     # It spells out the producer id, like producer_id below: operators only, even though hidden.
     required_access_grants: [can_see_collector_loads]
-    sql: ${TABLE}.producer_id || '#' || CAST(${TABLE}.seq AS VARCHAR) ;;
+    sql: ${TABLE}.caller || '#' || ${TABLE}.producer_id || '#' || CAST(${TABLE}.seq AS VARCHAR) ;;
+  }
+
+  dimension: caller {
+    type: string
+    label: "Sender"
+    description: "Who sent the reporting summary, as in Collector loads (mTLS SPIFFE ID, token scope ns:..., empty, or * before senders were recorded)."
+    # Names service accounts of every namespace: operators only, like the sidecar instance.
+    required_access_grants: [can_see_collector_loads]
+    sql: ${TABLE}.caller ;;
   }
 
   dimension_group: reported {

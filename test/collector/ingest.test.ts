@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { getHeapStatistics } from "node:v8";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -227,6 +228,56 @@ describe("ingest", () => {
       await new Promise((r) => setTimeout(r, 50));
       ok = (await post(c, body)).statusCode;
     }
+  });
+
+  it("sheds ingest with 503 overloaded and Retry-After when the V8 heap in use is over MESHLOOK_MAX_HEAP_USED_BYTES", async () => {
+    // Any heap is over 1 byte; the event-loop check is set out of the way so the heap is what trips.
+    const c = await collector({ maxHeapUsedBytes: 1, maxEventLoopDelayMs: 60_000 }, 20);
+    const body = encode(summary(1, 60_000, [series("a", [10])]));
+    let res = await post(c, body);
+    // On a busy machine a stalled sample reads as an infinite event-loop delay, checked before the heap.
+    for (let i = 0; i < 50 && !/heapUsedBytes/.test(res.body); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      res = await post(c, body);
+    }
+    expect([res.statusCode, res.json().error, res.headers["retry-after"]]).toEqual([503, "overloaded", "2"]);
+    expect(res.json().message).toMatch(/heapUsedBytes = \d+/);
+    expect((await c.app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    expect((await metricValues(c)).get("meshlook_summaries_rejected_total{reason=overloaded}")).toBeGreaterThanOrEqual(1);
+  });
+
+  it("checks the heap by default, below V8's heap limit", () => {
+    const { maxHeapUsedBytes } = defaultConfig();
+    expect(maxHeapUsedBytes).toBeGreaterThan(0);
+    expect(maxHeapUsedBytes).toBeLessThan(getHeapStatistics().heap_size_limit);
+  });
+
+  it("bounds the memory held for unloaded summaries by MESHLOOK_MAX_HELD_BYTES; beyond it they load from disk, exactly once", async () => {
+    // Long producer ids make the keys and ledger entries, not only the rollups, weigh.
+    const input = Array.from({ length: 60 }, (_, i) => summary(i + 1, 60_000 + (i % 3) * 60_000, [series(`svc${i % 4}`, latencies(5))], `p-${"x".repeat(2000)}`));
+    const bodies = input.map(encode);
+    const held = async (c: RunningCollector) => (await metricValues(c)).get("meshlook_ingest_held_bytes") ?? 0;
+    // Unbounded (the default budget), the same input holds far more than the bound used below.
+    const free = await collector();
+    for (const b of bodies) expect((await post(free, b)).statusCode).toBe(200);
+    const limit = 24 * 1024;
+    expect(await held(free)).toBeGreaterThan(2 * limit);
+
+    const c = await collector({ maxHeldBytes: limit });
+    let peak = 0;
+    for (const b of bodies) {
+      expect((await post(c, b)).statusCode).toBe(200);
+      peak = Math.max(peak, await held(c));
+    }
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(limit);
+    // Retries of summaries no longer tracked are spooled again; the warehouse ledger drops them.
+    for (const b of bodies.slice(-5)) expect((await post(c, b)).statusCode).toBe(200);
+    await c.loader.loadNow();
+    expect(await held(c)).toBe(0);
+    expect(await warehouseTotals(c)).toEqual(totals(input));
+    const [ledger] = (await (c.sink as DuckDBSink).connection.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS();
+    expect(Number(ledger.n)).toBe(input.length);
   });
 
   it("accepts without a token only when authentication is explicitly disabled", async () => {

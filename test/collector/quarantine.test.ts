@@ -51,7 +51,7 @@ describe("DuckDB ledger keys", () => {
       expect(await sink.load([bom])).toMatchObject({ loaded: 1, duplicates: 0 });
       const other = summary(1, 60_000, [series("b", latencies(10))], "sidecar");
       expect(await sink.load([bom, other])).toMatchObject({ loaded: 1, duplicates: 1 });
-      expect(await sink.loadRollup!([], [{ producerId: "\uFEFFsidecar", seq: 1, windowStartMs: 0, windowEndMs: 1, series: 0, requests: 0 }], [])).toBeNull();
+      expect(await sink.loadRollup!([], [{ caller: "", producerId: "\uFEFFsidecar", seq: 1, windowStartMs: 0, windowEndMs: 1, series: 0, requests: 0 }], [])).toBeNull();
       expect(await summed(sink)).toEqual(totals([bom, other]));
     } finally {
       await sink.close();

@@ -9,7 +9,7 @@ import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
 import { defaultConfig } from "../../collector/config.ts";
-import { DAY_MS, type RetentionPolicy } from "../../collector/retention.ts";
+import { DAY_MS, DEFAULT_RETENTION, checkRetention, type RetentionPolicy } from "../../collector/retention.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
@@ -19,6 +19,15 @@ const dir = mkdtempSync(join(tmpdir(), "meshlook-retention-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const NOW = Date.UTC(2026, 5, 20, 12, 30);
+/** A collector with the default retention, loading when the test asks. */
+const retentionOn = (name: string) => ({
+  ...defaultConfig(),
+  dataDir: join(dir, name),
+  spoolDir: join(dir, name, "spool"),
+  duckdbPath: join(dir, name, "m.duckdb"),
+  ingestTokens: ["t"],
+  loadIntervalS: 3600,
+});
 const read = async (sink: DuckDBSink, sql: string) => (await sink.connection.runAndReadAll(sql)).getRowObjectsJS();
 const sums = async (sink: DuckDBSink, table: string, where = "TRUE") =>
   Object.fromEntries(
@@ -80,21 +89,15 @@ describe("retention", () => {
   });
 
   it("refuses to load a summary older than the ledger retention (its ledger row may be gone) and loads the rest", async () => {
-    const cfg = {
-      ...defaultConfig(),
-      dataDir: join(dir, "c"),
-      spoolDir: join(dir, "c", "spool"),
-      duckdbPath: join(dir, "c", "m.duckdb"),
-      ingestTokens: ["t"],
-      loadIntervalS: 3600,
-    };
-    const c = await startCollector(cfg, pino({ level: "silent" }), { listen: false });
+    const c = await startCollector(retentionOn("c"), pino({ level: "silent" }), { listen: false });
     try {
       await c.loader.loadNow();
       const now = Date.now();
-      const stale = summary(1, now - (cfg.retention.ledgerDays + 2) * DAY_MS, [series("old", latencies(5))], "p-stale");
+      const stale = summary(1, now - (defaultConfig().retention.ledgerDays + 2) * DAY_MS, [series("old", latencies(5))], "p-stale");
       const fresh = summary(2, now - 60_000, [series("new", latencies(5))], "p-fresh");
-      await postAccepted(c, [stale, fresh]);
+      // Ingest refuses such a window now; a spool written before it did may still hold one.
+      await c.spool.append(Buffer.from(encode(stale)), now);
+      await postAccepted(c, [fresh]);
       await c.loader.loadNow();
       expect(await sums(c.sink as DuckDBSink, "mesh_traffic_minute")).toEqual(totals([fresh]));
       expect((await metricValues(c)).get("meshlook_summaries_expired_total")).toBe(1);
@@ -102,5 +105,39 @@ describe("retention", () => {
     } finally {
       await c.close();
     }
+  });
+
+  it("ingest refuses (400 window_out_of_range, counted) a window it could not load exactly once, so nothing acknowledged is dropped", async () => {
+    const c = await startCollector(retentionOn("ingest"), pino({ level: "silent" }), { listen: false });
+    try {
+      await c.loader.loadNow();
+      const now = Date.now();
+      const loaderHorizon = now - defaultConfig().retention.ledgerDays * DAY_MS;
+      const post = (s: DecodedSummary) =>
+        c.app.inject({ method: "POST", url: "/v1/summaries", payload: Buffer.from(encode(s)), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" } });
+      // Past the loader's horizon; and inside it by an hour, too close for a load interval or a short outage.
+      const refused = [
+        summary(1, loaderHorizon - 60_000, [series("beyond", latencies(5))], "p-beyond"),
+        summary(2, loaderHorizon + 3_600_000, [series("edge", latencies(5))], "p-edge"),
+      ];
+      for (const s of refused) {
+        const res = await post(s);
+        expect([res.statusCode, res.json().error]).toEqual([400, "window_out_of_range"]);
+      }
+      const late = summary(3, loaderHorizon + DAY_MS + 3_600_000, [series("late", latencies(5))], "p-late");
+      await postAccepted(c, [late]);
+      await c.loader.loadNow();
+      expect(await sums(c.sink as DuckDBSink, "mesh_traffic_minute")).toEqual(totals([late]));
+      const m = await metricValues(c);
+      expect(m.get("meshlook_summaries_rejected_total{reason=window_out_of_range}")).toBe(2);
+      expect(m.get("meshlook_summaries_expired_total")).toBe(0);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("refuses a ledger retention of one day, which would leave ingest no window to accept", () => {
+    expect(checkRetention({ ...DEFAULT_RETENTION, minuteDays: 1, ledgerDays: 1 })).toEqual([expect.stringMatching(/^MESHLOOK_RETENTION_LEDGER_DAYS: must be at least 2/)]);
+    expect(checkRetention({ ...DEFAULT_RETENTION, minuteDays: 1, ledgerDays: 2 })).toEqual([]);
   });
 });

@@ -53,6 +53,7 @@ describe("lossOf", () => {
       droppedRequests: 4321,
       droppedWindows: 3,
       overflowKeys: 12,
+      caller: "",
     };
     expect(lossOf(s)).toEqual(expected);
     expect(lossOf(wired(s))).toEqual(expected);

@@ -8,11 +8,17 @@ import { MinuteRollup } from "../../collector/rollup.ts";
 import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { decodeSummary, type DecodedSummary } from "../../collector/summary.ts";
 import { meshQuantile } from "../../shared/quantile.ts";
-import { encode, series, summary } from "./helpers.ts";
+import { dims, encode, series, summary } from "./helpers.ts";
 
-// The documented worst cases (docs/security.md, "Sketch expansion"), per byte of summary body.
-const ROLLUP_BYTES_PER_INPUT_BYTE = 32;
-const STORED_SKETCH_BYTES_PER_INPUT_BYTE = 12;
+// The documented worst cases by construction (docs/security.md, "Sketch expansion"), per byte of summary
+// body. On the wire a bucket entry costs at least 2 bits (a 1-bit gap of 0 and a 1-bit count change of 0),
+// and one with a skip before it at least 3. The rollup accounts 8 bytes per entry (MinuteRollup.bytes):
+// at most 2 entries per 3 bits, 128/3 ≈ 42.7 bytes per input byte. A stored entry is at most 13 digits
+// (a summary carries at most 2^40 requests) and a comma, and a skip at most 6 more characters: 14
+// characters per 2 bits, or 21 per 3 — 56 per input byte. (A row's fixed 600 accounted bytes need at
+// least about 14 wire bytes: about 43, the rollup's bound either way.)
+const ROLLUP_BYTES_PER_INPUT_BYTE = 43;
+const STORED_SKETCH_BYTES_PER_INPUT_BYTE = 56;
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-bomb-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,6 +26,35 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // Bucket i at scale 8 holds (2^(i/256), 2^((i+1)/256)]; from i = 5120 on a bucket is wider than 1 µs,
 // so the floor of its upper bound lies in it.
 const inBucket = (i: number) => Math.floor(2 ** ((i + 1) / 256));
+
+/**
+ * One series of `buckets` non-empty scale-8 buckets from index 5120, `step` apart, each holding the same
+ * count, as large as the 2^40 requests a summary may carry allow: every entry after the first costs the
+ * fewest bits the encoding has (a repeated gap and no change of count), while its stored text is as long
+ * as a count gets.
+ */
+function repeatedCounts(seq: number, buckets: number, step: 1 | 2): DecodedSummary {
+  const count = Math.floor(2 ** 40 / buckets);
+  const c = Array.from({ length: buckets }, (_, k) => (k > 0 && step === 2 ? [-1, count] : [count])).flat();
+  return summary(
+    seq,
+    60_000,
+    [
+      {
+        dimensions: dims(`r${seq}`),
+        requests: count * buckets,
+        errors: 0,
+        requestBytes: 0,
+        responseBytes: 0,
+        latencySumUs: Number.MAX_SAFE_INTEGER, // saturated: the real sum is beyond 2^53
+        latencyMinUs: inBucket(5120),
+        latencyMaxUs: inBucket(5120 + step * (buckets - 1)),
+        sketch: { s: 8, z: 0, o: 5120, c },
+      },
+    ],
+    `bomb-${seq}`,
+  );
+}
 
 // Each shape: the summary of one body, the rows it makes, and the smallest and largest value it holds.
 const SHAPES: Record<string, { make: (seq: number) => DecodedSummary; rows: number; lowest: number; highest: number }> = {
@@ -57,6 +92,11 @@ const SHAPES: Record<string, { make: (seq: number) => DecodedSummary; rows: numb
     lowest: inBucket(5120),
     highest: inBucket(5120 + 3999),
   },
+  // The worst cases by construction: large repeated counts, adjacent (most stored text per bit) and
+  // every other bucket (most rollup entries per bit: a skip and a count per 3 bits).
+  "repeated counts, adjacent": { make: (seq) => repeatedCounts(seq, 4000, 1), rows: 1, lowest: inBucket(5120), highest: inBucket(5120 + 3999) },
+  // (2,500 buckets two apart reach index 10,118, near the top of the scale-8 range, 10,239.)
+  "repeated counts, every other bucket": { make: (seq) => repeatedCounts(seq, 2500, 2), rows: 1, lowest: inBucket(5120), highest: inBucket(5120 + 2 * 2499) },
 };
 
 describe("sketch decompression bomb", () => {
@@ -74,7 +114,7 @@ describe("sketch decompression bomb", () => {
       for (const s of decoded) rollup.add(s);
       const rss1 = process.memoryUsage().rss;
 
-      const path = join(dir, `${shape.replace(" ", "-")}.duckdb`);
+      const path = join(dir, `${shape.replace(/\W+/g, "-")}.duckdb`);
       const sink = new DuckDBSink(path);
       await sink.open();
       const size0 = statSync(path).size;

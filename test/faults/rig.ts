@@ -119,6 +119,27 @@ export class CollectorReplica {
     if (code !== 0) throw new Error(`collector ${this.name} exited ${code} on SIGTERM:\n${this.stderr}`);
   }
 
+  /**
+   * What the replica is doing, for a failed or timed-out test's report: its spool and load metrics (or
+   * why they could not be read) and its last log lines.
+   */
+  async describe(logLines = 15): Promise<string> {
+    let state = "not running";
+    if (this.up) {
+      try {
+        const text = await (await fetch(`${this.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+        state = text
+          .split("\n")
+          .filter((l) => /^meshlook_(spool_bytes|spool_segments|oldest_unloaded|summaries_(accepted|rejected|loaded)|load_(failures|retries)|dedup_hits)/.test(l))
+          .join("; ");
+      } catch (err) {
+        state = `/metrics unanswered: ${(err as Error).message}`;
+      }
+    }
+    const logs = this.stderr.trim().split("\n").slice(-logLines);
+    return [`[replica ${this.name}, ${this.starts} starts, ${this.kills} kills] ${state}`, ...logs.map((l) => `  ${l}`)].join("\n");
+  }
+
   async metric(name: string): Promise<number> {
     const text = await (await fetch(`${this.url}/metrics`)).text();
     return Number(new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);

@@ -117,7 +117,9 @@ describe("spool faults", () => {
     for (let at = 8; at < buf.length; at += 12 + buf.readUInt32BE(at + 4)) offsets.push(at);
     expect(offsets.length).toBe(sent.length);
     const victim = 7;
-    const victimBody = buf.subarray(offsets[victim] + 12 + 9, offsets[victim] + 12 + buf.readUInt32BE(offsets[victim] + 4));
+    // A type-2 payload: type, received-at, caller length u16 LE, caller, body.
+    const payloadAt = offsets[victim] + 12;
+    const victimBody = buf.subarray(payloadAt + 11 + buf.readUInt16LE(payloadAt + 9), payloadAt + buf.readUInt32BE(offsets[victim] + 4));
     const victimSeq = (decodeSummary(victimBody) as { ok: true; summary: DecodedSummary }).summary.seq;
     buf[offsets[victim] + 40] ^= 0x5a; // bit rot inside a record's payload
     writeFileSync(path, buf);

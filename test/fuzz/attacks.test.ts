@@ -134,13 +134,40 @@ describe("caller identity", () => {
     expect(m.get("meshlook_summaries_rejected_total{reason=no_caller_identity}")).toBe(1);
   });
 
-  it("does not let another caller's copy of a (producer, seq) stand in for the real summary", async () => {
-    const { post } = await collector({ MESHLOOK_TRUST_XFCC: "true" });
-    const anon = (seq: number) => encodeSummary(summaryOf(producerOf("reviews-1", "shop"), seq, end, [inbound("shop", "unknown", "reviews", [99])]));
-    expect((await post(anon(7), { "x-forwarded-client-cert": xfccFor(principalOf("shop", "cart")) })).statusCode).toBe(200);
-    const real = await post(anon(7), { "x-forwarded-client-cert": xfccFor(reviews) });
-    expect(real.statusCode).toBe(403);
-    expect(real.json()).toMatchObject({ error: "sequence_claimed" });
+  it("keys the load ledger by caller: a sibling's copy of a (producer, seq) neither stands in for the real summary nor is dropped as its duplicate", async () => {
+    const { post, c, sql } = await collector({ MESHLOOK_TRUST_XFCC: "true" });
+    const cart = { "x-forwarded-client-cert": xfccFor(principalOf("shop", "cart")) };
+    const real = { "x-forwarded-client-cert": xfccFor(reviews) };
+    // Series that name no principal pass the identity check for any caller in the namespace.
+    const anon = (seq: number, n: number) =>
+      encodeSummary(
+        summaryOf(producerOf("reviews-1", "shop"), seq, end, [
+          inbound(
+            "shop",
+            "unknown",
+            "reviews",
+            Array.from({ length: n }, () => 99),
+          ),
+        ]),
+      );
+    // Seq 7: the sibling gets in first, while nothing is loaded; seq 8: after the real one was loaded and
+    // ingest no longer tracks it. Either way the real summary loads, and its retry is a duplicate.
+    expect((await post(anon(7, 1), cart)).statusCode).toBe(200);
+    expect((await post(anon(7, 2), real)).statusCode).toBe(200);
+    expect((await post(anon(8, 4), real)).statusCode).toBe(200);
+    await c.loader.loadNow();
+    expect((await post(anon(8, 8), cart)).statusCode).toBe(200);
+    expect((await post(anon(8, 4), real)).json()).toMatchObject({ status: "accepted" }); // spooled again: only the ledger knows it
+    await c.loader.loadNow();
+    const ledger = await sql("SELECT caller, seq, requests FROM mesh_load_ledger ORDER BY seq, caller");
+    expect(ledger.map((r) => [r.caller, Number(r.seq), Number(r.requests)])).toEqual([
+      [principalOf("shop", "cart"), 7, 1],
+      [reviews, 7, 2],
+      [principalOf("shop", "cart"), 8, 8],
+      [reviews, 8, 4],
+    ]);
+    const [facts] = await sql(`SELECT SUM(requests) AS n FROM ${FACT_TABLE.name}`);
+    expect(Number(facts.n)).toBe(1 + 2 + 8 + 4);
   });
 
   it("binds a namespace-scoped token to its namespaces where XFCC is not available", async () => {

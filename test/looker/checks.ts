@@ -248,3 +248,27 @@ export function unknownParameters(project: Project): string[] {
   }
   return out;
 }
+
+/**
+ * Fields an explore's `fields:` list exposes that reference (`${field}` in their SQL) a field it leaves
+ * out. Looker's validator refuses such an explore ("references excluded field"; Looker docs, `fields` for
+ * Explores): the field cannot be computed without the one excluded.
+ */
+export function excludedReferences(project: Project): string[] {
+  const problems: string[] = [];
+  const renderer = new SqlRenderer(project);
+  for (const name of project.explores.keys()) {
+    const exposed = renderer.exposedFields(name);
+    const view = project.views.get(name);
+    if (!exposed || !view) continue;
+    for (const scoped of exposed) {
+      const field = view.fields.get(scoped.slice(name.length + 1));
+      for (const m of (field?.sql ?? "").matchAll(/\$\{(?:(\w+)\.)?(\w+)\}/g)) {
+        if (m[2] === "TABLE") continue;
+        const ref = `${m[1] ?? name}.${m[2]}`;
+        if (!exposed.has(ref)) problems.push(`explore ${name}: ${scoped} references ${ref}, which its fields list excludes`);
+      }
+    }
+  }
+  return problems;
+}

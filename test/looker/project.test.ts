@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dashboardProblems, isExtension, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
+import { dashboardProblems, excludedReferences, isExtension, missingDescriptions, privilegedRenderer, tileQueries, unknownParameters } from "./checks.ts";
 import { parseSnowflake } from "./dialect.ts";
 import { expressionFields } from "./expression.ts";
 import { LOOKER_DIR, loadProject, named, type Project } from "./project.ts";
@@ -189,6 +189,24 @@ describe("governed access", () => {
     expect(sql).toContain("mesh_traffic.destination_namespace IN ('shop', 'payments')");
   });
 
+  it("exposes, in every explore with a fields list, each field its exposed fields reference", () => {
+    expect(excludedReferences(project)).toEqual([]);
+  });
+
+  it("calls MESH_QUANTILE and MESH_SKETCH_MERGE qualified by @{DATABASE}.@{SCHEMA} (Looker's session has no schema of ours)", () => {
+    const unqualified: string[] = [];
+    for (const view of project.views.values()) {
+      const sqls = [...view.fields.values()].map((f) => [f.name, f.sql ?? ""]).concat([["derived_table", view.derivedSql ?? ""]]);
+      for (const [name, sql] of sqls) {
+        for (const m of sql.matchAll(/(\S*?)\b(MESH_QUANTILE|MESH_SKETCH_MERGE)\s*\(/gi)) {
+          // Derived-table SQL arrives with the constants already substituted.
+          if (!/(?:@\{DATABASE\}\.@\{SCHEMA\}|\w+\.\w+)\.$/.test(m[1])) unqualified.push(`${view.name}.${name}: ${m[0]}`);
+        }
+      }
+    }
+    expect(unqualified).toEqual([]);
+  });
+
   it("hides end-user principals and the load ledger without their grants", () => {
     const user = new SqlRenderer(project, { attributes: { meshlook_allowed_namespaces: "%" } });
     expect(() => user.render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).toThrow(/can_see_end_users/);
@@ -196,6 +214,8 @@ describe("governed access", () => {
     expect(() => user.render({ explore: "schema_migrations", fields: ["schema_migrations.latest_version"] })).toThrow(/can_see_collector_loads/);
     // Producer ids name pods and make sequence numbers guessable: operators only, also in Sidecar loss.
     expect(() => user.render({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.producer_id"] })).toThrow(/can_see_collector_loads/);
+    // So does the sender (service accounts of every namespace).
+    expect(() => user.render({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.caller"] })).toThrow(/can_see_collector_loads/);
     expect(() => user.render({ explore: "mesh_sidecar_loss", fields: ["mesh_sidecar_loss.namespace", "mesh_sidecar_loss.reporting_sidecars"] })).not.toThrow();
     expect(() => privilegedRenderer(project).render({ explore: "mesh_traffic", fields: ["mesh_traffic.end_user_principal"] })).not.toThrow();
   });

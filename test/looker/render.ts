@@ -160,6 +160,11 @@ export class SqlRenderer {
     return out;
   }
 
+  /** Fields (`view.field`) the named explore exposes through its `fields:` list, or null for all. */
+  exposedFields(exploreName: string): Set<string> | null {
+    return this.exploreFieldList(this.explore(exploreName), exploreName);
+  }
+
   /** Fields the explore exposes (its `fields:` list, resolving `view.set*`), or null for all. */
   private exploreFieldList(explore: Lkml, viewName: string): Set<string> | null {
     const list = explore.fields as string[] | undefined;

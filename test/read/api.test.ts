@@ -172,7 +172,7 @@ describe("answers follow the loads", () => {
     const before = res.json().rows[0].requests;
     await query(w, `INSERT INTO mesh_traffic_minute SELECT * REPLACE (1000 AS requests) FROM mesh_traffic_minute WHERE reporter = 'destination' LIMIT 1`);
     expect((await api.get(url)).body.rows[0].requests).toBe(before); // same load: cached answer
-    await query(w, `INSERT INTO mesh_load_ledger VALUES ('test-producer', 1, now()::TIMESTAMP, now()::TIMESTAMP, 1, 1000, now()::TIMESTAMP)`);
+    await query(w, `INSERT INTO mesh_load_ledger VALUES ('test-producer', 1, now()::TIMESTAMP, now()::TIMESTAMP, 1, 1000, now()::TIMESTAMP, '')`);
     expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000);
   });
 });

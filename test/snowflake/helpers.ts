@@ -153,7 +153,9 @@ export interface Traffic {
   errors: number;
 }
 
-const BASE_MINUTE = Date.UTC(2026, 10, 27, 12, 0, 0);
+// Two days back on a whole hour: closed hours, and inside every age limit ingest and the loader apply
+// (a fixed date would pass the ledger horizon and be refused).
+const BASE_MINUTE = Math.floor(Date.now() / 3_600_000 - 48) * 3_600_000;
 
 /**
  * Summaries from `producers` sidecars, `perProducer` 10-second windows each, a few series per summary;

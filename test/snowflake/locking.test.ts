@@ -6,7 +6,7 @@
 // the next one to open aborts its stale transaction.
 import snowflake from "snowflake-sdk";
 import { describe, expect, it } from "vitest";
-import { SNOWFLAKE_SQL, SnowflakeSink } from "../../collector/sink/snowflake.ts";
+import { SNOWFLAKE_SQL, SnowflakeSink, snowflakeMigrationSql } from "../../collector/sink/snowflake.ts";
 import { FACT_TABLE, LEDGER_TABLE, LOCK_TABLE } from "../../shared/schema.ts";
 import { stand, traffic, type Stand } from "./helpers.ts";
 
@@ -37,7 +37,8 @@ async function session(s: Stand): Promise<Conn> {
   };
 }
 
-const ledgerRow = ["p-1", 1, "2026-11-27 12:00:00", "2026-11-27 12:00:10", 1, 5, "2026-11-27 12:00:11"];
+// In LEDGER_TABLE column order: the caller comes last.
+const ledgerRow = ["p-1", 1, "2026-11-27 12:00:00", "2026-11-27 12:00:10", 1, 5, "2026-11-27 12:00:11", "spiffe://cluster.local/ns/shop/sa/reviews"];
 
 /** Steps 1–2 of the former claim (candidates, BEGIN, MERGE into the ledger) without the lock row. */
 async function claimWithoutLock(c: Conn): Promise<void> {
@@ -116,6 +117,39 @@ describe("Snowflake lock model", { timeout: 240_000 }, () => {
       }
     });
   }
+
+  it("two replicas migrating a fresh schema at once seed the lock rows twice, and loads still serialize on them", async () => {
+    const s = await stand({ statementDelayMs: 3 });
+    const sinks = [new SnowflakeSink(s.settings()), new SnowflakeSink(s.settings())];
+    const [a, b] = [await session(s), await session(s)];
+    try {
+      // Migration 4's seed as two starting replicas run it at the same moment: each statement reads a
+      // schema with no lock row yet. The transactions only pin down that overlap.
+      const [createLockTable, seedLockRows] = snowflakeMigrationSql().find((m) => m.statements.some((x) => x.includes(LOCK_TABLE.name)))!.statements;
+      await a.run(createLockTable);
+      await a.run(SNOWFLAKE_SQL.begin);
+      await b.run(SNOWFLAKE_SQL.begin);
+      await a.run(seedLockRows);
+      await b.run(seedLockRows); // an INSERT takes no lock: nothing documented makes it wait
+      await a.run(SNOWFLAKE_SQL.commit);
+      await b.run(SNOWFLAKE_SQL.commit);
+      expect(Number((await s.sf.query(`SELECT COUNT(*) AS n FROM ${LOCK_TABLE.name} WHERE name = 'load'`))[0].n)).toBe(2);
+
+      const t = traffic(43, 4, 6);
+      await Promise.all(sinks.map((k) => k.open()));
+      const waits = s.sf.lockWaits;
+      const results = await Promise.all([sinks[0].load(t.summaries), sinks[1].load([...t.summaries].reverse())]);
+      expect(results.reduce((n, r) => n + r.loaded, 0)).toBe(t.summaries.length);
+      expect(await ledgerCount(s)).toBe(t.summaries.length);
+      expect(Number((await s.sf.query(`SELECT SUM(requests) AS n FROM ${FACT_TABLE.name}`))[0].n)).toBe(t.requests);
+      expect(s.sf.lockWaits - waits).toBeGreaterThan(0);
+    } finally {
+      for (const k of sinks) await k.close();
+      await a.close();
+      await b.close();
+      await s.sf.stop();
+    }
+  });
 
   it("a collector that died holding the lock row does not stall loads: the next sink to open aborts its transaction", async () => {
     const s = await migrated("documented");
