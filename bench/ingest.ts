@@ -85,6 +85,8 @@ const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+const statusCodes = (r: { statusCodeStats: Record<string, { count: number }> }) =>
+  JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count])));
 /** "median (min–max)" of per-round figures. */
 const spread = (xs: readonly number[], digits = 0) => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 // A --trace-gc line's pause on the main thread, e.g. "Scavenge 9.8 (12.0) -> 9.1 (13.0) MB, 0.85 / 0.00 ms".
@@ -167,7 +169,7 @@ async function main() {
   };
   if (WARMUP > 0) {
     const warm = await post(warmup);
-    if (warm["2xx"] !== WARMUP) throw new Error(`warm-up: ${warm["2xx"]} of ${WARMUP} summaries accepted`);
+    if (warm["2xx"] !== WARMUP) throw new Error(`warm-up: ${warm["2xx"]} of ${WARMUP} summaries accepted, status codes ${statusCodes(warm)}`);
     await allLoaded();
   }
 
