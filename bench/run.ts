@@ -16,7 +16,7 @@ import { formatTable, markdownTable, type Align } from "../sim/report.ts";
 import { measureFilterCost } from "./lib/filter-cost.ts";
 import { measureFreshness } from "./lib/freshness.ts";
 import { measureIngest } from "./lib/ingest.ts";
-import { mean } from "./lib/stats.ts";
+import { mean, spread } from "./lib/stats.ts";
 import { measureWarehouseLoad } from "./lib/warehouse-load.ts";
 import { measureWire } from "./lib/wire.ts";
 
@@ -84,7 +84,7 @@ await section("filter cost", async () => {
     const streams = perConnection === 1 ? "bookinfo, a new connection per request" : `bookinfo, ${perConnection} requests per connection`;
     rows.push({
       figure: `filter CPU ns/request (${streams})`,
-      ours: `${fmt(c.meshlookNs)} (${signed(c.meshlookNs - c.noopNs)} added)`,
+      ours: `${fmt(c.meshlookNs)} (${signed(c.meshlookNs - c.noopNs)} added, rounds ${spread(c.addedRounds)})`,
       baseline: fmt(c.noopNs),
       baselineIs: "do-nothing proxy-runtime filter",
       ratio: ratio(c.meshlookNs, c.noopNs),

@@ -8,7 +8,7 @@ import { TokenSet, ensureGeneratedToken } from "./auth.ts";
 import type { CollectorConfig } from "./config.ts";
 import { Ingestor } from "./ingest.ts";
 import { Loader } from "./loader.ts";
-import { mountReadSurface, type ReadInfo } from "./read/index.ts";
+import { boardRollupStage, mountReadSurface, type ReadInfo } from "./read/index.ts";
 import { outlierStage, type OutlierMonitor } from "./outliers/index.ts";
 import { compactionObserver, createMetrics, type Metrics } from "./metrics.ts";
 import { RemoteWriteExporter } from "./remote-write/exporter.ts";
@@ -95,12 +95,17 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   });
   const quarantine = new Quarantine(quarantineDir(config));
   const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
+  // Before outlier detection, so both see the same load: dashboards' pre-aggregate (docs/read-api.md).
+  const boardRollup = boardRollupStage(config, sink, log);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     maxBatchBytes: Math.max(config.spoolSegmentBytes, 64 << 20),
     quarantine,
     retention: config.retention,
-    afterLoad: outliers && (() => outliers.monitor.afterLoad()),
+    afterLoad: async () => {
+      await boardRollup?.afterLoad();
+      await outliers?.monitor.afterLoad();
+    },
   });
   const exporter = config.remoteWrite.url ? await RemoteWriteExporter.open(spool, config.remoteWrite, decodeSummary, metrics.registry, log) : undefined;
   const app = await buildServer({
@@ -156,6 +161,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
       await outliers?.monitor.close();
       await spool.close();
       await read.close();
+      boardRollup?.close();
       await sink.close();
     })());
   return { app, url, metricsUrl, sink, spool, loader, quarantine, metrics, exporter, outliers: outliers?.monitor, auth, read: read.info, close };

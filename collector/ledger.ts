@@ -9,6 +9,15 @@ export const summaryCaller = (s: { caller?: string }) => s.caller ?? "";
 
 export const ledgerKey = (caller: string, producerId: string, seq: number | bigint) => `${caller}\u0000${producerId}\u0000${seq}`;
 
+/**
+ * SQL condition: ledger row `l` records the summary keyed by row `k` (both with caller, producer_id, seq
+ * columns). The same caller's (producer_id, seq), unless either side has the legacy caller, which stands
+ * for every caller in both directions: a summary spooled before callers were recorded is a duplicate of
+ * its retry that another replica loaded under its sender's identity, as that retry is of it.
+ */
+export const ledgerMatchSql = (l: string, k: string) =>
+  `${l}.producer_id = ${k}.producer_id AND ${l}.seq = ${k}.seq AND ` + `(${l}.caller = ${k}.caller OR ${l}.caller = '${LEGACY_CALLER}' OR ${k}.caller = '${LEGACY_CALLER}')`;
+
 /** What `mesh_load_ledger` records about one loaded summary. */
 export interface LedgerEntry {
   caller: string;

@@ -76,11 +76,12 @@ export class Interner {
     return this.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength));
   }
 
-  /** A copy of string `id`'s bytes (flush time only). */
+  /**
+   * String `id`'s bytes as a view into the table (flush time only): valid until the next reset(), which
+   * is after the window's summary is encoded. A view rather than a copy, so encoding a window of a full
+   * table does not allocate the table's contents a second time.
+   */
   bytes(id: i32): Uint8Array {
-    let len = this.lengths[id];
-    let out = new Uint8Array(len);
-    memory.copy(out.dataStart, changetype<usize>(this.arena) + this.offsets[id], len);
-    return out;
+    return Uint8Array.wrap(this.arena, this.offsets[id], this.lengths[id]);
   }
 }

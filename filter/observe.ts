@@ -77,17 +77,26 @@ const P_RESPONSE_GRPC_STATUS_HEADER = propertyPath(["response", "headers", "grpc
 const P_RESPONSE_GRPC_STATUS_TRAILER = propertyPath(["response", "trailers", "grpc-status"]);
 
 /**
- * Where a peer's workload labels come from: Istio's peer metadata object in filter state
- * (`filter_state.downstream_peer.workload`, …: a field object in Istio 1.24, a CelState Struct from
- * 1.25), else the metadata-exchange FlatNode of Istio 1.22/1.23 (`downstream_peer.workload_name`, …, the
- * `wasm.downstream_peer` filter state). A FlatNode's `labels` is a vector of KeyVal tables keyed by
- * `key`; cel-cpp's FlatBuffers-backed map (flatbuffers_backed_impl.cc, ObjectStringIndexedMapImpl)
- * answers a label name with the whole KeyVal record, so the label's text is its `value` field.
+ * Where a peer's workload labels come from, by the Istio version that stored them:
+ * - 1.25+: a CelState holding WorkloadMetadataObject::serializeAsProto(), a google.protobuf.Struct
+ *   (istio/proxy release-1.25..1.28 peer_metadata/filter.cc, FilterConfig::setFilterState). Envoy's
+ *   FilterStateWrapper hands a CelState out with exprValue(arena, false), which unpacks the Struct into
+ *   a CEL map, and getProperty serializes a map as pairs (envoy source/extensions/common/wasm/context.cc,
+ *   serializeValue kMap), so `filter_state.<side>` read whole gives every field in one call.
+ * - 1.24: a WorkloadMetadataObject with field support: Envoy's FilterStateObjectWrapper lists no keys, so
+ *   read whole it is an empty map; its fields (`filter_state.<side>.workload`, …) are read one by one.
+ * - 1.22/1.23: the metadata-exchange FlatNode under `wasm.<side>`, read field by field
+ *   (`<side>.workload_name`, …). A FlatNode's `labels` is a vector of KeyVal tables keyed by `key`;
+ *   cel-cpp's FlatBuffers-backed map (flatbuffers_backed_impl.cc, ObjectStringIndexedMapImpl) answers
+ *   a label name with the whole KeyVal record, so the label's text is its `value` field. (Read whole
+ *   under its top-level name it is the raw FlatBuffer, CelState::exprValue with last = true.)
  */
 class PeerPaths {
+  whole: ArrayBuffer;
   current: Array<ArrayBuffer>;
   legacy: Array<ArrayBuffer>;
   constructor(side: string) {
+    this.whole = propertyPath(["filter_state", side]);
     // Order: workload, namespace, canonical service, canonical revision, cluster.
     this.current = [
       propertyPath(["filter_state", side, "workload"]),
@@ -105,6 +114,23 @@ class PeerPaths {
     ];
   }
 }
+// The Struct's field names of the five labels, in PeerPaths order (istio/proxy metadata_object.h:
+// WorkloadNameToken, NamespaceNameToken, ServiceNameToken, ServiceVersionToken, ClusterNameToken).
+const PEER_FIELDS: Array<ArrayBuffer> = [
+  String.UTF8.encode("workload"),
+  String.UTF8.encode("namespace"),
+  String.UTF8.encode("service"),
+  String.UTF8.encode("revision"),
+  String.UTF8.encode("cluster"),
+];
+// Which form this proxy stores peer metadata in, learned from the first peer that answered in one: an
+// Envoy serves one Istio version for the VM's lifetime, so after that a peer costs the reads of its
+// form only (one for a Struct) and a caller without metadata one NotFound.
+const PEER_UNKNOWN: i32 = -1;
+const PEER_STRUCT: i32 = 0;
+const PEER_FIELD_OBJECT: i32 = 1;
+const PEER_FLATNODE: i32 = 2;
+let peerForm: i32 = PEER_UNKNOWN;
 const DOWNSTREAM_PEER = new PeerPaths("downstream_peer");
 const UPSTREAM_PEER = new PeerPaths("upstream_peer");
 
@@ -435,11 +461,20 @@ export class Observer {
     let dims = this.config.dimensions;
     let s = this.sentinels;
     let complete = this.readPeer(DOWNSTREAM_PEER, Dim.SourceWorkload, key);
-    if (dims[Dim.SourcePrincipal]) key[Dim.SourcePrincipal] = this.stringOf(P_DOWN_PEER_SAN, s.unknown);
+    // A URI SAN in the caller's certificate means the caller presented a certificate, which is what
+    // connection.mtls says (Envoy expr context.cc: `mtls` is ssl()->peerCertificatePresented(),
+    // `uri_san_peer_certificate` the first URI SAN of that certificate), so it answers both.
+    let peerSan = false;
+    if (dims[Dim.SourcePrincipal] && hb.read(P_DOWN_PEER_SAN)) {
+      peerSan = hb.len > 0;
+      key[Dim.SourcePrincipal] = this.internHeld(s.unknown);
+      hb.release();
+    }
     if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_DOWN_LOCAL_SAN, s.unknown);
     if (dims[Dim.ConnectionSecurityPolicy]) {
       let policy = s.unknown;
-      if (hb.read(P_MTLS)) {
+      if (peerSan) policy = s.mutualTls;
+      else if (hb.read(P_MTLS)) {
         if (hb.len == 1) policy = load<u8>(hb.ptr) != 0 ? s.mutualTls : s.plaintext;
         hb.release();
       }
@@ -457,8 +492,13 @@ export class Observer {
   }
 
   private internHeld(fallback: i32): i32 {
-    if (hb.len == 0 || hb.len > MAX_VALUE_BYTES || !isValidUtf8(hb.ptr, hb.len)) return fallback;
-    return this.internRange(hb.ptr, hb.len, fallback);
+    return this.internAt(hb.ptr, hb.len, fallback);
+  }
+
+  /** Id of the UTF-8 value at [ptr, ptr + len), `fallback` when it is empty, too long or not UTF-8. */
+  private internAt(ptr: usize, len: i32, fallback: i32): i32 {
+    if (len == 0 || len > MAX_VALUE_BYTES || !isValidUtf8(ptr, len)) return fallback;
+    return this.internRange(ptr, len, fallback);
   }
 
   private spill: bool = false;
@@ -481,16 +521,53 @@ export class Observer {
     let wanted = false;
     for (let i = 0; i < 5; i++) wanted = wanted || dims[base + i];
     if (!wanted) return true;
+    let form = peerForm;
+    let emptyWhole = false;
+    if (form == PEER_UNKNOWN || form == PEER_STRUCT) {
+      if (hb.read(peer.whole)) {
+        let fields = pairsCount(hb.ptr, hb.len);
+        if (fields > 0) {
+          this.peerFromPairs(base, key);
+          hb.release();
+          peerForm = PEER_STRUCT;
+          return true;
+        }
+        hb.release();
+        emptyWhole = fields == 0;
+      }
+      if (form == PEER_STRUCT) return false;
+    }
     // One read decides which source holds the peer's labels, so a request from a caller without
-    // peer metadata (plaintext, proxyless) costs two reads, not ten.
+    // peer metadata (plaintext, proxyless) costs at most two reads, not ten.
     let paths: Array<ArrayBuffer> | null = null;
-    if (hb.read(peer.current[0])) paths = peer.current;
-    else if (hb.read(peer.legacy[0])) paths = peer.legacy;
+    if (form != PEER_FLATNODE && (form == PEER_FIELD_OBJECT || emptyWhole) && hb.read(peer.current[0])) {
+      paths = peer.current;
+      peerForm = PEER_FIELD_OBJECT;
+    } else if (form != PEER_FIELD_OBJECT && hb.read(peer.legacy[0])) {
+      paths = peer.legacy;
+      peerForm = PEER_FLATNODE;
+    }
     if (paths === null) return false;
     if (dims[base]) key[base] = this.internHeld(this.sentinels.unknown);
     hb.release();
     for (let i = 1; i < 5; i++) if (dims[base + i]) key[base + i] = this.stringOf(paths[i], this.sentinels.unknown);
     return true;
+  }
+
+  /** The wanted labels out of the pairs `hb` holds (checked well-formed by pairsCount). */
+  private peerFromPairs(base: i32, key: StaticArray<i32>): void {
+    let dims = this.config.dimensions;
+    let ptr = hb.ptr;
+    let n = <usize>load<u32>(ptr);
+    let data = ptr + 4 + n * 8;
+    for (let i: usize = 0; i < n; i++) {
+      let kl = <usize>load<u32>(ptr + 4 + i * 8);
+      let vl = <usize>load<u32>(ptr + 8 + i * 8);
+      let value = data + kl + 1;
+      let field = peerField(data, kl);
+      if (field >= 0 && dims[base + field]) key[base + field] = this.internAt(value, <i32>vl, this.sentinels.unknown);
+      data = value + vl + 1;
+    }
   }
 
   /**
@@ -550,6 +627,33 @@ export class Observer {
     }
     return id;
   }
+}
+
+/**
+ * Number of pairs in a proxy-wasm pairs map (u32 count, a u32 key and value length per pair, then
+ * each key and value followed by a NUL byte: proxy-wasm-cpp-host PairsUtil::marshalPairs), or -1 when
+ * the bytes are not one: the lengths must account for the buffer exactly.
+ */
+function pairsCount(ptr: usize, len: i32): i32 {
+  if (len < 4) return -1;
+  let size = <u64>len;
+  let n = <u64>load<u32>(ptr);
+  if (4 + n * 8 > size) return -1;
+  let at = 4 + n * 8;
+  for (let i: u64 = 0; i < n; i++) {
+    at += <u64>load<u32>(ptr + <usize>(4 + i * 8)) + <u64>load<u32>(ptr + <usize>(8 + i * 8)) + 2;
+    if (at > size) return -1;
+  }
+  return at == size ? <i32>n : -1;
+}
+
+/** Index in PEER_FIELDS of the key at [ptr, ptr + len), or -1. */
+function peerField(ptr: usize, len: usize): i32 {
+  for (let i = 0; i < PEER_FIELDS.length; i++) {
+    let name = unchecked(PEER_FIELDS[i]);
+    if (<usize>name.byteLength == len && memory.compare(changetype<usize>(name), ptr, len) == 0) return i;
+  }
+  return -1;
 }
 
 function startsWithGrpc(ptr: usize, len: i32): bool {

@@ -7,7 +7,9 @@
 // error, timeout, non-2xx) keeps the summary and backs off exponentially; a 429/503 with Retry-After
 // waits exactly that long instead. When the summaries waiting exceed the byte budget, the oldest
 // ones not in flight are dropped and their requests are counted, to be reported by the next summary
-// encoded (a dropped summary's own drop report is carried over, so no drop goes unreported).
+// encoded (a dropped summary's own drop report is carried over, so no drop goes unreported). A summary
+// the collector refuses for good (400, 413: resending the same bytes cannot succeed) is dropped the same
+// way at once, so it never holds back the summaries behind it.
 
 export class Pending {
   constructor(
@@ -104,6 +106,15 @@ export class Outbox {
     if (delay > this.maxBackoffMs) delay = this.maxBackoffMs;
     if (retryAfterMs >= 0) delay = retryAfterMs;
     this.nextAttemptMs = nowMs + delay;
+  }
+
+  /** The collector refused the head summary for good: dropped and counted as a loss, the next one goes at once. */
+  refused(): void {
+    if (!this.inFlight) return;
+    this.inFlight = false;
+    this.failures = 0;
+    this.nextAttemptMs = 0;
+    this.drop(0);
   }
 
   private drop(index: i32): void {

@@ -33,6 +33,7 @@ let configErrorsMetric: i64 = -1;
 let callRefusedMetric: i64 = -1;
 let lostSummariesMetric: i64 = -1;
 let lostRequestsMetric: i64 = -1;
+let refusedMetric: i64 = -1;
 
 // The last configuration of this VM that had a usable collector cluster. A plugin update is a new root
 // context in the same VM; one without a usable cluster keeps reporting under this instead of stopping.
@@ -45,6 +46,7 @@ function defineMetrics(): void {
   callRefusedMetric = defineCounter("meshlook_collector_calls_refused");
   lostSummariesMetric = defineCounter("meshlook_summaries_lost_at_stop");
   lostRequestsMetric = defineCounter("meshlook_requests_lost_at_stop");
+  refusedMetric = defineCounter("meshlook_summaries_refused");
 }
 
 /** Time the VM started, ns: part of every producer id, so a restarted VM is a new producer. */
@@ -77,6 +79,7 @@ export class MeshlookRoot extends Root {
   private callToken: i64 = -1;
   private tokenWarned: bool = false;
   private lastRefusedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
+  private lastRejectedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
   private stopping: bool = false;
   private stopDeadlineNs: u64 = 0;
 
@@ -177,12 +180,27 @@ export class MeshlookRoot extends Root {
       this.send(now); // drain a backlog without waiting for the next tick
       return;
     }
+    // 400 (the decoder's reason, window_out_of_range, too_many_requests) and 413 judge these bytes: a
+    // resend gets the same answer, so the summary is dropped and reported as lost by the next one.
+    // 401/403 judge the deployment (token, mTLS, scope), which ops fix: those are kept and retried.
+    if (status == 400 || status == 413) {
+      incrementCounter(refusedMetric, 1);
+      if (nowMs - this.lastRejectedLogMs >= REFUSED_LOG_INTERVAL_MS) {
+        this.lastRejectedLogMs = nowMs;
+        log(LogLevel.warn, "meshlook: collector refused a summary for good (HTTP " + status.toString() + "); dropped and reported as lost (docs/collector.md, Ingest responses)");
+      }
+      outbox.refused();
+      this.send(now);
+      return;
+    }
     let retryAfterMs: f64 = -1;
     if (status == 429 || status == 503) {
       let s = headerInt(RETRY_AFTER_HEADER);
       if (s >= 0) retryAfterMs = Math.min(<f64>s, MAX_RETRY_AFTER_S) * 1000;
     }
-    if (status == 401 || status == 403) log(LogLevel.warn, "meshlook: collector refused the ingest token (HTTP " + status.toString() + ")");
+    if (status == 401) log(LogLevel.warn, "meshlook: collector refused the ingest token (HTTP 401)");
+    // Not the token: the caller's mTLS identity was missing or the summary spoke for another namespace.
+    else if (status == 403) log(LogLevel.warn, "meshlook: collector refused this sidecar's identity (HTTP 403; docs/collector.md, Ingest responses)");
     outbox.failed(nowMs, retryAfterMs);
   }
 

@@ -41,16 +41,23 @@ export class SummaryWriter {
       info.droppedWindows,
       overflowKeys,
     );
-    // One copy of each distinct value per window, shared by every series that uses it.
-    let texts = new Array<Uint8Array>(strings.count);
-    for (let i = 0; i < strings.count; i++) texts[i] = strings.bytes(i);
+    // One view of each distinct value a series uses, shared by every series that uses it.
+    let texts = new Array<Uint8Array | null>(strings.count);
     let k = this.reported.length;
     for (let s = 0; s < table.count; s++) {
       let base = s * DIM_COUNT;
       for (let j = 0; j < k; j++) {
         let d = this.reported[j];
         let v = table.keys[base + d];
-        this.values[j] = d == Dim.ResponseCode ? this.code(v) : texts[v];
+        if (d == Dim.ResponseCode) this.values[j] = this.code(v);
+        else {
+          let text = texts[v];
+          if (text === null) {
+            text = strings.bytes(v);
+            texts[v] = text;
+          }
+          this.values[j] = text;
+        }
       }
       e.addSeries(this.values, table.stats[s]);
     }

@@ -110,7 +110,7 @@ export class SeriesTable {
     let base = s * DIM_COUNT;
     for (let i = 0; i < DIM_COUNT; i++) unchecked((this.keys[base + i] = key[i]));
     this.hashes[s] = h;
-    if (s == this.stats.length) this.stats.push(new SeriesStats(this.scale));
+    if (s == this.stats.length) this.stats.push(new SeriesStats(this.scale, true));
     return s;
   }
 

@@ -387,9 +387,8 @@ export function statsOf(s: Omit<DecodedSeries, "dimensions">): SeriesStats {
 /** The JSON form of a sketch, dense: buckets from the lowest to the highest non-empty one. */
 export function sketchToJson(sk: Sketch): SketchJson {
   if (sk.lo > sk.hi) return { s: sk.scale, z: sk.zeroCount, o: 0, c: [] };
-  const from = sk.lo - sk.offset;
   const c: number[] = new Array(sk.hi - sk.lo + 1);
-  for (let i = 0; i < c.length; i++) c[i] = sk.counts[from + i];
+  for (let i = 0; i < c.length; i++) c[i] = sk.bucket(sk.lo + i);
   return { s: sk.scale, z: sk.zeroCount, o: sk.lo, c };
 }
 

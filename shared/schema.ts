@@ -4,12 +4,12 @@
 // place — add a numbered migration.
 
 /** Logical column types and how each dialect spells them. */
-export type LogicalType = "timestamp" | "string" | "int32" | "int64" | "float64";
+export type LogicalType = "timestamp" | "string" | "int32" | "int64" | "float64" | "binary";
 export type Dialect = "duckdb" | "snowflake";
 
 const TYPE_NAMES: Record<Dialect, Record<LogicalType, string>> = {
-  duckdb: { timestamp: "TIMESTAMP", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT", float64: "DOUBLE" },
-  snowflake: { timestamp: "TIMESTAMP_NTZ", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT", float64: "FLOAT" },
+  duckdb: { timestamp: "TIMESTAMP", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT", float64: "DOUBLE", binary: "BLOB" },
+  snowflake: { timestamp: "TIMESTAMP_NTZ", string: "VARCHAR", int32: "INTEGER", int64: "BIGINT", float64: "FLOAT", binary: "BINARY" },
 };
 
 export interface Column {
@@ -180,7 +180,10 @@ export const LOSS_TABLE: Table = {
  * migration's transaction. Snowflake DDL commits on its own and its keys are informational (never
  * enforced): each statement is one that a re-run finds done (docs.snowflake.com/en/sql-reference/sql/
  * alter-table: `ADD [ COLUMN ] [ IF NOT EXISTS ] … DEFAULT …`; alter-table-column: `ALTER COLUMN … SET NOT
- * NULL`), and the declared key stays (producer_id, seq).
+ * NULL`), and the declared key stays (producer_id, seq). The default stays too (alter-table-column: DROP
+ * DEFAULT is not allowed on a column whose default an ALTER TABLE defined): a row inserted without a
+ * caller is `*`, which is what an older collector still running in a rolling upgrade should write; this
+ * collector binds the caller in every insert.
  */
 function addCallerSql(before: Table, after: Table, dialect: Dialect): string[] {
   if (dialect === "snowflake") {
@@ -256,6 +259,27 @@ export const OUTLIER_TABLE: Table = {
   primaryKey: ["finding_id"],
 };
 
+/**
+ * The read API's own pre-aggregate (collector/read/board-rollup.ts): what the dashboards group and filter by,
+ * one row per (hour, series), kept current after every load from the minute rows it has not yet absorbed,
+ * including the hour still in progress. Unlike mesh_traffic_hour it keeps the first and last minute (the
+ * LookML rate window and first/last seen stay exact) and the sketch in a binary form merged without parsing
+ * JSON. Embedded DuckDB only: the read API serves no other warehouse.
+ */
+export const BOARD_HOUR_TABLE: Table = {
+  name: "mesh_board_hour",
+  doc: "Read API pre-aggregate (DuckDB only): one row per (hour, series) with first/last minute and a binary latency sketch; kept current after each load.",
+  columns: [
+    { name: "hour", type: "timestamp", doc: "start of the UTC hour" },
+    ...FACT_TABLE.columns.filter((c) => DIMENSIONS.includes(c.name as Dimension)),
+    ...MEASURE_COLUMNS.filter((c) => c.name !== "latency_sketch"),
+    { name: "first_minute", type: "timestamp", doc: "earliest minute of the series in this hour" },
+    { name: "last_minute", type: "timestamp", doc: "latest minute of the series in this hour" },
+    { name: "minute_rows", type: "int64", doc: "minute rows absorbed (the read path uses the hour only when this equals the minute table's count)" },
+    { name: "sketch", type: "binary", nullable: true, doc: "latency sketch, binary (collector/read/sketches.ts)" },
+  ],
+};
+
 /** Bootstrap table recording which numbered migrations ran; created before any migration. */
 export const SCHEMA_VERSION_TABLE: Table = {
   name: "meshlook_schema_version",
@@ -324,6 +348,13 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "caller identity in the keys of mesh_load_ledger and mesh_sidecar_loss",
     statements: (d) => [...addCallerSql(LEDGER_TABLE_V1, LEDGER_TABLE, d), ...addCallerSql(LOSS_TABLE_V2, LOSS_TABLE, d)],
     tables: [LEDGER_TABLE, LOSS_TABLE],
+  },
+  {
+    version: 7,
+    name: "read API pre-aggregate mesh_board_hour (DuckDB only)",
+    // Only the embedded warehouse has a read API (docs/read-api.md); Snowflake gets an empty step.
+    statements: (d) => (d === "duckdb" ? [createTableSql(BOARD_HOUR_TABLE, d)] : []),
+    tables: [BOARD_HOUR_TABLE],
   },
 ];
 

@@ -33,8 +33,9 @@ export class SeriesStats {
   latencyMaxUs: f64 = 0.0;
   sketch: Sketch;
 
-  constructor(scale: i32 = DEFAULT_SCALE) {
-    this.sketch = new Sketch(scale);
+  /** `compact`: the sketch keeps narrow counts (the filter's live series; see Sketch). */
+  constructor(scale: i32 = DEFAULT_SCALE, compact: bool = false) {
+    this.sketch = new Sketch(scale, compact);
   }
 
   /**

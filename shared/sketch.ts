@@ -5,7 +5,8 @@
 // after `import "assemblyscript/std/portable/index.js"` (see shared/README.md for the rules it follows).
 //
 // With base = 2^(2^-scale), bucket index i holds values v with base^i < v <= base^(i+1); 0 goes to the
-// zero count. Counts are f64 (exact to 2^53), so merging never overflows and needs no checks.
+// zero count. Counts are exact: f64 (exact to 2^53) on the collector, the narrowest unsigned width that
+// holds them in the filter (see Sketch), widened before a count could overflow.
 
 /**
  * Default scale: base 2^(1/64); a quantile read from it (shared/quantile-core.js meshBucketValue) is
@@ -117,13 +118,26 @@ export function wholeMicros(v: f64): f64 {
 const EMPTY_LO: i32 = 2147483647;
 const EMPTY_HI: i32 = -2147483648;
 const INITIAL_CAPACITY: i32 = 16;
-// Shared by every sketch that has no bucket yet; it has no room, so the first record replaces it.
+// Shared by every sketch that has no bucket yet; they have no room, so the first record replaces them.
 const NO_COUNTS: Float64Array = new Float64Array(0);
+const NO_COUNTS8: Uint8Array = new Uint8Array(0);
+const NO_COUNTS16: Uint16Array = new Uint16Array(0);
+const NO_COUNTS32: Uint32Array = new Uint32Array(0);
+// Largest count each compact width holds; a larger one widens the storage (8 bytes: f64 `counts`).
+const MAX_U8: f64 = 255.0;
+const MAX_U16: f64 = 65535.0;
+const MAX_U32: f64 = 4294967295.0;
 
 /**
- * A growable dense exponential histogram. Storage is one Float64Array window `counts` over bucket
- * indices [offset, offset + counts.length); `lo`/`hi` are the lowest/highest non-empty indices
- * (lo > hi while no value is in a bucket). Recording allocates only when the window must grow.
+ * A growable dense exponential histogram over a window of bucket indices [offset, offset + capacity);
+ * `lo`/`hi` are the lowest/highest non-empty indices (lo > hi while no value is in a bucket). Recording
+ * allocates only when the window must grow or a count outgrows its width.
+ *
+ * Storage: by default (the collector) counts are f64 in `counts`. A compact sketch (the filter, one per
+ * live series) keeps them in the narrowest unsigned width that holds them, 1, 2 or 4 bytes, and widens
+ * when a count would not fit (past 2^32 - 1 it moves to f64 `counts`): a series of a 10 s window rarely
+ * has more than 255 values in one bucket, so its buckets cost one byte instead of eight. Either way
+ * bucket(i) reads a count; `counts` is the f64 storage only (empty while compact).
  */
 export class Sketch {
   /** Current scale; lower than the constructor's only after a downscale (see MAX_SPAN). */
@@ -132,17 +146,23 @@ export class Sketch {
   zeroCount: f64 = 0.0;
   /** All values recorded, zero count included. */
   count: f64 = 0.0;
-  /** Bucket index of counts[0]. */
+  /** Bucket index of the storage's first slot. */
   offset: i32 = 0;
   counts: Float64Array;
   lo: i32 = EMPTY_LO;
   hi: i32 = EMPTY_HI;
   private initialScale: i32;
+  // Bytes per count while compact (1, 2 or 4), 0 when counts are f64; only the array of that width is used.
+  private width: i32;
+  private counts8: Uint8Array = NO_COUNTS8;
+  private counts16: Uint16Array = NO_COUNTS16;
+  private counts32: Uint32Array = NO_COUNTS32;
 
-  constructor(scale: i32 = DEFAULT_SCALE) {
+  constructor(scale: i32 = DEFAULT_SCALE, compact: bool = false) {
     this.scale = scale;
     this.initialScale = scale;
     this.counts = NO_COUNTS;
+    this.width = compact ? 1 : 0;
   }
 
   /** Records one latency (microseconds; sanitised by wholeMicros). */
@@ -155,14 +175,14 @@ export class Sketch {
   /** Count held by bucket `index` at the current scale (0 outside the stored window). */
   bucket(index: i32): f64 {
     const i = index - this.offset;
-    if (i < 0 || i >= this.counts.length) return 0.0;
-    return this.counts[i];
+    if (i < 0 || i >= this.capacity()) return 0.0;
+    return this.countAt(i);
   }
 
   /** Number of non-empty buckets. */
   nonEmptyBuckets(): i32 {
     let n: i32 = 0;
-    for (let i = this.lo; i <= this.hi; i++) if (unchecked(this.counts[i - this.offset]) != 0.0) n++;
+    for (let i = this.lo; i <= this.hi; i++) if (this.countAt(i - this.offset) != 0.0) n++;
     return n;
   }
 
@@ -172,9 +192,10 @@ export class Sketch {
    */
   addToBucket(index: i32, n: f64): void {
     let i = index;
-    if (i < this.offset || i >= this.offset + this.counts.length) i = this.makeRoom(i);
+    if (i < this.offset || i >= this.offset + this.capacity()) i = this.makeRoom(i);
     const k = i - this.offset;
-    unchecked((this.counts[k] = this.counts[k] + n));
+    if (this.width == 0) unchecked((this.counts[k] = this.counts[k] + n));
+    else this.setCompact(k, this.countAt(k) + n);
     if (i < this.lo) this.lo = i;
     if (i > this.hi) this.hi = i;
     this.count += n;
@@ -188,12 +209,14 @@ export class Sketch {
 
   /**
    * While empty, takes `counts` (zeroed, at least hi - lo + 1 long) as the window for [lo, hi]: the
-   * decoder hands out slices of one shared block instead of allocating per sketch.
+   * decoder hands out slices of one shared block instead of allocating per sketch. The sketch keeps f64
+   * counts from then on.
    */
   adopt(counts: Float64Array, lo: i32, hi: i32): void {
     if (this.lo <= this.hi || counts.length < hi - lo + 1) return;
     this.counts = counts;
     this.offset = lo;
+    this.width = 0;
   }
 
   /**
@@ -219,16 +242,17 @@ export class Sketch {
       if (s < this.scale) this.downscale(this.scale - s);
       const d = other.scale - s;
       for (let i = other.lo; i <= other.hi; i++) {
-        const c = unchecked(other.counts[i - other.offset]);
+        const c = other.countAt(i - other.offset);
         if (c != 0.0) this.addToBucket(i >> d, c);
       }
     }
     this.addZero(other.zeroCount);
   }
 
-  /** Empties the sketch for the next window, keeping its storage and restoring the initial scale. */
+  /** Empties the sketch for the next window, keeping its storage (and width) and restoring the initial scale. */
   reset(): void {
-    for (let i = this.lo; i <= this.hi; i++) unchecked((this.counts[i - this.offset] = 0.0));
+    if (this.width == 0) for (let i = this.lo; i <= this.hi; i++) unchecked((this.counts[i - this.offset] = 0.0));
+    else for (let i = this.lo; i <= this.hi; i++) this.setCompact(i - this.offset, 0.0);
     this.lo = EMPTY_LO;
     this.hi = EMPTY_HI;
     this.count = 0.0;
@@ -236,13 +260,82 @@ export class Sketch {
     this.scale = this.initialScale;
   }
 
+  // Slots of the storage.
+  private capacity(): i32 {
+    const w = this.width;
+    if (w == 0) return this.counts.length;
+    if (w == 1) return this.counts8.length;
+    if (w == 2) return this.counts16.length;
+    return this.counts32.length;
+  }
+
+  // Count at storage slot k (0 <= k < capacity()).
+  private countAt(k: i32): f64 {
+    const w = this.width;
+    if (w == 0) return unchecked(this.counts[k]);
+    if (w == 1) return f64(unchecked(this.counts8[k]));
+    if (w == 2) return f64(unchecked(this.counts16[k]));
+    return f64(unchecked(this.counts32[k]));
+  }
+
+  // Stores `v` at slot k of compact storage, widening it first when v does not fit.
+  private setCompact(k: i32, v: f64): void {
+    if (v > this.maxCount()) this.widen(v);
+    const w = this.width;
+    if (w == 1) unchecked((this.counts8[k] = u8(v)));
+    else if (w == 2) unchecked((this.counts16[k] = u16(v)));
+    else if (w == 4) unchecked((this.counts32[k] = u32(v)));
+    else unchecked((this.counts[k] = v));
+  }
+
+  private maxCount(): f64 {
+    const w = this.width;
+    if (w == 1) return MAX_U8;
+    if (w == 2) return MAX_U16;
+    if (w == 4) return MAX_U32;
+    return Infinity;
+  }
+
+  // Moves compact storage to the narrowest wider width that holds `v` (the same slots, counts copied).
+  private widen(v: f64): void {
+    let w = this.width;
+    while (w != 0 && v > (w == 1 ? MAX_U8 : w == 2 ? MAX_U16 : MAX_U32)) w = w == 4 ? 0 : w * 2;
+    const cap = this.capacity();
+    const old = this.snapshot(0, cap);
+    this.allocate(w, cap);
+    for (let k: i32 = 0; k < cap; k++) {
+      const c = unchecked(old[k]);
+      if (c != 0.0) this.setCompact(k, c);
+    }
+  }
+
+  // The counts of slots [from, from + n) as f64 (compact storage only; rare: growth and widening).
+  private snapshot(from: i32, n: i32): Float64Array {
+    const out = new Float64Array(n);
+    for (let k: i32 = 0; k < n; k++) unchecked((out[k] = this.countAt(from + k)));
+    return out;
+  }
+
+  // Replaces the storage with `size` zeroed slots of width `w` (0: f64).
+  private allocate(w: i32, size: i32): void {
+    this.width = w;
+    this.counts = NO_COUNTS;
+    this.counts8 = NO_COUNTS8;
+    this.counts16 = NO_COUNTS16;
+    this.counts32 = NO_COUNTS32;
+    if (w == 0) this.counts = new Float64Array(size);
+    else if (w == 1) this.counts8 = new Uint8Array(size);
+    else if (w == 2) this.counts16 = new Uint16Array(size);
+    else this.counts32 = new Uint32Array(size);
+  }
+
   // Makes `index` storable; returns where it landed (it moves when the sketch had to downscale).
   private makeRoom(index: i32): i32 {
-    const cap = this.counts.length;
+    const cap = this.capacity();
     if (this.lo > this.hi) {
       // Empty: re-centre the existing window on the first value instead of reallocating.
-      if (cap == 0) this.counts = new Float64Array(INITIAL_CAPACITY);
-      this.offset = index - (this.counts.length >> 1);
+      if (cap == 0) this.allocate(this.width, INITIAL_CAPACITY);
+      this.offset = index - (this.capacity() >> 1);
       return index;
     }
     let i = index;
@@ -255,7 +348,7 @@ export class Sketch {
       i = i >> d;
       lo = lo >> d;
       hi = hi >> d;
-      if (i >= this.offset && i < this.offset + this.counts.length) return i;
+      if (i >= this.offset && i < this.offset + this.capacity()) return i;
     }
     let size = cap * 2;
     if (size < hi - lo + 1) size = hi - lo + 1;
@@ -267,10 +360,26 @@ export class Sketch {
   }
 
   private relocate(offset: i32, size: i32): void {
-    const next = new Float64Array(size);
-    for (let i = this.lo; i <= this.hi; i++) unchecked((next[i - offset] = this.counts[i - this.offset]));
-    this.counts = next;
+    if (this.width == 0) {
+      const next = new Float64Array(size);
+      for (let i = this.lo; i <= this.hi; i++) unchecked((next[i - offset] = this.counts[i - this.offset]));
+      this.counts = next;
+    } else this.rebuildCompact(offset, size, 0);
     this.offset = offset;
+  }
+
+  // Compact storage only: `size` fresh slots from bucket `offset` holding the buckets [lo, hi] shifted
+  // down by d (d = 0: moved), counts re-stored at the width they need.
+  private rebuildCompact(offset: i32, size: i32, d: i32): void {
+    const old = this.snapshot(this.lo - this.offset, this.hi - this.lo + 1);
+    this.allocate(this.width, size);
+    for (let i = this.lo; i <= this.hi; i++) {
+      const c = unchecked(old[i - this.lo]);
+      if (c != 0.0) {
+        const k = (i >> d) - offset;
+        this.setCompact(k, this.countAt(k) + c);
+      }
+    }
   }
 
   // Lowers the scale by d: bucket i becomes i >> d (exact, buckets nest).
@@ -280,15 +389,19 @@ export class Sketch {
     if (this.lo > this.hi) return;
     const lo = this.lo >> d;
     const hi = this.hi >> d;
-    const next = new Float64Array(this.counts.length > hi - lo + 1 ? this.counts.length : hi - lo + 1);
-    for (let i = this.lo; i <= this.hi; i++) {
-      const c = unchecked(this.counts[i - this.offset]);
-      if (c != 0.0) {
-        const k = (i >> d) - lo;
-        unchecked((next[k] = next[k] + c));
+    const cap = this.capacity();
+    const size = cap > hi - lo + 1 ? cap : hi - lo + 1;
+    if (this.width == 0) {
+      const next = new Float64Array(size);
+      for (let i = this.lo; i <= this.hi; i++) {
+        const c = unchecked(this.counts[i - this.offset]);
+        if (c != 0.0) {
+          const k = (i >> d) - lo;
+          unchecked((next[k] = next[k] + c));
+        }
       }
-    }
-    this.counts = next;
+      this.counts = next;
+    } else this.rebuildCompact(lo, size, d);
     this.offset = lo;
     this.lo = lo;
     this.hi = hi;

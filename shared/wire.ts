@@ -351,7 +351,7 @@ function writeSketch(w: ByteWriter, s: Sketch): void {
     let previousIndex = s.lo - 1;
     let previousCount: f64 = 0.0;
     for (let i = s.lo; i <= s.hi; i++) {
-      const c = unchecked(s.counts[i - s.offset]);
+      const c = s.bucket(i);
       if (c == 0.0) continue;
       const gap = f64(i - previousIndex - 1);
       const zz = zigzag(c - previousCount);

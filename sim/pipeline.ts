@@ -44,11 +44,29 @@ export interface SummaryTally {
   acknowledged: Set<string>;
   /** Calls not answered with a 2xx (refused, failed, timed out). */
   failedCalls: number;
+  /**
+   * Those calls by answer: the status and the collector's error code (`403 identity_mismatch`), or `no
+   * response` (reset, timeout, not answered yet). The collector logs no refusal, so this is where a
+   * sender learns why.
+   */
+  refusals: Map<string, number>;
+}
+
+/** What a refused call was told: `<status> <error code>` from the collector's JSON error body. */
+function refusal(outcome: { status: number | null; body: Uint8Array } | undefined): string {
+  if (!outcome || outcome.status === null) return "no response";
+  try {
+    const { error } = JSON.parse(Buffer.from(outcome.body).toString("utf8")) as { error?: unknown };
+    if (typeof error === "string") return `${outcome.status} ${error}`;
+  } catch {
+    // not the collector's JSON (a proxy's page): the status says enough
+  }
+  return String(outcome.status);
 }
 
 /** What the mesh's filters have POSTed so far (canary VMs aside), read from the callouts' bodies. */
 export function tallySummaries(mesh: Mesh): SummaryTally {
-  const tally: SummaryTally = { sent: new Set(), acknowledged: new Set(), failedCalls: 0 };
+  const tally: SummaryTally = { sent: new Set(), acknowledged: new Set(), failedCalls: 0, refusals: new Map() };
   for (const sidecar of mesh.sidecars.values()) {
     for (const c of sidecar.callouts) {
       if (c.worker === "canary") continue;
@@ -58,7 +76,11 @@ export function tallySummaries(mesh: Mesh): SummaryTally {
       tally.sent.add(id);
       const status = c.outcome?.status;
       if (status !== undefined && status !== null && status >= 200 && status <= 299) tally.acknowledged.add(id);
-      else tally.failedCalls++;
+      else {
+        tally.failedCalls++;
+        const why = refusal(c.outcome);
+        tally.refusals.set(why, (tally.refusals.get(why) ?? 0) + 1);
+      }
     }
   }
   return tally;

@@ -65,7 +65,12 @@ console.log(
     `${int(result.sent.size)} summaries sent (${int(result.callouts)} calls), ${int(result.acknowledged.size)} acknowledged, ` +
     `${int(result.failedCalls)} calls failed; ${p.trapped} traps`,
 );
+if (result.failedCalls > 0) {
+  // The collector logs no refusal: its answers are what tells a sender why (docs/collector.md, "Ingest responses").
+  const answers = [...result.refusals].sort((a, b) => b[1] - a[1]).map(([why, n]) => `${why} (${int(n)})`);
+  console.error(`send: calls not acknowledged, by answer: ${answers.join(", ")}`);
+}
 if (result.acknowledged.size < result.sent.size) {
-  console.error(`send: ${result.sent.size - result.acknowledged.size} summaries were not acknowledged (wrong token or URL? see the collector's log)`);
+  console.error(`send: ${result.sent.size - result.acknowledged.size} summaries were not acknowledged`);
   process.exitCode = 1;
 }

@@ -10,7 +10,7 @@ const BOARDS = { golden: "Golden signals", identity: "Identity access", graph: "
 
 // ---------------------------------------------------------------- state
 
-const STATE_KEYS = ["board", "range", "reporter", "namespace", "service", "caller"];
+const STATE_KEYS = ["board", "range", "reporter", "namespace", "service", "caller", "callerNamespace"];
 function readState() {
   const h = new URLSearchParams(location.hash.slice(1));
   // A token handed over in the link (`#token=…`, as the demo prints it) moves to session storage and out of the URL.
@@ -105,7 +105,9 @@ let range = { from: 0, to: 0 };
 const timeAxis = () => ({ type: "time", min: range.from, max: range.to, axisLabel: { hideOverlap: true } });
 const series = (name, rows, key, type = "line", extra = {}) => ({ name, type, showSymbol: rows.length < 30, data: rows.map((r) => [r.t, r[key]]), ...extra });
 
-function tableTile(id, title, width, columns, rows, onRow, note) {
+const num = "num";
+function tableTile(id, title, width, rows, onRow, note) {
+  const columns = columnsOf(id);
   const head = el("tr", {}, ...columns.map(([label, , , cls]) => el("th", { class: cls }, label)));
   const body = el("tbody");
   for (const r of rows) {
@@ -117,7 +119,54 @@ function tableTile(id, title, width, columns, rows, onRow, note) {
   done(t, rows.length);
   return t;
 }
-const num = "num";
+/** How each field shows in a table: default label, format, cell class. */
+const FIELDS = {
+  destination_service: ["Destination service", fmt.text],
+  destination_node: ["Callee", fmt.text],
+  source_node: ["Caller", fmt.text],
+  source_principal: ["Source identity", fmt.text],
+  source_namespace: ["Namespace", fmt.text],
+  source_workload: ["Workload", fmt.text],
+  response_flags: ["Response flags", fmt.text],
+  response_code: ["Code", fmt.text],
+  grpc_status: ["gRPC status", fmt.text],
+  connection_security_policy: ["Security", fmt.text],
+  requests: ["Requests", fmt.int, num],
+  errors: ["Errors", fmt.int, num],
+  requests_per_second: ["RPS", fmt.rate, num],
+  error_rate: ["Error rate", fmt.pct, num],
+  latency_p50_ms: ["p50 ms", fmt.ms, num],
+  latency_p99_ms: ["p99 ms", fmt.ms, num],
+  latency_p999_ms: ["p99.9 ms", fmt.ms, num],
+  response_bytes: ["Bytes out", fmt.bytes, num],
+  first_seen: ["First seen", fmt.time],
+  last_seen: ["Last seen", fmt.time],
+};
+/** Identity-access tables name both ends of a call. */
+const CALLER = {
+  source_principal: "Caller identity",
+  source_namespace: "Caller namespace",
+  source_workload: "Caller workload",
+  destination_service: "Callee service",
+  requests: "Calls",
+};
+/** The fields of each table tile, in order, with the labels that differ from FIELDS'. */
+const TABLES = {
+  services: [["destination_service", "requests", "requests_per_second", "error_rate", "latency_p50_ms", "latency_p99_ms", "latency_p999_ms", "response_bytes"]],
+  callers: [["source_principal", "source_namespace", "source_workload", "requests", "error_rate", "latency_p50_ms", "latency_p99_ms"]],
+  failures: [["response_flags", "response_code", "grpc_status", "destination_service", "requests", "errors"]],
+  who_calls_whom: [
+    ["source_principal", "source_namespace", "source_workload", "destination_service", "connection_security_policy", "requests", "errors", "first_seen", "last_seen"],
+    CALLER,
+  ],
+  plaintext_by_service: [["source_namespace", "source_workload", "destination_service", "requests", "first_seen", "last_seen"], CALLER],
+  newest_callers: [["first_seen", "source_principal", "destination_service", "requests"], CALLER],
+  edges: [["source_node", "destination_node", "requests", "requests_per_second", "error_rate", "latency_p99_ms"]],
+};
+const columnsOf = (id) => {
+  const [fields, labels = {}] = TABLES[id];
+  return fields.map((f) => [labels[f] ?? FIELDS[f][0], f, FIELDS[f][1], FIELDS[f][2]]);
+};
 
 // ---------------------------------------------------------------- boards
 
@@ -185,39 +234,11 @@ function golden(d) {
       d.loss.rows.length,
       "Dropped while the collector was unreachable; not split by reporter or service. No bars: nothing lost.",
     ),
-    tableTile(
-      "services",
-      "Services",
-      12,
-      [
-        ["Destination service", "destination_service", fmt.text],
-        ["Requests", "requests", fmt.int, num],
-        ["RPS", "requests_per_second", fmt.rate, num],
-        ["Error rate", "error_rate", fmt.pct, num],
-        ["p50 ms", "latency_p50_ms", fmt.ms, num],
-        ["p99 ms", "latency_p99_ms", fmt.ms, num],
-        ["p99.9 ms", "latency_p999_ms", fmt.ms, num],
-        ["Bytes out", "response_bytes", fmt.bytes, num],
-      ],
-      d.services.rows,
-      { key: (r) => r.destination_service, click: (r) => setState({ service: r.destination_service, caller: "" }) },
-    ),
-    tableTile(
-      "callers",
-      state.service ? `Callers of ${state.service}` : "Callers by identity",
-      12,
-      [
-        ["Source identity", "source_principal", fmt.text],
-        ["Namespace", "source_namespace", fmt.text],
-        ["Workload", "source_workload", fmt.text],
-        ["Requests", "requests", fmt.int, num],
-        ["Error rate", "error_rate", fmt.pct, num],
-        ["p50 ms", "latency_p50_ms", fmt.ms, num],
-        ["p99 ms", "latency_p99_ms", fmt.ms, num],
-      ],
-      d.callers.rows,
-      { key: (r) => r.source_principal, click: (r) => setState({ caller: r.source_principal }) },
-    ),
+    tableTile("services", "Services", 12, d.services.rows, { key: (r) => r.destination_service, click: (r) => setState({ service: r.destination_service, caller: "" }) }),
+    tableTile("callers", state.service ? `Callers of ${state.service}` : "Callers by identity", 12, d.callers.rows, {
+      key: (r) => r.source_principal,
+      click: (r) => setState({ caller: r.source_principal }),
+    }),
   ];
   if (d.series) {
     out.push(
@@ -246,14 +267,6 @@ function golden(d) {
       "failures",
       "Failures by response flags",
       12,
-      [
-        ["Response flags", "response_flags", fmt.text],
-        ["Code", "response_code", fmt.text],
-        ["gRPC status", "grpc_status", fmt.text],
-        ["Destination service", "destination_service", fmt.text],
-        ["Requests", "requests", fmt.int, num],
-        ["Errors", "errors", fmt.int, num],
-      ],
       d.failures.rows.filter((r) => r.errors > 0).sort((a, b) => b.errors - a.errors),
     ),
   );
@@ -282,39 +295,8 @@ function identity(d) {
     valueTile("mtls_share", "mTLS share", calls ? mtls / calls : null, fmt.pct),
     valueTile("plaintext_callers", "Plaintext callers", rows.length ? new Set(plaintext.map((r) => `${r.source_namespace}/${r.source_workload}`)).size : null, fmt.int),
     valueTile("identity_calls", "Calls", rows.length ? calls : null, fmt.int),
-    tableTile(
-      "who_calls_whom",
-      "Who calls whom",
-      12,
-      [
-        ["Caller identity", "source_principal", fmt.text],
-        ["Caller namespace", "source_namespace", fmt.text],
-        ["Caller workload", "source_workload", fmt.text],
-        ["Callee service", "destination_service", fmt.text],
-        ["Security", "connection_security_policy", fmt.text],
-        ["Calls", "requests", fmt.int, num],
-        ["Errors", "errors", fmt.int, num],
-        ["First seen", "first_seen", fmt.time],
-        ["Last seen", "last_seen", fmt.time],
-      ],
-      rows.slice(0, 500),
-    ),
-    tableTile(
-      "plaintext_by_service",
-      "Plaintext callers by service",
-      6,
-      [
-        ["Caller namespace", "source_namespace", fmt.text],
-        ["Caller workload", "source_workload", fmt.text],
-        ["Callee service", "destination_service", fmt.text],
-        ["Calls", "requests", fmt.int, num],
-        ["First seen", "first_seen", fmt.time],
-        ["Last seen", "last_seen", fmt.time],
-      ],
-      plaintext.slice(0, 500),
-      undefined,
-      "Calls whose connection was not mutual TLS.",
-    ),
+    tableTile("who_calls_whom", "Who calls whom", 12, rows.slice(0, 500)),
+    tableTile("plaintext_by_service", "Plaintext callers by service", 6, plaintext.slice(0, 500), undefined, "Calls whose connection was not mutual TLS."),
     chartTile(
       "mtls_share_by_callee",
       "mTLS share by callee",
@@ -328,18 +310,7 @@ function identity(d) {
       },
       callees.length,
     ),
-    tableTile(
-      "newest_callers",
-      "Newest caller identities",
-      6,
-      [
-        ["First seen", "first_seen", fmt.time],
-        ["Caller identity", "source_principal", fmt.text],
-        ["Callee service", "destination_service", fmt.text],
-        ["Calls", "requests", fmt.int, num],
-      ],
-      [...rows].sort((a, b) => b.first_seen - a.first_seen).slice(0, 100),
-    ),
+    tableTile("newest_callers", "Newest caller identities", 6, [...rows].sort((a, b) => b.first_seen - a.first_seen).slice(0, 100)),
     chartTile(
       "mtls_share_over_time",
       "mTLS share per hour",
@@ -403,21 +374,10 @@ function graph(d) {
     },
     edges.length,
   );
-  const list = tableTile(
-    "edges",
-    "Edges",
-    12,
-    [
-      ["Caller", "source_node", fmt.text],
-      ["Callee", "destination_node", fmt.text],
-      ["Requests", "requests", fmt.int, num],
-      ["RPS", "requests_per_second", fmt.rate, num],
-      ["Error rate", "error_rate", fmt.pct, num],
-      ["p99 ms", "latency_p99_ms", fmt.ms, num],
-    ],
-    edges,
-    { key: (r) => `${r.source_node} -> ${r.destination_node}`, click: (r) => setState({ board: "golden", namespace: r.destination_node.split("/")[0], service: "", caller: "" }) },
-  );
+  const list = tableTile("edges", "Edges", 12, edges, {
+    key: (r) => `${r.source_node} -> ${r.destination_node}`,
+    click: (r) => setState({ board: "golden", namespace: r.destination_node.split("/")[0], service: "", caller: "" }),
+  });
   requestAnimationFrame(() =>
     charts.get("service_graph")?.on("click", (p) => {
       if (p.dataType === "node") setState({ board: "golden", namespace: p.name.split("/")[0], service: "", caller: "" });
@@ -449,6 +409,7 @@ function controls() {
   $("reporter").value = state.reporter;
   $("caller").textContent = state.caller ? `caller: ${state.caller} ✕` : "";
   $("caller").hidden = !state.caller;
+  $("caller-namespace-filter").hidden = state.board !== "identity";
 }
 
 async function load() {
@@ -462,6 +423,7 @@ async function load() {
     await Promise.all([
       fillSelect($("namespace"), "destination_namespace", state.namespace),
       fillSelect($("service"), "destination_service", state.service, state.namespace ? { destination_namespace: state.namespace } : {}),
+      state.board === "identity" && fillSelect($("caller-namespace"), "source_namespace", state.callerNamespace, state.namespace ? { destination_namespace: state.namespace } : {}),
     ]);
     const urls = boardRequests(state, Date.now());
     const answers = new Map();
@@ -516,6 +478,7 @@ $("range").addEventListener("change", (e) => setState({ range: e.target.value })
 $("reporter").addEventListener("change", (e) => setState({ reporter: e.target.value }));
 $("namespace").addEventListener("change", (e) => setState({ namespace: e.target.value, service: "", caller: "" }));
 $("service").addEventListener("change", (e) => setState({ service: e.target.value, caller: "" }));
+$("caller-namespace").addEventListener("change", (e) => setState({ callerNamespace: e.target.value }));
 $("caller").addEventListener("click", () => setState({ caller: "" }));
 $("login").addEventListener("submit", (e) => {
   e.preventDefault();

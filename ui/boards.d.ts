@@ -6,6 +6,8 @@ export interface ViewState {
   namespace: string;
   service: string;
   caller: string;
+  /** Identity board only: the callers' namespace (the LookML "Caller namespace" filter). */
+  callerNamespace?: string;
 }
 export const RANGES: Record<string, number>;
 export const DEFAULT_RANGE: string;

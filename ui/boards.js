@@ -11,7 +11,7 @@ const MINUTE_COUNTERS_UP_TO = 1440;
 
 /**
  * @typedef {{ board: string, range: string, reporter: string, namespace: string, service: string,
- *   caller: string }} ViewState
+ *   caller: string, callerNamespace?: string }} ViewState
  */
 
 /** The API parameters every traffic tile shares: time range, reporter and the board's filters. */
@@ -28,6 +28,8 @@ export function commonParams(s, nowMs) {
 export const percentileInterval = (s) => (RANGES[s.range] <= MINUTE_PERCENTILES_UP_TO ? "minute" : "hour");
 export const counterInterval = (s) => (RANGES[s.range] <= MINUTE_COUNTERS_UP_TO ? "minute" : "hour");
 
+const callerNamespace = (s) => (s.callerNamespace ? { source_namespace: s.callerNamespace } : {});
+
 /** `[path, params]` of each request a tile needs; tiles sharing a request share the answer. */
 export const TILES = {
   golden: {
@@ -41,9 +43,10 @@ export const TILES = {
     failures: (c) => ["/traffic", { ...c, group_by: "response_flags,response_code,grpc_status,destination_service", percentiles: "false", limit: "500" }],
     series: (c, s) => (s.caller ? ["/traffic", { ...c, source_principal: s.caller, interval: percentileInterval(s) }] : null),
   },
+  // The identity-access dashboard's "Caller namespace" filter listens on every tile.
   identity: {
-    access: (c, s) => ["/identity-access", { ...c, reporter: "destination", limit: "10000" }],
-    mtls_hourly: (c, s) => ["/traffic", { ...c, reporter: "destination", interval: "hour", percentiles: "false" }],
+    access: (c, s) => ["/identity-access", { ...c, ...callerNamespace(s), reporter: "destination", limit: "10000" }],
+    mtls_hourly: (c, s) => ["/traffic", { ...c, ...callerNamespace(s), reporter: "destination", interval: "hour", percentiles: "false" }],
   },
   graph: {
     edges: (c) => ["/edges", c],

@@ -15,6 +15,8 @@ export interface FilterCost {
   noopNs: number;
   meshlookNs: number;
   accessLogNs: number;
+  /** meshlook - no-op per round (both ran in that round), ns per stream: the spread of the added cost. */
+  addedRounds: number[];
   /** Mean bytes of one access-log line (plus its newline), as the baseline filter produced it. */
   accessLogLineBytes: number;
   accessLogSample: string;
@@ -84,6 +86,7 @@ export async function measureFilterCost(requests = 10_000, rounds = 7, requestsP
       noopNs: median(times[0]),
       meshlookNs: median(times[1]),
       accessLogNs: median(times[2]),
+      addedRounds: times[1].map((t, r) => t - times[0][r]),
       accessLogLineBytes: lineBytes / lines,
       accessLogSample: sample,
       streams: inputs.length,

@@ -6,3 +6,6 @@ export const median = (xs: readonly number[]): number => {
 };
 
 export const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** "min..max" of per-round figures, rounded, for printing a median's spread. */
+export const spread = (xs: readonly number[]): string => `${Math.round(Math.min(...xs))}..${Math.round(Math.max(...xs))}`;

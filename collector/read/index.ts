@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { CollectorConfig } from "../config.ts";
 import type { Sink } from "../sink/types.ts";
+import { BoardRollup } from "./board-rollup.ts";
 import { ReaderTokens, ensureGeneratedReaderToken, isOperator } from "./access.ts";
 import { readRoutes, type ReadAccess } from "./routes.ts";
 import { ReadWarehouse, type ReadSource } from "./warehouse.ts";
@@ -19,6 +20,14 @@ export interface ReadSurface {
 }
 
 const isReadSource = (sink: Sink): sink is Sink & ReadSource => typeof (sink as Partial<ReadSource>).connectReader === "function";
+
+/**
+ * The post-load stage keeping the read API's pre-aggregate current (board-rollup.ts), when the read API
+ * serves this sink; the collector runs it after each load cycle.
+ */
+export function boardRollupStage(config: CollectorConfig, sink: Sink, log: Logger): BoardRollup | undefined {
+  return config.readApi && isReadSource(sink) ? new BoardRollup(sink, log) : undefined;
+}
 
 export async function mountReadSurface(app: FastifyInstance, config: CollectorConfig, sink: Sink, log: Logger): Promise<ReadSurface> {
   let access: ReadAccess;

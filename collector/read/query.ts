@@ -1,7 +1,7 @@
 // The read API's questions, validated against shared/schema.ts and rendered to SQL whose every value is a
 // bound parameter. Identifiers in the SQL come only from the schema's own lists, never from the client.
 // Pure: no I/O here; collector/read/warehouse.ts runs what this builds.
-import { DIMENSIONS, FACT_TABLE, HOUR_TABLE, LEDGER_TABLE, LOSS_TABLE, type Dimension } from "../../shared/schema.ts";
+import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, type Dimension } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
 
 export class ReadError extends Error {
@@ -45,8 +45,12 @@ const MAX_GROUP_BY = 6;
 const MAX_FILTER_VALUES = 100;
 const MAX_VALUE_LENGTH = 1024;
 export const MAX_LIMIT = 10_000;
-/** Percentiles merge every sketch of a group; past this span a per-minute series is refused (use hour). */
-export const MAX_MINUTE_SERIES_MS = 6 * HOUR_MS;
+/**
+ * A per-minute percentile series merges one sketch per series and minute (hours cannot stand in for
+ * minutes), so its cost follows the rows it reads, not its span: past this many it is refused (use
+ * interval=hour, or narrow the filters). bench/dashboard.ts measures the merge rate this is set from.
+ */
+export const MAX_MINUTE_SKETCHES = 1_000_000;
 
 /** A bound statement: SQL with `?` placeholders and their values in order. */
 export interface Statement {
@@ -150,9 +154,6 @@ export function parseTraffic(params: Params, scope: Scope, nowMs: number): Traff
   const percentiles = one(params, "percentiles") ?? "true";
   if (percentiles !== "true" && percentiles !== "false") throw new ReadError(400, "bad_parameter", "percentiles: true or false");
   const range = parseRange(params, nowMs);
-  if (interval === "minute" && percentiles === "true" && range.toMs - range.fromMs > MAX_MINUTE_SERIES_MS) {
-    throw new ReadError(400, "bad_range", `per-minute percentiles span at most ${MAX_MINUTE_SERIES_MS / HOUR_MS} hours; use interval=hour`);
-  }
   return {
     ...range,
     reporter,
@@ -181,10 +182,10 @@ export function scopeCondition(target: string, scope: Scope): Statement | undefi
   return { sql: `(${parts.join(" OR ")})`, params: [...scope.namespaces] };
 }
 
-/** WHERE conditions of a traffic question on a table whose time column is `timeCol`. */
-function conditions(q: TrafficQuery, scope: Scope, timeCol: string, fromMs: number, toMs: number): Statement {
-  const sql = [`${timeCol} >= CAST(? AS TIMESTAMP)`, `${timeCol} < CAST(? AS TIMESTAMP)`, "reporter = ?"];
-  const params: (string | number)[] = [iso(fromMs), iso(toMs), q.reporter];
+/** WHERE conditions of a traffic question other than time: reporter, filters, scope. */
+function conditions(q: TrafficQuery, scope: Scope): Statement {
+  const sql = ["reporter = ?"];
+  const params: (string | number)[] = [q.reporter];
   for (const [field, list] of Object.entries(q.filters) as [Field, string[]][]) {
     if (field === "response_code") {
       const codes = list.map((v) => {
@@ -211,13 +212,64 @@ const bucketSql = (interval: Interval, col: string) => (interval === "none" ? "N
 /** Column names of a traffic result's grouping: the bucket (when there is an interval) then group_by. */
 export const groupColumns = (q: TrafficQuery) => [...(q.interval === "none" ? [] : ["t"]), ...q.groupBy];
 
+/** Parts of [from, to) outside the given hours (sorted): the minutes the minute table must answer for. */
+export function minuteSpans(r: Range, hours: readonly number[]): Range[] {
+  const out: Range[] = [];
+  let at = r.fromMs;
+  for (const h of hours) {
+    if (h > at) out.push({ fromMs: at, toMs: Math.min(h, r.toMs) });
+    at = Math.max(at, h + HOUR_MS);
+  }
+  if (at < r.toMs) out.push({ fromMs: at, toMs: r.toMs });
+  return out;
+}
+
+/** Measure columns of the source relation after its time column `at_time` and the dimensions. */
+const SOURCE_MEASURES = ["requests", "errors", "request_bytes", "response_bytes", "latency_sum_us", "latency_min_us", "latency_max_us"];
+
 /**
- * Counters from the minute table, which is exact and cheap to sum (no sketches): requests, errors,
- * bytes, latency sum/min/max, and the first and last minute (the LookML requests_per_second window).
+ * The rows a traffic question reads, as one relation: `at_time` (minute or hour), every dimension, the counters,
+ * `first_minute`/`last_minute`, and the sketch as `sketch_bin` (binary) or `sketch_json` (stored JSON).
+ * Hours in `hours` (usableHoursStatement: the pre-aggregate holds exactly the minute rows of that hour,
+ * all of them inside the range) come from mesh_board_hour, one row per series instead of up to sixty;
+ * every other minute of the range from mesh_traffic_minute, each span its own plain range scan. Both give
+ * the same sums, extremes and merged sketches, so the answer is the same either way.
  */
-export function countersStatement(q: TrafficQuery, scope: Scope): Statement {
-  const where = conditions(q, scope, "minute", q.fromMs, q.toMs);
-  const keys = [...(q.interval === "none" ? [] : [`${bucketSql(q.interval, "minute")} AS t`]), ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`)];
+export function sourceStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
+  if (q.interval === "minute" && hours.length > 0) throw new Error("a per-minute series cannot read hourly rows");
+  const where = conditions(q, scope);
+  const dims = DIMENSIONS.join(", ");
+  const parts: Statement[] = [];
+  if (hours.length > 0) {
+    parts.push({
+      sql:
+        `SELECT hour AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, first_minute, last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json ` +
+        `FROM ${BOARD_HOUR_TABLE.name} WHERE hour IN (${hours.map(() => "CAST(? AS TIMESTAMP)").join(", ")}) AND ${where.sql}`,
+      params: [...hours.map(iso), ...where.params],
+    });
+  }
+  for (const span of minuteSpans(q, hours)) {
+    parts.push({
+      sql:
+        `SELECT minute AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, NULL::BLOB AS sketch_bin, latency_sketch AS sketch_json ` +
+        `FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) AND ${where.sql}`,
+      params: [iso(span.fromMs), iso(span.toMs), ...where.params],
+    });
+  }
+  return { sql: `(${parts.map((p) => p.sql).join(" UNION ALL ")}) AS src`, params: parts.flatMap((p) => p.params) };
+}
+
+/** The select list of a question's grouping: bucket `t` then the group_by fields. */
+const keySql = (q: TrafficQuery) => [...(q.interval === "none" ? [] : [`${bucketSql(q.interval, "at_time")} AS t`]), ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`)];
+
+/**
+ * Counters, exact and cheap to sum (no sketches): requests, errors, bytes, latency sum/min/max, the
+ * first and last minute (the LookML requests_per_second window), and the rows read (the sketches a
+ * percentile question would merge).
+ */
+export function countersStatement(q: TrafficQuery, scope: Scope, hours: readonly number[] = []): Statement {
+  const src = sourceStatement(q, scope, hours);
+  const keys = keySql(q);
   const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
   const order = q.interval === "none" ? "requests DESC" : "1";
   return {
@@ -231,59 +283,37 @@ export function countersStatement(q: TrafficQuery, scope: Scope): Statement {
         "SUM(latency_sum_us) AS latency_sum_us",
         "MIN(latency_min_us) AS latency_min_us",
         "MAX(latency_max_us) AS latency_max_us",
-        "epoch_ms(MIN(minute)) AS first_minute",
-        "epoch_ms(MAX(minute)) AS last_minute",
+        "epoch_ms(MIN(first_minute)) AS first_minute",
+        "epoch_ms(MAX(last_minute)) AS last_minute",
         "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END) AS mtls_requests",
-      ].join(", ")} ` + `FROM ${FACT_TABLE.name} WHERE ${where.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
-    params: where.params,
+        "COUNT(*) AS source_rows",
+      ].join(", ")} ` + `FROM ${src.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
+    params: src.params,
   };
 }
 
-/**
- * The latency sketches of a question's rows after their group columns (groupColumns), for merging per group in the read
- * process. Hours in `hours` (current hourly rollup rows, wholly inside the range, compacted from every minute
- * row of that hour) are read from mesh_traffic_hour — one row per series and hour instead of sixty — and every
- * other minute of the range from mesh_traffic_minute. Both hold the same sketches merged exactly, so the
- * merged result is the same either way.
- */
+/** The latency sketches of a question's rows after their group columns (groupColumns), for merging per group in the read process. */
 export function sketchesStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
-  if (q.interval === "minute" && hours.length > 0) throw new Error("a per-minute series cannot read hourly rows");
-  const cols = (timeCol: string) =>
-    [...(q.interval === "none" ? [] : [`${bucketSql(q.interval, timeCol)} AS t`]), ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`), "latency_sketch"].join(", ");
-  const minute = conditions(q, scope, "minute", q.fromMs, q.toMs);
-  const hourList = hours.map(() => "CAST(? AS TIMESTAMP)").join(", ");
-  const parts: Statement[] = [];
-  if (hours.length > 0) {
-    const h = conditions(q, scope, "hour", q.fromMs, q.toMs);
-    parts.push({
-      sql: `SELECT ${cols("hour")} FROM ${HOUR_TABLE.name} WHERE ${h.sql} AND hour IN (${hourList})`,
-      params: [...h.params, ...hours.map(iso)],
-    });
-  }
-  parts.push({
-    sql: `SELECT ${cols("minute")} FROM ${FACT_TABLE.name} WHERE ${minute.sql}` + (hours.length > 0 ? ` AND date_trunc('hour', minute) NOT IN (${hourList})` : ""),
-    params: [...minute.params, ...hours.map(iso)],
-  });
-  return { sql: parts.map((p) => p.sql).join(" UNION ALL "), params: parts.flatMap((p) => p.params) };
+  const src = sourceStatement(q, scope, hours);
+  return { sql: `SELECT ${[...keySql(q), "sketch_bin", "sketch_json"].join(", ")} FROM ${src.sql}`, params: src.params };
 }
 
 /**
- * Hours of the range whose hourly rows are current: wholly inside [from, to) and compacted from as many
- * minute rows as the minute table holds for that hour now (the compaction's own staleness rule,
- * collector/sink/hourly.ts), so reading them gives exactly what the minute rows would.
+ * Hours overlapping the range whose mesh_board_hour rows can stand in for the minute rows: the
+ * pre-aggregate absorbed as many minute rows as the minute table holds for the hour now, and all of
+ * them lie inside the range (an edge hour with no traffic outside the range counts too).
  */
-export function currentHoursStatement(r: Range): Statement | undefined {
-  const fromHour = Math.ceil(r.fromMs / HOUR_MS) * HOUR_MS;
-  const toHour = Math.floor(r.toMs / HOUR_MS) * HOUR_MS;
-  if (toHour <= fromHour) return undefined;
+export function usableHoursStatement(r: Range): Statement {
+  const fromHour = Math.floor(r.fromMs / HOUR_MS) * HOUR_MS;
+  const toHour = Math.ceil(r.toMs / HOUR_MS) * HOUR_MS;
   return {
     sql:
-      `SELECT epoch_ms(h.hour) AS hour FROM (SELECT hour, SUM(minute_rows) AS n FROM ${HOUR_TABLE.name} ` +
-      `WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY hour) AS h JOIN (` +
-      `SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name} ` +
-      `WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m ` +
-      `ON h.hour = m.hour AND h.n = m.n ORDER BY 1`,
-    params: [iso(fromHour), iso(toHour), iso(fromHour), iso(toHour)],
+      `SELECT epoch_ms(m.hour) AS hour FROM (SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n, ` +
+      `COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside FROM ${FACT_TABLE.name} ` +
+      `WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m JOIN (` +
+      `SELECT hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name} WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY 1) AS b ` +
+      `ON m.hour = b.hour AND m.n = b.n AND m.inside = m.n ORDER BY 1`,
+    params: [iso(r.fromMs), iso(r.toMs), iso(fromHour), iso(toHour), iso(fromHour), iso(toHour)],
   };
 }
 
@@ -298,14 +328,14 @@ export const IDENTITY_FIELDS = [
   "connection_security_policy",
 ] as const;
 
-export function identityStatement(q: TrafficQuery, scope: Scope): Statement {
-  const where = conditions(q, scope, "minute", q.fromMs, q.toMs);
+export function identityStatement(q: TrafficQuery, scope: Scope, hours: readonly number[] = []): Statement {
+  const src = sourceStatement(q, scope, hours);
   return {
     sql:
-      `SELECT ${IDENTITY_FIELDS.join(", ")}, epoch_ms(MIN(minute)) AS first_seen, epoch_ms(MAX(minute)) AS last_seen, ` +
-      `SUM(requests) AS requests, SUM(errors) AS errors FROM ${FACT_TABLE.name} WHERE ${where.sql} ` +
+      `SELECT ${IDENTITY_FIELDS.join(", ")}, epoch_ms(MIN(first_minute)) AS first_seen, epoch_ms(MAX(last_minute)) AS last_seen, ` +
+      `SUM(requests) AS requests, SUM(errors) AS errors FROM ${src.sql} ` +
       `GROUP BY ${IDENTITY_FIELDS.join(", ")} ORDER BY requests DESC LIMIT ${q.limit}`,
-    params: where.params,
+    params: src.params,
   };
 }
 
@@ -347,13 +377,10 @@ export function loadsStatement(r: Range): Statement {
 }
 
 /** Distinct values of one field in the range, within scope (for filter pickers). */
-export function valuesStatement(q: TrafficQuery, field: Field, scope: Scope): Statement {
+export function valuesStatement(q: TrafficQuery, field: Field, scope: Scope, hours: readonly number[] = []): Statement {
   assertVisible(field, scope, "listing");
-  const where = conditions(q, scope, "minute", q.fromMs, q.toMs);
-  return {
-    sql: `SELECT DISTINCT ${fieldSql(field)} AS value FROM ${FACT_TABLE.name} WHERE ${where.sql} ORDER BY 1 LIMIT ${q.limit}`,
-    params: where.params,
-  };
+  const src = sourceStatement(q, scope, hours);
+  return { sql: `SELECT DISTINCT ${fieldSql(field)} AS value FROM ${src.sql} ORDER BY 1 LIMIT ${q.limit}`, params: src.params };
 }
 
 export function parseField(params: Params, key: string): Field {

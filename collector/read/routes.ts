@@ -135,8 +135,8 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
         "/edges",
         handle(async (params, scope) => {
           const q = parseTraffic({ ...params, group_by: "source_node,destination_node", interval: "none" }, scope, now());
-          const { rows } = await wh.cached(keyed("edges", params, scope), () => wh.traffic(q, scope));
-          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, rows };
+          const { rows, hourlyHours } = await wh.cached(keyed("edges", params, scope), () => wh.traffic(q, scope));
+          return { from: q.fromMs, to: q.toMs, reporter: q.reporter, hourly_hours: hourlyHours, rows };
         }),
       );
 
@@ -144,7 +144,7 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
         "/identity-access",
         handle(async (params, scope) => {
           const q = parseTraffic({ ...params, group_by: undefined, interval: "none", percentiles: "false" }, scope, now());
-          const rows = await wh.cached(keyed("identity", params, scope), () => wh.run(identityStatement(q, scope)));
+          const rows = await wh.cached(keyed("identity", params, scope), () => wh.over(q, (hours) => identityStatement(q, scope, hours)));
           return { from: q.fromMs, to: q.toMs, reporter: q.reporter, fields: IDENTITY_FIELDS, rows };
         }),
       );
@@ -166,7 +166,7 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
         handle(async (params, scope) => {
           const field = parseField(params, "dimension");
           const q = parseTraffic({ ...params, dimension: undefined, percentiles: "false", interval: "none", limit: String(parseLimit(params, 500)) }, scope, now());
-          const rows = await wh.cached(keyed("values", params, scope), () => wh.run(valuesStatement(q, field, scope)));
+          const rows = await wh.cached(keyed("values", params, scope), () => wh.over(q, (hours) => valuesStatement(q, field, scope, hours)));
           return { dimension: field, values: rows.map((r) => r.value) };
         }),
       );

@@ -2,10 +2,22 @@
 // the loader's, so no second process fights for the file lock) and caches answers until the next load:
 // the newest load ledger entry changes exactly when new rows become visible.
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { meshQuantile, meshSketchAddInto, meshSketchMerge, type SketchJson } from "../../shared/quantile.ts";
+import { meshQuantile } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
-import { QUANTILES, QUANTILE_FIELDS, ReadError, currentHoursStatement, groupColumns, sketchesStatement, countersStatement, type Statement, type TrafficQuery } from "./query.ts";
+import {
+  MAX_MINUTE_SKETCHES,
+  QUANTILES,
+  QUANTILE_FIELDS,
+  ReadError,
+  countersStatement,
+  groupColumns,
+  sketchesStatement,
+  usableHoursStatement,
+  type Statement,
+  type TrafficQuery,
+} from "./query.ts";
+import { SketchAccumulator } from "./sketches.ts";
 
 export type Row = Record<string, string | number | boolean | null>;
 
@@ -24,7 +36,10 @@ export class ReadWarehouse {
   private cachedFor = "";
   private pool: DuckDBConnection[] = [];
 
-  constructor(private readonly source: ReadSource) {}
+  constructor(
+    private readonly source: ReadSource,
+    private readonly maxMinuteSketches = MAX_MINUTE_SKETCHES,
+  ) {}
 
   /** An idle connection, or a new one; the caller gives it back to the pool. */
   private async take(): Promise<DuckDBConnection> {
@@ -48,26 +63,25 @@ export class ReadWarehouse {
   }
 
   /**
-   * Rows of `st` — `keyColumns` group columns, then a sketch — merged per group
-   * here, with the same code MESH_SKETCH_MERGE runs: the rows come out as plain column chunks, where a
+   * Rows of `st` — `keyColumns` group columns, then the sketch as binary and as JSON (one of them set) —
+   * merged per group here (sketches.ts): the rows come out as plain column chunks, where a
    * MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript UDF one value at a time.
    */
-  private async mergedSketches(st: Statement, keyColumns: number): Promise<Map<string, SketchJson>> {
+  private async mergedSketches(st: Statement, keyColumns: number): Promise<Map<string, SketchAccumulator>> {
     const c = await this.take();
-    const merged = new Map<string, SketchJson>();
+    const merged = new Map<string, SketchAccumulator>();
     try {
       const result = await c.stream(st.sql, st.params);
       for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
         const columns = chunk.getColumns();
-        const sketches = columns[keyColumns] as (string | null)[];
+        const bin = columns[keyColumns] as ({ bytes: Uint8Array } | null)[];
+        const json = columns[keyColumns + 1] as (string | null)[];
         for (let i = 0; i < chunk.rowCount; i++) {
           const key = JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i])));
-          const acc = merged.get(key);
-          if (acc) meshSketchAddInto(acc, sketches[i]);
-          else {
-            const first = meshSketchMerge([sketches[i]]);
-            if (first) merged.set(key, first);
-          }
+          let acc = merged.get(key);
+          if (!acc) merged.set(key, (acc = new SketchAccumulator()));
+          if (bin[i]) acc.addBinary(bin[i]!.bytes);
+          else acc.addJson(json[i]);
         }
       }
     } finally {
@@ -106,12 +120,19 @@ export class ReadWarehouse {
     return hit;
   }
 
-  /** Hours of the range whose hourly rows can stand in for the minute rows (query.ts currentHoursStatement). */
-  async currentHours(q: TrafficQuery): Promise<number[]> {
-    const st = currentHoursStatement(q);
-    if (!st || q.interval === "minute") return [];
+  /**
+   * Hours of the question's range answered from the pre-aggregate (query.ts usableHoursStatement); none for
+   * a per-minute series, whose buckets are minutes.
+   */
+  async usableHours(q: TrafficQuery): Promise<number[]> {
+    if (q.interval === "minute") return [];
     // The same for every question over this range until the next load; a board asks several at once.
-    return this.cached(JSON.stringify(["current-hours", q.fromMs, q.toMs]), async () => (await this.run(st)).map((r) => r.hour as number));
+    return this.cached(JSON.stringify(["usable-hours", q.fromMs, q.toMs]), async () => (await this.run(usableHoursStatement(q))).map((r) => r.hour as number));
+  }
+
+  /** Rows of the statement `build` makes for the question's usable hours. */
+  async over(q: TrafficQuery, build: (hours: number[]) => Statement): Promise<Row[]> {
+    return this.run(build(await this.usableHours(q)));
   }
 
   /**
@@ -121,23 +142,31 @@ export class ReadWarehouse {
    */
   async traffic(q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
     // An ungrouped aggregate over no rows is one row of NULLs: no traffic is no row.
-    const counters = (await this.run(countersStatement(q, scope))).filter((r) => r.requests !== null);
+    const hours = await this.usableHours(q);
+    const counters = (await this.run(countersStatement(q, scope, hours))).filter((r) => r.requests !== null);
     const keys = groupColumns(q);
     const keyOf = (r: Row) => JSON.stringify(keys.map((k) => r[k]));
-    let hours: number[] = [];
     const quantiles = new Map<string, (number | null)[]>();
+    const sketches = counters.reduce((n, r) => n + (r.source_rows as number), 0);
+    if (q.percentiles && q.interval === "minute" && sketches > this.maxMinuteSketches) {
+      throw new ReadError(
+        400,
+        "too_many_sketches",
+        `per-minute percentiles here would merge ${sketches} minute sketches (at most ${this.maxMinuteSketches}); use interval=hour or narrow the filters`,
+      );
+    }
     if (q.percentiles && counters.length > 0) {
-      hours = await this.currentHours(q);
-      for (const [key, sketch] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
+      for (const [key, acc] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
+        const sketch = acc.toJson();
         quantiles.set(
           key,
-          QUANTILES.map((p) => meshQuantile([sketch], p)),
+          QUANTILES.map((p) => (sketch ? meshQuantile([sketch], p) : null)),
         );
       }
     }
     const rows = counters.map((r) => {
       const requests = r.requests as number;
-      const out: Row = { ...r };
+      const { source_rows: _, ...out }: Row = r;
       out.error_rate = requests > 0 ? (r.errors as number) / requests : null;
       out.mtls_share = requests > 0 ? (r.mtls_requests as number) / requests : null;
       out.requests_per_second = requests / (((r.last_minute as number) - (r.first_minute as number)) / 1000 + 60);

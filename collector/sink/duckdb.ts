@@ -6,9 +6,9 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { registerMeshQuantile, registerMeshSketchMerge } from "../../shared/quantile-duckdb.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LEGACY_CALLER, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
-import { ledgerEntry, ledgerKey, summaryCaller, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
+import { ledgerEntry, ledgerKey, ledgerMatchSql, summaryCaller, uniqueSummaries, type LedgerEntry } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
@@ -210,7 +210,7 @@ export class DuckDBSink implements Sink {
 
   /**
    * Positions in `keys` of the keys already in the ledger (inside the caller's transaction): the same
-   * caller's (producer_id, seq), or a legacy row's, which stands for every caller. The keys are
+   * caller's (producer_id, seq), or any caller's where either is legacy (ledgerMatchSql). The keys are
    * compared by DuckDB, never rebuilt from strings it hands back: @duckdb/node-api drops a leading
    * U+FEFF from VARCHARs it returns, so a rebuilt key could miss the ledger row it came from.
    */
@@ -226,9 +226,7 @@ export class DuckDBSink implements Sink {
         a.endRow();
       }
     });
-    const hits = await c.runAndReadAll(
-      `SELECT k.i FROM incoming_keys k JOIN ${LEDGER_TABLE.name} l ON l.producer_id = k.producer_id AND l.seq = k.seq AND l.caller IN (k.caller, '${LEGACY_CALLER}')`,
-    );
+    const hits = await c.runAndReadAll(`SELECT DISTINCT k.i FROM incoming_keys k JOIN ${LEDGER_TABLE.name} l ON ${ledgerMatchSql("l", "k")}`);
     return new Set(hits.getRows().map((r) => Number(r[0])));
   }
 

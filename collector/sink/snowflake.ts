@@ -20,9 +20,9 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import snowflake from "snowflake-sdk";
 import { snowflakeQuantileUdfBody, snowflakeSketchMergeUdfBody } from "../../shared/quantile.ts";
-import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LEGACY_CALLER, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOCK_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig, SnowflakeSettings } from "../config.ts";
-import { ledgerKey, summaryCaller, summaryRequests, uniqueSummaries } from "../ledger.ts";
+import { ledgerKey, ledgerMatchSql, summaryCaller, summaryRequests, uniqueSummaries } from "../ledger.ts";
 import { MinuteRollup, type LossRow, type MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
@@ -124,17 +124,15 @@ export const SNOWFLAKE_SQL = {
   createBatchTable: createTableSql({ ...LEDGER_TABLE, name: BATCH_TABLE, primaryKey: undefined }, "snowflake").replace(/^CREATE TABLE/, "CREATE TEMPORARY TABLE"),
   clearBatch: `DELETE FROM ${BATCH_TABLE}`,
   fillBatch: `INSERT INTO ${BATCH_TABLE} (${LEDGER_COLUMNS.join(", ")}) VALUES (${placeholders(LEDGER_COLUMNS.length)})`,
-  dropLedgered:
-    `DELETE FROM ${BATCH_TABLE} USING ${LEDGER_TABLE.name} ` +
-    `WHERE ${LEDGER_TABLE.name}.producer_id = ${BATCH_TABLE}.producer_id AND ${LEDGER_TABLE.name}.seq = ${BATCH_TABLE}.seq ` +
-    // A legacy row (loaded before callers were recorded) stands for every caller.
-    `AND ${LEDGER_TABLE.name}.caller IN (${BATCH_TABLE}.caller, '${LEGACY_CALLER}')`,
+  dropLedgered: `DELETE FROM ${BATCH_TABLE} USING ${LEDGER_TABLE.name} WHERE ${ledgerMatchSql(LEDGER_TABLE.name, BATCH_TABLE)}`,
   candidates: `SELECT caller, producer_id, seq FROM ${BATCH_TABLE}`,
   begin: "BEGIN TRANSACTION",
   claim:
-    `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON l.caller = b.caller AND l.producer_id = b.producer_id AND l.seq = b.seq ` +
+    // The same match as dropLedgered: a row another replica committed meanwhile under either key form
+    // leaves its candidate uninserted, so the count check below sees the conflict.
+    `MERGE INTO ${LEDGER_TABLE.name} AS l USING ${BATCH_TABLE} AS b ON ${ledgerMatchSql("l", "b")} ` +
     `WHEN NOT MATCHED THEN INSERT (${LEDGER_COLUMNS.join(", ")}) VALUES (${LEDGER_COLUMNS.map((c) => `b.${c}`).join(", ")})`,
-  claimedRows: `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON l.caller = b.caller AND l.producer_id = b.producer_id AND l.seq = b.seq`,
+  claimedRows: `SELECT COUNT(*) AS n FROM ${LEDGER_TABLE.name} AS l JOIN ${BATCH_TABLE} AS b ON ${ledgerMatchSql("l", "b")}`,
   insertFacts: `INSERT INTO ${FACT_TABLE.name} (${FACT_COLUMNS.join(", ")}) VALUES (${placeholders(FACT_COLUMNS.length)})`,
   insertLosses: `INSERT INTO ${LOSS_TABLE.name} (${LOSS_COLUMNS.join(", ")}) VALUES (${placeholders(LOSS_COLUMNS.length)})`,
   commit: "COMMIT",

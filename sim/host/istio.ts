@@ -1,6 +1,6 @@
 // Builders for the Istio- and Envoy-specific attribute values a mesh stream carries: Istio's peer
 // metadata filter state, Envoy's response flag bits, and dynamic metadata.
-import { encodeStringMap, encodeStruct, FieldObject, Message, structToAttr, type Attr } from "./values.ts";
+import { encodeStringMap, encodeStruct, FieldObject, FlatBufferState, Message, structToAttr, type Attr } from "./values.ts";
 
 /**
  * Peer workload metadata as Istio's peer_metadata filter stores it under the filter-state keys
@@ -25,15 +25,19 @@ export interface PeerInfo {
   labels?: Record<string, string>;
 }
 
-/** The filter-state value for a peer: a map a filter reads field by field (filter_state → downstream_peer → workload). */
+/**
+ * The filter-state value for a peer: a map a filter reads field by field (filter_state → downstream_peer
+ * → workload) or whole (the pairs of its fields; `labels` the pairs of the labels). Frozen, as the
+ * CelState is immutable once set (its prototype is read-only).
+ */
 export function peerInfo(p: PeerInfo): Attr {
   const out: Record<string, Attr> = {};
   for (const [k, v] of Object.entries(p)) {
     if (k === "labels") {
-      if (v && Object.keys(v).length > 0) out.labels = { ...(v as Record<string, string>) };
+      if (v && Object.keys(v).length > 0) out.labels = Object.freeze({ ...(v as Record<string, string>) });
     } else if (typeof v === "string" && v !== "") out[k] = v;
   }
-  return out;
+  return Object.freeze(out);
 }
 
 /**
@@ -57,7 +61,7 @@ export function peerFieldObject(p: PeerInfo): FieldObject {
  * cluster_id even when empty (metadata_object.cc, convertWorkloadMetadataToFlatNode), so those four
  * are always present here.
  */
-export function flatNodePeer(p: PeerInfo & { labels?: Record<string, string> }): Attr {
+export function flatNodePeer(p: PeerInfo & { labels?: Record<string, string> }): FlatBufferState {
   const labels: Record<string, Attr> = {};
   const given: Record<string, string> = { ...(p.labels ?? {}) };
   if (p.service) given["service.istio.io/canonical-name"] = p.service;
@@ -70,7 +74,79 @@ export function flatNodePeer(p: PeerInfo & { labels?: Record<string, string> }):
     cluster_id: p.cluster ?? "",
   };
   if (Object.keys(labels).length > 0) out.labels = labels;
-  return out;
+  const strings: [number, string][] = [
+    [0, p.name ?? ""],
+    [1, p.namespace ?? ""],
+    [4, p.workload ?? ""],
+    [9, p.cluster ?? ""],
+  ];
+  return new FlatBufferState(out, encodeFlatNode(strings, Object.entries(given)));
+}
+
+/**
+ * A FlatNode in FlatBuffers binary form (istio/proxy extensions/common/node_info.fbs, release-1.23:
+ * field ids name 0, namespace 1, labels 2, …, cluster_id 9; KeyVal key 0, value 1; labels sorted by key,
+ * as CreateVectorOfSortedTables leaves them). Laid out front to back: root offset, then each table
+ * after its vtable, each string and vector after the table that points at it, as unsigned offsets must.
+ */
+export function encodeFlatNode(strings: [number, string][], labels: [string, string][]): Uint8Array {
+  const out: number[] = [];
+  const u16 = (v: number) => out.push(v & 0xff, (v >> 8) & 0xff);
+  const u32 = (v: number) => out.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
+  const set32 = (at: number, v: number) => {
+    for (let i = 0; i < 4; i++) out[at + i] = (v >>> (8 * i)) & 0xff;
+  };
+  const align = () => {
+    while (out.length % 4 !== 0) out.push(0);
+  };
+  // A table of offset fields (id → slot); returns the slot positions, to be pointed at what follows.
+  const table = (fieldCount: number, present: number[]): Map<number, number> => {
+    align();
+    const vtable = out.length;
+    u16(4 + 2 * fieldCount);
+    u16(4 + 4 * present.length);
+    for (let id = 0; id < fieldCount; id++) u16(present.includes(id) ? 4 + 4 * present.indexOf(id) : 0);
+    align();
+    const start = out.length;
+    u32(start - vtable); // soffset: the vtable is at start - soffset
+    const slots = new Map<number, number>();
+    for (const id of present) {
+      slots.set(id, out.length);
+      u32(0);
+    }
+    return slots;
+  };
+  const string = (slot: number, text: string) => {
+    align();
+    set32(slot, out.length - slot);
+    const b = new TextEncoder().encode(text);
+    u32(b.length);
+    out.push(...b, 0);
+  };
+  u32(0); // root offset
+  const sorted = [...labels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const present = [...strings.map(([id]) => id), ...(sorted.length > 0 ? [2] : [])].sort((a, b) => a - b);
+  const node = table(10, present);
+  set32(0, node.get(present[0])! - 4);
+  for (const [id, text] of strings) string(node.get(id)!, text);
+  if (sorted.length > 0) {
+    align();
+    const slot = node.get(2)!;
+    set32(slot, out.length - slot);
+    u32(sorted.length);
+    const elements = sorted.map(() => {
+      const at = out.length;
+      u32(0);
+      return at;
+    });
+    sorted.forEach(([key, value], i) => {
+      const kv = table(2, [0, 1]);
+      set32(elements[i], kv.get(0)! - 4 - elements[i]);
+      string(kv.get(0)!, key);
+      string(kv.get(1)!, value);
+    });
+  }
+  return Uint8Array.from(out);
 }
 
 /**

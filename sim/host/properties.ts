@@ -6,7 +6,7 @@
 // derived from the stream (request.path, request.total_size, response.code, …) come from the live
 // header maps and byte counts, so they change when the filter changes headers, as in Envoy.
 import type { HeaderMap } from "./headers.ts";
-import { child, Message, serializeShared, type Attr, type Encoded, type Kind, isPlainObject, NULL_VALUE } from "./values.ts";
+import { child, FlatBufferState, Message, serializeShared, type Attr, type Encoded, type Kind, isPlainObject, NULL_VALUE } from "./values.ts";
 
 /** Per-stream attribute tree, keyed by Envoy's top-level attribute names. */
 export interface StreamAttributes {
@@ -378,6 +378,9 @@ export function getProperty(path: string | ParsedPath, plugin: PluginView, strea
       if (plugin.legacyAttributes && top === "node") value = plugin.node;
       else if (plugin.legacyAttributes && LEGACY.has(top)) value = stream?.attrs.xds?.[top];
       else if (stream) value = stream.wasmState.get(`wasm.${top}`) ?? peerState(stream, `wasm.${top}`);
+      // The top-level name read whole: findValue(name, arena, last = true), so a FlatBuffers CelState
+      // answers with its bytes (see FlatBufferState).
+      if (value instanceof FlatBufferState && parts.length === 1) return value.bytes;
   }
   for (let i = walkFrom; i < parts.length && value !== undefined; i++) value = child(value, parts[i]);
   let result: PropertyResult;

@@ -33,10 +33,37 @@ export class FieldObject {
   constructor(readonly fields: Record<string, Attr>) {}
 }
 
+/**
+ * A FlatBuffers CelState (Istio 1.22/1.23's FlatNode peer): its fields walk as a map, and read whole
+ * under its top-level name (`downstream_peer`, the filter state `wasm.downstream_peer`) it is the raw
+ * FlatBuffer, because Envoy's findValue passes `last` to CelState::exprValue, which then returns the
+ * bytes instead of the FlatBuffers-backed map (envoy source/extensions/common/wasm/context.cc
+ * Context::findValue; source/extensions/filters/common/expr/cel_state.cc CelState::exprValue).
+ */
+export class FlatBufferState {
+  constructor(
+    readonly fields: Record<string, Attr>,
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
 /** CEL null (a google.protobuf.Value null): present, but Envoy cannot serialize it. */
 export const NULL_VALUE = Object.freeze({ null: true as const });
 
-export type Attr = typeof NULL_VALUE | string | boolean | number | bigint | Uint8Array | Date | Typed | Message | FieldObject | Attr[] | { [key: string]: Attr | undefined };
+export type Attr =
+  | typeof NULL_VALUE
+  | string
+  | boolean
+  | number
+  | bigint
+  | Uint8Array
+  | Date
+  | Typed
+  | Message
+  | FieldObject
+  | FlatBufferState
+  | Attr[]
+  | { [key: string]: Attr | undefined };
 
 export const str = (v: string) => new Typed("string", v);
 export const bytes = (v: Uint8Array | string) => new Typed("bytes", typeof v === "string" ? new TextEncoder().encode(v) : v);
@@ -114,7 +141,13 @@ function encodeScalarShared(kind: Kind, value: unknown): Encoded {
   }
 }
 
-const isShared = (e: Encoded) => e === scratchBytes || e === TRUE_BYTE || e === FALSE_BYTE;
+// Encodings of frozen maps (a workload's peer object, shared by all its streams), computed once: a frozen
+// value cannot change, so neither can its encoding. Envoy serializes on every read; this only keeps the
+// host's own JavaScript out of the figures of a filter that reads such an object whole.
+const frozenEncodings = new WeakMap<object, Uint8Array>();
+const cachedEncodings = new WeakSet<Uint8Array>();
+
+const isShared = (e: Encoded) => e === scratchBytes || e === TRUE_BYTE || e === FALSE_BYTE || (typeof e !== "string" && cachedEncodings.has(e));
 
 /** The CEL kind a plain value takes when no schema says otherwise. */
 function inferKind(v: unknown): Kind | undefined {
@@ -134,30 +167,38 @@ function inferKind(v: unknown): Kind | undefined {
 }
 
 export const byteLength = (e: Encoded) => (typeof e === "string" ? Buffer.byteLength(e) : e.length);
-const toBytes = (e: Encoded) => (typeof e === "string" ? enc.encode(e) : e);
 
 /**
  * The proxy-wasm pairs format: u32 count, then u32 key length and u32 value length per pair, then
  * every key and value followed by a NUL byte; all integers little-endian.
  */
 export function encodePairs(pairs: [Encoded, Encoded][]): Uint8Array {
-  const keys = pairs.map(([k]) => toBytes(k));
-  const values = pairs.map(([, v]) => toBytes(v));
-  let size = 4 + pairs.length * 8;
-  for (let i = 0; i < pairs.length; i++) size += keys[i].length + values[i].length + 2;
-  const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, pairs.length, true);
-  let off = 4 + pairs.length * 8;
-  for (let i = 0; i < pairs.length; i++) {
-    dv.setUint32(4 + i * 8, keys[i].length, true);
-    dv.setUint32(8 + i * 8, values[i].length, true);
-    out.set(keys[i], off);
-    off += keys[i].length + 1;
-    out.set(values[i], off);
-    off += values[i].length + 1;
+  // Sized first, then written in place into one buffer: a whole-object read (a peer's Struct) is on the
+  // per-request path of a filter, and a TextEncoder copy per key and value cost more than the rest.
+  const n = pairs.length;
+  let size = 4 + n * 8;
+  for (let i = 0; i < n; i++) size += byteLength(pairs[i][0]) + byteLength(pairs[i][1]) + 2;
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt32LE(n, 0);
+  let off = 4 + n * 8;
+  for (let i = 0; i < n; i++) {
+    const kl = writeEncoded(buf, pairs[i][0], off);
+    buf[off + kl] = 0;
+    off += kl + 1;
+    const vl = writeEncoded(buf, pairs[i][1], off);
+    buf[off + vl] = 0;
+    off += vl + 1;
+    buf.writeUInt32LE(kl, 4 + i * 8);
+    buf.writeUInt32LE(vl, 8 + i * 8);
   }
-  return out;
+  // A plain view (Buffer's slice() would share memory where callers expect a copy).
+  return new Uint8Array(buf.buffer, buf.byteOffset, size);
+}
+
+function writeEncoded(buf: Buffer, e: Encoded, at: number): number {
+  if (typeof e === "string") return buf.write(e, at, "utf8");
+  buf.set(e, at);
+  return e.length;
 }
 
 /** Decodes the pairs format (the inverse of encodePairs), as Envoy's toPairs does. */
@@ -198,6 +239,8 @@ export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | und
   if (v instanceof Typed) return encodeScalarShared(v.kind, v.value);
   if (v instanceof Message) return v.encode();
   if (v instanceof FieldObject) return encodePairs([]);
+  // Reached through filter_state.<key>: FilterStateWrapper calls exprValue(arena, false), the map.
+  if (v instanceof FlatBufferState) return serializeShared(v.fields);
   const k = kind ?? inferKind(v);
   if (k) return encodeScalarShared(k, v);
   if (Array.isArray(v)) {
@@ -210,6 +253,9 @@ export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | und
     return encodePairs(items);
   }
   if (isPlainObject(v)) {
+    const frozen = Object.isFrozen(v);
+    const cached = frozen ? frozenEncodings.get(v) : undefined;
+    if (cached) return cached;
     const pairs: [Encoded, Encoded][] = [];
     for (const [key, item] of Object.entries(v)) {
       if (item === undefined) continue;
@@ -217,7 +263,12 @@ export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | und
       if (e === undefined) return undefined;
       pairs.push([key, e]);
     }
-    return encodePairs(pairs);
+    const out = encodePairs(pairs);
+    if (frozen) {
+      frozenEncodings.set(v, out);
+      cachedEncodings.add(out);
+    }
+    return out;
   }
   return undefined;
 }
@@ -225,7 +276,7 @@ export function serializeShared(v: Attr | undefined, kind?: Kind): Encoded | und
 /** One step of a property path into a value: map key, message field, or list index. */
 export function child(v: Attr | undefined, key: string): Attr | undefined {
   if (v === undefined || v === null || v === NULL_VALUE) return undefined;
-  if (v instanceof Message || v instanceof FieldObject) return v.fields[key];
+  if (v instanceof Message || v instanceof FieldObject || v instanceof FlatBufferState) return v.fields[key];
   if (Array.isArray(v)) {
     if (!/^-?\d+$/.test(key)) return undefined;
     return v[Number(key)];

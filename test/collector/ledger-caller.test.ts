@@ -14,7 +14,7 @@ import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
 import type { Sink } from "../../collector/sink/types.ts";
 import { Spool, encodeRecord, parseSegment } from "../../collector/spool.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
-import { LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
+import { LEDGER_TABLE, LEGACY_CALLER, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import { standForSuite } from "../snowflake/helpers.ts";
 import { encode, latencies, series, summary } from "./helpers.ts";
 
@@ -69,6 +69,12 @@ async function attack(open: () => Promise<Sink>, read: (sql: string) => Promise<
       [B, 2],
       [A, 3],
     ]);
+    // A summary spooled (or quarantined) before callers were recorded, whose retry from its now identified
+    // sender loaded first — on another replica, say: '*' stands for every caller in this direction too.
+    expect(await sink.load([sent(A, 3, "a", 17)])).toMatchObject({ loaded: 1, duplicates: 0 });
+    expect(await sink.load([sent(LEGACY_CALLER, 3, "a", 17)])).toMatchObject({ loaded: 0, duplicates: 1 });
+    const retried = await read("SELECT SUM(requests) AS n FROM mesh_traffic_minute WHERE destination_service = 'a'");
+    expect(Number(retried[0].n ?? retried[0].N)).toBe(5 + 13 + 17);
   } finally {
     await sink.close();
   }

@@ -5,8 +5,10 @@
 // not know. Each case runs the release build in the simulated host (docs/host.md cites the sources).
 import { describe, expect, it } from "vitest";
 import {
+  bytes,
   createSidecar,
   duration,
+  encodePairs,
   FieldObject,
   flatNodePeer,
   jwtAuthnMetadata,
@@ -66,13 +68,15 @@ function outbound(ok: boolean): StreamInput {
   };
 }
 
-async function run(inputs: StreamInput[], config: object = {}) {
+async function run(inputs: StreamInput[], config: object = {}, wasm?: string) {
   const collector = await startCollector();
-  const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, ...config }, collector.address);
+  const options = wasm ? { wasm: await loadModule(wasm) } : {};
+  const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, ...config }, collector.address, options);
   for (const input of inputs) sidecar.stream(input);
   await idle(sidecar, clock, 2);
   await sidecar.close();
   await collector.close();
+  expect(sidecar.traps).toEqual([]);
   const series = collector.bodies.flatMap(({ body }) => {
     const r = decodeSummary(body);
     if (!r.ok) throw new Error(r.message);
@@ -205,6 +209,96 @@ describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
       });
     });
   }
+});
+
+describe("peer metadata read whole (Istio 1.25+ Struct) and cached per connection", () => {
+  const REVIEWS_PEER = { workload: "reviews-v2", namespace: "shop", service: "reviews", revision: "v2", cluster: "west", labels: { app: "reviews", version: "v2" } };
+  const REVIEWS = "spiffe://cluster.local/ns/shop/sa/reviews-v2";
+  const on = (id: number, peer: Attr, san: string) =>
+    inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: san, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: peer } });
+  const LABELS = ["source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster", "source_principal"];
+
+  for (const [build, wasm] of [
+    ["release", undefined],
+    ["debug", DEBUG_WASM],
+  ] as const) {
+    it(`keeps two interleaved connections' callers apart on one VM (${build} build)`, async () => {
+      const a = peerInfo(PRODUCTPAGE);
+      const b = peerInfo(REVIEWS_PEER);
+      const { series } = await run([on(21, a, CALLER), on(22, b, REVIEWS), on(21, a, CALLER), on(22, b, REVIEWS), on(21, a, CALLER)], {}, wasm);
+      const byWorkload = Object.fromEntries(series.map((s) => [s.dimensions.source_workload, { ...pick(s, ...LABELS), requests: s.requests }]));
+      expect(byWorkload).toEqual({
+        "productpage-v1": {
+          source_workload: "productpage-v1",
+          source_namespace: "shop",
+          source_canonical_service: "productpage",
+          source_canonical_revision: "v1",
+          source_cluster: "east",
+          source_principal: CALLER,
+          requests: 3,
+        },
+        "reviews-v2": {
+          source_workload: "reviews-v2",
+          source_namespace: "shop",
+          source_canonical_service: "reviews",
+          source_canonical_revision: "v2",
+          source_cluster: "west",
+          source_principal: REVIEWS,
+          requests: 2,
+        },
+      });
+      expect(new Set(series.map((s) => s.dimensions.connection_security_policy))).toEqual(new Set(["mutual_tls"]));
+    });
+  }
+
+  // A whole-object read that is not a well-formed pairs map (another filter's bytes under the key, a
+  // truncated or lying length) must not trap, must not be half-used, and the request still counts once.
+  const pairsHeader = (count: number, lengths: number[]) => {
+    const b = new Uint8Array(4 + lengths.length * 4);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(0, count, true);
+    lengths.forEach((l, i) => dv.setUint32(4 + i * 4, l, true));
+    return b;
+  };
+  const goodPairs = encodePairs([
+    ["workload", "productpage-v1"],
+    ["namespace", "shop"],
+  ]);
+  const hostile: [string, Uint8Array][] = [
+    ["empty bytes", new Uint8Array(0)],
+    ["a count past the buffer", pairsHeader(0xffffffff, [])],
+    ["lengths that overflow 32 bits", new Uint8Array([...pairsHeader(1, [0xffffffff, 2]), 0, 0, 0])],
+    ["a truncated map", goodPairs.subarray(0, goodPairs.length - 3)],
+    ["trailing bytes", new Uint8Array([...goodPairs, 1, 2, 3])],
+  ];
+  for (const [name, value] of hostile) {
+    it(`treats ${name} as no peer metadata`, async () => {
+      for (const wasm of [undefined, DEBUG_WASM]) {
+        const { series } = await run([inbound({ filter_state: { downstream_peer: bytes(value) } })], {}, wasm);
+        expect(series.map((s) => ({ ...pick(s, "source_workload", "source_namespace", "source_principal"), requests: s.requests }))).toEqual([
+          { source_workload: "unknown", source_namespace: "unknown", source_principal: CALLER, requests: 1 },
+        ]);
+      }
+    });
+  }
+
+  it("takes only the wanted labels and leaves a value that is not UTF-8 unknown", async () => {
+    const peer = encodePairs([
+      ["labels", encodePairs([["workload", "not-this"]])],
+      ["workload", new Uint8Array([0xc3, 0x28])],
+      ["namespace", "shop"],
+      ["service", "productpage"],
+      ["cluster", "east"],
+    ]);
+    const { series } = await run([inbound({ filter_state: { downstream_peer: bytes(peer) } })]);
+    expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+      source_workload: "unknown",
+      source_namespace: "shop",
+      source_canonical_service: "productpage",
+      source_canonical_revision: "unknown",
+      source_cluster: "east",
+    });
+  });
 });
 
 describe("end-user principal", () => {

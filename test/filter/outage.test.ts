@@ -1,7 +1,8 @@
 // The collector goes away and comes back: every window within the pending budget arrives exactly
 // once (by producer id and seq), windows beyond the budget are dropped oldest first and reported by
-// a later summary, a 429 with Retry-After delays the retry by exactly that, and a missing ingest
-// token (401) is retried like any other failure.
+// a later summary, a 429 with Retry-After delays the retry by exactly that, a missing ingest
+// token (401) is retried like any other failure, and a summary refused for good (400) is dropped at once
+// and reported, so the summaries behind it are not held back.
 import { describe, expect, it } from "vitest";
 import type { ManualClock, Sidecar } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
@@ -133,5 +134,45 @@ describe("filter when the collector is unavailable", () => {
       .map((x) => x.summary.seq);
     expect(acked).toEqual([0, 1, 2]);
     expect(sidecar.logMessages("warn").some((m) => m.includes("HTTP 401"))).toBe(true);
+  });
+
+  it("says a 403 refused the sidecar's identity, not its token", async () => {
+    const { clock, collector, sidecar } = await setup({}, () => ({ status: 403 }));
+    await second(sidecar, clock, 5, 0);
+    await idle(sidecar, clock, 5);
+    await sidecar.close();
+    await collector.close();
+    const warnings = sidecar.logMessages("warn").filter((m) => m.includes("HTTP 403"));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.every((m) => m.includes("identity") && !m.includes("token"))).toBe(true);
+  });
+
+  it("drops a summary refused for good (400) at once, reports it as lost, and sends the next without waiting", async () => {
+    const attempts: { seq: number; nowMs: number }[] = [];
+    const { clock, collector, sidecar } = await setup({}, (body, _index, nowMs) => {
+      const r = decodeSummary(body);
+      const seq = r.ok ? r.summary.seq : -1;
+      attempts.push({ seq, nowMs });
+      return seq === 0 ? { status: 400 } : { status: 200 };
+    });
+    let sent = 0;
+    for (let t = 0; t < 4; t++) {
+      await second(sidecar, clock, 5 + t, t);
+      sent += 5 + t;
+    }
+    await idle(sidecar, clock, 5);
+    await sidecar.close();
+    await collector.close();
+    const all = decodeAll(collector.bodies);
+    expect(all.filter((x) => x.summary.seq === 0).map((x) => x.status)).toEqual([400]); // never resent
+    const acked = all.filter((x) => x.status === 200).map((x) => x.summary);
+    expect(acked.map((s) => s.seq)).toEqual([1, 2, 3]);
+    // Each later summary went out once, at its own flush (one per second), never behind a backoff.
+    const refusedAt = attempts.find((a) => a.seq === 0)!.nowMs;
+    expect(attempts.filter((a) => a.seq > 0)).toEqual([1, 2, 3].map((seq) => ({ seq, nowMs: refusedAt + seq * 1000 })));
+    // Every request is delivered or reported dropped; the refused window is one dropped window.
+    expect(acked.reduce((a, s) => a + s.droppedWindows, 0)).toBe(1);
+    expect(acked.reduce((a, s) => a + requestsOf(s) + s.droppedRequests, 0)).toBe(sent);
+    expect(sidecar.logMessages("warn").filter((m) => m.includes("refused a summary for good")).length).toBe(1);
   });
 });

@@ -89,4 +89,18 @@ describe("filter outbox", () => {
     expect(o.length).toBe(0);
     expect([o.droppedRequests, o.droppedWindows]).toEqual([3, 1]);
   });
+
+  it("drops a refused head summary at once, counts it, and sends the next without backing off", () => {
+    const o = new Outbox(1000, 1000, 300_000, 10_000);
+    o.push(summary(0, 10, 3, [2, 1]));
+    o.push(summary(1, 10, 4));
+    o.sent(0);
+    o.failed(0, -1); // an earlier failure must not delay what follows the refusal
+    o.sent(1000);
+    o.refused();
+    expect(o.next(1000)!.seq).toBe(1);
+    expect(o.bytes).toBe(10);
+    // its own requests plus the drops it was carrying
+    expect(o.takeDrops()).toEqual([5, 2]);
+  });
 });

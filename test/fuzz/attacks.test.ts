@@ -180,6 +180,29 @@ describe("caller identity", () => {
     const forged = encodeSummary(summaryOf(producerOf("payments-0", "payments"), 2, end, [inbound("payments", "unknown", "payments", [10])]));
     expect((await post(forged, auth)).statusCode).toBe(403);
   });
+
+  it("counts a true retry once across a token rotation: the ledger records the token's scope or the SPIFFE ID, never the token", async () => {
+    const { dir } = await collector();
+    const file = join(dir, "tokens");
+    // The rotation's overlap: old and new token, same scope.
+    writeFileSync(file, "old-shop-token-0123456789 namespaces=shop\nnew-shop-token-0123456789 namespaces=shop\n");
+    const before = { authorization: "Bearer old-shop-token-0123456789" };
+    const after = { authorization: "Bearer new-shop-token-0123456789" };
+    for (const xfcc of [false, true]) {
+      const { post, c, sql } = await collector({ MESHLOOK_INGEST_TOKENS: "", MESHLOOK_INGEST_TOKENS_FILE: file, MESHLOOK_TRUST_XFCC: String(xfcc) });
+      const peer: Record<string, string> = xfcc ? { "x-forwarded-client-cert": xfccFor(reviews) } : {};
+      expect((await post(honest(1), { ...before, ...peer })).statusCode).toBe(200);
+      // Before the load the retry meets the key ingest still holds; after it, only the ledger knows it.
+      expect((await post(honest(1), { ...after, ...peer })).json()).toMatchObject({ status: "duplicate" });
+      await c.loader.loadNow();
+      expect((await post(honest(1), { ...after, ...peer })).json()).toMatchObject({ status: "accepted" });
+      await c.loader.loadNow();
+      const ledger = await sql("SELECT caller, seq FROM mesh_load_ledger");
+      expect(ledger.map((r) => [r.caller, Number(r.seq)])).toEqual([[xfcc ? reviews : "ns:shop", 1]]);
+      const [facts] = await sql(`SELECT SUM(requests) AS n FROM ${FACT_TABLE.name}`);
+      expect(Number(facts.n)).toBe(2); // honest() carries two requests
+    }
+  });
 });
 
 describe("backdated windows", () => {

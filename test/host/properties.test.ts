@@ -80,6 +80,7 @@ const PATHS = [
   "filter_state|downstream_peer|labels|app",
   "filter_state|downstream_peer|identity",
   "filter_state|downstream_peer|labels",
+  "filter_state|downstream_peer",
   "filter_state|downstream_peer|version",
   "legacy_peer",
   "written",
@@ -239,6 +240,15 @@ describe("property encodings (Envoy serializeValue)", () => {
     expect(at("log", "filter_state|downstream_peer|labels|app")).toBe(`ok ${hex("productpage")}`);
     expect(at("log", "filter_state|downstream_peer|identity")).toBe(`ok ${hex("spiffe://cluster.local/ns/shop/sa/productpage")}`);
     expect(at("log", "filter_state|downstream_peer|version")).toBe("err 1");
+    // Istio 1.25+: a CelState Struct, which FilterStateWrapper unpacks (exprValue(arena, false)) into a
+    // map, read whole as the pairs of its fields; a nested Struct is nested pairs.
+    expect(at("log", "filter_state|downstream_peer")).toBe(
+      `ok ${pairs([
+        ["workload", "productpage-v1"],
+        ["identity", "spiffe://cluster.local/ns/shop/sa/productpage"],
+        ["labels", Buffer.from(pairs([["app", "productpage"]]), "hex")],
+      ])}`,
+    );
   });
 
   it("looks unknown top-level names up as filter state wasm.<name>; set_property writes there", () => {
@@ -311,6 +321,68 @@ describe("Istio 1.22-era peer objects (filter state with field support)", () => 
     expect(lines).toContain(`log filter_state|downstream_peer|workload ok ${hex("ratings-v1")}`);
     expect(lines).toContain("log filter_state|downstream_peer ok 00000000");
     expect(lines).toContain(`log response|grpc_status ok ${i64(5)}`); // from the trailer, not the HTTP 200
+    await s.close();
+  });
+});
+
+describe("Istio 1.22/1.23 FlatNode peer (a FlatBuffers CelState under wasm.downstream_peer)", () => {
+  // An independent FlatBuffers reader (flatbuffers.dev "Internals"): a table starts with the signed
+  // offset back to its vtable; the vtable lists each field's offset in the table (0: absent); strings,
+  // vectors and sub-tables are reached by unsigned offsets from where the offset is stored.
+  const field = (b: Buffer, table: number, id: number): number | undefined => {
+    const vtable = table - b.readInt32LE(table);
+    if (4 + 2 * id >= b.readUInt16LE(vtable)) return undefined;
+    const at = b.readUInt16LE(vtable + 4 + 2 * id);
+    return at === 0 ? undefined : table + at;
+  };
+  const deref = (b: Buffer, at: number) => at + b.readUInt32LE(at);
+  const text = (b: Buffer, at: number | undefined) => {
+    if (at === undefined) return undefined;
+    const s = deref(b, at);
+    return b.toString("utf8", s + 4, s + 4 + b.readUInt32LE(s));
+  };
+
+  it("reads whole as the raw FlatBuffer under its top-level name, and as a map through filter_state", async () => {
+    const { flatNodePeer } = await import("../../sim/host/index.ts");
+    const s = await createSidecar({
+      wasm: "dist/fixtures/properties.wasm",
+      rootId: "conformance",
+      pluginConfig: "downstream_peer\ndownstream_peer|workload_name\nfilter_state|wasm.downstream_peer|namespace",
+    });
+    s.stream({
+      requestHeaders: { ":method": "GET", ":path": "/", ":authority": "a" },
+      responseHeaders: { ":status": "200" },
+      attributes: {
+        filter_state: {
+          "wasm.downstream_peer": flatNodePeer({
+            workload: "productpage-v1",
+            name: "productpage-v1-abc",
+            namespace: "shop",
+            cluster: "east",
+            service: "productpage",
+            labels: { app: "productpage" },
+          }),
+        },
+      },
+    });
+    const lines = s.logMessages("info");
+    expect(lines).toContain(`log downstream_peer|workload_name ok ${hex("productpage-v1")}`);
+    expect(lines).toContain(`log filter_state|wasm.downstream_peer|namespace ok ${hex("shop")}`);
+    const whole = lines.find((l) => l.startsWith("log downstream_peer ok "));
+    const b = Buffer.from(whole!.slice("log downstream_peer ok ".length), "hex");
+    const root = deref(b, 0);
+    // node_info.fbs: name 0, namespace 1, labels 2, workload_name 4, cluster_id 9.
+    expect([0, 1, 4, 9].map((id) => text(b, field(b, root, id)))).toEqual(["productpage-v1-abc", "shop", "productpage-v1", "east"]);
+    const labels = deref(b, field(b, root, 2)!);
+    const entries = Array.from({ length: b.readUInt32LE(labels) }, (_, i) => {
+      const kv = deref(b, labels + 4 + 4 * i);
+      return [text(b, field(b, kv, 0)), text(b, field(b, kv, 1))];
+    });
+    // Sorted by key, as CreateVectorOfSortedTables leaves them (a binary search needs it).
+    expect(entries).toEqual([
+      ["app", "productpage"],
+      ["service.istio.io/canonical-name", "productpage"],
+    ]);
     await s.close();
   });
 });

@@ -116,7 +116,6 @@ describe("questions are validated against the schema", () => {
     ["/traffic?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", 400, "bad_range"],
     ["/traffic?limit=0", 400, "bad_parameter"],
     ["/traffic?response_code=abc", 400, "bad_parameter"],
-    ["/traffic?interval=minute&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", 400, "bad_range"],
     ["/values?dimension=minute", 400, "bad_parameter"],
     ["/sidecar-loss?interval=week", 400, "bad_parameter"],
   ])("%s → %i %s", async (url, status, error) => {
@@ -124,6 +123,32 @@ describe("questions are validated against the schema", () => {
     expect(res.status).toBe(status);
     expect(res.body.error).toBe(error);
     expect(res.body.message).toEqual(expect.any(String));
+  });
+
+  it("per-minute percentiles are bounded by the sketches they merge, not by their span", async () => {
+    const day = { from: new Date(w.toMs - 86_400_000).toISOString(), to: new Date(w.toMs).toISOString() };
+    const url = `/api/v1/traffic?${qs({ ...day, interval: "minute" })}`;
+    const minutes = (await api.get(url)).body.rows;
+    // A day of minutes is answered when its sketches are few…
+    expect(minutes.length).toBe((w.toMs - w.fromMs) / 60_000);
+    for (const r of minutes) expect(r.latency_p99_ms).toEqual(expect.any(Number));
+    const rows = (await query(w, "SELECT COUNT(*) AS n FROM mesh_traffic_minute WHERE reporter = 'destination'"))[0].n as number;
+    // …and refused, saying how many, past the bound; per hour the same range stays answered.
+    const small = await readApi(w.sink, w.toMs, undefined, rows - 1);
+    try {
+      const res = await small.get(url);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: "too_many_sketches", message: expect.stringContaining(`would merge ${rows} minute sketches`) });
+      expect((await small.get(`/api/v1/traffic?${qs({ ...day, interval: "hour" })}`)).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+    const exact = await readApi(w.sink, w.toMs, undefined, rows);
+    try {
+      expect((await exact.get(url)).status).toBe(200);
+    } finally {
+      await exact.close();
+    }
   });
 
   it("unknown endpoints are 404 in the JSON contract, not data", async () => {

@@ -22,12 +22,17 @@ export interface ReadApi {
   close(): Promise<void>;
 }
 
-export async function readApi(source: ReadSource, nowMs: number, lines = `${TOKENS.operator} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`): Promise<ReadApi> {
+export async function readApi(
+  source: ReadSource,
+  nowMs: number,
+  lines = `${TOKENS.operator} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`,
+  maxMinuteSketches?: number,
+): Promise<ReadApi> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-read-"));
   const file = join(dir, "reader-tokens");
   writeFileSync(file, lines);
   const tokens = new ReaderTokens(file);
-  const warehouse = new ReadWarehouse(source);
+  const warehouse = new ReadWarehouse(source, maxMinuteSketches);
   const app = Fastify();
   await app.register(readRoutes, { access: { mode: "tokens", tokens }, warehouse, now: () => nowMs });
   await app.ready();

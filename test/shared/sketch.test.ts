@@ -1,7 +1,9 @@
 // The latency sketch against exact arithmetic: bucket indices against BigInt powers (the mathematical
 // definition base^i < v <= base^(i+1)), quantiles against sorted data, merges against recording the union.
 import { describe, expect, it } from "vitest";
-import { MAX_VALUE_US, SeriesStats, Sketch, bucketIndex, sketchFromJson, sketchToJson } from "../../shared/node.ts";
+import { MAX_VALUE_US, SeriesStats, Sketch, bucketIndex, decodeSummary, sketchFromJson, sketchToJson } from "../../shared/node.ts";
+// After node.ts, which loads the portable runtime the encoder needs.
+import { SummaryEncoder } from "../../shared/wire.ts";
 import { meshQuantile, meshSketchMerge } from "../../shared/quantile.ts";
 import { exactQuantile } from "../../sim/traffic/truth.ts";
 import { lognormal, mulberry32, pareto } from "./random.ts";
@@ -141,6 +143,74 @@ describe("Sketch", () => {
     expect(json.c.reduce((a, b) => a + b, 0)).toBe(values.length);
     for (const v of values) expect(json.c[bucketIndex(v, 6) - json.o]).toBeGreaterThan(0);
     expect(sketchToJson(sketchFromJson(json))).toEqual(json);
+  });
+});
+
+describe("compact Sketch (the filter's narrow counts)", () => {
+  // Every step is checked against an f64 sketch given the same input: the narrow storage must be
+  // invisible in what the sketch answers.
+  const same = (compact: Sketch, wide: Sketch) => expect(sketchToJson(compact)).toEqual(sketchToJson(wide));
+
+  it("widens a count past 255, 65,535 and 2^32 − 1 without losing any", () => {
+    const compact = new Sketch(6, true);
+    const wide = new Sketch(6);
+    const both = (f: (sk: Sketch) => void) => {
+      f(compact);
+      f(wide);
+      same(compact, wide);
+    };
+    both((sk) => [3000, 3000, 5, 90_000].forEach((v) => sk.record(v)));
+    both((sk) => {
+      for (let i = 0; i < 300; i++) sk.record(3000);
+    });
+    both((sk) => sk.addToBucket(bucketIndex(5, 6), 70_000));
+    both((sk) => sk.addToBucket(bucketIndex(90_000, 6), 2 ** 32));
+    both((sk) => sk.addToBucket(bucketIndex(3000, 6), 2 ** 40));
+    expect(compact.bucket(bucketIndex(3000, 6))).toBe(2 ** 40 + 302);
+    expect(compact.count).toBe(wide.count);
+  });
+
+  it("grows, downscales, resets and merges like the f64 sketch", () => {
+    const rnd = mulberry32(11);
+    for (const scale of [6, 8]) {
+      const compact = new Sketch(scale, true);
+      const wide = new Sketch(scale);
+      for (let window = 0; window < 3; window++) {
+        for (let i = 0; i < 5000; i++) {
+          const v = rnd() < 0.001 ? MAX_VALUE_US : rnd() < 0.01 ? 1 : lognormal(rnd, 8 + window, 1.5);
+          compact.record(v);
+          wide.record(v);
+        }
+        same(compact, wide);
+        const into = new Sketch(8);
+        into.merge(compact);
+        expect(sketchToJson(into)).toEqual(sketchToJson(wide));
+        const compactInto = new Sketch(8, true);
+        compactInto.merge(wide);
+        same(compactInto, wide);
+        compact.reset();
+        wide.reset();
+        same(compact, wide);
+      }
+    }
+  });
+
+  it("encodes the same summary bytes as f64 counts", () => {
+    const rnd = mulberry32(5);
+    const stats = [new SeriesStats(6, true), new SeriesStats(6)];
+    for (let i = 0; i < 20_000; i++) {
+      const v = lognormal(rnd, 8, 1);
+      for (const s of stats) s.record(v, 100, 200, i % 17 === 0);
+    }
+    // The encoder the filter runs, given each aggregate as it is (no round trip through JSON).
+    const [compactBytes, wideBytes] = stats.map((s) => {
+      const enc = new SummaryEncoder([0]);
+      enc.begin(new TextEncoder().encode("p"), 1, 0, 10_000, 0, 0, 0, 0);
+      enc.addSeries([new TextEncoder().encode("destination")], s);
+      return enc.finish();
+    });
+    expect(Buffer.from(compactBytes).equals(Buffer.from(wideBytes))).toBe(true);
+    expect(decodeSummary(compactBytes).ok).toBe(true);
   });
 });
 

@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCollectorProcess, type CollectorProcess } from "../../sim/collector-process.ts";
+import { DEFAULT_SCALE, SeriesStats, encodeSummary, seriesOf } from "../../shared/node.ts";
+import { DIMENSIONS } from "../../shared/schema.ts";
 import { runPipeline } from "../../sim/pipeline.ts";
 import { GroundTruth, TrafficGenerator, bookinfo } from "../../sim/traffic/index.ts";
 import { launch, settle, watch, type Page } from "./browser.ts";
@@ -15,6 +17,7 @@ import { launch, settle, watch, type Page } from "./browser.ts";
 const ARTIFACTS = join(import.meta.dirname, "..", "artifacts");
 const OPERATOR = "dashboard-operator-token-0123456789";
 const RATINGS = "dashboard-ratings-team-token-0123456789";
+const INGEST = "ingest-token-not-for-reading-0123";
 const DURATION_S = 240;
 const REVIEWS = "reviews.bookinfo.svc.cluster.local";
 const PRODUCTPAGE_SA = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage";
@@ -35,7 +38,7 @@ beforeAll(async () => {
   await runPipeline({ model, generator, truth, dataDir: dir, durationS: DURATION_S });
   const tokens = join(dir, "reader-tokens.conf");
   writeFileSync(tokens, `${OPERATOR} %\n${RATINGS} bookinfo-ratings\n`);
-  collector = await startCollectorProcess({ dataDir: dir, token: "ingest-token-not-for-reading-0123", settings: { MESHLOOK_READER_TOKENS_FILE: tokens } });
+  collector = await startCollectorProcess({ dataDir: dir, token: INGEST, settings: { MESHLOOK_READER_TOKENS_FILE: tokens } });
   session = await launch();
 }, 300_000);
 
@@ -235,6 +238,58 @@ describe("read access in the browser and at the API", () => {
       await page.click("#login button");
     });
     expect((await tiles(page)).requests).toBe("ok");
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+  it("the identity board filters by caller namespace, as the LookML dashboard's Caller namespace filter", async () => {
+    const { page, problems } = await open(OPERATOR, "board=identity");
+    expect(await page.isVisible("#caller-namespace")).toBe(true);
+    const options = (await page.$$eval("#caller-namespace option", (os) => os.map((o) => (o as HTMLOptionElement).value))).filter((v) => v !== "");
+    const want = new Set(
+      truth
+        .rows()
+        .filter(served)
+        .map((r) => r.dims.source_namespace),
+    );
+    expect(new Set(options)).toEqual(want);
+    const ns = "bookinfo";
+    await settle(page, () => page.selectOption("#caller-namespace", ns));
+    const shown = await page.$$eval('[data-tile="who_calls_whom"] tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
+    expect(shown.length).toBeGreaterThan(0);
+    expect(new Set(shown)).toEqual(new Set([ns]));
+    const calls = truth.aggregate((r) => (served(r) && r.dims.source_namespace === ns ? "in" : "out")).get("in")!.requests;
+    expect(await value(page, "identity_calls")).toBe(calls);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  // Last: it adds traffic the ground truth of the tests above does not hold.
+  it("refreshes by itself after the collector loads new data", async () => {
+    const { page, problems } = await open(OPERATOR);
+    const before = await value(page, "requests");
+    const ready = await page.evaluate(() => document.body.dataset.ready!);
+    // One more sidecar's summary for the current minute, posted as a sidecar posts it.
+    const stats = new SeriesStats(DEFAULT_SCALE);
+    const added = 37;
+    for (let i = 0; i < added; i++) stats.record(2_000 + 100 * i, 300, 900, false);
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const body = encodeSummary({
+      producerId: "refresh-probe",
+      seq: 1,
+      windowStartMs: minute,
+      windowEndMs: minute + 60_000,
+      reported: [...DIMENSIONS],
+      series: [seriesOf({ reporter: "destination", destination_service: REVIEWS, destination_namespace: "bookinfo", response_code: 200 }, stats)],
+    });
+    const res = await fetch(`${collector.url}/v1/summaries`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${INGEST}`, "content-type": "application/x-meshlook-summary" },
+      body: Buffer.from(body),
+    });
+    expect(res.status, await res.text()).toBe(200);
+    // No action on the page: its freshness poll sees the load and reloads the board.
+    await page.waitForFunction((prev) => document.body.dataset.ready !== prev, ready, { timeout: 120_000 });
+    expect(await value(page, "requests")).toBe(before + added);
     expect(problems).toEqual([]);
     await page.close();
   });

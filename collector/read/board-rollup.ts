@@ -1,0 +1,252 @@
+// Keeps mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE) current after every committed load: the read
+// API's pre-aggregate of the minute rows, one row per (hour, series), with the first and last minute and a
+// binary latency sketch (sketches.ts). Dashboards then read ~60× fewer rows and merge sketches without
+// parsing JSON, and stay exact: the read path uses an hour's rows only when they absorbed exactly the
+// minute rows the minute table holds for that hour (query.ts usableHoursStatement); otherwise it reads the
+// minute rows, so a pre-aggregate that is behind, or rebuilt, or pruned never changes an answer.
+//
+// Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load:
+//  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
+//    their hours' rows — work follows what was loaded, not the size of the hour;
+//  - then, when the table's total disagrees with the minute table's (the first run after start, rows
+//    loaded by a replica whose clock is behind this one's, retention), hours whose counts disagree are
+//    rebuilt from their minute rows, newest first, at most maxHoursPerRun per run, and hours whose
+//    minute rows are all gone are dropped.
+// Memory: one hour's series at a time (the series cardinality cap bounds it).
+import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
+import type { Logger } from "pino";
+import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+import { SketchAccumulator } from "./sketches.ts";
+import type { ReadSource } from "./warehouse.ts";
+
+const HOUR_US = 3_600_000_000n;
+const ts = (us: bigint) => new DuckDBTimestampValue(us);
+
+interface Cell {
+  dims: (string | number)[];
+  requests: bigint;
+  errors: bigint;
+  requestBytes: bigint;
+  responseBytes: bigint;
+  latencySum: bigint;
+  latencyMin: bigint;
+  latencyMax: bigint;
+  first: bigint;
+  last: bigint;
+  rows: bigint;
+  sketch: SketchAccumulator;
+}
+
+export interface BoardRollupReport {
+  /** Hours whose rows absorbed newly loaded minute rows. */
+  merged: number;
+  /** Hours rebuilt from all their minute rows. */
+  rebuilt: number;
+  /** Stale hours left for later runs. */
+  waiting: number;
+  seconds: number;
+}
+
+export const DEFAULT_MAX_HOURS_PER_RUN = 6;
+
+/** Every row the rebuild or the merge reads, in one column order: dimensions, measures, sketch. */
+const READ_COLUMNS = [
+  ...DIMENSIONS,
+  "requests",
+  "errors",
+  "request_bytes",
+  "response_bytes",
+  "latency_sum_us",
+  "latency_min_us",
+  "latency_max_us",
+  "epoch_us(first_minute)",
+  "epoch_us(last_minute)",
+  "minute_rows",
+  "sketch",
+];
+const FROM_MINUTES = READ_COLUMNS.map((c) =>
+  c === "epoch_us(first_minute)" || c === "epoch_us(last_minute)" ? "epoch_us(minute)" : c === "minute_rows" ? "1::BIGINT" : c === "sketch" ? "latency_sketch" : c,
+);
+
+export class BoardRollup {
+  private conn?: DuckDBConnection;
+  /** loaded_at (µs) of the newest minute rows merged; undefined until the first run. */
+  private watermark?: bigint;
+  /** Whether every hour needs its counts checked (first run, or stale hours left over). */
+  private checkAll = true;
+
+  constructor(
+    private readonly source: ReadSource,
+    private readonly log?: Logger,
+    private readonly maxHoursPerRun = DEFAULT_MAX_HOURS_PER_RUN,
+  ) {}
+
+  private async connection(): Promise<DuckDBConnection> {
+    this.conn ??= await this.source.connectReader();
+    return this.conn;
+  }
+
+  /** One run; logs and swallows its failure (the read path falls back to minute rows meanwhile). */
+  async afterLoad(): Promise<BoardRollupReport | undefined> {
+    try {
+      return await this.run();
+    } catch (err) {
+      this.log?.error({ err }, "read pre-aggregate (mesh_board_hour) failed; reads use minute rows until it catches up");
+      return undefined;
+    }
+  }
+
+  async run(): Promise<BoardRollupReport> {
+    const t0 = performance.now();
+    const c = await this.connection();
+    const one = async (sql: string, params: (string | number)[] = []) => (await c.runAndReadAll(sql, params)).getRows();
+    await c.run("BEGIN TRANSACTION");
+    try {
+      // Above the watermark only: the minute table's row groups follow load order, so its zone maps skip
+      // everything loaded before.
+      const [[top]] = await one(
+        `SELECT epoch_us(MAX(loaded_at)) FROM ${FACT_TABLE.name}${this.watermark === undefined ? "" : " WHERE loaded_at > make_timestamp(?::BIGINT)"}`,
+        this.watermark === undefined ? [] : [String(this.watermark)],
+      );
+      const upTo = top === null ? this.watermark : (top as bigint);
+      let merged = 0;
+      const touched: bigint[] = [];
+      if (this.watermark !== undefined && upTo !== undefined && upTo > this.watermark) {
+        const since = String(this.watermark);
+        const until = String(upTo);
+        const hours = await one(
+          `SELECT DISTINCT epoch_us(date_trunc('hour', minute)) FROM ${FACT_TABLE.name} WHERE loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT) ORDER BY 1`,
+          [since, until],
+        );
+        for (const [h] of hours) {
+          const hour = h as bigint;
+          await this.rewrite(c, hour, [
+            { sql: `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, params: [String(hour)] },
+            {
+              sql:
+                `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
+                "AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)",
+              params: [String(hour), String(hour + HOUR_US), since, until],
+            },
+          ]);
+          touched.push(hour);
+          merged++;
+        }
+      }
+      // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
+      // (retention) show as totals that disagree; then every hour is checked.
+      const [[agree]] = await one(`SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name})`);
+      if (!agree) this.checkAll = true;
+      // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
+      // else only those just merged into, reading only their span of the minute table.
+      const lo = touched.length ? String(touched[0]) : "0";
+      const hi = touched.length ? String(touched[touched.length - 1] + HOUR_US) : "0";
+      const span = this.checkAll ? "" : " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";
+      const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
+      const stale = (
+        await one(
+          `SELECT COALESCE(m.hour, b.hour) AS hour, m.n IS NULL AS gone FROM ` +
+            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name}${span} GROUP BY 1) AS m FULL JOIN ` +
+            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour ` +
+            "WHERE m.n IS DISTINCT FROM b.n ORDER BY 1 DESC",
+          this.checkAll ? [] : [lo, hi, lo, hi],
+        )
+      ).map(([h, gone]) => ({ hour: h as bigint, gone: gone as boolean }));
+      let rebuilt = 0;
+      for (const s of stale) {
+        if (s.gone) {
+          await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
+          continue;
+        }
+        if (rebuilt === this.maxHoursPerRun) continue;
+        await this.rewrite(c, s.hour, [
+          {
+            sql: `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`,
+            params: [String(s.hour), String(s.hour + HOUR_US)],
+          },
+        ]);
+        rebuilt++;
+      }
+      const waiting = stale.filter((s) => !s.gone).length - rebuilt;
+      await c.run("COMMIT");
+      this.watermark = upTo ?? this.watermark;
+      this.checkAll = waiting > 0;
+      return { merged, rebuilt, waiting, seconds: (performance.now() - t0) / 1000 };
+    } catch (err) {
+      await c.run("ROLLBACK").catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Replaces hour `hour`'s rows by the merge, per series, of the rows the statements give (READ_COLUMNS order). */
+  private async rewrite(c: DuckDBConnection, hour: bigint, inputs: { sql: string; params: string[] }[]): Promise<void> {
+    const cells = new Map<string, Cell>();
+    const nd = DIMENSIONS.length;
+    for (const input of inputs) {
+      const result = await c.stream(input.sql, input.params);
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const col = chunk.getColumns();
+        for (let i = 0; i < chunk.rowCount; i++) {
+          const dims = col.slice(0, nd).map((d) => d[i] as string | number);
+          const key = dims.join("\u0000");
+          const v = (k: number) => col[nd + k][i] as bigint;
+          const sketch = col[nd + 10][i];
+          let cell = cells.get(key);
+          if (!cell) {
+            cell = {
+              dims,
+              requests: 0n,
+              errors: 0n,
+              requestBytes: 0n,
+              responseBytes: 0n,
+              latencySum: 0n,
+              latencyMin: v(5),
+              latencyMax: v(6),
+              first: v(7),
+              last: v(8),
+              rows: 0n,
+              sketch: new SketchAccumulator(),
+            };
+            cells.set(key, cell);
+          }
+          cell.requests += v(0);
+          cell.errors += v(1);
+          cell.requestBytes += v(2);
+          cell.responseBytes += v(3);
+          cell.latencySum += v(4);
+          if (v(5) < cell.latencyMin) cell.latencyMin = v(5);
+          if (v(6) > cell.latencyMax) cell.latencyMax = v(6);
+          if (v(7) < cell.first) cell.first = v(7);
+          if (v(8) > cell.last) cell.last = v(8);
+          cell.rows += v(9);
+          if (typeof sketch === "string") cell.sketch.addJson(sketch);
+          else if (sketch) cell.sketch.addBinary((sketch as { bytes: Uint8Array }).bytes);
+        }
+      }
+    }
+    await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
+    const a = await c.createAppender(BOARD_HOUR_TABLE.name);
+    try {
+      for (const cell of cells.values()) {
+        a.appendTimestamp(ts(hour));
+        cell.dims.forEach((d, k) => (DIMENSIONS[k] === "response_code" ? a.appendInteger(Number(d)) : a.appendVarchar(String(d))));
+        for (const n of [cell.requests, cell.errors, cell.requestBytes, cell.responseBytes, cell.latencySum, cell.latencyMin, cell.latencyMax]) a.appendBigInt(n);
+        a.appendTimestamp(ts(cell.first));
+        a.appendTimestamp(ts(cell.last));
+        a.appendBigInt(cell.rows);
+        const bin = cell.sketch.toBinary();
+        if (bin) a.appendBlob(bin);
+        else a.appendNull();
+        a.endRow();
+      }
+      a.flushSync();
+    } finally {
+      a.closeSync();
+    }
+  }
+
+  close(): void {
+    this.conn?.closeSync();
+    this.conn = undefined;
+  }
+}

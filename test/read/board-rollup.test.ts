@@ -1,0 +1,98 @@
+// The read pre-aggregate (collector/read/board-rollup.ts) stays equal to the minute rows it stands for as
+// loads arrive: merged incrementally after a load, rebuilt when rows arrive below its watermark, and read
+// by the API only when current. The truth is SQL over mesh_traffic_minute with the MESH_QUANTILE UDF, as
+// the LookML measures compute it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BoardRollup } from "../../collector/read/board-rollup.ts";
+import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
+import { BOARD_HOUR_TABLE, FACT_TABLE } from "../../shared/schema.ts";
+import type { SeriesDims } from "../../sim/traffic/series.ts";
+import { loadWarehouse, minuteSummary, query, type Warehouse } from "../looker/warehouse.ts";
+import { qs, readApi } from "./helpers.ts";
+
+let w: Warehouse;
+let rollup: BoardRollup;
+beforeAll(async () => {
+  w = await loadWarehouse({ requests: 4_000, requestsPerSecond: 50, seed: "board-rollup" });
+  rollup = new BoardRollup(w.sink);
+}, 120_000);
+afterAll(async () => {
+  rollup?.close();
+  await w?.close();
+});
+
+const GROUP = ["destination_service", "source_principal", "response_code"];
+
+/** The API's answer over the whole traffic (the hour is read from the pre-aggregate when current) against SQL over minute rows. */
+async function expectApiEqualsMinuteRows(wantHourly: number) {
+  const api = await readApi(w.sink, w.toMs + 3_600_000);
+  try {
+    const hour = Math.floor(w.fromMs / 3_600_000) * 3_600_000;
+    const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
+    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: GROUP.join(","), limit: "10000" })}`)).body;
+    expect(body.hourly_hours).toBe(wantHourly);
+    const truth = await query(
+      w,
+      `SELECT ${GROUP.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, epoch_ms(MIN(minute)) AS first_minute, epoch_ms(MAX(minute)) AS last_minute, ` +
+        `MIN(latency_min_us) AS min_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.5) AS p50_us ` +
+        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' GROUP BY ${GROUP.join(", ")}`,
+    );
+    const key = (r: Record<string, unknown>) => GROUP.map((g) => String(r[g])).join(" | ");
+    const got = new Map<string, Record<string, unknown>>(body.rows.map((r: Record<string, unknown>) => [key(r), r]));
+    expect([...got.keys()].sort()).toEqual(truth.map(key).sort());
+    for (const t of truth) {
+      const r = got.get(key(t))!;
+      const rps = Number(t.requests) / ((Number(t.last_minute) - Number(t.first_minute)) / 1000 + 60);
+      expect([r.requests, r.errors, r.latency_min_ms, r.latency_p50_ms, r.latency_p99_ms], key(t)).toEqual([
+        Number(t.requests),
+        Number(t.errors),
+        Number(t.min_us) / 1000,
+        Number(t.p50_us) / 1000,
+        Number(t.p99_us) / 1000,
+      ]);
+      expect(r.requests_per_second).toBeCloseTo(rps, 9);
+    }
+  } finally {
+    await api.close();
+  }
+}
+
+/** One more sidecar's summary for a minute of the loaded hour: a series already there, and a new one. */
+async function loadMore(producer: string, minuteMs: number) {
+  const [row] = await query(w, `SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' ORDER BY requests DESC LIMIT 1`);
+  const existing = Object.fromEntries(
+    Object.entries(row).filter(([k]) => !["minute", "requests", "errors", "request_bytes", "response_bytes", "loaded_at"].includes(k) && !k.startsWith("latency")),
+  );
+  const series = [existing, { ...existing, source_principal: `spiffe://cluster.local/ns/new/sa/${producer}` }].map((dims, i) => {
+    const stats = new SeriesStats(DEFAULT_SCALE);
+    for (let k = 0; k < 50; k++) stats.record(500 + 97 * k * (i + 1), 10, 20, k % 10 === 0);
+    return { dims: dims as unknown as SeriesDims, stats };
+  });
+  await w.sink.load([minuteSummary(producer, 1, minuteMs, series)]);
+}
+
+describe("read pre-aggregate", () => {
+  it("built from the minute rows on its first run, it answers as they do", async () => {
+    const r = await rollup.run();
+    expect(r).toMatchObject({ merged: 0, waiting: 0 });
+    expect(r.rebuilt).toBeGreaterThan(0);
+    await expectApiEqualsMinuteRows(1);
+  });
+
+  it("after a load, merges only the new rows into their hour, and still answers as the minute rows do", async () => {
+    await loadMore("late-sidecar", w.fromMs + 60_000);
+    // Not merged yet: the hour's counts disagree, so the API reads its minute rows.
+    await expectApiEqualsMinuteRows(0);
+    expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 0, waiting: 0 });
+    await expectApiEqualsMinuteRows(1);
+  });
+
+  it("rows loaded below its watermark (a replica's clock behind) make it rebuild the hour", async () => {
+    await loadMore("behind-sidecar", w.fromMs);
+    await w.sink.connection.run(`UPDATE ${FACT_TABLE.name} SET loaded_at = TIMESTAMP '2000-01-01' WHERE loaded_at = (SELECT MAX(loaded_at) FROM ${FACT_TABLE.name})`);
+    expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: 0 });
+    await expectApiEqualsMinuteRows(1);
+    const [n] = await query(w, `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`);
+    expect(Number(n.board)).toBe(Number(n.minutes));
+  });
+});
