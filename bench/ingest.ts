@@ -1,11 +1,14 @@
 // Ingest throughput of the collector process: realistic summaries (distinct producer/seq, many series,
-// full latency sketches, built with the collector tests' builders) POSTed over HTTP by autocannon, with
-// the spool on (every acknowledgement waits for fsync) and the DuckDB loader running every 2 s.
-// Run: `npx tsx bench/ingest.ts`. Prints summaries/s, series-updates per collector CPU-second (until
-// everything is loaded, so loading is paid for), p99 acknowledgement latency, and three baselines: the
-// collector's /healthz rate, and in this process the shared decoder alone and decode + rollup fold (what
-// ingest does per summary besides HTTP, spool and load). Also the collector's CPU split between its event
-// loop and its other threads, and its peak RSS, for sizing Kubernetes requests.
+// full latency sketches, built with the collector tests' builders, windows of the last minutes so that
+// retention keeps them) POSTed over HTTP by autocannon, with the spool on (every acknowledgement waits for
+// fsync) and the DuckDB loader running every 2 s.
+// Run: `npx tsx bench/ingest.ts`. After a warm-up, ROUNDS rounds of SUMMARIES summaries each; per round,
+// side by side: the shared decoder alone over that round's bodies in this process (the baseline), then
+// the collector ingesting them, its CPU counted until everything is loaded (so loading is paid for).
+// Prints the median and the spread (min–max) over the rounds of series-updates per collector CPU-second
+// and of the baselines (decode only; decode + rollup fold, what ingest does per summary besides HTTP,
+// spool and load), summaries/s, p99 acknowledgement latency, the collector's /healthz rate, its CPU split
+// between event loop and other threads, its GC share (--trace-gc pauses on the event loop) and peak RSS.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,19 +19,23 @@ import { MinuteRollup } from "../collector/rollup.ts";
 import { decodeSummary, encodeSummary, type DecodedSummary } from "../shared/node.ts";
 import { series, summary } from "../test/collector/helpers.ts";
 
-const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 4000);
+const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 2000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 // Summaries posted (and loaded) before the measured run, so it sees a collector whose ingest path is
 // compiled and whose heap has settled, as a long-running one is; BENCH_WARMUP=0 measures from a cold start.
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
 const SERIES = Number(process.env.BENCH_SERIES ?? 100);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const TOKEN = "bench-token";
+const TOKEN = "bench-ingest-token-0123456789";
+// Windows end in the last minutes (10 s apart per producer), as a live mesh sends them: summaries older
+// than the ledger retention would be dropped by the loader instead of loaded.
+const FIRST_WINDOW_END_MS = Math.floor(Date.now() / 10_000) * 10_000 - 600_000;
 // Extra node flags for the collector process, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
 
 /** A sidecar's 10-second summary: SERIES series across services and codes, each from 60 requests. */
 function buildSummary(i: number): DecodedSummary {
-  const out = summary(Math.floor(i / 200) + 1, 1_700_000_010_000 + i * 50, [], `pod-${i % 200}`);
+  const out = summary(Math.floor(i / 200) + 1, FIRST_WINDOW_END_MS + i * 50, [], `pod-${i % 200}`);
   for (let k = 0; k < SERIES; k++) {
     const latencies = Array.from({ length: 60 }, (_, r) => Math.floor(800 * Math.exp(((r * 37 + k * 11 + i) % 97) / 20)));
     const s = series(`svc-${k % 40}.shop.svc.cluster.local`, latencies);
@@ -74,13 +81,23 @@ function threadCpuSeconds(pid: number): { main: number; others: number } {
 /** Peak resident set size of a process (VmHWM), in MiB. */
 const peakRssMiB = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const statusCodes = (r: { statusCodeStats: Record<string, { count: number }> }) =>
+  JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count])));
+/** "median (min–max)" of per-round figures. */
+const spread = (xs: readonly number[], digits = 0) => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+// A --trace-gc line's pause on the main thread, e.g. "Scavenge 9.8 (12.0) -> 9.1 (13.0) MB, 0.85 / 0.00 ms".
+const GC_PAUSE = /(?:Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Sweep)[^,]*MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/;
+
 async function main() {
-  const all = Array.from({ length: WARMUP + SUMMARIES }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
+  const all = Array.from({ length: WARMUP + SUMMARIES * ROUNDS }, (_, i) => Buffer.from(encodeSummary(buildSummary(i))));
   const warmup = all.slice(0, WARMUP);
-  const bodies = all.slice(WARMUP);
-  // Baselines, in this process over the same bodies (after the same warm-up): the shared decoder alone,
-  // and decode + the rollup fold the collector does once a summary is durable (a segment's fold is loaded
-  // without decoding again).
+  const rounds = Array.from({ length: ROUNDS }, (_, r) => all.slice(WARMUP + r * SUMMARIES, WARMUP + (r + 1) * SUMMARIES));
+  // Baselines, in this process over the same bodies: the shared decoder alone, and decode + the rollup
+  // fold the collector does once a summary is durable (a segment's fold is loaded without decoding again).
   const decodeAll = (list: Buffer[]) => {
     for (const b of list) if (!decodeSummary(b).ok) throw new Error("bench summary does not decode");
   };
@@ -91,17 +108,16 @@ async function main() {
       if (d.ok) fold.add(d.summary);
     }
   };
-  const perCpuS = (work: (list: Buffer[]) => void) => {
-    work(warmup);
+  const perCpuS = (work: (list: Buffer[]) => void, list: Buffer[]) => {
     const t0 = process.cpuUsage();
-    work(bodies);
+    work(list);
     const t = process.cpuUsage(t0);
-    return (SUMMARIES * SERIES) / ((t.user + t.system) / 1e6);
+    return (list.length * SERIES) / ((t.user + t.system) / 1e6);
   };
-  const decodeSeriesPerCpuS = perCpuS(decodeAll);
-  const foldSeriesPerCpuS = perCpuS(foldAll);
+  decodeAll(warmup);
+  foldAll(warmup);
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
-  const child = spawn(process.execPath, [...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
+  const child = spawn(process.execPath, ["--trace-gc", ...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
     env: {
       ...process.env,
@@ -115,10 +131,13 @@ async function main() {
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  // The startup line, skipping whatever node flags (e.g. --trace-gc) print before it.
+  // The startup line, after whatever node flags print before it; then the GC pauses --trace-gc reports.
   const lines = createInterface({ input: child.stdout! });
+  let gcPauseMs = 0;
   const url = await new Promise<string>((r) =>
     lines.on("line", (l) => {
+      const gc = GC_PAUSE.exec(l);
+      if (gc) gcPauseMs += Number(gc[1]);
       const m = /listening on (http:\/\/\S+);/.exec(l);
       if (m) r(m[1]);
     }),
@@ -150,52 +169,76 @@ async function main() {
   };
   if (WARMUP > 0) {
     const warm = await post(warmup);
-    if (warm["2xx"] !== WARMUP) throw new Error(`warm-up: ${warm["2xx"]} of ${WARMUP} summaries accepted`);
+    if (warm["2xx"] !== WARMUP) throw new Error(`warm-up: ${warm["2xx"]} of ${WARMUP} summaries accepted, status codes ${statusCodes(warm)}`);
     await allLoaded();
   }
 
-  const cpu0 = cpuSeconds(child.pid!);
-  const threads0 = threadCpuSeconds(child.pid!);
-  const started = performance.now();
-  const ingest = await post(bodies);
-  const wallS = (performance.now() - started) / 1000;
-  const ackCpuS = cpuSeconds(child.pid!) - cpu0;
-  const accepted = (await allLoaded()) - WARMUP;
-  const loadedWallS = (performance.now() - started) / 1000;
-  const cpuS = cpuSeconds(child.pid!) - cpu0;
-  const threads1 = threadCpuSeconds(child.pid!);
+  const figures = { collector: [] as number[], decode: [] as number[], fold: [] as number[], ratio: [] as number[], summariesPerS: [] as number[] };
+  const figuresMore = { ackCpuS: [] as number[], cpuS: [] as number[], mainS: [] as number[], othersS: [] as number[], gcShare: [] as number[], p99: [] as number[] };
+  let accepted = WARMUP;
+  const refused: string[] = [];
+  for (const bodies of rounds) {
+    const decode = perCpuS(decodeAll, bodies);
+    figures.decode.push(decode);
+    figures.fold.push(perCpuS(foldAll, bodies));
+    const cpu0 = cpuSeconds(child.pid!);
+    const threads0 = threadCpuSeconds(child.pid!);
+    const gc0 = gcPauseMs;
+    const started = performance.now();
+    const ingest = await post(bodies);
+    const wallS = (performance.now() - started) / 1000;
+    const ackCpuS = cpuSeconds(child.pid!) - cpu0;
+    const total = await allLoaded();
+    const cpuS = cpuSeconds(child.pid!) - cpu0;
+    const threads1 = threadCpuSeconds(child.pid!);
+    const ok = ingest["2xx"];
+    if (ok !== bodies.length || total - accepted !== ok) {
+      refused.push(
+        `${ok} of ${bodies.length} 2xx, collector counted ${total - accepted}, status codes ${JSON.stringify(Object.fromEntries(Object.entries(ingest.statusCodeStats).map(([k, v]) => [k, v.count])))}`,
+      );
+    }
+    accepted = total;
+    const collector = (ok * SERIES) / cpuS;
+    figures.collector.push(collector);
+    figures.ratio.push(collector / decode);
+    figures.summariesPerS.push(ok / wallS);
+    figuresMore.ackCpuS.push(ackCpuS);
+    figuresMore.cpuS.push(cpuS);
+    figuresMore.mainS.push(threads1.main - threads0.main);
+    figuresMore.othersS.push(threads1.others - threads0.others);
+    figuresMore.gcShare.push((gcPauseMs - gc0) / 1000 / (threads1.main - threads0.main));
+    figuresMore.p99.push(ingest.latency.p99);
+  }
   const rssMiB = peakRssMiB(child.pid!);
   child.kill("SIGTERM");
   await new Promise((r) => child.on("exit", r));
   rmSync(dir, { recursive: true, force: true });
 
-  const ok = ingest["2xx"];
-  const bodyKb = bodies.reduce((n, b) => n + b.length, 0) / bodies.length / 1024;
+  const bodyKb = rounds.flat().reduce((n, b) => n + b.length, 0) / (SUMMARIES * ROUNDS) / 1024;
+  const restUs = rounds.map((_, r) => (figuresMore.cpuS[r] / SUMMARIES - SERIES / figures.fold[r]) * 1e6);
   console.log(
-    `ingest bench: ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s, after a warm-up of ${WARMUP} summaries`,
+    `ingest bench: ${ROUNDS} rounds × ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s, after a warm-up of ${WARMUP} summaries; figures are median (min–max) over the rounds`,
   );
   console.log(
-    `  accepted (2xx / collector count): ${ok} / ${accepted}, non-2xx ${ingest.non2xx}, errors ${ingest.errors}, status codes ${JSON.stringify(Object.fromEntries(Object.entries(ingest.statusCodeStats).map(([k, v]) => [k, v.count])))}`,
+    `  accepted (2xx / collector count): ${refused.length === 0 ? `${SUMMARIES * ROUNDS} / ${accepted - WARMUP}, non-2xx 0` : `refused: ${refused.join("; ")}, non-2xx ${refused.length}`}`,
   );
-  console.log(`  summaries/s:                 ${(ok / wallS).toFixed(0)}`);
-  console.log(`  series-updates/s (wall):     ${((ok * SERIES) / wallS).toFixed(0)}`);
+  console.log(`  summaries/s:                 ${spread(figures.summariesPerS)}`);
+  console.log(`  collector CPU s per round:   ${spread(figuresMore.ackCpuS, 2)} while acknowledging, ${spread(figuresMore.cpuS, 2)} until all loaded`);
+  console.log(`  collector CPU s by thread:   event loop ${spread(figuresMore.mainS, 2)}, other threads ${spread(figuresMore.othersS, 2)} (GC and JIT helpers, fs pool, DuckDB)`);
   console.log(
-    `  collector CPU:               ${ackCpuS.toFixed(2)} s while acknowledging (${wallS.toFixed(2)} s wall), ${cpuS.toFixed(2)} s until all loaded (${loadedWallS.toFixed(2)} s wall)`,
-  );
-  console.log(
-    `  collector CPU by thread:     event loop ${(threads1.main - threads0.main).toFixed(2)} s, other threads ${(threads1.others - threads0.others).toFixed(2)} s (GC and JIT helpers, fs pool, DuckDB)`,
+    `  collector GC share:          ${spread(
+      figuresMore.gcShare.map((x) => 100 * x),
+      1,
+    )} % of event-loop CPU in GC pauses (--trace-gc)`,
   );
   console.log(`  collector peak RSS:          ${rssMiB.toFixed(0)} MiB (VmHWM, whole run)`);
-  console.log(`  series-updates per CPU-s:    ${((ok * SERIES) / cpuS).toFixed(0)} ingest + load   (target ≥ 200000 per core)`);
-  console.log(`  ack latency ms p50/p99/max:  ${ingest.latency.p50} / ${ingest.latency.p99} / ${ingest.latency.max}`);
-  console.log(`  baseline GET /healthz req/s: ${baseline.requests.average.toFixed(0)}; ingest/baseline request rate ${(ok / wallS / baseline.requests.average).toFixed(3)}`);
+  console.log(`  series-updates per CPU-s:    ${spread(figures.collector)} ingest + load   (target ≥ 400000, and ≥ 0.8 × decode only)`);
+  console.log(`  ack latency ms p99:          ${spread(figuresMore.p99)}`);
   console.log(
-    `  baseline decode only:        ${decodeSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode-only ratio ${((ok * SERIES) / cpuS / decodeSeriesPerCpuS).toFixed(3)}`,
+    `  baseline GET /healthz req/s: ${baseline.requests.average.toFixed(0)}; ingest/baseline request rate ${(median(figures.summariesPerS) / baseline.requests.average).toFixed(3)}`,
   );
-  const restUs = (cpuS / ok - SERIES / foldSeriesPerCpuS) * 1e6;
-  console.log(
-    `  baseline decode + fold:      ${foldSeriesPerCpuS.toFixed(0)} series per CPU-s; collector/decode+fold ratio ${((ok * SERIES) / cpuS / foldSeriesPerCpuS).toFixed(3)}; the rest (HTTP, spool, load) ≈ ${restUs.toFixed(0)} µs CPU per summary`,
-  );
+  console.log(`  baseline decode only:        ${spread(figures.decode)} series per CPU-s; collector/decode-only ratio ${spread(figures.ratio, 3)}`);
+  console.log(`  baseline decode + fold:      ${spread(figures.fold)} series per CPU-s; the rest (HTTP, spool, load) ≈ ${spread(restUs)} µs CPU per summary`);
 }
 
 await main();

@@ -141,11 +141,16 @@ await section("wire bytes and quantile error", async () => {
 });
 
 await section("collector ingest", async () => {
-  const i = await measureIngest(quick ? 500 : 4000);
+  const i = await measureIngest(quick ? 300 : 2000, quick ? 3 : 5);
+  const range = (text: string) =>
+    text
+      .split("–")
+      .map((x) => fmt(Number(x)))
+      .join("–");
   rows.push({
-    figure: "collector ingest series-updates/s per core",
-    ours: fmt(i.seriesUpdatesPerCpuS),
-    baseline: fmt(i.decodeOnlyPerCpuS),
+    figure: "collector ingest series-updates/s per core (median, min–max of rounds)",
+    ours: `${fmt(i.seriesUpdatesPerCpuS)} (${range(i.seriesUpdatesSpread)})`,
+    baseline: `${fmt(i.decodeOnlyPerCpuS)} (${range(i.decodeOnlySpread)})`,
     baselineIs: "decoding the same summaries only (same run)",
     ratio: ratio(i.seriesUpdatesPerCpuS, i.decodeOnlyPerCpuS),
   });

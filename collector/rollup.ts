@@ -8,7 +8,7 @@
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
 import { DIMENSIONS } from "../shared/schema.ts";
-import { meshSketchAddInto, meshSketchMerge } from "../shared/quantile.ts";
+import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
 import { summaryCaller } from "./ledger.ts";
 import {
   FIELD_ERRORS as ERRORS,
@@ -268,7 +268,10 @@ export class MinuteRollup {
     r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
     r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
     const before = r.sketch.c.length;
-    meshSketchAddInto(r.sketch, s.sketch);
+    if (s.sketch.s === r.sketch.s) {
+      const n = bucketsOf(s.sketch);
+      addBucketsInto(r.sketch, s.sketch.z, scratch.index, scratch.count, 0, n);
+    } else meshSketchAddInto(r.sketch, s.sketch);
     this.bucketSlots += r.sketch.c.length - before;
   }
 
@@ -295,7 +298,8 @@ export class MinuteRollup {
       r.latencyMinUs = Math.min(r.latencyMinUs, n[at + FIELD_LATENCY_MIN]);
       r.latencyMaxUs = Math.max(r.latencyMaxUs, n[at + FIELD_LATENCY_MAX]);
       const before = r.sketch.c.length;
-      meshSketchAddInto(r.sketch, storedSketchOf(cols, i));
+      if (cols.scales[i] === r.sketch.s) addBucketsInto(r.sketch, n[at + FIELD_ZERO], cols.bucketIndex, cols.bucketCount, i === 0 ? 0 : cols.bucketEnd[i - 1], cols.bucketEnd[i]);
+      else meshSketchAddInto(r.sketch, storedSketchOf(cols, i)); // brings both to the smaller scale
       this.bucketSlots += r.sketch.c.length - before;
     }
   }
@@ -304,6 +308,88 @@ export class MinuteRollup {
   *rows(): Generator<MinuteRow> {
     yield* this.list;
   }
+}
+
+// Reused by the fold so that adding a sketch allocates nothing when its buckets are already in the row.
+const scratch = { index: new Float64Array(1024), count: new Float64Array(1024), hits: new Int32Array(1024) };
+
+function reserveScratch(n: number): void {
+  if (n <= scratch.index.length) return;
+  const size = 2 ** Math.ceil(Math.log2(n));
+  scratch.index = new Float64Array(size);
+  scratch.count = new Float64Array(size);
+  scratch.hits = new Int32Array(size);
+}
+
+/** The non-empty buckets of a sketch (dense or stored form) into scratch.index/count; returns how many. */
+function bucketsOf(sk: SketchJson): number {
+  reserveScratch(sk.c.length);
+  let n = 0;
+  let at = sk.o;
+  for (const v of sk.c) {
+    if (v < 0) at -= v;
+    else {
+      if (v > 0) {
+        scratch.index[n] = at;
+        scratch.count[n++] = v;
+      }
+      at++;
+    }
+  }
+  return n;
+}
+
+/**
+ * Adds buckets `index[b]`/`count[b]` for b in [from, to) (indices increasing, counts positive, at the
+ * accumulator's scale) and `zero` into `acc`, a stored-form sketch (docs/schema.md) the caller owns. The
+ * same sketch meshSketchMerge([acc, buckets]) gives, without its parse, concatenate and sort: in place
+ * when every bucket already has an entry in acc (a row that has seen a few windows of its series), else
+ * acc.c is rebuilt once, in one pass over both.
+ */
+function addBucketsInto(acc: SketchJson, zero: number, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
+  acc.z += zero;
+  if (from === to) return;
+  const c = acc.c;
+  reserveScratch(to - from);
+  const hits = scratch.hits;
+  let b = from;
+  let at = acc.o;
+  for (let e = 0; e < c.length && b < to; e++) {
+    const v = c[e];
+    if (v < 0) {
+      at -= v;
+      continue;
+    }
+    if (index[b] < at) break; // in a skipped run or below the first entry
+    if (index[b] === at) hits[b++ - from] = e;
+    at++;
+  }
+  if (b === to) {
+    for (let h = 0; h < to - from; h++) c[hits[h]] += count[from + h];
+    return;
+  }
+  const out: number[] = [];
+  let next = 0;
+  const emit = (i: number, n: number) => {
+    if (out.length === 0) acc.o = i;
+    else if (i > next) out.push(next - i);
+    out.push(n);
+    next = i + 1;
+  };
+  b = from;
+  at = acc.o;
+  for (const v of c) {
+    if (v < 0) {
+      at -= v;
+      continue;
+    }
+    while (b < to && index[b] < at) emit(index[b], count[b++]);
+    if (b < to && index[b] === at) emit(at, v + count[b++]);
+    else if (v > 0) emit(at, v);
+    at++;
+  }
+  while (b < to) emit(index[b], count[b++]);
+  acc.c = out;
 }
 
 interface Slot {

@@ -176,20 +176,7 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
       }
     }
   }
-  const buckets = cols.buckets;
-  const numbers = cols.numbers.slice(0, m * SERIES_FIELDS);
-  const owned: SummaryColumns = {
-    strings,
-    codes,
-    count: m,
-    refs: cols.refs.slice(0, m * k),
-    numbers,
-    scales: cols.scales.slice(0, m),
-    bucketEnd: cols.bucketEnd.slice(0, m),
-    bucketIndex: cols.bucketIndex.slice(0, buckets),
-    bucketCount: cols.bucketCount.slice(0, buckets),
-    requests: cols.requests,
-  };
+  const owned = ownedColumns(cols, strings, codes);
   const summary = {
     producerId,
     seq: w.seq,
@@ -202,18 +189,69 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
     reported: codes.map((c) => DIMENSIONS[c]),
   } as DecodedSummary;
   Object.defineProperty(summary, COLUMNS, { value: owned, configurable: true });
-  const settle = (series: DecodedSeries[]) => {
-    delete (summary as { [COLUMNS]?: SummaryColumns })[COLUMNS];
-    Object.defineProperty(summary, "series", { value: series, writable: true, enumerable: true, configurable: true });
-    return series;
-  };
-  Object.defineProperty(summary, "series", {
-    get: () => settle(seriesOfColumns(owned)),
-    set: settle,
-    enumerable: true,
-    configurable: true,
-  });
+  Object.defineProperty(summary, "series", SERIES_ON_DEMAND);
   return { ok: true, summary };
+}
+
+/**
+ * `series` of a decoded summary until it is first read or set: then a plain data property, and the
+ * columns are dropped (callers may change the objects). One descriptor for every summary, so they all
+ * share V8's hidden classes (an accessor made of per-summary closures gives each summary its own, and
+ * every reader of a summary turns megamorphic).
+ */
+const SERIES_ON_DEMAND: PropertyDescriptor = {
+  get(this: DecodedSummary) {
+    return settleSeries(this, seriesOfColumns(summaryColumns(this)!));
+  },
+  set(this: DecodedSummary, series: DecodedSeries[]) {
+    settleSeries(this, series);
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+function settleSeries(summary: DecodedSummary, series: DecodedSeries[]): DecodedSeries[] {
+  delete (summary as { [COLUMNS]?: SummaryColumns })[COLUMNS];
+  Object.defineProperty(summary, "series", { value: series, writable: true, enumerable: true, configurable: true });
+  return series;
+}
+
+/**
+ * The summary's own copy of the decoder's reused columns, all in one buffer: a decoded summary outlives
+ * the next decode (it waits for the spool's fsync), and one allocation instead of one per column keeps
+ * the garbage collector's share down.
+ */
+function ownedColumns(cols: SeriesColumns, strings: string[], codes: number[]): SummaryColumns {
+  const m = cols.count;
+  const buckets = cols.buckets;
+  const numberCount = m * SERIES_FIELDS;
+  const refCount = m * codes.length;
+  const buf = new ArrayBuffer(8 * (numberCount + buckets) + 4 * (refCount + 2 * m + buckets));
+  let at = 0;
+  const floats = (from: Float64Array, n: number) => {
+    const a = new Float64Array(buf, at, n);
+    a.set(from.subarray(0, n));
+    at += 8 * n;
+    return a;
+  };
+  const ints = (from: Int32Array, n: number) => {
+    const a = new Int32Array(buf, at, n);
+    a.set(from.subarray(0, n));
+    at += 4 * n;
+    return a;
+  };
+  return {
+    strings,
+    codes,
+    count: m,
+    numbers: floats(cols.numbers, numberCount),
+    bucketCount: floats(cols.bucketCount, buckets),
+    refs: ints(cols.refs, refCount),
+    scales: ints(cols.scales, m),
+    bucketEnd: ints(cols.bucketEnd, m),
+    bucketIndex: ints(cols.bucketIndex, buckets),
+    requests: cols.requests,
+  };
 }
 
 /** Every dimension of series i (absent ones as their sentinel; response_code a number). */

@@ -37,10 +37,15 @@ export const MAX_PRODUCER_ID_BYTES: i32 = 256;
 export const MAX_STRING_BYTES: i32 = 2048;
 export const MAX_STRINGS: i32 = 1048576;
 export const MAX_SERIES: i32 = 65536;
-// Decoded sketches are dense, so a few input bytes can describe a wide one; the summed span of all
-// sketches in one summary is capped at SPAN_BUDGET_BASE + SPAN_BUDGET_PER_BYTE * input length.
-const SPAN_BUDGET_BASE: f64 = 1048576.0;
-const SPAN_BUDGET_PER_BYTE: f64 = 16.0;
+/**
+ * Most buckets the sketches of a summary may span per byte of its series records: the sum over the
+ * series of (highest - lowest bucket index + 1), up to and including each series, is at most this times
+ * the bytes of the series records read so far. A gap of thousands of buckets costs a few bits on the
+ * wire, so without a bound a small body would describe sketches that a dense reader (decodeWire, a
+ * summary's `series`) expands to megabytes. The filter's widest honest sketches (two values MAX_SPAN
+ * buckets apart at scale 8, in series of about 26 bytes) span about 180 buckets per series byte.
+ */
+export const SPAN_PER_SERIES_BYTE: i32 = 256;
 // magic (4) + version (1) + body length (>= 1) + CRC (4)
 const MIN_LENGTH: i32 = 10;
 
@@ -731,13 +736,13 @@ export function decodeColumns(input: Uint8Array, cols: SeriesColumns): DecodeRes
   if (stored != crc32(input, 0, bodyEnd)) return new DecodeResult(BAD_CHECKSUM, "CRC-32 mismatch", bodyEnd, null);
 
   const c = new Cursor(input, bodyStart, bodyEnd);
-  const summary = decodeBody(c, f64(len), cols);
+  const summary = decodeBody(c, cols);
   if (!c.failed && c.pos != bodyEnd) c.fail(TRAILING_BYTES, "bytes after the last series inside the body");
   if (c.failed) return new DecodeResult(c.reason, c.message, c.at, null);
   return new DecodeResult(OK, "", bodyEnd + 4, summary);
 }
 
-function decodeBody(c: Cursor, inputLength: f64, cols: SeriesColumns): WireSummary {
+function decodeBody(c: Cursor, cols: SeriesColumns): WireSummary {
   const s = new WireSummary();
   const idStart = c.pos;
   const idLength = c.bounded("producer id length", MAX_PRODUCER_ID_BYTES, BAD_PRODUCER_ID);
@@ -794,7 +799,7 @@ function decodeBody(c: Cursor, inputLength: f64, cols: SeriesColumns): WireSumma
   if (m > c.remaining()) c.fail(TRUNCATED, "series count exceeds the remaining bytes");
   const fullMask: f64 = f64((1 << k) - 1);
   cols.dims = k;
-  let spanBudget = SPAN_BUDGET_BASE + SPAN_BUDGET_PER_BYTE * inputLength;
+  let spanBudget: f64 = 0.0;
   for (let i = 0; i < m && !c.failed; i++) {
     const maskAt = c.pos;
     const mask = c.varint("dimension mask");
@@ -814,9 +819,10 @@ function decodeBody(c: Cursor, inputLength: f64, cols: SeriesColumns): WireSumma
     }
     const width = decodeSeries(c, i, cols);
     if (c.failed) break;
-    spanBudget -= width;
+    spanBudget += f64(SPAN_PER_SERIES_BYTE) * f64(c.pos - maskAt) - width;
     if (spanBudget < 0.0) {
-      c.fail(SKETCH_TOO_WIDE, "sketches span more buckets than the input size allows");
+      c.pos = maskAt;
+      c.fail(SKETCH_TOO_WIDE, inSeries(i, "sketches span more than " + SPAN_PER_SERIES_BYTE.toString() + " buckets per byte of series records"));
       break;
     }
     cols.count = i + 1;

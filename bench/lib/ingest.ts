@@ -6,19 +6,23 @@ import { promisify } from "node:util";
 
 export interface IngestFigures {
   summariesPerS: number;
+  /** Medians over the rounds; `*Spread` the "min–max" text printed with them. */
   seriesUpdatesPerCpuS: number;
+  seriesUpdatesSpread: string;
   healthzPerS: number;
   /** The same summaries decoded only, in the benchmark process: the floor of the collector's work. */
   decodeOnlyPerCpuS: number;
+  decodeOnlySpread: string;
   ackP99Ms: number;
   output: string;
 }
 
-export async function measureIngest(summaries = 2000): Promise<IngestFigures> {
+/** `summaries` per round, `rounds` rounds (bench/ingest.ts). */
+export async function measureIngest(summaries = 2000, rounds = 5): Promise<IngestFigures> {
   const root = join(import.meta.dirname, "..", "..");
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(root, "bench", "ingest.ts")], {
     cwd: root,
-    env: { ...process.env, BENCH_SUMMARIES: String(summaries) },
+    env: { ...process.env, BENCH_SUMMARIES: String(summaries), BENCH_ROUNDS: String(rounds) },
     maxBuffer: 16 << 20,
   });
   const figure = (label: RegExp) => {
@@ -30,12 +34,15 @@ export async function measureIngest(summaries = 2000): Promise<IngestFigures> {
   if (!accepted || Number(accepted[1]) === 0 || Number(accepted[3]) > 0) {
     throw new Error(`bench/ingest.ts: summaries refused (${accepted?.[0] ?? "no acceptance line"})`);
   }
+  const range = (label: RegExp) => label.exec(stdout)?.[1] ?? "?";
   return {
     summariesPerS: figure(/summaries\/s:\s+([\d.]+)/),
     seriesUpdatesPerCpuS: figure(/series-updates per CPU-s:\s+([\d.]+)/),
+    seriesUpdatesSpread: range(/series-updates per CPU-s:\s+[\d.]+ \(([\d.]+–[\d.]+)\)/),
     healthzPerS: figure(/baseline GET \/healthz req\/s:\s+([\d.]+)/),
     decodeOnlyPerCpuS: figure(/baseline decode only:\s+([\d.]+)/),
-    ackP99Ms: figure(/ack latency ms p50\/p99\/max:\s+[\d.]+ \/ ([\d.]+)/),
+    decodeOnlySpread: range(/baseline decode only:\s+[\d.]+ \(([\d.]+–[\d.]+)\)/),
+    ackP99Ms: figure(/ack latency ms p99:\s+([\d.]+)/),
     output: stdout,
   };
 }

@@ -105,6 +105,13 @@ export function invalidBodies(valid: Uint8Array): [Uint8Array, string][] {
   };
   const badCode = summary(99, 60_000, [series("a", [10])]);
   badCode.series[0].dimensions.response_code = "OK";
+  // The sketch "decompression bomb": 101 sketches of two values at the ends of the scale-8 range, 10,241
+  // buckets each in about 4 KB, beyond the decoder's span budget per byte of series records.
+  const bomb = summary(
+    98,
+    60_000,
+    Array.from({ length: 101 }, (_, k) => series(`w${k}`, [1, 2 ** 40 - 1], 8)),
+  );
   return [
     [mutate((b) => (b[0] ^= 0xff)), "bad_magic"],
     [mutate((b) => (b[4] = 9)), "unsupported_version"],
@@ -114,6 +121,7 @@ export function invalidBodies(valid: Uint8Array): [Uint8Array, string][] {
     [new Uint8Array(0), "truncated"],
     [Buffer.concat([valid, Buffer.from([0])]), "trailing_bytes"],
     [encode(badCode), "bad_dimension_value"],
+    [encode(bomb), "sketch_too_wide"],
   ];
 }
 

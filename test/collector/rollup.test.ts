@@ -74,6 +74,30 @@ describe("rollup", () => {
 });
 
 describe("rollup of freshly decoded summaries", () => {
+  it("folds many windows of a series into the sketch of all their values, whether their buckets are new or already held", () => {
+    const all: number[] = [];
+    const input: DecodedSummary[] = [];
+    let previous: number[] = [];
+    for (let w = 0; w < 60; w++) {
+      // every fifth window repeats the one before it: buckets the row already holds
+      const values = w % 5 === 4 ? previous : latencies(1 + ((w * 7) % 30));
+      all.push(...values);
+      input.push(summary(w + 1, 60_000, [series("a", values)]));
+      previous = values;
+    }
+    const decoded = input.map((s) => {
+      const d = decodeSummary(encode(s));
+      if (!d.ok) throw new Error(d.message);
+      return d.summary;
+    });
+    const [row] = rollup(decoded);
+    expect(row.sketch).toEqual(sketchOf(all, 6));
+    expect(row.requests).toBe(all.length);
+    // the same from series objects (another rollup's rows, a replay), in reverse order
+    const [fromObjects] = rollup([...input].reverse());
+    expect(fromObjects.sketch).toEqual(sketchOf(all, 6));
+  });
+
   it("folds the decoder's columns exactly as it folds series objects, across scales, minutes and absent dimensions", () => {
     const partial = (seq: number, endMs: number, s: DecodedSeries[]) => ({ ...summary(seq, endMs, s, "p2"), reported: ["destination_service", "response_code"] as Dimension[] });
     const withCode = (s: DecodedSeries, code: number) => ({ ...s, dimensions: { ...s.dimensions, response_code: code } });

@@ -53,12 +53,13 @@ export const REJECTIONS: Record<string, () => Uint8Array> = {
   bad_latency: () => withRaw((s) => (s.series[0].max = 2000)),
   sketch_too_wide: () =>
     withRaw((s) => {
-      const one = { ...s.series[0], mask: 0, refs: [], requests: 2, errors: 0, zero: 0, min: 1, max: 2 ** 40 - 1, sum: 2 ** 40 };
+      // two values at the ends of the scale-8 range: 10,241 buckets in series of about 26 bytes each
+      const one = { ...s.series[0], mask: 0, refs: [], requests: 2, errors: 0, zero: 0, min: 1, max: 2 ** 40 - 1, sum: 2 ** 40, scale: 8 };
       one.buckets = sketchBuckets([
         [-1, 1],
-        [40 * 64 - 1, 1],
+        [40 * 256 - 1, 1],
       ]);
-      s.series = [s.series[0], ...Array.from({ length: 600 }, () => one)];
+      s.series = [s.series[0], ...Array.from({ length: 10 }, () => one)];
     }),
   bad_utf8: () => withRaw((s) => (s.strings[0] = Uint8Array.from([0x64, 0xff, 0x65]))),
   bad_dimension_value: () => withRaw((s) => (s.strings[1] = "20x")),

@@ -148,6 +148,24 @@ describe("codec", () => {
     }
   });
 
+  it("admits the widest sketches the filter sends, many to a summary, at its default and finest scales", () => {
+    // Two values as far apart as a filter sketch keeps them (it downscales beyond MAX_SPAN buckets), in
+    // series with one short dimension: the most buckets spanned per byte an honest summary carries.
+    for (const scale of [6, 8]) {
+      for (const highest of [55_108, 2 ** 40 - 1]) {
+        const series = Array.from({ length: 1000 }, (_, k) => {
+          const stats = new SeriesStats(scale);
+          stats.record(1, 0, 0, false);
+          stats.record(highest, 0, 0, false);
+          return seriesOf({ destination_service: String(k) }, stats);
+        });
+        const body = encodeSummary({ producerId: "p", seq: 1, windowStartMs: 0, windowEndMs: 10_000, reported: ["destination_service"], series });
+        const r = decodeSummary(body);
+        expect(r.ok ? "ok" : `${r.reason}: ${r.message}`, `scale ${scale}, values 1 and ${highest}`).toBe("ok");
+      }
+    }
+  });
+
   it("stores a repeated value once and an unchanged one not at all", () => {
     const base = decodeSummary(read("mesh.bin"));
     if (!base.ok) expect.fail(base.reason);
