@@ -14,6 +14,7 @@ import {
   jwtAuthnMetadata,
   ManualClock,
   metadataMessage,
+  peerFieldObject,
   peerInfo,
   responseFlags,
   uint,
@@ -194,7 +195,7 @@ describe("fact caches never keep an absent fact", () => {
 describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
   const forms: [string, Record<string, Attr>][] = [
     ["1.22/1.23 FlatNode (wasm.downstream_peer)", { "wasm.downstream_peer": flatNodePeer({ ...PRODUCTPAGE, labels: { app: "productpage" } }) }],
-    ["1.24 field object", { downstream_peer: new FieldObject(PRODUCTPAGE) }],
+    ["1.24 field object", { downstream_peer: peerFieldObject(PRODUCTPAGE) }],
     ["1.25+ CelState Struct", { downstream_peer: peerInfo(PRODUCTPAGE) }],
   ];
   for (const [name, state] of forms) {
@@ -209,6 +210,22 @@ describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
       });
     });
   }
+});
+
+describe("a 1.24 peer object with an empty field", () => {
+  // WorkloadMetadataObject::getField answers an empty field with "" (istio/proxy release-1.24
+  // metadata_object.cc), so the object is there and its other fields count.
+  it("still gives the caller's other labels when the workload name is empty", async () => {
+    const { workload: _, ...noWorkload } = PRODUCTPAGE;
+    const { series } = await run([inbound({ filter_state: { downstream_peer: peerFieldObject(noWorkload) } })]);
+    expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+      source_workload: "unknown",
+      source_namespace: "shop",
+      source_canonical_service: "productpage",
+      source_canonical_revision: "v1",
+      source_cluster: "east",
+    });
+  });
 });
 
 describe("peer metadata read whole (Istio 1.25+ Struct) and cached per connection", () => {
