@@ -86,6 +86,7 @@ async function run(inputs: StreamInput[], config: object = {}, wasm?: string) {
   return { series, sidecar };
 }
 
+const SOURCE_PEER_LABELS = ["source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster"];
 const pick = (s: DecodedSeries, ...names: string[]) => Object.fromEntries(names.map((n) => [n, s.dimensions[n as keyof typeof s.dimensions]]));
 
 describe("a configuration the filter does not understand", () => {
@@ -201,7 +202,7 @@ describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
   for (const [name, state] of forms) {
     it(`reads the caller's labels from the ${name}`, async () => {
       const { series } = await run([inbound({ filter_state: state })]);
-      expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+      expect(pick(series[0], ...SOURCE_PEER_LABELS)).toEqual({
         source_workload: "productpage-v1",
         source_namespace: "shop",
         source_canonical_service: "productpage",
@@ -218,7 +219,7 @@ describe("a 1.24 peer object with an empty field", () => {
   it("still gives the caller's other labels when the workload name is empty", async () => {
     const { workload: _, ...noWorkload } = PRODUCTPAGE;
     const { series } = await run([inbound({ filter_state: { downstream_peer: peerFieldObject(noWorkload) } })]);
-    expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+    expect(pick(series[0], ...SOURCE_PEER_LABELS)).toEqual({
       source_workload: "unknown",
       source_namespace: "shop",
       source_canonical_service: "productpage",
@@ -402,7 +403,7 @@ describe("peer metadata read whole (Istio 1.25+ Struct) and cached per connectio
       ["cluster", "east"],
     ]);
     const { series } = await run([inbound({ filter_state: { downstream_peer: bytes(peer) } })]);
-    expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+    expect(pick(series[0], ...SOURCE_PEER_LABELS)).toEqual({
       source_workload: "unknown",
       source_namespace: "shop",
       source_canonical_service: "productpage",
