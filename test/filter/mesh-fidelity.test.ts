@@ -211,6 +211,26 @@ describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
       });
     });
   }
+
+  // The form is learned from the first peer that answers; callers without metadata before and after it,
+  // and a second workload, must each come out as they are, on every build.
+  const formOf: [string, (p: typeof PRODUCTPAGE) => Record<string, Attr>][] = [
+    ["1.22/1.23 FlatNode", (p) => ({ "wasm.downstream_peer": flatNodePeer(p) })],
+    ["1.24 field object", (p) => ({ downstream_peer: peerFieldObject(p) })],
+    ["1.25+ CelState Struct", (p) => ({ downstream_peer: peerInfo(p) })],
+  ];
+  for (const [name, state] of formOf) {
+    it(`keeps callers without metadata and two workloads apart across the learning of the ${name} form (release and debug)`, async () => {
+      const on = (id: number, filterState: Record<string, Attr>) =>
+        inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: filterState });
+      const inputs = [on(1, {}), on(2, state(PRODUCTPAGE)), on(3, {}), on(4, state(RATINGS_PEER)), on(5, state(PRODUCTPAGE)), on(6, {})];
+      for (const wasm of [undefined, DEBUG_WASM]) {
+        const { series } = await run(inputs, {}, wasm);
+        const got = Object.fromEntries(series.map((s) => [`${s.dimensions.source_workload}/${s.dimensions.source_canonical_service}/${s.dimensions.source_cluster}`, s.requests]));
+        expect(got).toEqual({ "unknown/unknown/unknown": 3, "productpage-v1/productpage/east": 2, "ratings-v1/ratings/east": 1 });
+      }
+    });
+  }
 });
 
 describe("a 1.24 peer object with an empty field", () => {
