@@ -42,11 +42,24 @@ export function peerInfo(p: PeerInfo): Attr {
 
 /**
  * The same peer as Istio 1.24's peer_metadata filter stores it: a WorkloadMetadataObject, a filter-state
- * object with field support (readable field by field, empty when read whole). Source: istio/proxy
- * source/extensions/common/metadata_object.cc (WorkloadMetadataObject::getField), release-1.24.
+ * object with field support (readable field by field, empty when read whole). Its getField answers only
+ * the baggage tokens, and answers each of them even when empty (`""`, not absent): a peer without a
+ * workload name still has its namespace read. `type` of an unknown workload type falls through to the
+ * instance name, as the switch does; `labels`, `identity` and the rest are not fields. Source: istio/proxy
+ * extensions/common/metadata_object.cc, release-1.24: ALL_BAGGAGE_TOKENS, WorkloadMetadataObject::getField.
  */
 export function peerFieldObject(p: PeerInfo): FieldObject {
-  return new FieldObject(peerInfo(p) as Record<string, Attr>);
+  return new FieldObject({
+    namespace: p.namespace ?? "",
+    cluster: p.cluster ?? "",
+    service: p.service ?? "",
+    revision: p.revision ?? "",
+    app: p.app ?? "",
+    version: p.version ?? "",
+    workload: p.workload ?? "",
+    type: p.type ?? p.name ?? "",
+    name: p.name ?? "",
+  });
 }
 
 /**

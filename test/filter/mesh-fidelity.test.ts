@@ -14,6 +14,7 @@ import {
   jwtAuthnMetadata,
   ManualClock,
   metadataMessage,
+  peerFieldObject,
   peerInfo,
   responseFlags,
   uint,
@@ -85,6 +86,7 @@ async function run(inputs: StreamInput[], config: object = {}, wasm?: string) {
   return { series, sidecar };
 }
 
+const SOURCE_PEER_LABELS = ["source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster"];
 const pick = (s: DecodedSeries, ...names: string[]) => Object.fromEntries(names.map((n) => [n, s.dimensions[n as keyof typeof s.dimensions]]));
 
 describe("a configuration the filter does not understand", () => {
@@ -194,13 +196,13 @@ describe("fact caches never keep an absent fact", () => {
 describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
   const forms: [string, Record<string, Attr>][] = [
     ["1.22/1.23 FlatNode (wasm.downstream_peer)", { "wasm.downstream_peer": flatNodePeer({ ...PRODUCTPAGE, labels: { app: "productpage" } }) }],
-    ["1.24 field object", { downstream_peer: new FieldObject(PRODUCTPAGE) }],
+    ["1.24 field object", { downstream_peer: peerFieldObject(PRODUCTPAGE) }],
     ["1.25+ CelState Struct", { downstream_peer: peerInfo(PRODUCTPAGE) }],
   ];
   for (const [name, state] of forms) {
     it(`reads the caller's labels from the ${name}`, async () => {
       const { series } = await run([inbound({ filter_state: state })]);
-      expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+      expect(pick(series[0], ...SOURCE_PEER_LABELS)).toEqual({
         source_workload: "productpage-v1",
         source_namespace: "shop",
         source_canonical_service: "productpage",
@@ -209,6 +211,42 @@ describe("peer metadata in every form Istio 1.22–1.28 stores it", () => {
       });
     });
   }
+
+  // The form is learned from the first peer that answers; callers without metadata before and after it,
+  // and a second workload, must each come out as they are, on every build.
+  const formOf: [string, (p: typeof PRODUCTPAGE) => Record<string, Attr>][] = [
+    ["1.22/1.23 FlatNode", (p) => ({ "wasm.downstream_peer": flatNodePeer(p) })],
+    ["1.24 field object", (p) => ({ downstream_peer: peerFieldObject(p) })],
+    ["1.25+ CelState Struct", (p) => ({ downstream_peer: peerInfo(p) })],
+  ];
+  for (const [name, state] of formOf) {
+    it(`keeps callers without metadata and two workloads apart across the learning of the ${name} form (release and debug)`, async () => {
+      const on = (id: number, filterState: Record<string, Attr>) =>
+        inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: filterState });
+      const inputs = [on(1, {}), on(2, state(PRODUCTPAGE)), on(3, {}), on(4, state(RATINGS_PEER)), on(5, state(PRODUCTPAGE)), on(6, {})];
+      for (const wasm of [undefined, DEBUG_WASM]) {
+        const { series } = await run(inputs, {}, wasm);
+        const got = Object.fromEntries(series.map((s) => [`${s.dimensions.source_workload}/${s.dimensions.source_canonical_service}/${s.dimensions.source_cluster}`, s.requests]));
+        expect(got).toEqual({ "unknown/unknown/unknown": 3, "productpage-v1/productpage/east": 2, "ratings-v1/ratings/east": 1 });
+      }
+    });
+  }
+});
+
+describe("a 1.24 peer object with an empty field", () => {
+  // WorkloadMetadataObject::getField answers an empty field with "" (istio/proxy release-1.24
+  // metadata_object.cc), so the object is there and its other fields count.
+  it("still gives the caller's other labels when the workload name is empty", async () => {
+    const { workload: _, ...noWorkload } = PRODUCTPAGE;
+    const { series } = await run([inbound({ filter_state: { downstream_peer: peerFieldObject(noWorkload) } })]);
+    expect(pick(series[0], ...SOURCE_PEER_LABELS)).toEqual({
+      source_workload: "unknown",
+      source_namespace: "shop",
+      source_canonical_service: "productpage",
+      source_canonical_revision: "v1",
+      source_cluster: "east",
+    });
+  });
 });
 
 describe("peer metadata read whole (Istio 1.25+ Struct) and cached per connection", () => {
@@ -282,6 +320,100 @@ describe("peer metadata read whole (Istio 1.25+ Struct) and cached per connectio
     });
   }
 
+  // Pairs-shaped mutations (lengths off by a few, counts near the truth, cuts, appended bytes, flipped
+  // bytes) reach the parser's bounds far more often than random bytes do. Each goes on its own
+  // connection of a VM that already learned the Struct form, so neither the cache nor the form hides it.
+  // The expected workload comes from an independent strict reader: the proxy-wasm layout must account
+  // for every byte, else the caller is unknown.
+  it("never traps on mutated pairs after learning the Struct form, and uses only well-formed ones (debug build)", async () => {
+    let seed = 0x5eed19;
+    const rnd = () => {
+      seed = (seed + 0x6d2b79f5) >>> 0;
+      let t = seed;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    };
+    const below = (n: number) => Math.floor(rnd() * n);
+    const base = encodePairs(Object.entries(PRODUCTPAGE));
+    const mutate = (): Uint8Array => {
+      const b = new Uint8Array(base);
+      const dv = new DataView(b.buffer);
+      const n = dv.getUint32(0, true);
+      switch (below(6)) {
+        case 0:
+          dv.setUint32(0, [0, 1, n - 1, n + 1, 0x1fffffff, 0xffffffff][below(6)], true);
+          return b;
+        case 1: {
+          const at = 4 + 4 * below(2 * n);
+          dv.setUint32(at, [dv.getUint32(at, true) + below(5) - 2, 0, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe][below(6)] >>> 0, true);
+          return b;
+        }
+        case 2:
+          return b.subarray(0, below(b.length));
+        case 3:
+          return new Uint8Array([...b, ...Array.from({ length: 1 + below(4) }, () => below(256))]);
+        case 4:
+          b[below(b.length)] ^= 1 << below(8);
+          return b;
+        default:
+          return new Uint8Array([below(3), 0, 0, 0, ...Array.from({ length: below(40) }, () => below(256))]);
+      }
+    };
+    const workloadOf = (b: Uint8Array): string => {
+      if (b.length < 4) return "unknown";
+      const dv = new DataView(b.buffer, b.byteOffset, b.length);
+      const n = dv.getUint32(0, true);
+      if (4 + 8 * n > b.length) return "unknown";
+      let at = 4 + 8 * n;
+      const fields: [Uint8Array, Uint8Array][] = [];
+      for (let i = 0; i < n; i++) {
+        const kl = dv.getUint32(4 + 8 * i, true);
+        const vl = dv.getUint32(8 + 8 * i, true);
+        if (at + kl + vl + 2 > b.length) return "unknown";
+        fields.push([b.subarray(at, at + kl), b.subarray(at + kl + 1, at + kl + 1 + vl)]);
+        at += kl + vl + 2;
+      }
+      if (at !== b.length) return "unknown";
+      let workload = "unknown";
+      for (const [k, v] of fields) {
+        if (Buffer.from(k).toString("latin1") !== "workload") continue;
+        try {
+          const text = new TextDecoder("utf-8", { fatal: true }).decode(v);
+          workload = v.length > 0 && v.length <= 512 ? text : "unknown";
+        } catch {
+          workload = "unknown";
+        }
+      }
+      return workload;
+    };
+    const want = new Map<string, number>([["productpage-v1", 1]]);
+    const inputs = [on(100, peerInfo(PRODUCTPAGE), CALLER)];
+    for (let i = 0; i < 600; i++) {
+      const value = mutate();
+      const w = workloadOf(value);
+      want.set(w, (want.get(w) ?? 0) + 1);
+      inputs.push(on(1000 + i, bytes(value), CALLER));
+    }
+    const { series } = await run(inputs, { max_series: 5000 }, DEBUG_WASM);
+    const got = new Map<string, number>();
+    for (const s of series) got.set(String(s.dimensions.source_workload), (got.get(String(s.dimensions.source_workload)) ?? 0) + s.requests);
+    expect(Object.fromEntries(got)).toEqual(Object.fromEntries(want));
+  });
+
+  // The compiled filter's narrow bucket counts (1, then 2, then 4 bytes) through both widenings: every
+  // request of one series in one latency bucket, so a wrap at 256 or 65,536 would show in that bucket.
+  it("counts 65,600 requests in one latency bucket exactly (debug build)", async () => {
+    const n = 65_600;
+    const same = inbound({ connection: { id: uint(5), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF } });
+    const { series } = await run(
+      Array.from({ length: n }, () => same),
+      {},
+      DEBUG_WASM,
+    );
+    expect(series.map((s) => [s.requests, s.sketch.z, s.sketch.c.filter((c) => c !== 0)])).toEqual([[n, 0, [n]]]);
+  }, 120_000);
+
   it("takes only the wanted labels and leaves a value that is not UTF-8 unknown", async () => {
     const peer = encodePairs([
       ["labels", encodePairs([["workload", "not-this"]])],
@@ -291,7 +423,7 @@ describe("peer metadata read whole (Istio 1.25+ Struct) and cached per connectio
       ["cluster", "east"],
     ]);
     const { series } = await run([inbound({ filter_state: { downstream_peer: bytes(peer) } })]);
-    expect(pick(series[0], "source_workload", "source_namespace", "source_canonical_service", "source_canonical_revision", "source_cluster")).toEqual({
+    expect(pick(series[0], ...SOURCE_PEER_LABELS)).toEqual({
       source_workload: "unknown",
       source_namespace: "shop",
       source_canonical_service: "productpage",

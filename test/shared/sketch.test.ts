@@ -195,6 +195,28 @@ describe("compact Sketch (the filter's narrow counts)", () => {
     }
   });
 
+  it("holds each width's largest count exactly and widens on the next one, neighbours intact", () => {
+    for (const max of [255, 65535, 2 ** 32 - 1]) {
+      const compact = new Sketch(6, true);
+      const hot = bucketIndex(3000, 6);
+      const cold = bucketIndex(7, 6);
+      compact.record(7);
+      compact.record(7);
+      compact.addToBucket(hot, max - 1);
+      compact.record(3000); // reaches max: must still fit
+      expect([compact.bucket(hot), compact.bucket(cold), compact.count]).toEqual([max, 2, max + 2]);
+      compact.record(3000); // one past: must widen, not wrap
+      expect([compact.bucket(hot), compact.bucket(cold), compact.count]).toEqual([max + 1, 2, max + 3]);
+      const wide = new Sketch(6);
+      wide.merge(compact);
+      expect(sketchToJson(wide)).toEqual(sketchToJson(compact));
+      // Same width kept across a window: a count one past the old width's limit still reads back.
+      compact.reset();
+      compact.addToBucket(hot, max + 1);
+      expect(compact.bucket(hot)).toBe(max + 1);
+    }
+  });
+
   it("encodes the same summary bytes as f64 counts", () => {
     const rnd = mulberry32(5);
     const stats = [new SeriesStats(6, true), new SeriesStats(6)];
