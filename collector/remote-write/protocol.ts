@@ -116,9 +116,8 @@ export function nativeHistogram(sketch: Sketch, sumUs: number, timestamp: number
   const positiveDeltas: number[] = [];
   let previousCount = 0;
   let spanEnd = 0; // native index just past the last span
-  const counts = sketch.counts;
   for (let i = sketch.lo; i <= sketch.hi; i++) {
-    const c = counts[i - sketch.offset];
+    const c = sketch.bucket(i); // whatever the storage width (a filter-side sketch keeps narrow counts)
     if (c === 0) continue;
     const j = i + 1;
     const last = positiveSpans[positiveSpans.length - 1];
