@@ -11,12 +11,9 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
-import { Loader } from "../../collector/loader.ts";
-import { createMetrics } from "../../collector/metrics.ts";
 import { createDuckDBSink, type DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { decodeSummary } from "../../collector/summary.ts";
 import { Spool } from "../../collector/spool.ts";
-import { encode, invalidBodies, latencies, metricValues, series, summary, totals } from "./helpers.ts";
+import { encode, invalidBodies, latencies, metricValues, replayLoader, series, summary, totals } from "./helpers.ts";
 
 const dirs: string[] = [];
 const running: RunningCollector[] = [];
@@ -146,15 +143,7 @@ describe("ingest", () => {
       for (const s of input) await spool.append(encode(s), 0);
       await spool.close();
       const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" })) as DuckDBSink;
-      const loader = new Loader(
-        await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }),
-        sink,
-        decodeSummary,
-        undefined,
-        createMetrics(() => undefined),
-        pino({ level: "silent" }),
-        { intervalMs: 3_600_000, maxBatchBytes: 64 << 20, replayPartBytes: partBytes },
-      );
+      const loader = replayLoader(await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }), sink, { replayPartBytes: partBytes });
       await loader.openSink();
       const loadBatch = sink.loadBatch.bind(sink);
       const parts: number[][] = [];
@@ -224,19 +213,7 @@ describe("ingest", () => {
     expect(sealed.length).toBeGreaterThan(4);
     const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" })) as DuckDBSink;
     const budget = segmentBytes[0] + segmentBytes[1];
-    const loader = new Loader(
-      reopened,
-      sink,
-      decodeSummary,
-      undefined,
-      createMetrics(() => undefined),
-      pino({ level: "silent" }),
-      {
-        intervalMs: 3_600_000,
-        maxBatchBytes: 1 << 30,
-        replayBatchBytes: budget,
-      },
-    );
+    const loader = replayLoader(reopened, sink, { maxBatchBytes: 1 << 30, replayBatchBytes: budget });
     const ledgerRows = async () => Number((await sink.connection.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS()[0].n);
     try {
       expect(await loader.loadNow()).toBe(true);
