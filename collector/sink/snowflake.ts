@@ -638,11 +638,12 @@ export class SnowflakeSink implements Sink {
 
 /**
  * Bytes a row's values take in the driver's request (snowflake-sdk sends every bound value as a JSON
- * string: dist/lib/connection/statement.js buildBindsMap), with the quotes and comma around each.
+ * string: dist/lib/connection/statement.js buildBindsMap), with the quotes, escapes and comma around
+ * each: a dimension value may be any UTF-8, and a quote or control character in it takes 2 to 6 bytes.
  */
 function boundBytes(row: readonly unknown[]): number {
   let n = 0;
-  for (const v of row) n += (typeof v === "string" ? Buffer.byteLength(v) : String(v).length) + 3;
+  for (const v of row) n += (typeof v === "string" ? Buffer.byteLength(JSON.stringify(v)) : String(v).length + 2) + 1;
   return n;
 }
 
