@@ -36,6 +36,14 @@ export interface LoaderOptions {
    * decoded summary takes tens of times its wire size: holding a 31 MiB batch decoded needed ~2 GiB).
    */
   replayPartBytes?: number;
+  /**
+   * Upper bound of segment bytes one replay-path transaction reads back (default
+   * DEFAULT_REPLAY_BATCH_BYTES). Its ledger-key pass holds a key, a spool reference and a repeat check
+   * for every summary of the batch at once (about 0.75 KiB each, over a spool byte per byte for 8-series
+   * summaries), which replayPartBytes does not bound: a whole 1 GiB spool replayed after a restart took
+   * more than the 1 Gi the deployment gives a replica, and the restarted replica replayed it again.
+   */
+  replayBatchBytes?: number;
   /** Where summaries the warehouse refuses for good go; without one such a refusal fails the batch. */
   quarantine?: Quarantine;
   /** Warehouse retention, pruned after each cycle's loads; absent or minuteDays 0: nothing is pruned. */
@@ -48,6 +56,12 @@ export interface LoaderOptions {
    */
   afterLoad?: () => Promise<void>;
 }
+
+/**
+ * LoaderOptions.replayBatchBytes default: the DuckDB cycle's bound. The key pass of 64 MiB of 8-series
+ * summaries holds about 75 MiB; a Snowflake replay of a larger spool costs a transaction per 64 MiB.
+ */
+export const DEFAULT_REPLAY_BATCH_BYTES = 64 << 20;
 
 /** Where a summary of the replay path lies in the spool: its segment and record index. */
 interface RecordRef {
@@ -170,7 +184,7 @@ export class Loader {
     if (!(await this.openSink())) return false;
     await this.reloadQueued();
     const sealed = await this.spool.seal();
-    const batch: number[] = [];
+    let batch: number[] = [];
     let bytes = 0;
     for (const id of sealed) {
       if (batch.length > 0 && bytes >= this.opts.maxBatchBytes) break;
@@ -190,7 +204,11 @@ export class Loader {
       // The fold path has no per-summary bytes: a refused fold is loaded again from disk, which isolates.
       if (!this.opts.quarantine || this.sink.refusal(err) === undefined) throw err;
     }
-    loaded ??= await this.loadFromDisk(batch);
+    if (!loaded) {
+      // The folds of the segments left out were taken: those segments replay from disk next cycle.
+      batch = this.replayPrefix(batch);
+      loaded = await this.loadFromDisk(batch);
+    }
     await this.sink.compactLoaded();
     end();
     const { res, keys } = loaded;
@@ -247,6 +265,15 @@ export class Loader {
     }
     const res = await this.sink.loadBatch(foldBatch(rollup, keys));
     return res ? { res, keys } : undefined;
+  }
+
+  /** The first segments of `batch` within replayBatchBytes (at least one), for one replay-path transaction. */
+  private replayPrefix(batch: number[]): number[] {
+    const limit = this.opts.replayBatchBytes ?? DEFAULT_REPLAY_BATCH_BYTES;
+    let bytes = 0;
+    let n = 0;
+    while (n < batch.length && (n === 0 || bytes + this.spool.sizeOf(batch[n]) <= limit)) bytes += this.spool.sizeOf(batch[n++]);
+    return batch.slice(0, n);
   }
 
   /**

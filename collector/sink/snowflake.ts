@@ -38,8 +38,10 @@ export { SNOWFLAKE_DEFAULT_LOAD_INTERVAL_S, SnowflakeSinkError, checkSnowflakeSe
 /**
  * Most values bound in one statement. Above the driver's array-binding threshold snowflake-sdk would
  * upload the binds to a stage instead (dist/lib/connection/statement.js, `numBinds > threshold` →
- * StageBindingRequest, 3.3.0); Snowflake announces 65280 (CLIENT_STAGE_ARRAY_BINDING_THRESHOLD) and the
- * sink pins the driver to the same value, then stays below it.
+ * StageBindingRequest, 3.3.0). That threshold is the session's CLIENT_STAGE_ARRAY_BINDING_THRESHOLD
+ * (the driver's default 100,000, dist/lib/parameters.js; an account's value is not documented) unless
+ * the connection sets arrayBindingThreshold, which overrides it: the sink sets it to this value and stays
+ * at or below it, so the stand-in's count of round trips is the driver's (no stage upload).
  */
 export const MAX_BINDS_PER_STATEMENT = 65280;
 
@@ -636,11 +638,12 @@ export class SnowflakeSink implements Sink {
 
 /**
  * Bytes a row's values take in the driver's request (snowflake-sdk sends every bound value as a JSON
- * string: dist/lib/connection/statement.js buildBindsMap), with the quotes and comma around each.
+ * string: dist/lib/connection/statement.js buildBindsMap), with the quotes, escapes and comma around
+ * each: a dimension value may be any UTF-8, and a quote or control character in it takes 2 to 6 bytes.
  */
 function boundBytes(row: readonly unknown[]): number {
   let n = 0;
-  for (const v of row) n += (typeof v === "string" ? Buffer.byteLength(v) : String(v).length) + 3;
+  for (const v of row) n += (typeof v === "string" ? Buffer.byteLength(JSON.stringify(v)) : String(v).length + 2) + 1;
   return n;
 }
 

@@ -2,7 +2,13 @@
 import parsePrometheus from "parse-prometheus-text-format";
 import { join } from "node:path";
 import type { RunningCollector } from "../../collector/collector.ts";
+import pino from "pino";
 import { expect } from "vitest";
+import { Loader, type LoaderOptions } from "../../collector/loader.ts";
+import { createMetrics } from "../../collector/metrics.ts";
+import type { Sink } from "../../collector/sink/types.ts";
+import type { Spool } from "../../collector/spool.ts";
+import { decodeSummary } from "../../collector/summary.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
@@ -156,3 +162,16 @@ export const testCollectorConfig = (root: string, name: string, over: Partial<Co
   retention: { ...defaultConfig().retention, minuteDays: 0 },
   ...over,
 });
+
+/** A loader of `spool` into `sink` with no ingest behind it (every segment takes the replay path), silent, unscheduled. */
+export function replayLoader(spool: Spool, sink: Sink, opts: Partial<LoaderOptions> = {}): Loader {
+  return new Loader(
+    spool,
+    sink,
+    decodeSummary,
+    undefined,
+    createMetrics(() => undefined),
+    pino({ level: "silent" }),
+    { intervalMs: 3_600_000, maxBatchBytes: 64 << 20, ...opts },
+  );
+}

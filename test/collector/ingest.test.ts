@@ -11,12 +11,9 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { startCollector, type RunningCollector } from "../../collector/collector.ts";
 import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
-import { Loader } from "../../collector/loader.ts";
-import { createMetrics } from "../../collector/metrics.ts";
 import { createDuckDBSink, type DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { decodeSummary } from "../../collector/summary.ts";
 import { Spool } from "../../collector/spool.ts";
-import { encode, invalidBodies, latencies, metricValues, series, summary, totals } from "./helpers.ts";
+import { encode, invalidBodies, latencies, metricValues, replayLoader, series, summary, totals } from "./helpers.ts";
 
 const dirs: string[] = [];
 const running: RunningCollector[] = [];
@@ -146,15 +143,7 @@ describe("ingest", () => {
       for (const s of input) await spool.append(encode(s), 0);
       await spool.close();
       const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" })) as DuckDBSink;
-      const loader = new Loader(
-        await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }),
-        sink,
-        decodeSummary,
-        undefined,
-        createMetrics(() => undefined),
-        pino({ level: "silent" }),
-        { intervalMs: 3_600_000, maxBatchBytes: 64 << 20, replayPartBytes: partBytes },
-      );
+      const loader = replayLoader(await Spool.open(join(dir, "spool"), { segmentBytes: 1 << 20 }), sink, { replayPartBytes: partBytes });
       await loader.openSink();
       const loadBatch = sink.loadBatch.bind(sink);
       const parts: number[][] = [];
@@ -205,6 +194,44 @@ describe("ingest", () => {
     expect(split.parts.length).toBe(2);
     expect(split.parts[1].reduce((a, b) => a + b, 0)).toBe(12);
     expect(split).toMatchObject({ ledger: 12, totals: totals(input) });
+  });
+
+  it("replays a spool larger than the replay budget in several cycles, each summary once, even when a cycle may take the whole spool", async () => {
+    // The replay's ledger-key pass holds every summary of its batch at once: with Snowflake's batch (the
+    // whole sealed spool) a large spool left by a crashed replica used to be read back in one go.
+    const values = latencies(30);
+    const input = Array.from({ length: 60 }, (_, i) => summary(i + 1, 60_000 * (1 + (i % 4)), [series(`s${i % 5}`, values), series(`t${i % 3}`, values)], `pod-${i % 4}`));
+    const dir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));
+    dirs.push(dir);
+    const spool = await Spool.open(join(dir, "spool"), { segmentBytes: 1024 });
+    for (const s of input) await spool.append(encode(s), 0);
+    await spool.close();
+    const reopened = await Spool.open(join(dir, "spool"), { segmentBytes: 1024 });
+    const sealed = await reopened.seal();
+    const segmentBytes = sealed.map((id) => reopened.sizeOf(id));
+    const records = await Promise.all(sealed.map(async (id) => (await reopened.read(id)).records.length));
+    expect(sealed.length).toBeGreaterThan(4);
+    const sink = createDuckDBSink({ ...defaultConfig(), duckdbPath: join(dir, "m.duckdb") }, pino({ level: "silent" })) as DuckDBSink;
+    const budget = segmentBytes[0] + segmentBytes[1];
+    const loader = replayLoader(reopened, sink, { maxBatchBytes: 1 << 30, replayBatchBytes: budget });
+    const ledgerRows = async () => Number((await sink.connection.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS()[0].n);
+    try {
+      expect(await loader.loadNow()).toBe(true);
+      expect(reopened.segmentCount).toBe(sealed.length - 2);
+      // The summaries of the first two segments, no more (a record holds one summary).
+      expect(await ledgerRows()).toBe(records[0] + records[1]);
+      let cycles = 1;
+      while (await loader.loadNow()) cycles++;
+      expect(cycles).toBeGreaterThan(2);
+      expect(reopened.segmentCount).toBe(0);
+      expect(await ledgerRows()).toBe(input.length);
+      const got = (
+        await sink.connection.runAndReadAll("SELECT destination_service AS s, SUM(requests) AS n, SUM(latency_sum_us) AS l FROM mesh_traffic_minute GROUP BY 1 ORDER BY 1")
+      ).getRowObjectsJS();
+      expect(Object.fromEntries(got.map((r) => [r.s, { requests: Number(r.n), latencySumUs: Number(r.l) }]))).toEqual(totals(input));
+    } finally {
+      await sink.close();
+    }
   });
 
   it("replays a damaged spool: loads the good records around the damage and reports it", async () => {

@@ -10,13 +10,10 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
 import { loadConfig } from "../../collector/config.ts";
-import { Loader } from "../../collector/loader.ts";
-import { createMetrics } from "../../collector/metrics.ts";
 import { SnowflakeSink } from "../../collector/sink/snowflake.ts";
 import { Spool } from "../../collector/spool.ts";
-import { decodeSummary } from "../../collector/summary.ts";
 import { FACT_TABLE, LEDGER_TABLE, createTableSql } from "../../shared/schema.ts";
-import { encode, latencies, postAccepted, series, summary, totals } from "../collector/helpers.ts";
+import { encode, latencies, postAccepted, replayLoader, series, summary, totals } from "../collector/helpers.ts";
 import { standForSuite } from "./helpers.ts";
 
 const factTotals = async (query: (sql: string) => Promise<Record<string, unknown>[]>) =>
@@ -57,18 +54,7 @@ describe("Snowflake load cycle", () => {
     // minute, the one ending at 60 s in the second; series differ by destination_service only.
     const keys = new Set(input.map((x) => `${Math.floor((x.windowEndMs - 1) / 60_000)}`).flatMap((m) => Array.from({ length: 60 * 3 }, (_, k) => `${m}/${k}`)));
     const sink = new SnowflakeSink(s.settings());
-    const loader = new Loader(
-      reopened,
-      sink,
-      decodeSummary,
-      undefined,
-      createMetrics(() => undefined),
-      pino({ level: "silent" }),
-      {
-        intervalMs: 3_600_000,
-        maxBatchBytes: 256 << 20,
-      },
-    );
+    const loader = replayLoader(reopened, sink, { maxBatchBytes: 256 << 20 });
     const from = s.sf.statements.length;
     try {
       expect(await loader.loadNow()).toBe(false);

@@ -83,6 +83,43 @@ describe("docs/snowflake.md setup SQL", () => {
   });
 });
 
+/** Every statement of every ```sql block, in order, each with the role a `USE ROLE` before it left in effect. */
+function statementsWithRole(markdown: string): { sql: string; role: string | undefined }[] {
+  let role: string | undefined;
+  const out: { sql: string; role: string | undefined }[] = [];
+  for (const [, block] of markdown.matchAll(/```sql\n([\s\S]*?)```/g)) {
+    // Statements up to a `;` at the end of a line: a task's BEGIN … END body keeps its inner semicolons.
+    for (const raw of block.replace(/--[^\n]*/g, "").split(/;\s*\n(?![ \t])/)) {
+      const sql = raw.replace(/\s+/g, " ").trim();
+      const use = /^USE ROLE (\w+)$/i.exec(sql);
+      if (use) role = use[1].toUpperCase();
+      else if (sql !== "") out.push({ sql, role });
+    }
+  }
+  return out;
+}
+
+describe("docs/snowflake.md statements run as a role that may run them", () => {
+  const statements = statementsWithRole(readFileSync(new URL("../../docs/snowflake.md", import.meta.url), "utf8"));
+
+  // docs.snowflake.com/en/user-guide/session-policies-managing, "Summary of commands, operations, and
+  // privileges": creating a policy takes CREATE SESSION POLICY on the schema, setting one on a user
+  // APPLY SESSION POLICY on the account; SECURITYADMIN has neither by default, ACCOUNTADMIN both.
+  it("creates and applies the session policy as ACCOUNTADMIN", () => {
+    const policy = statements.filter((s) => /^(CREATE SESSION POLICY|ALTER USER \w+ SET SESSION POLICY)\b/i.test(s.sql));
+    expect(policy).toHaveLength(2);
+    for (const s of policy) expect(s.role, s.sql).toBe("ACCOUNTADMIN");
+  });
+
+  // docs.snowflake.com/user-guide/tasks-ts, "Verify the permissions granted to the task owner": a task runs as its owner role,
+  // which needs the global EXECUTE TASK privilege.
+  it("creates the retention task as a role that owns the tables and was granted EXECUTE TASK", () => {
+    const task = statements.find((s) => /^CREATE TASK\b/i.test(s.sql));
+    expect(task?.role).toBe("MESHLOOK_LOADER");
+    expect(statements.some((s) => /^GRANT EXECUTE TASK ON ACCOUNT TO ROLE MESHLOOK_LOADER$/i.test(s.sql) && s.role === "ACCOUNTADMIN")).toBe(true);
+  });
+});
+
 describe("the sink's function DDL", () => {
   it("replaces MESH_QUANTILE and MESH_SKETCH_MERGE keeping their grants (COPY GRANTS)", () => {
     const replaces = [meshQuantileUdfSql(), meshSketchMergeUdfSql(), ...snowflakeMigrationSql().flatMap((m) => m.statements)].filter((s) =>

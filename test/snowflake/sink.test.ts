@@ -125,6 +125,21 @@ describe("Snowflake sink load mechanics", () => {
     }
   });
 
+  it("counts a bound string's JSON escapes against the 1 MB statement size", async () => {
+    // Ingest takes any valid UTF-8 as a dimension value; the driver sends each bound value as a JSON
+    // string, where a quote takes 2 bytes and a control character 6 (\u0001).
+    const [base] = traffic(9, 1, 1).summaries;
+    const escaped = (i: number) => `${'"'.repeat(60)}${"\u0001".repeat(60)}${i}`;
+    const series = Array.from({ length: 2300 }, (_, i) => ({ ...base.series[0], dimensions: { ...base.series[0].dimensions, source_workload: escaped(i) } }));
+    const from = s.sf.statements.length;
+    await trial({}, 2300 * base.series[0].requests, async (sink) => {
+      expect((await sink.load([{ ...base, producerId: "escaping-sidecar", series }])).rows).toBe(2300);
+    });
+    const inserts = s.sf.statements.slice(from).filter((st) => /^INSERT INTO mesh_traffic_minute/.test(st.sql));
+    expect(inserts.reduce((n, st) => n + st.bindRows, 0)).toBe(2300);
+    for (const st of inserts) expect(st.bytes).toBeLessThanOrEqual(1_000_000);
+  });
+
   it("rides out HTTP 503s: the driver retries the request under the same id", async () => {
     const t = traffic(8, 1, 2);
     await trial({}, t.requests, async (sink) => {
