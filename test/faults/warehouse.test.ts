@@ -94,9 +94,13 @@ describe("warehouse unavailable", () => {
   it("DuckDB file locked by another process: the collector still spools, reports not ready, and loads once released", async () => {
     const dir = tempDir();
     const duckdbPath = join(dir, "meshlook.duckdb");
+    // The instance is kept referenced: once collected, DuckDB closes the file and releases its lock.
     const holder = spawn(
       process.execPath,
-      ["-e", `const {DuckDBInstance}=require("@duckdb/node-api");DuckDBInstance.create(${JSON.stringify(duckdbPath)}).then(()=>console.log("locked"));setInterval(()=>{},1e6)`],
+      [
+        "-e",
+        `const {DuckDBInstance}=require("@duckdb/node-api");DuckDBInstance.create(${JSON.stringify(duckdbPath)}).then((db)=>{globalThis.held=db;console.log("locked")});setInterval(()=>{},1e6)`,
+      ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
     );
     cleanups.add(() => holder.kill("SIGKILL"));

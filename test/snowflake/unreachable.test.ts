@@ -15,6 +15,7 @@ import { encodeSummary } from "../../shared/node.ts";
 import { FACT_TABLE, LEDGER_TABLE } from "../../shared/schema.ts";
 import { metricValues } from "../collector/helpers.ts";
 import { stand, traffic, type Stand } from "./helpers.ts";
+import { fetchRetryingShed } from "../shared/shed-retry.ts";
 
 /** TCP relay: holds every connection open unanswered until `forwardTo` is set, then pipes new ones there. */
 async function relay(): Promise<{ url: string; swallowed: () => number; forwardTo: (port: number) => void; close: () => Promise<void> }> {
@@ -75,7 +76,7 @@ describe("collector with Snowflake unreachable", () => {
       const t = traffic(77, 3, 3);
       const post = (body: Uint8Array) =>
         fetch(`${c.url}/v1/summaries`, { method: "POST", body: Buffer.from(body), headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" } });
-      for (const x of t.summaries) expect((await post(encodeSummary(x))).status).toBe(200);
+      for (const x of t.summaries) expect((await fetchRetryingShed(() => post(encodeSummary(x)))).status).toBe(200);
       const ready = await fetch(`${c.url}/readyz`);
       expect(ready.status).toBe(503);
       expect(((await ready.json()) as { error: string }).error).toBe("warehouse_unreachable");
