@@ -188,7 +188,8 @@ export class BoardRollup {
         const col = chunk.getColumns();
         for (let i = 0; i < chunk.rowCount; i++) {
           const dims = col.slice(0, nd).map((d) => d[i] as string | number);
-          const key = dims.join("\u0000");
+          // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
+          const key = JSON.stringify(dims);
           const v = (k: number) => col[nd + k][i] as bigint;
           const sketch = col[nd + 10][i];
           let cell = cells.get(key);

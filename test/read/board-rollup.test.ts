@@ -21,23 +21,21 @@ afterAll(async () => {
   await w?.close();
 });
 
-const GROUP = ["destination_service", "source_principal", "response_code"];
-
 /** The API's answer over the whole traffic (the hour is read from the pre-aggregate when current) against SQL over minute rows. */
-async function expectApiEqualsMinuteRows(wantHourly: number) {
+async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destination_service", "source_principal", "response_code"]) {
   const api = await readApi(w.sink, w.toMs + 3_600_000);
   try {
     const hour = Math.floor(w.fromMs / 3_600_000) * 3_600_000;
     const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
-    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: GROUP.join(","), limit: "10000" })}`)).body;
+    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: group.join(","), limit: "10000" })}`)).body;
     expect(body.hourly_hours).toBe(wantHourly);
     const truth = await query(
       w,
-      `SELECT ${GROUP.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, epoch_ms(MIN(minute)) AS first_minute, epoch_ms(MAX(minute)) AS last_minute, ` +
+      `SELECT ${group.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, epoch_ms(MIN(minute)) AS first_minute, epoch_ms(MAX(minute)) AS last_minute, ` +
         `MIN(latency_min_us) AS min_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.5) AS p50_us ` +
-        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' GROUP BY ${GROUP.join(", ")}`,
+        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' group BY ${group.join(", ")}`,
     );
-    const key = (r: Record<string, unknown>) => GROUP.map((g) => String(r[g])).join(" | ");
+    const key = (r: Record<string, unknown>) => group.map((g) => String(r[g])).join(" | ");
     const got = new Map<string, Record<string, unknown>>(body.rows.map((r: Record<string, unknown>) => [key(r), r]));
     expect([...got.keys()].sort()).toEqual(truth.map(key).sort());
     for (const t of truth) {
@@ -58,12 +56,12 @@ async function expectApiEqualsMinuteRows(wantHourly: number) {
 }
 
 /** One more sidecar's summary for a minute of the loaded hour: a series already there, and a new one. */
-async function loadMore(producer: string, minuteMs: number) {
+async function loadMore(producer: string, minuteMs: number, variants: Record<string, string>[] = [{}, { source_principal: `spiffe://cluster.local/ns/new/sa/${producer}` }]) {
   const [row] = await query(w, `SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' ORDER BY requests DESC LIMIT 1`);
   const existing = Object.fromEntries(
     Object.entries(row).filter(([k]) => !["minute", "requests", "errors", "request_bytes", "response_bytes", "loaded_at"].includes(k) && !k.startsWith("latency")),
   );
-  const series = [existing, { ...existing, source_principal: `spiffe://cluster.local/ns/new/sa/${producer}` }].map((dims, i) => {
+  const series = variants.map((v) => ({ ...existing, ...v })).map((dims, i) => {
     const stats = new SeriesStats(DEFAULT_SCALE);
     for (let k = 0; k < 50; k++) stats.record(500 + 97 * k * (i + 1), 10, 20, k % 10 === 0);
     return { dims: dims as unknown as SeriesDims, stats };
@@ -94,5 +92,15 @@ describe("read pre-aggregate", () => {
     await expectApiEqualsMinuteRows(1);
     const [n] = await query(w, `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`);
     expect(Number(n.board)).toBe(Number(n.minutes));
+  });
+
+  it("keeps apart series whose dimension values would run together if joined (a NUL inside a value)", async () => {
+    // Valid UTF-8 that ingest accepts: joined with a NUL separator both read "w\0x\0y".
+    await loadMore("nul-sidecar", w.fromMs + 120_000, [
+      { source_workload: "w\u0000x", source_namespace: "y" },
+      { source_workload: "w", source_namespace: "x\u0000y" },
+    ]);
+    expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
+    await expectApiEqualsMinuteRows(1, ["source_workload", "source_namespace", "destination_service", "response_code"]);
   });
 });
