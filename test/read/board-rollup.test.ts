@@ -21,11 +21,12 @@ afterAll(async () => {
   await w?.close();
 });
 
-/** The API's answer over the whole traffic (the hour is read from the pre-aggregate when current) against SQL over minute rows. */
-async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destination_service", "source_principal", "response_code"]) {
+const firstHour = () => Math.floor(w.fromMs / 3_600_000) * 3_600_000;
+
+/** The API's answer over one hour (read from the pre-aggregate when current) against SQL over minute rows. */
+async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destination_service", "source_principal", "response_code"], hour = firstHour()) {
   const api = await readApi(w.sink, w.toMs + 3_600_000);
   try {
-    const hour = Math.floor(w.fromMs / 3_600_000) * 3_600_000;
     const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
     const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: group.join(","), limit: "10000" })}`)).body;
     expect(body.hourly_hours).toBe(wantHourly);
@@ -33,7 +34,7 @@ async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destinati
       w,
       `SELECT ${group.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, epoch_ms(MIN(minute)) AS first_minute, epoch_ms(MAX(minute)) AS last_minute, ` +
         `MIN(latency_min_us) AS min_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.5) AS p50_us ` +
-        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' group BY ${group.join(", ")}`,
+        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' AND minute >= make_timestamp(${hour * 1000}) AND minute < make_timestamp(${(hour + 3_600_000) * 1000}) GROUP BY ${group.join(", ")}`,
     );
     const key = (r: Record<string, unknown>) => group.map((g) => String(r[g])).join(" | ");
     const got = new Map<string, Record<string, unknown>>(body.rows.map((r: Record<string, unknown>) => [key(r), r]));
@@ -61,11 +62,13 @@ async function loadMore(producer: string, minuteMs: number, variants: Record<str
   const existing = Object.fromEntries(
     Object.entries(row).filter(([k]) => !["minute", "requests", "errors", "request_bytes", "response_bytes", "loaded_at"].includes(k) && !k.startsWith("latency")),
   );
-  const series = variants.map((v) => ({ ...existing, ...v })).map((dims, i) => {
-    const stats = new SeriesStats(DEFAULT_SCALE);
-    for (let k = 0; k < 50; k++) stats.record(500 + 97 * k * (i + 1), 10, 20, k % 10 === 0);
-    return { dims: dims as unknown as SeriesDims, stats };
-  });
+  const series = variants
+    .map((v) => ({ ...existing, ...v }))
+    .map((dims, i) => {
+      const stats = new SeriesStats(DEFAULT_SCALE);
+      for (let k = 0; k < 50; k++) stats.record(500 + 97 * k * (i + 1), 10, 20, k % 10 === 0);
+      return { dims: dims as unknown as SeriesDims, stats };
+    });
   await w.sink.load([minuteSummary(producer, 1, minuteMs, series)]);
 }
 
@@ -102,5 +105,25 @@ describe("read pre-aggregate", () => {
     ]);
     expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
     await expectApiEqualsMinuteRows(1, ["source_workload", "source_namespace", "destination_service", "response_code"]);
+  });
+
+  it("leaves the oldest hour to its minute rows while retention deletes them, instead of rebuilding it every cycle", async () => {
+    const next = firstHour() + 3_600_000;
+    await loadMore("next-hour-sidecar", next + 5 * 60_000);
+    expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 0, waiting: 0 });
+    // Retention's cutoff moves a cycle at a time through the oldest hour.
+    const [{ first }] = await query(w, `SELECT epoch_ms(MIN(minute)) AS first FROM ${FACT_TABLE.name}`);
+    for (const cutoff of [Number(first) + 60_000, Number(first) + 120_000]) {
+      await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
+      expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
+      await expectApiEqualsMinuteRows(0, undefined, firstHour());
+      await expectApiEqualsMinuteRows(1, undefined, next);
+    }
+    // Its last minutes gone, its pre-aggregate rows go too.
+    await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${next * 1000})`);
+    expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
+    const [n] = await query(w, `SELECT COUNT(*) FILTER (WHERE hour < make_timestamp(${next * 1000})) AS old, SUM(minute_rows) AS rows FROM ${BOARD_HOUR_TABLE.name}`);
+    const [m] = await query(w, `SELECT COUNT(*) AS rows FROM ${FACT_TABLE.name}`);
+    expect([Number(n.old), Number(n.rows)]).toEqual([0, Number(m.rows)]);
   });
 });
