@@ -18,6 +18,7 @@
 import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
 
@@ -203,6 +204,8 @@ export class BoardRollup {
   private async rewrite(c: DuckDBConnection, hour: bigint, inputs: { sql: string; params: string[] }[]): Promise<void> {
     const cells = new Map<string, Cell>();
     const nd = DIMENSIONS.length;
+    // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k to merge.
+    const yielder = new Yielder();
     for (const input of inputs) {
       const result = await c.stream(input.sql, input.params);
       for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
@@ -243,6 +246,7 @@ export class BoardRollup {
           cell.rows += v(9);
           if (typeof sketch === "string") cell.sketch.addJson(sketch);
           else if (sketch) cell.sketch.addBinary((sketch as { bytes: Uint8Array }).bytes);
+          await yielder.maybe();
         }
       }
     }
@@ -260,6 +264,7 @@ export class BoardRollup {
         if (bin) a.appendBlob(bin);
         else a.appendNull();
         a.endRow();
+        await yielder.maybe();
       }
       a.flushSync();
     } finally {

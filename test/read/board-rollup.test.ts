@@ -2,8 +2,10 @@
 // loads arrive: merged incrementally after a load, rebuilt when rows arrive below its watermark, and read
 // by the API only when current. The truth is SQL over mesh_traffic_minute with the MESH_QUANTILE UDF, as
 // the LookML measures compute it.
+import { setImmediate } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BoardRollup } from "../../collector/read/board-rollup.ts";
+import { SketchAccumulator } from "../../collector/read/sketches.ts";
 import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
 import { BOARD_HOUR_TABLE, FACT_TABLE } from "../../shared/schema.ts";
 import type { SeriesDims } from "../../sim/traffic/series.ts";
@@ -125,5 +127,39 @@ describe("read pre-aggregate", () => {
     const [n] = await query(w, `SELECT COUNT(*) FILTER (WHERE hour < make_timestamp(${next * 1000})) AS old, SUM(minute_rows) AS rows FROM ${BOARD_HOUR_TABLE.name}`);
     const [m] = await query(w, `SELECT COUNT(*) AS rows FROM ${FACT_TABLE.name}`);
     expect([Number(n.old), Number(n.rows)]).toEqual([0, Number(m.rows)]);
+  });
+
+  it("gives the event loop turns while it writes an hour of many series (ingest shares it)", async () => {
+    // Observed as an ordering, not a time: turns of a setImmediate loop between the hour's first and last
+    // sketch written. Written in one synchronous block, none get through.
+    const hour = firstHour() + 2 * 3_600_000;
+    await w.sink.connection.run(
+      `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (make_timestamp(${hour * 1000}) AS minute, 'bulk-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+        `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(3000) AS r(i)`,
+    );
+    const events: string[] = [];
+    const toBinary = SketchAccumulator.prototype.toBinary;
+    SketchAccumulator.prototype.toBinary = function (this: SketchAccumulator) {
+      events.push("sketch");
+      return toBinary.call(this);
+    };
+    let running = true;
+    const ticker = (async () => {
+      while (running) {
+        await setImmediate();
+        events.push("turn");
+      }
+    })();
+    try {
+      expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
+    } finally {
+      running = false;
+      await ticker;
+      SketchAccumulator.prototype.toBinary = toBinary;
+    }
+    const during = events.slice(events.indexOf("sketch"), events.lastIndexOf("sketch"));
+    expect(during.filter((e) => e === "sketch").length).toBeGreaterThanOrEqual(2999);
+    expect(during.filter((e) => e === "turn").length).toBeGreaterThan(0);
+    await expectApiEqualsMinuteRows(1, ["source_workload", "destination_service", "response_code"], hour);
   });
 });
