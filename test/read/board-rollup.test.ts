@@ -10,7 +10,7 @@ import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
 import { BOARD_HOUR_TABLE, FACT_TABLE } from "../../shared/schema.ts";
 import type { SeriesDims } from "../../sim/traffic/series.ts";
 import { loadWarehouse, minuteSummary, query, type Warehouse } from "../looker/warehouse.ts";
-import { qs, readApi } from "./helpers.ts";
+import { qs, readApi, type ReadApi } from "./helpers.ts";
 
 let w: Warehouse;
 let rollup: BoardRollup;
@@ -26,8 +26,8 @@ afterAll(async () => {
 const firstHour = () => Math.floor(w.fromMs / 3_600_000) * 3_600_000;
 
 /** The API's answer over one hour (read from the pre-aggregate when current) against SQL over minute rows. */
-async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destination_service", "source_principal", "response_code"], hour = firstHour()) {
-  const api = await readApi(w.sink, w.toMs + 3_600_000);
+async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destination_service", "source_principal", "response_code"], hour = firstHour(), shared?: ReadApi) {
+  const api = shared ?? (await readApi(w.sink, w.toMs + 3_600_000));
   try {
     const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
     const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: group.join(","), limit: "10000" })}`)).body;
@@ -54,7 +54,7 @@ async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destinati
       expect(r.requests_per_second).toBeCloseTo(rps, 9);
     }
   } finally {
-    await api.close();
+    if (!shared) await api.close();
   }
 }
 
@@ -161,5 +161,27 @@ describe("read pre-aggregate", () => {
     expect(during.filter((e) => e === "sketch").length).toBeGreaterThanOrEqual(2999);
     expect(during.filter((e) => e === "turn").length).toBeGreaterThan(0);
     await expectApiEqualsMinuteRows(1, ["source_workload", "destination_service", "response_code"], hour);
+  });
+
+  it("an hour retention has reached since the last load reads its minute rows, though the hours usable were cached for that load", async () => {
+    // Retention prunes every cycle, loads or not, and a prune adds no ledger entry: the cache lives on.
+    const hour = firstHour() + 3 * 3_600_000;
+    for (const at of [hour, hour + 30 * 60_000]) {
+      await w.sink.connection.run(
+        `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (make_timestamp(${at * 1000}) AS minute, 'pruned-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+          `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
+      );
+    }
+    expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
+    let cutoff = -Infinity;
+    const api = await readApi(w.sink, w.toMs + 3_600_000, undefined, undefined, () => cutoff);
+    try {
+      await expectApiEqualsMinuteRows(1, ["destination_service", "response_code"], hour, api);
+      cutoff = hour + 10 * 60_000;
+      await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
+      await expectApiEqualsMinuteRows(0, ["source_workload", "destination_service", "response_code"], hour, api);
+    } finally {
+      await api.close();
+    }
   });
 });
