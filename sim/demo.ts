@@ -122,7 +122,7 @@ async function main() {
 
   const warehouse = await Warehouse.open(result.duckdbPath);
   try {
-    await report(warehouse, truth, result.acknowledged.size, result.duckdbPath);
+    await report(warehouse, truth, result.acknowledged.size, result.duckdbPath, opts.keep);
   } finally {
     warehouse.close();
   }
@@ -150,7 +150,7 @@ The collector keeps running on the demo's data (pid ${collector.child.pid}); Ctr
   });
 }
 
-async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: number, duckdbPath: string) {
+async function report(warehouse: Warehouse, truth: GroundTruth, acknowledged: number, duckdbPath: string, keep: boolean) {
   const edges = await warehouse.edges(QUANTILES);
   console.log("\nTraffic by source identity → destination service, read back from the warehouse (latency in ms):\n");
   console.log(
@@ -221,7 +221,13 @@ Open the data:
   query it        npx meshlook query ${file} "SELECT destination_service, SUM(requests) AS requests,
                     MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) / 1000 AS p99_ms
                     FROM mesh_traffic_minute WHERE reporter = 'destination' GROUP BY 1 ORDER BY 2 DESC"
-                  (any DuckDB client works too; MESH_QUANTILE is registered per connection, see docs/collector.md)
+                  (any DuckDB client works too; MESH_QUANTILE is registered per connection, see docs/collector.md)${
+                    keep
+                      ? `
+                  once the collector below has stopped: while it runs it holds the file's lock, and the read API
+                  and dashboard below answer the same questions`
+                      : ""
+                  }
   LookML project  looker/ (explores, dashboards; looker/README.md)`);
   if (!ok) process.exitCode = 1;
 }

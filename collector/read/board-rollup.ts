@@ -9,13 +9,16 @@
 //  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
 //    their hours' rows — work follows what was loaded, not the size of the hour;
 //  - then, when the table's total disagrees with the minute table's (the first run after start, rows
-//    loaded by a replica whose clock is behind this one's, retention), hours whose counts disagree are
-//    rebuilt from their minute rows, newest first, at most maxHoursPerRun per run, and hours whose
-//    minute rows are all gone are dropped.
+//    loaded by a replica whose clock is behind this one's, deleted minute rows), hours whose counts
+//    disagree are rebuilt from their minute rows, newest first, at most maxHoursPerRun per run, and hours
+//    whose minute rows are all gone are dropped. The oldest hour, whose minutes retention deletes a
+//    cycle at a time, is not rebuilt while it holds fewer rows than it absorbed: reads take its minute
+//    rows until it is gone.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
 import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
 
@@ -133,9 +136,26 @@ export class BoardRollup {
           merged++;
         }
       }
+      // Retention deletes the oldest minutes a cycle's worth at a time, so once the mesh is older than the
+      // minute retention every cycle leaves the oldest hour with fewer minute rows than its pre-aggregate
+      // absorbed. Rebuilding it (and counting every hour to find it) each cycle would cost a whole hour of
+      // sketches per cycle; instead that hour is left to the read path, which reads its minute rows (the
+      // counts disagree), and its rows go when retention has taken the last of its minutes. Everything
+      // older has no minute rows left.
+      const [[oldestMinute]] = await one(`SELECT epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
+      const oldest = oldestMinute === null ? undefined : (oldestMinute as bigint);
+      if (oldest === undefined) await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+      else await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
-      // (retention) show as totals that disagree; then every hour is checked.
-      const [[agree]] = await one(`SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name})`);
+      // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
+      // counts as agreeing while its pre-aggregate holds at least its minute rows (retention under way).
+      const cut = String((oldest ?? 0n) + HOUR_US);
+      const [[agree]] = await one(
+        `SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) - o.m = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name}) - o.b AND o.m <= o.b ` +
+          `FROM (SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)) AS m, ` +
+          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)) AS b) AS o`,
+        [cut, cut],
+      );
       if (!agree) this.checkAll = true;
       // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
       // else only those just merged into, reading only their span of the minute table.
@@ -145,13 +165,15 @@ export class BoardRollup {
       const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
       const stale = (
         await one(
-          `SELECT COALESCE(m.hour, b.hour) AS hour, m.n IS NULL AS gone FROM ` +
+          `SELECT COALESCE(m.hour, b.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned FROM ` +
             `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name}${span} GROUP BY 1) AS m FULL JOIN ` +
             `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour ` +
             "WHERE m.n IS DISTINCT FROM b.n ORDER BY 1 DESC",
           this.checkAll ? [] : [lo, hi, lo, hi],
         )
-      ).map(([h, gone]) => ({ hour: h as bigint, gone: gone as boolean }));
+      )
+        .map(([h, gone, pruned]) => ({ hour: h as bigint, gone: gone as boolean, pruned: pruned === true }))
+        .filter((s) => !(s.pruned && s.hour === oldest));
       let rebuilt = 0;
       for (const s of stale) {
         if (s.gone) {
@@ -182,13 +204,16 @@ export class BoardRollup {
   private async rewrite(c: DuckDBConnection, hour: bigint, inputs: { sql: string; params: string[] }[]): Promise<void> {
     const cells = new Map<string, Cell>();
     const nd = DIMENSIONS.length;
+    // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k to merge.
+    const yielder = new Yielder();
     for (const input of inputs) {
       const result = await c.stream(input.sql, input.params);
       for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
         const col = chunk.getColumns();
         for (let i = 0; i < chunk.rowCount; i++) {
           const dims = col.slice(0, nd).map((d) => d[i] as string | number);
-          const key = dims.join("\u0000");
+          // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
+          const key = JSON.stringify(dims);
           const v = (k: number) => col[nd + k][i] as bigint;
           const sketch = col[nd + 10][i];
           let cell = cells.get(key);
@@ -221,6 +246,7 @@ export class BoardRollup {
           cell.rows += v(9);
           if (typeof sketch === "string") cell.sketch.addJson(sketch);
           else if (sketch) cell.sketch.addBinary((sketch as { bytes: Uint8Array }).bytes);
+          await yielder.maybe();
         }
       }
     }
@@ -238,6 +264,7 @@ export class BoardRollup {
         if (bin) a.appendBlob(bin);
         else a.appendNull();
         a.endRow();
+        await yielder.maybe();
       }
       a.flushSync();
     } finally {

@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { CollectorConfig } from "../config.ts";
+import { DAY_MS } from "../retention.ts";
 import type { Sink } from "../sink/types.ts";
 import { BoardRollup } from "./board-rollup.ts";
 import { ReaderTokens, ensureGeneratedReaderToken, isOperator } from "./access.ts";
@@ -49,7 +50,8 @@ export async function mountReadSurface(app: FastifyInstance, config: CollectorCo
     access = { mode: "tokens", tokens };
     info = { mode: "tokens", file, generated: generated !== undefined, created: generated?.created ?? false };
   }
-  const warehouse = access.mode === "off" ? undefined : new ReadWarehouse(sink as Sink & ReadSource);
+  const keepMs = config.retention.minuteDays * DAY_MS;
+  const warehouse = access.mode === "off" ? undefined : new ReadWarehouse(sink as Sink & ReadSource, undefined, () => (keepMs > 0 ? Date.now() - keepMs : -Infinity));
   await app.register(readRoutes, { access, warehouse });
   return {
     info,

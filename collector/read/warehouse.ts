@@ -27,6 +27,7 @@ export interface ReadSource {
 }
 
 const CACHE_ENTRIES = 500;
+const HOUR_MS = 3_600_000;
 
 const plain = (v: unknown): string | number | boolean | null =>
   v === null || v === undefined ? null : typeof v === "bigint" ? Number(v) : typeof v === "number" || typeof v === "boolean" ? v : String(v);
@@ -39,6 +40,8 @@ export class ReadWarehouse {
   constructor(
     private readonly source: ReadSource,
     private readonly maxMinuteSketches = MAX_MINUTE_SKETCHES,
+    /** Epoch ms before which retention may be deleting minute rows now (collector/retention.ts); -Infinity: never. */
+    private readonly retainedFrom: () => number = () => -Infinity,
   ) {}
 
   /** An idle connection, or a new one; the caller gives it back to the pool. */
@@ -127,7 +130,12 @@ export class ReadWarehouse {
   async usableHours(q: TrafficQuery): Promise<number[]> {
     if (q.interval === "minute") return [];
     // The same for every question over this range until the next load; a board asks several at once.
-    return this.cached(JSON.stringify(["usable-hours", q.fromMs, q.toMs]), async () => (await this.run(usableHoursStatement(q))).map((r) => r.hour as number));
+    const hours = await this.cached(JSON.stringify(["usable-hours", q.fromMs, q.toMs]), async () => (await this.run(usableHoursStatement(q))).map((r) => r.hour as number));
+    // Retention deletes minute rows between loads without a new ledger entry, so a cached hour it has reached
+    // since would read the pre-aggregate's rows for minutes the minute table no longer holds. An hour within
+    // an hour of its cutoff (a prune may run while this question does) reads its minute rows instead.
+    const from = this.retainedFrom() + HOUR_MS;
+    return hours.filter((h) => h >= from);
   }
 
   /** Rows of the statement `build` makes for the question's usable hours. */

@@ -2,13 +2,15 @@
 // loads arrive: merged incrementally after a load, rebuilt when rows arrive below its watermark, and read
 // by the API only when current. The truth is SQL over mesh_traffic_minute with the MESH_QUANTILE UDF, as
 // the LookML measures compute it.
+import { setImmediate } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BoardRollup } from "../../collector/read/board-rollup.ts";
+import { SketchAccumulator } from "../../collector/read/sketches.ts";
 import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
 import { BOARD_HOUR_TABLE, FACT_TABLE } from "../../shared/schema.ts";
 import type { SeriesDims } from "../../sim/traffic/series.ts";
 import { loadWarehouse, minuteSummary, query, type Warehouse } from "../looker/warehouse.ts";
-import { qs, readApi } from "./helpers.ts";
+import { qs, readApi, type ReadApi } from "./helpers.ts";
 
 let w: Warehouse;
 let rollup: BoardRollup;
@@ -21,23 +23,22 @@ afterAll(async () => {
   await w?.close();
 });
 
-const GROUP = ["destination_service", "source_principal", "response_code"];
+const firstHour = () => Math.floor(w.fromMs / 3_600_000) * 3_600_000;
 
-/** The API's answer over the whole traffic (the hour is read from the pre-aggregate when current) against SQL over minute rows. */
-async function expectApiEqualsMinuteRows(wantHourly: number) {
-  const api = await readApi(w.sink, w.toMs + 3_600_000);
+/** The API's answer over one hour (read from the pre-aggregate when current) against SQL over minute rows. */
+async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destination_service", "source_principal", "response_code"], hour = firstHour(), shared?: ReadApi) {
+  const api = shared ?? (await readApi(w.sink, w.toMs + 3_600_000));
   try {
-    const hour = Math.floor(w.fromMs / 3_600_000) * 3_600_000;
     const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
-    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: GROUP.join(","), limit: "10000" })}`)).body;
+    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, group_by: group.join(","), limit: "10000" })}`)).body;
     expect(body.hourly_hours).toBe(wantHourly);
     const truth = await query(
       w,
-      `SELECT ${GROUP.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, epoch_ms(MIN(minute)) AS first_minute, epoch_ms(MAX(minute)) AS last_minute, ` +
+      `SELECT ${group.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, epoch_ms(MIN(minute)) AS first_minute, epoch_ms(MAX(minute)) AS last_minute, ` +
         `MIN(latency_min_us) AS min_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.5) AS p50_us ` +
-        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' GROUP BY ${GROUP.join(", ")}`,
+        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' AND minute >= make_timestamp(${hour * 1000}) AND minute < make_timestamp(${(hour + 3_600_000) * 1000}) GROUP BY ${group.join(", ")}`,
     );
-    const key = (r: Record<string, unknown>) => GROUP.map((g) => String(r[g])).join(" | ");
+    const key = (r: Record<string, unknown>) => group.map((g) => String(r[g])).join(" | ");
     const got = new Map<string, Record<string, unknown>>(body.rows.map((r: Record<string, unknown>) => [key(r), r]));
     expect([...got.keys()].sort()).toEqual(truth.map(key).sort());
     for (const t of truth) {
@@ -53,21 +54,23 @@ async function expectApiEqualsMinuteRows(wantHourly: number) {
       expect(r.requests_per_second).toBeCloseTo(rps, 9);
     }
   } finally {
-    await api.close();
+    if (!shared) await api.close();
   }
 }
 
 /** One more sidecar's summary for a minute of the loaded hour: a series already there, and a new one. */
-async function loadMore(producer: string, minuteMs: number) {
+async function loadMore(producer: string, minuteMs: number, variants: Record<string, string>[] = [{}, { source_principal: `spiffe://cluster.local/ns/new/sa/${producer}` }]) {
   const [row] = await query(w, `SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' ORDER BY requests DESC LIMIT 1`);
   const existing = Object.fromEntries(
     Object.entries(row).filter(([k]) => !["minute", "requests", "errors", "request_bytes", "response_bytes", "loaded_at"].includes(k) && !k.startsWith("latency")),
   );
-  const series = [existing, { ...existing, source_principal: `spiffe://cluster.local/ns/new/sa/${producer}` }].map((dims, i) => {
-    const stats = new SeriesStats(DEFAULT_SCALE);
-    for (let k = 0; k < 50; k++) stats.record(500 + 97 * k * (i + 1), 10, 20, k % 10 === 0);
-    return { dims: dims as unknown as SeriesDims, stats };
-  });
+  const series = variants
+    .map((v) => ({ ...existing, ...v }))
+    .map((dims, i) => {
+      const stats = new SeriesStats(DEFAULT_SCALE);
+      for (let k = 0; k < 50; k++) stats.record(500 + 97 * k * (i + 1), 10, 20, k % 10 === 0);
+      return { dims: dims as unknown as SeriesDims, stats };
+    });
   await w.sink.load([minuteSummary(producer, 1, minuteMs, series)]);
 }
 
@@ -94,5 +97,91 @@ describe("read pre-aggregate", () => {
     await expectApiEqualsMinuteRows(1);
     const [n] = await query(w, `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`);
     expect(Number(n.board)).toBe(Number(n.minutes));
+  });
+
+  it("keeps apart series whose dimension values would run together if joined (a NUL inside a value)", async () => {
+    // Valid UTF-8 that ingest accepts: joined with a NUL separator both read "w\0x\0y".
+    await loadMore("nul-sidecar", w.fromMs + 120_000, [
+      { source_workload: "w\u0000x", source_namespace: "y" },
+      { source_workload: "w", source_namespace: "x\u0000y" },
+    ]);
+    expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
+    await expectApiEqualsMinuteRows(1, ["source_workload", "source_namespace", "destination_service", "response_code"]);
+  });
+
+  it("leaves the oldest hour to its minute rows while retention deletes them, instead of rebuilding it every cycle", async () => {
+    const next = firstHour() + 3_600_000;
+    await loadMore("next-hour-sidecar", next + 5 * 60_000);
+    expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 0, waiting: 0 });
+    // Retention's cutoff moves a cycle at a time through the oldest hour.
+    const [{ first }] = await query(w, `SELECT epoch_ms(MIN(minute)) AS first FROM ${FACT_TABLE.name}`);
+    for (const cutoff of [Number(first) + 60_000, Number(first) + 120_000]) {
+      await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
+      expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
+      await expectApiEqualsMinuteRows(0, undefined, firstHour());
+      await expectApiEqualsMinuteRows(1, undefined, next);
+    }
+    // Its last minutes gone, its pre-aggregate rows go too.
+    await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${next * 1000})`);
+    expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
+    const [n] = await query(w, `SELECT COUNT(*) FILTER (WHERE hour < make_timestamp(${next * 1000})) AS old, SUM(minute_rows) AS rows FROM ${BOARD_HOUR_TABLE.name}`);
+    const [m] = await query(w, `SELECT COUNT(*) AS rows FROM ${FACT_TABLE.name}`);
+    expect([Number(n.old), Number(n.rows)]).toEqual([0, Number(m.rows)]);
+  });
+
+  it("gives the event loop turns while it writes an hour of many series (ingest shares it)", async () => {
+    // Observed as an ordering, not a time: turns of a setImmediate loop between the hour's first and last
+    // sketch written. Written in one synchronous block, none get through.
+    const hour = firstHour() + 2 * 3_600_000;
+    await w.sink.connection.run(
+      `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (make_timestamp(${hour * 1000}) AS minute, 'bulk-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+        `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(3000) AS r(i)`,
+    );
+    const events: string[] = [];
+    const toBinary = SketchAccumulator.prototype.toBinary;
+    SketchAccumulator.prototype.toBinary = function (this: SketchAccumulator) {
+      events.push("sketch");
+      return toBinary.call(this);
+    };
+    let running = true;
+    const ticker = (async () => {
+      while (running) {
+        await setImmediate();
+        events.push("turn");
+      }
+    })();
+    try {
+      expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
+    } finally {
+      running = false;
+      await ticker;
+      SketchAccumulator.prototype.toBinary = toBinary;
+    }
+    const during = events.slice(events.indexOf("sketch"), events.lastIndexOf("sketch"));
+    expect(during.filter((e) => e === "sketch").length).toBeGreaterThanOrEqual(2999);
+    expect(during.filter((e) => e === "turn").length).toBeGreaterThan(0);
+    await expectApiEqualsMinuteRows(1, ["source_workload", "destination_service", "response_code"], hour);
+  });
+
+  it("an hour retention has reached since the last load reads its minute rows, though the hours usable were cached for that load", async () => {
+    // Retention prunes every cycle, loads or not, and a prune adds no ledger entry: the cache lives on.
+    const hour = firstHour() + 3 * 3_600_000;
+    for (const at of [hour, hour + 30 * 60_000]) {
+      await w.sink.connection.run(
+        `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (make_timestamp(${at * 1000}) AS minute, 'pruned-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+          `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
+      );
+    }
+    expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
+    let cutoff = -Infinity;
+    const api = await readApi(w.sink, w.toMs + 3_600_000, undefined, undefined, () => cutoff);
+    try {
+      await expectApiEqualsMinuteRows(1, ["destination_service", "response_code"], hour, api);
+      cutoff = hour + 10 * 60_000;
+      await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
+      await expectApiEqualsMinuteRows(0, ["source_workload", "destination_service", "response_code"], hour, api);
+    } finally {
+      await api.close();
+    }
   });
 });
