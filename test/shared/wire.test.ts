@@ -152,7 +152,7 @@ describe("codec", () => {
     // Two values as far apart as a filter sketch keeps them (it downscales beyond MAX_SPAN buckets), in
     // series with one short dimension: the most buckets spanned per byte an honest summary carries.
     for (const scale of [6, 8]) {
-      for (const highest of [55_108, 2 ** 40 - 1]) {
+      for (const highest of [55_108, 65_358, 2 ** 40 - 1]) {
         const series = Array.from({ length: 1000 }, (_, k) => {
           const stats = new SeriesStats(scale);
           stats.record(1, 0, 0, false);
@@ -162,6 +162,11 @@ describe("codec", () => {
         const body = encodeSummary({ producerId: "p", seq: 1, windowStartMs: 0, windowEndMs: 10_000, reported: ["destination_service"], series });
         const r = decodeSummary(body);
         expect(r.ok ? "ok" : `${r.reason}: ${r.message}`, `scale ${scale}, values 1 and ${highest}`).toBe("ok");
+        if (scale === 8 && highest === 65_358) {
+          // the widest span a filter sketch keeps, 4096 buckets (MAX_SPAN) in series of 21 bytes: 195 per byte
+          const { s, o, c } = series[0].sketch;
+          expect({ s, o, width: c.length }).toEqual({ s: 8, o: -1, width: 4096 });
+        }
       }
     }
   });
