@@ -5,7 +5,7 @@
 // and with no floating-point logarithm.
 import { describe, expect, it } from "vitest";
 import { MinuteRollup, rollup, type MinuteRow } from "../../collector/rollup.ts";
-import { decodeSummary, type DecodedSummary } from "../../collector/summary.ts";
+import { decodeSummary, summaryColumns, type DecodedSummary } from "../../collector/summary.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
 import { encode, series, summary } from "./helpers.ts";
 
@@ -99,5 +99,36 @@ describe("rollup sketch fold against exact bucket counts", () => {
       for (const r of rollup(input.slice(0, half))) merged.addRow(r);
       expected([...merged.rows()]);
     }
+  });
+
+  it("keeps decoded summaries and the rows folded from them apart: no shared buffers, no writes through views", () => {
+    const va = [1, 5, 900, 900, 70_000];
+    const vb = [2, 2, 3, 4_000_000];
+    const decode = (values: number[], seq: number) => {
+      const d = decodeSummary(encode(summary(seq, 60_000, [series("a", values)])));
+      if (!d.ok) throw new Error(d.message);
+      return d.summary;
+    };
+    const a = decode(va, 1);
+    const b = decode(vb, 2); // the decoder's reused columns now hold b
+    const folded = new MinuteRollup();
+    folded.add(a); // a new row from a's columns
+    folded.add(b); // b's buckets added into that row's sketch, in place or rebuilt
+    folded.add(a); // a again: every bucket held, in place
+    const [row] = [...folded.rows()];
+    expect(row.sketch).toEqual(exactSketch([...va, ...vb, ...va], 6));
+    // each summary still reads its own values, through columns the fold left untouched
+    expect(summaryColumns(a)).toBeDefined();
+    expect(a.series[0].sketch).toEqual(expect.objectContaining({ s: 6 }));
+    expect(a.series[0].latencyMaxUs).toBe(70_000);
+    expect(b.series[0].latencyMaxUs).toBe(4_000_000);
+    expect(summaryColumns(a)).toBeUndefined(); // settled into plain series objects
+    // writing through one summary's series reaches neither the other summary nor the row
+    a.series[0].sketch.c.fill(99);
+    a.series[0].requests = 0;
+    expect(b.series[0].requests).toBe(vb.length);
+    expect(row.sketch).toEqual(exactSketch([...va, ...vb, ...va], 6));
+    expect(rollup([b])[0].sketch).toEqual(exactSketch(vb, 6));
+    expect(rollup([decode(va, 3)])[0].sketch).toEqual(exactSketch(va, 6));
   });
 });
