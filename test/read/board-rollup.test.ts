@@ -3,6 +3,7 @@
 // by the API only when current. The truth is SQL over mesh_traffic_minute with the MESH_QUANTILE UDF, as
 // the LookML measures compute it.
 import { setImmediate } from "node:timers/promises";
+import { Gauge, Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BoardRollup } from "../../collector/read/board-rollup.ts";
 import { SketchAccumulator } from "../../collector/read/sketches.ts";
@@ -196,12 +197,15 @@ describe("read pre-aggregate", () => {
         );
     await w.sink.connection.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
     const [{ all }] = await query(w, `SELECT COUNT(DISTINCT date_trunc('hour', minute)) AS all FROM ${FACT_TABLE.name}`);
-    const budgeted = new BoardRollup(w.sink, undefined, { budgetSeconds: 0 });
+    const waitingGauge = new Gauge({ name: "hours_waiting", help: "-", registers: [new Registry()] });
+    const budgeted = new BoardRollup(w.sink, undefined, { budgetSeconds: 0, waitingGauge });
+    const waitingNow = async () => (await waitingGauge.get()).values[0].value;
     const group = ["source_workload", "destination_service", "response_code"];
     try {
       // Newest first, one hour a run; the hours not yet rebuilt are answered from their minute rows.
       for (let run = 1; run <= Number(all); run++) {
         expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: Number(all) - run });
+        expect(await waitingNow()).toBe(Number(all) - run);
         for (const [i, hour] of [...hours].reverse().entries()) await expectApiEqualsMinuteRows(i < run ? 1 : 0, group, hour);
       }
       expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
