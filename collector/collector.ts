@@ -96,7 +96,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
   const quarantine = new Quarantine(quarantineDir(config));
   const outliers = outlierStage(sink, config, metrics.registry, log, opts.env);
   // Before outlier detection, so both see the same load: dashboards' pre-aggregate (docs/read-api.md).
-  const boardRollup = boardRollupStage(config, sink, log);
+  const boardRollup = boardRollupStage(config, sink, log, metrics.boardHoursWaiting);
   const loader = new Loader(spool, sink, decodeSummary, ingestor, metrics, log, {
     intervalMs: config.loadIntervalS * 1000,
     // Snowflake bills every transaction in warehouse time: one cycle takes the whole sealed spool. DuckDB

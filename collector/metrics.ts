@@ -72,6 +72,11 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
       help: "Closed hours the last completed compaction left stale for later loads (the per-load bound)",
       registers,
     }),
+    boardHoursWaiting: new Gauge({
+      name: "meshlook_board_hours_waiting",
+      help: "Hours of the read pre-aggregate the last run left stale for later runs (its time budget spent); reads take their minute rows",
+      registers,
+    }),
     // What the filters lost before anything reached the collector, as they report it in each summary:
     // the only place operators see loss beyond the sidecars' memory budget.
     filterDroppedWindows: new Counter({

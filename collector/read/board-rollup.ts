@@ -10,13 +10,17 @@
 //    their hours' rows — work follows what was loaded, not the size of the hour;
 //  - then, when the table's total disagrees with the minute table's (the first run after start, rows
 //    loaded by a replica whose clock is behind this one's, deleted minute rows), hours whose counts
-//    disagree are rebuilt from their minute rows, newest first, at most maxHoursPerRun per run, and hours
-//    whose minute rows are all gone are dropped. The oldest hour, whose minutes retention deletes a
+//    disagree are rebuilt from their minute rows, newest first, and hours whose minute rows are all gone
+//    are dropped. Rebuilding costs the whole hour's minute rows (~600k at 10k series), and the next load
+//    waits for this stage, so a run stops rebuilding once it has used its time budget (after the hour in
+//    progress, at least one hour a run so a backlog always drains) and leaves the rest to later runs;
+//    reads meanwhile take those hours' minute rows, their counts disagreeing. The oldest hour, whose minutes retention deletes a
 //    cycle at a time, is not rebuilt while it holds fewer rows than it absorbed: reads take its minute
 //    rows until it is gone.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
 import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
+import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
@@ -50,7 +54,15 @@ export interface BoardRollupReport {
   seconds: number;
 }
 
-export const DEFAULT_MAX_HOURS_PER_RUN = 6;
+export interface BoardRollupOptions {
+  /** Seconds a run may spend before it stops rebuilding hours (it always rebuilds at least one). */
+  budgetSeconds?: number;
+  /** Set after each run to the hours it left waiting to be rebuilt. */
+  waitingGauge?: Gauge;
+}
+
+/** Half the default load interval: a backlog of stale hours delays a load by about one cycle at most. */
+export const DEFAULT_BUDGET_SECONDS = 5;
 
 /** Every row the rebuild or the merge reads, in one column order: dimensions, measures, sketch. */
 const READ_COLUMNS = [
@@ -81,7 +93,7 @@ export class BoardRollup {
   constructor(
     private readonly source: ReadSource,
     private readonly log?: Logger,
-    private readonly maxHoursPerRun = DEFAULT_MAX_HOURS_PER_RUN,
+    private readonly options: BoardRollupOptions = {},
   ) {}
 
   private async connection(): Promise<DuckDBConnection> {
@@ -101,6 +113,7 @@ export class BoardRollup {
 
   async run(): Promise<BoardRollupReport> {
     const t0 = performance.now();
+    const budgetMs = (this.options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS) * 1000;
     const c = await this.connection();
     const one = async (sql: string, params: (string | number)[] = []) => (await c.runAndReadAll(sql, params)).getRows();
     await c.run("BEGIN TRANSACTION");
@@ -180,7 +193,7 @@ export class BoardRollup {
           await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
           continue;
         }
-        if (rebuilt === this.maxHoursPerRun) continue;
+        if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
         await this.rewrite(c, s.hour, [
           {
             sql: `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`,
@@ -193,6 +206,7 @@ export class BoardRollup {
       await c.run("COMMIT");
       this.watermark = upTo ?? this.watermark;
       this.checkAll = waiting > 0;
+      this.options.waitingGauge?.set(waiting);
       return { merged, rebuilt, waiting, seconds: (performance.now() - t0) / 1000 };
     } catch (err) {
       await c.run("ROLLBACK").catch(() => undefined);

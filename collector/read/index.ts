@@ -2,6 +2,7 @@
 // demo opt-out, or off) and the warehouse connection answers come from.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
+import type { Gauge } from "prom-client";
 import type { CollectorConfig } from "../config.ts";
 import { DAY_MS } from "../retention.ts";
 import type { Sink } from "../sink/types.ts";
@@ -26,8 +27,8 @@ const isReadSource = (sink: Sink): sink is Sink & ReadSource => typeof (sink as 
  * The post-load stage keeping the read API's pre-aggregate current (board-rollup.ts), when the read API
  * serves this sink; the collector runs it after each load cycle.
  */
-export function boardRollupStage(config: CollectorConfig, sink: Sink, log: Logger): BoardRollup | undefined {
-  return config.readApi && isReadSource(sink) ? new BoardRollup(sink, log) : undefined;
+export function boardRollupStage(config: CollectorConfig, sink: Sink, log: Logger, waitingGauge: Gauge): BoardRollup | undefined {
+  return config.readApi && isReadSource(sink) ? new BoardRollup(sink, log, { waitingGauge }) : undefined;
 }
 
 export async function mountReadSurface(app: FastifyInstance, config: CollectorConfig, sink: Sink, log: Logger): Promise<ReadSurface> {

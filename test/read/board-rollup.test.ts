@@ -3,6 +3,7 @@
 // by the API only when current. The truth is SQL over mesh_traffic_minute with the MESH_QUANTILE UDF, as
 // the LookML measures compute it.
 import { setImmediate } from "node:timers/promises";
+import { Gauge, Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BoardRollup } from "../../collector/read/board-rollup.ts";
 import { SketchAccumulator } from "../../collector/read/sketches.ts";
@@ -182,6 +183,36 @@ describe("read pre-aggregate", () => {
       await expectApiEqualsMinuteRows(0, ["source_workload", "destination_service", "response_code"], hour, api);
     } finally {
       await api.close();
+    }
+  });
+
+  it("with its time budget spent after one hour, a stale multi-hour state converges over runs and answers stay exact at every step", async () => {
+    // The first start after an upgrade, data present: no pre-aggregate rows at all, several hours of minutes.
+    const hours = [4, 5, 6, 7].map((k) => firstHour() + k * 3_600_000);
+    for (const hour of hours)
+      for (const at of [hour, hour + 17 * 60_000, hour + 45 * 60_000])
+        await w.sink.connection.run(
+          `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (make_timestamp(${at * 1000}) AS minute, 'budget-' || (i % 7) AS source_workload, response_code + i AS response_code, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+            `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(${at % 7 === 0 ? 30 : 25}) AS r(i)`,
+        );
+    await w.sink.connection.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+    const [{ all }] = await query(w, `SELECT COUNT(DISTINCT date_trunc('hour', minute)) AS all FROM ${FACT_TABLE.name}`);
+    const waitingGauge = new Gauge({ name: "hours_waiting", help: "-", registers: [new Registry()] });
+    const budgeted = new BoardRollup(w.sink, undefined, { budgetSeconds: 0, waitingGauge });
+    const waitingNow = async () => (await waitingGauge.get()).values[0].value;
+    const group = ["source_workload", "destination_service", "response_code"];
+    try {
+      // Newest first, one hour a run; the hours not yet rebuilt are answered from their minute rows.
+      for (let run = 1; run <= Number(all); run++) {
+        expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: Number(all) - run });
+        expect(await waitingNow()).toBe(Number(all) - run);
+        for (const [i, hour] of [...hours].reverse().entries()) await expectApiEqualsMinuteRows(i < run ? 1 : 0, group, hour);
+      }
+      expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
+      const [n] = await query(w, `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`);
+      expect(Number(n.board)).toBe(Number(n.minutes));
+    } finally {
+      budgeted.close();
     }
   });
 });
