@@ -11,7 +11,7 @@ import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { encode, latencies, series, summary } from "../collector/helpers.ts";
@@ -39,7 +39,11 @@ const imageExists = (ref: string) => spawnSync("buildah", ["inspect", "--type", 
 async function assembleBase() {
   const rootfs = join(dir, "rootfs.tar");
   await run("mmdebstrap", ["--variant=minbase", "--mode=root", "--include=ca-certificates", "--quiet", "bookworm", rootfs], { maxBuffer: 64 << 20 });
-  const npmDir = join(execFileSync("npm", ["root", "-g"], { encoding: "utf8" }).trim(), "npm");
+  // The npm running this test (npm sets npm_execpath to its npm-cli.js), else the one on PATH. Not
+  // `npm root -g`: npm derives that from the Node.js running it, and the Node.js .ci/run puts first on
+  // PATH (the `node` package) has no npm beside it.
+  const npmCli = process.env.npm_execpath ?? execFileSync("sh", ["-c", "command -v npm"], { encoding: "utf8" }).trim();
+  const npmDir = dirname(dirname(realpathSync(npmCli)));
   const ctr = await buildah("from", "scratch");
   containers.push(ctr);
   await buildah("add", ctr, rootfs, "/");
