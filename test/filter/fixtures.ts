@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { compileModule, createSidecar, duration, FieldObject, ManualClock, uint, type Sidecar, type SidecarOptions, type StreamInput } from "../../sim/host/index.ts";
+import { decodeSummary } from "../../shared/node.ts";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 // MESHLOOK_FILTER_WASM runs the filter tests against another build (e.g. an older release, to show a
@@ -108,6 +109,12 @@ export async function startCollector(reply: (body: Uint8Array, index: number) =>
   return {
     address: `127.0.0.1:${port}`,
     bodies,
+    /** Requests the series of every decodable body received account for (answered or not). */
+    requestsReceived: () =>
+      bodies
+        .map((b) => decodeSummary(b.body))
+        .flatMap((r) => (r.ok ? r.summary.series : []))
+        .reduce((n, x) => n + x.requests, 0),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
