@@ -24,8 +24,19 @@ const MAX_RETRY_AFTER_S: f64 = 3600;
 // At VM stop the open window and the outbox are sent before the root context completes; this bounds
 // how long Envoy waits for it (each call's timeout is capped to what is left).
 const STOP_DEADLINE_MS: u64 = 5000;
-// A refused call (unknown cluster) is logged at most this often; every one is counted.
+// A refusal repeats on every retry or summary: each is counted, but logged at most this often.
 const REFUSED_LOG_INTERVAL_MS: f64 = 60_000;
+
+class LogThrottle {
+  private lastMs: f64 = -REFUSED_LOG_INTERVAL_MS;
+
+  /** True at most once per REFUSED_LOG_INTERVAL_MS: the caller logs then. */
+  due(nowMs: f64): bool {
+    if (nowMs - this.lastMs < REFUSED_LOG_INTERVAL_MS) return false;
+    this.lastMs = nowMs;
+    return true;
+  }
+}
 
 // The proxy's stats (Envoy prefixes them `wasmcustom.`): defined once per VM, shared by name.
 let metricsDefined = false;
@@ -78,8 +89,8 @@ export class MeshlookRoot extends Root {
   private headers: ArrayBuffer = new ArrayBuffer(0);
   private callToken: i64 = -1;
   private tokenWarned: bool = false;
-  private lastRefusedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
-  private lastRejectedLogMs: f64 = -REFUSED_LOG_INTERVAL_MS;
+  private callRefusedLog: LogThrottle = new LogThrottle();
+  private summaryRefusedLog: LogThrottle = new LogThrottle();
   private stopping: bool = false;
   private stopDeadlineNs: u64 = 0;
 
@@ -185,8 +196,7 @@ export class MeshlookRoot extends Root {
     // 401/403 judge the deployment (token, mTLS, scope), which ops fix: those are kept and retried.
     if (status == 400 || status == 413) {
       incrementCounter(refusedMetric, 1);
-      if (nowMs - this.lastRejectedLogMs >= REFUSED_LOG_INTERVAL_MS) {
-        this.lastRejectedLogMs = nowMs;
+      if (this.summaryRefusedLog.due(nowMs)) {
         log(LogLevel.warn, "meshlook: collector refused a summary for good (HTTP " + status.toString() + "); dropped and reported as lost (docs/collector.md, Ingest responses)");
       }
       outbox.refused();
@@ -282,8 +292,7 @@ export class MeshlookRoot extends Root {
     // Envoy answers BadArgument for a cluster it does not know: a gateway with
     // PILOT_FILTER_GATEWAY_CLUSTER_CONFIG, or a Sidecar / exportTo hiding the collector's service.
     incrementCounter(callRefusedMetric, 1);
-    if (nowMs - this.lastRefusedLogMs >= REFUSED_LOG_INTERVAL_MS) {
-      this.lastRefusedLogMs = nowMs;
+    if (this.callRefusedLog.due(nowMs)) {
       log(
         LogLevel.error,
         'meshlook: the proxy refused the call to cluster "' + this.clusterName() + '" (unknown cluster? see docs/operations.md); summaries stay queued within max_pending_bytes',
