@@ -15,6 +15,7 @@ import type { DecodedSeries, DecodedSummary } from "../../collector/summary.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
 import { DIMENSIONS, type Dimension } from "../../shared/schema.ts";
+import { injectRetryingShed } from "../shared/shed-retry.ts";
 
 // Independent bucket math straight from the definition: bucket i holds (base^i, base^(i+1)].
 export function bucketOf(v: number, scale: number): number {
@@ -89,10 +90,10 @@ export function totals(summaries: readonly DecodedSummary[]): Record<string, { r
 /** Wire-format bytes of a summary, from the shared encoder the filter runs. */
 export const encode = (s: DecodedSummary): Uint8Array => encodeSummary(s);
 
-/** POSTs each summary to a running collector with bearer token `t` and expects every one acknowledged. */
+/** POSTs each summary to a running collector with bearer token `t` (again after a 503 overloaded, as a sidecar would) and expects every one acknowledged. */
 export async function postAccepted(c: RunningCollector, summaries: readonly DecodedSummary[], token = "t"): Promise<void> {
   for (const s of summaries) {
-    const res = await c.app.inject({
+    const res = await injectRetryingShed(c.app, {
       method: "POST",
       url: "/v1/summaries",
       payload: Buffer.from(encode(s)),

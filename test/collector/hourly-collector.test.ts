@@ -7,9 +7,8 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startCollector } from "../../collector/collector.ts";
-import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
-import { encode, latencies, metricValues, postAccepted, series, summary, testCollectorConfig, totals } from "./helpers.ts";
+import { latencies, metricValues, postAccepted, series, summary, testCollectorConfig, totals } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "meshlook-hourly-collector-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,14 +46,7 @@ describe("collector with the DuckDB sink", () => {
     await c.loader.loadNow(); // the start-up cycle opens the warehouse (the collector listens first)
     let seq = 0;
     const post = async (hour: number) => {
-      const s = summary(++seq, hour * 3_600_000 + 20 * 60_000, [series("a", latencies(10))]);
-      const res = await c.app.inject({
-        method: "POST",
-        url: "/v1/summaries",
-        payload: Buffer.from(encode(s)),
-        headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t" },
-      });
-      expect(res.statusCode).toBe(200);
+      await postAccepted(c, [summary(++seq, hour * 3_600_000 + 20 * 60_000, [series("a", latencies(10))])]);
     };
     const conn = (c.sink as DuckDBSink).connection;
     const hoursIn = async () =>
