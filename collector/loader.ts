@@ -9,7 +9,7 @@
 // the ledger lacks one at a time (collector/batch.ts). Both produce the same rows, in one transaction.
 import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
-import { foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
+import { YIELD_ROWS, foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
 import { LEGACY_CALLER } from "../shared/schema.ts";
 import { ledgerEntry, repeatFinder, summaryCaller, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
@@ -255,10 +255,11 @@ export class Loader {
     if (folds.length > 1) {
       rollup = new MinuteRollup();
       const yielder = new Yielder();
+      let n = 0;
       for (const f of folds) {
         for (const r of f.rollup.rows()) {
           rollup.addRow(r);
-          await yielder.maybe();
+          if (++n % YIELD_ROWS === 0) await yielder.maybe();
         }
         rollup.losses.push(...f.rollup.losses);
       }
