@@ -183,7 +183,8 @@ await section("warehouse load", async () => {
       `${l.rounds} rounds, each on fresh database files; ratios are the medians of the rounds' ratios (all three loads of a round ` +
       `run back to back). A load cycle loads folded summaries (ledger check, fact + ledger rows, compaction check), as the loader does ` +
       `with what this process acknowledged; a replay load (Sink.load) rolls the decoded summaries up inside the load. CPU time of ` +
-      `the process (DuckDB's threads included) per round: load cycle ${cpu(l.cycle)}, replay ${cpu(l.replay)}, bare appender ${cpu(l.appender)}.`,
+      `the process (DuckDB's threads included) per round: load cycle ${cpu(l.cycle)}, replay ${cpu(l.replay)}, bare appender ${cpu(l.appender)}; ` +
+      `by CPU time the load cycle runs at ${ratio(median(l.cycleCpuRatio), 1)} the bare appender, the replay load at ${ratio(median(l.replayCpuRatio), 1)}.`,
   );
 });
 

@@ -40,6 +40,9 @@ export interface LoadFigures {
   /** Per round, cycle ÷ appender and replay ÷ appender rows/s: the medians are the figures' ratios. */
   cycleRatio: number[];
   replayRatio: number[];
+  /** Per round, the same ratios by CPU time (appender CPU-ms ÷ the load's), steadier on a busy machine. */
+  cycleCpuRatio: number[];
+  replayCpuRatio: number[];
 }
 
 /**
@@ -148,6 +151,8 @@ export async function measureWarehouseLoad(options: { summaries?: number; series
     appender: { rowsPerS: [], cpuMs: [] },
     cycleRatio: [],
     replayRatio: [],
+    cycleCpuRatio: [],
+    replayCpuRatio: [],
   };
   const record = (run: LoadRun, rows: number, t: { s: number; cpuMs: number }) => {
     run.rowsPerS.push(rows / t.s);
@@ -190,6 +195,8 @@ export async function measureWarehouseLoad(options: { summaries?: number; series
     record(figures.appender, cycle.out, bare);
     figures.cycleRatio.push(bare.s / cycle.s);
     figures.replayRatio.push(bare.s / replay.s);
+    figures.cycleCpuRatio.push(bare.cpuMs / cycle.cpuMs);
+    figures.replayCpuRatio.push(bare.cpuMs / replay.cpuMs);
   }
   return figures;
 }
