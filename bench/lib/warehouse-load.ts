@@ -21,7 +21,6 @@ import { decodeSummary, type DecodedSummary } from "../../collector/summary.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import { FACT_TABLE, createTableSql } from "../../shared/schema.ts";
 import { latencies, series, summary } from "../../test/collector/helpers.ts";
-import { median } from "./stats.ts";
 
 /** One way of loading the rows: rows/s and CPU-ms of the whole process (DuckDB's threads included) per round. */
 export interface LoadRun {
