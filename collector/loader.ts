@@ -9,13 +9,12 @@
 // the ledger lacks one at a time (collector/batch.ts). Both produce the same rows, in one transaction.
 import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
-import { foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
+import { YIELD_ROWS, foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
 import { LEGACY_CALLER } from "../shared/schema.ts";
 import { ledgerEntry, repeatFinder, summaryCaller, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { expiredBefore, type RetentionPolicy } from "./retention.ts";
-import { MinuteRollup } from "./rollup.ts";
 import type { LoadResult, Sink } from "./sink/types.ts";
 import { SNOWFLAKE_FAILURES, SnowflakeSinkError } from "./sink/snowflake-settings.ts";
 import type { Spool } from "./spool.ts";
@@ -251,17 +250,17 @@ export class Loader {
     // can it load a key twice.
     if (keys.some((e) => this.expired(e.windowEndMs))) return undefined;
     if (keys.some(repeatFinder())) return undefined;
-    let rollup = folds[0].rollup;
-    if (folds.length > 1) {
-      rollup = new MinuteRollup();
-      const yielder = new Yielder();
-      for (const f of folds) {
-        for (const r of f.rollup.rows()) {
-          rollup.addRow(r);
-          await yielder.maybe();
-        }
-        rollup.losses.push(...f.rollup.losses);
+    // The folds were taken from the ingestor for this load alone (a failed one replays from disk), so
+    // the first takes in the others' rows: its own are neither copied nor held twice.
+    const rollup = folds[0].rollup;
+    const yielder = new Yielder();
+    let n = 0;
+    for (const f of folds.slice(1)) {
+      for (const r of f.rollup.rows()) {
+        rollup.addRow(r);
+        if (++n % YIELD_ROWS === 0) await yielder.maybe();
       }
+      rollup.losses.push(...f.rollup.losses);
     }
     const res = await this.sink.loadBatch(foldBatch(rollup, keys));
     return res ? { res, keys } : undefined;

@@ -130,6 +130,18 @@ describe("ingest", () => {
     const rows = await facts(live);
     expect(rows.length).toBeGreaterThan(10);
     expect(await facts(replayed)).toEqual(rows);
+
+    // Segments of a few summaries each, all loaded in one cycle: their folds are merged into one.
+    const segmented = await collector({ spoolSegmentBytes: 1024 });
+    const loadBatch = segmented.sink.loadBatch.bind(segmented.sink);
+    const folded: boolean[] = [];
+    // A fold refuses to roll up a subset of its summaries (batch.ts foldBatch); a batch read back from disk does not.
+    segmented.sink.loadBatch = (b) => (folded.push(b.parts(b.entries.map((_, i) => i > 0)) === null), loadBatch(b));
+    for (const s of input) expect((await post(segmented, encode(s))).statusCode).toBe(200);
+    expect(segmented.spool.segmentCount).toBeGreaterThan(3);
+    expect(await segmented.loader.loadNow()).toBe(false);
+    expect(folded).toEqual([true]);
+    expect(await facts(segmented)).toEqual(rows);
   });
 
   it("replays a large spool in one transaction of bounded parts, exactly once even when the warehouse fails mid-load", async () => {
