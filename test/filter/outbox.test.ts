@@ -178,4 +178,3 @@ describe("filter outbox", () => {
     expect(o.arena.length).toBe(200);
   });
 });
-
