@@ -1,6 +1,6 @@
 // Filter benchmarks (printed, not asserted): per-request cost against the do-nothing proxy-runtime
 // filter in the same host and process; wire bytes per request; linear memory at the series cap.
-// Run: `npx tsx bench/filter.ts` (after `npm run build`).
+// Run: `npx tsx bench/filter.ts [section …]` (after `npm run build`).
 import { createSidecar, ManualClock, type StreamInput } from "../sim/host/index.ts";
 import { COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
 import { measureFilterCost, timeRound } from "./lib/filter-cost.ts";
@@ -14,19 +14,20 @@ function latencyNs(i: number): number {
 
 /**
  * `n` streams over `series` distinct callers (principals), each caller on its own connection; a caller
- * sends `burst` requests in a row.
+ * sends `burst` requests in a row. Callers are numbered from `first`.
  */
-function workload(n: number, series: number, burst = 1): StreamInput[] {
-  return Array.from({ length: n }, (_, i) =>
-    syntheticStream({
-      principal: `spiffe://cluster.local/ns/tenants/sa/caller-${Math.floor(i / burst) % series}`,
-      workload: `caller-${Math.floor(i / burst) % series}`,
+function workload(n: number, series: number, burst = 1, first = 0): StreamInput[] {
+  return Array.from({ length: n }, (_, i) => {
+    const caller = first + (Math.floor(i / burst) % series);
+    return syntheticStream({
+      principal: `spiffe://cluster.local/ns/tenants/sa/caller-${caller}`,
+      workload: `caller-${caller}`,
       code: i % 50 === 0 ? 503 : 200,
       durationNs: latencyNs(i),
       requestBytes: 200 + (i % 300),
       responseBytes: 1000 + (i % 4000),
-    }),
-  );
+    });
+  });
 }
 
 async function sidecarFor(wasm: WebAssembly.Module, rootId: string, config: object | string, clusters: Record<string, string> = {}, clock = new ManualClock()) {
@@ -138,35 +139,58 @@ async function wireBytes(meshlook: WebAssembly.Module) {
   }
 }
 
-async function memoryAtCap(meshlook: WebAssembly.Module) {
-  console.log("\nlinear memory (one VM; 10 s windows, each flushed to a collector: the encoder's buffers count)");
-  const collector = await startCollector();
-  const clock = new ManualClock();
-  const s = await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER } }, { [COLLECTOR_CLUSTER]: collector.address }, clock);
-  const flush = async () => {
-    clock.advance(10_000);
-    await s.settle();
+const ATTACK_WINDOWS = 6;
+
+/**
+ * Linear memory of one VM at the cap and through windows of attack (100k distinct callers each, every one
+ * with its own principal and peer metadata), side by side with the collector answering and refusing
+ * (503: every summary stays in the outbox, which fills its max_pending_bytes and then drops the oldest).
+ */
+async function memoryUnderAttack(meshlook: WebAssembly.Module) {
+  console.log("\nlinear memory, KiB (one VM, default configuration; 10 s windows, each flushed: the encoder's and outbox's buffers count)");
+  const runs = await Promise.all(
+    [200, 503].map(async (status) => {
+      const collector = await startCollector(() => ({ status }));
+      const clock = new ManualClock();
+      const sidecar = await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER } }, { [COLLECTOR_CLUSTER]: collector.address }, clock);
+      return { collector, clock, sidecar };
+    }),
+  );
+  const row = (label: string) => console.log(`${label.padEnd(40)} ${runs.map((r) => f(r.sidecar.linearMemoryBytes[0] / 1024, 14)).join(" ")}`);
+  const feed = async (inputs: StreamInput[], flush: boolean) => {
+    for (const r of runs) {
+      for (const input of inputs) r.sidecar.stream(input);
+      if (flush) {
+        r.clock.advance(10_000);
+        await r.sidecar.settle();
+      }
+    }
   };
-  const kib = () => `${(s.linearMemoryBytes[0] / 1024).toFixed(0)} KiB`.padStart(9);
-  console.log(`configured, empty:                     ${kib()}`);
-  for (const input of workload(40_000, 1998)) s.stream(input);
-  console.log(`at the cap (2000 series):              ${kib()}`);
-  await flush();
-  console.log(`after flushing it:                     ${kib()}`);
-  for (const input of workload(100_000, 100_000)) s.stream(input);
-  await flush();
-  console.log(`100k distinct keys, flushed:           ${kib()}`);
-  for (const input of workload(100_000, 100_000)) s.stream(input);
-  await flush();
-  console.log(`another 100k distinct keys, flushed:   ${kib()}   (target: ≤ 4096 KiB at the cap, flat after)`);
-  if (s.traps.length > 0) throw new Error("the filter trapped during the memory benchmark");
-  await s.close();
-  await collector.close();
+  console.log(`${"".padEnd(40)} ${"collector up".padStart(14)} ${"refusing (503)".padStart(14)}`);
+  row("configured, empty");
+  await feed(workload(40_000, 1998), false);
+  row("at the cap (2000 series)");
+  await feed([], true);
+  row("after flushing it");
+  for (let w = 1; w <= ATTACK_WINDOWS; w++) {
+    await feed(workload(100_000, 100_000, 1, w * 100_000), true); // callers never seen before
+    row(`attack window ${w} (100k keys), flushed`);
+  }
+  console.log("target: ≤ 4096 KiB at the cap, flat under attack (issue 19)");
+  for (const r of runs) {
+    if (r.sidecar.traps.length > 0) throw new Error("the filter trapped during the memory benchmark");
+    await r.sidecar.close();
+    await r.collector.close();
+  }
 }
 
+// Sections to run (all by default): `npx tsx bench/filter.ts memory per-request`.
+const SECTIONS = ["per-request", "bookinfo", "wire", "memory"];
+const chosen = process.argv.slice(2);
+for (const name of chosen) if (!SECTIONS.includes(name)) throw new Error(`unknown section "${name}" (one of ${SECTIONS.join(", ")})`);
+const wanted = (name: string) => chosen.length === 0 || chosen.includes(name);
 const meshlook = await loadModule();
-const noop = await loadModule(NOOP_WASM);
-await perRequestCost(meshlook, noop, await loadModule(PROBE_WASM));
-await bookinfoCost();
-await wireBytes(meshlook);
-await memoryAtCap(meshlook);
+if (wanted("per-request")) await perRequestCost(meshlook, await loadModule(NOOP_WASM), await loadModule(PROBE_WASM));
+if (wanted("bookinfo")) await bookinfoCost();
+if (wanted("wire")) await wireBytes(meshlook);
+if (wanted("memory")) await memoryUnderAttack(meshlook);

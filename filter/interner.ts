@@ -18,6 +18,12 @@ export function mix64(x: u64): u64 {
 
 export class Interner {
   private arena: ArrayBuffer;
+  /**
+   * The arena as bytes, for the flush: string `id` is text[offset(id), offset(id) + length(id)) until the
+   * next reset(), which is after the window's summary is encoded. One view for the table's life, so
+   * encoding a window allocates neither copies of its strings nor a view per string.
+   */
+  readonly text: Uint8Array;
   private used: i32 = 0;
   private offsets: Int32Array;
   private lengths: Int32Array;
@@ -31,6 +37,7 @@ export class Interner {
     readonly maxBytes: i32,
   ) {
     this.arena = new ArrayBuffer(maxBytes);
+    this.text = Uint8Array.wrap(this.arena);
     this.offsets = new Int32Array(maxStrings);
     this.lengths = new Int32Array(maxStrings);
     this.hashes = new Uint64Array(maxStrings);
@@ -76,12 +83,11 @@ export class Interner {
     return this.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength));
   }
 
-  /**
-   * String `id`'s bytes as a view into the table (flush time only): valid until the next reset(), which
-   * is after the window's summary is encoded. A view rather than a copy, so encoding a window of a full
-   * table does not allocate the table's contents a second time.
-   */
-  bytes(id: i32): Uint8Array {
-    return Uint8Array.wrap(this.arena, this.offsets[id], this.lengths[id]);
+  offset(id: i32): i32 {
+    return this.offsets[id];
+  }
+
+  length(id: i32): i32 {
+    return this.lengths[id];
   }
 }

@@ -10,11 +10,22 @@
 // encoded (a dropped summary's own drop report is carried over, so no drop goes unreported). A summary
 // the collector refuses for good (400, 413: resending the same bytes cannot succeed) is dropped the same
 // way at once, so it never holds back the summaries behind it.
+//
+// The summaries' bytes live in one block of the budget's size, allocated once, oldest first and back to
+// back: the encoder writes each summary straight into it, and a summary leaving moves the ones behind it
+// down. So holding summaries never allocates, and a full outbox takes no more memory than an empty one
+// (the filter's memory stays flat with the collector down). Moving the summary in flight is safe: the
+// proxy copies a call's body when the call is made (Envoy source/extensions/common/wasm/context.cc,
+// Context::httpCall, `message->body().add(request_body)`).
 
 export class Pending {
+  /** Where its bytes start in the outbox's arena (set by push, lowered as summaries ahead of it leave). */
+  offset: i32 = 0;
+
   constructor(
     public seq: f64,
-    public body: Uint8Array,
+    /** Bytes of the encoded summary. */
+    public length: i32,
     /** Requests the summary accounts for. */
     public requests: f64,
     /** Drop counts this summary reports (restored if it is dropped in turn). */
@@ -27,8 +38,10 @@ export class Outbox {
   /** Drops not yet reported in an encoded summary. */
   droppedRequests: f64 = 0;
   droppedWindows: f64 = 0;
-  /** Bytes of the summaries held. */
+  /** Bytes of the summaries held: arena[0, bytes). */
   bytes: i32 = 0;
+  /** The summaries' bytes; at least maxBytes long. */
+  arena: Uint8Array;
   private queue: Array<Pending> = [];
   private inFlight: bool = false;
   private inFlightSinceMs: f64 = 0;
@@ -42,7 +55,9 @@ export class Outbox {
     public maxBackoffMs: f64,
     /** A call unanswered this long is treated as failed (the host should have timed it out). */
     public callDeadlineMs: f64,
-  ) {}
+  ) {
+    this.arena = new Uint8Array(maxBytes);
+  }
 
   get length(): i32 {
     return this.queue.length;
@@ -53,6 +68,11 @@ export class Outbox {
     return this.queue[index];
   }
 
+  /** The bytes of a summary held (a view of the arena, valid until the outbox changes). */
+  body(p: Pending): Uint8Array {
+    return this.arena.subarray(p.offset, p.offset + p.length);
+  }
+
   /** Takes the drop counts for the summary being encoded now. */
   takeDrops(): Array<f64> {
     const out: Array<f64> = [this.droppedRequests, this.droppedWindows];
@@ -61,16 +81,34 @@ export class Outbox {
     return out;
   }
 
-  /** Queues an encoded summary, then drops the oldest summaries while over budget. */
-  push(p: Pending): void {
-    this.queue.push(p);
-    this.bytes += p.body.length;
-    while (this.bytes > this.maxBytes) {
-      // The summary in flight may still arrive: never drop it (it would be counted twice).
-      const victim = this.inFlight ? 1 : 0;
-      if (victim >= this.queue.length) break;
-      this.drop(victim);
+  /**
+   * Makes room for `p` within the budget, dropping the oldest summaries not in flight, and queues it.
+   * Returns where its p.length bytes go in `arena` (the caller writes them there before anything else
+   * touches the outbox), or -1 when it cannot be held even alone beside the one in flight: then it is
+   * dropped (and counted) instead, and the summaries held stay.
+   */
+  push(p: Pending): i32 {
+    const kept = this.inFlight && this.queue.length > 0 ? this.queue[0].length : 0;
+    if (kept + p.length <= this.maxBytes) this.dropOldestUntil(this.maxBytes - p.length);
+    if (this.bytes + p.length > this.maxBytes) {
+      this.count(p);
+      return -1;
     }
+    p.offset = this.bytes;
+    this.queue.push(p);
+    this.bytes += p.length;
+    return p.offset;
+  }
+
+  /** A new budget (a reconfiguration): the oldest summaries not in flight are dropped until the rest fit. */
+  resize(maxBytes: i32): void {
+    if (maxBytes == this.maxBytes) return;
+    this.dropOldestUntil(maxBytes);
+    // Only a summary in flight larger than the new budget keeps the arena longer, until the next resize.
+    const next = new Uint8Array(maxBytes > this.bytes ? maxBytes : this.bytes);
+    next.set(this.arena.subarray(0, this.bytes));
+    this.arena = next;
+    this.maxBytes = maxBytes;
   }
 
   /** The summary to send now, or null (one in flight, backing off, or nothing queued). */
@@ -92,8 +130,7 @@ export class Outbox {
     this.inFlight = false;
     this.failures = 0;
     this.nextAttemptMs = 0;
-    this.bytes -= this.queue[0].body.length;
-    this.queue.shift();
+    this.remove(0);
   }
 
   /** The call for the head summary failed; `retryAfterMs` < 0 when the collector gave none. */
@@ -117,11 +154,34 @@ export class Outbox {
     this.drop(0);
   }
 
+  // Drops the oldest summaries until at most `limit` bytes are held, or only the one in flight is left.
+  private dropOldestUntil(limit: i32): void {
+    while (this.bytes > limit) {
+      // The summary in flight may still arrive: never drop it (it would be counted twice).
+      const victim = this.inFlight ? 1 : 0;
+      if (victim >= this.queue.length) break;
+      this.drop(victim);
+    }
+  }
+
   private drop(index: i32): void {
-    const p = this.queue[index];
-    this.queue.splice(index, 1);
-    this.bytes -= p.body.length;
+    this.count(this.queue[index]);
+    this.remove(index);
+  }
+
+  // Counts a summary as lost, with the drops it was reporting.
+  private count(p: Pending): void {
     this.droppedRequests += p.requests + p.reportsDroppedRequests;
     this.droppedWindows += 1 + p.reportsDroppedWindows;
+  }
+
+  // Takes summary `index` out of the queue and moves the bytes of those behind it down over its own.
+  private remove(index: i32): void {
+    const p = this.queue[index];
+    this.queue.splice(index, 1);
+    const end = p.offset + p.length;
+    this.arena.copyWithin(p.offset, end, this.bytes);
+    for (let i = index; i < this.queue.length; i++) this.queue[i].offset -= p.length;
+    this.bytes -= p.length;
   }
 }

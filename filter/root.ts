@@ -138,11 +138,11 @@ export class MeshlookRoot extends Root {
     let outbox = this.outbox;
     let deadline = <f64>c.timeoutMs + CALL_GRACE_MS;
     if (outbox === null) outbox = new Outbox(c.maxPendingBytes, BASE_BACKOFF_MS, MAX_BACKOFF_MS, deadline);
-    outbox.maxBytes = c.maxPendingBytes;
+    outbox.resize(c.maxPendingBytes);
     outbox.callDeadlineMs = deadline;
 
     this.producerId = producerId(observer.local.id, vmStartNs, this.id, vmNonce);
-    this.writer = new SummaryWriter(c);
+    this.writer = new SummaryWriter(c, strings);
     this.cluster = String.UTF8.encode(c.cluster);
     this.headers = this.requestHeaders(c);
     this.config = c;
@@ -256,10 +256,11 @@ export class MeshlookRoot extends Root {
       info.windowEndNs = now;
       info.droppedRequests = drops[0];
       info.droppedWindows = drops[1];
-      let body = writer.encode(info, table, strings);
+      writer.encode(info, table, strings);
       let requests: f64 = 0;
       for (let i = 0; i < table.count; i++) requests += table.stats[i].requests;
-      outbox.push(new Pending(this.seq, body, requests, drops[0], drops[1]));
+      let at = outbox.push(new Pending(this.seq, writer.encodedLength(), requests, drops[0], drops[1]));
+      if (at >= 0) writer.writeTo(outbox.arena, at);
       this.seq += 1;
     }
     table.reset();
@@ -282,7 +283,7 @@ export class MeshlookRoot extends Root {
   private call(p: Pending, timeoutMs: u32, nowMs: f64): bool {
     let outbox = this.outbox;
     if (outbox === null) return false;
-    let token = httpCall(this.cluster, this.headers, p.body, timeoutMs);
+    let token = httpCall(this.cluster, this.headers, outbox.body(p), timeoutMs);
     outbox.sent(nowMs);
     if (token >= 0) {
       this.callToken = token;

@@ -38,21 +38,7 @@ export class ByteWriter {
   /** Unsigned LEB128 of a whole number in [0, 2^53 - 1] (callers guarantee the range). */
   varint(v: f64): void {
     this.ensure(8);
-    let x = v;
-    while (x >= 2147483648.0) {
-      const q = Math.floor(x / 128.0);
-      unchecked((this.buf[this.length] = u8(i32(x - q * 128.0) | 0x80)));
-      this.length++;
-      x = q;
-    }
-    let n = i32(x);
-    while (n >= 0x80) {
-      unchecked((this.buf[this.length] = u8((n & 0x7f) | 0x80)));
-      this.length++;
-      n = n >>> 7;
-    }
-    unchecked((this.buf[this.length] = u8(n)));
-    this.length++;
+    this.length = putVarint(this.buf, this.length, v);
   }
 
   /** Signed integer as zigzag varint. */
@@ -60,25 +46,53 @@ export class ByteWriter {
     this.varint(zigzag(v));
   }
 
-  bytes(b: Uint8Array): void {
-    this.ensure(b.length);
-    for (let i: i32 = 0; i < b.length; i++) unchecked((this.buf[this.length + i] = b[i]));
-    this.length += b.length;
-  }
-
-  /** 32-bit little-endian. */
-  u32le(v: i32): void {
-    this.ensure(4);
-    this.byte(v & 0xff);
-    this.byte((v >>> 8) & 0xff);
-    this.byte((v >>> 16) & 0xff);
-    this.byte((v >>> 24) & 0xff);
+  /** Appends b[start, start + n). */
+  range(b: Uint8Array, start: i32, n: i32): void {
+    this.ensure(n);
+    this.length = putBytes(this.buf, this.length, b, start, n);
   }
 
   /** A copy of what was written. */
   toBytes(): Uint8Array {
     return this.buf.slice(0, this.length);
   }
+}
+
+// Writers into a buffer with room for what they write; each returns the index after what it wrote.
+
+/** Unsigned LEB128 of a whole number in [0, 2^53 - 1] at buf[at] (at most 8 bytes). */
+export function putVarint(buf: Uint8Array, at: i32, v: f64): i32 {
+  let i = at;
+  let x = v;
+  while (x >= 2147483648.0) {
+    const q = Math.floor(x / 128.0);
+    unchecked((buf[i] = u8(i32(x - q * 128.0) | 0x80)));
+    i++;
+    x = q;
+  }
+  let n = i32(x);
+  while (n >= 0x80) {
+    unchecked((buf[i] = u8((n & 0x7f) | 0x80)));
+    i++;
+    n = n >>> 7;
+  }
+  unchecked((buf[i] = u8(n)));
+  return i + 1;
+}
+
+/** src[start, start + n) at buf[at]. */
+export function putBytes(buf: Uint8Array, at: i32, src: Uint8Array, start: i32, n: i32): i32 {
+  for (let i: i32 = 0; i < n; i++) unchecked((buf[at + i] = src[start + i]));
+  return at + n;
+}
+
+/** 32-bit little-endian at buf[at]. */
+export function putU32le(buf: Uint8Array, at: i32, v: i32): i32 {
+  buf[at] = u8(v & 0xff);
+  buf[at + 1] = u8((v >>> 8) & 0xff);
+  buf[at + 2] = u8((v >>> 16) & 0xff);
+  buf[at + 3] = u8((v >>> 24) & 0xff);
+  return at + 4;
 }
 
 /** Writes bits, most significant first, into a ByteWriter; flush() pads the last byte with zero bits. */
@@ -156,35 +170,53 @@ function utf8SequenceLength(buf: Uint8Array, i: i32, end: i32): i32 {
 }
 
 /**
- * `value` as valid UTF-8 of at most `maxBytes` bytes: every byte that does not start a valid sequence
- * becomes U+FFFD, and the result is cut at a character boundary. Returns `value` itself (no copy) when it
- * already qualifies. Dimension values come from request data, so the encoder passes them all through this
- * and the collector can reject any invalid UTF-8 outright.
+ * How many bytes of buf[start, start + n) to keep as they are: the longest prefix of whole valid UTF-8
+ * sequences within `maxBytes`. Equal to n when the value needs no repair.
  */
-export function toValidUtf8(value: Uint8Array, maxBytes: i32): Uint8Array {
-  const len = value.length;
-  let i: i32 = 0;
-  while (i < len) {
-    const n = utf8SequenceLength(value, i, len);
-    if (n == 0 || i + n > maxBytes) break;
-    i += n;
+export function validUtf8Prefix(buf: Uint8Array, start: i32, n: i32, maxBytes: i32): i32 {
+  const end = start + n;
+  let i = start;
+  while (i < end) {
+    const k = utf8SequenceLength(buf, i, end);
+    if (k == 0 || i + k - start > maxBytes) break;
+    i += k;
   }
-  if (i == len) return value;
-  const out = new ByteWriter(len < maxBytes ? len + 16 : maxBytes + 4);
-  for (let k: i32 = 0; k < i; k++) out.byte(value[k]);
-  while (i < len) {
-    let n = utf8SequenceLength(value, i, len);
-    const width = n == 0 ? 3 : n;
-    if (out.length + width > maxBytes) break;
-    if (n == 0) {
+  return i - start;
+}
+
+/**
+ * Appends buf[start, start + n) to `out` as valid UTF-8 of at most `maxBytes` bytes: every byte that does
+ * not start a valid sequence becomes U+FFFD, and the value is cut at a character boundary.
+ */
+export function repairUtf8(buf: Uint8Array, start: i32, n: i32, maxBytes: i32, out: ByteWriter): void {
+  const end = start + n;
+  const first = out.length;
+  const kept = validUtf8Prefix(buf, start, n, maxBytes);
+  out.range(buf, start, kept);
+  let i = start + kept;
+  while (i < end) {
+    let k = utf8SequenceLength(buf, i, end);
+    const width = k == 0 ? 3 : k;
+    if (out.length - first + width > maxBytes) break;
+    if (k == 0) {
       out.byte(0xef);
       out.byte(0xbf);
       out.byte(0xbd);
-      n = 1;
-    } else {
-      for (let k: i32 = 0; k < n; k++) out.byte(value[i + k]);
-    }
-    i += n;
+      k = 1;
+    } else out.range(buf, i, k);
+    i += k;
   }
+}
+
+/**
+ * `value` as valid UTF-8 of at most `maxBytes` bytes (see repairUtf8). Returns `value` itself (no copy)
+ * when it already qualifies. Dimension values come from request data, so the encoder passes them all
+ * through this repair and the collector can reject any invalid UTF-8 outright.
+ */
+export function toValidUtf8(value: Uint8Array, maxBytes: i32): Uint8Array {
+  const len = value.length;
+  if (validUtf8Prefix(value, 0, len, maxBytes) == len) return value;
+  const out = new ByteWriter(len < maxBytes ? len + 16 : maxBytes + 4);
+  repairUtf8(value, 0, len, maxBytes, out);
   return out.toBytes();
 }

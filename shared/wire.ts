@@ -2,7 +2,7 @@
 // One source for both ends: the filter links the encoder (asc), the collector runs the decoder as
 // TypeScript (shared/node.ts). Portable AssemblyScript; the decoder never throws and never recurses — any
 // input yields either a summary or a reason code.
-import { BitWriter, ByteWriter, crc32, toValidUtf8, zigzag } from "./bytes";
+import { BitWriter, ByteWriter, crc32, putBytes, putU32le, putVarint, repairUtf8, validUtf8Prefix, zigzag } from "./bytes";
 import { SeriesStats, MAX_COUNTER as SERIES_MAX_COUNTER } from "./series";
 import { MAX_SCALE as SKETCH_MAX_SCALE, MIN_SCALE as SKETCH_MIN_SCALE, MAX_VALUE_US as SKETCH_MAX_VALUE_US, Sketch, bucketIndex, maxBucketIndex } from "./sketch";
 
@@ -116,26 +116,40 @@ function clampCounter(v: f64): f64 {
 const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
 /**
- * Builds one summary: begin(), addSeries() per series, finish(). Dimension values are interned (each
- * distinct value is written once) and repaired to valid UTF-8 of at most MAX_STRING_BYTES. Reusable:
- * begin() starts over and keeps the buffers.
+ * Builds one summary: begin(), addSeries() per series (or value() per dimension value and addRefs()),
+ * then finish() or writeTo(). Dimension values are interned (each distinct value is written once) and
+ * repaired to valid UTF-8 of at most MAX_STRING_BYTES. Reusable: begin() starts over and keeps the
+ * buffers, so once they have grown to the largest summary encoded a summary allocates nothing.
  */
 export class SummaryEncoder {
   private dimensions: i32[];
   private header: ByteWriter = new ByteWriter(256);
-  private records: ByteWriter = new ByteWriter(4096);
-  private out: ByteWriter = new ByteWriter(4096);
-  private strings: Array<Uint8Array> = new Array<Uint8Array>();
+  private records: ByteWriter;
+  // The string table as the wire carries it (each value's varint length, then its bytes), and where each
+  // value's bytes start in it: values are copied in once, never held as objects of their own.
+  private table: ByteWriter;
+  private starts: Int32Array = new Int32Array(256);
+  private lengths: Int32Array = new Int32Array(256);
+  private hashes: Int32Array = new Int32Array(256);
+  private stringCount: i32 = 0;
   private slots: Int32Array = new Int32Array(1024);
+  // A value that needed UTF-8 repair, repaired.
+  private repaired: ByteWriter = new ByteWriter(64);
   private previous: Int32Array;
   private refs: Int32Array;
   private seriesCount: i32 = 0;
 
-  /** `dimensions`: the dimension codes every series carries, in the order addSeries() gets values. */
-  constructor(dimensions: i32[]) {
+  /**
+   * `dimensions`: the dimension codes every series carries, in the order addSeries() gets values.
+   * `stringBytes` and `recordBytes` size the string table and the series records up front (they grow
+   * past that when a summary needs it).
+   */
+  constructor(dimensions: i32[], stringBytes: i32 = 4096, recordBytes: i32 = 4096) {
     this.dimensions = dimensions;
     this.previous = new Int32Array(dimensions.length);
     this.refs = new Int32Array(dimensions.length);
+    this.table = new ByteWriter(stringBytes);
+    this.records = new ByteWriter(recordBytes);
   }
 
   /**
@@ -147,12 +161,13 @@ export class SummaryEncoder {
     const h = this.header;
     h.reset();
     this.records.reset();
-    this.strings.length = 0;
+    this.table.reset();
+    this.stringCount = 0;
     this.slots.fill(0);
     this.seriesCount = 0;
-    const id = producerId.length > MAX_PRODUCER_ID_BYTES ? producerId.subarray(0, MAX_PRODUCER_ID_BYTES) : producerId;
-    h.varint(f64(id.length));
-    h.bytes(id);
+    const idLength = producerId.length > MAX_PRODUCER_ID_BYTES ? MAX_PRODUCER_ID_BYTES : producerId.length;
+    h.varint(f64(idLength));
+    h.range(producerId, 0, idLength);
     h.varint(clampCounter(seq));
     const start = clampCounter(windowStartMs);
     h.varint(start);
@@ -167,23 +182,79 @@ export class SummaryEncoder {
 
   /**
    * Adds one series: `values[j]` is the UTF-8 value of dimension `dimensions[j]` (missing entries are
-   * empty). Returns false, adding nothing, for a series without requests (the decoder rejects empty
-   * series) or beyond MAX_SERIES.
+   * empty). Returns false, adding nothing, for a series accepts() refuses.
    */
   addSeries(values: Array<Uint8Array>, stats: SeriesStats): bool {
-    if (stats.requests < 1.0 || this.seriesCount >= MAX_SERIES) return false;
+    if (!this.accepts(stats)) return false;
+    for (let j = 0; j < this.dimensions.length; j++) {
+      let v = EMPTY_BYTES;
+      if (j < values.length) v = values[j];
+      this.refs[j] = this.value(v, 0, v.length);
+    }
+    return this.addRefs(this.refs, stats);
+  }
+
+  /**
+   * Whether a series with these aggregates can be added: not one without requests (the decoder rejects
+   * empty series), not one beyond MAX_SERIES. Ask before value(), so a refused series leaves no string.
+   */
+  accepts(stats: SeriesStats): bool {
+    return stats.requests >= 1.0 && this.seriesCount < MAX_SERIES;
+  }
+
+  /**
+   * The reference of the dimension value buf[start, start + n) in this summary's string table, added on
+   * first sight. The bytes are copied: `buf` may change once this returns.
+   */
+  value(buf: Uint8Array, start: i32, n: i32): i32 {
+    let src = buf;
+    let from = start;
+    let length = n;
+    if (validUtf8Prefix(buf, start, n, MAX_STRING_BYTES) != n) {
+      const r = this.repaired;
+      r.reset();
+      repairUtf8(buf, start, n, MAX_STRING_BYTES, r);
+      src = r.buf;
+      from = 0;
+      length = r.length;
+    }
+    if (this.stringCount * 2 >= this.slots.length) this.rehash(this.slots.length * 2);
+    const h = hashBytes(src, from, length);
+    const mask = this.slots.length - 1;
+    let slot = h & mask;
+    while (true) {
+      const entry = unchecked(this.slots[slot]);
+      if (entry == 0) break;
+      const id = entry - 1;
+      if (unchecked(this.hashes[id]) == h && this.sameAs(id, src, from, length)) return id;
+      slot = (slot + 1) & mask;
+    }
+    const id = this.stringCount++;
+    if (id == this.starts.length) this.growStrings();
+    const t = this.table;
+    t.varint(f64(length));
+    this.starts[id] = t.length;
+    this.lengths[id] = length;
+    this.hashes[id] = h;
+    t.range(src, from, length);
+    this.slots[slot] = id + 1;
+    return id;
+  }
+
+  /**
+   * Adds one series by the references value() gave its values (`refs[j]` for dimension `dimensions[j]`).
+   * Returns false, adding nothing, for a series accepts() refuses.
+   */
+  addRefs(refs: Int32Array, stats: SeriesStats): bool {
+    if (!this.accepts(stats)) return false;
     const k = this.dimensions.length;
     let mask: i32 = 0;
-    for (let j = 0; j < k; j++) {
-      const ref = this.intern(j < values.length ? values[j] : EMPTY_BYTES);
-      this.refs[j] = ref;
-      if (this.seriesCount == 0 || ref != this.previous[j]) mask |= 1 << j;
-    }
+    for (let j = 0; j < k; j++) if (this.seriesCount == 0 || refs[j] != this.previous[j]) mask |= 1 << j;
     const r = this.records;
     r.varint(f64(mask));
     for (let j = 0; j < k; j++) {
-      if ((mask & (1 << j)) != 0) r.varint(f64(this.refs[j]));
-      this.previous[j] = this.refs[j];
+      if ((mask & (1 << j)) != 0) r.varint(f64(refs[j]));
+      this.previous[j] = refs[j];
     }
     r.varint(clampCounter(stats.requests));
     r.varint(clampCounter(stats.errors));
@@ -202,75 +273,70 @@ export class SummaryEncoder {
     return this.seriesCount;
   }
 
-  /** The encoded summary (a fresh copy; the encoder may be reused). */
-  finish(): Uint8Array {
-    const o = this.out;
-    o.reset();
-    o.byte(MAGIC_0);
-    o.byte(MAGIC_1);
-    o.byte(MAGIC_2);
-    o.byte(MAGIC_3);
-    o.byte(WIRE_VERSION);
-    let bodyLength = this.header.length + this.records.length + varintLength(f64(this.strings.length));
-    bodyLength += varintLength(f64(this.seriesCount));
-    for (let i = 0; i < this.strings.length; i++) {
-      const s = this.strings[i];
-      bodyLength += varintLength(f64(s.length)) + s.length;
-    }
-    o.varint(f64(bodyLength));
-    o.bytes(this.header.buf.subarray(0, this.header.length));
-    o.varint(f64(this.strings.length));
-    for (let i = 0; i < this.strings.length; i++) {
-      const s = this.strings[i];
-      o.varint(f64(s.length));
-      o.bytes(s);
-    }
-    o.varint(f64(this.seriesCount));
-    o.bytes(this.records.buf.subarray(0, this.records.length));
-    o.u32le(crc32(o.buf, 0, o.length));
-    return o.toBytes();
+  /** Bytes of the summary as finish() and writeTo() write it. */
+  encodedLength(): i32 {
+    const body = this.bodyLength();
+    return 5 + varintLength(f64(body)) + body + 4;
   }
 
-  // Reference of `raw` in the string table, adding it on first sight (open addressing on a 31-hash).
-  private intern(raw: Uint8Array): i32 {
-    const value = toValidUtf8(raw, MAX_STRING_BYTES);
-    if (this.strings.length * 2 >= this.slots.length) this.rehash(this.slots.length * 2);
-    const mask = this.slots.length - 1;
-    let slot = hashBytes(value) & mask;
-    while (true) {
-      const entry = unchecked(this.slots[slot]);
-      if (entry == 0) break;
-      if (sameBytes(this.strings[entry - 1], value)) return entry - 1;
-      slot = (slot + 1) & mask;
-    }
-    // A value repaired to valid UTF-8 is a fresh copy; an untouched one must be copied before keeping it,
-    // since the caller may reuse its buffer.
-    this.strings.push(value == raw ? value.slice(0) : value);
-    this.slots[slot] = this.strings.length;
-    return this.strings.length - 1;
+  /** Writes the summary into dest[at, at + encodedLength()), which must be that long. */
+  writeTo(dest: Uint8Array, at: i32): void {
+    let p = at;
+    dest[p++] = u8(MAGIC_0);
+    dest[p++] = u8(MAGIC_1);
+    dest[p++] = u8(MAGIC_2);
+    dest[p++] = u8(MAGIC_3);
+    dest[p++] = u8(WIRE_VERSION);
+    p = putVarint(dest, p, f64(this.bodyLength()));
+    p = putBytes(dest, p, this.header.buf, 0, this.header.length);
+    p = putVarint(dest, p, f64(this.stringCount));
+    p = putBytes(dest, p, this.table.buf, 0, this.table.length);
+    p = putVarint(dest, p, f64(this.seriesCount));
+    p = putBytes(dest, p, this.records.buf, 0, this.records.length);
+    putU32le(dest, p, crc32(dest, at, p));
+  }
+
+  /** The encoded summary (a fresh copy; the encoder may be reused). */
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.encodedLength());
+    this.writeTo(out, 0);
+    return out;
+  }
+
+  private bodyLength(): i32 {
+    return this.header.length + varintLength(f64(this.stringCount)) + this.table.length + varintLength(f64(this.seriesCount)) + this.records.length;
+  }
+
+  private sameAs(id: i32, src: Uint8Array, from: i32, length: i32): bool {
+    if (unchecked(this.lengths[id]) != length) return false;
+    const buf = this.table.buf;
+    const at = unchecked(this.starts[id]);
+    for (let i = 0; i < length; i++) if (unchecked(buf[at + i]) != unchecked(src[from + i])) return false;
+    return true;
+  }
+
+  private growStrings(): void {
+    const size = this.starts.length * 2;
+    this.starts = growInts(this.starts, size);
+    this.lengths = growInts(this.lengths, size);
+    this.hashes = growInts(this.hashes, size);
   }
 
   private rehash(size: i32): void {
     this.slots = new Int32Array(size);
     const mask = size - 1;
-    for (let i = 0; i < this.strings.length; i++) {
-      let slot = hashBytes(this.strings[i]) & mask;
+    for (let i = 0; i < this.stringCount; i++) {
+      let slot = this.hashes[i] & mask;
       while (this.slots[slot] != 0) slot = (slot + 1) & mask;
       this.slots[slot] = i + 1;
     }
   }
 }
 
-function hashBytes(b: Uint8Array): i32 {
-  let h: i32 = b.length;
-  for (let i = 0; i < b.length; i++) h = i32(h * 31 + i32(unchecked(b[i])));
+function hashBytes(b: Uint8Array, start: i32, n: i32): i32 {
+  let h: i32 = n;
+  for (let i = start; i < start + n; i++) h = i32(h * 31 + i32(unchecked(b[i])));
   return h ^ (h >>> 15);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): bool {
-  if (a.length != b.length) return false;
-  for (let i = 0; i < a.length; i++) if (unchecked(a[i]) != unchecked(b[i])) return false;
-  return true;
 }
 
 // Number of base-`radix` digits of a whole v (0 for v = 0).

@@ -3,7 +3,7 @@
 // folded keys is estimated, and linear memory stays under the documented bound across windows.
 import { describe, expect, it } from "vitest";
 import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
+import { idle, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
 
 const ATTACKERS = 100_000;
 const MAX_SERIES = 2000;
@@ -77,6 +77,70 @@ describe("filter under a cardinality attack", () => {
     expect(Math.max(...memory)).toBeLessThanOrEqual(MEMORY_BOUND);
     // No leak: later windows reuse the first window's memory.
     expect(memory[3]).toBe(memory[1]);
+  });
+});
+
+describe("filter memory over many attack windows", () => {
+  // Each window of attack: every request a new caller with its own principal and workload (peer
+  // metadata), enough of them to fill the window's string table and the series table.
+  const ATTACK_CALLERS = 6000;
+  const ATTACK_WINDOWS = 6;
+
+  it("stays within 4 MiB at the cap, the same after every window, with the collector up, refusing and back", async () => {
+    let down = false;
+    const collector = await startCollector(() => (down ? { status: 503, headers: { "retry-after": "1" } } : { status: 200 }));
+    const { clock, sidecar } = await meshlookSidecar({}, collector.address, { workers: 1 });
+    const memory: number[] = [];
+    let windows = 0;
+    const flush = async () => {
+      clock.advance(10_000);
+      await sidecar.settle();
+      windows++;
+      memory.push(sidecar.linearMemoryBytes[0]);
+    };
+    const caller = (n: number, i: number) =>
+      syntheticStream({
+        principal: `spiffe://cluster.local/ns/tenants/sa/caller-${n}`,
+        workload: `caller-${n}`,
+        code: i % 50 === 0 ? 503 : 200,
+        // 2–8 ms, every 97th request 20 times slower: sketches about 400 buckets wide at the default scale.
+        durationNs: (2e6 + (i % 61) * 1e5) * (i % 97 === 0 ? 20 : 1),
+        requestBytes: 200 + (i % 300),
+        responseBytes: 1000 + (i % 4000),
+      });
+    // The cap (2,000 series, each with a spread of latencies), then attack after attack.
+    for (let i = 0; i < 40_000; i++) sidecar.stream(caller(i % 1998, i));
+    await flush();
+    let next = 1_000_000;
+    const attack = async () => {
+      for (let i = 0; i < ATTACK_CALLERS; i++) sidecar.stream(caller(next++, i));
+      await flush();
+    };
+    for (let w = 0; w < ATTACK_WINDOWS; w++) await attack();
+    // The collector refuses: summaries pile up in the outbox, which drops the oldest beyond its budget.
+    down = true;
+    for (let w = 0; w < ATTACK_WINDOWS; w++) await attack();
+    down = false;
+    await idle(sidecar, clock, 30);
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+
+    // Issue 19's target for one VM at the default cap.
+    expect(Math.max(...memory)).toBeLessThanOrEqual(4 * 1024 * 1024);
+    expect(new Set(memory).size).toBe(1);
+    // Every window closed is either delivered or reported lost by a summary that was.
+    const delivered = new Map<number, number>();
+    for (const { body, status } of collector.bodies) {
+      const r = decodeSummary(body);
+      if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
+      if (status === 200) delivered.set(r.summary.seq, r.summary.droppedWindows);
+    }
+    const reportedLost = [...delivered.values()].reduce((a, b) => a + b, 0);
+    const encoded = Math.max(...delivered.keys()) + 1;
+    expect(encoded).toBeGreaterThanOrEqual(windows);
+    expect(reportedLost).toBeGreaterThan(0);
+    expect(delivered.size + reportedLost).toBe(encoded);
   });
 });
 

@@ -1,10 +1,26 @@
 // The filter's retry outbox, run as TypeScript (portable AssemblyScript): ordering, acknowledgement,
-// backoff, Retry-After, and exact drop accounting under the byte budget.
+// backoff, Retry-After, exact drop accounting under the byte budget, and the bytes of the summaries it
+// holds in its one block.
 import "assemblyscript/std/portable/index";
 import { describe, expect, it } from "vitest";
 import { Outbox, Pending } from "../../filter/outbox.ts";
 
-const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0]) => new Pending(seq, new Uint8Array(bytes), requests, drops[0], drops[1]);
+const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0]) => new Pending(seq, bytes, requests, drops[0], drops[1]);
+
+/** Queues a summary whose every byte is its seq, as the filter writes a body where push() says. */
+function pushFilled(o: Outbox, seq: number, bytes: number, requests = 1): Pending {
+  const p = summary(seq, bytes, requests);
+  const at = o.push(p);
+  if (at >= 0) o.arena.fill(seq, at, at + bytes);
+  return p;
+}
+
+/** Each summary held, as [seq, its bytes all equal to seq]. */
+const held = (o: Outbox) =>
+  Array.from({ length: o.length }, (_, i) => {
+    const p = o.at(i);
+    return [p.seq, o.body(p).every((b) => b === p.seq) && o.body(p).length === p.length];
+  });
 
 describe("filter outbox", () => {
   it("sends oldest first, one at a time, and moves on after a 2xx", () => {
@@ -102,5 +118,63 @@ describe("filter outbox", () => {
     expect(o.bytes).toBe(10);
     // its own requests plus the drops it was carrying
     expect(o.takeDrops()).toEqual([5, 2]);
+  });
+
+  it("drops a summary with no room beside the one in flight alone, keeping the others", () => {
+    const o = new Outbox(100, 1000, 300_000, 10_000);
+    o.push(summary(0, 40, 5));
+    o.sent(0);
+    o.push(summary(1, 30, 7));
+    expect(o.push(summary(2, 70, 11))).toBe(-1); // 40 in flight + 70 > 100, whatever else is dropped
+    expect([o.at(0).seq, o.at(1).seq]).toEqual([0, 1]);
+    expect([o.droppedRequests, o.droppedWindows]).toEqual([11, 1]);
+  });
+
+  it("keeps every held summary's bytes as others are acknowledged, dropped and refused", () => {
+    const o = new Outbox(100, 1000, 300_000, 10_000);
+    for (const [seq, bytes] of [
+      [1, 30],
+      [2, 20],
+      [3, 25],
+    ])
+      pushFilled(o, seq, bytes);
+    expect(held(o)).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+    o.sent(0);
+    pushFilled(o, 4, 40); // 115 > 100: seq 2 goes (seq 1 is in flight)
+    expect(held(o)).toEqual([
+      [1, true],
+      [3, true],
+      [4, true],
+    ]);
+    o.acknowledged();
+    o.sent(1);
+    o.refused(); // seq 3
+    expect(held(o)).toEqual([[4, true]]);
+    expect(o.bytes).toBe(40);
+    expect(o.at(0).offset).toBe(0);
+  });
+
+  it("takes a new budget: drops the oldest not in flight until the rest fit, bytes intact", () => {
+    const o = new Outbox(100, 1000, 300_000, 10_000);
+    for (const seq of [1, 2, 3]) pushFilled(o, seq, 30, seq);
+    o.sent(0);
+    o.resize(70);
+    expect(held(o)).toEqual([
+      [1, true],
+      [3, true],
+    ]);
+    expect([o.droppedRequests, o.droppedWindows]).toEqual([2, 1]);
+    o.resize(200);
+    pushFilled(o, 4, 130);
+    expect(held(o)).toEqual([
+      [1, true],
+      [3, true],
+      [4, true],
+    ]);
+    expect(o.arena.length).toBe(200);
   });
 });
