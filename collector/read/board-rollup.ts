@@ -21,7 +21,7 @@
 import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
-import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
@@ -82,6 +82,17 @@ const READ_COLUMNS = [
 const FROM_MINUTES = READ_COLUMNS.map((c) =>
   c === "epoch_us(first_minute)" || c === "epoch_us(last_minute)" ? "epoch_us(minute)" : c === "minute_rows" ? "1::BIGINT" : c === "sketch" ? "latency_sketch" : c,
 );
+
+const MINUTE_DIMS = BOARD_MINUTE_DIMENSIONS.join(", ");
+/**
+ * mesh_board_minute's rows for the minute rows of one hour, optionally only those loaded in (since, until]:
+ * plain SQL, as it holds no sketch. Incremental merges append rows (a minute and key may hold several; every
+ * read sums them), so a merge never reads what is there.
+ */
+const MINUTES_FROM_FACT =
+  `INSERT INTO ${BOARD_MINUTE_TABLE.name} (${BOARD_MINUTE_TABLE.columns.map((c) => c.name).join(", ")}) SELECT minute, ${MINUTE_DIMS}, SUM(requests), SUM(errors), SUM(request_bytes), SUM(response_bytes), ` +
+  "SUM(latency_sum_us), MIN(latency_min_us), MAX(latency_max_us), SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END), COUNT(*) " +
+  `FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`;
 
 export class BoardRollup {
   private conn?: DuckDBConnection;
@@ -145,6 +156,12 @@ export class BoardRollup {
               params: [String(hour), String(hour + HOUR_US), since, until],
             },
           ]);
+          await c.run(`${MINUTES_FROM_FACT} AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT) GROUP BY minute, ${MINUTE_DIMS}`, [
+            String(hour),
+            String(hour + HOUR_US),
+            since,
+            until,
+          ]);
           touched.push(hour);
           merged++;
         }
@@ -157,17 +174,27 @@ export class BoardRollup {
       // older has no minute rows left.
       const [[oldestMinute]] = await one(`SELECT epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
       const oldest = oldestMinute === null ? undefined : (oldestMinute as bigint);
-      if (oldest === undefined) await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
-      else await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
+      if (oldest === undefined) {
+        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
+      } else {
+        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
+        // Retention deletes whole minutes, oldest first: what lies before the oldest minute left went with
+        // it, so per minute the table stays exact and keeps answering for the oldest hour.
+        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < (SELECT MIN(minute) FROM ${FACT_TABLE.name})`);
+      }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
       // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
       // counts as agreeing while its pre-aggregate holds at least its minute rows (retention under way).
+      // Both pre-aggregates are checked, each against the minute table.
       const cut = String((oldest ?? 0n) + HOUR_US);
       const [[agree]] = await one(
         `SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) - o.m = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name}) - o.b AND o.m <= o.b ` +
+          `AND (SELECT COUNT(*) FROM ${FACT_TABLE.name}) - o.m = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_MINUTE_TABLE.name}) - o.bm AND o.m <= o.bm ` +
           `FROM (SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)) AS m, ` +
-          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)) AS b) AS o`,
-        [cut, cut],
+          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)) AS b, ` +
+          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)) AS bm) AS o`,
+        [cut, cut, cut],
       );
       if (!agree) this.checkAll = true;
       // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
@@ -178,28 +205,44 @@ export class BoardRollup {
       const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
       const stale = (
         await one(
-          `SELECT COALESCE(m.hour, b.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned FROM ` +
+          `SELECT COALESCE(m.hour, b.hour, bm.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
+            "m.n IS DISTINCT FROM b.n AS hour_stale, m.n IS DISTINCT FROM bm.n AS minutes_stale FROM " +
             `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name}${span} GROUP BY 1) AS m FULL JOIN ` +
-            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour ` +
-            "WHERE m.n IS DISTINCT FROM b.n ORDER BY 1 DESC",
-          this.checkAll ? [] : [lo, hi, lo, hi],
+            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour FULL JOIN ` +
+            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, SUM(minute_rows) AS n FROM ${BOARD_MINUTE_TABLE.name}${span} GROUP BY 1) AS bm ` +
+            "ON COALESCE(m.hour, b.hour) = bm.hour WHERE m.n IS DISTINCT FROM b.n OR m.n IS DISTINCT FROM bm.n ORDER BY 1 DESC",
+          this.checkAll ? [] : [lo, hi, lo, hi, lo, hi],
         )
       )
-        .map(([h, gone, pruned]) => ({ hour: h as bigint, gone: gone as boolean, pruned: pruned === true }))
-        .filter((s) => !(s.pruned && s.hour === oldest));
+        .map(([h, gone, pruned, hourStale, minutesStale]) => ({
+          hour: h as bigint,
+          gone: gone as boolean,
+          hourStale: (hourStale as boolean) && !(pruned === true && h === oldest),
+          minutesStale: minutesStale as boolean,
+        }))
+        .filter((s) => s.gone || s.hourStale || s.minutesStale);
       let rebuilt = 0;
       for (const s of stale) {
+        const bounds = [String(s.hour), String(s.hour + HOUR_US)];
+        const dropMinutes = () => c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
         if (s.gone) {
+          await dropMinutes();
           await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
           continue;
         }
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
-        await this.rewrite(c, s.hour, [
-          {
-            sql: `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`,
-            params: [String(s.hour), String(s.hour + HOUR_US)],
-          },
-        ]);
+        if (s.minutesStale) {
+          await dropMinutes();
+          await c.run(`${MINUTES_FROM_FACT} GROUP BY minute, ${MINUTE_DIMS}`, bounds);
+        }
+        if (s.hourStale) {
+          await this.rewrite(c, s.hour, [
+            {
+              sql: `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`,
+              params: bounds,
+            },
+          ]);
+        }
         rebuilt++;
       }
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
