@@ -337,10 +337,17 @@ export function countersStatement(q: TrafficQuery, scope: Scope, plan: Plan = MI
   };
 }
 
-/** The latency sketches of a question's rows after their group columns (groupColumns), for merging per group in the read process. */
+/**
+ * The latency sketches of a question's groups: its group columns (groupColumns), then the group's binary
+ * sketches as one list and its stored JSON ones as another, for merging per group in the read process.
+ * Grouped here, so the group's values cross into the read process once per group, not once per row.
+ */
 export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): Statement {
   const src = sourceStatement(q, scope, plan);
-  return { sql: `SELECT ${[...keySql(q), "sketch_bin", "sketch_json"].join(", ")} FROM ${src.sql}`, params: src.params };
+  const keys = keySql(q);
+  const lists = ["LIST(sketch_bin) FILTER (WHERE sketch_bin IS NOT NULL) AS bins", "LIST(sketch_json) FILTER (WHERE sketch_json IS NOT NULL) AS jsons"];
+  const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
+  return { sql: `SELECT ${[...keys, ...lists].join(", ")} FROM ${src.sql}${groupBy}`, params: src.params };
 }
 
 /**

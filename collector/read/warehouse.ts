@@ -1,7 +1,7 @@
 // Runs the read API's statements on the collector's own DuckDB database (a connection of its own next to
 // the loader's, so no second process fights for the file lock) and caches answers until the next load:
 // the newest load ledger entry changes exactly when new rows become visible.
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBBlobValue, DuckDBConnection, DuckDBListValue } from "@duckdb/node-api";
 import { meshQuantile } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
@@ -19,6 +19,7 @@ import {
   type Statement,
   type TrafficQuery,
 } from "./query.ts";
+import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
 
 export type Row = Record<string, string | number | boolean | null>;
@@ -99,23 +100,32 @@ export class ReadWarehouse {
   }
 
   /**
-   * Rows of `st` — `keyColumns` group columns, then the sketch as binary and as JSON (one of them set) —
-   * merged per group here (sketches.ts): the rows come out as plain column chunks, where a
-   * MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript UDF one value at a time.
+   * The merged sketch of each group of `st` (sketchesStatement: `keyColumns` group columns, then the group's
+   * binary and JSON sketches as two lists), merged here (sketches.ts): the sketches come out as plain
+   * column chunks, where a MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript
+   * UDF one value at a time.
    */
   private async mergedSketches(c: DuckDBConnection, st: Statement, keyColumns: number): Promise<Map<string, SketchAccumulator>> {
     const merged = new Map<string, SketchAccumulator>();
+    // Ingest shares the event loop, and one group may hold a day's sketches of every series.
+    const yielder = new Yielder();
+    let n = 0;
     const result = await c.stream(st.sql, st.params);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
       const columns = chunk.getColumns();
-      const bin = columns[keyColumns] as ({ bytes: Uint8Array } | null)[];
-      const json = columns[keyColumns + 1] as (string | null)[];
+      const bins = columns[keyColumns] as (DuckDBListValue | null)[];
+      const jsons = columns[keyColumns + 1] as (DuckDBListValue | null)[];
       for (let i = 0; i < chunk.rowCount; i++) {
-        const key = JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i])));
-        let acc = merged.get(key);
-        if (!acc) merged.set(key, (acc = new SketchAccumulator()));
-        if (bin[i]) acc.addBinary(bin[i]!.bytes);
-        else acc.addJson(json[i]);
+        const acc = new SketchAccumulator();
+        for (const b of bins[i]?.items ?? []) {
+          acc.addBinary((b as DuckDBBlobValue).bytes);
+          if (++n % 256 === 0) await yielder.maybe();
+        }
+        for (const j of jsons[i]?.items ?? []) {
+          acc.addJson(j as string);
+          if (++n % 256 === 0) await yielder.maybe();
+        }
+        merged.set(JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i]))), acc);
       }
     }
     return merged;
