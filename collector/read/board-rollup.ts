@@ -18,7 +18,7 @@
 //    cycle at a time, is not rebuilt while it holds fewer rows than it absorbed: reads take its minute
 //    rows until it is gone.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
@@ -79,9 +79,21 @@ const READ_COLUMNS = [
   "minute_rows",
   "sketch",
 ];
-const FROM_MINUTES = READ_COLUMNS.map((c) =>
-  c === "epoch_us(first_minute)" || c === "epoch_us(last_minute)" ? "epoch_us(minute)" : c === "minute_rows" ? "1::BIGINT" : c === "sketch" ? "latency_sketch" : c,
-);
+/**
+ * READ_COLUMNS from minute rows, one row per series: grouped in DuckDB, so a series' dimension values (most
+ * of a row's bytes) cross into this process once, not once per minute, and its minutes' JSON sketches as one
+ * list. Append a WHERE, then FROM_MINUTES_GROUP.
+ */
+const MINUTES_AGGREGATE: Record<string, string> = {
+  latency_min_us: "MIN(latency_min_us)",
+  latency_max_us: "MAX(latency_max_us)",
+  "epoch_us(first_minute)": "MIN(epoch_us(minute))",
+  "epoch_us(last_minute)": "MAX(epoch_us(minute))",
+  minute_rows: "COUNT(*)",
+  sketch: "LIST(latency_sketch)",
+};
+const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
+const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
 
 const MINUTE_DIMS = BOARD_MINUTE_DIMENSIONS.join(", ");
 /**
@@ -151,8 +163,8 @@ export class BoardRollup {
             { sql: `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, params: [String(hour)] },
             {
               sql:
-                `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
-                "AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)",
+                `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
+                `AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
               params: [String(hour), String(hour + HOUR_US), since, until],
             },
           ]);
@@ -238,7 +250,7 @@ export class BoardRollup {
         if (s.hourStale) {
           await this.rewrite(c, s.hour, [
             {
-              sql: `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`,
+              sql: `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
               params: bounds,
             },
           ]);
@@ -301,8 +313,8 @@ export class BoardRollup {
           if (v(7) < cell.first) cell.first = v(7);
           if (v(8) > cell.last) cell.last = v(8);
           cell.rows += v(9);
-          if (typeof sketch === "string") cell.sketch.addJson(sketch);
-          else if (sketch) cell.sketch.addBinary((sketch as { bytes: Uint8Array }).bytes);
+          if (sketch instanceof DuckDBListValue) for (const json of sketch.items) cell.sketch.addJson(json as string | null);
+          else if (sketch) cell.sketch.addBinary((sketch as DuckDBBlobValue).bytes);
           await yielder.maybe();
         }
       }
