@@ -18,7 +18,7 @@
 //    cycle at a time, is not rebuilt while it holds fewer rows than it absorbed: reads take its minute
 //    rows until it is gone.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBValue } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
@@ -95,16 +95,22 @@ const MINUTES_AGGREGATE: Record<string, string> = {
 const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
 const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
 
-const MINUTE_DIMS = BOARD_MINUTE_DIMENSIONS.join(", ");
+const MINUTE_AGGREGATE: Record<string, string> = {
+  minute: "epoch_us(minute)",
+  latency_min_us: "MIN(latency_min_us)",
+  latency_max_us: "MAX(latency_max_us)",
+  mtls_requests: "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END)::BIGINT",
+  minute_rows: "COUNT(*)",
+  sketch: "LIST(latency_sketch)",
+};
 /**
- * mesh_board_minute's rows for the minute rows of one hour, optionally only those loaded in (since, until]:
- * plain SQL, as it holds no sketch. Incremental merges append rows (a minute and key may hold several; every
- * read sums them), so a merge never reads what is there.
+ * mesh_board_minute's columns from the minute rows, one row per minute and key, the sketches as one list (to
+ * merge here: DuckDB has no exact sketch merge). Append a WHERE, then MINUTES_GROUP.
  */
-const MINUTES_FROM_FACT =
-  `INSERT INTO ${BOARD_MINUTE_TABLE.name} (${BOARD_MINUTE_TABLE.columns.map((c) => c.name).join(", ")}) SELECT minute, ${MINUTE_DIMS}, SUM(requests), SUM(errors), SUM(request_bytes), SUM(response_bytes), ` +
-  "SUM(latency_sum_us), MIN(latency_min_us), MAX(latency_max_us), SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END), COUNT(*) " +
-  `FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`;
+const MINUTES = `SELECT ${BOARD_MINUTE_TABLE.columns
+  .map((c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`))
+  .join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`;
+const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
 
 export class BoardRollup {
   private conn?: DuckDBConnection;
@@ -168,7 +174,7 @@ export class BoardRollup {
               params: [String(hour), String(hour + HOUR_US), since, until],
             },
           ]);
-          await c.run(`${MINUTES_FROM_FACT} AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT) GROUP BY minute, ${MINUTE_DIMS}`, [
+          await this.appendMinutes(c, `${MINUTES} AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${MINUTES_GROUP}`, [
             String(hour),
             String(hour + HOUR_US),
             since,
@@ -245,7 +251,7 @@ export class BoardRollup {
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
         if (s.minutesStale) {
           await dropMinutes();
-          await c.run(`${MINUTES_FROM_FACT} GROUP BY minute, ${MINUTE_DIMS}`, bounds);
+          await this.appendMinutes(c, `${MINUTES}${MINUTES_GROUP}`, bounds);
         }
         if (s.hourStale) {
           await this.rewrite(c, s.hour, [
@@ -266,6 +272,48 @@ export class BoardRollup {
     } catch (err) {
       await c.run("ROLLBACK").catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Appends to mesh_board_minute the rows `sql` gives (MINUTES), each group's JSON sketches merged into one
+   * binary sketch. Incremental merges only append (a minute and key may hold several rows; every read sums
+   * and merges them), so a merge never reads what is there.
+   */
+  private async appendMinutes(c: DuckDBConnection, sql: string, params: string[]): Promise<void> {
+    const yielder = new Yielder();
+    const out: (DuckDBValue | Uint8Array)[][] = [];
+    const result = await c.stream(sql, params);
+    for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+      for (const row of chunk.getRows() as (DuckDBValue | Uint8Array)[][]) {
+        const acc = new SketchAccumulator();
+        for (const json of (row[row.length - 1] as DuckDBListValue).items) {
+          acc.addJson(json as string | null);
+          await yielder.maybe();
+        }
+        row[row.length - 1] = acc.toBinary();
+        out.push(row);
+      }
+    }
+    // Written once the read is done: the connection serves one statement at a time.
+    const a = await c.createAppender(BOARD_MINUTE_TABLE.name);
+    try {
+      for (const row of out) {
+        BOARD_MINUTE_TABLE.columns.forEach((col, k) => {
+          const v = row[k];
+          if (v === null) a.appendNull();
+          else if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
+          else if (col.type === "string") a.appendVarchar(v as string);
+          else if (col.type === "int32") a.appendInteger(v as number);
+          else if (col.type === "binary") a.appendBlob(v as Uint8Array);
+          else a.appendBigInt(v as bigint);
+        });
+        a.endRow();
+        await yielder.maybe();
+      }
+      a.flushSync();
+    } finally {
+      a.closeSync();
     }
   }
 

@@ -232,12 +232,9 @@ const MTLS_REQUESTS = "CASE WHEN connection_security_policy = 'mutual_tls' THEN 
 /** Fields mesh_board_minute can filter and group by: its dimensions and what derives from them alone. */
 const MINUTE_TABLE_FIELDS: readonly Field[] = [...BOARD_MINUTE_DIMENSIONS, "response_class"];
 
-/**
- * Whether mesh_board_minute answers the question exactly: per-minute counters (it keeps no sketch) that
- * filter and group only by what it keeps.
- */
+/** Whether mesh_board_minute answers the question exactly: a per-minute series that filters and groups only by what it keeps. */
 export const minuteTableAnswers = (q: TrafficQuery): boolean =>
-  q.interval === "minute" && !q.percentiles && [...q.groupBy, ...(Object.keys(q.filters) as Field[])].every((f) => MINUTE_TABLE_FIELDS.includes(f));
+  q.interval === "minute" && [...q.groupBy, ...(Object.keys(q.filters) as Field[])].every((f) => MINUTE_TABLE_FIELDS.includes(f));
 
 /** Which pre-aggregate answers which hours of a question (warehouse.ts plans it from usableHoursStatement). */
 export interface Plan {
@@ -251,7 +248,7 @@ export const MINUTE_ROWS_ONLY: Plan = { hours: [], minuteHours: [] };
 /**
  * The rows a traffic question reads, as one relation: `at_time` (minute or hour), every dimension, the counters,
  * `first_minute`/`last_minute`, the sketch as `sketch_bin` (binary) or `sketch_json` (stored JSON), then
- * `mtls_requests` and `source_rows` (the sketches a percentile question would merge). Hours of
+ * `mtls_requests`; a row is a sketch a percentile question merges. Hours of
  * `plan.hours` (usableHoursStatement: the pre-aggregate holds exactly the minute rows of that hour, all of
  * them inside the range) come from mesh_board_hour, one row per series instead of up to sixty; minutes of
  * `plan.minuteHours` from mesh_board_minute, a few rows per minute (its dimensions only: the question uses no
@@ -268,7 +265,7 @@ export function sourceStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINU
   if (hours.length > 0) {
     parts.push({
       sql:
-        `SELECT hour AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, first_minute, last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json, ${MTLS_REQUESTS}, 1 AS source_rows ` +
+        `SELECT hour AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, first_minute, last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json, ${MTLS_REQUESTS} ` +
         `FROM ${BOARD_HOUR_TABLE.name} WHERE hour IN (${hours.map(() => "CAST(? AS TIMESTAMP)").join(", ")}) AND ${where.sql}`,
       params: [...hours.map(iso), ...where.params],
     });
@@ -285,8 +282,8 @@ export function sourceStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINU
     }
     parts.push({
       sql:
-        `SELECT minute AS at_time, ${kept.join(", ")}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, NULL::BLOB AS sketch_bin, NULL::VARCHAR AS sketch_json, ` +
-        `mtls_requests, minute_rows AS source_rows FROM ${BOARD_MINUTE_TABLE.name} WHERE (${spans.map(() => "(minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP))").join(" OR ")}) AND ${where.sql}`,
+        `SELECT minute AS at_time, ${kept.join(", ")}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json, ` +
+        `mtls_requests FROM ${BOARD_MINUTE_TABLE.name} WHERE (${spans.map(() => "(minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP))").join(" OR ")}) AND ${where.sql}`,
       params: [...spans.flatMap((s) => [iso(s.fromMs), iso(s.toMs)]), ...where.params],
     });
   }
@@ -297,7 +294,7 @@ export function sourceStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINU
     parts.push({
       sql:
         `SELECT minute AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, NULL::BLOB AS sketch_bin, latency_sketch AS sketch_json, ` +
-        `${MTLS_REQUESTS}, 1 AS source_rows FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) AND ${where.sql}`,
+        `${MTLS_REQUESTS} FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) AND ${where.sql}`,
       params: [iso(span.fromMs), iso(span.toMs), ...where.params],
     });
   }
@@ -331,7 +328,7 @@ export function countersStatement(q: TrafficQuery, scope: Scope, plan: Plan = MI
         "epoch_ms(MIN(first_minute)) AS first_minute",
         "epoch_ms(MAX(last_minute)) AS last_minute",
         "SUM(mtls_requests) AS mtls_requests",
-        "SUM(source_rows) AS source_rows",
+        "COUNT(*) AS source_rows",
       ].join(", ")} ` + `FROM ${src.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
     params: src.params,
   };

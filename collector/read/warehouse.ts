@@ -161,7 +161,7 @@ export class ReadWarehouse {
   /**
    * Which pre-aggregate answers which hours of the question's range in the snapshot `c` reads (query.ts
    * usableHoursStatement): whole hours from mesh_board_hour unless it is a per-minute series, whose buckets
-   * are minutes; for per-minute counters mesh_board_minute where it answers them (minuteTableAnswers).
+   * are minutes; for those, mesh_board_minute where it answers them (minuteTableAnswers).
    */
   async plan(c: DuckDBConnection, q: TrafficQuery): Promise<Plan> {
     if (q.interval === "minute" && !minuteTableAnswers(q)) return { hours: [], minuteHours: [] };

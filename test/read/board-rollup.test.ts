@@ -60,19 +60,21 @@ async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destinati
 }
 
 /**
- * The per-minute counters a dashboard chart asks for (read from mesh_board_minute when current) over one
- * hour, against SQL over the minute rows; `wantHours` the hours the answer says came from a pre-aggregate.
+ * A per-minute series as the dashboard's charts ask for it (read from mesh_board_minute when current) over
+ * one hour, against SQL with MESH_QUANTILE over the minute rows; `wantHours` the hours the answer says came
+ * from a pre-aggregate.
  */
-async function expectMinuteCountersEqualMinuteRows(wantHours: number, hour = firstHour(), shared?: ReadApi, group = ["destination_namespace", "response_code"]) {
+async function expectMinuteSeriesEqualsMinuteRows(wantHours: number, hour = firstHour(), shared?: ReadApi, group = ["destination_namespace", "response_code"]) {
   const api = shared ?? (await readApi(w.sink, w.toMs + 3_600_000));
   try {
     const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
-    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, interval: "minute", percentiles: "false", group_by: group.join(","), limit: "10000" })}`)).body;
+    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, interval: "minute", group_by: group.join(","), limit: "10000" })}`)).body;
     expect(body.hourly_hours).toBe(wantHours);
     const truth = await query(
       w,
       `SELECT epoch_ms(minute) AS t, ${group.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, SUM(response_bytes) AS response_bytes, ` +
-        "MIN(latency_min_us) AS min_us, MAX(latency_max_us) AS max_us, SUM(requests) FILTER (WHERE connection_security_policy = 'mutual_tls') AS mtls " +
+        "MIN(latency_min_us) AS min_us, MAX(latency_max_us) AS max_us, SUM(requests) FILTER (WHERE connection_security_policy = 'mutual_tls') AS mtls, " +
+        "MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.5) AS p50_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us " +
         `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' AND minute >= make_timestamp(${hour * 1000}) AND minute < make_timestamp(${(hour + 3_600_000) * 1000}) ` +
         `GROUP BY ALL`,
     );
@@ -81,13 +83,15 @@ async function expectMinuteCountersEqualMinuteRows(wantHours: number, hour = fir
     expect([...got.keys()].sort()).toEqual(truth.map(key).sort());
     for (const t of truth) {
       const r = got.get(key(t))!;
-      expect([r.requests, r.errors, r.response_bytes, r.latency_min_ms, r.latency_max_ms, r.mtls_requests], key(t)).toEqual([
+      expect([r.requests, r.errors, r.response_bytes, r.latency_min_ms, r.latency_max_ms, r.mtls_requests, r.latency_p50_ms, r.latency_p99_ms], key(t)).toEqual([
         Number(t.requests),
         Number(t.errors),
         Number(t.response_bytes),
         Number(t.min_us) / 1000,
         Number(t.max_us) / 1000,
         Number(t.mtls ?? 0),
+        Number(t.p50_us) / 1000,
+        Number(t.p99_us) / 1000,
       ]);
     }
   } finally {
@@ -117,17 +121,17 @@ describe("read pre-aggregate", () => {
     expect(r).toMatchObject({ merged: 0, waiting: 0 });
     expect(r.rebuilt).toBeGreaterThan(0);
     await expectApiEqualsMinuteRows(1);
-    await expectMinuteCountersEqualMinuteRows(1);
+    await expectMinuteSeriesEqualsMinuteRows(1);
   });
 
   it("after a load, merges only the new rows into their hour, and still answers as the minute rows do", async () => {
     await loadMore("late-sidecar", w.fromMs + 60_000);
     // Not merged yet: the hour's counts disagree, so the API reads its minute rows.
     await expectApiEqualsMinuteRows(0);
-    await expectMinuteCountersEqualMinuteRows(0);
+    await expectMinuteSeriesEqualsMinuteRows(0);
     expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 0, waiting: 0 });
     await expectApiEqualsMinuteRows(1);
-    await expectMinuteCountersEqualMinuteRows(1);
+    await expectMinuteSeriesEqualsMinuteRows(1);
     // The merge appended the new minute rows' counters; it read nothing back.
     const [dup] = await query(
       w,
@@ -141,7 +145,7 @@ describe("read pre-aggregate", () => {
     await w.sink.connection.run(`UPDATE ${FACT_TABLE.name} SET loaded_at = TIMESTAMP '2000-01-01' WHERE loaded_at = (SELECT MAX(loaded_at) FROM ${FACT_TABLE.name})`);
     expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: 0 });
     await expectApiEqualsMinuteRows(1);
-    await expectMinuteCountersEqualMinuteRows(1);
+    await expectMinuteSeriesEqualsMinuteRows(1);
     const [n] = await query(
       w,
       `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT SUM(minute_rows) FROM ${BOARD_MINUTE_TABLE.name}) AS per_minute, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`,
@@ -171,7 +175,7 @@ describe("read pre-aggregate", () => {
       await expectApiEqualsMinuteRows(0, undefined, firstHour());
       await expectApiEqualsMinuteRows(1, undefined, next);
       // Per minute, what retention took is trimmed exactly: the oldest hour keeps its pre-aggregate.
-      await expectMinuteCountersEqualMinuteRows(1, firstHour());
+      await expectMinuteSeriesEqualsMinuteRows(1, firstHour());
     }
     // Its last minutes gone, its pre-aggregate rows go too.
     await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${next * 1000})`);
@@ -231,11 +235,11 @@ describe("read pre-aggregate", () => {
     const api = await readApi(w.sink, w.toMs + 3_600_000, undefined, undefined, () => cutoff);
     try {
       await expectApiEqualsMinuteRows(1, ["destination_service", "response_code"], hour, api);
-      await expectMinuteCountersEqualMinuteRows(1, hour, api);
+      await expectMinuteSeriesEqualsMinuteRows(1, hour, api);
       cutoff = hour + 10 * 60_000;
       await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
       await expectApiEqualsMinuteRows(0, ["source_workload", "destination_service", "response_code"], hour, api);
-      await expectMinuteCountersEqualMinuteRows(0, hour, api, ["destination_service", "response_code"]);
+      await expectMinuteSeriesEqualsMinuteRows(0, hour, api, ["destination_service", "response_code"]);
     } finally {
       await api.close();
     }
@@ -264,7 +268,7 @@ describe("read pre-aggregate", () => {
         expect(await waitingNow()).toBe(Number(all) - run);
         for (const [i, hour] of [...hours].reverse().entries()) {
           await expectApiEqualsMinuteRows(i < run ? 1 : 0, group, hour);
-          await expectMinuteCountersEqualMinuteRows(i < run ? 1 : 0, hour);
+          await expectMinuteSeriesEqualsMinuteRows(i < run ? 1 : 0, hour);
         }
       }
       expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });

@@ -86,7 +86,7 @@ const one = () => "all";
 
 // Every question twice: first from the minute rows alone, then with the read pre-aggregates
 // (mesh_board_hour and mesh_board_minute, collector/read/board-rollup.ts) built, which the API then reads
-// for whole hours, and per-minute counters for every hour they match.
+// for whole hours, and per-minute series for every hour they match.
 for (const preaggregated of [false, true]) {
   describe(preaggregated ? "with the read pre-aggregate" : "from minute rows", () => {
     beforeAll(async () => {
@@ -128,8 +128,8 @@ for (const preaggregated of [false, true]) {
         });
       });
 
-      it("per-minute counters come from the per-minute pre-aggregate when it is built", async () => {
-        for (const tileName of ["traffic", "classes"]) {
+      it("per-minute series come from the per-minute pre-aggregate when it is built", async () => {
+        for (const tileName of ["traffic", "classes", "latency"]) {
           const res = await api.get(boardUrl("golden", tileName));
           const hours = new Set(res.body.rows.map((r: Row) => Math.floor((r.t as number) / HOUR))).size;
           expect(res.body.hourly_hours, tileName).toBe(preaggregated ? hours : 0);
