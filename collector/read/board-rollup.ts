@@ -1,22 +1,28 @@
-// Keeps mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE) current after every committed load: the read
-// API's pre-aggregate of the minute rows, one row per (hour, series), with the first and last minute and a
-// binary latency sketch (sketches.ts). Dashboards then read ~60× fewer rows and merge sketches without
-// parsing JSON, and stay exact: the read path uses an hour's rows only when they absorbed exactly the
-// minute rows the minute table holds for that hour (query.ts usableHoursStatement); otherwise it reads the
-// minute rows, so a pre-aggregate that is behind, or rebuilt, or pruned never changes an answer.
+// Keeps the read API's pre-aggregates of the minute rows current after every committed load:
+// mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE), one row per (hour, series), with the first and last
+// minute and a binary latency sketch (sketches.ts), and mesh_board_minute (BOARD_MINUTE_TABLE), counters and
+// a binary sketch per (minute, reporter, destination namespace and service, response code), the grain of the
+// dashboard's per-minute charts. Dashboards then read ~60× (per hour) or ~100× (per minute, at 10k series)
+// fewer rows and merge sketches without parsing JSON, and stay exact: the read path uses a table's rows of
+// an hour only when they absorbed exactly the minute rows the minute table holds for that hour (query.ts
+// usableHoursStatement); otherwise it reads the minute rows, so a pre-aggregate that is behind, or rebuilt,
+// or pruned never changes an answer.
 //
-// Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load:
+// Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load, and writes
+// both tables in one transaction:
 //  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
-//    their hours' rows — work follows what was loaded, not the size of the hour;
-//  - then, when the table's total disagrees with the minute table's (the first run after start, rows
-//    loaded by a replica whose clock is behind this one's, deleted minute rows), hours whose counts
-//    disagree are rebuilt from their minute rows, newest first, and hours whose minute rows are all gone
-//    are dropped. Rebuilding costs the whole hour's minute rows (~600k at 10k series), and the next load
-//    waits for this stage, so a run stops rebuilding once it has used its time budget (after the hour in
-//    progress, at least one hour a run so a backlog always drains) and leaves the rest to later runs;
-//    reads meanwhile take those hours' minute rows, their counts disagreeing. The oldest hour, whose minutes retention deletes a
-//    cycle at a time, is not rebuilt while it holds fewer rows than it absorbed: reads take its minute
-//    rows until it is gone.
+//    their hours' rows, and appended to mesh_board_minute as rows of their own — work follows what was
+//    loaded, not the size of the hour;
+//  - then, when a table's total disagrees with the minute table's (the first run after start or after
+//    migration 8, rows loaded by a replica whose clock is behind this one's, deleted minute rows), hours
+//    whose counts disagree are rebuilt from their minute rows, newest first, in whichever table disagrees,
+//    and hours whose minute rows are all gone are dropped. Rebuilding costs the whole hour's minute rows
+//    (~600k at 10k series), and the next load waits for this stage, so a run stops rebuilding once it has
+//    used its time budget (after the hour in progress, at least one hour a run so a backlog always drains)
+//    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
+//    disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
+//    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
+//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
 import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBValue } from "@duckdb/node-api";
 import type { Logger } from "pino";
