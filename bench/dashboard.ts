@@ -70,23 +70,28 @@ async function buildDay(w: Warehouse, target: number): Promise<{ dayStart: numbe
   await c.run(HOURLY_SQL.insertHour, [iso(Date.now()), iso(dayStart), iso(dayStart + HOUR)]);
   const rollup = new BoardRollup(w.sink);
   await rollup.run();
-  const shift = (table: Table, shifted: string[], k: string, h: string) => {
+  // Rows of hour 0 copied under copies' names (`copies` copies) and to later hours (`hours` hours).
+  const shift = (table: Table, shifted: string[], copies: number, hours: number) => {
     const cols = table.columns.map((col) => col.name);
-    const exprs = renamed(cols, k)
+    const exprs = renamed(cols, "k")
       .split(", ")
-      .map((e, i) => (shifted.includes(cols[i]) ? `${cols[i]} + to_hours(${h}) AS ${cols[i]}` : e));
+      .map((e, i) => (shifted.includes(cols[i]) ? `${cols[i]} + to_hours(h) AS ${cols[i]}` : e));
     return c.run(
-      `INSERT INTO ${table.name} SELECT ${exprs.join(", ")} FROM (SELECT * FROM ${table.name}) AS x, range(0, ${copies}) AS rk(k), range(0, 24) AS rh(h) WHERE k > 0 OR h > 0`,
+      `INSERT INTO ${table.name} SELECT ${exprs.join(", ")} FROM (SELECT * FROM ${table.name}) AS x, range(0, ${copies}) AS rk(k), range(0, ${hours}) AS rh(h) WHERE k > 0 OR h > 0`,
     );
   };
-  await shift(HOUR_TABLE, ["hour"], "k", "h");
-  await shift(BOARD_HOUR_TABLE, ["hour", "first_minute", "last_minute"], "k", "h");
+  await shift(HOUR_TABLE, ["hour"], copies, 1);
+  await shift(BOARD_HOUR_TABLE, ["hour", "first_minute", "last_minute"], copies, 1);
   if (copies > 1) await insertHour(0, `range(1, ${copies}) AS rk(k)`);
+  // mesh_board_minute merges the copies (they share its keys), so it cannot be copied from copy 0: the
+  // stage's own rebuild makes hour 0 of it from all of hour 0's minute rows (the hour table already matches
+  // them), and that stands for the other hours, shifted.
+  const filled = await new BoardRollup(w.sink).run();
+  if (filled.rebuilt !== (copies > 1 ? 1 : 0) || filled.waiting !== 0) throw new Error(`expected hour 0's per-minute rows rebuilt, got ${JSON.stringify(filled)}`);
+  await shift(HOUR_TABLE, ["hour"], 1, 24);
+  await shift(BOARD_HOUR_TABLE, ["hour", "first_minute", "last_minute"], 1, 24);
+  await shift(BOARD_MINUTE_TABLE, ["minute"], 1, 24);
   for (let h = 1; h < 24; h++) await insertHour(h, `range(0, ${copies}) AS rk(k)`);
-  // The per-minute pre-aggregate (plain SQL from the minute rows) by the stage's own rebuild of every hour
-  // whose count disagrees, given the time to do all of them in one run.
-  const filled = await new BoardRollup(w.sink, undefined, { budgetSeconds: 3600 }).run();
-  if (filled.waiting !== 0) throw new Error(`expected every hour's per-minute counters built, got ${JSON.stringify(filled)}`);
   await c.run("CHECKPOINT");
   const [n] = await q(
     `SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minute_rows, (SELECT COUNT(*) FROM ${BOARD_HOUR_TABLE.name}) AS hour_rows, ` +

@@ -67,7 +67,17 @@ describe("schema drift", () => {
 
   it("every column of every warehouse table is exposed by a view", () => {
     expect([...tables.keys()].sort()).toEqual(
-      [BOARD_HOUR_TABLE.name, BOARD_MINUTE_TABLE.name, FACT_TABLE.name, HOUR_TABLE.name, LEDGER_TABLE.name, LOCK_TABLE.name, LOSS_TABLE.name, OUTLIER_TABLE.name, SCHEMA_VERSION_TABLE.name].sort(),
+      [
+        BOARD_HOUR_TABLE.name,
+        BOARD_MINUTE_TABLE.name,
+        FACT_TABLE.name,
+        HOUR_TABLE.name,
+        LEDGER_TABLE.name,
+        LOCK_TABLE.name,
+        LOSS_TABLE.name,
+        OUTLIER_TABLE.name,
+        SCHEMA_VERSION_TABLE.name,
+      ].sort(),
     );
     // The lock table holds no data, only the row each writer transaction updates first to run alone, and
     // mesh_board_hour and mesh_board_minute are the embedded read API's own pre-aggregates with binary sketches
