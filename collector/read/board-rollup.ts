@@ -141,7 +141,7 @@ export class BoardRollup {
     try {
       return await this.run();
     } catch (err) {
-      this.log?.error({ err }, "read pre-aggregate (mesh_board_hour) failed; reads use minute rows until it catches up");
+      this.log?.error({ err }, "read pre-aggregates (mesh_board_hour, mesh_board_minute) failed; reads use minute rows until they catch up");
       return undefined;
     }
   }
