@@ -196,8 +196,8 @@ export class BoardRollup {
       // sketches per cycle; instead that hour is left to the read path, which reads its minute rows (the
       // counts disagree), and its rows go when retention has taken the last of its minutes. Everything
       // older has no minute rows left.
-      const [[oldestMinute]] = await one(`SELECT epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
-      const oldest = oldestMinute === null ? undefined : (oldestMinute as bigint);
+      const [[oldestMinute, oldestHour]] = await one(`SELECT epoch_us(MIN(minute)), epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
+      const oldest = oldestHour === null ? undefined : (oldestHour as bigint);
       if (oldest === undefined) {
         await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
         await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
@@ -205,7 +205,7 @@ export class BoardRollup {
         await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
         // Retention deletes whole minutes, oldest first: what lies before the oldest minute left went with
         // it, so per minute the table stays exact and keeps answering for the oldest hour.
-        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < (SELECT MIN(minute) FROM ${FACT_TABLE.name})`);
+        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
       }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
       // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
