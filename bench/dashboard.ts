@@ -21,7 +21,7 @@ import { ReadWarehouse } from "../collector/read/warehouse.ts";
 import { HOURLY_SQL } from "../collector/sink/hourly.ts";
 import { BoardRollup } from "../collector/read/board-rollup.ts";
 import { DEFAULT_SCALE, SeriesStats } from "../shared/node.ts";
-import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABLE, type Table } from "../shared/schema.ts";
+import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABLE, type Table } from "../shared/schema.ts";
 import type { SeriesDims } from "../sim/traffic/series.ts";
 import { formatTable } from "../sim/report.ts";
 import { loadWarehouse, minuteSummary, type Warehouse } from "../test/looker/warehouse.ts";
@@ -70,18 +70,27 @@ async function buildDay(w: Warehouse, target: number): Promise<{ dayStart: numbe
   await c.run(HOURLY_SQL.insertHour, [iso(Date.now()), iso(dayStart), iso(dayStart + HOUR)]);
   const rollup = new BoardRollup(w.sink);
   await rollup.run();
-  const shift = (table: Table, shifted: string[], k: string, h: string) => {
+  // Rows of hour 0 copied under copies' names (`copies` copies) and to later hours (`hours` hours).
+  const shift = (table: Table, shifted: string[], copies: number, hours: number) => {
     const cols = table.columns.map((col) => col.name);
-    const exprs = renamed(cols, k)
+    const exprs = renamed(cols, "k")
       .split(", ")
-      .map((e, i) => (shifted.includes(cols[i]) ? `${cols[i]} + to_hours(${h}) AS ${cols[i]}` : e));
+      .map((e, i) => (shifted.includes(cols[i]) ? `${cols[i]} + to_hours(h) AS ${cols[i]}` : e));
     return c.run(
-      `INSERT INTO ${table.name} SELECT ${exprs.join(", ")} FROM (SELECT * FROM ${table.name}) AS x, range(0, ${copies}) AS rk(k), range(0, 24) AS rh(h) WHERE k > 0 OR h > 0`,
+      `INSERT INTO ${table.name} SELECT ${exprs.join(", ")} FROM (SELECT * FROM ${table.name}) AS x, range(0, ${copies}) AS rk(k), range(0, ${hours}) AS rh(h) WHERE k > 0 OR h > 0`,
     );
   };
-  await shift(HOUR_TABLE, ["hour"], "k", "h");
-  await shift(BOARD_HOUR_TABLE, ["hour", "first_minute", "last_minute"], "k", "h");
+  await shift(HOUR_TABLE, ["hour"], copies, 1);
+  await shift(BOARD_HOUR_TABLE, ["hour", "first_minute", "last_minute"], copies, 1);
   if (copies > 1) await insertHour(0, `range(1, ${copies}) AS rk(k)`);
+  // mesh_board_minute merges the copies (they share its keys), so it cannot be copied from copy 0: the
+  // stage's own rebuild makes hour 0 of it from all of hour 0's minute rows (the hour table already matches
+  // them), and that stands for the other hours, shifted.
+  const filled = await new BoardRollup(w.sink).run();
+  if (filled.rebuilt !== (copies > 1 ? 1 : 0) || filled.waiting !== 0) throw new Error(`expected hour 0's per-minute rows rebuilt, got ${JSON.stringify(filled)}`);
+  await shift(HOUR_TABLE, ["hour"], 1, 24);
+  await shift(BOARD_HOUR_TABLE, ["hour", "first_minute", "last_minute"], 1, 24);
+  await shift(BOARD_MINUTE_TABLE, ["minute"], 1, 24);
   for (let h = 1; h < 24; h++) await insertHour(h, `range(0, ${copies}) AS rk(k)`);
   await c.run("CHECKPOINT");
   const [n] = await q(
@@ -169,16 +178,20 @@ async function rebuildOverhead(w: Warehouse, rollup: BoardRollup, hourMs: number
   return (performance.now() - t0) / 1000;
 }
 
-/** The old path for comparison: the same board with the pre-aggregate emptied (every question on minute rows). */
+/** The old path for comparison: the same board with both pre-aggregates emptied (every question on minute rows). */
 async function withoutPreaggregate<T>(w: Warehouse, body: () => Promise<T>): Promise<T> {
   const c = w.sink.connection;
-  await c.run(`CREATE TEMP TABLE saved_board AS SELECT * FROM ${BOARD_HOUR_TABLE.name}`);
-  await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+  for (const t of [BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE]) {
+    await c.run(`CREATE TEMP TABLE saved_${t.name} AS SELECT * FROM ${t.name}`);
+    await c.run(`DELETE FROM ${t.name}`);
+  }
   try {
     return await body();
   } finally {
-    await c.run(`INSERT INTO ${BOARD_HOUR_TABLE.name} SELECT * FROM saved_board`);
-    await c.run("DROP TABLE saved_board");
+    for (const t of [BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE]) {
+      await c.run(`INSERT INTO ${t.name} SELECT * FROM saved_${t.name}`);
+      await c.run(`DROP TABLE saved_${t.name}`);
+    }
   }
 }
 

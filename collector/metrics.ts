@@ -74,7 +74,7 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
     }),
     boardHoursWaiting: new Gauge({
       name: "meshlook_board_hours_waiting",
-      help: "Hours of the read pre-aggregate the last run left stale for later runs (its time budget spent); reads take their minute rows",
+      help: "Hours of the read pre-aggregates the last run left stale for later runs (its time budget spent); reads take their minute rows",
       registers,
     }),
     // What the filters lost before anything reached the collector, as they report it in each summary:

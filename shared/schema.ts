@@ -280,6 +280,28 @@ export const BOARD_HOUR_TABLE: Table = {
   ],
 };
 
+/** The dimensions mesh_board_minute keeps: what the dashboard's per-minute counter charts filter and group by. */
+export const BOARD_MINUTE_DIMENSIONS = ["reporter", "destination_service", "destination_namespace", "response_code"] as const satisfies readonly Dimension[];
+
+/**
+ * The read API's per-minute counter pre-aggregate (collector/read/board-rollup.ts), kept beside
+ * mesh_board_hour: per-minute counter charts group a day's minute rows (millions at 10k series) by minute,
+ * and all they filter and group by is a few coarse dimensions, so per minute they collapse to a few rows per
+ * service; the same holds for the per-minute latency chart, so each row keeps its merged binary sketch. DuckDB only.
+ */
+export const BOARD_MINUTE_TABLE: Table = {
+  name: "mesh_board_minute",
+  doc: "Read API pre-aggregate (DuckDB only): counters and a binary latency sketch per (minute, reporter, destination namespace and service, response code); kept current after each load.",
+  columns: [
+    { name: "minute", type: "timestamp", doc: "start of the UTC minute" },
+    ...BOARD_MINUTE_DIMENSIONS.map((d) => FACT_TABLE.columns.find((c) => c.name === d)!),
+    ...MEASURE_COLUMNS.filter((c) => c.name !== "latency_sketch"),
+    { name: "mtls_requests", type: "int64", doc: "requests over mutual TLS (connection_security_policy = mutual_tls)" },
+    { name: "minute_rows", type: "int64", doc: "minute rows absorbed (the read path uses an hour only when their sum equals the minute table's count)" },
+    { name: "sketch", type: "binary", nullable: true, doc: "latency sketch of those minute rows merged, binary (collector/read/sketches.ts)" },
+  ],
+};
+
 /** Bootstrap table recording which numbered migrations ran; created before any migration. */
 export const SCHEMA_VERSION_TABLE: Table = {
   name: "meshlook_schema_version",
@@ -355,6 +377,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // Only the embedded warehouse has a read API (docs/read-api.md); Snowflake gets an empty step.
     statements: (d) => (d === "duckdb" ? [createTableSql(BOARD_HOUR_TABLE, d)] : []),
     tables: [BOARD_HOUR_TABLE],
+  },
+  {
+    version: 8,
+    name: "read API per-minute counter pre-aggregate mesh_board_minute (DuckDB only)",
+    // Created empty: the post-load stage finds every hour's count disagreeing and fills it within its budget.
+    statements: (d) => (d === "duckdb" ? [createTableSql(BOARD_MINUTE_TABLE, d)] : []),
+    tables: [BOARD_MINUTE_TABLE],
   },
 ];
 

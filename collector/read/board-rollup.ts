@@ -1,27 +1,33 @@
-// Keeps mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE) current after every committed load: the read
-// API's pre-aggregate of the minute rows, one row per (hour, series), with the first and last minute and a
-// binary latency sketch (sketches.ts). Dashboards then read ~60× fewer rows and merge sketches without
-// parsing JSON, and stay exact: the read path uses an hour's rows only when they absorbed exactly the
-// minute rows the minute table holds for that hour (query.ts usableHoursStatement); otherwise it reads the
-// minute rows, so a pre-aggregate that is behind, or rebuilt, or pruned never changes an answer.
+// Keeps the read API's pre-aggregates of the minute rows current after every committed load:
+// mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE), one row per (hour, series), with the first and last
+// minute and a binary latency sketch (sketches.ts), and mesh_board_minute (BOARD_MINUTE_TABLE), counters and
+// a binary sketch per (minute, reporter, destination namespace and service, response code), the grain of the
+// dashboard's per-minute charts. Dashboards then read ~60× (per hour) or ~100× (per minute, at 10k series)
+// fewer rows and merge sketches without parsing JSON, and stay exact: the read path uses a table's rows of
+// an hour only when they absorbed exactly the minute rows the minute table holds for that hour (query.ts
+// usableHoursStatement); otherwise it reads the minute rows, so a pre-aggregate that is behind, or rebuilt,
+// or pruned never changes an answer.
 //
-// Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load:
+// Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load, and writes
+// both tables in one transaction:
 //  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
-//    their hours' rows — work follows what was loaded, not the size of the hour;
-//  - then, when the table's total disagrees with the minute table's (the first run after start, rows
-//    loaded by a replica whose clock is behind this one's, deleted minute rows), hours whose counts
-//    disagree are rebuilt from their minute rows, newest first, and hours whose minute rows are all gone
-//    are dropped. Rebuilding costs the whole hour's minute rows (~600k at 10k series), and the next load
-//    waits for this stage, so a run stops rebuilding once it has used its time budget (after the hour in
-//    progress, at least one hour a run so a backlog always drains) and leaves the rest to later runs;
-//    reads meanwhile take those hours' minute rows, their counts disagreeing. The oldest hour, whose minutes retention deletes a
-//    cycle at a time, is not rebuilt while it holds fewer rows than it absorbed: reads take its minute
-//    rows until it is gone.
+//    their hours' rows, and appended to mesh_board_minute as rows of their own — work follows what was
+//    loaded, not the size of the hour;
+//  - then, when a table's total disagrees with the minute table's (the first run after start or after
+//    migration 8, rows loaded by a replica whose clock is behind this one's, deleted minute rows), hours
+//    whose counts disagree are rebuilt from their minute rows, newest first, in whichever table disagrees,
+//    and hours whose minute rows are all gone are dropped. Rebuilding costs the whole hour's minute rows
+//    (~600k at 10k series), and the next load waits for this stage, so a run stops rebuilding once it has
+//    used its time budget (after the hour in progress, at least one hour a run so a backlog always drains)
+//    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
+//    disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
+//    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
+//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBTimestampValue, type DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBValue } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
-import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
+import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
@@ -79,9 +85,38 @@ const READ_COLUMNS = [
   "minute_rows",
   "sketch",
 ];
-const FROM_MINUTES = READ_COLUMNS.map((c) =>
-  c === "epoch_us(first_minute)" || c === "epoch_us(last_minute)" ? "epoch_us(minute)" : c === "minute_rows" ? "1::BIGINT" : c === "sketch" ? "latency_sketch" : c,
-);
+/**
+ * READ_COLUMNS from minute rows, one row per series: grouped in DuckDB, so a series' dimension values (most
+ * of a row's bytes) cross into this process once, not once per minute, and its minutes' JSON sketches as one
+ * list. Append a WHERE, then FROM_MINUTES_GROUP.
+ */
+const MINUTES_AGGREGATE: Record<string, string> = {
+  latency_min_us: "MIN(latency_min_us)",
+  latency_max_us: "MAX(latency_max_us)",
+  "epoch_us(first_minute)": "MIN(epoch_us(minute))",
+  "epoch_us(last_minute)": "MAX(epoch_us(minute))",
+  minute_rows: "COUNT(*)",
+  sketch: "LIST(latency_sketch)",
+};
+const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
+const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
+
+const MINUTE_AGGREGATE: Record<string, string> = {
+  minute: "epoch_us(minute)",
+  latency_min_us: "MIN(latency_min_us)",
+  latency_max_us: "MAX(latency_max_us)",
+  mtls_requests: "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END)::BIGINT",
+  minute_rows: "COUNT(*)",
+  sketch: "LIST(latency_sketch)",
+};
+/**
+ * mesh_board_minute's columns from the minute rows, one row per minute and key, the sketches as one list (to
+ * merge here: DuckDB has no exact sketch merge). Append a WHERE, then MINUTES_GROUP.
+ */
+const MINUTES = `SELECT ${BOARD_MINUTE_TABLE.columns
+  .map((c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`))
+  .join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`;
+const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
 
 export class BoardRollup {
   private conn?: DuckDBConnection;
@@ -106,7 +141,7 @@ export class BoardRollup {
     try {
       return await this.run();
     } catch (err) {
-      this.log?.error({ err }, "read pre-aggregate (mesh_board_hour) failed; reads use minute rows until it catches up");
+      this.log?.error({ err }, "read pre-aggregates (mesh_board_hour, mesh_board_minute) failed; reads use minute rows until they catch up");
       return undefined;
     }
   }
@@ -140,10 +175,16 @@ export class BoardRollup {
             { sql: `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, params: [String(hour)] },
             {
               sql:
-                `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
-                "AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)",
+                `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
+                `AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
               params: [String(hour), String(hour + HOUR_US), since, until],
             },
+          ]);
+          await this.appendMinutes(c, `${MINUTES} AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${MINUTES_GROUP}`, [
+            String(hour),
+            String(hour + HOUR_US),
+            since,
+            until,
           ]);
           touched.push(hour);
           merged++;
@@ -155,19 +196,29 @@ export class BoardRollup {
       // sketches per cycle; instead that hour is left to the read path, which reads its minute rows (the
       // counts disagree), and its rows go when retention has taken the last of its minutes. Everything
       // older has no minute rows left.
-      const [[oldestMinute]] = await one(`SELECT epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
-      const oldest = oldestMinute === null ? undefined : (oldestMinute as bigint);
-      if (oldest === undefined) await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
-      else await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
+      const [[oldestMinute, oldestHour]] = await one(`SELECT epoch_us(MIN(minute)), epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
+      const oldest = oldestHour === null ? undefined : (oldestHour as bigint);
+      if (oldest === undefined) {
+        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
+      } else {
+        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
+        // Retention deletes whole minutes, oldest first: what lies before the oldest minute left went with
+        // it, so per minute the table stays exact and keeps answering for the oldest hour.
+        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
+      }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
       // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
       // counts as agreeing while its pre-aggregate holds at least its minute rows (retention under way).
+      // Both pre-aggregates are checked, each against the minute table.
       const cut = String((oldest ?? 0n) + HOUR_US);
       const [[agree]] = await one(
         `SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) - o.m = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name}) - o.b AND o.m <= o.b ` +
+          `AND (SELECT COUNT(*) FROM ${FACT_TABLE.name}) - o.m = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_MINUTE_TABLE.name}) - o.bm AND o.m <= o.bm ` +
           `FROM (SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)) AS m, ` +
-          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)) AS b) AS o`,
-        [cut, cut],
+          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)) AS b, ` +
+          `(SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)) AS bm) AS o`,
+        [cut, cut, cut],
       );
       if (!agree) this.checkAll = true;
       // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
@@ -178,28 +229,44 @@ export class BoardRollup {
       const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
       const stale = (
         await one(
-          `SELECT COALESCE(m.hour, b.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned FROM ` +
+          `SELECT COALESCE(m.hour, b.hour, bm.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
+            "m.n IS DISTINCT FROM b.n AS hour_stale, m.n IS DISTINCT FROM bm.n AS minutes_stale FROM " +
             `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name}${span} GROUP BY 1) AS m FULL JOIN ` +
-            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour ` +
-            "WHERE m.n IS DISTINCT FROM b.n ORDER BY 1 DESC",
-          this.checkAll ? [] : [lo, hi, lo, hi],
+            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour FULL JOIN ` +
+            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, SUM(minute_rows) AS n FROM ${BOARD_MINUTE_TABLE.name}${span} GROUP BY 1) AS bm ` +
+            "ON COALESCE(m.hour, b.hour) = bm.hour WHERE m.n IS DISTINCT FROM b.n OR m.n IS DISTINCT FROM bm.n ORDER BY 1 DESC",
+          this.checkAll ? [] : [lo, hi, lo, hi, lo, hi],
         )
       )
-        .map(([h, gone, pruned]) => ({ hour: h as bigint, gone: gone as boolean, pruned: pruned === true }))
-        .filter((s) => !(s.pruned && s.hour === oldest));
+        .map(([h, gone, pruned, hourStale, minutesStale]) => ({
+          hour: h as bigint,
+          gone: gone as boolean,
+          hourStale: (hourStale as boolean) && !(pruned === true && h === oldest),
+          minutesStale: minutesStale as boolean,
+        }))
+        .filter((s) => s.gone || s.hourStale || s.minutesStale);
       let rebuilt = 0;
       for (const s of stale) {
+        const bounds = [String(s.hour), String(s.hour + HOUR_US)];
+        const dropMinutes = () => c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
         if (s.gone) {
+          await dropMinutes();
           await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
           continue;
         }
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
-        await this.rewrite(c, s.hour, [
-          {
-            sql: `SELECT ${FROM_MINUTES.join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`,
-            params: [String(s.hour), String(s.hour + HOUR_US)],
-          },
-        ]);
+        if (s.minutesStale) {
+          await dropMinutes();
+          await this.appendMinutes(c, `${MINUTES}${MINUTES_GROUP}`, bounds);
+        }
+        if (s.hourStale) {
+          await this.rewrite(c, s.hour, [
+            {
+              sql: `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
+              params: bounds,
+            },
+          ]);
+        }
         rebuilt++;
       }
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
@@ -211,6 +278,48 @@ export class BoardRollup {
     } catch (err) {
       await c.run("ROLLBACK").catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Appends to mesh_board_minute the rows `sql` gives (MINUTES), each group's JSON sketches merged into one
+   * binary sketch. Incremental merges only append (a minute and key may hold several rows; every read sums
+   * and merges them), so a merge never reads what is there.
+   */
+  private async appendMinutes(c: DuckDBConnection, sql: string, params: string[]): Promise<void> {
+    const yielder = new Yielder();
+    const out: (DuckDBValue | Uint8Array)[][] = [];
+    const result = await c.stream(sql, params);
+    for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+      for (const row of chunk.getRows() as (DuckDBValue | Uint8Array)[][]) {
+        const acc = new SketchAccumulator();
+        for (const json of (row[row.length - 1] as DuckDBListValue).items) {
+          acc.addJson(json as string | null);
+          await yielder.maybe();
+        }
+        row[row.length - 1] = acc.toBinary();
+        out.push(row);
+      }
+    }
+    // Written once the read is done: the connection serves one statement at a time.
+    const a = await c.createAppender(BOARD_MINUTE_TABLE.name);
+    try {
+      for (const row of out) {
+        BOARD_MINUTE_TABLE.columns.forEach((col, k) => {
+          const v = row[k];
+          if (v === null) a.appendNull();
+          else if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
+          else if (col.type === "string") a.appendVarchar(v as string);
+          else if (col.type === "int32") a.appendInteger(v as number);
+          else if (col.type === "binary") a.appendBlob(v as Uint8Array);
+          else a.appendBigInt(v as bigint);
+        });
+        a.endRow();
+        await yielder.maybe();
+      }
+      a.flushSync();
+    } finally {
+      a.closeSync();
     }
   }
 
@@ -258,8 +367,8 @@ export class BoardRollup {
           if (v(7) < cell.first) cell.first = v(7);
           if (v(8) > cell.last) cell.last = v(8);
           cell.rows += v(9);
-          if (typeof sketch === "string") cell.sketch.addJson(sketch);
-          else if (sketch) cell.sketch.addBinary((sketch as { bytes: Uint8Array }).bytes);
+          if (sketch instanceof DuckDBListValue) for (const json of sketch.items) cell.sketch.addJson(json as string | null);
+          else if (sketch) cell.sketch.addBinary((sketch as DuckDBBlobValue).bytes);
           await yielder.maybe();
         }
       }

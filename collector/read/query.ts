@@ -1,7 +1,7 @@
 // The read API's questions, validated against shared/schema.ts and rendered to SQL whose every value is a
 // bound parameter. Identifiers in the SQL come only from the schema's own lists, never from the client.
 // Pure: no I/O here; collector/read/warehouse.ts runs what this builds.
-import { BOARD_HOUR_TABLE, DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, type Dimension } from "../../shared/schema.ts";
+import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, type Dimension } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
 
 export class ReadError extends Error {
@@ -226,33 +226,75 @@ export function minuteSpans(r: Range, hours: readonly number[]): Range[] {
 
 /** Measure columns of the source relation after its time column `at_time` and the dimensions. */
 const SOURCE_MEASURES = ["requests", "errors", "request_bytes", "response_bytes", "latency_sum_us", "latency_min_us", "latency_max_us"];
+/** Per-row mTLS requests where the row has the dimension, as the LookML measure counts them. */
+const MTLS_REQUESTS = "CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END AS mtls_requests";
+
+/** Fields mesh_board_minute can filter and group by: its dimensions and what derives from them alone. */
+const MINUTE_TABLE_FIELDS: readonly Field[] = [...BOARD_MINUTE_DIMENSIONS, "response_class"];
+
+/** Whether mesh_board_minute answers the question exactly: a per-minute series that filters and groups only by what it keeps. */
+export const minuteTableAnswers = (q: TrafficQuery): boolean =>
+  q.interval === "minute" && [...q.groupBy, ...(Object.keys(q.filters) as Field[])].every((f) => MINUTE_TABLE_FIELDS.includes(f));
+
+/** Which pre-aggregate answers which hours of a question (warehouse.ts plans it from usableHoursStatement). */
+export interface Plan {
+  /** Whole hours read from mesh_board_hour (sorted). */
+  hours: readonly number[];
+  /** Hours whose minutes inside the range are read from mesh_board_minute (sorted, none shared with `hours`). */
+  minuteHours: readonly number[];
+}
+export const MINUTE_ROWS_ONLY: Plan = { hours: [], minuteHours: [] };
 
 /**
  * The rows a traffic question reads, as one relation: `at_time` (minute or hour), every dimension, the counters,
- * `first_minute`/`last_minute`, and the sketch as `sketch_bin` (binary) or `sketch_json` (stored JSON).
- * Hours in `hours` (usableHoursStatement: the pre-aggregate holds exactly the minute rows of that hour,
- * all of them inside the range) come from mesh_board_hour, one row per series instead of up to sixty;
- * every other minute of the range from mesh_traffic_minute, each span its own plain range scan. Both give
- * the same sums, extremes and merged sketches, so the answer is the same either way.
+ * `first_minute`/`last_minute`, the sketch as `sketch_bin` (binary) or `sketch_json` (stored JSON), then
+ * `mtls_requests`; a row is a sketch a percentile question merges. Hours of
+ * `plan.hours` (usableHoursStatement: the pre-aggregate holds exactly the minute rows of that hour, all of
+ * them inside the range) come from mesh_board_hour, one row per series instead of up to sixty; minutes of
+ * `plan.minuteHours` from mesh_board_minute, a few rows per minute (its dimensions only: the question uses no
+ * other, minuteTableAnswers); every other minute of the range from mesh_traffic_minute, each span its own
+ * plain range scan. All give the same sums, extremes and merged sketches, so the answer is the same either way.
  */
-export function sourceStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
+export function sourceStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINUTE_ROWS_ONLY): Statement {
+  const { hours, minuteHours } = plan;
   if (q.interval === "minute" && hours.length > 0) throw new Error("a per-minute series cannot read hourly rows");
+  if (minuteHours.length > 0 && !minuteTableAnswers(q)) throw new Error("mesh_board_minute cannot answer this question");
   const where = conditions(q, scope);
   const dims = DIMENSIONS.join(", ");
   const parts: Statement[] = [];
   if (hours.length > 0) {
     parts.push({
       sql:
-        `SELECT hour AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, first_minute, last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json ` +
+        `SELECT hour AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, first_minute, last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json, ${MTLS_REQUESTS} ` +
         `FROM ${BOARD_HOUR_TABLE.name} WHERE hour IN (${hours.map(() => "CAST(? AS TIMESTAMP)").join(", ")}) AND ${where.sql}`,
       params: [...hours.map(iso), ...where.params],
     });
   }
-  for (const span of minuteSpans(q, hours)) {
+  if (minuteHours.length > 0) {
+    // Every dimension it does not keep is a string one (response_code it keeps).
+    const kept = DIMENSIONS.map((d) => ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(d) ? d : `NULL::VARCHAR AS ${d}`));
+    // Each hour clipped to the range; adjacent hours make one span.
+    const spans: Range[] = [];
+    for (const h of minuteHours) {
+      const last = spans[spans.length - 1];
+      if (last?.toMs === Math.min(h, q.toMs)) last.toMs = Math.min(h + HOUR_MS, q.toMs);
+      else spans.push({ fromMs: Math.max(h, q.fromMs), toMs: Math.min(h + HOUR_MS, q.toMs) });
+    }
     parts.push({
       sql:
-        `SELECT minute AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, NULL::BLOB AS sketch_bin, latency_sketch AS sketch_json ` +
-        `FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) AND ${where.sql}`,
+        `SELECT minute AS at_time, ${kept.join(", ")}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, sketch AS sketch_bin, NULL::VARCHAR AS sketch_json, ` +
+        `mtls_requests FROM ${BOARD_MINUTE_TABLE.name} WHERE (${spans.map(() => "(minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP))").join(" OR ")}) AND ${where.sql}`,
+      params: [...spans.flatMap((s) => [iso(s.fromMs), iso(s.toMs)]), ...where.params],
+    });
+  }
+  for (const span of minuteSpans(
+    q,
+    [...hours, ...minuteHours].sort((a, b) => a - b),
+  )) {
+    parts.push({
+      sql:
+        `SELECT minute AS at_time, ${dims}, ${SOURCE_MEASURES.join(", ")}, minute AS first_minute, minute AS last_minute, NULL::BLOB AS sketch_bin, latency_sketch AS sketch_json, ` +
+        `${MTLS_REQUESTS} FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) AND ${where.sql}`,
       params: [iso(span.fromMs), iso(span.toMs), ...where.params],
     });
   }
@@ -267,8 +309,8 @@ const keySql = (q: TrafficQuery) => [...(q.interval === "none" ? [] : [`${bucket
  * first and last minute (the LookML requests_per_second window), and the rows read (the sketches a
  * percentile question would merge).
  */
-export function countersStatement(q: TrafficQuery, scope: Scope, hours: readonly number[] = []): Statement {
-  const src = sourceStatement(q, scope, hours);
+export function countersStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINUTE_ROWS_ONLY): Statement {
+  const src = sourceStatement(q, scope, plan);
   const keys = keySql(q);
   const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
   const order = q.interval === "none" ? "requests DESC" : "1";
@@ -285,35 +327,44 @@ export function countersStatement(q: TrafficQuery, scope: Scope, hours: readonly
         "MAX(latency_max_us) AS latency_max_us",
         "epoch_ms(MIN(first_minute)) AS first_minute",
         "epoch_ms(MAX(last_minute)) AS last_minute",
-        "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END) AS mtls_requests",
+        "SUM(mtls_requests) AS mtls_requests",
         "COUNT(*) AS source_rows",
       ].join(", ")} ` + `FROM ${src.sql}${groupBy} ORDER BY ${order} LIMIT ${q.limit}`,
     params: src.params,
   };
 }
 
-/** The latency sketches of a question's rows after their group columns (groupColumns), for merging per group in the read process. */
-export function sketchesStatement(q: TrafficQuery, scope: Scope, hours: readonly number[]): Statement {
-  const src = sourceStatement(q, scope, hours);
-  return { sql: `SELECT ${[...keySql(q), "sketch_bin", "sketch_json"].join(", ")} FROM ${src.sql}`, params: src.params };
+/**
+ * The latency sketches of a question's groups: its group columns (groupColumns), then the group's binary
+ * sketches as one list and its stored JSON ones as another, for merging per group in the read process.
+ * Grouped here, so the group's values cross into the read process once per group, not once per row.
+ */
+export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): Statement {
+  const src = sourceStatement(q, scope, plan);
+  const keys = keySql(q);
+  const lists = ["LIST(sketch_bin) FILTER (WHERE sketch_bin IS NOT NULL) AS bins", "LIST(sketch_json) FILTER (WHERE sketch_json IS NOT NULL) AS jsons"];
+  const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
+  return { sql: `SELECT ${[...keys, ...lists].join(", ")} FROM ${src.sql}${groupBy}`, params: src.params };
 }
 
 /**
- * Hours overlapping the range whose mesh_board_hour rows can stand in for the minute rows: the
- * pre-aggregate absorbed as many minute rows as the minute table holds for the hour now, and all of
- * them lie inside the range (an edge hour with no traffic outside the range counts too).
+ * Hours overlapping the range where a pre-aggregate can stand in for the minute rows, each with `whole`:
+ * mesh_board_hour absorbed as many minute rows as the minute table holds for the hour now, and all of them
+ * lie inside the range (an edge hour with no traffic outside the range counts too); and `minutes`:
+ * mesh_board_minute's rows of the hour absorbed as many (its rows are per minute, so the range may cut the hour).
  */
 export function usableHoursStatement(r: Range): Statement {
-  const fromHour = Math.floor(r.fromMs / HOUR_MS) * HOUR_MS;
-  const toHour = Math.ceil(r.toMs / HOUR_MS) * HOUR_MS;
+  const fromHour = iso(Math.floor(r.fromMs / HOUR_MS) * HOUR_MS);
+  const toHour = iso(Math.ceil(r.toMs / HOUR_MS) * HOUR_MS);
   return {
     sql:
-      `SELECT epoch_ms(m.hour) AS hour FROM (SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n, ` +
-      `COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside FROM ${FACT_TABLE.name} ` +
-      `WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m JOIN (` +
-      `SELECT hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name} WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY 1) AS b ` +
-      `ON m.hour = b.hour AND m.n = b.n AND m.inside = m.n ORDER BY 1`,
-    params: [iso(r.fromMs), iso(r.toMs), iso(fromHour), iso(toHour), iso(fromHour), iso(toHour)],
+      `SELECT epoch_ms(m.hour) AS hour, COALESCE(m.n = b.n AND m.inside = m.n, false) AS whole, COALESCE(m.n = bm.n, false) AS minutes FROM (` +
+      `SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n, COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside ` +
+      `FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m LEFT JOIN (` +
+      `SELECT hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name} WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY 1) AS b ON m.hour = b.hour LEFT JOIN (` +
+      `SELECT date_trunc('hour', minute) AS hour, SUM(minute_rows) AS n FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS bm ` +
+      "ON m.hour = bm.hour ORDER BY 1",
+    params: [iso(r.fromMs), iso(r.toMs), fromHour, toHour, fromHour, toHour, fromHour, toHour],
   };
 }
 
@@ -328,8 +379,8 @@ export const IDENTITY_FIELDS = [
   "connection_security_policy",
 ] as const;
 
-export function identityStatement(q: TrafficQuery, scope: Scope, hours: readonly number[] = []): Statement {
-  const src = sourceStatement(q, scope, hours);
+export function identityStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINUTE_ROWS_ONLY): Statement {
+  const src = sourceStatement(q, scope, plan);
   return {
     sql:
       `SELECT ${IDENTITY_FIELDS.join(", ")}, epoch_ms(MIN(first_minute)) AS first_seen, epoch_ms(MAX(last_minute)) AS last_seen, ` +
@@ -377,9 +428,9 @@ export function loadsStatement(r: Range): Statement {
 }
 
 /** Distinct values of one field in the range, within scope (for filter pickers). */
-export function valuesStatement(q: TrafficQuery, field: Field, scope: Scope, hours: readonly number[] = []): Statement {
+export function valuesStatement(q: TrafficQuery, field: Field, scope: Scope, plan: Plan = MINUTE_ROWS_ONLY): Statement {
   assertVisible(field, scope, "listing");
-  const src = sourceStatement(q, scope, hours);
+  const src = sourceStatement(q, scope, plan);
   return { sql: `SELECT DISTINCT ${fieldSql(field)} AS value FROM ${src.sql} ORDER BY 1 LIMIT ${q.limit}`, params: src.params };
 }
 

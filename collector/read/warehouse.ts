@@ -1,7 +1,7 @@
 // Runs the read API's statements on the collector's own DuckDB database (a connection of its own next to
 // the loader's, so no second process fights for the file lock) and caches answers until the next load:
 // the newest load ledger entry changes exactly when new rows become visible.
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBBlobValue, DuckDBConnection, DuckDBListValue } from "@duckdb/node-api";
 import { meshQuantile } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
 import type { Scope } from "./access.ts";
@@ -12,11 +12,14 @@ import {
   ReadError,
   countersStatement,
   groupColumns,
+  minuteTableAnswers,
   sketchesStatement,
   usableHoursStatement,
+  type Plan,
   type Statement,
   type TrafficQuery,
 } from "./query.ts";
+import { Yielder } from "../yielder.ts";
 import { SketchAccumulator } from "./sketches.ts";
 
 export type Row = Record<string, string | number | boolean | null>;
@@ -29,12 +32,23 @@ export interface ReadSource {
 const CACHE_ENTRIES = 500;
 const HOUR_MS = 3_600_000;
 
+/** An hour of usableHoursStatement's answer. */
+interface UsableHour {
+  hour: number;
+  whole: boolean;
+  minutes: boolean;
+}
+
+const FRESHNESS_SQL = `SELECT epoch_ms(MAX(loaded_at)) AS l, epoch_ms(MAX(window_end)) AS m FROM ${LEDGER_TABLE.name}`;
+
 const plain = (v: unknown): string | number | boolean | null =>
   v === null || v === undefined ? null : typeof v === "bigint" ? Number(v) : typeof v === "number" || typeof v === "boolean" ? v : String(v);
 
 export class ReadWarehouse {
   private cache = new Map<string, Promise<unknown>>();
   private cachedFor = "";
+  /** usableHoursStatement's answers by newest load and range. */
+  private usable = new Map<string, Promise<UsableHour[]>>();
   private pool: DuckDBConnection[] = [];
 
   constructor(
@@ -57,48 +71,69 @@ export class ReadWarehouse {
   async run(st: Statement): Promise<Row[]> {
     const c = await this.take();
     try {
-      const reader = await c.runAndReadAll(st.sql, st.params);
-      const names = reader.columnNames();
-      return reader.getRows().map((r) => Object.fromEntries(names.map((n, i) => [n, plain(r[i])])));
+      return await rows(c, st);
     } finally {
       this.pool.push(c);
     }
   }
 
   /**
-   * Rows of `st` — `keyColumns` group columns, then the sketch as binary and as JSON (one of them set) —
-   * merged per group here (sketches.ts): the rows come out as plain column chunks, where a
-   * MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript UDF one value at a time.
+   * `body`'s statements on one connection in one read transaction, so they all see one snapshot: a load
+   * (or the pre-aggregate's stage) committing meanwhile can never give a question counters of one state
+   * and percentiles, or pre-aggregated hours, of another.
    */
-  private async mergedSketches(st: Statement, keyColumns: number): Promise<Map<string, SketchAccumulator>> {
+  private async snapshot<T>(body: (c: DuckDBConnection) => Promise<T>): Promise<T> {
     const c = await this.take();
-    const merged = new Map<string, SketchAccumulator>();
     try {
-      const result = await c.stream(st.sql, st.params);
-      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        const columns = chunk.getColumns();
-        const bin = columns[keyColumns] as ({ bytes: Uint8Array } | null)[];
-        const json = columns[keyColumns + 1] as (string | null)[];
-        for (let i = 0; i < chunk.rowCount; i++) {
-          const key = JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i])));
-          let acc = merged.get(key);
-          if (!acc) merged.set(key, (acc = new SketchAccumulator()));
-          if (bin[i]) acc.addBinary(bin[i]!.bytes);
-          else acc.addJson(json[i]);
-        }
+      await c.run("BEGIN TRANSACTION");
+      try {
+        const out = await body(c);
+        await c.run("COMMIT");
+        return out;
+      } catch (err) {
+        await c.run("ROLLBACK").catch(() => undefined);
+        throw err;
       }
     } finally {
       this.pool.push(c);
+    }
+  }
+
+  /**
+   * The merged sketch of each group of `st` (sketchesStatement: `keyColumns` group columns, then the group's
+   * binary and JSON sketches as two lists), merged here (sketches.ts): the sketches come out as plain
+   * column chunks, where a MESH_SKETCH_MERGE(ARRAY_AGG(…)) would hand every sketch across to a JavaScript
+   * UDF one value at a time.
+   */
+  private async mergedSketches(c: DuckDBConnection, st: Statement, keyColumns: number): Promise<Map<string, SketchAccumulator>> {
+    const merged = new Map<string, SketchAccumulator>();
+    // Ingest shares the event loop, and one group may hold a day's sketches of every series.
+    const yielder = new Yielder();
+    let n = 0;
+    const result = await c.stream(st.sql, st.params);
+    for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+      const columns = chunk.getColumns();
+      const bins = columns[keyColumns] as (DuckDBListValue | null)[];
+      const jsons = columns[keyColumns + 1] as (DuckDBListValue | null)[];
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const acc = new SketchAccumulator();
+        for (const b of bins[i]?.items ?? []) {
+          acc.addBinary((b as DuckDBBlobValue).bytes);
+          if (++n % 256 === 0) await yielder.maybe();
+        }
+        for (const j of jsons[i]?.items ?? []) {
+          acc.addJson(j as string);
+          if (++n % 256 === 0) await yielder.maybe();
+        }
+        merged.set(JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i]))), acc);
+      }
     }
     return merged;
   }
 
   /** The newest load (epoch ms) and the newest minute with traffic; null before the first load. */
   async freshness(): Promise<{ latestLoadMs: number | null; latestMinuteMs: number | null }> {
-    const [row] = await this.run({
-      sql: `SELECT epoch_ms(MAX(loaded_at)) AS l, epoch_ms(MAX(window_end)) AS m FROM ${LEDGER_TABLE.name}`,
-      params: [],
-    });
+    const [row] = await this.run({ sql: FRESHNESS_SQL, params: [] });
     return { latestLoadMs: row.l as number | null, latestMinuteMs: row.m as number | null };
   }
 
@@ -124,23 +159,38 @@ export class ReadWarehouse {
   }
 
   /**
-   * Hours of the question's range answered from the pre-aggregate (query.ts usableHoursStatement); none for
-   * a per-minute series, whose buckets are minutes.
+   * Which pre-aggregate answers which hours of the question's range in the snapshot `c` reads (query.ts
+   * usableHoursStatement): whole hours from mesh_board_hour unless it is a per-minute series, whose buckets
+   * are minutes; for those, mesh_board_minute where it answers them (minuteTableAnswers).
    */
-  async usableHours(q: TrafficQuery): Promise<number[]> {
-    if (q.interval === "minute") return [];
-    // The same for every question over this range until the next load; a board asks several at once.
-    const hours = await this.cached(JSON.stringify(["usable-hours", q.fromMs, q.toMs]), async () => (await this.run(usableHoursStatement(q))).map((r) => r.hour as number));
+  async plan(c: DuckDBConnection, q: TrafficQuery): Promise<Plan> {
+    if (q.interval === "minute" && !minuteTableAnswers(q)) return { hours: [], minuteHours: [] };
+    // The same for every question over this range until the next load, and a board asks several at once:
+    // shared by the questions whose snapshots hold the same loads. Between loads only the pre-aggregate's
+    // stage writes, and it rewrites only hours that disagree with the minute table (never usable ones) or
+    // that gained minute rows (a new load).
+    const [{ l }] = await rows(c, { sql: FRESHNESS_SQL, params: [] });
+    const key = JSON.stringify([l, q.fromMs, q.toMs]);
+    let usable = this.usable.get(key);
+    if (!usable) {
+      usable = rows(c, usableHoursStatement(q)).then((rs) => rs.map((r) => ({ hour: r.hour as number, whole: r.whole === true, minutes: r.minutes === true })));
+      this.usable.set(key, usable);
+      usable.catch(() => this.usable.delete(key));
+      if (this.usable.size > CACHE_ENTRIES) this.usable.delete(this.usable.keys().next().value!);
+    }
     // Retention deletes minute rows between loads without a new ledger entry, so a cached hour it has reached
-    // since would read the pre-aggregate's rows for minutes the minute table no longer holds. An hour within
+    // since would read a pre-aggregate's rows for minutes the minute table no longer holds. An hour within
     // an hour of its cutoff (a prune may run while this question does) reads its minute rows instead.
     const from = this.retainedFrom() + HOUR_MS;
-    return hours.filter((h) => h >= from);
+    const hours = (await usable).filter((h) => h.hour >= from);
+    return q.interval === "minute"
+      ? { hours: [], minuteHours: hours.filter((h) => h.minutes).map((h) => h.hour) }
+      : { hours: hours.filter((h) => h.whole).map((h) => h.hour), minuteHours: [] };
   }
 
-  /** Rows of the statement `build` makes for the question's usable hours. */
-  async over(q: TrafficQuery, build: (hours: number[]) => Statement): Promise<Row[]> {
-    return this.run(build(await this.usableHours(q)));
+  /** Rows of the statement `build` makes for the question's plan, in one snapshot. */
+  async over(q: TrafficQuery, build: (plan: Plan) => Statement): Promise<Row[]> {
+    return this.snapshot(async (c) => rows(c, build(await this.plan(c, q))));
   }
 
   /**
@@ -149,9 +199,13 @@ export class ReadWarehouse {
    * second over the group's window, mean latency, mTLS share).
    */
   async traffic(q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
+    return this.snapshot((c) => this.trafficIn(c, q, scope));
+  }
+
+  private async trafficIn(c: DuckDBConnection, q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
+    const plan = await this.plan(c, q);
     // An ungrouped aggregate over no rows is one row of NULLs: no traffic is no row.
-    const hours = await this.usableHours(q);
-    const counters = (await this.run(countersStatement(q, scope, hours))).filter((r) => r.requests !== null);
+    const counters = (await rows(c, countersStatement(q, scope, plan))).filter((r) => r.requests !== null);
     const keys = groupColumns(q);
     const keyOf = (r: Row) => JSON.stringify(keys.map((k) => r[k]));
     const quantiles = new Map<string, (number | null)[]>();
@@ -164,7 +218,7 @@ export class ReadWarehouse {
       );
     }
     if (q.percentiles && counters.length > 0) {
-      for (const [key, acc] of await this.mergedSketches(sketchesStatement(q, scope, hours), keys.length)) {
+      for (const [key, acc] of await this.mergedSketches(c, sketchesStatement(q, scope, plan), keys.length)) {
         const sketch = acc.toJson();
         quantiles.set(
           key,
@@ -172,7 +226,7 @@ export class ReadWarehouse {
         );
       }
     }
-    const rows = counters.map((r) => {
+    const out = counters.map((r) => {
       const requests = r.requests as number;
       const { source_rows: _, ...out }: Row = r;
       out.error_rate = requests > 0 ? (r.errors as number) / requests : null;
@@ -187,10 +241,16 @@ export class ReadWarehouse {
       }
       return out;
     });
-    return { rows, hourlyHours: hours.length };
+    return { rows: out, hourlyHours: plan.hours.length + plan.minuteHours.length };
   }
 
   async close(): Promise<void> {
     for (const c of this.pool.splice(0)) c.closeSync();
   }
+}
+
+async function rows(c: DuckDBConnection, st: Statement): Promise<Row[]> {
+  const reader = await c.runAndReadAll(st.sql, st.params);
+  const names = reader.columnNames();
+  return reader.getRows().map((r) => Object.fromEntries(names.map((n, i) => [n, plain(r[i])])));
 }

@@ -3,7 +3,11 @@ import { renameSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseReaderTokens } from "../../collector/read/access.ts";
 import { countersStatement, parseTraffic, sketchesStatement, ReadError } from "../../collector/read/query.ts";
-import { loadWarehouse, query, type Warehouse } from "../looker/warehouse.ts";
+import type { ReadSource } from "../../collector/read/warehouse.ts";
+import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
+import { DIMENSIONS } from "../../shared/schema.ts";
+import type { SeriesDims } from "../../sim/traffic/series.ts";
+import { loadWarehouse, minuteSummary, query, type Warehouse } from "../looker/warehouse.ts";
 import { TOKENS, qs, readApi, type ReadApi } from "./helpers.ts";
 
 let w: Warehouse;
@@ -163,7 +167,11 @@ describe("SQL-hostile values are bound, never interpolated", () => {
     const scope = { namespaces: ["shop"], endUsers: false };
     for (const v of HOSTILE) {
       const q = parseTraffic({ destination_service: v, source_principal: [v, "b"], from: "2026-01-01T00:00:00Z", to: "2026-01-01T02:00:00Z" }, scope, 0);
-      for (const st of [countersStatement(q, scope), sketchesStatement(q, scope, [Date.parse("2026-01-01T00:00:00Z")])]) {
+      // Per-minute counters read mesh_board_minute (with fewer dimensions) where it is current.
+      const perMinute = parseTraffic({ destination_service: v, interval: "minute", percentiles: "false", from: "2026-01-01T00:00:00Z", to: "2026-01-01T02:00:00Z" }, scope, 0);
+      const minuteTable = countersStatement(perMinute, scope, { hours: [], minuteHours: [Date.parse("2026-01-01T01:00:00Z")] });
+      expect(minuteTable.sql).toContain("mesh_board_minute");
+      for (const st of [countersStatement(q, scope), sketchesStatement(q, scope, { hours: [Date.parse("2026-01-01T00:00:00Z")], minuteHours: [] }), minuteTable]) {
         expect(st.sql).not.toContain(v);
         expect(st.params).toContain(v);
         expect(st.sql.split("?").length - 1).toBe(st.params.length);
@@ -199,5 +207,49 @@ describe("answers follow the loads", () => {
     expect((await api.get(url)).body.rows[0].requests).toBe(before); // same load: cached answer
     await query(w, `INSERT INTO mesh_load_ledger VALUES ('test-producer', 1, now()::TIMESTAMP, now()::TIMESTAMP, 1, 1000, now()::TIMESTAMP, '')`);
     expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000);
+  });
+
+  it("a question reads one snapshot: a load committing between its statements changes none of its numbers", async () => {
+    const inRange = `reporter = 'destination' AND minute >= make_timestamp(${w.fromMs * 1000}) AND minute < make_timestamp(${w.toMs * 1000})`;
+    const truth = async () =>
+      (await query(w, `SELECT SUM(requests) AS requests, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us FROM mesh_traffic_minute WHERE ${inRange}`))[0];
+    const before = await truth();
+    // A load of slow calls (a minute's tenth of the traffic at 30 s) committing after the question's counters
+    // were read and before its sketches are: deterministic, by the reader's own connection.
+    const [row] = await query(w, `SELECT * FROM mesh_traffic_minute WHERE ${inRange} LIMIT 1`);
+    const stats = new SeriesStats(DEFAULT_SCALE);
+    for (let k = 0; k < Number(before.requests) / 10; k++) stats.record(30_000_000, 10, 20, false);
+    const dims = Object.fromEntries(DIMENSIONS.map((d) => [d, row[d]])) as unknown as SeriesDims;
+    let loaded = false;
+    const source: ReadSource = {
+      async connectReader() {
+        const c = await w.sink.connectReader();
+        return new Proxy(c, {
+          get(target, prop) {
+            const v = Reflect.get(target, prop, target);
+            if (prop !== "stream") return typeof v === "function" ? v.bind(target) : v;
+            return async (sql: string, params: unknown[]) => {
+              if (!loaded && sql.includes("sketch_bin")) {
+                loaded = true;
+                await w.sink.load([minuteSummary("snapshot-sidecar", 1, w.fromMs + 60_000, [{ dims, stats }])]);
+              }
+              return target.stream(sql, params as never);
+            };
+          },
+        });
+      },
+    };
+    const reader = await readApi(source, w.toMs);
+    try {
+      const [answer] = (await reader.get(`/api/v1/traffic?${qs(range())}`)).body.rows;
+      expect(loaded).toBe(true);
+      expect([answer.requests, answer.latency_p99_ms]).toEqual([Number(before.requests), Number(before.p99_us) / 1000]);
+      // The load did commit, and moves both numbers.
+      const after = await truth();
+      expect(Number(after.requests)).toBeGreaterThan(Number(before.requests));
+      expect(Number(after.p99_us)).toBeGreaterThan(Number(before.p99_us));
+    } finally {
+      await reader.close();
+    }
   });
 });

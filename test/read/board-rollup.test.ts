@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BoardRollup } from "../../collector/read/board-rollup.ts";
 import { SketchAccumulator } from "../../collector/read/sketches.ts";
 import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
-import { BOARD_HOUR_TABLE, FACT_TABLE } from "../../shared/schema.ts";
+import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, FACT_TABLE } from "../../shared/schema.ts";
 import type { SeriesDims } from "../../sim/traffic/series.ts";
 import { loadWarehouse, minuteSummary, query, type Warehouse } from "../looker/warehouse.ts";
 import { qs, readApi, type ReadApi } from "./helpers.ts";
@@ -59,6 +59,46 @@ async function expectApiEqualsMinuteRows(wantHourly: number, group = ["destinati
   }
 }
 
+/**
+ * A per-minute series as the dashboard's charts ask for it (read from mesh_board_minute when current) over
+ * one hour, against SQL with MESH_QUANTILE over the minute rows; `wantHours` the hours the answer says came
+ * from a pre-aggregate.
+ */
+async function expectMinuteSeriesEqualsMinuteRows(wantHours: number, hour = firstHour(), shared?: ReadApi, group = ["destination_namespace", "response_code"]) {
+  const api = shared ?? (await readApi(w.sink, w.toMs + 3_600_000));
+  try {
+    const range = { from: new Date(hour).toISOString(), to: new Date(hour + 3_600_000).toISOString() };
+    const body = (await api.get(`/api/v1/traffic?${qs({ ...range, interval: "minute", group_by: group.join(","), limit: "10000" })}`)).body;
+    expect(body.hourly_hours).toBe(wantHours);
+    const truth = await query(
+      w,
+      `SELECT epoch_ms(minute) AS t, ${group.join(", ")}, SUM(requests) AS requests, SUM(errors) AS errors, SUM(response_bytes) AS response_bytes, ` +
+        "MIN(latency_min_us) AS min_us, MAX(latency_max_us) AS max_us, SUM(requests) FILTER (WHERE connection_security_policy = 'mutual_tls') AS mtls, " +
+        "MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.5) AS p50_us, MESH_QUANTILE(ARRAY_AGG(latency_sketch), 0.99) AS p99_us " +
+        `FROM ${FACT_TABLE.name} WHERE reporter = 'destination' AND minute >= make_timestamp(${hour * 1000}) AND minute < make_timestamp(${(hour + 3_600_000) * 1000}) ` +
+        `GROUP BY ALL`,
+    );
+    const key = (r: Record<string, unknown>) => ["t", ...group].map((g) => String(r[g])).join(" | ");
+    const got = new Map<string, Record<string, unknown>>(body.rows.map((r: Record<string, unknown>) => [key(r), r]));
+    expect([...got.keys()].sort()).toEqual(truth.map(key).sort());
+    for (const t of truth) {
+      const r = got.get(key(t))!;
+      expect([r.requests, r.errors, r.response_bytes, r.latency_min_ms, r.latency_max_ms, r.mtls_requests, r.latency_p50_ms, r.latency_p99_ms], key(t)).toEqual([
+        Number(t.requests),
+        Number(t.errors),
+        Number(t.response_bytes),
+        Number(t.min_us) / 1000,
+        Number(t.max_us) / 1000,
+        Number(t.mtls ?? 0),
+        Number(t.p50_us) / 1000,
+        Number(t.p99_us) / 1000,
+      ]);
+    }
+  } finally {
+    if (!shared) await api.close();
+  }
+}
+
 /** One more sidecar's summary for a minute of the loaded hour: a series already there, and a new one. */
 async function loadMore(producer: string, minuteMs: number, variants: Record<string, string>[] = [{}, { source_principal: `spiffe://cluster.local/ns/new/sa/${producer}` }]) {
   const [row] = await query(w, `SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' ORDER BY requests DESC LIMIT 1`);
@@ -81,14 +121,23 @@ describe("read pre-aggregate", () => {
     expect(r).toMatchObject({ merged: 0, waiting: 0 });
     expect(r.rebuilt).toBeGreaterThan(0);
     await expectApiEqualsMinuteRows(1);
+    await expectMinuteSeriesEqualsMinuteRows(1);
   });
 
   it("after a load, merges only the new rows into their hour, and still answers as the minute rows do", async () => {
     await loadMore("late-sidecar", w.fromMs + 60_000);
     // Not merged yet: the hour's counts disagree, so the API reads its minute rows.
     await expectApiEqualsMinuteRows(0);
+    await expectMinuteSeriesEqualsMinuteRows(0);
     expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 0, waiting: 0 });
     await expectApiEqualsMinuteRows(1);
+    await expectMinuteSeriesEqualsMinuteRows(1);
+    // The merge appended the new minute rows' counters; it read nothing back.
+    const [dup] = await query(
+      w,
+      `SELECT COUNT(*) - COUNT(DISTINCT (minute, reporter, destination_namespace, destination_service, response_code)) AS n FROM ${BOARD_MINUTE_TABLE.name}`,
+    );
+    expect(Number(dup.n)).toBeGreaterThan(0);
   });
 
   it("rows loaded below its watermark (a replica's clock behind) make it rebuild the hour", async () => {
@@ -96,8 +145,12 @@ describe("read pre-aggregate", () => {
     await w.sink.connection.run(`UPDATE ${FACT_TABLE.name} SET loaded_at = TIMESTAMP '2000-01-01' WHERE loaded_at = (SELECT MAX(loaded_at) FROM ${FACT_TABLE.name})`);
     expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: 0 });
     await expectApiEqualsMinuteRows(1);
-    const [n] = await query(w, `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`);
-    expect(Number(n.board)).toBe(Number(n.minutes));
+    await expectMinuteSeriesEqualsMinuteRows(1);
+    const [n] = await query(
+      w,
+      `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT SUM(minute_rows) FROM ${BOARD_MINUTE_TABLE.name}) AS per_minute, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`,
+    );
+    expect([Number(n.board), Number(n.per_minute)]).toEqual([Number(n.minutes), Number(n.minutes)]);
   });
 
   it("keeps apart series whose dimension values would run together if joined (a NUL inside a value)", async () => {
@@ -121,6 +174,8 @@ describe("read pre-aggregate", () => {
       expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
       await expectApiEqualsMinuteRows(0, undefined, firstHour());
       await expectApiEqualsMinuteRows(1, undefined, next);
+      // Per minute, what retention took is trimmed exactly: the oldest hour keeps its pre-aggregate.
+      await expectMinuteSeriesEqualsMinuteRows(1, firstHour());
     }
     // Its last minutes gone, its pre-aggregate rows go too.
     await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${next * 1000})`);
@@ -128,6 +183,8 @@ describe("read pre-aggregate", () => {
     const [n] = await query(w, `SELECT COUNT(*) FILTER (WHERE hour < make_timestamp(${next * 1000})) AS old, SUM(minute_rows) AS rows FROM ${BOARD_HOUR_TABLE.name}`);
     const [m] = await query(w, `SELECT COUNT(*) AS rows FROM ${FACT_TABLE.name}`);
     expect([Number(n.old), Number(n.rows)]).toEqual([0, Number(m.rows)]);
+    const [pm] = await query(w, `SELECT COUNT(*) FILTER (WHERE minute < make_timestamp(${next * 1000})) AS old, SUM(minute_rows) AS rows FROM ${BOARD_MINUTE_TABLE.name}`);
+    expect([Number(pm.old), Number(pm.rows)]).toEqual([0, Number(m.rows)]);
   });
 
   it("gives the event loop turns while it writes an hour of many series (ingest shares it)", async () => {
@@ -178,9 +235,11 @@ describe("read pre-aggregate", () => {
     const api = await readApi(w.sink, w.toMs + 3_600_000, undefined, undefined, () => cutoff);
     try {
       await expectApiEqualsMinuteRows(1, ["destination_service", "response_code"], hour, api);
+      await expectMinuteSeriesEqualsMinuteRows(1, hour, api);
       cutoff = hour + 10 * 60_000;
       await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
       await expectApiEqualsMinuteRows(0, ["source_workload", "destination_service", "response_code"], hour, api);
+      await expectMinuteSeriesEqualsMinuteRows(0, hour, api, ["destination_service", "response_code"]);
     } finally {
       await api.close();
     }
@@ -196,6 +255,7 @@ describe("read pre-aggregate", () => {
             `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(${at % 7 === 0 ? 30 : 25}) AS r(i)`,
         );
     await w.sink.connection.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+    await w.sink.connection.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
     const [{ all }] = await query(w, `SELECT COUNT(DISTINCT date_trunc('hour', minute)) AS all FROM ${FACT_TABLE.name}`);
     const waitingGauge = new Gauge({ name: "hours_waiting", help: "-", registers: [new Registry()] });
     const budgeted = new BoardRollup(w.sink, undefined, { budgetSeconds: 0, waitingGauge });
@@ -206,7 +266,10 @@ describe("read pre-aggregate", () => {
       for (let run = 1; run <= Number(all); run++) {
         expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: Number(all) - run });
         expect(await waitingNow()).toBe(Number(all) - run);
-        for (const [i, hour] of [...hours].reverse().entries()) await expectApiEqualsMinuteRows(i < run ? 1 : 0, group, hour);
+        for (const [i, hour] of [...hours].reverse().entries()) {
+          await expectApiEqualsMinuteRows(i < run ? 1 : 0, group, hour);
+          await expectMinuteSeriesEqualsMinuteRows(i < run ? 1 : 0, hour);
+        }
       }
       expect(await budgeted.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
       const [n] = await query(w, `SELECT (SELECT SUM(minute_rows) FROM ${BOARD_HOUR_TABLE.name}) AS board, (SELECT COUNT(*) FROM ${FACT_TABLE.name}) AS minutes`);

@@ -84,8 +84,9 @@ async function board(board: string, tileName: string, state: Record<string, stri
 const G = "mesh_golden_signals";
 const one = () => "all";
 
-// Every question twice: first from the minute rows alone, then with the read pre-aggregate
-// (mesh_board_hour, collector/read/board-rollup.ts) built, which the API then reads for whole hours.
+// Every question twice: first from the minute rows alone, then with the read pre-aggregates
+// (mesh_board_hour and mesh_board_minute, collector/read/board-rollup.ts) built, which the API then reads
+// for whole hours, and per-minute series for every hour they match.
 for (const preaggregated of [false, true]) {
   describe(preaggregated ? "with the read pre-aggregate" : "from minute rows", () => {
     beforeAll(async () => {
@@ -125,6 +126,14 @@ for (const preaggregated of [false, true]) {
           latency_p99_ms: "latency_p99_ms",
           latency_p999_ms: "latency_p999_ms",
         });
+      });
+
+      it("per-minute series come from the per-minute pre-aggregate when it is built", async () => {
+        for (const tileName of ["traffic", "classes", "latency"]) {
+          const res = await api.get(boardUrl("golden", tileName));
+          const hours = new Set(res.body.rows.map((r: Row) => Math.floor((r.t as number) / HOUR))).size;
+          expect(res.body.hourly_hours, tileName).toBe(preaggregated ? hours : 0);
+        }
       });
 
       it("responses by class per minute", async () => {
