@@ -5,10 +5,13 @@ import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
 import type { Spool } from "./spool.ts";
-import type { DecodeResult, DecodedSummary } from "./summary.ts";
+import { SeriesColumns, type DecodeResult, type DecodedSummary } from "./summary.ts";
+
+/** What an accepted summary says its sidecar lost (DecodedSummary's counters of that name). */
+export type ReportedLoss = Pick<DecodedSummary, "droppedRequests" | "droppedWindows" | "overflowKeys">;
 
 export type AcceptResult =
-  | { status: "accepted"; summary: DecodedSummary }
+  | { status: "accepted"; loss: ReportedLoss }
   | { status: "duplicate" }
   | { status: "invalid"; reason: string; message: string }
   | { status: "forbidden"; reason: string; message: string }
@@ -27,6 +30,12 @@ const stringBytes = (s: string) => 2 * s.length;
  * 10 s window is far below it). Also keeps the ledger's per-summary request total inside a BIGINT.
  */
 export const MAX_SUMMARY_REQUESTS = 2 ** 40;
+/**
+ * Decoder columns kept for reuse, and the largest kept (bucket entries): one set per summary in flight,
+ * and a set a huge summary grew is left to the garbage collector rather than held for ever.
+ */
+const SPARE_COLUMNS = 64;
+const SPARE_COLUMNS_MAX_BUCKETS = 1 << 16;
 
 /** Settings of the ingest checks that do not depend on the body's encoding (docs/security.md). */
 export interface IngestLimits {
@@ -86,10 +95,16 @@ export class Ingestor {
   private readonly folds = new Map<number, SegmentFold & { bytes: number }>();
   /** Estimated bytes of `folds` and `unloaded` together, bounded by limits.maxHeldBytes. */
   private held = 0;
+  /**
+   * Columns a summary in flight is decoded into (decodeSummaryInto), from here and back once it is folded
+   * or refused: the summary is dropped then, so no copy of its columns is made.
+   */
+  private readonly spareColumns: SeriesColumns[] = [];
 
   constructor(
     private readonly spool: Spool,
-    private readonly decode: (body: Uint8Array) => DecodeResult,
+    /** decodeSummaryInto: the summary may use `cols` until accept() returns. */
+    private readonly decode: (body: Uint8Array, cols: SeriesColumns) => DecodeResult,
     private readonly metrics: Metrics,
     private readonly spoolMaxBytes: number,
     /** Whether to fold (the collector always does; tests turn it off to load everything from the spool). */
@@ -102,7 +117,16 @@ export class Ingestor {
     if (this.spool.bytes >= this.spoolMaxBytes) {
       return { status: "spool_full", message: `spool holds ${this.spool.bytes} unloaded bytes (limit ${this.spoolMaxBytes})` };
     }
-    const decoded = this.decode(body);
+    const cols = this.spareColumns.pop() ?? new SeriesColumns();
+    try {
+      return await this.acceptInto(body, receivedAtMs, caller, cols);
+    } finally {
+      if (this.spareColumns.length < SPARE_COLUMNS && cols.bucketIndex.length <= SPARE_COLUMNS_MAX_BUCKETS) this.spareColumns.push(cols);
+    }
+  }
+
+  private async acceptInto(body: Buffer, receivedAtMs: number, caller: Caller, cols: SeriesColumns): Promise<AcceptResult> {
+    const decoded = this.decode(body, cols);
     if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
     summary.caller = ledgerIdentity(caller);
@@ -138,7 +162,8 @@ export class Ingestor {
     this.fold(segment, summary, entry);
     this.metrics.accepted.inc();
     this.metrics.seriesUpdates.inc(entry.series);
-    return { status: "accepted", summary };
+    const { droppedRequests, droppedWindows, overflowKeys } = summary;
+    return { status: "accepted", loss: { droppedRequests, droppedWindows, overflowKeys } };
   }
 
   private fold(segment: number, summary: DecodedSummary, entry: LedgerEntry): void {
@@ -164,7 +189,7 @@ export class Ingestor {
 
   private hold(bytes: number): void {
     this.held += bytes;
-    this.metrics.heldBytes.set(this.held);
+    this.metrics.held.bytes = this.held;
   }
 
   private untrack(key: string): void {
