@@ -31,11 +31,12 @@ const stringBytes = (s: string) => 2 * s.length;
  */
 export const MAX_SUMMARY_REQUESTS = 2 ** 40;
 /**
- * Decoder columns kept for reuse, and the largest kept (bucket entries): one set per summary in flight,
- * and a set a huge summary grew is left to the garbage collector rather than held for ever.
+ * Bytes of decoder columns kept for reuse (a set per summary in flight): sets that would take the pool
+ * past it, such as one a huge summary grew, are left to the garbage collector.
  */
-const SPARE_COLUMNS = 64;
-const SPARE_COLUMNS_MAX_BUCKETS = 1 << 16;
+const SPARE_COLUMNS_BYTES = 16 << 20;
+const columnsBytes = (c: SeriesColumns) =>
+  c.refs.byteLength + c.numbers.byteLength + c.scales.byteLength + c.bucketEnd.byteLength + c.bucketIndex.byteLength + c.bucketCount.byteLength;
 
 /** Settings of the ingest checks that do not depend on the body's encoding (docs/security.md). */
 export interface IngestLimits {
@@ -100,6 +101,7 @@ export class Ingestor {
    * or refused: the summary is dropped then, so no copy of its columns is made.
    */
   private readonly spareColumns: SeriesColumns[] = [];
+  private spareBytes = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -117,11 +119,17 @@ export class Ingestor {
     if (this.spool.bytes >= this.spoolMaxBytes) {
       return { status: "spool_full", message: `spool holds ${this.spool.bytes} unloaded bytes (limit ${this.spoolMaxBytes})` };
     }
-    const cols = this.spareColumns.pop() ?? new SeriesColumns();
+    let cols = this.spareColumns.pop();
+    if (cols) this.spareBytes -= columnsBytes(cols);
+    else cols = new SeriesColumns();
     try {
       return await this.acceptInto(body, receivedAtMs, caller, cols);
     } finally {
-      if (this.spareColumns.length < SPARE_COLUMNS && cols.bucketIndex.length <= SPARE_COLUMNS_MAX_BUCKETS) this.spareColumns.push(cols);
+      const bytes = columnsBytes(cols);
+      if (this.spareBytes + bytes <= SPARE_COLUMNS_BYTES) {
+        this.spareColumns.push(cols);
+        this.spareBytes += bytes;
+      }
     }
   }
 
