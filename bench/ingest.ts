@@ -6,8 +6,9 @@
 // side by side: the shared decoder alone over that round's bodies in this process (the baseline), then
 // the collector ingesting them, its CPU counted until everything is loaded (so loading is paid for).
 // Prints the median and the spread (min–max) over the rounds of series-updates per collector CPU-second
-// and of the baselines (decode only; decode + rollup fold, what ingest does per summary besides HTTP,
-// spool and load), summaries/s, p99 acknowledgement latency, the collector's /healthz rate, its CPU split
+// and of the baselines (decode only; decode + rollup fold; the collector's ingest stage without HTTP and
+// load: Ingestor.accept over a spool of its own, fsync on, as many summaries in flight as connections),
+// summaries/s, p99 acknowledgement latency, the collector's /healthz rate, its CPU split
 // between event loop and other threads, its GC share (--trace-gc pauses on the event loop) and peak RSS.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -15,8 +16,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
+import { Ingestor } from "../collector/ingest.ts";
+import { createMetrics } from "../collector/metrics.ts";
 import { MinuteRollup } from "../collector/rollup.ts";
-import { decodeSummary, encodeSummary, type DecodedSummary } from "../shared/node.ts";
+import { Spool } from "../collector/spool.ts";
+import { decodeSummary, decodeSummaryInto, encodeSummary, type DecodedSummary } from "../shared/node.ts";
 import { series, summary } from "../test/collector/helpers.ts";
 
 const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 2000);
@@ -114,8 +118,39 @@ async function main() {
     const t = process.cpuUsage(t0);
     return (list.length * SERIES) / ((t.user + t.system) / 1e6);
   };
+  const stageDir = mkdtempSync(join(tmpdir(), "meshlook-bench-stage-"));
+  const stageSpool = await Spool.open(stageDir, { segmentBytes: 64 << 20 });
+  const stage = new Ingestor(
+    stageSpool,
+    decodeSummaryInto,
+    createMetrics(() => stageSpool),
+    Number.MAX_SAFE_INTEGER,
+    true,
+    {
+      maxWindowAgeMs: 0,
+      maxWindowAheadMs: 0,
+      maxHeldBytes: 1 << 30,
+    },
+  );
+  const acceptAll = async (list: Buffer[]) => {
+    let next = 0;
+    const sender = async () => {
+      while (next < list.length) {
+        const res = await stage.accept(list[next++], Date.now());
+        if (res.status !== "accepted") throw new Error(`ingest stage: ${JSON.stringify(res)}`);
+      }
+    };
+    await Promise.all(Array.from({ length: CONNECTIONS }, sender));
+  };
+  const stagePerCpuS = async (list: Buffer[]) => {
+    const t0 = process.cpuUsage();
+    await acceptAll(list);
+    const t = process.cpuUsage(t0);
+    return (list.length * SERIES) / ((t.user + t.system) / 1e6);
+  };
   decodeAll(warmup);
   foldAll(warmup);
+  await acceptAll(warmup);
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-"));
   const child = spawn(process.execPath, ["--trace-gc", ...NODE_ARGS, "--import", "tsx", "collector/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
@@ -173,7 +208,7 @@ async function main() {
     await allLoaded();
   }
 
-  const figures = { collector: [] as number[], decode: [] as number[], fold: [] as number[], ratio: [] as number[], summariesPerS: [] as number[] };
+  const figures = { collector: [] as number[], decode: [] as number[], fold: [] as number[], stage: [] as number[], ratio: [] as number[], summariesPerS: [] as number[] };
   const figuresMore = { ackCpuS: [] as number[], cpuS: [] as number[], mainS: [] as number[], othersS: [] as number[], gcShare: [] as number[], p99: [] as number[] };
   let accepted = WARMUP;
   const refused: string[] = [];
@@ -181,6 +216,7 @@ async function main() {
     const decode = perCpuS(decodeAll, bodies);
     figures.decode.push(decode);
     figures.fold.push(perCpuS(foldAll, bodies));
+    figures.stage.push(await stagePerCpuS(bodies));
     const cpu0 = cpuSeconds(child.pid!);
     const threads0 = threadCpuSeconds(child.pid!);
     const gc0 = gcPauseMs;
@@ -213,6 +249,8 @@ async function main() {
   child.kill("SIGTERM");
   await new Promise((r) => child.on("exit", r));
   rmSync(dir, { recursive: true, force: true });
+  await stageSpool.close();
+  rmSync(stageDir, { recursive: true, force: true });
 
   const bodyKb = rounds.flat().reduce((n, b) => n + b.length, 0) / (SUMMARIES * ROUNDS) / 1024;
   const restUs = rounds.map((_, r) => (figuresMore.cpuS[r] / SUMMARIES - SERIES / figures.fold[r]) * 1e6);
@@ -239,6 +277,13 @@ async function main() {
   );
   console.log(`  baseline decode only:        ${spread(figures.decode)} series per CPU-s; collector/decode-only ratio ${spread(figures.ratio, 3)}`);
   console.log(`  baseline decode + fold:      ${spread(figures.fold)} series per CPU-s; the rest (HTTP, spool, load) ≈ ${spread(restUs)} µs CPU per summary`);
+  const stageRestUs = rounds.map((_, r) => (figuresMore.cpuS[r] / SUMMARIES - SERIES / figures.stage[r]) * 1e6);
+  console.log(
+    `  ingest stage (no HTTP/load): ${spread(figures.stage)} series per CPU-s (Ingestor.accept: decode, checks, spool + fsync, fold); ${spread(
+      figures.stage.map((x, r) => x / figures.decode[r]),
+      3,
+    )} × decode only; HTTP and load ≈ ${spread(stageRestUs)} µs CPU per summary`,
+  );
 }
 
 await main();

@@ -17,7 +17,7 @@ import { ingestHorizonMs } from "./retention.ts";
 import { buildMetricsServer, buildServer } from "./server.ts";
 import { Spool } from "./spool.ts";
 import type { Sink } from "./sink/types.ts";
-import { decodeSummary } from "./summary.ts";
+import { decodeSummary, decodeSummaryInto } from "./summary.ts";
 
 export interface RunningCollector {
   app: FastifyInstance;
@@ -87,7 +87,7 @@ export async function startCollector(config: CollectorConfig, log: Logger, opts:
     () => ({ disabled: config.authDisabled, tokens: tokens?.size ?? 0, weakTokens: tokens?.weak ?? 0 }),
   );
   const sink = opts.sink ?? (await sinkFor(config, log, metrics));
-  const ingestor = new Ingestor(spool, decodeSummary, metrics, config.spoolMaxBytes, true, {
+  const ingestor = new Ingestor(spool, decodeSummaryInto, metrics, config.spoolMaxBytes, true, {
     maxWindowAgeMs: config.maxWindowAgeS * 1000,
     maxWindowAheadMs: config.maxWindowAheadS * 1000,
     maxHeldBytes: config.maxHeldBytes,

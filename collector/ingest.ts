@@ -5,10 +5,13 @@ import { ledgerEntry, ledgerKey, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
 import { MinuteRollup } from "./rollup.ts";
 import type { Spool } from "./spool.ts";
-import type { DecodeResult, DecodedSummary } from "./summary.ts";
+import { SeriesColumns, type DecodeResult, type DecodedSummary } from "./summary.ts";
+
+/** What an accepted summary says its sidecar lost (DecodedSummary's counters of that name). */
+export type ReportedLoss = Pick<DecodedSummary, "droppedRequests" | "droppedWindows" | "overflowKeys">;
 
 export type AcceptResult =
-  | { status: "accepted"; summary: DecodedSummary }
+  | { status: "accepted"; loss: ReportedLoss }
   | { status: "duplicate" }
   | { status: "invalid"; reason: string; message: string }
   | { status: "forbidden"; reason: string; message: string }
@@ -27,6 +30,13 @@ const stringBytes = (s: string) => 2 * s.length;
  * 10 s window is far below it). Also keeps the ledger's per-summary request total inside a BIGINT.
  */
 export const MAX_SUMMARY_REQUESTS = 2 ** 40;
+/**
+ * Bytes of decoder columns kept for reuse (a set per summary in flight): sets that would take the pool
+ * past it, such as one a huge summary grew, are left to the garbage collector.
+ */
+const SPARE_COLUMNS_BYTES = 16 << 20;
+const columnsBytes = (c: SeriesColumns) =>
+  c.refs.byteLength + c.numbers.byteLength + c.scales.byteLength + c.bucketEnd.byteLength + c.bucketIndex.byteLength + c.bucketCount.byteLength;
 
 /** Settings of the ingest checks that do not depend on the body's encoding (docs/security.md). */
 export interface IngestLimits {
@@ -86,10 +96,17 @@ export class Ingestor {
   private readonly folds = new Map<number, SegmentFold & { bytes: number }>();
   /** Estimated bytes of `folds` and `unloaded` together, bounded by limits.maxHeldBytes. */
   private held = 0;
+  /**
+   * Columns a summary in flight is decoded into (decodeSummaryInto), from here and back once it is folded
+   * or refused: the summary is dropped then, so no copy of its columns is made.
+   */
+  private readonly spareColumns: SeriesColumns[] = [];
+  private spareBytes = 0;
 
   constructor(
     private readonly spool: Spool,
-    private readonly decode: (body: Uint8Array) => DecodeResult,
+    /** decodeSummaryInto: the summary may use `cols` until accept() returns. */
+    private readonly decode: (body: Uint8Array, cols: SeriesColumns) => DecodeResult,
     private readonly metrics: Metrics,
     private readonly spoolMaxBytes: number,
     /** Whether to fold (the collector always does; tests turn it off to load everything from the spool). */
@@ -102,7 +119,22 @@ export class Ingestor {
     if (this.spool.bytes >= this.spoolMaxBytes) {
       return { status: "spool_full", message: `spool holds ${this.spool.bytes} unloaded bytes (limit ${this.spoolMaxBytes})` };
     }
-    const decoded = this.decode(body);
+    let cols = this.spareColumns.pop();
+    if (cols) this.spareBytes -= columnsBytes(cols);
+    else cols = new SeriesColumns();
+    try {
+      return await this.acceptInto(body, receivedAtMs, caller, cols);
+    } finally {
+      const bytes = columnsBytes(cols);
+      if (this.spareBytes + bytes <= SPARE_COLUMNS_BYTES) {
+        this.spareColumns.push(cols);
+        this.spareBytes += bytes;
+      }
+    }
+  }
+
+  private async acceptInto(body: Buffer, receivedAtMs: number, caller: Caller, cols: SeriesColumns): Promise<AcceptResult> {
+    const decoded = this.decode(body, cols);
     if (!decoded.ok) return { status: "invalid", reason: decoded.reason, message: decoded.message };
     const summary = decoded.summary;
     summary.caller = ledgerIdentity(caller);
@@ -138,7 +170,8 @@ export class Ingestor {
     this.fold(segment, summary, entry);
     this.metrics.accepted.inc();
     this.metrics.seriesUpdates.inc(entry.series);
-    return { status: "accepted", summary };
+    const { droppedRequests, droppedWindows, overflowKeys } = summary;
+    return { status: "accepted", loss: { droppedRequests, droppedWindows, overflowKeys } };
   }
 
   private fold(segment: number, summary: DecodedSummary, entry: LedgerEntry): void {
@@ -164,7 +197,7 @@ export class Ingestor {
 
   private hold(bytes: number): void {
     this.held += bytes;
-    this.metrics.heldBytes.set(this.held);
+    this.metrics.held.bytes = this.held;
   }
 
   private untrack(key: string): void {

@@ -20,8 +20,12 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshlook_" });
   const registers = [registry];
+  // Read when scraped: ingest changes it twice per summary, and a Gauge.set hashes its labels every time.
+  const held = { bytes: 0 };
   const m = {
     registry,
+    /** Estimated bytes ingest holds (collector/ingest.ts Ingestor), as meshlook_ingest_held_bytes reports them. */
+    held,
     accepted: new Counter({ name: "meshlook_summaries_accepted_total", help: "Summaries acknowledged (durable in the spool)", registers }),
     seriesUpdates: new Counter({ name: "meshlook_series_updates_total", help: "Series carried by accepted summaries", registers }),
     rejected: new Counter({ name: "meshlook_summaries_rejected_total", help: "Summaries refused, by reason", labelNames: ["reason"] as const, registers }),
@@ -111,6 +115,9 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
       name: "meshlook_ingest_held_bytes",
       help: "Estimated memory ingest holds for acknowledged summaries awaiting load (folds, retry keys); at most MESHLOOK_MAX_HELD_BYTES",
       registers,
+      collect() {
+        this.set(held.bytes);
+      },
     }),
     // The label is a keyed-digest prefix (auth.ts TokenSet), never the token: it tells which token is in
     // use, so an old one can be removed once its counter stops moving, and cannot confirm a guessed token.

@@ -202,7 +202,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       }
       if (res.status === "accepted") {
         // Counted for new summaries only, so a retry does not report the same loss twice.
-        const { droppedWindows, droppedRequests, overflowKeys } = res.summary;
+        const { droppedWindows, droppedRequests, overflowKeys } = res.loss;
         if (droppedWindows > 0) metrics.filterDroppedWindows.inc(droppedWindows);
         if (droppedRequests > 0) metrics.filterDroppedRequests.inc(droppedRequests);
         if (overflowKeys > 0) metrics.filterOverflowKeys.inc(overflowKeys);

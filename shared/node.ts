@@ -33,6 +33,7 @@ export {
   FIELD_RESPONSE_BYTES,
   FIELD_ZERO,
   SERIES_FIELDS,
+  SeriesColumns,
 } from "./wire";
 export { CONTENT_TYPE, FLAG_FINAL, FLAG_OVERFLOW, MAX_STRING_BYTES, REASON_COUNT, WIRE_VERSION, decodeWire, reasonName } from "./wire";
 export { crc32, toValidUtf8 } from "./bytes";
@@ -112,7 +113,7 @@ const recordValues: (string | number)[] = [...ABSENT];
 
 /**
  * The series of a decoded summary in the decoder's flat form (shared/wire.ts SeriesColumns), owned by the
- * summary: series i has dimension values `strings[refs[i * codes.length + j]]` for dimension code
+ * summary (or lent to it, decodeSummaryInto; the arrays may then run past its series): series i has dimension values `strings[refs[i * codes.length + j]]` for dimension code
  * `codes[j]`, numbers `numbers[i * SERIES_FIELDS + FIELD_*]`, sketch scale `scales[i]` and non-empty
  * buckets `bucketIndex`/`bucketCount` at [i == 0 ? 0 : bucketEnd[i - 1], bucketEnd[i]).
  */
@@ -148,7 +149,20 @@ export function summaryColumns(summary: DecodedSummary): SummaryColumns | undefi
  * objects are built on first access (summaryColumns has the same data without them).
  */
 export function decodeSummary(bytes: Uint8Array): DecodeResult {
-  const cols = DECODE_COLUMNS;
+  return decodeInto(bytes, DECODE_COLUMNS, ownedColumns);
+}
+
+/**
+ * decodeSummary into columns the caller owns, which the summary then uses as they are instead of a copy
+ * of them: its `series` and summaryColumns are valid only until `cols` is decoded into again. For a
+ * caller that folds each summary and then drops it (the collector's ingest, which keeps a few columns
+ * for the summaries in flight): it pays no copy and no per-summary buffer for the collector to collect.
+ */
+export function decodeSummaryInto(bytes: Uint8Array, cols: SeriesColumns): DecodeResult {
+  return decodeInto(bytes, cols, borrowedColumns);
+}
+
+function decodeInto(bytes: Uint8Array, cols: SeriesColumns, columnsOf: (cols: SeriesColumns, strings: string[], codes: number[]) => SummaryColumns): DecodeResult {
   const r = decodeColumns(bytes, cols);
   const w = r.summary;
   if (r.reason !== OK || w === null) return { ok: false, reason: reasonName(r.reason), message: `${r.message} (byte ${r.offset})` };
@@ -176,7 +190,6 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
       }
     }
   }
-  const owned = ownedColumns(cols, strings, codes);
   const summary = {
     producerId,
     seq: w.seq,
@@ -188,7 +201,7 @@ export function decodeSummary(bytes: Uint8Array): DecodeResult {
     overflowKeys: w.overflowKeys,
     reported: codes.map((c) => DIMENSIONS[c]),
   } as DecodedSummary;
-  Object.defineProperty(summary, COLUMNS, { value: owned, configurable: true });
+  Object.defineProperty(summary, COLUMNS, { value: columnsOf(cols, strings, codes), configurable: true });
   Object.defineProperty(summary, "series", SERIES_ON_DEMAND);
   return { ok: true, summary };
 }
@@ -217,8 +230,8 @@ function settleSeries(summary: DecodedSummary, series: DecodedSeries[]): Decoded
 }
 
 /**
- * The summary's own copy of the decoder's reused columns, all in one buffer: a decoded summary outlives
- * the next decode (it waits for the spool's fsync), and one allocation instead of one per column keeps
+ * The summary's own copy of the decoder's reused columns, all in one buffer: a summary decodeSummary
+ * returns outlives the next decode, and one allocation instead of one per column keeps
  * the garbage collector's share down.
  */
 function ownedColumns(cols: SeriesColumns, strings: string[], codes: number[]): SummaryColumns {
@@ -250,6 +263,22 @@ function ownedColumns(cols: SeriesColumns, strings: string[], codes: number[]): 
     scales: ints(cols.scales, m),
     bucketEnd: ints(cols.bucketEnd, m),
     bucketIndex: ints(cols.bucketIndex, buckets),
+    requests: cols.requests,
+  };
+}
+
+/** The decoder's columns themselves as a summary's (decodeSummaryInto): only the first `count` series are its. */
+function borrowedColumns(cols: SeriesColumns, strings: string[], codes: number[]): SummaryColumns {
+  return {
+    strings,
+    codes,
+    count: cols.count,
+    numbers: cols.numbers,
+    bucketCount: cols.bucketCount,
+    refs: cols.refs,
+    scales: cols.scales,
+    bucketEnd: cols.bucketEnd,
+    bucketIndex: cols.bucketIndex,
     requests: cols.requests,
   };
 }

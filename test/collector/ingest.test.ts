@@ -114,7 +114,8 @@ describe("ingest", () => {
       summary(i + 1, 60_000 * (1 + (i % 3)), [series(`s${i % 4}`, latencies(20)), series(`s${i % 5}`, latencies(5))], `pod-${i % 3}`),
     );
     const live = await collector();
-    for (const s of input) expect((await post(live, encode(s))).statusCode).toBe(200);
+    // All at once: they wait for the spool's fsyncs together, each decoded into columns of its own until folded.
+    expect((await Promise.all(input.map((s) => post(live, encode(s))))).map((r) => r.statusCode)).toEqual(input.map(() => 200));
     await live.loader.loadNow(); // segments written by this process: loaded from the fold
 
     const replayDir = mkdtempSync(join(tmpdir(), "meshlook-ingest-"));

@@ -8,9 +8,11 @@ import {
   MAX_STRING_BYTES,
   REASON_COUNT,
   SERIES_FIELDS,
+  SeriesColumns,
   SeriesStats,
   bucketIndex,
   decodeSummary,
+  decodeSummaryInto,
   dimensionsOf,
   sketchJsonOf,
   summaryColumns,
@@ -346,5 +348,21 @@ describe("decodeSummary's flat columns", () => {
     again.summary.series = [];
     expect(summaryColumns(again.summary)).toBeUndefined();
     expect(again.summary.series).toEqual([]);
+  });
+
+  it("decodeSummaryInto lends the caller's columns to the summary, valid until they are decoded into again", () => {
+    const mesh = read("mesh.bin");
+    const expected = (decodeSummary(mesh) as { summary: DecodedSummary }).summary;
+    const cols = new SeriesColumns();
+    const r = decodeSummaryInto(mesh, cols);
+    if (!r.ok) throw new Error(r.message);
+    // The caller's own arrays, no copy: what makes the next decode into them overwrite this summary.
+    expect(summaryColumns(r.summary)!.bucketCount).toBe(cols.bucketCount);
+    expect(r.summary).toEqual(expected);
+    const other = decodeSummaryInto(read("minimal.bin"), new SeriesColumns());
+    expect(r.summary.series).toEqual(expected.series); // columns of its own: another decode leaves them be
+    expect(other.ok && other.summary.series).toEqual(decodedMinimal().series);
+    const bad = decodeSummaryInto(mesh.subarray(0, mesh.length - 1), cols);
+    expect(bad.ok || bad.reason).toBe("truncated");
   });
 });
