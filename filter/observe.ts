@@ -346,7 +346,7 @@ export class Observer {
       }
     } else {
       if (haveId && slot < 0) this.connections.store(connId, direction, 0);
-      this.readUpstreamFacts(haveId, connId, (flags & KNOWN_MASK) == 0);
+      this.readUpstreamFacts(haveId && slot >= 0, connId, (flags & KNOWN_MASK) == 0);
     }
     if (this.wants(Dim.DestinationService)) this.set(Dim.DestinationService, this.destinationService());
 
@@ -401,12 +401,16 @@ export class Observer {
    * downstream connection and upstream address, so an entry never outlives the connection it came
    * from, and only when every fact was present. A request Envoy flagged (a failed connect UF/URX still
    * carries upstream.address; a reset before response headers, DC/UC, never got upstream_peer, which
-   * Istio's peer_metadata filter sets in encodeHeaders) neither uses nor fills the cache.
+   * Istio's peer_metadata filter sets in encodeHeaders) neither uses nor fills the cache. Nor does a
+   * connection's first request (`seen` false: the connection cache does not hold it): an entry for a
+   * connection not seen yet could only outlive an evicted one, and the address read that would key it
+   * is what a request on a new connection can least afford; a connection that carries more requests
+   * fills the cache from its second.
    */
-  private readUpstreamFacts(haveConnection: bool, connId: u64, clean: bool): void {
+  private readUpstreamFacts(seen: bool, connId: u64, clean: bool): void {
     let haveAddress = false;
     let address: u64 = 0;
-    if (haveConnection && clean && hb.readAt(P_UP_ADDRESS)) {
+    if (seen && clean && hb.readAt(P_UP_ADDRESS)) {
       if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES) {
         address = mix64(hashBytes(hb.ptr, hb.len) ^ mix64(connId));
         haveAddress = true;
