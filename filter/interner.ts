@@ -27,6 +27,18 @@ export function mix64(x: u64): u64 {
   return x ^ (x >> 31);
 }
 
+/**
+ * Whether [a, a + len) and [b, b + len) hold the same bytes, eight at a time: memory.compare goes byte
+ * by byte unless both sides share an alignment, which the table's arena and the host's blocks rarely do,
+ * and every value of a request on a new connection is compared once it is found.
+ */
+function sameBytes(a: usize, b: usize, len: i32): bool {
+  let i = 0;
+  for (; i + 8 <= len; i += 8) if (load<u64>(a + <usize>i) != load<u64>(b + <usize>i)) return false;
+  for (; i < len; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
+  return true;
+}
+
 export class Interner {
   private arena: ArrayBuffer;
   private used: i32 = 0;
@@ -65,7 +77,7 @@ export class Interner {
       let entry = unchecked(this.slots[slot]);
       if (entry == 0) break;
       let id = entry - 1;
-      if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len && memory.compare(base + unchecked(this.offsets[id]), ptr, len) == 0) {
+      if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len && sameBytes(base + unchecked(this.offsets[id]), ptr, len)) {
         return id;
       }
       slot = (slot + 1) & this.mask;

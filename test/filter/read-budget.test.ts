@@ -16,6 +16,7 @@ const PER_NEW_CONNECTION = 4;
 
 interface Observed {
   input: StreamInput;
+  grpc: boolean;
   inbound: boolean;
   firstOnConnection: boolean;
   reads: number;
@@ -36,7 +37,7 @@ async function observe(requestsPerConnection: number): Promise<Observed[]> {
       const id = JSON.stringify(input.attributes?.connection?.id, (_, v) => (typeof v === "bigint" ? String(v) : v));
       const before = sidecar.propertyReads[0];
       sidecar.stream(input);
-      out.push({ input, inbound: reporter === "destination", firstOnConnection: !seen.has(id), reads: sidecar.propertyReads[0] - before });
+      out.push({ input, grpc: request.protocol === "grpc", inbound: reporter === "destination", firstOnConnection: !seen.has(id), reads: sidecar.propertyReads[0] - before });
       seen.add(id);
     }
   }
@@ -48,9 +49,8 @@ async function observe(requestsPerConnection: number): Promise<Observed[]> {
 /** A plain HTTP request over mTLS that Envoy did not flag: no gRPC status, no mTLS fallback, no failure path. */
 function plainMutualTls(o: Observed): boolean {
   const a = o.input.attributes!;
-  const grpc = o.input.requestHeaders.some(([k, v]) => k === "content-type" && v.startsWith("application/grpc"));
   const san = o.inbound ? a.connection?.uri_san_peer_certificate : a.upstream?.uri_san_peer_certificate;
-  return !grpc && san !== undefined && Number(a.response?.flags ?? 0) === 0 && a.response?.code_details === "via_upstream";
+  return !o.grpc && san !== undefined && Number(a.response?.flags ?? 0) === 0 && a.response?.code_details === "via_upstream";
 }
 
 describe("read budget per request", () => {
