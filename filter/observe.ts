@@ -105,16 +105,18 @@ class PeerPaths {
   legacy: StaticArray<usize> = new StaticArray<usize>(5);
   constructor(side: string) {
     this.whole = constantPath(["filter_state", side]);
-    this.current[0] = constantPath(["filter_state", side, "workload"]);
-    this.current[1] = constantPath(["filter_state", side, "namespace"]);
-    this.current[2] = constantPath(["filter_state", side, "service"]);
-    this.current[3] = constantPath(["filter_state", side, "revision"]);
-    this.current[4] = constantPath(["filter_state", side, "cluster"]);
-    this.legacy[0] = constantPath([side, "workload_name"]);
-    this.legacy[1] = constantPath([side, "namespace"]);
-    this.legacy[2] = constantPath([side, "labels", "service.istio.io/canonical-name", "value"]);
-    this.legacy[3] = constantPath([side, "labels", "service.istio.io/canonical-revision", "value"]);
-    this.legacy[4] = constantPath([side, "cluster_id"]);
+    let fields = ["workload", "namespace", "service", "revision", "cluster"];
+    let legacy = [
+      [side, "workload_name"],
+      [side, "namespace"],
+      [side, "labels", "service.istio.io/canonical-name", "value"],
+      [side, "labels", "service.istio.io/canonical-revision", "value"],
+      [side, "cluster_id"],
+    ];
+    for (let i = 0; i < 5; i++) {
+      this.current[i] = constantPath(["filter_state", side, fields[i]]);
+      this.legacy[i] = constantPath(legacy[i]);
+    }
   }
 }
 // The Struct's field names of the five labels (istio/proxy metadata_object.h: WorkloadNameToken,
