@@ -54,19 +54,37 @@ export class FactCache {
   /** Forgets every entry (their value ids belong to the closed window). */
   clear(): void {
     this.epoch++;
+    this.missSlot = -1;
   }
 
-  /** The slot holding `key`, or -1. */
+  /** The slot holding `key`, or -1; a miss remembers where `store` would put `key`. */
   find(key: u64): i32 {
-    let slot = <i32>(mix64(key) & (CACHE_SLOTS - 1));
+    let home = <i32>(mix64(key) & (CACHE_SLOTS - 1));
+    let slot = home;
     for (let p = 0; p < MAX_PROBES; p++) {
       // A slot of an older window is empty: nothing is stored past it in this window's probe run.
-      if (unchecked(this.epochs[slot]) != this.epoch) return -1;
+      if (unchecked(this.epochs[slot]) != this.epoch) {
+        this.remember(key, slot);
+        return -1;
+      }
       if (unchecked(this.keys[slot]) == key) return slot;
       slot = (slot + 1) & (CACHE_SLOTS - 1);
     }
+    this.remember(key, home);
     return -1;
   }
+
+  // Where the last miss would be stored: the first request of each new connection both misses and
+  // stores, and a full table (every request on a new connection fills it within a window) made both
+  // walk the whole probe run.
+  private missKey: u64 = 0;
+  private missSlot: i32 = -1;
+
+  private remember(key: u64, slot: i32): void {
+    this.missKey = key;
+    this.missSlot = slot;
+  }
+
   direction(slot: i32): i64 {
     return this.directions[slot];
   }
@@ -76,11 +94,15 @@ export class FactCache {
     return this.hasFacts[slot];
   }
 
-  /** Copies the cached facts into `key`; a slot stored without facts leaves it alone. */
-  restore(slot: i32, key: StaticArray<i32>): void {
+  /**
+   * Copies the cached facts into the series key at `key` (StaticArray<i32> data, a pointer as in
+   * Observer); a slot stored without facts leaves it alone.
+   */
+  restore(slot: i32, key: usize): void {
     if (!this.hasFacts[slot]) return;
     let n = this.dims.length;
-    for (let i = 0; i < n; i++) key[this.dims[i]] = this.values[slot * n + i];
+    let at = slot * n;
+    for (let i = 0; i < n; i++) store<i32>(key + ((<usize>unchecked(this.dims[i])) << 2), unchecked(this.values[at + i]));
   }
 
   /** Whether a value of the cached facts did not fit in the string table (see `store`). */
@@ -94,27 +116,32 @@ export class FactCache {
   }
 
   /**
-   * Stores the facts of `cacheKey`. Facts with values that did not fit in the string table are cached
+   * Stores the facts of `cacheKey` from the series key at `key` (0: the direction only). Facts with values that did not fit in the string table are cached
    * too, with their spill hash: the table only fills up within a window, so a value that did not fit
    * never will until the window (and this cache) is cleared, and re-reading it would give the same answer.
    */
-  store(cacheKey: u64, direction: i64, key: StaticArray<i32> | null, spilled: bool = false, spillHash: u64 = 0): void {
-    let home = <i32>(mix64(cacheKey) & (CACHE_SLOTS - 1));
-    let slot = home;
-    let p = 0;
-    while (p < MAX_PROBES && unchecked(this.epochs[slot]) == this.epoch && unchecked(this.keys[slot]) != cacheKey) {
-      slot = (slot + 1) & (CACHE_SLOTS - 1);
-      p++;
+  store(cacheKey: u64, direction: i64, key: usize, spilled: bool = false, spillHash: u64 = 0): void {
+    let slot = this.missSlot;
+    if (slot < 0 || this.missKey != cacheKey) {
+      let home = <i32>(mix64(cacheKey) & (CACHE_SLOTS - 1));
+      slot = home;
+      let p = 0;
+      while (p < MAX_PROBES && unchecked(this.epochs[slot]) == this.epoch && unchecked(this.keys[slot]) != cacheKey) {
+        slot = (slot + 1) & (CACHE_SLOTS - 1);
+        p++;
+      }
+      if (p == MAX_PROBES) slot = home;
     }
-    if (p == MAX_PROBES) slot = home;
-    this.epochs[slot] = this.epoch;
-    this.keys[slot] = cacheKey;
-    this.directions[slot] = <i32>direction;
-    this.hasFacts[slot] = key !== null;
-    this.spilled[slot] = spilled;
-    this.spillHashes[slot] = spillHash;
-    if (key === null) return;
+    this.missSlot = -1;
+    unchecked((this.epochs[slot] = this.epoch));
+    unchecked((this.keys[slot] = cacheKey));
+    unchecked((this.directions[slot] = <i32>direction));
+    unchecked((this.hasFacts[slot] = key != 0));
+    unchecked((this.spilled[slot] = spilled));
+    unchecked((this.spillHashes[slot] = spillHash));
+    if (key == 0) return;
     let n = this.dims.length;
-    for (let i = 0; i < n; i++) this.values[slot * n + i] = key[this.dims[i]];
+    let at = slot * n;
+    for (let i = 0; i < n; i++) unchecked((this.values[at + i] = load<i32>(key + ((<usize>unchecked(this.dims[i])) << 2))));
   }
 }

@@ -3,17 +3,40 @@
 // table falls out of it. Both capacity limits are fixed at configure time; when either is reached,
 // `intern` answers -1 and the caller folds the request into the overflow series.
 
-/** FNV-1a over bytes, then a 64-bit finalizer (splitmix64) so the low bits are usable as a slot. */
+/**
+ * Eight bytes per step (multiply and rotate, both bijective, so no step merges two states), the tail
+ * byte-wise, then a 64-bit finalizer (splitmix64) so the low bits are usable as a slot. Every dimension
+ * value of every request is hashed; a multiply per byte cost as much as the string-table lookup.
+ */
 export function hashBytes(ptr: usize, len: i32): u64 {
-  let h: u64 = 0xcbf29ce484222325;
-  for (let i = 0; i < len; i++) h = (h ^ <u64>load<u8>(ptr + i)) * 0x100000001b3;
-  return mix64(h ^ <u64>len);
+  let h: u64 = 0xcbf29ce484222325 ^ <u64>len;
+  let end = ptr + <usize>len;
+  let p = ptr;
+  for (; p + 8 <= end; p += 8) h = rotl<u64>((h ^ load<u64>(p)) * 0x9e3779b97f4a7c15, 31);
+  if (p < end) {
+    let tail: u64 = 0;
+    for (let i = <i32>(end - p) - 1; i >= 0; i--) tail = (tail << 8) | <u64>load<u8>(p + <usize>i);
+    h = rotl<u64>((h ^ tail) * 0x9e3779b97f4a7c15, 31);
+  }
+  return mix64(h);
 }
 
 export function mix64(x: u64): u64 {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9;
   x = (x ^ (x >> 27)) * 0x94d049bb133111eb;
   return x ^ (x >> 31);
+}
+
+/**
+ * Whether [a, a + len) and [b, b + len) hold the same bytes, eight at a time: memory.compare goes byte
+ * by byte unless both sides share an alignment, which the table's arena and the host's blocks rarely do,
+ * and every value of a request on a new connection is compared once it is found.
+ */
+function sameBytes(a: usize, b: usize, len: i32): bool {
+  let i = 0;
+  for (; i + 8 <= len; i += 8) if (load<u64>(a + <usize>i) != load<u64>(b + <usize>i)) return false;
+  for (; i < len; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
+  return true;
 }
 
 export class Interner {
@@ -61,7 +84,7 @@ export class Interner {
       let entry = unchecked(this.slots[slot]);
       if (entry == 0) break;
       let id = entry - 1;
-      if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len && memory.compare(base + unchecked(this.offsets[id]), ptr, len) == 0) {
+      if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len && sameBytes(base + unchecked(this.offsets[id]), ptr, len)) {
         return id;
       }
       slot = (slot + 1) & this.mask;

@@ -1,7 +1,7 @@
 // Per request, at stream end: reads what Envoy knows about the request and turns it into a series
 // key (dimension value ids, see interner.ts) and the request's measures. This is the per-request
 // path: it reads only the properties its dimensions need, and copies nothing it does not keep.
-import { HostBytes, isValidUtf8, propertyPath } from "./sdk/host";
+import { HostBytes, constantPath, isValidUtf8, propertyPath } from "./sdk/host";
 import { Config } from "./config";
 import { Dim, DIM_COUNT, NONE, UNKNOWN } from "./dimensions";
 import { Interner, hashBytes, mix64 } from "./interner";
@@ -19,29 +19,36 @@ export const MAX_VALUE_BYTES = 512;
 let xdsForm: i32 = -1;
 const DOUBLE_MISS_LIMIT: i32 = 32;
 
+// Receives every value this file reads (one at a time: each is released before the next read).
+const hb = new HostBytes();
+
 /**
  * A property Envoy serves under `xds.<name>` since 1.33 removed the Wasm-only top-level names
  * (`listener_direction`, `cluster_name`, `node`); older proxies serve only the old name. Once one name
  * answered, only that one is read.
  */
 class XdsPath {
-  paths: Array<ArrayBuffer>;
+  // The two encoded names, owned here, and their pointers, which the reads take (HostBytes.readAt).
+  private owned: Array<ArrayBuffer>;
+  private paths: StaticArray<usize> = new StaticArray<usize>(2);
   private form: i32 = -1;
   private doubleMisses: i32 = 0;
   constructor(segments: Array<string>) {
-    this.paths = [propertyPath(["xds"].concat(segments)), propertyPath(segments)];
+    this.owned = [propertyPath(["xds"].concat(segments)), propertyPath(segments)];
+    for (let i = 0; i < 2; i++) this.paths[i] = changetype<usize>(this.owned[i]);
   }
-  read(into: HostBytes): bool {
-    if (this.form >= 0) return into.read(unchecked(this.paths[this.form]));
+  /** Reads into `hb`. */
+  read(): bool {
+    if (this.form >= 0) return hb.readAt(unchecked(this.paths[this.form]));
     let first = xdsForm >= 0 ? xdsForm : 0;
-    if (this.answered(first, into)) return true;
+    if (this.answered(first)) return true;
     if (this.doubleMisses >= DOUBLE_MISS_LIMIT && xdsForm >= 0) return false;
-    if (this.answered(first ^ 1, into)) return true;
+    if (this.answered(first ^ 1)) return true;
     this.doubleMisses++;
     return false;
   }
-  private answered(form: i32, into: HostBytes): bool {
-    if (!into.read(unchecked(this.paths[form]))) return false;
+  private answered(form: i32): bool {
+    if (!hb.readAt(unchecked(this.paths[form]))) return false;
     this.form = form;
     if (xdsForm < 0) xdsForm = form;
     return true;
@@ -52,29 +59,29 @@ const P_DIRECTION = new XdsPath(["listener_direction"]);
 const P_CLUSTER_NAME = new XdsPath(["cluster_name"]);
 // Where Istio's own stats read the service host from.
 const P_SERVICE_HOST = new XdsPath(["cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]);
-const P_DURATION = propertyPath(["request", "duration"]);
-const P_REQUEST_SIZE = propertyPath(["request", "total_size"]);
-const P_RESPONSE_SIZE = propertyPath(["response", "total_size"]);
-const P_RESPONSE_CODE = propertyPath(["response", "code"]);
-const P_GRPC_STATUS = propertyPath(["response", "grpc_status"]);
-const P_RESPONSE_FLAGS = propertyPath(["response", "flags"]);
-const P_CONTENT_TYPE = propertyPath(["request", "headers", "content-type"]);
-const P_HOST = propertyPath(["request", "host"]);
-const P_MTLS = propertyPath(["connection", "mtls"]);
-const P_CONNECTION_ID = propertyPath(["connection", "id"]);
-const P_UP_ADDRESS = propertyPath(["upstream", "address"]);
-const P_DOWN_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
-const P_DOWN_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);
-const P_UP_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
-const P_UP_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
+const P_DURATION = constantPath(["request", "duration"]);
+const P_REQUEST_SIZE = constantPath(["request", "total_size"]);
+const P_RESPONSE_SIZE = constantPath(["response", "total_size"]);
+const P_RESPONSE_CODE = constantPath(["response", "code"]);
+const P_GRPC_STATUS = constantPath(["response", "grpc_status"]);
+const P_RESPONSE_FLAGS = constantPath(["response", "flags"]);
+const P_CONTENT_TYPE = constantPath(["request", "headers", "content-type"]);
+const P_HOST = constantPath(["request", "host"]);
+const P_MTLS = constantPath(["connection", "mtls"]);
+const P_CONNECTION_ID = constantPath(["connection", "id"]);
+const P_UP_ADDRESS = constantPath(["upstream", "address"]);
+const P_DOWN_PEER_SAN = constantPath(["connection", "uri_san_peer_certificate"]);
+const P_DOWN_LOCAL_SAN = constantPath(["connection", "uri_san_local_certificate"]);
+const P_UP_PEER_SAN = constantPath(["upstream", "uri_san_peer_certificate"]);
+const P_UP_LOCAL_SAN = constantPath(["upstream", "uri_san_local_certificate"]);
 // Istio >= 1.21 no longer installs istio_authn: RequestAuthentication configures Envoy's jwt_authn with
 // payload_in_metadata "payload" (pilot/pkg/security/authn policy_applier.go, convertToEnvoyJwtConfig;
 // filters.EnvoyJwtFilterPayload), and Istio's request.auth.principal is `<iss>/<sub>` of that payload.
-const P_JWT_ISS = propertyPath(["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", "iss"]);
-const P_JWT_SUB = propertyPath(["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", "sub"]);
-const P_END_USER = propertyPath(["metadata", "filter_metadata", "istio_authn", "request.auth.principal"]);
-const P_RESPONSE_GRPC_STATUS_HEADER = propertyPath(["response", "headers", "grpc-status"]);
-const P_RESPONSE_GRPC_STATUS_TRAILER = propertyPath(["response", "trailers", "grpc-status"]);
+const P_JWT_ISS = constantPath(["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", "iss"]);
+const P_JWT_SUB = constantPath(["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "payload", "sub"]);
+const P_END_USER = constantPath(["metadata", "filter_metadata", "istio_authn", "request.auth.principal"]);
+const P_RESPONSE_GRPC_STATUS_HEADER = constantPath(["response", "headers", "grpc-status"]);
+const P_RESPONSE_GRPC_STATUS_TRAILER = constantPath(["response", "trailers", "grpc-status"]);
 
 /**
  * Where a peer's workload labels come from, by the Istio version that stored them:
@@ -92,37 +99,36 @@ const P_RESPONSE_GRPC_STATUS_TRAILER = propertyPath(["response", "trailers", "gr
  *   under its top-level name it is the raw FlatBuffer, CelState::exprValue with last = true.)
  */
 class PeerPaths {
-  whole: ArrayBuffer;
-  current: Array<ArrayBuffer>;
-  legacy: Array<ArrayBuffer>;
+  whole: usize;
+  // Order: workload, namespace, canonical service, canonical revision, cluster.
+  current: StaticArray<usize> = new StaticArray<usize>(5);
+  legacy: StaticArray<usize> = new StaticArray<usize>(5);
   constructor(side: string) {
-    this.whole = propertyPath(["filter_state", side]);
-    // Order: workload, namespace, canonical service, canonical revision, cluster.
-    this.current = [
-      propertyPath(["filter_state", side, "workload"]),
-      propertyPath(["filter_state", side, "namespace"]),
-      propertyPath(["filter_state", side, "service"]),
-      propertyPath(["filter_state", side, "revision"]),
-      propertyPath(["filter_state", side, "cluster"]),
+    this.whole = constantPath(["filter_state", side]);
+    let fields = ["workload", "namespace", "service", "revision", "cluster"];
+    let legacy = [
+      [side, "workload_name"],
+      [side, "namespace"],
+      [side, "labels", "service.istio.io/canonical-name", "value"],
+      [side, "labels", "service.istio.io/canonical-revision", "value"],
+      [side, "cluster_id"],
     ];
-    this.legacy = [
-      propertyPath([side, "workload_name"]),
-      propertyPath([side, "namespace"]),
-      propertyPath([side, "labels", "service.istio.io/canonical-name", "value"]),
-      propertyPath([side, "labels", "service.istio.io/canonical-revision", "value"]),
-      propertyPath([side, "cluster_id"]),
-    ];
+    for (let i = 0; i < 5; i++) {
+      this.current[i] = constantPath(["filter_state", side, fields[i]]);
+      this.legacy[i] = constantPath(legacy[i]);
+    }
   }
 }
-// The Struct's field names of the five labels, in PeerPaths order (istio/proxy metadata_object.h:
-// WorkloadNameToken, NamespaceNameToken, ServiceNameToken, ServiceVersionToken, ClusterNameToken).
-const PEER_FIELDS: Array<ArrayBuffer> = [
-  String.UTF8.encode("workload"),
-  String.UTF8.encode("namespace"),
-  String.UTF8.encode("service"),
-  String.UTF8.encode("revision"),
-  String.UTF8.encode("cluster"),
-];
+// The Struct's field names of the five labels (istio/proxy metadata_object.h: WorkloadNameToken,
+// NamespaceNameToken, ServiceNameToken, ServiceVersionToken, ClusterNameToken) as little-endian words of
+// their first 8 bytes, zero-padded: a peer Struct has a dozen fields, and matching each key against five
+// names byte by byte cost more than the read that brought them.
+const W_WORKLOAD = nameWord("workload", 0);
+const W_NAMESPACE = nameWord("namespace", 0);
+const W_NAMESPACE_TAIL = nameWord("namespace", 8);
+const W_SERVICE = nameWord("service", 0);
+const W_REVISION = nameWord("revision", 0);
+const W_CLUSTER = nameWord("cluster", 0);
 // Which form this proxy stores peer metadata in, learned from the first peer that answered in one: an
 // Envoy serves one Istio version for the VM's lifetime, so after that a peer costs the reads of its
 // form only (one for a Struct) and a caller without metadata one NotFound.
@@ -141,10 +147,9 @@ export class LocalNode {
 
   static read(): LocalNode {
     let n = new LocalNode();
-    let hb = new HostBytes();
     // Assignments, not `cond ? a : b` over strings: AssemblyScript 0.17 retains such a ternary's result
     // once but releases it on both arms, leaving a dangling reference (a trap in proxy_on_delete).
-    if (new XdsPath(["node", "id"]).read(hb)) {
+    if (new XdsPath(["node", "id"]).read()) {
       if (hb.len <= MAX_VALUE_BYTES) n.id = hb.asString("");
       hb.release();
     }
@@ -175,9 +180,8 @@ export class LocalNode {
 
 /** The first of `paths` that holds a usable string, as bytes; `fallback` when none does. */
 function firstOf(paths: Array<Array<string>>, fallback: string = UNKNOWN): ArrayBuffer {
-  let hb = new HostBytes();
   for (let i = 0; i < paths.length; i++) {
-    if (!new XdsPath(paths[i]).read(hb)) continue;
+    if (!new XdsPath(paths[i]).read()) continue;
     if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len)) {
       let out = String.UTF8.encode(String.UTF8.decodeUnsafe(hb.ptr, hb.len));
       hb.release();
@@ -228,17 +232,8 @@ export class Observation {
   responseBytes: u64 = 0;
 }
 
-const hb = new HostBytes();
-
-function readInt(path: ArrayBuffer, fallback: i64): i64 {
-  if (!hb.read(path)) return fallback;
-  let v = hb.asI64(fallback);
-  hb.release();
-  return v;
-}
-
-function readXdsInt(path: XdsPath, fallback: i64): i64 {
-  if (!path.read(hb)) return fallback;
+function readInt(path: usize, fallback: i64): i64 {
+  if (!hb.readAt(path)) return fallback;
   let v = hb.asI64(fallback);
   hb.release();
   return v;
@@ -251,6 +246,10 @@ export const enum Direction {
   Outbound = 2,
 }
 
+// The per-request methods below pass the key and the dimension flags as raw pointers (Observer.key,
+// Observer.dims) and the peer side as a flag: AssemblyScript retains and releases every managed
+// argument and local, which on a request's path cost about as much as the work itself. Both arrays
+// live as long as the Observer (the Observation's key, the configuration's flags).
 export class Observer {
   local: LocalNode = new LocalNode();
   sentinels: Sentinels = new Sentinels();
@@ -263,10 +262,27 @@ export class Observer {
   private connections: FactCache = new FactCache(DOWNSTREAM_DIMS);
   private upstreams: FactCache = new FactCache(UPSTREAM_DIMS);
 
+  /** The configuration's dimension flags (StaticArray<bool> data). */
+  private dims: usize;
+  /** The key of the request being observed (StaticArray<i32> data). */
+  private key: usize = 0;
+
   constructor(
     private config: Config,
     private strings: Interner,
-  ) {}
+  ) {
+    this.dims = changetype<usize>(config.dimensions);
+  }
+
+  @inline private wants(d: i32): bool {
+    return load<bool>(this.dims + <usize>d);
+  }
+  @inline private set(d: i32, id: i32): void {
+    store<i32>(this.key + ((<usize>d) << 2), id);
+  }
+  @inline private get(d: i32): i32 {
+    return load<i32>(this.key + ((<usize>d) << 2));
+  }
 
   /** Call after `strings.reset()`: interns the sentinels and this node's labels. */
   startWindow(): void {
@@ -284,68 +300,70 @@ export class Observer {
 
   /** Reads the request; false when its direction is not reported. */
   observe(o: Observation): bool {
-    let c = this.config;
-    let s = this.sentinels;
-    let cache = this.connections;
     let slot = -1;
     let haveId = false;
     let connId: u64 = 0;
-    if (hb.read(P_CONNECTION_ID)) {
+    if (hb.readAt(P_CONNECTION_ID)) {
       if (hb.len == 8) {
         connId = load<u64>(hb.ptr);
         haveId = true;
-        slot = cache.find(connId);
+        slot = this.connections.find(connId);
       }
       hb.release();
     }
     // The listener, hence the direction, is fixed by the downstream connection.
-    let direction = slot >= 0 ? cache.direction(slot) : readXdsInt(P_DIRECTION, Direction.Unspecified);
+    let direction: i64 = Direction.Unspecified;
+    if (slot >= 0) direction = this.connections.direction(slot);
+    else if (P_DIRECTION.read()) {
+      direction = hb.asI64(Direction.Unspecified);
+      hb.release();
+    }
     // Envoy leaves the direction unspecified on listeners that are neither; Istio's gateways and
     // sidecar outbound listeners act as clients, so anything but inbound reports as the source.
     let inbound = direction == Direction.Inbound;
-    if (inbound ? !c.inbound : !c.outbound) {
-      if (haveId && slot < 0) cache.store(connId, direction, null);
+    if (inbound ? !this.config.inbound : !this.config.outbound) {
+      if (haveId && slot < 0) this.connections.store(connId, direction, 0);
       return false;
     }
     o.inbound = inbound;
     this.spill = false;
     this.spillHash = 0;
-    let key = o.key;
-    for (let i = 0; i < DIM_COUNT; i++) unchecked((key[i] = s.unknown));
-    key[Dim.Reporter] = inbound ? s.destination : s.source;
+    this.key = changetype<usize>(o.key);
+    let unknown = this.sentinels.unknown;
+    for (let i = 0; i < DIM_COUNT; i++) this.set(i, unknown);
+    this.set(Dim.Reporter, inbound ? this.sentinels.destination : this.sentinels.source);
 
-    let dims = c.dimensions;
     let localBase = inbound ? Dim.DestinationWorkload : Dim.SourceWorkload;
-    for (let i = 0; i < 5; i++) if (dims[localBase + i]) key[localBase + i] = this.localIds[i];
+    for (let i = 0; i < 5; i++) if (this.wants(localBase + i)) this.set(localBase + i, unchecked(this.localIds[i]));
     // Facts are cached only when complete: a stream that never had its request headers decoded (an
     // HTTP/2 stream-level local reply) has no peer metadata, and caching that absence would report the
     // connection's later requests as `unknown`.
     let flags = <u64>readInt(P_RESPONSE_FLAGS, 0);
     if (inbound) {
-      if (slot >= 0 && cache.hasFactsAt(slot)) this.restoreFacts(cache, slot, key);
+      if (slot >= 0 && this.connections.hasFactsAt(slot)) this.restoreFacts(true, slot);
       else {
-        let complete = this.readDownstreamFacts(key);
-        if (haveId && complete) cache.store(connId, direction, key, this.spill, this.spillHash);
-        else if (haveId && slot < 0) cache.store(connId, direction, null);
+        let complete = this.readDownstreamFacts();
+        if (haveId && complete) this.connections.store(connId, direction, this.key, this.spill, this.spillHash);
+        else if (haveId && slot < 0) this.connections.store(connId, direction, 0);
       }
     } else {
-      if (haveId && slot < 0) cache.store(connId, direction, null);
-      this.readUpstreamFacts(key, haveId, connId, (flags & KNOWN_MASK) == 0);
+      if (haveId && slot < 0) this.connections.store(connId, direction, 0);
+      this.readUpstreamFacts(haveId && slot >= 0, connId, (flags & KNOWN_MASK) == 0);
     }
-    if (dims[Dim.DestinationService]) key[Dim.DestinationService] = this.destinationService();
+    if (this.wants(Dim.DestinationService)) this.set(Dim.DestinationService, this.destinationService());
 
     let grpc = false;
     let grpcWeb = false;
-    if (hb.read(P_CONTENT_TYPE)) {
+    if (hb.readAt(P_CONTENT_TYPE)) {
       grpc = startsWithGrpc(hb.ptr, hb.len);
       grpcWeb = grpc && isGrpcWeb(hb.ptr, hb.len);
       hb.release();
     }
-    if (dims[Dim.RequestProtocol]) key[Dim.RequestProtocol] = grpc ? s.grpc : s.http;
+    if (this.wants(Dim.RequestProtocol)) this.set(Dim.RequestProtocol, grpc ? this.sentinels.grpc : this.sentinels.http);
 
     let code = readInt(P_RESPONSE_CODE, 0);
     if (code < 0 || code > 999) code = 0;
-    key[Dim.ResponseCode] = dims[Dim.ResponseCode] ? <i32>code : 0;
+    this.set(Dim.ResponseCode, this.wants(Dim.ResponseCode) ? <i32>code : 0);
 
     let grpcStatus: i64 = -1;
     // gRPC-Web carries its status in the response body, which Envoy does not parse: without a
@@ -357,11 +375,11 @@ export class Observer {
     } else if (grpc) grpcStatus = readInt(P_GRPC_STATUS, -1);
     if (grpcStatus > 16) grpcStatus = 2; // not a gRPC code: UNKNOWN, as gRPC maps it
     if (grpcStatus < -1) grpcStatus = -1;
-    if (dims[Dim.GrpcStatus]) key[Dim.GrpcStatus] = grpcStatus < 0 ? s.none : this.decimal(<i32>grpcStatus);
+    if (this.wants(Dim.GrpcStatus)) this.set(Dim.GrpcStatus, grpcStatus < 0 ? this.sentinels.none : this.decimal(<i32>grpcStatus));
 
-    if (dims[Dim.ResponseFlags]) key[Dim.ResponseFlags] = this.flagsId(flags);
+    if (this.wants(Dim.ResponseFlags)) this.set(Dim.ResponseFlags, this.flagsId(flags));
 
-    if (dims[Dim.EndUserPrincipal] && inbound) key[Dim.EndUserPrincipal] = this.endUserPrincipal();
+    if (this.wants(Dim.EndUserPrincipal) && inbound) this.set(Dim.EndUserPrincipal, this.endUserPrincipal());
 
     o.error = (code >= 500 && code <= 599) || grpcStatus > 0 || (flags & FAILURE_FLAGS) != 0;
     let ns = readInt(P_DURATION, 0);
@@ -372,10 +390,11 @@ export class Observer {
     o.responseBytes = respSize > 0 ? <u64>respSize : 0;
 
     // Ids identify values within the window; values that did not fit have no id, so their bytes'
-    // hashes go in instead, keeping distinct overflowed keys distinct for the estimate.
+    // hashes go in instead, keeping distinct overflowed keys distinct for the estimate. One bijective
+    // step per dimension and one finalizer, as in hashBytes: a finalizer per dimension was 20 per request.
     let h: u64 = this.spillHash;
-    for (let i = 0; i < DIM_COUNT; i++) h = mix64(h ^ (<u64>unchecked(key[i]) * 0xff51afd7ed558ccd + <u64>i));
-    o.keyHash = h;
+    for (let i = 0; i < DIM_COUNT; i++) h = rotl<u64>((h ^ (((<u64>i) << 32) | <u64>(<u32>this.get(i)))) * 0x9e3779b97f4a7c15, 31);
+    o.keyHash = mix64(h);
     o.spilled = this.spill;
     return true;
   }
@@ -385,12 +404,16 @@ export class Observer {
    * downstream connection and upstream address, so an entry never outlives the connection it came
    * from, and only when every fact was present. A request Envoy flagged (a failed connect UF/URX still
    * carries upstream.address; a reset before response headers, DC/UC, never got upstream_peer, which
-   * Istio's peer_metadata filter sets in encodeHeaders) neither uses nor fills the cache.
+   * Istio's peer_metadata filter sets in encodeHeaders) neither uses nor fills the cache. Nor does a
+   * connection's first request (`seen` false: the connection cache does not hold it): an entry for a
+   * connection not seen yet could only outlive an evicted one, and the address read that would key it
+   * is what a request on a new connection can least afford; a connection that carries more requests
+   * fills the cache from its second.
    */
-  private readUpstreamFacts(key: StaticArray<i32>, haveConnection: bool, connId: u64, clean: bool): void {
+  private readUpstreamFacts(seen: bool, connId: u64, clean: bool): void {
     let haveAddress = false;
     let address: u64 = 0;
-    if (haveConnection && clean && hb.read(P_UP_ADDRESS)) {
+    if (seen && clean && hb.readAt(P_UP_ADDRESS)) {
       if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES) {
         address = mix64(hashBytes(hb.ptr, hb.len) ^ mix64(connId));
         haveAddress = true;
@@ -400,21 +423,22 @@ export class Observer {
     let slot = -1;
     if (haveAddress) slot = this.upstreams.find(address);
     if (slot >= 0) {
-      this.restoreFacts(this.upstreams, slot, key);
+      this.restoreFacts(false, slot);
       return;
     }
-    let dims = this.config.dimensions;
-    let s = this.sentinels;
-    let complete = this.readPeer(UPSTREAM_PEER, Dim.DestinationWorkload, key);
-    if (dims[Dim.SourcePrincipal]) {
-      key[Dim.SourcePrincipal] = this.stringOf(P_UP_LOCAL_SAN, s.unknown);
-      complete = complete && key[Dim.SourcePrincipal] != s.unknown;
+    let unknown = this.sentinels.unknown;
+    let complete = this.readPeer(false, Dim.DestinationWorkload);
+    if (this.wants(Dim.SourcePrincipal)) {
+      let id = this.stringOf(P_UP_LOCAL_SAN, unknown);
+      this.set(Dim.SourcePrincipal, id);
+      complete = complete && id != unknown;
     }
-    if (dims[Dim.DestinationPrincipal]) {
-      key[Dim.DestinationPrincipal] = this.stringOf(P_UP_PEER_SAN, s.unknown);
-      complete = complete && key[Dim.DestinationPrincipal] != s.unknown;
+    if (this.wants(Dim.DestinationPrincipal)) {
+      let id = this.stringOf(P_UP_PEER_SAN, unknown);
+      this.set(Dim.DestinationPrincipal, id);
+      complete = complete && id != unknown;
     }
-    if (haveAddress && complete) this.upstreams.store(address, 0, key, this.spill, this.spillHash);
+    if (haveAddress && complete) this.upstreams.store(address, 0, this.key, this.spill, this.spillHash);
   }
 
   /**
@@ -423,12 +447,12 @@ export class Observer {
    */
   private endUserPrincipal(): i32 {
     let u = this.sentinels.unknown;
-    if (hb.read(P_JWT_ISS)) {
+    if (hb.readAt(P_JWT_ISS)) {
       let ok = hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len);
       let iss = "";
       if (ok) iss = String.UTF8.decodeUnsafe(hb.ptr, hb.len);
       hb.release();
-      if (ok && hb.read(P_JWT_SUB)) {
+      if (ok && hb.readAt(P_JWT_SUB)) {
         let id = u;
         if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, hb.len)) {
           let b = String.UTF8.encode(iss + "/" + String.UTF8.decodeUnsafe(hb.ptr, hb.len));
@@ -442,14 +466,25 @@ export class Observer {
   }
 
   /**
-   * Cached facts as their reads would have left the key and the spill state: they are read first for a
-   * request (spill state still clear), so the cached spill hash is the one the reads would give.
+   * Cached facts (of the downstream connection, else of the upstream endpoint) as their reads would
+   * have left the key and the spill state: they are read first for a request (spill state still
+   * clear), so the cached spill hash is the one the reads would give.
    */
-  private restoreFacts(cache: FactCache, slot: i32, key: StaticArray<i32>): void {
-    cache.restore(slot, key);
-    if (cache.spilledAt(slot)) {
+  private restoreFacts(downstream: bool, slot: i32): void {
+    let spilled = false;
+    let spillHash: u64 = 0;
+    if (downstream) {
+      this.connections.restore(slot, this.key);
+      spilled = this.connections.spilledAt(slot);
+      spillHash = this.connections.spillHashAt(slot);
+    } else {
+      this.upstreams.restore(slot, this.key);
+      spilled = this.upstreams.spilledAt(slot);
+      spillHash = this.upstreams.spillHashAt(slot);
+    }
+    if (spilled) {
       this.spill = true;
-      this.spillHash = cache.spillHashAt(slot);
+      this.spillHash = spillHash;
     }
   }
 
@@ -457,35 +492,34 @@ export class Observer {
    * The downstream connection's facts: caller principal and peer metadata, own principal, mTLS.
    * True when the peer metadata (if read at all) was present.
    */
-  private readDownstreamFacts(key: StaticArray<i32>): bool {
-    let dims = this.config.dimensions;
-    let s = this.sentinels;
-    let complete = this.readPeer(DOWNSTREAM_PEER, Dim.SourceWorkload, key);
+  private readDownstreamFacts(): bool {
+    let complete = this.readPeer(true, Dim.SourceWorkload);
+    let unknown = this.sentinels.unknown;
     // A URI SAN in the caller's certificate means the caller presented a certificate, which is what
     // connection.mtls says (Envoy expr context.cc: `mtls` is ssl()->peerCertificatePresented(),
     // `uri_san_peer_certificate` the first URI SAN of that certificate), so it answers both.
     let peerSan = false;
-    if (dims[Dim.SourcePrincipal] && hb.read(P_DOWN_PEER_SAN)) {
+    if (this.wants(Dim.SourcePrincipal) && hb.readAt(P_DOWN_PEER_SAN)) {
       peerSan = hb.len > 0;
-      key[Dim.SourcePrincipal] = this.internHeld(s.unknown);
+      this.set(Dim.SourcePrincipal, this.internHeld(unknown));
       hb.release();
     }
-    if (dims[Dim.DestinationPrincipal]) key[Dim.DestinationPrincipal] = this.stringOf(P_DOWN_LOCAL_SAN, s.unknown);
-    if (dims[Dim.ConnectionSecurityPolicy]) {
-      let policy = s.unknown;
-      if (peerSan) policy = s.mutualTls;
-      else if (hb.read(P_MTLS)) {
-        if (hb.len == 1) policy = load<u8>(hb.ptr) != 0 ? s.mutualTls : s.plaintext;
+    if (this.wants(Dim.DestinationPrincipal)) this.set(Dim.DestinationPrincipal, this.stringOf(P_DOWN_LOCAL_SAN, unknown));
+    if (this.wants(Dim.ConnectionSecurityPolicy)) {
+      let policy = unknown;
+      if (peerSan) policy = this.sentinels.mutualTls;
+      else if (hb.readAt(P_MTLS)) {
+        if (hb.len == 1) policy = load<u8>(hb.ptr) != 0 ? this.sentinels.mutualTls : this.sentinels.plaintext;
         hb.release();
       }
-      key[Dim.ConnectionSecurityPolicy] = policy;
+      this.set(Dim.ConnectionSecurityPolicy, policy);
     }
     return complete;
   }
 
   /** Id of the string at `path`, `fallback` when absent or unusable; marks a spill when full. */
-  private stringOf(path: ArrayBuffer, fallback: i32): i32 {
-    if (!hb.read(path)) return fallback;
+  private stringOf(path: usize, fallback: i32): i32 {
+    if (!hb.readAt(path)) return fallback;
     let id = this.internHeld(fallback);
     hb.release();
     return id;
@@ -515,19 +549,21 @@ export class Observer {
     return id;
   }
 
-  /** Reads the peer's five labels; false when they were wanted but the peer has no metadata. */
-  private readPeer(peer: PeerPaths, base: i32, key: StaticArray<i32>): bool {
-    let dims = this.config.dimensions;
+  /**
+   * Reads the five labels of the caller (`downstream`) or of the upstream peer into the key from
+   * `base`; false when they were wanted but the peer has no metadata.
+   */
+  private readPeer(downstream: bool, base: i32): bool {
     let wanted = false;
-    for (let i = 0; i < 5; i++) wanted = wanted || dims[base + i];
+    for (let i = 0; i < 5; i++) wanted = wanted || this.wants(base + i);
     if (!wanted) return true;
     let form = peerForm;
     let emptyWhole = false;
     if (form == PEER_UNKNOWN || form == PEER_STRUCT) {
-      if (hb.read(peer.whole)) {
+      if (hb.readAt(downstream ? DOWNSTREAM_PEER.whole : UPSTREAM_PEER.whole)) {
         let fields = pairsCount(hb.ptr, hb.len);
         if (fields > 0) {
-          this.peerFromPairs(base, key);
+          this.peerFromPairs(base);
           hb.release();
           peerForm = PEER_STRUCT;
           return true;
@@ -539,33 +575,38 @@ export class Observer {
     }
     // One read decides which source holds the peer's labels, so a request from a caller without
     // peer metadata (plaintext, proxyless) costs at most two reads, not ten.
-    let paths: Array<ArrayBuffer> | null = null;
-    if (form != PEER_FLATNODE && (form == PEER_FIELD_OBJECT || emptyWhole) && hb.read(peer.current[0])) {
-      paths = peer.current;
+    let legacy = false;
+    if (form != PEER_FLATNODE && (form == PEER_FIELD_OBJECT || emptyWhole) && hb.readAt(this.peerPath(downstream, false, 0))) {
       peerForm = PEER_FIELD_OBJECT;
-    } else if (form != PEER_FIELD_OBJECT && hb.read(peer.legacy[0])) {
-      paths = peer.legacy;
+    } else if (form != PEER_FIELD_OBJECT && hb.readAt(this.peerPath(downstream, true, 0))) {
+      legacy = true;
       peerForm = PEER_FLATNODE;
-    }
-    if (paths === null) return false;
-    if (dims[base]) key[base] = this.internHeld(this.sentinels.unknown);
+    } else return false;
+    let unknown = this.sentinels.unknown;
+    if (this.wants(base)) this.set(base, this.internHeld(unknown));
     hb.release();
-    for (let i = 1; i < 5; i++) if (dims[base + i]) key[base + i] = this.stringOf(paths[i], this.sentinels.unknown);
+    for (let i = 1; i < 5; i++) if (this.wants(base + i)) this.set(base + i, this.stringOf(this.peerPath(downstream, legacy, i), unknown));
     return true;
   }
 
+  /** Path of label `i` (PeerPaths order) of a peer stored field by field (1.24) or as a FlatNode. */
+  private peerPath(downstream: bool, legacy: bool, i: i32): usize {
+    if (downstream) return legacy ? DOWNSTREAM_PEER.legacy[i] : DOWNSTREAM_PEER.current[i];
+    return legacy ? UPSTREAM_PEER.legacy[i] : UPSTREAM_PEER.current[i];
+  }
+
   /** The wanted labels out of the pairs `hb` holds (checked well-formed by pairsCount). */
-  private peerFromPairs(base: i32, key: StaticArray<i32>): void {
-    let dims = this.config.dimensions;
+  private peerFromPairs(base: i32): void {
     let ptr = hb.ptr;
     let n = <usize>load<u32>(ptr);
     let data = ptr + 4 + n * 8;
+    let unknown = this.sentinels.unknown;
     for (let i: usize = 0; i < n; i++) {
       let kl = <usize>load<u32>(ptr + 4 + i * 8);
       let vl = <usize>load<u32>(ptr + 8 + i * 8);
       let value = data + kl + 1;
       let field = peerField(data, kl);
-      if (field >= 0 && dims[base + field]) key[base + field] = this.internAt(value, <i32>vl, this.sentinels.unknown);
+      if (field >= 0 && this.wants(base + field)) this.set(base + field, this.internAt(value, <i32>vl, unknown));
       data = value + vl + 1;
     }
   }
@@ -576,12 +617,12 @@ export class Observer {
    */
   private destinationService(): i32 {
     let u = this.sentinels.unknown;
-    if (P_SERVICE_HOST.read(hb)) {
+    if (P_SERVICE_HOST.read()) {
       let id = this.internHeld(u);
       hb.release();
       if (id != u) return id;
     }
-    if (P_CLUSTER_NAME.read(hb)) {
+    if (P_CLUSTER_NAME.read()) {
       let ptr = hb.ptr;
       let len = hb.len;
       let bars = 0;
@@ -599,7 +640,7 @@ export class Observer {
       hb.release();
       if (id >= 0 && id != u) return id;
     }
-    if (!hb.read(P_HOST)) return u;
+    if (!hb.readAt(P_HOST)) return u;
     let len = hostWithoutPort(hb.ptr, hb.len);
     let id = len > 0 && len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, len) ? this.internRange(hb.ptr, len, u) : u;
     hb.release();
@@ -647,12 +688,29 @@ function pairsCount(ptr: usize, len: i32): i32 {
   return at == size ? <i32>n : -1;
 }
 
-/** Index in PEER_FIELDS of the key at [ptr, ptr + len), or -1. */
+/** Up to 8 bytes of `name` from `from` as a little-endian word, zero-padded. */
+function nameWord(name: string, from: i32): u64 {
+  let b = String.UTF8.encode(name);
+  let w: u64 = 0;
+  for (let i = min(b.byteLength, from + 8) - 1; i >= from; i--) w = (w << 8) | <u64>load<u8>(changetype<usize>(b) + i);
+  return w;
+}
+
+/**
+ * Position in PeerPaths order of the pairs key at [ptr, ptr + len), or -1. Reading 8 bytes of a
+ * 7-byte key stays inside the pairs: every key is followed by its NUL (checked by pairsCount), which
+ * the mask drops.
+ */
 function peerField(ptr: usize, len: usize): i32 {
-  for (let i = 0; i < PEER_FIELDS.length; i++) {
-    let name = unchecked(PEER_FIELDS[i]);
-    if (<usize>name.byteLength == len && memory.compare(changetype<usize>(name), ptr, len) == 0) return i;
-  }
+  if (len == 8) {
+    let w = load<u64>(ptr);
+    if (w == W_WORKLOAD) return 0;
+    if (w == W_REVISION) return 3;
+  } else if (len == 7) {
+    let w = load<u64>(ptr) & 0x00ff_ffff_ffff_ffff;
+    if (w == W_SERVICE) return 2;
+    if (w == W_CLUSTER) return 4;
+  } else if (len == 9 && load<u64>(ptr) == W_NAMESPACE && <u64>load<u8>(ptr + 8) == W_NAMESPACE_TAIL) return 1;
   return -1;
 }
 
@@ -682,8 +740,8 @@ function isGrpcWeb(ptr: usize, len: i32): bool {
 }
 
 /** A decimal header value read at `path` (0–999), else -1. */
-function readDecimal(path: ArrayBuffer): i64 {
-  if (!hb.read(path)) return -1;
+function readDecimal(path: usize): i64 {
+  if (!hb.readAt(path)) return -1;
   let v = parseDecimal(hb.ptr, hb.len, 3);
   hb.release();
   return v;

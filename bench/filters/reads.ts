@@ -5,21 +5,21 @@
 // (an Envoy pays them too: its own lookup, plus the call into the module's malloc for every value).
 export * from "../../filter/sdk/entry";
 import { Root, setRootFactory } from "../../filter/sdk/exports";
-import { HostBytes, propertyPath } from "../../filter/sdk/host";
+import { HostBytes, constantPath } from "../../filter/sdk/host";
 
-const PATHS: Array<ArrayBuffer> = [
-  propertyPath(["connection", "id"]),
+const PATHS: Array<usize> = [
+  constantPath(["connection", "id"]),
   // The destination service: Istio's service metadata, else the cluster name, else the Host header
   // (the bench's inbound cluster has neither metadata nor a host part, as Istio's inbound clusters).
-  propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]),
-  propertyPath(["xds", "cluster_name"]),
-  propertyPath(["request", "host"]),
-  propertyPath(["request", "headers", "content-type"]),
-  propertyPath(["response", "code"]),
-  propertyPath(["response", "flags"]),
-  propertyPath(["request", "duration"]),
-  propertyPath(["request", "total_size"]),
-  propertyPath(["response", "total_size"]),
+  constantPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]),
+  constantPath(["xds", "cluster_name"]),
+  constantPath(["request", "host"]),
+  constantPath(["request", "headers", "content-type"]),
+  constantPath(["response", "code"]),
+  constantPath(["response", "flags"]),
+  constantPath(["request", "duration"]),
+  constantPath(["request", "total_size"]),
+  constantPath(["response", "total_size"]),
 ];
 const hb = new HostBytes();
 
@@ -35,7 +35,7 @@ class ProbeRoot extends Root {
   onStreamLog(): void {
     if (!this.reads) return;
     for (let i = 0; i < PATHS.length; i++) {
-      if (hb.read(unchecked(PATHS[i]))) hb.release();
+      if (hb.readAt(unchecked(PATHS[i]))) hb.release();
     }
   }
 }

@@ -54,12 +54,21 @@ export class HostBytes {
   /**
    * Reads a property by its path, given as pre-encoded path segments joined by NUL bytes (Envoy's
    * encoding). Returns false when the property is absent or the call failed. A method rather than a
-   * function of (path, into): `this` is not reference-counted, and this is the per-request call.
+   * function of (path, into): `this` is not reference-counted.
    */
   read(path: ArrayBuffer): bool {
+    return this.readAt(changetype<usize>(path));
+  }
+
+  /**
+   * `read` of a path made by `constantPath`. The per-request reads take the path as a pointer: an
+   * ArrayBuffer argument is retained and released on every call, which across a request's reads cost
+   * as much as the filter's own bookkeeping.
+   */
+  readAt(path: usize): bool {
     store<usize>(OUT, 0);
     store<u32>(OUT, 0, 4);
-    return this.take(proxy_get_property(changetype<usize>(path), path.byteLength, OUT, OUT + 4));
+    return this.take(proxy_get_property(path, changetype<ArrayBuffer>(path).byteLength, OUT, OUT + 4));
   }
 
   /** Holds the value a host call left in the out-slots; false (and nothing held) when it failed. */
@@ -190,6 +199,11 @@ export function finishShutdown(): bool {
 export function isValidUtf8(ptr: usize, len: i32): bool {
   let i = 0;
   while (i < len) {
+    // Identities and labels are ASCII: eight bytes without a high bit are eight valid characters.
+    if (i + 8 <= len && (load<u64>(ptr + i) & 0x8080_8080_8080_8080) == 0) {
+      i += 8;
+      continue;
+    }
     let b0 = <u32>load<u8>(ptr + i);
     if (b0 < 0x80) {
       i++;
@@ -227,6 +241,16 @@ export function isValidUtf8(ptr: usize, len: i32): bool {
 export function propertyPath(segments: Array<string>): ArrayBuffer {
   let joined = segments.join("\0");
   return String.UTF8.encode(joined);
+}
+
+// The paths of constantPath, held for the VM's lifetime so that their pointers stay valid.
+const constantPaths: Array<ArrayBuffer> = [];
+
+/** A property path (see propertyPath) for `HostBytes.readAt`, valid for the VM's lifetime. */
+export function constantPath(segments: Array<string>): usize {
+  let path = propertyPath(segments);
+  constantPaths.push(path);
+  return changetype<usize>(path);
 }
 
 /** Reads the plugin configuration buffer; returns null when the host has none. */

@@ -397,6 +397,11 @@ export class Sidecar {
     return this.vms.map((vm) => vm.memoryBytes);
   }
 
+  /** Property reads (proxy_get_property calls) each worker's VM has made so far. */
+  get propertyReads(): number[] {
+    return this.vms.map((vm) => vm.propertyReads);
+  }
+
   // ------------------------------------------------------------------------------- streams
 
   /**

@@ -195,6 +195,9 @@ export class Vm implements QueueOwner {
   /** The module's allocator export (malloc or proxy_on_memory_allocate), called for every value handed over. */
   private readonly malloc: (size: number) => number;
 
+  /** proxy_get_property calls the module made (answered or not): a filter's read budget, countable. */
+  propertyReads = 0;
+
   /** Bytes of the module's linear memory now: what Envoy accounts for the plugin's heap. */
   get memoryBytes(): number {
     return this.memory.buffer.byteLength;
@@ -745,6 +748,7 @@ export class Vm implements QueueOwner {
 
       // ---- properties
       proxy_get_property: (pathPtr: number, pathSize: number, valuePtrPtr: number, valueSizePtr: number) => {
+        this.propertyReads++;
         const path = this.pathAt(pathPtr, pathSize);
         if (path === null) return R.InvalidMemoryAccess;
         const c = this.ctx();
