@@ -3,9 +3,12 @@
 //
 // - a load cycle (the loader's usual path, Loader.cycle on folded segments): ledger check, fact and ledger
 //   rows in one transaction per cycle, then the compaction check. The rollup was done as the summaries
-//   were acknowledged (ingest folds them; bench/ingest.ts counts that), so it is not timed here.
-// - a replay load (Sink.load: summaries read back from the spool after a restart, or reloaded from the
-//   quarantine): the same, with the minute rollup inside the load.
+//   were acknowledged (ingest folds them; bench/ingest.ts counts that), so it is not timed here; nor are
+//   the retention pass and the spool files' removal after the load, or the merge of a cycle's folds
+//   when it takes more than one segment (a DuckDB cycle usually takes the one sealed at its start).
+// - a replay load (Sink.load, standing for summaries read back from the spool after a restart or a failed
+//   load, or reloaded from the quarantine): the same, with the minute rollup inside the load; reading and
+//   decoding the spool are not timed.
 // - the baseline: the same rows, as the fact table holds them, appended by column type into a table of
 //   the same definition, one transaction per cycle as the sink commits (the same WAL writes and fsyncs):
 //   no ledger, no rollup, no row building.

@@ -13,7 +13,7 @@ import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { createDuckDBSink, type DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { Spool } from "../../collector/spool.ts";
-import { encode, invalidBodies, latencies, metricValues, replayLoader, series, summary, totals } from "./helpers.ts";
+import { encode, invalidBodies, latencies, metricValues, postAccepted, replayLoader, series, summary, totals } from "./helpers.ts";
 
 const dirs: string[] = [];
 const running: RunningCollector[] = [];
@@ -143,6 +143,56 @@ describe("ingest", () => {
     expect(await segmented.loader.loadNow()).toBe(false);
     expect(folded).toEqual([true]);
     expect(await facts(segmented)).toEqual(rows);
+    expect(await warehouseTotals(segmented)).toEqual(totals(input));
+  });
+
+  it("a cycle over several segments' folds that fails after writing its rows loads each summary once on the next cycle", async () => {
+    // Series shared between segments (merged into rows of the first fold) and series of one segment only
+    // (added to it as new rows), over three minutes, from three sidecars.
+    const input = Array.from({ length: 24 }, (_, i) =>
+      summary(i + 1, 60_000 * (1 + (i % 3)), [series("shared", latencies(20 + i)), series(`own-${Math.floor(i / 6)}`, latencies(7 + (i % 4)))], `pod-${i % 3}`),
+    );
+    const c = await collector({ spoolSegmentBytes: 1024 });
+    const loadBatch = c.sink.loadBatch.bind(c.sink);
+    const calls: { folded: boolean; rows: number }[] = [];
+    // The first load writes every row of its batch, then the warehouse goes away before the ledger rows
+    // and the commit; the next goes through.
+    c.sink.loadBatch = (b) => {
+      const call = { folded: b.parts(b.entries.map((_, i) => i > 0)) === null, rows: 0 };
+      calls.push(call);
+      return loadBatch({
+        entries: b.entries,
+        parts(fresh) {
+          const inner = b.parts(fresh);
+          if (!inner) return null;
+          return (async function* () {
+            for await (const p of inner) {
+              call.rows += p.size;
+              yield p;
+            }
+            if (calls.length === 1) throw new Error("IO Error: warehouse gone");
+          })();
+        },
+      });
+    };
+    await postAccepted(c, input, "token-new");
+    expect(c.spool.segmentCount).toBeGreaterThan(3);
+
+    expect(await c.loader.loadNow()).toBe(false);
+    expect(c.spool.segmentCount).toBeGreaterThan(3);
+    expect(await warehouseTotals(c)).toEqual({});
+    expect(await c.loader.loadNow()).toBe(false);
+    expect(c.spool.segmentCount).toBe(0);
+    // The failed cycle merged the folds and wrote their rows; the folds were gone after it, so the retry
+    // read the segments back from disk and wrote the same rows.
+    expect(calls.map((x) => x.folded)).toEqual([true, false]);
+    expect(calls[0].rows).toBeGreaterThan(0);
+    expect(calls[1].rows).toBe(calls[0].rows);
+    expect(await warehouseTotals(c)).toEqual(totals(input));
+    const m = await metricValues(c);
+    expect([m.get("meshlook_summaries_loaded_total"), m.get("meshlook_load_failures_total{reason=duckdb}")]).toEqual([input.length, 1]);
+    const ledger = await (c.sink as DuckDBSink).connection.runAndReadAll("SELECT COUNT(*) AS n, COUNT(DISTINCT (producer_id, seq)) AS k FROM mesh_load_ledger");
+    expect(ledger.getRowObjectsJS()[0]).toEqual({ n: BigInt(input.length), k: BigInt(input.length) });
   });
 
   it("replays a large spool in one transaction of bounded parts, exactly once even when the warehouse fails mid-load", async () => {

@@ -11,7 +11,7 @@ import { loadConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { encodeSummary } from "../../shared/node.ts";
 import { FACT_TABLE } from "../../shared/schema.ts";
-import { metricValues } from "../collector/helpers.ts";
+import { metricValues, postAccepted } from "../collector/helpers.ts";
 import { HOSTILE_VALUES, standForSuite, traffic } from "./helpers.ts";
 
 describe("collector with the Snowflake sink", () => {
@@ -56,15 +56,7 @@ describe("collector with the Snowflake sink", () => {
     try {
       await c.loader.loadNow();
       const t = traffic(32, 2, 2);
-      for (const summary of t.summaries) {
-        const res = await c.app.inject({
-          method: "POST",
-          url: "/v1/summaries",
-          payload: Buffer.from(encodeSummary(summary)),
-          headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer t0ken" },
-        });
-        expect(res.statusCode).toBe(200);
-      }
+      await postAccepted(c, t.summaries, "t0ken");
       const before = await requestsLoaded();
       // A permanent error: the load fails, the spool keeps the summaries.
       s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "003001", sqlState: "42501", message: "Insufficient privileges to operate on table" });
@@ -87,6 +79,52 @@ describe("collector with the Snowflake sink", () => {
           "meshlook_load_retries_total{reason=transient}",
         ].sort(),
       );
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("loads a cycle over several segments' folds exactly once, through a failed cycle and a retried transaction", async () => {
+    const config = loadConfig({ ...s.env(), MESHLOOK_DATA_DIR: mkdtempSync(join(tmpdir(), "meshlook-sfc-")), MESHLOOK_INGEST_TOKENS: "t0ken", MESHLOOK_LOAD_INTERVAL_S: "3600" });
+    config.spoolSegmentBytes = 1024; // a few summaries a segment, so one cycle merges several folds
+    const c = await startCollector(config, pino({ level: "silent" }), { listen: false });
+    try {
+      await c.loader.loadNow();
+      const loadBatch = c.sink.loadBatch.bind(c.sink);
+      const folded: boolean[] = [];
+      // A fold refuses to roll up a subset of its summaries (batch.ts foldBatch); a batch read back from disk does not.
+      c.sink.loadBatch = (b) => (folded.push(b.parts(b.entries.map((_, i) => i > 0)) === null), loadBatch(b));
+      const sent = { requests: 0, errors: 0 };
+      const postAll = async (t: ReturnType<typeof traffic>) => {
+        await postAccepted(c, t.summaries, "t0ken");
+        expect(c.spool.segmentCount).toBeGreaterThan(3);
+        sent.requests += t.requests;
+        sent.errors += t.errors;
+      };
+      const loaded = async () => {
+        const [row] = await s.sf.query(`SELECT COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(errors), 0) AS errors FROM ${FACT_TABLE.name}`);
+        return { requests: Number(row.requests), errors: Number(row.errors) };
+      };
+      const before = await loaded();
+
+      // The merged fold's rows are inserted, then the transaction fails for good: the next cycle reads the
+      // segments back from disk.
+      await postAll(traffic(33, 4, 6));
+      s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "003001", sqlState: "42501", message: "Insufficient privileges to operate on table" });
+      await c.loader.loadNow();
+      expect(await loaded()).toEqual(before);
+      await c.loader.loadNow();
+      expect(folded).toEqual([true, false]);
+      expect(await loaded()).toEqual({ requests: before.requests + sent.requests, errors: before.errors + sent.errors });
+
+      // A transient failure retried inside the load: the retry inserts the same merged fold again.
+      await postAll(traffic(34, 4, 6));
+      s.sf.inject({ kind: "error", match: /^INSERT INTO mesh_traffic_minute/, code: "000625", sqlState: "57014", message: "Statement reached its statement or warehouse timeout" });
+      await c.loader.loadNow();
+      expect(folded).toEqual([true, false, true]);
+      expect((await metricValues(c)).get("meshlook_load_retries_total{reason=transient}")).toBe(1);
+      expect(await loaded()).toEqual({ requests: before.requests + sent.requests, errors: before.errors + sent.errors });
+      expect(c.spool.segmentCount).toBe(0);
     } finally {
       await c.close();
     }
