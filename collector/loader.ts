@@ -260,7 +260,8 @@ export class Loader {
         rollup.addRow(r);
         if (++n % YIELD_ROWS === 0) await yielder.maybe();
       }
-      rollup.losses.push(...f.rollup.losses);
+      // One at a time: spreading a segment's losses as arguments overflows the stack past ~120k rows.
+      for (const l of f.rollup.losses) rollup.losses.push(l);
     }
     const res = await this.sink.loadBatch(foldBatch(rollup, keys));
     return res ? { res, keys } : undefined;
