@@ -14,9 +14,11 @@
 // The summaries' bytes live in one block of the budget's size, allocated once, oldest first and back to
 // back: the encoder writes each summary straight into it, and a summary leaving moves the ones behind it
 // down. So holding summaries never allocates, and a full outbox takes no more memory than an empty one
-// (the filter's memory stays flat with the collector down). Moving the summary in flight is safe: the
-// proxy copies a call's body when the call is made (Envoy source/extensions/common/wasm/context.cc,
-// Context::httpCall, `message->body().add(request_body)`).
+// (the filter's memory stays flat with the collector down). Moving or overwriting the bytes of a summary
+// in flight (a resize, a call past its deadline) is safe: the proxy copies a call's body before
+// proxy_http_call returns (Envoy source/extensions/common/wasm/context.cc, Context::httpCall,
+// `message->body().add(request_body)`, which Buffer::OwnedImpl copies into its own slices; proxy-wasm
+// cpp-host src/exports.cc, http_call, passes it only a view of the VM's memory).
 
 export class Pending {
   /** Where its bytes start in the outbox's arena (set by push, lowered as summaries ahead of it leave). */
@@ -152,6 +154,14 @@ export class Outbox {
     this.failures = 0;
     this.nextAttemptMs = 0;
     this.drop(0);
+  }
+
+  /**
+   * Drops every summary held but one in flight, each counted with the drops it was reporting (VM stop):
+   * the drop counts are then everything never delivered nor reported by a summary that was.
+   */
+  dropAll(): void {
+    this.dropOldestUntil(0);
   }
 
   // Drops the oldest summaries until at most `limit` bytes are held, or only the one in flight is left.

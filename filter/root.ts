@@ -331,15 +331,15 @@ export class MeshlookRoot extends Root {
   private reportLoss(): void {
     let outbox = this.outbox;
     if (outbox === null) return;
-    let requests = outbox.droppedRequests;
-    for (let i = 0; i < outbox.length; i++) requests += outbox.at(i).requests;
-    if (outbox.length == 0 && requests == 0) return;
-    incrementCounter(lostSummariesMetric, outbox.length);
-    incrementCounter(lostRequestsMetric, <i64>requests);
-    log(
-      LogLevel.error,
-      "meshlook: VM stopped with " + outbox.length.toString() + " summaries (" + (<i64>requests).toString() + " requests) not delivered to the collector; they are lost",
-    );
+    // Not only the summaries held: also the windows dropped for the budget that they (or no summary yet)
+    // were to report, since no summary delivered will.
+    outbox.dropAll();
+    let summaries = <i64>outbox.droppedWindows;
+    let requests = <i64>outbox.droppedRequests;
+    if (summaries == 0 && requests == 0) return;
+    incrementCounter(lostSummariesMetric, summaries);
+    incrementCounter(lostRequestsMetric, requests);
+    log(LogLevel.error, "meshlook: VM stopped with " + summaries.toString() + " summaries (" + requests.toString() + " requests) not delivered to the collector; they are lost");
   }
 
   private requestHeaders(c: Config): ArrayBuffer {

@@ -960,6 +960,10 @@ export class Vm implements QueueOwner {
         if (!root) return R.BadArgument;
         if ((timeoutMs | 0) < 0) return R.BadArgument;
         const headers = decodePairs(headerPairs).map(([k, v]) => [k.toLowerCase(), v] as [string, string]);
+        // The body is copied before the call returns, as Envoy does (Context::httpCall,
+        // `message->body().add(...)`: Buffer::OwnedImpl copies into its own slices; cpp-host's
+        // exports.cc http_call passes only a view of the VM's memory), so the module may reuse those bytes
+        // at once while the request is still queued on the socket.
         const started = host.httpCall(this, cluster, headers, body.slice(), timeoutMs >>> 0);
         if (typeof started === "number") return started;
         this.nextCallId += 4;

@@ -3,10 +3,12 @@
 // a later summary, a 429 with Retry-After delays the retry by exactly that, a missing ingest
 // token (401) is retried like any other failure, and a summary refused for good (400) is dropped at once
 // and reported, so the summaries behind it are not held back.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { ManualClock, Sidecar } from "../../sim/host/index.ts";
-import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { idle, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
+import { decodeSummary, encodeSummary, type DecodedSummary } from "../../shared/node.ts";
+import { COLLECTOR_CLUSTER, idle, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
 
 async function setup(config: object, reply: (body: Uint8Array, index: number, nowMs: number) => CollectorReply) {
   let clockRef: ManualClock | undefined;
@@ -16,13 +18,16 @@ async function setup(config: object, reply: (body: Uint8Array, index: number, no
   return { clock, collector, sidecar };
 }
 
-/** One simulated second: `n` requests with distinct principals (so summaries have size), then the tick. */
-async function second(sidecar: Sidecar, clock: ManualClock, n: number, tag: number) {
+/**
+ * One simulated second: `n` requests with distinct principals (so summaries have size), then the tick;
+ * `settle` waits for what the tick started (by default every callout's response).
+ */
+async function second(sidecar: Sidecar, clock: ManualClock, n: number, tag: number, settle = () => sidecar.settle()) {
   for (let i = 0; i < n; i++) {
     sidecar.stream(syntheticStream({ principal: `spiffe://cluster.local/ns/a/sa/s${tag}-${i}`, durationNs: 2e6 + i * 1000 }));
   }
   clock.advance(1000);
-  await sidecar.settle();
+  await settle();
 }
 
 const decodeAll = (bodies: { body: Uint8Array; status: number }[]) =>
@@ -174,5 +179,108 @@ describe("filter when the collector is unavailable", () => {
     expect(acked.reduce((a, s) => a + s.droppedWindows, 0)).toBe(1);
     expect(acked.reduce((a, s) => a + requestsOf(s) + s.droppedRequests, 0)).toBe(sent);
     expect(sidecar.logMessages("warn").filter((m) => m.includes("refused a summary for good")).length).toBe(1);
+  });
+});
+
+describe("VM stop with the collector down", () => {
+  it("counts as lost every window not delivered, those dropped earlier for the budget included", async () => {
+    const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => ({ status: 503 }));
+    let sent = 0;
+    for (let t = 0; t < 20; t++) {
+      await second(sidecar, clock, 40, t);
+      sent += 40;
+    }
+    await sidecar.close();
+    await collector.close();
+    const seqs = decodeAll(collector.bodies).map((x) => x.summary.seq);
+    // Nothing was acknowledged, so every window encoded and every request is lost; some of the windows
+    // were dropped for the budget, and the summaries reporting them were still held at the stop.
+    expect(Math.max(...seqs) + 1).toBeGreaterThan(new Set(seqs).size);
+    expect(sidecar.metrics.get("meshlook_requests_lost_at_stop")?.value).toBe(BigInt(sent));
+    // The 20 windows, and the summary the stop may have encoded only to report the last drops.
+    const lost = Number(sidecar.metrics.get("meshlook_summaries_lost_at_stop")?.value);
+    expect(lost).toBeGreaterThanOrEqual(20);
+    expect(lost).toBeLessThanOrEqual(21);
+  });
+});
+
+describe("summary bytes in the outbox", () => {
+  it("are sent again exactly after failures, while summaries around them are dropped, refused and moved down", async () => {
+    // A collector that first leaves calls unanswered (the proxy times them out, so new windows are queued
+    // and dropped beside the one in flight), then answers each summary's first attempt 503, refuses the
+    // first one sent again for good and accepts the rest.
+    const bodies: { body: Uint8Array; status: number }[] = [];
+    const hung: http.ServerResponse[] = [];
+    const attempts = new Map<number, number>();
+    let hang = true;
+    let refused = false;
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = new Uint8Array(Buffer.concat(chunks));
+        const r = decodeSummary(body);
+        const seq = r.ok ? r.summary.seq : -1;
+        const n = (attempts.get(seq) ?? 0) + 1;
+        attempts.set(seq, n);
+        let status = 200;
+        if (hang) {
+          bodies.push({ body, status: 0 });
+          hung.push(res);
+          return;
+        }
+        if (n === 1) status = 503;
+        else if (!refused) {
+          refused = true;
+          status = 400;
+        }
+        bodies.push({ body, status });
+        res.writeHead(status, status === 503 ? { "retry-after": "1" } : {});
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { clock, sidecar } = await meshlookSidecar(
+      { flush_interval_s: 1, max_pending_bytes: 4096, collector: { cluster: COLLECTOR_CLUSTER, timeout_ms: 3000 } },
+      `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    );
+    let sent = 0;
+    for (let t = 0; t < 25; t++) {
+      const n = 6 + (t % 5);
+      if (t === 12) hang = false;
+      // Until the last unanswered call has timed out, settle() would wait for it: real time passes instead,
+      // for each request to arrive and each timeout (on the sidecar's clock) to reach the filter.
+      if (t < 16) await second(sidecar, clock, n, t, () => new Promise((resolve) => setTimeout(resolve, 50)));
+      else await second(sidecar, clock, n, t);
+      sent += n;
+    }
+    await idle(sidecar, clock, 120);
+    await second(sidecar, clock, 5, 99); // carries the last drop report
+    sent += 5;
+    await idle(sidecar, clock, 10);
+    await sidecar.close();
+    for (const res of hung) res.destroy();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+
+    const bySeq = new Map<number, Buffer>();
+    for (const { body } of bodies) {
+      const r = decodeSummary(body);
+      if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
+      // The bytes an encoder of its own writes for the same content: nothing of another summary leaked in.
+      expect(Buffer.from(encodeSummary(r.summary)).equals(Buffer.from(body))).toBe(true);
+      const first = bySeq.get(r.summary.seq);
+      if (first === undefined) bySeq.set(r.summary.seq, Buffer.from(body));
+      else expect(first.equals(Buffer.from(body)), `seq ${r.summary.seq} re-sent with other bytes`).toBe(true);
+    }
+    const all = decodeAll(bodies);
+    expect(all.filter((x) => x.status === 0).length).toBeGreaterThan(1);
+    expect([...attempts.values()].filter((n) => n > 1).length).toBeGreaterThan(5);
+    expect(refused).toBe(true);
+    const acked = all.filter((x) => x.status === 200).map((x) => x.summary);
+    const dropped = acked.reduce((a, s) => a + s.droppedWindows, 0);
+    expect(dropped).toBeGreaterThan(1);
+    expect(acked.length + dropped).toBe(Math.max(...acked.map((s) => s.seq)) + 1);
+    expect(acked.reduce((a, s) => a + requestsOf(s) + s.droppedRequests, 0)).toBe(sent);
   });
 });

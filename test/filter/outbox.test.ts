@@ -120,6 +120,17 @@ describe("filter outbox", () => {
     expect(o.takeDrops()).toEqual([5, 2]);
   });
 
+  it("drops everything held at once (VM stop), counting the drops the held summaries were reporting", () => {
+    const o = new Outbox(1000, 1000, 300_000, 10_000);
+    o.push(summary(0, 10, 3, [2, 1]));
+    o.push(summary(1, 10, 4, [5, 3]));
+    o.dropAll();
+    expect(o.length).toBe(0);
+    expect(o.bytes).toBe(0);
+    // 2 summaries held, 4 windows they reported; 7 requests held, 7 they reported
+    expect(o.takeDrops()).toEqual([14, 6]);
+  });
+
   it("drops a summary with no room beside the one in flight alone, keeping the others", () => {
     const o = new Outbox(100, 1000, 300_000, 10_000);
     o.push(summary(0, 40, 5));
