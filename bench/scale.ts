@@ -51,6 +51,7 @@ const DUCKDB_LOAD_S = 10;
 /** HTTP connections from the mesh to each collector. */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const VMS = 2;
+const HOUR_MS = 3_600_000;
 const FLUSH_S = 10;
 const JITTER_MS = 500;
 const TOKEN = "bench-scale-ingest-token-0123456789";
@@ -142,9 +143,6 @@ function buildMesh(n: number, rand: () => number, first = 0): Vm[] {
   return vms;
 }
 
-/** One window's body of one VM. */
-const body = (vm: Vm, w: number, t0: number) => encodeSummary(summary(w + 1, t0 + vm.phaseMs + (w + 1) * FLUSH_S * 1000, vm.series, vm.producerId));
-
 const metric = async (url: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? NaN);
 
 /** Until every summary a collector acknowledged is in the warehouse. */
@@ -202,12 +200,29 @@ function checkExact(sink: SinkKind, n: number, sent: Totals, row: Record<string,
   if (JSON.stringify(got) !== JSON.stringify(sent)) throw new Error(`${sink}, ${n} sidecars: the warehouse holds ${JSON.stringify(got)}, the mesh sent ${JSON.stringify(sent)}`);
 }
 
-/** When each VM's windows are posted, simulated ms from the start: every FLUSH_S from its phase, jittered. */
-function schedule(vms: Vm[], windows: number, seed: number) {
+/** One POST of the mesh: when (simulated ms from the start), by which VM, and its body. */
+interface Post {
+  atMs: number;
+  vm: Vm;
+  body: Uint8Array;
+}
+
+/**
+ * Every window of every VM, in the order they are posted: FLUSH_S apart from the VM's phase, jittered.
+ * Encoded ahead: the encoder (the filter's, here in JavaScript) costs several times what decoding does,
+ * and on a small host it would compete with the collector for the cores during the measured run.
+ */
+function traffic(vms: Vm[], windows: number, seed: number, t0: number): Post[] {
   const jitter = mulberry32(seed + 1);
   return vms
-    .flatMap((vm, i) => Array.from({ length: windows }, (_, w) => ({ i, w, atMs: vm.phaseMs + (w + 1) * FLUSH_S * 1000 + jitter() * JITTER_MS })))
-    .sort((a, b) => a.atMs - b.atMs);
+    .flatMap((vm) =>
+      Array.from({ length: windows }, (_, w) => ({
+        atMs: vm.phaseMs + (w + 1) * FLUSH_S * 1000 + jitter() * JITTER_MS,
+        vm,
+        body: encodeSummary(summary(w + 1, t0 + vm.phaseMs + (w + 1) * FLUSH_S * 1000, vm.series, vm.producerId)),
+      })),
+    )
+    .sort((x, y) => x.atMs - y.atMs);
 }
 
 /** Posts the mesh's summaries to the collectors, a sidecar always to the same one, and counts what it sent. */
@@ -216,27 +231,20 @@ class MeshPoster {
   readonly sent: Totals = { summaries: 0, requests: 0, errors: 0, latencySumUs: 0 };
   private readonly failures: string[] = [];
 
-  constructor(
-    private readonly pools: Pool[],
-    private readonly t0: number,
-  ) {}
+  constructor(private readonly pools: Pool[]) {}
 
-  /** Each event at its simulated time divided by `compression`, after the call; resolves once all are acknowledged. */
-  async send(vms: Vm[], events: ReturnType<typeof schedule>, compression: number) {
-    const figures = { summaries: 0, bytes: 0, retries: 0, lagMs: 0 };
+  /** Each post at its simulated time divided by `compression`, after the call; resolves once all are acknowledged. */
+  async send(posts: readonly Post[], compression: number) {
+    const figures = { retries: 0, lagMs: 0 };
     const pending = new Set<Promise<void>>();
     const started = performance.now();
-    for (const e of events) {
-      const dueMs = e.atMs / compression;
+    for (const { atMs, vm, body } of posts) {
+      const dueMs = atMs / compression;
       const nowMs = performance.now() - started;
       if (dueMs > nowMs) await sleep(dueMs - nowMs);
       else figures.lagMs = Math.max(figures.lagMs, nowMs - dueMs);
       while (pending.size >= MAX_IN_FLIGHT) await Promise.race(pending);
-      const vm = vms[e.i];
-      const b = body(vm, e.w, this.t0);
-      figures.summaries++;
-      figures.bytes += b.length;
-      const p: Promise<void> = this.post(this.pools[vm.sidecar % this.pools.length], b, compression, () => figures.retries++).then(() => {
+      const p: Promise<void> = this.post(this.pools[vm.sidecar % this.pools.length], body, compression, () => figures.retries++).then(() => {
         pending.delete(p);
         this.sent.summaries++;
         this.sent.requests += vm.requests;
@@ -267,11 +275,20 @@ class MeshPoster {
   }
 }
 
-/** One run: the mesh of `n` sidecars for its simulated minutes into `sink`, until loaded, then checked. */
-async function runOne(sink: SinkKind, n: number): Promise<ScaleRun> {
+/** A mesh of `n` sidecars and its traffic, built once for both sinks. */
+interface Mesh {
+  sidecars: number;
+  minutes: number;
+  posts: Post[];
+  bytes: number;
+  decodeCpuS: number;
+}
+
+/** One run: the warm-up, then the mesh's traffic into `sink` at its compressed rate, until loaded, then checked. */
+async function runOne(sink: SinkKind, mesh: Mesh, warmup: readonly Post[]): Promise<ScaleRun> {
+  const n = mesh.sidecars;
   const t = performance.now();
   const progress = (what: string) => process.stderr.write(`scale: ${n} sidecars, ${sink}: ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)\n`);
-  const minutes = minutesFor(n);
   const compression = compressionFor(n);
   const loadIntervalS = sink === "duckdb" ? DUCKDB_LOAD_S : SNOWFLAKE_LOAD_S;
   const dirs: string[] = [];
@@ -289,13 +306,9 @@ async function runOne(sink: SinkKind, n: number): Promise<ScaleRun> {
   const pools = collectors.map((c) => new Pool(c.url, { connections: CONNECTIONS }));
   try {
     progress("collectors up");
-    // Windows start now: they lie in hours that stay open for the run, so no hourly compaction runs
-    // (a live collector pays one per closed hour; bench/load-cycle.ts and docs/read-api.md measure it).
-    const t0 = Math.floor(Date.now() / 1000) * 1000;
     const idleRssMiB = Math.max(...collectors.map((c) => rssMiB(c.child.pid!)));
-    const mesh = new MeshPoster(pools, t0);
-    const warmup = buildMesh(WARMUP_SIDECARS, mulberry32(0), 1_000_000);
-    await mesh.send(warmup, schedule(warmup, WARMUP_WINDOWS, 0), 10);
+    const poster = new MeshPoster(pools);
+    await poster.send(warmup, 10);
     await Promise.all(collectors.map(loaded));
     progress("warmed up");
     // What the collectors spend with no traffic (load ticks, metrics, timers), per real minute.
@@ -303,21 +316,10 @@ async function runOne(sink: SinkKind, n: number): Promise<ScaleRun> {
     await sleep(IDLE_S * 1000);
     const idleCpuSPerMin = (collectors.reduce((a, c, k) => a + cpuSeconds(c.child.pid!) - idle0[k], 0) * 60) / IDLE_S;
 
-    const vms = buildMesh(n, mulberry32(n));
-    const events = schedule(vms, (minutes * 60) / FLUSH_S, n);
-    // The baseline: the first window's bodies decoded alone (after the warm-up's, which compile the decoder), scaled to the run.
-    for (const b of warmup.map((vm) => body(vm, 0, t0))) decodeSummary(b);
-    const sample = vms.map((vm) => body(vm, 0, t0));
-    const d0 = process.cpuUsage();
-    for (const b of sample) if (!decodeSummary(b).ok) throw new Error("a bench summary does not decode");
-    const d = process.cpuUsage(d0);
-    const decodeCpuS = (((d.user + d.system) / 1e6) * events.length) / sample.length;
-    progress("mesh built");
-
     const cpu0 = collectors.map((c) => cpuSeconds(c.child.pid!));
     const warehouseCpu0 = standin ? cpuSeconds(standin.pid) : 0;
     const started = performance.now();
-    const run = await mesh.send(vms, events, compression);
+    const run = await poster.send(mesh.posts, compression);
     progress("all acknowledged");
     await Promise.all(collectors.map(loaded));
     progress("all loaded");
@@ -328,18 +330,18 @@ async function runOne(sink: SinkKind, n: number): Promise<ScaleRun> {
     await Promise.all(pools.map((p) => p.close()));
     await Promise.all(collectors.map((c) => c.stop()));
     const [row] = standin ? await standin.ask<Record<string, unknown>[]>(TOTALS_SQL) : await queryDuckDB(collectors[0].duckdbPath, TOTALS_SQL);
-    checkExact(sink, n, mesh.sent, row);
+    checkExact(sink, n, poster.sent, row);
     return {
       sink,
       sidecars: n,
       collectors: collectors.length,
-      minutes,
+      minutes: mesh.minutes,
       compression,
       loadIntervalS: Number(settings.MESHLOOK_LOAD_INTERVAL_S) * compression,
-      summaries: run.summaries,
-      summaryBytes: run.bytes,
+      summaries: mesh.posts.length,
+      summaryBytes: mesh.bytes,
       cpuS,
-      decodeCpuS,
+      decodeCpuS: mesh.decodeCpuS,
       warehouseCpuS,
       idleCpuSPerMin,
       peakRssMiB: peak,
@@ -393,8 +395,23 @@ const loadNote = () =>
 const loadAtStart = loadNote();
 
 async function main(): Promise<void> {
+  // Windows lie in the next hour, ahead of the wall clock (accepted: MESHLOOK_MAX_WINDOW_AHEAD_S is
+  // unbounded by default), which stays open for the whole benchmark, so no hourly compaction runs in it;
+  // a live collector pays one per closed hour (bench/load-cycle.ts and docs/read-api.md measure it).
+  const t0 = (Math.floor(Date.now() / HOUR_MS) + 1) * HOUR_MS + 15 * 60_000;
+  const warmup = traffic(buildMesh(WARMUP_SIDECARS, mulberry32(0), 1_000_000), WARMUP_WINDOWS, 0, t0);
   const runs: ScaleRun[] = [];
-  for (const n of SIDECARS) for (const sink of ["duckdb", "snowflake"] as const) runs.push(await runOne(sink, n));
+  for (const n of SIDECARS) {
+    const minutes = minutesFor(n);
+    const posts = traffic(buildMesh(n, mulberry32(n)), (minutes * 60) / FLUSH_S, n, t0);
+    // The baseline: the same bodies decoded alone, after the warm-up's (which compile the decoder).
+    for (const p of warmup) decodeSummary(p.body);
+    const d0 = process.cpuUsage();
+    for (const p of posts) if (!decodeSummary(p.body).ok) throw new Error("a bench summary does not decode");
+    const d = process.cpuUsage(d0);
+    const mesh: Mesh = { sidecars: n, minutes, posts, bytes: posts.reduce((a, p) => a + p.body.length, 0), decodeCpuS: (d.user + d.system) / 1e6 };
+    for (const sink of ["duckdb", "snowflake"] as const) runs.push(await runOne(sink, mesh, warmup));
+  }
   print(runs);
 }
 
