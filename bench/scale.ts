@@ -40,7 +40,7 @@ import { sidecarPod, sidecarSeries } from "./lib/sidecar-summary.ts";
 
 const SIDECARS = (process.env.BENCH_SIDECARS ?? "100,1000,10000").split(",").map(Number);
 const SERIES = Number(process.env.BENCH_SERIES ?? 8);
-/** Simulated minutes per N; unset: 3, fewer for large N (about 60,000 summaries per run, at least one minute). */
+/** Simulated minutes per N; unset: 3, fewer for large N (at most about 36,000 summaries per run, at least half a minute). */
 const MINUTES = process.env.BENCH_MINUTES === undefined ? undefined : Number(process.env.BENCH_MINUTES);
 /** Real summaries per second the compression aims at (the host is 2 shared cores). */
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
@@ -118,7 +118,7 @@ export interface ScaleRun {
 }
 
 const compressionFor = (n: number) => [10, 5, 2, 1].find((c) => (c * n * VMS) / FLUSH_S <= RATE) ?? 1;
-const minutesFor = (n: number) => MINUTES ?? Math.min(3, Math.max(1, Math.floor(60_000 / ((n * VMS * 60) / FLUSH_S))));
+const minutesFor = (n: number) => MINUTES ?? Math.min(3, Math.max(0.5, Math.floor((2 * 36_000) / ((n * VMS * 60) / FLUSH_S)) / 2));
 
 /** The mesh: N sidecars × VMS VMs, each with its series, totals per window and flush phase. */
 function buildMesh(n: number, rand: () => number, first = 0): Vm[] {
@@ -373,7 +373,7 @@ function print(runs: ScaleRun[]): void {
   console.log("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
   for (const r of runs) {
     console.log(
-      `| ${f(r.sidecars)} | ${r.sink === "duckdb" ? `DuckDB, load every ${r.loadIntervalS} s` : `Snowflake stand-in, load every ${r.loadIntervalS} s`} | ${r.collectors} | ${f(r.minutes)} (${r.compression}×) | ${f(r.summaries)} | ` +
+      `| ${f(r.sidecars)} | ${r.sink === "duckdb" ? `DuckDB, load every ${r.loadIntervalS} s` : `Snowflake stand-in, load every ${r.loadIntervalS} s`} | ${r.collectors} | ${r.minutes} (${r.compression}×) | ${f(r.summaries)} | ` +
         `${f(r.cpuS / r.minutes, 2)} | ${f(perMinutePerThousand(r.cpuS, r), 2)} | ${f(r.cpuS / (r.minutes * 60), 3)} | ${f(perMinutePerThousand(r.decodeCpuS, r), 2)} | ` +
         `${f(r.peakRssMiB)} (${f(r.idleRssMiB)}) | yes |`,
     );
@@ -385,7 +385,6 @@ function print(runs: ScaleRun[]): void {
         `${r.warehouseCpuS === undefined ? "" : `, stand-in CPU ${f(r.warehouseCpuS, 2)} s`}, decode only ${f(r.decodeCpuS, 2)} s, collectors idle ${f(r.idleCpuSPerMin, 2)} CPU-s per real minute, latest POST ${f(r.lagS, 2)} s behind schedule, ${r.retries} retries; warehouse totals equal the sent ones`,
     );
   }
-  console.log(`\nJSON ${JSON.stringify(runs)}`);
 }
 
 const loadNote = () =>
@@ -410,7 +409,12 @@ async function main(): Promise<void> {
     for (const p of posts) if (!decodeSummary(p.body).ok) throw new Error("a bench summary does not decode");
     const d = process.cpuUsage(d0);
     const mesh: Mesh = { sidecars: n, minutes, posts, bytes: posts.reduce((a, p) => a + p.body.length, 0), decodeCpuS: (d.user + d.system) / 1e6 };
-    for (const sink of ["duckdb", "snowflake"] as const) runs.push(await runOne(sink, mesh, warmup));
+    for (const sink of ["duckdb", "snowflake"] as const) {
+      const run = await runOne(sink, mesh, warmup);
+      // Each run as it ends: a long benchmark stopped part-way still leaves the runs it finished.
+      console.log(`RUN ${JSON.stringify(run)}`);
+      runs.push(run);
+    }
   }
   print(runs);
 }

@@ -16,7 +16,7 @@ export async function measureScale(options: { sidecars: number[]; minutes?: numb
     env: { ...process.env, BENCH_SIDECARS: options.sidecars.join(","), ...(options.minutes === undefined ? {} : { BENCH_MINUTES: String(options.minutes) }) },
     maxBuffer: 16 << 20,
   });
-  const json = /^JSON (.*)$/m.exec(stdout);
-  if (!json) throw new Error(`bench/scale.ts printed no figures:\n${stdout}`);
-  return { runs: JSON.parse(json[1]) as ScaleRun[], output: stdout.replace(/^JSON .*$/m, "").trimEnd() };
+  const runs = [...stdout.matchAll(/^RUN (.*)$/gm)].map((m) => JSON.parse(m[1]) as ScaleRun);
+  if (runs.length === 0) throw new Error(`bench/scale.ts printed no figures:\n${stdout}`);
+  return { runs, output: stdout.replace(/^RUN .*\n/gm, "").trim() };
 }
