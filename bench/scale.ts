@@ -396,7 +396,7 @@ const loadAtStart = loadNote();
 async function main(): Promise<void> {
   // Windows lie in the next hour, ahead of the wall clock (accepted: MESHLOOK_MAX_WINDOW_AHEAD_S is
   // unbounded by default), which stays open for the whole benchmark, so no hourly compaction runs in it;
-  // a live collector pays one per closed hour (bench/load-cycle.ts and docs/read-api.md measure it).
+  // a live collector pays one per closed hour, not measured here.
   const t0 = (Math.floor(Date.now() / HOUR_MS) + 1) * HOUR_MS + 15 * 60_000;
   const warmup = traffic(buildMesh(WARMUP_SIDECARS, mulberry32(0), 1_000_000), WARMUP_WINDOWS, 0, t0);
   const runs: ScaleRun[] = [];
