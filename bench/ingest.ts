@@ -11,7 +11,7 @@
 // summaries/s, p99 acknowledgement latency, the collector's /healthz rate, its CPU split
 // between event loop and other threads, its GC share (--trace-gc pauses on the event loop) and peak RSS.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -22,6 +22,7 @@ import { MinuteRollup } from "../collector/rollup.ts";
 import { Spool } from "../collector/spool.ts";
 import { decodeSummary, decodeSummaryInto, encodeSummary, type DecodedSummary } from "../shared/node.ts";
 import { series, summary } from "../test/collector/helpers.ts";
+import { cpuSeconds, peakRssMiB, threadCpuSeconds } from "./lib/proc.ts";
 
 const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -56,34 +57,6 @@ function buildSummary(i: number): DecodedSummary {
   }
   return out;
 }
-
-// utime + stime of a /proc stat line, in seconds (clock ticks, USER_HZ = 100).
-const statCpuS = (stat: string) => {
-  const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-};
-const cpuSeconds = (pid: number) => statCpuS(readFileSync(`/proc/${pid}/stat`, "utf8"));
-
-/**
- * CPU seconds of the main (event-loop) thread and of all other threads: V8's helpers (parallel and
- * concurrent GC, optimizing compiler), libuv's pool (spool writev + fdatasync) and DuckDB's threads.
- * Node names them all "node", so they are not told apart here.
- */
-function threadCpuSeconds(pid: number): { main: number; others: number } {
-  let others = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    if (tid === String(pid)) continue;
-    try {
-      others += statCpuS(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"));
-    } catch {
-      // the thread ended between readdir and read; its time is in the process total
-    }
-  }
-  return { main: statCpuS(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8")), others };
-}
-
-/** Peak resident set size of a process (VmHWM), in MiB. */
-const peakRssMiB = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
 const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -26,9 +26,9 @@ import { DuckDBSink } from "../collector/sink/duckdb.ts";
 import { SnowflakeSink } from "../collector/sink/snowflake.ts";
 import type { Sink } from "../collector/sink/types.ts";
 import { decodeSummary, encodeSummary } from "../shared/node.ts";
-import { DIMENSIONS } from "../shared/schema.ts";
-import { series, summary } from "../test/collector/helpers.ts";
+import { summary } from "../test/collector/helpers.ts";
 import { mulberry32 } from "../test/shared/random.ts";
+import { sidecarPod, sidecarSeries } from "./lib/sidecar-summary.ts";
 
 const SIDECARS = (process.env.BENCH_SIDECARS ?? "100,1000,10000").split(",").map(Number);
 const INTERVAL_S = Number(process.env.BENCH_INTERVAL_S ?? 900);
@@ -70,22 +70,7 @@ interface TripFigures {
 }
 
 /** One sidecar's summary for window `w` of the cycle, with its own workload and `SERIES` series. */
-function sidecarSummary(sidecar: number, w: number, endMs: number, rand: () => number) {
-  const workload = `app-${sidecar}`;
-  const ss = Array.from({ length: SERIES }, (_, k) => {
-    const service = `svc-${(sidecar * 7 + k) % 500}.ns-${k % 10}.svc.cluster.local`;
-    const values = Array.from({ length: 3 + Math.floor(rand() * 20) }, () => Math.floor(200 + rand() * rand() * 50_000));
-    const base = series(service, values);
-    const dimensions = Object.fromEntries(
-      DIMENSIONS.map((d) => [
-        d,
-        d === "source_workload" ? workload : d === "source_namespace" ? `ns-${sidecar % 10}` : d === "response_code" ? (k === SERIES - 1 ? 503 : 200) : base.dimensions[d],
-      ]),
-    ) as typeof base.dimensions;
-    return { ...base, dimensions };
-  });
-  return summary(w + 1, endMs, ss, `${workload}-6d5f9c7b8-x${sidecar.toString(36)}.ns-${sidecar % 10}`);
-}
+const sidecarSummary = (sidecar: number, w: number, endMs: number, rand: () => number) => summary(w + 1, endMs, sidecarSeries(sidecar, SERIES, rand), sidecarPod(sidecar));
 
 /** The child process of one (N, sink): builds, folds and loads one cycle, reports its figures as JSON. */
 async function runOne(sinkKind: "duckdb" | "snowflake", sidecars: number, env: Record<string, string>): Promise<void> {

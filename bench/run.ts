@@ -17,6 +17,7 @@ import { measureFilterCost } from "./lib/filter-cost.ts";
 import { measureFreshness } from "./lib/freshness.ts";
 import { measureIngest } from "./lib/ingest.ts";
 import { measureLoadCycle } from "./lib/load-cycle.ts";
+import { measureScale, perMinutePerThousand } from "./lib/scale.ts";
 import { mean, median, spread } from "./lib/stats.ts";
 import { measureWarehouseLoad, type LoadRun } from "./lib/warehouse-load.ts";
 import { measureWire } from "./lib/wire.ts";
@@ -212,6 +213,41 @@ await section("load cycle", async () => {
   details.push(`### \`bench/load-cycle.ts\`\n\n${output}`);
 });
 
+await section("scale", async () => {
+  // A simulated mesh posting to collector processes at its arrival rate; --quick: a few sidecars, one minute.
+  const { runs, output } = await measureScale(quick ? { sidecars: [20], minutes: 1 } : { sidecars: [100, 1000, 10_000] });
+  for (const n of new Set(runs.map((r) => r.sidecars))) {
+    const duckdb = runs.find((r) => r.sidecars === n && r.sink === "duckdb")!;
+    const snowflake = runs.find((r) => r.sidecars === n && r.sink === "snowflake")!;
+    const perK = (r: typeof duckdb, cpuS = r.cpuS) => perMinutePerThousand(cpuS, r);
+    const mesh = `${n.toLocaleString("en-US")} sidecars`;
+    rows.push({
+      figure: `collector CPU-s per simulated minute per 1,000 sidecars, ingest + load, DuckDB (${mesh})`,
+      ours: fmt(perK(duckdb), 2),
+      baseline: fmt(perK(duckdb, duckdb.decodeCpuS), 2),
+      baselineIs: "decoding the same summaries only (same run)",
+      ratio: ratio(duckdb.cpuS, duckdb.decodeCpuS),
+    });
+    rows.push({
+      figure: `collector CPU-s per simulated minute per 1,000 sidecars, ingest + load, Snowflake stand-in, 2 replicas (${mesh})`,
+      ours: fmt(perK(snowflake), 2),
+      baseline: fmt(perK(duckdb), 2),
+      baselineIs: "the same mesh into DuckDB, one collector (same run)",
+      ratio: ratio(snowflake.cpuS, duckdb.cpuS),
+    });
+    for (const r of [duckdb, snowflake]) {
+      rows.push({
+        figure: `collector peak RSS MiB, ${r.sink === "duckdb" ? "DuckDB" : "Snowflake stand-in, largest of 2 replicas"} (${mesh})`,
+        ours: fmt(r.peakRssMiB),
+        baseline: fmt(r.idleRssMiB),
+        baselineIs: "the same collector idle, before traffic",
+        ratio: ratio(r.peakRssMiB, r.idleRssMiB),
+      });
+    }
+  }
+  details.push(`### \`bench/scale.ts\`\n\n${output}`);
+});
+
 await section("freshness", async () => {
   const f = await measureFreshness(quick ? 1 : 3);
   rows.push({
@@ -228,9 +264,10 @@ await section("freshness", async () => {
 });
 
 if (!quick) {
-  // Every other benchmark script under bench/ (ingest.ts and load-cycle.ts ran above), printed in full in the details.
+  // Every other benchmark script under bench/ (ingest.ts, load-cycle.ts and scale.ts ran above), printed in full in the details.
+  const ranAbove = new Set(["run.ts", "ingest.ts", "load-cycle.ts", "scale.ts"]);
   const others = readdirSync(join(ROOT, "bench"))
-    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "run.ts" && f !== "ingest.ts" && f !== "load-cycle.ts")
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && !ranAbove.has(f))
     .sort();
   for (const f of others) await section(`bench/${f}`, () => script(`bench/${f}`));
 }

@@ -404,7 +404,7 @@ export function warehouseRows(raw: Record<string, unknown>[]): WarehouseRow[] {
 
 /** Reads a DuckDB warehouse file (no collector may hold it). */
 /** Rows of `sql` on the DuckDB file at `path` (opened after the collector let go of it). */
-async function queryDuckDB(path: string, sql: string): Promise<Record<string, unknown>[]> {
+export async function queryDuckDB(path: string, sql: string): Promise<Record<string, unknown>[]> {
   const instance = await DuckDBInstance.create(path);
   const conn = await instance.connect();
   try {
