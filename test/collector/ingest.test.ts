@@ -168,7 +168,11 @@ describe("ingest", () => {
     // Refusals and retries in between, decoded while the good ones are in flight.
     const noise = bodies.flatMap((b, i) => (i % 4 === 0 ? [b.subarray(0, b.length - 3), b] : []));
     const answers = await Promise.all([...bodies, ...noise].map((b) => injectRetryingShed(c.app, request(b))));
-    expect(answers.slice(0, bodies.length).map((r) => r.json().status)).toEqual(bodies.map(() => "accepted"));
+    // A shed body sent again may arrive after its copy: which of the two is the duplicate is not fixed.
+    const outcomes = answers.map((r) => r.json().status ?? r.json().error);
+    expect(outcomes.filter((o) => o === "accepted")).toHaveLength(bodies.length);
+    expect(outcomes.filter((o) => o === "duplicate")).toHaveLength(noise.length / 2);
+    expect(outcomes.filter((o) => o === "truncated")).toHaveLength(noise.length / 2);
     await c.loader.loadNow();
 
     const conn = (c.sink as DuckDBSink).connection;
