@@ -13,7 +13,9 @@ import { defaultConfig, type CollectorConfig } from "../../collector/config.ts";
 import { SUMMARY_CONTENT_TYPE } from "../../collector/server.ts";
 import { createDuckDBSink, type DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { Spool } from "../../collector/spool.ts";
-import { encode, invalidBodies, latencies, metricValues, postAccepted, replayLoader, series, summary, totals } from "./helpers.ts";
+import { MinuteRollup } from "../../collector/rollup.ts";
+import { encode, invalidBodies, latencies, metricValues, postAccepted, replayLoader, series, sketchOf, summary, totals } from "./helpers.ts";
+import { injectRetryingShed } from "../shared/shed-retry.ts";
 
 const dirs: string[] = [];
 const running: RunningCollector[] = [];
@@ -42,13 +44,13 @@ async function collector(overrides: Partial<CollectorConfig> = {}, pressureSampl
   return c;
 }
 
-const post = (c: RunningCollector, body: Uint8Array | string, headers: Record<string, string> = {}) =>
-  c.app.inject({
-    method: "POST",
-    url: "/v1/summaries",
-    payload: Buffer.from(body),
-    headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer token-new", ...headers },
-  });
+const request = (body: Uint8Array | string, headers: Record<string, string> = {}) => ({
+  method: "POST" as const,
+  url: "/v1/summaries",
+  payload: Buffer.from(body),
+  headers: { "content-type": SUMMARY_CONTENT_TYPE, authorization: "Bearer token-new", ...headers },
+});
+const post = (c: RunningCollector, body: Uint8Array | string, headers: Record<string, string> = {}) => c.app.inject(request(body, headers));
 
 async function warehouseTotals(c: RunningCollector) {
   const conn = (c.sink as DuckDBSink).connection;
@@ -193,6 +195,69 @@ describe("ingest", () => {
     expect([m.get("meshlook_summaries_loaded_total"), m.get("meshlook_load_failures_total{reason=duckdb}")]).toEqual([input.length, 1]);
     const ledger = await (c.sink as DuckDBSink).connection.runAndReadAll("SELECT COUNT(*) AS n, COUNT(DISTINCT (producer_id, seq)) AS k FROM mesh_load_ledger");
     expect(ledger.getRowObjectsJS()[0]).toEqual({ n: BigInt(input.length), k: BigInt(input.length) });
+  });
+
+  it("folds summaries posted together exactly as sent, each from decoder columns of its own", async () => {
+    const c = await collector();
+    // The test's own record of every latency it sends, per (minute, service): the truth the rows must match.
+    const sent = new Map<string, number[]>();
+    // Sizes from 1 to 150 series, so sets grow past their first size while others wait for the fsync; a
+    // service appears in several summaries of a minute, so rows made by one summary are added to by others.
+    const input = Array.from({ length: 48 }, (_, i) => {
+      const endMs = 60_000 * (1 + (i % 3));
+      const list = Array.from({ length: 1 + ((i * 37) % 150) }, (_, j) => {
+        const service = `svc-${(i * 11 + j) % 160}`;
+        const values = latencies(1 + ((i + j) % 9)).map((v) => v + i);
+        const key = `${endMs - 60_000} ${service}`;
+        sent.set(key, [...(sent.get(key) ?? []), ...values]);
+        return series(service, values);
+      });
+      return summary(i + 1, endMs, list, `pod-${i % 5}`);
+    });
+    const bodies = input.map(encode);
+    // Refusals and retries in between, decoded while the good ones are in flight.
+    const noise = bodies.flatMap((b, i) => (i % 4 === 0 ? [b.subarray(0, b.length - 3), b] : []));
+    const answers = await Promise.all([...bodies, ...noise].map((b) => injectRetryingShed(c.app, request(b))));
+    // A shed body sent again may arrive after its copy: which of the two is the duplicate is not fixed.
+    const outcomes = answers.map((r) => r.json().status ?? r.json().error);
+    expect(outcomes.filter((o) => o === "accepted")).toHaveLength(bodies.length);
+    expect(outcomes.filter((o) => o === "duplicate")).toHaveLength(noise.length / 2);
+    expect(outcomes.filter((o) => o === "truncated")).toHaveLength(noise.length / 2);
+    await c.loader.loadNow();
+
+    const conn = (c.sink as DuckDBSink).connection;
+    const rows = (
+      await conn.runAndReadAll(
+        "SELECT epoch_ms(minute) AS m, destination_service AS s, requests, latency_sum_us AS sum, latency_min_us AS lo, latency_max_us AS hi, latency_sketch AS sk FROM mesh_traffic_minute",
+      )
+    ).getRowObjectsJS();
+    const loaded = Object.fromEntries(
+      rows.map((r) => [`${r.m} ${r.s}`, { requests: Number(r.requests), sum: Number(r.sum), lo: Number(r.lo), hi: Number(r.hi), sketch: JSON.parse(String(r.sk)) }]),
+    );
+    const expected = Object.fromEntries(
+      [...sent].map(([key, v]) => [key, { requests: v.length, sum: v.reduce((a, b) => a + b, 0), lo: Math.min(...v), hi: Math.max(...v), sketch: sketchOf(v, 6) }]),
+    );
+    expect(loaded).toEqual(expected);
+  });
+
+  it("refuses a summary whose fold fails with 503 after it is durable; its retry is acknowledged and it loads once, from disk", async () => {
+    const c = await collector();
+    const first = summary(1, 60_000, [series("a", latencies(30)), series("b", latencies(3))]);
+    const second = summary(2, 60_000, [series("a", latencies(7))]);
+    expect((await injectRetryingShed(c.app, request(encode(first)))).statusCode).toBe(200);
+    // A fold that fails part-way through, having changed rows already (here: the summary added twice).
+    const add = MinuteRollup.prototype.add;
+    const failing = vi.spyOn(MinuteRollup.prototype, "add").mockImplementationOnce(function (this: MinuteRollup, s) {
+      add.call(this, s);
+      add.call(this, s);
+      throw new Error("fold failed");
+    });
+    const res = await injectRetryingShed(c.app, request(encode(second)));
+    failing.mockRestore();
+    expect([res.statusCode, res.json().error]).toEqual([503, "spool_unavailable"]);
+    expect((await injectRetryingShed(c.app, request(encode(second)))).json()).toEqual({ status: "duplicate" });
+    await c.loader.loadNow();
+    expect(await warehouseTotals(c)).toEqual(totals([first, second]));
   });
 
   it("replays a large spool in one transaction of bounded parts, exactly once even when the warehouse fails mid-load", async () => {
