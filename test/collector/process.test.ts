@@ -12,6 +12,7 @@ import { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { registerMeshQuantile } from "../../shared/quantile-duckdb.ts";
 import { encode, latencies, series, summary, totals } from "./helpers.ts";
 import type { DecodedSummary } from "../../collector/summary.ts";
+import { fetchRetryingShed } from "../shared/shed-retry.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "meshlook-process-"));
@@ -53,11 +54,14 @@ const token = () => readFileSync(join(dir, "ingest-token"), "utf8").trim();
 async function postAll(url: string, summaries: DecodedSummary[]) {
   const statuses = await Promise.all(
     summaries.map(async (s) => {
-      const res = await fetch(`${url}/v1/summaries`, {
-        method: "POST",
-        headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${token()}` },
-        body: Buffer.from(encode(s)),
-      });
+      // Sent again after 503 overloaded, as a sidecar does: a starved machine sheds, and that is not what this tests.
+      const res = await fetchRetryingShed(() =>
+        fetch(`${url}/v1/summaries`, {
+          method: "POST",
+          headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${token()}` },
+          body: Buffer.from(encode(s)),
+        }),
+      );
       await res.arrayBuffer();
       return res.status;
     }),
