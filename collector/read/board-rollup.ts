@@ -24,11 +24,12 @@
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
 //    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBValue } from "@duckdb/node-api";
+import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBStructValue } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
+import type { SketchJson } from "../../shared/quantile.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
 
@@ -87,8 +88,9 @@ const READ_COLUMNS = [
 ];
 /**
  * READ_COLUMNS from minute rows, one row per series: grouped in DuckDB, so a series' dimension values (most
- * of a row's bytes) cross into this process once, not once per minute, and its minutes' JSON sketches as one
- * list. Append a WHERE, then FROM_MINUTES_GROUP.
+ * of a row's bytes) cross into this process once, not once per minute, and its minute rows' (minute, JSON
+ * sketch) pairs as one list, so each JSON sketch is parsed once for both pre-aggregates. Append a WHERE, then
+ * FROM_MINUTES_GROUP.
  */
 const MINUTES_AGGREGATE: Record<string, string> = {
   latency_min_us: "MIN(latency_min_us)",
@@ -96,7 +98,7 @@ const MINUTES_AGGREGATE: Record<string, string> = {
   "epoch_us(first_minute)": "MIN(epoch_us(minute))",
   "epoch_us(last_minute)": "MAX(epoch_us(minute))",
   minute_rows: "COUNT(*)",
-  sketch: "LIST(latency_sketch)",
+  sketch: "LIST(struct_pack(m := epoch_us(minute), s := latency_sketch))",
 };
 const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
 const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
@@ -107,16 +109,36 @@ const MINUTE_AGGREGATE: Record<string, string> = {
   latency_max_us: "MAX(latency_max_us)",
   mtls_requests: "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END)::BIGINT",
   minute_rows: "COUNT(*)",
-  sketch: "LIST(latency_sketch)",
 };
+/** mesh_board_minute's columns but the sketch: those are merged from FROM_MINUTES's lists. */
+const MINUTE_COUNTER_COLUMNS = BOARD_MINUTE_TABLE.columns.filter((c) => c.name !== "sketch");
 /**
- * mesh_board_minute's columns from the minute rows, one row per minute and key, the sketches as one list (to
- * merge here: DuckDB has no exact sketch merge). Append a WHERE, then MINUTES_GROUP.
+ * mesh_board_minute's counters from the minute rows, one row per minute and key (the sketch, DuckDB having
+ * no exact sketch merge, is merged here from FROM_MINUTES's lists). Append a WHERE, then MINUTES_GROUP.
  */
-const MINUTES = `SELECT ${BOARD_MINUTE_TABLE.columns
-  .map((c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`))
-  .join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`;
+const MINUTE_COUNTERS = `SELECT ${MINUTE_COUNTER_COLUMNS.map(
+  (c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`),
+).join(", ")} FROM ${FACT_TABLE.name}`;
 const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
+/** Where mesh_board_minute's dimensions lie among a series' (DIMENSIONS order). */
+const MINUTE_DIMENSION_AT = BOARD_MINUTE_DIMENSIONS.map((d) => (DIMENSIONS as readonly string[]).indexOf(d));
+/** A mesh_board_minute key (JSON: a value may hold any character). */
+const minuteKey = (minute: bigint, dims: readonly (string | number)[]) => JSON.stringify([String(minute), ...dims]);
+/** Minute rows of one hour; binds its start and end. Append LOADED to take only those one merge absorbs. */
+const IN_HOUR = " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";
+/** Binds the watermark and the newest loaded_at a run merges up to. */
+const LOADED = " AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)";
+
+/** What a fold writes of an hour. */
+interface FoldTarget {
+  /**
+   * mesh_board_hour's rows of the hour: "merge" adds the minute rows to what those rows absorbed, "replace"
+   * rebuilds them from the minute rows alone; absent: left as they are.
+   */
+  hour?: "merge" | "replace";
+  /** Whether the minute rows' groups are appended to mesh_board_minute (what they replace, the caller deletes). */
+  minutes: boolean;
+}
 
 export class BoardRollup {
   private conn?: DuckDBConnection;
@@ -171,21 +193,7 @@ export class BoardRollup {
         );
         for (const [h] of hours) {
           const hour = h as bigint;
-          await this.rewrite(c, hour, [
-            { sql: `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, params: [String(hour)] },
-            {
-              sql:
-                `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
-                `AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
-              params: [String(hour), String(hour + HOUR_US), since, until],
-            },
-          ]);
-          await this.appendMinutes(c, `${MINUTES} AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${MINUTES_GROUP}`, [
-            String(hour),
-            String(hour + HOUR_US),
-            since,
-            until,
-          ]);
+          await this.fold(c, hour, [since, until], { hour: "merge", minutes: true });
           touched.push(hour);
           merged++;
         }
@@ -255,22 +263,12 @@ export class BoardRollup {
           continue;
         }
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
-        if (s.minutesStale) {
-          await dropMinutes();
-          await this.appendMinutes(c, `${MINUTES}${MINUTES_GROUP}`, bounds);
-        }
-        if (s.hourStale) {
-          await this.rewrite(c, s.hour, [
-            {
-              sql: `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
-              params: bounds,
-            },
-          ]);
-        }
+        if (s.minutesStale) await dropMinutes();
+        await this.fold(c, s.hour, undefined, { hour: s.hourStale ? "replace" : undefined, minutes: s.minutesStale });
         rebuilt++;
       }
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
-      await c.run("COMMIT");
+      await this.source.writes.commit(() => c.run("COMMIT"));
       this.watermark = upTo ?? this.watermark;
       this.checkAll = waiting > 0;
       this.options.waitingGauge?.set(waiting);
@@ -282,97 +280,101 @@ export class BoardRollup {
   }
 
   /**
-   * Appends to mesh_board_minute the rows `sql` gives (MINUTES), each group's JSON sketches merged into one
-   * binary sketch. Incremental merges only append (a minute and key may hold several rows; every read sums
-   * and merges them), so a merge never reads what is there.
+   * Folds hour `hour`'s minute rows (those loaded in `loaded`, a (watermark, newest loaded_at] pair, or all of
+   * them) into the pre-aggregates `target` names. Each minute row's JSON sketch is parsed once, and goes both
+   * to its series' hour sketch and to its minute and key's sketch.
    */
-  private async appendMinutes(c: DuckDBConnection, sql: string, params: string[]): Promise<void> {
+  private async fold(c: DuckDBConnection, hour: bigint, loaded: [string, string] | undefined, target: FoldTarget): Promise<void> {
+    // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k sketches to merge.
     const yielder = new Yielder();
-    const out: (DuckDBValue | Uint8Array)[][] = [];
+    const cells = target.hour ? new Map<string, Cell>() : undefined;
+    const perMinute = target.minutes ? new Map<string, SketchAccumulator>() : undefined;
+    const where = { sql: IN_HOUR + (loaded ? LOADED : ""), params: [String(hour), String(hour + HOUR_US), ...(loaded ?? [])] };
+    if (target.hour === "merge") {
+      await this.absorb(c, `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)], cells, undefined, yielder);
+    }
+    await this.absorb(c, FROM_MINUTES + where.sql + FROM_MINUTES_GROUP, where.params, cells, perMinute, yielder);
+    if (cells) await this.writeHour(c, hour, cells, yielder);
+    if (perMinute) await this.appendMinutes(c, MINUTE_COUNTERS + where.sql + MINUTES_GROUP, where.params, perMinute, yielder);
+  }
+
+  /**
+   * Adds the rows `sql` gives (READ_COLUMNS order: mesh_board_hour rows, or FROM_MINUTES's series) to their
+   * series' cells, and a FROM_MINUTES row's minute sketches to `perMinute` by minute and key.
+   */
+  private async absorb(
+    c: DuckDBConnection,
+    sql: string,
+    params: string[],
+    cells: Map<string, Cell> | undefined,
+    perMinute: Map<string, SketchAccumulator> | undefined,
+    yielder: Yielder,
+  ): Promise<void> {
+    const nd = DIMENSIONS.length;
     const result = await c.stream(sql, params);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-      for (const row of chunk.getRows() as (DuckDBValue | Uint8Array)[][]) {
-        const acc = new SketchAccumulator();
-        for (const json of (row[row.length - 1] as DuckDBListValue).items) {
-          acc.addJson(json as string | null);
-          await yielder.maybe();
-        }
-        row[row.length - 1] = acc.toBinary();
-        out.push(row);
-      }
-    }
-    // Written once the read is done: the connection serves one statement at a time.
-    const a = await c.createAppender(BOARD_MINUTE_TABLE.name);
-    try {
-      for (const row of out) {
-        BOARD_MINUTE_TABLE.columns.forEach((col, k) => {
-          const v = row[k];
-          if (v === null) a.appendNull();
-          else if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
-          else if (col.type === "string") a.appendVarchar(v as string);
-          else if (col.type === "int32") a.appendInteger(v as number);
-          else if (col.type === "binary") a.appendBlob(v as Uint8Array);
-          else a.appendBigInt(v as bigint);
-        });
-        a.endRow();
+      const col = chunk.getColumns();
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const dims = col.slice(0, nd).map((d) => d[i] as string | number);
+        const cell = cells && this.cell(cells, dims, (k) => col[nd + k][i] as bigint);
+        const sketch = col[nd + 10][i];
+        if (sketch instanceof DuckDBListValue) {
+          const keyDims = perMinute && MINUTE_DIMENSION_AT.map((k) => dims[k]);
+          for (const item of sketch.items) {
+            const { m, s } = (item as DuckDBStructValue).entries;
+            const parsed: SketchJson | null = s === null ? null : JSON.parse(s as string);
+            cell?.sketch.addJson(parsed);
+            if (perMinute && keyDims) {
+              const key = minuteKey(m as bigint, keyDims);
+              let acc = perMinute.get(key);
+              if (!acc) perMinute.set(key, (acc = new SketchAccumulator()));
+              acc.addJson(parsed);
+            }
+            await yielder.maybe();
+          }
+        } else if (sketch) cell?.sketch.addBinary((sketch as DuckDBBlobValue).bytes);
         await yielder.maybe();
       }
-      a.flushSync();
-    } finally {
-      a.closeSync();
     }
   }
 
-  /** Replaces hour `hour`'s rows by the merge, per series, of the rows the statements give (READ_COLUMNS order). */
-  private async rewrite(c: DuckDBConnection, hour: bigint, inputs: { sql: string; params: string[] }[]): Promise<void> {
-    const cells = new Map<string, Cell>();
-    const nd = DIMENSIONS.length;
-    // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k to merge.
-    const yielder = new Yielder();
-    for (const input of inputs) {
-      const result = await c.stream(input.sql, input.params);
-      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        const col = chunk.getColumns();
-        for (let i = 0; i < chunk.rowCount; i++) {
-          const dims = col.slice(0, nd).map((d) => d[i] as string | number);
-          // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
-          const key = JSON.stringify(dims);
-          const v = (k: number) => col[nd + k][i] as bigint;
-          const sketch = col[nd + 10][i];
-          let cell = cells.get(key);
-          if (!cell) {
-            cell = {
-              dims,
-              requests: 0n,
-              errors: 0n,
-              requestBytes: 0n,
-              responseBytes: 0n,
-              latencySum: 0n,
-              latencyMin: v(5),
-              latencyMax: v(6),
-              first: v(7),
-              last: v(8),
-              rows: 0n,
-              sketch: new SketchAccumulator(),
-            };
-            cells.set(key, cell);
-          }
-          cell.requests += v(0);
-          cell.errors += v(1);
-          cell.requestBytes += v(2);
-          cell.responseBytes += v(3);
-          cell.latencySum += v(4);
-          if (v(5) < cell.latencyMin) cell.latencyMin = v(5);
-          if (v(6) > cell.latencyMax) cell.latencyMax = v(6);
-          if (v(7) < cell.first) cell.first = v(7);
-          if (v(8) > cell.last) cell.last = v(8);
-          cell.rows += v(9);
-          if (sketch instanceof DuckDBListValue) for (const json of sketch.items) cell.sketch.addJson(json as string | null);
-          else if (sketch) cell.sketch.addBinary((sketch as DuckDBBlobValue).bytes);
-          await yielder.maybe();
-        }
-      }
+  /** Adds one row's measures (`v(k)`: READ_COLUMNS after the dimensions) to its series' cell; returns the cell. */
+  private cell(cells: Map<string, Cell>, dims: (string | number)[], v: (k: number) => bigint): Cell {
+    // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
+    const key = JSON.stringify(dims);
+    let cell = cells.get(key);
+    if (!cell) {
+      cell = {
+        dims,
+        requests: 0n,
+        errors: 0n,
+        requestBytes: 0n,
+        responseBytes: 0n,
+        latencySum: 0n,
+        latencyMin: v(5),
+        latencyMax: v(6),
+        first: v(7),
+        last: v(8),
+        rows: 0n,
+        sketch: new SketchAccumulator(),
+      };
+      cells.set(key, cell);
     }
+    cell.requests += v(0);
+    cell.errors += v(1);
+    cell.requestBytes += v(2);
+    cell.responseBytes += v(3);
+    cell.latencySum += v(4);
+    if (v(5) < cell.latencyMin) cell.latencyMin = v(5);
+    if (v(6) > cell.latencyMax) cell.latencyMax = v(6);
+    if (v(7) < cell.first) cell.first = v(7);
+    if (v(8) > cell.last) cell.last = v(8);
+    cell.rows += v(9);
+    return cell;
+  }
+
+  /** Replaces hour `hour`'s mesh_board_hour rows by `cells`. */
+  private async writeHour(c: DuckDBConnection, hour: bigint, cells: Map<string, Cell>, yielder: Yielder): Promise<void> {
     await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
     const a = await c.createAppender(BOARD_HOUR_TABLE.name);
     try {
@@ -384,6 +386,36 @@ export class BoardRollup {
         a.appendTimestamp(ts(cell.last));
         a.appendBigInt(cell.rows);
         const bin = cell.sketch.toBinary();
+        if (bin) a.appendBlob(bin);
+        else a.appendNull();
+        a.endRow();
+        await yielder.maybe();
+      }
+      a.flushSync();
+    } finally {
+      a.closeSync();
+    }
+  }
+
+  /**
+   * Appends to mesh_board_minute the counter rows `sql` gives (MINUTE_COUNTERS), each with its minute and
+   * key's merged sketch from `perMinute`. Incremental merges only append (a minute and key may hold several
+   * rows; every read sums and merges them), so a merge never reads what is there.
+   */
+  private async appendMinutes(c: DuckDBConnection, sql: string, params: string[], perMinute: Map<string, SketchAccumulator>, yielder: Yielder): Promise<void> {
+    const rows = (await c.runAndReadAll(sql, params)).getRows();
+    // Written once the read is done: the connection serves one statement at a time.
+    const a = await c.createAppender(BOARD_MINUTE_TABLE.name);
+    try {
+      for (const row of rows) {
+        MINUTE_COUNTER_COLUMNS.forEach((col, k) => {
+          const v = row[k];
+          if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
+          else if (col.type === "string") a.appendVarchar(v as string);
+          else if (col.type === "int32") a.appendInteger(v as number);
+          else a.appendBigInt(v as bigint);
+        });
+        const bin = perMinute.get(minuteKey(row[0] as bigint, row.slice(1, 1 + BOARD_MINUTE_DIMENSIONS.length) as (string | number)[]))?.toBinary();
         if (bin) a.appendBlob(bin);
         else a.appendNull();
         a.endRow();
