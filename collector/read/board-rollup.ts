@@ -24,7 +24,7 @@
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
 //    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBStructValue } from "@duckdb/node-api";
+import { DuckDBListVector, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
@@ -98,7 +98,8 @@ const MINUTES_AGGREGATE: Record<string, string> = {
   "epoch_us(first_minute)": "MIN(epoch_us(minute))",
   "epoch_us(last_minute)": "MAX(epoch_us(minute))",
   minute_rows: "COUNT(*)",
-  sketch: "LIST(struct_pack(m := epoch_us(minute), s := latency_sketch))",
+  // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
+  sketch: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
 };
 const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
 const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
@@ -122,8 +123,8 @@ const MINUTE_COUNTERS = `SELECT ${MINUTE_COUNTER_COLUMNS.map(
 const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
 /** Where mesh_board_minute's dimensions lie among a series' (DIMENSIONS order). */
 const MINUTE_DIMENSION_AT = BOARD_MINUTE_DIMENSIONS.map((d) => (DIMENSIONS as readonly string[]).indexOf(d));
-/** A mesh_board_minute key (JSON: a value may hold any character). */
-const minuteKey = (minute: bigint, dims: readonly (string | number)[]) => JSON.stringify([String(minute), ...dims]);
+/** A mesh_board_minute key (JSON: a value may hold any character); the minute in epoch µs, as text. */
+const minuteKey = (minute: string, dims: readonly (string | number)[]) => JSON.stringify([minute, ...dims]);
 /** Minute rows of one hour; binds its start and end. Append LOADED to take only those one merge absorbs. */
 const IN_HOUR = " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";
 /** Binds the watermark and the newest loaded_at a run merges up to. */
@@ -313,26 +314,33 @@ export class BoardRollup {
     const nd = DIMENSIONS.length;
     const result = await c.stream(sql, params);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-      const col = chunk.getColumns();
+      // Read value by value, not converted a chunk at a time: a chunk of a rebuild holds ~100k sketches,
+      // whose conversion alone would hold the event loop for a large part of a second.
+      const col = Array.from({ length: chunk.columnCount }, (_, k) => chunk.getColumnVector(k));
+      const sketches = col[nd + 10];
       for (let i = 0; i < chunk.rowCount; i++) {
-        const dims = col.slice(0, nd).map((d) => d[i] as string | number);
-        const cell = cells && this.cell(cells, dims, (k) => col[nd + k][i] as bigint);
-        const sketch = col[nd + 10][i];
-        if (sketch instanceof DuckDBListValue) {
+        const dims = col.slice(0, nd).map((d) => d.getItem(i) as string | number);
+        const cell = cells && this.cell(cells, dims, (k) => col[nd + k].getItem(i) as bigint);
+        if (sketches instanceof DuckDBListVector) {
           const keyDims = perMinute && MINUTE_DIMENSION_AT.map((k) => dims[k]);
-          for (const item of sketch.items) {
-            const { m, s } = (item as DuckDBStructValue).entries;
-            const parsed: SketchJson | null = s === null ? null : JSON.parse(s as string);
+          const from = sketches.getEntryOffset(i);
+          for (let k = from, to = from + sketches.getEntryLength(i); k < to; k++) {
+            const item = sketches.childVector.getItem(k) as string;
+            const space = item.indexOf(" ");
+            const parsed: SketchJson | null = JSON.parse(item.slice(space + 1));
             cell?.sketch.addJson(parsed);
             if (perMinute && keyDims) {
-              const key = minuteKey(m as bigint, keyDims);
+              const key = minuteKey(item.slice(0, space), keyDims);
               let acc = perMinute.get(key);
               if (!acc) perMinute.set(key, (acc = new SketchAccumulator()));
               acc.addJson(parsed);
             }
             await yielder.maybe();
           }
-        } else if (sketch) cell?.sketch.addBinary((sketch as DuckDBBlobValue).bytes);
+        } else {
+          const bin = sketches.getItem(i) as DuckDBBlobValue | null;
+          if (bin) cell?.sketch.addBinary(bin.bytes);
+        }
         await yielder.maybe();
       }
     }
@@ -415,7 +423,7 @@ export class BoardRollup {
           else if (col.type === "int32") a.appendInteger(v as number);
           else a.appendBigInt(v as bigint);
         });
-        const bin = perMinute.get(minuteKey(row[0] as bigint, row.slice(1, 1 + BOARD_MINUTE_DIMENSIONS.length) as (string | number)[]))?.toBinary();
+        const bin = perMinute.get(minuteKey(String(row[0]), row.slice(1, 1 + BOARD_MINUTE_DIMENSIONS.length) as (string | number)[]))?.toBinary();
         if (bin) a.appendBlob(bin);
         else a.appendNull();
         a.endRow();
