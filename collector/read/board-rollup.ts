@@ -24,7 +24,7 @@
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
 //    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBListVector, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBListVector, DuckDBTimestampValue, type DuckDBAppender, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
@@ -384,25 +384,15 @@ export class BoardRollup {
   /** Replaces hour `hour`'s mesh_board_hour rows by `cells`. */
   private async writeHour(c: DuckDBConnection, hour: bigint, cells: Map<string, Cell>, yielder: Yielder): Promise<void> {
     await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
-    const a = await c.createAppender(BOARD_HOUR_TABLE.name);
-    try {
-      for (const cell of cells.values()) {
-        a.appendTimestamp(ts(hour));
-        cell.dims.forEach((d, k) => (DIMENSIONS[k] === "response_code" ? a.appendInteger(Number(d)) : a.appendVarchar(String(d))));
-        for (const n of [cell.requests, cell.errors, cell.requestBytes, cell.responseBytes, cell.latencySum, cell.latencyMin, cell.latencyMax]) a.appendBigInt(n);
-        a.appendTimestamp(ts(cell.first));
-        a.appendTimestamp(ts(cell.last));
-        a.appendBigInt(cell.rows);
-        const bin = cell.sketch.toBinary();
-        if (bin) a.appendBlob(bin);
-        else a.appendNull();
-        a.endRow();
-        await yielder.maybe();
-      }
-      a.flushSync();
-    } finally {
-      a.closeSync();
-    }
+    await appendAll(c, BOARD_HOUR_TABLE.name, cells.values(), yielder, (a, cell) => {
+      a.appendTimestamp(ts(hour));
+      cell.dims.forEach((d, k) => (DIMENSIONS[k] === "response_code" ? a.appendInteger(Number(d)) : a.appendVarchar(String(d))));
+      for (const n of [cell.requests, cell.errors, cell.requestBytes, cell.responseBytes, cell.latencySum, cell.latencyMin, cell.latencyMax]) a.appendBigInt(n);
+      a.appendTimestamp(ts(cell.first));
+      a.appendTimestamp(ts(cell.last));
+      a.appendBigInt(cell.rows);
+      appendSketch(a, cell.sketch);
+    });
   }
 
   /**
@@ -411,32 +401,44 @@ export class BoardRollup {
    * rows; every read sums and merges them), so a merge never reads what is there.
    */
   private async appendMinutes(c: DuckDBConnection, sql: string, params: string[], perMinute: Map<string, SketchAccumulator>, yielder: Yielder): Promise<void> {
+    // Read whole before writing: the connection serves one statement at a time.
     const rows = (await c.runAndReadAll(sql, params)).getRows();
-    // Written once the read is done: the connection serves one statement at a time.
-    const a = await c.createAppender(BOARD_MINUTE_TABLE.name);
-    try {
-      for (const row of rows) {
-        MINUTE_COUNTER_COLUMNS.forEach((col, k) => {
-          const v = row[k];
-          if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
-          else if (col.type === "string") a.appendVarchar(v as string);
-          else if (col.type === "int32") a.appendInteger(v as number);
-          else a.appendBigInt(v as bigint);
-        });
-        const bin = perMinute.get(minuteKey(String(row[0]), row.slice(1, 1 + BOARD_MINUTE_DIMENSIONS.length) as (string | number)[]))?.toBinary();
-        if (bin) a.appendBlob(bin);
-        else a.appendNull();
-        a.endRow();
-        await yielder.maybe();
-      }
-      a.flushSync();
-    } finally {
-      a.closeSync();
-    }
+    await appendAll(c, BOARD_MINUTE_TABLE.name, rows, yielder, (a, row) => {
+      MINUTE_COUNTER_COLUMNS.forEach((col, k) => {
+        const v = row[k];
+        if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
+        else if (col.type === "string") a.appendVarchar(v as string);
+        else if (col.type === "int32") a.appendInteger(v as number);
+        else a.appendBigInt(v as bigint);
+      });
+      appendSketch(a, perMinute.get(minuteKey(String(row[0]), row.slice(1, 1 + BOARD_MINUTE_DIMENSIONS.length) as (string | number)[])));
+    });
   }
 
   close(): void {
     this.conn?.closeSync();
     this.conn = undefined;
   }
+}
+
+/** Appends a row to `table` per item, `fill` writing its values, giving the event loop turns between rows. */
+async function appendAll<T>(c: DuckDBConnection, table: string, items: Iterable<T>, yielder: Yielder, fill: (a: DuckDBAppender, item: T) => void): Promise<void> {
+  const a = await c.createAppender(table);
+  try {
+    for (const item of items) {
+      fill(a, item);
+      a.endRow();
+      await yielder.maybe();
+    }
+    a.flushSync();
+  } finally {
+    a.closeSync();
+  }
+}
+
+/** A merged sketch's binary form, or NULL when it holds none. */
+function appendSketch(a: DuckDBAppender, sketch: SketchAccumulator | undefined): void {
+  const bin = sketch?.toBinary();
+  if (bin) a.appendBlob(bin);
+  else a.appendNull();
 }
