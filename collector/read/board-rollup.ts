@@ -174,6 +174,10 @@ export class BoardRollup {
     const budgetMs = (this.options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS) * 1000;
     const c = await this.connection();
     const one = async (sql: string, params: (string | number)[] = []) => (await c.runAndReadAll(sql, params)).getRows();
+    let removed = 0;
+    const remove = async (sql: string, params: string[] = []) => {
+      removed += (await c.run(sql, params)).rowsChanged;
+    };
     await c.run("BEGIN TRANSACTION");
     try {
       // Above the watermark only: the minute table's row groups follow load order, so its zone maps skip
@@ -208,13 +212,13 @@ export class BoardRollup {
       const [[oldestMinute, oldestHour]] = await one(`SELECT epoch_us(MIN(minute)), epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
       const oldest = oldestHour === null ? undefined : (oldestHour as bigint);
       if (oldest === undefined) {
-        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
-        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
+        await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+        await remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
       } else {
-        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
+        await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
         // Retention deletes whole minutes, oldest first: what lies before the oldest minute left went with
         // it, so per minute the table stays exact and keeps answering for the oldest hour.
-        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
+        await remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
       }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
       // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
@@ -257,10 +261,10 @@ export class BoardRollup {
       let rebuilt = 0;
       for (const s of stale) {
         const bounds = [String(s.hour), String(s.hour + HOUR_US)];
-        const dropMinutes = () => c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
+        const dropMinutes = () => remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
         if (s.gone) {
           await dropMinutes();
-          await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
+          await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
           continue;
         }
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
@@ -269,7 +273,11 @@ export class BoardRollup {
         rebuilt++;
       }
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
-      await this.source.writes.commit(() => c.run("COMMIT"));
+      // A run that changed nothing (an idle cycle) leaves the read API's cached answers be.
+      await this.source.writes.commit(
+        () => c.run("COMMIT"),
+        () => merged > 0 || rebuilt > 0 || removed > 0,
+      );
       this.watermark = upTo ?? this.watermark;
       this.checkAll = waiting > 0;
       this.options.waitingGauge?.set(waiting);

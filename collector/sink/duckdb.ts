@@ -275,7 +275,13 @@ export class DuckDBSink implements Sink {
         const v = (await c.runAndReadAll(sql, [ts(cutoff)])).getRows()[0]?.[0] as DuckDBTimestampValue | null;
         return v ? Number(v.micros / 1000n) : undefined;
       },
-      async (sql, before) => (await this.writes.commit(() => c.run(sql, [ts(before)]))).rowsChanged,
+      async (sql, before) =>
+        (
+          await this.writes.commit(
+            () => c.run(sql, [ts(before)]),
+            (r) => r.rowsChanged > 0,
+          )
+        ).rowsChanged,
     );
   }
 

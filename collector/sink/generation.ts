@@ -8,16 +8,20 @@ export class WriteGeneration {
   private underway = 0;
 
   /**
-   * Runs `commit`, the statement that makes a write visible (COMMIT, or an autocommitted statement), counted.
-   * A failed one counts too: whether it changed anything is not known.
+   * Runs `commit`, the statement that makes a write visible (COMMIT, or an autocommitted statement), counted
+   * unless `changed` says from its result that it changed no row (an idle cycle's prune or stage run, which
+   * would otherwise drop every cached answer each cycle). A failed one counts: what it did is not known.
    */
-  async commit<T>(commit: () => Promise<T>): Promise<T> {
+  async commit<T>(commit: () => Promise<T>, changed: (result: T) => boolean = () => true): Promise<T> {
     this.underway++;
+    let counts = true;
     try {
-      return await commit();
+      const out = await commit();
+      counts = changed(out);
+      return out;
     } finally {
       this.underway--;
-      this.done++;
+      if (counts) this.done++;
     }
   }
 

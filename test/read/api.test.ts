@@ -213,6 +213,11 @@ describe("answers follow the loads", () => {
     const dims = Object.fromEntries(DIMENSIONS.map((d) => [d, row[d]])) as unknown as SeriesDims;
     await w.sink.load([minuteSummary("cache-sidecar", 1, w.fromMs, [{ dims, stats }])]);
     expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000 + 7);
+    // A retention pass that deletes nothing, as an idle cycle's, keeps it.
+    await query(w, `INSERT INTO mesh_traffic_minute SELECT * REPLACE (1000 AS requests) FROM mesh_traffic_minute WHERE reporter = 'destination' LIMIT 1`);
+    const pruned = await w.sink.prune({ minuteDays: 3650, hourDays: 3650, ledgerDays: 3650, maxDaysPerRun: 2 }, w.toMs);
+    expect(pruned.every((p) => p.rows === 0)).toBe(true);
+    expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000 + 7);
   });
 
   it("a question reads one snapshot: a load committing between its statements changes none of its numbers", async () => {
