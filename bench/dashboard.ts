@@ -13,7 +13,7 @@
 // with the pre-aggregate emptied (every question on minute rows and JSON sketches). Then the post-load cost:
 // one minute of every series loaded through the real sink, the pre-aggregate's merge after it, and one run
 // rebuilding a stale hour of the pre-aggregate (a run rebuilds more only within its time budget).
-//   npx tsx bench/dashboard.ts [--series 1000,10000]
+//   npx tsx bench/dashboard.ts [--series 1000,10000] [--merge-only]
 import Fastify from "fastify";
 import { cpus, loadavg } from "node:os";
 import { readRoutes } from "../collector/read/routes.ts";
@@ -24,6 +24,7 @@ import { DEFAULT_SCALE, SeriesStats } from "../shared/node.ts";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABLE, type Table } from "../shared/schema.ts";
 import type { SeriesDims } from "../sim/traffic/series.ts";
 import { formatTable } from "../sim/report.ts";
+import { median } from "./lib/stats.ts";
 import { loadWarehouse, minuteSummary, type Warehouse } from "../test/looker/warehouse.ts";
 import { boardRequests } from "../ui/boards.js";
 
@@ -32,8 +33,13 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const arg = process.argv.indexOf("--series");
 const SERIES = arg > 0 ? process.argv[arg + 1].split(",").map(Number) : [1000, 10_000];
+/** Only the post-load cost (no board timings, no rebuild): for comparing the stage's versions. */
+const MERGE_ONLY = process.argv.includes("--merge-only");
+const MERGE_ROUNDS = 5;
 
 const secs = (ms: number) => (ms / 1000).toFixed(2);
+/** CPU seconds (user + system, all threads) of a process.cpuUsage() figure. */
+const cpuS = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 const iso = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
 
 /**
@@ -135,12 +141,17 @@ async function timeBoards(w: Warehouse, nowMs: number, range: string, boards = [
 }
 
 /**
- * The extra cost a load pays for the pre-aggregate: one more minute of every series loaded through the
+ * The extra cost a load pays for the pre-aggregates: one more minute of every series loaded through the
  * real sink (wire-decoded summaries, ledger, rollup), then the post-load stage merging it into its hour's
- * existing rows. Loaded twice (minutes 0 and 1 of the next hour) and timed the second time, so the merge
- * meets rows already there, as every minute after an hour's first does.
+ * existing rows. Minute 0 of the next hour is loaded untimed, then MERGE_ROUNDS minutes each timed, so every
+ * timed merge meets rows already there, as every minute after an hour's first does; each round's merge is
+ * divided by its own load (the same-process baseline).
  */
-async function loadOverhead(w: Warehouse, rollup: BoardRollup, dayStart: number): Promise<{ loadS: number; rollupS: number; series: number }> {
+async function loadOverhead(
+  w: Warehouse,
+  rollup: BoardRollup,
+  dayStart: number,
+): Promise<{ loadS: number[]; rollupS: number[]; loadCpuS: number[]; rollupCpuS: number[]; series: number }> {
   const rows = (
     await w.sink.connection.runAndReadAll(`SELECT DISTINCT ${DIMENSIONS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = CAST(? AS TIMESTAMP)`, [iso(dayStart)])
   ).getRowObjectsJS();
@@ -149,17 +160,23 @@ async function loadOverhead(w: Warehouse, rollup: BoardRollup, dayStart: number)
     for (let k = 0; k < 20; k++) stats.record(1000 + ((i * 7919 + k * 104729) % 250_000), 300, 1200, k === 0 && i % 10 === 0);
     return { dims: Object.fromEntries(DIMENSIONS.map((d) => [d, d === "response_code" ? Number(r[d]) : String(r[d])])) as unknown as SeriesDims, stats };
   });
-  let out = { loadS: 0, rollupS: 0, series: inputs.length };
-  for (const m of [0, 1]) {
+  const out = { loadS: [] as number[], rollupS: [] as number[], loadCpuS: [] as number[], rollupCpuS: [] as number[], series: inputs.length };
+  for (let m = 0; m <= MERGE_ROUNDS; m++) {
     const minute = dayStart + DAY + m * MINUTE;
     const summaries = [];
     for (let i = 0; i * 1000 < inputs.length; i++) summaries.push(minuteSummary(`bench-${i}`, m + 1, minute, inputs.slice(i * 1000, (i + 1) * 1000)));
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     await w.sink.load(summaries);
     const t1 = performance.now();
+    const c1 = process.cpuUsage();
     const report = await rollup.run();
     if (report.merged !== 1) throw new Error(`expected one hour merged, got ${JSON.stringify(report)}`);
-    out = { loadS: (t1 - t0) / 1000, rollupS: (performance.now() - t1) / 1000, series: inputs.length };
+    if (m === 0) continue;
+    out.loadS.push((t1 - t0) / 1000);
+    out.rollupS.push((performance.now() - t1) / 1000);
+    out.loadCpuS.push(cpuS(process.cpuUsage(c0)) - cpuS(process.cpuUsage(c1)));
+    out.rollupCpuS.push(cpuS(process.cpuUsage(c1)));
   }
   return out;
 }
@@ -208,7 +225,7 @@ for (const target of SERIES) {
     const nowMs = day.dayStart + DAY;
     const row = (range: string, board: string, f: Timing, path = "pre-aggregate") =>
       rows.push([String(day.series), day.minuteRows.toLocaleString(), range, board, path, secs(f.cold), secs(f.coldCpu), secs(f.warm), String(f.hourly)]);
-    for (const range of ["24h", "1h"]) for (const [board, f] of Object.entries(await timeBoards(w, nowMs, range))) row(range, board, f);
+    for (const range of MERGE_ONLY ? [] : ["24h", "1h"]) for (const [board, f] of Object.entries(await timeBoards(w, nowMs, range))) row(range, board, f);
     // Baseline, same process: a plain scan of the day's minute rows (SUM of two counters), the least any
     // question over minute rows costs.
     const s0 = performance.now();
@@ -218,16 +235,27 @@ for (const target of SERIES) {
     );
     notes.push(`${day.series} series: plain scan of the day's minute rows (SUM of two counters) ${secs(performance.now() - s0)} s`);
     // Without the pre-aggregate (minute rows and JSON sketches) for one board at ~1k series; at 10k it takes minutes.
-    if (target <= 1000) {
+    if (target <= 1000 && !MERGE_ONLY) {
       const old = await withoutPreaggregate(w, () => timeBoards(w, nowMs, "24h", ["golden"]));
       row("24h", "golden", old.golden, "minute rows only");
     }
     const o = await loadOverhead(w, day.rollup, day.dayStart);
+    const ratios = o.rollupS.map((r, i) => r / o.loadS[i]);
+    const cpuRatios = o.rollupCpuS.map((r, i) => r / o.loadCpuS[i]);
+    const range = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`;
     notes.push(
-      `${o.series} series: one minute loaded through the sink ${secs(o.loadS * 1000)} s, pre-aggregate merge after it ${secs(o.rollupS * 1000)} s (ratio ${(o.rollupS / o.loadS).toFixed(2)}×)`,
+      `${o.series} series, median of ${MERGE_ROUNDS} rounds (min..max): one minute loaded through the sink ${median(o.loadS).toFixed(2)} s (${range(o.loadS, 2)}), ` +
+        `pre-aggregate merge after it ${median(o.rollupS).toFixed(2)} s (${range(o.rollupS, 2)}), ratio ${median(ratios).toFixed(2)}× (${range(ratios, 2)}); ` +
+        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${range(cpuRatios, 2)})`,
     );
+    if (MERGE_ONLY) {
+      day.rollup.close();
+      continue;
+    }
     const rebuildS = await rebuildOverhead(w, day.rollup, day.dayStart + 12 * HOUR);
-    notes.push(`${o.series} series: one stale hour rebuilt by the pre-aggregate's run ${secs(rebuildS * 1000)} s (ratio ${(rebuildS / o.loadS).toFixed(2)}× one minute's load)`);
+    notes.push(
+      `${o.series} series: one stale hour rebuilt by the pre-aggregate's run ${secs(rebuildS * 1000)} s (ratio ${(rebuildS / median(o.loadS)).toFixed(2)}× the median minute load)`,
+    );
     day.rollup.close();
   } finally {
     await w.close();

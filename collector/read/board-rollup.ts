@@ -24,11 +24,12 @@
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
 //    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
 // Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBListValue, DuckDBTimestampValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBValue } from "@duckdb/node-api";
+import { DuckDBListVector, DuckDBTimestampValue, type DuckDBAppender, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
+import type { SketchJson } from "../../shared/quantile.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
 
@@ -87,8 +88,9 @@ const READ_COLUMNS = [
 ];
 /**
  * READ_COLUMNS from minute rows, one row per series: grouped in DuckDB, so a series' dimension values (most
- * of a row's bytes) cross into this process once, not once per minute, and its minutes' JSON sketches as one
- * list. Append a WHERE, then FROM_MINUTES_GROUP.
+ * of a row's bytes) cross into this process once, not once per minute, and its minute rows' (minute, JSON
+ * sketch) pairs as one list, so each JSON sketch is parsed once for both pre-aggregates. Append a WHERE, then
+ * FROM_MINUTES_GROUP.
  */
 const MINUTES_AGGREGATE: Record<string, string> = {
   latency_min_us: "MIN(latency_min_us)",
@@ -96,7 +98,8 @@ const MINUTES_AGGREGATE: Record<string, string> = {
   "epoch_us(first_minute)": "MIN(epoch_us(minute))",
   "epoch_us(last_minute)": "MAX(epoch_us(minute))",
   minute_rows: "COUNT(*)",
-  sketch: "LIST(latency_sketch)",
+  // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
+  sketch: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
 };
 const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
 const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
@@ -107,16 +110,36 @@ const MINUTE_AGGREGATE: Record<string, string> = {
   latency_max_us: "MAX(latency_max_us)",
   mtls_requests: "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END)::BIGINT",
   minute_rows: "COUNT(*)",
-  sketch: "LIST(latency_sketch)",
 };
+/** mesh_board_minute's columns but the sketch: those are merged from FROM_MINUTES's lists. */
+const MINUTE_COUNTER_COLUMNS = BOARD_MINUTE_TABLE.columns.filter((c) => c.name !== "sketch");
 /**
- * mesh_board_minute's columns from the minute rows, one row per minute and key, the sketches as one list (to
- * merge here: DuckDB has no exact sketch merge). Append a WHERE, then MINUTES_GROUP.
+ * mesh_board_minute's counters from the minute rows, one row per minute and key (the sketch, DuckDB having
+ * no exact sketch merge, is merged here from FROM_MINUTES's lists). Append a WHERE, then MINUTES_GROUP.
  */
-const MINUTES = `SELECT ${BOARD_MINUTE_TABLE.columns
-  .map((c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`))
-  .join(", ")} FROM ${FACT_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`;
+const MINUTE_COUNTERS = `SELECT ${MINUTE_COUNTER_COLUMNS.map(
+  (c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`),
+).join(", ")} FROM ${FACT_TABLE.name}`;
 const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
+/** Where mesh_board_minute's dimensions lie among a series' (DIMENSIONS order). */
+const MINUTE_DIMENSION_AT = BOARD_MINUTE_DIMENSIONS.map((d) => (DIMENSIONS as readonly string[]).indexOf(d));
+/** A mesh_board_minute key (JSON: a value may hold any character); the minute in epoch µs, as text. */
+const minuteKey = (minute: string, dims: readonly (string | number)[]) => JSON.stringify([minute, ...dims]);
+/** Minute rows of one hour; binds its start and end. Append LOADED to take only those one merge absorbs. */
+const IN_HOUR = " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";
+/** Binds the watermark and the newest loaded_at a run merges up to. */
+const LOADED = " AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)";
+
+/** What a fold writes of an hour. */
+interface FoldTarget {
+  /**
+   * mesh_board_hour's rows of the hour: "merge" adds the minute rows to what those rows absorbed, "replace"
+   * rebuilds them from the minute rows alone; absent: left as they are.
+   */
+  hour?: "merge" | "replace";
+  /** Whether the minute rows' groups are appended to mesh_board_minute (what they replace, the caller deletes). */
+  minutes: boolean;
+}
 
 export class BoardRollup {
   private conn?: DuckDBConnection;
@@ -151,6 +174,10 @@ export class BoardRollup {
     const budgetMs = (this.options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS) * 1000;
     const c = await this.connection();
     const one = async (sql: string, params: (string | number)[] = []) => (await c.runAndReadAll(sql, params)).getRows();
+    let removed = 0;
+    const remove = async (sql: string, params: string[] = []) => {
+      removed += (await c.run(sql, params)).rowsChanged;
+    };
     await c.run("BEGIN TRANSACTION");
     try {
       // Above the watermark only: the minute table's row groups follow load order, so its zone maps skip
@@ -171,21 +198,7 @@ export class BoardRollup {
         );
         for (const [h] of hours) {
           const hour = h as bigint;
-          await this.rewrite(c, hour, [
-            { sql: `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, params: [String(hour)] },
-            {
-              sql:
-                `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT) ` +
-                `AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
-              params: [String(hour), String(hour + HOUR_US), since, until],
-            },
-          ]);
-          await this.appendMinutes(c, `${MINUTES} AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)${MINUTES_GROUP}`, [
-            String(hour),
-            String(hour + HOUR_US),
-            since,
-            until,
-          ]);
+          await this.fold(c, hour, [since, until], { hour: "merge", minutes: true });
           touched.push(hour);
           merged++;
         }
@@ -199,13 +212,13 @@ export class BoardRollup {
       const [[oldestMinute, oldestHour]] = await one(`SELECT epoch_us(MIN(minute)), epoch_us(date_trunc('hour', MIN(minute))) FROM ${FACT_TABLE.name}`);
       const oldest = oldestHour === null ? undefined : (oldestHour as bigint);
       if (oldest === undefined) {
-        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
-        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
+        await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name}`);
+        await remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name}`);
       } else {
-        await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
+        await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour < make_timestamp(?::BIGINT)`, [String(oldest)]);
         // Retention deletes whole minutes, oldest first: what lies before the oldest minute left went with
         // it, so per minute the table stays exact and keeps answering for the oldest hour.
-        await c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
+        await remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
       }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
       // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
@@ -248,29 +261,23 @@ export class BoardRollup {
       let rebuilt = 0;
       for (const s of stale) {
         const bounds = [String(s.hour), String(s.hour + HOUR_US)];
-        const dropMinutes = () => c.run(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
+        const dropMinutes = () => remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
         if (s.gone) {
           await dropMinutes();
-          await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
+          await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
           continue;
         }
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
-        if (s.minutesStale) {
-          await dropMinutes();
-          await this.appendMinutes(c, `${MINUTES}${MINUTES_GROUP}`, bounds);
-        }
-        if (s.hourStale) {
-          await this.rewrite(c, s.hour, [
-            {
-              sql: `${FROM_MINUTES} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)${FROM_MINUTES_GROUP}`,
-              params: bounds,
-            },
-          ]);
-        }
+        if (s.minutesStale) await dropMinutes();
+        await this.fold(c, s.hour, undefined, { hour: s.hourStale ? "replace" : undefined, minutes: s.minutesStale });
         rebuilt++;
       }
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
-      await c.run("COMMIT");
+      // A run that changed nothing (an idle cycle) leaves the read API's cached answers be.
+      await this.source.writes.commit(
+        () => c.run("COMMIT"),
+        () => merged > 0 || rebuilt > 0 || removed > 0,
+      );
       this.watermark = upTo ?? this.watermark;
       this.checkAll = waiting > 0;
       this.options.waitingGauge?.set(waiting);
@@ -282,121 +289,164 @@ export class BoardRollup {
   }
 
   /**
-   * Appends to mesh_board_minute the rows `sql` gives (MINUTES), each group's JSON sketches merged into one
-   * binary sketch. Incremental merges only append (a minute and key may hold several rows; every read sums
-   * and merges them), so a merge never reads what is there.
+   * Folds hour `hour`'s minute rows (those loaded in `loaded`, a (watermark, newest loaded_at] pair, or all of
+   * them) into the pre-aggregates `target` names. Each minute row's JSON sketch is parsed once, and goes both
+   * to its series' hour sketch and to its minute and key's sketch.
    */
-  private async appendMinutes(c: DuckDBConnection, sql: string, params: string[]): Promise<void> {
+  private async fold(c: DuckDBConnection, hour: bigint, loaded: [string, string] | undefined, target: FoldTarget): Promise<void> {
+    // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k sketches to merge.
     const yielder = new Yielder();
-    const out: (DuckDBValue | Uint8Array)[][] = [];
+    const cells = target.hour ? new Map<string, Cell>() : undefined;
+    const perMinute = target.minutes ? new Map<string, SketchAccumulator>() : undefined;
+    const where = { sql: IN_HOUR + (loaded ? LOADED : ""), params: [String(hour), String(hour + HOUR_US), ...(loaded ?? [])] };
+    if (target.hour === "merge") {
+      await this.absorb(c, `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)], cells, undefined, yielder);
+    }
+    await this.absorb(c, FROM_MINUTES + where.sql + FROM_MINUTES_GROUP, where.params, cells, perMinute, yielder);
+    if (cells) await this.writeHour(c, hour, cells, yielder);
+    if (perMinute) await this.appendMinutes(c, MINUTE_COUNTERS + where.sql + MINUTES_GROUP, where.params, perMinute, yielder);
+  }
+
+  /**
+   * Adds the rows `sql` gives (READ_COLUMNS order: mesh_board_hour rows, or FROM_MINUTES's series) to their
+   * series' cells, and a FROM_MINUTES row's minute sketches to `perMinute` by minute and key.
+   */
+  private async absorb(
+    c: DuckDBConnection,
+    sql: string,
+    params: string[],
+    cells: Map<string, Cell> | undefined,
+    perMinute: Map<string, SketchAccumulator> | undefined,
+    yielder: Yielder,
+  ): Promise<void> {
+    const nd = DIMENSIONS.length;
     const result = await c.stream(sql, params);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-      for (const row of chunk.getRows() as (DuckDBValue | Uint8Array)[][]) {
-        const acc = new SketchAccumulator();
-        for (const json of (row[row.length - 1] as DuckDBListValue).items) {
-          acc.addJson(json as string | null);
-          await yielder.maybe();
+      // Read value by value, not converted a chunk at a time: a chunk of a rebuild holds ~100k sketches,
+      // whose conversion alone would hold the event loop for a large part of a second.
+      const col = Array.from({ length: chunk.columnCount }, (_, k) => chunk.getColumnVector(k));
+      const sketches = col[nd + 10];
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const dims = col.slice(0, nd).map((d) => d.getItem(i) as string | number);
+        const cell = cells && this.cell(cells, dims, (k) => col[nd + k].getItem(i) as bigint);
+        if (sketches instanceof DuckDBListVector) {
+          const keyDims = perMinute && MINUTE_DIMENSION_AT.map((k) => dims[k]);
+          const from = sketches.getEntryOffset(i);
+          for (let k = from, to = from + sketches.getEntryLength(i); k < to; k++) {
+            const item = sketches.childVector.getItem(k) as string;
+            const space = item.indexOf(" ");
+            const parsed: SketchJson | null = JSON.parse(item.slice(space + 1));
+            cell?.sketch.addJson(parsed);
+            if (perMinute && keyDims) {
+              const key = minuteKey(item.slice(0, space), keyDims);
+              let acc = perMinute.get(key);
+              if (!acc) perMinute.set(key, (acc = new SketchAccumulator()));
+              acc.addJson(parsed);
+            }
+            await yielder.maybe();
+          }
+        } else {
+          const bin = sketches.getItem(i) as DuckDBBlobValue | null;
+          if (bin) cell?.sketch.addBinary(bin.bytes);
         }
-        row[row.length - 1] = acc.toBinary();
-        out.push(row);
-      }
-    }
-    // Written once the read is done: the connection serves one statement at a time.
-    const a = await c.createAppender(BOARD_MINUTE_TABLE.name);
-    try {
-      for (const row of out) {
-        BOARD_MINUTE_TABLE.columns.forEach((col, k) => {
-          const v = row[k];
-          if (v === null) a.appendNull();
-          else if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
-          else if (col.type === "string") a.appendVarchar(v as string);
-          else if (col.type === "int32") a.appendInteger(v as number);
-          else if (col.type === "binary") a.appendBlob(v as Uint8Array);
-          else a.appendBigInt(v as bigint);
-        });
-        a.endRow();
         await yielder.maybe();
       }
-      a.flushSync();
-    } finally {
-      a.closeSync();
     }
   }
 
-  /** Replaces hour `hour`'s rows by the merge, per series, of the rows the statements give (READ_COLUMNS order). */
-  private async rewrite(c: DuckDBConnection, hour: bigint, inputs: { sql: string; params: string[] }[]): Promise<void> {
-    const cells = new Map<string, Cell>();
-    const nd = DIMENSIONS.length;
-    // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k to merge.
-    const yielder = new Yielder();
-    for (const input of inputs) {
-      const result = await c.stream(input.sql, input.params);
-      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        const col = chunk.getColumns();
-        for (let i = 0; i < chunk.rowCount; i++) {
-          const dims = col.slice(0, nd).map((d) => d[i] as string | number);
-          // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
-          const key = JSON.stringify(dims);
-          const v = (k: number) => col[nd + k][i] as bigint;
-          const sketch = col[nd + 10][i];
-          let cell = cells.get(key);
-          if (!cell) {
-            cell = {
-              dims,
-              requests: 0n,
-              errors: 0n,
-              requestBytes: 0n,
-              responseBytes: 0n,
-              latencySum: 0n,
-              latencyMin: v(5),
-              latencyMax: v(6),
-              first: v(7),
-              last: v(8),
-              rows: 0n,
-              sketch: new SketchAccumulator(),
-            };
-            cells.set(key, cell);
-          }
-          cell.requests += v(0);
-          cell.errors += v(1);
-          cell.requestBytes += v(2);
-          cell.responseBytes += v(3);
-          cell.latencySum += v(4);
-          if (v(5) < cell.latencyMin) cell.latencyMin = v(5);
-          if (v(6) > cell.latencyMax) cell.latencyMax = v(6);
-          if (v(7) < cell.first) cell.first = v(7);
-          if (v(8) > cell.last) cell.last = v(8);
-          cell.rows += v(9);
-          if (sketch instanceof DuckDBListValue) for (const json of sketch.items) cell.sketch.addJson(json as string | null);
-          else if (sketch) cell.sketch.addBinary((sketch as DuckDBBlobValue).bytes);
-          await yielder.maybe();
-        }
-      }
+  /** Adds one row's measures (`v(k)`: READ_COLUMNS after the dimensions) to its series' cell; returns the cell. */
+  private cell(cells: Map<string, Cell>, dims: (string | number)[], v: (k: number) => bigint): Cell {
+    // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
+    const key = JSON.stringify(dims);
+    let cell = cells.get(key);
+    if (!cell) {
+      cell = {
+        dims,
+        requests: 0n,
+        errors: 0n,
+        requestBytes: 0n,
+        responseBytes: 0n,
+        latencySum: 0n,
+        latencyMin: v(5),
+        latencyMax: v(6),
+        first: v(7),
+        last: v(8),
+        rows: 0n,
+        sketch: new SketchAccumulator(),
+      };
+      cells.set(key, cell);
     }
+    cell.requests += v(0);
+    cell.errors += v(1);
+    cell.requestBytes += v(2);
+    cell.responseBytes += v(3);
+    cell.latencySum += v(4);
+    if (v(5) < cell.latencyMin) cell.latencyMin = v(5);
+    if (v(6) > cell.latencyMax) cell.latencyMax = v(6);
+    if (v(7) < cell.first) cell.first = v(7);
+    if (v(8) > cell.last) cell.last = v(8);
+    cell.rows += v(9);
+    return cell;
+  }
+
+  /** Replaces hour `hour`'s mesh_board_hour rows by `cells`. */
+  private async writeHour(c: DuckDBConnection, hour: bigint, cells: Map<string, Cell>, yielder: Yielder): Promise<void> {
     await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
-    const a = await c.createAppender(BOARD_HOUR_TABLE.name);
-    try {
-      for (const cell of cells.values()) {
-        a.appendTimestamp(ts(hour));
-        cell.dims.forEach((d, k) => (DIMENSIONS[k] === "response_code" ? a.appendInteger(Number(d)) : a.appendVarchar(String(d))));
-        for (const n of [cell.requests, cell.errors, cell.requestBytes, cell.responseBytes, cell.latencySum, cell.latencyMin, cell.latencyMax]) a.appendBigInt(n);
-        a.appendTimestamp(ts(cell.first));
-        a.appendTimestamp(ts(cell.last));
-        a.appendBigInt(cell.rows);
-        const bin = cell.sketch.toBinary();
-        if (bin) a.appendBlob(bin);
-        else a.appendNull();
-        a.endRow();
-        await yielder.maybe();
-      }
-      a.flushSync();
-    } finally {
-      a.closeSync();
-    }
+    await appendAll(c, BOARD_HOUR_TABLE.name, cells.values(), yielder, (a, cell) => {
+      a.appendTimestamp(ts(hour));
+      cell.dims.forEach((d, k) => (DIMENSIONS[k] === "response_code" ? a.appendInteger(Number(d)) : a.appendVarchar(String(d))));
+      for (const n of [cell.requests, cell.errors, cell.requestBytes, cell.responseBytes, cell.latencySum, cell.latencyMin, cell.latencyMax]) a.appendBigInt(n);
+      a.appendTimestamp(ts(cell.first));
+      a.appendTimestamp(ts(cell.last));
+      a.appendBigInt(cell.rows);
+      appendSketch(a, cell.sketch);
+    });
+  }
+
+  /**
+   * Appends to mesh_board_minute the counter rows `sql` gives (MINUTE_COUNTERS), each with its minute and
+   * key's merged sketch from `perMinute`. Incremental merges only append (a minute and key may hold several
+   * rows; every read sums and merges them), so a merge never reads what is there.
+   */
+  private async appendMinutes(c: DuckDBConnection, sql: string, params: string[], perMinute: Map<string, SketchAccumulator>, yielder: Yielder): Promise<void> {
+    // Read whole before writing: the connection serves one statement at a time.
+    const rows = (await c.runAndReadAll(sql, params)).getRows();
+    await appendAll(c, BOARD_MINUTE_TABLE.name, rows, yielder, (a, row) => {
+      MINUTE_COUNTER_COLUMNS.forEach((col, k) => {
+        const v = row[k];
+        if (col.type === "timestamp") a.appendTimestamp(ts(v as bigint));
+        else if (col.type === "string") a.appendVarchar(v as string);
+        else if (col.type === "int32") a.appendInteger(v as number);
+        else a.appendBigInt(v as bigint);
+      });
+      appendSketch(a, perMinute.get(minuteKey(String(row[0]), row.slice(1, 1 + BOARD_MINUTE_DIMENSIONS.length) as (string | number)[])));
+    });
   }
 
   close(): void {
     this.conn?.closeSync();
     this.conn = undefined;
   }
+}
+
+/** Appends a row to `table` per item, `fill` writing its values, giving the event loop turns between rows. */
+async function appendAll<T>(c: DuckDBConnection, table: string, items: Iterable<T>, yielder: Yielder, fill: (a: DuckDBAppender, item: T) => void): Promise<void> {
+  const a = await c.createAppender(table);
+  try {
+    for (const item of items) {
+      fill(a, item);
+      a.endRow();
+      await yielder.maybe();
+    }
+    a.flushSync();
+  } finally {
+    a.closeSync();
+  }
+}
+
+/** A merged sketch's binary form, or NULL when it holds none. */
+function appendSketch(a: DuckDBAppender, sketch: SketchAccumulator | undefined): void {
+  const bin = sketch?.toBinary();
+  if (bin) a.appendBlob(bin);
+  else a.appendNull();
 }

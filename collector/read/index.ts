@@ -4,7 +4,6 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import type { CollectorConfig } from "../config.ts";
-import { DAY_MS } from "../retention.ts";
 import type { Sink } from "../sink/types.ts";
 import { BoardRollup } from "./board-rollup.ts";
 import { ReaderTokens, ensureGeneratedReaderToken, isOperator } from "./access.ts";
@@ -51,8 +50,7 @@ export async function mountReadSurface(app: FastifyInstance, config: CollectorCo
     access = { mode: "tokens", tokens };
     info = { mode: "tokens", file, generated: generated !== undefined, created: generated?.created ?? false };
   }
-  const keepMs = config.retention.minuteDays * DAY_MS;
-  const warehouse = access.mode === "off" ? undefined : new ReadWarehouse(sink as Sink & ReadSource, undefined, () => (keepMs > 0 ? Date.now() - keepMs : -Infinity));
+  const warehouse = access.mode === "off" ? undefined : new ReadWarehouse(sink as Sink & ReadSource);
   await app.register(readRoutes, { access, warehouse });
   return {
     info,

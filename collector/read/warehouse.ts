@@ -1,9 +1,10 @@
 // Runs the read API's statements on the collector's own DuckDB database (a connection of its own next to
-// the loader's, so no second process fights for the file lock) and caches answers until the next load:
-// the newest load ledger entry changes exactly when new rows become visible.
+// the loader's, so no second process fights for the file lock) and caches answers until the database
+// changes: the sink counts its commits (collector/sink/generation.ts), and this process is its only writer.
 import type { DuckDBBlobValue, DuckDBConnection, DuckDBListValue } from "@duckdb/node-api";
 import { meshQuantile } from "../../shared/quantile.ts";
 import { LEDGER_TABLE } from "../../shared/schema.ts";
+import type { WriteGeneration } from "../sink/generation.ts";
 import type { Scope } from "./access.ts";
 import {
   MAX_MINUTE_SKETCHES,
@@ -24,13 +25,14 @@ import { SketchAccumulator } from "./sketches.ts";
 
 export type Row = Record<string, string | number | boolean | null>;
 
-/** What the read API needs from the warehouse: fresh connections to the same database. */
+/** What the read API needs from the warehouse: fresh connections to the same database, and its commits counted. */
 export interface ReadSource {
   connectReader(): Promise<DuckDBConnection>;
+  /** Every commit that changes the database's rows, counted; the caches are keyed on it. */
+  readonly writes: WriteGeneration;
 }
 
 const CACHE_ENTRIES = 500;
-const HOUR_MS = 3_600_000;
 
 /** An hour of usableHoursStatement's answer. */
 interface UsableHour {
@@ -40,22 +42,52 @@ interface UsableHour {
 }
 
 const FRESHNESS_SQL = `SELECT epoch_ms(MAX(loaded_at)) AS l, epoch_ms(MAX(window_end)) AS m FROM ${LEDGER_TABLE.name}`;
+/**
+ * Reads the database and nothing of it: DuckDB takes a transaction's snapshot when a statement first reads
+ * the database (MetaTransaction::GetTransaction starts the database's transaction on first access), not at
+ * BEGIN, so this one fixes when the snapshot is taken.
+ */
+const TAKE_SNAPSHOT_SQL = `SELECT 1 FROM ${LEDGER_TABLE.name} LIMIT 0`;
+
+/**
+ * Promises by key, for one generation of the database at a time: a newer generation drops them all, and an
+ * older one (a question that counted before a commit) is computed but not kept. Concurrent asks for the same
+ * key share one computation; a failed one is not kept.
+ */
+class GenerationCache<T> {
+  private entries = new Map<string, Promise<T>>();
+  private generation = -1;
+
+  get(generation: number | undefined, key: string, compute: () => Promise<T>): Promise<T> {
+    if (generation === undefined || generation < this.generation) return compute();
+    if (generation > this.generation) {
+      this.entries.clear();
+      this.generation = generation;
+    }
+    let hit = this.entries.get(key);
+    if (!hit) {
+      const made = compute();
+      this.entries.set(key, made);
+      made.catch(() => this.entries.get(key) === made && this.entries.delete(key));
+      if (this.entries.size > CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+      hit = made;
+    }
+    return hit;
+  }
+}
 
 const plain = (v: unknown): string | number | boolean | null =>
   v === null || v === undefined ? null : typeof v === "bigint" ? Number(v) : typeof v === "number" || typeof v === "boolean" ? v : String(v);
 
 export class ReadWarehouse {
-  private cache = new Map<string, Promise<unknown>>();
-  private cachedFor = "";
-  /** usableHoursStatement's answers by newest load and range. */
-  private usable = new Map<string, Promise<UsableHour[]>>();
+  private answers = new GenerationCache<unknown>();
+  /** usableHoursStatement's answers by range. */
+  private usable = new GenerationCache<UsableHour[]>();
   private pool: DuckDBConnection[] = [];
 
   constructor(
     private readonly source: ReadSource,
     private readonly maxMinuteSketches = MAX_MINUTE_SKETCHES,
-    /** Epoch ms before which retention may be deleting minute rows now (collector/retention.ts); -Infinity: never. */
-    private readonly retainedFrom: () => number = () => -Infinity,
   ) {}
 
   /** An idle connection, or a new one; the caller gives it back to the pool. */
@@ -80,14 +112,18 @@ export class ReadWarehouse {
   /**
    * `body`'s statements on one connection in one read transaction, so they all see one snapshot: a load
    * (or the pre-aggregate's stage) committing meanwhile can never give a question counters of one state
-   * and percentiles, or pre-aggregated hours, of another.
+   * and percentiles, or pre-aggregated hours, of another. `body` gets the generation the snapshot holds
+   * exactly, or undefined when a commit may have run while it was taken (WriteGeneration.current).
    */
-  private async snapshot<T>(body: (c: DuckDBConnection) => Promise<T>): Promise<T> {
+  private async snapshot<T>(body: (c: DuckDBConnection, generation: number | undefined) => Promise<T>): Promise<T> {
     const c = await this.take();
     try {
+      const before = this.source.writes.current;
       await c.run("BEGIN TRANSACTION");
       try {
-        const out = await body(c);
+        await c.run(TAKE_SNAPSHOT_SQL);
+        const after = this.source.writes.current;
+        const out = await body(c, before === after ? before : undefined);
         await c.run("COMMIT");
         return out;
       } catch (err) {
@@ -138,24 +174,12 @@ export class ReadWarehouse {
   }
 
   /**
-   * `compute`'s answer for `key`, reused until the next load. Concurrent asks for the same key share one
-   * computation; a failed one is not kept.
+   * `compute`'s answer for `key`, reused until the database changes. Its snapshot, taken after the count is
+   * read, holds at least the commits counted. Concurrent asks for the same key share one computation; a
+   * failed one is not kept.
    */
   async cached<T>(key: string, compute: () => Promise<T>): Promise<T> {
-    const { latestLoadMs } = await this.freshness();
-    const generation = String(latestLoadMs);
-    if (generation !== this.cachedFor) {
-      this.cache.clear();
-      this.cachedFor = generation;
-    }
-    let hit = this.cache.get(key) as Promise<T> | undefined;
-    if (!hit) {
-      hit = compute();
-      this.cache.set(key, hit);
-      hit.catch(() => this.cache.delete(key));
-      if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-    }
-    return hit;
+    return this.answers.get(this.source.writes.current, key, compute) as Promise<T>;
   }
 
   /**
@@ -163,26 +187,13 @@ export class ReadWarehouse {
    * usableHoursStatement): whole hours from mesh_board_hour unless it is a per-minute series, whose buckets
    * are minutes; for those, mesh_board_minute where it answers them (minuteTableAnswers).
    */
-  async plan(c: DuckDBConnection, q: TrafficQuery): Promise<Plan> {
+  async plan(c: DuckDBConnection, q: TrafficQuery, generation: number | undefined): Promise<Plan> {
     if (q.interval === "minute" && !minuteTableAnswers(q)) return { hours: [], minuteHours: [] };
-    // The same for every question over this range until the next load, and a board asks several at once:
-    // shared by the questions whose snapshots hold the same loads. Between loads only the pre-aggregate's
-    // stage writes, and it rewrites only hours that disagree with the minute table (never usable ones) or
-    // that gained minute rows (a new load).
-    const [{ l }] = await rows(c, { sql: FRESHNESS_SQL, params: [] });
-    const key = JSON.stringify([l, q.fromMs, q.toMs]);
-    let usable = this.usable.get(key);
-    if (!usable) {
-      usable = rows(c, usableHoursStatement(q)).then((rs) => rs.map((r) => ({ hour: r.hour as number, whole: r.whole === true, minutes: r.minutes === true })));
-      this.usable.set(key, usable);
-      usable.catch(() => this.usable.delete(key));
-      if (this.usable.size > CACHE_ENTRIES) this.usable.delete(this.usable.keys().next().value!);
-    }
-    // Retention deletes minute rows between loads without a new ledger entry, so a cached hour it has reached
-    // since would read a pre-aggregate's rows for minutes the minute table no longer holds. An hour within
-    // an hour of its cutoff (a prune may run while this question does) reads its minute rows instead.
-    const from = this.retainedFrom() + HOUR_MS;
-    const hours = (await usable).filter((h) => h.hour >= from);
+    // The same for every question over this range in one generation, and a board asks several at once:
+    // shared by the questions whose snapshots hold exactly that generation; any other counts its own.
+    const hours = await this.usable.get(generation, JSON.stringify([q.fromMs, q.toMs]), async () =>
+      (await rows(c, usableHoursStatement(q))).map((r) => ({ hour: r.hour as number, whole: r.whole === true, minutes: r.minutes === true })),
+    );
     return q.interval === "minute"
       ? { hours: [], minuteHours: hours.filter((h) => h.minutes).map((h) => h.hour) }
       : { hours: hours.filter((h) => h.whole).map((h) => h.hour), minuteHours: [] };
@@ -190,7 +201,7 @@ export class ReadWarehouse {
 
   /** Rows of the statement `build` makes for the question's plan, in one snapshot. */
   async over(q: TrafficQuery, build: (plan: Plan) => Statement): Promise<Row[]> {
-    return this.snapshot(async (c) => rows(c, build(await this.plan(c, q))));
+    return this.snapshot(async (c, generation) => rows(c, build(await this.plan(c, q, generation))));
   }
 
   /**
@@ -199,11 +210,11 @@ export class ReadWarehouse {
    * second over the group's window, mean latency, mTLS share).
    */
   async traffic(q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
-    return this.snapshot((c) => this.trafficIn(c, q, scope));
+    return this.snapshot((c, generation) => this.trafficIn(c, q, scope, generation));
   }
 
-  private async trafficIn(c: DuckDBConnection, q: TrafficQuery, scope: Scope): Promise<{ rows: Row[]; hourlyHours: number }> {
-    const plan = await this.plan(c, q);
+  private async trafficIn(c: DuckDBConnection, q: TrafficQuery, scope: Scope, generation: number | undefined): Promise<{ rows: Row[]; hourlyHours: number }> {
+    const plan = await this.plan(c, q, generation);
     // An ungrouped aggregate over no rows is one row of NULLs: no traffic is no row.
     const counters = (await rows(c, countersStatement(q, scope, plan))).filter((r) => r.requests !== null);
     const keys = groupColumns(q);

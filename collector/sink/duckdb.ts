@@ -13,6 +13,7 @@ import { ledgerMatchSql, summaryCaller, type LedgerEntry } from "../ledger.ts";
 import type { LossRow, MinuteRollup, MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
 import { Yielder } from "../yielder.ts";
+import { WriteGeneration } from "./generation.ts";
 import { HOURLY_SQL, HOUR_MS, closedBefore, compactAfterLoad, compactStaleHours, hourlyPolicy, hourlySettings, type Compaction, type HourlyOptions } from "./hourly.ts";
 import type { DecodedSummary, LoadResult, Sink } from "./types.ts";
 
@@ -33,6 +34,8 @@ export class DuckDBSink implements Sink {
   private currentBefore?: number;
   /** Oldest minute written by the last load (Infinity when it wrote none). */
   private oldestWritten = Infinity;
+  /** Counts every commit that changes the database's rows; the read API keys its caches on it. */
+  readonly writes = new WriteGeneration();
 
   constructor(
     readonly path: string,
@@ -96,7 +99,7 @@ export class DuckDBSink implements Sink {
     await c.run("BEGIN TRANSACTION");
     try {
       const out = await body();
-      await c.run("COMMIT");
+      await this.writes.commit(() => c.run("COMMIT"));
       return out;
     } catch (err) {
       await c.run("ROLLBACK").catch(() => undefined);
@@ -272,7 +275,13 @@ export class DuckDBSink implements Sink {
         const v = (await c.runAndReadAll(sql, [ts(cutoff)])).getRows()[0]?.[0] as DuckDBTimestampValue | null;
         return v ? Number(v.micros / 1000n) : undefined;
       },
-      async (sql, before) => (await c.run(sql, [ts(before)])).rowsChanged,
+      async (sql, before) =>
+        (
+          await this.writes.commit(
+            () => c.run(sql, [ts(before)]),
+            (r) => r.rowsChanged > 0,
+          )
+        ).rowsChanged,
     );
   }
 

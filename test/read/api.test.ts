@@ -203,10 +203,21 @@ describe("answers follow the loads", () => {
     const res = await api.app.inject({ url, headers: { authorization: `Bearer ${TOKENS.operator}` } });
     expect(res.headers["cache-control"]).toBe("no-store");
     const before = res.json().rows[0].requests;
+    // Written around the sink, so no commit it counts: the cached answer stands.
+    const [row] = await query(w, `SELECT * FROM mesh_traffic_minute WHERE reporter = 'destination' AND minute = make_timestamp(${w.fromMs * 1000}) LIMIT 1`);
     await query(w, `INSERT INTO mesh_traffic_minute SELECT * REPLACE (1000 AS requests) FROM mesh_traffic_minute WHERE reporter = 'destination' LIMIT 1`);
-    expect((await api.get(url)).body.rows[0].requests).toBe(before); // same load: cached answer
-    await query(w, `INSERT INTO mesh_load_ledger VALUES ('test-producer', 1, now()::TIMESTAMP, now()::TIMESTAMP, 1, 1000, now()::TIMESTAMP, '')`);
-    expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000);
+    expect((await api.get(url)).body.rows[0].requests).toBe(before);
+    // A load's commit drops it.
+    const stats = new SeriesStats(DEFAULT_SCALE);
+    for (let k = 0; k < 7; k++) stats.record(1000 + k, 10, 20, false);
+    const dims = Object.fromEntries(DIMENSIONS.map((d) => [d, row[d]])) as unknown as SeriesDims;
+    await w.sink.load([minuteSummary("cache-sidecar", 1, w.fromMs, [{ dims, stats }])]);
+    expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000 + 7);
+    // A retention pass that deletes nothing, as an idle cycle's, keeps it.
+    await query(w, `INSERT INTO mesh_traffic_minute SELECT * REPLACE (1000 AS requests) FROM mesh_traffic_minute WHERE reporter = 'destination' LIMIT 1`);
+    const pruned = await w.sink.prune({ minuteDays: 3650, hourDays: 3650, ledgerDays: 3650, maxDaysPerRun: 2 }, w.toMs);
+    expect(pruned.every((p) => p.rows === 0)).toBe(true);
+    expect((await api.get(url)).body.rows[0].requests).toBe(before + 1000 + 7);
   });
 
   it("a question reads one snapshot: a load committing between its statements changes none of its numbers", async () => {
@@ -222,6 +233,7 @@ describe("answers follow the loads", () => {
     const dims = Object.fromEntries(DIMENSIONS.map((d) => [d, row[d]])) as unknown as SeriesDims;
     let loaded = false;
     const source: ReadSource = {
+      writes: w.sink.writes,
       async connectReader() {
         const c = await w.sink.connectReader();
         return new Proxy(c, {

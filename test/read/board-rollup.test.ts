@@ -4,7 +4,7 @@
 // the LookML measures compute it.
 import { setImmediate } from "node:timers/promises";
 import { Gauge, Registry } from "prom-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BoardRollup } from "../../collector/read/board-rollup.ts";
 import { SketchAccumulator } from "../../collector/read/sketches.ts";
 import { DEFAULT_SCALE, SeriesStats } from "../../shared/node.ts";
@@ -221,8 +221,8 @@ describe("read pre-aggregate", () => {
     await expectApiEqualsMinuteRows(1, ["source_workload", "destination_service", "response_code"], hour);
   });
 
-  it("an hour retention has reached since the last load reads its minute rows, though the hours usable were cached for that load", async () => {
-    // Retention prunes every cycle, loads or not, and a prune adds no ledger entry: the cache lives on.
+  it("a cached answer is dropped when a load is stamped older than the newest (a replica's clock behind) and when retention deletes minute rows", async () => {
+    // Neither adds a ledger entry newer than the newest: the ledger's newest loaded_at says nothing changed.
     const hour = firstHour() + 3 * 3_600_000;
     for (const at of [hour, hour + 30 * 60_000]) {
       await w.sink.connection.run(
@@ -231,15 +231,37 @@ describe("read pre-aggregate", () => {
       );
     }
     expect(await rollup.run()).toMatchObject({ merged: 1, waiting: 0 });
-    let cutoff = -Infinity;
-    const api = await readApi(w.sink, w.toMs + 3_600_000, undefined, undefined, () => cutoff);
+    const group = ["source_workload", "source_principal", "destination_service", "response_code"];
+    const api = await readApi(w.sink, w.toMs + 3_600_000);
     try {
-      await expectApiEqualsMinuteRows(1, ["destination_service", "response_code"], hour, api);
+      await expectApiEqualsMinuteRows(1, group, hour, api);
       await expectMinuteSeriesEqualsMinuteRows(1, hour, api);
-      cutoff = hour + 10 * 60_000;
-      await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute < make_timestamp(${cutoff * 1000})`);
-      await expectApiEqualsMinuteRows(0, ["source_workload", "destination_service", "response_code"], hour, api);
+      const [{ newest }] = await query(w, "SELECT epoch_ms(MAX(loaded_at)) AS newest FROM mesh_load_ledger");
+      const clock = vi.spyOn(Date, "now").mockReturnValue(Number(newest) - 60_000);
+      try {
+        await loadMore("clock-behind-sidecar", hour + 30 * 60_000);
+      } finally {
+        clock.mockRestore();
+      }
+      const [{ late }] = await query(w, `SELECT COUNT(*) AS late FROM mesh_load_ledger WHERE producer_id = 'clock-behind-sidecar' AND epoch_ms(loaded_at) < ${Number(newest)}`);
+      expect(Number(late)).toBe(1);
+      await expectApiEqualsMinuteRows(0, group, hour, api);
+      await expectMinuteSeriesEqualsMinuteRows(0, hour, api);
+      expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: 0 });
+      await expectApiEqualsMinuteRows(1, group, hour, api);
+      await expectMinuteSeriesEqualsMinuteRows(1, hour, api);
+
+      // Retention as the loader runs it (only compacted hours lose minute rows), its cutoff 10 minutes into the hour.
+      while ((await w.sink.compact()).length > 0);
+      const cutoff = hour + 10 * 60_000;
+      const pruned = await w.sink.prune({ minuteDays: 1, hourDays: 400, ledgerDays: 35, maxDaysPerRun: 2 }, cutoff + 86_400_000);
+      expect(pruned.find((p) => p.table === FACT_TABLE.name)!.rows).toBeGreaterThan(0);
+      await expectApiEqualsMinuteRows(0, group, hour, api);
       await expectMinuteSeriesEqualsMinuteRows(0, hour, api, ["destination_service", "response_code"]);
+      // The stage trims the per-minute table to what retention left; the hour's pre-aggregate now holds more.
+      expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 0, waiting: 0 });
+      await expectApiEqualsMinuteRows(0, group, hour, api);
+      await expectMinuteSeriesEqualsMinuteRows(1, hour, api, ["destination_service", "response_code"]);
     } finally {
       await api.close();
     }

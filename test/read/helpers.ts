@@ -27,13 +27,12 @@ export async function readApi(
   nowMs: number,
   lines = `${TOKENS.operator} %\n${TOKENS.shop} shop,payments\n${TOKENS.people} % end_users\n`,
   maxMinuteSketches?: number,
-  retainedFrom?: () => number,
 ): Promise<ReadApi> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-read-"));
   const file = join(dir, "reader-tokens");
   writeFileSync(file, lines);
   const tokens = new ReaderTokens(file);
-  const warehouse = new ReadWarehouse(source, maxMinuteSketches, retainedFrom);
+  const warehouse = new ReadWarehouse(source, maxMinuteSketches);
   const app = Fastify();
   await app.register(readRoutes, { access: { mode: "tokens", tokens }, warehouse, now: () => nowMs });
   await app.ready();
