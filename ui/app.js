@@ -393,6 +393,7 @@ const RENDER = { golden, identity, graph };
 const $ = (id) => document.getElementById(id);
 let generation = 0;
 let lastLoad;
+let lastVersion;
 
 async function fillSelect(select, dimension, current, extra = {}) {
   const now = Date.now();
@@ -439,6 +440,7 @@ async function load() {
     $("login").hidden = true;
     const f = await api("/api/v1/freshness");
     lastLoad = f.latest_load;
+    lastVersion = f.data_version;
     $("status").textContent = f.latest_load ? `data loaded ${fmt.time(f.latest_load)} UTC` : "no data loaded yet";
     document.body.dataset.ready = String(mine);
   } catch (err) {
@@ -454,12 +456,15 @@ async function load() {
   }
 }
 
-// Auto-refresh on each load: the collector's newest load changes exactly when new data became visible.
+// Auto-refresh when what the board shows may have changed: a new load, or any other commit that changed
+// rows (a load stamped by a replica's clock behind, retention's deletes), which the data version counts; it
+// is null while a commit is under way, so the next poll decides.
 setInterval(async () => {
   if (document.hidden || !sessionStorage.getItem(TOKEN_KEY)) return;
   try {
     const f = await api("/api/v1/freshness");
-    if (lastLoad !== undefined && f.latest_load !== lastLoad) load();
+    const changed = f.latest_load !== lastLoad || (f.data_version !== null && f.data_version !== lastVersion);
+    if (lastLoad !== undefined && changed) load();
   } catch {
     /* the next poll tries again; the status line keeps the last answer */
   }

@@ -117,7 +117,7 @@ export async function readRoutes(app: FastifyInstance, opts: ReadRoutesOptions):
         "/freshness",
         handle(async () => {
           const f = await wh.freshness();
-          return { latest_load: f.latestLoadMs, latest_window_end: f.latestMinuteMs, now: now() };
+          return { latest_load: f.latestLoadMs, latest_window_end: f.latestMinuteMs, data_version: wh.dataVersion, now: now() };
         }),
       );
 

@@ -167,6 +167,15 @@ export class ReadWarehouse {
     return merged;
   }
 
+  /**
+   * How many commits have changed the database's rows (null while one is under way): what a client polls
+   * to learn that its answers may have changed, which the newest load alone misses for a load stamped by a
+   * clock behind and for retention's deletes.
+   */
+  get dataVersion(): number | null {
+    return this.source.writes.current ?? null;
+  }
+
   /** The newest load (epoch ms) and the newest minute with traffic; null before the first load. */
   async freshness(): Promise<{ latestLoadMs: number | null; latestMinuteMs: number | null }> {
     const [row] = await this.run({ sql: FRESHNESS_SQL, params: [] });

@@ -236,6 +236,8 @@ describe("read pre-aggregate", () => {
     try {
       await expectApiEqualsMinuteRows(1, group, hour, api);
       await expectMinuteSeriesEqualsMinuteRows(1, hour, api);
+      const freshness = async () => (await api.get("/api/v1/freshness")).body as { latest_load: number; data_version: number };
+      const before = await freshness();
       const [{ newest }] = await query(w, "SELECT epoch_ms(MAX(loaded_at)) AS newest FROM mesh_load_ledger");
       const clock = vi.spyOn(Date, "now").mockReturnValue(Number(newest) - 60_000);
       try {
@@ -245,6 +247,10 @@ describe("read pre-aggregate", () => {
       }
       const [{ late }] = await query(w, `SELECT COUNT(*) AS late FROM mesh_load_ledger WHERE producer_id = 'clock-behind-sidecar' AND epoch_ms(loaded_at) < ${Number(newest)}`);
       expect(Number(late)).toBe(1);
+      // What a polling client sees: the newest load did not move, the data version did.
+      const afterLate = await freshness();
+      expect(afterLate.latest_load).toBe(before.latest_load);
+      expect(afterLate.data_version).toBeGreaterThan(before.data_version);
       await expectApiEqualsMinuteRows(0, group, hour, api);
       await expectMinuteSeriesEqualsMinuteRows(0, hour, api);
       expect(await rollup.run()).toMatchObject({ merged: 0, rebuilt: 1, waiting: 0 });
@@ -256,6 +262,9 @@ describe("read pre-aggregate", () => {
       const cutoff = hour + 10 * 60_000;
       const pruned = await w.sink.prune({ minuteDays: 1, hourDays: 400, ledgerDays: 35, maxDaysPerRun: 2 }, cutoff + 86_400_000);
       expect(pruned.find((p) => p.table === FACT_TABLE.name)!.rows).toBeGreaterThan(0);
+      const afterPrune = await freshness();
+      expect(afterPrune.latest_load).toBe(afterLate.latest_load);
+      expect(afterPrune.data_version).toBeGreaterThan(afterLate.data_version);
       await expectApiEqualsMinuteRows(0, group, hour, api);
       await expectMinuteSeriesEqualsMinuteRows(0, hour, api, ["destination_service", "response_code"]);
       // The stage trims the per-minute table to what retention left; the hour's pre-aggregate now holds more.
