@@ -7,9 +7,12 @@
  * Eight bytes per step (multiply and rotate, both bijective, so no step merges two states), the tail
  * byte-wise, then a 64-bit finalizer (splitmix64) so the low bits are usable as a slot. Every dimension
  * value of every request is hashed; a multiply per byte cost as much as the string-table lookup.
+ * `seed` keys it: unkeyed, one step is inverted by a multiply, so a caller can make any number of
+ * printable values with the same 64-bit hash (a few thousand tries each), and every lookup of one would
+ * compare the bytes of all the others (the string table probes linearly, up to its capacity).
  */
-export function hashBytes(ptr: usize, len: i32): u64 {
-  let h: u64 = 0xcbf29ce484222325 ^ <u64>len;
+export function hashBytes(ptr: usize, len: i32, seed: u64): u64 {
+  let h: u64 = 0xcbf29ce484222325 ^ seed ^ <u64>len;
   let end = ptr + <usize>len;
   let p = ptr;
   for (; p + 8 <= end; p += 8) h = rotl<u64>((h ^ load<u64>(p)) * 0x9e3779b97f4a7c15, 31);
@@ -58,6 +61,8 @@ export class Interner {
   constructor(
     readonly maxStrings: i32,
     readonly maxBytes: i32,
+    /** Key of the table's hashes (hashBytes): random per table, so values cannot be made to collide. */
+    readonly seed: u64,
   ) {
     this.arena = new ArrayBuffer(maxBytes);
     this.text = Uint8Array.wrap(this.arena);
@@ -103,7 +108,7 @@ export class Interner {
   /** Interns a string constant (used for the sentinels at every window start). */
   internString(s: string): i32 {
     let b = String.UTF8.encode(s);
-    return this.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength));
+    return this.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength, this.seed));
   }
 
   offset(id: i32): i32 {
