@@ -187,18 +187,26 @@ async function memoryUnderAttack(meshlook: WebAssembly.Module) {
 
 /**
  * `n` distinct printable 24-byte values with one 64-bit hash under filter/interner.ts hashBytes left
- * unkeyed (seed 0): the last word of each is solved from the first two (one multiply by the constant's
- * inverse), kept when all its bytes are printable. What a caller could send if the hash had no key.
+ * unkeyed (seed 0): every step of it is invertible, so the last word of each is solved from the first
+ * two, and kept when all its bytes are printable. What a caller could send if the hash had no key.
  */
 function unkeyedCollisions(n: number): string[] {
   const M = (1n << 64n) - 1n;
-  const K = 0x9e3779b97f4a7c15n;
-  const rotl31 = (x: bigint) => ((x << 31n) | (x >> 33n)) & M;
+  const MUL = 0xc6a4a7935bd1e995n;
   let inverse = 1n;
-  for (let i = 0; i < 6; i++) inverse = (inverse * (2n - K * inverse)) & M; // Newton: K * inverse = 1 mod 2^64
+  for (let i = 0; i < 6; i++) inverse = (inverse * (2n - MUL * inverse)) & M; // Newton: MUL * inverse = 1 mod 2^64
+  const mixWord = (w: bigint) => {
+    const x = (w * MUL) & M;
+    return ((x ^ (x >> 47n)) * MUL) & M;
+  };
+  const unmixWord = (k: bigint) => {
+    const y = (k * inverse) & M;
+    return ((y ^ (y >> 47n)) * inverse) & M; // xor-shift by 47 is its own inverse
+  };
+  const step = (h: bigint, w: bigint) => ((h ^ mixWord(w)) * MUL) & M;
   const target = 0x0123456789abcdefn; // the shared state before the finalizer
-  const solve = ((((target >> 31n) | (target << 33n)) & M) * inverse) & M;
-  const h0 = 0xcbf29ce484222325n ^ 24n;
+  const needed = (target * inverse) & M;
+  const h0 = (24n * MUL) & M;
   let seed = 7;
   const printableWord = () => {
     let w = 0n;
@@ -213,7 +221,7 @@ function unkeyedCollisions(n: number): string[] {
   while (out.length < n) {
     const w1 = printableWord();
     const w2 = printableWord();
-    const last = bytesOf(rotl31(((rotl31(((h0 ^ w1) * K) & M) ^ w2) * K) & M) ^ solve);
+    const last = bytesOf(unmixWord(step(step(h0, w1), w2) ^ needed));
     if (last.every((c) => c >= 0x21 && c <= 0x7e)) out.push(Buffer.from([...bytesOf(w1), ...bytesOf(w2), ...last]).toString("latin1"));
   }
   return out;

@@ -157,8 +157,12 @@ describe("a downstream connection whose requests go to different upstream hosts"
   // HTTP/1.1 keep-alive from the app: each request is routed on its own (Host header, retries to another
   // endpoint), so one downstream connection reaches several upstream hosts. Envoy's upstream.address and
   // Istio's upstream_peer both describe the request's last attempt (the host that answered).
+  // Pod addresses two characters apart, as a mesh has many: under a hash that carried a difference in
+  // a word's top byte only upwards, 10.0.0.5:8060 and 10.0.0.9:8000 (and :8061, :8001) shared a hash,
+  // so the second host's requests got the first's cached facts.
+  const addresses = ["10.0.0.5:8060", "10.0.0.9:8000", "10.0.0.5:8061", "10.0.0.9:8001"];
   const hosts: Upstream[] = ["a", "b", "c", "d"].map((h, i) => ({
-    address: `10.1.0.${20 + i}:9080`,
+    address: addresses[i],
     principal: `spiffe://cluster.local/ns/shop/sa/ratings-${h}`,
     peer: { workload: `ratings-${h}`, namespace: "shop", service: i < 2 ? "ratings" : "details", revision: h, cluster: "east" },
   }));
