@@ -192,8 +192,86 @@ async function memoryUnderAttack(meshlook: WebAssembly.Module) {
   }
 }
 
+/**
+ * `n` distinct printable 24-byte values with one 64-bit hash under filter/interner.ts hashBytes left
+ * unkeyed (seed 0): every step of it is invertible, so the last word of each is solved from the first
+ * two, and kept when all its bytes are printable. What a caller could send if the hash had no key.
+ */
+function unkeyedCollisions(n: number): string[] {
+  const M = (1n << 64n) - 1n;
+  const MUL = 0xc6a4a7935bd1e995n;
+  let inverse = 1n;
+  for (let i = 0; i < 6; i++) inverse = (inverse * (2n - MUL * inverse)) & M; // Newton: MUL * inverse = 1 mod 2^64
+  const mixWord = (w: bigint) => {
+    const x = (w * MUL) & M;
+    return ((x ^ (x >> 47n)) * MUL) & M;
+  };
+  const unmixWord = (k: bigint) => {
+    const y = (k * inverse) & M;
+    return ((y ^ (y >> 47n)) * inverse) & M; // xor-shift by 47 is its own inverse
+  };
+  const step = (h: bigint, w: bigint) => ((h ^ mixWord(w)) * MUL) & M;
+  const target = 0x0123456789abcdefn; // the shared state before the finalizer
+  const needed = (target * inverse) & M;
+  const h0 = (24n * MUL) & M;
+  let seed = 7;
+  const printableWord = () => {
+    let w = 0n;
+    for (let j = 0; j < 8; j++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      w = (w << 8n) | BigInt(0x21 + ((seed >>> 8) % 94));
+    }
+    return w;
+  };
+  const bytesOf = (w: bigint) => Array.from({ length: 8 }, (_, j) => Number((w >> BigInt(8 * j)) & 0xffn));
+  const out: string[] = [];
+  while (out.length < n) {
+    const w1 = printableWord();
+    const w2 = printableWord();
+    const last = bytesOf(unmixWord(step(step(h0, w1), w2) ^ needed));
+    if (last.every((c) => c >= 0x21 && c <= 0x7e)) out.push(Buffer.from([...bytesOf(w1), ...bytesOf(w2), ...last]).toString("latin1"));
+  }
+  return out;
+}
+
+/**
+ * ns/request with callers whose workload names collide under the unkeyed hash, against callers with
+ * ordinary names of the same length, every request on a new connection so each name is looked up in
+ * the string table. With a keyed hash the two cost the same; unkeyed, every lookup of a crafted name
+ * walks the run of all the others.
+ */
+async function collisionCost(meshlook: WebAssembly.Module) {
+  const N = 20_000;
+  const CALLERS = 1500;
+  const crafted = unkeyedCollisions(CALLERS);
+  let seed = 99;
+  const ordinary = crafted.map(() =>
+    Array.from({ length: 24 }, () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return String.fromCharCode(0x21 + ((seed >>> 8) % 94));
+    }).join(""),
+  );
+  const streams = (names: string[]) =>
+    Array.from({ length: N }, (_, i) =>
+      syntheticStream({ principal: "spiffe://cluster.local/ns/t/sa/caller", workload: names[i % names.length], durationNs: latencyNs(i), connectionId: i + 1 }),
+    );
+  const inputs = [streams(ordinary), streams(crafted)];
+  const sidecars = [
+    await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }),
+    await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }),
+  ];
+  sidecars.forEach((s, i) => timeRound(s, inputs[i])); // warm-up, and every name interned
+  const times: number[][] = [[], []];
+  for (let r = 0; r < ROUNDS; r++) sidecars.forEach((s, i) => times[i].push(timeRound(s, inputs[i])));
+  if (sidecars.some((s) => s.traps.length > 0)) throw new Error("the filter trapped during the collision benchmark");
+  const [ordinaryNs, craftedNs] = times.map(median);
+  console.log(`\ncallers named to collide under an unkeyed hash (CPU ns/request, median of ${ROUNDS} rounds of ${N} streams, ${CALLERS} callers, a new connection each)`);
+  console.log(`ordinary names ${f(ordinaryNs, 6)} (${spread(times[0])})   colliding names ${f(craftedNs, 6)} (${spread(times[1])})   ratio ${(craftedNs / ordinaryNs).toFixed(2)}`);
+  await Promise.all(sidecars.map((s) => s.close()));
+}
+
 // Sections to run (all by default): `npx tsx bench/filter.ts memory per-request`.
-const SECTIONS = ["per-request", "bookinfo", "wire", "memory"];
+const SECTIONS = ["per-request", "bookinfo", "wire", "memory", "collisions"];
 const chosen = process.argv.slice(2);
 for (const name of chosen) if (!SECTIONS.includes(name)) throw new Error(`unknown section "${name}" (one of ${SECTIONS.join(", ")})`);
 const wanted = (name: string) => chosen.length === 0 || chosen.includes(name);
@@ -202,3 +280,4 @@ if (wanted("per-request")) await perRequestCost(meshlook, await loadModule(NOOP_
 if (wanted("bookinfo")) await bookinfoCost();
 if (wanted("wire")) await wireBytes(meshlook);
 if (wanted("memory")) await memoryUnderAttack(meshlook);
+if (wanted("collisions")) await collisionCost(meshlook);

@@ -4,21 +4,36 @@
 // `intern` answers -1 and the caller folds the request into the overflow series.
 
 /**
- * Eight bytes per step (multiply and rotate, both bijective, so no step merges two states), the tail
- * byte-wise, then a 64-bit finalizer (splitmix64) so the low bits are usable as a slot. Every dimension
- * value of every request is hashed; a multiply per byte cost as much as the string-table lookup.
+ * Eight bytes per step, the tail packed into one more word, then a 64-bit finalizer (splitmix64) so the
+ * low bits are usable as a slot. Each word is mixed on its own before it meets the state (multiply,
+ * xor-shift, multiply: MurmurHash64A's step): a single multiply per word only carries a difference
+ * upwards, so one in a word's top byte stayed in a few bits of the state, where the next word could
+ * cancel it, and addresses two characters apart (10.0.0.5:8060, 10.0.0.9:8000) shared a hash, hence an
+ * upstream fact-cache entry. Every dimension value of every request is hashed; a multiply per byte cost
+ * as much as the string-table lookup. `seed` keys it: unkeyed, a caller can search offline for printable
+ * values that share one hash, and every lookup of one would compare the bytes of all the others (the
+ * string table probes linearly, up to its capacity).
  */
-export function hashBytes(ptr: usize, len: i32): u64 {
-  let h: u64 = 0xcbf29ce484222325 ^ <u64>len;
+export function hashBytes(ptr: usize, len: i32, seed: u64): u64 {
+  let h: u64 = seed ^ (<u64>len * WORD_MUL);
   let end = ptr + <usize>len;
   let p = ptr;
-  for (; p + 8 <= end; p += 8) h = rotl<u64>((h ^ load<u64>(p)) * 0x9e3779b97f4a7c15, 31);
+  for (; p + 8 <= end; p += 8) h = step(h, load<u64>(p));
   if (p < end) {
     let tail: u64 = 0;
     for (let i = <i32>(end - p) - 1; i >= 0; i--) tail = (tail << 8) | <u64>load<u8>(p + <usize>i);
-    h = rotl<u64>((h ^ tail) * 0x9e3779b97f4a7c15, 31);
+    h = step(h, tail);
   }
   return mix64(h);
+}
+
+const WORD_MUL: u64 = 0xc6a4a7935bd1e995;
+
+function step(h: u64, w: u64): u64 {
+  w *= WORD_MUL;
+  w ^= w >> 47;
+  w *= WORD_MUL;
+  return (h ^ w) * WORD_MUL;
 }
 
 export function mix64(x: u64): u64 {
@@ -58,6 +73,8 @@ export class Interner {
   constructor(
     readonly maxStrings: i32,
     readonly maxBytes: i32,
+    /** Key of the table's hashes (hashBytes): random per table, so values cannot be made to collide. */
+    readonly seed: u64,
   ) {
     this.arena = new ArrayBuffer(maxBytes);
     this.text = Uint8Array.wrap(this.arena);
@@ -103,7 +120,7 @@ export class Interner {
   /** Interns a string constant (used for the sentinels at every window start). */
   internString(s: string): i32 {
     let b = String.UTF8.encode(s);
-    return this.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength));
+    return this.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength, this.seed));
   }
 
   offset(id: i32): i32 {

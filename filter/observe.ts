@@ -289,7 +289,7 @@ export class Observer {
     this.sentinels.intern(this.strings);
     for (let i = 0; i < 5; i++) {
       let b = this.local.labels[i];
-      let id = this.strings.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength));
+      let id = this.strings.intern(changetype<usize>(b), b.byteLength, hashBytes(changetype<usize>(b), b.byteLength, this.strings.seed));
       this.localIds[i] = id < 0 ? this.sentinels.unknown : id;
     }
     this.flagCacheId = -1;
@@ -415,7 +415,7 @@ export class Observer {
     let address: u64 = 0;
     if (seen && clean && hb.readAt(P_UP_ADDRESS)) {
       if (hb.len > 0 && hb.len <= MAX_VALUE_BYTES) {
-        address = mix64(hashBytes(hb.ptr, hb.len) ^ mix64(connId));
+        address = mix64(hashBytes(hb.ptr, hb.len, this.strings.seed) ^ mix64(connId));
         haveAddress = true;
       }
       hb.release();
@@ -539,11 +539,12 @@ export class Observer {
   private spillHash: u64 = 0;
 
   private internRange(ptr: usize, len: i32, fallback: i32): i32 {
-    let h = hashBytes(ptr, len);
-    let id = this.strings.intern(ptr, len, h);
+    let id = this.strings.intern(ptr, len, hashBytes(ptr, len, this.strings.seed));
     if (id < 0) {
+      // Unkeyed: the estimate of distinct overflowed keys is then the same for the same requests in
+      // every VM. A value only spills once the table is full, so this second hash is rare.
       this.spill = true;
-      this.spillHash = mix64(this.spillHash ^ h);
+      this.spillHash = mix64(this.spillHash ^ hashBytes(ptr, len, 0));
       return fallback;
     }
     return id;

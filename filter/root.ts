@@ -128,7 +128,7 @@ export class MeshlookRoot extends Root {
     let directions = (c.inbound ? 1 : 0) + (c.outbound ? 1 : 0);
     // Strings: the window's distinct values. Typical series share most of them; the byte budget
     // allows every series a distinct 64-byte value plus the constant ones.
-    let strings = new Interner(c.maxSeries * 4 + 64, c.maxSeries * 64 + 16384);
+    let strings = new Interner(c.maxSeries * 4 + 64, c.maxSeries * 64 + 16384, randomU64());
     let observer = new Observer(c, strings);
     observer.local = LocalNode.read();
     let table = new SeriesTable(c.maxSeries, directions, c.sketchScale);

@@ -195,7 +195,7 @@ export class Vm implements QueueOwner {
   /** The module's allocator export (malloc or proxy_on_memory_allocate), called for every value handed over. */
   private readonly malloc: (size: number) => number;
 
-  /** proxy_get_property calls the module made (answered or not): a filter's read budget, countable. */
+  /** proxy_get_property calls the module made (answered or not): test instrumentation (Envoy has no such count), a filter's read budget. */
   propertyReads = 0;
 
   /** Bytes of the module's linear memory now: what Envoy accounts for the plugin's heap. */
