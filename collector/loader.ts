@@ -203,6 +203,7 @@ export class Loader {
       // The fold path has no per-summary bytes: a refused fold is loaded again from disk, which isolates.
       if (!this.opts.quarantine || this.sink.refusal(err) === undefined) throw err;
     }
+    const path = loaded ? "folded" : "replay";
     if (!loaded) {
       // The folds of the segments left out were taken: those segments replay from disk next cycle.
       batch = this.replayPrefix(batch);
@@ -211,6 +212,7 @@ export class Loader {
     await this.sink.compactLoaded();
     end();
     const { res, keys } = loaded;
+    this.metrics.loadCycles.inc({ path });
     this.metrics.summariesLoaded.inc(res.loaded);
     this.metrics.rowsLoaded.inc(res.rows);
     this.metrics.rollupSeries.set(res.rows);

@@ -40,6 +40,12 @@ export function createMetrics(spool: () => SpoolGauges | undefined, auth?: () =>
     rollupSeries: new Gauge({ name: "meshlook_rollup_series", help: "Minute rows produced by the last load's rollup", registers }),
     rowsLoaded: new Counter({ name: "meshlook_rows_loaded_total", help: "Fact rows written to the warehouse", registers }),
     summariesLoaded: new Counter({ name: "meshlook_summaries_loaded_total", help: "Summaries committed to the warehouse", registers }),
+    loadCycles: new Counter({
+      name: "meshlook_load_cycles_total",
+      help: "Committed load transactions, by path: folded (rolled up at ingest, no spool read) or replay (segments read back from disk: after a restart or a failed load, an incomplete fold, or a summary the ledger already held)",
+      labelNames: ["path"] as const,
+      registers,
+    }),
     loadDuration: new Histogram({
       name: "meshlook_load_duration_seconds",
       help: "Warehouse load latency (one transaction)",

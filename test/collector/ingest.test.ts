@@ -127,6 +127,11 @@ describe("ingest", () => {
     await spool.close();
     const replayed = await collector({ dataDir: replayDir, spoolDir: join(replayDir, "spool"), duckdbPath: join(replayDir, "m.duckdb") });
     await replayed.loader.loadNow(); // segments left by "another process": read back and decoded
+    for (const [c, path] of [
+      [live, "folded"],
+      [replayed, "replay"],
+    ] as const)
+      expect((await metricValues(c)).get(`meshlook_load_cycles_total{path=${path}}`)).toBe(1);
 
     const facts = async (c: RunningCollector) =>
       (await (c.sink as DuckDBSink).connection.runAndReadAll("SELECT * EXCLUDE (loaded_at) FROM mesh_traffic_minute ORDER BY ALL")).getRowObjectsJS();
@@ -193,6 +198,8 @@ describe("ingest", () => {
     expect(await warehouseTotals(c)).toEqual(totals(input));
     const m = await metricValues(c);
     expect([m.get("meshlook_summaries_loaded_total"), m.get("meshlook_load_failures_total{reason=duckdb}")]).toEqual([input.length, 1]);
+    // Only committed cycles count: the failed folded one does not.
+    expect([m.get("meshlook_load_cycles_total{path=folded}"), m.get("meshlook_load_cycles_total{path=replay}")]).toEqual([undefined, 1]);
     const ledger = await (c.sink as DuckDBSink).connection.runAndReadAll("SELECT COUNT(*) AS n, COUNT(DISTINCT (producer_id, seq)) AS k FROM mesh_load_ledger");
     expect(ledger.getRowObjectsJS()[0]).toEqual({ n: BigInt(input.length), k: BigInt(input.length) });
   });
