@@ -22,14 +22,6 @@ export interface LoadBatch {
   parts(fresh: readonly boolean[]): AsyncIterable<MinuteRollup> | null;
 }
 
-/**
- * Rows a loop over a rollup's rows handles between two looks at the clock (Yielder.maybe): an await per
- * row cost a quarter as much CPU as appending the row to DuckDB. 256 rows take about 2 ms of CPU to
- * append or merge (9 µs a row on the 2-core bench machine), so a slice overruns the Yielder's 10 ms by
- * a few milliseconds (a GC pause aside): far below the event-loop delay at which ingest is shed.
- */
-export const YIELD_ROWS = 256;
-
 /** Rollup bytes (MinuteRollup.bytes) at which a part is handed over and the next one started. */
 export const DEFAULT_PART_BYTES = 128 << 20;
 

@@ -9,7 +9,7 @@
 // the ledger lacks one at a time (collector/batch.ts). Both produce the same rows, in one transaction.
 import type { Logger } from "pino";
 import type { Ingestor, SegmentFold } from "./ingest.ts";
-import { YIELD_ROWS, foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
+import { foldBatch, streamedBatch, subBatch, type LoadBatch } from "./batch.ts";
 import { LEGACY_CALLER } from "../shared/schema.ts";
 import { ledgerEntry, repeatFinder, summaryCaller, type LedgerEntry } from "./ledger.ts";
 import type { Metrics } from "./metrics.ts";
@@ -256,11 +256,10 @@ export class Loader {
     // the first takes in the others' rows: its own are neither copied nor held twice.
     const rollup = folds[0].rollup;
     const yielder = new Yielder();
-    let n = 0;
     for (const f of folds.slice(1)) {
       for (const r of f.rollup.rows()) {
         rollup.addRow(r);
-        if (++n % YIELD_ROWS === 0) await yielder.maybe();
+        if (yielder.rowDue()) await yielder.maybe();
       }
       // One at a time: spreading a segment's losses as arguments overflows the stack past ~120k rows.
       for (const l of f.rollup.losses) rollup.losses.push(l);

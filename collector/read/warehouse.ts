@@ -145,7 +145,6 @@ export class ReadWarehouse {
     const merged = new Map<string, SketchAccumulator>();
     // Ingest shares the event loop, and one group may hold a day's sketches of every series.
     const yielder = new Yielder();
-    let n = 0;
     const result = await c.stream(st.sql, st.params);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
       const columns = chunk.getColumns();
@@ -155,11 +154,11 @@ export class ReadWarehouse {
         const acc = new SketchAccumulator();
         for (const b of bins[i]?.items ?? []) {
           acc.addBinary((b as DuckDBBlobValue).bytes);
-          if (++n % 256 === 0) await yielder.maybe();
+          if (yielder.rowDue()) await yielder.maybe();
         }
         for (const j of jsons[i]?.items ?? []) {
           acc.addJson(j as string);
-          if (++n % 256 === 0) await yielder.maybe();
+          if (yielder.rowDue()) await yielder.maybe();
         }
         merged.set(JSON.stringify(columns.slice(0, keyColumns).map((col) => plain(col[i]))), acc);
       }

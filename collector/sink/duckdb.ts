@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { registerMeshQuantile, registerMeshSketchMerge } from "../../shared/quantile-duckdb.ts";
 import { DIMENSIONS, FACT_TABLE, LEDGER_TABLE, LOSS_TABLE, MIGRATIONS, SCHEMA_VERSION_TABLE, createTableSql } from "../../shared/schema.ts";
 import type { CollectorConfig } from "../config.ts";
-import { YIELD_ROWS, loadSummaries, type LoadBatch } from "../batch.ts";
+import { loadSummaries, type LoadBatch } from "../batch.ts";
 import { ledgerMatchSql, summaryCaller, type LedgerEntry } from "../ledger.ts";
 import type { LossRow, MinuteRollup, MinuteRow } from "../rollup.ts";
 import { prune, type PruneReport, type RetentionPolicy } from "../retention.ts";
@@ -240,7 +240,8 @@ export class DuckDBSink implements Sink {
       for (const r of part.rows()) {
         if (r.minuteMs < this.oldestWritten) this.oldestWritten = r.minuteMs;
         appendFactRow(a, r, now);
-        if (++n % YIELD_ROWS === 0) await yielder.maybe();
+        n++;
+        if (yielder.rowDue()) await yielder.maybe();
       }
     });
     if (part.losses.length > 0) {
