@@ -8,6 +8,7 @@ import type { WriteGeneration } from "../sink/generation.ts";
 import type { Scope } from "./access.ts";
 import {
   MAX_MINUTE_SKETCHES,
+  MINUTE_ROWS_ONLY,
   QUANTILES,
   QUANTILE_FIELDS,
   ReadError,
@@ -196,7 +197,7 @@ export class ReadWarehouse {
    * are minutes; for those, mesh_board_minute where it answers them (minuteTableAnswers).
    */
   async plan(c: DuckDBConnection, q: TrafficQuery, generation: number | undefined): Promise<Plan> {
-    if (q.interval === "minute" && !minuteTableAnswers(q)) return { hours: [], minuteHours: [] };
+    if (q.interval === "minute" && !minuteTableAnswers(q)) return MINUTE_ROWS_ONLY;
     // The same for every question over this range in one generation, and a board asks several at once:
     // shared by the questions whose snapshots hold exactly that generation; any other counts its own.
     const hours = await this.usable.get(generation, JSON.stringify([q.fromMs, q.toMs]), async () =>
