@@ -125,7 +125,7 @@ const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
 const MINUTE_DIMENSION_AT = BOARD_MINUTE_DIMENSIONS.map((d) => (DIMENSIONS as readonly string[]).indexOf(d));
 /** A mesh_board_minute key (JSON: a value may hold any character); the minute in epoch µs, as text. */
 const minuteKey = (minute: string, dims: readonly (string | number)[]) => JSON.stringify([minute, ...dims]);
-/** Minute rows of one hour; binds its start and end. Append LOADED to take only those one merge absorbs. */
+/** Rows of one hour, or of a run of hours; binds its start and end. Append LOADED to take only those one merge absorbs. */
 const IN_HOUR = " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";
 /** Binds the watermark and the newest loaded_at a run merges up to. */
 const LOADED = " AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make_timestamp(?::BIGINT)";
@@ -238,7 +238,7 @@ export class BoardRollup {
       // else only those just merged into, reading only their span of the minute table.
       const lo = touched.length ? String(touched[0]) : "0";
       const hi = touched.length ? String(touched[touched.length - 1] + HOUR_US) : "0";
-      const span = this.checkAll ? "" : " WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)";
+      const span = this.checkAll ? "" : IN_HOUR;
       const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
       const stale = (
         await one(
@@ -261,7 +261,7 @@ export class BoardRollup {
       let rebuilt = 0;
       for (const s of stale) {
         const bounds = [String(s.hour), String(s.hour + HOUR_US)];
-        const dropMinutes = () => remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= make_timestamp(?::BIGINT) AND minute < make_timestamp(?::BIGINT)`, bounds);
+        const dropMinutes = () => remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name}${IN_HOUR}`, bounds);
         if (s.gone) {
           await dropMinutes();
           await remove(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(s.hour)]);
