@@ -303,6 +303,8 @@ export function sourceStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINU
 
 /** The select list of a question's grouping: bucket `t` then the group_by fields. */
 const keySql = (q: TrafficQuery) => [...(q.interval === "none" ? [] : [`${bucketSql(q.interval, "at_time")} AS t`]), ...q.groupBy.map((g) => `${fieldSql(g)} AS ${g}`)];
+/** GROUP BY the keySql columns, which lead the select list, by position. */
+const groupBySql = (keys: readonly string[]) => (keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "");
 
 /**
  * Counters, exact and cheap to sum (no sketches): requests, errors, bytes, latency sum/min/max, the
@@ -312,7 +314,7 @@ const keySql = (q: TrafficQuery) => [...(q.interval === "none" ? [] : [`${bucket
 export function countersStatement(q: TrafficQuery, scope: Scope, plan: Plan = MINUTE_ROWS_ONLY): Statement {
   const src = sourceStatement(q, scope, plan);
   const keys = keySql(q);
-  const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
+  const groupBy = groupBySql(keys);
   const order = q.interval === "none" ? "requests DESC" : "1";
   return {
     sql:
@@ -343,8 +345,7 @@ export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): St
   const src = sourceStatement(q, scope, plan);
   const keys = keySql(q);
   const lists = ["LIST(sketch_bin) FILTER (WHERE sketch_bin IS NOT NULL) AS bins", "LIST(sketch_json) FILTER (WHERE sketch_json IS NOT NULL) AS jsons"];
-  const groupBy = keys.length ? ` GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : "";
-  return { sql: `SELECT ${[...keys, ...lists].join(", ")} FROM ${src.sql}${groupBy}`, params: src.params };
+  return { sql: `SELECT ${[...keys, ...lists].join(", ")} FROM ${src.sql}${groupBySql(keys)}`, params: src.params };
 }
 
 /**
