@@ -86,6 +86,11 @@ const READ_COLUMNS = [
   "minute_rows",
   "sketch",
 ];
+/** How both pre-aggregates fold minute rows' extremes and count them. */
+const EXTREMES: Record<string, string> = { latency_min_us: "MIN(latency_min_us)", latency_max_us: "MAX(latency_max_us)", minute_rows: "COUNT(*)" };
+/** A SELECT of `columns` from the minute rows: each by its rule in `rules`, else kept as is when one of `dims` (grouped by), else summed. */
+const aggregateSql = (columns: readonly string[], rules: Record<string, string>, dims: readonly string[]) =>
+  `SELECT ${columns.map((c) => rules[c] ?? (dims.includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
 /**
  * READ_COLUMNS from minute rows, one row per series: grouped in DuckDB, so a series' dimension values (most
  * of a row's bytes) cross into this process once, not once per minute, and its minute rows' (minute, JSON
@@ -93,23 +98,19 @@ const READ_COLUMNS = [
  * FROM_MINUTES_GROUP.
  */
 const MINUTES_AGGREGATE: Record<string, string> = {
-  latency_min_us: "MIN(latency_min_us)",
-  latency_max_us: "MAX(latency_max_us)",
+  ...EXTREMES,
   "epoch_us(first_minute)": "MIN(epoch_us(minute))",
   "epoch_us(last_minute)": "MAX(epoch_us(minute))",
-  minute_rows: "COUNT(*)",
   // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
   sketch: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
 };
-const FROM_MINUTES = `SELECT ${READ_COLUMNS.map((c) => MINUTES_AGGREGATE[c] ?? ((DIMENSIONS as readonly string[]).includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
+const FROM_MINUTES = aggregateSql(READ_COLUMNS, MINUTES_AGGREGATE, DIMENSIONS);
 const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
 
 const MINUTE_AGGREGATE: Record<string, string> = {
+  ...EXTREMES,
   minute: "epoch_us(minute)",
-  latency_min_us: "MIN(latency_min_us)",
-  latency_max_us: "MAX(latency_max_us)",
   mtls_requests: "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END)::BIGINT",
-  minute_rows: "COUNT(*)",
 };
 /** mesh_board_minute's columns but the sketch: those are merged from FROM_MINUTES's lists. */
 const MINUTE_COUNTER_COLUMNS = BOARD_MINUTE_TABLE.columns.filter((c) => c.name !== "sketch");
@@ -117,9 +118,11 @@ const MINUTE_COUNTER_COLUMNS = BOARD_MINUTE_TABLE.columns.filter((c) => c.name !
  * mesh_board_minute's counters from the minute rows, one row per minute and key (the sketch, DuckDB having
  * no exact sketch merge, is merged here from FROM_MINUTES's lists). Append a WHERE, then MINUTES_GROUP.
  */
-const MINUTE_COUNTERS = `SELECT ${MINUTE_COUNTER_COLUMNS.map(
-  (c) => MINUTE_AGGREGATE[c.name] ?? ((BOARD_MINUTE_DIMENSIONS as readonly string[]).includes(c.name) ? c.name : `SUM(${c.name})::BIGINT`),
-).join(", ")} FROM ${FACT_TABLE.name}`;
+const MINUTE_COUNTERS = aggregateSql(
+  MINUTE_COUNTER_COLUMNS.map((c) => c.name),
+  MINUTE_AGGREGATE,
+  BOARD_MINUTE_DIMENSIONS,
+);
 const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
 /** Where mesh_board_minute's dimensions lie among a series' (DIMENSIONS order). */
 const MINUTE_DIMENSION_AT = BOARD_MINUTE_DIMENSIONS.map((d) => (DIMENSIONS as readonly string[]).indexOf(d));
