@@ -1,5 +1,6 @@
 // Long CPU-bound loops in the collector (decoding a spool backlog, rolling up a load) share the event
-// loop with ingest; they call `await yielder.maybe()` per item so acknowledgements keep flowing.
+// loop with ingest; they call `await yielder.maybe()` per item (per YIELD_ROWS items where rowDue says, for
+// items too cheap to look at the clock each) so acknowledgements keep flowing.
 import { setImmediate } from "node:timers/promises";
 
 /**
