@@ -643,7 +643,7 @@ export class Observer {
     }
     if (!hb.readAt(P_HOST)) return u;
     let len = hostWithoutPort(hb.ptr, hb.len);
-    let id = len > 0 && len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, len) ? this.internRange(hb.ptr, len, u) : u;
+    let id = this.internAt(hb.ptr, len, u);
     hb.release();
     return id;
   }
