@@ -715,27 +715,25 @@ function peerField(ptr: usize, len: usize): i32 {
   return -1;
 }
 
+const GRPC = "application/grpc";
+
+// "application/grpc" (also +proto, +json, -web variants), case-insensitive as media types are.
 function startsWithGrpc(ptr: usize, len: i32): bool {
-  // "application/grpc" (also +proto, +json, -web variants), case-insensitive as media types are.
-  let prefix = "application/grpc";
-  if (len < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) {
-    let c = <i32>load<u8>(ptr + i);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != prefix.charCodeAt(i)) return false;
-  }
-  return true;
+  return asciiCaselessAt(ptr, len, 0, GRPC);
 }
 
 /** Whether a gRPC content type is gRPC-Web (`application/grpc-web`, `-web+proto`, `-web-text`, …). */
 function isGrpcWeb(ptr: usize, len: i32): bool {
-  let suffix = "-web";
-  let at = "application/grpc".length;
-  if (len < at + suffix.length) return false;
-  for (let i = 0; i < suffix.length; i++) {
+  return asciiCaselessAt(ptr, len, GRPC.length, "-web");
+}
+
+/** Whether the bytes at [ptr + at, ptr + len) start with lower-case ASCII `text`, ignoring ASCII case. */
+function asciiCaselessAt(ptr: usize, len: i32, at: i32, text: string): bool {
+  if (len < at + text.length) return false;
+  for (let i = 0; i < text.length; i++) {
     let c = <i32>load<u8>(ptr + at + i);
     if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != suffix.charCodeAt(i)) return false;
+    if (c != text.charCodeAt(i)) return false;
   }
   return true;
 }
