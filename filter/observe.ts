@@ -266,12 +266,20 @@ export class Observer {
   private dims: usize;
   /** The key of the request being observed (StaticArray<i32> data). */
   private key: usize = 0;
+  // Whether any of the caller's (downstream) or the upstream peer's five labels is reported: fixed by
+  // the configuration, so not worked out again for every request.
+  private downstreamPeerWanted: bool = false;
+  private upstreamPeerWanted: bool = false;
 
   constructor(
     private config: Config,
     private strings: Interner,
   ) {
     this.dims = changetype<usize>(config.dimensions);
+    for (let i = 0; i < 5; i++) {
+      this.downstreamPeerWanted = this.downstreamPeerWanted || this.wants(Dim.SourceWorkload + i);
+      this.upstreamPeerWanted = this.upstreamPeerWanted || this.wants(Dim.DestinationWorkload + i);
+    }
   }
 
   @inline private wants(d: i32): bool {
@@ -555,9 +563,7 @@ export class Observer {
    * `base`; false when they were wanted but the peer has no metadata.
    */
   private readPeer(downstream: bool, base: i32): bool {
-    let wanted = false;
-    for (let i = 0; i < 5; i++) wanted = wanted || this.wants(base + i);
-    if (!wanted) return true;
+    if (!(downstream ? this.downstreamPeerWanted : this.upstreamPeerWanted)) return true;
     let form = peerForm;
     let emptyWhole = false;
     if (form == PEER_UNKNOWN || form == PEER_STRUCT) {
