@@ -121,17 +121,10 @@ export class FactCache {
    * never will until the window (and this cache) is cleared, and re-reading it would give the same answer.
    */
   store(cacheKey: u64, direction: i64, key: usize, spilled: bool = false, spillHash: u64 = 0): void {
-    let slot = this.missSlot;
-    if (slot < 0 || this.missKey != cacheKey) {
-      let home = <i32>(mix64(cacheKey) & (CACHE_SLOTS - 1));
-      slot = home;
-      let p = 0;
-      while (p < MAX_PROBES && unchecked(this.epochs[slot]) == this.epoch && unchecked(this.keys[slot]) != cacheKey) {
-        slot = (slot + 1) & (CACHE_SLOTS - 1);
-        p++;
-      }
-      if (p == MAX_PROBES) slot = home;
-    }
+    let slot = -1;
+    // Without a miss of this key just before, find walks the probe run (and on a miss remembers the slot).
+    if (this.missSlot < 0 || this.missKey != cacheKey) slot = this.find(cacheKey);
+    if (slot < 0) slot = this.missSlot;
     this.missSlot = -1;
     unchecked((this.epochs[slot] = this.epoch));
     unchecked((this.keys[slot] = cacheKey));

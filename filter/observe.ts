@@ -266,12 +266,20 @@ export class Observer {
   private dims: usize;
   /** The key of the request being observed (StaticArray<i32> data). */
   private key: usize = 0;
+  // Whether any of the caller's (downstream) or the upstream peer's five labels is reported: fixed by
+  // the configuration, so not worked out again for every request.
+  private downstreamPeerWanted: bool = false;
+  private upstreamPeerWanted: bool = false;
 
   constructor(
     private config: Config,
     private strings: Interner,
   ) {
     this.dims = changetype<usize>(config.dimensions);
+    for (let i = 0; i < 5; i++) {
+      this.downstreamPeerWanted = this.downstreamPeerWanted || this.wants(Dim.SourceWorkload + i);
+      this.upstreamPeerWanted = this.upstreamPeerWanted || this.wants(Dim.DestinationWorkload + i);
+    }
   }
 
   @inline private wants(d: i32): bool {
@@ -555,9 +563,7 @@ export class Observer {
    * `base`; false when they were wanted but the peer has no metadata.
    */
   private readPeer(downstream: bool, base: i32): bool {
-    let wanted = false;
-    for (let i = 0; i < 5; i++) wanted = wanted || this.wants(base + i);
-    if (!wanted) return true;
+    if (!(downstream ? this.downstreamPeerWanted : this.upstreamPeerWanted)) return true;
     let form = peerForm;
     let emptyWhole = false;
     if (form == PEER_UNKNOWN || form == PEER_STRUCT) {
@@ -643,7 +649,7 @@ export class Observer {
     }
     if (!hb.readAt(P_HOST)) return u;
     let len = hostWithoutPort(hb.ptr, hb.len);
-    let id = len > 0 && len <= MAX_VALUE_BYTES && isValidUtf8(hb.ptr, len) ? this.internRange(hb.ptr, len, u) : u;
+    let id = this.internAt(hb.ptr, len, u);
     hb.release();
     return id;
   }
@@ -715,27 +721,25 @@ function peerField(ptr: usize, len: usize): i32 {
   return -1;
 }
 
+const GRPC = "application/grpc";
+
+// "application/grpc" (also +proto, +json, -web variants), case-insensitive as media types are.
 function startsWithGrpc(ptr: usize, len: i32): bool {
-  // "application/grpc" (also +proto, +json, -web variants), case-insensitive as media types are.
-  let prefix = "application/grpc";
-  if (len < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) {
-    let c = <i32>load<u8>(ptr + i);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != prefix.charCodeAt(i)) return false;
-  }
-  return true;
+  return asciiCaselessAt(ptr, len, 0, GRPC);
 }
 
 /** Whether a gRPC content type is gRPC-Web (`application/grpc-web`, `-web+proto`, `-web-text`, …). */
 function isGrpcWeb(ptr: usize, len: i32): bool {
-  let suffix = "-web";
-  let at = "application/grpc".length;
-  if (len < at + suffix.length) return false;
-  for (let i = 0; i < suffix.length; i++) {
+  return asciiCaselessAt(ptr, len, GRPC.length, "-web");
+}
+
+/** Whether the bytes at [ptr + at, ptr + len) start with lower-case ASCII `text`, ignoring ASCII case. */
+function asciiCaselessAt(ptr: usize, len: i32, at: i32, text: string): bool {
+  if (len < at + text.length) return false;
+  for (let i = 0; i < text.length; i++) {
     let c = <i32>load<u8>(ptr + at + i);
     if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != suffix.charCodeAt(i)) return false;
+    if (c != text.charCodeAt(i)) return false;
   }
   return true;
 }
