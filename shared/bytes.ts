@@ -210,8 +210,8 @@ export function repairUtf8(buf: Uint8Array, start: i32, n: i32, maxBytes: i32, o
 
 /**
  * `value` as valid UTF-8 of at most `maxBytes` bytes (see repairUtf8). Returns `value` itself (no copy)
- * when it already qualifies. Dimension values come from request data, so the encoder passes them all
- * through this repair and the collector can reject any invalid UTF-8 outright.
+ * when it already qualifies. The encoder's value() makes the same repair into its reused buffer without
+ * allocating; this allocating form is how Node callers (and the wire tests) apply it to a value alone.
  */
 export function toValidUtf8(value: Uint8Array, maxBytes: i32): Uint8Array {
   const len = value.length;
