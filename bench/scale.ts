@@ -114,7 +114,6 @@ export interface ScaleRun {
   lagS: number;
   /** POSTs answered other than 2xx (or cut), each retried. */
   retries: number;
-  exact: true;
 }
 
 const compressionFor = (n: number) => [10, 5, 2, 1].find((c) => (c * n * VMS) / FLUSH_S <= RATE) ?? 1;
@@ -348,7 +347,6 @@ async function runOne(sink: SinkKind, mesh: Mesh, warmup: readonly Post[]): Prom
       wallS,
       lagS: run.lagMs / 1000,
       retries: run.retries,
-      exact: true,
     };
   } finally {
     await Promise.all(collectors.map((c) => c.stop().catch(() => undefined)));
