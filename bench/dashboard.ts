@@ -24,6 +24,7 @@ import { DEFAULT_SCALE, SeriesStats } from "../shared/node.ts";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABLE, type Table } from "../shared/schema.ts";
 import type { SeriesDims } from "../sim/traffic/series.ts";
 import { formatTable } from "../sim/report.ts";
+import { usageSeconds } from "./lib/proc.ts";
 import { median } from "./lib/stats.ts";
 import { loadWarehouse, minuteSummary, type Warehouse } from "../test/looker/warehouse.ts";
 import { boardRequests } from "../ui/boards.js";
@@ -38,8 +39,6 @@ const MERGE_ONLY = process.argv.includes("--merge-only");
 const MERGE_ROUNDS = 5;
 
 const secs = (ms: number) => (ms / 1000).toFixed(2);
-/** CPU seconds (user + system, all threads) of a process.cpuUsage() figure. */
-const cpuS = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 const iso = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
 
 /**
@@ -175,8 +174,8 @@ async function loadOverhead(
     if (m === 0) continue;
     out.loadS.push((t1 - t0) / 1000);
     out.rollupS.push((performance.now() - t1) / 1000);
-    out.loadCpuS.push(cpuS(process.cpuUsage(c0)) - cpuS(process.cpuUsage(c1)));
-    out.rollupCpuS.push(cpuS(process.cpuUsage(c1)));
+    out.loadCpuS.push(usageSeconds(process.cpuUsage(c0)) - usageSeconds(process.cpuUsage(c1)));
+    out.rollupCpuS.push(usageSeconds(process.cpuUsage(c1)));
   }
   return out;
 }

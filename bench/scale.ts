@@ -34,7 +34,7 @@ import { startCollectorProcess, type CollectorProcess } from "../sim/collector-p
 import { summary } from "../test/collector/helpers.ts";
 import { queryDuckDB } from "../test/faults/rig.ts";
 import { mulberry32 } from "../test/shared/random.ts";
-import { cpuSeconds, peakRssMiB, rssMiB } from "./lib/proc.ts";
+import { cpuSeconds, peakRssMiB, rssMiB, usageSeconds } from "./lib/proc.ts";
 import { perMinutePerThousand } from "./lib/scale.ts";
 import { sidecarPod, sidecarSeries } from "./lib/sidecar-summary.ts";
 
@@ -405,7 +405,7 @@ async function main(): Promise<void> {
     const d0 = process.cpuUsage();
     for (const p of posts) if (!decodeSummary(p.body).ok) throw new Error("a bench summary does not decode");
     const d = process.cpuUsage(d0);
-    const mesh: Mesh = { sidecars: n, minutes, posts, bytes: posts.reduce((a, p) => a + p.body.length, 0), decodeCpuS: (d.user + d.system) / 1e6 };
+    const mesh: Mesh = { sidecars: n, minutes, posts, bytes: posts.reduce((a, p) => a + p.body.length, 0), decodeCpuS: usageSeconds(d) };
     for (const sink of ["duckdb", "snowflake"] as const) {
       const run = await runOne(sink, mesh, warmup);
       // Each run as it ends: a long benchmark stopped part-way still leaves the runs it finished.
