@@ -25,7 +25,7 @@ import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABL
 import type { SeriesDims } from "../sim/traffic/series.ts";
 import { formatTable } from "../sim/report.ts";
 import { usageSeconds } from "./lib/proc.ts";
-import { median } from "./lib/stats.ts";
+import { median, spread } from "./lib/stats.ts";
 import { loadWarehouse, minuteSummary, type Warehouse } from "../test/looker/warehouse.ts";
 import { boardRequests } from "../ui/boards.js";
 
@@ -241,11 +241,10 @@ for (const target of SERIES) {
     const o = await loadOverhead(w, day.rollup, day.dayStart);
     const ratios = o.rollupS.map((r, i) => r / o.loadS[i]);
     const cpuRatios = o.rollupCpuS.map((r, i) => r / o.loadCpuS[i]);
-    const range = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`;
     notes.push(
-      `${o.series} series, median of ${MERGE_ROUNDS} rounds (min..max): one minute loaded through the sink ${median(o.loadS).toFixed(2)} s (${range(o.loadS, 2)}), ` +
-        `pre-aggregate merge after it ${median(o.rollupS).toFixed(2)} s (${range(o.rollupS, 2)}), ratio ${median(ratios).toFixed(2)}× (${range(ratios, 2)}); ` +
-        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${range(cpuRatios, 2)})`,
+      `${o.series} series, median of ${MERGE_ROUNDS} rounds (min..max): one minute loaded through the sink ${median(o.loadS).toFixed(2)} s (${spread(o.loadS, 2)}), ` +
+        `pre-aggregate merge after it ${median(o.rollupS).toFixed(2)} s (${spread(o.rollupS, 2)}), ratio ${median(ratios).toFixed(2)}× (${spread(ratios, 2)}); ` +
+        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${spread(cpuRatios, 2)})`,
     );
     if (MERGE_ONLY) {
       day.rollup.close();
