@@ -24,7 +24,8 @@ import { DEFAULT_SCALE, SeriesStats } from "../shared/node.ts";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABLE, type Table } from "../shared/schema.ts";
 import type { SeriesDims } from "../sim/traffic/series.ts";
 import { formatTable } from "../sim/report.ts";
-import { median } from "./lib/stats.ts";
+import { usageSeconds } from "./lib/proc.ts";
+import { median, spread } from "./lib/stats.ts";
 import { loadWarehouse, minuteSummary, type Warehouse } from "../test/looker/warehouse.ts";
 import { boardRequests } from "../ui/boards.js";
 
@@ -38,8 +39,6 @@ const MERGE_ONLY = process.argv.includes("--merge-only");
 const MERGE_ROUNDS = 5;
 
 const secs = (ms: number) => (ms / 1000).toFixed(2);
-/** CPU seconds (user + system, all threads) of a process.cpuUsage() figure. */
-const cpuS = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 const iso = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
 
 /**
@@ -175,8 +174,8 @@ async function loadOverhead(
     if (m === 0) continue;
     out.loadS.push((t1 - t0) / 1000);
     out.rollupS.push((performance.now() - t1) / 1000);
-    out.loadCpuS.push(cpuS(process.cpuUsage(c0)) - cpuS(process.cpuUsage(c1)));
-    out.rollupCpuS.push(cpuS(process.cpuUsage(c1)));
+    out.loadCpuS.push(usageSeconds(process.cpuUsage(c0)) - usageSeconds(process.cpuUsage(c1)));
+    out.rollupCpuS.push(usageSeconds(process.cpuUsage(c1)));
   }
   return out;
 }
@@ -242,11 +241,10 @@ for (const target of SERIES) {
     const o = await loadOverhead(w, day.rollup, day.dayStart);
     const ratios = o.rollupS.map((r, i) => r / o.loadS[i]);
     const cpuRatios = o.rollupCpuS.map((r, i) => r / o.loadCpuS[i]);
-    const range = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`;
     notes.push(
-      `${o.series} series, median of ${MERGE_ROUNDS} rounds (min..max): one minute loaded through the sink ${median(o.loadS).toFixed(2)} s (${range(o.loadS, 2)}), ` +
-        `pre-aggregate merge after it ${median(o.rollupS).toFixed(2)} s (${range(o.rollupS, 2)}), ratio ${median(ratios).toFixed(2)}× (${range(ratios, 2)}); ` +
-        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${range(cpuRatios, 2)})`,
+      `${o.series} series, median of ${MERGE_ROUNDS} rounds (min..max): one minute loaded through the sink ${median(o.loadS).toFixed(2)} s (${spread(o.loadS, 2)}), ` +
+        `pre-aggregate merge after it ${median(o.rollupS).toFixed(2)} s (${spread(o.rollupS, 2)}), ratio ${median(ratios).toFixed(2)}× (${spread(ratios, 2)}); ` +
+        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${spread(cpuRatios, 2)})`,
     );
     if (MERGE_ONLY) {
       day.rollup.close();

@@ -192,6 +192,14 @@ async function memoryUnderAttack(meshlook: WebAssembly.Module) {
   }
 }
 
+/** Printable ASCII bytes (0x21..0x7e) drawn from an LCG seeded with `seed`: the same ones on every run. */
+function printableBytes(seed: number): () => number {
+  return () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return 0x21 + ((seed >>> 8) % 94);
+  };
+}
+
 /**
  * `n` distinct printable 24-byte values with one 64-bit hash under filter/interner.ts hashBytes left
  * unkeyed (seed 0): every step of it is invertible, so the last word of each is solved from the first
@@ -214,13 +222,10 @@ function unkeyedCollisions(n: number): string[] {
   const target = 0x0123456789abcdefn; // the shared state before the finalizer
   const needed = (target * inverse) & M;
   const h0 = (24n * MUL) & M;
-  let seed = 7;
+  const nextByte = printableBytes(7);
   const printableWord = () => {
     let w = 0n;
-    for (let j = 0; j < 8; j++) {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      w = (w << 8n) | BigInt(0x21 + ((seed >>> 8) % 94));
-    }
+    for (let j = 0; j < 8; j++) w = (w << 8n) | BigInt(nextByte());
     return w;
   };
   const bytesOf = (w: bigint) => Array.from({ length: 8 }, (_, j) => Number((w >> BigInt(8 * j)) & 0xffn));
@@ -244,13 +249,8 @@ async function collisionCost(meshlook: WebAssembly.Module) {
   const N = 20_000;
   const CALLERS = 1500;
   const crafted = unkeyedCollisions(CALLERS);
-  let seed = 99;
-  const ordinary = crafted.map(() =>
-    Array.from({ length: 24 }, () => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      return String.fromCharCode(0x21 + ((seed >>> 8) % 94));
-    }).join(""),
-  );
+  const nextByte = printableBytes(99);
+  const ordinary = crafted.map(() => String.fromCharCode(...Array.from({ length: 24 }, nextByte)));
   const streams = (names: string[]) =>
     Array.from({ length: N }, (_, i) =>
       syntheticStream({ principal: "spiffe://cluster.local/ns/t/sa/caller", workload: names[i % names.length], durationNs: latencyNs(i), connectionId: i + 1 }),

@@ -23,7 +23,7 @@ import { MinuteRollup } from "../collector/rollup.ts";
 import { Spool } from "../collector/spool.ts";
 import { SeriesColumns, decodeSummary, decodeSummaryInto, encodeSummary, type DecodedSummary } from "../shared/node.ts";
 import { series, summary } from "../test/collector/helpers.ts";
-import { cpuSeconds, peakRssMiB, threadCpuSeconds } from "./lib/proc.ts";
+import { cpuSeconds, peakRssMiB, threadCpuSeconds, usageSeconds } from "./lib/proc.ts";
 
 const SUMMARIES = Number(process.env.BENCH_SUMMARIES ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -96,7 +96,7 @@ async function main() {
     const t0 = process.cpuUsage();
     work(list);
     const t = process.cpuUsage(t0);
-    return (list.length * SERIES) / ((t.user + t.system) / 1e6);
+    return (list.length * SERIES) / usageSeconds(t);
   };
   const stageDir = mkdtempSync(join(tmpdir(), "meshlook-bench-stage-"));
   const stageSpool = await Spool.open(stageDir, { segmentBytes: 64 << 20 });
@@ -126,7 +126,7 @@ async function main() {
     const t0 = process.cpuUsage();
     await acceptAll(list);
     const t = process.cpuUsage(t0);
-    return (list.length * SERIES) / ((t.user + t.system) / 1e6);
+    return (list.length * SERIES) / usageSeconds(t);
   };
   decodeAll(warmup);
   decodeIntoAll(warmup);

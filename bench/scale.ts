@@ -28,13 +28,14 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
+import { DUCKDB_DEFAULT_LOAD_INTERVAL_S, type SinkKind } from "../collector/config.ts";
 import { decodeSummary, encodeSummary } from "../shared/node.ts";
 import { FACT_TABLE, LEDGER_TABLE } from "../shared/schema.ts";
 import { startCollectorProcess, type CollectorProcess } from "../sim/collector-process.ts";
 import { summary } from "../test/collector/helpers.ts";
 import { queryDuckDB } from "../test/faults/rig.ts";
 import { mulberry32 } from "../test/shared/random.ts";
-import { cpuSeconds, peakRssMiB, rssMiB } from "./lib/proc.ts";
+import { cpuSeconds, peakRssMiB, rssMiB, usageSeconds } from "./lib/proc.ts";
 import { perMinutePerThousand } from "./lib/scale.ts";
 import { sidecarPod, sidecarSeries } from "./lib/sidecar-summary.ts";
 
@@ -44,10 +45,8 @@ const SERIES = Number(process.env.BENCH_SERIES ?? 8);
 const MINUTES = process.env.BENCH_MINUTES === undefined ? undefined : Number(process.env.BENCH_MINUTES);
 /** Real summaries per second the compression aims at (the host is 2 shared cores). */
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
-/** Snowflake load interval, simulated seconds. The default is 900 s: see the README for why this one. */
+/** Snowflake load interval, simulated seconds: 60, not the collector's 900 s default (the README says why). */
 const SNOWFLAKE_LOAD_S = Number(process.env.BENCH_SNOWFLAKE_LOAD_INTERVAL_S ?? 60);
-/** The DuckDB default (collector/config.ts DUCKDB_DEFAULT_LOAD_INTERVAL_S). */
-const DUCKDB_LOAD_S = 10;
 /** HTTP connections from the mesh to each collector. */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const VMS = 2;
@@ -67,8 +66,6 @@ const WARMUP_WINDOWS = 10;
 const IDLE_S = 3;
 /** Posts in flight before the mesh waits for acknowledgements (a backlog, never reached at a sustainable rate). */
 const MAX_IN_FLIGHT = 2000;
-
-type SinkKind = "duckdb" | "snowflake";
 
 /** One filter VM of the simulated mesh: what it reports every window, and when. */
 interface Vm {
@@ -114,7 +111,6 @@ export interface ScaleRun {
   lagS: number;
   /** POSTs answered other than 2xx (or cut), each retried. */
   retries: number;
-  exact: true;
 }
 
 const compressionFor = (n: number) => [10, 5, 2, 1].find((c) => (c * n * VMS) / FLUSH_S <= RATE) ?? 1;
@@ -289,7 +285,7 @@ async function runOne(sink: SinkKind, mesh: Mesh, warmup: readonly Post[]): Prom
   const t = performance.now();
   const progress = (what: string) => process.stderr.write(`scale: ${n} sidecars, ${sink}: ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)\n`);
   const compression = compressionFor(n);
-  const loadIntervalS = sink === "duckdb" ? DUCKDB_LOAD_S : SNOWFLAKE_LOAD_S;
+  const loadIntervalS = sink === "duckdb" ? DUCKDB_DEFAULT_LOAD_INTERVAL_S : SNOWFLAKE_LOAD_S;
   const dirs: string[] = [];
   const tempDir = () => {
     const d = mkdtempSync(join(tmpdir(), "meshlook-bench-scale-"));
@@ -348,7 +344,6 @@ async function runOne(sink: SinkKind, mesh: Mesh, warmup: readonly Post[]): Prom
       wallS,
       lagS: run.lagMs / 1000,
       retries: run.retries,
-      exact: true,
     };
   } finally {
     await Promise.all(collectors.map((c) => c.stop().catch(() => undefined)));
@@ -407,7 +402,7 @@ async function main(): Promise<void> {
     const d0 = process.cpuUsage();
     for (const p of posts) if (!decodeSummary(p.body).ok) throw new Error("a bench summary does not decode");
     const d = process.cpuUsage(d0);
-    const mesh: Mesh = { sidecars: n, minutes, posts, bytes: posts.reduce((a, p) => a + p.body.length, 0), decodeCpuS: (d.user + d.system) / 1e6 };
+    const mesh: Mesh = { sidecars: n, minutes, posts, bytes: posts.reduce((a, p) => a + p.body.length, 0), decodeCpuS: usageSeconds(d) };
     for (const sink of ["duckdb", "snowflake"] as const) {
       const run = await runOne(sink, mesh, warmup);
       // Each run as it ends: a long benchmark stopped part-way still leaves the runs it finished.

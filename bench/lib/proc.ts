@@ -9,6 +9,9 @@ const statCpuS = (stat: string) => {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
 
+/** CPU seconds (user + system, all threads) of a process.cpuUsage() figure of this process. */
+export const usageSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
+
 /** CPU seconds of a process so far, all its threads. */
 export const cpuSeconds = (pid: number): number => statCpuS(readFileSync(`/proc/${pid}/stat`, "utf8"));
 

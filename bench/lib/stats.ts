@@ -7,5 +7,5 @@ export const median = (xs: readonly number[]): number => {
 
 export const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** "min..max" of per-round figures, rounded, for printing a median's spread. */
-export const spread = (xs: readonly number[]): string => `${Math.round(Math.min(...xs))}..${Math.round(Math.max(...xs))}`;
+/** "min..max" of per-round figures, to `digits` decimals, for printing a median's spread. */
+export const spread = (xs: readonly number[], digits = 0): string => `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`;

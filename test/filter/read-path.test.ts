@@ -50,18 +50,23 @@ async function deliver(wasm: string, batches: StreamInput[][], configs: object[]
   });
 }
 
-/** Requests per `key(series)`, summed over windows. */
-function countBy(series: DecodedSeries[], key: (s: DecodedSeries) => string): Map<string, number> {
+/** The sum of `weight(x)` per `key(x)`. */
+function sumBy<T>(xs: readonly T[], key: (x: T) => string, weight: (x: T) => number): Map<string, number> {
   const out = new Map<string, number>();
-  for (const s of series) out.set(key(s), (out.get(key(s)) ?? 0) + s.requests);
+  for (const x of xs) out.set(key(x), (out.get(key(x)) ?? 0) + weight(x));
   return out;
 }
 
-const tally = (keys: string[]) => {
-  const out = new Map<string, number>();
-  for (const k of keys) out.set(k, (out.get(k) ?? 0) + 1);
-  return out;
-};
+/** Requests per `key(series)`, summed over windows. */
+const countBy = (series: DecodedSeries[], key: (s: DecodedSeries) => string) => sumBy(series, key, (s) => s.requests);
+
+/** How often each key was sent. */
+const tally = (keys: string[]) =>
+  sumBy(
+    keys,
+    (k) => k,
+    () => 1,
+  );
 
 function inboundOn(connection: number, principal: string, peer: PeerInfo): StreamInput {
   return {
