@@ -346,13 +346,13 @@ export class BoardRollup {
               if (!acc) perMinute.set(key, (acc = new SketchAccumulator()));
               acc.addJson(parsed);
             }
-            await yielder.maybe();
+            if (yielder.rowDue()) await yielder.maybe();
           }
         } else {
           const bin = sketches.getItem(i) as DuckDBBlobValue | null;
           if (bin) cell?.sketch.addBinary(bin.bytes);
         }
-        await yielder.maybe();
+        if (yielder.rowDue()) await yielder.maybe();
       }
     }
   }
@@ -439,7 +439,7 @@ async function appendAll<T>(c: DuckDBConnection, table: string, items: Iterable<
     for (const item of items) {
       fill(a, item);
       a.endRow();
-      await yielder.maybe();
+      if (yielder.rowDue()) await yielder.maybe();
     }
     a.flushSync();
   } finally {
