@@ -2,8 +2,7 @@
 // max_series series, the excess is folded into the overflow series with exact totals, the number of
 // folded keys is estimated, and linear memory stays under the documented bound across windows.
 import { describe, expect, it } from "vitest";
-import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { idle, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
+import { decodeBodies, decodeBody, idle, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
 
 const ATTACKERS = 100_000;
 const MAX_SERIES = 2000;
@@ -47,11 +46,7 @@ describe("filter under a cardinality attack", () => {
     await sidecar.close();
     await collector.close();
 
-    const summaries: DecodedSummary[] = collector.bodies.map(({ body }) => {
-      const r = decodeSummary(body);
-      if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
-      return r.summary;
-    });
+    const summaries = decodeBodies(collector.bodies);
     expect(summaries.map((s) => s.seq)).toEqual([0, 1, 2, 3]);
     summaries.forEach((s, w) => {
       expect(s.series.length).toBeLessThanOrEqual(MAX_SERIES);
@@ -132,9 +127,8 @@ describe("filter memory over many attack windows", () => {
     // Every window closed is either delivered or reported lost by a summary that was.
     const delivered = new Map<number, number>();
     for (const { body, status } of collector.bodies) {
-      const r = decodeSummary(body);
-      if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
-      if (status === 200) delivered.set(r.summary.seq, r.summary.droppedWindows);
+      const s = decodeBody(body);
+      if (status === 200) delivered.set(s.seq, s.droppedWindows);
     }
     const reportedLost = [...delivered.values()].reduce((a, b) => a + b, 0);
     const encoded = Math.max(...delivered.keys()) + 1;
@@ -172,9 +166,7 @@ describe("facts of a connection whose values did not fit", () => {
     expect(sidecar.traps).toEqual([]);
     await sidecar.close();
     await collector.close();
-    const r = decodeSummary(collector.bodies[0].body);
-    if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
-    return r.summary;
+    return decodeBody(collector.bodies[0].body);
   }
 
   it("are reused with what did not fit: the same summary as reading every request's facts anew", async () => {

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { compileModule, createSidecar, duration, FieldObject, ManualClock, uint, type Sidecar, type SidecarOptions, type StreamInput } from "../../sim/host/index.ts";
-import { decodeSummary } from "../../shared/node.ts";
+import { decodeSummary, type DecodedSummary } from "../../shared/node.ts";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 // MESHLOOK_FILTER_WASM runs the filter tests against another build (e.g. an older release, to show a
@@ -84,6 +84,16 @@ export function syntheticStream(r: SyntheticRequest): StreamInput {
     },
   };
 }
+
+/** A body the filter posted, decoded; throws with the decoder's reason when it does not decode. */
+export function decodeBody(body: Uint8Array): DecodedSummary {
+  const r = decodeSummary(body);
+  if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
+  return r.summary;
+}
+
+/** Every body posted to a collector (startCollector's `bodies`), decoded, in the order received. */
+export const decodeBodies = (bodies: readonly { body: Uint8Array }[]): DecodedSummary[] => bodies.map(({ body }) => decodeBody(body));
 
 export interface CollectorReply {
   status: number;

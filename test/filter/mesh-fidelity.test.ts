@@ -21,8 +21,8 @@ import {
   type Attr,
   type StreamInput,
 } from "../../sim/host/index.ts";
-import { decodeSummary, type DecodedSeries } from "../../shared/node.ts";
-import { COLLECTOR_CLUSTER, DEBUG_WASM, LOCAL_NODE, idle, loadModule, meshlookSidecar, startCollector } from "./fixtures.ts";
+import type { DecodedSeries } from "../../shared/node.ts";
+import { COLLECTOR_CLUSTER, DEBUG_WASM, LOCAL_NODE, decodeBodies, idle, loadModule, meshlookSidecar, startCollector } from "./fixtures.ts";
 
 const CALLER = "spiffe://cluster.local/ns/shop/sa/productpage";
 const SELF = "spiffe://cluster.local/ns/shop/sa/reviews";
@@ -78,11 +78,7 @@ async function run(inputs: StreamInput[], config: object = {}, wasm?: string) {
   await sidecar.close();
   await collector.close();
   expect(sidecar.traps).toEqual([]);
-  const series = collector.bodies.flatMap(({ body }) => {
-    const r = decodeSummary(body);
-    if (!r.ok) throw new Error(r.message);
-    return r.summary.series;
-  });
+  const series = decodeBodies(collector.bodies).flatMap((s) => s.series);
   return { series, sidecar };
 }
 

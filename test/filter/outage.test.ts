@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { ManualClock, Sidecar } from "../../sim/host/index.ts";
 import { decodeSummary, encodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { COLLECTOR_CLUSTER, idle, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
+import { COLLECTOR_CLUSTER, decodeBody, idle, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
 
 async function setup(config: object, reply: (body: Uint8Array, index: number, nowMs: number) => CollectorReply) {
   let clockRef: ManualClock | undefined;
@@ -30,12 +30,7 @@ async function second(sidecar: Sidecar, clock: ManualClock, n: number, tag: numb
   await settle();
 }
 
-const decodeAll = (bodies: { body: Uint8Array; status: number }[]) =>
-  bodies.map(({ body, status }) => {
-    const r = decodeSummary(body);
-    if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
-    return { summary: r.summary, status };
-  });
+const decodeAll = (bodies: { body: Uint8Array; status: number }[]) => bodies.map(({ body, status }) => ({ summary: decodeBody(body), status }));
 
 const requestsOf = (s: DecodedSummary) => s.series.reduce((a, x) => a + x.requests, 0);
 
@@ -265,13 +260,12 @@ describe("summary bytes in the outbox", () => {
 
     const bySeq = new Map<number, Buffer>();
     for (const { body } of bodies) {
-      const r = decodeSummary(body);
-      if (!r.ok) throw new Error(`${r.reason}: ${r.message}`);
+      const summary = decodeBody(body);
       // The bytes an encoder of its own writes for the same content: nothing of another summary leaked in.
-      expect(Buffer.from(encodeSummary(r.summary)).equals(Buffer.from(body))).toBe(true);
-      const first = bySeq.get(r.summary.seq);
-      if (first === undefined) bySeq.set(r.summary.seq, Buffer.from(body));
-      else expect(first.equals(Buffer.from(body)), `seq ${r.summary.seq} re-sent with other bytes`).toBe(true);
+      expect(Buffer.from(encodeSummary(summary)).equals(Buffer.from(body))).toBe(true);
+      const first = bySeq.get(summary.seq);
+      if (first === undefined) bySeq.set(summary.seq, Buffer.from(body));
+      else expect(first.equals(Buffer.from(body)), `seq ${summary.seq} re-sent with other bytes`).toBe(true);
     }
     const all = decodeAll(bodies);
     expect(all.filter((x) => x.status === 0).length).toBeGreaterThan(1);

@@ -4,8 +4,8 @@
 // must refuse.
 import { describe, expect, it } from "vitest";
 import { FieldObject, duration, flatNodePeer, int, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
-import { decodeSummary, type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
-import { meshlookSidecar, startCollector } from "./fixtures.ts";
+import type { DecodedSeries, DecodedSummary } from "../../shared/node.ts";
+import { decodeBodies, meshlookSidecar, startCollector } from "./fixtures.ts";
 
 const CALLER = "spiffe://cluster.local/ns/shop/sa/productpage";
 const SELF = "spiffe://cluster.local/ns/shop/sa/reviews";
@@ -19,11 +19,7 @@ async function summariesOf(inputs: StreamInput[], options: { config?: object; no
   await sidecar.settle();
   await sidecar.close();
   await collector.close();
-  return collector.bodies.map(({ body }) => {
-    const r = decodeSummary(body);
-    if (!r.ok) throw new Error(r.message);
-    return r.summary;
-  });
+  return decodeBodies(collector.bodies);
 }
 
 async function seriesOf(inputs: StreamInput[], options: { config?: object } = {}): Promise<DecodedSeries[]> {
@@ -213,11 +209,7 @@ describe("filter dimension sources", () => {
     await sidecar.settle();
     await sidecar.close();
     await collector.close();
-    const windows = collector.bodies.map(({ body }) => {
-      const r = decodeSummary(body);
-      if (!r.ok) throw new Error(r.message);
-      return Object.fromEntries(r.summary.series.map((x) => [x.dimensions.source_principal, x.requests]));
-    });
+    const windows = decodeBodies(collector.bodies).map((s) => Object.fromEntries(s.series.map((x) => [x.dimensions.source_principal, x.requests])));
     expect(windows).toEqual([
       { "spiffe://a": 3, "spiffe://b": 2 },
       { "spiffe://c": 1, "spiffe://a": 1 },

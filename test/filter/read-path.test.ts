@@ -6,9 +6,9 @@
 // reference count.
 import { describe, expect, it } from "vitest";
 import { ManualClock, createSidecar, duration, peerInfo, uint, type PeerInfo, type StreamInput } from "../../sim/host/index.ts";
-import { decodeSummary, type DecodedSeries } from "../../shared/node.ts";
+import type { DecodedSeries } from "../../shared/node.ts";
 import { mulberry32 } from "../shared/random.ts";
-import { COLLECTOR_CLUSTER, DEBUG_WASM, LOCAL_NODE, RELEASE_WASM, idle, loadModule, startCollector } from "./fixtures.ts";
+import { COLLECTOR_CLUSTER, DEBUG_WASM, LOCAL_NODE, RELEASE_WASM, decodeBodies, idle, loadModule, startCollector } from "./fixtures.ts";
 
 const BUILDS = [
   ["release", RELEASE_WASM],
@@ -43,11 +43,7 @@ async function deliver(wasm: string, batches: StreamInput[][], configs: object[]
   await sidecar.close();
   await collector.close();
   expect(sidecar.traps.map((t) => `${t.worker}: ${t.message}`)).toEqual([]);
-  return collector.bodies.flatMap(({ body }) => {
-    const r = decodeSummary(body);
-    if (!r.ok) throw new Error(r.message);
-    return r.summary.series;
-  });
+  return decodeBodies(collector.bodies).flatMap((s) => s.series);
 }
 
 /** The sum of `weight(x)` per `key(x)`. */
