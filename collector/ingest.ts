@@ -11,7 +11,11 @@ import { SeriesColumns, type DecodeResult, type DecodedSummary } from "./summary
 export type ReportedLoss = Pick<DecodedSummary, "droppedRequests" | "droppedWindows" | "overflowKeys">;
 
 export type AcceptResult =
-  | { status: "accepted"; loss: ReportedLoss }
+  /**
+   * `foldError`: rolling it up in memory failed after it was durable. It is acknowledged all the same (a
+   * refusal would be untrue and make the sidecar send it again) and its segment loads from disk.
+   */
+  | { status: "accepted"; loss: ReportedLoss; foldError?: unknown }
   | { status: "duplicate" }
   | { status: "invalid"; reason: string; message: string }
   | { status: "forbidden"; reason: string; message: string }
@@ -167,11 +171,19 @@ export class Ingestor {
       if (tracked) this.untrack(key);
       throw err;
     }
-    this.fold(segment, summary, entry);
     this.metrics.accepted.inc();
     this.metrics.seriesUpdates.inc(entry.series);
     const { droppedRequests, droppedWindows, overflowKeys } = summary;
-    return { status: "accepted", loss: { droppedRequests, droppedWindows, overflowKeys } };
+    const loss = { droppedRequests, droppedWindows, overflowKeys };
+    try {
+      this.fold(segment, summary, entry);
+    } catch (foldError) {
+      // The fold may be part-way changed: without it the loader reads the segment back from disk (takeFold
+      // answers undefined for a segment with no fold, or one holding fewer summaries than the spool wrote).
+      this.dropFold(segment);
+      return { status: "accepted", loss, foldError };
+    }
+    return { status: "accepted", loss };
   }
 
   private fold(segment: number, summary: DecodedSummary, entry: LedgerEntry): void {
@@ -188,11 +200,15 @@ export class Ingestor {
     const grown = f.rollup.bytes - before + stringBytes(entry.caller) + stringBytes(entry.producerId) + ENTRY_OVERHEAD_BYTES;
     f.bytes += grown;
     this.hold(grown);
-    if (this.held > this.limits.maxHeldBytes) {
-      // Over budget mid-segment: give the memory back; the segment loads from disk instead.
-      this.folds.delete(segment);
-      this.hold(-f.bytes);
-    }
+    // Over budget mid-segment: give the memory back; the segment loads from disk instead.
+    if (this.held > this.limits.maxHeldBytes) this.dropFold(segment);
+  }
+
+  private dropFold(segment: number): void {
+    const f = this.folds.get(segment);
+    if (!f) return;
+    this.folds.delete(segment);
+    this.hold(-f.bytes);
   }
 
   private hold(bytes: number): void {

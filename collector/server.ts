@@ -201,6 +201,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         return reject(reply, 503, "spool_unavailable", "could not store the summary durably; retry later", OVERLOAD_RETRY_AFTER_S);
       }
       if (res.status === "accepted") {
+        if (res.foldError !== undefined) deps.log.error({ err: res.foldError }, "rolling up an acknowledged summary failed; its spool segment loads from disk");
         // Counted for new summaries only, so a retry does not report the same loss twice.
         const { droppedWindows, droppedRequests, overflowKeys } = res.loss;
         if (droppedWindows > 0) metrics.filterDroppedWindows.inc(droppedWindows);

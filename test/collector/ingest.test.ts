@@ -247,10 +247,12 @@ describe("ingest", () => {
     expect(loaded).toEqual(expected);
   });
 
-  it("refuses a summary whose fold fails with 503 after it is durable; its retry is acknowledged and it loads once, from disk", async () => {
+  it("acknowledges a summary whose fold fails after it is durable, and loads its segment once, from disk, a re-send included", async () => {
     const c = await collector();
     const first = summary(1, 60_000, [series("a", latencies(30)), series("b", latencies(3))]);
     const second = summary(2, 60_000, [series("a", latencies(7))]);
+    const third = summary(3, 60_000, [series("b", latencies(11))]);
+    const before = await metricValues(c);
     expect((await injectRetryingShed(c.app, request(encode(first)))).statusCode).toBe(200);
     // A fold that fails part-way through, having changed rows already (here: the summary added twice).
     const add = MinuteRollup.prototype.add;
@@ -261,10 +263,17 @@ describe("ingest", () => {
     });
     const res = await injectRetryingShed(c.app, request(encode(second)));
     failing.mockRestore();
-    expect([res.statusCode, res.json().error]).toEqual([503, "spool_unavailable"]);
+    expect([res.statusCode, res.json()]).toEqual([200, { status: "accepted" }]);
+    // A sender that re-sends anyway (its acknowledgement lost), and a summary after it into the same segment.
     expect((await injectRetryingShed(c.app, request(encode(second)))).json()).toEqual({ status: "duplicate" });
+    expect((await injectRetryingShed(c.app, request(encode(third)))).json()).toEqual({ status: "accepted" });
     await c.loader.loadNow();
-    expect(await warehouseTotals(c)).toEqual(totals([first, second]));
+    expect(await warehouseTotals(c)).toEqual(totals([first, second, third]));
+    const after = await metricValues(c);
+    const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    expect([delta("meshlook_summaries_accepted_total"), delta("meshlook_summaries_loaded_total")]).toEqual([3, 3]);
+    expect(delta("meshlook_load_cycles_total{path=replay}")).toBe(1);
+    expect(delta("meshlook_load_cycles_total{path=folded}")).toBe(0);
   });
 
   it("replays a large spool in one transaction of bounded parts, exactly once even when the warehouse fails mid-load", async () => {
