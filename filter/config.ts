@@ -8,6 +8,10 @@ import { isValidUtf8 } from "./sdk/host";
 import { DIMENSION_NAMES, DIM_COUNT, Dim } from "./dimensions";
 
 export const MAX_CONFIG_BYTES = 65536;
+// The smallest series record wire format v1 allows (docs/wire-format.md, "Series record"): a changed mask,
+// one value reference (the series of a window differ in at least one dimension), seven counters and a
+// sketch's scale, zero count and bucket count, one byte each.
+export const MIN_RECORD_BYTES: i32 = 12;
 
 export class Config {
   /** False in safe mode without a usable collector cluster: nothing is aggregated or sent. */
@@ -101,7 +105,7 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
   // Lower bound: room for the overflow series (one per direction) plus real series.
   // Upper bound: the most series one wire format v1 summary carries.
   c.maxSeries = <i32>intMember(r, root, "", "max_series", 10, 65536, c.maxSeries);
-  c.maxPendingBytes = <i32>intMember(r, root, "", "max_pending_bytes", 4096, 67108864, c.maxPendingBytes);
+  readPendingBytes(r, root);
   readDirections(r, root.get("directions"));
   readDimensions(r, root.get("dimensions"));
 
@@ -113,6 +117,32 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
   c.dimensions[Dim.EndUserPrincipal] = c.endUserPrincipal;
   c.sketchScale = <i32>intMember(r, root, "", "sketch_scale", 0, 8, c.sketchScale);
   return r;
+}
+
+/**
+ * `max_pending_bytes`, also checked against `max_series`: a summary larger than the whole budget is dropped
+ * unsent whether or not the collector answers (outbox.ts push), so a budget below the smallest summary a
+ * window at the cap can encode to would drop every full window. Such a budget keeps the default, which
+ * holds that much at any max_series, like any other value out of range.
+ */
+function readPendingBytes(r: ConfigResult, root: JsonValue): void {
+  let c = r.config;
+  let fallback = c.maxPendingBytes;
+  c.maxPendingBytes = <i32>intMember(r, root, "", "max_pending_bytes", 4096, 67108864, fallback);
+  let least = <i64>c.maxSeries * <i64>MIN_RECORD_BYTES;
+  if (<i64>c.maxPendingBytes >= least) return;
+  r.report(
+    "max_pending_bytes",
+    "cannot hold one summary at max_series " +
+      c.maxSeries.toString() +
+      " (got " +
+      c.maxPendingBytes.toString() +
+      "; such a summary takes at least " +
+      least.toString() +
+      " bytes, and one larger than the budget is dropped unsent); using the default " +
+      fallback.toString(),
+  );
+  c.maxPendingBytes = fallback;
 }
 
 function readCollector(r: ConfigResult, root: JsonValue): void {

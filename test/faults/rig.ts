@@ -321,7 +321,9 @@ export async function runTraffic(o: TrafficOptions): Promise<TrafficRun> {
     pluginConfig: {
       collector: { cluster: CLUSTER, timeout_ms: 30_000 },
       flush_interval_s: o.flushS,
-      ...(o.maxPendingBytes ? { max_pending_bytes: o.maxPendingBytes } : {}),
+      // A budget is used only when a window at the series cap could fit in it (docs/filter-config.md): a
+      // small one comes with a cap that bookinfo's series stay far below.
+      ...(o.maxPendingBytes ? { max_pending_bytes: o.maxPendingBytes, max_series: Math.min(2000, Math.floor(o.maxPendingBytes / 16)) } : {}),
     },
     clusters: { [CLUSTER]: o.collector },
     env: { MESHLOOK_INGEST_TOKEN: o.token },

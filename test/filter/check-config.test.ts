@@ -31,6 +31,13 @@ describe("check-config", () => {
     expect(problems[1]).toContain('"sketch_scale": must be between 0 and 8 (got 12)');
   });
 
+  it("names a max_pending_bytes too small for one summary at max_series, which the filter would replace by its default", async () => {
+    const config = JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, max_series: 4000, max_pending_bytes: 16384 });
+    const problems = await check(config, await loadModule());
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('"max_pending_bytes": cannot hold one summary at max_series 4000 (got 16384');
+  });
+
   it("checks a WasmPlugin without pluginConfig as Istio delivers it: an empty configuration", async () => {
     const yaml = `apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: bare}\nspec: {url: "oci://r/m:1"}\n`;
     const [bare] = configsIn(yaml, "b.yaml");

@@ -56,6 +56,8 @@ describe("filter configuration", () => {
     ["max_series", (c) => (c.max_series = 5)],
     ["max_series", (c) => (c.max_series = 65537)],
     ["max_pending_bytes", (c) => (c.max_pending_bytes = 10)],
+    // In range, but too small for one summary at max_series 2000.
+    ["max_pending_bytes", (c) => (c.max_pending_bytes = 8192)],
     ["directions", (c) => (c.directions = [])],
     ["directions", (c) => (c.directions = "inbound")],
     ["directions[1]", (c) => (c.directions = ["inbound", "sideways"])],

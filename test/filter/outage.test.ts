@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { ManualClock, Sidecar } from "../../sim/host/index.ts";
 import { decodeSummary, encodeSummary, type DecodedSummary } from "../../shared/node.ts";
-import { COLLECTOR_CLUSTER, decodeBody, idle, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
+import { COLLECTOR_CLUSTER, DEBUG_WASM, decodeBodies, decodeBody, idle, loadModule, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
 
 async function setup(config: object, reply: (body: Uint8Array, index: number, nowMs: number) => CollectorReply) {
   let clockRef: ManualClock | undefined;
@@ -32,9 +32,43 @@ async function second(sidecar: Sidecar, clock: ManualClock, n: number, tag: numb
 
 const decodeAll = (bodies: { body: Uint8Array; status: number }[]) => bodies.map(({ body, status }) => ({ summary: decodeBody(body), status }));
 
+// The smallest budget, which holds a few of these tests' windows; the filter refuses it beside the default
+// cap of 2000 series (no window at that cap could fit), so the cap comes down with it.
+const SMALL_BUDGET = { max_pending_bytes: 4096, max_series: 300 };
+
 const requestsOf = (s: DecodedSummary) => s.series.reduce((a, x) => a + x.requests, 0);
 
 describe("filter when the collector is unavailable", () => {
+  it("keeps the default budget when max_pending_bytes cannot hold a window at max_series, says so naming the field, and delivers full windows", async () => {
+    // A summary larger than the whole budget is dropped unsent, collector up or not: with this budget every
+    // window at the cap would be, and only the drop count of a later, smaller window would ever arrive.
+    const collector = await startCollector();
+    const maxSeries = 1000;
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, max_series: maxSeries, max_pending_bytes: 8192 }, collector.address, {
+      wasm: await loadModule(DEBUG_WASM),
+    });
+    const problems = sidecar.logMessages("error").filter((m) => m.includes("pluginConfig field"));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('field "max_pending_bytes": cannot hold one summary at max_series 1000 (got 8192');
+    expect(problems[0]).toContain("using the default 1048576");
+    expect(sidecar.metrics.get("meshlook_config_errors")?.value).toBe(1n);
+    let sent = 0;
+    for (let t = 0; t < 3; t++) {
+      await second(sidecar, clock, 2 * maxSeries, t);
+      sent += 2 * maxSeries;
+    }
+    await idle(sidecar, clock, 5);
+    await sidecar.close();
+    await collector.close();
+    expect(sidecar.traps).toEqual([]);
+    const summaries = decodeBodies(collector.bodies);
+    expect(summaries.map((s) => s.seq)).toEqual([0, 1, 2]);
+    // Each window reached the cap (keys were folded into the overflow series) and nothing was dropped.
+    expect(summaries.every((s) => s.overflowKeys > 0 && s.droppedWindows === 0)).toBe(true);
+    expect(Math.min(...collector.bodies.map((b) => b.body.length))).toBeGreaterThan(8192);
+    expect(summaries.reduce((a, s) => a + requestsOf(s), 0)).toBe(sent);
+  });
+
   it("delivers every window exactly once after an outage within the budget", async () => {
     let down = true;
     const { clock, collector, sidecar } = await setup({}, () => (down ? { status: 503 } : { status: 200 }));
@@ -61,7 +95,7 @@ describe("filter when the collector is unavailable", () => {
 
   it("drops the oldest windows beyond max_pending_bytes and reports them in a later summary", async () => {
     let down = true;
-    const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => (down ? { status: 503 } : { status: 200 }));
+    const { clock, collector, sidecar } = await setup(SMALL_BUDGET, () => (down ? { status: 503 } : { status: 200 }));
     let sent = 0;
     for (let t = 0; t < 30; t++) {
       await second(sidecar, clock, 40, t);
@@ -90,7 +124,7 @@ describe("filter when the collector is unavailable", () => {
 
   it("reports drops in a summary of their own when no traffic follows the outage", async () => {
     let down = true;
-    const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => (down ? { status: 503 } : { status: 200 }));
+    const { clock, collector, sidecar } = await setup(SMALL_BUDGET, () => (down ? { status: 503 } : { status: 200 }));
     for (let t = 0; t < 20; t++) await second(sidecar, clock, 40, t);
     down = false;
     await idle(sidecar, clock, 400);
@@ -179,7 +213,7 @@ describe("filter when the collector is unavailable", () => {
 
 describe("VM stop with the collector down", () => {
   it("counts as lost every window not delivered, those dropped earlier for the budget included", async () => {
-    const { clock, collector, sidecar } = await setup({ max_pending_bytes: 4096 }, () => ({ status: 503 }));
+    const { clock, collector, sidecar } = await setup(SMALL_BUDGET, () => ({ status: 503 }));
     let sent = 0;
     for (let t = 0; t < 20; t++) {
       await second(sidecar, clock, 40, t);
@@ -236,7 +270,7 @@ describe("summary bytes in the outbox", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { clock, sidecar } = await meshlookSidecar(
-      { flush_interval_s: 1, max_pending_bytes: 4096, collector: { cluster: COLLECTOR_CLUSTER, timeout_ms: 3000 } },
+      { flush_interval_s: 1, ...SMALL_BUDGET, collector: { cluster: COLLECTOR_CLUSTER, timeout_ms: 3000 } },
       `127.0.0.1:${(server.address() as AddressInfo).port}`,
     );
     let sent = 0;
