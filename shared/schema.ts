@@ -275,7 +275,11 @@ export const BOARD_HOUR_TABLE: Table = {
     ...MEASURE_COLUMNS.filter((c) => c.name !== "latency_sketch"),
     { name: "first_minute", type: "timestamp", doc: "earliest minute of the series in this hour" },
     { name: "last_minute", type: "timestamp", doc: "latest minute of the series in this hour" },
-    { name: "minute_rows", type: "int64", doc: "minute rows absorbed (the read path uses the hour only when this equals the minute table's count)" },
+    {
+      name: "minute_rows",
+      type: "int64",
+      doc: "minute rows absorbed (the read path uses the hour only when this equals the minute table's count, and the requests and first minute agree)",
+    },
     { name: "sketch", type: "binary", nullable: true, doc: "latency sketch, binary (collector/read/sketches.ts)" },
   ],
 };
@@ -297,7 +301,11 @@ export const BOARD_MINUTE_TABLE: Table = {
     ...BOARD_MINUTE_DIMENSIONS.map((d) => FACT_TABLE.columns.find((c) => c.name === d)!),
     ...MEASURE_COLUMNS.filter((c) => c.name !== "latency_sketch"),
     { name: "mtls_requests", type: "int64", doc: "requests over mutual TLS (connection_security_policy = mutual_tls)" },
-    { name: "minute_rows", type: "int64", doc: "minute rows absorbed (the read path uses an hour only when their sum equals the minute table's count)" },
+    {
+      name: "minute_rows",
+      type: "int64",
+      doc: "minute rows absorbed (the read path uses an hour only when their sum equals the minute table's count, and the requests and first minute agree)",
+    },
     { name: "sketch", type: "binary", nullable: true, doc: "latency sketch of those minute rows merged, binary (collector/read/sketches.ts)" },
   ],
 };

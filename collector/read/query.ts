@@ -350,20 +350,23 @@ export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): St
 
 /**
  * Hours overlapping the range where a pre-aggregate can stand in for the minute rows, each with `whole`:
- * mesh_board_hour absorbed as many minute rows as the minute table holds for the hour now, and all of them
- * lie inside the range (an edge hour with no traffic outside the range counts too); and `minutes`:
- * mesh_board_minute's rows of the hour absorbed as many (its rows are per minute, so the range may cut the hour).
+ * mesh_board_hour absorbed the minute rows the minute table holds for the hour now, and all of them lie
+ * inside the range (an edge hour with no traffic outside the range counts too); and `minutes`:
+ * mesh_board_minute's rows of the hour absorbed them (its rows are per minute, so the range may cut the hour).
+ * "The same rows" is judged by their count, requests and first minute together: a count alone agrees when
+ * as many rows land (not merged yet) as are deleted, and retention deletes an hour's first minutes.
  */
 export function usableHoursStatement(r: Range): Statement {
+  const sameRows = (pre: string) => `m.n = ${pre}.n AND m.r = ${pre}.r AND m.f = ${pre}.f`;
   const fromHour = iso(Math.floor(r.fromMs / HOUR_MS) * HOUR_MS);
   const toHour = iso(Math.ceil(r.toMs / HOUR_MS) * HOUR_MS);
   return {
     sql:
-      `SELECT epoch_ms(m.hour) AS hour, COALESCE(m.n = b.n AND m.inside = m.n, false) AS whole, COALESCE(m.n = bm.n, false) AS minutes FROM (` +
-      `SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n, COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside ` +
+      `SELECT epoch_ms(m.hour) AS hour, COALESCE(${sameRows("b")} AND m.inside = m.n, false) AS whole, COALESCE(${sameRows("bm")}, false) AS minutes FROM (` +
+      `SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n, SUM(requests) AS r, MIN(minute) AS f, COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside ` +
       `FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m LEFT JOIN (` +
-      `SELECT hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name} WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY 1) AS b ON m.hour = b.hour LEFT JOIN (` +
-      `SELECT date_trunc('hour', minute) AS hour, SUM(minute_rows) AS n FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS bm ` +
+      `SELECT hour, SUM(minute_rows) AS n, SUM(requests) AS r, MIN(first_minute) AS f FROM ${BOARD_HOUR_TABLE.name} WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY 1) AS b ON m.hour = b.hour LEFT JOIN (` +
+      `SELECT date_trunc('hour', minute) AS hour, SUM(minute_rows) AS n, SUM(requests) AS r, MIN(minute) AS f FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS bm ` +
       "ON m.hour = bm.hour ORDER BY 1",
     params: [iso(r.fromMs), iso(r.toMs), fromHour, toHour, fromHour, toHour, fromHour, toHour],
   };

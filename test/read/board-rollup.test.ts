@@ -309,4 +309,39 @@ describe("read pre-aggregate", () => {
       budgeted.close();
     }
   });
+
+  it("is not read for an hour whose minute rows changed while their count stayed: rows deleted as as many land, not yet merged", async () => {
+    const hour = firstHour() + 9 * 3_600_000;
+    const at = (minutes: number) => `make_timestamp(${(hour + minutes * 60_000) * 1000})`;
+    for (const m of [0, 10, 20])
+      await w.sink.connection.run(
+        `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (${at(m)} AS minute, 'swap-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+          `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
+      );
+    // Also catches up with the hours the test before built with a rollup of its own.
+    expect(await rollup.run()).toMatchObject({ waiting: 0 });
+    const group = ["source_workload", "destination_service", "response_code"];
+    await expectApiEqualsMinuteRows(1, group, hour);
+    await expectMinuteSeriesEqualsMinuteRows(1, hour);
+    // Moves a minute's rows to another minute of the hour, as late rows loading while as many are deleted do.
+    const move = async (from: number, to: number, requests: string) => {
+      await w.sink.connection.run(
+        `INSERT INTO ${FACT_TABLE.name} SELECT * REPLACE (${at(to)} AS minute, ${requests} AS requests, make_timestamp(${Date.now() * 1000}) AS loaded_at) FROM ${FACT_TABLE.name} WHERE minute = ${at(from)}`,
+      );
+      await w.sink.connection.run(`DELETE FROM ${FACT_TABLE.name} WHERE minute = ${at(from)}`);
+    };
+    // Minute rows deleted from inside the hour, as many landing with other request counts.
+    await move(10, 30, "requests + 1");
+    await expectApiEqualsMinuteRows(0, group, hour);
+    await expectMinuteSeriesEqualsMinuteRows(0, hour);
+    expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 1, waiting: 0 });
+    await expectApiEqualsMinuteRows(1, group, hour);
+    await expectMinuteSeriesEqualsMinuteRows(1, hour);
+    // Retention taking the hour's first minute while late rows as many, with the same request counts, land.
+    await move(0, 40, "requests");
+    await expectApiEqualsMinuteRows(0, group, hour);
+    await expectMinuteSeriesEqualsMinuteRows(0, hour);
+    expect(await rollup.run()).toMatchObject({ merged: 1, rebuilt: 1, waiting: 0 });
+    await expectApiEqualsMinuteRows(1, group, hour);
+  });
 });
