@@ -2,6 +2,7 @@
 // max_series series, the excess is folded into the overflow series with exact totals, the number of
 // folded keys is estimated, and linear memory stays under the documented bound across windows.
 import { describe, expect, it } from "vitest";
+import type { DecodedSummary } from "../../shared/node.ts";
 import { decodeBodies, decodeBody, idle, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
 
 const ATTACKERS = 100_000;
