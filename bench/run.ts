@@ -21,6 +21,7 @@ import { attackStages, measureAttackMemory, measureSeriesMixes, MESHLOOK_UNFLUSH
 import { measureFreshness } from "./lib/freshness.ts";
 import { measureIngest } from "./lib/ingest.ts";
 import { measureLoadCycle } from "./lib/load-cycle.ts";
+import { cpuWithChildrenSeconds } from "./lib/proc.ts";
 import { measureScale, perMinutePerThousand } from "./lib/scale.ts";
 import { mean, median, spread } from "./lib/stats.ts";
 import { measureWarehouseLoad, type LoadRun } from "./lib/warehouse-load.ts";
@@ -39,7 +40,7 @@ const SIZES = {
     seriesMixes: { requests: 5000, rounds: 3 },
     attack: { windows: 2, callers: 20_000 },
     wireS: 30,
-    ingest: { summaries: 300, rounds: 3 },
+    ingest: { summaries: 300, rounds: 3, warmup: 300 },
     warehouse: { summaries: 100, rounds: 2 },
     loadCycle: [{ sidecars: [20], intervalS: 60 }],
     scale: { sidecars: [20], minutes: 1 },
@@ -58,7 +59,7 @@ const SIZES = {
     seriesMixes: { requests: 20_000, rounds: 7 },
     attack: { windows: 6, callers: 100_000 },
     wireS: 60,
-    ingest: { summaries: 2000, rounds: 5 },
+    ingest: { summaries: 2000, rounds: 5, warmup: 2000 },
     warehouse: { summaries: 400, rounds: 5 },
     // 10,000 sidecars' 900 s cycle is 900,000 summaries: its one minute of traffic stands for it here.
     loadCycle: [
@@ -78,7 +79,7 @@ const SIZES = {
     seriesMixes: { requests: 20_000, rounds: 7 },
     attack: { windows: 6, callers: 100_000 },
     wireS: 60,
-    ingest: { summaries: 2000, rounds: 5 },
+    ingest: { summaries: 2000, rounds: 5, warmup: 2000 },
     warehouse: { summaries: 400, rounds: 5 },
     loadCycle: [{ sidecars: [100, 1000, 10_000], intervalS: 900 }],
     scale: { sidecars: [100, 1000, 10_000], minutes: undefined },
@@ -92,7 +93,7 @@ interface Sizes {
   seriesMixes: { requests: number; rounds: number };
   attack: { windows: number; callers: number };
   wireS: number;
-  ingest: { summaries: number; rounds: number };
+  ingest: { summaries: number; rounds: number; warmup: number };
   warehouse: { summaries: number; rounds: number };
   loadCycle: { sidecars: number[]; intervalS: number }[];
   scale: { sidecars: number[]; minutes: number | undefined };
@@ -128,7 +129,7 @@ interface Row {
 
 const rows: Row[] = [];
 const details: string[] = [];
-/** Wall time of each section, for the details (and for sizing the run). */
+/** Wall time and CPU time (this process and the benchmarks it ran) of each section, for the details and for sizing the run. */
 const timings: string[] = [];
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "-");
 const ratio = (ours: number, baseline: number) => {
@@ -173,17 +174,19 @@ const FIGURE_ONLY = { target: "figure asked for, no bound", verdict: "-" };
 /** Runs one benchmark; a failure becomes a row saying so instead of ending the whole run. */
 async function section(name: string, body: () => Promise<void>) {
   const t0 = performance.now();
+  const cpu0 = cpuWithChildrenSeconds();
   process.stderr.write(`bench: ${name} …`);
   const took = () => {
-    const s = (performance.now() - t0) / 1000;
-    timings.push(`${name}: ${s.toFixed(0)} s`);
-    return s.toFixed(1);
+    const wallS = (performance.now() - t0) / 1000;
+    const cpuS = cpuWithChildrenSeconds() - cpu0;
+    timings.push(`${name} ${wallS.toFixed(0)} s (${cpuS.toFixed(0)} CPU-s)`);
+    return `${wallS.toFixed(1)} s, ${cpuS.toFixed(1)} CPU-s`;
   };
   try {
     await body();
-    process.stderr.write(` ${took()} s\n`);
+    process.stderr.write(` ${took()}\n`);
   } catch (err) {
-    process.stderr.write(` FAILED after ${took()} s\n`);
+    process.stderr.write(` FAILED after ${took()}\n`);
     const message = (err as Error).message.split("\n")[0];
     rows.push({ figure: name, ours: "failed", baseline: "-", baselineIs: message.slice(0, 120), ratio: "-", target: "-", verdict: "failed" });
     details.push(`### ${name}: failed\n\n\`\`\`\n${(err as Error).stack ?? message}\n\`\`\``);
@@ -351,7 +354,7 @@ await section("wire bytes and quantile error", async () => {
 });
 
 await section("collector ingest", async () => {
-  const i = await measureIngest(size.ingest.summaries, size.ingest.rounds);
+  const i = await measureIngest(size.ingest.summaries, size.ingest.rounds, size.ingest.warmup);
   const range = (text: string) =>
     text
       .split("–")
@@ -504,11 +507,13 @@ const commit = (() => {
     return "unknown";
   }
 })();
-const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start`;
+const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at the end`;
 const results = `# Benchmark results
 
 Written by \`npm run bench\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run;
-ratio = meshlook ÷ baseline.
+ratio = meshlook ÷ baseline. Where issue #19 sets a target on a figure, the target column gives it and the
+verdict says whether this run met it and by how much (MISSED by how much it fell short); "figure asked for,
+no bound" marks figures #19 asks for without a bound.
 
 - date: ${startedAt.toISOString()}
 - machine: ${machine}
@@ -521,6 +526,8 @@ errors are relative to the exact nearest-rank quantile of the same latencies (gr
 generator); "worst series" is the largest error over the series with at least 500 requests.
 
 ## Details
+
+Wall time of each section, and the CPU time of this process and the benchmark processes it ran (${quick ? "--quick" : values.full === true ? "--full" : "default sizes"}): ${timings.join("; ")}.
 
 ${details.join("\n\n")}
 `;

@@ -20,12 +20,12 @@ export interface IngestFigures {
   output: string;
 }
 
-/** `summaries` per round, `rounds` rounds (bench/ingest.ts). */
-export async function measureIngest(summaries = 2000, rounds = 5): Promise<IngestFigures> {
+/** `summaries` per round, `rounds` rounds, after `warmup` summaries (bench/ingest.ts). */
+export async function measureIngest(summaries = 2000, rounds = 5, warmup = 2000): Promise<IngestFigures> {
   const root = join(import.meta.dirname, "..", "..");
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(root, "bench", "ingest.ts")], {
     cwd: root,
-    env: { ...process.env, BENCH_SUMMARIES: String(summaries), BENCH_ROUNDS: String(rounds) },
+    env: { ...process.env, BENCH_SUMMARIES: String(summaries), BENCH_ROUNDS: String(rounds), BENCH_WARMUP: String(warmup) },
     maxBuffer: 16 << 20,
   });
   const figure = (label: RegExp) => {
