@@ -30,11 +30,32 @@ import { measureWire } from "./lib/wire.ts";
 const ROOT = join(import.meta.dirname, "..");
 
 /**
- * What each section runs. "run" (the default) is sized so that the whole table is one run on 2 quiet cores
- * (about half an hour); "full" runs the long components at the sizes they default to alone; "quick" is a
- * smoke test of every section.
+ * What each section runs by default: sized so that the whole table is one run on 2 quiet cores (about half
+ * an hour; each section's time is in the details).
  */
-const SIZES = {
+const ONE_RUN: Sizes = {
+  filterCost: { requests: 10_000, rounds: 7 },
+  seriesMixes: { requests: 20_000, rounds: 7 },
+  attack: { windows: 6, callers: 100_000 },
+  wireS: 60,
+  ingest: { summaries: 2000, rounds: 5, warmup: 2000 },
+  warehouse: { summaries: 400, rounds: 5 },
+  // 10,000 sidecars' 900 s cycle is 900,000 summaries: its one minute of traffic stands for it here.
+  loadCycle: [
+    { sidecars: [100, 1000], intervalS: 900 },
+    { sidecars: [10_000], intervalS: 60 },
+  ],
+  scale: { sidecars: [100, 1000], minutes: undefined },
+  freshnessProbes: 3,
+  others: {
+    "dashboard.ts": { args: ["--series", "1000"] },
+    "filter.ts": { args: ["wire", "collisions"] },
+    "outliers.ts": { args: ["--quick"] },
+  },
+};
+
+const SIZES: Record<"quick" | "run" | "full", Sizes> = {
+  /** A smoke test of every section. */
   quick: {
     filterCost: { requests: 3000, rounds: 3 },
     seriesMixes: { requests: 5000, rounds: 3 },
@@ -54,39 +75,15 @@ const SIZES = {
       "remote-write.ts": { env: { BENCH_SERIES: "1000", PROMETHEUS_BIN: "none" } },
     },
   },
-  run: {
-    filterCost: { requests: 10_000, rounds: 7 },
-    seriesMixes: { requests: 20_000, rounds: 7 },
-    attack: { windows: 6, callers: 100_000 },
-    wireS: 60,
-    ingest: { summaries: 2000, rounds: 5, warmup: 2000 },
-    warehouse: { summaries: 400, rounds: 5 },
-    // 10,000 sidecars' 900 s cycle is 900,000 summaries: its one minute of traffic stands for it here.
-    loadCycle: [
-      { sidecars: [100, 1000], intervalS: 900 },
-      { sidecars: [10_000], intervalS: 60 },
-    ],
-    scale: { sidecars: [100, 1000], minutes: undefined },
-    freshnessProbes: 3,
-    others: {
-      "dashboard.ts": { args: ["--series", "1000"] },
-      "filter.ts": { args: ["wire", "collisions"] },
-      "outliers.ts": { args: ["--quick"] },
-    },
-  },
+  run: ONE_RUN,
+  /** The long components at the sizes they run at alone. */
   full: {
-    filterCost: { requests: 10_000, rounds: 7 },
-    seriesMixes: { requests: 20_000, rounds: 7 },
-    attack: { windows: 6, callers: 100_000 },
-    wireS: 60,
-    ingest: { summaries: 2000, rounds: 5, warmup: 2000 },
-    warehouse: { summaries: 400, rounds: 5 },
+    ...ONE_RUN,
     loadCycle: [{ sidecars: [100, 1000, 10_000], intervalS: 900 }],
     scale: { sidecars: [100, 1000, 10_000], minutes: undefined },
-    freshnessProbes: 3,
-    others: { "filter.ts": { args: ["wire", "collisions"] } },
+    others: { "filter.ts": ONE_RUN.others["filter.ts"] },
   },
-} satisfies Record<string, Sizes>;
+};
 
 interface Sizes {
   filterCost: { requests: number; rounds: number };
@@ -490,8 +487,7 @@ const ranAbove = new Set(["run.ts", "ingest.ts", "load-cycle.ts", "scale.ts"]);
 const others = readdirSync(join(ROOT, "bench"))
   .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && !ranAbove.has(f))
   .sort();
-const othersSizes: Sizes["others"] = size.others;
-for (const f of others) await section(`bench/${f}`, () => script(`bench/${f}`, othersSizes[f]?.args, othersSizes[f]?.env));
+for (const f of others) await section(`bench/${f}`, () => script(`bench/${f}`, size.others[f]?.args, size.others[f]?.env));
 
 const headers = ["figure", "meshlook", "baseline", "baseline is", "ratio", "target (#19)", "verdict"];
 const align: Align[] = ["left", "right", "right", "left", "right", "left", "left"];
