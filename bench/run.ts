@@ -23,7 +23,7 @@ import { measureIngest } from "./lib/ingest.ts";
 import { measureLoadCycle } from "./lib/load-cycle.ts";
 import { cpuWithChildrenSeconds } from "./lib/proc.ts";
 import { measureScale, perMinutePerThousand } from "./lib/scale.ts";
-import { mean, median, spread } from "./lib/stats.ts";
+import { mean, median } from "./lib/stats.ts";
 import { measureWarehouseLoad, type LoadRun } from "./lib/warehouse-load.ts";
 import { measureWire } from "./lib/wire.ts";
 
@@ -135,7 +135,9 @@ const ratio = (ours: number, baseline: number) => {
   return r < 0.1 ? `${fmt(r, 4)}× (1/${fmt(1 / r)})` : `${fmt(r, 2)}×`;
 };
 const pct = (x: number) => `${fmt(100 * x, 2)} %`;
-const signed = (n: number, unit = "") => (n >= 0 ? `+${fmt(n)}${unit}` : `−${fmt(-n)}${unit}`);
+const signed = (n: number) => (n >= 0 ? `+${fmt(n)}` : `−${fmt(-n)}`);
+/** "min..max" of per-round differences. */
+const signedSpread = (xs: readonly number[]) => `${signed(Math.min(...xs))}..${signed(Math.max(...xs))}`;
 
 /** One bound of a target: the figure this run measured against its limit. */
 interface Check {
@@ -218,7 +220,7 @@ await section("filter cost", async () => {
     const added = median(c.addedRounds);
     rows.push({
       figure: `filter CPU ns/request added over the no-op (${streams}; median, min..max of rounds)`,
-      ours: `${signed(added)} (${spread(c.addedRounds.map((x) => Math.round(x)))})`,
+      ours: `${signed(added)} (${signedSpread(c.addedRounds)})`,
       baseline: fmt(c.noopNs),
       baselineIs: "do-nothing proxy-runtime filter (meshlook itself: " + fmt(c.meshlookNs) + ")",
       ratio: ratio(c.meshlookNs, c.noopNs),
@@ -257,7 +259,7 @@ await section("filter at 100, 2,000 and overflowing series", async () => {
     const added = m.ns[1].map((t, r) => t - m.ns[0][r]);
     rows.push({
       figure: `filter CPU ns/request added over the no-op (${m.label}; median, min..max of rounds)`,
-      ours: `${signed(median(added))} (${spread(added.map((x) => Math.round(x)))})`,
+      ours: `${signed(median(added))} (${signedSpread(added)})`,
       baseline: fmt(noopNs),
       baselineIs: `do-nothing proxy-runtime filter (meshlook itself: ${fmt(meshNs)})`,
       ratio: ratio(meshNs, noopNs),
@@ -290,13 +292,12 @@ await section("filter memory under a cardinality attack", async () => {
     ["upBytes", "collector acknowledging"],
     ["refusingBytes", "collector refusing (503), outbox full"],
   ] as const) {
-    const held = [m.atCap, m.flushed, ...m.windows].map((s) => s[key]);
-    const most = Math.max(...held);
+    const most = Math.max(...[m.atCap, m.flushed, ...m.windows].map((s) => s[key]));
     // Flat: no window takes the VM above what it held at the cap.
     const grown = Math.max(...m.windows.map((s) => s[key])) - Math.max(m.atCap[key], m.flushed[key]);
     rows.push({
       figure: `filter linear memory KiB per VM, largest at the 2,000-series cap and ${windows} (${collector})`,
-      ours: `${fmt(kib(most))} (${held.map((b) => fmt(kib(b))).join(", ")})`,
+      ours: `${fmt(kib(most))} (cap ${fmt(kib(m.atCap[key]))}, flushed ${fmt(kib(m.flushed[key]))}, windows ${m.windows.map((w) => fmt(kib(w[key]))).join(", ")})`,
       baseline: fmt(kib(m.configured[key])),
       baselineIs: "the same VM right after configure (default configuration), before traffic",
       ratio: ratio(most, m.configured[key]),
