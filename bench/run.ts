@@ -4,7 +4,7 @@
 // published table is bench/RESULTS.md, updated by copying a run's file over it). Every other script under
 // bench/ (the component benchmarks: codec, host floor, dashboard, …) runs too; their full output goes to
 // the details.
-//   npm run bench                        # everything, sized to run as one (about half an hour on 2 quiet cores)
+//   npm run bench                        # everything, sized to run as one (20–30 minutes on 2 quiet cores)
 //   npm run bench -- --full              # the long components at their own full sizes (over an hour)
 //   npm run bench -- --out FILE          # write the results there instead
 //   npm run bench -- --quick             # smaller runs of everything, a smoke test; writes no file
@@ -22,6 +22,7 @@ import { measureFreshness } from "./lib/freshness.ts";
 import { measureIngest } from "./lib/ingest.ts";
 import { measureLoadCycle } from "./lib/load-cycle.ts";
 import { cpuWithChildrenSeconds } from "./lib/proc.ts";
+import { atLeast, atMost, FIGURE_ONLY, judged } from "./lib/targets.ts";
 import { measureScale, perMinutePerThousand } from "./lib/scale.ts";
 import { mean, median } from "./lib/stats.ts";
 import { measureWarehouseLoad, type LoadRun } from "./lib/warehouse-load.ts";
@@ -30,8 +31,8 @@ import { measureWire } from "./lib/wire.ts";
 const ROOT = join(import.meta.dirname, "..");
 
 /**
- * What each section runs by default: sized so that the whole table is one run on 2 quiet cores (about half
- * an hour; each section's time is in the details).
+ * What each section runs by default: sized so that the whole table is one run of 20–30 minutes on 2 quiet
+ * cores (each section's wall and CPU time is in the details).
  */
 const ONE_RUN: Sizes = {
   filterCost: { requests: 10_000, rounds: 7 },
@@ -138,37 +139,6 @@ const pct = (x: number) => `${fmt(100 * x, 2)} %`;
 const signed = (n: number) => (n >= 0 ? `+${fmt(n)}` : `−${fmt(-n)}`);
 /** "min..max" of per-round differences. */
 const signedSpread = (xs: readonly number[]) => `${signed(Math.min(...xs))}..${signed(Math.max(...xs))}`;
-
-/** One bound of a target: the figure this run measured against its limit. */
-interface Check {
-  target: string;
-  measured: boolean;
-  met: boolean;
-  /** How far inside (met) or outside (missed) the limit the figure is. */
-  margin: string;
-}
-const atMost = (value: number, limit: number, show: (n: number) => string, what = ""): Check => ({
-  target: `${what}≤ ${show(limit)}`,
-  measured: Number.isFinite(value),
-  met: value <= limit,
-  margin: show(Math.abs(limit - value)),
-});
-const atLeast = (value: number, limit: number, show: (n: number) => string): Check => ({
-  target: `≥ ${show(limit)}`,
-  measured: Number.isFinite(value),
-  met: value >= limit,
-  margin: show(Math.abs(value - limit)),
-});
-/** The target column and the verdict: met or missed, and by how much, for each bound. */
-function judged(...checks: Check[]): Pick<Row, "target" | "verdict"> {
-  const one = (c: Check) => (!c.measured ? "not measured" : c.met ? `met, ${c.margin} to spare` : `MISSED by ${c.margin}`);
-  return {
-    target: checks.map((c) => c.target).join("; "),
-    verdict: checks.length === 1 ? one(checks[0]) : checks.map((c) => `${c.target}: ${one(c)}`).join("; "),
-  };
-}
-/** A figure #19 asks for without setting a bound on it. */
-const FIGURE_ONLY = { target: "figure asked for, no bound", verdict: "-" };
 
 /** Runs one benchmark; a failure becomes a row saying so instead of ending the whole run. */
 async function section(name: string, body: () => Promise<void>) {
@@ -353,17 +323,17 @@ await section("wire bytes and quantile error", async () => {
 
 await section("collector ingest", async () => {
   const i = await measureIngest(size.ingest.summaries, size.ingest.rounds, size.ingest.warmup);
-  const range = (text: string) =>
+  const range = (text: string, digits = 0) =>
     text
       .split("–")
-      .map((x) => fmt(Number(x)))
+      .map((x) => fmt(Number(x), digits))
       .join("–");
   rows.push({
     figure: "collector ingest series-updates per CPU-s, ingest + load (median, min–max of rounds)",
     ours: `${fmt(i.seriesUpdatesPerCpuS)} (${range(i.seriesUpdatesSpread)})`,
     baseline: `${fmt(i.decodeOnlyPerCpuS)} (${range(i.decodeOnlySpread)})`,
     baselineIs: "decoding the same summaries only (same run); ratio: median of the rounds' ratios",
-    ratio: `${fmt(i.decodeOnlyRatio, 2)}× (${i.decodeOnlyRatioSpread})`,
+    ratio: `${fmt(i.decodeOnlyRatio, 2)}× (${range(i.decodeOnlyRatioSpread, 2)})`,
     ...judged(
       atLeast(i.seriesUpdatesPerCpuS, 400_000, (n) => fmt(n)),
       atLeast(i.decodeOnlyRatio, 0.8, (n) => `${fmt(n, 2)}×`),
