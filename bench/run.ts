@@ -5,7 +5,7 @@
 // bench/ (the component benchmarks: codec, host floor, dashboard, …) runs too; their full output goes to
 // the details.
 //   npm run bench                        # everything, sized to run as one (20–30 minutes on 2 quiet cores)
-//   npm run bench -- --full              # the long components at their own full sizes (over an hour)
+//   npm run bench -- --full              # the long components at their own full sizes (about an hour, estimated)
 //   npm run bench -- --out FILE          # write the results there instead
 //   npm run bench -- --quick             # smaller runs of everything, a smoke test; writes no file
 import { execFile, execFileSync } from "node:child_process";
