@@ -1,49 +1,11 @@
 // Filter benchmarks (printed, not asserted): per-request cost against the do-nothing proxy-runtime
 // filter in the same host and process; wire bytes per request; linear memory at the series cap.
 // Run: `npx tsx bench/filter.ts [section …]` (after `npm run build`).
-import { createSidecar, ManualClock, type StreamInput } from "../sim/host/index.ts";
-import { COLLECTOR_CLUSTER, LOCAL_NODE, NOOP_WASM, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
+import { ManualClock } from "../sim/host/index.ts";
+import { COLLECTOR_CLUSTER, NOOP_WASM, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
 import { measureFilterCost, timeRound } from "./lib/filter-cost.ts";
+import { attackStages, latencyNs, measureAttackMemory, measureSeriesMixes, MESHLOOK_UNFLUSHED, sidecarFor, workload } from "./lib/filter-scale.ts";
 import { median, spread } from "./lib/stats.ts";
-
-/** Deterministic latency spread (about 2.2–7.3 ms, every 97th request 20× slower), no Math.random. */
-function latencyNs(i: number): number {
-  const u = ((i * 2654435761) >>> 0) / 2 ** 32;
-  return Math.round(4e6 * Math.exp(1.2 * (u - 0.5)) * (i % 97 === 0 ? 20 : 1));
-}
-
-/**
- * `n` streams over `series` distinct callers (principals), each caller on its own connection; a caller
- * sends `burst` requests in a row. Callers are numbered from `first`.
- */
-function workload(n: number, series: number, burst = 1, first = 0): StreamInput[] {
-  return Array.from({ length: n }, (_, i) => {
-    const caller = first + (Math.floor(i / burst) % series);
-    return syntheticStream({
-      principal: `spiffe://cluster.local/ns/tenants/sa/caller-${caller}`,
-      workload: `caller-${caller}`,
-      code: i % 50 === 0 ? 503 : 200,
-      durationNs: latencyNs(i),
-      requestBytes: 200 + (i % 300),
-      responseBytes: 1000 + (i % 4000),
-    });
-  });
-}
-
-async function sidecarFor(wasm: WebAssembly.Module, rootId: string, config: object | string, clusters: Record<string, string> = {}, clock = new ManualClock()) {
-  return createSidecar({
-    wasm,
-    rootId,
-    clock,
-    canary: false,
-    workers: 1,
-    node: LOCAL_NODE,
-    clusters,
-    configDelivery: "ecds",
-    pluginConfig: typeof config === "string" ? config : JSON.stringify(config),
-    env: { MESHLOOK_INGEST_TOKEN: "bench" },
-  });
-}
 
 // BENCH_ROUNDS: more rounds when the machine is shared and the spread is wide.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -60,35 +22,20 @@ const PROBE_WASM = "dist/fixtures/reads.wasm";
 async function perRequestCost(meshlook: WebAssembly.Module, noop: WebAssembly.Module, probe: WebAssembly.Module) {
   const N = 20_000;
   console.log(`\nper-request cost (CPU ns/request, median of ${ROUNDS} rounds of ${N} streams; same host, same process) and meshlook's linear memory`);
-  console.log("series       noop  meshlook   added (min..max)  ratio |  seam  reads  host calls  filter's own | memory KiB");
-  // "overflow": every request from a caller not seen in the last N requests, so never on a cached
-  // connection; "overflow x4": 5000 callers (3000 past the cap) sending four requests in a row each.
-  const rows = [
-    ["100", 100, 1],
-    ["2k (cap)", 1998, 1],
-    ["overflow", 20_000, 1],
-    ["overflow x4", 20_000, 4],
-  ] as const;
-  for (const [label, series, burst] of rows) {
-    const inputs = workload(N, series, burst);
-    // No flush during timing: the window outlasts the run.
-    const sidecars = [
-      await sidecarFor(noop, "noop", {}),
-      await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }),
-      await sidecarFor(probe, "probe", "none"),
-      await sidecarFor(probe, "probe", "reads"),
-    ];
-    for (const s of sidecars) timeRound(s, inputs.slice(0, 5000)); // warm-up (JIT, table growth)
-    const times: number[][] = sidecars.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) sidecars.forEach((s, i) => times[i].push(timeRound(s, inputs)));
-    if (sidecars.some((s) => s.traps.length > 0)) throw new Error("a filter trapped during the benchmark");
-    const [noopNs, meshNs, seamNs, readsNs] = times.map(median);
-    const added = `${f(meshNs - noopNs, 7)} (${spread(times[1].map((t, r) => t - times[0][r]))})`;
+  console.log(`${"callers".padEnd(38)}  noop  meshlook   added (min..max)  ratio |  seam  reads  host calls  filter's own | memory KiB`);
+  const subjects = [
+    { wasm: noop, rootId: "noop", config: {} },
+    { wasm: meshlook, rootId: "meshlook", config: MESHLOOK_UNFLUSHED },
+    { wasm: probe, rootId: "probe", config: "none" },
+    { wasm: probe, rootId: "probe", config: "reads" },
+  ];
+  for (const mix of await measureSeriesMixes(subjects, N, ROUNDS)) {
+    const [noopNs, meshNs, seamNs, readsNs] = mix.ns.map(median);
+    const added = `${f(meshNs - noopNs, 7)} (${spread(mix.ns[1].map((t, r) => t - mix.ns[0][r]))})`;
     console.log(
-      `${label.padEnd(11)} ${f(noopNs, 5)} ${f(meshNs, 9)} ${added.padEnd(19)} ${(meshNs / noopNs).toFixed(2).padStart(5)} |` +
-        ` ${f(seamNs, 5)} ${f(readsNs, 6)} ${f(readsNs - seamNs, 11)} ${f(meshNs - readsNs, 13)} | ${f(sidecars[1].linearMemoryBytes[0] / 1024, 10)}`,
+      `${mix.label.padEnd(38)} ${f(noopNs, 5)} ${f(meshNs, 9)} ${added.padEnd(19)} ${(meshNs / noopNs).toFixed(2).padStart(5)} |` +
+        ` ${f(seamNs, 5)} ${f(readsNs, 6)} ${f(readsNs - seamNs, 11)} ${f(meshNs - readsNs, 13)} | ${f(mix.afterBytes[1] / 1024, 10)}`,
     );
-    await Promise.all(sidecars.map((s) => s.close()));
   }
 }
 
@@ -143,53 +90,12 @@ async function wireBytes(meshlook: WebAssembly.Module) {
 
 const ATTACK_WINDOWS = 6;
 
-/**
- * Linear memory of one VM at the cap and through windows of attack (100k distinct callers each, every one
- * with its own principal and peer metadata), side by side with the collector answering and refusing
- * (503: every summary stays in the outbox, which fills its max_pending_bytes and then drops the oldest),
- * then after a plugin update.
- */
 async function memoryUnderAttack(meshlook: WebAssembly.Module) {
-  console.log("\nlinear memory, KiB (one VM, default configuration; 10 s windows, each flushed: the encoder's and outbox's buffers count)");
-  const runs = await Promise.all(
-    [200, 503].map(async (status) => {
-      const collector = await startCollector(() => ({ status }));
-      const clock = new ManualClock();
-      const sidecar = await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER } }, { [COLLECTOR_CLUSTER]: collector.address }, clock);
-      return { collector, clock, sidecar };
-    }),
-  );
-  const row = (label: string) => console.log(`${label.padEnd(40)} ${runs.map((r) => f(r.sidecar.linearMemoryBytes[0] / 1024, 14)).join(" ")}`);
-  const feed = async (inputs: StreamInput[], flush: boolean) => {
-    for (const r of runs) {
-      for (const input of inputs) r.sidecar.stream(input);
-      if (flush) {
-        r.clock.advance(10_000);
-        await r.sidecar.settle();
-      }
-    }
-  };
+  const m = await measureAttackMemory(meshlook, ATTACK_WINDOWS);
+  console.log(`\nlinear memory, KiB (one VM, default configuration; 10 s windows of ${m.callersPerWindow} new callers, each flushed: the encoder's and outbox's buffers count)`);
   console.log(`${"".padEnd(40)} ${"collector up".padStart(14)} ${"refusing (503)".padStart(14)}`);
-  row("configured, empty");
-  await feed(workload(40_000, 1998), false);
-  row("at the cap (2000 series)");
-  await feed([], true);
-  row("after flushing it");
-  for (let w = 1; w <= ATTACK_WINDOWS; w++) {
-    await feed(workload(100_000, 100_000, 1, w * 100_000), true); // callers never seen before
-    row(`attack window ${w} (100k keys), flushed`);
-  }
-  // A plugin update: Envoy starts a new root context in the same VM (its own tables and outbox) before the
-  // replaced one stops, so both are held for a moment; memory the VM has grown is never returned.
-  for (const r of runs) r.sidecar.configure(JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 10 }));
-  await feed(workload(40_000, 1998), true);
-  row("reconfigured, at the cap again, flushed");
+  for (const s of attackStages(m)) console.log(`${s.label.padEnd(40)} ${f(s.upBytes / 1024, 14)} ${f(s.refusingBytes / 1024, 14)}`);
   console.log("target: ≤ 4096 KiB at the cap, flat under attack (issue 19)");
-  for (const r of runs) {
-    if (r.sidecar.traps.length > 0) throw new Error("the filter trapped during the memory benchmark");
-    await r.sidecar.close();
-    await r.collector.close();
-  }
 }
 
 /** Printable ASCII bytes (0x21..0x7e) drawn from an LCG seeded with `seed`: the same ones on every run. */
@@ -256,10 +162,7 @@ async function collisionCost(meshlook: WebAssembly.Module) {
       syntheticStream({ principal: "spiffe://cluster.local/ns/t/sa/caller", workload: names[i % names.length], durationNs: latencyNs(i), connectionId: i + 1 }),
     );
   const inputs = [streams(ordinary), streams(crafted)];
-  const sidecars = [
-    await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }),
-    await sidecarFor(meshlook, "meshlook", { collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: 3600 }),
-  ];
+  const sidecars = [await sidecarFor(meshlook, "meshlook", MESHLOOK_UNFLUSHED), await sidecarFor(meshlook, "meshlook", MESHLOOK_UNFLUSHED)];
   sidecars.forEach((s, i) => timeRound(s, inputs[i])); // warm-up, and every name interned
   const times: number[][] = [[], []];
   for (let r = 0; r < ROUNDS; r++) sidecars.forEach((s, i) => times[i].push(timeRound(s, inputs[i])));

@@ -13,16 +13,19 @@ export interface IngestFigures {
   /** The same summaries decoded only, in the benchmark process: the floor of the collector's work. */
   decodeOnlyPerCpuS: number;
   decodeOnlySpread: string;
+  /** Median (and "min–max") over the rounds of each round's collector ÷ decode-only ratio. */
+  decodeOnlyRatio: number;
+  decodeOnlyRatioSpread: string;
   ackP99Ms: number;
   output: string;
 }
 
-/** `summaries` per round, `rounds` rounds (bench/ingest.ts). */
-export async function measureIngest(summaries = 2000, rounds = 5): Promise<IngestFigures> {
+/** `summaries` per round, `rounds` rounds, after `warmup` summaries (bench/ingest.ts). */
+export async function measureIngest(summaries = 2000, rounds = 5, warmup = 2000): Promise<IngestFigures> {
   const root = join(import.meta.dirname, "..", "..");
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(root, "bench", "ingest.ts")], {
     cwd: root,
-    env: { ...process.env, BENCH_SUMMARIES: String(summaries), BENCH_ROUNDS: String(rounds) },
+    env: { ...process.env, BENCH_SUMMARIES: String(summaries), BENCH_ROUNDS: String(rounds), BENCH_WARMUP: String(warmup) },
     maxBuffer: 16 << 20,
   });
   const figure = (label: RegExp) => {
@@ -42,6 +45,8 @@ export async function measureIngest(summaries = 2000, rounds = 5): Promise<Inges
     healthzPerS: figure(/baseline GET \/healthz req\/s:\s+([\d.]+)/),
     decodeOnlyPerCpuS: figure(/baseline decode only:\s+([\d.]+)/),
     decodeOnlySpread: range(/baseline decode only:\s+[\d.]+ \(([\d.]+–[\d.]+)\)/),
+    decodeOnlyRatio: figure(/collector\/decode-only ratio ([\d.]+)/),
+    decodeOnlyRatioSpread: range(/collector\/decode-only ratio [\d.]+ \(([\d.]+–[\d.]+)\)/),
     ackP99Ms: figure(/ack latency ms p99:\s+([\d.]+)/),
     output: stdout,
   };

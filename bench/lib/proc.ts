@@ -9,6 +9,17 @@ const statCpuS = (stat: string) => {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
 
+/**
+ * CPU seconds of this process and of its children that have ended (utime + stime + cutime + cstime): what a
+ * stretch of work that runs child processes costs, which is how long it would take on idle cores when it
+ * runs one thing at a time.
+ */
+export function cpuWithChildrenSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+}
+
 /** CPU seconds (user + system, all threads) of a process.cpuUsage() figure of this process. */
 export const usageSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 
