@@ -145,4 +145,26 @@ describe("filter logging of dropped summaries", () => {
     expect(metric(sidecar, "meshlook_summaries_dropped_too_large")).toBe(0);
     expect(sidecar.traps).toEqual([]);
   });
+
+  it("sends a window at a high max_series with the default budget, which grows with it", async () => {
+    // 1 MiB, the least default, is too small for this window: it would be dropped unsent.
+    const collector = await startCollector();
+    const maxSeries = 20_000;
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, max_series: maxSeries, directions: ["inbound"] }, collector.address, {
+      wasm: await loadModule(DEBUG_WASM),
+    });
+    for (let i = 0; i < maxSeries; i++) {
+      sidecar.stream(syntheticStream({ principal: `spiffe://cluster.local/ns/t${i % 50}/sa/caller-${i}`, workload: `caller-${i}-v1`, durationNs: 2e6 + (i % 97) * 1e6 }));
+    }
+    await idle(sidecar, clock, 3);
+    await sidecar.close();
+    await collector.close();
+    expect(sidecar.logMessages("error", true).filter((m) => m.includes("meshlook"))).toEqual([]);
+    const summaries = decodeBodies(collector.bodies);
+    expect(summaries.map((s) => s.seq)).toEqual([0]);
+    expect(collector.bodies[0].body.length).toBeGreaterThan(1024 * 1024);
+    expect(summaries[0].series.reduce((a, x) => a + x.requests, 0)).toBe(maxSeries);
+    expect(metric(sidecar, "meshlook_summaries_dropped_too_large")).toBe(0);
+    expect(sidecar.traps).toEqual([]);
+  });
 });
