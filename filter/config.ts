@@ -13,9 +13,9 @@ export const MAX_CONFIG_BYTES = 65536;
 // sketch's scale, zero count and bucket count, one byte each.
 export const MIN_RECORD_BYTES: i32 = 12;
 // The default max_pending_bytes grows with max_series: a summary larger than the budget is dropped unsent
-// every window (outbox.ts push), and summaries measure 67–164 bytes a series (docs/filter-config.md,
-// max_pending_bytes), so a fixed 1 MiB holds a window of some 6 000–15 000 series, not 65 536. 512 bytes a
-// series hold four windows at 128 bytes a series, as 1 MiB (kept as the least) does at the default 2000.
+// every window (outbox.ts push), and summaries measure 97–152 bytes a series (bench/filter.ts summary-size),
+// so a fixed 1 MiB holds a window of some 7 000–11 000 series, not 65 536. 512 bytes a series hold four
+// windows at 128 bytes a series, as 1 MiB (kept as the least) does at the default 2000.
 const MIN_DEFAULT_PENDING_BYTES: i32 = 1048576;
 const PENDING_BYTES_PER_SERIES: i32 = 512;
 
