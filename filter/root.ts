@@ -58,10 +58,10 @@ class DropLog {
     this.unlogged.take(dropped);
   }
 
-  /** Logs the drops not yet logged when a line is due, or at once with `now`. */
-  flush(nowMs: f64, budget: i32, now: bool): void {
+  /** Logs the drops not yet logged when a line is due, or at once with `force`. */
+  flush(nowMs: f64, budget: i32, force: bool): void {
     let u = this.unlogged;
-    if (u.summaries == 0 || (!now && !this.throttle.due(nowMs))) return;
+    if (u.summaries == 0 || (!force && !this.throttle.due(nowMs))) return;
     log(
       LogLevel.warn,
       "meshlook: dropped " +
@@ -329,13 +329,13 @@ export class MeshlookRoot extends Root {
     this.evictedLog.note(outbox.evicted, evictedSummariesMetric, evictedRequestsMetric);
   }
 
-  /** Logs the drops not yet logged, when a line is due or at once with `now`. */
-  private logDrops(nowNs: u64, now: bool): void {
+  /** Logs the drops not yet logged, when a line is due or at once with `force`. */
+  private logDrops(now: u64, force: bool): void {
     let c = this.config;
     if (c === null) return;
-    let nowMs = <f64>(nowNs / 1_000_000);
-    this.tooLargeLog.flush(nowMs, c.maxPendingBytes, now);
-    this.evictedLog.flush(nowMs, c.maxPendingBytes, now);
+    let nowMs = <f64>(now / 1_000_000);
+    this.tooLargeLog.flush(nowMs, c.maxPendingBytes, force);
+    this.evictedLog.flush(nowMs, c.maxPendingBytes, force);
   }
 
   private send(now: u64): void {
@@ -400,9 +400,9 @@ export class MeshlookRoot extends Root {
   private reportLoss(): void {
     let outbox = this.outbox;
     if (outbox === null) return;
+    this.logDrops(nowNanos(), true);
     // Not only the summaries held: also the windows dropped for the budget that they (or no summary yet)
     // were to report, since no summary delivered will.
-    this.logDrops(nowNanos(), true);
     outbox.dropAll();
     let summaries = <i64>outbox.droppedWindows;
     let requests = <i64>outbox.droppedRequests;
