@@ -1,8 +1,8 @@
 // Filter benchmarks (printed, not asserted): per-request cost against the do-nothing proxy-runtime
-// filter in the same host and process; wire bytes per request; linear memory at the series cap.
+// filter in the same host and process; wire bytes per request; summary bytes and linear memory at the series cap.
 // Run: `npx tsx bench/filter.ts [section …]` (after `npm run build`).
 import { ManualClock } from "../sim/host/index.ts";
-import { COLLECTOR_CLUSTER, NOOP_WASM, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
+import { COLLECTOR_CLUSTER, NOOP_WASM, decodeBody, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
 import { measureFilterCost, timeRound } from "./lib/filter-cost.ts";
 import { attackStages, latencyNs, measureAttackMemory, measureSeriesMixes, MESHLOOK_UNFLUSHED, sidecarFor, workload } from "./lib/filter-scale.ts";
 import { median, spread } from "./lib/stats.ts";
@@ -82,6 +82,53 @@ async function wireBytes(meshlook: WebAssembly.Module) {
     console.log(
       `${String(rps).padStart(6)} rps: ${collector.bodies.length} summaries of ${perSummary.toFixed(0)} bytes ` +
         `(${(perSummary / 100).toFixed(0)} bytes/series, mostly latency buckets), ${(bytes / (3 * perWindow)).toFixed(3)} bytes/request`,
+    );
+    await s.close();
+    await collector.close();
+  }
+}
+
+/**
+ * Encoded size of one window at the series cap, for sizing max_pending_bytes (a summary larger than it is
+ * dropped unsent): every series its own caller (principal and peer workload, as distinct as label values
+ * get), `perSeries` requests each with latencies spread log-uniformly over 2–150 ms. The live series can
+ * stop short of the cap when the window's distinct values fill the string table (docs/filter-config.md).
+ */
+async function summarySize(meshlook: WebAssembly.Module) {
+  console.log("\nsummary bytes at the series cap (one 10 s window, inbound, every series a distinct caller)");
+  for (const [maxSeries, perSeries] of [
+    [2000, 1],
+    [2000, 8],
+    [2000, 100],
+    [20_000, 1],
+    [65_536, 1],
+    [65_536, 4],
+  ]) {
+    const collector = await startCollector();
+    const clock = new ManualClock();
+    const config = { collector: { cluster: COLLECTOR_CLUSTER }, max_series: maxSeries, max_pending_bytes: 64 * 1024 * 1024, directions: ["inbound"] };
+    const s = await sidecarFor(meshlook, "meshlook", config, { [COLLECTOR_CLUSTER]: collector.address }, clock);
+    for (let i = 0; i < maxSeries; i++) {
+      for (let k = 0; k < perSeries; k++) {
+        const ms = 2 * 75 ** (k / Math.max(1, perSeries - 1));
+        s.stream(
+          syntheticStream({
+            principal: `spiffe://cluster.local/ns/tenant-${i % 500}/sa/svc-account-${i}`,
+            workload: `workload-${i}-v1`,
+            durationNs: Math.round(ms * 1e6),
+            requestBytes: 100 + i,
+            responseBytes: 900 + k,
+          }),
+        );
+      }
+    }
+    clock.advance(10_000);
+    await s.settle();
+    const body = collector.bodies[0].body;
+    const series = decodeBody(body).series.length;
+    console.log(
+      `max_series ${String(maxSeries).padStart(6)}, ${String(perSeries).padStart(3)} req/series: ${String(series).padStart(6)} series, ` +
+        `${(body.length / 1024).toFixed(0).padStart(5)} KiB (${(body.length / series).toFixed(0)} bytes/series)`,
     );
     await s.close();
     await collector.close();
@@ -174,7 +221,7 @@ async function collisionCost(meshlook: WebAssembly.Module) {
 }
 
 // Sections to run (all by default): `npx tsx bench/filter.ts memory per-request`.
-const SECTIONS = ["per-request", "bookinfo", "wire", "memory", "collisions"];
+const SECTIONS = ["per-request", "bookinfo", "wire", "summary-size", "memory", "collisions"];
 const chosen = process.argv.slice(2);
 for (const name of chosen) if (!SECTIONS.includes(name)) throw new Error(`unknown section "${name}" (one of ${SECTIONS.join(", ")})`);
 const wanted = (name: string) => chosen.length === 0 || chosen.includes(name);
@@ -182,5 +229,6 @@ const meshlook = await loadModule();
 if (wanted("per-request")) await perRequestCost(meshlook, await loadModule(NOOP_WASM), await loadModule(PROBE_WASM));
 if (wanted("bookinfo")) await bookinfoCost();
 if (wanted("wire")) await wireBytes(meshlook);
+if (wanted("summary-size")) await summarySize(meshlook);
 if (wanted("memory")) await memoryUnderAttack(meshlook);
 if (wanted("collisions")) await collisionCost(meshlook);

@@ -12,6 +12,12 @@ export const MAX_CONFIG_BYTES = 65536;
 // one value reference (the series of a window differ in at least one dimension), seven counters and a
 // sketch's scale, zero count and bucket count, one byte each.
 export const MIN_RECORD_BYTES: i32 = 12;
+// The default max_pending_bytes grows with max_series: a summary larger than the budget is dropped unsent
+// every window (outbox.ts push), and summaries measure 97–152 bytes a series (bench/filter.ts summary-size),
+// so a fixed 1 MiB holds a window of some 7 000–11 000 series, not 65 536. 512 bytes a series hold four
+// windows at 128 bytes a series, as 1 MiB (kept as the least) does at the default 2000.
+const MIN_DEFAULT_PENDING_BYTES: i32 = 1048576;
+const PENDING_BYTES_PER_SERIES: i32 = 512;
 
 export class Config {
   /** False in safe mode without a usable collector cluster: nothing is aggregated or sent. */
@@ -22,7 +28,7 @@ export class Config {
   timeoutMs: u32 = 5000;
   flushIntervalS: u32 = 10;
   maxSeries: i32 = 2000;
-  maxPendingBytes: i32 = 1048576;
+  maxPendingBytes: i32 = MIN_DEFAULT_PENDING_BYTES;
   inbound: bool = true;
   outbound: bool = true;
   /** Per dimension index: read it (true) or report it as `unknown` / 0 (false). */
@@ -119,6 +125,13 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
   return r;
 }
 
+/** The budget when `max_pending_bytes` is absent or unusable: it grows with `max_series` (above). */
+function defaultPendingBytes(maxSeries: i32): i32 {
+  let derived = maxSeries * PENDING_BYTES_PER_SERIES;
+  if (derived < MIN_DEFAULT_PENDING_BYTES) return MIN_DEFAULT_PENDING_BYTES;
+  return derived;
+}
+
 /**
  * `max_pending_bytes`, also checked against `max_series`: a summary larger than the whole budget is dropped
  * unsent whether or not the collector answers (outbox.ts push), so a budget below the smallest summary a
@@ -127,7 +140,7 @@ export function parseConfig(ptr: usize, len: i32): ConfigResult {
  */
 function readPendingBytes(r: ConfigResult, root: JsonValue): void {
   let c = r.config;
-  let fallback = c.maxPendingBytes;
+  let fallback = defaultPendingBytes(c.maxSeries);
   c.maxPendingBytes = <i32>intMember(r, root, "", "max_pending_bytes", 4096, 67108864, fallback);
   let least = <i64>c.maxSeries * <i64>MIN_RECORD_BYTES;
   if (<i64>c.maxPendingBytes >= least) return;

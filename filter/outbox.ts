@@ -9,7 +9,8 @@
 // ones not in flight are dropped and their requests are counted, to be reported by the next summary
 // encoded (a dropped summary's own drop report is carried over, so no drop goes unreported). A summary
 // the collector refuses for good (400, 413: resending the same bytes cannot succeed) is dropped the same
-// way at once, so it never holds back the summaries behind it.
+// way at once, so it never holds back the summaries behind it. The summaries dropped for the budget are
+// also tallied by reason, for the root context to log and count as proxy stats.
 //
 // The summaries' bytes live in one block of the budget's size, allocated once, oldest first and back to
 // back: the encoder writes each summary straight into it, and a summary leaving moves the ones behind it
@@ -30,16 +31,49 @@ export class Pending {
     public length: i32,
     /** Requests the summary accounts for. */
     public requests: f64,
+    /** Series the summary carries (the overflow series included). */
+    public series: f64,
     /** Drop counts this summary reports (restored if it is dropped in turn). */
     public reportsDroppedRequests: f64,
     public reportsDroppedWindows: f64,
   ) {}
 }
 
+/** Summaries dropped for one reason, with their own series and requests (not the drops they reported). */
+export class DropTally {
+  summaries: f64 = 0;
+  series: f64 = 0;
+  requests: f64 = 0;
+
+  add(p: Pending): void {
+    this.summaries += 1;
+    this.series += p.series;
+    this.requests += p.requests;
+  }
+
+  /** Adds `other`'s counts to these and clears `other`. */
+  take(other: DropTally): void {
+    this.summaries += other.summaries;
+    this.series += other.series;
+    this.requests += other.requests;
+    other.clear();
+  }
+
+  clear(): void {
+    this.summaries = 0;
+    this.series = 0;
+    this.requests = 0;
+  }
+}
+
 export class Outbox {
   /** Drops not yet reported in an encoded summary. */
   droppedRequests: f64 = 0;
   droppedWindows: f64 = 0;
+  /** Summaries dropped because one alone was larger than the budget (push answered -1). */
+  tooLarge: DropTally = new DropTally();
+  /** Summaries dropped, oldest first, to make room within the budget (a new summary, a smaller budget). */
+  evicted: DropTally = new DropTally();
   /** Bytes of the summaries held: arena[0, bytes). */
   bytes: i32 = 0;
   /** The summaries' bytes; at least maxBytes long. */
@@ -91,9 +125,10 @@ export class Outbox {
    */
   push(p: Pending): i32 {
     const kept = this.inFlight && this.queue.length > 0 ? this.queue[0].length : 0;
-    if (kept + p.length <= this.maxBytes) this.dropOldestUntil(this.maxBytes - p.length);
+    if (kept + p.length <= this.maxBytes) this.dropOldestUntil(this.maxBytes - p.length, this.evicted);
     if (this.bytes + p.length > this.maxBytes) {
       this.count(p);
+      this.tooLarge.add(p);
       return -1;
     }
     p.offset = this.bytes;
@@ -105,7 +140,7 @@ export class Outbox {
   /** A new budget (a reconfiguration): the oldest summaries not in flight are dropped until the rest fit. */
   resize(maxBytes: i32): void {
     if (maxBytes == this.maxBytes) return;
-    this.dropOldestUntil(maxBytes);
+    this.dropOldestUntil(maxBytes, this.evicted);
     // Only a summary in flight larger than the new budget keeps the arena longer, until the next resize.
     const next = new Uint8Array(maxBytes > this.bytes ? maxBytes : this.bytes);
     next.set(this.arena.subarray(0, this.bytes));
@@ -161,15 +196,17 @@ export class Outbox {
    * the drop counts are then everything never delivered nor reported by a summary that was.
    */
   dropAll(): void {
-    this.dropOldestUntil(0);
+    // Not tallied by reason: the stop reports these as lost on its own.
+    this.dropOldestUntil(0, new DropTally());
   }
 
   // Drops the oldest summaries until at most `limit` bytes are held, or only the one in flight is left.
-  private dropOldestUntil(limit: i32): void {
+  private dropOldestUntil(limit: i32, tally: DropTally): void {
     while (this.bytes > limit) {
       // The summary in flight may still arrive: never drop it (it would be counted twice).
       const victim = this.inFlight ? 1 : 0;
       if (victim >= this.queue.length) break;
+      tally.add(this.queue[victim]);
       this.drop(victim);
     }
   }

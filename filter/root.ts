@@ -7,7 +7,7 @@ import { Config, ConfigResult, parseConfig } from "./config";
 import { Interner } from "./interner";
 import { LocalNode, Observation, Observer } from "./observe";
 import { SeriesTable } from "./table";
-import { Outbox, Pending } from "./outbox";
+import { DropTally, Outbox, Pending } from "./outbox";
 import { SummaryWriter, WindowInfo } from "./summary";
 import { parseDecimal } from "./decimal";
 import { CONTENT_TYPE } from "../shared";
@@ -24,17 +24,59 @@ const MAX_RETRY_AFTER_S: f64 = 3600;
 // At VM stop the open window and the outbox are sent before the root context completes; this bounds
 // how long Envoy waits for it (each call's timeout is capped to what is left).
 const STOP_DEADLINE_MS: u64 = 5000;
-// A refusal repeats on every retry or summary: each is counted, but logged at most this often.
-const REFUSED_LOG_INTERVAL_MS: f64 = 60_000;
+// A refusal or a drop repeats on every retry or summary while its cause lasts: each is counted, but
+// logged at most this often (like Envoy's own ENVOY_LOG_PERIODIC, source/common/common/logger.h).
+const LOG_INTERVAL_MS: f64 = 60_000;
 
 class LogThrottle {
-  private lastMs: f64 = -REFUSED_LOG_INTERVAL_MS;
+  private lastMs: f64 = -LOG_INTERVAL_MS;
 
-  /** True at most once per REFUSED_LOG_INTERVAL_MS: the caller logs then. */
+  /** True at most once per LOG_INTERVAL_MS: the caller logs then. */
   due(nowMs: f64): bool {
-    if (nowMs - this.lastMs < REFUSED_LOG_INTERVAL_MS) return false;
+    if (nowMs - this.lastMs < LOG_INTERVAL_MS) return false;
     this.lastMs = nowMs;
     return true;
+  }
+}
+
+/**
+ * Summaries the outbox dropped for one reason: counted in two proxy stats as they happen, and logged as
+ * one warning per LOG_INTERVAL_MS with the counts since the previous one, so a collector down for hours
+ * writes a line a minute, not one per window, and no drop goes unlogged (the stop logs what is left).
+ */
+class DropLog {
+  private unlogged: DropTally = new DropTally();
+  private throttle: LogThrottle = new LogThrottle();
+
+  constructor(private reason: string) {}
+
+  /** Takes `dropped` (the outbox's tally for this reason) into the stats and the next line. */
+  note(dropped: DropTally, summariesMetric: i64, requestsMetric: i64): void {
+    if (dropped.summaries == 0) return;
+    incrementCounter(summariesMetric, <i64>dropped.summaries);
+    incrementCounter(requestsMetric, <i64>dropped.requests);
+    this.unlogged.take(dropped);
+  }
+
+  /** Logs the drops not yet logged when a line is due, or at once with `force`. */
+  flush(nowMs: f64, budget: i32, force: bool): void {
+    let u = this.unlogged;
+    if (u.summaries == 0 || (!force && !this.throttle.due(nowMs))) return;
+    log(
+      LogLevel.warn,
+      "meshlook: dropped " +
+        (<i64>u.summaries).toString() +
+        " summaries (" +
+        (<i64>u.series).toString() +
+        " series, " +
+        (<i64>u.requests).toString() +
+        " requests) unsent: " +
+        this.reason +
+        "; max_pending_bytes is " +
+        budget.toString() +
+        ", and the next summary reports them as dropped (docs/filter-config.md, Summaries, retries and producer ids)",
+    );
+    u.clear();
   }
 }
 
@@ -45,6 +87,10 @@ let callRefusedMetric: i64 = -1;
 let lostSummariesMetric: i64 = -1;
 let lostRequestsMetric: i64 = -1;
 let refusedMetric: i64 = -1;
+let tooLargeSummariesMetric: i64 = -1;
+let tooLargeRequestsMetric: i64 = -1;
+let evictedSummariesMetric: i64 = -1;
+let evictedRequestsMetric: i64 = -1;
 
 // The last configuration of this VM that had a usable collector cluster. A plugin update is a new root
 // context in the same VM; one without a usable cluster keeps reporting under this instead of stopping.
@@ -58,6 +104,10 @@ function defineMetrics(): void {
   lostSummariesMetric = defineCounter("meshlook_summaries_lost_at_stop");
   lostRequestsMetric = defineCounter("meshlook_requests_lost_at_stop");
   refusedMetric = defineCounter("meshlook_summaries_refused");
+  tooLargeSummariesMetric = defineCounter("meshlook_summaries_dropped_too_large");
+  tooLargeRequestsMetric = defineCounter("meshlook_requests_dropped_too_large");
+  evictedSummariesMetric = defineCounter("meshlook_summaries_evicted");
+  evictedRequestsMetric = defineCounter("meshlook_requests_evicted");
 }
 
 /** Time the VM started, ns: part of every producer id, so a restarted VM is a new producer. */
@@ -91,6 +141,8 @@ export class MeshlookRoot extends Root {
   private tokenWarned: bool = false;
   private callRefusedLog: LogThrottle = new LogThrottle();
   private summaryRefusedLog: LogThrottle = new LogThrottle();
+  private tooLargeLog: DropLog = new DropLog("summary larger than max_pending_bytes");
+  private evictedLog: DropLog = new DropLog("pending budget full, oldest dropped (the collector is down or slow)");
   private stopping: bool = false;
   private stopDeadlineNs: u64 = 0;
 
@@ -140,6 +192,7 @@ export class MeshlookRoot extends Root {
     if (outbox === null) outbox = new Outbox(c.maxPendingBytes, BASE_BACKOFF_MS, MAX_BACKOFF_MS, deadline);
     outbox.resize(c.maxPendingBytes);
     outbox.callDeadlineMs = deadline;
+    this.noteDrops(outbox);
 
     this.producerId = producerId(observer.local.id, vmStartNs, this.id, vmNonce);
     this.writer = new SummaryWriter(c, strings);
@@ -170,6 +223,7 @@ export class MeshlookRoot extends Root {
     let now = nowNanos();
     if (now + TICK_SLACK_NS >= this.windowStartNs + <u64>c.flushIntervalS * 1_000_000_000) this.closeWindow(now);
     this.send(now);
+    this.logDrops(now, false);
   }
 
   onHttpCallResponse(token: u32, headers: u32, _bodySize: u32, _trailers: u32): void {
@@ -259,14 +313,29 @@ export class MeshlookRoot extends Root {
       writer.encode(info, table, strings);
       let requests: f64 = 0;
       for (let i = 0; i < table.count; i++) requests += table.stats[i].requests;
-      let at = outbox.push(new Pending(this.seq, writer.encodedLength(), requests, drops[0], drops[1]));
+      let at = outbox.push(new Pending(this.seq, writer.encodedLength(), requests, <f64>table.count, drops[0], drops[1]));
       if (at >= 0) writer.writeTo(outbox.arena, at);
+      this.noteDrops(outbox);
       this.seq += 1;
     }
     table.reset();
     strings.reset();
     observer.startWindow();
     this.windowStartNs = now;
+  }
+
+  private noteDrops(outbox: Outbox): void {
+    this.tooLargeLog.note(outbox.tooLarge, tooLargeSummariesMetric, tooLargeRequestsMetric);
+    this.evictedLog.note(outbox.evicted, evictedSummariesMetric, evictedRequestsMetric);
+  }
+
+  /** Logs the drops not yet logged, when a line is due or at once with `force`. */
+  private logDrops(now: u64, force: bool): void {
+    let c = this.config;
+    if (c === null) return;
+    let nowMs = <f64>(now / 1_000_000);
+    this.tooLargeLog.flush(nowMs, c.maxPendingBytes, force);
+    this.evictedLog.flush(nowMs, c.maxPendingBytes, force);
   }
 
   private send(now: u64): void {
@@ -331,6 +400,7 @@ export class MeshlookRoot extends Root {
   private reportLoss(): void {
     let outbox = this.outbox;
     if (outbox === null) return;
+    this.logDrops(nowNanos(), true);
     // Not only the summaries held: also the windows dropped for the budget that they (or no summary yet)
     // were to report, since no summary delivered will.
     outbox.dropAll();

@@ -3,9 +3,9 @@
 // holds in its one block.
 import "assemblyscript/std/portable/index";
 import { describe, expect, it } from "vitest";
-import { Outbox, Pending } from "../../filter/outbox.ts";
+import { DropTally, Outbox, Pending } from "../../filter/outbox.ts";
 
-const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0]) => new Pending(seq, bytes, requests, drops[0], drops[1]);
+const summary = (seq: number, bytes: number, requests: number, drops: number[] = [0, 0], series = 1) => new Pending(seq, bytes, requests, series, drops[0], drops[1]);
 
 /** Queues a summary whose every byte is its seq, as the filter writes a body where push() says. */
 function pushFilled(o: Outbox, seq: number, bytes: number, requests = 1): Pending {
@@ -104,6 +104,32 @@ describe("filter outbox", () => {
     o.push(summary(0, 150, 3));
     expect(o.length).toBe(0);
     expect([o.droppedRequests, o.droppedWindows]).toEqual([3, 1]);
+  });
+
+  it("tallies the summaries dropped for the budget by reason, with their own series and requests only", () => {
+    const o = new Outbox(100, 1000, 300_000, 10_000);
+    const tally = (t: DropTally) => [t.summaries, t.series, t.requests];
+    o.push(summary(0, 40, 3, [0, 0], 2));
+    o.push(summary(1, 40, 5, [0, 0], 4));
+    o.push(summary(2, 150, 7, [0, 0], 9)); // larger than the budget: dropped itself, the others stay
+    o.push(summary(3, 40, 11, [6, 2], 8)); // evicts seq 0
+    o.resize(30); // evicts seq 1 and 3 (the drops seq 3 carried go back to the drop counts, not the tally)
+    o.resize(100);
+    expect(tally(o.tooLarge)).toEqual([1, 9, 7]);
+    expect(tally(o.evicted)).toEqual([3, 2 + 4 + 8, 3 + 5 + 11]);
+    // Refusals and the stop are reported on their own, not as budget drops.
+    o.push(summary(4, 40, 13, [0, 0], 1));
+    o.sent(0);
+    o.refused();
+    o.push(summary(5, 40, 17, [0, 0], 1));
+    o.dropAll();
+    expect(tally(o.evicted)).toEqual([3, 14, 19]);
+    const logged = new DropTally();
+    logged.take(o.evicted);
+    expect([tally(logged), tally(o.evicted)]).toEqual([
+      [3, 14, 19],
+      [0, 0, 0],
+    ]);
   });
 
   it("drops a refused head summary at once, counts it, and sends the next without backing off", () => {
