@@ -1,5 +1,5 @@
 // Keeps the read API's pre-aggregates of the minute rows current after every committed load:
-// mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE), one row per (hour, series), with the first and last
+// mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE), rows per (hour, series), with the first and last
 // minute and a binary latency sketch (sketches.ts), and mesh_board_minute (BOARD_MINUTE_TABLE), counters and
 // a binary sketch per (minute, reporter, destination namespace and service, response code), the grain of the
 // dashboard's per-minute charts. Dashboards then read ~60× (per hour) or ~100× (per minute, at 10k series)
@@ -10,9 +10,10 @@
 //
 // Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load, and writes
 // both tables in one transaction:
-//  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
-//    their hours' rows, and appended to mesh_board_minute as rows of their own — work follows what was
-//    loaded, not the size of the hour;
+//  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are grouped per
+//    series and appended to both tables as rows of their own — work follows what was loaded, not the size
+//    of the hour, and nothing is read back (reading back and rewriting an hour's rows, twenty dimension
+//    strings each, cost 6–7 times the load at 10k series);
 //  - then, when a table's total disagrees with the minute table's (the first run after start or after
 //    migration 8, rows loaded by a replica whose clock is behind this one's, deleted minute rows), hours
 //    whose counts disagree are rebuilt from their minute rows, newest first, in whichever table disagrees,
@@ -22,8 +23,14 @@
 //    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
 //    disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
-//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
-// Memory: one hour's series at a time (the series cardinality cap bounds it).
+//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute;
+//  - last, mesh_board_hour's hours whose rows come from more than `compactAfter` merges, or that have closed,
+//    are compacted to one row per series, which bounds what reads sum and merge. Compaction only regroups
+//    rows, so it never changes an answer nor whether an hour's counts agree, and a run that fails before it
+//    commits nothing; what it leaves undone (a process stopped) the next run finds in the table.
+// Series cross into this process as an id and their sketches only: their dimensions stay in DuckDB, grouped
+// into a temporary table the rows are written back from. Memory: one hour's series at a time (the series
+// cardinality cap bounds it).
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBBlobValue, type DuckDBConnection, type DuckDBListVector, type DuckDBVector } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
@@ -79,13 +86,17 @@ const SERIES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
  * SERIES_COLUMNS from minute rows, one row per series, and `sketches`: its minute rows' (minute, JSON sketch)
  * pairs as one list, so each JSON sketch is parsed once for both pre-aggregates. Append a WHERE, then SERIES_GROUP.
  */
-const SERIES_FROM_MINUTES = aggregateSql([...SERIES_COLUMNS, "sketches"], {
-  ...EXTREMES,
-  first_minute: "MIN(minute)",
-  last_minute: "MAX(minute)",
-  // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
-  sketches: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
-}, DIMENSIONS);
+const SERIES_FROM_MINUTES = aggregateSql(
+  [...SERIES_COLUMNS, "sketches"],
+  {
+    ...EXTREMES,
+    first_minute: "MIN(minute)",
+    last_minute: "MAX(minute)",
+    // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
+    sketches: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
+  },
+  DIMENSIONS,
+);
 /** SERIES_COLUMNS from one hour's mesh_board_hour rows, one row per series, and their binary sketches as `sketches`; binds the hour. */
 const SERIES_FROM_BOARD =
   aggregateSql(
@@ -305,7 +316,10 @@ export class BoardRollup {
     // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k sketches to merge.
     const yielder = new Yielder();
     const where = { sql: IN_HOUR + (loaded ? LOADED : ""), params: [String(hour), String(hour + HOUR_US), ...(loaded ?? [])] };
-    await c.run(`CREATE OR REPLACE TEMP TABLE ${SERIES_TABLE} AS SELECT row_number() OVER () AS series_id, * FROM (${SERIES_FROM_MINUTES}${where.sql}${SERIES_GROUP})`, where.params);
+    await c.run(
+      `CREATE OR REPLACE TEMP TABLE ${SERIES_TABLE} AS SELECT row_number() OVER () AS series_id, * FROM (${SERIES_FROM_MINUTES}${where.sql}${SERIES_GROUP})`,
+      where.params,
+    );
     const sketches = target.hour ? new Map<bigint, SketchAccumulator>() : undefined;
     const perMinute = target.minutes ? new Map<string, SketchAccumulator>() : undefined;
     // Of a series' dimensions, only mesh_board_minute's keys cross into this process, and only when it is written.
@@ -353,12 +367,7 @@ export class BoardRollup {
    * Streams `sql`'s rows (series_id first, the `sketches` list last), calling `row` per row, then the function
    * it returns per item of the row's list.
    */
-  private async eachSeries(
-    c: DuckDBConnection,
-    sql: string,
-    yielder: Yielder,
-    row: (id: bigint, col: DuckDBVector[], i: number) => (item: unknown) => void,
-  ): Promise<void> {
+  private async eachSeries(c: DuckDBConnection, sql: string, yielder: Yielder, row: (id: bigint, col: DuckDBVector[], i: number) => (item: unknown) => void): Promise<void> {
     const result = await c.stream(sql);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
       // Read value by value, not converted a chunk at a time: a chunk of a rebuild holds ~100k sketches,
@@ -390,10 +399,17 @@ export class BoardRollup {
     yielder: Yielder,
   ): Promise<void> {
     await c.run(`CREATE OR REPLACE TEMP TABLE ${SKETCH_TABLE} (series_id BIGINT, sketch BLOB)`);
-    await appendAll(c, SKETCH_TABLE, sketches, yielder, (a, [id, acc]) => {
-      a.appendBigInt(id);
-      appendSketch(a, acc);
-    }, "temp");
+    await appendAll(
+      c,
+      SKETCH_TABLE,
+      sketches,
+      yielder,
+      (a, [id, acc]) => {
+        a.appendBigInt(id);
+        appendSketch(a, acc);
+      },
+      "temp",
+    );
     if (appendedAt === undefined) await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
     await c.run(
       `INSERT INTO ${BOARD_HOUR_TABLE.name} SELECT make_timestamp(?::BIGINT), ${SERIES_COLUMNS.join(", ")}, ${sketchSql}, ${appendedAt === undefined ? "NULL" : "make_timestamp(?::BIGINT)"} ` +
@@ -430,14 +446,7 @@ export class BoardRollup {
 }
 
 /** Appends a row to `table` (of `catalog`) per item, `fill` writing its values, giving the event loop turns between rows. */
-async function appendAll<T>(
-  c: DuckDBConnection,
-  table: string,
-  items: Iterable<T>,
-  yielder: Yielder,
-  fill: (a: DuckDBAppender, item: T) => void,
-  catalog?: string,
-): Promise<void> {
+async function appendAll<T>(c: DuckDBConnection, table: string, items: Iterable<T>, yielder: Yielder, fill: (a: DuckDBAppender, item: T) => void, catalog?: string): Promise<void> {
   const a = await c.createAppender(table, null, catalog);
   try {
     for (const item of items) {

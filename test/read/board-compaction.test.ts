@@ -22,7 +22,9 @@ let H: number;
 beforeAll(async () => {
   w = await loadWarehouse({ requests: 500, requestsPerSecond: 50, seed: "board-compaction" });
   const [row] = await query(w, `SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1`);
-  base = Object.fromEntries(Object.entries(row).filter(([k]) => !["minute", "requests", "errors", "request_bytes", "response_bytes", "loaded_at"].includes(k) && !k.startsWith("latency")));
+  base = Object.fromEntries(
+    Object.entries(row).filter(([k]) => !["minute", "requests", "errors", "request_bytes", "response_bytes", "loaded_at"].includes(k) && !k.startsWith("latency")),
+  );
   H = (Math.floor(w.toMs / HOUR) + 2) * HOUR;
 }, 120_000);
 afterAll(async () => {
