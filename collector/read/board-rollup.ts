@@ -60,7 +60,7 @@ export interface BoardRollupOptions {
   budgetSeconds?: number;
   /** Set after each run to the hours it left waiting to be rebuilt. */
   waitingGauge?: Gauge;
-  /** How many merges' rows (a compacted hour's counting as one) an open hour holds before it is compacted. */
+  /** The most merges an open hour's mesh_board_hour rows may come from (its compacted rows counting as one); DEFAULT_COMPACT_AFTER. */
   compactAfter?: number;
 }
 
