@@ -25,7 +25,7 @@ import { BOARD_HOUR_TABLE, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE, HOUR_TABL
 import type { SeriesDims } from "../sim/traffic/series.ts";
 import { formatTable } from "../sim/report.ts";
 import { usageSeconds } from "./lib/proc.ts";
-import { median, spread } from "./lib/stats.ts";
+import { mean, median, spread } from "./lib/stats.ts";
 import { loadWarehouse, minuteSummary, type Warehouse } from "../test/looker/warehouse.ts";
 import { boardRequests } from "../ui/boards.js";
 
@@ -36,7 +36,8 @@ const arg = process.argv.indexOf("--series");
 const SERIES = arg > 0 ? process.argv[arg + 1].split(",").map(Number) : [1000, 10_000];
 /** Only the post-load cost (no board timings, no rebuild): for comparing the stage's versions. */
 const MERGE_ONLY = process.argv.includes("--merge-only");
-const MERGE_ROUNDS = 5;
+/** Eight: with an hour compacted after every 4 merges, two of the timed rounds compact, as one load in 4 does. */
+const MERGE_ROUNDS = 8;
 
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const iso = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
@@ -141,16 +142,17 @@ async function timeBoards(w: Warehouse, nowMs: number, range: string, boards = [
 
 /**
  * The extra cost a load pays for the pre-aggregates: one more minute of every series loaded through the
- * real sink (wire-decoded summaries, ledger, rollup), then the post-load stage merging it into its hour's
- * existing rows. Minute 0 of the next hour is loaded untimed, then MERGE_ROUNDS minutes each timed, so every
- * timed merge meets rows already there, as every minute after an hour's first does; each round's merge is
- * divided by its own load (the same-process baseline).
+ * real sink (wire-decoded summaries, ledger, rollup), then the post-load stage appending it to its hour and,
+ * every few loads, compacting the hour. Minute 0 of the next hour is loaded untimed, then MERGE_ROUNDS
+ * minutes each timed, so every timed merge meets rows already there, as every minute after an hour's first
+ * does; each round's merge is divided by its own load (the same-process baseline). The mean over the rounds
+ * is the cost per load with compaction spread over the loads.
  */
 async function loadOverhead(
   w: Warehouse,
   rollup: BoardRollup,
   dayStart: number,
-): Promise<{ loadS: number[]; rollupS: number[]; loadCpuS: number[]; rollupCpuS: number[]; series: number }> {
+): Promise<{ loadS: number[]; rollupS: number[]; loadCpuS: number[]; rollupCpuS: number[]; checkpointCpuS: number[]; compacting: number[]; series: number }> {
   const rows = (
     await w.sink.connection.runAndReadAll(`SELECT DISTINCT ${DIMENSIONS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = CAST(? AS TIMESTAMP)`, [iso(dayStart)])
   ).getRowObjectsJS();
@@ -159,23 +161,49 @@ async function loadOverhead(
     for (let k = 0; k < 20; k++) stats.record(1000 + ((i * 7919 + k * 104729) % 250_000), 300, 1200, k === 0 && i % 10 === 0);
     return { dims: Object.fromEntries(DIMENSIONS.map((d) => [d, d === "response_code" ? Number(r[d]) : String(r[d])])) as unknown as SeriesDims, stats };
   });
-  const out = { loadS: [] as number[], rollupS: [] as number[], loadCpuS: [] as number[], rollupCpuS: [] as number[], series: inputs.length };
+  const out = {
+    loadS: [] as number[],
+    rollupS: [] as number[],
+    loadCpuS: [] as number[],
+    rollupCpuS: [] as number[],
+    checkpointCpuS: [] as number[],
+    compacting: [] as number[],
+    series: inputs.length,
+  };
+  // DuckDB checkpoints on its own at the commit that takes the write-ahead log past 16 MB, which a load and a
+  // merge at 10k series cross about every other round, landing a checkpoint of both in whichever commit
+  // crossed it. Checkpointing before the load and before the merge, and timing the one after the merge
+  // apart, compares what each writes rather than where the threshold fell.
+  const checkpoint = async () => {
+    const c = process.cpuUsage();
+    await w.sink.connection.run("CHECKPOINT");
+    return usageSeconds(process.cpuUsage(c));
+  };
   for (let m = 0; m <= MERGE_ROUNDS; m++) {
     const minute = dayStart + DAY + m * MINUTE;
     const summaries = [];
     for (let i = 0; i * 1000 < inputs.length; i++) summaries.push(minuteSummary(`bench-${i}`, m + 1, minute, inputs.slice(i * 1000, (i + 1) * 1000)));
+    await checkpoint();
     const t0 = performance.now();
     const c0 = process.cpuUsage();
     await w.sink.load(summaries);
+    const loadS = (performance.now() - t0) / 1000;
+    const loadCpuS = usageSeconds(process.cpuUsage(c0));
+    await checkpoint();
     const t1 = performance.now();
     const c1 = process.cpuUsage();
     const report = await rollup.run();
     if (report.merged !== 1) throw new Error(`expected one hour merged, got ${JSON.stringify(report)}`);
+    const rollupS = (performance.now() - t1) / 1000;
+    const rollupCpuS = usageSeconds(process.cpuUsage(c1));
+    const checkpointCpuS = await checkpoint();
     if (m === 0) continue;
-    out.loadS.push((t1 - t0) / 1000);
-    out.rollupS.push((performance.now() - t1) / 1000);
-    out.loadCpuS.push(usageSeconds(process.cpuUsage(c0)) - usageSeconds(process.cpuUsage(c1)));
-    out.rollupCpuS.push(usageSeconds(process.cpuUsage(c1)));
+    out.loadS.push(loadS);
+    out.rollupS.push(rollupS);
+    out.loadCpuS.push(loadCpuS);
+    out.rollupCpuS.push(rollupCpuS);
+    out.checkpointCpuS.push(checkpointCpuS);
+    if (report.compacted > 0) out.compacting.push(out.rollupCpuS.length - 1);
   }
   return out;
 }
@@ -244,7 +272,10 @@ for (const target of SERIES) {
     notes.push(
       `${o.series} series, median of ${MERGE_ROUNDS} rounds (min..max): one minute loaded through the sink ${median(o.loadS).toFixed(2)} s (${spread(o.loadS, 2)}), ` +
         `pre-aggregate merge after it ${median(o.rollupS).toFixed(2)} s (${spread(o.rollupS, 2)}), ratio ${median(ratios).toFixed(2)}× (${spread(ratios, 2)}); ` +
-        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${spread(cpuRatios, 2)})`,
+        `by CPU time ${median(o.loadCpuS).toFixed(2)} s and ${median(o.rollupCpuS).toFixed(2)} s, ratio ${median(cpuRatios).toFixed(2)}× (${spread(cpuRatios, 2)}); ` +
+        `mean per load by CPU time ${mean(o.loadCpuS).toFixed(2)} s and ${mean(o.rollupCpuS).toFixed(2)} s, ratio ${(mean(o.rollupCpuS) / mean(o.loadCpuS)).toFixed(2)}×; ` +
+        `checkpoint after the merge ${median(o.checkpointCpuS).toFixed(2)} s CPU (${spread(o.checkpointCpuS, 2)}), mean ${mean(o.checkpointCpuS).toFixed(2)} s; ` +
+        `rounds that compacted: ${o.compacting.length ? o.compacting.map((i) => `${o.rollupCpuS[i].toFixed(2)} s CPU`).join(", ") : "none"}`,
     );
     if (MERGE_ONLY) {
       day.rollup.close();

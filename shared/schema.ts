@@ -264,9 +264,10 @@ export const OUTLIER_TABLE: Table = {
  * one row per (hour, series), kept current after every load from the minute rows it has not yet absorbed,
  * including the hour still in progress. Unlike mesh_traffic_hour it keeps the first and last minute (the
  * LookML rate window and first/last seen stay exact) and the sketch in a binary form merged without parsing
- * JSON. Embedded DuckDB only: the read API serves no other warehouse.
+ * JSON. Embedded DuckDB only: the read API serves no other warehouse. As migration 7 created it; migration 9
+ * added `appended_at` (BOARD_HOUR_TABLE).
  */
-export const BOARD_HOUR_TABLE: Table = {
+const BOARD_HOUR_TABLE_V7: Table = {
   name: "mesh_board_hour",
   doc: "Read API pre-aggregate (DuckDB only): one row per (hour, series) with first/last minute and a binary latency sketch; kept current after each load.",
   columns: [
@@ -281,6 +282,26 @@ export const BOARD_HOUR_TABLE: Table = {
       doc: "minute rows absorbed (the read path uses the hour only when this equals the minute table's count, and the requests and first minute agree)",
     },
     { name: "sketch", type: "binary", nullable: true, doc: "latency sketch, binary (collector/read/sketches.ts)" },
+  ],
+};
+
+/**
+ * mesh_board_hour with `appended_at`: a load's merge appends one row per (hour, series) instead of rewriting
+ * the hour's rows, so a series may hold several rows in an hour (every read sums and merges them); the stage
+ * compacts an hour's appended rows back to one per series once they come from enough merges, or the hour has
+ * closed. NULL marks a row compacted or rebuilt, of which an hour holds at most one per series.
+ */
+export const BOARD_HOUR_TABLE: Table = {
+  ...BOARD_HOUR_TABLE_V7,
+  doc: "Read API pre-aggregate (DuckDB only): rows per (hour, series) with first/last minute and a binary latency sketch; appended after each load, compacted to one per series.",
+  columns: [
+    ...BOARD_HOUR_TABLE_V7.columns,
+    {
+      name: "appended_at",
+      type: "timestamp",
+      nullable: true,
+      doc: "for a row a load's merge appended: the newest loaded_at of the minute rows it absorbed (one value per merge); NULL once compacted or rebuilt",
+    },
   ],
 };
 
@@ -383,8 +404,8 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 7,
     name: "read API pre-aggregate mesh_board_hour (DuckDB only)",
     // Only the embedded warehouse has a read API (docs/read-api.md); Snowflake gets an empty step.
-    statements: (d) => (d === "duckdb" ? [createTableSql(BOARD_HOUR_TABLE, d)] : []),
-    tables: [BOARD_HOUR_TABLE],
+    statements: (d) => (d === "duckdb" ? [createTableSql(BOARD_HOUR_TABLE_V7, d)] : []),
+    tables: [BOARD_HOUR_TABLE_V7],
   },
   {
     version: 8,
@@ -392,6 +413,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // Created empty: the post-load stage finds every hour's count disagreeing and fills it within its budget.
     statements: (d) => (d === "duckdb" ? [createTableSql(BOARD_MINUTE_TABLE, d)] : []),
     tables: [BOARD_MINUTE_TABLE],
+  },
+  {
+    version: 9,
+    name: "mesh_board_hour appended per load, compacted per hour: appended_at (DuckDB only)",
+    // Existing rows are one per (hour, series), as compaction leaves them: NULL. Snowflake gets an empty step.
+    statements: (d) => (d === "duckdb" ? [`ALTER TABLE ${BOARD_HOUR_TABLE.name} ADD COLUMN appended_at ${TYPE_NAMES[d].timestamp}`] : []),
+    tables: [BOARD_HOUR_TABLE],
   },
 ];
 

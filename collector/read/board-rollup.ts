@@ -1,5 +1,5 @@
 // Keeps the read API's pre-aggregates of the minute rows current after every committed load:
-// mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE), one row per (hour, series), with the first and last
+// mesh_board_hour (shared/schema.ts BOARD_HOUR_TABLE), rows per (hour, series), with the first and last
 // minute and a binary latency sketch (sketches.ts), and mesh_board_minute (BOARD_MINUTE_TABLE), counters and
 // a binary sketch per (minute, reporter, destination namespace and service, response code), the grain of the
 // dashboard's per-minute charts. Dashboards then read ~60× (per hour) or ~100× (per minute, at 10k series)
@@ -10,9 +10,10 @@
 //
 // Runs in the loader's chain after each cycle (collector.ts afterLoad), so never beside a load, and writes
 // both tables in one transaction:
-//  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are merged into
-//    their hours' rows, and appended to mesh_board_minute as rows of their own — work follows what was
-//    loaded, not the size of the hour;
+//  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are grouped per
+//    series and appended to both tables as rows of their own — work follows what was loaded, not the size
+//    of the hour, and nothing is read back (reading back and rewriting an hour's rows, twenty dimension
+//    strings each, cost 6–7 times the load at 10k series);
 //  - then, when a table's total disagrees with the minute table's (the first run after start or after
 //    migration 8, rows loaded by a replica whose clock is behind this one's, deleted minute rows), hours
 //    whose counts disagree are rebuilt from their minute rows, newest first, in whichever table disagrees,
@@ -22,9 +23,15 @@
 //    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
 //    disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
-//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute.
-// Memory: one hour's series at a time (the series cardinality cap bounds it).
-import { DuckDBListVector, DuckDBTimestampValue, type DuckDBAppender, type DuckDBBlobValue, type DuckDBConnection } from "@duckdb/node-api";
+//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute;
+//  - last, mesh_board_hour's hours whose rows come from more than `compactAfter` merges, or that have closed,
+//    are compacted to one row per series, which bounds what reads sum and merge. Compaction only regroups
+//    rows, so it never changes an answer nor whether an hour's counts agree, and a run that fails before it
+//    commits nothing; what it leaves undone (a process stopped) the next run finds in the table.
+// Series cross into this process as an id and their sketches only: their dimensions stay in DuckDB, grouped
+// into a temporary table the rows are written back from. Memory: one hour's series at a time (the series
+// cardinality cap bounds it).
+import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBBlobValue, type DuckDBConnection, type DuckDBListVector, type DuckDBVector } from "@duckdb/node-api";
 import type { Logger } from "pino";
 import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
@@ -36,26 +43,13 @@ import type { ReadSource } from "./warehouse.ts";
 const HOUR_US = 3_600_000_000n;
 const ts = (us: bigint) => new DuckDBTimestampValue(us);
 
-interface Cell {
-  dims: (string | number)[];
-  requests: bigint;
-  errors: bigint;
-  requestBytes: bigint;
-  responseBytes: bigint;
-  latencySum: bigint;
-  latencyMin: bigint;
-  latencyMax: bigint;
-  first: bigint;
-  last: bigint;
-  rows: bigint;
-  sketch: SketchAccumulator;
-}
-
 export interface BoardRollupReport {
   /** Hours whose rows absorbed newly loaded minute rows. */
   merged: number;
   /** Hours rebuilt from all their minute rows. */
   rebuilt: number;
+  /** Hours whose appended mesh_board_hour rows were compacted to one per series. */
+  compacted: number;
   /** Stale hours left for later runs. */
   waiting: number;
   seconds: number;
@@ -66,57 +60,70 @@ export interface BoardRollupOptions {
   budgetSeconds?: number;
   /** Set after each run to the hours it left waiting to be rebuilt. */
   waitingGauge?: Gauge;
+  /** The most merges an open hour's mesh_board_hour rows may come from (its compacted rows counting as one); DEFAULT_COMPACT_AFTER. */
+  compactAfter?: number;
 }
 
 /** Half the default load interval: a backlog of stale hours delays a load by about one cycle at most. */
 export const DEFAULT_BUDGET_SECONDS = 5;
 
-/** Every row the rebuild or the merge reads, in one column order: dimensions, measures, sketch. */
-const READ_COLUMNS = [
-  ...DIMENSIONS,
-  "requests",
-  "errors",
-  "request_bytes",
-  "response_bytes",
-  "latency_sum_us",
-  "latency_min_us",
-  "latency_max_us",
-  "epoch_us(first_minute)",
-  "epoch_us(last_minute)",
-  "minute_rows",
-  "sketch",
-];
+/**
+ * An open hour is compacted once its rows come from more merges than this (its compacted rows counting as one),
+ * so it holds at most this many rows per series: a day's question reads at most 3 hours' worth more than 24
+ * (+13 %), and in a steady mesh a compaction, which reads the hour's rows back, comes once every 4 loads.
+ */
+export const DEFAULT_COMPACT_AFTER = 4;
+
+/** mesh_board_hour's columns that fold a series' rows into one: all but the hour, the sketch and appended_at. */
+const SERIES_COLUMNS = BOARD_HOUR_TABLE.columns.map((c) => c.name).filter((n) => !["hour", "sketch", "appended_at"].includes(n));
 /** How both pre-aggregates fold minute rows' extremes and count them. */
 const EXTREMES: Record<string, string> = { latency_min_us: "MIN(latency_min_us)", latency_max_us: "MAX(latency_max_us)", minute_rows: "COUNT(*)" };
-/** A SELECT of `columns` from the minute rows: each by its rule in `rules`, else kept as is when one of `dims` (grouped by), else summed. */
-const aggregateSql = (columns: readonly string[], rules: Record<string, string>, dims: readonly string[]) =>
-  `SELECT ${columns.map((c) => rules[c] ?? (dims.includes(c) ? c : `SUM(${c})::BIGINT`)).join(", ")} FROM ${FACT_TABLE.name}`;
+/** A SELECT of `columns` from `table`: each by its rule in `rules`, else kept as is when one of `dims` (grouped by), else summed. */
+const aggregateSql = (columns: readonly string[], rules: Record<string, string>, dims: readonly string[], table = FACT_TABLE.name) =>
+  `SELECT ${columns.map((c) => `${rules[c] ?? (dims.includes(c) ? c : `SUM(${c})::BIGINT`)} AS ${c}`).join(", ")} FROM ${table}`;
+const SERIES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
 /**
- * READ_COLUMNS from minute rows, one row per series: grouped in DuckDB, so a series' dimension values (most
- * of a row's bytes) cross into this process once, not once per minute, and its minute rows' (minute, JSON
- * sketch) pairs as one list, so each JSON sketch is parsed once for both pre-aggregates. Append a WHERE, then
- * FROM_MINUTES_GROUP.
+ * SERIES_COLUMNS from minute rows, one row per series, and `sketches`: its minute rows' (minute, JSON sketch)
+ * pairs as one list, so each JSON sketch is parsed once for both pre-aggregates. Append a WHERE, then SERIES_GROUP.
  */
-const MINUTES_AGGREGATE: Record<string, string> = {
-  ...EXTREMES,
-  "epoch_us(first_minute)": "MIN(epoch_us(minute))",
-  "epoch_us(last_minute)": "MAX(epoch_us(minute))",
-  // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
-  sketch: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
-};
-const FROM_MINUTES = aggregateSql(READ_COLUMNS, MINUTES_AGGREGATE, DIMENSIONS);
-const FROM_MINUTES_GROUP = ` GROUP BY ${DIMENSIONS.join(", ")}`;
+const SERIES_FROM_MINUTES = aggregateSql(
+  [...SERIES_COLUMNS, "sketches"],
+  {
+    ...EXTREMES,
+    first_minute: "MIN(minute)",
+    last_minute: "MAX(minute)",
+    // "<epoch µs> <JSON>": one string per minute row, which crosses into this process cheaper than a struct.
+    sketches: "LIST(epoch_us(minute)::VARCHAR || ' ' || COALESCE(latency_sketch, 'null'))",
+  },
+  DIMENSIONS,
+);
+/** SERIES_COLUMNS from one hour's mesh_board_hour rows, one row per series, and their binary sketches as `sketches`; binds the hour. */
+const SERIES_FROM_BOARD =
+  aggregateSql(
+    [...SERIES_COLUMNS, "sketches"],
+    { ...EXTREMES, first_minute: "MIN(first_minute)", last_minute: "MAX(last_minute)", minute_rows: "SUM(minute_rows)::BIGINT", sketches: "LIST(sketch)" },
+    DIMENSIONS,
+    BOARD_HOUR_TABLE.name,
+  ) + ` WHERE hour = make_timestamp(?::BIGINT)${SERIES_GROUP}`;
+/**
+ * The series a fold or compaction writes (temporary, one at a time): SERIES_COLUMNS and `sketches` numbered by
+ * `series_id`, so that only the id and the sketches cross into this process, never a series' twenty dimension
+ * strings, and the rows are written back by INSERT … SELECT from here.
+ */
+const SERIES_TABLE = "board_series";
+/** The series' merged binary sketches by `series_id` (temporary, beside SERIES_TABLE). */
+const SKETCH_TABLE = "board_series_sketch";
 
 const MINUTE_AGGREGATE: Record<string, string> = {
   ...EXTREMES,
   minute: "epoch_us(minute)",
   mtls_requests: "SUM(CASE WHEN connection_security_policy = 'mutual_tls' THEN requests ELSE 0 END)::BIGINT",
 };
-/** mesh_board_minute's columns but the sketch: those are merged from FROM_MINUTES's lists. */
+/** mesh_board_minute's columns but the sketch: those are merged from SERIES_FROM_MINUTES's lists. */
 const MINUTE_COUNTER_COLUMNS = BOARD_MINUTE_TABLE.columns.filter((c) => c.name !== "sketch");
 /**
  * mesh_board_minute's counters from the minute rows, one row per minute and key (the sketch, DuckDB having
- * no exact sketch merge, is merged here from FROM_MINUTES's lists). Append a WHERE, then MINUTES_GROUP.
+ * no exact sketch merge, is merged here from SERIES_FROM_MINUTES's lists). Append a WHERE, then MINUTES_GROUP.
  */
 const MINUTE_COUNTERS = aggregateSql(
   MINUTE_COUNTER_COLUMNS.map((c) => c.name),
@@ -124,8 +131,6 @@ const MINUTE_COUNTERS = aggregateSql(
   BOARD_MINUTE_DIMENSIONS,
 );
 const MINUTES_GROUP = ` GROUP BY minute, ${BOARD_MINUTE_DIMENSIONS.join(", ")}`;
-/** Where mesh_board_minute's dimensions lie among a series' (DIMENSIONS order). */
-const MINUTE_DIMENSION_AT = BOARD_MINUTE_DIMENSIONS.map((d) => (DIMENSIONS as readonly string[]).indexOf(d));
 /** A mesh_board_minute key (JSON: a value may hold any character); the minute in epoch µs, as text. */
 const minuteKey = (minute: string, dims: readonly (string | number)[]) => JSON.stringify([minute, ...dims]);
 /** Rows of one hour, or of a run of hours; binds its start and end. Append LOADED to take only those one merge absorbs. */
@@ -136,10 +141,10 @@ const LOADED = " AND loaded_at > make_timestamp(?::BIGINT) AND loaded_at <= make
 /** What a fold writes of an hour. */
 interface FoldTarget {
   /**
-   * mesh_board_hour's rows of the hour: "merge" adds the minute rows to what those rows absorbed, "replace"
-   * rebuilds them from the minute rows alone; absent: left as they are.
+   * mesh_board_hour's rows of the hour: "append" adds a row per series of the minute rows (stamped with
+   * appended_at), "replace" rebuilds them from the minute rows alone; absent: left as they are.
    */
-  hour?: "merge" | "replace";
+  hour?: { mode: "append"; at: bigint } | { mode: "replace" };
   /** Whether the minute rows' groups are appended to mesh_board_minute (what they replace, the caller deletes). */
   minutes: boolean;
 }
@@ -201,7 +206,7 @@ export class BoardRollup {
         );
         for (const [h] of hours) {
           const hour = h as bigint;
-          await this.fold(c, hour, [since, until], { hour: "merge", minutes: true });
+          await this.fold(c, hour, [since, until], { hour: { mode: "append", at: upTo }, minutes: true });
           touched.push(hour);
           merged++;
         }
@@ -272,11 +277,22 @@ export class BoardRollup {
         }
         if (rebuilt > 0 && performance.now() - t0 >= budgetMs) continue;
         if (s.minutesStale) await dropMinutes();
-        await this.fold(c, s.hour, undefined, { hour: s.hourStale ? "replace" : undefined, minutes: s.minutesStale });
+        await this.fold(c, s.hour, undefined, { hour: s.hourStale ? { mode: "replace" } : undefined, minutes: s.minutesStale });
         rebuilt++;
       }
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
-      // A run that changed nothing (an idle cycle) leaves the read API's cached answers be.
+      // Hours whose appended rows come from more merges than the bound, or that have closed (a later hour has
+      // rows: minutes arrive about in order), are compacted to one row per series, so reads stay near one row
+      // per (hour, series). Only hours that hold appended rows are grouped; a compacted hour holds none.
+      const due = await one(
+        `SELECT epoch_us(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour IN (SELECT hour FROM ${BOARD_HOUR_TABLE.name} WHERE appended_at IS NOT NULL) GROUP BY hour ` +
+          `HAVING COUNT(DISTINCT appended_at) + MAX(CASE WHEN appended_at IS NULL THEN 1 ELSE 0 END) > ` +
+          `CASE WHEN hour < (SELECT MAX(hour) FROM ${BOARD_HOUR_TABLE.name}) THEN 1 ELSE ?::BIGINT END ORDER BY 1`,
+        [this.options.compactAfter ?? DEFAULT_COMPACT_AFTER],
+      );
+      for (const [h] of due) await this.compact(c, h as bigint);
+      // A run that changed nothing (an idle cycle) leaves the read API's cached answers be; so does compaction,
+      // which regroups rows without changing any answer.
       await this.source.writes.commit(
         () => c.run("COMMIT"),
         () => merged > 0 || rebuilt > 0 || removed > 0,
@@ -284,7 +300,7 @@ export class BoardRollup {
       this.watermark = upTo ?? this.watermark;
       this.checkAll = waiting > 0;
       this.options.waitingGauge?.set(waiting);
-      return { merged, rebuilt, waiting, seconds: (performance.now() - t0) / 1000 };
+      return { merged, rebuilt, compacted: due.length, waiting, seconds: (performance.now() - t0) / 1000 };
     } catch (err) {
       await c.run("ROLLBACK").catch(() => undefined);
       throw err;
@@ -299,111 +315,108 @@ export class BoardRollup {
   private async fold(c: DuckDBConnection, hour: bigint, loaded: [string, string] | undefined, target: FoldTarget): Promise<void> {
     // Ingest shares the event loop: an hour of a 10k-series mesh is ~10k rows to write and up to 600k sketches to merge.
     const yielder = new Yielder();
-    const cells = target.hour ? new Map<string, Cell>() : undefined;
-    const perMinute = target.minutes ? new Map<string, SketchAccumulator>() : undefined;
     const where = { sql: IN_HOUR + (loaded ? LOADED : ""), params: [String(hour), String(hour + HOUR_US), ...(loaded ?? [])] };
-    if (target.hour === "merge") {
-      await this.absorb(c, `SELECT ${READ_COLUMNS.join(", ")} FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)], cells, undefined, yielder);
-    }
-    await this.absorb(c, FROM_MINUTES + where.sql + FROM_MINUTES_GROUP, where.params, cells, perMinute, yielder);
-    if (cells) await this.writeHour(c, hour, cells, yielder);
+    await c.run(
+      `CREATE OR REPLACE TEMP TABLE ${SERIES_TABLE} AS SELECT row_number() OVER () AS series_id, * FROM (${SERIES_FROM_MINUTES}${where.sql}${SERIES_GROUP})`,
+      where.params,
+    );
+    const sketches = target.hour ? new Map<bigint, SketchAccumulator>() : undefined;
+    const perMinute = target.minutes ? new Map<string, SketchAccumulator>() : undefined;
+    // Of a series' dimensions, only mesh_board_minute's keys cross into this process, and only when it is written.
+    const keys = perMinute ? BOARD_MINUTE_DIMENSIONS : [];
+    await this.eachSeries(c, `SELECT series_id, ${[...keys, "sketches"].join(", ")} FROM ${SERIES_TABLE}`, yielder, (id, col, i) => {
+      const acc = sketches && new SketchAccumulator();
+      if (acc) sketches.set(id, acc);
+      const keyDims = keys.map((_, k) => col[1 + k].getItem(i) as string | number);
+      return (item) => {
+        const minuteSketch = item as string;
+        const space = minuteSketch.indexOf(" ");
+        const parsed: SketchJson | null = JSON.parse(minuteSketch.slice(space + 1));
+        acc?.addJson(parsed);
+        if (perMinute) {
+          const key = minuteKey(minuteSketch.slice(0, space), keyDims);
+          let m = perMinute.get(key);
+          if (!m) perMinute.set(key, (m = new SketchAccumulator()));
+          m.addJson(parsed);
+        }
+      };
+    });
+    if (target.hour && sketches) await this.writeSeries(c, hour, sketches, "sketch", target.hour.mode === "append" ? target.hour.at : undefined, yielder);
+    await c.run(`DROP TABLE ${SERIES_TABLE}`);
     if (perMinute) await this.appendMinutes(c, MINUTE_COUNTERS + where.sql + MINUTES_GROUP, where.params, perMinute, yielder);
   }
 
   /**
-   * Adds the rows `sql` gives (READ_COLUMNS order: mesh_board_hour rows, or FROM_MINUTES's series) to their
-   * series' cells, and a FROM_MINUTES row's minute sketches to `perMinute` by minute and key.
+   * Compacts hour `hour`'s mesh_board_hour rows to one per series: counters and extremes folded by DuckDB,
+   * sketches merged here, and only those of series with more than one row.
    */
-  private async absorb(
-    c: DuckDBConnection,
-    sql: string,
-    params: string[],
-    cells: Map<string, Cell> | undefined,
-    perMinute: Map<string, SketchAccumulator> | undefined,
-    yielder: Yielder,
-  ): Promise<void> {
-    const nd = DIMENSIONS.length;
-    const result = await c.stream(sql, params);
+  private async compact(c: DuckDBConnection, hour: bigint): Promise<void> {
+    const yielder = new Yielder();
+    await c.run(`CREATE OR REPLACE TEMP TABLE ${SERIES_TABLE} AS SELECT row_number() OVER () AS series_id, * FROM (${SERIES_FROM_BOARD})`, [String(hour)]);
+    const sketches = new Map<bigint, SketchAccumulator>();
+    await this.eachSeries(c, `SELECT series_id, sketches FROM ${SERIES_TABLE} WHERE len(sketches) > 1`, yielder, (id) => {
+      const acc = new SketchAccumulator();
+      sketches.set(id, acc);
+      return (item) => acc.addBinary((item as DuckDBBlobValue | null)?.bytes ?? null);
+    });
+    await this.writeSeries(c, hour, sketches, "CASE WHEN len(sketches) = 1 THEN sketches[1] ELSE sketch END", undefined, yielder);
+    await c.run(`DROP TABLE ${SERIES_TABLE}`);
+  }
+
+  /**
+   * Streams `sql`'s rows (series_id first, the `sketches` list last), calling `row` per row, then the function
+   * it returns per item of the row's list.
+   */
+  private async eachSeries(c: DuckDBConnection, sql: string, yielder: Yielder, row: (id: bigint, col: DuckDBVector[], i: number) => (item: unknown) => void): Promise<void> {
+    const result = await c.stream(sql);
     for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
       // Read value by value, not converted a chunk at a time: a chunk of a rebuild holds ~100k sketches,
       // whose conversion alone would hold the event loop for a large part of a second.
       const col = Array.from({ length: chunk.columnCount }, (_, k) => chunk.getColumnVector(k));
-      const sketches = col[nd + 10];
+      const lists = col[col.length - 1] as DuckDBListVector;
       for (let i = 0; i < chunk.rowCount; i++) {
-        const dims = col.slice(0, nd).map((d) => d.getItem(i) as string | number);
-        const cell = cells && this.cell(cells, dims, (k) => col[nd + k].getItem(i) as bigint);
-        if (sketches instanceof DuckDBListVector) {
-          const keyDims = perMinute && MINUTE_DIMENSION_AT.map((k) => dims[k]);
-          const from = sketches.getEntryOffset(i);
-          for (let k = from, to = from + sketches.getEntryLength(i); k < to; k++) {
-            const item = sketches.childVector.getItem(k) as string;
-            const space = item.indexOf(" ");
-            const parsed: SketchJson | null = JSON.parse(item.slice(space + 1));
-            cell?.sketch.addJson(parsed);
-            if (perMinute && keyDims) {
-              const key = minuteKey(item.slice(0, space), keyDims);
-              let acc = perMinute.get(key);
-              if (!acc) perMinute.set(key, (acc = new SketchAccumulator()));
-              acc.addJson(parsed);
-            }
-            if (yielder.rowDue()) await yielder.maybe();
-          }
-        } else {
-          const bin = sketches.getItem(i) as DuckDBBlobValue | null;
-          if (bin) cell?.sketch.addBinary(bin.bytes);
+        const add = row(col[0].getItem(i) as bigint, col, i);
+        const from = lists.getEntryOffset(i);
+        for (let k = from, to = from + lists.getEntryLength(i); k < to; k++) {
+          add(lists.childVector.getItem(k));
+          if (yielder.rowDue()) await yielder.maybe();
         }
-        if (yielder.rowDue()) await yielder.maybe();
       }
     }
   }
 
-  /** Adds one row's measures (`v(k)`: READ_COLUMNS after the dimensions) to its series' cell; returns the cell. */
-  private cell(cells: Map<string, Cell>, dims: (string | number)[], v: (k: number) => bigint): Cell {
-    // JSON, not a separator: a value may hold any character (a NUL included), and a join would let two series share a key.
-    const key = JSON.stringify(dims);
-    let cell = cells.get(key);
-    if (!cell) {
-      cell = {
-        dims,
-        requests: 0n,
-        errors: 0n,
-        requestBytes: 0n,
-        responseBytes: 0n,
-        latencySum: 0n,
-        latencyMin: v(5),
-        latencyMax: v(6),
-        first: v(7),
-        last: v(8),
-        rows: 0n,
-        sketch: new SketchAccumulator(),
-      };
-      cells.set(key, cell);
-    }
-    cell.requests += v(0);
-    cell.errors += v(1);
-    cell.requestBytes += v(2);
-    cell.responseBytes += v(3);
-    cell.latencySum += v(4);
-    if (v(5) < cell.latencyMin) cell.latencyMin = v(5);
-    if (v(6) > cell.latencyMax) cell.latencyMax = v(6);
-    if (v(7) < cell.first) cell.first = v(7);
-    if (v(8) > cell.last) cell.last = v(8);
-    cell.rows += v(9);
-    return cell;
-  }
-
-  /** Replaces hour `hour`'s mesh_board_hour rows by `cells`. */
-  private async writeHour(c: DuckDBConnection, hour: bigint, cells: Map<string, Cell>, yielder: Yielder): Promise<void> {
-    await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
-    await appendAll(c, BOARD_HOUR_TABLE.name, cells.values(), yielder, (a, cell) => {
-      a.appendTimestamp(ts(hour));
-      cell.dims.forEach((d, k) => (DIMENSIONS[k] === "response_code" ? a.appendInteger(Number(d)) : a.appendVarchar(String(d))));
-      for (const n of [cell.requests, cell.errors, cell.requestBytes, cell.responseBytes, cell.latencySum, cell.latencyMin, cell.latencyMax]) a.appendBigInt(n);
-      a.appendTimestamp(ts(cell.first));
-      a.appendTimestamp(ts(cell.last));
-      a.appendBigInt(cell.rows);
-      appendSketch(a, cell.sketch);
-    });
+  /**
+   * Writes SERIES_TABLE's series as hour `hour`'s mesh_board_hour rows, each with its sketch (`sketchSql`, over
+   * SERIES_TABLE's `sketches` and `sketch`, that of `sketches` by series_id): appended, stamped `appendedAt`,
+   * or, when that is undefined, replacing the hour's rows.
+   */
+  private async writeSeries(
+    c: DuckDBConnection,
+    hour: bigint,
+    sketches: Map<bigint, SketchAccumulator>,
+    sketchSql: string,
+    appendedAt: bigint | undefined,
+    yielder: Yielder,
+  ): Promise<void> {
+    await c.run(`CREATE OR REPLACE TEMP TABLE ${SKETCH_TABLE} (series_id BIGINT, sketch BLOB)`);
+    await appendAll(
+      c,
+      SKETCH_TABLE,
+      sketches,
+      yielder,
+      (a, [id, acc]) => {
+        a.appendBigInt(id);
+        appendSketch(a, acc);
+      },
+      "temp",
+    );
+    if (appendedAt === undefined) await c.run(`DELETE FROM ${BOARD_HOUR_TABLE.name} WHERE hour = make_timestamp(?::BIGINT)`, [String(hour)]);
+    await c.run(
+      `INSERT INTO ${BOARD_HOUR_TABLE.name} SELECT make_timestamp(?::BIGINT), ${SERIES_COLUMNS.join(", ")}, ${sketchSql}, ${appendedAt === undefined ? "NULL" : "make_timestamp(?::BIGINT)"} ` +
+        `FROM ${SERIES_TABLE} LEFT JOIN ${SKETCH_TABLE} USING (series_id)`,
+      [String(hour), ...(appendedAt === undefined ? [] : [String(appendedAt)])],
+    );
+    await c.run(`DROP TABLE ${SKETCH_TABLE}`);
   }
 
   /**
@@ -432,9 +445,9 @@ export class BoardRollup {
   }
 }
 
-/** Appends a row to `table` per item, `fill` writing its values, giving the event loop turns between rows. */
-async function appendAll<T>(c: DuckDBConnection, table: string, items: Iterable<T>, yielder: Yielder, fill: (a: DuckDBAppender, item: T) => void): Promise<void> {
-  const a = await c.createAppender(table);
+/** Appends a row to `table` (of `catalog`) per item, `fill` writing its values, giving the event loop turns between rows. */
+async function appendAll<T>(c: DuckDBConnection, table: string, items: Iterable<T>, yielder: Yielder, fill: (a: DuckDBAppender, item: T) => void, catalog?: string): Promise<void> {
+  const a = await c.createAppender(table, null, catalog);
   try {
     for (const item of items) {
       fill(a, item);
