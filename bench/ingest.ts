@@ -1,7 +1,7 @@
 // Ingest throughput of the collector process: realistic summaries (distinct producer/seq, many series,
 // full latency sketches, built with the collector tests' builders, windows of the last minutes so that
 // retention keeps them) POSTed over HTTP by autocannon, with the spool on (every acknowledgement waits for
-// fsync) and the DuckDB loader running every 2 s.
+// fsync) and the DuckDB loader running every 2 s (BENCH_LOAD_INTERVAL_S).
 // Run: `npx tsx bench/ingest.ts`. After a warm-up, ROUNDS rounds of SUMMARIES summaries each; per round,
 // side by side: the shared decoder alone over that round's bodies in this process (the baseline), then
 // the collector ingesting them, its CPU counted until everything is loaded (so loading is paid for).
@@ -12,7 +12,7 @@
 // collector's /healthz rate, its CPU split between event loop and other threads, its GC share
 // (--trace-gc pauses on the event loop) and peak RSS.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -36,6 +36,8 @@ const TOKEN = "bench-ingest-token-0123456789";
 // Windows end in the last minutes (10 s apart per producer), as a live mesh sends them: summaries older
 // than the ledger retention would be dropped by the loader instead of loaded.
 const FIRST_WINDOW_END_MS = Math.floor(Date.now() / 10_000) * 10_000 - 600_000;
+// Seconds between the collector's loads (MESHLOOK_LOAD_INTERVAL_S); the collector's DuckDB default is 10.
+const LOAD_INTERVAL_S = process.env.BENCH_LOAD_INTERVAL_S ?? "2";
 // Extra node flags for the collector process, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
 
@@ -142,7 +144,7 @@ async function main() {
       MESHLOOK_DATA_DIR: dir,
       MESHLOOK_INGEST_TOKENS: TOKEN,
       MESHLOOK_LOG_LEVEL: "warn",
-      MESHLOOK_LOAD_INTERVAL_S: "2",
+      MESHLOOK_LOAD_INTERVAL_S: LOAD_INTERVAL_S,
       MESHLOOK_MAX_EVENT_LOOP_DELAY_MS: "60000",
     },
     stdio: ["ignore", "pipe", "inherit"],
@@ -178,10 +180,17 @@ async function main() {
     });
   };
   const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${url}/metrics`)).text())![1]);
+  // A load removes the segments it committed, so a spool without segments has loaded all it acknowledged:
+  // watched from outside, since every /metrics scrape costs the collector milliseconds of CPU (a
+  // Prometheus scrape comes every 15 s or more, this wait would scrape ten times a second).
+  const spoolDir = join(dir, "spool");
   const allLoaded = async () => {
     const accepted = await metric("meshlook_summaries_accepted_total");
-    while ((await metric("meshlook_summaries_loaded_total")) < accepted) await new Promise((r) => setTimeout(r, 100));
-    return accepted;
+    for (;;) {
+      while (readdirSync(spoolDir).some((f) => f.endsWith(".seg"))) await new Promise((r) => setTimeout(r, 20));
+      if ((await metric("meshlook_summaries_loaded_total")) >= accepted) return accepted;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   };
   if (WARMUP > 0) {
     const warm = await post(warmup);
