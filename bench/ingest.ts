@@ -267,7 +267,7 @@ async function main() {
   const bodyKb = rounds.flat().reduce((n, b) => n + b.length, 0) / (SUMMARIES * ROUNDS) / 1024;
   const restUs = rounds.map((_, r) => (figuresMore.cpuS[r] / SUMMARIES - SERIES / figures.fold[r]) * 1e6);
   console.log(
-    `ingest bench: ${ROUNDS} rounds × ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every 2 s, after a warm-up of ${WARMUP} summaries; figures are median (min–max) over the rounds`,
+    `ingest bench: ${ROUNDS} rounds × ${SUMMARIES} summaries × ${SERIES} series (${bodyKb.toFixed(1)} KiB each), ${CONNECTIONS} connections, spool fsync on, DuckDB loads every ${LOAD_INTERVAL_S} s, after a warm-up of ${WARMUP} summaries; figures are median (min–max) over the rounds`,
   );
   console.log(
     `  accepted (2xx / collector count): ${refused.length === 0 ? `${SUMMARIES * ROUNDS} / ${accepted - WARMUP}, non-2xx 0` : `refused: ${refused.join("; ")}, non-2xx ${refused.length}`}`,
