@@ -60,6 +60,14 @@ export class TokenSet {
   /** The file's identity (inode, size, mtime) when it was last read. */
   private fileStamp = "";
   private timer?: NodeJS.Timeout;
+  /** Bumped by every rebuild: a grant remembered under an earlier set of tokens no longer counts. */
+  private generation = 0;
+  /**
+   * Per connection (a keep-alive socket), the Authorization header whose token last matched and its grant:
+   * a sidecar sends the same header on every request of its connection, so the keyed digest (most of a
+   * match's cost) is paid once per connection and token set instead of once per summary.
+   */
+  private readonly remembered = new WeakMap<object, { header: Buffer; generation: number; grant: TokenGrant }>();
 
   constructor(
     private readonly envTokens: readonly string[],
@@ -82,6 +90,7 @@ export class TokenSet {
   }
 
   private rebuild(): void {
+    this.generation++;
     const fromEnv: TokenEntry[] = [];
     this.envTokens.forEach((token, i) => {
       const origin = `MESHLOOK_INGEST_TOKENS[${i}]`;
@@ -158,9 +167,29 @@ export class TokenSet {
     return this.match(header) !== undefined;
   }
 
-  /** The grant of the token an `Authorization: Bearer <token>` header carries, or undefined when none matches. */
-  match(header: string | undefined): TokenGrant | undefined {
-    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  /**
+   * The grant of the token an `Authorization: Bearer <token>` header carries, or undefined when none matches.
+   * With `connection`, a header equal to the one that last matched on it, under the same tokens, is granted
+   * without a digest. That comparison runs over the remembered header's length whatever is presented, so
+   * its timing shows neither the remembered header's length nor how much of it matched, even to another
+   * client sharing the connection through a proxy; a removed or rotated token is never granted, since
+   * every reload rebuilds the set.
+   */
+  match(header: string | undefined, connection?: object): TokenGrant | undefined {
+    if (header === undefined) return undefined;
+    const memo = connection === undefined ? undefined : this.remembered.get(connection);
+    if (memo !== undefined && memo.generation === this.generation) {
+      const presented = Buffer.from(header, "utf8");
+      const sameLength = presented.length === memo.header.length;
+      if (timingSafeEqual(sameLength ? presented : memo.header, memo.header) && sameLength) return memo.grant;
+    }
+    const grant = this.matchDigest(header);
+    if (grant !== undefined && connection !== undefined) this.remembered.set(connection, { header: Buffer.from(header, "utf8"), generation: this.generation, grant });
+    return grant;
+  }
+
+  private matchDigest(header: string): TokenGrant | undefined {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) return undefined;
     const presented = this.digest(m[1]);
     let hit: TokenGrant | undefined;

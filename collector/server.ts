@@ -177,7 +177,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       if (reply.sent) return; // shed by the pressure check
       let grant: TokenGrant | undefined;
       if (deps.tokens) {
-        grant = deps.tokens.match(req.headers.authorization);
+        grant = deps.tokens.match(req.headers.authorization, req.raw.socket);
         if (grant === undefined) return reject(reply, 401, "unauthorized", "missing or unknown bearer token");
         tokenOf.set(req, grant.label);
       }

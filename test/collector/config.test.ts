@@ -143,6 +143,26 @@ describe("ingest tokens", () => {
     expect(t.verify("Bearer env-token")).toBe(true);
   });
 
+  it("grants a connection's repeated header only while its token stays configured", () => {
+    const file = join(dir, "connection-tokens");
+    writeFileSync(file, "kept-token namespaces=shop\nremoved-token\n");
+    const t = new TokenSet([], file);
+    const [a, b] = [{}, {}];
+    const shop = t.match("Bearer kept-token", a);
+    expect(shop?.namespaces).toEqual(new Set(["shop"]));
+    expect(t.match("Bearer kept-token", a)).toBe(shop);
+    expect(t.match("Bearer removed-token", b)?.namespaces).toBeUndefined();
+    // Near misses on the connection that last presented the token: same length, a prefix, a longer one.
+    for (const near of ["Bearer kept-tokeN", "Bearer kept-toke", "Bearer kept-token-x", "Bearer removed-token", "Bearer kept-token x"]) {
+      expect(t.match(near, a)).toBe(near === "Bearer removed-token" ? t.match(near) : undefined);
+    }
+    expect(t.match("Bearer kept-token", a)).toBe(shop);
+    writeFileSync(file, "kept-token namespaces=orders\n");
+    t.reload();
+    expect(t.match("Bearer removed-token", b)).toBeUndefined();
+    expect(t.match("Bearer kept-token", a)?.namespaces).toEqual(new Set(["orders"]));
+  });
+
   it("notices a changed token file by itself", async () => {
     const file = join(dir, "watched-tokens");
     writeFileSync(file, "before\n");
