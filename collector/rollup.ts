@@ -182,13 +182,12 @@ export class MinuteRollup {
   readonly losses: LossRow[] = [];
   private readonly list: Slot[] = [];
   // Rows by a hash of their key (the minute and the id of each dimension value, ids handed out per
-  // distinct value); rows whose hashes collide chain through Slot.next. Cheaper than a string key per
-  // series update.
+  // distinct value; keyHash); rows whose hashes collide chain through Slot.next. Cheaper than a string
+  // key per series update.
   private readonly slots = new Map<number, Slot>();
   private readonly ids = new Map<string, number>();
   private readonly key = new Int32Array(DIMENSIONS.length);
   private readonly absentIds = DIMENSIONS.map((d) => this.idOf(String(absentValue(d))));
-  private hash = 0;
   /**
    * Sketch entries held by the rows: one per non-empty bucket and one per run of empty ones (the stored
    * form, docs/schema.md), or one per bucket of a dense accumulator (Slot.dense), which is never longer
@@ -229,15 +228,9 @@ export class MinuteRollup {
     return id;
   }
 
-  // The slot filed under the key in `key` for `minuteMs`, if any; leaves the key's hash in `hash`.
-  private find(minuteMs: number): Slot | undefined {
+  // The slot filed under the key in `key` for `minuteMs`, whose hash is `h`, if any.
+  private find(minuteMs: number, h: number): Slot | undefined {
     const key = this.key;
-    let h = (minuteMs / MINUTE_MS) | 0;
-    for (let d = 0; d < key.length; d++) {
-      h = Math.imul(h ^ key[d], 0x9e3779b1);
-      h ^= h >>> 15;
-    }
-    this.hash = h;
     for (let s = this.slots.get(h); s !== undefined; s = s.next) {
       if (s.minuteMs !== minuteMs) continue;
       let d = 0;
@@ -248,10 +241,10 @@ export class MinuteRollup {
   }
 
   // Files a new row under the key `find` just missed.
-  private file(minuteMs: number, row: MinuteRow): void {
+  private file(minuteMs: number, h: number, row: MinuteRow): void {
     this.bucketSlots += row.sketch.c.length;
-    const slot: Slot = { row, minuteMs, ids: this.key.slice(), next: this.slots.get(this.hash), dense: undefined, denseFrom: 0, stale: false, budget: row.sketch.c.length };
-    this.slots.set(this.hash, slot);
+    const slot: Slot = { row, minuteMs, ids: this.key.slice(), next: this.slots.get(h), dense: undefined, denseFrom: 0, stale: false, budget: row.sketch.c.length };
+    this.slots.set(h, slot);
     this.list.push(slot);
   }
 
@@ -345,11 +338,16 @@ export class MinuteRollup {
   }
 
   private addSeries(minuteMs: number, s: DecodedSeries): void {
-    for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
-    const slot = this.find(minuteMs);
+    let h = minuteTerm(minuteMs);
+    for (let d = 0; d < DIMENSIONS.length; d++) {
+      const id = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
+      this.key[d] = id;
+      h = (h + keyTerm(d, id)) | 0;
+    }
+    const slot = this.find(minuteMs, h);
     if (slot === undefined) {
       // A copy the row owns, in the stored form whatever form the caller's sketch had.
-      this.file(minuteMs, { ...s, minuteMs, sketch: meshSketchMerge([s.sketch])! });
+      this.file(minuteMs, h, { ...s, minuteMs, sketch: meshSketchMerge([s.sketch])! });
       return;
     }
     const r = slot.row;
@@ -379,14 +377,25 @@ export class MinuteRollup {
     const ids = cols.strings.map((v) => this.idOf(v));
     const codes = cols.codes;
     const k = codes.length;
-    for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.absentIds[d];
+    // the hash terms of the dimensions the summary does not report, once
+    let absent = minuteTerm(minuteMs);
+    for (let d = 0; d < DIMENSIONS.length; d++) {
+      this.key[d] = this.absentIds[d];
+      if (!codes.includes(d)) absent = (absent + keyTerm(d, this.absentIds[d])) | 0;
+    }
     const n = cols.numbers;
+    const refs = cols.refs;
     for (let i = 0; i < cols.count; i++) {
-      for (let j = 0; j < k; j++) this.key[codes[j]] = ids[cols.refs[i * k + j]];
+      let h = absent;
+      for (let j = 0; j < k; j++) {
+        const id = ids[refs[i * k + j]];
+        this.key[codes[j]] = id;
+        h = (h + keyTerm(codes[j], id)) | 0;
+      }
       const at = i * SERIES_FIELDS;
-      const slot = this.find(minuteMs);
+      const slot = this.find(minuteMs, h);
       if (slot === undefined) {
-        this.file(minuteMs, { ...seriesAt(cols, i, storedSketchOf), minuteMs });
+        this.file(minuteMs, h, { ...seriesAt(cols, i, storedSketchOf), minuteMs });
         continue;
       }
       const r = slot.row;
@@ -413,13 +422,25 @@ export class MinuteRollup {
   }
 }
 
+/**
+ * A row key's hash is the sum of one term per dimension (keyTerm of the dimension and its value's id) and
+ * one for the minute, so that a summary's fold adds the terms of the dimensions it does not report once
+ * and those it reports per series.
+ */
+function keyTerm(d: number, id: number): number {
+  let x = Math.imul(id + 1, 0x9e3779b1) ^ Math.imul(d + 1, 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
+  return x ^ (x >>> 12);
+}
+const minuteTerm = (minuteMs: number) => keyTerm(DIMENSIONS.length, (minuteMs / MINUTE_MS) | 0);
+
 // Reused by the fold so that adding a sketch allocates nothing when its buckets are already in the row.
-const scratch = { index: new Float64Array(1024), count: new Float64Array(1024), hits: new Int32Array(1024) };
+const scratch = { index: new Int32Array(1024), count: new Float64Array(1024), hits: new Int32Array(1024) };
 
 function reserveScratch(n: number): void {
   if (n <= scratch.index.length) return;
   const size = 2 ** Math.ceil(Math.log2(n));
-  scratch.index = new Float64Array(size);
+  scratch.index = new Int32Array(size);
   scratch.count = new Float64Array(size);
   scratch.hits = new Int32Array(size);
 }
