@@ -180,18 +180,19 @@ export function attributedMinute(windowEndMs: number): number {
 export class MinuteRollup {
   /** Loss rows of the summaries added (add()), in the order added; written with the fact rows. */
   readonly losses: LossRow[] = [];
-  private readonly list: MinuteRow[] = [];
+  private readonly list: Slot[] = [];
   // Rows by a hash of their key (the minute and the id of each dimension value, ids handed out per
-  // distinct value); rows whose hashes collide chain through Slot.next. Cheaper than a string key per
-  // series update.
+  // distinct value; keyHash); rows whose hashes collide chain through Slot.next. Cheaper than a string
+  // key per series update.
   private readonly slots = new Map<number, Slot>();
   private readonly ids = new Map<string, number>();
   private readonly key = new Int32Array(DIMENSIONS.length);
   private readonly absentIds = DIMENSIONS.map((d) => this.idOf(String(absentValue(d))));
-  private hash = 0;
   /**
    * Sketch entries held by the rows: one per non-empty bucket and one per run of empty ones (the stored
-   * form, docs/schema.md), so at most twice the bucket entries of the summaries folded in.
+   * form, docs/schema.md), or one per bucket of a dense accumulator (Slot.dense), which is never longer
+   * than the stored form could be (Slot.budget); so at most twice the bucket entries of the summaries
+   * folded in.
    */
   private bucketSlots = 0;
 
@@ -227,39 +228,129 @@ export class MinuteRollup {
     return id;
   }
 
-  // The row filed under the key in `key` for `minuteMs`, if any; leaves the key's hash in `hash`.
-  private find(minuteMs: number): MinuteRow | undefined {
+  // The slot filed under the key in `key` for `minuteMs`, whose hash is `h`, if any.
+  private find(minuteMs: number, h: number): Slot | undefined {
     const key = this.key;
-    let h = (minuteMs / MINUTE_MS) | 0;
-    for (let d = 0; d < key.length; d++) {
-      h = Math.imul(h ^ key[d], 0x9e3779b1);
-      h ^= h >>> 15;
-    }
-    this.hash = h;
     for (let s = this.slots.get(h); s !== undefined; s = s.next) {
       if (s.minuteMs !== minuteMs) continue;
       let d = 0;
       while (d < key.length && s.ids[d] === key[d]) d++;
-      if (d === key.length) return s.row;
+      if (d === key.length) return s;
     }
     return undefined;
   }
 
   // Files a new row under the key `find` just missed.
-  private file(minuteMs: number, row: MinuteRow): void {
+  private file(minuteMs: number, h: number, row: MinuteRow): void {
     this.bucketSlots += row.sketch.c.length;
-    this.slots.set(this.hash, { row, minuteMs, ids: this.key.slice(), next: this.slots.get(this.hash) });
-    this.list.push(row);
+    const slot: Slot = { row, minuteMs, ids: this.key.slice(), next: this.slots.get(h), dense: undefined, denseFrom: 0, stale: false, budget: row.sketch.c.length };
+    this.slots.set(h, slot);
+    this.list.push(slot);
+  }
+
+  /**
+   * Adds buckets `index[b]`/`count[b]` for b in [from, to) (indices increasing, counts positive, at the
+   * row's scale) to the slot's sketch. Rows updated often are dense: a count per bucket of their span,
+   * added to by index; the stored form is written back when the rows are read (rows()). A row stays
+   * in the stored form (addBucketsInto) while its span exceeds Slot.budget, so a dense row is never
+   * accounted more than the stored form could take (docs/security.md, "Sketch expansion").
+   */
+  private addBuckets(slot: Slot, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
+    if (from === to) return;
+    slot.budget += 2 * (to - from);
+    let dense = slot.dense;
+    const lo = index[from];
+    const hi = index[to - 1];
+    if (dense === undefined || lo < slot.denseFrom || hi >= slot.denseFrom + dense.length) {
+      dense = this.widen(slot, lo, hi);
+      if (dense === undefined) {
+        const sketch = slot.row.sketch;
+        const before = sketch.c.length;
+        addBucketsInto(sketch, index, count, from, to);
+        this.bucketSlots += sketch.c.length - before;
+        return;
+      }
+    }
+    const offset = slot.denseFrom;
+    for (let b = from; b < to; b++) dense[index[b] - offset] += count[b];
+    slot.stale = true;
+  }
+
+  // The slot's dense accumulator grown to cover [lo, hi], or undefined (the row stays or goes back to
+  // the stored form) when that would take more entries than its budget.
+  private widen(slot: Slot, lo: number, hi: number): Float64Array | undefined {
+    const old = slot.dense;
+    const sketch = slot.row.sketch;
+    const held = old === undefined ? sketch.c.length : old.length;
+    let first = lo;
+    let last = hi;
+    if (old !== undefined) {
+      first = Math.min(first, slot.denseFrom);
+      last = Math.max(last, slot.denseFrom + old.length - 1);
+    } else if (sketch.c.length > 0) {
+      first = Math.min(first, sketch.o);
+      // (the stored form's end is only looked for once the span up to `hi` fits)
+      if (hi - first + 1 <= slot.budget) last = Math.max(last, storedEnd(sketch) - 1);
+    }
+    if (last - first + 1 > slot.budget) {
+      if (old !== undefined) this.settle(slot, true);
+      return undefined;
+    }
+    const dense = new Float64Array(last - first + 1);
+    if (old !== undefined) dense.set(old, slot.denseFrom - first);
+    else {
+      let at = sketch.o;
+      for (const v of sketch.c) {
+        if (v < 0) at -= v;
+        else dense[at++ - first] = v;
+      }
+    }
+    slot.dense = dense;
+    slot.denseFrom = first;
+    this.bucketSlots += dense.length - held;
+    return dense;
+  }
+
+  // Writes a dense row's counts back into its sketch in the stored form; `drop` also returns the row to
+  // the stored form (its next bucket additions merge there).
+  private settle(slot: Slot, drop: boolean): void {
+    const dense = slot.dense;
+    if (dense === undefined) return;
+    const sketch = slot.row.sketch;
+    if (slot.stale) {
+      const c: number[] = [];
+      let next = 0;
+      for (let j = 0; j < dense.length; j++) {
+        const v = dense[j];
+        if (v === 0) continue;
+        if (c.length === 0) sketch.o = slot.denseFrom + j;
+        else if (j > next) c.push(next - j);
+        c.push(v);
+        next = j + 1;
+      }
+      sketch.c = c;
+      slot.stale = false;
+    }
+    if (drop) {
+      this.bucketSlots += sketch.c.length - dense.length;
+      slot.dense = undefined;
+    }
   }
 
   private addSeries(minuteMs: number, s: DecodedSeries): void {
-    for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
-    const r = this.find(minuteMs);
-    if (r === undefined) {
+    let h = minuteTerm(minuteMs);
+    for (let d = 0; d < DIMENSIONS.length; d++) {
+      const id = this.idOf(String(s.dimensions[DIMENSIONS[d]]));
+      this.key[d] = id;
+      h = (h + keyTerm(d, id)) | 0;
+    }
+    const slot = this.find(minuteMs, h);
+    if (slot === undefined) {
       // A copy the row owns, in the stored form whatever form the caller's sketch had.
-      this.file(minuteMs, { ...s, minuteMs, sketch: meshSketchMerge([s.sketch])! });
+      this.file(minuteMs, h, { ...s, minuteMs, sketch: meshSketchMerge([s.sketch])! });
       return;
     }
+    const r = slot.row;
     r.requests = saturatingAdd(r.requests, s.requests);
     r.errors = saturatingAdd(r.errors, s.errors);
     r.requestBytes = saturatingAdd(r.requestBytes, s.requestBytes);
@@ -267,12 +358,18 @@ export class MinuteRollup {
     r.latencySumUs = saturatingAdd(r.latencySumUs, s.latencySumUs);
     r.latencyMinUs = Math.min(r.latencyMinUs, s.latencyMinUs);
     r.latencyMaxUs = Math.max(r.latencyMaxUs, s.latencyMaxUs);
-    const before = r.sketch.c.length;
     if (s.sketch.s === r.sketch.s) {
-      const n = bucketsOf(s.sketch);
-      addBucketsInto(r.sketch, s.sketch.z, scratch.index, scratch.count, 0, n);
-    } else meshSketchAddInto(r.sketch, s.sketch);
-    this.bucketSlots += r.sketch.c.length - before;
+      r.sketch.z += s.sketch.z;
+      this.addBuckets(slot, scratch.index, scratch.count, 0, bucketsOf(s.sketch));
+    } else this.addOtherScale(slot, s.sketch);
+  }
+
+  // Merges a sketch of another scale: both come to the smaller one (meshSketchAddInto), in the stored form.
+  private addOtherScale(slot: Slot, sketch: SketchJson): void {
+    this.settle(slot, true);
+    const before = slot.row.sketch.c.length;
+    meshSketchAddInto(slot.row.sketch, sketch);
+    this.bucketSlots += slot.row.sketch.c.length - before;
   }
 
   // The same fold as addSeries over a decoded summary's flat columns, building objects only for new rows.
@@ -280,16 +377,28 @@ export class MinuteRollup {
     const ids = cols.strings.map((v) => this.idOf(v));
     const codes = cols.codes;
     const k = codes.length;
-    for (let d = 0; d < DIMENSIONS.length; d++) this.key[d] = this.absentIds[d];
+    // the hash terms of the dimensions the summary does not report, once
+    let absent = minuteTerm(minuteMs);
+    for (let d = 0; d < DIMENSIONS.length; d++) {
+      this.key[d] = this.absentIds[d];
+      if (!codes.includes(d)) absent = (absent + keyTerm(d, this.absentIds[d])) | 0;
+    }
     const n = cols.numbers;
+    const refs = cols.refs;
     for (let i = 0; i < cols.count; i++) {
-      for (let j = 0; j < k; j++) this.key[codes[j]] = ids[cols.refs[i * k + j]];
+      let h = absent;
+      for (let j = 0; j < k; j++) {
+        const id = ids[refs[i * k + j]];
+        this.key[codes[j]] = id;
+        h = (h + keyTerm(codes[j], id)) | 0;
+      }
       const at = i * SERIES_FIELDS;
-      const r = this.find(minuteMs);
-      if (r === undefined) {
-        this.file(minuteMs, { ...seriesAt(cols, i, storedSketchOf), minuteMs });
+      const slot = this.find(minuteMs, h);
+      if (slot === undefined) {
+        this.file(minuteMs, h, { ...seriesAt(cols, i, storedSketchOf), minuteMs });
         continue;
       }
+      const r = slot.row;
       r.requests = saturatingAdd(r.requests, n[at + FIELD_REQUESTS]);
       r.errors = saturatingAdd(r.errors, n[at + FIELD_ERRORS]);
       r.requestBytes = saturatingAdd(r.requestBytes, n[at + FIELD_REQUEST_BYTES]);
@@ -297,26 +406,41 @@ export class MinuteRollup {
       r.latencySumUs = saturatingAdd(r.latencySumUs, n[at + FIELD_LATENCY_SUM]);
       r.latencyMinUs = Math.min(r.latencyMinUs, n[at + FIELD_LATENCY_MIN]);
       r.latencyMaxUs = Math.max(r.latencyMaxUs, n[at + FIELD_LATENCY_MAX]);
-      const before = r.sketch.c.length;
-      if (cols.scales[i] === r.sketch.s) addBucketsInto(r.sketch, n[at + FIELD_ZERO], cols.bucketIndex, cols.bucketCount, i === 0 ? 0 : cols.bucketEnd[i - 1], cols.bucketEnd[i]);
-      else meshSketchAddInto(r.sketch, storedSketchOf(cols, i)); // brings both to the smaller scale
-      this.bucketSlots += r.sketch.c.length - before;
+      if (cols.scales[i] === r.sketch.s) {
+        r.sketch.z += n[at + FIELD_ZERO];
+        this.addBuckets(slot, cols.bucketIndex, cols.bucketCount, i === 0 ? 0 : cols.bucketEnd[i - 1], cols.bucketEnd[i]);
+      } else this.addOtherScale(slot, storedSketchOf(cols, i));
     }
   }
 
-  /** The rows, one per (minute, series). */
+  /** The rows, one per (minute, series), their sketches in the stored form. */
   *rows(): Generator<MinuteRow> {
-    yield* this.list;
+    for (const slot of this.list) {
+      this.settle(slot, false);
+      yield slot.row;
+    }
   }
 }
 
+/**
+ * A row key's hash is the sum of one term per dimension (keyTerm of the dimension and its value's id) and
+ * one for the minute, so that a summary's fold adds the terms of the dimensions it does not report once
+ * and those it reports per series.
+ */
+function keyTerm(d: number, id: number): number {
+  let x = Math.imul(id + 1, 0x9e3779b1) ^ Math.imul(d + 1, 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
+  return x ^ (x >>> 12);
+}
+const minuteTerm = (minuteMs: number) => keyTerm(DIMENSIONS.length, (minuteMs / MINUTE_MS) | 0);
+
 // Reused by the fold so that adding a sketch allocates nothing when its buckets are already in the row.
-const scratch = { index: new Float64Array(1024), count: new Float64Array(1024), hits: new Int32Array(1024) };
+const scratch = { index: new Int32Array(1024), count: new Float64Array(1024), hits: new Int32Array(1024) };
 
 function reserveScratch(n: number): void {
   if (n <= scratch.index.length) return;
   const size = 2 ** Math.ceil(Math.log2(n));
-  scratch.index = new Float64Array(size);
+  scratch.index = new Int32Array(size);
   scratch.count = new Float64Array(size);
   scratch.hits = new Int32Array(size);
 }
@@ -341,14 +465,12 @@ function bucketsOf(sk: SketchJson): number {
 
 /**
  * Adds buckets `index[b]`/`count[b]` for b in [from, to) (indices increasing, counts positive, at the
- * accumulator's scale) and `zero` into `acc`, a stored-form sketch (docs/schema.md) the caller owns. The
+ * accumulator's scale) into `acc`, a stored-form sketch (docs/schema.md) the caller owns. The
  * same sketch meshSketchMerge([acc, buckets]) gives, without its parse, concatenate and sort: in place
  * when every bucket already has an entry in acc (a row that has seen a few windows of its series), else
  * acc.c is rebuilt once, in one pass over both.
  */
-function addBucketsInto(acc: SketchJson, zero: number, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
-  acc.z += zero;
-  if (from === to) return;
+function addBucketsInto(acc: SketchJson, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
   const c = acc.c;
   reserveScratch(to - from);
   const hits = scratch.hits;
@@ -397,6 +519,23 @@ interface Slot {
   minuteMs: number;
   ids: Int32Array;
   next: Slot | undefined;
+  /** Bucket counts of the row's span, from bucket `denseFrom` on, when it is dense (MinuteRollup.addBuckets). */
+  dense: Float64Array | undefined;
+  denseFrom: number;
+  /** Whether `dense` holds additions row.sketch.c lacks. */
+  stale: boolean;
+  /**
+   * Entries the row's sketch may take: its stored entries when filed plus two per bucket added since
+   * (a count and a skip), a bound on its stored form; a dense accumulator longer than this is not made.
+   */
+  budget: number;
+}
+
+// One past the highest bucket index of a stored-form sketch with entries.
+function storedEnd(sk: SketchJson): number {
+  let at = sk.o;
+  for (const v of sk.c) at += v < 0 ? -v : 1;
+  return at;
 }
 
 /** Merges summaries into one row per (minute, series); see MinuteRollup. */

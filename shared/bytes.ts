@@ -122,7 +122,9 @@ export class BitWriter {
   }
 }
 
-const CRC_TABLE: Int32Array = new Int32Array(256);
+// Slicing-by-8 tables: entry k * 256 + n is the CRC register after byte n followed by k zero bytes, so
+// eight input bytes take eight lookups and no per-byte shift chain.
+const CRC_TABLE: Int32Array = new Int32Array(8 * 256);
 initCrcTable();
 
 function initCrcTable(): void {
@@ -132,12 +134,30 @@ function initCrcTable(): void {
     for (let k = 0; k < 8; k++) c = (c & 1) != 0 ? -306674912 ^ (c >>> 1) : c >>> 1;
     CRC_TABLE[n] = c;
   }
+  for (let n: i32 = 256; n < 8 * 256; n++) {
+    const previous = CRC_TABLE[n - 256];
+    CRC_TABLE[n] = CRC_TABLE[previous & 0xff] ^ (previous >>> 8);
+  }
 }
 
 /** CRC-32 (IEEE 802.3, as zlib's crc32) of buf[start, end), as a signed i32 (same bits as the u32). */
 export function crc32(buf: Uint8Array, start: i32, end: i32): i32 {
+  const t = CRC_TABLE;
   let c: i32 = -1;
-  for (let i = start; i < end; i++) c = unchecked(CRC_TABLE[(c ^ unchecked(buf[i])) & 0xff]) ^ (c >>> 8);
+  let i = start;
+  for (; i + 8 <= end; i += 8) {
+    const low = c ^ (i32(unchecked(buf[i])) | (i32(unchecked(buf[i + 1])) << 8) | (i32(unchecked(buf[i + 2])) << 16) | (i32(unchecked(buf[i + 3])) << 24));
+    c =
+      unchecked(t[1792 + (low & 0xff)]) ^
+      unchecked(t[1536 + ((low >>> 8) & 0xff)]) ^
+      unchecked(t[1280 + ((low >>> 16) & 0xff)]) ^
+      unchecked(t[1024 + (low >>> 24)]) ^
+      unchecked(t[768 + i32(unchecked(buf[i + 4]))]) ^
+      unchecked(t[512 + i32(unchecked(buf[i + 5]))]) ^
+      unchecked(t[256 + i32(unchecked(buf[i + 6]))]) ^
+      unchecked(t[i32(unchecked(buf[i + 7]))]);
+  }
+  for (; i < end; i++) c = unchecked(t[(c ^ unchecked(buf[i])) & 0xff]) ^ (c >>> 8);
   return c ^ -1;
 }
 

@@ -989,18 +989,41 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
   for (let b = 0; b < nb; b++) {
     let gap: f64 = 0.0;
     let zz: f64 = 0.0;
-    const g = p >> 3 <= inlineEnd ? riceInline(buf, p, kGap) : -1;
-    const z = g >= 0 ? riceInline(buf, p + (g & 63), kCount) : -1;
-    if (z >= 0) {
-      p += (g & 63) + (z & 63);
-      gap = f64(g >> 6);
-      zz = f64(z >> 6);
-    } else {
-      c.pos = p >> 3;
-      c.bitOffset = p & 7;
-      gap = c.rice(kGap);
-      zz = c.rice(kCount);
-      p = c.pos * 8 + c.bitOffset;
+    // Most entries (a few bits each) fit in the PAIR_BITS a 4-byte window holds past any bit offset:
+    // both values come from one window then; longer ones take riceInline, escapes and the last bytes
+    // the cursor.
+    let windowed = false;
+    const at = p >> 3;
+    if (at <= inlineEnd) {
+      const w = ((i32(unchecked(buf[at])) << 24) | (i32(unchecked(buf[at + 1])) << 16) | (i32(unchecked(buf[at + 2])) << 8) | i32(unchecked(buf[at + 3]))) << (p & 7);
+      const gapOnes = clz(~w);
+      const gapBits = gapOnes + 1 + kGap;
+      if (gapBits <= PAIR_BITS) {
+        const rest = w << gapBits;
+        const countOnes = clz(~rest);
+        const pairBits = gapBits + countOnes + 1 + kCount;
+        if (pairBits <= PAIR_BITS) {
+          gap = f64((gapOnes << kGap) | lowBits(w, gapOnes + 1, kGap));
+          zz = f64((countOnes << kCount) | lowBits(rest, countOnes + 1, kCount));
+          p += pairBits;
+          windowed = true;
+        }
+      }
+    }
+    if (!windowed) {
+      const g = at <= inlineEnd ? riceInline(buf, p, kGap) : -1;
+      const z = g >= 0 ? riceInline(buf, p + (g & 63), kCount) : -1;
+      if (z >= 0) {
+        p += (g & 63) + (z & 63);
+        gap = f64(g >> 6);
+        zz = f64(z >> 6);
+      } else {
+        c.pos = p >> 3;
+        c.bitOffset = p & 7;
+        gap = c.rice(kGap);
+        zz = c.rice(kCount);
+        p = c.pos * 8 + c.bitOffset;
+      }
     }
     index += gap + 1.0;
     const half = Math.floor(zz / 2.0);
@@ -1022,6 +1045,15 @@ function readBuckets(c: Cursor, i: i32, scale: i32, first: i32, nb: i32, budget:
   c.bitOffset = p & 7;
   c.alignBits();
   return total;
+}
+
+// Bits of a 4-byte window that are valid past any bit offset (32 - 7 = 25), less one: a pair of Rice
+// values that fits in it has unary parts below RICE_ESCAPE, so neither is escaped.
+const PAIR_BITS: i32 = 24;
+
+// The k bits (k <= 15) of `w` that follow its top `skip` bits (skip + k <= 32), as an unsigned value; 0 for k = 0.
+function lowBits(w: i32, skip: i32, k: i32): i32 {
+  return ((w << skip) >>> 1) >>> (31 - k);
 }
 
 // Inputs from this length on are read by the cursor only, so that bit positions stay within an i32.

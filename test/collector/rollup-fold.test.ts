@@ -46,6 +46,12 @@ function value(): number {
   return Math.max(1, Math.floor(2 ** (e + rand())) % 2 ** 40);
 }
 
+// Values within a factor of four, with a rare outlier far above: rows of such series cover few buckets
+// densely, and an outlier widens one past what its stored form could take.
+function narrowValue(): number {
+  return rand() < 0.02 ? 2 ** 39 + Math.floor(rand() * 1000) : Math.floor(1000 * 2 ** (2 * rand()));
+}
+
 // The filter downscales a sketch whose span reaches 4096 buckets (shared/sketch.ts MAX_SPAN); so does
 // this generator, so that every window is one an honest filter could send.
 function honestScale(values: number[], wanted: number): number {
@@ -60,7 +66,9 @@ function honestScale(values: number[], wanted: number): number {
 
 describe("rollup sketch fold against exact bucket counts", () => {
   it("holds every bucket's exact count across scales, repeats, new buckets and row merges", () => {
-    for (let trial = 0; trial < 30; trial++) {
+    for (let trial = 0; trial < 40; trial++) {
+      // trials from 30 on send narrow values, many per window (rows updated densely, then widened)
+      const draw = trial < 30 ? value : narrowValue;
       const services = ["a", "b", "c"].slice(0, 1 + (trial % 3));
       const all = new Map<string, { values: number[]; scale: number }>();
       const input: DecodedSummary[] = [];
@@ -71,7 +79,7 @@ describe("rollup sketch fold against exact bucket counts", () => {
         const windowSeries = services.flatMap((svc) => {
           if (rand() < 0.2) return [];
           const n = 1 + Math.floor(rand() * (rand() < 0.3 ? 3 : 40));
-          const values = rand() < 0.3 && previous.length ? previous : Array.from({ length: n }, value);
+          const values = rand() < 0.3 && previous.length ? previous : Array.from({ length: n }, draw);
           previous = values;
           const scale = honestScale(values, pick(scales));
           const seen = all.get(svc) ?? { values: [], scale: Infinity };
@@ -85,12 +93,20 @@ describe("rollup sketch fold against exact bucket counts", () => {
         if (!d.ok) throw new Error(`${d.reason}: ${d.message}`);
         return d.summary;
       });
-      const expected = (rows: MinuteRow[]) => {
+      const expected = (rows: MinuteRow[], times = 1) => {
         const bySvc = Object.fromEntries(rows.map((r) => [r.dimensions.destination_service, r.sketch]));
-        for (const [svc, { values, scale }] of all) expect(bySvc[svc], `trial ${trial} service ${svc}`).toEqual(exactSketch(values, scale));
+        for (const [svc, { values, scale }] of all) {
+          expect(bySvc[svc], `trial ${trial} service ${svc}`).toEqual(exactSketch(Array.from({ length: times }, () => values).flat(), scale));
+        }
         expect(rows.length).toBe(all.size);
       };
       expected(rollup(decoded)); // columns
+      // rows read, then folded into again: the second read has both passes
+      const twice = new MinuteRollup();
+      for (const d of decoded) twice.add(d);
+      expected([...twice.rows()]);
+      for (const d of decoded) twice.add(d);
+      expected([...twice.rows()], 2);
       expected(rollup([...input].reverse())); // series objects
       // rows of two partial rollups folded into a third
       const half = Math.floor(rand() * input.length);
