@@ -539,7 +539,10 @@ export class Observer {
 
   /** Id of the UTF-8 value at [ptr, ptr + len), `fallback` when it is empty, too long or not UTF-8. */
   private internAt(ptr: usize, len: i32, fallback: i32): i32 {
-    if (len == 0 || len > MAX_VALUE_BYTES || !isValidUtf8(ptr, len)) return fallback;
+    if (len == 0 || len > MAX_VALUE_BYTES) return fallback;
+    let id = this.strings.recent(ptr, len);
+    if (id >= 0) return id;
+    if (!isValidUtf8(ptr, len)) return fallback;
     return this.internRange(ptr, len, fallback);
   }
 
