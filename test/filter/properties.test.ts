@@ -224,6 +224,25 @@ describe("filter dimension sources", () => {
     ]);
   });
 
+
+  it("keeps apart callers whose values differ only inside (same length, same first and last eight bytes), each on a new connection", async () => {
+    // Such values share a slot of the string table's memo of recent values (interner.ts, recentSlot).
+    const callers = ["spiffe://cluster.local/ns/shop/sa/a-1-productpage", "spiffe://cluster.local/ns/shop/sa/b-2-productpage"];
+    const workloads = ["productpage-a-v1-workload", "productpage-b-v1-workload"];
+    const inputs: StreamInput[] = [];
+    const expected = new Map<string, number>();
+    for (let i = 0; i < 9; i++) {
+      const c = i % 2;
+      const caller = new FieldObject({ workload: workloads[c], namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
+      inputs.push(
+        inbound({ connection: { id: uint(100 + i), mtls: true, uri_san_peer_certificate: callers[c], uri_san_local_certificate: SELF }, filter_state: { downstream_peer: caller } }),
+      );
+      const key = `${callers[c]} ${workloads[c]}`;
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+    const series = await seriesOf(inputs);
+    expect(new Map(series.map((s) => [`${s.dimensions.source_principal} ${s.dimensions.source_workload}`, s.requests]))).toEqual(expected);
+  });
   it("falls back to the pre-1.33 top-level name when xds.listener_direction is absent", async () => {
     // The host answers an unknown top-level name from filter state "wasm.<name>": a proxy that serves
     // only the old `listener_direction` name.
