@@ -58,7 +58,7 @@ function recentSlot(ptr: usize, len: i32): i32 {
  * by byte unless both sides share an alignment, which the table's arena and the host's blocks rarely do,
  * and every value of a request on a new connection is compared once it is found.
  */
-function sameBytes(a: usize, b: usize, len: i32): bool {
+export function sameBytes(a: usize, b: usize, len: i32): bool {
   let i = 0;
   for (; i + 8 <= len; i += 8) if (load<u64>(a + <usize>i) != load<u64>(b + <usize>i)) return false;
   for (; i < len; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
