@@ -3,7 +3,7 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { FieldObject, duration, flatNodePeer, int, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
+import { FieldObject, duration, flatNodePeer, int, peerInfo, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
 import { decodeSummary, type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
 import { meshlookSidecar, startCollector } from "./fixtures.ts";
 
@@ -224,6 +224,43 @@ describe("filter dimension sources", () => {
     ]);
   });
 
+
+  it("keeps apart callers whose peer objects (Istio 1.25+) have one length, each on a new connection, in two windows", async () => {
+    // 40 such objects in the 32 two-way sets of the filter's memo of recent peer objects (observe.ts,
+    // PeerMemo), each recurring while the memo still holds it, in both windows. Their app versions differ
+    // too, so that they spread over the sets (picked from an object's last bytes) and some share one.
+    const object = (n: number) => {
+      const k = String(n).padStart(3, "0");
+      return peerInfo({ type: "deployment", workload: `ratings-${k}`, namespace: "shop", cluster: "east", service: "ratings", revision: "v1", app: "ratings", version: `v${k}` });
+    };
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, collector.address);
+    const expected: Map<string, number>[] = [];
+    let id = 1000;
+    for (const order of [(i: number) => (i * 7) % 40, (i: number) => (i * 11 + 3) % 40]) {
+      const counts = new Map<string, number>();
+      for (let i = 0; i < 600; i++) {
+        const n = order(i);
+        sidecar.stream(inbound({ connection: { id: uint(id++), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: object(n) } }));
+        const labels = `ratings-${String(n).padStart(3, "0")} shop ratings v1 east`;
+        counts.set(labels, (counts.get(labels) ?? 0) + 1);
+      }
+      expected.push(counts);
+      clock.advance(1000);
+      await sidecar.settle();
+    }
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+    const windows = collector.bodies.map(({ body }) => {
+      const r = decodeSummary(body);
+      if (!r.ok) throw new Error(r.message);
+      const labels = (d: Record<string, unknown>) =>
+        [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
+      return new Map(r.summary.series.map((x) => [labels(x.dimensions), x.requests]));
+    });
+    expect(windows).toEqual(expected);
+  });
 
   it("keeps apart callers whose values differ only inside (same length, same first and last eight bytes), each on a new connection", async () => {
     // Such values share a slot of the string table's memo of recent values (interner.ts, recentSlot).
