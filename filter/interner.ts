@@ -107,7 +107,7 @@ export class Interner {
 
   reset(): void {
     this.slots.fill(0);
-    memory.fill(changetype<usize>(this.recentIds), 0, <usize>this.recentIds.length << 2);
+    memory.fill(changetype<usize>(this.recentIds), 0, (<usize>this.recentIds.length) << 2);
     this.count = 0;
     this.used = 0;
   }

@@ -165,7 +165,7 @@ class PeerMemo {
 
   /** Forgets every object (their ids belong to the closed window). */
   clear(): void {
-    memory.fill(changetype<usize>(this.lengths), 0, <usize>(MEMO_SETS * 2) << 2);
+    memory.fill(changetype<usize>(this.lengths), 0, (<usize>(MEMO_SETS * 2)) << 2);
   }
 
   set(ptr: usize, len: i32): i32 {

@@ -224,7 +224,6 @@ describe("filter dimension sources", () => {
     ]);
   });
 
-
   it("keeps apart callers whose peer objects (Istio 1.25+) have one length, each on a new connection, in two windows", async () => {
     // 40 such objects in the 32 two-way sets of the filter's memo of recent peer objects (observe.ts,
     // PeerMemo), each recurring while the memo still holds it, in both windows. Their app versions differ
@@ -241,7 +240,9 @@ describe("filter dimension sources", () => {
       const counts = new Map<string, number>();
       for (let i = 0; i < 600; i++) {
         const n = order(i);
-        sidecar.stream(inbound({ connection: { id: uint(id++), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: object(n) } }));
+        sidecar.stream(
+          inbound({ connection: { id: uint(id++), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: object(n) } }),
+        );
         const labels = `ratings-${String(n).padStart(3, "0")} shop ratings v1 east`;
         counts.set(labels, (counts.get(labels) ?? 0) + 1);
       }
@@ -255,8 +256,7 @@ describe("filter dimension sources", () => {
     const windows = collector.bodies.map(({ body }) => {
       const r = decodeSummary(body);
       if (!r.ok) throw new Error(r.message);
-      const labels = (d: Record<string, unknown>) =>
-        [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
+      const labels = (d: Record<string, unknown>) => [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
       return new Map(r.summary.series.map((x) => [labels(x.dimensions), x.requests]));
     });
     expect(windows).toEqual(expected);
@@ -272,7 +272,10 @@ describe("filter dimension sources", () => {
       const c = i % 2;
       const caller = new FieldObject({ workload: workloads[c], namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
       inputs.push(
-        inbound({ connection: { id: uint(100 + i), mtls: true, uri_san_peer_certificate: callers[c], uri_san_local_certificate: SELF }, filter_state: { downstream_peer: caller } }),
+        inbound({
+          connection: { id: uint(100 + i), mtls: true, uri_san_peer_certificate: callers[c], uri_san_local_certificate: SELF },
+          filter_state: { downstream_peer: caller },
+        }),
       );
       const key = `${callers[c]} ${workloads[c]}`;
       expected.set(key, (expected.get(key) ?? 0) + 1);
