@@ -34,8 +34,8 @@ export const UPSTREAM_DIMS: StaticArray<i32> = [
  * first request pays the property reads: per downstream `connection.id`, the listener's direction and,
  * inbound, the caller's principal and peer metadata, this proxy's principal and the mTLS state; per
  * downstream connection and upstream endpoint (`upstream.address`), the destination pod's principal and
- * peer metadata. Only complete facts are stored (see observe.ts): an absent fact is re-read. Direct-mapped
- * on a 64-bit key; when the probe run is full the home slot is overwritten, which only costs a re-read.
+ * peer metadata. Only complete facts are stored (see observe.ts): an absent fact is re-read. Open
+ * addressing on a 64-bit key; when the probe run is full the home slot is overwritten, which only costs a re-read.
  */
 export class FactCache {
   private epoch: u64 = 1;
