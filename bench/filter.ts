@@ -1,6 +1,7 @@
 // Filter benchmarks (printed, not asserted): per-request cost against the do-nothing proxy-runtime
 // filter in the same host and process; wire bytes per request; summary bytes and linear memory at the series cap.
-// Run: `npx tsx bench/filter.ts [section …]` (after `npm run build`).
+// Run: `npx tsx bench/filter.ts [section …]` (after `npm run build`). MESHLOOK_FILTER_WASM=<file> measures
+// another build of the filter (one built from an older commit, say) against the same baselines.
 import { ManualClock } from "../sim/host/index.ts";
 import { COLLECTOR_CLUSTER, NOOP_WASM, decodeBody, loadModule, startCollector, syntheticStream } from "../test/filter/fixtures.ts";
 import { measureFilterCost, timeRound } from "./lib/filter-cost.ts";

@@ -34,21 +34,27 @@ export const UPSTREAM_DIMS: StaticArray<i32> = [
  * first request pays the property reads: per downstream `connection.id`, the listener's direction and,
  * inbound, the caller's principal and peer metadata, this proxy's principal and the mTLS state; per
  * downstream connection and upstream endpoint (`upstream.address`), the destination pod's principal and
- * peer metadata. Only complete facts are stored (see observe.ts): an absent fact is re-read. Direct-mapped
- * on a 64-bit key; when the probe run is full the home slot is overwritten, which only costs a re-read.
+ * peer metadata. Only complete facts are stored (see observe.ts): an absent fact is re-read. Open
+ * addressing on a 64-bit key; when the probe run is full the home slot is overwritten, which only costs a re-read.
  */
 export class FactCache {
-  private epoch: u32 = 1;
-  private epochs: StaticArray<u32> = new StaticArray<u32>(CACHE_SLOTS);
-  private keys: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS);
-  private directions: StaticArray<i32> = new StaticArray<i32>(CACHE_SLOTS);
-  private hasFacts: StaticArray<bool> = new StaticArray<bool>(CACHE_SLOTS);
-  private spilled: StaticArray<bool> = new StaticArray<bool>(CACHE_SLOTS);
-  private spillHashes: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS);
-  private values: StaticArray<i32>;
+  private epoch: u64 = 1;
+  // Per slot, the key and the epoch it was stored in (16 bytes): a probe run walks this array alone.
+  private probes: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS * 2);
+  // Per slot, one record read or written together: the spill hash (u64), the direction (i32), whether
+  // it holds facts and whether they spilled (a byte each), then the fact values (i32 each). A new
+  // connection's store touched seven arrays, at seven places of memory the host's work between two
+  // requests had long evicted from the CPU's caches; a record is one or two cache lines.
+  private records: ArrayBuffer;
+  private stride: usize;
 
   constructor(private dims: StaticArray<i32>) {
-    this.values = new StaticArray<i32>(CACHE_SLOTS * dims.length);
+    this.stride = (16 + ((<usize>dims.length) << 2) + 7) & ~7;
+    this.records = new ArrayBuffer(CACHE_SLOTS * <i32>this.stride);
+  }
+
+  @inline private record(slot: i32): usize {
+    return changetype<usize>(this.records) + <usize>slot * this.stride;
   }
 
   /** Forgets every entry (their value ids belong to the closed window). */
@@ -61,13 +67,15 @@ export class FactCache {
   find(key: u64): i32 {
     let home = <i32>(mix64(key) & (CACHE_SLOTS - 1));
     let slot = home;
+    let probes = changetype<usize>(this.probes);
     for (let p = 0; p < MAX_PROBES; p++) {
+      let at = probes + ((<usize>slot) << 4);
       // A slot of an older window is empty: nothing is stored past it in this window's probe run.
-      if (unchecked(this.epochs[slot]) != this.epoch) {
+      if (load<u64>(at, 8) != this.epoch) {
         this.remember(key, slot);
         return -1;
       }
-      if (unchecked(this.keys[slot]) == key) return slot;
+      if (load<u64>(at) == key) return slot;
       slot = (slot + 1) & (CACHE_SLOTS - 1);
     }
     this.remember(key, home);
@@ -86,12 +94,12 @@ export class FactCache {
   }
 
   direction(slot: i32): i64 {
-    return this.directions[slot];
+    return load<i32>(this.record(slot), 8);
   }
 
   /** Whether the slot holds facts (else only the connection's direction). */
   hasFactsAt(slot: i32): bool {
-    return this.hasFacts[slot];
+    return load<u8>(this.record(slot), 12) != 0;
   }
 
   /**
@@ -99,20 +107,20 @@ export class FactCache {
    * Observer); a slot stored without facts leaves it alone.
    */
   restore(slot: i32, key: usize): void {
-    if (!this.hasFacts[slot]) return;
+    let r = this.record(slot);
+    if (load<u8>(r, 12) == 0) return;
     let n = this.dims.length;
-    let at = slot * n;
-    for (let i = 0; i < n; i++) store<i32>(key + ((<usize>unchecked(this.dims[i])) << 2), unchecked(this.values[at + i]));
+    for (let i = 0; i < n; i++) store<i32>(key + ((<usize>unchecked(this.dims[i])) << 2), load<i32>(r + 16 + ((<usize>i) << 2)));
   }
 
   /** Whether a value of the cached facts did not fit in the string table (see `store`). */
   spilledAt(slot: i32): bool {
-    return this.spilled[slot];
+    return load<u8>(this.record(slot), 13) != 0;
   }
 
   /** The spill hash of the values that did not fit, as the reads that stored the facts left it. */
   spillHashAt(slot: i32): u64 {
-    return this.spillHashes[slot];
+    return load<u64>(this.record(slot));
   }
 
   /**
@@ -126,15 +134,16 @@ export class FactCache {
     if (this.missSlot < 0 || this.missKey != cacheKey) slot = this.find(cacheKey);
     if (slot < 0) slot = this.missSlot;
     this.missSlot = -1;
-    unchecked((this.epochs[slot] = this.epoch));
-    unchecked((this.keys[slot] = cacheKey));
-    unchecked((this.directions[slot] = <i32>direction));
-    unchecked((this.hasFacts[slot] = key != 0));
-    unchecked((this.spilled[slot] = spilled));
-    unchecked((this.spillHashes[slot] = spillHash));
+    let at = changetype<usize>(this.probes) + ((<usize>slot) << 4);
+    store<u64>(at, cacheKey);
+    store<u64>(at, this.epoch, 8);
+    let r = this.record(slot);
+    store<u64>(r, spillHash);
+    store<i32>(r, <i32>direction, 8);
+    store<u8>(r, key != 0 ? 1 : 0, 12);
+    store<u8>(r, spilled ? 1 : 0, 13);
     if (key == 0) return;
     let n = this.dims.length;
-    let at = slot * n;
-    for (let i = 0; i < n; i++) unchecked((this.values[at + i] = load<i32>(key + ((<usize>unchecked(this.dims[i])) << 2))));
+    for (let i = 0; i < n; i++) store<i32>(r + 16 + ((<usize>i) << 2), load<i32>(key + ((<usize>unchecked(this.dims[i])) << 2)));
   }
 }

@@ -43,16 +43,32 @@ export function mix64(x: u64): u64 {
 }
 
 /**
+ * Memo slot (Interner.recent) of a value of `len` bytes: from its length and its first and last eight
+ * bytes, where dimension values differ (a workload's suffix, a service account), with one multiply.
+ */
+function recentSlot(ptr: usize, len: i32): i32 {
+  let w: u64 = <u64>len;
+  if (len >= 8) w ^= load<u64>(ptr) ^ rotl<u64>(load<u64>(ptr + <usize>len - 8), 29);
+  else for (let i = 0; i < len; i++) w = (w << 8) ^ <u64>load<u8>(ptr + <usize>i);
+  return <i32>((w * 0x9e3779b97f4a7c15) >> (64 - RECENT_BITS));
+}
+
+/**
  * Whether [a, a + len) and [b, b + len) hold the same bytes, eight at a time: memory.compare goes byte
  * by byte unless both sides share an alignment, which the table's arena and the host's blocks rarely do,
  * and every value of a request on a new connection is compared once it is found.
  */
-function sameBytes(a: usize, b: usize, len: i32): bool {
+export function sameBytes(a: usize, b: usize, len: i32): bool {
   let i = 0;
   for (; i + 8 <= len; i += 8) if (load<u64>(a + <usize>i) != load<u64>(b + <usize>i)) return false;
   for (; i < len; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
   return true;
 }
+
+// Size of the memo of recent values (Interner.recent): twice the distinct dimension values a sidecar's
+// new connections bring between repeats in bookinfo (a few peers, seven values each), so that they
+// rarely evict each other.
+const RECENT_BITS: u64 = 8;
 
 export class Interner {
   private arena: ArrayBuffer;
@@ -68,6 +84,8 @@ export class Interner {
   private hashes: Uint64Array;
   private slots: Int32Array; // id + 1; 0 = empty
   private mask: i32;
+  // Direct-mapped on recentSlot, id + 1 of the value last interned there; 0 = empty.
+  private recentIds: StaticArray<i32> = new StaticArray<i32>(1 << (<i32>RECENT_BITS));
   count: i32 = 0;
 
   constructor(
@@ -89,6 +107,7 @@ export class Interner {
 
   reset(): void {
     this.slots.fill(0);
+    memory.fill(changetype<usize>(this.recentIds), 0, (<usize>this.recentIds.length) << 2);
     this.count = 0;
     this.used = 0;
   }
@@ -102,6 +121,7 @@ export class Interner {
       if (entry == 0) break;
       let id = entry - 1;
       if (unchecked(this.hashes[id]) == h && unchecked(this.lengths[id]) == len && sameBytes(base + unchecked(this.offsets[id]), ptr, len)) {
+        unchecked((this.recentIds[recentSlot(ptr, len)] = entry));
         return id;
       }
       slot = (slot + 1) & this.mask;
@@ -114,7 +134,22 @@ export class Interner {
     unchecked((this.hashes[id] = h));
     this.used += len;
     unchecked((this.slots[slot] = id + 1));
+    unchecked((this.recentIds[recentSlot(ptr, len)] = id + 1));
     return id;
+  }
+
+  /**
+   * The id of `ptr[0..len)` when it equals one of the recently interned values, else -1 (it may still
+   * be in the table). Every value of a request on a new connection (the peer's labels and principal,
+   * this proxy's principal) is looked up, and mostly one that a recent connection brought too: found
+   * here, it costs one comparison, without the UTF-8 check (an interned value passed it), the keyed
+   * hash and the probe run. The memo's own hash only picks a slot, and a slot's value is compared in
+   * full, so values made to share a slot only miss it, and cost the ordinary lookup.
+   */
+  recent(ptr: usize, len: i32): i32 {
+    let id = unchecked(this.recentIds[recentSlot(ptr, len)]) - 1;
+    if (id < 0 || unchecked(this.lengths[id]) != len) return -1;
+    return sameBytes(changetype<usize>(this.arena) + unchecked(this.offsets[id]), ptr, len) ? id : -1;
   }
 
   /** Interns a string constant (used for the sentinels at every window start). */

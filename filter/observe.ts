@@ -4,7 +4,7 @@
 import { HostBytes, constantPath, isValidUtf8, propertyPath } from "./sdk/host";
 import { Config } from "./config";
 import { Dim, DIM_COUNT, NONE, UNKNOWN } from "./dimensions";
-import { Interner, hashBytes, mix64 } from "./interner";
+import { Interner, hashBytes, mix64, sameBytes } from "./interner";
 import { FAILURE_FLAGS, KNOWN_MASK, flagsToString } from "./flags";
 import { DOWNSTREAM_DIMS, FactCache, UPSTREAM_DIMS } from "./fact-cache";
 import { parseDecimal } from "./decimal";
@@ -140,6 +140,66 @@ let peerForm: i32 = PEER_UNKNOWN;
 const DOWNSTREAM_PEER = new PeerPaths("downstream_peer");
 const UPSTREAM_PEER = new PeerPaths("upstream_peer");
 
+// Peer objects remembered (PeerMemo), in sets of two, and the largest one remembered: a peer Struct of
+// Istio's fields is a few hundred bytes; 64 slots hold the callers and upstream pods of a busy sidecar's
+// recent new connections in 32 KiB.
+const MEMO_SETS: i32 = 32;
+const MEMO_BYTES: i32 = 512;
+
+/**
+ * The five label ids of peer objects (Struct pairs, Istio 1.25+) read lately in this window, by their
+ * bytes: every new connection reads its peer's object, and nearly always one a recent connection
+ * brought (the same caller, the same upstream pod), whose fields were already parsed, checked and
+ * interned. Found here, it costs one comparison of the bytes. The set is picked from the length and
+ * two words (the middle one and the last, where the workload's name and version sit); a slot's bytes
+ * are compared in full, so objects made to share a set only miss it, each miss costing the ordinary parse.
+ */
+class PeerMemo {
+  private bytes: ArrayBuffer = new ArrayBuffer(MEMO_SETS * 2 * MEMO_BYTES);
+  private lengths: StaticArray<i32> = new StaticArray<i32>(MEMO_SETS * 2); // 0 = empty
+  // Which peer a slot holds: the caller's (downstream) and the upstream's labels go to different dimensions.
+  private downstream: StaticArray<bool> = new StaticArray<bool>(MEMO_SETS * 2);
+  private ids: StaticArray<i32> = new StaticArray<i32>(MEMO_SETS * 2 * 5);
+  // Per set, the way found or stored last; a store replaces the other one.
+  private recent: StaticArray<i32> = new StaticArray<i32>(MEMO_SETS);
+
+  /** Forgets every object (their ids belong to the closed window). */
+  clear(): void {
+    memory.fill(changetype<usize>(this.lengths), 0, (<usize>(MEMO_SETS * 2)) << 2);
+  }
+
+  set(ptr: usize, len: i32): i32 {
+    if (len < 16) return 0;
+    let w = load<u64>(ptr + <usize>((len >> 1) & ~7)) ^ rotl<u64>(load<u64>(ptr + <usize>len - 8), 29) ^ <u64>len;
+    return <i32>((w * 0x9e3779b97f4a7c15) >> 59);
+  }
+
+  /** Copies the remembered label ids of the object at [ptr, ptr + len) to `key` from `base`; false when set `set` does not hold it. */
+  restore(set: i32, downstream: bool, ptr: usize, len: i32, key: usize, base: i32): bool {
+    for (let way = 0; way < 2; way++) {
+      let slot = (set << 1) | way;
+      if (unchecked(this.lengths[slot]) != len || unchecked(this.downstream[slot]) != downstream) continue;
+      if (!sameBytes(changetype<usize>(this.bytes) + <usize>(slot * MEMO_BYTES), ptr, len)) continue;
+      memory.copy(key + ((<usize>base) << 2), changetype<usize>(this.ids) + ((<usize>slot * 5) << 2), 20);
+      unchecked((this.recent[set] = way));
+      return true;
+    }
+    return false;
+  }
+
+  /** Remembers in `set` the object at [ptr, ptr + len) and the label ids `key` holds from `base`. */
+  store(set: i32, downstream: bool, ptr: usize, len: i32, key: usize, base: i32): void {
+    if (len > MEMO_BYTES) return;
+    let way = unchecked(this.recent[set]) ^ 1;
+    let slot = (set << 1) | way;
+    memory.copy(changetype<usize>(this.bytes) + <usize>(slot * MEMO_BYTES), ptr, <usize>len);
+    unchecked((this.lengths[slot] = len));
+    unchecked((this.downstream[slot] = downstream));
+    memory.copy(changetype<usize>(this.ids) + ((<usize>slot * 5) << 2), key + ((<usize>base) << 2), 20);
+    unchecked((this.recent[set] = way));
+  }
+}
+
 /** This proxy's own labels (node metadata), read once per configuration. Values are UTF-8 bytes. */
 export class LocalNode {
   id: string = "";
@@ -261,6 +321,7 @@ export class Observer {
 
   private connections: FactCache = new FactCache(DOWNSTREAM_DIMS);
   private upstreams: FactCache = new FactCache(UPSTREAM_DIMS);
+  private peers: PeerMemo = new PeerMemo();
 
   /** The configuration's dimension flags (StaticArray<bool> data). */
   private dims: usize;
@@ -304,6 +365,7 @@ export class Observer {
     for (let i = 0; i < 17; i++) this.grpcIds[i] = -1;
     this.connections.clear();
     this.upstreams.clear();
+    this.peers.clear();
   }
 
   /** Reads the request; false when its direction is not reported. */
@@ -539,7 +601,10 @@ export class Observer {
 
   /** Id of the UTF-8 value at [ptr, ptr + len), `fallback` when it is empty, too long or not UTF-8. */
   private internAt(ptr: usize, len: i32, fallback: i32): i32 {
-    if (len == 0 || len > MAX_VALUE_BYTES || !isValidUtf8(ptr, len)) return fallback;
+    if (len == 0 || len > MAX_VALUE_BYTES) return fallback;
+    let id = this.strings.recent(ptr, len);
+    if (id >= 0) return id;
+    if (!isValidUtf8(ptr, len)) return fallback;
     return this.internRange(ptr, len, fallback);
   }
 
@@ -568,9 +633,16 @@ export class Observer {
     let emptyWhole = false;
     if (form == PEER_UNKNOWN || form == PEER_STRUCT) {
       if (hb.readAt(downstream ? DOWNSTREAM_PEER.whole : UPSTREAM_PEER.whole)) {
+        let set = this.peers.set(hb.ptr, hb.len);
+        if (this.peers.restore(set, downstream, hb.ptr, hb.len, this.key, base)) {
+          hb.release();
+          return true;
+        }
         let fields = pairsCount(hb.ptr, hb.len);
         if (fields > 0) {
           this.peerFromPairs(base);
+          // An object with a label that did not fit stays out: each read of it must add to the spill state.
+          if (!this.spill) this.peers.store(set, downstream, hb.ptr, hb.len, this.key, base);
           hb.release();
           peerForm = PEER_STRUCT;
           return true;

@@ -4,9 +4,11 @@
 import { compileModule, createSidecar, ManualClock, type LogEntry, type Sidecar, type StreamInput } from "../../sim/host/index.ts";
 import { streamInput, workloadNode } from "../../sim/sidecar.ts";
 import { TrafficGenerator, bookinfo, type Reporter } from "../../sim/traffic/index.ts";
+import { RELEASE_WASM } from "../../test/filter/fixtures.ts";
 import { median } from "./stats.ts";
 
-export const MESHLOOK_WASM = "dist/meshlook.wasm";
+// The filter as built, or the build MESHLOOK_FILTER_WASM names (e.g. an older release, to compare runs).
+export const MESHLOOK_WASM = RELEASE_WASM;
 export const NOOP_WASM = "dist/fixtures/noop.wasm";
 export const ACCESSLOG_WASM = "dist/fixtures/accesslog.wasm";
 

@@ -3,8 +3,8 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { FieldObject, duration, flatNodePeer, int, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
-import type { DecodedSeries, DecodedSummary } from "../../shared/node.ts";
+import { FieldObject, duration, flatNodePeer, int, peerInfo, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
+import { type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
 import { decodeBodies, meshlookSidecar, startCollector } from "./fixtures.ts";
 
 const CALLER = "spiffe://cluster.local/ns/shop/sa/productpage";
@@ -216,6 +216,61 @@ describe("filter dimension sources", () => {
     ]);
   });
 
+  it("keeps apart callers whose peer objects (Istio 1.25+) have one length, each on a new connection, in two windows", async () => {
+    // 40 such objects in the 32 two-way sets of the filter's memo of recent peer objects (observe.ts,
+    // PeerMemo), each recurring while the memo still holds it, in both windows. Their app versions differ
+    // too, so that they spread over the sets (picked from an object's last bytes) and some share one.
+    const object = (n: number) => {
+      const k = String(n).padStart(3, "0");
+      return peerInfo({ type: "deployment", workload: `ratings-${k}`, namespace: "shop", cluster: "east", service: "ratings", revision: "v1", app: "ratings", version: `v${k}` });
+    };
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, collector.address);
+    const expected: Map<string, number>[] = [];
+    let id = 1000;
+    for (const order of [(i: number) => (i * 7) % 40, (i: number) => (i * 11 + 3) % 40]) {
+      const counts = new Map<string, number>();
+      for (let i = 0; i < 600; i++) {
+        const n = order(i);
+        sidecar.stream(
+          inbound({ connection: { id: uint(id++), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: object(n) } }),
+        );
+        const labels = `ratings-${String(n).padStart(3, "0")} shop ratings v1 east`;
+        counts.set(labels, (counts.get(labels) ?? 0) + 1);
+      }
+      expected.push(counts);
+      clock.advance(1000);
+      await sidecar.settle();
+    }
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+    const labels = (d: Record<string, unknown>) => [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
+    const windows = decodeBodies(collector.bodies).map((s) => new Map(s.series.map((x) => [labels(x.dimensions), x.requests])));
+    expect(windows).toEqual(expected);
+  });
+
+  it("keeps apart callers whose values differ only inside (same length, same first and last eight bytes), each on a new connection", async () => {
+    // Such values share a slot of the string table's memo of recent values (interner.ts, recentSlot).
+    const callers = ["spiffe://cluster.local/ns/shop/sa/a-1-productpage", "spiffe://cluster.local/ns/shop/sa/b-2-productpage"];
+    const workloads = ["productpage-a-v1-workload", "productpage-b-v1-workload"];
+    const inputs: StreamInput[] = [];
+    const expected = new Map<string, number>();
+    for (let i = 0; i < 9; i++) {
+      const c = i % 2;
+      const caller = new FieldObject({ workload: workloads[c], namespace: "shop", service: "productpage", revision: "v1", cluster: "east" });
+      inputs.push(
+        inbound({
+          connection: { id: uint(100 + i), mtls: true, uri_san_peer_certificate: callers[c], uri_san_local_certificate: SELF },
+          filter_state: { downstream_peer: caller },
+        }),
+      );
+      const key = `${callers[c]} ${workloads[c]}`;
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+    const series = await seriesOf(inputs);
+    expect(new Map(series.map((s) => [`${s.dimensions.source_principal} ${s.dimensions.source_workload}`, s.requests]))).toEqual(expected);
+  });
   it("falls back to the pre-1.33 top-level name when xds.listener_direction is absent", async () => {
     // The host answers an unknown top-level name from filter state "wasm.<name>": a proxy that serves
     // only the old `listener_direction` name.
