@@ -98,6 +98,11 @@ export class Ingestor {
    * it holds exactly as many summaries as the spool wrote to the segment.
    */
   private readonly folds = new Map<number, SegmentFold & { bytes: number }>();
+  /**
+   * Segments whose fold was dropped (over budget, or its rollup failed): they load from disk whatever is
+   * folded after, so what is acknowledged into them next is not rolled up into a fold no load would use.
+   */
+  private readonly unfolded = new Set<number>();
   /** Estimated bytes of `folds` and `unloaded` together, bounded by limits.maxHeldBytes. */
   private held = 0;
   /**
@@ -179,7 +184,7 @@ export class Ingestor {
       this.fold(segment, summary, entry);
     } catch (foldError) {
       // The fold may be part-way changed: without it the loader reads the segment back from disk (takeFold
-      // answers undefined for a segment with no fold, or one holding fewer summaries than the spool wrote).
+      // answers undefined for a segment with no fold).
       this.dropFold(segment);
       return { status: "accepted", loss, foldError };
     }
@@ -187,10 +192,14 @@ export class Ingestor {
   }
 
   private fold(segment: number, summary: DecodedSummary, entry: LedgerEntry): void {
-    if (!this.foldSegments) return;
+    if (!this.foldSegments || this.unfolded.has(segment)) return;
     let f = this.folds.get(segment);
     if (!f) {
-      if (this.held >= this.limits.maxHeldBytes) return; // this segment will load from disk
+      if (this.held >= this.limits.maxHeldBytes) {
+        // Over budget: this segment loads from disk, this summary being in it unfolded.
+        this.dropFold(segment);
+        return;
+      }
       f = { rollup: new MinuteRollup(), ledger: [], bytes: 0 };
       this.folds.set(segment, f);
     }
@@ -205,6 +214,7 @@ export class Ingestor {
   }
 
   private dropFold(segment: number): void {
+    this.unfolded.add(segment);
     const f = this.folds.get(segment);
     if (!f) return;
     this.folds.delete(segment);
@@ -225,6 +235,7 @@ export class Ingestor {
    * forgets it either way.
    */
   takeFold(segment: number, records: number | undefined): SegmentFold | undefined {
+    this.unfolded.delete(segment);
     const f = this.folds.get(segment);
     if (!f) return undefined;
     this.folds.delete(segment);

@@ -9,8 +9,9 @@ import { DIMENSION_NAMES, DIM_COUNT, Dim } from "./dimensions";
 
 export const MAX_CONFIG_BYTES = 65536;
 // The smallest series record wire format v1 allows (docs/wire-format.md, "Series record"): a changed mask,
-// one value reference (the series of a window differ in at least one dimension), seven counters and a
-// sketch's scale, zero count and bucket count, one byte each.
+// one value reference (the series of a window differ in at least one dimension; only an overflow series
+// right after a real series reporting the same values has none, a byte the summary's header more than
+// makes up), seven counters and a sketch's scale, zero count and bucket count, one byte each.
 export const MIN_RECORD_BYTES: i32 = 12;
 // The default max_pending_bytes grows with max_series: a summary larger than the budget is dropped unsent
 // every window (outbox.ts push), and summaries measure 97–152 bytes a series (bench/filter.ts summary-size),

@@ -264,9 +264,13 @@ describe("ingest", () => {
     const res = await injectRetryingShed(c.app, request(encode(second)));
     failing.mockRestore();
     expect([res.statusCode, res.json()]).toEqual([200, { status: "accepted" }]);
-    // A sender that re-sends anyway (its acknowledgement lost), and a summary after it into the same segment.
+    // A sender that re-sends anyway (its acknowledgement lost), and a summary after it into the same segment,
+    // which loads from disk: not rolled up in memory for nothing.
+    const adds = vi.spyOn(MinuteRollup.prototype, "add");
     expect((await injectRetryingShed(c.app, request(encode(second)))).json()).toEqual({ status: "duplicate" });
     expect((await injectRetryingShed(c.app, request(encode(third)))).json()).toEqual({ status: "accepted" });
+    expect(adds).not.toHaveBeenCalled();
+    adds.mockRestore();
     await c.loader.loadNow();
     expect(await warehouseTotals(c)).toEqual(totals([first, second, third]));
     const after = await metricValues(c);
@@ -475,6 +479,31 @@ describe("ingest", () => {
     expect(await warehouseTotals(c)).toEqual(totals(input));
     const [ledger] = (await (c.sink as DuckDBSink).connection.runAndReadAll("SELECT COUNT(*) AS n FROM mesh_load_ledger")).getRowObjectsJS();
     expect(Number(ledger.n)).toBe(input.length);
+  });
+
+  it("does not roll up again a segment whose rollup went over MESHLOOK_MAX_HELD_BYTES, which loads from disk, exactly once", async () => {
+    const input = Array.from({ length: 20 }, (_, i) => summary(i + 1, 60_000, [series(`svc${i % 4}`, latencies(5))], `p-${"x".repeat(2000)}`));
+    const held = async (c: RunningCollector) => (await metricValues(c)).get("meshlook_ingest_held_bytes") ?? 0;
+    const c = await collector({ maxHeldBytes: 12 * 1024 });
+    const adds = vi.spyOn(MinuteRollup.prototype, "add");
+    let addsAtDrop: number | undefined;
+    let last = await held(c);
+    for (const s of input) {
+      expect((await post(c, encode(s))).statusCode).toBe(200);
+      const now = await held(c);
+      // Held bytes only fall (before a load) when the segment's rollup is given back.
+      if (now < last) addsAtDrop ??= adds.mock.calls.length;
+      last = now;
+    }
+    const addsAfter = adds.mock.calls.length;
+    adds.mockRestore();
+    expect(addsAtDrop).toBeGreaterThan(0);
+    expect(addsAfter).toBe(addsAtDrop);
+    const before = await metricValues(c);
+    await c.loader.loadNow();
+    const after = await metricValues(c);
+    expect((after.get("meshlook_load_cycles_total{path=replay}") ?? 0) - (before.get("meshlook_load_cycles_total{path=replay}") ?? 0)).toBe(1);
+    expect(await warehouseTotals(c)).toEqual(totals(input));
   });
 
   it("accepts without a token only when authentication is explicitly disabled", async () => {
