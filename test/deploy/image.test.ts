@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { encode, latencies, series, summary } from "../collector/helpers.ts";
+import { fetchRetryingShed } from "../shared/shed-retry.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const run = promisify(execFile);
@@ -160,7 +161,9 @@ describe.skipIf(missing.length > 0)("collector image", () => {
       const values = latencies(30);
       const body = Buffer.from(encode(summary(1, 180_000, [series("ratings", values)], "image-test")));
       const post = (auth: string) =>
-        fetch(`http://127.0.0.1:${port}/v1/summaries`, { method: "POST", headers: { "content-type": "application/x-meshlook-summary", authorization: auth }, body });
+        fetchRetryingShed(() =>
+          fetch(`http://127.0.0.1:${port}/v1/summaries`, { method: "POST", headers: { "content-type": "application/x-meshlook-summary", authorization: auth }, body }),
+        );
       expect((await post("Bearer wrong-token")).status).toBe(401);
       expect((await post(`Bearer ${token}`)).status).toBe(200);
       const deadline = Date.now() + 60_000;

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCollector } from "../../scripts/build-collector.mjs";
 import { encode, latencies, series, summary } from "../collector/helpers.ts";
+import { fetchRetryingShed } from "../shared/shed-retry.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "meshlook-runtime-"));
@@ -56,11 +57,14 @@ async function startCollector(command: string, args: string[], cwd: string, env:
 
 async function postOneSummary(port: number, dataDir: string) {
   const token = readFileSync(join(dataDir, "ingest-token"), "utf8").trim();
-  const res = await fetch(`http://127.0.0.1:${port}/v1/summaries`, {
-    method: "POST",
-    headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${token}` },
-    body: Buffer.from(encode(summary(1, 120_000, [series("reviews", latencies(25))], "runtime-test"))),
-  });
+  const body = Buffer.from(encode(summary(1, 120_000, [series("reviews", latencies(25))], "runtime-test")));
+  const res = await fetchRetryingShed(() =>
+    fetch(`http://127.0.0.1:${port}/v1/summaries`, {
+      method: "POST",
+      headers: { "content-type": "application/x-meshlook-summary", authorization: `Bearer ${token}` },
+      body,
+    }),
+  );
   expect(res.status).toBe(200);
 }
 
