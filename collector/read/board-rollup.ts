@@ -14,10 +14,12 @@
 //    series and appended to both tables as rows of their own — work follows what was loaded, not the size
 //    of the hour, and nothing is read back (reading back and rewriting an hour's rows, twenty dimension
 //    strings each, cost 6–7 times the load at 10k series);
-//  - then, when a table's total disagrees with the minute table's (the first run after start or after
-//    migration 8, rows loaded by a replica whose clock is behind this one's, deleted minute rows), hours
-//    whose counts disagree are rebuilt from their minute rows, newest first, in whichever table disagrees,
-//    and hours whose minute rows are all gone are dropped. Rebuilding costs the whole hour's minute rows
+//  - then, hours whose pre-aggregate disagrees with their minute rows (count, requests or first minute, as
+//    the read path judges them: query.ts hourTotalsSql) are rebuilt from their minute rows, newest first, in
+//    whichever table disagrees, and hours whose minute rows are all gone are dropped. Every hour is checked
+//    when a table's total disagrees with the minute table's (the first run after start or after migration 8,
+//    rows loaded by a replica whose clock is behind this one's, deleted minute rows); otherwise the hours just
+//    merged into and one more in turn, which finds what the totals miss within one round of the hours held. Rebuilding costs the whole hour's minute rows
 //    (~600k at 10k series), and the next load waits for this stage, so a run stops rebuilding once it has
 //    used its time budget (after the hour in progress, at least one hour a run so a backlog always drains)
 //    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
@@ -37,6 +39,7 @@ import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
+import { hourTotalsSql, sameRows } from "./query.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
 
@@ -155,6 +158,8 @@ export class BoardRollup {
   private watermark?: bigint;
   /** Whether every hour needs its counts checked (first run, or stale hours left over). */
   private checkAll = true;
+  /** The hour (µs) checked last in turn, beside those merged into. */
+  private probe?: bigint;
 
   constructor(
     private readonly source: ReadSource,
@@ -242,21 +247,28 @@ export class BoardRollup {
         [cut, cut, cut],
       );
       if (!agree) this.checkAll = true;
-      // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
-      // else only those just merged into, reading only their span of the minute table.
+      // Hours whose pre-aggregate disagrees with the minute table, judged as the read path judges them
+      // (hourTotalsSql): all of them when checking everything, else those just merged into and one more
+      // hour in turn. The totals above count rows only, so as many minute rows deleted as land below the
+      // watermark leave them agreeing; the hour in turn finds such an hour within one round of the hours
+      // held, where it would otherwise be read from its minute rows for good.
+      const [[next]] = await one(`SELECT epoch_us(COALESCE(MIN(hour) FILTER (WHERE hour > make_timestamp(?::BIGINT)), MIN(hour))) FROM ${BOARD_HOUR_TABLE.name}`, [
+        String(this.probe ?? -1n),
+      ]);
+      this.probe = next === null ? undefined : (next as bigint);
       const lo = touched.length ? String(touched[0]) : "0";
       const hi = touched.length ? String(touched[touched.length - 1] + HOUR_US) : "0";
-      const span = this.checkAll ? "" : IN_HOUR;
-      const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
+      const probe = this.probe === undefined ? ["0", "0"] : [String(this.probe), String(this.probe + HOUR_US)];
+      const within = (col: string) =>
+        this.checkAll ? "" : ` WHERE ${[0, 1].map(() => `(${col} >= make_timestamp(?::BIGINT) AND ${col} < make_timestamp(?::BIGINT))`).join(" OR ")}`;
+      const params = this.checkAll ? [] : [lo, hi, ...probe];
       const stale = (
         await one(
-          `SELECT COALESCE(m.hour, b.hour, bm.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
-            "m.n IS DISTINCT FROM b.n AS hour_stale, m.n IS DISTINCT FROM bm.n AS minutes_stale FROM " +
-            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name}${span} GROUP BY 1) AS m FULL JOIN ` +
-            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour FULL JOIN ` +
-            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, SUM(minute_rows) AS n FROM ${BOARD_MINUTE_TABLE.name}${span} GROUP BY 1) AS bm ` +
-            "ON COALESCE(m.hour, b.hour) = bm.hour WHERE m.n IS DISTINCT FROM b.n OR m.n IS DISTINCT FROM bm.n ORDER BY 1 DESC",
-          this.checkAll ? [] : [lo, hi, lo, hi, lo, hi],
+          `SELECT epoch_us(COALESCE(m.hour, b.hour, bm.hour)) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
+            `NOT COALESCE(${sameRows("m", "b")}, m.n IS NULL AND b.n IS NULL) AS hour_stale, NOT COALESCE(${sameRows("m", "bm")}, m.n IS NULL AND bm.n IS NULL) AS minutes_stale FROM ` +
+            `(${hourTotalsSql("minutes", within("minute"))}) AS m FULL JOIN (${hourTotalsSql("board_hour", within("hour"))}) AS b ON m.hour = b.hour FULL JOIN ` +
+            `(${hourTotalsSql("board_minute", within("minute"))}) AS bm ON COALESCE(m.hour, b.hour) = bm.hour WHERE hour_stale OR minutes_stale ORDER BY 1 DESC`,
+          [...params, ...params, ...params],
         )
       )
         .map(([h, gone, pruned, hourStale, minutesStale]) => ({
