@@ -295,12 +295,15 @@ export class BoardRollup {
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
       // Hours whose appended rows come from more merges than the bound, or that have closed (a later hour has
       // rows: minutes arrive about in order), are compacted to one row per series, so reads stay near one row
-      // per (hour, series). Only hours that hold appended rows are grouped; a compacted hour holds none.
+      // per (hour, series). Only hours that hold appended rows are grouped; a compacted hour holds none. A
+      // later hour counts only up to the hour of the newest load: a sidecar whose clock runs ahead (ingest
+      // bounds that only when MESHLOOK_MAX_WINDOW_AHEAD_S is set) would otherwise close the hour in
+      // progress, and compact it at every merge.
       const due = await one(
         `SELECT epoch_us(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour IN (SELECT hour FROM ${BOARD_HOUR_TABLE.name} WHERE appended_at IS NOT NULL) GROUP BY hour ` +
           `HAVING COUNT(DISTINCT appended_at) + MAX(CASE WHEN appended_at IS NULL THEN 1 ELSE 0 END) > ` +
-          `CASE WHEN hour < (SELECT MAX(hour) FROM ${BOARD_HOUR_TABLE.name}) THEN 1 ELSE ?::BIGINT END ORDER BY 1`,
-        [this.options.compactAfter ?? DEFAULT_COMPACT_AFTER],
+          `CASE WHEN hour < (SELECT MAX(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour <= date_trunc('hour', make_timestamp(?::BIGINT))) THEN 1 ELSE ?::BIGINT END ORDER BY 1`,
+        [String(upTo ?? 0n), this.options.compactAfter ?? DEFAULT_COMPACT_AFTER],
       );
       for (const [h] of due) await this.compact(c, h as bigint);
       // A run that changed nothing (an idle cycle) leaves the read API's cached answers be; so does compaction,
