@@ -19,11 +19,11 @@
 //    whichever table disagrees, and hours whose minute rows are all gone are dropped. Every hour is checked
 //    when a table's total disagrees with the minute table's (the first run after start or after migration 8,
 //    rows loaded by a replica whose clock is behind this one's, deleted minute rows); otherwise the hours just
-//    merged into and one more in turn, which finds what the totals miss within one round of the hours held. Rebuilding costs the whole hour's minute rows
-//    (~600k at 10k series), and the next load waits for this stage, so a run stops rebuilding once it has
-//    used its time budget (after the hour in progress, at least one hour a run so a backlog always drains)
-//    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
-//    disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
+//    merged into and one more in turn, which finds what the totals miss within one round of the hours held.
+//    Rebuilding costs the whole hour's minute rows (~600k at 10k series), and the next load waits for this
+//    stage, so a run stops rebuilding once it has used its time budget (after the hour in progress, at least
+//    one hour a run so a backlog always drains) and leaves the rest to later runs; reads meanwhile take those
+//    hours' minute rows, their totals disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
 //    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute;
 //  - last, mesh_board_hour's hours whose rows come from more than `compactAfter` merges, or that have closed,
