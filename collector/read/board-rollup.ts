@@ -252,25 +252,31 @@ export class BoardRollup {
       // hour in turn. The totals above count rows only, so as many minute rows deleted as land below the
       // watermark leave them agreeing; the hour in turn finds such an hour within one round of the hours
       // held, where it would otherwise be read from its minute rows for good.
-      const [[next]] = await one(`SELECT epoch_us(COALESCE(MIN(hour) FILTER (WHERE hour > make_timestamp(?::BIGINT)), MIN(hour))) FROM ${BOARD_HOUR_TABLE.name}`, [
-        String(this.probe ?? -1n),
-      ]);
+      const [[next]] = await one(
+        `SELECT epoch_us(COALESCE((SELECT MIN(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour > make_timestamp(?::BIGINT)), (SELECT MIN(hour) FROM ${BOARD_HOUR_TABLE.name})))`,
+        [String(this.probe ?? -1n)],
+      );
       this.probe = next === null ? undefined : (next as bigint);
-      const lo = touched.length ? String(touched[0]) : "0";
-      const hi = touched.length ? String(touched[touched.length - 1] + HOUR_US) : "0";
-      const probe = this.probe === undefined ? ["0", "0"] : [String(this.probe), String(this.probe + HOUR_US)];
-      const within = (col: string) =>
-        this.checkAll ? "" : ` WHERE ${[0, 1].map(() => `(${col} >= make_timestamp(?::BIGINT) AND ${col} < make_timestamp(?::BIGINT))`).join(" OR ")}`;
-      const params = this.checkAll ? [] : [lo, hi, ...probe];
-      const stale = (
-        await one(
+      // Each span its own statement: a filter of two ranges is not pruned by the zone maps, and would scan
+      // every minute row.
+      const spans: [bigint, bigint][] = [];
+      if (touched.length) spans.push([touched[0], touched[touched.length - 1] + HOUR_US]);
+      if (this.probe !== undefined && !spans.some(([lo, hi]) => this.probe! >= lo && this.probe! < hi)) spans.push([this.probe, this.probe + HOUR_US]);
+      const staleIn = async (span?: [bigint, bigint]) => {
+        const within = (col: string) => (span ? ` WHERE ${col} >= make_timestamp(?::BIGINT) AND ${col} < make_timestamp(?::BIGINT)` : "");
+        const params = span ? span.map(String) : [];
+        return one(
           `SELECT epoch_us(COALESCE(m.hour, b.hour, bm.hour)) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
             `NOT COALESCE(${sameRows("m", "b")}, m.n IS NULL AND b.n IS NULL) AS hour_stale, NOT COALESCE(${sameRows("m", "bm")}, m.n IS NULL AND bm.n IS NULL) AS minutes_stale FROM ` +
             `(${hourTotalsSql("minutes", within("minute"))}) AS m FULL JOIN (${hourTotalsSql("board_hour", within("hour"))}) AS b ON m.hour = b.hour FULL JOIN ` +
-            `(${hourTotalsSql("board_minute", within("minute"))}) AS bm ON COALESCE(m.hour, b.hour) = bm.hour WHERE hour_stale OR minutes_stale ORDER BY 1 DESC`,
+            `(${hourTotalsSql("board_minute", within("minute"))}) AS bm ON COALESCE(m.hour, b.hour) = bm.hour WHERE hour_stale OR minutes_stale`,
           [...params, ...params, ...params],
-        )
-      )
+        );
+      };
+      const found = [];
+      for (const span of this.checkAll ? [undefined] : spans) found.push(...(await staleIn(span)));
+      const stale = found
+        .sort(([a], [b]) => ((a as bigint) > (b as bigint) ? -1 : 1))
         .map(([h, gone, pruned, hourStale, minutesStale]) => ({
           hour: h as bigint,
           gone: gone as boolean,

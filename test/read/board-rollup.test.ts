@@ -318,8 +318,9 @@ describe("read pre-aggregate", () => {
         `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (${at(m)} AS minute, 'swap-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
           `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
       );
-    // Also catches up with the hours the test before built with a rollup of its own.
-    expect(await rollup.run()).toMatchObject({ waiting: 0 });
+    // Also catches up with the hours the test before built with a rollup of its own: four rebuilt, over as
+    // many runs as its time budget takes on a loaded machine.
+    while ((await rollup.run()).waiting > 0);
     const group = ["source_workload", "destination_service", "response_code"];
     await expectApiEqualsMinuteRows(1, group, hour);
     await expectMinuteSeriesEqualsMinuteRows(1, hour);
