@@ -234,7 +234,8 @@ export class BoardRollup {
         await remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
       }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
-      // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
+      // other than by retention show as totals that disagree (unless as many of each: below); then every
+      // hour is checked. The oldest hour
       // counts as agreeing while its pre-aggregate holds at least its minute rows (retention under way).
       // Both pre-aggregates are checked, each against the minute table.
       const cut = String((oldest ?? 0n) + HOUR_US);
