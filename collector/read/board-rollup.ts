@@ -14,14 +14,16 @@
 //    series and appended to both tables as rows of their own — work follows what was loaded, not the size
 //    of the hour, and nothing is read back (reading back and rewriting an hour's rows, twenty dimension
 //    strings each, cost 6–7 times the load at 10k series);
-//  - then, when a table's total disagrees with the minute table's (the first run after start or after
-//    migration 8, rows loaded by a replica whose clock is behind this one's, deleted minute rows), hours
-//    whose counts disagree are rebuilt from their minute rows, newest first, in whichever table disagrees,
-//    and hours whose minute rows are all gone are dropped. Rebuilding costs the whole hour's minute rows
-//    (~600k at 10k series), and the next load waits for this stage, so a run stops rebuilding once it has
-//    used its time budget (after the hour in progress, at least one hour a run so a backlog always drains)
-//    and leaves the rest to later runs; reads meanwhile take those hours' minute rows, their counts
-//    disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
+//  - then, hours whose pre-aggregate disagrees with their minute rows (count, requests or first minute, as
+//    the read path judges them: query.ts hourTotalsSql) are rebuilt from their minute rows, newest first, in
+//    whichever table disagrees, and hours whose minute rows are all gone are dropped. Every hour is checked
+//    when a table's total disagrees with the minute table's (the first run after start or after migration 8,
+//    rows loaded by a replica whose clock is behind this one's, deleted minute rows); otherwise the hours just
+//    merged into and one more in turn, which finds what the totals miss within one round of the hours held.
+//    Rebuilding costs the whole hour's minute rows (~600k at 10k series), and the next load waits for this
+//    stage, so a run stops rebuilding once it has used its time budget (after the hour in progress, at least
+//    one hour a run so a backlog always drains) and leaves the rest to later runs; reads meanwhile take those
+//    hours' minute rows, their totals disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
 //    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
 //    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute;
 //  - last, mesh_board_hour's hours whose rows come from more than `compactAfter` merges, or that have closed,
@@ -37,6 +39,7 @@ import type { Gauge } from "prom-client";
 import { BOARD_HOUR_TABLE, BOARD_MINUTE_DIMENSIONS, BOARD_MINUTE_TABLE, DIMENSIONS, FACT_TABLE } from "../../shared/schema.ts";
 import { Yielder } from "../yielder.ts";
 import type { SketchJson } from "../../shared/quantile.ts";
+import { hourTotalsSql, sameRows } from "./query.ts";
 import { SketchAccumulator } from "./sketches.ts";
 import type { ReadSource } from "./warehouse.ts";
 
@@ -155,6 +158,8 @@ export class BoardRollup {
   private watermark?: bigint;
   /** Whether every hour needs its counts checked (first run, or stale hours left over). */
   private checkAll = true;
+  /** The hour (µs) checked last in turn, beside those merged into. */
+  private probe?: bigint;
 
   constructor(
     private readonly source: ReadSource,
@@ -229,7 +234,8 @@ export class BoardRollup {
         await remove(`DELETE FROM ${BOARD_MINUTE_TABLE.name} WHERE minute < make_timestamp(?::BIGINT)`, [String(oldestMinute)]);
       }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
-      // other than by retention show as totals that disagree; then every hour is checked. The oldest hour
+      // other than by retention show as totals that disagree (unless as many of each: below); then every
+      // hour is checked. The oldest hour
       // counts as agreeing while its pre-aggregate holds at least its minute rows (retention under way).
       // Both pre-aggregates are checked, each against the minute table.
       const cut = String((oldest ?? 0n) + HOUR_US);
@@ -242,23 +248,36 @@ export class BoardRollup {
         [cut, cut, cut],
       );
       if (!agree) this.checkAll = true;
-      // Hours whose pre-aggregate disagrees with the minute table: all of them when checking everything,
-      // else only those just merged into, reading only their span of the minute table.
-      const lo = touched.length ? String(touched[0]) : "0";
-      const hi = touched.length ? String(touched[touched.length - 1] + HOUR_US) : "0";
-      const span = this.checkAll ? "" : IN_HOUR;
-      const hourSpan = this.checkAll ? "" : " WHERE hour >= make_timestamp(?::BIGINT) AND hour < make_timestamp(?::BIGINT)";
-      const stale = (
-        await one(
-          `SELECT COALESCE(m.hour, b.hour, bm.hour) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
-            "m.n IS DISTINCT FROM b.n AS hour_stale, m.n IS DISTINCT FROM bm.n AS minutes_stale FROM " +
-            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, COUNT(*) AS n FROM ${FACT_TABLE.name}${span} GROUP BY 1) AS m FULL JOIN ` +
-            `(SELECT epoch_us(hour) AS hour, SUM(minute_rows) AS n FROM ${BOARD_HOUR_TABLE.name}${hourSpan} GROUP BY 1) AS b ON m.hour = b.hour FULL JOIN ` +
-            `(SELECT epoch_us(date_trunc('hour', minute)) AS hour, SUM(minute_rows) AS n FROM ${BOARD_MINUTE_TABLE.name}${span} GROUP BY 1) AS bm ` +
-            "ON COALESCE(m.hour, b.hour) = bm.hour WHERE m.n IS DISTINCT FROM b.n OR m.n IS DISTINCT FROM bm.n ORDER BY 1 DESC",
-          this.checkAll ? [] : [lo, hi, lo, hi, lo, hi],
-        )
-      )
+      // Hours whose pre-aggregate disagrees with the minute table, judged as the read path judges them
+      // (hourTotalsSql): all of them when checking everything, else those just merged into and one more
+      // hour in turn. The totals above count rows only, so as many minute rows deleted as land below the
+      // watermark leave them agreeing; the hour in turn finds such an hour within one round of the hours
+      // held, where it would otherwise be read from its minute rows for good.
+      const [[next]] = await one(
+        `SELECT epoch_us(COALESCE((SELECT MIN(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour > make_timestamp(?::BIGINT)), (SELECT MIN(hour) FROM ${BOARD_HOUR_TABLE.name})))`,
+        [String(this.probe ?? -1n)],
+      );
+      this.probe = next === null ? undefined : (next as bigint);
+      // Each span its own statement: a filter of two ranges is not pruned by the zone maps, and would scan
+      // every minute row.
+      const spans: [bigint, bigint][] = [];
+      if (touched.length) spans.push([touched[0], touched[touched.length - 1] + HOUR_US]);
+      if (this.probe !== undefined && !spans.some(([lo, hi]) => this.probe! >= lo && this.probe! < hi)) spans.push([this.probe, this.probe + HOUR_US]);
+      const staleIn = async (span?: [bigint, bigint]) => {
+        const within = (col: string) => (span ? ` WHERE ${col} >= make_timestamp(?::BIGINT) AND ${col} < make_timestamp(?::BIGINT)` : "");
+        const params = span ? span.map(String) : [];
+        return one(
+          `SELECT epoch_us(COALESCE(m.hour, b.hour, bm.hour)) AS hour, m.n IS NULL AS gone, b.n > m.n AS pruned, ` +
+            `NOT COALESCE(${sameRows("m", "b")}, m.n IS NULL AND b.n IS NULL) AS hour_stale, NOT COALESCE(${sameRows("m", "bm")}, m.n IS NULL AND bm.n IS NULL) AS minutes_stale FROM ` +
+            `(${hourTotalsSql("minutes", within("minute"))}) AS m FULL JOIN (${hourTotalsSql("board_hour", within("hour"))}) AS b ON m.hour = b.hour FULL JOIN ` +
+            `(${hourTotalsSql("board_minute", within("minute"))}) AS bm ON COALESCE(m.hour, b.hour) = bm.hour WHERE hour_stale OR minutes_stale`,
+          [...params, ...params, ...params],
+        );
+      };
+      const found = [];
+      for (const span of this.checkAll ? [undefined] : spans) found.push(...(await staleIn(span)));
+      const stale = found
+        .sort(([a], [b]) => ((a as bigint) > (b as bigint) ? -1 : 1))
         .map(([h, gone, pruned, hourStale, minutesStale]) => ({
           hour: h as bigint,
           gone: gone as boolean,
@@ -283,12 +302,15 @@ export class BoardRollup {
       const waiting = stale.filter((s) => !s.gone).length - rebuilt;
       // Hours whose appended rows come from more merges than the bound, or that have closed (a later hour has
       // rows: minutes arrive about in order), are compacted to one row per series, so reads stay near one row
-      // per (hour, series). Only hours that hold appended rows are grouped; a compacted hour holds none.
+      // per (hour, series). Only hours that hold appended rows are grouped; a compacted hour holds none. A
+      // later hour counts only up to the hour of the newest load: a sidecar whose clock runs ahead (ingest
+      // bounds that only when MESHLOOK_MAX_WINDOW_AHEAD_S is set) would otherwise close the hour in
+      // progress, and compact it at every merge.
       const due = await one(
         `SELECT epoch_us(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour IN (SELECT hour FROM ${BOARD_HOUR_TABLE.name} WHERE appended_at IS NOT NULL) GROUP BY hour ` +
           `HAVING COUNT(DISTINCT appended_at) + MAX(CASE WHEN appended_at IS NULL THEN 1 ELSE 0 END) > ` +
-          `CASE WHEN hour < (SELECT MAX(hour) FROM ${BOARD_HOUR_TABLE.name}) THEN 1 ELSE ?::BIGINT END ORDER BY 1`,
-        [this.options.compactAfter ?? DEFAULT_COMPACT_AFTER],
+          `CASE WHEN hour < (SELECT MAX(hour) FROM ${BOARD_HOUR_TABLE.name} WHERE hour <= date_trunc('hour', make_timestamp(?::BIGINT))) THEN 1 ELSE ?::BIGINT END ORDER BY 1`,
+        [String(upTo ?? 0n), this.options.compactAfter ?? DEFAULT_COMPACT_AFTER],
       );
       for (const [h] of due) await this.compact(c, h as bigint);
       // A run that changed nothing (an idle cycle) leaves the read API's cached answers be; so does compaction,

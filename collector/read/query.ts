@@ -349,25 +349,42 @@ export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): St
 }
 
 /**
+ * Per hour of a table's rows matching `where` (a WHERE clause, or ""): `hour` (TIMESTAMP), `n` the minute rows
+ * (of mesh_traffic_minute) or those a pre-aggregate's rows absorbed, `r` their requests and `f` their first
+ * minute, then `extra` select items. A pre-aggregate absorbed exactly an hour's minute rows when all three
+ * agree (sameRows): a count alone agrees when as many rows land (not merged yet) as are deleted, and
+ * retention deletes an hour's first minutes. The read path (usableHoursStatement) and the stage that keeps
+ * the pre-aggregates (board-rollup.ts) judge by the same totals.
+ */
+export function hourTotalsSql(table: "minutes" | "board_hour" | "board_minute", where: string, extra = ""): string {
+  const [name, hour, n, f] =
+    table === "minutes"
+      ? [FACT_TABLE.name, "date_trunc('hour', minute)", "COUNT(*)", "MIN(minute)"]
+      : table === "board_hour"
+        ? [BOARD_HOUR_TABLE.name, "hour", "SUM(minute_rows)", "MIN(first_minute)"]
+        : [BOARD_MINUTE_TABLE.name, "date_trunc('hour', minute)", "SUM(minute_rows)", "MIN(minute)"];
+  return `SELECT ${hour} AS hour, ${n} AS n, SUM(requests) AS r, ${f} AS f${extra} FROM ${name}${where} GROUP BY 1`;
+}
+
+/** Whether hourTotalsSql's rows aliased `a` and `b` stand for the same minute rows (NULL when either is missing). */
+export const sameRows = (a: string, b: string) => `${a}.n = ${b}.n AND ${a}.r = ${b}.r AND ${a}.f = ${b}.f`;
+
+/**
  * Hours overlapping the range where a pre-aggregate can stand in for the minute rows, each with `whole`:
- * mesh_board_hour absorbed the minute rows the minute table holds for the hour now, and all of them lie
- * inside the range (an edge hour with no traffic outside the range counts too); and `minutes`:
+ * mesh_board_hour absorbed the minute rows the minute table holds for the hour now (hourTotalsSql), and all
+ * of them lie inside the range (an edge hour with no traffic outside the range counts too); and `minutes`:
  * mesh_board_minute's rows of the hour absorbed them (its rows are per minute, so the range may cut the hour).
- * "The same rows" is judged by their count, requests and first minute together: a count alone agrees when
- * as many rows land (not merged yet) as are deleted, and retention deletes an hour's first minutes.
  */
 export function usableHoursStatement(r: Range): Statement {
-  const sameRows = (pre: string) => `m.n = ${pre}.n AND m.r = ${pre}.r AND m.f = ${pre}.f`;
   const fromHour = iso(Math.floor(r.fromMs / HOUR_MS) * HOUR_MS);
   const toHour = iso(Math.ceil(r.toMs / HOUR_MS) * HOUR_MS);
+  const between = (col: string) => ` WHERE ${col} >= CAST(? AS TIMESTAMP) AND ${col} < CAST(? AS TIMESTAMP)`;
+  const inside = ", COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside";
   return {
     sql:
-      `SELECT epoch_ms(m.hour) AS hour, COALESCE(${sameRows("b")} AND m.inside = m.n, false) AS whole, COALESCE(${sameRows("bm")}, false) AS minutes FROM (` +
-      `SELECT date_trunc('hour', minute) AS hour, COUNT(*) AS n, SUM(requests) AS r, MIN(minute) AS f, COUNT(*) FILTER (WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP)) AS inside ` +
-      `FROM ${FACT_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS m LEFT JOIN (` +
-      `SELECT hour, SUM(minute_rows) AS n, SUM(requests) AS r, MIN(first_minute) AS f FROM ${BOARD_HOUR_TABLE.name} WHERE hour >= CAST(? AS TIMESTAMP) AND hour < CAST(? AS TIMESTAMP) GROUP BY 1) AS b ON m.hour = b.hour LEFT JOIN (` +
-      `SELECT date_trunc('hour', minute) AS hour, SUM(minute_rows) AS n, SUM(requests) AS r, MIN(minute) AS f FROM ${BOARD_MINUTE_TABLE.name} WHERE minute >= CAST(? AS TIMESTAMP) AND minute < CAST(? AS TIMESTAMP) GROUP BY 1) AS bm ` +
-      "ON m.hour = bm.hour ORDER BY 1",
+      `SELECT epoch_ms(m.hour) AS hour, COALESCE(${sameRows("m", "b")} AND m.inside = m.n, false) AS whole, COALESCE(${sameRows("m", "bm")}, false) AS minutes FROM (` +
+      `${hourTotalsSql("minutes", between("minute"), inside)}) AS m LEFT JOIN (${hourTotalsSql("board_hour", between("hour"))}) AS b ON m.hour = b.hour LEFT JOIN (` +
+      `${hourTotalsSql("board_minute", between("minute"))}) AS bm ON m.hour = bm.hour ORDER BY 1`,
     params: [iso(r.fromMs), iso(r.toMs), fromHour, toHour, fromHour, toHour, fromHour, toHour],
   };
 }

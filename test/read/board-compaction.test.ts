@@ -229,4 +229,23 @@ describe("mesh_board_hour appended per load, compacted per hour", () => {
     expect((await boardRows(hour)).size).toBe(0);
     await expectBoardHoldsSent(hour + HOUR);
   });
+
+  it("a sidecar whose clock runs ahead does not close the hour in progress: it is still compacted only every compactAfter merges", async () => {
+    const hour = H + 6 * HOUR;
+    const ahead = (Math.floor(Date.now() / HOUR) + 3) * HOUR;
+    stage.close();
+    stage = rollup();
+    await stage.run();
+    await load(hour, WORKLOADS);
+    await load(ahead, WORKLOADS.slice(0, 1));
+    const reports = [await stage.run()];
+    for (let m = 1; m <= 4; m++) {
+      await load(hour + m * MINUTE, WORKLOADS);
+      reports.push(await stage.run());
+    }
+    // Compacted once its rows came from a fifth merge, as an open hour is; a closed one would be at every merge.
+    expect(reports.map((r) => r.compacted)).toEqual([0, 0, 0, 0, 1]);
+    for (const [wl, r] of await expectBoardHoldsSent(hour)) expect([r.rows, r.appended], wl).toEqual([1, 0]);
+    await expectApiAnswersSent(hour, 1);
+  });
 });
