@@ -315,7 +315,9 @@ export function countersStatement(q: TrafficQuery, scope: Scope, plan: Plan = MI
   const src = sourceStatement(q, scope, plan);
   const keys = keySql(q);
   const groupBy = groupBySql(keys);
-  const order = q.interval === "none" ? "requests DESC" : "1";
+  // Every key breaks ties, so which groups make the LIMIT (and in what order) is the same on every read,
+  // from minute rows or a pre-aggregate, cached or fresh.
+  const order = [...(q.interval === "none" ? ["requests DESC"] : []), ...keys.map((_, i) => i + 1)].join(", ");
   return {
     sql:
       `SELECT ${[
@@ -406,7 +408,7 @@ export function identityStatement(q: TrafficQuery, scope: Scope, plan: Plan = MI
     sql:
       `SELECT ${IDENTITY_FIELDS.join(", ")}, epoch_ms(MIN(first_minute)) AS first_seen, epoch_ms(MAX(last_minute)) AS last_seen, ` +
       `SUM(requests) AS requests, SUM(errors) AS errors FROM ${src.sql} ` +
-      `GROUP BY ${IDENTITY_FIELDS.join(", ")} ORDER BY requests DESC LIMIT ${q.limit}`,
+      `GROUP BY ${IDENTITY_FIELDS.join(", ")} ORDER BY requests DESC, ${IDENTITY_FIELDS.join(", ")} LIMIT ${q.limit}`,
     params: src.params,
   };
 }

@@ -265,3 +265,30 @@ describe("answers follow the loads", () => {
     }
   });
 });
+
+describe("groups tied at the limit", () => {
+  it("are cut by their keys, so a LIMIT answers the same groups on every read", async () => {
+    // Three workloads of one new namespace with the same request count, loaded in an order that is not theirs.
+    const [row] = await query(w, `SELECT * FROM mesh_traffic_minute WHERE reporter = 'destination' LIMIT 1`);
+    const stats = new SeriesStats(DEFAULT_SCALE);
+    for (let k = 0; k < 5; k++) stats.record(2000 + k, 10, 20, false);
+    const tied = ["tie-c", "tie-a", "tie-b"].map((workload) => ({
+      dims: { ...Object.fromEntries(DIMENSIONS.map((d) => [d, row[d]])), destination_namespace: "tie-ns", destination_workload: workload } as unknown as SeriesDims,
+      stats,
+    }));
+    await w.sink.load([minuteSummary("tie-sidecar", 1, w.fromMs, tied)]);
+    const ask = async (limit: number) =>
+      (
+        await api.get(`/api/v1/traffic?${qs({ ...range(), destination_namespace: "tie-ns", group_by: "destination_workload", limit: String(limit), percentiles: "false" })}`)
+      ).body.rows.map((r: any) => [r.destination_workload, r.requests]);
+    expect(await ask(3)).toEqual([
+      ["tie-a", 5],
+      ["tie-b", 5],
+      ["tie-c", 5],
+    ]);
+    expect(await ask(2)).toEqual([
+      ["tie-a", 5],
+      ["tie-b", 5],
+    ]);
+  });
+});
