@@ -191,8 +191,8 @@ export class MinuteRollup {
   /**
    * Sketch entries held by the rows: one per non-empty bucket and one per run of empty ones (the stored
    * form, docs/schema.md), or one per bucket of a dense accumulator (Slot.dense), which is never longer
-   * than the stored form could be (Slot.budget); so at most twice the bucket entries of the summaries
-   * folded in.
+   * than the stored form could be (Slot.budget) and replaces it until rows() writes it again; so at most
+   * twice the bucket entries of the summaries folded in.
    */
   private bucketSlots = 0;
 
@@ -257,7 +257,11 @@ export class MinuteRollup {
    */
   private addBuckets(slot: Slot, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
     if (from === to) return;
-    slot.budget += 2 * (to - from);
+    // A count per bucket and a skip before each that follows a gap (and before the first): a skip costs
+    // its bucket at least one more bit on the wire, so the budget grows by at most 2 entries per 3 bits.
+    let entries = to - from + 1;
+    for (let b = from + 1; b < to; b++) if (index[b] > index[b - 1] + 1) entries++;
+    slot.budget += entries;
     let dense = slot.dense;
     const lo = index[from];
     const hi = index[to - 1];
@@ -271,8 +275,16 @@ export class MinuteRollup {
         return;
       }
     }
+    if (!slot.stale) this.release(slot);
     const offset = slot.denseFrom;
     for (let b = from; b < to; b++) dense[index[b] - offset] += count[b];
+  }
+
+  // A dense row's stored form is out of date from its next addition on: its entries are given back until
+  // rows() or a return to the stored form writes them again, so a row holds (and is accounted) one form.
+  private release(slot: Slot): void {
+    this.bucketSlots -= slot.row.sketch.c.length;
+    slot.row.sketch.c = [];
     slot.stale = true;
   }
 
@@ -281,7 +293,6 @@ export class MinuteRollup {
   private widen(slot: Slot, lo: number, hi: number): Float64Array | undefined {
     const old = slot.dense;
     const sketch = slot.row.sketch;
-    const held = old === undefined ? sketch.c.length : old.length;
     let first = lo;
     let last = hi;
     if (old !== undefined) {
@@ -304,15 +315,16 @@ export class MinuteRollup {
         if (v < 0) at -= v;
         else dense[at++ - first] = v;
       }
+      slot.stale = false; // the stored form still holds every count, until release()
     }
     slot.dense = dense;
     slot.denseFrom = first;
-    this.bucketSlots += dense.length - held;
+    this.bucketSlots += dense.length - (old === undefined ? 0 : old.length);
     return dense;
   }
 
   // Writes a dense row's counts back into its sketch in the stored form; `drop` also returns the row to
-  // the stored form (its next bucket additions merge there).
+  // the stored form (its next bucket additions merge there). Until then the row holds both forms.
   private settle(slot: Slot, drop: boolean): void {
     const dense = slot.dense;
     if (dense === undefined) return;
@@ -329,10 +341,11 @@ export class MinuteRollup {
         next = j + 1;
       }
       sketch.c = c;
+      this.bucketSlots += c.length;
       slot.stale = false;
     }
     if (drop) {
-      this.bucketSlots += sketch.c.length - dense.length;
+      this.bucketSlots -= dense.length;
       slot.dense = undefined;
     }
   }
@@ -522,11 +535,12 @@ interface Slot {
   /** Bucket counts of the row's span, from bucket `denseFrom` on, when it is dense (MinuteRollup.addBuckets). */
   dense: Float64Array | undefined;
   denseFrom: number;
-  /** Whether `dense` holds additions row.sketch.c lacks. */
+  /** Whether row.sketch.c is given back (MinuteRollup.release) and `dense` alone holds the counts. */
   stale: boolean;
   /**
-   * Entries the row's sketch may take: its stored entries when filed plus two per bucket added since
-   * (a count and a skip), a bound on its stored form; a dense accumulator longer than this is not made.
+   * Entries the row's sketch may take: its stored entries when filed plus, per batch of buckets added
+   * since, a count per bucket and a skip per gap before one, a bound on its stored form; a dense
+   * accumulator longer than this is not made.
    */
   budget: number;
 }
