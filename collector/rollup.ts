@@ -7,6 +7,7 @@
 // window that straddles a minute boundary would have to guess; the filter aligns its flush windows to
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
+import { randomBytes } from "node:crypto";
 import { DIMENSIONS } from "../shared/schema.ts";
 import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
 import { summaryCaller } from "./ledger.ts";
@@ -438,12 +439,17 @@ export class MinuteRollup {
 /**
  * A row key's hash is the sum of one term per dimension (keyTerm of the dimension and its value's id) and
  * one for the minute, so that a summary's fold adds the terms of the dimensions it does not report once
- * and those it reports per series.
+ * and those it reports per series. The terms are keyed per process: ids follow the order values arrive
+ * in, and anyone who can compute a sum of terms can chain many keys into one hash (a pair of colliding
+ * sums in each of several pairs of dimensions, chosen independently), so one summary's series would
+ * all land in one slot and the fold would compare each with all before it.
  */
+const HASH_KEY = new Int32Array(randomBytes(4 * (DIMENSIONS.length + 1)).buffer);
 function keyTerm(d: number, id: number): number {
-  let x = Math.imul(id + 1, 0x9e3779b1) ^ Math.imul(d + 1, 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
-  return x ^ (x >>> 12);
+  let x = id ^ HASH_KEY[d];
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
 }
 const minuteTerm = (minuteMs: number) => keyTerm(DIMENSIONS.length, (minuteMs / MINUTE_MS) | 0);
 
