@@ -258,11 +258,10 @@ export class MinuteRollup {
    */
   private addBuckets(slot: Slot, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
     if (from === to) return;
-    // A count per bucket and a skip before each that follows a gap (and before the first): a skip costs
-    // its bucket at least one more bit on the wire, so the budget grows by at most 2 entries per 3 bits.
-    let entries = to - from + 1;
-    for (let b = from + 1; b < to; b++) if (index[b] > index[b - 1] + 1) entries++;
-    slot.budget += entries;
+    // Two thirds of an entry per wire bit, the sparse form's bound (docs/security.md, "Sketch expansion"):
+    // a bucket takes at least 2 bits, and a sketch's bucket count, first index and parameters 24.
+    const n = to - from;
+    slot.budget += n + ((n / 3) | 0) + 16;
     let dense = slot.dense;
     const lo = index[from];
     const hi = index[to - 1];
@@ -544,9 +543,9 @@ interface Slot {
   /** Whether row.sketch.c is given back (MinuteRollup.release) and `dense` alone holds the counts. */
   stale: boolean;
   /**
-   * Entries the row's sketch may take: its stored entries when filed plus, per batch of buckets added
-   * since, a count per bucket and a skip per gap before one, a bound on its stored form; a dense
-   * accumulator longer than this is not made.
+   * Entries the row's sketch may take: its stored entries when filed plus, per sketch added since, two
+   * thirds of the fewest wire bits its buckets take, the bound its stored form keeps; a dense accumulator
+   * longer than this is not made.
    */
   budget: number;
 }
