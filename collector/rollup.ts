@@ -7,6 +7,7 @@
 // window that straddles a minute boundary would have to guess; the filter aligns its flush windows to
 // multiples of the flush interval, and with an interval dividing 60 s no window straddles a minute, so
 // the rule is exact per minute there and exact per series over any span in every case (docs/schema.md).
+import { randomBytes } from "node:crypto";
 import { DIMENSIONS } from "../shared/schema.ts";
 import { meshSketchAddInto, meshSketchMerge, type SketchJson } from "../shared/quantile.ts";
 import { summaryCaller } from "./ledger.ts";
@@ -191,8 +192,8 @@ export class MinuteRollup {
   /**
    * Sketch entries held by the rows: one per non-empty bucket and one per run of empty ones (the stored
    * form, docs/schema.md), or one per bucket of a dense accumulator (Slot.dense), which is never longer
-   * than the stored form could be (Slot.budget); so at most twice the bucket entries of the summaries
-   * folded in.
+   * than the stored form could be (Slot.budget) and replaces it until rows() writes it again; so at most
+   * twice the bucket entries of the summaries folded in.
    */
   private bucketSlots = 0;
 
@@ -257,7 +258,10 @@ export class MinuteRollup {
    */
   private addBuckets(slot: Slot, index: ArrayLike<number>, count: ArrayLike<number>, from: number, to: number): void {
     if (from === to) return;
-    slot.budget += 2 * (to - from);
+    // Two thirds of an entry per wire bit, the sparse form's bound (docs/security.md, "Sketch expansion"):
+    // a bucket takes at least 2 bits, and a sketch's bucket count, first index and parameters 24.
+    const n = to - from;
+    slot.budget += n + ((n / 3) | 0) + 16;
     let dense = slot.dense;
     const lo = index[from];
     const hi = index[to - 1];
@@ -271,8 +275,16 @@ export class MinuteRollup {
         return;
       }
     }
+    if (!slot.stale) this.release(slot);
     const offset = slot.denseFrom;
     for (let b = from; b < to; b++) dense[index[b] - offset] += count[b];
+  }
+
+  // A dense row's stored form is out of date from its next addition on: its entries are given back until
+  // rows() or a return to the stored form writes them again, so a row holds (and is accounted) one form.
+  private release(slot: Slot): void {
+    this.bucketSlots -= slot.row.sketch.c.length;
+    slot.row.sketch.c = [];
     slot.stale = true;
   }
 
@@ -281,7 +293,6 @@ export class MinuteRollup {
   private widen(slot: Slot, lo: number, hi: number): Float64Array | undefined {
     const old = slot.dense;
     const sketch = slot.row.sketch;
-    const held = old === undefined ? sketch.c.length : old.length;
     let first = lo;
     let last = hi;
     if (old !== undefined) {
@@ -304,15 +315,16 @@ export class MinuteRollup {
         if (v < 0) at -= v;
         else dense[at++ - first] = v;
       }
+      slot.stale = false; // the stored form still holds every count, until release()
     }
     slot.dense = dense;
     slot.denseFrom = first;
-    this.bucketSlots += dense.length - held;
+    this.bucketSlots += dense.length - (old === undefined ? 0 : old.length);
     return dense;
   }
 
   // Writes a dense row's counts back into its sketch in the stored form; `drop` also returns the row to
-  // the stored form (its next bucket additions merge there).
+  // the stored form (its next bucket additions merge there). Until then the row holds both forms.
   private settle(slot: Slot, drop: boolean): void {
     const dense = slot.dense;
     if (dense === undefined) return;
@@ -329,10 +341,11 @@ export class MinuteRollup {
         next = j + 1;
       }
       sketch.c = c;
+      this.bucketSlots += c.length;
       slot.stale = false;
     }
     if (drop) {
-      this.bucketSlots += sketch.c.length - dense.length;
+      this.bucketSlots -= dense.length;
       slot.dense = undefined;
     }
   }
@@ -425,12 +438,17 @@ export class MinuteRollup {
 /**
  * A row key's hash is the sum of one term per dimension (keyTerm of the dimension and its value's id) and
  * one for the minute, so that a summary's fold adds the terms of the dimensions it does not report once
- * and those it reports per series.
+ * and those it reports per series. The terms are keyed per process: ids follow the order values arrive
+ * in, and anyone who can compute a sum of terms can chain many keys into one hash (a pair of colliding
+ * sums in each of several pairs of dimensions, chosen independently), so one summary's series would
+ * all land in one slot and the fold would compare each with all before it.
  */
+const HASH_KEY = new Int32Array(randomBytes(4 * (DIMENSIONS.length + 1)).buffer);
 function keyTerm(d: number, id: number): number {
-  let x = Math.imul(id + 1, 0x9e3779b1) ^ Math.imul(d + 1, 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
-  return x ^ (x >>> 12);
+  let x = id ^ HASH_KEY[d];
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
 }
 const minuteTerm = (minuteMs: number) => keyTerm(DIMENSIONS.length, (minuteMs / MINUTE_MS) | 0);
 
@@ -522,11 +540,12 @@ interface Slot {
   /** Bucket counts of the row's span, from bucket `denseFrom` on, when it is dense (MinuteRollup.addBuckets). */
   dense: Float64Array | undefined;
   denseFrom: number;
-  /** Whether `dense` holds additions row.sketch.c lacks. */
+  /** Whether row.sketch.c is given back (MinuteRollup.release) and `dense` alone holds the counts. */
   stale: boolean;
   /**
-   * Entries the row's sketch may take: its stored entries when filed plus two per bucket added since
-   * (a count and a skip), a bound on its stored form; a dense accumulator longer than this is not made.
+   * Entries the row's sketch may take: its stored entries when filed plus, per sketch added since, two
+   * thirds of the fewest wire bits its buckets take, the bound its stored form keeps; a dense accumulator
+   * longer than this is not made.
    */
   budget: number;
 }

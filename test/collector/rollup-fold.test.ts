@@ -64,6 +64,12 @@ function honestScale(values: number[], wanted: number): number {
   return s;
 }
 
+// Sketch entries the rollup's rows hold, stored and dense, against those it accounts (MinuteRollup.bytes:
+// a fixed 600 per row and 8 per entry).
+const heldEntries = (r: MinuteRollup) =>
+  (r as unknown as { list: { row: MinuteRow; dense?: Float64Array }[] }).list.reduce((n, slot) => n + slot.row.sketch.c.length + (slot.dense?.length ?? 0), 0);
+const accountedEntries = (r: MinuteRollup) => (r.bytes - 600 * r.size) / 8;
+
 describe("rollup sketch fold against exact bucket counts", () => {
   it("holds every bucket's exact count across scales, repeats, new buckets and row merges", () => {
     for (let trial = 0; trial < 40; trial++) {
@@ -101,11 +107,15 @@ describe("rollup sketch fold against exact bucket counts", () => {
         expect(rows.length).toBe(all.size);
       };
       expected(rollup(decoded)); // columns
-      // rows read, then folded into again: the second read has both passes
+      // rows read, then folded into again: the second read has both passes; what the rows hold is what
+      // the rollup accounts at every step
       const twice = new MinuteRollup();
       for (const d of decoded) twice.add(d);
+      expect(heldEntries(twice), `trial ${trial}`).toBe(accountedEntries(twice));
       expected([...twice.rows()]);
+      expect(heldEntries(twice), `trial ${trial}`).toBe(accountedEntries(twice));
       for (const d of decoded) twice.add(d);
+      expect(heldEntries(twice), `trial ${trial}`).toBe(accountedEntries(twice));
       expected([...twice.rows()], 2);
       expected(rollup([...input].reverse())); // series objects
       // rows of two partial rollups folded into a third

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { attributedMinute, rollup, type MinuteRow } from "../../collector/rollup.ts";
+import { MinuteRollup, attributedMinute, rollup, type MinuteRow } from "../../collector/rollup.ts";
 import { decodeSummary, summaryColumns, type DecodedSeries, type DecodedSummary } from "../../collector/summary.ts";
 import { DIMENSIONS, type Dimension } from "../../shared/schema.ts";
 import { meshQuantile, meshSketchAddInto, meshSketchMerge } from "../../shared/quantile.ts";
@@ -122,5 +122,66 @@ describe("rollup of freshly decoded summaries", () => {
     expect(fromColumns.length).toBe(5);
     const a404 = fromColumns.find((r) => r.minuteMs === 60_000 && r.dimensions.response_code === 404)!;
     expect(a404).toMatchObject({ requests: 61, dimensions: { destination_service: "a", source_workload: "unknown" } });
+  });
+
+  it("keeps a flood of keys built to collide under a computable row hash in separate rows and short chains", () => {
+    // The row hash is a sum of one term per dimension. Where the terms can be computed (as with this
+    // unkeyed function, the one the fold used), two sums that collide in each of ten pairs of dimensions,
+    // found by birthday search over 512 values, combine into 2^10 keys of one hash.
+    const term = (d: number, id: number) => {
+      let x = Math.imul(id + 1, 0x9e3779b1) ^ Math.imul(d + 1, 0x85ebca6b);
+      x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
+      return x ^ (x >>> 12);
+    };
+    const r = new MinuteRollup();
+    const internals = r as unknown as { ids: Map<string, number>; slots: Map<number, object> };
+    const values = 512;
+    const firstId = internals.ids.size; // ids are handed out in order of first appearance, after the absent values
+    const name = (j: number) => `v${j}`;
+    const row = (pick: (d: number) => string, requests: number): DecodedSeries => ({
+      ...series("x", [5]),
+      dimensions: Object.fromEntries(DIMENSIONS.map((d, k) => [d, pick(k)])) as Record<Dimension, string>,
+      requests,
+    });
+    // warm-up series give v0, v1, ... their ids in order
+    const warmUp = Array.from({ length: Math.ceil(values / DIMENSIONS.length) }, (_, w) => row((k) => name(Math.min(values - 1, w * DIMENSIONS.length + k)), 1));
+    r.add(summary(1, 60_000, warmUp));
+    expect(internals.ids.get(name(values - 1))).toBe(firstId + values - 1);
+    const alternatives: Array<[[number, number], [number, number]]> = [];
+    for (let d = 0; d + 1 < DIMENSIONS.length; d += 2) {
+      const seen = new Map<number, [number, number]>();
+      search: for (let a = 0; a < values; a++) {
+        for (let b = 0; b < values; b++) {
+          const h = (term(d, firstId + a) + term(d + 1, firstId + b)) | 0;
+          const other = seen.get(h);
+          if (other !== undefined) {
+            alternatives.push([other, [a, b]]);
+            break search;
+          }
+          seen.set(h, [a, b]);
+        }
+      }
+    }
+    expect(alternatives.length).toBe(Math.floor(DIMENSIONS.length / 2));
+    const flood: DecodedSeries[] = [];
+    for (let k = 0; k < 2 ** alternatives.length; k++) {
+      const choice = (d: number) => {
+        const pair = alternatives[d >> 1];
+        return pair === undefined ? "fixed" : name(pair[(k >> (d >> 1)) & 1][d & 1]);
+      };
+      flood.push(row(choice, k + 1));
+    }
+    r.add(summary(2, 60_000, flood));
+    const rows = [...r.rows()];
+    expect(rows.length).toBe(warmUp.length + flood.length);
+    expect(rows.slice(warmUp.length).map((x) => x.requests)).toEqual(flood.map((x) => x.requests));
+    type Chained = { next?: Chained };
+    let longest = 0;
+    for (const head of internals.slots.values()) {
+      let n = 0;
+      for (let s: Chained | undefined = head; s !== undefined; s = s.next) n++;
+      longest = Math.max(longest, n);
+    }
+    expect(longest).toBeLessThanOrEqual(4);
   });
 });

@@ -143,4 +143,48 @@ describe("sketch decompression bomb", () => {
       expect(storedFactor).toBeLessThanOrEqual(STORED_SKETCH_BYTES_PER_INPUT_BYTE);
     }, 120_000);
   }
+
+  it("keeps rows updated often within the same factor when their counts go dense", () => {
+    // Each row gets three bodies: the lowest 3,414 buckets of scale 8, then the highest, then the lowest
+    // again, each bucket one value, so every entry takes the fewest bits (a gap of 0, no change of count).
+    // From the second on the row spans all 10,241 buckets: it may go dense only once that is no more
+    // entries than its stored form could take from the bits it was sent. Checked after every body.
+    const width = 3414;
+    const region = (seq: number, high: boolean) =>
+      summary(
+        seq,
+        60_000,
+        Array.from({ length: 10 }, (_, k) => {
+          const [o, min, max] = high ? [10_240 - width, inBucket(10_240 - width), 2 ** 40 - 1] : [-1, 1, inBucket(width - 2)];
+          return {
+            dimensions: dims(`dense-${Math.floor(seq / 3)}-${k}`),
+            requests: width,
+            errors: 0,
+            requestBytes: 0,
+            responseBytes: 0,
+            latencySumUs: min * width,
+            latencyMinUs: min,
+            latencyMaxUs: max,
+            sketch: { s: 8, z: 0, o, c: new Array<number>(width).fill(1) },
+          };
+        }),
+        `dense-${seq}`,
+      );
+    const rollup = new MinuteRollup();
+    let inputBytes = 0;
+    let worst = 0;
+    for (let seq = 0; seq < 30; seq++) {
+      const body = encode(region(seq, seq % 3 === 1));
+      inputBytes += body.length;
+      const d = decodeSummary(body);
+      if (!d.ok) throw new Error(`${d.reason}: ${d.message}`);
+      rollup.add(d.summary);
+      worst = Math.max(worst, rollup.bytes / inputBytes);
+    }
+    console.log(
+      `dense rows: 30 bodies, ${inputBytes} input bytes, ${rollup.size} rows; rollup accounts ${rollup.bytes} bytes, at most ${worst.toFixed(2)}/input byte after a body`,
+    );
+    expect(rollup.size).toBe(100);
+    expect(worst).toBeLessThanOrEqual(ROLLUP_BYTES_PER_INPUT_BYTE);
+  });
 });

@@ -13,6 +13,7 @@ interface CodecExports {
   decodeReason(): number;
   decodeSeriesCount(): number;
   reencode(): number;
+  crc32Of(start: number, end: number): number;
   bucketIndexOf(v: number, scale: number): number;
   recordValues(n: number): number;
   baselineValues(n: number): number;
@@ -27,6 +28,8 @@ export interface WasmCodec {
   /** decode + encode inside wasm: the re-encoded bytes, or the reason code when invalid. */
   reencode(bytes: Uint8Array): Uint8Array | number;
   bucketIndex(v: number, scale: number): number;
+  /** The shared CRC-32 of bytes[start, end), as a signed i32. */
+  crc32(bytes: Uint8Array, start: number, end: number): number;
   /** Records `n` generated requests at `scale` into one series and encodes it (see codec_wire.ts). */
   encodeRecorded(n: number, scale: number): Uint8Array;
   /** Records `n` generated latencies into a SeriesStats inside wasm (bench/codec.ts). */
@@ -60,6 +63,10 @@ export function loadWasmCodec(): WasmCodec {
       return new Uint8Array(x.memory.buffer, x.outputPointer(), x.outputLength()).slice();
     },
     bucketIndex: (v, scale) => x.bucketIndexOf(v, scale),
+    crc32(bytes, start, end) {
+      put(bytes);
+      return x.crc32Of(start, end);
+    },
     encodeRecorded(n, scale) {
       const length = x.encodeRecorded(n, scale);
       return new Uint8Array(x.memory.buffer, x.outputPointer(), length).slice();

@@ -1,6 +1,7 @@
 // Wire format v1 against its document (an independent writer, wire-builder.ts), the golden vectors,
 // the codec compiled into wasm, and a stream of mutated inputs.
 import { readdirSync, readFileSync } from "node:fs";
+import { crc32 as zlibCrc32 } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   FIELD_LATENCY_MAX,
@@ -11,6 +12,7 @@ import {
   SeriesColumns,
   SeriesStats,
   bucketIndex,
+  crc32,
   decodeSummary,
   decodeSummaryInto,
   dimensionsOf,
@@ -263,6 +265,76 @@ describe("codec", () => {
     expect(reason("0" + "1".repeat(23))).toBe("truncated"); // ends inside the unary part
   });
 
+  it("reads every pair of Rice parameters at every bit offset, for entries either side of a 4-byte window and at the input's end", () => {
+    // Entries whose gap and count change take 20 to 30 bits together straddle the decoder's one-window
+    // read; escapes and the last 14 bytes take its other paths. The expected buckets are the ones the
+    // independent writer encoded, never a decode.
+    const rnd = mulberry32(2024);
+    const scale = 8;
+    const lowest = bucketIndex(1000, scale); // from here on every bucket holds an integer latency
+    const highest = lowest + 4000;
+    const valueIn = (index: number) => {
+      let [a, b] = [1, 2 ** 40 - 1];
+      while (a < b) {
+        const m = Math.floor((a + b) / 2);
+        if (bucketIndex(m, scale) < index) a = m + 1;
+        else b = m;
+      }
+      return a;
+    };
+    // a value whose Rice code with parameter k has a unary part of q (an escape from q = 24 on)
+    const riceValue = (q: number, k: number) => q * 2 ** k + Math.floor(rnd() * 2 ** k);
+    const riceBits = (v: number, k: number) => (v < 24 * 2 ** k ? Math.floor(v / 2 ** k) + 1 + k : 30 + v.toString(2).length);
+    const pairs = { within: 0, beyond: 0 }; // entries that fit a 4-byte window past any bit offset, and the others
+    for (let kGap = 0; kGap < 16; kGap++) {
+      for (let kCount = 0; kCount < 16; kCount++) {
+        const buckets: Array<[number, number]> = [];
+        let index = lowest + Math.floor(rnd() * 50);
+        let count = 1 + Math.floor(rnd() * 1000);
+        buckets.push([index, count]);
+        for (let e = 0; e < 60; e++) {
+          const pairBits = 20 + Math.floor(rnd() * 11);
+          const gapBits = 1 + kGap + Math.floor(rnd() * Math.max(1, pairBits - kGap - kCount - 1));
+          let gap = riceValue(Math.max(0, gapBits - 1 - kGap), kGap);
+          if (rnd() < 0.05) gap = riceValue(24 + Math.floor(rnd() * 4), kGap);
+          if (index + gap + 1 > highest) gap = Math.floor(rnd() * Math.min(2 ** kGap, highest - index));
+          if (index + 1 > highest) break;
+          let zz = riceValue(Math.max(0, pairBits - gapBits - 1 - kCount), kCount);
+          if (rnd() < 0.05) zz = riceValue(24 + Math.floor(rnd() * 4), kCount);
+          let change = zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2;
+          if (count + change < 1) change = -change;
+          index += gap + 1;
+          count += change;
+          buckets.push([index, count]);
+          if (riceBits(gap, kGap) + riceBits(change < 0 ? -2 * change - 1 : 2 * change, kCount) <= 24) pairs.within++;
+          else pairs.beyond++;
+        }
+        const requests = buckets.reduce((n, [, c]) => n + c, 0);
+        const [min, max] = [valueIn(buckets[0][0]), valueIn(buckets[buckets.length - 1][0])];
+        const raw = validRaw();
+        raw.series[0] = { ...raw.series[0], requests, errors: 0, zero: 0, scale, min, max, sum: min * requests, buckets: sketchBuckets(buckets, { kGap, kCount }) };
+        const input = frame(body(raw));
+        const r = decodeSummary(input);
+        if (!r.ok) expect.fail(`kGap ${kGap}, kCount ${kCount}: ${r.reason}: ${r.message}`);
+        const sk = r.summary.series[0].sketch;
+        expect(sk.c.filter((c) => c > 0).length, `kGap ${kGap}, kCount ${kCount}`).toBe(buckets.length);
+        for (const [i, c] of buckets) expect(sk.c[i - sk.o], `kGap ${kGap}, kCount ${kCount}, bucket ${i}`).toBe(c);
+        const again = wasm.reencode(input);
+        if (!(again instanceof Uint8Array)) expect.fail(`wasm refused kGap ${kGap}, kCount ${kCount}: reason ${again}`);
+        const w = decodeSummary(again);
+        expect(w.ok && w.summary.series[0].sketch, `wasm, kGap ${kGap}, kCount ${kCount}`).toEqual(sk);
+        // every proper prefix is refused, never read past its end
+        for (const cut of [1, 2, 3, 5, 9, 14, 15]) {
+          const short = body(raw).slice(0, -cut);
+          const reason = decodeWire(frame(short)).reason;
+          expect(reason, `kGap ${kGap}, kCount ${kCount}, ${cut} bytes short`).not.toBe(0);
+          expect(wasm.decodeReason(frame(short))).toBe(reason);
+        }
+      }
+    }
+    expect(Math.min(pairs.within, pairs.beyond)).toBeGreaterThan(2000);
+  });
+
   it("never throws on mutated input, and wasm gives the same reason as Node", () => {
     const bases = [read("mesh.bin"), read("edges.bin"), read("minimal.bin")];
     const rnd = mulberry32(1234);
@@ -309,6 +381,22 @@ describe("codec", () => {
         series: [seriesOf({ reporter: "source", response_code: 200 }, stats)],
       });
       expect(Buffer.from(wasm.encodeRecorded(n, scale)).equals(Buffer.from(node)), `n=${n} scale=${scale}`).toBe(true);
+    }
+  });
+
+  it("computes zlib's CRC-32 from any start and over any length, in Node and in wasm", () => {
+    // Starts and lengths around the eight-byte steps, over random bytes and all-ones bytes (every table
+    // index at its top, the register's sign bit set).
+    const rnd = mulberry32(802);
+    const inputs = [Uint8Array.from({ length: 80 }, () => Math.floor(rnd() * 256)), new Uint8Array(80).fill(0xff), new Uint8Array(80)];
+    for (const bytes of inputs) {
+      for (let start = 0; start <= 9; start++) {
+        for (let end = start; end <= bytes.length; end++) {
+          const expected = zlibCrc32(bytes.subarray(start, end)) | 0;
+          expect(crc32(bytes, start, end), `Node [${start}, ${end})`).toBe(expected);
+          expect(wasm.crc32(bytes, start, end), `wasm [${start}, ${end})`).toBe(expected);
+        }
+      }
     }
   });
 
