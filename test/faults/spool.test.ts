@@ -73,10 +73,13 @@ describe("spool faults", () => {
     await replica.start();
     const acked: DecodedSummary[] = [];
     const refused: { status: number; retryAfter: string | null; error?: string }[] = [];
+    let shed = 0;
     for (let seq = 1; seq <= 400 && refused.length < 5; seq++) {
       const s = bigSummary(seq, 250);
       const r = await post(replica.url!, s);
-      if (r.status === 200) acked.push(s);
+      // Load shedding on a starved machine (under-pressure) is not the disk's answer: send again, as a sidecar does.
+      if (r.status === 503 && r.body.error === "overloaded" && shed++ < 30) seq--;
+      else if (r.status === 200) acked.push(s);
       else refused.push({ status: r.status, retryAfter: r.retryAfter, error: r.body.error });
     }
     expect(refused.length).toBe(5);
