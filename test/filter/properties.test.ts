@@ -250,6 +250,30 @@ describe("filter dimension sources", () => {
     expect(windows).toEqual(expected);
   });
 
+  it("reads an empty peer object (Istio 1.25+) as no metadata, after a window of many callers", async () => {
+    // Envoy hands an empty value out as a null pointer and size 0 (proxy-wasm-cpp-host
+    // WasmBase::copyToPointerSize). The memo of recent peer objects (observe.ts, PeerMemo) must not take
+    // it for a slot it emptied at the window's end: that slot still holds the closed window's label ids.
+    const object = (n: number) => peerInfo({ type: "deployment", workload: `ratings-${n}`, namespace: "shop", cluster: "east", service: "ratings", revision: `v${n}` });
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, collector.address);
+    const on = (id: number, downstreamPeer: string | ReturnType<typeof peerInfo>) =>
+      inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: downstreamPeer } });
+    for (let n = 0; n < 200; n++) sidecar.stream(on(1000 + n, object(n)));
+    clock.advance(1000);
+    await sidecar.settle();
+    sidecar.stream(on(2000, ""));
+    clock.advance(1000);
+    await sidecar.settle();
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+    const labels = (d: Record<string, unknown>) => [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
+    const windows = decodeBodies(collector.bodies).map((s) => s.series.map((x) => [labels(x.dimensions), x.requests]));
+    expect(windows[0]).toHaveLength(200);
+    expect(windows[1]).toEqual([["unknown unknown unknown unknown unknown", 1]]);
+  });
+
   it("keeps apart callers whose values differ only inside (same length, same first and last eight bytes), each on a new connection", async () => {
     // Such values share a slot of the string table's memo of recent values (interner.ts, recentSlot).
     const callers = ["spiffe://cluster.local/ns/shop/sa/a-1-productpage", "spiffe://cluster.local/ns/shop/sa/b-2-productpage"];
