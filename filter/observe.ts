@@ -176,6 +176,9 @@ class PeerMemo {
 
   /** Copies the remembered label ids of the object at [ptr, ptr + len) to `key` from `base`; false when set `set` does not hold it. */
   restore(set: i32, downstream: bool, ptr: usize, len: i32, key: usize, base: i32): bool {
+    // Length 0 marks an empty slot, and a slot emptied at a window's end keeps that window's ids: an
+    // empty value (a null pointer from the host) would match it. No object of pairs is that short.
+    if (len == 0) return false;
     for (let way = 0; way < 2; way++) {
       let slot = (set << 1) | way;
       if (unchecked(this.lengths[slot]) != len || unchecked(this.downstream[slot]) != downstream) continue;

@@ -2,6 +2,7 @@
 // max_series series, the excess is folded into the overflow series with exact totals, the number of
 // folded keys is estimated, and linear memory stays under the documented bound across windows.
 import { describe, expect, it } from "vitest";
+import { bytes, peerInfo, type Attr } from "../../sim/host/index.ts";
 import type { DecodedSummary } from "../../shared/node.ts";
 import { decodeBodies, decodeBody, idle, meshlookSidecar, startCollector, syntheticStream } from "./fixtures.ts";
 
@@ -182,4 +183,61 @@ describe("facts of a connection whose values did not fit", () => {
     });
     expect(view(cached)).toEqual(view(uncached));
   });
+});
+
+describe("peer objects (Istio 1.25+) a recent connection brought", () => {
+  /**
+   * Three windows of 800 requests, each on a new connection, a third of them outbound; callers come back,
+   * some with a revision that is not UTF-8 or a workload name too long to report. With `unique`, each
+   * object also carries its own pod name, so no two read alike and the filter's memo of recent peer
+   * objects (observe.ts, PeerMemo) never holds one: what every object gives when it is parsed.
+   */
+  async function windows(unique: boolean, maxSeries: number) {
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1, max_series: maxSeries }, collector.address);
+    let i = 0;
+    for (let w = 0; w < 3; w++) {
+      for (let k = 0; k < 800; k++, i++) {
+        const n = (k * 37 + w * 11) % (40 + w * 30);
+        const outbound = k % 3 === 0;
+        const peer: Record<string, Attr> = {
+          ...(peerInfo({
+            type: "deployment",
+            workload: `w-${n}`,
+            namespace: `ns${n % 3}`,
+            cluster: "east",
+            service: `svc-${n % 11}`,
+            revision: `v${n % 4}`,
+            name: unique ? `pod-${i}` : undefined,
+          }) as Record<string, Attr>),
+        };
+        if (n % 7 === 3) peer.revision = bytes(new Uint8Array([0xc0, 0xaf, 0x41]));
+        if (n % 13 === 5) peer.workload = "w".repeat(600);
+        const input = syntheticStream({ principal: `spiffe://cluster.local/ns/x/sa/s${i % 300}`, durationNs: 1e6 + n * 1000, inbound: !outbound, connectionId: 10_000 + i });
+        input.attributes!.filter_state = { [outbound ? "upstream_peer" : "downstream_peer"]: peer };
+        sidecar.stream(input);
+      }
+      clock.advance(1000);
+      await sidecar.settle();
+    }
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+    return decodeBodies(collector.bodies).map((s) => ({
+      overflowKeys: s.overflowKeys,
+      series: s.series.map((x) => JSON.stringify([x.dimensions, x.requests, x.latencySumUs])).sort(),
+    }));
+  }
+
+  // At 10 series the callers' 300 principals fill the string table within each window, so later objects
+  // have labels that do not fit; at the default cap every window's objects fit, and a memo not emptied
+  // at a window's end would give the closed window's ids.
+  for (const maxSeries of [10, MAX_SERIES]) {
+    it(`give the summaries that parsing each object gives (max_series ${maxSeries})`, async () => {
+      const remembered = await windows(false, maxSeries);
+      expect(remembered).toHaveLength(3);
+      if (maxSeries === 10) expect(Math.min(...remembered.map((w) => w.overflowKeys))).toBeGreaterThan(100);
+      expect(remembered).toEqual(await windows(true, maxSeries));
+    });
+  }
 });

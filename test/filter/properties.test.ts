@@ -3,7 +3,7 @@
 // object and the legacy metadata-exchange fields, inbound and outbound, errors, and values the filter
 // must refuse.
 import { describe, expect, it } from "vitest";
-import { FieldObject, duration, flatNodePeer, int, peerInfo, uint, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
+import { FieldObject, duration, flatNodePeer, int, peerInfo, uint, type Attr, type NodeInfo, type StreamInput } from "../../sim/host/index.ts";
 import { type DecodedSeries, type DecodedSummary } from "../../shared/node.ts";
 import { decodeBodies, meshlookSidecar, startCollector } from "./fixtures.ts";
 
@@ -41,6 +41,12 @@ function inbound(extra: Partial<StreamInput["attributes"]> = {}, headers: [strin
     },
   };
 }
+
+/** An inbound request from CALLER on connection `id`, its peer metadata `downstreamPeer`. */
+const onConnection = (id: number, downstreamPeer: Attr) =>
+  inbound({ connection: { id: uint(id), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: downstreamPeer } });
+
+const sourceLabels = (d: Record<string, unknown>) => [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
 
 const SELF_LABELS = {
   destination_workload: "reviews-v1",
@@ -232,9 +238,7 @@ describe("filter dimension sources", () => {
       const counts = new Map<string, number>();
       for (let i = 0; i < 600; i++) {
         const n = order(i);
-        sidecar.stream(
-          inbound({ connection: { id: uint(id++), mtls: true, uri_san_peer_certificate: CALLER, uri_san_local_certificate: SELF }, filter_state: { downstream_peer: object(n) } }),
-        );
+        sidecar.stream(onConnection(id++, object(n)));
         const labels = `ratings-${String(n).padStart(3, "0")} shop ratings v1 east`;
         counts.set(labels, (counts.get(labels) ?? 0) + 1);
       }
@@ -245,9 +249,29 @@ describe("filter dimension sources", () => {
     expect(sidecar.traps).toEqual([]);
     await sidecar.close();
     await collector.close();
-    const labels = (d: Record<string, unknown>) => [d.source_workload, d.source_namespace, d.source_canonical_service, d.source_canonical_revision, d.source_cluster].join(" ");
-    const windows = decodeBodies(collector.bodies).map((s) => new Map(s.series.map((x) => [labels(x.dimensions), x.requests])));
+    const windows = decodeBodies(collector.bodies).map((s) => new Map(s.series.map((x) => [sourceLabels(x.dimensions), x.requests])));
     expect(windows).toEqual(expected);
+  });
+
+  it("reads an empty peer object (Istio 1.25+) as no metadata, after a window of many callers", async () => {
+    // Envoy hands an empty value out as a null pointer and size 0 (proxy-wasm-cpp-host
+    // WasmBase::copyToPointerSize). The memo of recent peer objects (observe.ts, PeerMemo) must not take
+    // it for a slot it emptied at the window's end: that slot still holds the closed window's label ids.
+    const object = (n: number) => peerInfo({ type: "deployment", workload: `ratings-${n}`, namespace: "shop", cluster: "east", service: "ratings", revision: `v${n}` });
+    const collector = await startCollector();
+    const { clock, sidecar } = await meshlookSidecar({ flush_interval_s: 1 }, collector.address);
+    for (let n = 0; n < 200; n++) sidecar.stream(onConnection(1000 + n, object(n)));
+    clock.advance(1000);
+    await sidecar.settle();
+    sidecar.stream(onConnection(2000, ""));
+    clock.advance(1000);
+    await sidecar.settle();
+    expect(sidecar.traps).toEqual([]);
+    await sidecar.close();
+    await collector.close();
+    const windows = decodeBodies(collector.bodies).map((s) => s.series.map((x) => [sourceLabels(x.dimensions), x.requests]));
+    expect(windows[0]).toHaveLength(200);
+    expect(windows[1]).toEqual([["unknown unknown unknown unknown unknown", 1]]);
   });
 
   it("keeps apart callers whose values differ only inside (same length, same first and last eight bytes), each on a new connection", async () => {
