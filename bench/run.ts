@@ -155,7 +155,8 @@ async function section(name: string, body: () => Promise<void>) {
     await body();
     process.stderr.write(` ${took()}\n`);
   } catch (err) {
-    process.stderr.write(` FAILED after ${took()}\n`);
+    // The whole error here too: --quick writes no details, and a smoke test that fails must say why.
+    process.stderr.write(` FAILED after ${took()}\n${(err as Error).stack ?? err}\n`);
     const message = (err as Error).message.split("\n")[0];
     rows.push({ figure: name, ours: "failed", baseline: "-", baselineIs: message.slice(0, 120), ratio: "-", target: "-", verdict: "failed" });
     details.push(`### ${name}: failed\n\n\`\`\`\n${(err as Error).stack ?? message}\n\`\`\``);
