@@ -387,7 +387,7 @@ await section("load cycle", async () => {
         figure: `Snowflake credits/day, a load cycle every ${intervalS} s (${n} sidecars)`,
         ours: fmt(c.creditsPerDay, 2),
         baseline: "24",
-        baselineIs: "X-Small warehouse that never suspends",
+        baselineIs: "X-Small warehouse that never suspends (1 credit an hour; a price, not measured)",
         ratio: ratio(c.creditsPerDay, 24),
       });
       rows.push({
@@ -478,8 +478,8 @@ const commit = (() => {
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at the end`;
 const results = `# Benchmark results
 
-Written by \`npm run bench\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run;
-ratio = meshlook ÷ baseline. Where issue #19 sets a target on a figure, the target column gives it and the
+Written by \`npm run bench\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run
+(the Snowflake credits' baseline is a price: an X-Small that never suspends); ratio = meshlook ÷ baseline. Where issue #19 sets a target on a figure, the target column gives it and the
 verdict says whether this run met it and by how much (MISSED by how much it fell short); "figure asked for,
 no bound" marks figures #19 asks for without a bound.
 
