@@ -174,6 +174,16 @@ async function script(file: string, args: string[] = [], env: Record<string, str
 }
 
 const startedAt = new Date();
+// Read before the run: a commit made while it runs (it takes half an hour) must not be credited with its figures.
+const commit = (() => {
+  try {
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${sha} (with uncommitted changes)` : sha;
+  } catch {
+    return "unknown";
+  }
+})();
 /** From the filter-cost run, for the wire-bytes comparison. */
 let accessLogLineBytes = NaN;
 const load0 = loadavg()[0];
@@ -466,15 +476,6 @@ const align: Align[] = ["left", "right", "right", "left", "right", "left", "left
 const cells = rows.map((r) => [r.figure, r.ours, r.baseline, r.baselineIs, r.ratio, r.target ?? "-", r.verdict ?? "-"]);
 console.log(`\n${formatTable(headers, cells, align)}\n`);
 
-const commit = (() => {
-  try {
-    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
-    return dirty ? `${sha} (with uncommitted changes)` : sha;
-  } catch {
-    return "unknown";
-  }
-})();
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at the end`;
 const results = `# Benchmark results
 
