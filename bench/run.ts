@@ -155,7 +155,8 @@ async function section(name: string, body: () => Promise<void>) {
     await body();
     process.stderr.write(` ${took()}\n`);
   } catch (err) {
-    process.stderr.write(` FAILED after ${took()}\n`);
+    // The whole error here too: --quick writes no details, and a smoke test that fails must say why.
+    process.stderr.write(` FAILED after ${took()}\n${(err as Error).stack ?? err}\n`);
     const message = (err as Error).message.split("\n")[0];
     rows.push({ figure: name, ours: "failed", baseline: "-", baselineIs: message.slice(0, 120), ratio: "-", target: "-", verdict: "failed" });
     details.push(`### ${name}: failed\n\n\`\`\`\n${(err as Error).stack ?? message}\n\`\`\``);
@@ -173,6 +174,16 @@ async function script(file: string, args: string[] = [], env: Record<string, str
 }
 
 const startedAt = new Date();
+// Read before the run: a commit made while it runs (it takes half an hour) must not be credited with its figures.
+const commit = (() => {
+  try {
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${sha} (with uncommitted changes)` : sha;
+  } catch {
+    return "unknown";
+  }
+})();
 /** From the filter-cost run, for the wire-bytes comparison. */
 let accessLogLineBytes = NaN;
 const load0 = loadavg()[0];
@@ -386,7 +397,7 @@ await section("load cycle", async () => {
         figure: `Snowflake credits/day, a load cycle every ${intervalS} s (${n} sidecars)`,
         ours: fmt(c.creditsPerDay, 2),
         baseline: "24",
-        baselineIs: "X-Small warehouse that never suspends",
+        baselineIs: "X-Small warehouse that never suspends (1 credit an hour; a price, not measured)",
         ratio: ratio(c.creditsPerDay, 24),
       });
       rows.push({
@@ -448,7 +459,7 @@ await section("freshness", async () => {
     ratio: ratio(mean(f.queryableS), mean(f.acknowledgedS)),
   });
   details.push(
-    `### freshness\n\nReal time, default settings. Request → queryable: ${f.queryableS.map((s) => s.toFixed(1)).join(", ")} s; ` +
+    `### freshness\n\nReal time, default settings; each probe from a sidecar of its own, the sidecars started 1/${size.freshnessProbes} of the 10 s interval apart so that the probes meet the flush and load timers at different phases, all sent at once. Request → queryable: ${f.queryableS.map((s) => s.toFixed(1)).join(", ")} s; ` +
       `request → acknowledged: ${f.acknowledgedS.map((s) => s.toFixed(1)).join(", ")} s.`,
   );
 });
@@ -465,20 +476,11 @@ const align: Align[] = ["left", "right", "right", "left", "right", "left", "left
 const cells = rows.map((r) => [r.figure, r.ours, r.baseline, r.baselineIs, r.ratio, r.target ?? "-", r.verdict ?? "-"]);
 console.log(`\n${formatTable(headers, cells, align)}\n`);
 
-const commit = (() => {
-  try {
-    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
-    return dirty ? `${sha} (with uncommitted changes)` : sha;
-  } catch {
-    return "unknown";
-  }
-})();
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at the end`;
 const results = `# Benchmark results
 
-Written by \`npm run bench\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run;
-ratio = meshlook ÷ baseline. Where issue #19 sets a target on a figure, the target column gives it and the
+Written by \`npm run bench\` (\`bench/run.ts\`). Every figure has a baseline measured in the same run
+(the Snowflake credits' baseline is a price: an X-Small that never suspends); ratio = meshlook ÷ baseline. Where issue #19 sets a target on a figure, the target column gives it and the
 verdict says whether this run met it and by how much (MISSED by how much it fell short); "figure asked for,
 no bound" marks figures #19 asks for without a bound.
 

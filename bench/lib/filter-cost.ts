@@ -1,16 +1,14 @@
 // Per-request cost of three filters on the same streams in the same host and process: the do-nothing
 // proxy-runtime filter (the floor), meshlook, and the access-log baseline (one JSON line per request handed
 // to the host). The streams are bookinfo requests as both sidecars of each hop see them.
+import { dirname, join } from "node:path";
 import { compileModule, createSidecar, ManualClock, type LogEntry, type Sidecar, type StreamInput } from "../../sim/host/index.ts";
 import { streamInput, workloadNode } from "../../sim/sidecar.ts";
 import { TrafficGenerator, bookinfo, type Reporter } from "../../sim/traffic/index.ts";
-import { RELEASE_WASM } from "../../test/filter/fixtures.ts";
+import { NOOP_WASM, RELEASE_WASM } from "../../test/filter/fixtures.ts";
 import { median } from "./stats.ts";
 
-// The filter as built, or the build MESHLOOK_FILTER_WASM names (e.g. an older release, to compare runs).
-export const MESHLOOK_WASM = RELEASE_WASM;
-export const NOOP_WASM = "dist/fixtures/noop.wasm";
-export const ACCESSLOG_WASM = "dist/fixtures/accesslog.wasm";
+const ACCESSLOG_WASM = join(dirname(NOOP_WASM), "accesslog.wasm");
 
 export interface FilterCost {
   /** Median CPU ns per stream over the rounds. */
@@ -72,7 +70,8 @@ export async function measureFilterCost(requests = 10_000, rounds = 7, requestsP
     createSidecar({ wasm: await compileModule(wasm), rootId, pluginConfig, node, clock: new ManualClock(), canary: false, workers: 1, maxLogEntries: 1000, onLog: log });
   const noop = await make(NOOP_WASM, "noop", "{}");
   // No flush during timing: the window outlasts the run (flushing is measured by the wire-bytes figures).
-  const meshlook = await make(MESHLOOK_WASM, "meshlook", JSON.stringify({ collector: { cluster: "outbound|8080||meshlook-collector" }, flush_interval_s: 3600 }));
+  // RELEASE_WASM: the filter as built, or the build MESHLOOK_FILTER_WASM names (an older one, to compare).
+  const meshlook = await make(RELEASE_WASM, "meshlook", JSON.stringify({ collector: { cluster: "outbound|8080||meshlook-collector" }, flush_interval_s: 3600 }));
   const accessLog = await make(ACCESSLOG_WASM, "accesslog", "{}", onLog);
   const sidecars = [noop, meshlook, accessLog];
   try {

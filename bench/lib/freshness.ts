@@ -11,7 +11,7 @@ import { startCollector } from "../../collector/collector.ts";
 import { loadConfig } from "../../collector/config.ts";
 import type { DuckDBSink } from "../../collector/sink/duckdb.ts";
 import { FACT_TABLE } from "../../shared/schema.ts";
-import { createSidecar, RealClock } from "../../sim/host/index.ts";
+import { compileModule, createSidecar, RealClock, type Sidecar } from "../../sim/host/index.ts";
 import { COLLECTOR_CLUSTER, RELEASE_WASM } from "../../sim/pipeline.ts";
 import { LOCAL_NODE, syntheticStream } from "../../test/filter/fixtures.ts";
 
@@ -23,36 +23,49 @@ export interface Freshness {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function measureFreshness(probes = 3, spacingMs = 3_300): Promise<Freshness> {
+/** The filter's default flush interval and the DuckDB collector's default load interval, ms. */
+const INTERVAL_MS = 10_000;
+
+/**
+ * A probe's wait for the load after its summary is acknowledged depends on the phase of the collector's
+ * load timer against the sidecar's flush timer, which one sidecar would fix for the whole run (it came out
+ * 0.1 s in one run, 9.9 s in another). So each probe has a sidecar of its own, started a `1/probes` of the
+ * interval after the previous one, and all probes are sent at once after the last start: the probes fall at
+ * different points of their flush windows and their summaries at different points of the load interval.
+ */
+export async function measureFreshness(probes = 3): Promise<Freshness> {
   const dir = mkdtempSync(join(tmpdir(), "meshlook-bench-fresh-"));
   const token = "bench-freshness";
   const config = loadConfig({ MESHLOOK_HOST: "127.0.0.1", MESHLOOK_PORT: "0", MESHLOOK_DATA_DIR: dir, MESHLOOK_INGEST_TOKENS: token });
   const collector = await startCollector(config, pino({ level: "silent" }));
-  const sidecar = await createSidecar({
-    wasm: RELEASE_WASM,
-    rootId: "meshlook",
-    pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER } }),
-    clusters: { [COLLECTOR_CLUSTER]: new URL(collector.url).host },
-    env: { MESHLOOK_INGEST_TOKEN: token },
-    node: LOCAL_NODE,
-    clock: new RealClock(),
-    workers: 1,
-    canary: false,
-  });
   await collector.loader.loadNow(); // the start-up cycle opens the warehouse (the collector listens first)
   const connection = (collector.sink as DuckDBSink).connection;
+  const wasm = await compileModule(RELEASE_WASM);
+  const sidecars: Sidecar[] = [];
   try {
-    const sentAt: number[] = [];
+    for (let i = 0; i < probes; i++) {
+      if (i > 0) await sleep(INTERVAL_MS / probes);
+      sidecars.push(
+        await createSidecar({
+          wasm,
+          rootId: "meshlook",
+          pluginConfig: JSON.stringify({ collector: { cluster: COLLECTOR_CLUSTER }, flush_interval_s: INTERVAL_MS / 1000 }),
+          clusters: { [COLLECTOR_CLUSTER]: new URL(collector.url).host },
+          env: { MESHLOOK_INGEST_TOKEN: token },
+          node: LOCAL_NODE,
+          clock: new RealClock(),
+          workers: 1,
+          canary: false,
+        }),
+      );
+    }
     const queryable: number[] = [];
     const acknowledged: number[] = [];
-    const firstCallout: number[] = [];
     const principal = (i: number) => `spiffe://cluster.local/ns/bench/sa/probe-${i}`;
-    for (let i = 0; i < probes; i++) {
-      if (i > 0) await sleep(spacingMs);
-      sidecar.stream(syntheticStream({ principal: principal(i), durationNs: 1_000_000 }));
-      sentAt.push(performance.now());
-      firstCallout.push(sidecar.callouts.length);
-    }
+    // Under load a sidecar may have closed a window (empty) before the probes go out: only later calls count.
+    const firstCallout = sidecars.map((s) => s.callouts.length);
+    sidecars.forEach((s, i) => s.stream(syntheticStream({ principal: principal(i), durationNs: 1_000_000 })));
+    const sentAt = performance.now();
     const deadline = performance.now() + 60_000;
     const done = (xs: number[]) => xs.filter((t) => t !== undefined).length === probes;
     while (!done(queryable) || !done(acknowledged)) {
@@ -60,17 +73,16 @@ export async function measureFreshness(probes = 3, spacingMs = 3_300): Promise<F
       const rows = (await connection.runAndReadAll(`SELECT DISTINCT source_principal FROM ${FACT_TABLE.name}`)).getRows();
       const seen = new Set(rows.map((r) => String(r[0])));
       const now = performance.now();
-      for (let i = 0; i < probes; i++) if (queryable[i] === undefined && seen.has(principal(i))) queryable[i] = (now - sentAt[i]) / 1000;
-      // A probe is acknowledged once a 2xx answered a summary POSTed after it was sent.
+      for (let i = 0; i < probes; i++) if (queryable[i] === undefined && seen.has(principal(i))) queryable[i] = (now - sentAt) / 1000;
+      // A probe is acknowledged once a 2xx answered a summary its sidecar POSTed after it was sent.
       for (let i = 0; i < probes; i++) {
-        if (acknowledged[i] !== undefined) continue;
-        if (sidecar.callouts.slice(firstCallout[i]).some((c) => c.outcome?.status === 200)) acknowledged[i] = (now - sentAt[i]) / 1000;
+        if (acknowledged[i] === undefined && sidecars[i].callouts.slice(firstCallout[i]).some((c) => c.outcome?.status === 200)) acknowledged[i] = (now - sentAt) / 1000;
       }
       await sleep(50);
     }
     return { queryableS: queryable, acknowledgedS: acknowledged };
   } finally {
-    await sidecar.close();
+    for (const s of sidecars) await s.close();
     await collector.close();
     rmSync(dir, { recursive: true, force: true });
   }
