@@ -1,24 +1,26 @@
-// CPU time and resident memory of another process, read from Linux's /proc: the benchmarks measure
-// collector processes from outside, so the figures include every thread (V8's GC and compiler helpers,
-// libuv's pool, DuckDB) and nothing of the benchmark's own work.
+// CPU time and resident memory read from Linux's /proc: the benchmarks measure collector processes from
+// outside, so the figures include every thread (V8's GC and compiler helpers, libuv's pool, DuckDB) and
+// nothing of the benchmark's own work; and a benchmark's own CPU with that of the children it waited for.
 import { readFileSync, readdirSync } from "node:fs";
 
-// utime + stime of a /proc stat line, in seconds (clock ticks, USER_HZ = 100).
-const statCpuS = (stat: string) => {
-  const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-};
+// The sum of a /proc stat line's fields `from` to `to` (indices after the command name, which may hold
+// spaces and parentheses: 11 utime, 12 stime, 13 cutime, 14 cstime), clock ticks (USER_HZ = 100) as seconds.
+const statSeconds = (stat: string, from: number, to: number) =>
+  stat
+    .slice(stat.lastIndexOf(") ") + 2)
+    .split(" ")
+    .slice(from, to + 1)
+    .reduce((s, v) => s + Number(v), 0) / 100;
+
+// utime + stime of a /proc stat line, in seconds.
+const statCpuS = (stat: string) => statSeconds(stat, 11, 12);
 
 /**
  * CPU seconds of this process and of its children that have ended (utime + stime + cutime + cstime): what a
  * stretch of work that runs child processes costs, which is how long it would take on idle cores when it
  * runs one thing at a time.
  */
-export function cpuWithChildrenSeconds(): number {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
-}
+export const cpuWithChildrenSeconds = (): number => statSeconds(readFileSync("/proc/self/stat", "utf8"), 11, 14);
 
 /** CPU seconds (user + system, all threads) of a process.cpuUsage() figure of this process. */
 export const usageSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;

@@ -13,7 +13,7 @@
 //  - incrementally: minute rows loaded since the last run (loaded_at above the watermark) are grouped per
 //    series and appended to both tables as rows of their own — work follows what was loaded, not the size
 //    of the hour, and nothing is read back (reading back and rewriting an hour's rows, twenty dimension
-//    strings each, cost 6–7 times the load at 10k series);
+//    strings each, cost about 5 times the load's CPU at 10k series: docs/read-api.md, "Cost per load");
 //  - then, hours whose pre-aggregate disagrees with their minute rows (count, requests or first minute, as
 //    the read path judges them: query.ts hourTotalsSql) are rebuilt from their minute rows, newest first, in
 //    whichever table disagrees, and hours whose minute rows are all gone are dropped. Every hour is checked
@@ -23,12 +23,13 @@
 //    Rebuilding costs the whole hour's minute rows (~600k at 10k series), and the next load waits for this
 //    stage, so a run stops rebuilding once it has used its time budget (after the hour in progress, at least
 //    one hour a run so a backlog always drains) and leaves the rest to later runs; reads meanwhile take those
-//    hours' minute rows, their totals disagreeing. The oldest hour, whose minutes retention deletes a cycle at a time, is not rebuilt in
-//    mesh_board_hour while it holds fewer rows than it absorbed: reads take its minute rows until it is gone;
-//    mesh_board_minute drops its rows before the oldest minute left and so stays exact per minute;
+//    hours' minute rows, their totals disagreeing. The oldest hour, whose minutes retention deletes a cycle
+//    at a time, is not rebuilt in mesh_board_hour while it holds fewer rows than it absorbed: reads take its
+//    minute rows until it is gone; mesh_board_minute drops its rows before the oldest minute left and so
+//    stays exact per minute;
 //  - last, mesh_board_hour's hours whose rows come from more than `compactAfter` merges, or that have closed,
 //    are compacted to one row per series, which bounds what reads sum and merge. Compaction only regroups
-//    rows, so it never changes an answer nor whether an hour's counts agree, and a run that fails before it
+//    rows, so it never changes an answer nor whether an hour's totals agree, and a run that fails before it
 //    commits nothing; what it leaves undone (a process stopped) the next run finds in the table.
 // Series cross into this process as an id and their sketches only: their dimensions stay in DuckDB, grouped
 // into a temporary table the rows are written back from. Memory: one hour's series at a time (the series
@@ -156,7 +157,7 @@ export class BoardRollup {
   private conn?: DuckDBConnection;
   /** loaded_at (µs) of the newest minute rows merged; undefined until the first run. */
   private watermark?: bigint;
-  /** Whether every hour needs its counts checked (first run, or stale hours left over). */
+  /** Whether every hour needs checking against its minute rows (first run, or stale hours left over). */
   private checkAll = true;
   /** The hour (µs) checked last in turn, beside those merged into. */
   private probe?: bigint;
@@ -235,9 +236,8 @@ export class BoardRollup {
       }
       // Rows the watermark cannot see (loaded by a replica whose clock is behind) or minute rows deleted
       // other than by retention show as totals that disagree (unless as many of each: below); then every
-      // hour is checked. The oldest hour
-      // counts as agreeing while its pre-aggregate holds at least its minute rows (retention under way).
-      // Both pre-aggregates are checked, each against the minute table.
+      // hour is checked. The oldest hour counts as agreeing while its pre-aggregate holds at least its
+      // minute rows (retention under way). Both pre-aggregates are checked, each against the minute table.
       const cut = String((oldest ?? 0n) + HOUR_US);
       const [[agree]] = await one(
         `SELECT (SELECT COUNT(*) FROM ${FACT_TABLE.name}) - o.m = (SELECT COALESCE(SUM(minute_rows), 0) FROM ${BOARD_HOUR_TABLE.name}) - o.b AND o.m <= o.b ` +

@@ -350,6 +350,13 @@ export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): St
   return { sql: `SELECT ${[...keys, ...lists].join(", ")} FROM ${src.sql}${groupBySql(keys)}`, params: src.params };
 }
 
+/** hourTotalsSql's table, and its hour, minute rows and first minute, per table it compares. */
+const HOUR_TOTALS = {
+  minutes: [FACT_TABLE.name, "date_trunc('hour', minute)", "COUNT(*)", "MIN(minute)"],
+  board_hour: [BOARD_HOUR_TABLE.name, "hour", "SUM(minute_rows)", "MIN(first_minute)"],
+  board_minute: [BOARD_MINUTE_TABLE.name, "date_trunc('hour', minute)", "SUM(minute_rows)", "MIN(minute)"],
+} as const;
+
 /**
  * Per hour of a table's rows matching `where` (a WHERE clause, or ""): `hour` (TIMESTAMP), `n` the minute rows
  * (of mesh_traffic_minute) or those a pre-aggregate's rows absorbed, `r` their requests and `f` their first
@@ -358,13 +365,8 @@ export function sketchesStatement(q: TrafficQuery, scope: Scope, plan: Plan): St
  * retention deletes an hour's first minutes. The read path (usableHoursStatement) and the stage that keeps
  * the pre-aggregates (board-rollup.ts) judge by the same totals.
  */
-export function hourTotalsSql(table: "minutes" | "board_hour" | "board_minute", where: string, extra = ""): string {
-  const [name, hour, n, f] =
-    table === "minutes"
-      ? [FACT_TABLE.name, "date_trunc('hour', minute)", "COUNT(*)", "MIN(minute)"]
-      : table === "board_hour"
-        ? [BOARD_HOUR_TABLE.name, "hour", "SUM(minute_rows)", "MIN(first_minute)"]
-        : [BOARD_MINUTE_TABLE.name, "date_trunc('hour', minute)", "SUM(minute_rows)", "MIN(minute)"];
+export function hourTotalsSql(table: keyof typeof HOUR_TOTALS, where: string, extra = ""): string {
+  const [name, hour, n, f] = HOUR_TOTALS[table];
   return `SELECT ${hour} AS hour, ${n} AS n, SUM(requests) AS r, ${f} AS f${extra} FROM ${name}${where} GROUP BY 1`;
 }
 

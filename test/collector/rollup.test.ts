@@ -126,8 +126,8 @@ describe("rollup of freshly decoded summaries", () => {
 
   it("keeps a flood of keys built to collide under a computable row hash in separate rows and short chains", () => {
     // The row hash is a sum of one term per dimension. Where the terms can be computed (as with this
-    // unkeyed function, the one the fold used), two sums that collide in each of ten pairs of dimensions,
-    // found by birthday search over 512 values, combine into 2^10 keys of one hash.
+    // unkeyed function), two sums that collide in each of ten pairs of dimensions, found by birthday
+    // search over 512 values, combine into 2^10 keys of one hash.
     const term = (d: number, id: number) => {
       let x = Math.imul(id + 1, 0x9e3779b1) ^ Math.imul(d + 1, 0x85ebca6b);
       x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);

@@ -115,6 +115,18 @@ async function loadMore(producer: string, minuteMs: number, variants: Record<str
   await w.sink.load([minuteSummary(producer, 1, minuteMs, series)]);
 }
 
+/** `make_timestamp` of minute `minutes` of `hour` (ms). */
+const minuteAt = (hour: number, minutes: number) => `make_timestamp(${(hour + minutes * 60_000) * 1000})`;
+
+/** 20 minute rows, copies of a destination row with source_workload `${prefix}0` … `${prefix}19`, at each of `minutes` of `hour`, loaded now. */
+async function insertMinuteRows(hour: number, minutes: number[], prefix: string) {
+  for (const m of minutes)
+    await w.sink.connection.run(
+      `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (${minuteAt(hour, m)} AS minute, '${prefix}' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
+        `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
+    );
+}
+
 describe("read pre-aggregate", () => {
   it("built from the minute rows on its first run, it answers as they do", async () => {
     const r = await rollup.run();
@@ -312,12 +324,8 @@ describe("read pre-aggregate", () => {
 
   it("is not read for an hour whose minute rows changed while their count stayed: rows deleted as as many land, not yet merged", async () => {
     const hour = firstHour() + 9 * 3_600_000;
-    const at = (minutes: number) => `make_timestamp(${(hour + minutes * 60_000) * 1000})`;
-    for (const m of [0, 10, 20])
-      await w.sink.connection.run(
-        `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (${at(m)} AS minute, 'swap-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
-          `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
-      );
+    const at = (minutes: number) => minuteAt(hour, minutes);
+    await insertMinuteRows(hour, [0, 10, 20], "swap-");
     // Also catches up with the hours the test before built with a rollup of its own: four rebuilt, over as
     // many runs as its time budget takes on a loaded machine.
     while ((await rollup.run()).waiting > 0);
@@ -348,12 +356,8 @@ describe("read pre-aggregate", () => {
 
   it("rebuilds an hour whose minute rows changed below its watermark while their count stayed, within a round of the hours it holds", async () => {
     const hour = firstHour() + 11 * 3_600_000;
-    const at = (minutes: number) => `make_timestamp(${(hour + minutes * 60_000) * 1000})`;
-    for (const m of [0, 20])
-      await w.sink.connection.run(
-        `INSERT INTO ${FACT_TABLE.name} SELECT * EXCLUDE (i) REPLACE (${at(m)} AS minute, 'below-' || i AS source_workload, make_timestamp(${Date.now() * 1000}) AS loaded_at) ` +
-          `FROM (SELECT * FROM ${FACT_TABLE.name} WHERE reporter = 'destination' LIMIT 1), range(20) AS r(i)`,
-      );
+    const at = (minutes: number) => minuteAt(hour, minutes);
+    await insertMinuteRows(hour, [0, 20], "below-");
     const group = ["source_workload", "destination_service", "response_code"];
     expect(await rollup.run()).toMatchObject({ waiting: 0 });
     await expectApiEqualsMinuteRows(1, group, hour);
