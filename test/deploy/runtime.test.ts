@@ -17,7 +17,14 @@ const dir = mkdtempSync(join(tmpdir(), "meshlook-runtime-"));
 const children: ChildProcess[] = [];
 beforeAll(() => buildCollector({ quiet: true }));
 afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  // Each child leads its own process group, so a test that failed midway leaves no collector behind npm.
+  for (const c of children) {
+    try {
+      process.kill(-c.pid!, "SIGKILL");
+    } catch {
+      // the group is gone already
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -30,10 +37,10 @@ interface Started {
 }
 
 /** Spawns a collector command and waits for its startup line (npm prints its own lines first). */
-async function startCollector(command: string, args: string[], cwd: string, env: Record<string, string>, detached = false): Promise<Started> {
+async function startCollector(command: string, args: string[], cwd: string, env: Record<string, string>): Promise<Started> {
   const child = spawn(command, args, {
     cwd,
-    detached,
+    detached: true,
     // Retention off: the summary posted is from 1970, which the loader would drop as older than the ledger horizon.
     env: { ...process.env, MESHLOOK_PORT: "0", MESHLOOK_LOG_LEVEL: "info", MESHLOOK_LOAD_INTERVAL_S: "3600", MESHLOOK_RETENTION_MINUTE_DAYS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -109,7 +116,7 @@ describe("collector runtime", () => {
 
   it("`npm start` stops cleanly on SIGTERM to its process group, and names the address it listens on", async () => {
     const data = join(dir, "group-data");
-    const c = await startCollector("npm", ["start"], root, { MESHLOOK_HOST: "0.0.0.0", MESHLOOK_DATA_DIR: data }, true);
+    const c = await startCollector("npm", ["start"], root, { MESHLOOK_HOST: "0.0.0.0", MESHLOOK_DATA_DIR: data });
     expect(c.line).toMatch(new RegExp(`^meshlook collector listening on http://0\\.0\\.0\\.0:${c.port} \\(all IPv4 interfaces\\); `));
     expect((await fetch(`http://127.0.0.1:${c.port}/healthz`)).status).toBe(200);
     await postOneSummary(c.port, data);
