@@ -172,7 +172,7 @@ class PeerMemo {
   setOf(ptr: usize, len: i32): i32 {
     if (len < 16) return 0;
     let w = load<u64>(ptr + <usize>((len >> 1) & ~7)) ^ rotl<u64>(load<u64>(ptr + <usize>len - 8), 29) ^ <u64>len;
-    return <i32>((w * 0x9e3779b97f4a7c15) >> 59);
+    return <i32>((w * 0x9e3779b97f4a7c15) >> 59); // the product's best-mixed top 5 bits, for MEMO_SETS = 32
   }
 
   /** Copies the remembered label ids of the object at [ptr, ptr + len) to `key` from `base`; false when set `set` does not hold it. */
