@@ -7,6 +7,13 @@ import { mix64 } from "./interner";
 // slots missed about a third of them there, and each miss re-reads the peer metadata.
 const CACHE_SLOTS = 4096;
 const MAX_PROBES = 8;
+// A slot's record (FactCache.records): the spill hash (u64), the direction (i32), whether it holds facts
+// and whether they spilled (a byte each), then the fact values (i32 each).
+const REC_SPILL_HASH: usize = 0;
+const REC_DIRECTION: usize = 8;
+const REC_HAS_FACTS: usize = 12;
+const REC_SPILLED: usize = 13;
+const REC_VALUES: usize = 16;
 // Dimensions fixed by the downstream connection (inbound), in cache order.
 export const DOWNSTREAM_DIMS: StaticArray<i32> = [
   Dim.SourcePrincipal,
@@ -41,15 +48,14 @@ export class FactCache {
   private epoch: u64 = 1;
   // Per slot, the key and the epoch it was stored in (16 bytes): a probe run walks this array alone.
   private probes: StaticArray<u64> = new StaticArray<u64>(CACHE_SLOTS * 2);
-  // Per slot, one record read or written together: the spill hash (u64), the direction (i32), whether
-  // it holds facts and whether they spilled (a byte each), then the fact values (i32 each). A new
-  // connection's store touched seven arrays, at seven places of memory the host's work between two
-  // requests had long evicted from the CPU's caches; a record is one or two cache lines.
+  // Per slot, one record read or written together (the REC_ offsets): a new connection's store then writes
+  // one or two cache lines, where a field per array would write one place of memory per field, each long
+  // evicted from the CPU's caches by the host's work between two requests.
   private records: ArrayBuffer;
   private stride: usize;
 
   constructor(private dims: StaticArray<i32>) {
-    this.stride = (16 + ((<usize>dims.length) << 2) + 7) & ~7;
+    this.stride = (REC_VALUES + ((<usize>dims.length) << 2) + 7) & ~7;
     this.records = new ArrayBuffer(CACHE_SLOTS * <i32>this.stride);
   }
 
@@ -94,12 +100,12 @@ export class FactCache {
   }
 
   direction(slot: i32): i64 {
-    return load<i32>(this.record(slot), 8);
+    return load<i32>(this.record(slot), REC_DIRECTION);
   }
 
   /** Whether the slot holds facts (else only the connection's direction). */
   hasFactsAt(slot: i32): bool {
-    return load<u8>(this.record(slot), 12) != 0;
+    return load<u8>(this.record(slot), REC_HAS_FACTS) != 0;
   }
 
   /**
@@ -108,19 +114,19 @@ export class FactCache {
    */
   restore(slot: i32, key: usize): void {
     let r = this.record(slot);
-    if (load<u8>(r, 12) == 0) return;
+    if (load<u8>(r, REC_HAS_FACTS) == 0) return;
     let n = this.dims.length;
-    for (let i = 0; i < n; i++) store<i32>(key + ((<usize>unchecked(this.dims[i])) << 2), load<i32>(r + 16 + ((<usize>i) << 2)));
+    for (let i = 0; i < n; i++) store<i32>(key + ((<usize>unchecked(this.dims[i])) << 2), load<i32>(r + REC_VALUES + ((<usize>i) << 2)));
   }
 
   /** Whether a value of the cached facts did not fit in the string table (see `store`). */
   spilledAt(slot: i32): bool {
-    return load<u8>(this.record(slot), 13) != 0;
+    return load<u8>(this.record(slot), REC_SPILLED) != 0;
   }
 
   /** The spill hash of the values that did not fit, as the reads that stored the facts left it. */
   spillHashAt(slot: i32): u64 {
-    return load<u64>(this.record(slot));
+    return load<u64>(this.record(slot), REC_SPILL_HASH);
   }
 
   /**
@@ -138,12 +144,12 @@ export class FactCache {
     store<u64>(at, cacheKey);
     store<u64>(at, this.epoch, 8);
     let r = this.record(slot);
-    store<u64>(r, spillHash);
-    store<i32>(r, <i32>direction, 8);
-    store<u8>(r, key != 0 ? 1 : 0, 12);
-    store<u8>(r, spilled ? 1 : 0, 13);
+    store<u64>(r, spillHash, REC_SPILL_HASH);
+    store<i32>(r, <i32>direction, REC_DIRECTION);
+    store<u8>(r, key != 0 ? 1 : 0, REC_HAS_FACTS);
+    store<u8>(r, spilled ? 1 : 0, REC_SPILLED);
     if (key == 0) return;
     let n = this.dims.length;
-    for (let i = 0; i < n; i++) store<i32>(r + 16 + ((<usize>i) << 2), load<i32>(key + ((<usize>unchecked(this.dims[i])) << 2)));
+    for (let i = 0; i < n; i++) store<i32>(r + REC_VALUES + ((<usize>i) << 2), load<i32>(key + ((<usize>unchecked(this.dims[i])) << 2)));
   }
 }

@@ -42,6 +42,11 @@ export function mix64(x: u64): u64 {
   return x ^ (x >> 31);
 }
 
+// Size of the memo of recent values (Interner.recent): twice the distinct dimension values a sidecar's
+// new connections bring between repeats in bookinfo (a few peers, seven values each), so that they
+// rarely evict each other.
+const RECENT_BITS: u64 = 8;
+
 /**
  * Memo slot (Interner.recent) of a value of `len` bytes: from its length and its first and last eight
  * bytes, where dimension values differ (a workload's suffix, a service account), with one multiply.
@@ -64,11 +69,6 @@ export function sameBytes(a: usize, b: usize, len: i32): bool {
   for (; i < len; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
   return true;
 }
-
-// Size of the memo of recent values (Interner.recent): twice the distinct dimension values a sidecar's
-// new connections bring between repeats in bookinfo (a few peers, seven values each), so that they
-// rarely evict each other.
-const RECENT_BITS: u64 = 8;
 
 export class Interner {
   private arena: ArrayBuffer;

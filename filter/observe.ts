@@ -168,10 +168,11 @@ class PeerMemo {
     memory.fill(changetype<usize>(this.lengths), 0, (<usize>(MEMO_SETS * 2)) << 2);
   }
 
-  set(ptr: usize, len: i32): i32 {
+  /** The set the object at [ptr, ptr + len) is looked up and stored in (0 when shorter than the two words read). */
+  setOf(ptr: usize, len: i32): i32 {
     if (len < 16) return 0;
     let w = load<u64>(ptr + <usize>((len >> 1) & ~7)) ^ rotl<u64>(load<u64>(ptr + <usize>len - 8), 29) ^ <u64>len;
-    return <i32>((w * 0x9e3779b97f4a7c15) >> 59);
+    return <i32>((w * 0x9e3779b97f4a7c15) >> 59); // the product's best-mixed top 5 bits, for MEMO_SETS = 32
   }
 
   /** Copies the remembered label ids of the object at [ptr, ptr + len) to `key` from `base`; false when set `set` does not hold it. */
@@ -636,7 +637,7 @@ export class Observer {
     let emptyWhole = false;
     if (form == PEER_UNKNOWN || form == PEER_STRUCT) {
       if (hb.readAt(downstream ? DOWNSTREAM_PEER.whole : UPSTREAM_PEER.whole)) {
-        let set = this.peers.set(hb.ptr, hb.len);
+        let set = this.peers.setOf(hb.ptr, hb.len);
         if (this.peers.restore(set, downstream, hb.ptr, hb.len, this.key, base)) {
           hb.release();
           return true;

@@ -324,6 +324,7 @@ export class MeshlookRoot extends Root {
     this.windowStartNs = now;
   }
 
+  /** Moves the outbox's drop tallies into the stats and the pending log lines: after a push or a resize, which may drop. */
   private noteDrops(outbox: Outbox): void {
     this.tooLargeLog.note(outbox.tooLarge, tooLargeSummariesMetric, tooLargeRequestsMetric);
     this.evictedLog.note(outbox.evicted, evictedSummariesMetric, evictedRequestsMetric);

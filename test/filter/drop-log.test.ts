@@ -4,7 +4,7 @@
 // not logged yet when the VM stops is logged then.
 import { describe, expect, it } from "vitest";
 import type { ManualClock, Sidecar } from "../../sim/host/index.ts";
-import { DEBUG_WASM, decodeBodies, idle, loadModule, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
+import { DEBUG_WASM, decodeBodies, decodeBody, idle, loadModule, meshlookSidecar, startCollector, syntheticStream, type CollectorReply } from "./fixtures.ts";
 
 const TOO_LARGE = "summary larger than max_pending_bytes";
 const EVICTED = "pending budget full, oldest dropped";
@@ -66,7 +66,7 @@ describe("filter logging of dropped summaries", () => {
       expected.summaries = expected.series = expected.requests = 0;
       return e;
     };
-    const want: { summaries: number; series: number; requests: number; reason: string }[] = [];
+    const want: Omit<DropLine, "atMs">[] = [];
     for (let t = 0; t < 90; t++) {
       const big = t < 5 || t === 80;
       if (big) {
@@ -121,12 +121,12 @@ describe("filter logging of dropped summaries", () => {
     const acked = new Set(
       collector.bodies
         .filter((b) => b.status === 200)
-        .map((b) => decodeBodies([b])[0].seq)
+        .map((b) => decodeBody(b.body).seq)
         .filter((seq) => seq < windows),
     );
     const dropped = [...Array(windows).keys()].filter((t) => !acked.has(t));
     expect(dropped.length).toBeGreaterThan(100);
-    const total = (f: (l: { summaries: number; series: number; requests: number }) => number) => lines.reduce((a, l) => a + f(l), 0);
+    const total = (f: (l: DropLine) => number) => lines.reduce((a, l) => a + f(l), 0);
     expect(lines.every((l) => l.reason.startsWith(EVICTED))).toBe(true);
     expect({ summaries: total((l) => l.summaries), series: total((l) => l.series), requests: total((l) => l.requests) }).toEqual({
       summaries: dropped.length,

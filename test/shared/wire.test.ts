@@ -266,8 +266,8 @@ describe("codec", () => {
   });
 
   it("reads every pair of Rice parameters at every bit offset, for entries either side of a 4-byte window and at the input's end", () => {
-    // Entries whose gap and count change take 20 to 30 bits together straddle the decoder's one-window
-    // read; escapes and the last 14 bytes take its other paths. The expected buckets are the ones the
+    // Entries whose gap and count change take 20 to 30 bits together, either side of what the decoder's
+    // one-window read takes (24); escapes and the last 14 bytes take its other paths. The expected buckets are the ones the
     // independent writer encoded, never a decode.
     const rnd = mulberry32(2024);
     const scale = 8;
@@ -385,8 +385,8 @@ describe("codec", () => {
   });
 
   it("computes zlib's CRC-32 from any start and over any length, in Node and in wasm", () => {
-    // Starts and lengths around the eight-byte steps, over random bytes and all-ones bytes (every table
-    // index at its top, the register's sign bit set).
+    // Starts and lengths around the eight-byte steps, over random, all-ones (every table index at its
+    // top, the register's sign bit set) and all-zero bytes.
     const rnd = mulberry32(802);
     const inputs = [Uint8Array.from({ length: 80 }, () => Math.floor(rnd() * 256)), new Uint8Array(80).fill(0xff), new Uint8Array(80)];
     for (const bytes of inputs) {
