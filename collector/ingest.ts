@@ -39,8 +39,6 @@ export const MAX_SUMMARY_REQUESTS = 2 ** 40;
  * past it, such as one a huge summary grew, are left to the garbage collector.
  */
 const SPARE_COLUMNS_BYTES = 16 << 20;
-const columnsBytes = (c: SeriesColumns) =>
-  c.refs.byteLength + c.numbers.byteLength + c.scales.byteLength + c.bucketEnd.byteLength + c.bucketIndex.byteLength + c.bucketCount.byteLength;
 
 /** Settings of the ingest checks that do not depend on the body's encoding (docs/security.md). */
 export interface IngestLimits {
@@ -129,12 +127,12 @@ export class Ingestor {
       return { status: "spool_full", message: `spool holds ${this.spool.bytes} unloaded bytes (limit ${this.spoolMaxBytes})` };
     }
     let cols = this.spareColumns.pop();
-    if (cols) this.spareBytes -= columnsBytes(cols);
+    if (cols) this.spareBytes -= cols.heldBytes();
     else cols = new SeriesColumns();
     try {
       return await this.acceptInto(body, receivedAtMs, caller, cols);
     } finally {
-      const bytes = columnsBytes(cols);
+      const bytes = cols.heldBytes();
       if (this.spareBytes + bytes <= SPARE_COLUMNS_BYTES) {
         this.spareColumns.push(cols);
         this.spareBytes += bytes;

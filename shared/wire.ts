@@ -495,6 +495,11 @@ export class SeriesColumns {
   bucketIndex: Int32Array = new Int32Array(4096);
   bucketCount: Float64Array = new Float64Array(4096);
 
+  /** Bytes the columns hold (their capacity, not what the last summary used). */
+  heldBytes(): i32 {
+    return this.refs.byteLength + this.numbers.byteLength + this.scales.byteLength + this.bucketEnd.byteLength + this.bucketIndex.byteLength + this.bucketCount.byteLength;
+  }
+
   /** Index of series i's first bucket in bucketIndex/bucketCount. */
   bucketStart(i: i32): i32 {
     return i == 0 ? 0 : unchecked(this.bucketEnd[i - 1]);
